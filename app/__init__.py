@@ -1,0 +1,1 @@
+"""Wiring: the qasync loop, start-up and shutdown, controllers, the CLI."""

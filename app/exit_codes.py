@@ -1,0 +1,7 @@
+"""Exit codes that scripts can rely on."""
+
+OK = 0
+FAILED = 1  # the operation ran and failed (broker refused, some items failed)
+USAGE = 2  # bad command line or bad configuration
+UNAVAILABLE = 3  # RabbitMQ or Redis could not be reached
+INTERRUPTED = 130  # Ctrl+C

@@ -1,0 +1,1 @@
+"""Qt-free asyncio services: AMQP, Redis, aggregation, configuration."""

@@ -1,0 +1,415 @@
+"""Faithful, safe serialisation of an AMQP message for the parking store.
+
+A parked message must come back byte for byte: the body, every basic
+property, and every header value with the Python type pamqp decoded it to,
+so that a requeue republishes what arrived. Nothing here unpickles: values
+are written as type-tagged JSON (orjson) and read back by a small decoder
+that only knows the AMQP field types.
+
+How pamqp (4.x) decodes field-table values, and therefore what a header can
+hold (``pamqp.decode.TABLE_MAPPING``):
+
+=========================  ====================================================
+wire type                  Python value
+=========================  ====================================================
+``t``                      ``bool``
+``b B s u I i l L``        ``int`` (8- to 64-bit, signed and unsigned)
+``f d``                    ``float`` (32-bit floats widened to a double)
+``D``                      ``decimal.Decimal`` (scale + 32-bit mantissa)
+``S`` long string          ``str``, or ``bytes`` when it is not valid UTF-8
+``x`` byte array           ``bytearray``
+``T`` timestamp            ``datetime`` (aware, UTC)
+``F`` table / ``A`` array  ``dict`` / ``list``, nested to any depth
+``V`` (and ``\\x00``)       ``None``
+=========================  ====================================================
+
+The encoding: ``None``, ``bool``, ``str``, 64-bit ``int`` and finite
+``float`` are plain JSON (orjson writes floats with the shortest text that
+reads back to the same double, ``-0.0`` included). Everything else is a
+two-element JSON array ``[tag, payload]``: ``["F", {...}]`` table,
+``["A", [...]]`` array, ``["b", base64]`` bytes, ``["x", base64]`` bytearray,
+``["D", "1.50"]`` Decimal (``str`` keeps the exponent), ``["T", iso]``
+datetime (naive stays naive, aware keeps its UTC offset), ``["f", "nan"]``
+non-finite float, ``["i", "123..."]`` int beyond 64 bits. Since every JSON
+array is tagged, decoding is unambiguous.
+
+This module imports nothing from the AMQP client, so views may use its data
+types; :func:`record_from_delivery` takes any object shaped like
+``aiormq.abc.DeliveredMessage``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import decimal
+import hashlib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+PROPERTY_NAMES: tuple[str, ...] = (
+    "content_type",
+    "content_encoding",
+    "delivery_mode",
+    "priority",
+    "correlation_id",
+    "reply_to",
+    "expiration",
+    "message_id",
+    "timestamp",
+    "type",
+    "user_id",
+    "app_id",
+    "cluster_id",
+)
+"""Basic properties other than headers, by their AMQP names (``type`` is
+pamqp's ``message_type``; ``cluster_id`` is deprecated but kept when set)."""
+
+_PAMQP_ATTRIBUTE = {"type": "message_type"}
+
+REDELIVERY_HEADERS: frozenset[str] = frozenset({"x-delivery-count"})
+"""Headers the broker adds or changes when it redelivers a message (quorum
+queues count deliveries in ``x-delivery-count``): left out of the fingerprint
+so a redelivery is recognised as the message already parked."""
+
+_INT_MIN = -(2**63)
+_INT_MAX = 2**64 - 1
+
+# Field names of a record in a Redis hash.
+F_BODY = "body"
+F_PROPS = "props"
+F_HEADERS = "headers"
+F_EXCHANGE = "exchange"
+F_ROUTING_KEY = "rkey"
+RECORD_FIELDS: tuple[str, ...] = (F_BODY, F_PROPS, F_HEADERS, F_EXCHANGE, F_ROUTING_KEY)
+
+
+class CodecError(ValueError):
+    """Stored data that is not a valid encoded record."""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    """One AMQP message, whole: what a requeue needs to republish it unchanged.
+
+    ``properties`` holds the basic properties that are set (AMQP names, see
+    :data:`PROPERTY_NAMES`), ``headers`` the header table as pamqp decoded it,
+    ``exchange``/``routing_key`` where the message was delivered from (for a
+    dead letter: the dead-letter exchange and the key it was routed with).
+    """
+
+    body: bytes
+    properties: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, Any] = field(default_factory=dict)
+    exchange: str = ""
+    routing_key: str = ""
+
+
+class _PropertiesLike(Protocol):
+    headers: Any
+
+
+class _HeaderLike(Protocol):
+    @property
+    def properties(self) -> Any: ...
+
+
+class DeliveryLike(Protocol):
+    """What :func:`record_from_delivery` reads (``aiormq.abc.DeliveredMessage``)."""
+
+    @property
+    def body(self) -> bytes: ...
+
+    @property
+    def header(self) -> Any: ...
+
+    @property
+    def exchange(self) -> str | None: ...
+
+    @property
+    def routing_key(self) -> str | None: ...
+
+
+def record_from_delivery(message: DeliveryLike) -> MessageRecord:
+    """The record of one delivered message (aiormq level, no aio-pika wrapper)."""
+    props = message.header.properties
+    properties: dict[str, Any] = {}
+    for name in PROPERTY_NAMES:
+        value = getattr(props, _PAMQP_ATTRIBUTE.get(name, name), None)
+        if value is not None:
+            properties[name] = value
+    headers = props.headers
+    return MessageRecord(
+        body=bytes(message.body),
+        properties=properties,
+        headers=dict(headers) if isinstance(headers, dict) else {},
+        exchange=message.exchange or "",
+        routing_key=message.routing_key or "",
+    )
+
+
+# --------------------------------------------------------------------------- values
+
+
+def encode_value(value: Any) -> Any:
+    """One AMQP field value as JSON-ready, type-tagged data."""
+    if value is None or value is True or value is False or type(value) is str:
+        return value
+    if isinstance(value, int):
+        if _INT_MIN <= value <= _INT_MAX:
+            return int(value)
+        return ["i", str(int(value))]
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return float(value)
+        return ["f", repr(float(value))]
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, dict):
+        return ["F", {_key(k): encode_value(v) for k, v in value.items()}]
+    if isinstance(value, list | tuple):
+        return ["A", [encode_value(v) for v in value]]
+    if isinstance(value, bytearray):
+        return ["x", base64.b64encode(value).decode("ascii")]
+    if isinstance(value, bytes | memoryview):
+        return ["b", base64.b64encode(value).decode("ascii")]
+    if isinstance(value, decimal.Decimal):
+        return ["D", str(value)]
+    if isinstance(value, datetime.datetime):
+        return ["T", value.isoformat()]
+    raise TypeError(f"not an AMQP field value: {type(value).__name__}")
+
+
+def _key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bytes):
+        return key.decode("utf-8", "surrogateescape")
+    raise TypeError(f"field-table key must be a string, not {type(key).__name__}")
+
+
+def decode_value(data: Any) -> Any:
+    """The inverse of :func:`encode_value`."""
+    if not isinstance(data, list):
+        if data is None or isinstance(data, bool | int | float | str):
+            return data
+        raise CodecError(f"unexpected JSON value {type(data).__name__}")
+    if len(data) != 2 or not isinstance(data[0], str):
+        raise CodecError("tagged value must be [tag, payload]")
+    tag, payload = data
+    try:
+        if tag == "F" and isinstance(payload, dict):
+            return {str(k): decode_value(v) for k, v in payload.items()}
+        if tag == "A" and isinstance(payload, list):
+            return [decode_value(v) for v in payload]
+        if tag == "b":
+            return base64.b64decode(payload, validate=True)
+        if tag == "x":
+            return bytearray(base64.b64decode(payload, validate=True))
+        if tag == "D":
+            return decimal.Decimal(payload)
+        if tag == "T":
+            return datetime.datetime.fromisoformat(payload)
+        if tag == "f":
+            return float(payload)
+        if tag == "i":
+            return int(payload)
+    except (AttributeError, TypeError, ValueError, binascii.Error, decimal.InvalidOperation) as exc:
+        raise CodecError(f"bad payload for tag {tag!r}: {exc}") from None
+    raise CodecError(f"unknown tag {tag!r} or payload of the wrong type")
+
+
+def encode_table(table: Mapping[str, Any]) -> bytes:
+    """A field table (headers, properties) as tagged JSON, keys sorted."""
+    return orjson.dumps(
+        {_key(k): encode_value(v) for k, v in table.items()}, option=orjson.OPT_SORT_KEYS
+    )
+
+
+def decode_table(data: bytes | str) -> dict[str, Any]:
+    """The inverse of :func:`encode_table`."""
+    try:
+        raw = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise CodecError(f"not JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise CodecError("a table must be a JSON object")
+    return {k: decode_value(v) for k, v in raw.items()}
+
+
+# --------------------------------------------------------------------------- records
+
+
+def encode_record(record: MessageRecord) -> dict[str, bytes]:
+    """The record as Redis hash fields (:data:`RECORD_FIELDS`)."""
+    return {
+        F_BODY: record.body,
+        F_PROPS: encode_table(record.properties),
+        F_HEADERS: encode_table(record.headers),
+        F_EXCHANGE: record.exchange.encode("utf-8", "surrogateescape"),
+        F_ROUTING_KEY: record.routing_key.encode("utf-8", "surrogateescape"),
+    }
+
+
+def decode_record(fields: Mapping[bytes, bytes] | Mapping[str, bytes]) -> MessageRecord:
+    """A record from Redis hash fields (``HGETALL``; other fields are ignored).
+
+    Raises :class:`CodecError` when a field is missing or malformed.
+    """
+    values: dict[str, bytes] = {}
+    for key, value in fields.items():
+        name = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
+        values[name] = value
+    missing = [name for name in RECORD_FIELDS if name not in values]
+    if missing:
+        raise CodecError(f"record fields missing: {', '.join(missing)}")
+    return MessageRecord(
+        body=bytes(values[F_BODY]),
+        properties=decode_table(values[F_PROPS]),
+        headers=decode_table(values[F_HEADERS]),
+        exchange=bytes(values[F_EXCHANGE]).decode("utf-8", "surrogateescape"),
+        routing_key=bytes(values[F_ROUTING_KEY]).decode("utf-8", "surrogateescape"),
+    )
+
+
+def record_fingerprint(record: MessageRecord, encoded: Mapping[str, bytes] | None = None) -> str:
+    """SHA-256 (hex) of the encoded body, properties and headers (``x-death`` included).
+
+    Headers the broker changes on redelivery (:data:`REDELIVERY_HEADERS`) are
+    left out, so a message redelivered after a crash has the fingerprint it
+    had when it was parked. Pass ``encoded`` (from :func:`encode_record`) to
+    reuse work already done.
+    """
+    encoded = encoded if encoded is not None else encode_record(record)
+    headers = encoded[F_HEADERS]
+    if REDELIVERY_HEADERS.intersection(record.headers):
+        headers = encode_table(
+            {k: v for k, v in record.headers.items() if k not in REDELIVERY_HEADERS}
+        )
+    digest = hashlib.sha256()
+    for part in (encoded[F_BODY], encoded[F_PROPS], headers):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- x-death
+
+
+@dataclass(frozen=True, slots=True)
+class DeathRecord:
+    """One entry of the ``x-death`` header: a (queue, reason) the message died for."""
+
+    queue: str
+    reason: str
+    count: int = 0
+    time: datetime.datetime | None = None
+    exchange: str = ""
+    routing_keys: tuple[str, ...] = ()
+
+    @property
+    def time_ms(self) -> int | None:
+        """``time`` in epoch milliseconds (naive times are taken as UTC)."""
+        if self.time is None:
+            return None
+        moment = self.time
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.UTC)
+        return int(moment.timestamp() * 1000)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    return ""
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return max(value, 0)
+    if isinstance(value, float | decimal.Decimal):
+        try:
+            return max(int(value), 0)
+        except (OverflowError, ValueError):
+            return 0
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return 0
+
+
+def _time(value: Any) -> datetime.datetime | None:
+    if isinstance(value, datetime.datetime):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            seconds = value / 1000 if value > 0xFFFFFFFF else value
+            return datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    return None
+
+
+def _routing_keys(value: Any) -> tuple[str, ...]:
+    if isinstance(value, list | tuple):
+        return tuple(_text(v) for v in value if isinstance(v, str | bytes | bytearray))
+    if isinstance(value, str | bytes | bytearray):
+        return (_text(value),)
+    return ()
+
+
+def _death(entry: Mapping[Any, Any]) -> DeathRecord:
+    return DeathRecord(
+        queue=_text(entry.get("queue")),
+        reason=_text(entry.get("reason")),
+        count=_count(entry.get("count")),
+        time=_time(entry.get("time")),
+        exchange=_text(entry.get("exchange")),
+        routing_keys=_routing_keys(entry.get("routing-keys")),
+    )
+
+
+def parse_x_death(headers: Any) -> tuple[DeathRecord, ...]:
+    """The ``x-death`` history, most recent first; never raises.
+
+    Malformed input (no headers, ``x-death`` not a list, entries not tables,
+    fields of odd types) gives what can be read: unreadable fields become
+    empty strings, 0 or None, entries that are not tables are skipped.
+    """
+    if not isinstance(headers, Mapping):
+        return ()
+    raw = headers.get("x-death")
+    if isinstance(raw, Mapping):
+        raw = [raw]
+    if not isinstance(raw, list | tuple):
+        return ()
+    return tuple(_death(entry) for entry in raw if isinstance(entry, Mapping))
+
+
+def first_death(headers: Any) -> DeathRecord | None:
+    """Where and why the message died first (``x-first-death-*``); never raises.
+
+    The matching ``x-death`` entry gives count, time and routing keys; without
+    ``x-first-death-*`` headers the oldest ``x-death`` entry is used; None when
+    the message carries no death information at all.
+    """
+    deaths = parse_x_death(headers)
+    if not isinstance(headers, Mapping):
+        return None
+    queue = _text(headers.get("x-first-death-queue"))
+    reason = _text(headers.get("x-first-death-reason"))
+    exchange = _text(headers.get("x-first-death-exchange"))
+    if queue or reason:
+        for death in deaths:
+            if death.queue == queue and death.reason == reason:
+                return death
+        return DeathRecord(queue=queue, reason=reason, exchange=exchange)
+    return deaths[-1] if deaths else None

@@ -1,0 +1,346 @@
+"""Configuration: TOML files with named profiles, with secrets from the environment."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import platformdirs
+
+from resources import resource_path
+
+ENV_CONFIG = "PAYOPS_CONFIG"
+ENV_PROFILE = "PAYOPS_PROFILE"
+ENV_AMQP_URL = "PAYOPS_AMQP_URL"
+ENV_REDIS_URL = "PAYOPS_REDIS_URL"
+CONFIG_FILE_NAME = "config.toml"
+
+
+class ConfigError(Exception):
+    """A configuration problem, with a message that names the file and the key."""
+
+
+@dataclass(frozen=True)
+class FieldPaths:
+    """Dotted paths into a JSON body where the payment fields live."""
+
+    payment_id: str = "payment_id"
+    merchant: str = "merchant"
+    amount: str = "amount"
+    currency: str = "currency"
+    status: str = "status"
+    timestamp: str = "created_at"
+
+
+@dataclass(frozen=True)
+class TapBinding:
+    """One binding of the console's tap queue."""
+
+    exchange: str
+    routing_key: str = "#"
+
+    @classmethod
+    def parse(cls, text: str) -> TapBinding:
+        """``"exchange"`` binds with ``#``; ``"exchange:key"`` binds with ``key``."""
+        exchange, sep, key = text.partition(":")
+        return cls(exchange, key if sep else "#")
+
+    def __str__(self) -> str:
+        return self.exchange if self.routing_key == "#" else f"{self.exchange}:{self.routing_key}"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One named profile: where the broker and Redis are and what to watch."""
+
+    name: str
+    amqp_url: str
+    redis_url: str
+    tap_exchanges: tuple[TapBinding, ...] = ()
+    watch_queues: tuple[str, ...] = ()
+    dead_letter_queues: tuple[str, ...] = ()
+    failure_statuses: tuple[str, ...] = ("failed",)
+    fields: FieldPaths = field(default_factory=FieldPaths)
+    tap_max_length: int = 50_000
+    tap_expires_s: int = 60
+    depth_poll_interval_s: float = 1.0
+    redis_prefix: str = "payops"
+    operator: str | None = None
+    read_only: bool = False
+    cancel_exchange: str | None = None
+    cancel_routing_key: str = "payment.cancelled"
+    source: str = "<built-in>"
+
+    @property
+    def amqp_display_url(self) -> str:
+        """The AMQP URL with any password removed, safe to show and log."""
+        return redact_url(self.amqp_url)
+
+    @property
+    def redis_display_url(self) -> str:
+        """The Redis URL with any password removed, safe to show and log."""
+        return redact_url(self.redis_url)
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A parsed config file: its path, its default profile and its profile names."""
+
+    path: Path | None
+    default_profile: str | None
+    profiles: Mapping[str, Mapping[str, Any]]
+
+    @property
+    def label(self) -> str:
+        """How to name this file in messages."""
+        return str(self.path) if self.path else "<built-in default config>"
+
+
+def redact_url(url: str) -> str:
+    """Replace the password in a URL with ``***``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def user_config_path() -> Path:
+    """The platform's per-user config file for PayOps."""
+    return Path(platformdirs.user_config_dir("payops")) / CONFIG_FILE_NAME
+
+
+def find_config_file(
+    explicit: str | os.PathLike[str] | None, env: Mapping[str, str]
+) -> Path | None:
+    """Which config file to read: --config, then $PAYOPS_CONFIG, then the user file.
+
+    Returns None when none is given and the user file does not exist (the
+    built-in demo config is used then).
+    """
+    if explicit:
+        return Path(explicit)
+    if env.get(ENV_CONFIG):
+        return Path(env[ENV_CONFIG])
+    candidate = user_config_path()
+    return candidate if candidate.is_file() else None
+
+
+def read_config(path: Path | None) -> LoadedConfig:
+    """Parse a config file (or the built-in default when ``path`` is None)."""
+    real = path or resource_path("default_config.toml")
+    label = str(path) if path else "<built-in default config>"
+    try:
+        raw = real.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {label} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {label} is a directory, not a file") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {label} cannot be read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {label} is not UTF-8 text (byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {label} is not valid TOML: {exc}") from None
+    _reject_unknown(data, {"default_profile", "profiles"}, "", label)
+    profiles = data.get("profiles", {})
+    if not isinstance(profiles, dict) or not profiles:
+        raise ConfigError(f"config file {label}: 'profiles' must hold at least one [profiles.NAME]")
+    for name, body in profiles.items():
+        if not isinstance(body, dict):
+            raise ConfigError(f"config file {label}: profiles.{name} must be a table")
+    default = data.get("default_profile")
+    if default is not None and not isinstance(default, str):
+        raise ConfigError(f"config file {label}: default_profile must be a string")
+    return LoadedConfig(path, default, profiles)
+
+
+def load_profile(
+    config: str | os.PathLike[str] | None = None,
+    profile: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Profile:
+    """Find the config file, pick the profile and validate it."""
+    env = os.environ if env is None else env
+    loaded = read_config(find_config_file(config, env))
+    name = pick_profile_name(loaded, profile or env.get(ENV_PROFILE))
+    return build_profile(loaded, name, env)
+
+
+def pick_profile_name(loaded: LoadedConfig, requested: str | None) -> str:
+    """The profile to use: the requested one, the file's default, or its only one."""
+    names = sorted(loaded.profiles)
+    if requested:
+        if requested not in loaded.profiles:
+            raise ConfigError(
+                f"config file {loaded.label}: no profile named '{requested}'"
+                f" (profiles: {', '.join(names)})"
+            )
+        return requested
+    if loaded.default_profile:
+        if loaded.default_profile not in loaded.profiles:
+            raise ConfigError(
+                f"config file {loaded.label}: default_profile '{loaded.default_profile}'"
+                f" names no profile (profiles: {', '.join(names)})"
+            )
+        return loaded.default_profile
+    if len(names) == 1:
+        return names[0]
+    raise ConfigError(
+        f"config file {loaded.label}: several profiles ({', '.join(names)}) and no"
+        " default_profile; choose one with --profile"
+    )
+
+
+_PROFILE_KEYS = {f.name for f in fields(Profile)} - {"name", "source"}
+_FIELD_KEYS = {f.name for f in fields(FieldPaths)}
+
+
+def build_profile(loaded: LoadedConfig, name: str, env: Mapping[str, str]) -> Profile:
+    """Validate ``profiles.NAME`` of a loaded file into a Profile."""
+    raw = dict(loaded.profiles[name])
+    where = f"profiles.{name}"
+    checker = _Checker(loaded.label, where)
+    _reject_unknown(raw, _PROFILE_KEYS, where, loaded.label)
+
+    amqp_url = env.get(ENV_AMQP_URL) or checker.optional_string(raw, "amqp_url")
+    redis_url = env.get(ENV_REDIS_URL) or checker.optional_string(raw, "redis_url")
+    if not amqp_url:
+        raise ConfigError(
+            f"config file {loaded.label}: {where}.amqp_url is missing"
+            f" (set it in the file or in {ENV_AMQP_URL})"
+        )
+    if not redis_url:
+        raise ConfigError(
+            f"config file {loaded.label}: {where}.redis_url is missing"
+            f" (set it in the file or in {ENV_REDIS_URL})"
+        )
+    _check_url_scheme(amqp_url, ("amqp", "amqps"), f"{where}.amqp_url", loaded.label)
+    _check_url_scheme(redis_url, ("redis", "rediss", "unix"), f"{where}.redis_url", loaded.label)
+
+    fields_raw = raw.get("fields", {})
+    if not isinstance(fields_raw, dict):
+        raise ConfigError(f"config file {loaded.label}: {where}.fields must be a table")
+    _reject_unknown(fields_raw, _FIELD_KEYS, f"{where}.fields", loaded.label)
+    field_checker = _Checker(loaded.label, f"{where}.fields")
+    field_paths = FieldPaths(**{k: field_checker.string(fields_raw, k) for k in fields_raw})
+
+    defaults = Profile(name=name, amqp_url="", redis_url="")
+    bindings = tuple(TapBinding.parse(text) for text in checker.string_list(raw, "tap_exchanges"))
+    return Profile(
+        name=name,
+        amqp_url=amqp_url,
+        redis_url=redis_url,
+        tap_exchanges=bindings,
+        watch_queues=tuple(checker.string_list(raw, "watch_queues")),
+        dead_letter_queues=tuple(checker.string_list(raw, "dead_letter_queues")),
+        failure_statuses=tuple(
+            checker.string_list(raw, "failure_statuses", default=defaults.failure_statuses)
+        ),
+        fields=field_paths,
+        tap_max_length=checker.integer(raw, "tap_max_length", defaults.tap_max_length, 1),
+        tap_expires_s=checker.integer(raw, "tap_expires_s", defaults.tap_expires_s, 1),
+        depth_poll_interval_s=checker.number(
+            raw, "depth_poll_interval_s", defaults.depth_poll_interval_s, 0.1
+        ),
+        redis_prefix=checker.optional_string(raw, "redis_prefix") or defaults.redis_prefix,
+        operator=checker.optional_string(raw, "operator"),
+        read_only=checker.boolean(raw, "read_only", defaults.read_only),
+        cancel_exchange=checker.optional_string(raw, "cancel_exchange"),
+        cancel_routing_key=checker.optional_string(raw, "cancel_routing_key")
+        or defaults.cancel_routing_key,
+        source=loaded.label,
+    )
+
+
+@dataclass(frozen=True)
+class _Checker:
+    """Type checks for one table, with messages naming the file and the key."""
+
+    label: str
+    where: str
+
+    def fail(self, key: str, expected: str, value: object) -> ConfigError:
+        return ConfigError(
+            f"config file {self.label}: {self.where}.{key} must be {expected},"
+            f" not {type(value).__name__} {value!r}"
+        )
+
+    def optional_string(self, raw: Mapping[str, Any], key: str) -> str | None:
+        if key not in raw:
+            return None
+        value = raw[key]
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(key, "a non-empty string", value)
+        return value
+
+    def string(self, raw: Mapping[str, Any], key: str) -> str:
+        value = self.optional_string(raw, key)
+        if value is None:
+            raise ConfigError(f"config file {self.label}: {self.where}.{key} is missing")
+        return value
+
+    def string_list(
+        self, raw: Mapping[str, Any], key: str, default: tuple[str, ...] = ()
+    ) -> list[str]:
+        if key not in raw:
+            return list(default)
+        value = raw[key]
+        if isinstance(value, str):
+            raise self.fail(key, f'a list of strings (write ["{value}"])', value)
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self.fail(key, "a list of non-empty strings", value)
+        return value
+
+    def integer(self, raw: Mapping[str, Any], key: str, default: int, minimum: int) -> int:
+        value = raw.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self.fail(key, f"an integer >= {minimum}", value)
+        return value
+
+    def boolean(self, raw: Mapping[str, Any], key: str, default: bool) -> bool:
+        value = raw.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(key, "true or false", value)
+        return value
+
+    def number(self, raw: Mapping[str, Any], key: str, default: float, minimum: float) -> float:
+        value = raw.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+            raise self.fail(key, f"a number >= {minimum}", value)
+        return float(value)
+
+
+def _reject_unknown(raw: Mapping[str, Any], known: set[str], where: str, label: str) -> None:
+    for key in raw:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(key, sorted(known), n=1) or sorted(
+            k for k in known if k.startswith(key) or key.startswith(k)
+        )
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        path = f"{where}.{key}" if where else key
+        raise ConfigError(f"config file {label}: unknown key '{path}'{hint}")
+
+
+def _check_url_scheme(url: str, schemes: tuple[str, ...], key: str, label: str) -> None:
+    scheme = urlsplit(url).scheme
+    if scheme not in schemes:
+        raise ConfigError(
+            f"config file {label}: {key} must start with {' or '.join(s + '://' for s in schemes)}"
+            f" (got {redact_url(url)!r})"
+        )

@@ -1,0 +1,185 @@
+"""The real console (window, controller, live flow) against the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import multiprocessing
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import aio_pika
+import numpy as np
+import orjson
+import pika
+import pytest
+from PySide6.QtGui import QImage
+
+from app.console import ConsoleSession
+from app.ui_state import UiState
+from services.config import Profile, TapBinding, load_profile
+from services.link_status import LinkState
+from tests.tcp_proxy import TcpProxy, free_port
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+
+def profile_for(exchange: str, amqp_url: str, redis_url: str) -> Profile:
+    base = load_profile(env={})
+    return dataclasses.replace(
+        base,
+        name="test",
+        amqp_url=amqp_url,
+        redis_url=redis_url,
+        tap_exchanges=(TapBinding(exchange),),
+        watch_queues=(),
+        dead_letter_queues=(),
+    )
+
+
+@pytest.fixture
+async def exchange(amqp_url: str, unique_prefix: str) -> AsyncIterator[str]:
+    name = f"{unique_prefix}events"
+    connection = await aio_pika.connect(amqp_url)
+    channel = await connection.channel()
+    await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, auto_delete=False)
+    yield name
+    await channel.exchange_delete(name)
+    await connection.close()
+
+
+@pytest.fixture
+async def session_factory(tmp_path: Path) -> AsyncIterator[Callable[[Profile], ConsoleSession]]:
+    sessions: list[tuple[ConsoleSession, asyncio.Future[None]]] = []
+
+    def start(profile: Profile) -> ConsoleSession:
+        session = ConsoleSession(profile, UiState(tmp_path / f"state{len(sessions)}.ini"))
+        session.window.resize(1280, 800)
+        sessions.append((session, asyncio.ensure_future(session.run())))
+        return session
+
+    yield start
+    for session, runner in sessions:
+        session.window.close()
+        await asyncio.wait_for(runner, 15)
+    # Closing the window stopped the live flow's process, and reaped it.
+    assert multiprocessing.active_children() == []
+
+
+def publish_with_pika(amqp_url: str, exchange: str, statuses: dict[str, int]) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    now_ms = int(time.time() * 1000)
+    for status, count in statuses.items():
+        for i in range(count):
+            body = orjson.dumps({"payment_id": f"p{i}", "status": status, "created_at": now_ms})
+            channel.basic_publish(exchange, f"payment.{status}", body)
+    connection.close()
+
+
+async def test_console_counts_exactly_what_was_published_and_plots_it(
+    amqp_url: str, redis_url: str, exchange: str, session_factory: Callable[..., ConsoleSession]
+) -> None:
+    session = session_factory(profile_for(exchange, amqp_url, redis_url))
+    tap = session.live.flow.tap
+    await eventually(tap.ready.is_set, 15, "the tap queue to be bound")
+    statuses = {"authorized": 700, "captured": 450, "declined": 37, "failed": 13}
+    await asyncio.to_thread(publish_with_pika, amqp_url, exchange, statuses)
+    aggregator = session.live.aggregator
+    await eventually(
+        lambda: aggregator.totals_by_status() == statuses, 30, "the tap to count every event"
+    )
+    plots = session.window.flow_plots
+
+    def plotted() -> dict[str, int]:
+        session.live.on_frame_timer()  # render now rather than at the next tick
+        result = {}
+        for status in statuses:
+            curve = plots.status_curve(status)
+            result[status] = -1 if curve is None else int(np.nansum(curve.getData()[1]))
+        return result
+
+    # The plots show finished seconds: once the last event's second is over, all of them.
+    await eventually(lambda: plotted() == statuses, 10, "the plots to show every event")
+    assert plotted() == statuses
+
+
+async def test_console_starts_with_the_broker_down_and_connects_when_it_comes_up(
+    amqp_url: str, redis_url: str, exchange: str, session_factory: Callable[..., ConsoleSession]
+) -> None:
+    proxy = TcpProxy(target_port=5672, port=free_port())
+    down_url = amqp_url.replace(":5672", f":{proxy.port}")
+    session = session_factory(profile_for(exchange, down_url, redis_url))
+    indicator = session.window.rabbitmq_indicator
+
+    await eventually(
+        lambda: indicator.status is not None and indicator.status.state is LinkState.FAILED,
+        15,
+        "the RabbitMQ indicator to show the failure",
+    )
+    assert "refused" in indicator.status.detail
+    assert session.window.isVisible()
+    # The loop keeps running: timers fire while the broker is down.
+    ticks = 0
+
+    def tick() -> None:
+        nonlocal ticks
+        ticks += 1
+
+    for _ in range(10):
+        asyncio.get_running_loop().call_soon(tick)
+        await asyncio.sleep(0.02)
+    assert ticks == 10
+
+    await proxy.start()  # the broker "comes up" on the configured port
+    try:
+        await eventually(lambda: indicator.status.state is LinkState.CONNECTED, 30, "a reconnect")
+        tap = session.live.flow.tap
+        await eventually(tap.ready.is_set, 15, "the tap after reconnecting")
+        await asyncio.to_thread(publish_with_pika, amqp_url, exchange, {"captured": 25})
+        await eventually(
+            lambda: session.live.aggregator.totals_by_status() == {"captured": 25},
+            30,
+            "plotting to resume",
+        )
+        # The broker goes away again: the console says so and comes back by itself.
+        await proxy.stop()
+        await eventually(
+            lambda: indicator.status.state in (LinkState.RECONNECTING, LinkState.FAILED),
+            15,
+            "the loss to show",
+        )
+        await proxy.start()
+        await eventually(lambda: indicator.status.state is LinkState.CONNECTED, 30, "reconnect")
+    finally:
+        await proxy.stop()
+
+
+async def test_main_window_screenshot_is_not_blank(
+    amqp_url: str,
+    redis_url: str,
+    exchange: str,
+    session_factory: Callable[..., ConsoleSession],
+    tmp_path: Path,
+) -> None:
+    session = session_factory(profile_for(exchange, amqp_url, redis_url))
+    tap = session.live.flow.tap
+    await eventually(tap.ready.is_set, 15, "the tap queue to be bound")
+    await asyncio.to_thread(
+        publish_with_pika, amqp_url, exchange, {"authorized": 300, "captured": 250, "failed": 9}
+    )
+    await eventually(
+        lambda: sum(session.live.aggregator.totals_by_status().values()) == 559, 30, "events"
+    )
+    session.live.on_frame_timer()
+    path = tmp_path / "console.png"
+    assert session.window.grab().save(str(path))
+    image = QImage(str(path))
+    assert image.width() >= 1000 and image.height() >= 600
+    colours = {
+        image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)
+    }
+    assert len(colours) > 50, "the window looks blank"

@@ -1,0 +1,209 @@
+"""bench_ingest: the real console ingesting N payment events against a plain aio-pika consumer.
+
+One publish of N (default 200,000) demo status events into a topic exchange
+fills two queues with the same N messages:
+
+- **reference**: a plain queue bound with ``#``, drained in a separate
+  process on a standard asyncio loop by an idiomatic aio-pika consumer
+  (``queue.consume(callback, no_ack=True)``) doing the same logical work as
+  the console: parse the JSON body, count its status.
+- **console**: the console's own tap queue. The real main window
+  (offscreen) and its live controller run on the qasync loop, the tap in the
+  live flow's own process; the tap is held back (``hold_consume``) until the
+  publish is done, then drains the queue while the frame timer keeps
+  rendering. The count is what the console process sees (the child's
+  updates arrive up to 15 times a second).
+
+Both are timed from the start of consuming until the N-th message was
+counted. The console's event-loop lag (how late a 5 ms sleeper wakes) is
+sampled throughout. Target: ratio console/reference >= 1.0, lag p99 <= 33 ms.
+
+    python -m tests.benchmarks ingest --n 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Coroutine
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any, TypeVar
+
+import aio_pika
+import orjson
+
+DEFAULT_AMQP_URL = os.environ.get("PAYOPS_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+TARGET_RATIO = 1.0
+TARGET_LAG_P99_MS = 33.0
+_T = TypeVar("_T")
+
+
+async def reference_drain(amqp_url: str, queue_name: str, n: int) -> dict[str, float]:
+    """Drain ``n`` messages with a plain aio-pika consumer; returns its rate."""
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        queue = await channel.get_queue(queue_name, ensure=False)
+        counts: Counter[str] = Counter()
+        done = asyncio.Event()
+        seen = 0
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            nonlocal seen
+            counts[orjson.loads(message.body).get("status", "unknown")] += 1
+            seen += 1
+            if seen >= n:
+                done.set()
+
+        started = time.perf_counter()
+        await queue.consume(on_message, no_ack=True)
+        await asyncio.wait_for(done.wait(), timeout=max(120.0, n / 500))
+        elapsed = time.perf_counter() - started
+        return {"rate": n / elapsed, "seconds": elapsed, "counted": float(sum(counts.values()))}
+    finally:
+        await connection.close()
+
+
+def run_plain(coroutine: Coroutine[Any, Any, _T]) -> _T:
+    """Run a coroutine to the end on a plain asyncio loop (in the calling thread)."""
+    with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
+        return runner.run(coroutine)
+
+
+def run_reference_process(amqp_url: str, queue_name: str, n: int) -> dict[str, float]:
+    """The reference in its own process, on a plain asyncio loop."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.benchmarks.bench_ingest",
+            "--reference",
+            queue_name,
+            "--n",
+            str(n),
+            "--amqp-url",
+            amqp_url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=max(300, n / 200),
+    )
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+async def console_run(amqp_url: str, n: int, state_dir: Path) -> None:
+    """Start the console, fill its tap and the reference queue, measure both."""
+    from app.console import ConsoleSession
+    from app.ui_state import UiState
+    from services.config import TapBinding, load_profile
+    from tests.benchmarks.common import LoopLagProbe, publish_events, wait_until
+
+    tag = uuid.uuid4().hex[:8]
+    exchange, ref_queue = f"bench.ingest.{tag}.events", f"bench.ingest.{tag}.reference"
+    setup = await aio_pika.connect(amqp_url)
+    channel = await setup.channel()
+    await channel.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, auto_delete=True)
+    queue = await channel.declare_queue(ref_queue, arguments={"x-max-length": n * 2})
+    await queue.bind(exchange, "#")
+
+    profile = dataclasses.replace(
+        load_profile(env={}),
+        name="bench",
+        amqp_url=amqp_url,
+        tap_exchanges=(TapBinding(exchange),),
+        watch_queues=(ref_queue,),
+        dead_letter_queues=(),
+        tap_max_length=n * 2,
+    )
+    session = ConsoleSession(profile, UiState(state_dir / "bench.ini"), hold_consume=True)
+    session.window.resize(1280, 800)
+    runner = asyncio.ensure_future(session.run())
+    try:
+        tap = session.live.flow.tap
+        await wait_until(tap.bound.is_set, 30, "the console's tap queue")
+        print(f"publishing {n:,} events ...", flush=True)
+        # On a plain asyncio loop in a worker thread: the publisher is not what is measured.
+        publish_s = await asyncio.to_thread(run_plain, publish_events(amqp_url, exchange, n))
+        print(f"  published in {publish_s:.1f} s ({n / publish_s:,.0f}/s)", flush=True)
+
+        print("reference: plain aio-pika consumer (separate process) ...", flush=True)
+        reference = await asyncio.to_thread(run_reference_process, amqp_url, ref_queue, n)
+
+        print("console: real main window, tap below aio-pika's wrapper ...", flush=True)
+        aggregator = session.live.aggregator
+        probe = LoopLagProbe()
+        probe.start()
+        started = time.perf_counter()
+        session.live.flow.release_consume()
+        await wait_until(
+            lambda: sum(aggregator.totals_by_status().values()) >= n,
+            max(120.0, n / 500),
+            f"the console to count {n:,} events",
+        )
+        console_s = time.perf_counter() - started
+        await asyncio.sleep(0.5)  # a few more frames, so lag covers rendering too
+        await probe.stop()
+        counted = sum(aggregator.totals_by_status().values())
+    finally:
+        session.window.close()
+        await asyncio.wait_for(runner, 30)
+        await channel.queue_delete(ref_queue)
+        await setup.close()
+
+    console_rate = n / console_s
+    ratio = console_rate / reference["rate"]
+    p50, p99 = probe.percentile_ms(50), probe.percentile_ms(99)
+    print()
+    print(f"bench_ingest  N={n:,}")
+    print(
+        f"  reference (aio-pika consumer)  {reference['rate']:>10,.0f} msg/s"
+        f"  ({reference['seconds']:.2f} s)"
+    )
+    print(
+        f"  console (tap + main window)    {console_rate:>10,.0f} msg/s"
+        f"  ({console_s:.2f} s, counted {counted:,})"
+    )
+    print(f"  ratio console/reference        {ratio:>10.2f}   (target >= {TARGET_RATIO})")
+    print(
+        f"  console loop lag p50 / p99     {p50:>7.1f} / {p99:.1f} ms"
+        f"   (target p99 <= {TARGET_LAG_P99_MS:.0f} ms)"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark (or, with --reference, only the reference drain)."""
+    parser = argparse.ArgumentParser(prog="bench_ingest", description=__doc__)
+    parser.add_argument("--n", type=int, default=200_000)
+    parser.add_argument("--amqp-url", default=DEFAULT_AMQP_URL)
+    parser.add_argument("--reference", metavar="QUEUE", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.reference:
+        print(json.dumps(asyncio.run(reference_drain(args.amqp_url, args.reference, args.n))))
+        return
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    import qasync
+    from PySide6.QtWidgets import QApplication
+
+    from widgets.theme import apply_theme
+
+    app = QApplication.instance() or QApplication(sys.argv)
+    assert isinstance(app, QApplication)
+    app.setQuitOnLastWindowClosed(False)
+    apply_theme(app)
+    with TemporaryDirectory() as state:
+        qasync.run(console_run(args.amqp_url, args.n, Path(state)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,283 @@
+"""bench_requeue: bulk requeue of N parked entries (default 100,000) against RabbitMQ's shovel.
+
+Set-up: N persistent payment events dead-lettered by RabbitMQ (a work queue
+with a 1 ms TTL) into a DLQ and parked by the parker; the work queue is then
+declared again without the TTL, durable, as the requeue target.
+
+- **requeue**: :meth:`ActionService.requeue` of everything parked (a query
+  target, resolved through the entry index), exactly once: claims, intent
+  records, publishes with confirms and ``mandatory=True``, completions, audit.
+  Timed end to end, target resolution included.
+- **reference**: RabbitMQ's own shovel moving the same N persistent messages
+  between two durable queues (a dynamic shovel, ``src-delete-after``
+  ``queue-length``, confirms), timed from its first message in the
+  destination until the destination holds N.
+
+The ratio is requeue rate / shovel rate (target >= 0.5). The set-up enables
+``rabbitmq_shovel`` with ``rabbitmq-plugins`` (and disables it again if it
+was not enabled; the product itself never needs it), so it needs to run where
+``rabbitmqctl`` can reach the broker. Queues, the shovel and the Redis keys
+(benchmark database, default db 14) are removed afterwards.
+
+    python -m tests.benchmarks requeue --n 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import time
+import uuid
+
+import aio_pika
+import redis.asyncio as aioredis
+
+from services.action_publisher import ActionPublisher
+from services.actions import ActionService
+from services.config import FieldPaths, Profile
+from services.entry_index import ActionTarget, Query
+from services.parked_entry import EntryState
+from services.parker import Parker
+from services.parking_store import ParkingStore
+from tests.benchmarks.common import event_bodies
+
+DEFAULT_AMQP_URL = os.environ.get("PAYOPS_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+DEFAULT_REDIS_URL = os.environ.get("PAYOPS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+TARGET_RATIO = 0.5
+SHOVEL_PLUGIN = "rabbitmq_shovel"
+
+
+async def command(*argv: str, check: bool = True) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out, _ = await proc.communicate()
+    text = out.decode(errors="replace")
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}): {text.strip()}")
+    return proc.returncode or 0, text
+
+
+async def depth(connection: aio_pika.abc.AbstractConnection, queue: str) -> int:
+    channel = await connection.channel()
+    try:
+        declared = await channel.declare_queue(queue, passive=True)
+        return declared.declaration_result.message_count or 0
+    finally:
+        await channel.close()
+
+
+async def wait_depth(
+    connection: aio_pika.abc.AbstractConnection, queue: str, n: int, timeout_s: float = 900
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while await depth(connection, queue) < n:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{queue} never reached {n:,} messages")
+        await asyncio.sleep(0.05)
+
+
+async def publish_persistent(
+    connection: aio_pika.abc.AbstractConnection, queue: str, n: int
+) -> None:
+    channel = await connection.channel(publisher_confirms=True)
+    pending: list[asyncio.Future[object]] = []
+    for _, body in event_bodies(n):
+        message = aio_pika.Message(
+            body, content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+        )
+        pending.append(asyncio.ensure_future(channel.default_exchange.publish(message, queue)))
+        if len(pending) >= 2000:
+            await asyncio.gather(*pending)
+            pending.clear()
+    await asyncio.gather(*pending)
+    await channel.close()
+
+
+async def set_up_parked(
+    connection: aio_pika.abc.AbstractConnection,
+    store: ParkingStore,
+    work: str,
+    dlq: str,
+    n: int,
+) -> float:
+    """N real dead letters parked; ``work`` declared again, plain, as the target."""
+    started = time.perf_counter()
+    channel = await connection.channel()
+    queue = await channel.declare_queue(dlq, durable=True)
+    # Dead-letter through the default exchange straight into the DLQ.
+    await channel.declare_queue(
+        work,
+        durable=True,
+        arguments={
+            "x-message-ttl": 1,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": dlq,
+        },
+    )
+    await publish_persistent(connection, work, n)
+    await wait_depth(connection, dlq, n)
+    parker = Parker(store, queue.name, FieldPaths(), prefetch=2000)
+    park_channel = await connection.channel()
+    stats = await parker.run(park_channel, once=True)
+    await park_channel.close()
+    if stats.parked != n:
+        raise RuntimeError(f"parked {stats.parked:,} of {n:,}")
+    await channel.queue_delete(work)
+    await channel.declare_queue(work, durable=True)
+    await channel.close()
+    return time.perf_counter() - started
+
+
+async def run_requeue(
+    args: argparse.Namespace,
+    connection: aio_pika.abc.AbstractConnection,
+    store: ParkingStore,
+    work: str,
+    dlq: str,
+) -> tuple[float, float]:
+    profile = Profile(
+        name="bench",
+        amqp_url=args.amqp_url,
+        redis_url=args.redis_url,
+        dead_letter_queues=(dlq,),
+        redis_prefix=store.prefix,
+    )
+    publisher = ActionPublisher(args.amqp_url, window=args.window * args.depth)
+    service = ActionService(
+        store, publisher, profile, "bench", "bench", window=args.window, depth=args.depth
+    )
+    query = Query(states=frozenset({EntryState.PARKED}))
+    try:
+        await publisher.connect()
+        started = time.perf_counter()
+        summaries, _ = await service.targets(ActionTarget.for_query(query, args.n))
+        resolved = time.perf_counter() - started
+        started = time.perf_counter()
+        report = await service.requeue(ActionTarget.for_query(query, len(summaries)))
+        elapsed = time.perf_counter() - started
+    finally:
+        await publisher.close()
+    if report.succeeded != args.n:
+        raise RuntimeError(f"requeued {report.succeeded:,} of {args.n:,}: {report.headline()}")
+    if await depth(connection, work) != args.n:
+        raise RuntimeError(f"{work} holds {await depth(connection, work):,}, not {args.n:,}")
+    return elapsed, resolved
+
+
+async def run_shovel(
+    connection: aio_pika.abc.AbstractConnection, source: str, dest: str, n: int, name: str
+) -> float:
+    channel = await connection.channel()
+    await channel.declare_queue(source, durable=True)
+    await channel.declare_queue(dest, durable=True)
+    await channel.close()
+    await publish_persistent(connection, source, n)
+    await wait_depth(connection, source, n)
+    definition = {
+        "src-protocol": "amqp091",
+        "src-uri": "amqp://",
+        "src-queue": source,
+        "src-delete-after": "queue-length",
+        "dest-protocol": "amqp091",
+        "dest-uri": "amqp://",
+        "dest-queue": dest,
+        "ack-mode": "on-confirm",
+    }
+    first: float | None = None
+    first_depth = 0
+    done: float | None = None
+
+    async def watch() -> None:
+        nonlocal first, first_depth, done
+        while True:
+            now_depth = await depth(connection, dest)
+            now = time.perf_counter()
+            if first is None and now_depth > 0:
+                first, first_depth = now, now_depth
+            if now_depth >= n:
+                done = now
+                return
+            await asyncio.sleep(0.01)
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await command("rabbitmqctl", "set_parameter", "shovel", name, json.dumps(definition))
+        await asyncio.wait_for(watcher, 900)
+    finally:
+        watcher.cancel()
+        await command("rabbitmqctl", "clear_parameter", "shovel", name, check=False)
+    assert first is not None and done is not None
+    # Rate over what moved between the first and the last observation.
+    return (done - first) * n / max(n - first_depth, 1)
+
+
+async def run(args: argparse.Namespace) -> dict[str, float]:
+    tag = uuid.uuid4().hex[:8]
+    work, dlq = f"bench.requeue.{tag}.work", f"bench.requeue.{tag}.dlq"
+    shovel_queues = [f"bench.shovel.{tag}.{part}" for part in ("src1", "dest1", "src2", "dest2")]
+    code, _ = await command("rabbitmq-plugins", "is_enabled", SHOVEL_PLUGIN, check=False)
+    was_enabled = code == 0
+    if not was_enabled:
+        print(f"set-up: enabling {SHOVEL_PLUGIN} for the reference")
+        await command("rabbitmq-plugins", "enable", SHOVEL_PLUGIN)
+    connection = await aio_pika.connect(args.amqp_url)
+    redis = aioredis.from_url(args.redis_url)
+    store = ParkingStore(redis, f"bench-requeue-{tag}")
+    try:
+        setup_s = await set_up_parked(connection, store, work, dlq, args.n)
+        print(f"set-up: {args.n:,} dead letters parked in {setup_s:.1f} s")
+        # The reference runs before and after the requeue: a busy machine drifts.
+        src, dst = shovel_queues[0], shovel_queues[1]
+        shovel_before = await run_shovel(connection, src, dst, args.n, f"bench-{tag}-1")
+        requeue_s, resolve_s = await run_requeue(args, connection, store, work, dlq)
+        src, dst = shovel_queues[2], shovel_queues[3]
+        shovel_after = await run_shovel(connection, src, dst, args.n, f"bench-{tag}-2")
+        shovel_s = (shovel_before + shovel_after) / 2
+    finally:
+        channel = await connection.channel()
+        for queue in (work, dlq, *shovel_queues):
+            with contextlib.suppress(Exception):
+                await channel.queue_delete(queue)
+        await connection.close()
+        await store.delete_all(dlq)
+        await redis.aclose()
+        if not was_enabled:
+            await command("rabbitmq-plugins", "disable", SHOVEL_PLUGIN, check=False)
+    requeue_rate = args.n / requeue_s
+    shovel_rate = args.n / shovel_s
+    ratio = requeue_rate / shovel_rate
+    print(
+        f"requeue:   {args.n:,} parked entries in {requeue_s:.2f} s = {requeue_rate:,.0f} msg/s"
+        f" (window {args.window} x {args.depth}; resolving the query alone: {resolve_s:.2f} s)"
+    )
+    print(
+        f"reference: rabbitmq shovel, {args.n:,} durable messages queue to queue in"
+        f" {shovel_s:.2f} s = {shovel_rate:,.0f} msg/s (mean of a run before,"
+        f" {args.n / shovel_before:,.0f} msg/s, and one after, {args.n / shovel_after:,.0f} msg/s)"
+    )
+    verdict = "meets" if ratio >= TARGET_RATIO else "MISSES"
+    print(f"ratio:     {ratio:.2f} (target >= {TARGET_RATIO}) - {verdict} the target")
+    print("for scale: AWS SQS redrive is capped at 500 msg/s")
+    return {"requeue_rate": requeue_rate, "shovel_rate": shovel_rate, "ratio": ratio}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench requeue", description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=100_000, help="parked entries (default 100,000)")
+    parser.add_argument("--window", type=int, default=500, help="entries per window")
+    parser.add_argument("--depth", type=int, default=3, help="windows awaiting confirms at once")
+    parser.add_argument("--amqp-url", default=DEFAULT_AMQP_URL)
+    parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
+    return parser.parse_args(argv)
+
+
+async def main(argv: list[str] | None = None) -> None:
+    await run(parse_args(argv))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,509 @@
+"""bench_table: the failed-payments table with N parked entries (default 1,000,000).
+
+Parks N small, realistic dead letters straight into Redis through
+``ParkingStore.park_many`` (worker processes, not RabbitMQ: this benchmark is
+about the table), then, in one process with a real offscreen
+``FailedPaymentsView``, measures:
+
+- first rows: ``store.page`` + ``EntryIndex.add`` + the view showing them;
+- the full load: ``store.iter_summaries`` into the index, the view refreshing
+  (throttled) while it runs;
+- search (text), filter (state + reason + amount range + sort), text + filters
+  + sort, sort by a header, group-by, select-all latencies, through the view
+  (query, model reset, counts, group panel, repaint) and in the index alone;
+- resident memory (VmRSS) after the full load.
+
+Each figure is printed next to its target with the ratio figure/target (at
+most 1 meets it). The keys live under a unique prefix in a Redis database of
+their own (``--redis-url``, default db 14, so the tests' SCANs in db 15 do not
+walk a million keys) and are deleted afterwards.
+
+    python -m tests.benchmarks table --n 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import gc
+import os
+import random
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from services.amqp_codec import MessageRecord
+from services.config import FieldPaths
+from services.parking_store import ParkingStore, ParkItem
+
+DEFAULT_REDIS_URL = os.environ.get("PAYOPS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+DLQ = "payments.dlq"
+FIRST_PAGE = 200
+PARK_BATCH = 2000
+
+TARGET_FIRST_ROWS_S = 1.0
+TARGET_INTERACTIVE_S = 0.300
+TARGET_RSS_BYTES = 1 << 30
+
+MERCHANTS = (
+    "Acme Books",
+    "Northwind Travel",
+    "Globex Retail",
+    "Initech Software",
+    "Umbrella Pharmacy",
+    "Stark Electronics",
+    "Wayne Outfitters",
+    "Hooli Cloud",
+    "Vandelay Imports",
+    "Soylent Foods",
+    "Oceanic Airlines",
+    "Monarch Hotels",
+)
+QUEUES = (
+    ("payments.authorize", "payment.authorize"),
+    ("payments.capture", "payment.capture"),
+    ("payments.refund", "payment.refund"),
+    ("payments.settle", "payment.settle"),
+)
+REASONS = ("rejected",) * 11 + ("expired",) * 5 + ("delivery_limit",) * 3 + ("maxlen",)
+
+
+# --------------------------------------------------------------------------- parking
+
+
+def dead_letter(rng: random.Random, now_ms: int, span_ms: int) -> MessageRecord:
+    """One dead letter as RabbitMQ delivers it from a DLQ: JSON body, x-death history."""
+    died_ms = now_ms - rng.randrange(span_ms)
+    queue, routing_key = rng.choice(QUEUES)
+    reason = rng.choice(REASONS)
+    merchant = rng.choice(MERCHANTS) if rng.random() < 0.7 else f"Shop {rng.randrange(5000):04d}"
+    if rng.random() < 0.01:
+        body = b"\x00\x01not json\xff"
+    else:
+        body = orjson.dumps(
+            {
+                "payment_id": f"pay_{rng.getrandbits(56):014x}",
+                "merchant": merchant,
+                "amount": f"{rng.lognormvariate(3.8, 1.2):.2f}",
+                "currency": rng.choice(("EUR", "EUR", "USD", "GBP")),
+                "status": "failed",
+            }
+        )
+    died = datetime.datetime.fromtimestamp(died_ms / 1000, datetime.UTC)
+    return MessageRecord(
+        body=body,
+        properties={
+            "content_type": "application/json",
+            "delivery_mode": 2,
+            "message_id": str(uuid.UUID(int=rng.getrandbits(128))),
+        },
+        headers={
+            "x-death": [
+                {
+                    "count": rng.choice((1, 1, 1, 2, 3)),
+                    "reason": reason,
+                    "queue": queue,
+                    "time": died,
+                    "exchange": "payments",
+                    "routing-keys": [routing_key],
+                }
+            ],
+            "x-first-death-queue": queue,
+            "x-first-death-reason": reason,
+            "x-first-death-exchange": "payments",
+        },
+        exchange="payments.dlx",
+        routing_key=routing_key,
+    )
+
+
+async def _park_range(redis_url: str, prefix: str, count: int, seed: int) -> int:
+    client = aioredis.from_url(redis_url)
+    try:
+        store = ParkingStore(client, prefix)
+        rng = random.Random(seed)
+        now_ms = int(time.time() * 1000)
+        fields = FieldPaths()
+        parked = 0
+        while parked < count:
+            size = min(PARK_BATCH, count - parked)
+            items = [ParkItem(dead_letter(rng, now_ms, 86_400_000)) for _ in range(size)]
+            results = await store.park_many(DLQ, items, fields)
+            parked += sum(r.created for r in results)
+        return parked
+    finally:
+        await client.aclose()
+
+
+def park_worker(redis_url: str, prefix: str, count: int, seed: int) -> int:
+    """Park ``count`` dead letters (runs in a worker process)."""
+    return asyncio.run(_park_range(redis_url, prefix, count, seed))
+
+
+async def park(redis_url: str, prefix: str, n: int, workers: int) -> float:
+    """Park ``n`` entries with ``workers`` processes; returns seconds."""
+    started = time.perf_counter()
+    shares = [n // workers + (1 if k < n % workers else 0) for k in range(workers)]
+    loop = asyncio.get_running_loop()
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        done = await asyncio.gather(
+            *(
+                loop.run_in_executor(pool, park_worker, redis_url, prefix, share, 1000 + k)
+                for k, share in enumerate(shares)
+                if share
+            )
+        )
+    if sum(done) != n:
+        raise RuntimeError(f"parked {sum(done)} of {n}")
+    return time.perf_counter() - started
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def rss_bytes(field: str = "VmRSS") -> int:
+    """This process's resident memory from /proc/self/status."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+@dataclass
+class Figure:
+    name: str
+    value: float
+    unit: str  # "s", "ms", "MiB"
+    target: float | None = None  # same unit
+    note: str = ""
+
+    def render(self) -> str:
+        number = f"{self.value:,.0f}" if self.unit in ("ms", "MiB") else f"{self.value:,.3f}"
+        shown = f"{number} {self.unit}"
+        if self.target is None:
+            target = ratio = "—"
+            verdict = ""
+        else:
+            tnumber = f"{self.target:,.0f}" if self.unit in ("ms", "MiB") else f"{self.target:g}"
+            target = f"< {tnumber} {self.unit}"
+            ratio = f"{self.value / self.target:.2f}"
+            verdict = "ok" if self.value < self.target else "MISSED"
+        note = f"  {self.note}" if self.note else ""
+        return f"  {self.name:<42} {shown:>12}   {target:>12}   {ratio:>5}  {verdict}{note}"
+
+
+def timed(action: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+# --------------------------------------------------------------------------- the run
+
+
+async def run(args: argparse.Namespace) -> list[Figure]:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication
+
+    from services.entry_index import EntryIndex, Query
+    from services.parked_entry import EntryState
+    from widgets.failed_payments_model import COLUMN_NAMES
+    from widgets.failed_payments_view import FailedPaymentsView
+    from widgets.theme import apply_theme
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)
+    apply_theme(app)
+    figures: list[Figure] = []
+    prefix = f"bench-table-{uuid.uuid4().hex[:8]}"
+    client = aioredis.from_url(args.redis_url)
+    store = ParkingStore(client, prefix)
+    print(
+        f"bench_table: {args.n:,} parked entries under {prefix!r} in {args.redis_url},"
+        f" parked by {args.workers} processes",
+        flush=True,
+    )
+    try:
+        park_s = await park(args.redis_url, prefix, args.n, args.workers)
+        figures.append(
+            Figure("set-up: park_many", park_s, "s", note=f"{args.n / park_s:,.0f} entries/s")
+        )
+        print(f"  parked in {park_s:.1f} s", flush=True)
+        gc.collect()
+        rss_before = rss_bytes()
+
+        view = FailedPaymentsView(EntryIndex())
+        view.resize(1280, 800)
+        view.show()
+        app.processEvents()
+
+        def settle() -> None:
+            """Let Qt handle what is pending, painting included (offscreen)."""
+            app.processEvents()
+
+        # -- first rows: page + add + the view showing them
+        started = time.perf_counter()
+        index = EntryIndex()
+        first = await store.page(DLQ, 0, FIRST_PAGE)
+        index.add(first)
+        view.set_index(index)
+        settle()
+        first_rows_s = time.perf_counter() - started
+        assert view.model.rowCount() == len(first) > 0
+        assert view.model.data(view.model.index(0, 1))
+        figures.append(
+            Figure("first rows (page + index + view)", first_rows_s, "s", TARGET_FIRST_ROWS_S)
+        )
+
+        # -- the full load, refreshing the view (throttled) as it goes
+        started = time.perf_counter()
+        total = await store.count(DLQ)
+        index.reserve(total)  # the columns are not copied on the way
+        longest_step = (0.0, 0.0, 0.0)  # total, add, view (s)
+        adding_s = viewing_s = 0.0
+        async for batch in store.iter_summaries(DLQ, batch=args.batch):
+            step = time.perf_counter()
+            index.add(batch)
+            added = time.perf_counter()
+            view.set_loading(len(index), total)
+            view.request_refresh()
+            app.processEvents()
+            done = time.perf_counter()
+            longest_step = max(longest_step, (done - step, added - step, done - added))
+            adding_s += added - step
+            viewing_s += done - added
+        view.set_loading(total, total)
+        view.refresh()
+        settle()
+        load_s = time.perf_counter() - started
+        assert len(index) == total == args.n, (len(index), total)
+        figures.append(
+            Figure(
+                "full load (iter_summaries + index + view)",
+                load_s,
+                "s",
+                note=(
+                    f"{total / load_s:,.0f} rows/s; index.add {adding_s:.1f} s, view"
+                    f" {viewing_s:.1f} s, the rest reading Redis"
+                ),
+            )
+        )
+        step_s, add_s, view_s = longest_step
+        figures.append(
+            Figure(
+                "longest UI step during the load",
+                step_s * 1000,
+                "ms",
+                TARGET_INTERACTIVE_S * 1000,
+                note=(
+                    f"{args.batch:,} rows: add {add_s * 1000:.0f} ms"
+                    f" + view {view_s * 1000:.0f} ms (refresh when due)"
+                ),
+            )
+        )
+
+        gc.collect()
+        rss = rss_bytes()
+        figures.append(
+            Figure(
+                "resident memory after the full load",
+                rss / 2**20,
+                "MiB",
+                TARGET_RSS_BYTES / 2**20,
+                note=(
+                    f"index {index.nbytes / 2**20:,.0f} MiB;"
+                    f" {(rss - rss_before) / 2**20:+,.0f} MiB over the process before"
+                    f" the view; peak {rss_bytes('VmHWM') / 2**20:,.0f} MiB"
+                ),
+            )
+        )
+
+        rng = random.Random(5)
+        samples = [index.row(rng.randrange(len(index))) for _ in range(12)]
+        payment_ids = [s.payment_id for s in samples if s.payment_id][:3]
+
+        def view_ms(queries: list[Query]) -> tuple[float, int]:
+            """Median ms of showing each query in the view (all distinct: no cache)."""
+            times = []
+            for query in queries:
+                times.append(timed(lambda q=query: (view.set_query(q), settle())))
+            return statistics.median(times) * 1000, view.model.rowCount()
+
+        def index_ms(queries: list[Query]) -> float:
+            return statistics.median(timed(lambda q=q: index.query(q)) for q in queries) * 1000
+
+        ms, shown = view_ms([Query(text=p[4:16]) for p in payment_ids])
+        alone = index_ms([Query(text=p) for p in payment_ids])
+        figures.append(
+            Figure(
+                "search: a payment id (view)",
+                ms,
+                "ms",
+                TARGET_INTERACTIVE_S * 1000,
+                note=f"{shown} row; index alone {alone:.0f} ms",
+            )
+        )
+        ms, shown = view_ms([Query(text=m.split()[0].lower()) for m in MERCHANTS[:3]])
+        alone = index_ms([Query(text=m.split()[0]) for m in MERCHANTS[3:6]])
+        figures.append(
+            Figure(
+                "search: a merchant word (view)",
+                ms,
+                "ms",
+                TARGET_INTERACTIVE_S * 1000,
+                note=f"{shown:,} rows; index alone {alone:.0f} ms",
+            )
+        )
+        hex_word = [Query(text=f"pay_{d}") for d in ("3f", "a0", "7c")]
+        ms, shown = view_ms(hex_word)
+        figures.append(
+            Figure(
+                "search: a common id prefix (view)",
+                ms,
+                "ms",
+                TARGET_INTERACTIVE_S * 1000,
+                note=f"{shown:,} rows",
+            )
+        )
+
+        def filter_queries(high_amounts: tuple[float, ...]) -> list[Query]:
+            return [
+                Query(
+                    states=frozenset({EntryState.PARKED}),
+                    reasons=frozenset({"rejected", "expired"}),
+                    amount_min=10.0,
+                    amount_max=high,
+                    sort_key="amount",
+                )
+                for high in high_amounts
+            ]
+
+        ms, shown = view_ms(filter_queries((500.0, 501.0, 502.0)))
+        alone = index_ms(filter_queries((600.0, 601.0, 602.0)))
+        figures.append(
+            Figure(
+                "filter: state + reason + amount, sort amount",
+                ms,
+                "ms",
+                TARGET_INTERACTIVE_S * 1000,
+                note=f"{shown:,} rows; index alone {alone:.0f} ms",
+            )
+        )
+        combined = [
+            Query(
+                text=word,
+                states=frozenset({EntryState.PARKED}),
+                queues=frozenset({"payments.capture", "payments.settle"}),
+                amount_min=1.0,
+                sort_key="merchant",
+                descending=False,
+            )
+            for word in ("acme", "globex", "hooli")
+        ]
+        ms, shown = view_ms(combined)
+        figures.append(
+            Figure(
+                "text + filters + sort merchant",
+                ms,
+                "ms",
+                TARGET_INTERACTIVE_S * 1000,
+                note=f"{shown:,} rows",
+            )
+        )
+
+        view.set_query(Query())
+        settle()
+        for title, column, note in (
+            ("routing key", "routing_key", "first sort by it: argsort of every row"),
+            ("amount", "amount", "its order kept from the filter above"),
+        ):
+            position = COLUMN_NAMES.index(column)
+            sort_s = timed(
+                lambda p=position: (
+                    view.table.sortByColumn(p, Qt.SortOrder.AscendingOrder),
+                    settle(),
+                )
+            )
+            figures.append(
+                Figure(
+                    f"sort {len(index):,} rows by {title} (header)",
+                    sort_s * 1000,
+                    "ms",
+                    TARGET_INTERACTIVE_S * 1000,
+                    note=note,
+                )
+            )
+        for by in ("merchant", "origin_queue", "state"):
+            group_s = timed(lambda by=by: (view.group_panel.set_by(by), settle()))
+            figures.append(
+                Figure(
+                    f"group by {by} (view)",
+                    group_s * 1000,
+                    "ms",
+                    TARGET_INTERACTIVE_S * 1000,
+                    note=f"{view.group_panel.list.topLevelItemCount():,} listed",
+                )
+            )
+        emitted: list[int] = []
+        view.selection_changed.connect(lambda ids: emitted.append(len(ids)))
+
+        def select_all() -> None:
+            view.table.selectAll()
+            while not emitted:  # the ids go out from a zero-delay timer
+                app.processEvents()
+            settle()
+
+        select_s = timed(select_all)
+        figures.append(
+            Figure(
+                f"select all {len(index):,} (ids emitted)",
+                select_s * 1000,
+                "ms",
+                TARGET_INTERACTIVE_S * 1000,
+            )
+        )
+        view.close()
+        return figures
+    finally:
+        if not args.keep:
+            deleted = await store.delete_all(DLQ)
+            print(f"  cleaned up {deleted:,} keys", flush=True)
+        await client.aclose()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench table", description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=1_000_000, help="entries to park")
+    parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
+    parser.add_argument("--batch", type=int, default=5000, help="rows per iter_summaries batch")
+    parser.add_argument(
+        "--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)), help="parkers"
+    )
+    parser.add_argument("--keep", action="store_true", help="leave the parked entries in Redis")
+    return parser.parse_args(argv)
+
+
+async def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    figures = await run(args)
+    print(f"\n  {'figure':<42} {'value':>12}   {'target':>12}   ratio")
+    for figure in figures:
+        print(figure.render())
+    missed = [f.name for f in figures if f.target is not None and f.value >= f.target]
+    print(f"\n  {'all targets met' if not missed else 'missed: ' + ', '.join(missed)}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1:]))

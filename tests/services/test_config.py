@@ -1,0 +1,175 @@
+"""Config files, profiles and the messages a bad config gets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.config import (
+    ConfigError,
+    TapBinding,
+    load_profile,
+    redact_url,
+    user_config_path,
+)
+
+GOOD = """
+default_profile = "prod"
+
+[profiles.prod]
+amqp_url = "amqp://ops:s3cret@mq.internal:5672/payments"
+redis_url = "redis://:hunter2@redis.internal:6379/2"
+tap_exchanges = ["orders.events", "payments.direct:payment.failed"]
+watch_queues = ["orders.process"]
+dead_letter_queues = ["orders.dlq", "orders.dlq2"]
+failure_statuses = ["failed", "error"]
+tap_max_length = 1000
+
+[profiles.prod.fields]
+payment_id = "data.id"
+status = "data.state"
+
+[profiles.staging]
+amqp_url = "amqp://guest:guest@staging:5672/"
+redis_url = "redis://staging:6379/0"
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "payops.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_builtin_default_is_the_demo_profile() -> None:
+    profile = load_profile(env={})
+    assert profile.name == "demo"
+    assert [str(b) for b in profile.tap_exchanges] == ["payments.events", "payments.dlx"]
+    assert profile.dead_letter_queues == ("payments.dlq",)
+    assert profile.source == "<built-in default config>"
+
+
+def test_a_full_profile_is_read(tmp_path: Path) -> None:
+    profile = load_profile(write(tmp_path, GOOD), env={})
+    assert profile.name == "prod"
+    assert profile.tap_exchanges == (
+        TapBinding("orders.events", "#"),
+        TapBinding("payments.direct", "payment.failed"),
+    )
+    assert profile.watch_queues == ("orders.process",)
+    assert profile.dead_letter_queues == ("orders.dlq", "orders.dlq2")
+    assert profile.failure_statuses == ("failed", "error")
+    assert profile.tap_max_length == 1000
+    assert profile.fields.payment_id == "data.id"
+    assert profile.fields.status == "data.state"
+    assert profile.fields.merchant == "merchant"  # default kept
+    assert profile.amqp_display_url == "amqp://ops:***@mq.internal:5672/payments"
+    assert "hunter2" not in profile.redis_display_url
+
+
+def test_profile_chosen_by_name_and_by_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    assert load_profile(path, "staging", env={}).name == "staging"
+    assert load_profile(path, env={"PAYOPS_PROFILE": "staging"}).name == "staging"
+
+
+def test_config_file_from_environment_and_user_dir(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    assert load_profile(env={"PAYOPS_CONFIG": str(path)}).name == "prod"
+    user = user_config_path()
+    user.parent.mkdir(parents=True)
+    user.write_text(GOOD.replace("prod", "mine"), encoding="utf-8")
+    assert load_profile(env={}).name == "mine"
+
+
+def test_secrets_from_the_environment(tmp_path: Path) -> None:
+    text = """
+[profiles.p]
+tap_exchanges = ["x"]
+"""
+    env = {"PAYOPS_AMQP_URL": "amqp://a:b@h/", "PAYOPS_REDIS_URL": "redis://h:1/0"}
+    profile = load_profile(write(tmp_path, text), env=env)
+    assert profile.amqp_url == "amqp://a:b@h/"
+    assert profile.redis_url == "redis://h:1/0"
+    # The environment wins over the file, so secrets need not be written down.
+    assert load_profile(write(tmp_path, GOOD), env=env).amqp_url == "amqp://a:b@h/"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[profiles.p\n", "is not valid TOML"),
+        (
+            GOOD.replace("tap_max_length = 1000", "tap_max_lenght = 1000"),
+            "unknown key 'profiles.prod.tap_max_lenght' (did you mean 'tap_max_length'?)",
+        ),
+        (
+            GOOD.replace('watch_queues = ["orders.process"]', 'watch_queues = "orders.process"'),
+            'profiles.prod.watch_queues must be a list of strings (write ["orders.process"])',
+        ),
+        (
+            GOOD.replace("tap_max_length = 1000", "tap_max_length = 0"),
+            "profiles.prod.tap_max_length must be an integer >= 1",
+        ),
+        (
+            GOOD.replace('status = "data.state"', "status = 3"),
+            "profiles.prod.fields.status must be a non-empty string",
+        ),
+        (
+            GOOD.replace('status = "data.state"', 'statuss = "x"'),
+            "unknown key 'profiles.prod.fields.statuss' (did you mean 'status'?)",
+        ),
+        (
+            GOOD.replace('amqp_url = "amqp://ops', 'amqp_url = "http://ops'),
+            "profiles.prod.amqp_url must start with amqp:// or amqps://",
+        ),
+        (
+            '[profiles.p]\nredis_url = "redis://h/0"\n',
+            "profiles.p.amqp_url is missing (set it in the file or in PAYOPS_AMQP_URL)",
+        ),
+        ("title = 'x'\n", "unknown key 'title'"),
+        ("default_profile = 'x'\n", "'profiles' must hold at least one [profiles.NAME]"),
+        (
+            GOOD.replace('default_profile = "prod"', 'default_profile = "nope"'),
+            "default_profile 'nope' names no profile (profiles: prod, staging)",
+        ),
+        (
+            GOOD.replace('default_profile = "prod"', ""),
+            "several profiles (prod, staging) and no default_profile; choose one with --profile",
+        ),
+    ],
+)
+def test_bad_config_names_the_file_and_the_key(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_profile(path, env={})
+    message = str(info.value)
+    assert str(path) in message
+    assert expected in message
+    assert "s3cret" not in message
+
+
+def test_missing_file_and_unknown_profile(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.toml"
+    with pytest.raises(ConfigError, match=f"config file {missing} does not exist"):
+        load_profile(missing, env={})
+    with pytest.raises(ConfigError, match=r"config file .* does not exist"):
+        load_profile(env={"PAYOPS_CONFIG": str(missing)})
+    with pytest.raises(ConfigError, match=r"no profile named 'qa' \(profiles: prod, staging\)"):
+        load_profile(write(tmp_path, GOOD), "qa", env={})
+
+
+def test_binary_file_and_directory(tmp_path: Path) -> None:
+    binary = tmp_path / "bin.toml"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ConfigError, match="is not UTF-8 text"):
+        load_profile(binary, env={})
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_profile(tmp_path, env={})
+
+
+def test_redact_url() -> None:
+    assert redact_url("amqp://u:p@h:5672/v") == "amqp://u:***@h:5672/v"
+    assert redact_url("redis://:pw@h/0") == "redis://:***@h/0"
+    assert redact_url("amqp://h/") == "amqp://h/"

@@ -1,0 +1,110 @@
+"""The console's colours: theme surfaces, alert levels, and stable per-series colours."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Collection
+
+# Surfaces and text (dark theme).
+WINDOW_BG = "#111418"
+SURFACE = "#171b21"
+SURFACE_RAISED = "#1e232b"
+PLOT_BG = "#13171c"
+BORDER = "#2a313b"
+GRID = "#3a4350"
+TEXT = "#d8dee9"
+TEXT_MUTED = "#8b95a5"
+TEXT_FAINT = "#5d6673"
+ACCENT = "#4c9aff"
+
+# Alert levels.
+GREEN = "#3ecf8e"
+AMBER = "#f5a524"
+RED = "#f05454"
+
+
+class Level(enum.Enum):
+    """How alarming a value is; views colour it accordingly."""
+
+    NORMAL = "normal"
+    WARN = "warn"
+    ALERT = "alert"
+
+
+LEVEL_COLORS: dict[Level, str] = {Level.NORMAL: TEXT, Level.WARN: AMBER, Level.ALERT: RED}
+
+# Known payment statuses, matched as substrings of the (lower-cased) status or
+# routing key, first match wins: failures are red, declines amber.
+_STATUS_KEYWORDS: tuple[tuple[str, str], ...] = (
+    ("fail", RED),
+    ("error", RED),
+    ("declin", "#f0883e"),
+    ("reject", "#f0883e"),
+    ("expir", "#e3b341"),
+    ("timeout", "#e3b341"),
+    ("cancel", "#9aa4b2"),
+    ("void", "#9aa4b2"),
+    ("chargeback", "#e35dd0"),
+    ("refund", "#ff9ecd"),
+    ("settl", "#2bb3c0"),
+    ("captur", "#c792ea"),
+    ("authori", GREEN),
+    ("request", "#7aa2f7"),
+    ("creat", "#7aa2f7"),
+    ("initiat", "#7aa2f7"),
+    ("pending", "#7aa2f7"),
+)
+
+# Palettes for everything else, in the order colours are handed out (most distinct
+# first). The cool one has no reds, so red keeps meaning "failure".
+_COOL_PALETTE: tuple[str, ...] = (
+    "#4c9aff",
+    "#3ecf8e",
+    "#e3b341",
+    "#c792ea",
+    "#2bb3c0",
+    "#c9a26d",
+    "#9ccc65",
+    "#a5b4fc",
+    "#8fbcbb",
+    "#7ee0c3",
+    "#64b5f6",
+    "#d4d4aa",
+)
+_HOT_PALETTE: tuple[str, ...] = (RED, "#ff7eb6", "#f0883e", "#e35dd0")
+
+LATENCY_COLORS: dict[int, str] = {50: "#64b5f6", 95: "#e3b341", 99: "#f0883e"}
+DEAD_LETTER_COLOR = RED
+
+
+def _first_free(palette: tuple[str, ...], taken: Collection[str]) -> str:
+    """The first colour of ``palette`` not in ``taken`` (cycling when all are taken)."""
+    for colour in palette:
+        if colour not in taken:
+            return colour
+    return palette[len(taken) % len(palette)]
+
+
+def status_color(name: str, taken: Collection[str] = ()) -> str:
+    """The colour of a payment status: fixed for known statuses (failures red).
+
+    An unknown status gets the first colour not in ``taken``; the caller keeps
+    it for as long as it shows the series.
+    """
+    lowered = name.lower()
+    for keyword, colour in _STATUS_KEYWORDS:
+        if keyword in lowered:
+            return colour
+    return _first_free(_COOL_PALETTE, taken)
+
+
+def is_dead_letter_queue(name: str) -> bool:
+    """Whether a queue's name says it holds dead letters."""
+    lowered = name.lower()
+    return any(tag in lowered for tag in ("dlq", "dead", ".dlx", "parking"))
+
+
+def queue_color(name: str, taken: Collection[str] = ()) -> str:
+    """A queue's colour: the first free hot one for dead-letter queues, cool for the rest."""
+    palette = _HOT_PALETTE if is_dead_letter_queue(name) else _COOL_PALETTE
+    return _first_free(palette, taken)
