@@ -6,7 +6,7 @@ import difflib
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 import platformdirs
 
 from resources import resource_path
+from services.alerts import RULE_KINDS, AlertRule, default_rules, rule_from_table
 
 ENV_CONFIG = "PAYOPS_CONFIG"
 ENV_PROFILE = "PAYOPS_PROFILE"
@@ -75,7 +76,21 @@ class Profile:
     read_only: bool = False
     cancel_exchange: str | None = None
     cancel_routing_key: str = "payment.cancelled"
+    history_retention_h: float = 24.0
+    alert_rules: tuple[AlertRule, ...] | None = None  # None: the default rules
     source: str = "<built-in>"
+
+    @property
+    def history_retention_s(self) -> int:
+        """How long the per-second flow history is kept, in seconds."""
+        return round(self.history_retention_h * 3600)
+
+    @property
+    def alerts(self) -> tuple[AlertRule, ...]:
+        """The alert rules in force: the configured ones, or the defaults."""
+        if self.alert_rules is not None:
+            return self.alert_rules
+        return default_rules(self.failure_statuses, self.dead_letter_queues, self.watch_queues)
 
     @property
     def amqp_display_url(self) -> str:
@@ -206,7 +221,11 @@ def pick_profile_name(loaded: LoadedConfig, requested: str | None) -> str:
     )
 
 
-_PROFILE_KEYS = {f.name for f in fields(Profile)} - {"name", "source"}
+RULE_KIND_NAMES = tuple(RULE_KINDS)
+_PROFILE_KEYS = ({f.name for f in fields(Profile)} - {"name", "source", "alert_rules"}) | {
+    "alerts",
+    "alert_defaults",
+}
 _FIELD_KEYS = {f.name for f in fields(FieldPaths)}
 
 
@@ -241,7 +260,7 @@ def build_profile(loaded: LoadedConfig, name: str, env: Mapping[str, str]) -> Pr
 
     defaults = Profile(name=name, amqp_url="", redis_url="")
     bindings = tuple(TapBinding.parse(text) for text in checker.string_list(raw, "tap_exchanges"))
-    return Profile(
+    profile = Profile(
         name=name,
         amqp_url=amqp_url,
         redis_url=redis_url,
@@ -263,8 +282,55 @@ def build_profile(loaded: LoadedConfig, name: str, env: Mapping[str, str]) -> Pr
         cancel_exchange=checker.optional_string(raw, "cancel_exchange"),
         cancel_routing_key=checker.optional_string(raw, "cancel_routing_key")
         or defaults.cancel_routing_key,
+        history_retention_h=checker.number(
+            raw, "history_retention_h", defaults.history_retention_h, 0.25
+        ),
         source=loaded.label,
     )
+    rules = _alert_rules(raw, profile, checker)
+    return profile if rules is None else replace(profile, alert_rules=rules)
+
+
+def _alert_rules(
+    raw: Mapping[str, Any], profile: Profile, checker: _Checker
+) -> tuple[AlertRule, ...] | None:
+    """The profile's ``[[alerts]]`` tables merged over the defaults (None: defaults only).
+
+    A table's ``kind`` names the rule; its other keys are the rule's fields. A
+    table whose rule name matches a default rule replaces it, ``enabled = false``
+    drops it, and ``alert_defaults = false`` starts from no rules at all.
+    """
+    use_defaults = checker.boolean(raw, "alert_defaults", True)
+    tables = raw.get("alerts", [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise checker.fail("alerts", "an array of tables ([[profiles.NAME.alerts]])", tables)
+    if use_defaults and not tables:
+        return None
+    rules: dict[str, AlertRule] = {}
+    if use_defaults:
+        rules = {rule.name: rule for rule in profile.alerts}
+    for number, table in enumerate(tables, start=1):
+        where = f"alerts[{number}]"
+        kind = table.get("kind")
+        if not isinstance(kind, str):
+            raise checker.fail(f"{where}.kind", "one of " + ", ".join(RULE_KIND_NAMES), kind)
+        fields_ = {k: v for k, v in table.items() if k not in ("kind", "enabled")}
+        enabled = table.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise checker.fail(f"{where}.enabled", "true or false", enabled)
+        if kind == "failure_rate" and "failure_statuses" not in fields_:
+            fields_["failure_statuses"] = list(profile.failure_statuses)
+        try:
+            rule = rule_from_table(kind, fields_)
+        except ValueError as exc:
+            raise ConfigError(
+                f"config file {checker.label}: {checker.where}.{where}: {exc}"
+            ) from None
+        if enabled:
+            rules[rule.name] = rule
+        else:
+            rules.pop(rule.name, None)
+    return tuple(rules.values())
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,9 @@ Key layout (``P`` is the profile's ``redis_prefix``)::
     P:history:lease      STRING  the writer lease: the holder's id, PX ttl
 
 A packed row is ``[{status: count, ...}, dead_letters, {queue: depth | null, ...},
-[p50, p95, p99]]`` (latencies in ms, ``null`` when the second had no sample).
+[p50, p95, p99], {failure reason: count, ...}]`` (latencies in ms, ``null`` when
+the second had no sample; the reasons of that second's failure events, a row
+written before reasons were kept has four elements).
 Status and queue names travel inside the row, so a new status or queue needs no
 schema change; statuses with no event in that second are left out.
 
@@ -39,7 +41,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
 import numpy as np
@@ -79,6 +81,7 @@ class SecondRow:
     dead_letters: int
     queue_depths: dict[str, int | None]  # None when the depth was not known
     latency_ms: tuple[float | None, float | None, float | None]  # p50, p95, p99
+    failure_reasons: dict[str, int] = field(default_factory=dict)  # of failure events
 
 
 def _check_prefix(prefix: str) -> None:
@@ -99,13 +102,15 @@ def pack_row(row: SecondRow) -> bytes:
             int(row.dead_letters),
             {name: None if d is None else int(d) for name, d in row.queue_depths.items()},
             [None if v is None else float(v) for v in row.latency_ms],
+            {name: int(n) for name, n in row.failure_reasons.items() if n},
         ]
     )
 
 
 def unpack_row(second: int, blob: bytes | str) -> SecondRow:
     """The row ``pack_row`` stored for ``second``."""
-    counts, dead, depths, latency = orjson.loads(blob)
+    counts, dead, depths, latency, *rest = orjson.loads(blob)
+    reasons = rest[0] if rest else {}
     p50, p95, p99 = (None if v is None else float(v) for v in latency)
     return SecondRow(
         second=second,
@@ -113,6 +118,7 @@ def unpack_row(second: int, blob: bytes | str) -> SecondRow:
         dead_letters=int(dead),
         queue_depths={str(k): None if v is None else int(v) for k, v in depths.items()},
         latency_ms=(p50, p95, p99),
+        failure_reasons={str(k): int(v) for k, v in reasons.items()},
     )
 
 

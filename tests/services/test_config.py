@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from services.alerts import FailureRateRule, QueueDepthRule
 from services.config import (
     ConfigError,
     TapBinding,
@@ -173,3 +174,102 @@ def test_redact_url() -> None:
     assert redact_url("amqp://u:p@h:5672/v") == "amqp://u:***@h:5672/v"
     assert redact_url("redis://:pw@h/0") == "redis://:***@h/0"
     assert redact_url("amqp://h/") == "amqp://h/"
+
+
+BASE = """
+[profiles.p]
+amqp_url = "amqp://guest:guest@127.0.0.1:5672/"
+redis_url = "redis://127.0.0.1:6379/0"
+watch_queues = ["work"]
+dead_letter_queues = ["dlq"]
+failure_statuses = ["failed", "error"]
+"""
+
+
+def test_history_retention_and_alert_rules_default_sensibly(tmp_path: Path) -> None:
+    profile = load_profile(write(tmp_path, BASE), env={})
+    assert profile.history_retention_h == 24.0 and profile.history_retention_s == 86_400
+    names = [rule.name for rule in profile.alerts]
+    assert names == [
+        "failure_rate",
+        "dead_letter_rate",
+        "latency_p99",
+        "flow_stopped",
+        "queue_depth:dlq",
+        "queue_depth:work",
+    ]
+    failure = profile.alerts[0]
+    assert isinstance(failure, FailureRateRule)
+    assert failure.failure_statuses == ("failed", "error")
+
+
+def test_alert_tables_replace_drop_and_add_rules(tmp_path: Path) -> None:
+    text = (
+        BASE
+        + """history_retention_h = 48
+[[profiles.p.alerts]]
+kind = "failure_rate"
+threshold_pct = 2.5
+window_s = 120
+[[profiles.p.alerts]]
+kind = "latency"
+enabled = false
+[[profiles.p.alerts]]
+kind = "queue_depth"
+queue = "settlement"
+max_depth = 50
+severity = "critical"
+"""
+    )
+    profile = load_profile(write(tmp_path, text), env={})
+    assert profile.history_retention_s == 48 * 3600
+    rules = {rule.name: rule for rule in profile.alerts}
+    assert "latency_p99" not in rules
+    failure = rules["failure_rate"]
+    assert isinstance(failure, FailureRateRule)
+    assert (failure.threshold_pct, failure.window_s) == (2.5, 120)
+    assert failure.failure_statuses == ("failed", "error")  # from the profile
+    depth = rules["queue_depth:settlement"]
+    assert isinstance(depth, QueueDepthRule)
+    assert (depth.max_depth, depth.severity) == (50, "critical")
+    assert "queue_depth:dlq" in rules and "flow_stopped" in rules
+
+
+def test_alert_defaults_can_be_switched_off(tmp_path: Path) -> None:
+    text = (
+        BASE
+        + 'alert_defaults = false\n[[profiles.p.alerts]]\nkind = "flow_stopped"\nsilent_s = 5\n'
+    )
+    profile = load_profile(write(tmp_path, text), env={})
+    assert [rule.name for rule in profile.alerts] == ["flow_stopped"]
+    none = load_profile(write(tmp_path, BASE + "alert_defaults = false\n", "none.toml"), env={})
+    assert none.alerts == ()
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("history_retention_h = 0\n", "profiles.p.history_retention_h must be a number >= 0.25"),
+        ('history_retention_h = "1d"\n', "profiles.p.history_retention_h must be a number"),
+        ('[[profiles.p.alerts]]\nkind = "loud"\n', "profiles.p.alerts[1]: unknown alert rule"),
+        ("[[profiles.p.alerts]]\nthreshold_pct = 3\n", "profiles.p.alerts[1].kind must be one of"),
+        (
+            '[[profiles.p.alerts]]\nkind = "failure_rate"\nthreshold = 3\n',
+            "profiles.p.alerts[1]: alert rule 'failure_rate': unknown keys threshold",
+        ),
+        (
+            '[[profiles.p.alerts]]\nkind = "queue_depth"\nqueue = "q"\n',
+            "profiles.p.alerts[1]: queue_depth:q: set max_depth, growing_for_s or both",
+        ),
+        ('[[profiles.p.alerts]]\nkind = "latency"\nenabled = "no"\n', "enabled must be true"),
+        ('alerts = "loud"\n', "profiles.p.alerts must be an array of tables"),
+    ],
+)
+def test_bad_history_and_alert_settings_name_the_key(
+    tmp_path: Path, extra: str, expected: str
+) -> None:
+    path = write(tmp_path, BASE + extra)
+    with pytest.raises(ConfigError) as caught:
+        load_profile(path, env={})
+    assert str(path) in str(caught.value)
+    assert expected in str(caught.value)
