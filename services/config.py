@@ -37,6 +37,7 @@ class FieldPaths:
     currency: str = "currency"
     status: str = "status"
     timestamp: str = "created_at"
+    reason: str = "reason"  # why a failure event failed (counted per second in the history)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
-"""Turn one tapped delivery into (status, latency) for the live-flow counters."""
+"""Turn one tapped delivery into (status, latency, failure reason) for the live-flow counters."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,9 +11,11 @@ import orjson
 
 from services.config import FieldPaths
 from services.json_paths import compile_path
+from services.masking import mask_text
 
 UNKNOWN_STATUS = "unknown"
 MAX_STATUS_LENGTH = 40
+MAX_REASON_LENGTH = 80
 CLOCK_SKEW_MS = 1000.0
 # Below this a numeric timestamp is taken as epoch seconds (1e11 s is the year 5138;
 # 1e11 ms is March 1973), at or above it as epoch milliseconds.
@@ -32,15 +34,27 @@ class EventDecoder:
     empty. Latency: now minus the created time, taken from the body's
     ``fields.timestamp`` (epoch ms, epoch s or ISO-8601; naive means UTC), else
     the ``timestamp_in_ms`` header, else the AMQP ``timestamp`` property (whole
-    seconds). ``decode`` never raises.
+    seconds). Reason: for an event whose status is one of ``failure_statuses``,
+    the body's ``fields.reason`` (a string, whitespace-trimmed, at most 80
+    characters, card numbers masked), else None. ``decode`` never raises.
     """
 
-    __slots__ = ("_get_status", "_get_timestamp", "_status_cache")
+    __slots__ = (
+        "_failure_statuses",
+        "_get_reason",
+        "_get_status",
+        "_get_timestamp",
+        "_reason_cache",
+        "_status_cache",
+    )
 
-    def __init__(self, fields: FieldPaths) -> None:
+    def __init__(self, fields: FieldPaths, failure_statuses: Iterable[str] = ("failed",)) -> None:
         self._get_status = compile_path(fields.status)
         self._get_timestamp = compile_path(fields.timestamp)
+        self._get_reason = compile_path(fields.reason)
+        self._failure_statuses = frozenset(s.lower() for s in failure_statuses)
         self._status_cache: dict[str, str] = {}
+        self._reason_cache: dict[str, str] = {}
 
     def decode(
         self,
@@ -49,8 +63,8 @@ class EventDecoder:
         headers: Mapping[str, Any] | None,
         timestamp: datetime | None,
         now_ms: float,
-    ) -> tuple[str, float | None]:
-        """Return ``(status, latency_ms)``; latency is None when it cannot be told."""
+    ) -> tuple[str, float | None, str | None]:
+        """Return ``(status, latency_ms, reason)``; None for what cannot be told."""
         raw_status: Any = None
         created_ms: float | None = None
         document = _parse_object(body)
@@ -67,7 +81,26 @@ class EventDecoder:
                 created_ms = None
         if created_ms is None and isinstance(timestamp, datetime):
             created_ms = _datetime_ms(timestamp)
-        return self._status(raw_status, routing_key), _latency(now_ms, created_ms)
+        status = self._status(raw_status, routing_key)
+        reason: str | None = None
+        if document is not None and status in self._failure_statuses:
+            reason = self._reason(document)
+        return status, _latency(now_ms, created_ms), reason
+
+    def _reason(self, document: dict[str, Any]) -> str | None:
+        try:
+            raw = self._get_reason(document)
+        except Exception:
+            return None
+        if not isinstance(raw, str) or not raw:
+            return None
+        cached = self._reason_cache.get(raw)
+        if cached is not None:
+            return cached
+        reason = mask_text(" ".join(raw.split()))[:MAX_REASON_LENGTH] or None
+        if reason is not None and len(self._reason_cache) < _STATUS_CACHE_LIMIT:
+            self._reason_cache[raw] = reason
+        return reason
 
     def _status(self, raw: Any, routing_key: str) -> str:
         if isinstance(raw, str) and raw:

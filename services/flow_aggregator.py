@@ -20,6 +20,7 @@ from services.flow_types import LATENCY_PERCENTILES, FlowFrame, Headline
 
 HEADLINE_WINDOW_S = 10
 OTHER_STATUS = "other"
+OTHER_REASON = "other"
 
 # Latency histogram: log-spaced bins from 0.1 ms to 1e7 ms (~2.8 h), 32 per decade
 # (a reported percentile is within ~3.7 % of the true sample value), plus an
@@ -62,6 +63,7 @@ class FlowAggregator:
         clock: Callable[[], float] = time.time,
         *,
         max_statuses: int = 64,
+        max_reasons: int = 64,
         depth_hold_s: int = 3,
     ) -> None:
         if capacity_s < HEADLINE_WINDOW_S + 1:
@@ -74,6 +76,7 @@ class FlowAggregator:
         self._failure_statuses = frozenset(s.lower() for s in failure_statuses)
         self._dead_letter_queues = tuple(dead_letter_queues)
         self._max_statuses = max_statuses
+        self._max_reasons = max_reasons
         self._depth_hold_s = depth_hold_s
 
         # Ring buffers, one column per second at index ``second % capacity``.
@@ -98,6 +101,10 @@ class FlowAggregator:
         self._cur_counts: dict[str, int] = {}
         self._cur_dead = 0
         self._cur_latency: list[float] = []
+        self._cur_reasons: dict[str, int] = {}
+        # Failure reasons of the finished seconds still in the ring: second -> counts.
+        self._reasons: dict[int, dict[str, int]] = {}
+        self._reason_names: set[str] = set()
         self._lat_stride = 1
         self._lat_countdown = 1
 
@@ -107,14 +114,23 @@ class FlowAggregator:
 
     # -- per message -----------------------------------------------------------
 
-    def record_event(self, status: str, latency_ms: float | None) -> None:
-        """Count one event with its status and (when known) its latency."""
+    def record_event(
+        self, status: str, latency_ms: float | None, reason: str | None = None
+    ) -> None:
+        """Count one event with its status, its latency and failure reason (when known)."""
         with self._lock:
             sec = int(self._clock())
             if sec != self._cur_sec:
                 self._advance(sec)
             counts = self._cur_counts
             counts[status] = counts.get(status, 0) + 1
+            if reason is not None:
+                if reason not in self._reason_names:
+                    if len(self._reason_names) >= self._max_reasons:
+                        reason = OTHER_REASON
+                    self._reason_names.add(reason)
+                reasons = self._cur_reasons
+                reasons[reason] = reasons.get(reason, 0) + 1
             if latency_ms is not None:
                 if self._lat_countdown <= 1:
                     samples = self._cur_latency
@@ -166,6 +182,18 @@ class FlowAggregator:
                 name = self._status_names[self._status_row(status)]
                 totals[name] = totals.get(name, 0) + n
             return totals
+
+    def failure_reasons(self, from_s: int, to_s: int) -> dict[int, dict[str, int]]:
+        """Failure-reason counts of the finished seconds ``from_s <= second < to_s``.
+
+        Only seconds with at least one reason appear. More than ``max_reasons``
+        distinct reasons are counted under ``"other"``.
+        """
+        with self._lock:
+            self._advance(int(self._clock()))
+            return {
+                sec: dict(counts) for sec, counts in self._reasons.items() if from_s <= sec < to_s
+            }
 
     def frame(self, window_s: int) -> FlowFrame:
         """The last ``window_s`` seconds, oldest first, ending with the current partial one."""
@@ -287,6 +315,13 @@ class FlowAggregator:
             self._counts[:, slot] = 0.0
         self._dead[slot] = self._cur_dead
         self._cur_dead = 0
+        self._reasons.pop(sec - self._cap, None)
+        if self._cur_reasons:
+            self._reasons[sec] = self._cur_reasons
+            self._cur_reasons = {}
+        if len(self._reasons) > self._cap:  # the clock jumped: keep the ring's seconds only
+            oldest = sec - self._cap
+            self._reasons = {k: v for k, v in self._reasons.items() if k > oldest}
 
         hist = self._current_histogram()
         self._latency[:, slot] = _percentiles(hist)

@@ -40,7 +40,7 @@ Redis Cluster without hash tags.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
@@ -341,7 +341,11 @@ def _headline(
 
 
 def rows_from_frame(
-    frame: FlowFrame, upto_second: int, *, since_second: int | None = None
+    frame: FlowFrame,
+    upto_second: int,
+    *,
+    since_second: int | None = None,
+    reasons: Mapping[int, Mapping[str, int]] | None = None,
 ) -> list[SecondRow]:
     """The finished seconds of ``frame`` as rows: those before ``upto_second``.
 
@@ -351,8 +355,10 @@ def rows_from_frame(
     started late never blanks seconds another writer recorded. ``since_second``
     drops earlier seconds too; pass the first full second of the aggregator
     (the one after its start), so a partial first second is not written over a
-    complete one.
+    complete one. ``reasons`` gives the failure-reason counts by second
+    (``FlowAggregator.failure_reasons``).
     """
+    reasons = reasons or {}
     rows: list[SecondRow] = []
     latency_rows = frame.latency_ms.shape[0]
     for i, t in enumerate(frame.t):
@@ -387,6 +393,7 @@ def rows_from_frame(
                 dead_letters=dead,
                 queue_depths=queue_depths,
                 latency_ms=(lat[0], lat[1], lat[2]),
+                failure_reasons=dict(reasons.get(second, {})),
             )
         )
     return rows

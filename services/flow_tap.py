@@ -385,14 +385,14 @@ class FlowTap:
                 self._record_dead_letter()
                 self.consumed += 1
                 return
-        status, latency = self._decode(
+        status, latency, reason = self._decode(
             message.body,
             message.routing_key or "",
             headers,
             properties.timestamp,
             time.time() * 1000.0,
         )
-        self._record_event(status, latency)
+        self._record_event(status, latency, reason)
         if latency is not None:
             self._add_age(latency)
         self.consumed += 1

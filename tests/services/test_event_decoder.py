@@ -21,7 +21,10 @@ def decoder() -> EventDecoder:
 
 
 def decode(decoder: EventDecoder, body: bytes, key: str = "payment.created", **kw):  # type: ignore[no-untyped-def]
-    return decoder.decode(body, key, kw.get("headers"), kw.get("timestamp"), kw.get("now", NOW_MS))
+    status, latency, _reason = decoder.decode(
+        body, key, kw.get("headers"), kw.get("timestamp"), kw.get("now", NOW_MS)
+    )
+    return status, latency
 
 
 def test_status_from_json_body(decoder: EventDecoder) -> None:
@@ -163,6 +166,33 @@ def test_odd_header_types(decoder: EventDecoder) -> None:
 def test_odd_argument_types_never_raise(decoder: EventDecoder) -> None:
     weird: list[object] = [None, 1, "str", bytearray(b'{"status":"ok"}'), memoryview(b"{}")]
     for body in weird:
-        status, latency = decoder.decode(body, None, object(), "not a datetime", NOW_MS)  # type: ignore[arg-type]
+        status, latency, reason = decoder.decode(body, None, object(), "not a datetime", NOW_MS)  # type: ignore[arg-type]
         assert isinstance(status, str)
-        assert latency is None
+        assert latency is None and reason is None
+
+
+def test_failure_reason_is_read_for_failure_statuses_only() -> None:
+    decoder = EventDecoder(FieldPaths(reason="error.text"), failure_statuses=("failed", "Error"))
+    failed = orjson.dumps({"status": "failed", "error": {"text": "  acquirer\n timeout "}})
+    errored = orjson.dumps({"status": "error", "error": {"text": "risk engine down"}})
+    declined = orjson.dumps({"status": "declined", "error": {"text": "insufficient funds"}})
+    assert decoder.decode(failed, "k", None, None, NOW_MS)[2] == "acquirer timeout"
+    assert decoder.decode(errored, "k", None, None, NOW_MS)[2] == "risk engine down"
+    assert decoder.decode(declined, "k", None, None, NOW_MS)[2] is None
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [None, "", 42, {"text": "x"}, ["a"]],
+)
+def test_missing_or_odd_reasons_are_none(decoder: EventDecoder, reason: object) -> None:
+    body = orjson.dumps({"status": "failed", "reason": reason})
+    assert decoder.decode(body, "k", None, None, NOW_MS)[2] is None
+    assert decoder.decode(b"\xff not json", "p.failed", None, None, NOW_MS)[2] is None
+
+
+def test_reasons_are_masked_and_bounded(decoder: EventDecoder) -> None:
+    body = orjson.dumps({"status": "failed", "reason": "declined card 4111111111111111 " * 9})
+    reason = decoder.decode(body, "k", None, None, NOW_MS)[2]
+    assert reason is not None and len(reason) <= 80
+    assert "4111111111111111" not in reason and "411111******1111" in reason

@@ -290,3 +290,25 @@ def test_clock_stepping_back_keeps_counting(clock: FakeClock) -> None:
     assert frame.t[-1] == T0 + 5
     assert frame.status_counts[0, -1] == 2
     assert frame.dead_letters[-1] == 1
+
+
+def test_failure_reasons_per_finished_second(clock: FakeClock) -> None:
+    agg = make(clock, capacity_s=20, max_reasons=2)
+    start = int(clock.now)
+    agg.record_event("failed", None, "acquirer timeout")
+    agg.record_event("failed", None, "acquirer timeout")
+    agg.record_event("captured", None)
+    clock.now += 1
+    agg.record_event("failed", None, "risk engine down")
+    agg.record_event("failed", None, "schema")  # a third distinct reason: "other"
+    assert agg.failure_reasons(start, start + 1) == {start: {"acquirer timeout": 2}}
+    assert start + 1 not in agg.failure_reasons(start, start + 10)  # still filling
+    clock.now += 1
+    assert agg.failure_reasons(start, start + 10) == {
+        start: {"acquirer timeout": 2},
+        start + 1: {"risk engine down": 1, "other": 1},
+    }
+    clock.now += 30  # past the ring's capacity: old seconds are gone
+    agg.record_event("failed", None, "acquirer timeout")
+    clock.now += 1
+    assert list(agg.failure_reasons(0, 2**40)) == [start + 32]

@@ -97,6 +97,26 @@ def test_pack_round_trip_keeps_none_and_exact_floats() -> None:
         latency=(0.1 + 0.2, 95.123456789, None),
     )
     assert unpack_row(T0, pack_row(original)) == original
+    with_reasons = SecondRow(
+        T0, {"failed": 3}, 0, {}, (None, None, None), {"acquirer timeout": 2, "schema": 1}
+    )
+    assert unpack_row(T0, pack_row(with_reasons)) == with_reasons
+
+
+def test_rows_written_before_reasons_were_kept_still_read() -> None:
+    old = b'[{"failed": 2}, 1, {"q": 3}, [1.0, 2.0, null]]'
+    assert unpack_row(T0, old) == SecondRow(T0, {"failed": 2}, 1, {"q": 3}, (1.0, 2.0, None))
+
+
+def test_rows_from_frame_carries_the_failure_reasons() -> None:
+    clock = FakeClock(T0 + 0.5)
+    agg = FlowAggregator(capacity_s=60, clock=clock)
+    agg.record_event("failed", 5.0, "acquirer outage")
+    agg.record_event("failed", 5.0, "acquirer outage")
+    clock.now += 1
+    frame = agg.frame(5)
+    rows = rows_from_frame(frame, T0 + 1, reasons=agg.failure_reasons(T0 - 10, T0 + 1))
+    assert [(r.second, r.failure_reasons) for r in rows] == [(T0, {"acquirer outage": 2})]
 
 
 def test_bucket_start_is_the_hour() -> None:

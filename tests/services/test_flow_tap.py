@@ -329,11 +329,11 @@ def slow_consumer(agg: FlowAggregator, seconds_per_event: float) -> None:
     """Make counting each event take at least ``seconds_per_event`` (a busy wait)."""
     record = agg.record_event
 
-    def slow(status: str, latency_ms: float | None) -> None:
+    def slow(status: str, latency_ms: float | None, reason: str | None = None) -> None:
         until = time.perf_counter() + seconds_per_event
         while time.perf_counter() < until:
             pass
-        record(status, latency_ms)
+        record(status, latency_ms, reason)
 
     agg.record_event = slow  # type: ignore[method-assign]
 
