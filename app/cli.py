@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -67,6 +68,27 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _clock_time(text: str) -> dt.time:
+    """A wall-clock time of today: HH:MM or HH:MM:SS (local time)."""
+    for pattern in ("%H:%M", "%H:%M:%S"):
+        try:
+            return dt.datetime.strptime(text, pattern).time()
+        except ValueError:
+            continue
+    raise argparse.ArgumentTypeError(f"not a time of day: {text!r} (use HH:MM or HH:MM:SS)")
+
+
+def seconds_until(moment: dt.time, now: dt.datetime | None = None) -> float:
+    """Seconds from ``now`` (local) to ``moment`` today; ValueError when it has passed."""
+    now = now or dt.datetime.now().astimezone()
+    target = now.replace(
+        hour=moment.hour, minute=moment.minute, second=moment.second, microsecond=0
+    )
+    if target < now:
+        raise ValueError(f"{moment.isoformat()} has already passed today")
+    return (target - now).total_seconds()
+
+
 def _add_simulation_options(parser: argparse.ArgumentParser, *, with_duration: bool) -> None:
     parser.add_argument(
         "--rate", type=_positive(float), default=20.0, help="payments per second (default 20)"
@@ -85,7 +107,14 @@ def _add_simulation_options(parser: argparse.ArgumentParser, *, with_duration: b
         type=float,
         default=30.0,
         metavar="SECONDS",
-        help="when the incident starts (default 30 s)",
+        help="when the incident starts, after the start (default 30 s)",
+    )
+    parser.add_argument(
+        "--incident-at",
+        type=_clock_time,
+        default=None,
+        metavar="HH:MM",
+        help="start the incident at this time of day (local); implies --incident",
     )
     parser.add_argument(
         "--incident-duration",
@@ -196,12 +225,18 @@ def _cmd_console(args: argparse.Namespace) -> int:
 def _simulation_options(args: argparse.Namespace) -> SimulationOptions:
     from services.simulator import SimulationOptions
 
+    incident_after_s = args.incident_after
+    if args.incident_at is not None:
+        try:
+            incident_after_s = seconds_until(args.incident_at)
+        except ValueError as exc:
+            raise ConfigError(f"--incident-at: {exc}") from None
     return SimulationOptions(
         rate=args.rate,
         failure_rate=args.failure_rate,
         duration_s=getattr(args, "duration", None),
-        incident=args.incident,
-        incident_after_s=args.incident_after,
+        incident=args.incident or args.incident_at is not None,
+        incident_after_s=incident_after_s,
         incident_duration_s=args.incident_duration,
         seed=getattr(args, "seed", None),
     )
@@ -212,6 +247,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from services.demo_topology import declare_demo_topology_at
 
     profile = profile_from(args)
+    _simulation_options(args)  # refuse a bad option (an --incident-at that has passed) now
     try:
         asyncio.run(declare_demo_topology_at(profile.amqp_url))
     except OSError as exc:
@@ -232,6 +268,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     ]
     if args.incident:
         simulator.append("--incident")
+    if args.incident_at is not None:
+        simulator += ["--incident-at", args.incident_at.isoformat()]
     for option in ("config", "profile"):
         if getattr(args, option, None):
             simulator += [f"--{option}", getattr(args, option)]
@@ -261,6 +299,13 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         f"payops: simulating on {profile.amqp_display_url}; Ctrl+C to stop",
         file=sys.stderr,
     )
+    if options.incident:
+        begins = dt.datetime.now().astimezone() + dt.timedelta(seconds=options.incident_after_s)
+        ends = begins + dt.timedelta(seconds=options.incident_duration_s)
+        print(
+            f"payops: incident (acquirer outage) from {begins:%H:%M:%S} to {ends:%H:%M:%S}",
+            file=sys.stderr,
+        )
     try:
         asyncio.run(run_simulation(profile.amqp_url, options, on_progress=progress))
     except OSError as exc:
@@ -297,6 +342,14 @@ def _cmd_config_show(args: argparse.Namespace) -> int:
     print(f"tap_max_length = {profile.tap_max_length}")
     for name, value in vars(profile.fields).items():
         print(f"fields.{name} = {value!r}")
+    print(f"history_retention_h = {profile.history_retention_h:g}")
+    origin = "defaults" if profile.alert_rules is None else "configured"
+    print(f"# alert rules ({origin})")
+    for rule in profile.alerts:
+        settings = ", ".join(
+            f"{key}={value!r}" for key, value in vars(rule).items() if key != "name"
+        )
+        print(f"alert {rule.name}: {settings}")
     return exit_codes.OK
 
 

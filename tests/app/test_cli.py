@@ -57,3 +57,30 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
         main(["simulate", "--failure-rate", "150%"])
     assert info.value.code == 2
     assert "must be between 0 and 1" in capsys.readouterr().err
+
+
+def test_incident_at_is_a_time_of_day_that_has_not_passed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import datetime as dt
+
+    from app.cli import seconds_until
+
+    now = dt.datetime(2026, 11, 24, 13, 55, 30).astimezone()
+    assert seconds_until(dt.time(14, 2), now) == 390.0
+    with pytest.raises(ValueError, match="already passed"):
+        seconds_until(dt.time(13, 55), now)
+    with pytest.raises(SystemExit) as exited:  # argparse rejects it
+        main(["simulate", "--incident-at", "25:00"])
+    assert exited.value.code == exit_codes.USAGE
+    assert "not a time of day" in capsys.readouterr().err
+
+
+def test_config_show_lists_retention_and_alert_rules(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["config", "show"]) == exit_codes.OK
+    out = capsys.readouterr().out
+    assert "history_retention_h = 24" in out
+    assert "alert failure_rate: threshold_pct=5" in out
+    assert "alert queue_depth:payments.dlq:" in out
