@@ -1,8 +1,10 @@
-"""The console's main window: time window and pause controls, headline, plots, status bar."""
+"""The console's main window: time window, pause and history controls, headline, alert
+banner, the pages (live flow, failed payments, audit trail, alerts), status bar."""
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 
 from PySide6.QtCore import QByteArray, Qt, Signal, Slot
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QResizeEvent
@@ -19,8 +21,12 @@ from PySide6.QtWidgets import (
 
 from services.flow_types import FlowFrame, Headline
 from services.link_status import LinkStatus
+from widgets.alert_banner import AlertBanner
+from widgets.alert_types import ActiveAlert, AlertLogRow, AlertMark
+from widgets.alerts_panel import AlertsPanel
 from widgets.audit_panel import AuditPanel
 from widgets.connection_indicator import ConnectionIndicator
+from widgets.desktop_notifier import DesktopNotifier
 from widgets.flow_plots import FlowPlots
 from widgets.headline_bar import HeadlineBar
 from widgets.icons import pause_icon, play_icon
@@ -37,6 +43,7 @@ WINDOW_CHOICES: tuple[tuple[int, str], ...] = (
 )
 DEFAULT_WINDOW_S = 300
 SERVICES = ("RabbitMQ", "Redis")
+PAGE_TITLES = ("Live flow", "Failed payments", "Audit trail", "Alerts")  # Alt+1..Alt+4
 COMPACT_BELOW_HEIGHT = 720  # shorter windows drop the counters' context line
 
 _LAYOUT_MAGIC = b"POPS"
@@ -55,12 +62,29 @@ class MainWindow(QMainWindow):
     ``select_window`` and ``set_paused`` change the controls without a user
     gesture: ``select_window`` does not emit ``window_selected`` (the caller
     already knows), ``pause_toggled`` is emitted on every change of pause.
+
+    History (◀ ▶ Live in the toolbar, see ``FlowPlots``): ``history_requested``
+    asks for a range of the flow history, answered with ``show_history_frame``
+    (and ``history_loading`` / ``history_unavailable``); ``history_mode_changed``
+    says when the plots leave or rejoin the live flow.
+
+    Alerts: ``show_alerts`` feeds the banner (under the counters) and the
+    Alerts page, ``show_alert_log`` the page's log, ``show_alert_marks`` the
+    shading on the plots; ``alerts_refresh_requested`` asks for all three again.
+    ``snapshot_requested`` is the one "export an incident snapshot" intent:
+    File › Export snapshot… (Ctrl+E) and the banner's and the Alerts page's
+    "Export incident…" buttons all emit it. ``notifier`` posts desktop
+    notifications; clicking one raises the window on the Alerts page.
     """
 
     window_selected = Signal(int)
     pause_toggled = Signal(bool)
     profile_selected = Signal(str)
     closed = Signal()
+    snapshot_requested = Signal()
+    alerts_refresh_requested = Signal()
+    history_requested = Signal(float, float)
+    history_mode_changed = Signal(bool)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -70,21 +94,26 @@ class MainWindow(QMainWindow):
         self._profile = ""
 
         self.headline_bar = HeadlineBar()
+        self.alert_banner = AlertBanner()
         self.flow_plots = FlowPlots()
         self.workbench = WorkbenchPage()
         self.audit_panel = AuditPanel()
+        self.alerts_panel = AlertsPanel()
+        self.notifier = DesktopNotifier(self, tooltip=APP_TITLE)
         self.tabs = QTabWidget()
         self.tabs.setObjectName("PageTabs")
         self.tabs.setDocumentMode(True)
-        self.tabs.addTab(self.flow_plots, "Live flow")
-        self.tabs.addTab(self.workbench, "Failed payments")
-        self.tabs.addTab(self.audit_panel, "Audit trail")
+        pages = (self.flow_plots, self.workbench, self.audit_panel, self.alerts_panel)
+        for index, (page, title) in enumerate(zip(pages, PAGE_TITLES, strict=True)):
+            self.tabs.addTab(page, title)
+            self.tabs.setTabToolTip(index, f"{title} (Alt+{index + 1})")
         central = QWidget()
         central.setObjectName("CentralWidget")
         column = QVBoxLayout(central)
         column.setContentsMargins(0, 0, 0, 0)
         column.setSpacing(0)
         column.addWidget(self.headline_bar)
+        column.addWidget(self.alert_banner)
         column.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
 
@@ -119,18 +148,31 @@ class MainWindow(QMainWindow):
         self.pause_action.setToolTip("Freeze the plots to inspect them (Space)")
 
         self.page_actions: list[QAction] = []
-        for index, title in enumerate(("Live flow", "Failed payments", "Audit trail")):
+        for index, title in enumerate(PAGE_TITLES):
             action = QAction(title, self)
             action.setShortcut(QKeySequence(f"Alt+{index + 1}"))
+            action.setToolTip(f"Show the {title} page (Alt+{index + 1})")
             action.setData(index)
             self.page_actions.append(action)
 
+        self.export_snapshot_action = QAction("Export snapshot…", self)
+        self.export_snapshot_action.setShortcut(QKeySequence("Ctrl+E"))
+        self.export_snapshot_action.setToolTip(
+            "Write an incident snapshot (flow, alerts, parked messages) for the post-mortem"
+            " (Ctrl+E)"
+        )
         self.clear_problems_action = QAction("Clear problems", self)
         self.quit_action = QAction("Quit", self)
         self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))
         self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
         self.addActions(
-            [*self.window_actions.values(), *self.page_actions, self.pause_action, self.quit_action]
+            [
+                *self.window_actions.values(),
+                *self.page_actions,
+                self.pause_action,
+                self.export_snapshot_action,
+                self.quit_action,
+            ]
         )
 
     def _build_menus(self) -> None:
@@ -138,6 +180,8 @@ class MainWindow(QMainWindow):
         self.profile_menu = file_menu.addMenu("&Profile")
         self.profile_group = QActionGroup(self)
         self.profile_group.setExclusive(True)
+        file_menu.addSeparator()
+        file_menu.addAction(self.export_snapshot_action)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         view_menu = self.menuBar().addMenu("&View")
@@ -170,6 +214,8 @@ class MainWindow(QMainWindow):
         self.paused_badge.setToolTip("The plots are frozen; the counters stay live")
         self._paused_badge_action = self.toolbar.addWidget(self.paused_badge)
         self._paused_badge_action.setVisible(False)
+        self.toolbar.addSeparator()
+        self.toolbar.addWidget(self.flow_plots.history_controls)
         spacer = QWidget()
         spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.toolbar.addWidget(spacer)
@@ -201,6 +247,15 @@ class MainWindow(QMainWindow):
         self.profile_group.triggered.connect(self.on_profile_action_triggered)
         for action in self.page_actions:
             action.triggered.connect(self.on_page_action_triggered)
+        self.export_snapshot_action.triggered.connect(self.snapshot_requested)
+        self.alert_banner.show_alerts_requested.connect(self.show_alerts_page)
+        self.alert_banner.export_incident_requested.connect(self.snapshot_requested)
+        self.alerts_panel.export_incident_requested.connect(self.snapshot_requested)
+        self.alerts_panel.refresh_requested.connect(self.alerts_refresh_requested)
+        self.alerts_panel.time_activated.connect(self.on_alert_time_activated)
+        self.notifier.message_clicked.connect(self.on_notification_clicked)
+        self.flow_plots.history_requested.connect(self.history_requested)
+        self.flow_plots.history_mode_changed.connect(self.on_history_mode_changed)
 
     # -- state ---------------------------------------------------------------------------
 
@@ -214,6 +269,11 @@ class MainWindow(QMainWindow):
     def paused(self) -> bool:
         """Whether the plots are frozen."""
         return self._paused
+
+    @property
+    def live(self) -> bool:
+        """Whether the plots follow the live flow (not history)."""
+        return self.flow_plots.live
 
     @property
     def rabbitmq_indicator(self) -> ConnectionIndicator:
@@ -248,6 +308,67 @@ class MainWindow(QMainWindow):
             self.show_problem(f"status of an unknown service {status.service!r}")
             return
         indicator.show_status(status)
+
+    @Slot(object)
+    def show_alerts(self, alerts: Sequence[ActiveAlert]) -> None:
+        """Show the alerts firing now: the banner, the Alerts page and its tab title."""
+        self.alert_banner.show_alerts(alerts)
+        self.alerts_panel.show_active(alerts)
+        index = self.tabs.indexOf(self.alerts_panel)
+        count = len(alerts)
+        self.tabs.setTabText(index, f"Alerts ({count})" if count else "Alerts")
+
+    @Slot(object)
+    def show_alert_log(self, rows: Sequence[AlertLogRow]) -> None:
+        """Show the recorded firings and resolutions on the Alerts page."""
+        self.alerts_panel.show_log(rows)
+
+    @Slot(object)
+    def show_alert_marks(self, marks: Sequence[AlertMark]) -> None:
+        """Shade the alerts' spans on the plots (replacing the marks shown)."""
+        self.flow_plots.set_alert_marks(marks)
+
+    @Slot(object)
+    def show_history_frame(self, frame: FlowFrame) -> None:
+        """Plot a frame read back from the flow history (the answer to ``history_requested``)."""
+        self.flow_plots.show_history_frame(frame)
+
+    @Slot(bool)
+    def history_loading(self, loading: bool) -> None:
+        """Show that a history read is under way, or no longer."""
+        self.flow_plots.history_loading(loading)
+
+    @Slot(str)
+    def history_unavailable(self, text: str) -> None:
+        """Say why the history cannot be shown (e.g. Redis is down)."""
+        self.flow_plots.history_unavailable(text)
+
+    @Slot()
+    def show_alerts_page(self) -> None:
+        """Switch to the Alerts page."""
+        self.tabs.setCurrentWidget(self.alerts_panel)
+
+    @Slot()
+    def on_notification_clicked(self) -> None:
+        """A desktop notification was clicked: bring the window up on the Alerts page."""
+        if self.isMinimized():
+            self.showNormal()
+        self.raise_()
+        self.activateWindow()
+        self.show_alerts_page()
+
+    @Slot(float)
+    def on_alert_time_activated(self, t: float) -> None:
+        """Show the flow around an alert event (history, unless it is recent)."""
+        self.tabs.setCurrentWidget(self.flow_plots)
+        self.flow_plots.show_history_at(t)
+
+    @Slot(bool)
+    def on_history_mode_changed(self, history: bool) -> None:
+        """History is frozen anyway: PAUSED shows again when the plots are live."""
+        self._paused_badge_action.setVisible(self._paused and not history)
+        self._update_title()
+        self.history_mode_changed.emit(history)
 
     @Slot(str)
     def show_problem(self, text: str) -> None:
@@ -302,6 +423,7 @@ class MainWindow(QMainWindow):
             known = ", ".join(str(s) for s in self.window_actions)
             raise ValueError(f"no time window of {seconds} s (choose from {known})")
         action.setChecked(True)
+        self.flow_plots.set_window_seconds(seconds)
 
     @Slot(bool)
     def set_paused(self, paused: bool) -> None:
@@ -315,8 +437,10 @@ class MainWindow(QMainWindow):
 
     @Slot(QAction)
     def on_window_action_triggered(self, action: QAction) -> None:
-        """The operator picked a time window."""
-        self.window_selected.emit(int(action.data()))
+        """The operator picked a time window (in history: the same end, asked for again)."""
+        seconds = int(action.data())
+        self.window_selected.emit(seconds)
+        self.flow_plots.set_window_seconds(seconds)
 
     @Slot(bool)
     def on_pause_action_toggled(self, paused: bool) -> None:
@@ -329,7 +453,7 @@ class MainWindow(QMainWindow):
         self.pause_action.setToolTip(
             "Follow the live flow again (Space)" if paused else "Freeze the plots (Space)"
         )
-        self._paused_badge_action.setVisible(paused)
+        self._paused_badge_action.setVisible(paused and self.flow_plots.live)
         self.flow_plots.set_paused(paused)
         if not paused and self._latest is not None and self._latest is not self.flow_plots.frame:
             self.flow_plots.show_frame(self._latest)
@@ -383,4 +507,8 @@ class MainWindow(QMainWindow):
         if self._profile:
             parts.append(self._profile)
         title = " — ".join(parts)
-        self.setWindowTitle(f"{title} (paused)" if self._paused else title)
+        if not self.flow_plots.live:
+            title += " (history)"
+        elif self._paused:
+            title += " (paused)"
+        self.setWindowTitle(title)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 import pytest
-from PySide6.QtCore import QPointF
-from PySide6.QtGui import QPainterPath
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QColor, QPainterPath
 
 from services.flow_types import LATENCY_PERCENTILES
 from tests.widgets.frames import make_frame, realistic_frame
 from widgets import colors
+from widgets.alert_types import AlertMark
 from widgets.flow_plots import FlowPlots
 
 T0 = 1_700_000_000.0
@@ -252,3 +253,251 @@ def test_a_real_mouse_move_drives_the_crosshair(plots, qtbot):
     qtbot.mouseMove(plots.graphics.viewport(), plots.graphics.mapFromScene(scene_pos))
     qtbot.waitUntil(lambda: plots.crosshair_time == T[4])
     assert ("Throughput", "authorized", "9") in plots.readout_rows()
+
+
+# -- alert marks -----------------------------------------------------------------------
+
+CLOCK_NOW = T0 + 10
+
+
+@pytest.fixture
+def clocked(qtbot):
+    """Plots whose clock stands still at ``CLOCK_NOW``."""
+    widget = FlowPlots(clock=lambda: CLOCK_NOW)
+    qtbot.addWidget(widget)
+    widget.resize(1000, 640)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
+
+
+def test_alert_marks_shade_every_plot_and_are_replaced(clocked):
+    clocked.show_frame(small_frame())
+    marks = [
+        AlertMark(T[1], T[3], "failure_rate", "critical"),
+        AlertMark(T[4], None, "queue_depth:payments.dlq", "warning"),
+    ]
+    clocked.set_alert_marks(marks)
+
+    assert clocked.alert_marks == tuple(marks)
+    for plot in clocked.plots:
+        items = clocked.alert_mark_items(plot)
+        assert len(items) == 2
+        (closed, closed_line), (open_, open_line) = items
+        assert all(i in plot.items for i in (closed, closed_line, open_, open_line))
+        assert closed.getRegion() == pytest.approx((T[1], T[3]))
+        assert open_.getRegion()[0] == pytest.approx(T[4])
+        assert open_.getRegion()[1] > CLOCK_NOW  # still firing: to the right edge and on
+        assert closed_line.value() == pytest.approx(T[1])
+        assert not closed.movable and not closed_line.movable
+        assert closed.brush.color().name() == QColor(colors.RED).name()
+        assert open_.brush.color().name() == QColor(colors.AMBER).name()
+        assert 0 < closed.brush.color().alpha() < 80  # translucent
+    label = clocked.alert_mark_items(clocked.throughput_plot)[0][1].label
+    assert label.textItem.toPlainText() == "failure_rate"
+
+    item_count = sum(len(plot.items) for plot in clocked.plots)
+    clocked.set_alert_marks([AlertMark(T[2], T[5], "latency_p99", "warning")])
+    for plot in clocked.plots:
+        ((region, _line),) = clocked.alert_mark_items(plot)
+        assert region.getRegion() == pytest.approx((T[2], T[5]))
+    clocked.set_alert_marks(marks)  # items are reused, never added again
+    clocked.set_alert_marks(marks)
+    assert sum(len(plot.items) for plot in clocked.plots) == item_count
+
+    clocked.set_alert_marks([])
+    assert all(clocked.alert_mark_items(plot) == [] for plot in clocked.plots)
+
+
+def test_the_readout_lists_the_alerts_at_the_crosshair(clocked):
+    clocked.show_frame(small_frame())
+    clocked.set_alert_marks(
+        [
+            AlertMark(T[1], T[2], "failure_rate", "critical"),
+            AlertMark(T[4], None, "dead_letter_rate", "warning"),
+        ]
+    )
+    clocked.set_crosshair(T[1])
+    assert ("Alerts", "failure_rate", "critical") in clocked.readout_rows()
+    assert not any(
+        row[0] == "Alerts" and row[1] == "dead_letter_rate" for row in clocked.readout_rows()
+    )
+    clocked.set_crosshair(T[5])
+    assert ("Alerts", "dead_letter_rate", "warning") in clocked.readout_rows()
+    assert "dead_letter_rate" in clocked.readout.text()
+
+
+# -- history ---------------------------------------------------------------------------
+
+END = 1_700_000_040.0  # a whole minute
+NOW_S = END + 0.4
+
+
+def live_frame(window_s, value=5.0, end=END):
+    t = np.arange(end - window_s, end, dtype=np.float64)
+    return make_frame(t, {"authorized": np.full(t.shape, value)})
+
+
+@pytest.fixture
+def history_plots(qtbot):
+    widget = FlowPlots(clock=lambda: NOW_S)
+    qtbot.addWidget(widget)
+    widget.resize(1000, 640)
+    widget.show()
+    qtbot.waitExposed(widget)
+    widget.activateWindow()
+    qtbot.waitUntil(widget.isActiveWindow)
+    return widget
+
+
+def collect(plots):
+    requested = []
+    plots.history_requested.connect(lambda a, b: requested.append((a, b)))
+    return requested
+
+
+@pytest.mark.parametrize("w", [60, 300, 900, 3600])
+def test_back_and_forward_step_one_window_at_a_time(history_plots, w):
+    plots = history_plots
+    plots.set_window_seconds(w)
+    plots.show_frame(live_frame(w))
+    requested = collect(plots)
+    modes = []
+    plots.history_mode_changed.connect(modes.append)
+    assert not plots.forward_action.isEnabled()
+
+    plots.back_action.trigger()
+    plots.back_action.trigger()
+    assert requested == [(END - 2 * w, END - w), (END - 3 * w, END - 2 * w)]
+    assert not plots.live
+    assert modes == [True]
+    assert plots.forward_action.isEnabled()
+    assert plots.throughput_plot.getViewBox().viewRange()[0] == pytest.approx(
+        [END - 3 * w, END - 2 * w]
+    )
+
+    plots.forward_action.trigger()
+    assert requested[-1] == (END - 2 * w, END - w)
+    plots.forward_action.trigger()  # would reach now: live again
+    assert plots.live
+    assert modes == [True, False]
+    assert len(requested) == 3
+    assert plots.history_label.text() == "● Live"
+
+
+def test_back_from_live_rounds_the_end_up_to_a_minute(history_plots):
+    plots = history_plots
+    plots.show_frame(live_frame(300, end=END + 17))
+    requested = collect(plots)
+    plots.back_action.trigger()
+    # the live view is [END - 283, END + 17): back ends at END - 283 rounded up
+    assert requested == [(END - 540, END - 240)]  # overlaps it by 43 s, leaves no gap
+
+
+def test_live_frames_wait_while_history_is_shown(history_plots):
+    plots = history_plots
+    plots.show_frame(live_frame(300, value=5.0))
+    requested = collect(plots)
+    plots.back_action.trigger()
+    (start, end) = requested[0]
+
+    plots.show_frame(live_frame(300, value=9.0))  # ignored while in history
+    np.testing.assert_array_equal(original(plots.status_curve("authorized"))[1], [5.0] * 300)
+
+    history = live_frame(300, value=2.0, end=end)
+    plots.show_history_frame(history)
+    assert plots.frame is history
+    np.testing.assert_array_equal(original(plots.status_curve("authorized"))[1], [2.0] * 300)
+    assert plots.throughput_plot.getViewBox().viewRange()[0] == pytest.approx([start, end])
+    plots.set_crosshair(start + 10)  # the read-out works in history too
+    assert ("Throughput", "authorized", "2") in plots.readout_rows()
+
+    plots.show_history_frame(live_frame(300, value=7.0, end=end - 3000))  # a stale answer
+    assert plots.frame is history
+
+    plots.live_action.trigger()
+    assert plots.live
+    np.testing.assert_array_equal(original(plots.status_curve("authorized"))[1], [9.0] * 300)
+    plots.show_history_frame(history)  # too late: live again
+    assert plots.frame is not history
+
+
+def test_the_keys_step_through_history(history_plots, qtbot):
+    plots = history_plots
+    plots.show_frame(live_frame(300))
+    requested = collect(plots)
+    qtbot.keyClick(plots, Qt.Key.Key_PageUp)
+    qtbot.keyClick(plots, Qt.Key.Key_Left, Qt.KeyboardModifier.AltModifier)
+    assert requested == [(END - 600, END - 300), (END - 900, END - 600)]
+    qtbot.keyClick(plots, Qt.Key.Key_PageDown)
+    qtbot.keyClick(plots, Qt.Key.Key_Right, Qt.KeyboardModifier.AltModifier)
+    assert plots.live
+    qtbot.keyClick(plots, Qt.Key.Key_PageUp)
+    qtbot.keyClick(plots, Qt.Key.Key_End)
+    assert plots.live
+    assert requested[-1] == (END - 600, END - 300)
+
+
+def test_a_new_window_in_history_keeps_the_end(history_plots):
+    plots = history_plots
+    plots.show_frame(live_frame(300))
+    requested = collect(plots)
+    plots.back_action.trigger()
+    plots.set_window_seconds(3600)
+    assert requested == [(END - 600, END - 300), (END - 300 - 3600, END - 300)]
+    assert plots.history_range.to_s == END - 300
+    plots.back_action.trigger()
+    assert requested[-1] == (END - 300 - 7200, END - 300 - 3600)
+
+
+def test_loading_and_unavailable_show_in_the_label(history_plots):
+    plots = history_plots
+    assert plots.history_label.text() == "● Live"
+    assert plots.live_button.isHidden()
+    plots.history_loading(True)  # ignored while live
+    assert plots.history_busy.isHidden()
+
+    plots.show_frame(live_frame(300))
+    plots.back_action.trigger()
+    assert plots.history_label.text().startswith("History ")
+    assert " – " in plots.history_label.text()
+    assert not plots.live_button.isHidden()
+    assert plots.history_badge.isVisible()
+    plots.history_loading(True)
+    assert not plots.history_busy.isHidden()
+    assert "reading" in plots.history_label.toolTip()
+    assert plots.history_badge.text() == "History · loading…"
+
+    plots.history_unavailable("Redis unreachable: connection refused")
+    assert plots.history_busy.isHidden()
+    assert plots.history_label.text() == (
+        "History unavailable: Redis unreachable: connection refused"
+    )
+    assert plots.history_label.property("mode") == "unavailable"
+
+    plots.go_live()
+    assert plots.history_label.text() == "● Live"
+    assert not plots.history_badge.isVisible()
+
+
+def test_an_empty_history_says_so(history_plots):
+    plots = history_plots
+    plots.show_frame(live_frame(300))
+    requested = collect(plots)
+    plots.back_action.trigger()
+    start, end = requested[0]
+    plots.show_history_frame(make_frame(np.arange(start, end), {}))
+    assert plots.waiting_label.isVisible()
+    assert "No flow history" in plots.waiting_label.text()
+    plots.go_live()
+    assert not plots.waiting_label.isVisible()
+
+
+def test_show_history_at_centres_a_moment(history_plots):
+    plots = history_plots
+    plots.show_frame(live_frame(300))
+    requested = collect(plots)
+    plots.show_history_at(END - 3000)  # ends 100 s later, rounded up to a minute
+    assert requested == [(END - 3180, END - 2880)]
+    plots.show_history_at(END - 30)  # recent: live shows it
+    assert plots.live

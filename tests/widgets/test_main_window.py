@@ -1,13 +1,20 @@
-"""MainWindow: time window shortcuts, pause, problems, link status, layout persistence."""
+"""MainWindow: time window shortcuts, pause, problems, link status, layout persistence,
+alerts (banner, page, marks), snapshot export and history navigation."""
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
-from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtCore import QByteArray, QPoint, Qt
+from PySide6.QtGui import QImage
 
 from services.link_status import LinkState, LinkStatus
-from tests.widgets.frames import make_frame, make_headline, realistic_frame
+from tests.widgets.frames import make_frame, make_headline, realistic_frame, stage_demo_window
+from widgets.alert_types import ActiveAlert, AlertLogRow, AlertMark
 from widgets.main_window import MainWindow
 
 
@@ -220,3 +227,184 @@ def test_a_resolved_problem_leaves_the_status_bar_but_stays_in_the_tooltip(windo
     assert view.latest_text() == ""
     assert view.active() == []
     assert view.toolTip().count("resolved") == 2
+
+
+# -- alerts, snapshot, history ---------------------------------------------------------
+
+
+def active(rule="failure_rate", severity="critical", since=1_700_000_000.0):
+    return ActiveAlert(rule, severity, since, 41.2, f"{rule}: failure rate 41.2 % over 60 s")
+
+
+def test_alt_digits_switch_pages_including_alerts(window, qtbot):
+    qtbot.keyClick(window, Qt.Key.Key_4, Qt.KeyboardModifier.AltModifier)
+    assert window.tabs.currentWidget() is window.alerts_panel
+    assert window.tabs.tabText(3) == "Alerts"
+    qtbot.keyClick(window, Qt.Key.Key_1, Qt.KeyboardModifier.AltModifier)
+    assert window.tabs.currentWidget() is window.flow_plots
+    assert [a.shortcut().toString() for a in window.page_actions] == [
+        "Alt+1",
+        "Alt+2",
+        "Alt+3",
+        "Alt+4",
+    ]
+
+
+def test_ctrl_e_and_both_export_buttons_request_a_snapshot(window, qtbot):
+    with qtbot.waitSignal(window.snapshot_requested, timeout=1000):
+        qtbot.keyClick(window, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
+    assert window.export_snapshot_action in window.menuBar().actions()[0].menu().actions()
+    window.show_alerts([active()])
+    with qtbot.waitSignal(window.snapshot_requested, timeout=1000):
+        qtbot.mouseClick(window.alert_banner.export_button, Qt.MouseButton.LeftButton)
+    window.show_alerts_page()
+    with qtbot.waitSignal(window.snapshot_requested, timeout=1000):
+        qtbot.mouseClick(window.alerts_panel.export_button, Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(window.alerts_refresh_requested, timeout=1000):
+        qtbot.keyClick(window, Qt.Key.Key_F5)
+
+
+def test_the_banner_sits_between_counters_and_pages_and_opens_the_alerts_page(window, qtbot):
+    assert window.alert_banner.isHidden()
+    window.show_alerts([active("dead_letter_rate", "warning"), active(since=1_700_000_100.0)])
+    banner = window.alert_banner
+    assert banner.isVisible()
+    assert banner.severity == "critical"
+    assert window.headline_bar.geometry().bottom() < banner.geometry().top()
+    assert banner.geometry().bottom() < window.tabs.geometry().top()
+    assert window.tabs.tabText(3) == "Alerts (2)"
+    assert window.alerts_panel.active_model.rowCount() == 2
+
+    qtbot.mouseClick(banner.show_button, Qt.MouseButton.LeftButton)
+    assert window.tabs.currentWidget() is window.alerts_panel
+
+    window.show_alerts([])
+    assert banner.isHidden()
+    assert window.tabs.tabText(3) == "Alerts"
+
+
+def test_the_alert_log_and_marks_are_forwarded(window):
+    row = AlertLogRow(1_700_000_000.0, "failure_rate", "firing", "critical", 41.2, "bad")
+    window.show_alert_log([row])
+    assert window.alerts_panel.shown_log() == [row]
+    window.show_frame(frame_with(5.0))
+    mark = AlertMark(1_700_000_001.0, None, "failure_rate", "critical")
+    window.show_alert_marks([mark])
+    assert window.flow_plots.alert_marks == (mark,)
+    for plot in window.flow_plots.plots:
+        assert len(window.flow_plots.alert_mark_items(plot)) == 1
+
+
+def test_the_notifier_says_no_on_a_platform_without_a_tray(window):
+    assert window.notifier.available is False
+    assert window.notifier.notify("failure_rate", "failure rate 41.2 %", critical=True) is False
+    assert window.notifier.notify("dead_letter_rate", "44 dead letters", critical=False) is False
+    assert window.notifier.tray is None
+
+
+def test_history_from_the_toolbar_and_back(window, qtbot):
+    live = frame_with(5.0)
+    window.show_frame(live)
+    requested = []
+    window.history_requested.connect(lambda a, b: requested.append((a, b)))
+    modes = []
+    window.history_mode_changed.connect(modes.append)
+    end = float(live.t[-1]) + 1
+
+    qtbot.mouseClick(window.flow_plots.back_button, Qt.MouseButton.LeftButton)
+    ((start, stop),) = requested
+    assert stop - start == 300
+    assert stop >= end - 300 and stop < end - 300 + 60
+    assert modes == [True]
+    assert window.windowTitle().endswith("(history)")
+
+    window.show_frame(frame_with(9.0))  # live frames wait
+    np.testing.assert_array_equal(throughput(window), [5.0] * 4)
+    history = make_frame(np.arange(start, stop), {"authorized": np.full(300, 2.0)})
+    window.history_loading(True)
+    assert not window.flow_plots.history_busy.isHidden()
+    window.show_history_frame(history)
+    assert window.flow_plots.frame is history
+
+    window.window_actions[900].trigger()  # a new window keeps the end
+    assert requested[-1] == (stop - 900, stop)
+
+    window.history_unavailable("Redis is down")
+    assert "Redis is down" in window.flow_plots.history_label.text()
+
+    qtbot.keyClick(window, Qt.Key.Key_End)
+    assert window.live
+    assert modes == [True, False]
+    np.testing.assert_array_equal(throughput(window), [9.0] * 4)
+    assert not window.windowTitle().endswith("(history)")
+
+
+def test_history_keys_only_work_on_the_live_flow_page(window, qtbot):
+    window.show_frame(frame_with(5.0))
+    requested = []
+    window.history_requested.connect(lambda a, b: requested.append((a, b)))
+    window.show_alerts_page()
+    qtbot.keyClick(window, Qt.Key.Key_PageUp)
+    assert requested == []
+    assert window.live
+    window.tabs.setCurrentWidget(window.flow_plots)
+    qtbot.keyClick(window, Qt.Key.Key_PageUp)
+    assert len(requested) == 1
+
+
+def test_double_clicking_an_alert_event_shows_the_flow_then(window, qtbot):
+    window.show_frame(frame_with(5.0))
+    requested = []
+    window.history_requested.connect(lambda a, b: requested.append((a, b)))
+    window.show_alerts_page()
+    window.alerts_panel.time_activated.emit(1_600_000_000.0)
+    assert window.tabs.currentWidget() is window.flow_plots
+    ((start, stop),) = requested
+    assert start < 1_600_000_000.0 < stop
+
+
+def test_screenshot_with_a_critical_alert_and_marks(window, qtbot, tmp_path):
+    frame = stage_demo_window(window, realistic_frame(end=None))
+    t = frame.t
+    window.show_alerts(
+        [
+            ActiveAlert(
+                "failure_rate",
+                "critical",
+                float(t[215]),
+                14.2,
+                "failure rate 14.2 % over 60 s (threshold 5 %)",
+            ),
+            ActiveAlert("queue_depth:payments.dlq", "warning", float(t[240]), 757.0, "dlq deep"),
+        ]
+    )
+    window.show_alert_marks(
+        [
+            AlertMark(float(t[215]), None, "failure_rate", "critical"),
+            AlertMark(float(t[20]), float(t[60]), "latency_p99", "warning"),
+        ]
+    )
+    qtbot.waitUntil(window.alert_banner.isVisible)
+    path = tmp_path / "payops_main_window_alert.png"
+    assert window.grab().save(str(path))
+    if keep := os.environ.get("PAYOPS_SCREENSHOT_DIR"):
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(keep) / path.name)
+    image = QImage(str(path))
+    banner = window.alert_banner
+    pixel = image.pixelColor(banner.mapTo(window, QPoint(banner.width() // 2, banner.height() - 1)))
+    assert pixel.red() > 150 and pixel.green() < 120  # the strip's red rule
+
+
+def test_paused_badges_wait_while_history_is_shown(window, qtbot):
+    window.show_frame(frame_with(5.0))
+    window.set_paused(True)
+    qtbot.waitUntil(window.paused_badge.isVisible)
+    window.flow_plots.back_action.trigger()
+    qtbot.waitUntil(lambda: not window.paused_badge.isVisible())
+    assert not window.flow_plots.paused_badge.isVisible()
+    assert window.flow_plots.history_badge.isVisible()
+    window.flow_plots.live_action.trigger()
+    qtbot.waitUntil(window.paused_badge.isVisible)
+    assert window.flow_plots.paused_badge.isVisible()
+    assert window.windowTitle().endswith("(paused)")
