@@ -16,13 +16,22 @@ Child to parent (small pickled tuples):
   since the last update (the previous partial second, now final, through the
   current partial one), so every finished second crosses the pipe about once
   and the parent keeps a full-depth mirror (``FlowMirror``) to build any
-  window from.
+  window from;
+- ``("alerts", active, events)`` (``list[Alert]``, ``list[AlertEvent]``) at most
+  once a second, when the child's ``FlowRecorder`` evaluated a change: the active
+  alerts changed (or their values), or rules fired or resolved;
+- ``("recorder", RecorderState)`` when the recorder's role, lease holder, last
+  written second or detail changed (about once a second while it writes).
 
 Parent to child: ``("release",)`` opens the consume gate, ``("stop",)`` stops.
 The child also stops when the pipe reaches EOF or its parent process changes
 (the parent died). The child never blocks on the pipe: what cannot be written
 now waits in an outbox (updates are merged: the next one covers the seconds
-since the last one sent).
+since the last one sent; an alerts message not yet sent is merged with the next
+one, keeping every transition; only the latest recorder state is kept).
+
+The child also runs the ``FlowRecorder`` (``services.flow_recorder``): alerts,
+and the history and alert log in Redis while it holds the history lease.
 """
 
 from __future__ import annotations
@@ -47,11 +56,13 @@ import numpy as np
 import numpy.typing as npt
 from aio_pika.abc import AbstractConnection
 
+from services.alerts import Alert, AlertEvent
 from services.amqp_link import DEFAULT_BACKOFF_S, AmqpLink
 from services.config import Profile
 from services.depth_poller import DepthPoller
 from services.event_decoder import EventDecoder
 from services.flow_aggregator import FlowAggregator
+from services.flow_recorder import FINISH_TIMEOUT_S, LEASE_TTL_S, FlowRecorder, RecorderState
 from services.flow_tap import FlowTap
 from services.flow_types import LATENCY_PERCENTILES, FlowFrame, Headline
 from services.link_status import LinkState, LinkStatus
@@ -67,6 +78,8 @@ KILL_TIMEOUT_S = 2.0
 MAX_MESSAGES_PER_READ = 64  # the parent hands the loop back after this many
 RESTART_DELAY_S = 5.0
 SERVICE = "RabbitMQ"
+RECORDER_STOP_S = FINISH_TIMEOUT_S + 1.0
+"""How long the child waits for its recorder's last write and lease release."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +103,8 @@ class ChildConfig:
     hold_consume: bool = False
     backoff: tuple[float, ...] = DEFAULT_BACKOFF_S
     log_level: int = logging.WARNING
+    record: bool = True  # write the history and the alert log (when holding the lease)
+    lease_ttl_s: float = LEASE_TTL_S
 
 
 # -- the parent's mirror -----------------------------------------------------------
@@ -245,8 +260,11 @@ class FlowProcess:
     the child ends unexpectedly; it is then started again after
     ``RESTART_DELAY_S``; the new child counts from zero, so ``totals_by_status``
     restarts while the plotted history stays), ``on_problem``/``on_resolved``
-    the tap's and depth poller's problems. The pipe is read with
-    ``loop.add_reader``: the caller's loop never blocks on the child.
+    the tap's and depth poller's problems. ``on_alerts(active, events)``
+    receives the active alerts and the transitions when they change (at most
+    once a second), ``on_recorder(state)`` the recorder's ``RecorderState``;
+    the latest of each is kept in ``alerts`` and ``recorder``. The pipe is read
+    with ``loop.add_reader``: the caller's loop never blocks on the child.
     """
 
     def __init__(
@@ -255,14 +273,21 @@ class FlowProcess:
         on_status: Callable[[LinkStatus], None],
         on_problem: Callable[[str], None] | None = None,
         on_resolved: Callable[[str], None] | None = None,
+        *,
+        on_alerts: Callable[[list[Alert], list[AlertEvent]], None] | None = None,
+        on_recorder: Callable[[RecorderState], None] | None = None,
     ) -> None:
         self.config = config
         self.mirror = FlowMirror(config.capacity_s)
         self.tap = TapView()
         self.status = LinkStatus(SERVICE, LinkState.CONNECTING, "")
+        self.alerts: list[Alert] = []  # the active alerts, as of the child's last evaluation
+        self.recorder: RecorderState | None = None  # None until the child reports one
         self._on_status = on_status
         self._on_problem = on_problem
         self._on_resolved = on_resolved
+        self._on_alerts = on_alerts
+        self._on_recorder = on_recorder
         self._released = not config.hold_consume
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
@@ -377,8 +402,20 @@ class FlowProcess:
                 self._on_problem(message[1])
             elif kind == "resolved" and self._on_resolved is not None:
                 self._on_resolved(message[1])
+            elif kind == "alerts":
+                _, active, events = message
+                self.alerts = active
+                if self._on_alerts is not None:
+                    self._on_alerts(active, events)
+            elif kind == "recorder":
+                self._set_recorder(message[1])
         except Exception:
             log.exception("handling %r from the live-flow process failed", kind)
+
+    def _set_recorder(self, state: RecorderState) -> None:
+        self.recorder = state
+        if self._on_recorder is not None:
+            self._on_recorder(state)
 
     def _child_ended(self) -> None:
         """EOF on the pipe: the child closed it (stopping) or died."""
@@ -396,6 +433,16 @@ class FlowProcess:
             RESTART_DELAY_S,
         )
         self._on_status(self.status)
+        if self.recorder is not None:
+            with contextlib.suppress(Exception):
+                self._set_recorder(
+                    dataclasses.replace(
+                        self.recorder,
+                        role="unavailable",
+                        holder=None,
+                        detail="the live-flow process ended unexpectedly; restarting it",
+                    )
+                )
         if process is not None:
             self._reaper = self._loop.create_task(_reap(process), name="payops-flow-reaper")
         self._restart = self._loop.call_later(RESTART_DELAY_S, self._restart_child)
@@ -431,8 +478,11 @@ async def _reap(process: BaseProcess) -> None:
 
 def child_main(conn: Connection, config: ChildConfig) -> None:
     """The child process's entry point: run the live flow until told to stop."""
-    # Ctrl+C reaches the whole process group; the parent decides when we stop.
+    # Ctrl+C reaches the whole process group, and so may a service manager's
+    # SIGTERM; the parent decides when we stop (or we notice it has gone), so the
+    # recorder can write its last seconds and release the history lease.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(
         level=config.log_level, format="%(asctime)s %(levelname)s [flow] %(name)s: %(message)s"
     )
@@ -461,7 +511,7 @@ class FlowChild:
         self.tap = FlowTap(
             profile,
             self.aggregator,
-            EventDecoder(profile.fields),
+            EventDecoder(profile.fields, profile.failure_statuses),
             self._problem,
             on_resolved=self._resolved,
             consume_gate=self._gate,
@@ -476,6 +526,17 @@ class FlowChild:
         self.amqp = AmqpLink(
             profile.amqp_url, self._status, self._run_session, backoff=config.backoff
         )
+        self.recorder = FlowRecorder(
+            profile,
+            self.aggregator,
+            self.tap,
+            on_alerts=self._alerts,
+            on_state=self._recorder_state,
+            record=config.record,
+            capacity_s=config.capacity_s,
+            lease_ttl_s=config.lease_ttl_s,
+            backoff=config.backoff,
+        )
         self._outbox: list[tuple[Any, ...]] = []
         self._stop = asyncio.Event()
         self._parent_pid = os.getppid()
@@ -488,11 +549,19 @@ class FlowChild:
         loop.add_reader(self._conn.fileno(), self._on_command)
         link = asyncio.create_task(self.amqp.run(), name="payops-amqp-link")
         ticker = asyncio.create_task(self._tick(), name="payops-flow-updates")
+        recorder = asyncio.create_task(self.recorder.run(), name="payops-flow-recorder")
         try:
             await self._stop.wait()
         finally:
             with contextlib.suppress(ValueError, OSError):
                 loop.remove_reader(self._conn.fileno())
+            # The recorder first, while the tap still consumes: its last write
+            # covers every finished second, then it releases the lease.
+            self.recorder.request_stop()
+            _, pending = await asyncio.wait([recorder], timeout=RECORDER_STOP_S)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(recorder, return_exceptions=True)
             ticker.cancel()
             link.cancel()
             await asyncio.gather(ticker, link, return_exceptions=True)
@@ -533,6 +602,22 @@ class FlowChild:
 
     def _resolved(self, text: str) -> None:
         self._outbox.append(("resolved", text))
+        self._flush()
+
+    def _alerts(self, active: list[Alert], events: list[AlertEvent]) -> None:
+        """Queue the alerts; one not sent yet is merged in (its transitions kept)."""
+        earlier: list[AlertEvent] = []
+        for message in self._outbox:
+            if message[0] == "alerts":
+                earlier.extend(message[2])
+        self._outbox = [m for m in self._outbox if m[0] != "alerts"]
+        self._outbox.append(("alerts", active, [*earlier, *events]))
+        self._flush()
+
+    def _recorder_state(self, state: RecorderState) -> None:
+        """Queue the recorder's state (replacing one not sent yet)."""
+        self._outbox = [m for m in self._outbox if m[0] != "recorder"]
+        self._outbox.append(("recorder", state))
         self._flush()
 
     async def _tick(self) -> None:

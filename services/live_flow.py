@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
+from services.alerts import Alert, AlertEvent
 from services.amqp_link import DEFAULT_BACKOFF_S
 from services.config import Profile
 from services.flow_process import (
@@ -15,6 +16,7 @@ from services.flow_process import (
     FlowProcess,
     TapView,
 )
+from services.flow_recorder import RecorderState
 from services.link_status import LinkStatus
 from services.redis_link import RedisLink
 
@@ -38,6 +40,12 @@ class LiveFlow:
     callbacks are called on the caller's loop (the one ``start`` runs on).
     ``hold_consume`` holds the tap's consumer back until ``release_consume()``
     (benchmarks fill the tap queue first).
+
+    The child also evaluates the profile's alert rules once a second
+    (``on_alerts(active, events)``; the latest active list in ``alerts``) and
+    records the flow history and alert log in Redis while it holds the history
+    lease (``on_recorder(state)``; the latest in ``recorder``; see
+    ``services.flow_recorder``). ``record=False`` turns recording off.
     """
 
     def __init__(
@@ -50,6 +58,9 @@ class LiveFlow:
         hold_consume: bool = False,
         capacity_s: int = HISTORY_CAPACITY_S,
         amqp_backoff: Sequence[float] = DEFAULT_BACKOFF_S,
+        on_alerts: Callable[[list[Alert], list[AlertEvent]], None] | None = None,
+        on_recorder: Callable[[RecorderState], None] | None = None,
+        record: bool = True,
     ) -> None:
         self.profile = profile
         self.process = FlowProcess(
@@ -58,10 +69,13 @@ class LiveFlow:
                 capacity_s=capacity_s,
                 hold_consume=hold_consume,
                 backoff=tuple(amqp_backoff),
+                record=record,
             ),
             on_status,
             on_problem,
             on_resolved,
+            on_alerts=on_alerts,
+            on_recorder=on_recorder,
         )
         self.redis = RedisLink(profile.redis_url, on_status)
         self._redis_task: asyncio.Task[None] | None = None
@@ -76,6 +90,16 @@ class LiveFlow:
     def tap(self) -> TapView:
         """The child's tap as this side sees it."""
         return self.process.tap
+
+    @property
+    def alerts(self) -> list[Alert]:
+        """The active alerts, as of the child's last evaluation."""
+        return self.process.alerts
+
+    @property
+    def recorder(self) -> RecorderState | None:
+        """The recorder's latest state (None before the first report, or when not recording)."""
+        return self.process.recorder
 
     def release_consume(self) -> None:
         """Let the tap consume (after ``hold_consume``)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import multiprocessing
 import os
 import signal
@@ -231,3 +232,39 @@ async def test_stop_leaves_no_child_and_a_crashed_child_is_restarted(
     assert flow.process is None
     assert multiprocessing.active_children() == []
     assert any(s.state is LinkState.FAILED for s in statuses)
+
+
+@pytest.mark.integration
+async def test_the_child_outlasts_a_sigterm_and_the_parent_stops_it_the_orderly_way(
+    amqp_url: str, redis_url: str, unique_prefix: str
+) -> None:
+    # A service manager signals the whole group; the child leaves the stopping
+    # to its parent, so its recorder can write its last seconds and let go of
+    # the history lease.
+    profile = profile_for(amqp_url, redis_url, f"{unique_prefix}term")
+    states = []
+    flow = FlowProcess(
+        ChildConfig(dataclasses.replace(profile, redis_prefix=unique_prefix.rstrip("."))),
+        lambda status: None,
+        on_recorder=states.append,
+    )
+    try:
+        flow.start()
+        await eventually(
+            lambda: (
+                flow.tap.bound.is_set()
+                and flow.recorder is not None
+                and flow.recorder.role == "writer"
+            ),
+            30,
+        )
+        child = flow.process
+        assert child is not None and child.pid is not None
+        os.kill(child.pid, signal.SIGTERM)
+        await asyncio.sleep(0.5)
+        assert child.is_alive()
+    finally:
+        await flow.stop()
+    # Its last words: the recorder wrote, then released the lease.
+    assert states[-1].role == "standby"
+    assert states[-1].detail == "stopped, lease released"
