@@ -6,7 +6,11 @@ import time
 
 from PySide6.QtCore import QObject, QTimer, Slot
 
+from app.alerts_controller import AlertsController
+from app.history_controller import HistoryController
+from services.alerts import Alert, AlertEvent
 from services.config import Profile
+from services.flow_recorder import RecorderState
 from services.live_flow import LiveFlow
 from widgets.main_window import MainWindow
 
@@ -20,6 +24,9 @@ class LiveController(QObject):
     Per-message work happens in the live flow's own process. The plots get
     one frame a second, of finished seconds only (a still-filling second would
     look like a dip); the headline counters follow every change at ``FRAME_HZ``.
+    ``alerts`` shows what the flow's alert engine reports; ``history`` plots
+    the stored history before the live seconds and answers scrolling back.
+    ``record=False`` keeps this console from writing history (benchmarks).
     """
 
     def __init__(
@@ -29,6 +36,7 @@ class LiveController(QObject):
         window_seconds: int = 300,
         *,
         hold_consume: bool = False,
+        record: bool = True,
     ) -> None:
         super().__init__(window)
         self._window = window
@@ -40,9 +48,16 @@ class LiveController(QObject):
             on_resolved=window.resolve_problem,
             hold_consume=hold_consume,
             capacity_s=HISTORY_CAPACITY_S,
+            on_alerts=self._on_alerts,
+            on_recorder=self._on_recorder,
+            record=record,
         )
         # The live flow's counters: a mirror of the aggregator in its process.
         self.aggregator = self.flow.aggregator
+        self.alerts = AlertsController(window, profile, self.flow.redis)
+        self.history = HistoryController(
+            window, profile, self.flow.redis, self.aggregator, HISTORY_CAPACITY_S
+        )
         self._window_seconds = window_seconds
         self._plotted: tuple[int, int] | None = None
         self._counted = -1
@@ -59,6 +74,18 @@ class LiveController(QObject):
         """The operator picked another time window: render it at the next tick."""
         self._window_seconds = seconds
         self._plotted = None
+
+    def _on_alerts(self, active: list[Alert], events: list[AlertEvent]) -> None:
+        self.alerts.on_alerts(active, events)
+
+    def _on_recorder(self, state: RecorderState) -> None:
+        detail = (
+            "Only the holder of the history lease in Redis writes the flow history and"
+            " the alert log; the other consoles and collectors stand by."
+        )
+        if state.writer_id:
+            detail += f"\nThis console: {state.writer_id}"
+        self._window.show_recorder_state(state.describe(), detail)
 
     @Slot()
     def on_frame_timer(self) -> None:
@@ -77,10 +104,14 @@ class LiveController(QObject):
     async def start(self) -> None:
         """Connect (in the background) and start rendering."""
         await self.flow.start()
+        self.history.start()
+        self.alerts.start()
         self._timer.start()
         self.on_frame_timer()
 
     async def stop(self) -> None:
         """Stop rendering and close every connection."""
         self._timer.stop()
+        await self.alerts.stop()
+        await self.history.stop()
         await self.flow.stop()

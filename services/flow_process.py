@@ -160,6 +160,45 @@ class FlowMirror:
         self._totals = totals
         self.version += 1
 
+    def seed(self, frame: FlowFrame) -> int:
+        """Fill the seconds of ``frame`` (flow history) that the mirror does not hold yet.
+
+        Seconds the child already reported are kept (they are live and exact);
+        the latest second, the headline and the totals stay as they are, so a
+        console opens with its recent history plotted. Returns the number of
+        seconds filled.
+        """
+        secs = frame.t.astype(np.int64)
+        if secs.size == 0:
+            return 0
+        if self._latest_sec is not None:
+            keep = (secs > self._latest_sec - self._cap) & (secs <= self._latest_sec)
+        else:
+            now = int(time.time())
+            keep = (secs > now - self._cap) & (secs <= now)
+        slots_all = secs % self._cap
+        keep &= self._ring_sec[slots_all] != secs
+        if not keep.any():
+            return 0
+        self._status_names = _merged(self._status_names, frame.status_names)
+        self._counts = _grown(self._counts, len(self._status_names), 0.0)
+        self._queue_names = _merged(self._queue_names, frame.queue_names)
+        self._depths = _grown(self._depths, len(self._queue_names), np.nan)
+        slots = slots_all[keep]
+        self._ring_sec[slots] = secs[keep]
+        self._counts[:, slots] = 0.0
+        self._counts[_row_index(frame.status_names, self._status_names)[:, None], slots] = (
+            frame.status_counts[:, keep]
+        )
+        self._dead[slots] = frame.dead_letters[keep]
+        self._latency[:, slots] = frame.latency_ms[:, keep]
+        self._depths[:, slots] = np.nan
+        self._depths[_row_index(frame.queue_names, self._queue_names)[:, None], slots] = (
+            frame.queue_depths[:, keep]
+        )
+        self.version += 1
+        return int(keep.sum())
+
     def totals_by_status(self) -> dict[str, int]:
         """The child's exact cumulative event counts by status, as of its last update."""
         return dict(self._totals)

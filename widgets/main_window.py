@@ -231,6 +231,10 @@ class MainWindow(QMainWindow):
         self.profile_label = QLabel()
         self.profile_label.setObjectName("ProfileLabel")
         bar.addPermanentWidget(self.profile_label)
+        self.recorder_label = QLabel()
+        self.recorder_label.setObjectName("RecorderLabel")
+        self.recorder_label.hide()
+        bar.addPermanentWidget(self.recorder_label)
         self.indicators: dict[str, ConnectionIndicator] = {
             service: ConnectionIndicator(service) for service in SERVICES
         }
@@ -310,6 +314,12 @@ class MainWindow(QMainWindow):
         indicator.show_status(status)
 
     @Slot(object)
+    def show_recorder_state(self, text: str, detail: str) -> None:
+        """Who writes the flow history: ``text`` in the status bar, ``detail`` as its tooltip."""
+        self.recorder_label.setText(f"History: {text}")
+        self.recorder_label.setToolTip(detail)
+        self.recorder_label.setVisible(bool(text))
+
     def show_alerts(self, alerts: Sequence[ActiveAlert]) -> None:
         """Show the alerts firing now: the banner, the Alerts page and its tab title."""
         self.alert_banner.show_alerts(alerts)

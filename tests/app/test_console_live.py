@@ -14,6 +14,7 @@ import numpy as np
 import orjson
 import pika
 import pytest
+import redis.asyncio as aioredis
 from PySide6.QtGui import QImage
 
 from app.console import ConsoleSession
@@ -36,6 +37,7 @@ def profile_for(exchange: str, amqp_url: str, redis_url: str) -> Profile:
         tap_exchanges=(TapBinding(exchange),),
         watch_queues=(),
         dead_letter_queues=(),
+        redis_prefix=exchange,  # its own flow history and alert log
     )
 
 
@@ -66,6 +68,16 @@ async def session_factory(tmp_path: Path) -> AsyncIterator[Callable[[Profile], C
         await asyncio.wait_for(runner, 15)
     # Closing the window stopped the live flow's process, and reaped it.
     assert multiprocessing.active_children() == []
+    for session, _ in sessions:
+        await drop_keys(session.profile)
+
+
+async def drop_keys(profile: Profile) -> None:
+    client = aioredis.from_url(profile.redis_url)
+    keys = [k async for k in client.scan_iter(match=f"{profile.redis_prefix}:*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
 
 
 def publish_with_pika(amqp_url: str, exchange: str, statuses: dict[str, int]) -> None:
@@ -183,3 +195,53 @@ async def test_main_window_screenshot_is_not_blank(
         image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)
     }
     assert len(colours) > 50, "the window looks blank"
+
+
+def plotted_counts(session: ConsoleSession, statuses: dict[str, int]) -> dict[str, int]:
+    """What the throughput plot shows per status, rendered now."""
+    session.live.on_frame_timer()
+    result = {}
+    for status in statuses:
+        curve = session.window.flow_plots.status_curve(status)
+        result[status] = -1 if curve is None else int(np.nansum(curve.getData()[1]))
+    return result
+
+
+async def test_a_restarted_console_opens_with_the_recent_history_plotted(
+    amqp_url: str, redis_url: str, exchange: str, session_factory: Callable[..., ConsoleSession]
+) -> None:
+    profile = profile_for(exchange, amqp_url, redis_url)
+    first = session_factory(profile)
+    flow = first.live.flow
+    await eventually(flow.tap.ready.is_set, 15, "the tap queue to be bound")
+
+    def recording() -> bool:  # holds the lease, and its tap has consumed a whole second
+        state = flow.recorder
+        return (
+            state is not None
+            and state.role == "writer"
+            and state.consuming_since is not None
+            and time.time() >= state.consuming_since
+        )
+
+    await eventually(recording, 20, "the console to record the flow history")
+    statuses = {"authorized": 120, "captured": 80, "failed": 6}
+    await asyncio.to_thread(publish_with_pika, amqp_url, exchange, statuses)
+    published_by = int(time.time())
+    await eventually(lambda: flow.aggregator.totals_by_status() == statuses, 30, "every event")
+    await eventually(
+        lambda: (flow.recorder.last_written or 0) > published_by if flow.recorder else False,
+        20,
+        "the seconds with events to be written",
+    )
+    first.window.close()
+    await asyncio.sleep(0.5)
+
+    second = session_factory(profile)
+    await eventually(
+        lambda: second.live.history.seeded_seconds is not None, 20, "the history to be read"
+    )
+    assert second.live.aggregator.totals_by_status() == {}  # nothing new was published
+    await eventually(
+        lambda: plotted_counts(second, statuses) == statuses, 10, "the history to be plotted"
+    )

@@ -88,6 +88,42 @@ def test_an_empty_mirror_gives_an_empty_frame() -> None:
     assert np.all(frame.dead_letters == 0) and np.all(np.isnan(frame.latency_ms))
 
 
+def test_seeding_with_history_fills_only_the_seconds_the_child_has_not_reported() -> None:
+    clock = Clock(2_000_000.5)
+    history = FlowAggregator(capacity_s=120, clock=clock)
+    for _ in range(60):  # a minute of history: 3 captured and 1 failed a second
+        for status in ("captured", "captured", "captured", "failed"):
+            history.record_event(status, 10.0)
+        history.record_depth("dlq", 7)
+        clock.now += 1
+    stored = history.frame(61).finished()  # as read back from Redis
+
+    mirror = FlowMirror(capacity_s=120)
+    clock.now -= 10
+    live = FlowAggregator(capacity_s=120, clock=clock)  # started 10 s ago
+    for _ in range(10):
+        live.record_event("captured", 5.0)
+        clock.now += 1
+    mirror.apply(live.frame(12), live.totals_by_status())
+    latest = int(mirror.frame(1).t[-1])
+    before = mirror.version
+
+    filled = mirror.seed(stored)
+
+    assert mirror.version > before
+    frame = mirror.frame(61)
+    assert int(frame.t[-1]) == latest  # the mirror still ends where the child is
+    captured = frame.status_counts[frame.status_names.index("captured")]
+    failed = frame.status_counts[frame.status_names.index("failed")]
+    # Seconds the child reported keep the live counts; earlier ones come from history.
+    assert np.all(captured[-11:-1] == 1) and np.all(failed[-12:] == 0)
+    seeded = frame.t < latest - 11
+    assert np.all(captured[seeded] == 3) and np.all(failed[seeded] == 1)
+    assert filled == int(np.count_nonzero(stored.t < latest - 11))
+    assert mirror.totals_by_status() == live.totals_by_status()
+    assert mirror.seed(stored) == 0  # nothing left to fill
+
+
 # -- the process, against the real broker ----------------------------------------------
 
 
