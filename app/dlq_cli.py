@@ -338,7 +338,20 @@ def _masked(text: str | None) -> str:
 
 
 def _print_json(value: Any, stream: TextIO | None = None) -> None:
-    print(json.dumps(mask_json(_jsonable(value)), indent=2, ensure_ascii=False), file=stream)
+    """Print ``value`` as JSON; the callers mask its free text and payment data.
+
+    Not masked wholesale: an epoch-ms timestamp or a hex id can pass the Luhn
+    check and would be printed as a masked string.
+    """
+    print(json.dumps(_jsonable(value), indent=2, ensure_ascii=False), file=stream)
+
+
+def _masked_texts(data: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    """``data`` with the text values under ``keys`` masked."""
+    for key in keys:
+        if isinstance(data.get(key), str):
+            data[key] = _masked(data[key])
+    return data
 
 
 def _jsonable(value: Any) -> Any:
@@ -479,7 +492,8 @@ def _row(summary: EntrySummary) -> list[str]:
 def _summary_json(summary: EntrySummary) -> dict[str, Any]:
     data = dataclasses.asdict(summary)
     data["state"] = str(summary.state)
-    return data
+    # payment_id and merchant come masked from the summary; these are free text too.
+    return _masked_texts(data, ("reason", "origin_queue", "routing_key", "message_id"))
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -568,10 +582,15 @@ def _entry_json(entry: ParkedEntry, audit: Sequence[AuditRecord]) -> dict[str, A
         "last_error": _masked(entry.last_error),
         "updated_at_ms": entry.updated_at_ms,
         "exchange": entry.record.exchange,
-        "routing_key": entry.record.routing_key,
-        "properties": entry.record.properties,
-        "headers": {k: v for k, v in entry.record.headers.items() if k != "x-death"},
-        "x_death": [dataclasses.asdict(d) for d in entry.deaths],
+        "routing_key": _masked(entry.record.routing_key),
+        "properties": mask_json(_jsonable(entry.record.properties)),
+        "headers": mask_json(
+            _jsonable({k: v for k, v in entry.record.headers.items() if k != "x-death"})
+        ),
+        "x_death": [
+            {**dataclasses.asdict(d), "routing_keys": [_masked(k) for k in d.routing_keys]}
+            for d in entry.deaths
+        ],
         "body": {"kind": kind, "size": len(entry.record.body), "content": shown},
         "audit": [_audit_json(a, entry.dlq) for a in audit],
     }
@@ -782,7 +801,10 @@ def _dry_line(report: ActionReport) -> str:
 
 def _recovery_json(report: RecoveryReport) -> dict[str, Any]:
     return {
-        name: [dataclasses.asdict(e) for e in getattr(report, name)]
+        name: [
+            _masked_texts(dataclasses.asdict(e), ("payment_id", "note"))
+            for e in getattr(report, name)
+        ]
         for name in ("released", "in_doubt", "in_progress")
     }
 

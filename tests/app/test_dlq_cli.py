@@ -361,3 +361,39 @@ def test_usage_errors(parked: Setup, capsys: pytest.CaptureFixture[str]) -> None
     with pytest.raises(SystemExit):
         parked.cli("list", "--since", "yesterday-ish")
     assert "not a time" in capsys.readouterr().err
+
+
+def test_json_output_keeps_timestamps_and_ids_that_look_like_card_numbers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from app.dlq_cli import _print_json, _summary_json
+    from services.masking import luhn_valid
+    from services.parked_entry import EntrySummary
+
+    ts = 1715947200004
+    assert luhn_valid(str(ts))  # masking it wholesale would print '171594***0004'
+    summary = EntrySummary(
+        entry_id="18f8a3c2e00000004111",
+        dlq="dlq",
+        parked_at_ms=ts,
+        dead_lettered_at_ms=ts,
+        payment_id="pay_1",
+        merchant="Acme",
+        amount="1.00",
+        amount_value=1.0,
+        currency="EUR",
+        reason="rejected",
+        origin_queue="work",
+        routing_key=f"card.{PAN}",
+        attempts=1,
+        state=EntryState.PARKED,
+        last_operator=None,
+        body_kind="json",
+        size=10,
+        message_id=None,
+    )
+    _print_json([_summary_json(summary)])
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["parked_at_ms"] == ts and row["dead_lettered_at_ms"] == ts
+    assert row["entry_id"] == "18f8a3c2e00000004111"
+    assert PAN not in row["routing_key"] and row["routing_key"].startswith("card.411111")
