@@ -14,6 +14,7 @@ from app import exit_codes
 from app.collect_cli import add_collect_command
 from app.dlq_cli import add_dlq_commands
 from app.logging_setup import setup_logging
+from app.snapshot_cli import add_snapshot_command
 from services.config import ConfigError, Profile, load_profile, user_config_path
 
 if TYPE_CHECKING:
@@ -183,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     path = config_sub.add_parser("path", parents=[common], help="print the user config file path")
     path.set_defaults(handler=_cmd_config_path)
     add_dlq_commands(sub, common)
+    add_snapshot_command(sub, common)
     add_collect_command(sub, common)
     return parser
 

@@ -598,6 +598,103 @@ class ParkingStore:
             )
         return summaries
 
+    # ------------------------------------------------------------------ time ranges
+
+    async def count_between(self, dlq: str, from_ms: int, to_ms: int) -> int:
+        """How many entries were parked at ``from_ms <= parked_at < to_ms``."""
+        if to_ms <= from_ms:
+            return 0
+        return int(await self.redis.zcount(self._keys(dlq)[0], int(from_ms), f"({int(to_ms)}"))
+
+    async def _iter_index_between(
+        self, dlq: str, from_ms: int, to_ms: int, batch: int
+    ) -> AsyncIterator[list[tuple[bytes, float]]]:
+        """Index rows (id, parked_at) with ``from_ms <= parked_at < to_ms``, oldest first.
+
+        A cursor on (parked_at, id) as in :meth:`iter_summaries`.
+        """
+        if batch <= 0:
+            raise ValueError(f"batch must be positive: {batch}")
+        if to_ms <= from_ms:
+            return
+        idx = self._keys(dlq)[0]
+        high = f"({int(to_ms)}"
+        low: float = float(from_ms)
+        skip = 0
+        while True:
+            rows = _scored(
+                await self.redis.zrangebyscore(
+                    idx, low, high, start=skip, num=batch, withscores=True
+                )
+            )
+            if not rows:
+                return
+            yield rows
+            last_score = rows[-1][1]
+            ties = sum(1 for _, score in rows if score == last_score)
+            if last_score == low:
+                skip += ties
+            else:
+                low, skip = last_score, ties
+            if len(rows) < batch:
+                return
+
+    async def iter_summaries_between(
+        self, dlq: str, from_ms: int, to_ms: int, batch: int = 5000
+    ) -> AsyncIterator[list[EntrySummary]]:
+        """Rows of the entries parked at ``from_ms <= parked_at < to_ms``, oldest first,
+        ``batch`` at a time."""
+        async for rows in self._iter_index_between(dlq, from_ms, to_ms, batch):
+            summaries = await self._summaries(dlq, rows)
+            if summaries:
+                yield summaries
+
+    async def iter_entries_between(
+        self, dlq: str, from_ms: int, to_ms: int, batch: int = 500
+    ) -> AsyncIterator[list[ParkedEntry]]:
+        """Whole entries parked at ``from_ms <= parked_at < to_ms``, oldest first,
+        ``batch`` at a time (one pipelined round trip per batch)."""
+        async for rows in self._iter_index_between(dlq, from_ms, to_ms, batch):
+            found = await self.get_many(dlq, [member.decode() for member, _ in rows])
+            entries = [entry for entry in found if entry is not None]
+            if entries:
+                yield entries
+
+    async def get_many(self, dlq: str, entry_ids: Sequence[str]) -> list[ParkedEntry | None]:
+        """Several entries in full, in ``entry_ids`` order (None where there is no such
+        entry), in one pipelined round trip."""
+        if not entry_ids:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for entry_id in entry_ids:
+            pipe.hgetall(self.entry_key(dlq, entry_id))
+        replies = cast(list[dict[bytes, bytes]], await pipe.execute())
+        return [
+            self._entry(dlq, entry_id, raw) if raw else None
+            for entry_id, raw in zip(entry_ids, replies, strict=True)
+        ]
+
+    async def iter_audit(
+        self, dlq: str, from_ms: int, to_ms: int, batch: int = 1000
+    ) -> AsyncIterator[list[AuditRecord]]:
+        """Audit records appended at ``from_ms <= time < to_ms`` (their stream ids' time,
+        Redis's clock), oldest first, ``batch`` at a time."""
+        if batch <= 0:
+            raise ValueError(f"batch must be positive: {batch}")
+        if to_ms <= from_ms:
+            return
+        audit = self._keys(dlq)[4]
+        low = str(max(0, int(from_ms)))
+        high = str(int(to_ms) - 1)
+        while True:
+            reply = _entries(await self.redis.xrange(audit, min=low, max=high, count=batch))
+            if not reply:
+                return
+            yield [_audit_record(stream_id.decode(), data) for stream_id, data in reply]
+            if len(reply) < batch:
+                return
+            low = "(" + reply[-1][0].decode()
+
     # ------------------------------------------------------------------ actions
 
     async def claim(

@@ -1,0 +1,174 @@
+"""Time ranges from the command line: ``--since 2h30m`` or ``--from T --to T``.
+
+Durations are one or more ``<number><unit>`` parts, units ``w d h m s``
+(``90m``, ``2h30m``, ``1d``, ``1.5h``). Points in time are ISO 8601 date-times
+(``2024-05-17T14:00``, ``2024-05-17 14:00:00+02:00``, ``...Z``; local time when
+no offset is given), bare dates (local midnight), or a bare ``HH:MM`` /
+``HH:MM:SS`` meaning that time today, local. Every problem is a ``ValueError``
+whose message says what was wrong and what is accepted.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import re
+from dataclasses import dataclass
+from typing import Final
+
+_UNITS: Final = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([wdhms])", re.IGNORECASE)
+_DURATION = re.compile(r"(?:\d+(?:\.\d+)?[wdhms])+", re.IGNORECASE)
+_CLOCK = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?")
+
+DURATION_HELP: Final = "e.g. 45s, 90m, 2h30m, 1d"
+TIME_HELP: Final = (
+    "ISO 8601 like 2024-05-17T14:00 (local) or 2024-05-17T12:00Z, or HH:MM[:SS] meaning today"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    """Whole epoch seconds ``from_s <= t < to_s``."""
+
+    from_s: int
+    to_s: int
+
+    @property
+    def seconds(self) -> int:
+        return self.to_s - self.from_s
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in ``1h``, ``90m``, ``2h30m``, ``1d`` ...; at least one second."""
+    compact = text.strip().replace(" ", "")
+    if not compact or not _DURATION.fullmatch(compact):
+        raise ValueError(f"not a duration: {text!r} ({DURATION_HELP})")
+    total = sum(
+        float(number) * _UNITS[unit.lower()] for number, unit in _DURATION_PART.findall(compact)
+    )
+    seconds = round(total)
+    if seconds < 1:
+        raise ValueError(f"a duration must be at least 1 second: {text!r}")
+    return seconds
+
+
+def parse_time_point(text: str, *, now: datetime.datetime | None = None) -> float:
+    """Epoch seconds of an ISO 8601 date-time, a date, or ``HH:MM[:SS]`` today (local)."""
+    stripped = text.strip()
+    clock = _CLOCK.fullmatch(stripped)
+    if clock:
+        hour, minute, second = int(clock[1]), int(clock[2]), int(clock[3] or 0)
+        if hour > 23 or minute > 59 or second > 59:
+            raise ValueError(f"not a time of day: {text!r} (HH:MM or HH:MM:SS, 00:00 to 23:59:59)")
+        today = (now or datetime.datetime.now()).astimezone().date()
+        local = datetime.datetime.combine(today, datetime.time(hour, minute, second))
+        return local.astimezone().timestamp()
+    try:
+        parsed = datetime.datetime.fromisoformat(stripped.replace("z", "Z").replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"not a time: {text!r} ({TIME_HELP})") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.astimezone()  # naive: local time
+    return parsed.timestamp()
+
+
+def resolve_range(
+    *,
+    since: str | None = None,
+    from_text: str | None = None,
+    to_text: str | None = None,
+    now: float,
+    default_since: str = "1h",
+) -> TimeRange:
+    """The range the options ask for, ending at ``now`` unless ``--to`` says otherwise.
+
+    ``--since`` and ``--from``/``--to`` exclude each other; ``--to`` needs
+    ``--from``. ``from_s`` is rounded down and ``to_s`` up to whole seconds; a
+    range ending after ``now`` is cut at ``now`` (the seconds after it hold
+    nothing yet). Raises ``ValueError`` for an empty range or one starting
+    after ``now``.
+    """
+    now_dt = datetime.datetime.fromtimestamp(now).astimezone()
+    end = math.floor(now)
+    if since is not None and (from_text is not None or to_text is not None):
+        raise ValueError("use either --since or --from/--to, not both")
+    if to_text is not None and from_text is None:
+        raise ValueError("--to needs --from")
+    if from_text is None:
+        seconds = parse_duration(since if since is not None else default_since)
+        return TimeRange(end - seconds, end)
+    start = parse_time_point(from_text, now=now_dt)
+    stop = parse_time_point(to_text, now=now_dt) if to_text is not None else float(end)
+    if start >= stop:
+        raise ValueError(
+            f"empty range: --from {format_local(start)} is not before --to {format_local(stop)}"
+        )
+    if start >= now:
+        raise ValueError(f"the range starts in the future ({format_local(start)})")
+    return TimeRange(math.floor(start), min(math.ceil(stop), end))
+
+
+def check_range(
+    time_range: TimeRange, *, now: float, retention_s: int, max_s: int, grace_s: int = 60
+) -> None:
+    """Refuse (``ValueError``) an empty range, one longer than ``max_s``, or one
+    reaching further back than the history's retention window."""
+    if time_range.to_s <= time_range.from_s:
+        raise ValueError(
+            f"empty range: {format_local(time_range.from_s)} is not before"
+            f" {format_local(time_range.to_s)}"
+        )
+    if time_range.seconds > max_s:
+        raise ValueError(
+            f"the range is {format_duration(time_range.seconds)} long;"
+            f" a snapshot covers at most {format_duration(max_s)}"
+        )
+    oldest = math.floor(now) - retention_s
+    if time_range.from_s < oldest - grace_s:
+        raise ValueError(
+            f"the range starts at {format_local(time_range.from_s)}, before the retention"
+            f" window: the flow history is kept for {format_duration(retention_s)}"
+            f" (since {format_local(oldest)}); choose a later --from or a shorter --since"
+        )
+
+
+def format_local(epoch_s: float) -> str:
+    """``2024-05-17 14:00:00 +02:00`` in the local time zone."""
+    moment = datetime.datetime.fromtimestamp(epoch_s).astimezone()
+    return moment.strftime("%Y-%m-%d %H:%M:%S ") + _offset(moment)
+
+
+def format_utc(epoch_s: float) -> str:
+    """``2024-05-17 12:00:00 UTC``."""
+    moment = datetime.datetime.fromtimestamp(epoch_s, tz=datetime.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def iso_utc(epoch_ms: int | None) -> str:
+    """``2024-05-17T12:00:00.123Z`` (empty for None)."""
+    if epoch_ms is None:
+        return ""
+    moment = datetime.datetime.fromtimestamp(epoch_ms / 1000, tz=datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
+
+
+def format_duration(seconds: float) -> str:
+    """``2 h 30 min``, ``45 s``, ``1 d 2 h``: the two largest units."""
+    rest = max(0, round(seconds))
+    parts: list[str] = []
+    for name, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        if rest >= size or (not parts and size == 1):
+            count, rest = divmod(rest, size)
+            parts.append(f"{count} {name}")
+        elif parts:
+            break
+    return " ".join(parts[:2])
+
+
+def _offset(moment: datetime.datetime) -> str:
+    offset = moment.utcoffset() or datetime.timedelta(0)
+    minutes = round(offset.total_seconds() / 60)
+    sign = "+" if minutes >= 0 else "-"
+    hours, mins = divmod(abs(minutes), 60)
+    return f"UTC{sign}{hours:02d}:{mins:02d}"

@@ -1,0 +1,154 @@
+"""Time ranges from the command line: durations, ISO 8601 and clock times, range checks."""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from services.time_range import (
+    TimeRange,
+    check_range,
+    format_duration,
+    format_local,
+    iso_utc,
+    parse_duration,
+    parse_time_point,
+    resolve_range,
+)
+
+NOW = datetime.datetime(2024, 5, 17, 14, 30, 15, 500_000).astimezone()  # local
+NOW_S = NOW.timestamp()
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("1h", 3600),
+        ("90m", 5400),
+        ("2h30m", 9000),
+        ("1d", 86400),
+        ("45s", 45),
+        ("1.5h", 5400),
+        ("1d2h", 93600),
+        ("1H30M", 5400),
+        (" 2h 30m ", 9000),
+        ("1w", 7 * 86400),
+    ],
+)
+def test_durations(text: str, seconds: int) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "1", "h", "1x", "1h-5m", "-1h", "ten minutes", "1h30"])
+def test_bad_durations_say_what_is_accepted(text: str) -> None:
+    with pytest.raises(ValueError, match=r"not a duration: .*e\.g\. 45s, 90m, 2h30m, 1d"):
+        parse_duration(text)
+
+
+def test_a_duration_is_at_least_a_second() -> None:
+    with pytest.raises(ValueError, match="at least 1 second"):
+        parse_duration("0s")
+
+
+def test_iso_times_with_and_without_offset() -> None:
+    utc = datetime.datetime(2024, 5, 17, 12, 0, tzinfo=datetime.UTC).timestamp()
+    assert parse_time_point("2024-05-17T12:00Z") == utc
+    assert parse_time_point("2024-05-17T12:00:00z") == utc
+    assert parse_time_point("2024-05-17T14:00:00+02:00") == utc
+    assert parse_time_point("2024-05-17 12:00:00+00:00") == utc
+    naive = datetime.datetime(2024, 5, 17, 12, 0).astimezone().timestamp()
+    assert parse_time_point("2024-05-17T12:00") == naive  # local time without an offset
+    midnight = datetime.datetime(2024, 5, 17).astimezone().timestamp()
+    assert parse_time_point("2024-05-17") == midnight
+
+
+def test_clock_times_mean_today_local() -> None:
+    today = NOW.date()
+    expected = datetime.datetime.combine(today, datetime.time(9, 5)).astimezone().timestamp()
+    assert parse_time_point("09:05", now=NOW) == expected
+    assert parse_time_point("9:05:30", now=NOW) == expected + 30
+
+
+@pytest.mark.parametrize("text", ["25:00", "12:60", "12:00:61"])
+def test_bad_clock_times(text: str) -> None:
+    with pytest.raises(ValueError, match="not a time of day"):
+        parse_time_point(text, now=NOW)
+
+
+@pytest.mark.parametrize("text", ["yesterday", "2024-13-01T00:00", "12h", "17/05/2024"])
+def test_bad_times_say_what_is_accepted(text: str) -> None:
+    with pytest.raises(ValueError, match=r"not a time: .*ISO 8601.*HH:MM"):
+        parse_time_point(text)
+
+
+def test_since_ends_at_the_last_whole_second() -> None:
+    assert resolve_range(since="1h", now=NOW_S) == TimeRange(int(NOW_S) - 3600, int(NOW_S))
+    assert resolve_range(now=NOW_S) == TimeRange(int(NOW_S) - 3600, int(NOW_S))  # default 1h
+    assert resolve_range(since="2h30m", now=NOW_S).seconds == 9000
+
+
+def test_from_and_to() -> None:
+    r = resolve_range(from_text="13:00", to_text="14:00:00", now=NOW_S)
+    assert r.seconds == 3600
+    assert r.to_s == int(datetime.datetime.combine(NOW.date(), datetime.time(14)).timestamp())
+    # --from alone runs to now; a --to after now is cut at now
+    assert resolve_range(from_text="14:00", now=NOW_S).to_s == int(NOW_S)
+    assert resolve_range(from_text="14:00", to_text="18:00", now=NOW_S).to_s == int(NOW_S)
+
+
+def test_bad_combinations_and_empty_ranges() -> None:
+    with pytest.raises(ValueError, match="either --since or --from/--to"):
+        resolve_range(since="1h", from_text="13:00", now=NOW_S)
+    with pytest.raises(ValueError, match="--to needs --from"):
+        resolve_range(to_text="13:00", now=NOW_S)
+    with pytest.raises(ValueError, match=r"empty range: --from .* is not before --to"):
+        resolve_range(from_text="14:00", to_text="13:00", now=NOW_S)
+    with pytest.raises(ValueError, match="empty range"):
+        resolve_range(from_text="14:00", to_text="14:00", now=NOW_S)
+    with pytest.raises(ValueError, match="starts in the future"):
+        resolve_range(from_text="15:00", to_text="16:00", now=NOW_S)
+
+
+def test_range_checks() -> None:
+    now = int(NOW_S)
+    check_range(TimeRange(now - 86400, now), now=NOW_S, retention_s=86400, max_s=7 * 86400)
+    with pytest.raises(ValueError, match=r"before the retention window.*kept for 1 d"):
+        check_range(TimeRange(now - 90000, now), now=NOW_S, retention_s=86400, max_s=7 * 86400)
+    with pytest.raises(ValueError, match="at most 7 d"):
+        check_range(
+            TimeRange(now - 8 * 86400, now), now=NOW_S, retention_s=30 * 86400, max_s=7 * 86400
+        )
+    with pytest.raises(ValueError, match="empty range"):
+        check_range(TimeRange(now, now), now=NOW_S, retention_s=86400, max_s=86400)
+
+
+def test_formatting() -> None:
+    assert format_duration(9000) == "2 h 30 min"
+    assert format_duration(45) == "45 s"
+    assert format_duration(0) == "0 s"
+    assert format_duration(93600) == "1 d 2 h"
+    assert iso_utc(1_715_947_200_123) == "2024-05-17T12:00:00.123Z"
+    assert iso_utc(None) == ""
+
+
+@pytest.fixture
+def berlin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The local time zone is Europe/Berlin (UTC+02:00 in May)."""
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("berlin")
+def test_local_time_is_the_local_zone() -> None:
+    utc = datetime.datetime(2024, 5, 17, 12, 0, tzinfo=datetime.UTC).timestamp()
+    assert parse_time_point("2024-05-17T14:00") == utc
+    assert parse_time_point("2024-05-17T12:00Z") == utc
+    assert format_local(utc) == "2024-05-17 14:00:00 UTC+02:00"
+    now = datetime.datetime(2024, 5, 17, 15, 0).astimezone()
+    assert parse_time_point("14:00", now=now) == utc
