@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QApplication
 from qasync import asyncSlot
 
 from app.live_controller import LiveController
+from app.snapshot_controller import SnapshotController
 from app.ui_state import UiState, state_dir
 from app.workbench_controller import WorkbenchController
 from services.config import (
@@ -111,12 +112,19 @@ class ConsoleSession:
         self.workbench = (
             WorkbenchController(self.window, profile, read_only=read_only) if workbench else None
         )
+        self.snapshots = self._snapshot_controller()
         self.closed = asyncio.Event()
         self._connect_signals()
         self._show_profile()
         self.window.select_window(self.live.window_seconds)
         if state.layout is not None:
             self.window.restore_layout(state.layout)
+
+    def _snapshot_controller(self) -> SnapshotController:
+        live = self.live
+        return SnapshotController(
+            self.window, live.profile, live.flow.redis, live.alerts.incident_range
+        )
 
     def _show_profile(self) -> None:
         profile = self.profile
@@ -152,6 +160,8 @@ class ConsoleSession:
     async def switch_profile(self, profile: Profile) -> None:
         """Stop watching the current profile and start on ``profile``."""
         window_seconds = self.live.window_seconds
+        await self.snapshots.stop()
+        self.snapshots.deleteLater()
         await self.live.stop()
         self.live.deleteLater()
         if self.workbench is not None:
@@ -160,6 +170,7 @@ class ConsoleSession:
             self.workbench = WorkbenchController(self.window, profile, read_only=self.read_only)
         self.profile = profile
         self.live = LiveController(self.window, profile, window_seconds=window_seconds)
+        self.snapshots = self._snapshot_controller()
         self._show_profile()
         self.state.last_profile = profile.name
         await self.live.start()
@@ -183,6 +194,7 @@ class ConsoleSession:
         try:
             await self.closed.wait()
         finally:
+            await self.snapshots.stop()
             if self.workbench is not None:
                 await self.workbench.stop()
             await self.live.stop()
