@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime
+import logging
 import signal
 import sys
 import time
@@ -65,6 +66,9 @@ def _seconds(text: str) -> float:
 
 def _cmd_collect(args: argparse.Namespace) -> int:
     profile = load_profile(getattr(args, "config", None), getattr(args, "profile", None))
+    if not getattr(args, "verbose", False):
+        # The report below says what changed; the flow process's INFO lines would repeat it.
+        logging.getLogger().setLevel(logging.WARNING)
     return asyncio.run(collect(profile, duration_s=args.duration))
 
 

@@ -5,18 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from services.masking import mask_text
-
-
-class MaskingFilter(logging.Filter):
-    """Masks card numbers in the formatted message of every record."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        masked = mask_text(message)
-        if masked != message:
-            record.msg, record.args = masked, None
-        return True
+from services.masking import MaskingFilter
 
 
 def setup_logging(verbose: bool = False) -> None:

@@ -70,7 +70,7 @@ class FailureRateRule:
 class DeadLetterRateRule:
     """Fires while more than ``per_minute`` dead letters arrived in the last 60 seconds."""
 
-    per_minute: int = 30
+    per_minute: int = 100
     name: str = "dead_letter_rate"
     severity: Severity = "warning"
     resolve_after_s: float = 30.0
@@ -235,7 +235,7 @@ def default_rules(
 ) -> tuple[AlertRule, ...]:
     """The rules a profile without an alerts table gets.
 
-    Failure rate above 5 % over 60 s (at least 20 events), more than 30 dead
+    Failure rate above 5 % over 60 s (at least 20 events), more than 100 dead
     letters a minute, median p99 latency above 2 s over 60 s, no event for
     30 s; a dead-letter queue deeper than 1,000 or growing for 5 minutes (the
     parker is not draining it); a watched queue deeper than 10,000 or growing

@@ -66,6 +66,7 @@ from services.flow_recorder import FINISH_TIMEOUT_S, LEASE_TTL_S, FlowRecorder, 
 from services.flow_tap import FlowTap
 from services.flow_types import LATENCY_PERCENTILES, FlowFrame, Headline
 from services.link_status import LinkState, LinkStatus
+from services.masking import MaskingFilter
 
 log = logging.getLogger(__name__)
 
@@ -525,6 +526,8 @@ def child_main(conn: Connection, config: ChildConfig) -> None:
     logging.basicConfig(
         level=config.log_level, format="%(asctime)s %(levelname)s [flow] %(name)s: %(message)s"
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(MaskingFilter())  # card numbers never reach a log line
     # A plain selector loop, whatever event-loop policy an imported module set.
     with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
         runner.run(FlowChild(conn, config).run())

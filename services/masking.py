@@ -7,6 +7,7 @@ passes the Luhn check. It is shown as its first 6 and last 4 digits at most
 
 from __future__ import annotations
 
+import logging
 import re
 
 _PAN_CANDIDATE = re.compile(r"(?<![\d])\d(?:[ -]?\d){12,18}(?![\d])")
@@ -43,3 +44,14 @@ def mask_text(text: str) -> str:
     if len(text) < 13:
         return text
     return _PAN_CANDIDATE.sub(_mask_match, text)
+
+
+class MaskingFilter(logging.Filter):
+    """Masks card numbers in the formatted message of every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_text(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True

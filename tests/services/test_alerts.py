@@ -396,7 +396,7 @@ def test_default_rules() -> None:
     assert by_name["failure_rate"] == FailureRateRule(
         threshold_pct=5.0, window_s=60, min_events=20, failure_statuses=("failed", "declined")
     )
-    assert by_name["dead_letter_rate"] == DeadLetterRateRule(per_minute=30)
+    assert by_name["dead_letter_rate"] == DeadLetterRateRule(per_minute=100)
     assert by_name["latency_p99"] == LatencyRule(p99_ms=2000, window_s=60)
     assert by_name["flow_stopped"] == FlowStoppedRule(silent_s=30)
     assert by_name["queue_depth:payments.dlq"] == QueueDepthRule(
