@@ -191,9 +191,8 @@ class FlowAggregator:
         """
         with self._lock:
             self._advance(int(self._clock()))
-            return {
-                sec: dict(counts) for sec, counts in self._reasons.items() if from_s <= sec < to_s
-            }
+            low = max(from_s, self._cur_sec - self._cap)  # older seconds left the ring
+            return {sec: dict(counts) for sec, counts in self._reasons.items() if low <= sec < to_s}
 
     def frame(self, window_s: int) -> FlowFrame:
         """The last ``window_s`` seconds, oldest first, ending with the current partial one."""
