@@ -118,7 +118,8 @@ class CollectReport:
         """Each alert transition, with its time, rule, severity and message."""
         for event in events:
             kind = "FIRING" if event.kind == "firing" else "resolved"
-            self.line(f"alert {kind} {event.severity} {event.rule}: {event.message}", event.ts)
+            message = event.message.removeprefix("resolved: ")
+            self.line(f"alert {kind} {event.severity} {event.rule}: {message}", event.ts)
 
 
 async def collect(

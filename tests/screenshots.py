@@ -2,7 +2,10 @@
 
 ``make screenshots`` (offscreen): starts the demo simulator with an incident,
 opens the console on the demo profile, lets the flow run, and saves PNGs
-under ``docs/screenshots/``.
+under ``docs/screenshots/``: the live console during the incident (alert
+banner and marks), the workbench, the alerts page, the snapshot dialog
+pre-filled with the incident, and the snapshot's report.html rendered by
+headless Chromium when it is installed (``apt-get install chromium``).
 """
 
 from __future__ import annotations
@@ -10,18 +13,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
+import time
+import zipfile
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import qasync
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 from app.console import ConsoleSession, DemoSimulator
 from app.ui_state import UiState
 from services.config import load_profile
 from services.demo_topology import declare_demo_topology_at
+from widgets.snapshot_dialog import SnapshotState
 from widgets.theme import apply_theme
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
@@ -48,37 +57,96 @@ async def live_console(seconds: float, state_path: Path) -> None:
     )
     session = ConsoleSession(profile, UiState(state_path))
     session.window.resize(1280, 800)
+    window = session.window
     simulator.start()
     runner = asyncio.ensure_future(session.run())
+    OUT.mkdir(parents=True, exist_ok=True)
     try:
-        await asyncio.sleep(seconds)
+        # Mid-incident: the failure-rate alert fires about 20 s after it starts.
+        await asyncio.sleep(seconds * 0.7)
         window_s = 60 if seconds <= 90 else 300
-        session.window.select_window(window_s)
+        window.select_window(window_s)
         session.live.on_window_selected(window_s)
         await asyncio.sleep(1.0)
-        OUT.mkdir(parents=True, exist_ok=True)
-        path = OUT / "live-console.png"
-        session.window.grab().save(str(path))
-        print(f"saved {path}")
-        window = session.window
+        save(window, "live-console.png")
+
         window.tabs.setCurrentWidget(window.workbench)
         view = window.workbench.table_view
         view.refresh()
         await asyncio.sleep(0.5)
         view.table.selectRow(0)
         await asyncio.sleep(1.5)
-        path = OUT / "workbench.png"
-        window.grab().save(str(path))
-        print(f"saved {path}")
+        save(window, "workbench.png")
+
+        await asyncio.sleep(max(0.0, seconds * 0.3 - 3))
+        session.live.alerts.refresh_log()
+        window.show_alerts_page()
+        await asyncio.sleep(1.5)
+        save(window, "alerts.png")
+        await snapshot_screens(session)
     finally:
         simulator.stop()
-        session.window.close()
+        window.close()
         await runner
+
+
+def save(widget: QWidget, name: str) -> Path:
+    path = OUT / name
+    widget.grab().save(str(path))
+    print(f"saved {path}")
+    return path
+
+
+async def snapshot_screens(session: ConsoleSession) -> None:
+    """The export dialog pre-filled with the incident, and the report it writes."""
+    dialog = session.snapshots.open_dialog()
+    await asyncio.sleep(0.5)
+    save(dialog, "snapshot-dialog.png")
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = Path(tmp) / "incident.zip"
+        dialog.path_edit.setText(str(bundle))
+        dialog.export()
+        deadline = time.monotonic() + 120
+        while dialog.state is not SnapshotState.DONE and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        dialog.close()
+        if not bundle.is_file():
+            print("the snapshot was not written; no report screenshot")
+            return
+        chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+        if chromium is None:
+            print("no chromium: no report screenshot (apt-get install chromium)")
+            return
+        with zipfile.ZipFile(bundle) as archive:
+            archive.extract("report.html", tmp)
+        report = OUT / "snapshot-report.png"
+        subprocess.run(
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={tmp}/chromium",
+                "--hide-scrollbars",
+                "--window-size=1280,1900",
+                f"--screenshot={report}",
+                Path(tmp, "report.html").as_uri(),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        print(f"saved {report}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=90.0)
+    parser.add_argument("--seconds", type=float, default=150.0)
     args = parser.parse_args()
     app = QApplication.instance() or QApplication(sys.argv)
     assert isinstance(app, QApplication)
