@@ -56,13 +56,7 @@ class HistoryController(QObject):
         if client is None:
             return None
         profile = self._profile
-        return HistoryStore(
-            client,
-            profile.redis_prefix,
-            profile.history_retention_s,
-            failure_statuses=profile.failure_statuses,
-            dead_letter_queues=profile.dead_letter_queues,
-        )
+        return HistoryStore.for_profile(client, profile)
 
     def start(self) -> None:
         """Seed the live plots in the background (once Redis answers)."""

@@ -48,6 +48,7 @@ import numpy as np
 import orjson
 import redis.asyncio as aioredis
 
+from services.config import Profile
 from services.flow_types import LATENCY_PERCENTILES, FloatArray, FlowFrame, Headline
 
 BUCKET_S: Final = 3600
@@ -147,6 +148,17 @@ class HistoryStore:
         self.retention_s = int(retention_s)
         self._failure_statuses = frozenset(s.lower() for s in failure_statuses)
         self._dead_letter_queues = tuple(dead_letter_queues)
+
+    @classmethod
+    def for_profile(cls, redis: aioredis.Redis, profile: Profile) -> HistoryStore:
+        """The history of ``profile``: its prefix, retention and failure statuses."""
+        return cls(
+            redis,
+            profile.redis_prefix,
+            profile.history_retention_s,
+            failure_statuses=profile.failure_statuses,
+            dead_letter_queues=profile.dead_letter_queues,
+        )
 
     @property
     def bucket_ttl_s(self) -> int:

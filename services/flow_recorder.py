@@ -361,13 +361,7 @@ class FlowRecorder:
             )
             self._client = client
             self._lease = HistoryLease(client, profile.redis_prefix, self.holder_id, self._ttl)
-            self._store = HistoryStore(
-                client,
-                profile.redis_prefix,
-                profile.history_retention_s,
-                failure_statuses=profile.failure_statuses,
-                dead_letter_queues=profile.dead_letter_queues,
-            )
+            self._store = HistoryStore.for_profile(client, profile)
             self._alert_log = AlertLog(client, profile.redis_prefix)
         return self._lease
 

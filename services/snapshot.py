@@ -744,13 +744,7 @@ class _SnapshotJob:
         self._cancel = cancel
         self.created_at = time.time()
         self.failure_statuses = frozenset(s.lower() for s in self.profile.failure_statuses)
-        self.history = HistoryStore(
-            redis,
-            self.profile.redis_prefix,
-            self.profile.history_retention_s,
-            failure_statuses=self.profile.failure_statuses,
-            dead_letter_queues=self.profile.dead_letter_queues,
-        )
+        self.history = HistoryStore.for_profile(redis, self.profile)
         self.alert_log = AlertLog(redis, self.profile.redis_prefix)
         self.store = ParkingStore(redis, self.profile.redis_prefix)
         self.members: list[_Member] = []
