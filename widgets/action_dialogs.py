@@ -21,10 +21,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Final
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
-    QModelIndex,
     QObject,
-    QPersistentModelIndex,
     Qt,
     QTimer,
     Signal,
@@ -78,6 +75,7 @@ from services.json_masking import (
 from widgets import colors
 from widgets.audit_panel import configure_table
 from widgets.entry_detail import CHECKBOX_STYLE, JsonHighlighter, monospace_font
+from widgets.table_models import ListTableModel
 
 __all__ = [
     "DELAY_CHOICES",
@@ -703,63 +701,48 @@ class ActionProgressDialog(QDialog):
 # --------------------------------------------------------------------------- summary
 
 _STATUS_TEXT: Final = {"failed": "Failed", "skipped": "Skipped", "done": "Done"}
+_OUTCOME_TITLES: Final = {
+    "status": "Status",
+    "entry": "Entry",
+    "payment": "Payment",
+    "reason": "Reason",
+}
 
 
-class OutcomeTableModel(QAbstractTableModel):
+class OutcomeTableModel(ListTableModel[ActionOutcome]):
     """Outcomes as a table: status, entry id, payment id, reason (masked)."""
 
-    HEADERS: ClassVar[tuple[str, ...]] = ("Status", "Entry", "Payment", "Reason")
+    HEADERS: ClassVar[tuple[str, ...]] = tuple(_OUTCOME_TITLES.values())
 
     def __init__(self, outcomes: tuple[ActionOutcome, ...], parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._outcomes = outcomes
+        super().__init__(tuple(_OUTCOME_TITLES), _OUTCOME_TITLES, parent)
+        self._rows = list(outcomes)
 
     def outcome(self, row: int) -> ActionOutcome:
-        return self._outcomes[row]
-
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex | None = None) -> int:
-        return 0 if parent is not None and parent.isValid() else len(self._outcomes)
-
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex | None = None) -> int:
-        return 0 if parent is not None and parent.isValid() else len(self.HEADERS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if (
-            orientation == Qt.Orientation.Horizontal
-            and role == Qt.ItemDataRole.DisplayRole
-            and 0 <= section < len(self.HEADERS)
-        ):
-            return self.HEADERS[section]
-        return None
+        return self._rows[row]
 
     def cell_text(self, row: int, column: int) -> str:
-        outcome = self._outcomes[row]
-        if column == 0:
+        return self._text(self._rows[row], self.columns[column])
+
+    @staticmethod
+    def _text(outcome: ActionOutcome, column: str) -> str:
+        if column == "status":
             return _STATUS_TEXT.get(outcome.status, outcome.status)
-        if column == 1:
+        if column == "entry":
             return outcome.entry_id
-        if column == 2:
+        if column == "payment":
             return mask_sensitive_text(outcome.payment_id) if outcome.payment_id else "—"
         return mask_sensitive_text(outcome.detail) if outcome.detail else "—"
 
-    def data(
-        self,
-        index: QModelIndex | QPersistentModelIndex,
-        role: int = Qt.ItemDataRole.DisplayRole,
-    ) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._outcomes):
-            return None
+    def _cell_data(self, outcome: ActionOutcome, column: str, role: int) -> Any:
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
-            text = self.cell_text(index.row(), index.column())
+            text = self._text(outcome, column)
             if role == Qt.ItemDataRole.ToolTipRole:
-                return text if index.column() == 3 and len(text) > 40 else None
+                return text if column == "reason" and len(text) > 40 else None
             return text
-        if role == Qt.ItemDataRole.ForegroundRole and index.column() == 0:
-            status = self._outcomes[index.row()].status
-            return QColor(colors.RED if status == "failed" else colors.AMBER)
-        if role == Qt.ItemDataRole.FontRole and index.column() in (1, 2):
+        if role == Qt.ItemDataRole.ForegroundRole and column == "status":
+            return QColor(colors.RED if outcome.status == "failed" else colors.AMBER)
+        if role == Qt.ItemDataRole.FontRole and column in ("entry", "payment"):
             return monospace_font()
         return None
 

@@ -13,11 +13,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QModelIndex,
     QObject,
     QPersistentModelIndex,
-    QSortFilterProxyModel,
     Qt,
     QTimer,
     Signal,
@@ -48,10 +46,10 @@ from widgets.alert_types import (
     most_severe_first,
 )
 from widgets.audit_panel import configure_table
+from widgets.table_models import ListTableModel, RowFilterProxy, SortRole
 
 RowRole: Final = Qt.ItemDataRole.UserRole
 """The row's value: an :class:`ActiveAlert` or an :class:`AlertLogRow`."""
-SortRole: Final = Qt.ItemDataRole.UserRole + 1
 
 ACTIVE_COLUMNS: Final = ("severity", "rule", "since", "value", "message")
 LOG_COLUMNS: Final = ("time", "rule", "severity", "kind", "value", "message")
@@ -66,9 +64,6 @@ COLUMN_TITLES: Final = {
 }
 ALL_SEVERITIES = "All severities"
 ALL_KINDS = "All events"
-_HAS_FILTER_CHANGE = hasattr(QSortFilterProxyModel, "endFilterChange") and hasattr(
-    QSortFilterProxyModel, "Direction"
-)
 
 
 def severity_color(severity: str) -> str:
@@ -98,16 +93,14 @@ def _local(ts: float, *, with_date: bool = True) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S", time.localtime(ts))
 
 
-class ActiveAlertsModel(QAbstractTableModel):
+class ActiveAlertsModel(ListTableModel[ActiveAlert]):
     """The alerts firing now, most severe (then oldest) first."""
 
     def __init__(
         self, parent: QObject | None = None, clock: Callable[[], float] = time.time
     ) -> None:
-        super().__init__(parent)
-        self.columns = ACTIVE_COLUMNS
+        super().__init__(ACTIVE_COLUMNS, COLUMN_TITLES, parent)
         self._clock = clock
-        self._rows: list[ActiveAlert] = []
 
     def set_alerts(self, alerts: Sequence[ActiveAlert]) -> None:
         """Replace the alerts shown."""
@@ -129,26 +122,7 @@ class ActiveAlertsModel(QAbstractTableModel):
                 [Qt.ItemDataRole.DisplayRole],
             )
 
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex | None = None) -> int:
-        return 0 if parent is not None and parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex | None = None) -> int:
-        return 0 if parent is not None and parent.isValid() else len(self.columns)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMN_TITLES[self.columns[section]]
-        return None
-
-    def data(
-        self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
-            return None
-        alert = self._rows[index.row()]
-        column = self.columns[index.column()]
+    def _cell_data(self, alert: ActiveAlert, column: str, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
             return self._text(alert, column)
         if role == Qt.ItemDataRole.ForegroundRole:
@@ -189,13 +163,11 @@ class ActiveAlertsModel(QAbstractTableModel):
         return " ".join(alert.message.split())
 
 
-class AlertLogModel(QAbstractTableModel):
+class AlertLogModel(ListTableModel[AlertLogRow]):
     """Recorded firings and resolutions, newest first."""
 
     def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.columns = LOG_COLUMNS
-        self._rows: list[AlertLogRow] = []
+        super().__init__(LOG_COLUMNS, COLUMN_TITLES, parent)
         self._haystacks: list[str] = []
 
     def set_rows(self, rows: Sequence[AlertLogRow]) -> None:
@@ -219,26 +191,7 @@ class AlertLogModel(QAbstractTableModel):
     def haystack(self, index: int) -> str:
         return self._haystacks[index]
 
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex | None = None) -> int:
-        return 0 if parent is not None and parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex | None = None) -> int:
-        return 0 if parent is not None and parent.isValid() else len(self.columns)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMN_TITLES[self.columns[section]]
-        return None
-
-    def data(
-        self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
-            return None
-        row = self._rows[index.row()]
-        column = self.columns[index.column()]
+    def _cell_data(self, row: AlertLogRow, column: str, role: int) -> Any:
         firing = row.kind == "firing"
         if role == Qt.ItemDataRole.DisplayRole:
             return self._text(row, column)
@@ -290,7 +243,7 @@ class AlertLogModel(QAbstractTableModel):
         return " ".join(row.message.split())
 
 
-class AlertLogFilterProxy(QSortFilterProxyModel):
+class AlertLogFilterProxy(RowFilterProxy):
     """Narrows an :class:`AlertLogModel`: every word of the text, one severity, one kind."""
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -298,41 +251,18 @@ class AlertLogFilterProxy(QSortFilterProxyModel):
         self._words: tuple[str, ...] = ()
         self._severity: str | None = None
         self._kind: str | None = None
-        self.setSortRole(SortRole)
-        self.setDynamicSortFilter(True)
 
     def set_text(self, text: str) -> None:
         """Keep the rows holding every word of ``text`` (rule, message, severity, event)."""
-        words = tuple(text.lower().split())
-        if words != self._words:
-            self._begin_filter_change()
-            self._words = words
-            self._end_filter_change()
+        self._set_filter("_words", tuple(text.lower().split()))
 
     def set_severity(self, severity: str | None) -> None:
         """Keep one severity ("critical" / "warning"), or all with None."""
-        if (severity or None) != self._severity:
-            self._begin_filter_change()
-            self._severity = severity or None
-            self._end_filter_change()
+        self._set_filter("_severity", severity or None)
 
     def set_kind(self, kind: str | None) -> None:
         """Keep one kind of event ("firing" / "resolved"), or all with None."""
-        if (kind or None) != self._kind:
-            self._begin_filter_change()
-            self._kind = kind or None
-            self._end_filter_change()
-
-    # begin/endFilterChange are Qt 6.10+; invalidateFilter is deprecated from 6.13.
-    def _begin_filter_change(self) -> None:
-        if _HAS_FILTER_CHANGE:
-            self.beginFilterChange()
-
-    def _end_filter_change(self) -> None:
-        if _HAS_FILTER_CHANGE:
-            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
-        else:  # pragma: no cover - Qt < 6.10
-            self.invalidateRowsFilter()
+        self._set_filter("_kind", kind or None)
 
     def filterAcceptsRow(
         self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex

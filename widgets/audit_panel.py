@@ -14,11 +14,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QModelIndex,
     QObject,
     QPersistentModelIndex,
-    QSortFilterProxyModel,
     Qt,
     Signal,
     Slot,
@@ -40,6 +38,7 @@ from PySide6.QtWidgets import (
 from services.json_masking import mask_sensitive_text
 from services.parked_entry import AuditRecord
 from widgets import colors
+from widgets.table_models import ListTableModel, RowFilterProxy, SortRole
 
 AUDIT_COLUMNS: Final = (
     "time",
@@ -63,7 +62,6 @@ COLUMN_TITLES: Final = {
 }
 RecordRole: Final = Qt.ItemDataRole.UserRole
 """The row's :class:`AuditRecord`."""
-SortRole: Final = Qt.ItemDataRole.UserRole + 1
 ALL_ACTIONS = "All actions"
 _KNOWN_ACTIONS = ("requeue", "retry", "cancel")
 _FIELD_PREFIXES: Final = {
@@ -78,9 +76,6 @@ _FIELD_PREFIXES: Final = {
     "target": "target",
 }
 _MAX_TOOLTIP_IDS = 25
-_HAS_FILTER_CHANGE = hasattr(QSortFilterProxyModel, "endFilterChange") and hasattr(
-    QSortFilterProxyModel, "Direction"
-)
 _MAX_DETAIL_CHARS = 300
 
 
@@ -158,7 +153,7 @@ def _make_row(record: AuditRecord) -> _Row:
     return _Row(record, cells, haystack, (record.ts, seq[0], seq[1]))
 
 
-class AuditTableModel(QAbstractTableModel):
+class AuditTableModel(ListTableModel[_Row]):
     """Audit records, newest first, as a table of ``columns`` (see :data:`AUDIT_COLUMNS`).
 
     Records read back from Redis are told apart by their ``stream_id``: a
@@ -171,13 +166,11 @@ class AuditTableModel(QAbstractTableModel):
         columns: Sequence[str] = AUDIT_COLUMNS,
         max_records: int = 100_000,
     ) -> None:
-        super().__init__(parent)
         unknown = [c for c in columns if c not in COLUMN_TITLES]
         if unknown:
             raise ValueError(f"unknown audit columns: {', '.join(unknown)}")
-        self.columns = tuple(columns)
+        super().__init__(columns, COLUMN_TITLES, parent)
         self.max_records = max_records
-        self._rows: list[_Row] = []
         self._ids: set[str] = set()
 
     # -- data --------------------------------------------------------------------------
@@ -241,36 +234,7 @@ class AuditTableModel(QAbstractTableModel):
 
     # -- Qt model ----------------------------------------------------------------------
 
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex | None = None) -> int:
-        if parent is not None and parent.isValid():
-            return 0
-        return len(self._rows)
-
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex | None = None) -> int:
-        if parent is not None and parent.isValid():
-            return 0
-        return len(self.columns)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if (
-            orientation == Qt.Orientation.Horizontal
-            and role == Qt.ItemDataRole.DisplayRole
-            and 0 <= section < len(self.columns)
-        ):
-            return COLUMN_TITLES[self.columns[section]]
-        return None
-
-    def data(
-        self,
-        index: QModelIndex | QPersistentModelIndex,
-        role: int = Qt.ItemDataRole.DisplayRole,
-    ) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
-            return None
-        row = self._rows[index.row()]
-        column = self.columns[index.column()]
+    def _cell_data(self, row: _Row, column: str, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
             return row.cells[column]
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -344,39 +308,19 @@ class AuditQuery:
         return all(word in haystack for word in self.words)
 
 
-class AuditFilterProxy(QSortFilterProxyModel):
+class AuditFilterProxy(RowFilterProxy):
     """Filters an :class:`AuditTableModel` by query text and action."""
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._query = AuditQuery()
         self._action: str | None = None
-        self.setSortRole(SortRole)
-        self.setDynamicSortFilter(True)
 
     def set_query(self, text: str) -> None:
-        query = AuditQuery.parse(text)
-        if query != self._query:
-            self._begin_filter_change()
-            self._query = query
-            self._end_filter_change()
+        self._set_filter("_query", AuditQuery.parse(text))
 
     def set_action(self, action: str | None) -> None:
-        if (action or None) != self._action:
-            self._begin_filter_change()
-            self._action = action or None
-            self._end_filter_change()
-
-    # begin/endFilterChange are Qt 6.10+; invalidateFilter is deprecated from 6.13.
-    def _begin_filter_change(self) -> None:
-        if _HAS_FILTER_CHANGE:
-            self.beginFilterChange()
-
-    def _end_filter_change(self) -> None:
-        if _HAS_FILTER_CHANGE:
-            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
-        else:  # pragma: no cover - Qt < 6.10
-            self.invalidateRowsFilter()
+        self._set_filter("_action", action or None)
 
     def filterAcceptsRow(
         self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex
