@@ -74,6 +74,8 @@ FINISH_TIMEOUT_S: Final = 3.0
 """How long the last write and the lease's release may take on stop."""
 WRITE_CHUNK: Final = 600
 """Rows per Redis pipeline when back-filling."""
+OPEN_SCAN: Final = 1000
+"""How many of the newest alert-log events are read to find the alerts it shows firing."""
 MAX_RUNS: Final = 64
 
 RecorderRole = Literal["writer", "standby", "unavailable"]
@@ -236,6 +238,9 @@ class FlowRecorder:
         self._through: int | None = None  # every finished second up to it is written
         self._last_written: int | None = None
         self._pending: list[AlertEvent] = []  # transitions seen while holding, to record
+        # The rules the alert log shows firing (rule -> its firing event), read when
+        # the lease is taken and kept up to date while holding; None when not holding.
+        self._open_logged: dict[str, AlertEvent] | None = None
 
     @property
     def holding(self) -> bool:
@@ -378,6 +383,7 @@ class FlowRecorder:
             self._holding = False
             self._next_acquire = 0.0
         self._through = None
+        self._open_logged = None
         if self._pending:
             log.info(
                 "history: %d alert transition(s) not recorded (not holding)", len(self._pending)
@@ -441,11 +447,67 @@ class FlowRecorder:
         self._last_written = through if last is None else max(last, through)
 
     async def _record_alerts(self) -> None:
-        """Append the transitions seen while holding, oldest first."""
-        assert self._alert_log is not None
+        """Keep the alert log in step with this recorder's engine (only the holder does).
+
+        The transitions seen while holding are appended, oldest first, unless the
+        log already says so (another writer recorded the same firing). Alerts
+        that were firing before the lease was taken and that the log lacks are
+        recorded as firing since they began. Once the engine has watched the
+        flow for its longest window, a rule the log shows firing but the engine
+        does not (it resolved while nobody recorded, or a writer stopped while
+        it fired) is recorded as resolved, so no alert stays open forever.
+        """
+        alert_log = self._alert_log
+        assert alert_log is not None
+        if self._open_logged is None:
+            self._open_logged = await self._read_open_alerts(alert_log)
+        opened = self._open_logged
         while self._pending:
-            await self._alert_log.append(self._pending[0])
+            event = self._pending[0]
+            if (event.kind == "firing") != (event.rule in opened):
+                await self._append(alert_log, opened, event)
             self._pending.pop(0)
+        active = self.engine.active()
+        for alert in active:
+            if alert.rule not in opened:
+                firing = AlertEvent(
+                    alert.since, alert.rule, "firing", alert.value, alert.message, alert.severity
+                )
+                await self._append(alert_log, opened, firing)
+        now = self._clock()
+        since = self.coverage.consuming_since
+        if since is None or now - since < self.engine.window_s:
+            return  # too early to tell that a logged alert is over
+        firing_now = {alert.rule for alert in active}
+        for rule, firing in list(opened.items()):
+            if rule not in firing_now:
+                resolved = AlertEvent(
+                    now,
+                    rule,
+                    "resolved",
+                    None,
+                    f"resolved: not firing when {self.holder_id} took over the alert log",
+                    firing.severity,
+                )
+                await self._append(alert_log, opened, resolved)
+
+    @staticmethod
+    async def _append(
+        alert_log: AlertLog, opened: dict[str, AlertEvent], event: AlertEvent
+    ) -> None:
+        await alert_log.append(event)
+        if event.kind == "firing":
+            opened[event.rule] = event
+        else:
+            opened.pop(event.rule, None)
+        log.info("alert log: %s %s recorded", event.rule, event.kind)
+
+    async def _read_open_alerts(self, alert_log: AlertLog) -> dict[str, AlertEvent]:
+        """The rules whose latest event in the log (the last ``OPEN_SCAN`` events) is a firing."""
+        latest: dict[str, AlertEvent] = {}
+        for event in await alert_log.read_range(count=OPEN_SCAN):  # newest first
+            latest.setdefault(event.rule, event)
+        return {rule: e for rule, e in latest.items() if e.kind == "firing"}
 
     async def _finish(self) -> None:
         """On stop: write what is finished and release the lease."""

@@ -394,6 +394,50 @@ async def test_two_collectors_count_once_and_hand_over_when_the_writer_stops(
 
 
 @pytest.mark.integration
+async def test_alerts_left_firing_in_the_log_are_resolved_by_the_next_writer(
+    amqp_url: str,
+    redis_url: str,
+    prefix: str,
+    broker: Broker,
+    redis_client: aioredis.Redis,
+    flows: Callable[..., tuple[FlowProcess, Seen]],
+) -> None:
+    # A collector stopped while these fired: nobody recorded their end.
+    log = AlertLog(redis_client, prefix)
+    stale = time.time() - 600
+    await log.extend(
+        [
+            AlertEvent(stale, "failure_rate", "firing", 40.0, "failure rate 40 %", "critical"),
+            AlertEvent(stale + 1, "retired_rule", "firing", 1.0, "a rule since removed"),
+        ]
+    )
+    rule = FailureRateRule(threshold_pct=50, window_s=4, min_events=5, resolve_after_s=1)
+    flow, seen = flows(profile_for(amqp_url, redis_url, broker.exchange_name, prefix, (rule,)))
+    await writer_ready(flow, seen)
+    await broker.publish({"captured": 20})  # a healthy flow: the engine does not fire
+
+    def resolved() -> list[tuple[str, str]]:
+        return [(e.rule, e.kind) for e in events if e.kind == "resolved"]
+
+    events: list[AlertEvent] = []
+
+    async def read() -> None:
+        events[:] = await log.read_range(newest_first=False)
+
+    deadline = time.monotonic() + 30
+    while len(resolved()) < 2 and time.monotonic() < deadline:
+        await read()
+        await asyncio.sleep(0.5)
+    assert sorted(resolved()) == [("failure_rate", "resolved"), ("retired_rule", "resolved")]
+    assert all("took over the alert log" in e.message for e in events if e.kind == "resolved")
+    assert not flow.alerts
+    # Nothing more is recorded once the log and the engine agree.
+    await asyncio.sleep(2.0)
+    await read()
+    assert len(events) == 4
+
+
+@pytest.mark.integration
 async def test_a_writer_with_a_held_consumer_writes_no_zeros_over_the_flow(
     amqp_url: str,
     redis_url: str,
