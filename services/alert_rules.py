@@ -68,9 +68,14 @@ class FailureRateRule:
 
 @dataclass(frozen=True)
 class DeadLetterRateRule:
-    """Fires while more than ``per_minute`` dead letters arrived in the last 60 seconds."""
+    """Fires while dead letters arrive faster than ``per_minute`` a minute.
+
+    The rate is the arrivals of the last ``window_s`` complete seconds (default
+    a minute), scaled to a minute.
+    """
 
     per_minute: int = 100
+    window_s: int = 60
     name: str = "dead_letter_rate"
     severity: Severity = "warning"
     resolve_after_s: float = 30.0
@@ -79,10 +84,11 @@ class DeadLetterRateRule:
         _check_common(self)
         if self.per_minute < 0:
             raise ValueError(f"{self.name}: per_minute must be >= 0")
+        _positive(self.name, "window_s", self.window_s)
 
     @property
     def needs_s(self) -> int:
-        return 60
+        return int(self.window_s)
 
 
 @dataclass(frozen=True)

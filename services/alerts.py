@@ -230,11 +230,16 @@ class AlertEngine:
         if isinstance(rule, FailureRateRule):
             return _failure_rate(rule, frame, window(rule.window_s))
         if isinstance(rule, DeadLetterRateRule):
-            count = float(frame.dead_letters[window(60)].sum())
+            count = float(frame.dead_letters[window(rule.window_s)].sum())
+            rate = count * 60.0 / rule.window_s
+            if rule.window_s == 60:
+                message = f"dead letters {count:g} in the last minute"
+            else:
+                message = f"dead letters {count:g} in the last {rule.window_s} s ({rate:.3g}/min)"
             return _Check(
-                count > rule.per_minute,
-                count,
-                f"dead letters {count:g} in the last minute (threshold {rule.per_minute}/min)",
+                rate > rule.per_minute,
+                rate,
+                f"{message} (threshold {rule.per_minute}/min)",
             )
         if isinstance(rule, QueueDepthRule):
             return _queue_depth(rule, frame, complete, now_sec)

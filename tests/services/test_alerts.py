@@ -217,6 +217,20 @@ def test_dead_letter_rate_fires_and_resolves() -> None:
     assert events[1].value is not None and events[1].value <= 30
 
 
+def test_dead_letter_rate_over_a_shorter_window_is_scaled_to_a_minute() -> None:
+    flow = Flow.steady(200)
+    flow.dead[100:110] = 1.0  # 60 a minute, for 10 s
+    engine, clock = engine_for(DeadLetterRateRule(per_minute=30, window_s=10, resolve_after_s=5))
+
+    events = run(engine, clock, flow)
+    assert kinds(events) == [("dead_letter_rate", "firing"), ("dead_letter_rate", "resolved")]
+    # more than 30 a minute once 6 arrived within 10 s
+    assert 105 <= at(events[0]) <= 108
+    assert events[0].message.endswith("in the last 10 s (36/min) (threshold 30/min)")
+    assert events[0].value == 36.0
+    assert 110 + 5 < at(events[1]) <= 110 + 15
+
+
 # --------------------------------------------------------------------------- latency
 
 
