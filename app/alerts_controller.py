@@ -23,6 +23,7 @@ LOG_SPAN_S = 24 * 3600
 LOG_ROWS = 2000
 LOG_REFRESH_MS = 15_000
 LOCAL_EVENTS = 1000
+FIRST_READ_RETRY_MS = 1000
 
 
 class AlertsController(QObject):
@@ -45,6 +46,7 @@ class AlertsController(QObject):
         self._local: deque[AlertEvent] = deque(maxlen=LOCAL_EVENTS)
         self._logged: list[AlertEvent] = []  # oldest first
         self._refresh: asyncio.Task[None] | None = None
+        self._read_once = False  # the log was read at least once (else retried soon)
         self._timer = QTimer(self)
         self._timer.setInterval(LOG_REFRESH_MS)
         self._timer.timeout.connect(self.refresh_log)
@@ -103,6 +105,7 @@ class AlertsController(QObject):
 
     async def _read_log(self) -> None:
         client = self._redis.client
+        read = False
         if client is not None:
             since_ms = round((time.time() - LOG_SPAN_S) * 1000)
             try:
@@ -113,6 +116,9 @@ class AlertsController(QObject):
                 log.info("the alert log cannot be read: %s", exc)
             else:
                 self._logged = list(reversed(newest_first))
+                read = self._read_once = True
+        if not read and not self._read_once and self._timer.isActive():
+            QTimer.singleShot(FIRST_READ_RETRY_MS, self, self.refresh_log)  # Redis not up yet
         self._window.show_alert_log([log_row(e) for e in reversed(self.events())])
         self._show_marks()
 

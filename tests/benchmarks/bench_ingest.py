@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 
 import aio_pika
 import orjson
+import redis.asyncio as aioredis
 
 DEFAULT_AMQP_URL = os.environ.get("PAYOPS_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 TARGET_RATIO = 1.0
@@ -71,6 +72,20 @@ async def reference_drain(amqp_url: str, queue_name: str, n: int) -> dict[str, f
         return {"rate": n / elapsed, "seconds": elapsed, "counted": float(sum(counts.values()))}
     finally:
         await connection.close()
+
+
+BENCH_REDIS_URL = os.environ.get("PAYOPS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+async def drop_keys(redis_url: str, prefix: str) -> None:
+    """Delete the benchmark's keys (its flow history and alert log)."""
+    client = aioredis.from_url(redis_url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
 
 
 def run_plain(coroutine: Coroutine[Any, Any, _T]) -> _T:
@@ -120,6 +135,10 @@ async def console_run(amqp_url: str, n: int, state_dir: Path) -> None:
         load_profile(env={}),
         name="bench",
         amqp_url=amqp_url,
+        # Its own history and alert log, away from the demo's (the recorder runs, as it
+        # does in every console).
+        redis_url=BENCH_REDIS_URL,
+        redis_prefix=f"bench-ingest-{tag}",
         tap_exchanges=(TapBinding(exchange),),
         watch_queues=(ref_queue,),
         dead_letter_queues=(),
@@ -159,6 +178,7 @@ async def console_run(amqp_url: str, n: int, state_dir: Path) -> None:
         await asyncio.wait_for(runner, 30)
         await channel.queue_delete(ref_queue)
         await setup.close()
+        await drop_keys(BENCH_REDIS_URL, profile.redis_prefix)
 
     console_rate = n / console_s
     ratio = console_rate / reference["rate"]
