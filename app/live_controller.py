@@ -54,6 +54,7 @@ class LiveController(QObject):
         )
         # The live flow's counters: a mirror of the aggregator in its process.
         self.aggregator = self.flow.aggregator
+        window.set_history_retention(profile.history_retention_s)
         self.alerts = AlertsController(window, profile, self.flow.redis)
         self.history = HistoryController(
             window, profile, self.flow.redis, self.aggregator, HISTORY_CAPACITY_S

@@ -28,6 +28,7 @@ from widgets.audit_panel import AuditPanel
 from widgets.connection_indicator import ConnectionIndicator
 from widgets.desktop_notifier import DesktopNotifier
 from widgets.flow_plots import FlowPlots
+from widgets.go_to_time_dialog import GoToTimeDialog
 from widgets.headline_bar import HeadlineBar
 from widgets.icons import pause_icon, play_icon
 from widgets.problems_view import ProblemsView
@@ -42,6 +43,7 @@ WINDOW_CHOICES: tuple[tuple[int, str], ...] = (
     (3600, "1 h"),
 )
 DEFAULT_WINDOW_S = 300
+DEFAULT_RETENTION_S = 24 * 3600  # until set_history_retention says otherwise
 SERVICES = ("RabbitMQ", "Redis")
 PAGE_TITLES = ("Live flow", "Failed payments", "Audit trail", "Alerts")  # Alt+1..Alt+4
 COMPACT_BELOW_HEIGHT = 720  # shorter windows drop the counters' context line
@@ -122,6 +124,7 @@ class MainWindow(QMainWindow):
         self._build_toolbar()
         self._build_status_bar()
         self._connect_signals()
+        self._history_retention_s = DEFAULT_RETENTION_S
         self.select_window(DEFAULT_WINDOW_S)
         self._update_title()
         self.setMinimumSize(720, 480)
@@ -161,6 +164,11 @@ class MainWindow(QMainWindow):
             "Write an incident snapshot (flow, alerts, parked messages) for the post-mortem"
             " (Ctrl+E)"
         )
+        self.go_to_time_action = QAction("Go to time…", self)
+        self.go_to_time_action.setShortcut(QKeySequence("Ctrl+G"))
+        self.go_to_time_action.setToolTip(
+            "Show the flow around a moment of the stored history (Ctrl+G)"
+        )
         self.clear_problems_action = QAction("Clear problems", self)
         self.quit_action = QAction("Quit", self)
         self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))
@@ -171,6 +179,7 @@ class MainWindow(QMainWindow):
                 *self.page_actions,
                 self.pause_action,
                 self.export_snapshot_action,
+                self.go_to_time_action,
                 self.quit_action,
             ]
         )
@@ -190,6 +199,7 @@ class MainWindow(QMainWindow):
         window_menu = view_menu.addMenu("Time &window")
         window_menu.addActions(list(self.window_actions.values()))
         view_menu.addAction(self.pause_action)
+        view_menu.addAction(self.go_to_time_action)
         view_menu.addSeparator()
         view_menu.addAction(self.clear_problems_action)
 
@@ -252,6 +262,7 @@ class MainWindow(QMainWindow):
         for action in self.page_actions:
             action.triggered.connect(self.on_page_action_triggered)
         self.export_snapshot_action.triggered.connect(self.snapshot_requested)
+        self.go_to_time_action.triggered.connect(self.open_go_to_time)
         self.alert_banner.show_alerts_requested.connect(self.show_alerts_page)
         self.alert_banner.export_incident_requested.connect(self.snapshot_requested)
         self.alerts_panel.export_incident_requested.connect(self.snapshot_requested)
@@ -366,6 +377,19 @@ class MainWindow(QMainWindow):
         self.raise_()
         self.activateWindow()
         self.show_alerts_page()
+
+    def set_history_retention(self, seconds: int) -> None:
+        """How far back the stored history goes (bounds Go to time)."""
+        self._history_retention_s = seconds
+
+    @Slot()
+    def open_go_to_time(self) -> GoToTimeDialog:
+        """Ask for a moment and show the flow around it."""
+        dialog = GoToTimeDialog(self._history_retention_s, parent=self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.accepted.connect(lambda: self.on_alert_time_activated(dialog.moment()))
+        dialog.open()
+        return dialog
 
     @Slot(float)
     def on_alert_time_activated(self, t: float) -> None:

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QByteArray, QPoint, Qt
+from PySide6.QtCore import QByteArray, QDateTime, QPoint, Qt
 from PySide6.QtGui import QImage
 
 from services.link_status import LinkState, LinkStatus
 from tests.widgets.frames import make_frame, make_headline, realistic_frame, stage_demo_window
 from widgets.alert_types import ActiveAlert, AlertLogRow, AlertMark
+from widgets.go_to_time_dialog import GoToTimeDialog
 from widgets.main_window import MainWindow
 
 
@@ -408,3 +409,24 @@ def test_paused_badges_wait_while_history_is_shown(window, qtbot):
     qtbot.waitUntil(window.paused_badge.isVisible)
     assert window.flow_plots.paused_badge.isVisible()
     assert window.windowTitle().endswith("(paused)")
+
+
+def test_go_to_time_shows_the_flow_around_the_chosen_moment(window, qtbot):
+    import time
+
+    window.set_history_retention(6 * 3600)
+    window.tabs.setCurrentIndex(2)
+    with qtbot.waitSignal(window.history_requested) as requested:
+        window.go_to_time_action.trigger()
+        dialog = window.findChild(GoToTimeDialog)
+        assert dialog is not None and dialog.isVisible()
+        now = time.time()
+        earliest = dialog.edit.minimumDateTime().toSecsSinceEpoch()
+        assert now - 6 * 3600 - 5 <= earliest <= now - 6 * 3600 + 5
+        moment = int(now) - 2 * 3600
+        dialog.edit.setDateTime(QDateTime.fromSecsSinceEpoch(moment))
+        dialog.accept()
+    from_s, to_s = requested.args
+    assert from_s <= moment < to_s and to_s - from_s == window.window_seconds
+    assert window.tabs.currentWidget() is window.flow_plots
+    window.grab().save("/tmp/go_to_time_main.png")
