@@ -143,6 +143,9 @@ async def console_run(amqp_url: str, n: int, state_dir: Path) -> None:
         watch_queues=(ref_queue,),
         dead_letter_queues=(),
         tap_max_length=n * 2,
+        # The tap has no consumer while the events are published and the reference
+        # runs (about a minute for N = 200,000): it must not expire meanwhile.
+        tap_expires_s=3600,
     )
     session = ConsoleSession(profile, UiState(state_dir / "bench.ini"), hold_consume=True)
     session.window.resize(1280, 800)
