@@ -13,7 +13,9 @@ when it fails the Luhn check (a test card, a typo). This module applies both:
 - :func:`mask_sensitive_text` does what it can for text that is not a parsed
   structure (a text body, a JSON body cut short, a header string): the same
   keys written as ``"cvv": "123"``, ``cvv=123``, ``cvv: 123`` or
-  ``<cvv>123</cvv>``, then ``mask_text``.
+  ``<cvv>123</cvv>``, then ``mask_text``. :func:`mask_untrusted_text` is
+  ``mask_text`` then ``mask_sensitive_text`` in one call. Both skip texts too short
+  to mask and remember short texts they leave unchanged (never card data).
 - :func:`mask_for_edit` / :func:`unmask_edit` let an operator edit a JSON body
   without seeing its card data: the editor shows the masked document, each
   masked value being a unique placeholder, and the placeholders left in the
@@ -30,7 +32,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import lru_cache
+from functools import lru_cache, wraps
 from typing import Any
 
 from services.masking import luhn_valid, mask_pan, mask_text
@@ -194,6 +196,77 @@ def _mask_pan_pair(match: re.Match[str]) -> str:
     return match.group("key") + _mask_digits(digits)
 
 
+SHORTEST_SENSITIVE = 5
+"""No text shorter than this (``cvv=1``) has anything for :func:`mask_sensitive_text` to change:
+a CVV pair needs 5 characters, a CVV element 6, ``cvv 123`` 7, a card-number pair 12 and a
+card number 13."""
+
+CACHED_TEXT_LEN = 64
+"""Texts up to this long are masked once and remembered (``CACHED_TEXTS`` of them at most)."""
+CACHED_TEXTS = 2048
+
+
+def _with_fast_paths(mask: Callable[[str], str]) -> Callable[[str], str]:
+    """``mask`` with two shortcuts for plain ``str`` texts; anything else goes to ``mask``.
+
+    - shorter than ``SHORTEST_SENSITIVE``: returned as it is (no pattern can match);
+    - a short text seen before that ``mask`` left unchanged (header names, queues,
+      merchants ...): returned as it is. Safe: the masking functions are pure functions
+      of an immutable value. Only unchanged texts are remembered (a set, not an
+      ``lru_cache``, which would keep every result), so this never holds card data; at
+      most ``CACHED_TEXTS``, all dropped when full (the texts that repeat come back at once).
+
+    A str subclass skips both: ``mask`` may return a plain copy of it, and so must we.
+    """
+    unchanged: set[str] = set()
+
+    @wraps(mask)
+    def masked(text: str) -> str:
+        if type(text) is not str:
+            return mask(text)  # no shortcut: the result's type must be mask's
+        if len(text) < SHORTEST_SENSITIVE or text in unchanged:
+            return text  # too short for any pattern, or known to have nothing to mask
+        result = mask(text)
+        if result == text and len(text) <= CACHED_TEXT_LEN:  # never remember card data
+            if len(unchanged) >= CACHED_TEXTS:
+                unchanged.clear()
+            unchanged.add(text)
+        return result
+
+    return masked
+
+
+def _has_key_word(lowered: str) -> bool:
+    """Whether lowered text holds a word :func:`mask_sensitive_text` acts on (CVV or PAN)."""
+    return _has_cvv_word(lowered) or _has_pan_word(lowered)
+
+
+def _has_cvv_word(lowered: str) -> bool:
+    """Whether lowered text names a CVV-like field; without one, the CVV patterns cannot match.
+
+    ``any(word in lowered for word in ...)`` written out: no generator per call.
+    """
+    return (
+        "cv" in lowered
+        or "csc" in lowered
+        or "cav2" in lowered
+        or "verification" in lowered
+        or "security" in lowered
+    )
+
+
+def _has_pan_word(lowered: str) -> bool:
+    """Whether lowered text may name a card-number field (``_PAN_PAIR`` needs one of these)."""
+    return (
+        "pan" in lowered
+        or "num" in lowered
+        or "_no" in lowered
+        or "-no" in lowered
+        or "cardno" in lowered
+    )
+
+
+@_with_fast_paths
 def mask_sensitive_text(text: str) -> str:
     """Free text with CVV-like values hidden and card numbers masked.
 
@@ -204,14 +277,35 @@ def mask_sensitive_text(text: str) -> str:
     """
     if not text:
         return text
-    lowered = text.lower()
-    if any(word in lowered for word in ("cv", "csc", "cav2", "verification", "security")):
+    return _mask_sensitive(text, text.lower())
+
+
+def _mask_sensitive(text: str, lowered: str) -> str:
+    """What :func:`mask_sensitive_text` does to ``text``, given ``text.lower()``."""
+    if _has_cvv_word(lowered):
         text = _CVV_PAIR.sub(_hide_pair, text)
         text = _CVV_ELEMENT.sub(_hide_element, text)
         text = _CVV_LOOSE.sub(lambda m: m.group("key") + HIDDEN, text)
-    if any(word in lowered for word in ("pan", "num", "_no", "-no", "cardno")):
+    if _has_pan_word(lowered):
         text = _PAN_PAIR.sub(_mask_pan_pair, text)
     return mask_text(text)
+
+
+@_with_fast_paths
+def mask_untrusted_text(text: str) -> str:
+    """``mask_sensitive_text(mask_text(text))``, in one go.
+
+    What :func:`mask_json` and then :func:`mask_sensitive_text` make of a string of a
+    message (a value or a key): the snapshot's masking of message-derived data.
+    """
+    masked = mask_text(text)
+    lowered = text.lower()
+    if not _has_key_word(lowered):
+        # mask_sensitive_text(masked) would only run mask_text again: no key word in text,
+        # and mask_text brings none in (it rewrites a run of digits, spaces and dashes
+        # starting with a digit as digits and '*': "cav2" would have to be in text already).
+        return masked if masked is text else mask_text(masked)
+    return _mask_sensitive(masked, lowered if masked is text else masked.lower())
 
 
 # --------------------------------------------------------------------------- editing
@@ -453,5 +547,6 @@ __all__ = [
     "mask_json",
     "mask_pan_value",
     "mask_sensitive_text",
+    "mask_untrusted_text",
     "unmask_edit",
 ]

@@ -45,6 +45,7 @@ import asyncio
 import csv
 import dataclasses
 import datetime
+import functools
 import hashlib
 import importlib.metadata
 import io
@@ -73,11 +74,19 @@ from services.config import Profile, TapBinding
 from services.flow_history import HistoryStore, frame_from_rows
 from services.flow_types import LATENCY_PERCENTILES, FloatArray, FlowFrame, Headline
 from services.json_masking import (
+    CACHED_TEXT_LEN,
+    CACHED_TEXTS,
+    HIDDEN,
     JsonNumber,
+    is_cvv_key,
+    is_pan_key,
     loads_exact,
     mask_json,
+    mask_pan_value,
     mask_sensitive_text,
+    mask_untrusted_text,
 )
+from services.masking import MIN_PAN_DIGITS, mask_text
 from services.parked_entry import AuditRecord, ParkedEntry, body_kind
 from services.parking_store import ParkingStore, entry_id_time_ms
 from services.snapshot_report import (
@@ -380,8 +389,97 @@ def _masked_text_values(value: Any) -> Any:
 
 
 def mask_untrusted(value: Any) -> Any:
-    """A message-derived value (headers, properties, a parsed body) as masked JSON data."""
+    """A message-derived value (headers, properties, a parsed body) as masked JSON data.
+
+    By definition ``_masked_text_values(mask_json(_plain(value)))``: card data masked as
+    in a parsed structure, then every string and key masked as free text too. Done in one
+    walk (:func:`_untrusted`) that gives the same result.
+    """
+    return _untrusted(value)
+
+
+def _untrusted(value: Any) -> Any:
+    """``_masked_text_values(mask_json(_plain(value)))``, the common types in one step each."""
+    cls = type(value)
+    if cls is str:
+        # _plain keeps it; mask_json gives mask_text(value), then mask_sensitive_text of that.
+        return mask_untrusted_text(value)
+    if cls is dict:
+        return _untrusted_dict(value)
+    if cls is list or cls is tuple:
+        # _plain, mask_json and _masked_text_values all map a list item by item.
+        return [_untrusted(item) for item in value]
+    if value is None or cls is bool:
+        return value  # kept by all three passes
+    if cls is int:
+        # mask_json masks the text of an int that is a card number, then the text is masked
+        # as free text; any other int is kept.
+        text = str(value)
+        masked = mask_text(text)
+        return value if masked == text else mask_sensitive_text(masked)
+    if cls is JsonNumber and len(value) < MIN_PAN_DIGITS:
+        # Kept: mask_json masks a number's text only if it holds 13+ digits, and
+        # _masked_text_values leaves JSON numbers alone.
+        return value
+    if cls is datetime.datetime or cls is datetime.date:
+        # _plain writes it as isoformat(), a str the other two passes mask as text.
+        return mask_untrusted_text(value.isoformat())
+    # Anything else (floats, bytes, Decimals, subclasses, other mappings ...): the passes.
     return _masked_text_values(mask_json(_plain(value)))
+
+
+_OTHER_KEY: Final = 0
+_CVV_KEY: Final = 1
+_PAN_KEY: Final = 2
+
+
+_key_kinds: dict[str, tuple[str, int]] = {}
+
+
+def _key_kind(name: str) -> tuple[str, int]:
+    """How mask_untrusted shows a key (mask_text, then mask_sensitive_text), and what it names.
+
+    Remembered (a pure function of an immutable value; exact str only, as _untrusted_dict
+    calls it) for short keys with nothing to mask: the cache never holds card data.
+    """
+    known = _key_kinds.get(name)
+    if known is None:
+        kind = _CVV_KEY if is_cvv_key(name) else _PAN_KEY if is_pan_key(name) else _OTHER_KEY
+        known = (mask_untrusted_text(name), kind)
+        if known[0] == name and len(name) <= CACHED_TEXT_LEN:
+            if len(_key_kinds) >= CACHED_TEXTS:
+                _key_kinds.clear()
+            _key_kinds[name] = known
+    return known
+
+
+def _untrusted_dict(value: dict[Any, Any]) -> Any:
+    """:func:`_untrusted` of a dict: each key shown and its value masked as mask_json does."""
+    out: dict[Any, Any] = {}
+    for key, item in value.items():
+        if type(key) is not str:  # not from JSON or AMQP (str keys only): the three passes
+            return _masked_text_values(mask_json(_plain(value)))
+        shown, kind = _key_kind(key)
+        if kind == _OTHER_KEY:
+            out[shown] = mask_untrusted_text(item) if type(item) is str else _untrusted(item)
+        elif kind == _CVV_KEY:
+            out[shown] = HIDDEN  # mask_sensitive_text leaves HIDDEN as it is
+        elif type(item) is str:
+            # _plain keeps a str; mask_pan_value gives a plain str, _masked_text_values masks it.
+            out[shown] = mask_sensitive_text(mask_pan_value(item))
+        elif isinstance(item, Mapping | list | tuple):
+            out[shown] = _untrusted(item)  # mask_json walks into containers under a PAN key
+        else:
+            plain = _plain(item)
+            if isinstance(plain, Mapping):  # undecodable bytes, described: mask_json walks it
+                out[shown] = _untrusted(plain)
+            else:
+                out[shown] = _masked_text_values(mask_pan_value(plain))
+    if len(out) < len(value):
+        # Two keys became one when masked: each pass keeps the first key's place and the
+        # last value, which one walk does not reproduce - take the passes.
+        return _masked_text_values(mask_json(_plain(value)))
+    return out
 
 
 def body_for_export(body: bytes) -> dict[str, Any]:
@@ -400,14 +498,18 @@ def body_for_export(body: bytes) -> dict[str, Any]:
     return _binary(body)
 
 
+_entry_time = functools.lru_cache(maxsize=16)(iso_utc)
+"""``iso_utc``, remembered: entry_row and entry_document format the same times of an entry."""
+
+
 def entry_row(entry: ParkedEntry) -> list[str]:
     """The CSV row of one entry (``ENTRY_COLUMNS``), masked."""
     s = entry.summary
     return [
         s.entry_id,
         s.dlq,
-        iso_utc(s.dead_lettered_at_ms),
-        iso_utc(s.parked_at_ms),
+        _entry_time(s.dead_lettered_at_ms),
+        _entry_time(s.parked_at_ms),
         *(
             _csv_cell(_masked(text))
             for text in (
@@ -436,8 +538,8 @@ def entry_document(entry: ParkedEntry, *, in_range: bool) -> dict[str, Any]:
         "dlq": s.dlq,
         "state": str(s.state),
         "parked_in_range": in_range,
-        "dead_lettered_at": iso_utc(s.dead_lettered_at_ms),
-        "parked_at": iso_utc(s.parked_at_ms),
+        "dead_lettered_at": _entry_time(s.dead_lettered_at_ms),
+        "parked_at": _entry_time(s.parked_at_ms),
         "updated_at": iso_utc(entry.updated_at_ms),
         "payment_id": _masked(s.payment_id) or None,
         "merchant": _masked(s.merchant) or None,
