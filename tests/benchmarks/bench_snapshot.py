@@ -79,6 +79,7 @@ from services.config import FieldPaths, Profile, TapBinding
 from services.flow_history import BUCKET_S, HistoryStore, SecondRow
 from services.parked_entry import AuditRecord
 from services.parking_store import ParkingStore, ParkItem, new_entry_id
+from tests.benchmarks.common import MERCHANTS
 
 DEFAULT_REDIS_URL = os.environ.get("PAYOPS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 DLQ = "payments.dlq"
@@ -98,20 +99,6 @@ FAILURE_REASONS = (
     ("insufficient funds", 0.2),
     ("fraud suspected", 0.12),
     ("card expired", 0.08),
-)
-MERCHANTS = (
-    "Acme Books",
-    "Northwind Travel",
-    "Globex Retail",
-    "Initech Software",
-    "Umbrella Pharmacy",
-    "Stark Electronics",
-    "Wayne Outfitters",
-    "Hooli Cloud",
-    "Vandelay Imports",
-    "Soylent Foods",
-    "Oceanic Airlines",
-    "Monarch Hotels",
 )
 QUEUES = (
     ("payments.authorize", "payment.authorize"),

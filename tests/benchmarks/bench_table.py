@@ -45,6 +45,7 @@ import redis.asyncio as aioredis
 from services.amqp_codec import MessageRecord
 from services.config import FieldPaths
 from services.parking_store import ParkingStore, ParkItem
+from tests.benchmarks.common import MERCHANTS
 
 DEFAULT_REDIS_URL = os.environ.get("PAYOPS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 DLQ = "payments.dlq"
@@ -55,20 +56,6 @@ TARGET_FIRST_ROWS_S = 1.0
 TARGET_INTERACTIVE_S = 0.300
 TARGET_RSS_BYTES = 1 << 30
 
-MERCHANTS = (
-    "Acme Books",
-    "Northwind Travel",
-    "Globex Retail",
-    "Initech Software",
-    "Umbrella Pharmacy",
-    "Stark Electronics",
-    "Wayne Outfitters",
-    "Hooli Cloud",
-    "Vandelay Imports",
-    "Soylent Foods",
-    "Oceanic Airlines",
-    "Monarch Hotels",
-)
 QUEUES = (
     ("payments.authorize", "payment.authorize"),
     ("payments.capture", "payment.capture"),

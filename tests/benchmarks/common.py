@@ -88,3 +88,20 @@ async def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str)
         if time.perf_counter() > deadline:
             raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}")
         await asyncio.sleep(0.005)
+
+
+# Merchant names for the seeded payments of the benchmarks.
+MERCHANTS = (
+    "Acme Books",
+    "Northwind Travel",
+    "Globex Retail",
+    "Initech Software",
+    "Umbrella Pharmacy",
+    "Stark Electronics",
+    "Wayne Outfitters",
+    "Hooli Cloud",
+    "Vandelay Imports",
+    "Soylent Foods",
+    "Oceanic Airlines",
+    "Monarch Hotels",
+)
