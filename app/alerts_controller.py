@@ -50,6 +50,11 @@ class AlertsController(QObject):
         self._timer = QTimer(self)
         self._timer.setInterval(LOG_REFRESH_MS)
         self._timer.timeout.connect(self.refresh_log)
+        self._retry = QTimer(self)  # the first read, while Redis is not up yet
+        self._retry.setSingleShot(True)
+        self._retry.setInterval(FIRST_READ_RETRY_MS)
+        self._retry.timeout.connect(self.refresh_log)
+        self._stopped = False
         window.alerts_refresh_requested.connect(self.refresh_log)
 
     @property
@@ -75,7 +80,9 @@ class AlertsController(QObject):
 
     async def stop(self) -> None:
         """Stop refreshing."""
+        self._stopped = True
         self._timer.stop()
+        self._retry.stop()
         self._window.alerts_refresh_requested.disconnect(self.refresh_log)
         task, self._refresh = self._refresh, None
         if task is not None and not task.done():
@@ -99,7 +106,9 @@ class AlertsController(QObject):
 
     @Slot()
     def refresh_log(self) -> None:
-        """Read the alert log again (unless a read is under way)."""
+        """Read the alert log again (unless a read is under way, or the controller stopped)."""
+        if self._stopped:
+            return
         if self._refresh is None or self._refresh.done():
             self._refresh = asyncio.ensure_future(self._read_log())
 
@@ -117,8 +126,8 @@ class AlertsController(QObject):
             else:
                 self._logged = list(reversed(newest_first))
                 read = self._read_once = True
-        if not read and not self._read_once and self._timer.isActive():
-            QTimer.singleShot(FIRST_READ_RETRY_MS, self, self.refresh_log)  # Redis not up yet
+        if not read and not self._read_once and not self._stopped:
+            self._retry.start()  # Redis is not up yet
         self._window.show_alert_log([log_row(e) for e in reversed(self.events())])
         self._show_marks()
 
