@@ -14,10 +14,10 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 from qasync import asyncSlot
 
-from app.live_controller import LiveController
-from app.snapshot_controller import SnapshotController
+from app.controllers.live import LiveController
+from app.controllers.snapshot import SnapshotController
+from app.controllers.workbench import WorkbenchController
 from app.ui_state import UiState, state_dir
-from app.workbench_controller import WorkbenchController
 from services.config import (
     ENV_PROFILE,
     ConfigError,
@@ -28,8 +28,8 @@ from services.config import (
     pick_profile_name,
     read_config,
 )
+from widgets.common.theme import apply_theme
 from widgets.main_window import MainWindow
-from widgets.theme import apply_theme
 
 log = logging.getLogger(__name__)
 

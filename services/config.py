@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 import platformdirs
 
 from resources import resource_path
-from services.alert_rules import RULE_KINDS, AlertRule, default_rules, rule_from_table
+from services.alerts.rules import RULE_KINDS, AlertRule, default_rules, rule_from_table
 
 ENV_CONFIG = "PAYOPS_CONFIG"
 ENV_PROFILE = "PAYOPS_PROFILE"

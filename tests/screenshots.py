@@ -29,9 +29,9 @@ from PySide6.QtWidgets import QApplication, QWidget
 from app.console import ConsoleSession, DemoSimulator
 from app.ui_state import UiState
 from services.config import load_profile
-from services.demo_topology import declare_demo_topology_at
-from widgets.snapshot_dialog import SnapshotState
-from widgets.theme import apply_theme
+from services.demo.topology import declare_demo_topology_at
+from widgets.common.theme import apply_theme
+from widgets.snapshot.dialog import SnapshotState
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 

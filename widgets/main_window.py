@@ -19,20 +19,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from services.flow_types import FlowFrame, Headline
-from services.link_status import LinkStatus
-from widgets.alert_banner import AlertBanner
-from widgets.alert_types import ActiveAlert, AlertLogRow, AlertMark
-from widgets.alerts_panel import AlertsPanel
-from widgets.audit_panel import AuditPanel
-from widgets.connection_indicator import ConnectionIndicator
-from widgets.desktop_notifier import DesktopNotifier
-from widgets.flow_plots import FlowPlots
-from widgets.go_to_time_dialog import GoToTimeDialog
-from widgets.headline_bar import HeadlineBar
-from widgets.icons import pause_icon, play_icon
-from widgets.problems_view import ProblemsView
-from widgets.workbench_page import WorkbenchPage
+from services.flow.types import FlowFrame, Headline
+from services.links.status import LinkStatus
+from widgets.alerts.banner import AlertBanner
+from widgets.alerts.notifier import DesktopNotifier
+from widgets.alerts.panel import AlertsPanel
+from widgets.alerts.types import ActiveAlert, AlertLogRow, AlertMark
+from widgets.common.icons import pause_icon, play_icon
+from widgets.common.problems_view import ProblemsView
+from widgets.live.connection_indicator import ConnectionIndicator
+from widgets.live.flow_plots import FlowPlots
+from widgets.live.go_to_time_dialog import GoToTimeDialog
+from widgets.live.headline_bar import HeadlineBar
+from widgets.workbench.audit_panel import AuditPanel
+from widgets.workbench.page import WorkbenchPage
 
 APP_TITLE = "PayOps Console"
 #: The time windows on offer: (seconds, label); Ctrl+1.. select them in this order.

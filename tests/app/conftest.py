@@ -9,7 +9,7 @@ import pytest
 import qasync
 from PySide6.QtWidgets import QApplication
 
-from widgets.theme import apply_theme
+from widgets.common.theme import apply_theme
 
 
 def _qt_event_loop() -> asyncio.AbstractEventLoop:

@@ -20,9 +20,9 @@ from PySide6.QtGui import QImage
 from app.console import ConsoleSession
 from app.ui_state import UiState
 from services.config import Profile, TapBinding, load_profile
-from services.link_status import LinkState
-from tests.tcp_proxy import TcpProxy, free_port
-from tests.waiting import eventually
+from services.links.status import LinkState
+from tests.helpers.tcp_proxy import TcpProxy, free_port
+from tests.helpers.waiting import eventually
 
 pytestmark = pytest.mark.integration
 

@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     import qasync
     from PySide6.QtWidgets import QApplication
 
-    from widgets.theme import apply_theme
+    from widgets.common.theme import apply_theme
 
     app = QApplication.instance() or QApplication(sys.argv)
     assert isinstance(app, QApplication)

@@ -5,7 +5,7 @@ exchange bound to two identical durable DLQs, so one publish of N small
 payment events fills both with the same N real dead letters (``x-death``
 and all).
 
-- **park**: a :class:`~services.parker.Parker` drains DLQ A into the parking
+- **park**: a :class:`~services.workbench.parker.Parker` drains DLQ A into the parking
   store (Redis), acking only what Redis holds.
 - **reference**: a plain aio-pika consumer with manual acks (``async with
   message.process()``, the same prefetch) drains DLQ B.
@@ -30,8 +30,8 @@ import aio_pika
 import redis.asyncio as aioredis
 
 from services.config import FieldPaths
-from services.parker import Parker, ParkerStats
-from services.parking_store import ParkingStore
+from services.workbench.parker import Parker, ParkerStats
+from services.workbench.store import ParkingStore
 from tests.benchmarks.common import event_bodies
 
 DEFAULT_AMQP_URL = os.environ.get("PAYOPS_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")

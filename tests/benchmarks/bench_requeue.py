@@ -35,13 +35,13 @@ import uuid
 import aio_pika
 import redis.asyncio as aioredis
 
-from services.action_publisher import ActionPublisher
-from services.actions import ActionService
 from services.config import FieldPaths, Profile
-from services.entry_index import ActionTarget, Query
-from services.parked_entry import EntryState
-from services.parker import Parker
-from services.parking_store import ParkingStore
+from services.workbench.actions.publisher import ActionPublisher
+from services.workbench.actions.service import ActionService
+from services.workbench.index import ActionTarget, Query
+from services.workbench.model import EntryState
+from services.workbench.parker import Parker
+from services.workbench.store import ParkingStore
 from tests.benchmarks.common import event_bodies
 
 DEFAULT_AMQP_URL = os.environ.get("PAYOPS_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")

@@ -73,12 +73,12 @@ import numpy.typing as npt
 import orjson
 import redis.asyncio as aioredis
 
-from services.alerts import AlertEvent, AlertLog, Severity
-from services.amqp_codec import MessageRecord
+from services.alerts.engine import AlertEvent, AlertLog, Severity
 from services.config import FieldPaths, Profile, TapBinding
-from services.flow_history import BUCKET_S, HistoryStore, SecondRow
-from services.parked_entry import AuditRecord
-from services.parking_store import ParkingStore, ParkItem, new_entry_id
+from services.flow.history import BUCKET_S, HistoryStore, SecondRow
+from services.workbench.codec import MessageRecord
+from services.workbench.model import AuditRecord
+from services.workbench.store import ParkingStore, ParkItem, new_entry_id
 from tests.benchmarks.common import MERCHANTS
 
 DEFAULT_REDIS_URL = os.environ.get("PAYOPS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -678,7 +678,7 @@ def reference_phase(plan: Plan) -> PhaseResult:
 
 
 async def _snapshot(plan: Plan, render: Callable[..., Any]) -> PhaseResult:
-    from services.snapshot import SnapshotProgress, SnapshotRequest, write_snapshot
+    from services.snapshot.bundle import SnapshotProgress, SnapshotRequest, write_snapshot
 
     client = aioredis.from_url(plan.redis_url)
     await client.ping()
@@ -720,7 +720,7 @@ def snapshot_phase(plan: Plan) -> PhaseResult:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtWidgets import QApplication
 
-    from widgets.snapshot_charts import render_snapshot_charts
+    from widgets.snapshot.charts import render_snapshot_charts
 
     app = QApplication.instance() or QApplication(["bench-snapshot"])
     assert app is not None  # alive while the charts are drawn

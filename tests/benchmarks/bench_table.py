@@ -42,9 +42,9 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from services.amqp_codec import MessageRecord
 from services.config import FieldPaths
-from services.parking_store import ParkingStore, ParkItem
+from services.workbench.codec import MessageRecord
+from services.workbench.store import ParkingStore, ParkItem
 from tests.benchmarks.common import MERCHANTS
 
 DEFAULT_REDIS_URL = os.environ.get("PAYOPS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -204,11 +204,11 @@ async def run(args: argparse.Namespace) -> list[Figure]:
     from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QApplication
 
-    from services.entry_index import EntryIndex, Query
-    from services.parked_entry import EntryState
-    from widgets.failed_payments_model import COLUMN_NAMES
-    from widgets.failed_payments_view import FailedPaymentsView
-    from widgets.theme import apply_theme
+    from services.workbench.index import EntryIndex, Query
+    from services.workbench.model import EntryState
+    from widgets.common.theme import apply_theme
+    from widgets.workbench.table_model import COLUMN_NAMES
+    from widgets.workbench.view import FailedPaymentsView
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtWidgets import QApplication
 
-from widgets.theme import apply_theme
+from widgets.common.theme import apply_theme
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -12,10 +12,10 @@ import pytest
 from PySide6.QtCore import QByteArray, QDateTime, QPoint, Qt
 from PySide6.QtGui import QImage
 
-from services.link_status import LinkState, LinkStatus
-from tests.widgets.frames import make_frame, make_headline, realistic_frame, stage_demo_window
-from widgets.alert_types import ActiveAlert, AlertLogRow, AlertMark
-from widgets.go_to_time_dialog import GoToTimeDialog
+from services.links.status import LinkState, LinkStatus
+from tests.helpers.frames import make_frame, make_headline, realistic_frame, stage_demo_window
+from widgets.alerts.types import ActiveAlert, AlertLogRow, AlertMark
+from widgets.live.go_to_time_dialog import GoToTimeDialog
 from widgets.main_window import MainWindow
 
 

@@ -13,16 +13,9 @@ import numpy as np
 import pytest
 from PySide6.QtGui import QImage
 
-from tests.widgets.frames import stage_demo_window
+from tests.helpers.frames import stage_demo_window
+from tests.helpers.images import pixels
 from widgets.main_window import MainWindow
-
-
-def pixels(image: QImage) -> np.ndarray:
-    """The image as an (h, w) array of 0xAARRGGBB values."""
-    rgb = image.convertToFormat(QImage.Format.Format_ARGB32)
-    height, width, stride = rgb.height(), rgb.width(), rgb.bytesPerLine()
-    raw = np.frombuffer(rgb.constBits(), dtype=np.uint8, count=stride * height)
-    return raw.reshape(height, stride)[:, : width * 4].copy().view(np.uint32).reshape(height, width)
 
 
 @pytest.mark.parametrize("size", [(1280, 800), (900, 600)], ids=["1280x800", "900x600"])

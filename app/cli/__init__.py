@@ -1,0 +1,1 @@
+"""The ``payops`` command line: console, demo, dlq, collect, snapshot."""

@@ -1,0 +1,362 @@
+"""The ``payops`` command line: the console and the headless operations."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from app.cli import exit_codes
+from app.cli.collect import add_collect_command
+from app.cli.dlq import add_dlq_commands
+from app.cli.logging_setup import setup_logging
+from app.cli.snapshot import add_snapshot_command
+from services.config import ConfigError, Profile, load_profile, user_config_path
+
+if TYPE_CHECKING:
+    from services.demo.simulator import SimulationOptions
+
+log = logging.getLogger("payops")
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _common_options() -> argparse.ArgumentParser:
+    """--config, --profile and -v, accepted by every subcommand."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="TOML config file (default: $PAYOPS_CONFIG, then the user config file)",
+    )
+    common.add_argument(
+        "--profile",
+        metavar="NAME",
+        default=argparse.SUPPRESS,
+        help="profile in the config file (default: $PAYOPS_PROFILE, then the file's default)",
+    )
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging"
+    )
+    return common
+
+
+def _positive(kind: type[float] | type[int]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be greater than 0: {text!r}")
+        return value
+
+    return parse
+
+
+def _fraction(text: str) -> float:
+    """A failure rate: 0.05 or 5%."""
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a rate: {text!r} (use 0.05 or 5%)") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (or 0% and 100%): {text!r}")
+    return value
+
+
+def _clock_time(text: str) -> dt.time:
+    """A wall-clock time of today: HH:MM or HH:MM:SS (local time)."""
+    for pattern in ("%H:%M", "%H:%M:%S"):
+        try:
+            return dt.datetime.strptime(text, pattern).time()
+        except ValueError:
+            continue
+    raise argparse.ArgumentTypeError(f"not a time of day: {text!r} (use HH:MM or HH:MM:SS)")
+
+
+def seconds_until(moment: dt.time, now: dt.datetime | None = None) -> float:
+    """Seconds from ``now`` (local) to ``moment`` today; ValueError when it has passed."""
+    now = now or dt.datetime.now().astimezone()
+    target = now.replace(
+        hour=moment.hour, minute=moment.minute, second=moment.second, microsecond=0
+    )
+    if target < now:
+        raise ValueError(f"{moment.isoformat()} has already passed today")
+    return (target - now).total_seconds()
+
+
+def _add_simulation_options(parser: argparse.ArgumentParser, *, with_duration: bool) -> None:
+    parser.add_argument(
+        "--rate", type=_positive(float), default=20.0, help="payments per second (default 20)"
+    )
+    parser.add_argument(
+        "--failure-rate",
+        type=_fraction,
+        default=0.03,
+        help="share of payments that fail, e.g. 0.03 or 3%% (default 3%%)",
+    )
+    parser.add_argument(
+        "--incident", action="store_true", help="stage an acquirer outage: a burst of failures"
+    )
+    parser.add_argument(
+        "--incident-after",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="when the incident starts, after the start (default 30 s)",
+    )
+    parser.add_argument(
+        "--incident-at",
+        type=_clock_time,
+        default=None,
+        metavar="HH:MM",
+        help="start the incident at this time of day (local); implies --incident",
+    )
+    parser.add_argument(
+        "--incident-duration",
+        type=_positive(float),
+        default=60.0,
+        metavar="SECONDS",
+        help="how long the incident lasts (default 60 s)",
+    )
+    if with_duration:
+        parser.add_argument(
+            "--duration",
+            type=_positive(float),
+            default=None,
+            metavar="SECONDS",
+            help="stop after this long (default: until Ctrl+C)",
+        )
+        parser.add_argument(
+            "--seed", type=int, default=None, help="random seed, for repeatable runs"
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser."""
+    common = _common_options()
+    parser = argparse.ArgumentParser(
+        prog="payops",
+        description="PayOps Console: watch payment flows on RabbitMQ and handle failed payments.",
+        parents=[common],
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    console = sub.add_parser("console", parents=[common], help="open the console (the default)")
+    console.add_argument(
+        "--read-only", action="store_true", help="disable every action (requeue, retry, cancel)"
+    )
+    console.set_defaults(handler=_cmd_console)
+
+    demo = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="declare the demo topology, start the simulator and open the console",
+    )
+    _add_simulation_options(demo, with_duration=False)
+    demo.set_defaults(handler=_cmd_demo)
+
+    simulate = sub.add_parser(
+        "simulate", parents=[common], help="run the demo payment flow headless"
+    )
+    _add_simulation_options(simulate, with_duration=True)
+    simulate.set_defaults(handler=_cmd_simulate)
+
+    topology = sub.add_parser("topology", parents=[common], help="the demo topology")
+    topology_sub = topology.add_subparsers(dest="topology_command", metavar="ACTION", required=True)
+    declare = topology_sub.add_parser(
+        "declare", parents=[common], help="declare the demo exchanges and queues"
+    )
+    declare.set_defaults(handler=_cmd_topology_declare)
+
+    config = sub.add_parser("config", parents=[common], help="show the configuration")
+    config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    show = config_sub.add_parser(
+        "show", parents=[common], help="print the chosen profile, secrets removed"
+    )
+    show.set_defaults(handler=_cmd_config_show)
+    path = config_sub.add_parser("path", parents=[common], help="print the user config file path")
+    path.set_defaults(handler=_cmd_config_path)
+    add_dlq_commands(sub, common)
+    add_snapshot_command(sub, common)
+    add_collect_command(sub, common)
+    return parser
+
+
+def unavailable(service: str, where: str, exc: BaseException) -> int:
+    """Say that a backing service cannot be reached; the exit code for it."""
+    print(f"\npayops: cannot reach {service} at {where}: {exc}", file=sys.stderr)
+    return exit_codes.UNAVAILABLE
+
+
+def profile_from(args: argparse.Namespace) -> Profile:
+    """The profile chosen by --config/--profile and the environment."""
+    return load_profile(getattr(args, "config", None), getattr(args, "profile", None))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``payops`` and ``python -m app``."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(getattr(args, "verbose", False))
+    handler: Handler = getattr(args, "handler", _cmd_console)
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        print(f"payops: {exc}", file=sys.stderr)
+        return exit_codes.USAGE
+    except KeyboardInterrupt:
+        return exit_codes.INTERRUPTED
+
+
+def _cmd_console(args: argparse.Namespace) -> int:
+    from app.console import run_console  # Qt is loaded only for the GUI
+
+    return run_console(
+        getattr(args, "config", None),
+        getattr(args, "profile", None),
+        demo_simulator=None,
+        read_only=getattr(args, "read_only", False),
+    )
+
+
+def _simulation_options(args: argparse.Namespace) -> SimulationOptions:
+    from services.demo.simulator import SimulationOptions
+
+    incident_after_s = args.incident_after
+    if args.incident_at is not None:
+        try:
+            incident_after_s = seconds_until(args.incident_at)
+        except ValueError as exc:
+            raise ConfigError(f"--incident-at: {exc}") from None
+    return SimulationOptions(
+        rate=args.rate,
+        failure_rate=args.failure_rate,
+        duration_s=getattr(args, "duration", None),
+        incident=args.incident or args.incident_at is not None,
+        incident_after_s=incident_after_s,
+        incident_duration_s=args.incident_duration,
+        seed=getattr(args, "seed", None),
+    )
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from app.console import run_console
+    from services.demo.topology import declare_demo_topology_at
+
+    profile = profile_from(args)
+    _simulation_options(args)  # refuse a bad option (an --incident-at that has passed) now
+    try:
+        asyncio.run(declare_demo_topology_at(profile.amqp_url))
+    except OSError as exc:
+        return unavailable("RabbitMQ", profile.amqp_display_url, exc)
+    simulator = [
+        sys.executable,
+        "-m",
+        "app",
+        "simulate",
+        "--rate",
+        str(args.rate),
+        "--failure-rate",
+        str(args.failure_rate),
+        "--incident-after",
+        str(args.incident_after),
+        "--incident-duration",
+        str(args.incident_duration),
+    ]
+    if args.incident:
+        simulator.append("--incident")
+    if args.incident_at is not None:
+        simulator += ["--incident-at", args.incident_at.isoformat()]
+    for option in ("config", "profile"):
+        if getattr(args, option, None):
+            simulator += [f"--{option}", getattr(args, option)]
+    print(f"payops: demo on {profile.amqp_display_url} (profile '{profile.name}')", file=sys.stderr)
+    return run_console(
+        getattr(args, "config", None), getattr(args, "profile", None), demo_simulator=simulator
+    )
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from services.demo.simulator import SimulationStats, run_simulation
+
+    profile = profile_from(args)
+    options = _simulation_options(args)
+
+    def progress(stats: SimulationStats) -> None:
+        by_status = ", ".join(f"{k} {v}" for k, v in sorted(stats.by_status.items()))
+        print(
+            f"\r{stats.elapsed_s:6.0f} s  published {stats.published}  "
+            f"dead-lettered {stats.dead_lettered}  {by_status}",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    print(
+        f"payops: simulating on {profile.amqp_display_url}; Ctrl+C to stop",
+        file=sys.stderr,
+    )
+    if options.incident:
+        begins = dt.datetime.now().astimezone() + dt.timedelta(seconds=options.incident_after_s)
+        ends = begins + dt.timedelta(seconds=options.incident_duration_s)
+        print(
+            f"payops: incident (acquirer outage) from {begins:%H:%M:%S} to {ends:%H:%M:%S}",
+            file=sys.stderr,
+        )
+    try:
+        asyncio.run(run_simulation(profile.amqp_url, options, on_progress=progress))
+    except OSError as exc:
+        return unavailable("RabbitMQ", profile.amqp_display_url, exc)
+    except KeyboardInterrupt:
+        print("\npayops: simulation stopped", file=sys.stderr)
+        return exit_codes.OK
+    print(file=sys.stderr)
+    return exit_codes.OK
+
+
+def _cmd_topology_declare(args: argparse.Namespace) -> int:
+    from services.demo.topology import declare_demo_topology_at
+
+    profile = profile_from(args)
+    try:
+        topology = asyncio.run(declare_demo_topology_at(profile.amqp_url))
+    except OSError as exc:
+        return unavailable("RabbitMQ", profile.amqp_display_url, exc)
+    print(f"declared the demo topology on {profile.amqp_display_url}:")
+    print(topology.describe())
+    return exit_codes.OK
+
+
+def _cmd_config_show(args: argparse.Namespace) -> int:
+    profile = profile_from(args)
+    print(f"# profile '{profile.name}' from {profile.source}")
+    print(f"amqp_url = {profile.amqp_display_url!r}")
+    print(f"redis_url = {profile.redis_display_url!r}")
+    print(f"tap_exchanges = {[str(b) for b in profile.tap_exchanges]!r}")
+    print(f"watch_queues = {list(profile.watch_queues)!r}")
+    print(f"dead_letter_queues = {list(profile.dead_letter_queues)!r}")
+    print(f"failure_statuses = {list(profile.failure_statuses)!r}")
+    print(f"tap_max_length = {profile.tap_max_length}")
+    for name, value in vars(profile.fields).items():
+        print(f"fields.{name} = {value!r}")
+    print(f"history_retention_h = {profile.history_retention_h:g}")
+    origin = "defaults" if profile.alert_rules is None else "configured"
+    print(f"# alert rules ({origin})")
+    for rule in profile.alerts:
+        settings = ", ".join(
+            f"{key}={value!r}" for key, value in vars(rule).items() if key != "name"
+        )
+        print(f"alert {rule.name}: {settings}")
+    return exit_codes.OK
+
+
+def _cmd_config_path(args: argparse.Namespace) -> int:
+    print(user_config_path())
+    return exit_codes.OK

@@ -1,0 +1,245 @@
+"""``payops snapshot``: an incident snapshot bundle of a time range, headless.
+
+Reads only Redis (the flow history, alert log, audit trail and parked failed
+payments of the profile); the charts are drawn with Qt on the offscreen
+platform, loaded only by this command. Exit codes: 0 written; 1 writing
+failed; 2 bad range, an existing output without ``--force`` or a bad
+configuration; 3 Redis unreachable; 130 interrupted (nothing is left behind).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import redis.asyncio as aioredis
+import redis.exceptions
+
+from app.cli import exit_codes
+from services.config import Profile, load_profile
+from services.snapshot.bundle import (
+    MAX_RANGE_S,
+    ChartRenderer,
+    SnapshotProgress,
+    SnapshotRequest,
+    SnapshotResult,
+    default_file_name,
+    write_snapshot,
+)
+from services.time_range import (
+    DURATION_HELP,
+    TIME_HELP,
+    TimeRange,
+    check_range,
+    format_duration,
+    format_local,
+    resolve_range,
+)
+
+_DESCRIPTION = """\
+Write one zip for the post-mortem: report.html (summary and charts, opens with
+no network), the per-second flow (throughput.csv), the failed payments parked
+or acted on in the range (CSV and JSONL with the masked messages), the audit
+records, the alert events and a manifest with the SHA-256 of every file. Card
+numbers are masked and credentials removed everywhere.
+"""
+
+
+class _Unreachable(Exception):
+    """Redis could not be reached (exit 3)."""
+
+
+def add_snapshot_command(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    common_parent: argparse.ArgumentParser,
+) -> None:
+    """Register ``payops snapshot`` (call from ``app.cli.main.build_parser``)."""
+    snapshot = subparsers.add_parser(
+        "snapshot",
+        parents=[common_parent],
+        help="write an incident snapshot bundle (zip) of a time range",
+        description=_DESCRIPTION,
+    )
+    when = snapshot.add_argument_group("time range (default: --since 1h)")
+    when.add_argument(
+        "--since", metavar="DURATION", help=f"the last DURATION up to now ({DURATION_HELP})"
+    )
+    when.add_argument("--from", dest="from_time", metavar="TIME", help=f"start: {TIME_HELP}")
+    when.add_argument(
+        "--to", dest="to_time", metavar="TIME", help="end (exclusive; default: now), as --from"
+    )
+    snapshot.add_argument(
+        "--out",
+        "-o",
+        type=Path,
+        metavar="FILE",
+        help="the zip to write (default: payops-snapshot-<profile>-<from>-<to>.zip here)",
+    )
+    snapshot.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    snapshot.add_argument(
+        "--no-charts", action="store_true", help="leave the charts out (Qt is not loaded)"
+    )
+    snapshot.set_defaults(handler=_cmd_snapshot)
+
+
+def _chart_renderer() -> ChartRenderer:
+    """The Qt chart renderer, with a QApplication on the offscreen platform.
+
+    Offscreen unless ``QT_QPA_PLATFORM`` says otherwise: the charts never need
+    a display, and a stale ``DISPLAY`` (an old SSH session) would abort Qt.
+    """
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtWidgets import QApplication
+
+    from widgets.snapshot.charts import render_snapshot_charts
+
+    app = QApplication.instance() or QApplication(["payops"])
+
+    def render(frame: Any, spans: Any) -> dict[str, bytes]:
+        assert app is not None  # keeps the application alive while rendering
+        return render_snapshot_charts(frame, spans)
+
+    return render
+
+
+class _ProgressLine:
+    """Progress on stderr: one line rewritten in place on a terminal, else a line a stage."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.stage: str | None = None
+        self._shown = 0
+        self._last = 0.0
+
+    def __call__(self, progress: SnapshotProgress) -> None:
+        new_stage = progress.stage != self.stage
+        self.stage = progress.stage
+        if not self.tty:
+            if new_stage:
+                print(f"payops: snapshot: {progress.stage}", file=self.stream, flush=True)
+            return
+        now = time.monotonic()
+        finished = progress.total is not None and progress.done >= progress.total
+        if not (new_stage or finished or now - self._last >= 0.1):
+            return
+        self._last = now
+        text = f"{progress.stage}: {_amount(progress)}"
+        print("\r" + text.ljust(self._shown), end="", file=self.stream, flush=True)
+        self._shown = len(text)
+
+    def clear(self) -> None:
+        if self.tty and self._shown:
+            print("\r" + " " * self._shown + "\r", end="", file=self.stream, flush=True)
+            self._shown = 0
+
+
+def _amount(progress: SnapshotProgress) -> str:
+    if progress.stage == "packing" and progress.total:
+        return f"{progress.done / progress.total:4.0%} of {progress.total / 1e6:,.1f} MB"
+    if progress.total:
+        return f"{progress.done:,} of {progress.total:,} ({progress.done / progress.total:.0%})"
+    return f"{progress.done:,}"
+
+
+async def _write(
+    profile: Profile,
+    request: SnapshotRequest,
+    render: ChartRenderer | None,
+    progress: _ProgressLine,
+) -> SnapshotResult:
+    client = aioredis.from_url(profile.redis_url, socket_connect_timeout=5)
+    try:
+        try:
+            await client.ping()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+            raise _Unreachable(
+                f"cannot reach Redis at {profile.redis_display_url}: {exc}"
+            ) from None
+        return await write_snapshot(request, client, render_charts=render, progress=progress)
+    finally:
+        await client.aclose()
+
+
+def _cmd_snapshot(args: argparse.Namespace) -> int:
+    profile = load_profile(getattr(args, "config", None), getattr(args, "profile", None))
+    now = time.time()
+    try:
+        time_range = resolve_range(
+            since=args.since, from_text=args.from_time, to_text=args.to_time, now=now
+        )
+        check_range(time_range, now=now, retention_s=profile.history_retention_s, max_s=MAX_RANGE_S)
+    except ValueError as exc:
+        print(f"payops: {exc}", file=sys.stderr)
+        return exit_codes.USAGE
+    out: Path = args.out or Path(
+        default_file_name(profile.name, time_range.from_s, time_range.to_s)
+    )
+    problem = _output_problem(out, force=args.force)
+    if problem:
+        print(f"payops: {problem}", file=sys.stderr)
+        return exit_codes.USAGE
+    render = None if args.no_charts else _chart_renderer()
+    request = SnapshotRequest(profile, time_range.from_s, time_range.to_s, out, args.force)
+    progress = _ProgressLine(sys.stderr)
+    try:
+        result = asyncio.run(_write(profile, request, render, progress))
+    except _Unreachable as exc:
+        progress.clear()
+        print(f"payops: {exc}", file=sys.stderr)
+        return exit_codes.UNAVAILABLE
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        progress.clear()
+        print(f"payops: lost Redis at {profile.redis_display_url}: {exc}", file=sys.stderr)
+        return exit_codes.UNAVAILABLE
+    except OSError as exc:
+        progress.clear()
+        print(f"payops: cannot write {out}: {exc}", file=sys.stderr)
+        return exit_codes.FAILED
+    except KeyboardInterrupt:
+        progress.clear()
+        print("payops: snapshot interrupted; nothing was written", file=sys.stderr)
+        return exit_codes.INTERRUPTED
+    progress.clear()
+    _print_result(result, time_range)
+    return exit_codes.OK
+
+
+def _output_problem(out: Path, *, force: bool) -> str | None:
+    if out.is_dir():
+        return f"{out} is a directory; give a file name with --out"
+    if out.exists() and not force:
+        return f"{out} exists; use --force to overwrite it"
+    if not out.parent.is_dir():
+        return f"directory {out.parent} does not exist"
+    return None
+
+
+def _print_result(result: SnapshotResult, time_range: TimeRange) -> None:
+    counts = result.counts
+    print(result.path)
+    rows = (
+        (
+            "range",
+            f"{format_local(time_range.from_s)} → {format_local(time_range.to_s)}"
+            f" ({format_duration(time_range.seconds)})",
+        ),
+        ("seconds", f"{counts.seconds:,}"),
+        ("events", f"{counts.events:,}"),
+        ("dead letters", f"{counts.dead_letters:,}"),
+        ("failed payments", f"{counts.failed_payments:,}"),
+        ("audit records", f"{counts.audit_records:,}"),
+        ("alert events", f"{counts.alert_events:,}"),
+        ("size", f"{result.size:,} bytes"),
+        ("sha256", result.sha256),
+    )
+    for name, value in rows:
+        print(f"  {name:<16} {value}")
+
+
+__all__ = ["add_snapshot_command"]

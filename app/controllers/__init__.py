@@ -1,0 +1,1 @@
+"""Controllers: turn widget intents into service calls and push service data to views."""

@@ -1,0 +1,118 @@
+"""Drives the live view: runs the live flow and pushes frames to the window on a timer."""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QObject, QTimer, Slot
+
+from app.controllers.alerts import AlertsController
+from app.controllers.history import HistoryController
+from services.alerts.engine import Alert, AlertEvent
+from services.config import Profile
+from services.flow.live_flow import LiveFlow
+from services.flow.recorder import RecorderState
+from widgets.main_window import MainWindow
+
+FRAME_HZ = 15
+HISTORY_CAPACITY_S = 3600
+
+
+class LiveController(QObject):
+    """Owns the live flow of one profile; renders frames at ``FRAME_HZ``.
+
+    Per-message work happens in the live flow's own process. The plots get
+    one frame a second, of finished seconds only (a still-filling second would
+    look like a dip); the headline counters follow every change at ``FRAME_HZ``.
+    ``alerts`` shows what the flow's alert engine reports; ``history`` plots
+    the stored history before the live seconds and answers scrolling back.
+    ``record=False`` keeps this console from writing history (benchmarks).
+    """
+
+    def __init__(
+        self,
+        window: MainWindow,
+        profile: Profile,
+        window_seconds: int = 300,
+        *,
+        hold_consume: bool = False,
+        record: bool = True,
+    ) -> None:
+        super().__init__(window)
+        self._window = window
+        self.profile = profile
+        self.flow = LiveFlow(
+            profile,
+            on_status=window.show_link_status,
+            on_problem=window.show_problem,
+            on_resolved=window.resolve_problem,
+            hold_consume=hold_consume,
+            capacity_s=HISTORY_CAPACITY_S,
+            on_alerts=self._on_alerts,
+            on_recorder=self._on_recorder,
+            record=record,
+        )
+        # The live flow's counters: a mirror of the aggregator in its process.
+        self.aggregator = self.flow.aggregator
+        window.set_history_retention(profile.history_retention_s)
+        self.alerts = AlertsController(window, profile, self.flow.redis)
+        self.history = HistoryController(
+            window, profile, self.flow.redis, self.aggregator, HISTORY_CAPACITY_S
+        )
+        self._window_seconds = window_seconds
+        self._plotted: tuple[int, int] | None = None
+        self._counted = -1
+        self._timer = QTimer(self)
+        self._timer.setInterval(1000 // FRAME_HZ)
+        self._timer.timeout.connect(self.on_frame_timer)
+
+    @property
+    def window_seconds(self) -> int:
+        return self._window_seconds
+
+    @Slot(int)
+    def on_window_selected(self, seconds: int) -> None:
+        """The operator picked another time window: render it at the next tick."""
+        self._window_seconds = seconds
+        self._plotted = None
+
+    def _on_alerts(self, active: list[Alert], events: list[AlertEvent]) -> None:
+        self.alerts.on_alerts(active, events)
+
+    def _on_recorder(self, state: RecorderState) -> None:
+        detail = (
+            "Only the holder of the history lease in Redis writes the flow history and"
+            " the alert log; the other consoles and collectors stand by."
+        )
+        if state.writer_id:
+            detail += f"\nThis console: {state.writer_id}"
+        self._window.show_recorder_state(state.describe(), detail)
+
+    @Slot()
+    def on_frame_timer(self) -> None:
+        """Counters when data changed; plots once a second (finished seconds only)."""
+        second = int(time.time())
+        plot_key = (second, self._window_seconds)
+        if plot_key != self._plotted:
+            self._plotted = plot_key
+            self._counted = self.aggregator.version
+            frame = self.aggregator.frame(self._window_seconds)
+            self._window.show_frame(frame.finished())
+        elif self.aggregator.version != self._counted:
+            self._counted = self.aggregator.version
+            self._window.show_headline(self.aggregator.headline())
+
+    async def start(self) -> None:
+        """Connect (in the background) and start rendering."""
+        await self.flow.start()
+        self.history.start()
+        self.alerts.start()
+        self._timer.start()
+        self.on_frame_timer()
+
+    async def stop(self) -> None:
+        """Stop rendering and close every connection."""
+        self._timer.stop()
+        await self.alerts.stop()
+        await self.history.stop()
+        await self.flow.stop()

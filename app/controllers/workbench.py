@@ -1,0 +1,332 @@
+"""Drives the failed-payments workbench: loading, live changes, detail, parking, actions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import aio_pika
+import redis.asyncio as aioredis
+from PySide6.QtCore import QObject, QTimer, Slot
+from PySide6.QtWidgets import QMessageBox
+from qasync import asyncSlot
+
+from services.config import Profile
+from services.links.close import close_quietly
+from services.workbench.actions.publisher import ActionPublisher
+from services.workbench.actions.report import ActionReport, ActionRequest
+from services.workbench.actions.service import ActionRefused, ActionService
+from services.workbench.index import ActionTarget, EntryIndex
+from services.workbench.model import Change, ParkedEntry
+from services.workbench.parker import Parker
+from services.workbench.store import ParkingStore
+from widgets.main_window import MainWindow
+from widgets.workbench.action_dialogs import (
+    ActionProgressDialog,
+    ActionSummaryDialog,
+    ConfirmActionDialog,
+)
+
+log = logging.getLogger(__name__)
+
+FIRST_PAGE = 300
+LOAD_BATCH = 5000
+CHANGES_BLOCK_MS = 1000
+AUDIT_COUNT = 500
+AUDIT_REFRESH_MS = 5000
+RETRY_S = 3.0
+
+
+class WorkbenchController(QObject):
+    """Owns the entry index and the parking store of one profile, and wires the workbench page.
+
+    Starts when ``start`` is called: loads the newest rows first, then the rest
+    in batches, follows each dead-letter queue's changes stream (so what other
+    consoles do shows up live), parks dead letters while the console is open,
+    finishes or reports actions a crash interrupted, and turns the page's
+    action intents into confirmed, audited actions.
+    """
+
+    def __init__(self, window: MainWindow, profile: Profile, *, read_only: bool = False) -> None:
+        super().__init__(window)
+        self.window = window
+        self.page = window.workbench
+        self.profile = profile
+        self.read_only = read_only or profile.read_only
+        self.index = EntryIndex()
+        self.page.table_view.set_index(self.index)
+        self.page.set_read_only(self.read_only)
+        self.redis: aioredis.Redis | None = None
+        self.store: ParkingStore | None = None
+        self.actions: ActionService | None = None
+        self.publisher: ActionPublisher | None = None
+        self._amqp: aio_pika.abc.AbstractConnection | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._shown: ParkedEntry | None = None
+        self._busy = False
+        self._audit_timer = QTimer(self)
+        self._audit_timer.setInterval(AUDIT_REFRESH_MS)
+        self._connect_signals()
+
+    def _connect_signals(self) -> None:
+        view = self.page.table_view
+        view.selection_changed.connect(self.on_selection_changed)
+        view.entry_activated.connect(self.on_entry_activated)
+        view.action_requested.connect(self.on_action_requested)
+        self.page.detail.action_requested.connect(self.on_detail_action_requested)
+        self.window.audit_panel.entry_activated.connect(self.on_entry_activated)
+        self._audit_timer.timeout.connect(self.on_audit_timer)
+
+    # -- life cycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect to Redis (and the broker for parking and actions) in the background."""
+        self.redis = aioredis.Redis.from_url(self.profile.redis_url, socket_timeout=10)
+        self.store = ParkingStore(self.redis, self.profile.redis_prefix)
+        self.publisher = ActionPublisher(self.profile.amqp_url)
+        self.actions = ActionService(
+            self.store, self.publisher, self.profile, read_only=self.read_only
+        )
+        self._spawn(self._load_and_follow, "workbench")
+        self._spawn(self._park_dead_letters, "parking")
+        self._audit_timer.start()
+
+    async def stop(self) -> None:
+        """Stop loading, following and parking; close the connections."""
+        self._audit_timer.stop()
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.publisher is not None:
+            with contextlib.suppress(Exception):
+                await self.publisher.close()
+        await close_quietly(self._amqp)
+        if self.redis is not None:
+            with contextlib.suppress(Exception):
+                await self.redis.aclose()
+
+    def _spawn(self, start: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
+        self._tasks.append(asyncio.ensure_future(_retrying(start, name)))
+
+    # -- loading and following ------------------------------------------------------------
+
+    async def _load_and_follow(self) -> None:
+        store = self.store
+        assert store is not None
+        self.page.show_durability(await store.durability())
+        await self._recover()
+        dlqs = self.profile.dead_letter_queues
+        cursors = {dlq: await store.last_change_id(dlq) for dlq in dlqs}
+        totals = {dlq: await store.count(dlq) for dlq in dlqs}
+        total = sum(totals.values())
+        self.index = EntryIndex()  # a fresh start after a reconnect
+        self.page.table_view.set_index(self.index)
+        self.index.reserve(total)
+        for dlq in dlqs:  # the newest rows first, fast
+            self.index.add(await store.page(dlq, 0, FIRST_PAGE))
+        self.page.table_view.refresh()
+        self.page.table_view.set_loading(len(self.index), total)
+        for dlq in dlqs:
+            async for batch in store.iter_summaries(dlq, LOAD_BATCH):
+                self.index.add(batch)
+                self.page.table_view.set_loading(len(self.index), max(total, len(self.index)))
+                self.page.table_view.request_refresh()
+                await asyncio.sleep(0)
+        self.page.table_view.set_loading(len(self.index), len(self.index))
+        self.page.table_view.refresh()
+        await self._refresh_audit()
+        await asyncio.gather(*(self._follow(dlq, cursors[dlq]) for dlq in dlqs))
+
+    async def _follow(self, dlq: str, cursor: str) -> None:
+        """Apply another console's (or our own) changes as they happen."""
+        store = self.store
+        assert store is not None
+        while True:
+            changes = await store.read_changes(dlq, cursor, block_ms=CHANGES_BLOCK_MS)
+            if not changes:
+                continue
+            cursor = changes[-1].stream_id
+            await self._apply(dlq, changes)
+
+    async def _apply(self, dlq: str, changes: list[Change]) -> None:
+        store = self.store
+        assert store is not None
+        new_ids = []
+        for change in changes:
+            if change.op == "park" and self.index.find(change.entry_id) is None:
+                new_ids.append(change.entry_id)
+            else:
+                self.index.update_state(change.entry_id, change.state, change.operator)
+        for entry_id in new_ids:
+            entry = await store.get(dlq, entry_id)
+            if entry is not None:
+                self.index.add([entry.summary])
+        self.page.table_view.request_refresh()
+        shown = self._shown
+        if shown is not None and any(c.entry_id == shown.entry_id for c in changes):
+            await self._show(shown.dlq, shown.entry_id)
+
+    async def _recover(self) -> None:
+        """Finish what a crash interrupted, and say what could not be finished."""
+        assert self.actions is not None
+        if self.read_only:
+            return
+        report = await self.actions.recover()
+        for entry in report.in_doubt:
+            self.window.show_problem(
+                f"interrupted action on entry {entry.entry_id} is in doubt: the message may"
+                " already be in its target queue; resolve it with"
+                f" `payops dlq resolve {entry.entry_id} --delivered|--republish`"
+            )
+
+    async def _park_dead_letters(self) -> None:
+        """Park the profile's dead-letter queues while the console is open."""
+        if self.read_only or not self.profile.dead_letter_queues:
+            return
+        store = self.store
+        assert store is not None
+        self._amqp = await aio_pika.connect(self.profile.amqp_url, timeout=10)
+        try:
+            parkers = []
+            for dlq in self.profile.dead_letter_queues:
+                channel = await self._amqp.channel()
+                parkers.append(Parker(store, dlq, self.profile.fields).run(channel))
+            await asyncio.gather(*parkers)
+        finally:
+            await close_quietly(self._amqp)
+            self._amqp = None
+
+    # -- detail and audit -----------------------------------------------------------------
+
+    @Slot(object)
+    def on_selection_changed(self, entry_ids: list[str]) -> None:
+        if len(entry_ids) == 1:
+            self.on_entry_activated(entry_ids[0])
+        elif not entry_ids:
+            self._shown = None
+            self.page.detail.show_entry(None)
+
+    @asyncSlot(str)
+    async def on_entry_activated(self, entry_id: str) -> None:
+        position = self.index.find(entry_id)
+        if position is None:
+            return
+        self.window.tabs.setCurrentWidget(self.page)
+        await self._show(self.index.row(position).dlq, entry_id)
+
+    async def _show(self, dlq: str, entry_id: str) -> None:
+        if self.store is None:
+            return
+        entry = await self.store.get(dlq, entry_id)
+        self._shown = entry
+        self.page.detail.show_entry(entry)
+        if entry is not None:
+            self.page.detail.show_audit(await self.store.read_audit(dlq, 50, entry_id=entry_id))
+
+    @asyncSlot()
+    async def on_audit_timer(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._refresh_audit()
+
+    async def _refresh_audit(self) -> None:
+        if self.store is None:
+            return
+        records = []
+        for dlq in self.profile.dead_letter_queues:
+            records += await self.store.read_audit(dlq, AUDIT_COUNT)
+        records.sort(key=lambda r: r.ts, reverse=True)
+        self.window.audit_panel.show_records(records[:AUDIT_COUNT])
+
+    # -- actions --------------------------------------------------------------------------
+
+    @asyncSlot(str)
+    async def on_detail_action_requested(self, action: str) -> None:
+        shown = self._shown
+        if shown is not None:
+            await self.act(action, ActionTarget.for_entries([shown.entry_id]))
+
+    @asyncSlot(str, object)
+    async def on_action_requested(self, action: str, target: ActionTarget) -> None:
+        await self.act(action, target)
+
+    async def act(self, action: str, target: ActionTarget) -> ActionReport | None:
+        """Confirm, run with progress, and summarise one action."""
+        if self.actions is None or self._busy:
+            return None
+        self._busy = True
+        try:
+            return await self._act(action, target)
+        except ActionRefused as exc:
+            QMessageBox.warning(self.window, "Action refused", str(exc))
+            return None
+        except (OSError, ConnectionError) as exc:
+            QMessageBox.critical(self.window, "Action failed", f"{type(exc).__name__}: {exc}")
+            return None
+        finally:
+            self._busy = False
+
+    async def _act(self, action: str, target: ActionTarget) -> ActionReport | None:
+        actions = self.actions
+        assert actions is not None
+        actions.refuse_if_read_only(action)
+        plan = await actions.plan(action, target)  # type: ignore[arg-type]
+        raw_body = None
+        shown = self._shown
+        if action == "retry" and shown is not None and target.entry_ids == (shown.entry_id,):
+            raw_body = shown.record.body
+        dialog = ConfirmActionDialog(plan, raw_body=raw_body, parent=self.window)
+        request = await _answer(dialog)
+        if request is None:
+            return None
+        progress = ActionProgressDialog(action, max(plan.total, 1), parent=self.window)
+        stop = asyncio.Event()
+        progress.cancel_requested.connect(stop.set)
+        progress.show()
+        try:
+            report = await actions.run(
+                request,
+                target,
+                progress=progress.show_progress,
+                cancel_event=stop,
+            )
+        finally:
+            progress.finish()
+        ActionSummaryDialog(report, parent=self.window).open()
+        await self._refresh_audit()
+        return report
+
+
+async def _answer(dialog: ConfirmActionDialog) -> ActionRequest | None:
+    """Open the confirmation dialog (not a nested event loop) and await its answer."""
+    done: asyncio.Future[ActionRequest | None] = asyncio.get_running_loop().create_future()
+
+    def finished() -> None:  # accepted or not; request() is None unless accepted
+        if not done.done():
+            done.set_result(dialog.request())
+
+    dialog.finished.connect(finished)
+    dialog.open()
+    try:
+        return await done
+    finally:
+        dialog.deleteLater()
+
+
+async def _retrying(start: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
+    """Run ``start()`` until it returns; after a failure (Redis or the broker away), again.
+
+    The connection indicators say why; this only keeps trying.
+    """
+    while True:
+        try:
+            await start()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("%s: %s; retrying in %.0f s", name, exc or type(exc).__name__, RETRY_S)
+            await asyncio.sleep(RETRY_S)

@@ -1,0 +1,1 @@
+"""The demo: a simulated payment flow and its topology. Not production code."""

@@ -1,0 +1,524 @@
+"""The console's tap queue: a lossy, no-ack observer of the configured exchanges."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import statistics
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiormq.exceptions
+from aio_pika.abc import AbstractChannel, AbstractConnection
+from aiormq.abc import AbstractChannel as RawChannel
+from aiormq.abc import DeliveredMessage
+from pamqp.commands import Basic
+from pamqp.common import FieldTable
+
+from services.config import Profile, TapBinding
+from services.flow.aggregator import FlowAggregator
+from services.flow.decoder import EventDecoder
+from services.links.close import close_quietly
+from services.problems import ProblemReporter
+
+log = logging.getLogger(__name__)
+
+ProblemCallback = Callable[[str], None]
+
+AGE_SAMPLES = 512
+REBIND_INTERVAL_S = 15.0
+MAX_PROBLEMS = 100
+
+# Drop probes: numbered messages the tap publishes into its own queue.
+PROBE_HEADER = "payops-probe"  # the probe's sequence number; its presence marks a probe
+PROBE_SOURCE_HEADER = "payops-probe-source"  # "<tap instance>/<probe channel generation>"
+PROBE_RATE_HZ = 50.0
+PROBE_MAX_BURST = 25  # probes published at once to catch up after the loop was held up
+PROBE_SEQ_MODULUS = 1 << 31  # sequence numbers wrap here (a signed 32-bit table value)
+PROBE_MAX_GAP = 1 << 20  # a larger jump is a restart, not ~6 h of lost probes at 50/s
+PROBE_RETRY_S = 1.0
+
+
+def tap_queue_arguments(profile: Profile) -> FieldTable:
+    """The tap queue's arguments: bounded, dropping its oldest, expiring, no DLX."""
+    return {
+        "x-max-length": profile.tap_max_length,
+        "x-overflow": "drop-head",
+        "x-expires": profile.tap_expires_s * 1000,
+    }
+
+
+def tap_queue_name() -> str:
+    """A fresh tap queue name that tells an operator whose queue it is."""
+    host = "".join(c if c.isalnum() or c in "-_" else "-" for c in socket.gethostname())
+    return f"payops.tap.{host[:60] or 'host'}.{uuid.uuid4().hex[:12]}"
+
+
+# -- the probe estimator ---------------------------------------------------------
+
+
+def probe_gap(last_seq: int, seq: int, modulus: int = PROBE_SEQ_MODULUS) -> int | None:
+    """Probes lost between the probe numbered ``last_seq`` and the next one received.
+
+    Probes share the tap queue's FIFO order, so every probe numbered between
+    two received ones is gone for good (it cannot arrive later). Numbers wrap
+    at ``modulus``. ``None`` when ``seq`` cannot follow ``last_seq``: the same
+    number again (a duplicate) or a jump backwards or implausibly far ahead (a
+    restart of the sequence); the caller takes such a probe as a new baseline.
+    """
+    step = (seq - last_seq) % modulus
+    if step == 0 or step > PROBE_MAX_GAP:
+        return None
+    return step - 1
+
+
+@dataclass
+class ProbeDropEstimator:
+    """Estimate the tap's dropped messages from the sequence gaps of its probes.
+
+    The tap publishes numbered probes into its own queue at a steady rate.
+    ``drop-head`` drops a probe with the same chance as the messages queued
+    around it, so the probes lost between received probes sample the loss
+    among the messages consumed around them. Each received probe closes a
+    *segment*: the messages consumed since the previous probe and the probes
+    missing in between (``probe_gap``). Consecutive segments are pooled into
+    groups of ``group_size`` received probes; a group of *C* consumed
+    messages, *m* missing and *r* received probes adds ``C * min(m / r,
+    max_ratio)`` estimated drops (lost messages per surviving one are the same
+    for probes and for messages). Small groups keep the estimate local, so a
+    burst of losses is not diluted by the quiet time after it.
+
+    ``take`` (once per poll) returns the drops of the groups closed since the
+    last call, in whole messages (fractions carry over). At a poll an open
+    group that lost nothing is discarded (its estimate is 0 whatever follows),
+    and one that lost probes waits at most ``max_hold`` polls for its
+    ``group_size`` probes before it is closed as it is. Messages consumed after
+    the last received probe belong to a segment still open; probes still in
+    flight are neither missing nor received until a later probe arrives.
+
+    Known limits: probes sample time evenly, messages arrive as they come, so
+    when the inflow comes in lumps (the broker's credit flow under load, many
+    small messages) the probes sit more often in the quiet gaps and the
+    estimate reads low (measured 0.3-0.7x there; 0.6-1.7x otherwise). Under
+    heavy loss few probes survive (2-3 per second at 95 % loss), so a single
+    group's estimate is rough; totals over seconds are what it is good for.
+    """
+
+    modulus: int = PROBE_SEQ_MODULUS
+    group_size: int = 5
+    max_hold: int = 3
+    max_ratio: float = 99.0
+    source: str | None = None
+    last_seq: int = -1
+    segment_start: int = 0  # messages consumed when the last probe arrived
+    group_consumed: int = 0
+    group_missing: int = 0
+    group_received: int = 0
+    held: int = 0
+    pending: float = 0.0
+    carry: float = 0.0
+    missing_total: int = 0
+    received_total: int = 0
+
+    def probe_received(self, source: str, seq: int, consumed_total: int) -> None:
+        """Close a segment: the probe ``seq`` of ``source`` arrived after ``consumed_total``."""
+        if source != self.source:
+            # A new probe channel (or the first probe at all) numbers from 0.
+            self.source, self.last_seq = source, -1
+        missing = probe_gap(self.last_seq, seq, self.modulus)
+        if missing is None:
+            if seq == self.last_seq:
+                return  # a duplicate tells nothing
+            missing = 0  # a restart: what was lost across it is unknown
+        self.group_consumed += consumed_total - self.segment_start
+        self.group_missing += missing
+        self.group_received += 1
+        self.segment_start = consumed_total
+        self.last_seq = seq
+        self.missing_total += missing
+        self.received_total += 1
+        if self.group_received >= self.group_size:
+            self._close_group()
+
+    def take(self) -> int:
+        """The estimated drops of the groups closed since the last call, in whole messages."""
+        if not self.group_missing:
+            self._close_group()  # nothing lost: adds 0
+        elif self.held >= self.max_hold:
+            self._close_group()
+        else:
+            self.held += 1
+        self.carry += self.pending
+        self.pending = 0.0
+        dropped = int(self.carry)
+        self.carry -= dropped
+        return dropped
+
+    def _close_group(self) -> None:
+        if self.group_missing and self.group_received:
+            ratio = min(self.group_missing / self.group_received, self.max_ratio)
+            self.pending += self.group_consumed * ratio
+        self.group_consumed = self.group_missing = self.group_received = self.held = 0
+
+
+# -- the fallback: message ages ------------------------------------------------------
+
+
+def is_full(depth: int, max_length: int) -> bool:
+    """Whether the tap queue is at its length limit (within 1 %, at least one message)."""
+    return depth >= max_length - max(1, max_length // 100)
+
+
+def estimate_drops_per_s(
+    *,
+    depth: int,
+    max_length: int,
+    median_age_s: float | None,
+    consume_rate: float,
+    fallback_inflow: float | None,
+) -> float:
+    """Estimate how many messages per second the broker drops from a full tap queue.
+
+    The fallback for when the tap may not publish probes (``ProbeDropEstimator``).
+    In steady state a full queue of length L with inflow I holds each message
+    about L / I seconds, so I ≈ L / median age of recently consumed messages,
+    and drops ≈ max(0, I - consume rate). Without an age, the last inflow
+    measured while the queue was not full stands in for I. Zero when the
+    queue is not full.
+
+    Known bias: a message's age also counts the time it spent in TCP buffers
+    after leaving the queue, which dominates when the console itself is the
+    bottleneck, so the estimate then falls short (often to zero) of the truth.
+    """
+    if not is_full(depth, max_length):
+        return 0.0
+    if median_age_s is not None and median_age_s > 0:
+        inflow = depth / median_age_s
+    elif fallback_inflow is not None:
+        inflow = fallback_inflow
+    else:
+        return 0.0
+    return max(0.0, inflow - consume_rate)
+
+
+@dataclass
+class AgeDropEstimator:
+    """Turns periodic depth polls into whole numbers of (estimated) dropped messages."""
+
+    max_length: int
+    last_time: float | None = None
+    last_consumed: int = 0
+    last_depth: int = 0
+    inflow_not_full: float | None = None
+    carry: float = 0.0
+
+    def update(
+        self, now: float, depth: int, consumed_total: int, median_age_s: float | None
+    ) -> int:
+        """Feed one poll; return the estimated drops since the previous poll."""
+        if self.last_time is None or now <= self.last_time:
+            self.last_time, self.last_consumed, self.last_depth = now, consumed_total, depth
+            return 0
+        elapsed = now - self.last_time
+        consume_rate = max(0, consumed_total - self.last_consumed) / elapsed
+        if not is_full(depth, self.max_length):
+            self.inflow_not_full = max(0.0, consume_rate + (depth - self.last_depth) / elapsed)
+        rate = estimate_drops_per_s(
+            depth=depth,
+            max_length=self.max_length,
+            median_age_s=median_age_s,
+            consume_rate=consume_rate,
+            fallback_inflow=self.inflow_not_full,
+        )
+        self.last_time, self.last_consumed, self.last_depth = now, consumed_total, depth
+        self.carry += rate * elapsed
+        dropped = int(self.carry)
+        self.carry -= dropped
+        return dropped
+
+
+# -- the tap -------------------------------------------------------------------------
+
+
+class FlowTap:
+    """Declare the tap queue, bind it, and count every delivery into the aggregator.
+
+    The tap queue is exclusive and auto-delete, ``x-max-length`` with
+    ``drop-head`` overflow, ``x-expires``, and has no dead-letter exchange, so
+    it can never hurt the payment flow. A binding that fails (missing exchange)
+    is reported through ``on_problem`` and in ``problems``, retried every
+    ``REBIND_INTERVAL_S`` (``on_resolved`` says when it bound after all), and
+    the tap carries on with the others. Deliveries
+    are consumed no-ack on the underlying aiormq channel, below aio-pika's
+    ``IncomingMessage``.
+
+    Messages dropped by the broker while the console fell behind are
+    estimated with probes (``ProbeDropEstimator``): while it runs, the tap
+    publishes ``PROBE_RATE_HZ`` numbered probes into its own queue through the
+    default exchange (so they never reach the payment flow), on a channel of
+    its own on the same connection; they are recognised by the
+    ``PROBE_HEADER`` header and counted neither as events, nor as dead
+    letters, nor in ``consumed``. When the broker refuses the probes
+    (ACCESS_REFUSED: no write permission on the default exchange), that is
+    reported once and the estimate falls back to message ages
+    (``estimate_drops_per_s``), which reads low when the console is behind.
+    """
+
+    def __init__(
+        self,
+        profile: Profile,
+        aggregator: FlowAggregator,
+        decoder: EventDecoder,
+        on_problem: ProblemCallback | None = None,
+        *,
+        on_resolved: ProblemCallback | None = None,
+        poll_interval_s: float = 1.0,
+        consume_gate: threading.Event | None = None,
+    ) -> None:
+        self._profile = profile
+        self._aggregator = aggregator
+        self._reporter = ProblemReporter(on_problem, on_resolved, keep=MAX_PROBLEMS)
+        self._poll_interval = poll_interval_s
+        self._consume_gate = consume_gate
+        self.queue_name: str | None = None
+        self.bound = asyncio.Event()  # set once the tap queue is declared and bound
+        self.ready = asyncio.Event()  # set while the tap is consuming
+        self.problems = self._reporter.problems
+        self.consumed = 0  # deliveries counted (events and dead letters; probes are not)
+        self.probes_sent = 0
+        self.probes_received = 0
+        self._ages: deque[float] = deque(maxlen=AGE_SAMPLES)
+        self._instance = uuid.uuid4().hex[:12]
+        self._probe_prefix = f"{self._instance}/"
+        self._probe_generation = 0
+        self._probes = ProbeDropEstimator()
+        self._probes_refused = False
+        self._refusal_reported = False
+        # Bound methods looked up once; the delivery callback is the hot path.
+        self._decode = decoder.decode
+        self._record_event = aggregator.record_event
+        self._record_dead_letter = aggregator.record_dead_letter
+        self._add_age = self._ages.append
+
+    async def run(self, connection: AbstractConnection) -> None:
+        """Tap until cancelled or the connection fails (then it raises)."""
+        bindings = self._profile.tap_exchanges
+        if not bindings:
+            self._reporter.report(
+                "config", "no tap exchanges configured: the live flow shows nothing"
+            )
+            return
+        self.ready.clear()
+        self.bound.clear()
+        self._ages.clear()
+        self._probes = ProbeDropEstimator()
+        self._probes_refused = False
+        name = tap_queue_name()
+        control = await connection.channel(publisher_confirms=False)
+        consumer: AbstractChannel | None = None
+        prober: asyncio.Task[None] | None = None
+        try:
+            await control.declare_queue(
+                name,
+                exclusive=True,
+                auto_delete=True,
+                arguments=tap_queue_arguments(self._profile),
+            )
+            self.queue_name = name
+            control, unbound = await self._bind(connection, control, name, bindings, report=True)
+            self.bound.set()
+            if self._consume_gate is not None:  # benchmarks fill the queue before consuming
+                while not self._consume_gate.is_set():
+                    await asyncio.sleep(0.005)
+            consumer = await connection.channel(publisher_confirms=False)
+            raw = await consumer.get_underlay_channel()
+            await raw.basic_consume(name, self._on_delivery, no_ack=True)
+            prober = asyncio.create_task(self._send_probes(connection, name), name="payops-probes")
+            self.ready.set()
+            log.info("tap %s consuming %s", name, ", ".join(map(str, bindings)))
+
+            by_age = AgeDropEstimator(self._profile.tap_max_length)
+            next_rebind = time.monotonic() + REBIND_INTERVAL_S
+            while True:
+                await asyncio.sleep(self._poll_interval)
+                if control.is_closed:
+                    control = await connection.channel(publisher_confirms=False)
+                declared = await control.declare_queue(name, passive=True)
+                depth = declared.declaration_result.message_count or 0
+                dropped_by_age = by_age.update(
+                    time.monotonic(), depth, self.consumed, self._median_age_s()
+                )
+                dropped = dropped_by_age if self._probes_refused else self._probes.take()
+                if dropped:
+                    self._aggregator.record_tap_dropped(dropped)
+                if unbound and time.monotonic() >= next_rebind:
+                    next_rebind = time.monotonic() + REBIND_INTERVAL_S
+                    control, unbound = await self._bind(
+                        connection, control, name, unbound, report=False
+                    )
+        finally:
+            self.ready.clear()
+            self.bound.clear()
+            if prober is not None:
+                prober.cancel()
+                await asyncio.wait([prober])  # it closes its own channel
+            for channel in (consumer, control):
+                await close_quietly(channel)
+
+    async def _on_delivery(self, message: DeliveredMessage) -> None:
+        # aiormq runs every delivery in its own task (Channel._on_deliver_frame
+        # -> create_task(consumer(message))) and wraps a plain function in a
+        # coroutine, so a coroutine function is the cheapest callback.
+        properties = message.header.properties
+        headers = properties.headers
+        if headers:
+            if PROBE_HEADER in headers:
+                self._on_probe(headers)
+                return
+            if "x-death" in headers or "x-first-death-queue" in headers:
+                self._record_dead_letter()
+                self.consumed += 1
+                return
+        status, latency, reason = self._decode(
+            message.body,
+            message.routing_key or "",
+            headers,
+            properties.timestamp,
+            time.time() * 1000.0,
+        )
+        self._record_event(status, latency, reason)
+        if latency is not None:
+            self._add_age(latency)
+        self.consumed += 1
+
+    def _on_probe(self, headers: Mapping[str, Any]) -> None:
+        seq = headers.get(PROBE_HEADER)
+        source = headers.get(PROBE_SOURCE_HEADER)
+        if (
+            isinstance(seq, int)
+            and isinstance(source, str)
+            and source.startswith(self._probe_prefix)
+        ):
+            self.probes_received += 1
+            self._probes.probe_received(source, seq, self.consumed)
+
+    async def _send_probes(self, connection: AbstractConnection, queue: str) -> None:
+        """Publish probes into ``queue`` until cancelled, refused, or the connection fails.
+
+        Each (re)opened channel is a new probe source numbering from 0, so the
+        probes lost when a channel failed are not taken for dropped ones.
+        """
+        while True:
+            self._probe_generation += 1
+            source = f"{self._probe_prefix}{self._probe_generation}"
+            channel: AbstractChannel | None = None
+            try:
+                channel = await connection.channel(publisher_confirms=False)
+                raw = await channel.get_underlay_channel()
+                await self._probe_loop(raw, queue, source)
+            except aiormq.exceptions.ChannelAccessRefused as exc:
+                self._probes_refused = True
+                if not self._refusal_reported:
+                    self._refusal_reported = True
+                    reason = exc.args[0] if exc.args else type(exc).__name__
+                    self._reporter.report(
+                        "probes",
+                        "tap cannot publish drop probes to its own queue through the "
+                        f"default exchange ({reason}): 'tap dropped' is estimated "
+                        "from message ages and reads low when the console falls behind",
+                    )
+                return
+            except Exception as exc:
+                if connection.is_closed or isinstance(exc, ConnectionError):
+                    return  # the tap's poll loop sees the connection fail too
+                log.warning("tap probe channel failed (%r); reopening it", exc)
+            finally:
+                await close_quietly(channel)
+            await asyncio.sleep(PROBE_RETRY_S)
+
+    async def _probe_loop(self, raw: RawChannel, queue: str, source: str) -> None:
+        """Publish probes at ``PROBE_RATE_HZ`` on ``raw`` until its channel fails.
+
+        Ticks the event loop served late are made up by publishing the probes
+        that were due (at most ``PROBE_MAX_BURST`` at once), so the probes keep
+        sampling the queue evenly in time while the console is busiest. While
+        the broker blocks publishers (a resource alarm) no probe is sent, so the
+        connection, shared with the tap and the depth polls, is not blocked.
+        """
+        loop = asyncio.get_running_loop()
+        period = 1.0 / PROBE_RATE_HZ
+        seq = 0
+        next_at = loop.time()
+        while True:
+            await raw.connection.ready()
+            if raw.is_closed:
+                raise _close_reason(raw)
+            due = int((loop.time() - next_at) / period) + 1
+            if due > PROBE_MAX_BURST:
+                next_at += (due - PROBE_MAX_BURST) * period
+                due = PROBE_MAX_BURST
+            for _ in range(due):
+                properties = Basic.Properties(
+                    headers={PROBE_HEADER: seq, PROBE_SOURCE_HEADER: source},
+                    delivery_mode=1,
+                )
+                try:
+                    await raw.basic_publish(
+                        b"", exchange="", routing_key=queue, properties=properties
+                    )
+                except aiormq.exceptions.ChannelInvalidStateError:
+                    raise _close_reason(raw) from None
+                seq = (seq + 1) % PROBE_SEQ_MODULUS
+                self.probes_sent += 1
+            next_at += due * period
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+
+    async def _bind(
+        self,
+        connection: AbstractConnection,
+        control: AbstractChannel,
+        queue: str,
+        bindings: tuple[TapBinding, ...],
+        *,
+        report: bool,
+    ) -> tuple[AbstractChannel, tuple[TapBinding, ...]]:
+        """Bind what can be bound; return a live channel and the bindings that failed."""
+        failed: list[TapBinding] = []
+        for binding in bindings:
+            if control.is_closed:
+                control = await connection.channel(publisher_confirms=False)
+            raw = await control.get_underlay_channel()
+            try:
+                await raw.queue_bind(queue, binding.exchange, routing_key=binding.routing_key)
+            except aiormq.exceptions.AMQPChannelError as exc:
+                failed.append(binding)
+                if report:
+                    reason = exc.args[0] if exc.args else type(exc).__name__
+                    self._reporter.report(
+                        f"bind:{binding}",
+                        f"tap cannot bind to exchange '{binding.exchange}': {reason}",
+                    )
+            else:
+                self._reporter.resolve(f"bind:{binding}")
+        return control, tuple(failed)
+
+    def _median_age_s(self) -> float | None:
+        if not self._ages:
+            return None
+        return statistics.median(self._ages) / 1000.0
+
+
+def _close_reason(raw: RawChannel) -> BaseException:
+    """Why ``raw`` closed: the broker's channel.close as an exception, when it sent one."""
+    closing = raw.closing
+    if closing.done() and not closing.cancelled():
+        reason = closing.exception()
+        if isinstance(reason, Exception):
+            return reason
+    return aiormq.exceptions.ChannelInvalidStateError(f"probe channel {raw} closed")

@@ -1,0 +1,1 @@
+"""Connections to RabbitMQ and Redis: reconnect with backoff, link status, URL redaction."""

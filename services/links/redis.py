@@ -1,0 +1,155 @@
+"""The Redis connection: one client, pinged to notice loss, reporting its state."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+import redis.asyncio as aioredis
+import redis.exceptions
+
+from services.config import redact_url
+from services.links.amqp import (
+    DEFAULT_BACKOFF_S,
+    StatusCallback,
+    describe_error,
+    host_port,
+    scrub,
+    url_password,
+)
+from services.links.status import LinkState, LinkStatus
+
+log = logging.getLogger(__name__)
+
+
+class RedisLink:
+    """Keep a Redis client and tell whether it works, by pinging every ``ping_interval_s``.
+
+    ``client`` is the client while the last ping succeeded, None otherwise. The
+    client's pool reconnects by itself, so users may keep the object; they
+    should check ``client`` before starting new work. States: CONNECTING before
+    an attempt, CONNECTED, FAILED while never connected (or the login was
+    refused), RECONNECTING after a working connection was lost. The password
+    never appears in a status or a log line.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        on_status: StatusCallback,
+        service: str = "Redis",
+        backoff: Sequence[float] = DEFAULT_BACKOFF_S,
+        *,
+        ping_interval_s: float = 2.0,
+        timeout_s: float = 5.0,
+    ) -> None:
+        if not backoff:
+            raise ValueError("backoff needs at least one delay")
+        self._url = url
+        self._on_status = on_status
+        self._service = service
+        self._backoff = tuple(float(b) for b in backoff)
+        self._ping_interval = ping_interval_s
+        self._timeout = timeout_s
+        self._display = redact_url(url)
+        self._target = host_port(url, 6379)
+        self._password = url_password(url)
+        self._client: aioredis.Redis | None = None
+        self._stopping = asyncio.Event()
+        self.status = LinkStatus(service, LinkState.CONNECTING, self._display)
+
+    @property
+    def client(self) -> aioredis.Redis | None:
+        """The Redis client while it answers pings, else None."""
+        return self._client
+
+    async def run(self) -> None:
+        """Ping until ``close()``, reporting changes; only CancelledError escapes."""
+        client: aioredis.Redis | None = None
+        failures = 0
+        ever_connected = False
+        connected = False
+        reason = ""
+        try:
+            while not self._stopping.is_set():
+                if not connected:
+                    self._report(LinkState.CONNECTING, reason)
+                try:
+                    if client is None:
+                        client = aioredis.Redis.from_url(
+                            self._url,
+                            socket_connect_timeout=self._timeout,
+                            socket_timeout=self._timeout,
+                        )
+                    await asyncio.wait_for(client.ping(), self._timeout)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    self._client = None
+                    reason = self._describe(exc)
+                    refused = isinstance(exc, redis.exceptions.AuthenticationError)
+                    if connected:
+                        failures = 0
+                    state = (
+                        LinkState.FAILED
+                        if refused or not ever_connected
+                        else LinkState.RECONNECTING
+                    )
+                    delay = self._backoff[min(failures, len(self._backoff) - 1)]
+                    failures += 1
+                    connected = False
+                    log.info(
+                        "%s %s: %s; retry in %.1f s", self._service, self._display, reason, delay
+                    )
+                    self._report(state, reason, delay)
+                    await self._pause(delay)
+                    continue
+                if not connected:
+                    connected = ever_connected = True
+                    failures = 0
+                    reason = ""
+                    self._client = client
+                    self._report(LinkState.CONNECTED)
+                await self._pause(self._ping_interval)
+        finally:
+            self._client = None
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(client.aclose(), self._timeout)
+
+    async def close(self) -> None:
+        """Stop pinging; ``run()`` closes the client and returns."""
+        self._stopping.set()
+        self._client = None
+
+    async def _pause(self, delay: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), delay)
+
+    def _describe(self, exc: BaseException) -> str:
+        if isinstance(exc, redis.exceptions.AuthenticationError):
+            text = "authentication failed"
+        elif isinstance(exc, redis.exceptions.ResponseError):
+            text = f"Redis refused: {exc}"
+        elif isinstance(exc, redis.exceptions.InvalidResponse):
+            text = f"{self._target} does not speak Redis ({exc})"
+        elif isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, OSError):
+                text = describe_error(cause, self._target)
+            elif isinstance(exc, redis.exceptions.TimeoutError):
+                text = f"timed out talking to {self._target}"
+            else:
+                text = f"connection to {self._target} lost: {exc}".rstrip(": ")
+        else:
+            text = describe_error(exc, self._target)
+        return scrub(text, self._password)
+
+    def _report(self, state: LinkState, detail: str = "", retry_in_s: float | None = None) -> None:
+        self.status = LinkStatus(self._service, state, self._display, detail, retry_in_s)
+        try:
+            self._on_status(self.status)
+        except Exception:
+            log.exception("%s status callback failed", self._service)

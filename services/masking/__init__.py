@@ -1,0 +1,1 @@
+"""Card-number masking for text and JSON: nothing leaves the process unmasked."""

@@ -1,0 +1,1 @@
+"""Incident snapshots: the bundle (zip) of report, charts, tables and manifest."""

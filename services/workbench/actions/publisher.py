@@ -1,0 +1,994 @@
+"""Publishing for the workbench's actions: confirms, mandatory returns, messages unchanged.
+
+Why pika and not aio-pika here: aiormq's ``basic_publish`` gives every
+message without a ``message_id`` a random one, and matches ``basic.return``
+to confirms by ``message_id``; pamqp writes floats as 32-bit floats and
+refuses ``bytes``. A requeue must leave a message as it was, so this module
+publishes through pika's asyncio adapter (:class:`AsyncioConnection`, built
+on ``loop.add_reader``/``add_writer``, so it runs on any asyncio loop,
+qasync's ``QEventLoop`` included) and writes the properties and headers
+itself (:func:`encode_properties`): every value keeps the AMQP type it was
+read as - a long string that was not UTF-8 stays a long string, a byte array
+stays a byte array, a float stays a 64-bit double, a decimal keeps its scale.
+
+:class:`ActionPublisher` keeps one connection with one confirm channel.
+:meth:`ActionPublisher.publish_many` publishes a batch with ``mandatory=True``
+and up to ``window`` messages awaiting their confirm, and says for each item
+what the broker did (:class:`PublishOutcome`):
+
+- ``confirmed`` - routed to at least one queue and confirmed;
+- ``returned`` - unroutable: the broker sent ``basic.return`` (which
+  RabbitMQ sends before the ``basic.ack`` of the same publish; returns are
+  matched to items by the ``payops-action-id`` header each item carries,
+  unique among the messages in flight);
+- ``nacked`` - the broker refused it (``basic.nack``);
+- ``unknown`` - the channel or connection was lost, or no confirm came in
+  time: the message may or may not be in the queue;
+- ``not_sent`` - never handed to the broker (it could not be encoded, or the
+  connection was already gone): safe to try again.
+
+Acks may come out of order and with ``multiple=True``; both are handled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import contextlib
+import datetime
+import decimal
+import logging
+import struct
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+from urllib.parse import unquote, urlsplit
+
+import pika
+import pika.channel
+import pika.connection
+import pika.exceptions
+import pika.frame
+import pika.spec
+from pika.adapters.asyncio_connection import AsyncioConnection
+
+from services.config import redact_url
+
+log = logging.getLogger(__name__)
+
+# pika narrates every connection step at INFO and logs each refused connection as a
+# series of ERRORs; this module reports failures itself, in one clear line.
+if logging.getLogger("pika").level == logging.NOTSET:
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
+
+ACTION_ID_HEADER: Final = "payops-action-id"
+"""The header naming the action (one per entry per action): downstream consumers
+can de-duplicate on it, and returns are matched to items by it."""
+
+NO_ROUTE: Final = 312
+NOT_FOUND: Final = 404
+DELAY_QUEUE_PREFIX: Final = "payops.delay."
+DELAY_EXPIRES_MARGIN_S: Final = 3600
+"""A wait queue is deleted by the broker when unused for its TTL plus this long."""
+MAX_DELAY_S: Final = 7 * 24 * 3600
+
+OutcomeStatus = Literal["confirmed", "returned", "nacked", "unknown", "not_sent"]
+
+
+class AmqpUnavailable(ConnectionError):
+    """RabbitMQ could not be reached, or the connection was refused or lost."""
+
+
+class PublisherError(Exception):
+    """The broker refused a declaration or an operation (the message says why)."""
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True, slots=True)
+class PublishItem:
+    """One message to publish.
+
+    ``properties`` are basic properties by their AMQP names
+    (:data:`services.workbench.codec.PROPERTY_NAMES`) with the values the parking
+    store keeps (``timestamp`` as a datetime or epoch seconds); ``headers``
+    the header table. ``action_id`` is written to the
+    :data:`ACTION_ID_HEADER` header (replacing any value there) and must be
+    unique among the items of one :meth:`ActionPublisher.publish_many` call.
+    """
+
+    exchange: str
+    routing_key: str
+    body: bytes
+    action_id: str
+    properties: Mapping[str, Any] = field(default_factory=dict)
+    headers: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PublishOutcome:
+    """What the broker did with one item (see the module docstring)."""
+
+    status: OutcomeStatus
+    detail: str = ""
+    reply_code: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "confirmed"
+
+    @property
+    def maybe_delivered(self) -> bool:
+        """True when the message may be in a queue although it was not confirmed."""
+        return self.status == "unknown"
+
+
+CONFIRMED: Final = PublishOutcome("confirmed")
+
+
+def unroutable_detail(exchange: str, routing_key: str, reply_code: int, reply_text: str) -> str:
+    """A returned publish, in words an operator understands."""
+    code = reply_text or str(reply_code)
+    if exchange == "":
+        return f"unroutable: no queue '{routing_key}' (mandatory publish returned {code})"
+    return (
+        f"unroutable: exchange '{exchange}' has no binding for routing key '{routing_key}'"
+        f" (mandatory publish returned {code})"
+    )
+
+
+# --------------------------------------------------------------------------- encoding
+
+_FLAGS: Final = (
+    ("content_type", 0x8000),
+    ("content_encoding", 0x4000),
+    ("headers", 0x2000),
+    ("delivery_mode", 0x1000),
+    ("priority", 0x0800),
+    ("correlation_id", 0x0400),
+    ("reply_to", 0x0200),
+    ("expiration", 0x0100),
+    ("message_id", 0x0080),
+    ("timestamp", 0x0040),
+    ("type", 0x0020),
+    ("user_id", 0x0010),
+    ("app_id", 0x0008),
+    ("cluster_id", 0x0004),
+)
+_OCTETS: Final = frozenset({"delivery_mode", "priority"})
+
+_S_INT8 = struct.Struct(">cb")
+_S_INT16 = struct.Struct(">ch")
+_S_UINT16 = struct.Struct(">cH")
+_S_INT32 = struct.Struct(">ci")
+_S_UINT32 = struct.Struct(">cI")
+_S_INT64 = struct.Struct(">cq")
+_S_UINT64 = struct.Struct(">cQ")
+_S_DOUBLE = struct.Struct(">cd")
+_S_LEN = struct.Struct(">I")
+_S_TYPED_LEN = struct.Struct(">cI")
+
+
+def _short_string(value: str | bytes, what: str) -> bytes:
+    raw = value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
+    if len(raw) > 255:
+        raise ValueError(f"{what} is longer than 255 bytes, the most a short string holds")
+    return bytes((len(raw),)) + raw
+
+
+def _integer(value: int) -> bytes:
+    # The smallest signed type, as pamqp (aio-pika) writes it; the parked record
+    # keeps the value, not the wire type.
+    if -128 <= value <= 127:
+        return _S_INT8.pack(b"b", value)
+    if -32768 <= value <= 32767:
+        return _S_INT16.pack(b"s", value)
+    if 0 <= value <= 65535:
+        return _S_UINT16.pack(b"u", value)
+    if -(2**31) <= value < 2**31:
+        return _S_INT32.pack(b"I", value)
+    if 0 <= value < 2**32:
+        return _S_UINT32.pack(b"i", value)
+    if -(2**63) <= value < 2**63:
+        return _S_INT64.pack(b"l", value)
+    if 0 <= value < 2**64:
+        return _S_UINT64.pack(b"L", value)
+    raise ValueError(f"integer {value} does not fit an AMQP field (64 bits)")
+
+
+def _decimal(value: decimal.Decimal) -> bytes:
+    exponent = value.as_tuple().exponent
+    if not isinstance(exponent, int):
+        raise ValueError(f"{value} cannot be written as an AMQP decimal")
+    if exponent > 0:
+        scale, mantissa = 0, int(value)
+    else:
+        scale, mantissa = -exponent, int(value.scaleb(-exponent))
+    if scale > 255:
+        raise ValueError(f"decimal {value} has more than 255 decimal places")
+    if -(2**31) <= mantissa < 2**31:
+        return b"D" + struct.pack(">Bi", scale, mantissa)
+    if 0 <= mantissa < 2**32:  # pamqp reads the mantissa unsigned: write back what came in
+        return b"D" + struct.pack(">BI", scale, mantissa)
+    raise ValueError(f"decimal {value} does not fit an AMQP decimal (32-bit mantissa)")
+
+
+def _seconds(value: datetime.datetime) -> int:
+    if value.tzinfo is None:
+        return calendar.timegm(value.timetuple())
+    return calendar.timegm(value.utctimetuple())
+
+
+def _str(value: str) -> bytes:
+    raw = value.encode("utf-8", "surrogateescape")
+    return _S_TYPED_LEN.pack(b"S", len(raw)) + raw
+
+
+def _value(value: Any) -> bytes:
+    kind = type(value)
+    if kind is str:
+        return _str(value)
+    if kind is int:
+        return _integer(value)
+    if value is None:
+        return b"V"
+    if kind is bool:
+        return b"t\x01" if value else b"t\x00"
+    if kind is float:
+        return _S_DOUBLE.pack(b"d", value)
+    if kind is dict:
+        return b"F" + _table(value)
+    return _other_value(value)
+
+
+def _other_value(value: Any) -> bytes:
+    if isinstance(value, bool):
+        return b"t\x01" if value else b"t\x00"
+    if isinstance(value, str):
+        return _str(str(value))
+    if isinstance(value, int):
+        return _integer(int(value))
+    if isinstance(value, float):
+        return _S_DOUBLE.pack(b"d", float(value))
+    if isinstance(value, bytes):  # a long string that was not UTF-8
+        return _S_TYPED_LEN.pack(b"S", len(value)) + value
+    if isinstance(value, bytearray | memoryview):
+        raw = bytes(value)
+        return _S_TYPED_LEN.pack(b"x", len(raw)) + raw
+    if isinstance(value, decimal.Decimal):
+        return _decimal(value)
+    if isinstance(value, datetime.datetime):
+        return _S_UINT64.pack(b"T", _seconds(value))
+    if isinstance(value, Mapping):
+        return b"F" + _table(value)
+    if isinstance(value, list | tuple):
+        inner = b"".join([_value(v) for v in value])
+        return _S_TYPED_LEN.pack(b"A", len(inner)) + inner
+    raise ValueError(f"a {type(value).__name__} is not an AMQP field value")
+
+
+def _table(table: Mapping[str, Any]) -> bytes:
+    parts: list[bytes] = []
+    for key, value in sorted(table.items(), key=_first):
+        name = key if isinstance(key, str) else str(key)
+        parts.append(_short_string(name, f"key {name!r}"))
+        try:
+            parts.append(_value(value))
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+    inner = b"".join(parts)
+    return _S_LEN.pack(len(inner)) + inner
+
+
+def _first(item: tuple[Any, Any]) -> str:
+    return str(item[0])
+
+
+def encode_field_value(value: Any, where: str = "header") -> bytes:
+    """One field-table value, typed as pamqp decoded it (see the module docstring)."""
+    try:
+        return _value(value)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+
+
+def encode_field_table(table: Mapping[str, Any], where: str = "headers") -> bytes:
+    """A field table (length-prefixed), keys sorted as pamqp (aio-pika) writes them.
+
+    The parking store keeps tables with sorted keys, so sorting loses nothing
+    and gives the very bytes an aio-pika publisher sent. Raises ``ValueError``
+    naming the field (``headers.a.b: ...``) that cannot be written.
+    """
+    try:
+        return _table(table)
+    except ValueError as exc:
+        raise ValueError(f"{where}.{exc}") from None
+
+
+def encode_properties(properties: Mapping[str, Any], headers: Mapping[str, Any] | None) -> bytes:
+    """The property flags and list of a content header frame (AMQP 0-9-1, 4.2.6.1).
+
+    Raises ``ValueError`` naming the property or header that cannot be written.
+    """
+    flags = 0
+    parts: list[bytes] = []
+    for name, bit in _FLAGS:
+        if name == "headers":
+            if headers is None:
+                continue
+            flags |= bit
+            parts.append(encode_field_table(headers))
+            continue
+        value = properties.get(name)
+        if value is None:
+            continue
+        flags |= bit
+        if name in _OCTETS:
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 255:
+                raise ValueError(f"property {name} must be an octet, not {value!r}")
+            parts.append(bytes((value,)))
+        elif name == "timestamp":
+            if isinstance(value, datetime.datetime):
+                seconds = _seconds(value)
+            elif isinstance(value, int | float) and not isinstance(value, bool):
+                seconds = int(value)
+            else:
+                raise ValueError(f"property timestamp must be a time, not {value!r}")
+            parts.append(struct.pack(">Q", seconds))
+        elif isinstance(value, str | bytes):
+            parts.append(_short_string(value, f"property {name}"))
+        else:
+            raise ValueError(f"property {name} must be a string, not {type(value).__name__}")
+    return struct.pack(">H", flags) + b"".join(parts)
+
+
+class _EncodedProperties(pika.spec.BasicProperties):  # type: ignore[misc]
+    """Properties pika writes as they are: :func:`encode_properties` did the work."""
+
+    def __init__(self, encoded: bytes) -> None:
+        super().__init__()
+        self._encoded = encoded
+
+    def encode(self) -> list[bytes]:
+        return [self._encoded]
+
+
+# --------------------------------------------------------------------------- publisher
+
+
+class _CoalescingConnection(AsyncioConnection):  # type: ignore[misc]
+    """pika hands each frame to the socket with a ``send()`` of its own - three per
+    message. While coalescing, the frames are gathered and written as one: a window of
+    publishes becomes a few large writes. Order is kept: every frame of the connection
+    passes through here, and coalescing only spans code that does not yield."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._coalesced: list[bytes] | None = None
+        super().__init__(*args, **kwargs)
+
+    def _output_marshaled_frames(self, marshaled_frames: Sequence[bytes]) -> None:
+        pending = self._coalesced
+        if pending is None:
+            super()._output_marshaled_frames(marshaled_frames)
+            return
+        for frame in marshaled_frames:
+            self.bytes_sent += len(frame)
+            self.frames_sent += 1
+        pending.extend(marshaled_frames)
+
+    def coalesce(self) -> None:
+        if self._coalesced is None:
+            self._coalesced = []
+
+    def flush(self) -> None:
+        pending, self._coalesced = self._coalesced, None
+        if pending and self.is_open:
+            self._adapter_emit_data(b"".join(pending))
+
+
+class _Batch:
+    """Bookkeeping of one publish_many call."""
+
+    __slots__ = ("outcomes", "remaining", "returned", "wakeup")
+
+    def __init__(self, size: int) -> None:
+        self.outcomes: list[PublishOutcome | None] = [None] * size
+        self.returned: dict[int, PublishOutcome] = {}
+        self.remaining = 0
+        self.wakeup = asyncio.Event()
+
+
+@dataclass(slots=True)
+class _InFlight:
+    batch: _Batch
+    index: int
+    action_id: str
+    size: int
+
+
+class ActionPublisher:
+    """One pika connection with one confirm channel (see the module docstring).
+
+    ``window`` messages (and at most ``max_inflight_bytes`` of bodies) await
+    their confirms at a time, over all :meth:`publish_many` calls running at
+    once (several may: the actions service keeps a few windows in flight);
+    ``confirm_timeout_s`` is how long to wait for the broker before the
+    messages in flight are reported ``unknown``. Reconnects by itself on the
+    next call after the connection was lost.
+    """
+
+    def __init__(
+        self,
+        amqp_url: str,
+        *,
+        window: int = 2000,
+        max_inflight_bytes: int = 64 * 1024 * 1024,
+        confirm_timeout_s: float = 120.0,
+        connect_timeout_s: float = 10.0,
+        connection_name: str = "PayOps Console actions",
+    ) -> None:
+        if window < 1:
+            raise ValueError("window must be at least 1")
+        self._url = amqp_url
+        self.display_url = redact_url(amqp_url)
+        self.window = window
+        self.max_inflight_bytes = max_inflight_bytes
+        self.confirm_timeout_s = confirm_timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self.connection_name = connection_name
+        self._connection: _CoalescingConnection | None = None
+        self._channel: pika.channel.Channel | None = None
+        self._closing = False
+        self._lock = asyncio.Lock()
+        self._inflight: dict[int, _InFlight] = {}
+        self._by_action: dict[str, int] = {}
+        self._inflight_bytes = 0
+        self._next_tag = 0
+        self._delay_declared: dict[str, float] = {}
+        self._close_waiter: asyncio.Future[None] | None = None
+        self._space = asyncio.Event()  # set whenever a confirm settles anything
+
+    # ------------------------------------------------------------------ connection
+
+    @property
+    def username(self) -> str:
+        """The user the connection logs in as (RabbitMQ validates ``user_id`` against it)."""
+        parts = urlsplit(self._url)
+        return unquote(parts.username) if parts.username else "guest"
+
+    @property
+    def is_open(self) -> bool:
+        return self._connection is not None and self._connection.is_open
+
+    async def connect(self) -> None:
+        """Open the connection and the confirm channel (no-op when open).
+
+        Raises :class:`AmqpUnavailable` when the broker cannot be reached or
+        refuses the login.
+        """
+        if self.is_open and self._channel is not None and self._channel.is_open:
+            return
+        async with self._lock:
+            if not self.is_open:
+                await self._open_connection()
+            if self._channel is None or not self._channel.is_open:
+                await self._open_confirm_channel()
+
+    async def close(self) -> None:
+        """Close the connection; messages still in flight are reported ``unknown``."""
+        connection = self._connection
+        if connection is None:
+            return
+        self._closing = True
+        try:
+            if connection.is_open:
+                done = asyncio.get_running_loop().create_future()
+                self._close_waiter = done
+                connection.close()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done, 5.0)
+        finally:
+            self._connection = None
+            self._channel = None
+            self._closing = False
+
+    async def _open_connection(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            params = pika.URLParameters(self._url)
+        except Exception as exc:  # pika raises ValueError and friends for bad URLs
+            raise AmqpUnavailable(f"bad AMQP URL {self.display_url}: {exc}") from None
+        params.client_properties = {"connection_name": self.connection_name}
+        params.socket_timeout = self.connect_timeout_s
+        params.stack_timeout = self.connect_timeout_s + 5
+        params.connection_attempts = 1
+        opened: asyncio.Future[None] = loop.create_future()
+
+        def on_open(_connection: pika.connection.Connection) -> None:
+            if not opened.done():
+                opened.set_result(None)
+
+        def on_open_error(_connection: pika.connection.Connection, error: BaseException) -> None:
+            if not opened.done():
+                opened.set_exception(
+                    AmqpUnavailable(
+                        f"cannot connect to RabbitMQ at {self.display_url}: {_describe(error)}"
+                    )
+                )
+
+        def on_close(_connection: pika.connection.Connection, reason: BaseException) -> None:
+            self._on_connection_closed(reason)
+
+        connection = _CoalescingConnection(
+            params,
+            on_open_callback=on_open,
+            on_open_error_callback=on_open_error,
+            on_close_callback=on_close,
+            custom_ioloop=loop,
+        )
+        self._connection = connection
+        try:
+            await asyncio.wait_for(opened, self.connect_timeout_s + 10)
+        except TimeoutError:
+            self._connection = None
+            with contextlib.suppress(Exception):
+                connection.close()
+            raise AmqpUnavailable(
+                f"cannot connect to RabbitMQ at {self.display_url}: timed out"
+            ) from None
+        except AmqpUnavailable:
+            self._connection = None
+            raise
+
+    def _on_connection_closed(self, reason: BaseException) -> None:
+        self._fail_in_flight(f"the connection to RabbitMQ was lost before the confirm ({reason})")
+        self._connection = None
+        self._channel = None
+        waiter = self._close_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        if not self._closing:
+            log.warning("action publisher: connection to %s closed: %s", self.display_url, reason)
+
+    async def _new_channel(self) -> tuple[pika.channel.Channel, asyncio.Future[BaseException]]:
+        """A fresh channel, and a future set when it closes (with the reason)."""
+        connection = self._connection
+        if connection is None or not connection.is_open:
+            raise AmqpUnavailable(f"not connected to RabbitMQ at {self.display_url}")
+        loop = asyncio.get_running_loop()
+        opened: asyncio.Future[pika.channel.Channel] = loop.create_future()
+        closed: asyncio.Future[BaseException] = loop.create_future()
+
+        def on_open(channel: pika.channel.Channel) -> None:
+            if not opened.done():
+                opened.set_result(channel)
+
+        def on_close(_channel: pika.channel.Channel, reason: BaseException) -> None:
+            if not closed.done():
+                closed.set_result(reason)
+            if not opened.done():
+                opened.set_exception(PublisherError(f"channel closed while opening: {reason}"))
+
+        connection.channel(on_open_callback=on_open).add_on_close_callback(on_close)
+        channel = await self._wait(opened, closed, "opening a channel")
+        return channel, closed
+
+    async def _wait(
+        self,
+        future: asyncio.Future[Any],
+        closed: asyncio.Future[BaseException],
+        what: str,
+        timeout: float | None = None,
+    ) -> Any:
+        """Wait for ``future``; raise when the channel closes first or time runs out."""
+        done, _ = await asyncio.wait(
+            {future, closed},
+            timeout=timeout or self.connect_timeout_s + 10,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        if future in done:
+            return future.result()
+        if closed in done:
+            reason = closed.result()
+            if not self.is_open:
+                raise AmqpUnavailable(f"connection to RabbitMQ lost while {what}: {reason}")
+            raise _ChannelClosed(reason)
+        raise AmqpUnavailable(f"RabbitMQ did not answer in time while {what}")
+
+    async def _open_confirm_channel(self) -> None:
+        channel, closed = await self._new_channel()
+        loop = asyncio.get_running_loop()
+        selected: asyncio.Future[None] = loop.create_future()
+        channel.confirm_delivery(
+            ack_nack_callback=self._on_confirm,
+            callback=lambda _frame: _set(selected, None),
+        )
+        await self._wait(selected, closed, "turning on publisher confirms")
+        channel.add_on_return_callback(self._on_return)
+        channel.add_on_close_callback(self._on_channel_closed)
+        self._channel = channel
+        self._next_tag = 0
+
+    def _on_channel_closed(self, channel: pika.channel.Channel, reason: BaseException) -> None:
+        if channel is not self._channel:
+            return
+        self._channel = None
+        if isinstance(reason, pika.exceptions.ChannelClosedByBroker):
+            self._fail_in_flight(f"the broker closed the channel before the confirm ({reason})")
+        else:
+            self._fail_in_flight(
+                f"the connection to RabbitMQ was lost before the confirm ({reason})"
+            )
+
+    # ------------------------------------------------------------------ callbacks
+
+    def _settle(self, tag: int, outcome: PublishOutcome | None) -> None:
+        entry = self._inflight.pop(tag, None)
+        if entry is None:
+            return
+        self._by_action.pop(entry.action_id, None)
+        self._inflight_bytes -= entry.size
+        batch = entry.batch
+        returned = batch.returned.pop(entry.index, None)
+        batch.outcomes[entry.index] = returned or outcome or CONFIRMED
+        batch.remaining -= 1
+        batch.wakeup.set()
+        self._space.set()
+
+    def _on_confirm(self, frame: pika.frame.Method) -> None:
+        method = frame.method
+        tag = int(method.delivery_tag)
+        if isinstance(method, pika.spec.Basic.Nack):
+            outcome: PublishOutcome | None = PublishOutcome(
+                "nacked", "the broker refused the message (basic.nack)"
+            )
+        else:
+            outcome = None  # confirmed, unless a return came first
+        if method.multiple:
+            for pending in [t for t in self._inflight if t <= tag]:
+                self._settle(pending, outcome)
+        else:
+            self._settle(tag, outcome)
+
+    def _on_return(
+        self,
+        _channel: pika.channel.Channel,
+        method: pika.spec.Basic.Return,
+        properties: pika.spec.BasicProperties,
+        _body: bytes,
+    ) -> None:
+        headers = properties.headers or {}
+        action_id = headers.get(ACTION_ID_HEADER)
+        if isinstance(action_id, bytes):
+            action_id = action_id.decode("utf-8", "replace")
+        tag = self._by_action.get(action_id) if isinstance(action_id, str) else None
+        entry = self._inflight.get(tag) if tag is not None else None
+        if entry is None:
+            log.warning("action publisher: a return matches no message in flight (%s)", action_id)
+            return
+        reply_code = int(method.reply_code)
+        entry.batch.returned[entry.index] = PublishOutcome(
+            "returned",
+            unroutable_detail(
+                str(method.exchange), str(method.routing_key), reply_code, str(method.reply_text)
+            ),
+            reply_code,
+        )
+
+    def _fail_in_flight(self, detail: str) -> None:
+        outcome = PublishOutcome("unknown", detail)
+        for tag in list(self._inflight):
+            self._settle(tag, outcome)
+        self._inflight_bytes = 0
+
+    # ------------------------------------------------------------------ publishing
+
+    async def publish_many(self, items: Sequence[PublishItem]) -> list[PublishOutcome]:
+        """Publish ``items`` with confirms and ``mandatory=True``; outcomes in item order.
+
+        Never raises for a broker or connection problem once it has started:
+        that is what the ``unknown``/``not_sent`` outcomes say. Raises
+        :class:`AmqpUnavailable` only when it cannot connect at all (nothing
+        was sent then).
+        """
+        if not items:
+            return []
+        ids = [item.action_id for item in items]
+        if len(set(ids)) != len(ids):
+            raise ValueError("the items of one publish_many call need distinct action ids")
+        await self.connect()
+        return await self._publish_batch(items)
+
+    async def _publish_batch(self, items: Sequence[PublishItem]) -> list[PublishOutcome]:
+        self._coalesce(True)
+        try:
+            return await self._publish_coalesced(items)
+        finally:
+            self._coalesce(False)
+
+    def _coalesce(self, on: bool) -> None:
+        connection = self._connection
+        if connection is None:
+            return
+        if on:
+            connection.coalesce()
+        else:
+            connection.flush()
+
+    async def _publish_coalesced(self, items: Sequence[PublishItem]) -> list[PublishOutcome]:
+        batch = _Batch(len(items))
+        timeout_s = self.confirm_timeout_s
+        stalled = False
+        reopens = 3
+        for index, item in enumerate(items):
+            if stalled:
+                batch.outcomes[index] = PublishOutcome(
+                    "not_sent",
+                    f"not published: RabbitMQ sent no confirm within {timeout_s:g} s",
+                )
+                continue
+            try:
+                encoded = self._encode(item)
+            except ValueError as exc:
+                batch.outcomes[index] = PublishOutcome("not_sent", f"cannot be published: {exc}")
+                continue
+            size = len(item.body)
+            while self._channel is not None and (
+                len(self._inflight) >= self.window
+                or (self._inflight and self._inflight_bytes + size > self.max_inflight_bytes)
+            ):
+                if not await self._await_settle(batch, timeout_s, any_batch=True):
+                    stalled = True
+                    break
+            if stalled:
+                self._give_up(batch, timeout_s)
+                batch.outcomes[index] = PublishOutcome(
+                    "not_sent",
+                    f"not published: RabbitMQ sent no confirm within {timeout_s:g} s",
+                )
+                continue
+            channel = self._channel
+            if (channel is None or not channel.is_open) and reopens > 0 and self.is_open:
+                reopens -= 1  # the broker closed the channel (a 404/406): open another
+                channel = await self._reopen_quietly()
+            if channel is None or not channel.is_open:
+                batch.outcomes[index] = PublishOutcome(
+                    "not_sent",
+                    "not published: the connection to RabbitMQ is lost"
+                    if not self.is_open
+                    else "not published: the broker keeps closing the channel",
+                )
+                continue
+            self._next_tag += 1
+            tag = self._next_tag
+            self._inflight[tag] = _InFlight(batch, index, item.action_id, size)
+            self._by_action[item.action_id] = tag
+            self._inflight_bytes += size
+            batch.remaining += 1
+            try:
+                channel.basic_publish(
+                    item.exchange,
+                    item.routing_key,
+                    item.body,
+                    properties=_EncodedProperties(encoded),
+                    mandatory=True,
+                )
+            except (pika.exceptions.AMQPError, OSError, ValueError) as exc:
+                self._settle(tag, PublishOutcome("unknown", f"publish failed: {exc!r}"))
+        while batch.remaining > 0:
+            if not await self._await_settle(batch, timeout_s):
+                self._give_up(batch, timeout_s)
+                break
+        return [o or PublishOutcome("unknown", "no outcome") for o in batch.outcomes]
+
+    def _give_up(self, batch: _Batch, timeout_s: float) -> None:
+        """No confirm in time: what is in flight is in doubt."""
+        outcome = PublishOutcome("unknown", f"no confirm from RabbitMQ within {timeout_s:g} s")
+        for tag, entry in list(self._inflight.items()):
+            if entry.batch is batch:
+                self._settle(tag, outcome)
+
+    async def _await_settle(self, batch: _Batch, timeout_s: float, any_batch: bool = False) -> bool:
+        """Wait until a confirm (or a lost channel) settles something of ``batch`` (with
+        ``any_batch``, of any call: room in the window); False on time-out."""
+        event = self._space if any_batch else batch.wakeup
+        event.clear()
+        self._coalesce(False)
+        try:
+            await asyncio.wait_for(event.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        finally:
+            self._coalesce(True)
+        return True
+
+    async def _reopen_quietly(self) -> pika.channel.Channel | None:
+        self._coalesce(False)
+        try:
+            async with self._lock:
+                if self._channel is None or not self._channel.is_open:
+                    await self._open_confirm_channel()
+        except (AmqpUnavailable, PublisherError, _ChannelClosed) as exc:
+            log.warning("action publisher: cannot reopen the channel: %s", exc)
+            return None
+        finally:
+            self._coalesce(True)
+        return self._channel
+
+    def _encode(self, item: PublishItem) -> bytes:
+        headers = dict(item.headers)
+        headers[ACTION_ID_HEADER] = item.action_id
+        user_id = item.properties.get("user_id")
+        if user_id is not None:
+            text = user_id.decode("utf-8", "replace") if isinstance(user_id, bytes) else user_id
+            if text != self.username:
+                raise ValueError(
+                    f"the message carries user_id '{text}' but the console logs in as"
+                    f" '{self.username}'; RabbitMQ refuses such a publish (validated user-id)"
+                )
+        return encode_properties(item.properties, headers)
+
+    # ------------------------------------------------------------------ declarations
+
+    async def _on_throwaway_channel(
+        self, action: Callable[[pika.channel.Channel, asyncio.Future[Any]], None], what: str
+    ) -> Any:
+        """Run one RPC on a channel of its own (a 404 closes that channel, not ours)."""
+        await self.connect()
+        channel, closed = await self._new_channel()
+        result: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        action(channel, result)
+        try:
+            return await self._wait(result, closed, what)
+        finally:
+            if channel.is_open:
+                with contextlib.suppress(Exception):
+                    channel.close()
+
+    async def queue_depth(self, name: str) -> int | None:
+        """Messages ready in queue ``name`` (passive declare), None when there is no such queue."""
+
+        def declare(channel: pika.channel.Channel, result: asyncio.Future[Any]) -> None:
+            channel.queue_declare(
+                name,
+                passive=True,
+                callback=lambda frame: _set(result, int(frame.method.message_count)),
+            )
+
+        try:
+            depth: int = await self._on_throwaway_channel(declare, f"checking queue '{name}'")
+        except _ChannelClosed as closed:
+            if closed.code == NOT_FOUND:
+                return None
+            raise PublisherError(f"cannot check queue '{name}': {closed.reason}") from None
+        return depth
+
+    async def queue_exists(self, name: str) -> bool:
+        """Whether queue ``name`` exists (passive declare on a throwaway channel)."""
+        return await self.queue_depth(name) is not None
+
+    async def exchange_exists(self, name: str) -> bool:
+        """Whether exchange ``name`` exists (the default exchange always does)."""
+        if name == "":
+            return True
+
+        def declare(channel: pika.channel.Channel, result: asyncio.Future[Any]) -> None:
+            channel.exchange_declare(name, passive=True, callback=lambda _f: _set(result, True))
+
+        try:
+            await self._on_throwaway_channel(declare, f"checking exchange '{name}'")
+        except _ChannelClosed as closed:
+            if closed.code == NOT_FOUND:
+                return False
+            raise PublisherError(f"cannot check exchange '{name}': {closed.reason}") from None
+        return True
+
+    async def declare_delay_queue(self, target: str, delay_s: int) -> str:
+        """The TTL wait queue that holds messages ``delay_s`` seconds, then dead-letters
+        them into queue ``target`` through the default exchange; declared when needed.
+
+        ``payops.delay.<target>.<N>s``, durable, ``x-message-ttl`` N s,
+        ``x-dead-letter-exchange`` "", ``x-dead-letter-routing-key`` target and
+        ``x-expires`` N s + 1 h (the broker removes it once unused - with what
+        it holds, so every window of a retry declares it again, which restarts
+        that clock). No plugin needed.
+        """
+        name = delay_queue_name(target, delay_s)
+        now = time.monotonic()
+        if now - self._delay_declared.get(name, -1e9) < 60:
+            return name
+        arguments = {
+            "x-message-ttl": delay_s * 1000,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": target,
+            "x-expires": (delay_s + DELAY_EXPIRES_MARGIN_S) * 1000,
+        }
+
+        def declare(channel: pika.channel.Channel, result: asyncio.Future[Any]) -> None:
+            channel.queue_declare(
+                name,
+                durable=True,
+                arguments=arguments,
+                callback=lambda _f: _set(result, True),
+            )
+
+        try:
+            await self._on_throwaway_channel(declare, f"declaring wait queue '{name}'")
+        except _ChannelClosed as closed:
+            raise PublisherError(
+                f"cannot declare the wait queue '{name}': {closed.reason}"
+            ) from None
+        self._delay_declared[name] = now
+        return name
+
+
+def delay_queue_name(target: str, delay_s: int) -> str:
+    """``payops.delay.<target>.<N>s`` (a queue name holds at most 255 bytes)."""
+    if isinstance(delay_s, bool) or not isinstance(delay_s, int) or delay_s < 1:
+        raise ValueError(f"a delay is a whole number of seconds >= 1, not {delay_s!r}")
+    if delay_s > MAX_DELAY_S:
+        raise ValueError(f"a delay of more than {MAX_DELAY_S // 86400} days is not supported")
+    if not target:
+        raise ValueError("a wait queue needs a target queue")
+    name = f"{DELAY_QUEUE_PREFIX}{target}.{delay_s}s"
+    if len(name.encode("utf-8")) > 255:
+        raise ValueError(f"queue name '{target}' is too long for a wait queue name")
+    return name
+
+
+def _describe(error: BaseException) -> str:
+    """pika's connection errors in words (its workflow error hides the cause)."""
+    if not getattr(error, "exceptions", None) and error.args:
+        first = error.args[0]  # AMQPConnectionError(AMQPConnectionWorkflowFailed(...))
+        if isinstance(first, BaseException):
+            error = first
+    causes = getattr(error, "exceptions", None)
+    if causes:
+        error = causes[-1]
+        inner = getattr(error, "exception", None)  # AMQPConnectorSocketConnectError
+        if isinstance(inner, BaseException):
+            error = inner
+    text = str(error).strip()
+    if isinstance(error, OSError) and error.strerror:
+        text = error.strerror
+    return text or type(error).__name__
+
+
+def _set(future: asyncio.Future[Any], value: Any) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+class _ChannelClosed(Exception):
+    """A channel the broker closed (its reply code and text)."""
+
+    def __init__(self, reason: BaseException) -> None:
+        super().__init__(str(reason))
+        self.code: int | None = getattr(reason, "reply_code", None)
+        self.reason = getattr(reason, "reply_text", None) or str(reason)
+
+
+def describe_outcomes(outcomes: Iterable[PublishOutcome]) -> dict[str, int]:
+    """How many outcomes of each status (for logs and benchmarks)."""
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    return counts
+
+
+__all__ = [
+    "ACTION_ID_HEADER",
+    "ActionPublisher",
+    "AmqpUnavailable",
+    "PublishItem",
+    "PublishOutcome",
+    "PublisherError",
+    "delay_queue_name",
+    "describe_outcomes",
+    "encode_field_table",
+    "encode_field_value",
+    "encode_properties",
+    "unroutable_detail",
+]

@@ -1,0 +1,915 @@
+"""The crash-safety protocol of the workbench's actions, and recovery after a crash.
+
+An action (requeue, retry, cancel) moves each entry ``parked`` ->
+``claimed`` -> ``requeued``/``retried``/``cancelled`` in the parking store
+(compare-and-set Lua scripts). Between the claim and the final state the
+message is published; a crash there must neither lose nor duplicate it.
+The protocol, per run of an action (``run_id``, a random hex string):
+
+1. **Lease.** Before claiming anything the run writes a lease
+   ``P:{D}:lease:<run_id>`` for every DLQ it touches (``SET ... PX 60 s``,
+   value ``live:<owner>``) and refreshes it every 5 s while it runs. The
+   lease says "this run is alive".
+2. **Claim.** Each entry is claimed with action id ``<run_id>.<entry_id>``
+   (unique per entry per action; the run id is recoverable from it). Losers
+   are told the state and who holds it.
+3. **Intent.** Before a window of messages is published, one script per DLQ
+   writes each entry's :class:`PendingSend` - everything needed to publish
+   the very same message again: exchange, routing key, attempt number,
+   replacement body, the action id - into the entry's ``sending`` field,
+   *only if* the run's lease still holds its token and the entry is still
+   claimed with this action id. From then on the message is "maybe sent".
+4. **Publish** with confirms and ``mandatory=True``.
+5. **Finish.** Confirmed: ``complete`` (final state). Returned, nacked or
+   never handed to the broker: ``release`` (back to ``parked`` with the
+   error). No answer (connection lost, time-out): left as it is - in doubt.
+   The ``sending`` field is then removed (only if it is still this action's).
+6. The lease is deleted when the run ends.
+
+Claims, intents and finishes are one script call per window and DLQ: the
+store's own compare-and-set scripts run in a loop inside one Lua script, so
+the state machine (fields, ``inflight`` set, changes stream) stays the
+store's.
+
+Recovery (:func:`recover`, run at start by the console and the CLI) looks
+at every claimed entry. If its run's lease is live, the entry belongs to a
+running action elsewhere and is left alone (reported as in progress) -
+unless the lease names a process on this machine that no longer exists (a
+crash here needs no minute's wait). Otherwise it *fences* the run - replaces
+the missing lease with a ``fenced:`` marker (kept a week), so a stalled holder that wakes up can no
+longer write step 3 - and then:
+
+- no ``sending`` field for this action id: the message was never handed to
+  the broker; the entry is released back to ``parked`` (reported, to be
+  acted on again);
+- a ``sending`` field for this action id: the message may be in the target
+  queue. It is *not* republished automatically (that could duplicate it);
+  the entry stays claimed and is reported **in doubt**, until
+  :func:`resolve` is told ``delivered`` (it is there: mark the action done),
+  ``republish`` (publish it again with the *same* action id, so a consumer
+  can de-duplicate, then mark it done) or ``release`` (it is not there: back
+  to ``parked``).
+
+Hence at every moment each message is parked (or claimed, which is still
+parked), in its target queue, or recorded as cancelled.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, cast
+
+import orjson
+import redis.asyncio as aioredis
+
+from services.workbench import store as parking_store
+from services.workbench.actions.publisher import (
+    ActionPublisher,
+    PublishItem,
+)
+from services.workbench.actions.report import ActionName, ActionOutcome
+from services.workbench.codec import CodecError, MessageRecord, decode_table, decode_value
+from services.workbench.model import (
+    ATTEMPT_HEADER,
+    AuditRecord,
+    ClaimResult,
+    EntryState,
+    ParkedEntry,
+)
+from services.workbench.store import CHANGES_MAXLEN, ParkingStore
+
+ACTION_HEADER: Final = "payops-action"
+"""The header naming the action a republished message comes from (``requeue``, ``retry``)."""
+
+SENDING_FIELD: Final = "sending"
+LEASE_TTL_MS: Final = 60_000
+LEASE_REFRESH_S: Final = 5.0
+FENCE_TTL_MS: Final = 7 * 24 * 3600 * 1000
+
+DROPPED_HEADERS: Final = frozenset(
+    {
+        "x-death",
+        "x-delivery-count",
+        "x-first-death-queue",
+        "x-first-death-reason",
+        "x-first-death-exchange",
+        "x-last-death-queue",
+        "x-last-death-reason",
+        "x-last-death-exchange",
+    }
+)
+"""Headers the broker wrote when it dead-lettered or redelivered the message:
+left out when it is published again (every other header is kept)."""
+
+FINAL_STATE: Final[Mapping[str, EntryState]] = {
+    "requeue": EntryState.REQUEUED,
+    "retry": EntryState.RETRIED,
+    "cancel": EntryState.CANCELLED,
+}
+
+ResolveHow = Literal["delivered", "republish", "release"]
+RESOLVE_HOWS: Final[tuple[ResolveHow, ...]] = ("delivered", "republish", "release")
+
+
+def action_id_for(run_id: str, entry_id: str) -> str:
+    """The action id of one entry in one run: unique per entry per action."""
+    return f"{run_id}.{entry_id}"
+
+
+def run_of(action_id: str) -> str:
+    """The run id inside an action id (the action id itself when it is not ours)."""
+    run, sep, _ = action_id.partition(".")
+    return run if sep else action_id
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+# --------------------------------------------------------------------------- the intent
+
+
+@dataclass(frozen=True, slots=True)
+class PendingSend:
+    """What a run is about to publish for one entry: enough to publish it again, unchanged.
+
+    For requeue and retry the message is the parked record with the broker's
+    dead-letter headers dropped (:data:`DROPPED_HEADERS`) and
+    ``payops-action`` added (retry: also ``payops-attempt`` = ``attempt``);
+    ``body`` replaces the record's body when the operator edited it. For
+    cancel, ``body`` and ``properties`` are the ``payment.cancelled`` event.
+    ``target`` names where the message ends up (the origin queue, or the
+    cancel event's exchange) for people.
+    """
+
+    action: ActionName
+    action_id: str
+    exchange: str
+    routing_key: str
+    target: str
+    operator: str
+    host: str
+    at_ms: int
+    attempt: int | None = None
+    delay_s: int = 0
+    body: bytes | None = None
+    properties: Mapping[str, Any] | None = None
+    headers: Mapping[str, Any] = field(default_factory=dict)
+
+    def dumps(self) -> bytes:
+        """``<action id>|<json>``: the action id first, so a script can compare it."""
+        data: dict[str, Any] = {
+            "action": self.action,
+            "action_id": self.action_id,
+            "exchange": self.exchange,
+            "routing_key": self.routing_key,
+            "target": self.target,
+            "operator": self.operator,
+            "host": self.host,
+            "at_ms": self.at_ms,
+            "attempt": self.attempt,
+            "delay_s": self.delay_s,
+            "headers": dict(self.headers),
+        }
+        if self.body is not None:
+            data["body"] = base64.b64encode(self.body).decode("ascii")
+        if self.properties is not None:
+            data["properties"] = dict(self.properties)
+        return self.action_id.encode() + b"|" + orjson.dumps(data)
+
+    @classmethod
+    def loads(cls, raw: bytes) -> PendingSend:
+        """The inverse of :meth:`dumps`; raises ``ValueError`` on anything else."""
+        _, sep, blob = raw.partition(b"|")
+        if not sep:
+            raise ValueError("not a pending send")
+        data = orjson.loads(blob)
+        if not isinstance(data, dict) or data.get("action") not in FINAL_STATE:
+            raise ValueError("not a pending send")
+        body = data.get("body")
+        return cls(
+            action=data["action"],
+            action_id=str(data["action_id"]),
+            exchange=str(data["exchange"]),
+            routing_key=str(data["routing_key"]),
+            target=str(data.get("target") or ""),
+            operator=str(data.get("operator") or ""),
+            host=str(data.get("host") or ""),
+            at_ms=int(data.get("at_ms") or 0),
+            attempt=data.get("attempt"),
+            delay_s=int(data.get("delay_s") or 0),
+            body=base64.b64decode(body) if isinstance(body, str) else None,
+            properties=data.get("properties"),
+            headers=data.get("headers") or {},
+        )
+
+    @property
+    def final_state(self) -> EntryState:
+        return FINAL_STATE[self.action]
+
+
+def publish_item(record: MessageRecord, pending: PendingSend) -> PublishItem:
+    """The message a pending send publishes (the same every time it is built)."""
+    if pending.action == "cancel":
+        return PublishItem(
+            exchange=pending.exchange,
+            routing_key=pending.routing_key,
+            body=pending.body or b"",
+            action_id=pending.action_id,
+            properties=dict(pending.properties or {}),
+            headers={ACTION_HEADER: "cancel", **pending.headers},
+        )
+    headers = {k: v for k, v in record.headers.items() if k not in DROPPED_HEADERS}
+    headers[ACTION_HEADER] = pending.action
+    if pending.action == "retry" and pending.attempt is not None:
+        headers[ATTEMPT_HEADER] = pending.attempt
+    headers.update(pending.headers)
+    return PublishItem(
+        exchange=pending.exchange,
+        routing_key=pending.routing_key,
+        body=pending.body if pending.body is not None else record.body,
+        action_id=pending.action_id,
+        properties=dict(record.properties),
+        headers=headers,
+    )
+
+
+def previous_attempt(headers: Mapping[str, Any]) -> int:
+    """The ``payops-attempt`` header as a number (0 when absent or unreadable)."""
+    value = headers.get(ATTEMPT_HEADER)
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return max(value, 0)
+    if isinstance(value, bytes | bytearray):
+        value = bytes(value).decode("ascii", "replace")
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) < 10:
+        return int(value.strip())
+    return 0
+
+
+# --------------------------------------------------------------------------- Redis side
+
+# A window of claims (and of finishes) is one script call, not one call per entry:
+# the store's own compare-and-set scripts, wrapped as Lua functions and run in a
+# loop (local parameters named KEYS and ARGV shadow the globals), so the state
+# machine stays the store's - same fields, same changes-stream records.
+_STORE_NOW = parking_store._NOW
+if not (
+    parking_store._CLAIM.startswith(_STORE_NOW) and parking_store._FINISH.startswith(_STORE_NOW)
+):  # pragma: no cover - guards against the store's scripts changing shape
+    raise ImportError("the parking store's scripts no longer start with its clock snippet")
+
+_CLAIM_MANY = (
+    _STORE_NOW
+    + "local function claim(KEYS, ARGV)\n"
+    + parking_store._CLAIM[len(_STORE_NOW) :]
+    + """
+end
+-- KEYS: inflight, changes, entry keys...
+-- ARGV: expected state, action, operator, maxlen, JSON [[entry id, action id], ...]
+local pairs_ = cjson.decode(ARGV[5])
+local out = {}
+for i = 1, #KEYS - 2 do
+  local key = KEYS[2 + i]
+  local r = claim({key, KEYS[1], KEYS[2]},
+    {pairs_[i][1], ARGV[1], ARGV[2], pairs_[i][2], ARGV[3], ARGV[4]})
+  if r[1] == 1 then
+    r[6] = redis.call('HMGET', key, 'body', 'props', 'headers', 'exchange', 'rkey')
+  else
+    r[6] = {}
+  end
+  out[i] = r
+end
+return out
+"""
+)
+
+_FINISH_MANY = (
+    _STORE_NOW
+    + "local function finish(KEYS, ARGV)\n"
+    + parking_store._FINISH[len(_STORE_NOW) :]
+    + """
+end
+-- KEYS: inflight, changes, entry keys...
+-- ARGV: maxlen, JSON [[id, action id, new state, op, detail, error], ...]
+local items = cjson.decode(ARGV[2])
+local out = {}
+for i = 1, #KEYS - 2 do
+  local key = KEYS[2 + i]
+  local a = items[i]
+  out[i] = finish({key, KEYS[1], KEYS[2]}, {a[1], a[2], a[3], a[4], a[5], a[6], ARGV[1]})
+  -- the intent is settled: drop it, if it is still this action's
+  local v = redis.call('HGET', key, 'sending')
+  local prefix = a[2] .. '|'
+  if v and string.sub(v, 1, #prefix) == prefix then redis.call('HDEL', key, 'sending') end
+end
+return out
+"""
+)
+
+_MARK_SENDING = """
+-- KEYS: lease, entry keys...; ARGV: token, JSON [[action id, pending send], ...]
+local n = #KEYS - 1
+local out = {}
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  for i = 1, n do out[i] = 0 end
+  return out
+end
+local items = cjson.decode(ARGV[2])
+for i = 1, n do
+  local key = KEYS[1 + i]
+  local cur = redis.call('HMGET', key, 'state', 'action_id')
+  if cur[1] == 'claimed' and cur[2] == items[i][1] then
+    redis.call('HSET', key, 'sending', items[i][2])
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
+"""
+
+_REFRESH = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+_DROP_LEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+_TAKE_OVER = """
+-- KEYS: lease; ARGV: the live value seen, fence value, ttl ms: fence a run whose
+-- process is known to be dead, only if its lease is still the one that was seen
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+"""
+
+_FENCE = """
+-- KEYS: lease; ARGV: fence value, ttl ms. A live lease wins; otherwise the run is fenced.
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, 5) == 'live:' then return {0, v} end
+if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+return {1, v or ''}
+"""
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace") or None
+    return str(value) or None
+
+
+_STATES = {state.value: state for state in EntryState}
+_RECORD_FIELDS = (b"body", b"props", b"headers", b"exchange", b"rkey")
+
+
+def _claim_result(reply: Sequence[Any]) -> ClaimResult:
+    state = _text(reply[1])
+    return ClaimResult(
+        ok=bool(int(reply[0])),
+        state=_STATES.get(state) if state else None,
+        operator=_text(reply[2]),
+        action=_text(reply[3]),
+        action_id=_text(reply[4]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """One entry's end of an action: ``state`` None releases it with ``error``."""
+
+    entry_id: str
+    action_id: str
+    state: EntryState | None
+    detail: str = ""
+    error: str = ""
+
+
+class ActionLedger:
+    """The Redis side of the protocol (see the module docstring), batched per window.
+
+    Claims and finishes run the parking store's own compare-and-set scripts,
+    pipelined (one round trip per window); the lease and intent scripts are
+    this module's.
+    """
+
+    def __init__(self, store: ParkingStore) -> None:
+        self.store = store
+        self.redis: aioredis.Redis = store.redis
+        self._mark = self.redis.register_script(_MARK_SENDING)
+        self._claim_many = self.redis.register_script(_CLAIM_MANY)
+        self._finish_many = self.redis.register_script(_FINISH_MANY)
+        self._refresh = self.redis.register_script(_REFRESH)
+        self._drop = self.redis.register_script(_DROP_LEASE)
+        self._fence = self.redis.register_script(_FENCE)
+        self._take_over = self.redis.register_script(_TAKE_OVER)
+
+    def lease_key(self, dlq: str, run_id: str) -> str:
+        return f"{self.store.base(dlq)}:lease:{run_id}"
+
+    def _state_keys(self, dlq: str) -> tuple[str, str]:
+        base = self.store.base(dlq)
+        return f"{base}:inflight", f"{base}:changes"
+
+    # ------------------------------------------------------------------ lease
+
+    @staticmethod
+    def lease_token(run_id: str, owner: Mapping[str, Any]) -> str:
+        """The lease value of a run: ``live:`` and who runs it, where (machine and pid)."""
+        data = {"run": run_id, "machine": socket.gethostname(), "pid": os.getpid(), **owner}
+        return "live:" + orjson.dumps(data).decode()
+
+    async def acquire(self, run_id: str, dlqs: Iterable[str], token: str) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for dlq in dlqs:
+            pipe.set(self.lease_key(dlq, run_id), token, px=LEASE_TTL_MS)
+        await pipe.execute()
+
+    async def refresh(self, run_id: str, dlqs: Iterable[str], token: str) -> bool:
+        """Extend the lease; False when it was lost (expired and fenced by a recovery)."""
+        pipe = self.redis.pipeline(transaction=False)
+        names = list(dlqs)
+        for dlq in names:
+            await self._refresh(
+                keys=[self.lease_key(dlq, run_id)], args=[token, LEASE_TTL_MS], client=pipe
+            )
+        replies = await pipe.execute()
+        return all(int(reply) == 1 for reply in replies)
+
+    async def drop(self, run_id: str, dlqs: Iterable[str], token: str) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for dlq in dlqs:
+            await self._drop(keys=[self.lease_key(dlq, run_id)], args=[token], client=pipe)
+        await pipe.execute()
+
+    async def fence(self, dlq: str, run_id: str, by: str) -> tuple[bool, str]:
+        """Fence a run that has no live lease: (True, previous value). A live lease
+        gives (False, its value): the run is alive and must be left alone."""
+        reply = await self._fence(
+            keys=[self.lease_key(dlq, run_id)],
+            args=["fenced:" + by, FENCE_TTL_MS],
+        )
+        fenced, value = bool(int(reply[0])), _text(reply[1]) or ""
+        if not fenced and owner_is_dead(value):
+            # The run's process died on this machine: no need to wait for its lease
+            # to expire. Fence it only if the lease is still the one seen.
+            taken = await self._take_over(
+                keys=[self.lease_key(dlq, run_id)], args=[value, "fenced:" + by, FENCE_TTL_MS]
+            )
+            return bool(int(taken)), value
+        return fenced, value
+
+    # ------------------------------------------------------------------ claims
+
+    async def claim_and_fetch(
+        self,
+        dlq: str,
+        claims: Sequence[tuple[str, str]],
+        action: str,
+        operator: str,
+    ) -> list[tuple[ClaimResult, dict[bytes, bytes]]]:
+        """Claim ``(entry_id, action_id)`` pairs (parked -> claimed) and read each won
+        entry's message fields (what :func:`decode_entry_record` needs): one script call."""
+        if not claims:
+            return []
+        inflight, changes = self._state_keys(dlq)
+        keys = [inflight, changes, *(self.store.entry_key(dlq, e) for e, _ in claims)]
+        args: list[Any] = [
+            str(EntryState.PARKED),
+            action,
+            operator,
+            CHANGES_MAXLEN,
+            orjson.dumps([list(pair) for pair in claims]),
+        ]
+        replies = await self._claim_many(keys=keys, args=args)
+        out: list[tuple[ClaimResult, dict[bytes, bytes]]] = []
+        for reply in replies:
+            values = reply[5] if len(reply) > 5 else []
+            raw = {k: v for k, v in zip(_RECORD_FIELDS, values, strict=False) if v is not None}
+            out.append((_claim_result(reply), raw))
+        return out
+
+    async def mark_sending(
+        self,
+        run_id: str,
+        token: str,
+        by_dlq: Mapping[str, Sequence[PendingSend]],
+        entry_ids: Mapping[str, Sequence[str]],
+    ) -> dict[str, list[bool]]:
+        """Write the intents of one window (one script call per DLQ)."""
+        marked: dict[str, list[bool]] = {}
+        for dlq, pendings in by_dlq.items():
+            if not pendings:
+                continue
+            keys = [self.lease_key(dlq, run_id)]
+            keys.extend(self.store.entry_key(dlq, entry_id) for entry_id in entry_ids[dlq])
+            items = [[p.action_id, p.dumps().decode("utf-8")] for p in pendings]
+            reply = await self._mark(keys=keys, args=[token, orjson.dumps(items)])
+            marked[dlq] = [bool(int(v)) for v in reply]
+        return marked
+
+    async def finish(self, dlq: str, finishes: Sequence[Finish]) -> list[ClaimResult]:
+        """Complete or release entries (the store's script) and drop their intents:
+        one script call."""
+        if not finishes:
+            return []
+        inflight, changes = self._state_keys(dlq)
+        keys = [inflight, changes, *(self.store.entry_key(dlq, f.entry_id) for f in finishes)]
+        items = [
+            [
+                f.entry_id,
+                f.action_id,
+                str(f.state or EntryState.PARKED),
+                "complete" if f.state is not None else "release",
+                f.detail,
+                f.error,
+            ]
+            for f in finishes
+        ]
+        replies = await self._finish_many(keys=keys, args=[CHANGES_MAXLEN, orjson.dumps(items)])
+        return [_claim_result(reply) for reply in replies]
+
+    async def pending_of(self, dlq: str, entry_ids: Sequence[str]) -> list[bytes | None]:
+        pipe = self.redis.pipeline(transaction=False)
+        for entry_id in entry_ids:
+            pipe.hget(self.store.entry_key(dlq, entry_id), SENDING_FIELD)
+        return cast(list[bytes | None], await pipe.execute())
+
+
+def decode_entry_record(raw: Mapping[bytes, bytes]) -> MessageRecord | None:
+    """The message of an entry read with HGETALL, as it will be published: the broker's
+    dead-letter headers (:data:`DROPPED_HEADERS`) are left out, unread. None when the
+    stored message is damaged."""
+    try:
+        headers_raw = orjson.loads(raw[b"headers"])
+        if not isinstance(headers_raw, dict):
+            return None
+        headers = {k: decode_value(v) for k, v in headers_raw.items() if k not in DROPPED_HEADERS}
+        return MessageRecord(
+            body=bytes(raw[b"body"]),
+            properties=decode_table(raw[b"props"]),
+            headers=headers,
+            exchange=bytes(raw.get(b"exchange", b"")).decode("utf-8", "surrogateescape"),
+            routing_key=bytes(raw.get(b"rkey", b"")).decode("utf-8", "surrogateescape"),
+        )
+    except (KeyError, CodecError, orjson.JSONDecodeError):
+        return None
+
+
+# --------------------------------------------------------------------------- recovery
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveredEntry:
+    """A claimed entry found by :func:`recover`.
+
+    ``target`` is where the message was (or would have been) sent; ``since_ms``
+    when the action claimed it or announced the publish; ``note`` what recovery
+    did or why it left the entry alone.
+    """
+
+    entry_id: str
+    dlq: str
+    payment_id: str | None
+    action: str
+    action_id: str
+    operator: str
+    target: str
+    since_ms: int
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryReport:
+    """What :func:`recover` found.
+
+    ``released``: interrupted before anything was sent, back to ``parked``.
+    ``in_doubt``: interrupted after the publish was announced; the message may
+    be in its target queue; still claimed until resolved.
+    ``in_progress``: held by an action that is still running elsewhere.
+    """
+
+    released: tuple[RecoveredEntry, ...] = ()
+    in_doubt: tuple[RecoveredEntry, ...] = ()
+    in_progress: tuple[RecoveredEntry, ...] = ()
+
+    @property
+    def clean(self) -> bool:
+        """Nothing was interrupted."""
+        return not (self.released or self.in_doubt or self.in_progress)
+
+    def headline(self) -> str:
+        if self.clean:
+            return "no interrupted actions"
+        parts = []
+        if self.released:
+            parts.append(f"{len(self.released):,} released (never sent)")
+        if self.in_doubt:
+            parts.append(f"{len(self.in_doubt):,} in doubt (may already be in the target queue)")
+        if self.in_progress:
+            parts.append(f"{len(self.in_progress):,} still being acted on elsewhere")
+        return "interrupted actions: " + ", ".join(parts)
+
+
+def _owner(lease_value: str) -> dict[str, Any]:
+    try:
+        owner = orjson.loads(lease_value.removeprefix("live:"))
+    except orjson.JSONDecodeError:
+        return {}
+    return owner if isinstance(owner, dict) else {}
+
+
+def owner_is_dead(lease_value: str) -> bool:
+    """True when a live lease names a process on this machine that no longer exists
+    (a crash; the lease would otherwise hold for up to a minute)."""
+    if not lease_value.startswith("live:"):
+        return False
+    owner = _owner(lease_value)
+    pid = owner.get("pid")
+    if owner.get("machine") != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, but not ours to signal
+        return False
+    return False
+
+
+def _owner_text(lease_value: str) -> str:
+    try:
+        owner = orjson.loads(lease_value.removeprefix("live:"))
+    except orjson.JSONDecodeError:
+        return lease_value
+    if not isinstance(owner, dict):
+        return lease_value
+    return f"{owner.get('operator', '?')} on {owner.get('host', '?')} (pid {owner.get('pid', '?')})"
+
+
+async def recover(
+    ledger: ActionLedger,
+    dlqs: Iterable[str],
+    *,
+    operator: str,
+    host: str,
+) -> RecoveryReport:
+    """Find actions interrupted by a crash and settle what can be settled safely
+    (see the module docstring); appends one audit record per DLQ where it found any."""
+    store = ledger.store
+    released: list[RecoveredEntry] = []
+    in_doubt: list[RecoveredEntry] = []
+    in_progress: list[RecoveredEntry] = []
+    by = orjson.dumps({"operator": operator, "host": host, "pid": os.getpid(), "at": now_ms()})
+    for dlq in dict.fromkeys(dlqs):
+        entries = await store.in_flight(dlq)
+        if not entries:
+            continue
+        fences: dict[str, tuple[bool, str]] = {}
+        pendings = await ledger.pending_of(dlq, [e.entry_id for e in entries])
+        done_here: list[RecoveredEntry] = []
+        doubt_here: list[RecoveredEntry] = []
+        for entry, raw_pending in zip(entries, pendings, strict=True):
+            action_id = entry.action_id or ""
+            run_id = run_of(action_id)
+            if run_id not in fences:
+                fences[run_id] = await ledger.fence(dlq, run_id, by.decode())
+            fenced, lease = fences[run_id]
+            pending = _pending_for(raw_pending, action_id)
+            found = RecoveredEntry(
+                entry_id=entry.entry_id,
+                dlq=dlq,
+                payment_id=entry.summary.payment_id,
+                action=entry.action or "",
+                action_id=action_id,
+                operator=entry.operator or "",
+                target=pending.target if pending else "",
+                since_ms=(pending.at_ms if pending else entry.updated_at_ms) or 0,
+                note="",
+            )
+            if not fenced:
+                in_progress.append(
+                    _noted(
+                        found,
+                        f"held by a running action of {_owner_text(lease)} (if that process"
+                        " died, its lease expires within a minute; run recover again then)",
+                    )
+                )
+                continue
+            if pending is None:
+                error = (
+                    f"{found.action or 'action'} by {found.operator or '?'} was interrupted"
+                    " before the message was sent; released by recovery - act on it again"
+                )
+                result = await store.release(dlq, entry.entry_id, action_id, error)
+                if result.ok:
+                    done_here.append(_noted(found, error))
+                continue
+            doubt_here.append(
+                _noted(
+                    found,
+                    f"{found.action} by {found.operator} was interrupted after publishing to"
+                    f" {pending.target}: the message may already be there; resolve it"
+                    " (delivered / republish / release)",
+                )
+            )
+        released.extend(done_here)
+        in_doubt.extend(doubt_here)
+        if done_here or doubt_here:
+            ids = tuple(e.entry_id for e in (*done_here, *doubt_here))
+            await store.append_audit(
+                dlq,
+                AuditRecord(
+                    ts=now_ms(),
+                    operator=operator,
+                    host=host,
+                    action="recover",
+                    entry_ids=ids,
+                    target=dlq,
+                    result=f"released {len(done_here)}, in doubt {len(doubt_here)}",
+                    detail="; ".join(
+                        [
+                            *sorted(
+                                {
+                                    f"released: {e.action} run {run_of(e.action_id)}"
+                                    for e in done_here
+                                }
+                            ),
+                            *(f"in doubt: {e.entry_id} -> {e.target}" for e in doubt_here[:50]),
+                        ]
+                    ),
+                ),
+            )
+    return RecoveryReport(tuple(released), tuple(in_doubt), tuple(in_progress))
+
+
+def _noted(entry: RecoveredEntry, note: str) -> RecoveredEntry:
+    return RecoveredEntry(
+        entry.entry_id,
+        entry.dlq,
+        entry.payment_id,
+        entry.action,
+        entry.action_id,
+        entry.operator,
+        entry.target,
+        entry.since_ms,
+        note,
+    )
+
+
+def _pending_for(raw: bytes | None, action_id: str) -> PendingSend | None:
+    if not raw or not action_id or not raw.startswith(action_id.encode() + b"|"):
+        return None
+    try:
+        return PendingSend.loads(raw)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+async def resolve(
+    ledger: ActionLedger,
+    publisher: ActionPublisher | None,
+    dlqs: Iterable[str],
+    entry_id: str,
+    how: ResolveHow,
+    *,
+    operator: str,
+    host: str,
+) -> ActionOutcome:
+    """Settle one in-doubt entry (see the module docstring).
+
+    ``delivered``: the message is in its target queue - mark the action done.
+    ``republish``: publish it again with the same action id, then mark it done
+    (a returned or unconfirmed republish leaves it in doubt).
+    ``release``: the message is not there - back to ``parked``.
+    """
+    if how not in RESOLVE_HOWS:
+        raise ValueError(f"resolve how must be one of {', '.join(RESOLVE_HOWS)}, not {how!r}")
+    store = ledger.store
+    entry = await store.locate(entry_id, dlqs)
+    if entry is None:
+        return ActionOutcome(entry_id, None, False, "failed", "no such entry")
+    payment = entry.summary.payment_id
+    if entry.state is not EntryState.CLAIMED or not entry.action_id:
+        return ActionOutcome(
+            entry_id, payment, False, "skipped", f"not in doubt: the entry is {entry.state}"
+        )
+    dlq = entry.dlq
+    action_id = entry.action_id
+    by = orjson.dumps({"operator": operator, "host": host, "pid": os.getpid(), "at": now_ms()})
+    fenced, lease = await ledger.fence(dlq, run_of(action_id), by.decode())
+    if not fenced:
+        return ActionOutcome(
+            entry_id, payment, False, "skipped", f"still being acted on by {_owner_text(lease)}"
+        )
+    [raw] = await ledger.pending_of(dlq, [entry_id])
+    pending = _pending_for(raw, action_id)
+    if pending is None:
+        return ActionOutcome(
+            entry_id,
+            payment,
+            False,
+            "failed",
+            "not in doubt: nothing was sent for this action; run recover to release it",
+        )
+    outcome = await _resolve_one(ledger, publisher, entry, pending, how=how, operator=operator)
+    await store.append_audit(
+        dlq,
+        AuditRecord(
+            ts=now_ms(),
+            operator=operator,
+            host=host,
+            action="resolve",
+            entry_ids=(entry_id,),
+            target=pending.target,
+            result=f"{how}: {outcome.status}",
+            detail=f"{pending.action} {action_id}: {outcome.detail}",
+            action_id=action_id,
+        ),
+    )
+    return outcome
+
+
+async def _resolve_one(
+    ledger: ActionLedger,
+    publisher: ActionPublisher | None,
+    entry: ParkedEntry,
+    pending: PendingSend,
+    *,
+    how: ResolveHow,
+    operator: str,
+) -> ActionOutcome:
+    entry_id, payment, dlq = entry.entry_id, entry.summary.payment_id, entry.dlq
+    action_id = pending.action_id
+    if how == "release":
+        error = f"in doubt, released by {operator}: the message was not in {pending.target}"
+        [result] = await ledger.finish(dlq, [Finish(entry_id, action_id, None, error=error)])
+        return _finished(entry_id, payment, result, "released back to parked")
+    if how == "republish":
+        if publisher is None:
+            raise ValueError("republish needs a publisher")
+        [sent] = await publisher.publish_many([publish_item(entry.record, pending)])
+        if not sent.ok:
+            return ActionOutcome(
+                entry_id,
+                payment,
+                False,
+                "failed",
+                f"republish to {pending.target} failed ({sent.detail}); still in doubt",
+            )
+        detail = f"republished to {pending.target} by {operator} with the same action id"
+    else:
+        detail = f"resolved by {operator}: delivered to {pending.target}"
+    [result] = await ledger.finish(
+        dlq, [Finish(entry_id, action_id, pending.final_state, detail=detail)]
+    )
+    return _finished(entry_id, payment, result, detail)
+
+
+def _finished(
+    entry_id: str, payment: str | None, result: ClaimResult, detail: str
+) -> ActionOutcome:
+    if result.ok:
+        return ActionOutcome(entry_id, payment, True, "done", detail)
+    return ActionOutcome(
+        entry_id,
+        payment,
+        False,
+        "failed",
+        f"the entry changed meanwhile: it is {result.state} by {result.operator}",
+    )
+
+
+__all__ = [
+    "ACTION_HEADER",
+    "DROPPED_HEADERS",
+    "RESOLVE_HOWS",
+    "ActionLedger",
+    "Finish",
+    "PendingSend",
+    "RecoveredEntry",
+    "RecoveryReport",
+    "ResolveHow",
+    "action_id_for",
+    "decode_entry_record",
+    "previous_attempt",
+    "publish_item",
+    "recover",
+    "resolve",
+    "run_of",
+]

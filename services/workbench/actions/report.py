@@ -1,0 +1,257 @@
+"""What an action on parked entries is asked to do, and what it did: plain data.
+
+- :class:`ActionPlan` describes an action before it runs (how many entries,
+  where to, how many will be skipped); the confirmation dialog and the CLI's
+  ``--dry-run`` both print :meth:`ActionPlan.describe`.
+- :class:`ActionRequest` is what the operator confirmed (reason, delay,
+  edited body).
+- :class:`ActionOutcome` / :class:`ActionReport` say what happened to each
+  entry, for the summary dialog, the CLI's output and its exit code.
+
+Qt-free and I/O-free: the actions service, the CLI and the views share it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from services.workbench.model import EntryState, EntrySummary
+
+ActionName = Literal["requeue", "retry", "cancel"]
+OutcomeStatus = Literal["done", "skipped", "failed"]
+
+ACTIONS: Final[tuple[ActionName, ...]] = ("requeue", "retry", "cancel")
+DONE: Final = "done"
+SKIPPED: Final = "skipped"
+FAILED: Final = "failed"
+
+
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    """``1 failed payment`` / ``1,234 failed payments``."""
+    word = singular if count == 1 else (plural_form or singular + "s")
+    return f"{count:,} {word}"
+
+
+def format_delay(seconds: int) -> str:
+    """A delay for people: ``30 s``, ``1 min``, ``1 min 30 s``, ``1 h``, ``1 h 15 min``."""
+    if seconds <= 0:
+        return "no delay"
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = []
+    if hours:
+        parts.append(f"{hours:,} h")
+    if minutes:
+        parts.append(f"{minutes} min")
+    if secs:
+        parts.append(f"{secs} s")
+    return " ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRequest:
+    """What the operator confirmed.
+
+    ``reason`` is the operator's note for the audit trail (required for
+    ``cancel``); ``delay_s`` the retry delay in seconds, 0 for none;
+    ``edited_body`` the new body of a retried entry (the real, unmasked JSON),
+    None when the body is sent unchanged.
+    """
+
+    action: ActionName
+    reason: str = ""
+    delay_s: int = 0
+    edited_body: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActionPlan:
+    """An action before it runs: how many entries go where, and how many are skipped.
+
+    ``targets`` pairs each target queue with how many entries go there (for
+    requeue and retry: the queue each entry was dead-lettered from), largest
+    first. ``skipped`` entries are not parked (already acted on, or being
+    acted on) and will be left alone. ``payment_id`` names the payment when
+    there is exactly one. ``cancel_event`` says where a cancel publishes its
+    ``payment.cancelled`` event (``exchange 'payments' with routing key
+    'payment.cancelled'``), None when no event is configured.
+    """
+
+    action: ActionName
+    targets: tuple[tuple[str, int], ...]
+    skipped: int = 0
+    payment_id: str | None = None
+    cancel_event: str | None = None
+
+    @property
+    def total(self) -> int:
+        """How many entries the action will act on."""
+        return sum(count for _, count in self.targets)
+
+    @classmethod
+    def from_summaries(
+        cls,
+        action: ActionName,
+        summaries: Iterable[EntrySummary],
+        *,
+        cancel_event: str | None = None,
+    ) -> ActionPlan:
+        """The plan for these rows: parked ones grouped by origin queue, the rest skipped."""
+        counts: Counter[str] = Counter()
+        skipped = 0
+        last: EntrySummary | None = None
+        for summary in summaries:
+            if summary.state is EntryState.PARKED:
+                counts[summary.origin_queue] += 1
+                last = summary
+            else:
+                skipped += 1
+        targets = tuple(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+        payment_id = last.payment_id if last is not None and sum(counts.values()) == 1 else None
+        return cls(action, targets, skipped, payment_id, cancel_event)
+
+    def describe(self, delay_s: int = 0, max_groups: int = 4) -> str:
+        """One sentence saying exactly what will happen.
+
+        ``Requeue 1,234 failed payments to payments.process``;
+        ``Requeue 1,234 failed payments: 812 → payments.process, 422 →
+        payments.settlement``; ``Retry payment pay_123 through payments.process
+        after 5 min``; ``Cancel 3 failed payments``.
+        """
+        total = self.total
+        subject = (
+            f"payment {self.payment_id}"
+            if total == 1 and self.payment_id
+            else plural(total, "failed payment")
+        )
+        verb = self.action.capitalize()
+        if self.action == "cancel" or not self.targets:
+            return f"{verb} {subject}"
+        preposition = "through" if self.action == "retry" else "to"
+        when = f" after {format_delay(delay_s)}" if self.action == "retry" and delay_s > 0 else ""
+        if len(self.targets) == 1:
+            queue = self.targets[0][0] or "(unknown queue)"
+            return f"{verb} {subject} {preposition} {queue}{when}"
+        shown = [f"{count:,} → {queue or '(unknown queue)'}" for queue, count in self.targets]
+        if len(shown) > max_groups:
+            rest = self.targets[max_groups - 1 :]
+            shown = shown[: max_groups - 1]
+            shown.append(
+                f"{sum(c for _, c in rest):,} → {len(rest)} other queues",
+            )
+        return f"{verb} {subject}{when}: {', '.join(shown)}"
+
+    def consequence(self) -> str:
+        """What the action does to each entry, in a sentence."""
+        if self.action == "requeue":
+            return (
+                "Each message goes back unchanged to the queue it was dead-lettered from, "
+                "and nowhere else."
+            )
+        if self.action == "retry":
+            return (
+                "Each message is sent again to the queue it was dead-lettered from, "
+                "with its attempt counter raised."
+            )
+        event = (
+            f"A payment.cancelled event is published to {self.cancel_event}."
+            if self.cancel_event
+            else "No cancel event is configured, so nothing is published."
+        )
+        return f"The payments are removed from the workbench. {event}"
+
+    def skipped_line(self) -> str:
+        """``12 will be skipped because they are not parked`` ("" when none)."""
+        if self.skipped <= 0:
+            return ""
+        verb = "it is" if self.skipped == 1 else "they are"
+        return f"{self.skipped:,} will be skipped because {verb} not parked"
+
+
+@dataclass(frozen=True, slots=True)
+class ActionOutcome:
+    """What an action did to one entry.
+
+    ``status`` is ``done``, ``skipped`` (already acted on, by whom in
+    ``detail``) or ``failed`` (unroutable, nacked, ... in ``detail``; the entry
+    stays parked). ``ok`` is True exactly when the status is ``done``.
+    """
+
+    entry_id: str
+    payment_id: str | None
+    ok: bool
+    status: OutcomeStatus
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ActionReport:
+    """What one action did, entry by entry.
+
+    ``target`` names where it went (a queue, "origin queues", the cancel
+    event's exchange). ``started_ms``/``finished_ms`` are epoch milliseconds.
+    ``requested`` is how many entries were asked for (None: as many as there
+    are outcomes); when the operator stopped the action, the ones not reached
+    have no outcome and ``stopped`` is True.
+    """
+
+    action: str
+    target: str
+    outcomes: tuple[ActionOutcome, ...]
+    started_ms: int
+    finished_ms: int
+    requested: int | None = None
+    stopped: bool = False
+
+    def count(self, status: OutcomeStatus) -> int:
+        """How many outcomes have this status."""
+        return sum(1 for outcome in self.outcomes if outcome.status == status)
+
+    @property
+    def succeeded(self) -> int:
+        return self.count("done")
+
+    @property
+    def skipped(self) -> int:
+        return self.count("skipped")
+
+    @property
+    def failed(self) -> int:
+        return self.count("failed")
+
+    @property
+    def not_attempted(self) -> int:
+        """Entries asked for that the action never reached (it was stopped)."""
+        if self.requested is None:
+            return 0
+        return max(self.requested - len(self.outcomes), 0)
+
+    @property
+    def duration_s(self) -> float:
+        return max(self.finished_ms - self.started_ms, 0) / 1000
+
+    @property
+    def problems(self) -> tuple[ActionOutcome, ...]:
+        """The outcomes that did not succeed, failures first."""
+        failed = [o for o in self.outcomes if o.status == "failed"]
+        others = [o for o in self.outcomes if o.status not in ("done", "failed")]
+        return (*failed, *others)
+
+    def reasons(self, status: OutcomeStatus) -> list[tuple[str, int]]:
+        """The distinct details of one status with their counts, most frequent first."""
+        counts = Counter(o.detail or "no detail" for o in self.outcomes if o.status == status)
+        return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
+    def headline(self) -> str:
+        """``Requeue: 1,230 succeeded, 2 skipped, 2 failed``."""
+        parts = [f"{self.succeeded:,} succeeded"]
+        if self.skipped:
+            parts.append(f"{self.skipped:,} skipped")
+        if self.failed:
+            parts.append(f"{self.failed:,} failed")
+        if self.not_attempted:
+            parts.append(f"{self.not_attempted:,} not attempted")
+        return f"{self.action.capitalize()}: {', '.join(parts)}"

@@ -1,0 +1,984 @@
+"""The parking store: dead-lettered messages kept whole in Redis, acted on exactly once.
+
+Key layout (``P`` is the profile's ``redis_prefix``, ``D`` the dead-letter
+queue's name). Every key of one DLQ carries the Redis Cluster hash tag
+``{D}``, so each multi-key script touches one slot::
+
+    P:{D}:e:<id>      HASH    one entry: the encoded message (body, props,
+                              headers, exchange, rkey - see amqp_codec), summary
+                              (JSON array, the immutable row fields), state,
+                              version, action, action_id, operator, detail,
+                              updated_at, parked_at, last_error, fingerprint
+    P:{D}:idx         ZSET    entry id -> parked_at (epoch ms): table order
+    P:{D}:fp          HASH    fingerprint -> entry id: redelivery recognition
+    P:{D}:inflight    SET     ids in state ``claimed`` (crash recovery)
+    P:{D}:changes     STREAM  id, state, op, ts, operator per transition
+                              (XADD MAXLEN ~ 100000): live views of other consoles
+    P:{D}:audit       STREAM  one record per action (never trimmed)
+
+Entry ids are 20 hex digits: 12 of the parking time in milliseconds and 8 of
+a per-process counter with a random start, so they sort by time and are
+unique. Every write is one Lua script (loaded once, run by EVALSHA) that
+appends its transition to the changes stream in the same atomic step.
+
+Parking is idempotent twice over: an entry id chosen before the first
+attempt makes a retried batch a no-op (the parker keeps the id with the
+delivery), and a redelivered message (``redelivered=True``) whose fingerprint
+- SHA-256 of body, properties and headers, ``x-death`` included - is known
+is recognised as parked. A fresh delivery is always parked: two identical
+dead letters are two entries.
+
+The Redis client must be created with ``decode_responses=False``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import threading
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, cast
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError, ResponseError
+
+from services.config import FieldPaths
+from services.workbench.codec import (
+    MessageRecord,
+    decode_record,
+    encode_record,
+    parse_x_death,
+    record_fingerprint,
+)
+from services.workbench.model import (
+    FINAL_STATES,
+    AuditRecord,
+    BodyKind,
+    Change,
+    ClaimResult,
+    Durability,
+    EntryState,
+    EntrySummary,
+    ParkedEntry,
+    ParkResult,
+    summarize,
+)
+
+CHANGES_MAXLEN: Final = 100_000
+CHUNK_BYTES: Final = 8 * 1024 * 1024
+"""Most message bytes sent in one park script call (a pipeline holds several)."""
+CHUNK_ITEMS: Final = 500
+
+_SUMMARY_VERSION: Final = 1
+_ITEM_ARGS: Final = 10
+_COLLIDED: Final = 2
+
+# A Lua snippet: the server time in epoch milliseconds, as a string.
+_NOW = """
+local t = redis.call('TIME')
+local now = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
+"""
+
+_PARK = (
+    _NOW
+    + """
+-- KEYS: idx, fp, changes, entry keys...; ARGV: maxlen, n, then 10 per item:
+-- id, redelivered, fingerprint, parked_at, summary, body, props, headers, exchange, rkey
+local n = tonumber(ARGV[2])
+local out = {}
+for i = 1, n do
+  local b = 2 + (i - 1) * 10
+  local id, redelivered, fp = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
+  local key = KEYS[3 + i]
+  local status, result = 1, id
+  if redis.call('EXISTS', key) == 1 then
+    if redis.call('HGET', key, 'fingerprint') == fp then
+      status = 0          -- this very item was parked by an earlier attempt
+    else
+      status = 2          -- id collision: the client picks another id
+    end
+  elseif redelivered == '1' then
+    local known = redis.call('HGET', KEYS[2], fp)
+    if known then status, result = 0, known end
+  end
+  if status == 1 then
+    redis.call('HSET', key, 'body', ARGV[b + 6], 'props', ARGV[b + 7], 'headers', ARGV[b + 8],
+      'exchange', ARGV[b + 9], 'rkey', ARGV[b + 10], 'summary', ARGV[b + 5],
+      'state', 'parked', 'version', 1, 'parked_at', ARGV[b + 4], 'updated_at', now,
+      'fingerprint', fp)
+    redis.call('ZADD', KEYS[1], ARGV[b + 4], id)
+    redis.call('HSET', KEYS[2], fp, id)
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*',
+      'id', id, 'state', 'parked', 'op', 'park', 'ts', now)
+  end
+  out[#out + 1] = result
+  out[#out + 1] = status
+end
+return out
+"""
+)
+
+_CLAIM = (
+    _NOW
+    + """
+-- KEYS: entry, inflight, changes; ARGV: id, expected, action, action_id, operator, maxlen
+local cur = redis.call('HMGET', KEYS[1], 'state', 'operator', 'action', 'action_id')
+if not cur[1] then return {0, false, false, false, false} end
+if cur[1] == 'claimed' and cur[4] == ARGV[4] then
+  return {1, 'claimed', cur[2], cur[3], cur[4]}   -- already ours: a repeated call
+end
+if cur[1] ~= ARGV[2] then return {0, cur[1], cur[2], cur[3], cur[4]} end
+redis.call('HSET', KEYS[1], 'state', 'claimed', 'action', ARGV[3], 'action_id', ARGV[4],
+  'operator', ARGV[5], 'detail', '', 'updated_at', now)
+redis.call('HINCRBY', KEYS[1], 'version', 1)
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*',
+  'id', ARGV[1], 'state', 'claimed', 'op', 'claim', 'ts', now, 'operator', ARGV[5])
+return {1, 'claimed', ARGV[5], ARGV[3], ARGV[4]}
+"""
+)
+
+_FINISH = (
+    _NOW
+    + """
+-- KEYS: entry, inflight, changes
+-- ARGV: id, action_id, new state, op, detail, last_error, maxlen
+local cur = redis.call('HMGET', KEYS[1], 'state', 'operator', 'action', 'action_id')
+if not cur[1] then return {0, false, false, false, false} end
+if cur[4] ~= ARGV[2] then return {0, cur[1], cur[2], cur[3], cur[4]} end
+if cur[1] == ARGV[3] then return {1, cur[1], cur[2], cur[3], cur[4]} end  -- repeated call
+if cur[1] ~= 'claimed' then return {0, cur[1], cur[2], cur[3], cur[4]} end
+redis.call('HSET', KEYS[1], 'state', ARGV[3], 'detail', ARGV[5], 'last_error', ARGV[6],
+  'updated_at', now)
+redis.call('HINCRBY', KEYS[1], 'version', 1)
+redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*',
+  'id', ARGV[1], 'state', ARGV[3], 'op', ARGV[4], 'ts', now, 'operator', cur[2] or '')
+return {1, ARGV[3], cur[2], cur[3], cur[4]}
+"""
+)
+
+_ROWS = """
+-- KEYS: entry keys; returns summary, state, operator of each (one call, not N commands)
+local out = {}
+for i = 1, #KEYS do
+  local row = redis.call('HMGET', KEYS[i], 'summary', 'state', 'operator')
+  out[#out + 1] = row[1]
+  out[#out + 1] = row[2]
+  out[#out + 1] = row[3]
+end
+return out
+"""
+
+_DELETE_ENTRIES = """
+-- KEYS: idx, fp, inflight, entry keys...; ARGV: ids...
+local removed = 0
+for i = 1, #ARGV do
+  local key = KEYS[3 + i]
+  local fp = redis.call('HGET', key, 'fingerprint')
+  if fp and redis.call('HGET', KEYS[2], fp) == ARGV[i] then redis.call('HDEL', KEYS[2], fp) end
+  removed = removed + redis.call('DEL', key)
+  redis.call('ZREM', KEYS[1], ARGV[i])
+  redis.call('SREM', KEYS[3], ARGV[i])
+end
+return removed
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ParkItem:
+    """One message to park. Keep ``entry_id`` with the delivery and pass it
+    again when retrying a batch: the retry then cannot park it twice."""
+
+    record: MessageRecord
+    redelivered: bool = False
+    entry_id: str | None = None
+
+
+_id_lock = threading.Lock()
+_id_counter = itertools.count(secrets.randbits(32))
+
+
+def new_entry_id(now_ms: int | None = None) -> str:
+    """A short, unique, time-sortable entry id (20 hex digits)."""
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    with _id_lock:
+        suffix = next(_id_counter) & 0xFFFFFFFF
+    return f"{ms & 0xFFFFFFFFFFFF:012x}{suffix:08x}"
+
+
+def entry_id_time_ms(entry_id: str) -> int | None:
+    """The parking time encoded in an entry id (None when it is not one of ours)."""
+    try:
+        return int(entry_id[:12], 16) if len(entry_id) == 20 else None
+    except ValueError:
+        return None
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "\\*?[]" else c for c in text)
+
+
+def _text(value: bytes | None) -> str | None:
+    if value is None:
+        return None
+    text = value.decode("utf-8", "replace")
+    return text or None
+
+
+def _int(value: bytes | None, default: int = 0) -> int:
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        return default
+
+
+_STATES: dict[bytes | str, EntryState] = {
+    **{state.value: state for state in EntryState},
+    **{state.value.encode(): state for state in EntryState},
+}
+
+
+def _state(value: bytes | str | None) -> EntryState | None:
+    return None if value is None else _STATES.get(value)
+
+
+def _summary_blob(summary: EntrySummary) -> bytes:
+    return orjson.dumps(
+        [
+            _SUMMARY_VERSION,
+            summary.dead_lettered_at_ms,
+            summary.payment_id,
+            summary.merchant,
+            summary.amount,
+            summary.amount_value,
+            summary.currency,
+            summary.reason,
+            summary.origin_queue,
+            summary.routing_key,
+            summary.attempts,
+            summary.body_kind,
+            summary.size,
+            summary.message_id,
+        ]
+    )
+
+
+_BODY_KINDS: dict[str, BodyKind] = {
+    "json": "json",
+    "text": "text",
+    "binary": "binary",
+    "empty": "empty",
+}
+
+
+def _summary_from_blob(
+    dlq: str,
+    entry_id: str,
+    parked_at_ms: int,
+    blob: bytes | None,
+    *,
+    state: EntryState,
+    operator: str | None,
+) -> EntrySummary:
+    row: list[Any] = []
+    if blob:
+        try:
+            loaded = orjson.loads(blob)
+            if isinstance(loaded, list) and len(loaded) >= 14:
+                row = loaded
+        except orjson.JSONDecodeError:
+            row = []
+    if not row:
+        row = [_SUMMARY_VERSION, parked_at_ms, None, None, None, None, None, "", "", "", 0]
+        row += ["binary", 0, None]
+    return EntrySummary(
+        entry_id=entry_id,
+        dlq=dlq,
+        parked_at_ms=parked_at_ms,
+        dead_lettered_at_ms=row[1] if isinstance(row[1], int) else parked_at_ms,
+        payment_id=row[2],
+        merchant=row[3],
+        amount=row[4],
+        amount_value=row[5],
+        currency=row[6],
+        reason=row[7] or "",
+        origin_queue=row[8] or "",
+        routing_key=row[9] or "",
+        attempts=row[10] if isinstance(row[10], int) else 0,
+        state=state,
+        last_operator=operator,
+        body_kind=_BODY_KINDS.get(row[11], "binary"),
+        size=row[12] if isinstance(row[12], int) else 0,
+        message_id=row[13],
+    )
+
+
+def _claim_result(reply: Sequence[Any]) -> ClaimResult:
+    return ClaimResult(
+        ok=bool(int(reply[0])),
+        state=_state(reply[1]),
+        operator=_text(reply[2]),
+        action=_text(reply[3]),
+        action_id=_text(reply[4]),
+    )
+
+
+_AUDIT_FIELDS = (
+    "ts",
+    "operator",
+    "host",
+    "action",
+    "entry_ids",
+    "target",
+    "result",
+    "detail",
+    "action_id",
+)
+
+
+class ParkingStore:
+    """Parked dead letters of one profile in Redis (see the module docstring)."""
+
+    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
+        if not prefix or "{" in prefix or "}" in prefix:
+            raise ValueError(f"redis prefix must be non-empty without braces: {prefix!r}")
+        kwargs = redis.connection_pool.connection_kwargs
+        if kwargs.get("decode_responses"):
+            raise ValueError("the parking store needs a Redis client with decode_responses=False")
+        self.redis = redis
+        self.prefix = prefix
+        self._park = redis.register_script(_PARK)
+        self._claim = redis.register_script(_CLAIM)
+        self._finish = redis.register_script(_FINISH)
+        self._delete = redis.register_script(_DELETE_ENTRIES)
+        self._rows = redis.register_script(_ROWS)
+
+    # ------------------------------------------------------------------ keys
+
+    def base(self, dlq: str) -> str:
+        """The key prefix of one DLQ, hash tag included."""
+        if not dlq:
+            raise ValueError("dead-letter queue name must not be empty")
+        return f"{self.prefix}:{{{dlq}}}"
+
+    def entry_key(self, dlq: str, entry_id: str) -> str:
+        return f"{self.base(dlq)}:e:{entry_id}"
+
+    def _keys(self, dlq: str) -> tuple[str, str, str, str, str]:
+        base = self.base(dlq)
+        return (
+            f"{base}:idx",
+            f"{base}:fp",
+            f"{base}:inflight",
+            f"{base}:changes",
+            f"{base}:audit",
+        )
+
+    # ------------------------------------------------------------------ parking
+
+    async def park(
+        self,
+        dlq: str,
+        record: MessageRecord,
+        fields: FieldPaths,
+        redelivered: bool = False,
+        *,
+        entry_id: str | None = None,
+    ) -> ParkResult:
+        """Park one message (see :meth:`park_many`)."""
+        results = await self.park_many(dlq, [ParkItem(record, redelivered, entry_id)], fields)
+        return results[0]
+
+    async def park_many(
+        self, dlq: str, items: Sequence[ParkItem], fields: FieldPaths
+    ) -> list[ParkResult]:
+        """Park a batch in one pipelined round trip; results in item order.
+
+        When this returns, Redis has accepted every item: the caller may ack
+        the deliveries. On a Redis error nothing is known about the batch, and
+        calling again with the same items (same entry ids) is safe.
+        """
+        if not items:
+            return []
+        prepared: list[tuple[str, list[Any]]] = []
+        for item in items:
+            entry_id = item.entry_id or new_entry_id()
+            prepared.append((entry_id, self._item_args(dlq, entry_id, item, fields)))
+        results: list[ParkResult | None] = [None] * len(items)
+        pending = list(range(len(items)))
+        while pending:
+            chunks = _chunks(pending, prepared)
+            replies = await self._run_park_chunks(dlq, chunks, prepared)
+            collided: list[int] = []
+            for chunk, reply in zip(chunks, replies, strict=True):
+                for position, index in enumerate(chunk):
+                    result_id = reply[2 * position].decode()
+                    status = int(reply[2 * position + 1])
+                    if status == _COLLIDED:
+                        collided.append(index)
+                    else:
+                        results[index] = ParkResult(result_id, status == 1)
+            for index in collided:  # practically never: re-park under a fresh id
+                entry_id = new_entry_id()
+                prepared[index] = (
+                    entry_id,
+                    self._item_args(dlq, entry_id, items[index], fields),
+                )
+            pending = collided
+        return [result for result in results if result is not None]
+
+    def _item_args(self, dlq: str, entry_id: str, item: ParkItem, fields: FieldPaths) -> list[Any]:
+        record = item.record
+        encoded = encode_record(record)
+        fingerprint = record_fingerprint(record, encoded)
+        parked_at = entry_id_time_ms(entry_id) or int(time.time() * 1000)
+        summary = summarize(dlq, entry_id, record, fields, parked_at)
+        return [
+            entry_id,
+            b"1" if item.redelivered else b"0",
+            fingerprint,
+            parked_at,
+            _summary_blob(summary),
+            encoded["body"],
+            encoded["props"],
+            encoded["headers"],
+            encoded["exchange"],
+            encoded["rkey"],
+        ]
+
+    async def _run_park_chunks(
+        self,
+        dlq: str,
+        chunks: list[list[int]],
+        prepared: list[tuple[str, list[Any]]],
+    ) -> list[Any]:
+        idx, fp_key, _, changes, _ = self._keys(dlq)
+        for attempt in range(2):
+            pipe = self.redis.pipeline(transaction=False)
+            for chunk in chunks:
+                keys = [idx, fp_key, changes]
+                args: list[Any] = [CHANGES_MAXLEN, len(chunk)]
+                for index in chunk:
+                    entry_id, item_args = prepared[index]
+                    keys.append(self.entry_key(dlq, entry_id))
+                    args.extend(item_args)
+                pipe.evalsha(self._park.sha, len(keys), *keys, *args)
+            try:
+                return list(await pipe.execute())
+            except NoScriptError:
+                if attempt:
+                    raise
+                # The script cache was flushed (restart, failover): load and
+                # run the whole batch again - items already parked are no-ops.
+                self._park.sha = await self.redis.script_load(_PARK)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # ------------------------------------------------------------------ reading
+
+    async def get(self, dlq: str, entry_id: str) -> ParkedEntry | None:
+        """One entry in full, or None when there is no such entry."""
+        raw = cast(dict[bytes, bytes], await self.redis.hgetall(self.entry_key(dlq, entry_id)))
+        if not raw:
+            return None
+        return self._entry(dlq, entry_id, raw)
+
+    def _entry(self, dlq: str, entry_id: str, raw: Mapping[bytes, bytes]) -> ParkedEntry:
+        state = _state(raw.get(b"state")) or EntryState.PARKED
+        operator = _text(raw.get(b"operator"))
+        parked_at = _int(raw.get(b"parked_at"), entry_id_time_ms(entry_id) or 0)
+        summary = _summary_from_blob(
+            dlq, entry_id, parked_at, raw.get(b"summary"), state=state, operator=operator
+        )
+        record = decode_record(raw)
+        return ParkedEntry(
+            summary=summary,
+            record=record,
+            deaths=parse_x_death(record.headers),
+            fingerprint=_text(raw.get(b"fingerprint")) or "",
+            version=_int(raw.get(b"version"), 1),
+            last_error=_text(raw.get(b"last_error")),
+            action=_text(raw.get(b"action")),
+            action_id=_text(raw.get(b"action_id")),
+            operator=operator,
+            detail=_text(raw.get(b"detail")),
+            updated_at_ms=_int(raw.get(b"updated_at")) or None,
+        )
+
+    async def locate(self, entry_id: str, dlqs: Iterable[str]) -> ParkedEntry | None:
+        """Find an entry by id among several DLQs (the CLI's ``show ID``)."""
+        names = list(dict.fromkeys(dlqs))
+        if not names:
+            return None
+        pipe = self.redis.pipeline(transaction=False)
+        for dlq in names:
+            pipe.exists(self.entry_key(dlq, entry_id))
+        found = await pipe.execute()
+        for dlq, exists in zip(names, found, strict=True):
+            if exists:
+                entry = await self.get(dlq, entry_id)
+                if entry is not None:
+                    return entry
+        return None
+
+    async def count(self, dlq: str) -> int:
+        """How many entries the DLQ's workbench holds (every state)."""
+        return int(await self.redis.zcard(self._keys(dlq)[0]))
+
+    async def page(
+        self, dlq: str, offset: int = 0, count: int = 200, newest_first: bool = True
+    ) -> list[EntrySummary]:
+        """One page of rows, newest first by default: the table's first rows, fast."""
+        if count <= 0:
+            return []
+        idx = self._keys(dlq)[0]
+        stop = offset + count - 1
+        if newest_first:
+            rows = await self.redis.zrevrange(idx, offset, stop, withscores=True)
+        else:
+            rows = await self.redis.zrange(idx, offset, stop, withscores=True)
+        return await self._summaries(dlq, _scored(rows))
+
+    async def iter_summaries(
+        self, dlq: str, batch: int = 5000
+    ) -> AsyncIterator[list[EntrySummary]]:
+        """Every row, oldest first, ``batch`` at a time (bounded memory per batch).
+
+        A cursor on (parked_at, id) rather than on ranks, so entries parked
+        while the iteration runs do not shift it; they come last (or through
+        the changes stream).
+        """
+        idx = self._keys(dlq)[0]
+        low: float | str = "-inf"
+        skip = 0
+        while True:
+            rows = _scored(
+                await self.redis.zrangebyscore(
+                    idx, low, "+inf", start=skip, num=batch, withscores=True
+                )
+            )
+            if not rows:
+                return
+            summaries = await self._summaries(dlq, rows)
+            if summaries:
+                yield summaries
+            last_score = rows[-1][1]
+            ties = sum(1 for _, score in rows if score == last_score)
+            if low != "-inf" and last_score == low:
+                skip += ties
+            else:
+                low, skip = last_score, ties
+            if len(rows) < batch:
+                return
+
+    async def _summaries(self, dlq: str, rows: Sequence[tuple[bytes, float]]) -> list[EntrySummary]:
+        if not rows:
+            return []
+        base = self.base(dlq)
+        flat = await self._rows(keys=[f"{base}:e:{member.decode()}" for member, _ in rows])
+        replies = zip(flat[0::3], flat[1::3], flat[2::3], strict=True)
+        summaries: list[EntrySummary] = []
+        for (member, score), (blob, state, operator) in zip(rows, replies, strict=True):
+            if blob is None and state is None:
+                continue  # removed since the index was read
+            summaries.append(
+                _summary_from_blob(
+                    dlq,
+                    member.decode(),
+                    int(score),
+                    blob,
+                    state=_state(state) or EntryState.PARKED,
+                    operator=_text(operator),
+                )
+            )
+        return summaries
+
+    # ------------------------------------------------------------------ time ranges
+
+    async def count_between(self, dlq: str, from_ms: int, to_ms: int) -> int:
+        """How many entries were parked at ``from_ms <= parked_at < to_ms``."""
+        if to_ms <= from_ms:
+            return 0
+        return int(await self.redis.zcount(self._keys(dlq)[0], int(from_ms), f"({int(to_ms)}"))
+
+    async def _iter_index_between(
+        self, dlq: str, from_ms: int, to_ms: int, batch: int
+    ) -> AsyncIterator[list[tuple[bytes, float]]]:
+        """Index rows (id, parked_at) with ``from_ms <= parked_at < to_ms``, oldest first.
+
+        A cursor on (parked_at, id) as in :meth:`iter_summaries`.
+        """
+        if batch <= 0:
+            raise ValueError(f"batch must be positive: {batch}")
+        if to_ms <= from_ms:
+            return
+        idx = self._keys(dlq)[0]
+        high = f"({int(to_ms)}"
+        low: float = float(from_ms)
+        skip = 0
+        while True:
+            rows = _scored(
+                await self.redis.zrangebyscore(
+                    idx, low, high, start=skip, num=batch, withscores=True
+                )
+            )
+            if not rows:
+                return
+            yield rows
+            last_score = rows[-1][1]
+            ties = sum(1 for _, score in rows if score == last_score)
+            if last_score == low:
+                skip += ties
+            else:
+                low, skip = last_score, ties
+            if len(rows) < batch:
+                return
+
+    async def iter_summaries_between(
+        self, dlq: str, from_ms: int, to_ms: int, batch: int = 5000
+    ) -> AsyncIterator[list[EntrySummary]]:
+        """Rows of the entries parked at ``from_ms <= parked_at < to_ms``, oldest first,
+        ``batch`` at a time."""
+        async for rows in self._iter_index_between(dlq, from_ms, to_ms, batch):
+            summaries = await self._summaries(dlq, rows)
+            if summaries:
+                yield summaries
+
+    async def iter_entries_between(
+        self, dlq: str, from_ms: int, to_ms: int, batch: int = 500
+    ) -> AsyncIterator[list[ParkedEntry]]:
+        """Whole entries parked at ``from_ms <= parked_at < to_ms``, oldest first,
+        ``batch`` at a time (one pipelined round trip per batch)."""
+        async for rows in self._iter_index_between(dlq, from_ms, to_ms, batch):
+            found = await self.get_many(dlq, [member.decode() for member, _ in rows])
+            entries = [entry for entry in found if entry is not None]
+            if entries:
+                yield entries
+
+    async def get_many(self, dlq: str, entry_ids: Sequence[str]) -> list[ParkedEntry | None]:
+        """Several entries in full, in ``entry_ids`` order (None where there is no such
+        entry), in one pipelined round trip."""
+        if not entry_ids:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for entry_id in entry_ids:
+            pipe.hgetall(self.entry_key(dlq, entry_id))
+        replies = cast(list[dict[bytes, bytes]], await pipe.execute())
+        return [
+            self._entry(dlq, entry_id, raw) if raw else None
+            for entry_id, raw in zip(entry_ids, replies, strict=True)
+        ]
+
+    async def iter_audit(
+        self, dlq: str, from_ms: int, to_ms: int, batch: int = 1000
+    ) -> AsyncIterator[list[AuditRecord]]:
+        """Audit records appended at ``from_ms <= time < to_ms`` (their stream ids' time,
+        Redis's clock), oldest first, ``batch`` at a time."""
+        if batch <= 0:
+            raise ValueError(f"batch must be positive: {batch}")
+        if to_ms <= from_ms:
+            return
+        audit = self._keys(dlq)[4]
+        low = str(max(0, int(from_ms)))
+        high = str(int(to_ms) - 1)
+        while True:
+            reply = _entries(await self.redis.xrange(audit, min=low, max=high, count=batch))
+            if not reply:
+                return
+            yield [_audit_record(stream_id.decode(), data) for stream_id, data in reply]
+            if len(reply) < batch:
+                return
+            low = "(" + reply[-1][0].decode()
+
+    # ------------------------------------------------------------------ actions
+
+    async def claim(
+        self,
+        dlq: str,
+        entry_id: str,
+        action: str,
+        action_id: str,
+        operator: str,
+        *,
+        expected: EntryState = EntryState.PARKED,
+    ) -> ClaimResult:
+        """Compare-and-set ``expected`` -> ``claimed`` for one action.
+
+        Exactly one of several concurrent claimers wins; the others get
+        ``ok=False`` with the state and who holds it. Claiming again with the
+        action id that already holds the entry succeeds (a repeated call).
+        """
+        if not action or not action_id or not operator:
+            raise ValueError("claim needs an action, an action id and an operator")
+        _, _, inflight, changes, _ = self._keys(dlq)
+        reply = await self._claim(
+            keys=[self.entry_key(dlq, entry_id), inflight, changes],
+            args=[entry_id, str(expected), action, action_id, operator, CHANGES_MAXLEN],
+        )
+        return _claim_result(reply)
+
+    async def complete(
+        self,
+        dlq: str,
+        entry_id: str,
+        action_id: str,
+        final_state: EntryState,
+        detail: str = "",
+    ) -> ClaimResult:
+        """``claimed`` -> ``final_state`` (requeued, retried, cancelled); holder only.
+
+        ``ok`` is False when ``action_id`` does not hold the entry. Completing
+        again with the same action id and state succeeds (a repeated call).
+        """
+        if final_state not in FINAL_STATES:
+            raise ValueError(f"complete needs a final state, not {final_state}")
+        return await self._transition(
+            dlq, entry_id, action_id, final_state, op="complete", detail=detail, error=""
+        )
+
+    async def release(self, dlq: str, entry_id: str, action_id: str, error: str) -> ClaimResult:
+        """``claimed`` -> ``parked`` with ``last_error``: the action failed; holder only."""
+        return await self._transition(
+            dlq, entry_id, action_id, EntryState.PARKED, op="release", detail="", error=error
+        )
+
+    async def _transition(
+        self,
+        dlq: str,
+        entry_id: str,
+        action_id: str,
+        state: EntryState,
+        *,
+        op: str,
+        detail: str,
+        error: str,
+    ) -> ClaimResult:
+        _, _, inflight, changes, _ = self._keys(dlq)
+        reply = await self._finish(
+            keys=[self.entry_key(dlq, entry_id), inflight, changes],
+            args=[entry_id, action_id, str(state), op, detail, error, CHANGES_MAXLEN],
+        )
+        return _claim_result(reply)
+
+    async def in_flight(self, dlq: str) -> list[ParkedEntry]:
+        """Entries an action claimed and never finished (crash recovery on start)."""
+        inflight = self._keys(dlq)[2]
+        members = cast(set[bytes], await self.redis.smembers(inflight))
+        ids = sorted(member.decode() for member in members)
+        entries: list[ParkedEntry] = []
+        for entry_id in ids:
+            entry = await self.get(dlq, entry_id)
+            if entry is not None and entry.state is EntryState.CLAIMED:
+                entries.append(entry)
+        return entries
+
+    # ------------------------------------------------------------------ live changes
+
+    async def read_changes(
+        self,
+        dlq: str,
+        last_id: str = "$",
+        block_ms: int | None = None,
+        count: int = 1000,
+    ) -> list[Change]:
+        """Transitions after ``last_id`` (``"$"``: only new ones; ``"0"``: all kept).
+
+        With ``block_ms`` waits that long for the first one. Pass the last
+        change's ``stream_id`` to the next call.
+        """
+        changes = self._keys(dlq)[3]
+        reply = cast(
+            list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None,
+            await self.redis.xread({changes: last_id}, count=count, block=block_ms),
+        )
+        result: list[Change] = []
+        for _stream, messages in reply or []:
+            for stream_id, data in messages:
+                state = _state(data.get(b"state"))
+                entry_id = _text(data.get(b"id"))
+                if state is None or entry_id is None:
+                    continue
+                result.append(
+                    Change(
+                        stream_id=stream_id.decode(),
+                        dlq=dlq,
+                        entry_id=entry_id,
+                        state=state,
+                        op=_text(data.get(b"op")) or "",
+                        ts=_int(data.get(b"ts")),
+                        operator=_text(data.get(b"operator")),
+                    )
+                )
+        return result
+
+    async def last_change_id(self, dlq: str) -> str:
+        """The newest change's stream id ("0-0" when none): read live changes from there."""
+        changes = self._keys(dlq)[3]
+        reply = _entries(await self.redis.xrevrange(changes, count=1))
+        return reply[0][0].decode() if reply else "0-0"
+
+    # ------------------------------------------------------------------ audit
+
+    async def append_audit(self, dlq: str, record: AuditRecord) -> str:
+        """Append one action to the audit stream; returns its stream id."""
+        audit = self._keys(dlq)[4]
+        fields: dict[str | bytes, str | bytes | int] = {
+            "ts": record.ts,
+            "operator": record.operator,
+            "host": record.host,
+            "action": record.action,
+            "entry_ids": orjson.dumps(list(record.entry_ids)),
+            "target": record.target,
+            "result": record.result,
+            "detail": record.detail,
+            "action_id": record.action_id,
+        }
+        stream_id = await self.redis.xadd(audit, cast(Any, fields))
+        return stream_id.decode() if isinstance(stream_id, bytes) else str(stream_id)
+
+    async def read_audit(
+        self,
+        dlq: str,
+        count: int = 100,
+        entry_id: str | None = None,
+        scan_limit: int = 100_000,
+    ) -> list[AuditRecord]:
+        """The newest ``count`` audit records, newest first.
+
+        With ``entry_id``, only records naming that entry; at most
+        ``scan_limit`` records are examined to find them.
+        """
+        audit = self._keys(dlq)[4]
+        found: list[AuditRecord] = []
+        upper: str = "+"
+        scanned = 0
+        page = count if entry_id is None else 1000
+        while len(found) < count and scanned < scan_limit:
+            reply = _entries(await self.redis.xrevrange(audit, max=upper, min="-", count=page))
+            if not reply:
+                break
+            for stream_id, data in reply:
+                record = _audit_record(stream_id.decode(), data)
+                if entry_id is None or entry_id in record.entry_ids:
+                    found.append(record)
+                    if len(found) >= count:
+                        break
+            scanned += len(reply)
+            if len(reply) < page:
+                break
+            upper = "(" + reply[-1][0].decode()
+        return found
+
+    # ------------------------------------------------------------------ housekeeping
+
+    async def durability(self) -> Durability:
+        """Whether Redis keeps the parked messages across a restart (CONFIG GET)."""
+        try:
+            config = await self.redis.config_get("appendonly")
+            config.update(await self.redis.config_get("appendfsync"))
+            config.update(await self.redis.config_get("save"))
+        except ResponseError as exc:
+            return Durability(
+                None,
+                "cannot tell whether Redis persists the parked messages:"
+                f" CONFIG GET was refused ({exc})",
+            )
+        values = {
+            (k.decode() if isinstance(k, bytes) else str(k)): (
+                v.decode() if isinstance(v, bytes) else str(v)
+            )
+            for k, v in config.items()
+        }
+        appendonly = values.get("appendonly", "").lower()
+        fsync = values.get("appendfsync", "")
+        save = values.get("save", "").strip()
+        if appendonly == "yes":
+            if fsync == "no":
+                return Durability(
+                    True,
+                    "Redis writes an append-only file, but appendfsync=no leaves flushing"
+                    " to the OS: the last seconds may be lost on a power cut",
+                )
+            return Durability(True, f"Redis writes an append-only file (appendfsync={fsync})")
+        if save:
+            return Durability(
+                False,
+                f"Redis only takes snapshots (save {save!r}, appendonly no): messages parked"
+                " since the last snapshot are lost if Redis stops",
+            )
+        return Durability(
+            False,
+            "Redis keeps nothing on disk (appendonly no, no save points): every parked"
+            " message is lost if Redis restarts",
+        )
+
+    async def delete_entries(self, dlq: str, entry_ids: Sequence[str]) -> int:
+        """Remove entries for good (tests, purges); returns how many existed."""
+        if not entry_ids:
+            return 0
+        idx, fp_key, inflight, _, _ = self._keys(dlq)
+        keys = [idx, fp_key, inflight, *(self.entry_key(dlq, i) for i in entry_ids)]
+        return int(await self._delete(keys=keys, args=list(entry_ids)))
+
+    async def delete_all(self, dlq: str) -> int:
+        """Delete every key of one DLQ (tests and cleanup); returns how many."""
+        pattern = _glob_escape(self.base(dlq)) + ":*"
+        deleted = 0
+        batch: list[bytes] = []
+        async for key in self.redis.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                deleted += int(await self.redis.unlink(*batch))
+                batch.clear()
+        if batch:
+            deleted += int(await self.redis.unlink(*batch))
+        return deleted
+
+
+def _scored(rows: Any) -> list[tuple[bytes, float]]:
+    return cast(list[tuple[bytes, float]], rows)
+
+
+def _entries(reply: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    return cast(list[tuple[bytes, dict[bytes, bytes]]], reply or [])
+
+
+def _chunks(pending: list[int], prepared: list[tuple[str, list[Any]]]) -> list[list[int]]:
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    size = 0
+    for index in pending:
+        item_size = len(prepared[index][1][5])
+        if current and (size + item_size > CHUNK_BYTES or len(current) >= CHUNK_ITEMS):
+            chunks.append(current)
+            current, size = [], 0
+        current.append(index)
+        size += item_size
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _audit_record(stream_id: str, data: Mapping[bytes, bytes]) -> AuditRecord:
+    values = {name: data.get(name.encode()) for name in _AUDIT_FIELDS}
+    try:
+        ids = orjson.loads(values["entry_ids"] or b"[]")
+    except orjson.JSONDecodeError:
+        ids = []
+    return AuditRecord(
+        ts=_int(values["ts"]),
+        operator=_text(values["operator"]) or "",
+        host=_text(values["host"]) or "",
+        action=_text(values["action"]) or "",
+        entry_ids=tuple(str(i) for i in ids) if isinstance(ids, list) else (),
+        target=_text(values["target"]) or "",
+        result=_text(values["result"]) or "",
+        detail=_text(values["detail"]) or "",
+        action_id=_text(values["action_id"]) or "",
+        stream_id=stream_id,
+    )

@@ -1,0 +1,399 @@
+"""``payops dlq ...`` against the real RabbitMQ and Redis, through ``app.cli.main.main``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import orjson
+import pytest
+import redis.asyncio as aioredis
+
+from app.cli import exit_codes
+from app.cli.main import main
+from services.workbench.model import EntryState
+from services.workbench.store import ParkingStore
+from tests.helpers.action_kit import PAN, Broker, DeadLetterFlow, entry_ids, payment
+
+pytestmark = pytest.mark.integration
+
+CVV = "987"
+
+
+class Setup:
+    """A dead-letter flow with parked... or not yet parked messages, and a config file."""
+
+    def __init__(self, amqp_url: str, redis_url: str, prefix: str, tmp_path: Path) -> None:
+        self.amqp_url = amqp_url
+        self.redis_url = redis_url
+        self.prefix = prefix
+        self.redis_prefix = prefix.rstrip(".")
+        self.tmp_path = tmp_path
+        self.flow: DeadLetterFlow | None = None
+        self.config = self.write_config()
+
+    def write_config(self, **extra: Any) -> Path:
+        lines = [
+            "[profiles.t]",
+            f'amqp_url = "{extra.pop("amqp_url", self.amqp_url)}"',
+            f'redis_url = "{extra.pop("redis_url", self.redis_url)}"',
+            f'dead_letter_queues = ["{self.prefix}dlq"]',
+            f'redis_prefix = "{self.redis_prefix}"',
+            'operator = "cli-tester"',
+        ]
+        for key, value in extra.items():
+            lines.append(f"{key} = {json.dumps(value)}")
+        path = self.tmp_path / f"payops-{len(list(self.tmp_path.glob('*.toml')))}.toml"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    async def _broker(self) -> tuple[aio_pika.abc.AbstractConnection, Broker]:
+        connection = await aio_pika.connect(self.amqp_url)
+        broker = Broker(connection, self.prefix, self.amqp_url)
+        await broker.open()
+        return connection, broker
+
+    def dead_letter(self, bodies: list[bytes]) -> None:
+        async def run() -> None:
+            connection, broker = await self._broker()
+            flow = DeadLetterFlow(broker, "rejected")
+            if self.flow is None:
+                await flow.declare()
+            channel = await connection.channel(publisher_confirms=True)
+            exchange = await channel.get_exchange(flow.payments)
+            for body in bodies:
+                await exchange.publish(
+                    aio_pika.Message(body, content_type="application/json"), "payment.failed"
+                )
+            await channel.close()
+            await flow.kill(len(bodies))
+            await broker.drain(flow.other)
+            self.flow = flow
+            await connection.close()
+
+        asyncio.run(run())
+
+    def call(self, coro_factory: Any) -> Any:
+        async def run() -> Any:
+            connection, broker = await self._broker()
+            client = aioredis.from_url(self.redis_url)
+            try:
+                return await coro_factory(broker, ParkingStore(client, self.redis_prefix))
+            finally:
+                await client.aclose()
+                await connection.close()
+
+        return asyncio.run(run())
+
+    def ids(self) -> list[str]:
+        async def get(broker: Broker, store: ParkingStore) -> list[str]:
+            return sorted(await entry_ids(store, f"{self.prefix}dlq"))
+
+        result: list[str] = self.call(get)
+        return result
+
+    def state(self, entry_id: str) -> EntryState:
+        async def get(broker: Broker, store: ParkingStore) -> EntryState:
+            entry = await store.get(f"{self.prefix}dlq", entry_id)
+            assert entry is not None
+            return entry.state
+
+        result: EntryState = self.call(get)
+        return result
+
+    def drain(self, queue: str) -> list[Any]:
+        async def get(broker: Broker, store: ParkingStore) -> list[Any]:
+            return await broker.drain(queue)
+
+        result: list[Any] = self.call(get)
+        return result
+
+    def cleanup(self) -> None:
+        async def run(broker: Broker, store: ParkingStore) -> None:
+            for short in ("work", "other", "dlq", "cancelled"):
+                broker.queues.append(broker.name(short))
+            broker.exchanges += [broker.name("payments"), broker.name("dlx")]
+            await broker.cleanup()
+            keys = [k async for k in store.redis.scan_iter(match=f"{self.redis_prefix}:*")]
+            if keys:
+                await store.redis.unlink(*keys)
+
+        self.call(run)
+
+    def cli(self, *args: str, config: Path | None = None) -> int:
+        return main(["dlq", *args, "--config", str(config or self.config)])
+
+
+@pytest.fixture
+def setup(amqp_url: str, redis_url: str, unique_prefix: str, tmp_path: Path) -> Iterator[Setup]:
+    state = Setup(amqp_url, redis_url, unique_prefix, tmp_path)
+    yield state
+    state.cleanup()
+
+
+@pytest.fixture
+def parked(setup: Setup, capsys: pytest.CaptureFixture[str]) -> Setup:
+    setup.dead_letter(
+        [
+            payment(1, card_number=PAN, cvv=CVV),
+            payment(2, merchant="Other Shop"),
+            orjson.dumps({"payment_id": PAN, "amount": 5, "currency": "USD"}),
+        ]
+    )
+    assert setup.cli("park", "--once") == exit_codes.OK
+    out = capsys.readouterr().out
+    assert f"{setup.prefix}dlq: parked 3, already parked 0" in out
+    return setup
+
+
+def test_list_shows_rows_masked_and_filters(
+    parked: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert parked.cli("list") == exit_codes.OK
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].startswith("ID") and len(lines) == 4
+    assert "pay_1" in out and "Acme Books" in out and "rejected" in out
+    assert PAN not in out and "411111******1111" in out
+
+    assert parked.cli("list", "--merchant", "Other Shop") == exit_codes.OK
+    assert len(capsys.readouterr().out.splitlines()) == 2
+    assert parked.cli("list", "--search", "pay_1", "--since", "1h", "--min-amount", "10") == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+    assert parked.cli("list", "--limit", "1") == exit_codes.OK
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 2 and "showing 1 of 3" in captured.err
+
+    assert parked.cli("list", "--json", "--state", "parked") == exit_codes.OK
+    out = capsys.readouterr().out
+    rows = json.loads(out)
+    assert len(rows) == 3 and PAN not in out
+    assert {row["state"] for row in rows} == {"parked"}
+    assert {row["payment_id"] for row in rows} == {"pay_1", "pay_2", "411111******1111"}
+
+
+def test_show_pretty_prints_the_body_masked_with_headers_x_death_and_audit(
+    parked: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids = parked.ids()
+    assert parked.cli("show", ids[0]) == exit_codes.OK
+    out = capsys.readouterr().out
+    assert parked.flow is not None
+    assert "x-death (most recent first)" in out and f"rejected in {parked.flow.work}" in out
+    assert '"payment_id": "pay_1"' in out
+    assert PAN not in out and f'"{CVV}"' not in out and "•••" in out
+    assert "audit trail" in out and "(none)" in out
+
+    assert parked.cli("show", ids[0], "--json") == exit_codes.OK
+    out = capsys.readouterr().out
+    data = json.loads(out)
+    assert data["body"]["kind"] == "json" and data["body"]["content"]["cvv"] == "•••"
+    assert data["x_death"][0]["reason"] == "rejected"
+    assert PAN not in out and f'"{CVV}"' not in out
+
+    assert parked.cli("show", "0" * 20) == exit_codes.FAILED
+    assert "no entry" in capsys.readouterr().err
+
+
+def test_requeue_dry_run_changes_nothing(parked: Setup, capsys: pytest.CaptureFixture[str]) -> None:
+    assert parked.cli("requeue", "--all-matching", "--dry-run") == exit_codes.OK
+    out = capsys.readouterr().out
+    assert parked.flow is not None
+    assert f"Requeue 3 failed payments to {parked.flow.work}" in out
+    assert "dry run: would have requeued 3, would skip 0" in out
+    assert all(parked.state(i) is EntryState.PARKED for i in parked.ids())
+    assert parked.drain(parked.flow.work) == []
+
+
+def test_requeue_without_yes_and_without_a_terminal_is_refused(
+    parked: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert parked.cli("requeue", *parked.ids()) == exit_codes.USAGE
+    err = capsys.readouterr().err
+    assert "refusing without --yes" in err and "Requeue 3 failed payments" in err
+    assert all(parked.state(i) is EntryState.PARKED for i in parked.ids())
+
+
+def test_requeue_asks_on_a_terminal(
+    parked: Setup, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    answers = iter(["n", "y"])
+    monkeypatch.setattr("builtins.input", lambda *a: next(answers))
+    ids = parked.ids()
+    assert parked.cli("requeue", ids[0]) == exit_codes.FAILED
+    err = capsys.readouterr().err
+    assert parked.flow is not None
+    assert f"Requeue payment pay_1 to {parked.flow.work}?" in err and "nothing done" in err
+    assert parked.cli("requeue", ids[0]) == exit_codes.OK
+    assert capsys.readouterr().out.strip() == "requeued 1, skipped 0, failed 0"
+    assert len(parked.drain(parked.flow.work)) == 1
+
+
+def test_requeue_all_matching_then_again_exit_codes_and_summary(
+    parked: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert parked.flow is not None
+    code = parked.cli("requeue", "--all-matching", "--merchant", "Acme Books", "--yes")
+    assert code == exit_codes.OK
+    assert capsys.readouterr().out.strip() == "requeued 1, skipped 0, failed 0"
+    arrived = parked.drain(parked.flow.work)
+    assert [orjson.loads(m.body)["payment_id"] for m in arrived] == ["pay_1"]
+
+    assert parked.cli("requeue", *parked.ids(), "--yes") == exit_codes.OK
+    out = capsys.readouterr().out.strip()
+    assert out == "requeued 2, skipped 1 (already requeued by cli-tester), failed 0"
+    assert len(parked.drain(parked.flow.work)) == 2
+    assert parked.cli("requeue", "--all-matching", "--yes") == exit_codes.OK
+    assert capsys.readouterr().out.strip() == "requeued 0, skipped 0, failed 0"
+
+    assert parked.cli("audit") == exit_codes.OK
+    out = capsys.readouterr().out
+    assert "cli-tester@" in out and "requeued 2, skipped 1, failed 0" in out
+    assert (
+        parked.cli("audit", "--json", "--operator", "cli-tester", "--entry", parked.ids()[0]) == 0
+    )
+    records = json.loads(capsys.readouterr().out)
+    assert records and all(r["operator"] == "cli-tester" for r in records)
+    assert parked.cli("audit", "--operator", "nobody") == exit_codes.OK
+    assert capsys.readouterr().out == ""
+
+
+def test_unroutable_requeue_exits_1_and_says_why(
+    parked: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert parked.flow is not None
+    work = parked.flow.work
+
+    async def delete(broker: Broker, store: ParkingStore) -> None:
+        await broker.delete_queue(work)
+
+    parked.call(delete)
+    ids = parked.ids()
+    assert parked.cli("requeue", ids[0], "--yes") == exit_codes.FAILED
+    captured = capsys.readouterr()
+    assert captured.out.startswith("requeued 0, skipped 0, failed 1 (unroutable: no queue")
+    assert (
+        f"failed {ids[0]}" in captured.err and "mandatory publish returned NO_ROUTE" in captured.err
+    )
+    assert parked.state(ids[0]) is EntryState.PARKED
+
+
+def test_read_only_refuses_with_exit_2(parked: Setup, capsys: pytest.CaptureFixture[str]) -> None:
+    ids = parked.ids()
+    assert parked.cli("requeue", ids[0], "--yes", "--read-only") == exit_codes.USAGE
+    assert "read-only" in capsys.readouterr().err
+    config = parked.write_config(read_only=True)
+    assert parked.cli("cancel", ids[0], "--reason", "x", "--yes", config=config) == 2
+    assert "profile 't' is read-only" in capsys.readouterr().err
+    assert parked.cli("resolve", ids[0], "--delivered", config=config) == exit_codes.USAGE
+    assert parked.state(ids[0]) is EntryState.PARKED
+
+
+def test_cancel_needs_a_reason_and_retry_takes_a_delay_and_an_edited_body(
+    parked: Setup, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert parked.flow is not None
+    ids = parked.ids()
+    with pytest.raises(SystemExit) as info:
+        parked.cli("cancel", ids[0], "--yes")
+    assert info.value.code == exit_codes.USAGE
+    capsys.readouterr()
+    assert parked.cli("cancel", ids[0], "--reason", f"card {PAN} stolen", "--yes") == 0
+    out = capsys.readouterr().out
+    assert out.strip() == "cancelled 1, skipped 0, failed 0"
+    assert parked.state(ids[0]) is EntryState.CANCELLED
+    assert parked.cli("show", ids[0]) == exit_codes.OK
+    out = capsys.readouterr().out
+    assert "card 411111******1111 stolen" in out and PAN not in out
+
+    edited = tmp_path / "body.json"
+    edited.write_text('{"payment_id": "pay_2", "amount": "1.00"}')
+    assert parked.cli("retry", ids[1], "--edit-body", str(edited), "--yes") == exit_codes.OK
+    (message,) = parked.drain(parked.flow.work)
+    assert message.body == edited.read_bytes() and message.headers["payops-attempt"] == 1
+    bad = tmp_path / "bad.json"
+    bad.write_text("{nope")
+    assert parked.cli("retry", ids[2], "--edit-body", str(bad), "--yes") == exit_codes.USAGE
+    assert "not valid JSON" in capsys.readouterr().err
+    assert parked.cli("retry", ids[2], "--delay", "1", "--yes") == exit_codes.OK
+    assert "retried 1" in capsys.readouterr().out
+    parked.flow.broker.queues.append(f"payops.delay.{parked.flow.work}.1s")
+
+    async def cleanup_delay(broker: Broker, store: ParkingStore) -> None:
+        await broker.delete_queue(f"payops.delay.{parked.prefix}work.1s")
+
+    parked.call(cleanup_delay)
+
+
+def test_unreachable_services_exit_3(parked: Setup, capsys: pytest.CaptureFixture[str]) -> None:
+    no_redis = parked.write_config(redis_url="redis://127.0.0.1:1/15")
+    assert parked.cli("list", config=no_redis) == exit_codes.UNAVAILABLE
+    assert "cannot reach Redis" in capsys.readouterr().err
+    no_amqp = parked.write_config(amqp_url="amqp://guest:guest@127.0.0.1:1/")
+    assert parked.cli("requeue", parked.ids()[0], "--yes", config=no_amqp) == 3
+    assert "cannot connect to RabbitMQ" in capsys.readouterr().err
+    assert parked.cli("park", "--once", config=no_amqp) == exit_codes.UNAVAILABLE
+
+
+def test_recover_and_resolve(parked: Setup, capsys: pytest.CaptureFixture[str]) -> None:
+    assert parked.cli("recover") == exit_codes.OK
+    assert capsys.readouterr().out.strip() == "no interrupted actions"
+    assert parked.cli("recover", "--json") == exit_codes.OK
+    assert json.loads(capsys.readouterr().out) == {
+        "released": [],
+        "in_doubt": [],
+        "in_progress": [],
+    }
+    assert parked.cli("resolve", parked.ids()[0], "--republish") == exit_codes.FAILED
+    assert "not in doubt" in capsys.readouterr().err
+
+
+def test_usage_errors(parked: Setup, capsys: pytest.CaptureFixture[str]) -> None:
+    assert parked.cli("requeue", "--yes") == exit_codes.USAGE
+    assert "give entry IDs, or --all-matching" in capsys.readouterr().err
+    assert parked.cli("requeue", parked.ids()[0], "--reason", "rejected", "--yes") == 2
+    assert "filters apply with --all-matching only" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parked.cli("list", "--since", "yesterday-ish")
+    assert "not a time" in capsys.readouterr().err
+
+
+def test_json_output_keeps_timestamps_and_ids_that_look_like_card_numbers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from app.cli.dlq import _print_json, _summary_json
+    from services.masking.text import luhn_valid
+    from services.workbench.model import EntrySummary
+
+    ts = 1715947200004
+    assert luhn_valid(str(ts))  # masking it wholesale would print '171594***0004'
+    summary = EntrySummary(
+        entry_id="18f8a3c2e00000004111",
+        dlq="dlq",
+        parked_at_ms=ts,
+        dead_lettered_at_ms=ts,
+        payment_id="pay_1",
+        merchant="Acme",
+        amount="1.00",
+        amount_value=1.0,
+        currency="EUR",
+        reason="rejected",
+        origin_queue="work",
+        routing_key=f"card.{PAN}",
+        attempts=1,
+        state=EntryState.PARKED,
+        last_operator=None,
+        body_kind="json",
+        size=10,
+        message_id=None,
+    )
+    _print_json([_summary_json(summary)])
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["parked_at_ms"] == ts and row["dead_lettered_at_ms"] == ts
+    assert row["entry_id"] == "18f8a3c2e00000004111"
+    assert PAN not in row["routing_key"] and row["routing_key"].startswith("card.411111")

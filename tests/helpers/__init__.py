@@ -1,0 +1,1 @@
+"""Kits shared by tests: brokers, dead-letter flows, frames, subprocess helpers."""

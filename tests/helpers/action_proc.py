@@ -1,0 +1,98 @@
+"""A bulk requeue in a process of its own, for the ``kill -9`` tests.
+
+    python -m tests.helpers.action_proc AMQP_URL REDIS_URL PREFIX DLQ
+        [--window N] [--pause-s S] [--operator NAME]
+        [--crash-after-claim W | --crash-after-mark W | --crash-after-publish W]
+
+Requeues every parked entry of DLQ. Prints ``progress DONE TOTAL FAILED`` after
+every window and ``DONE succeeded skipped failed`` at the end. ``--pause-s``
+sleeps before each window is sent so a test can kill it mid-way; the ``--crash-*``
+options SIGKILL the process at a chosen point of window W: right after the
+claims (nothing announced), right after the publishes were announced (nothing
+sent), or right after the broker confirmed them (nothing completed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from services.config import Profile
+from services.workbench.actions.publisher import ActionPublisher
+from services.workbench.actions.service import ActionService
+from services.workbench.index import ActionTarget, Query
+from services.workbench.model import EntryState
+from services.workbench.store import ParkingStore
+
+
+def _crash_after(obj: Any, name: str, nth: int) -> None:
+    original = getattr(obj, name)
+    calls = 0
+
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        result = await original(*args, **kwargs)
+        calls += 1
+        if calls >= nth:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return result
+
+    setattr(obj, name, wrapper)
+
+
+async def main(args: argparse.Namespace) -> None:
+    redis = aioredis.from_url(args.redis_url)
+    store = ParkingStore(redis, args.prefix)
+    publisher = ActionPublisher(args.amqp_url)
+    profile = Profile(
+        name="kill-test",
+        amqp_url=args.amqp_url,
+        redis_url=args.redis_url,
+        dead_letter_queues=(args.dlq,),
+        redis_prefix=args.prefix,
+    )
+    service = ActionService(store, publisher, profile, args.operator, "proc", window=args.window)
+    if args.crash_after_claim:
+        _crash_after(service.ledger, "claim_and_fetch", args.crash_after_claim)
+    if args.crash_after_mark:
+        _crash_after(service.ledger, "mark_sending", args.crash_after_mark)
+    if args.crash_after_publish:
+        _crash_after(publisher, "publish_many", args.crash_after_publish)
+
+    original_send = service._send
+
+    async def send(*a: Any, **k: Any) -> Any:
+        if args.pause_s:
+            await asyncio.sleep(args.pause_s)
+        return await original_send(*a, **k)
+
+    service._send = send  # type: ignore[method-assign]
+
+    def progress(done: int, total: int, failed: int) -> None:
+        print("progress", done, total, failed, flush=True)
+
+    query = Query(states=frozenset({EntryState.PARKED}))
+    report = await service.requeue(ActionTarget.for_query(query, 0), progress=progress)
+    print("DONE", report.succeeded, report.skipped, report.failed, flush=True)
+    await publisher.close()
+    await redis.aclose()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("amqp_url")
+    parser.add_argument("redis_url")
+    parser.add_argument("prefix")
+    parser.add_argument("dlq")
+    parser.add_argument("--window", type=int, default=100)
+    parser.add_argument("--pause-s", type=float, default=0.0)
+    parser.add_argument("--operator", default="robot")
+    parser.add_argument("--crash-after-claim", type=int, default=0)
+    parser.add_argument("--crash-after-mark", type=int, default=0)
+    parser.add_argument("--crash-after-publish", type=int, default=0)
+    asyncio.run(main(parser.parse_args()))

@@ -1,0 +1,246 @@
+"""An action process killed with ``kill -9`` mid-way through a bulk requeue, then
+``recover`` and a rerun: nothing lost, no payment duplicated in the target queue."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import aio_pika
+import orjson
+import pytest
+import redis.asyncio as aioredis
+
+from services.workbench.actions.publisher import ACTION_ID_HEADER, ActionPublisher
+from services.workbench.actions.recovery import RecoveryReport
+from services.workbench.actions.service import ActionService
+from services.workbench.codec import MessageRecord
+from services.workbench.index import ActionTarget
+from services.workbench.model import EntryState
+from services.workbench.store import ParkingStore
+from tests.helpers.action_kit import Broker, DeadLetterFlow, entry_ids, make_profile, park_all
+from tests.helpers.paths import REPO_ROOT
+
+pytestmark = pytest.mark.integration
+
+N = 3000
+
+
+@pytest.fixture
+async def broker(amqp_url: str, unique_prefix: str) -> AsyncIterator[Broker]:
+    connection = await aio_pika.connect(amqp_url)
+    state = Broker(connection, unique_prefix, amqp_url)
+    await state.open()
+    yield state
+    await state.cleanup()
+    await connection.close()
+
+
+@pytest.fixture
+def prefix(unique_prefix: str) -> str:
+    return unique_prefix.rstrip(".")
+
+
+@pytest.fixture
+async def store(redis_url: str, prefix: str) -> AsyncIterator[ParkingStore]:
+    client = aioredis.from_url(redis_url)
+    yield ParkingStore(client, prefix)
+    keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
+    for start in range(0, len(keys), 1000):
+        await client.unlink(*keys[start : start + 1000])
+    await client.aclose()
+
+
+@pytest.fixture
+async def service(
+    store: ParkingStore, broker: Broker, amqp_url: str, redis_url: str, prefix: str
+) -> AsyncIterator[ActionService]:
+    publisher = ActionPublisher(amqp_url)
+    profile = make_profile(amqp_url, redis_url, prefix, [broker.name("dlq")])
+    yield ActionService(store, publisher, profile, "carol", "test-host", window=250)
+    await publisher.close()
+
+
+async def parked_payments(broker: Broker, store: ParkingStore, n: int) -> DeadLetterFlow:
+    """``n`` payments expired by RabbitMQ (queue TTL) into the DLQ and parked."""
+    flow = DeadLetterFlow(broker, "expired")
+    await flow.declare()
+    channel = await broker.connection.channel(publisher_confirms=True)
+    exchange = await channel.get_exchange(flow.payments)
+    pending = []
+    for i in range(n):
+        body = orjson.dumps({"payment_id": f"pay_{i:05d}", "amount": "1.00", "currency": "EUR"})
+        message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        pending.append(exchange.publish(message, "payment.failed"))
+        if len(pending) >= 500:
+            await asyncio.gather(*pending)
+            pending.clear()
+    await asyncio.gather(*pending)
+    await channel.close()
+    await flow.kill(n)
+    assert await park_all(broker.connection, store, flow.dlq) == n
+    await flow.redeclare_work_plain()
+    await broker.drain(flow.other)
+    return flow
+
+
+async def run_proc(
+    broker: Broker, redis_url: str, prefix: str, flow: DeadLetterFlow, *options: str
+) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.helpers.action_proc",
+        broker.amqp_url,
+        redis_url,
+        prefix,
+        flow.dlq,
+        *options,
+        cwd=REPO_ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+def payment_of(message: MessageRecord) -> str:
+    return str(orjson.loads(message.body)["payment_id"])
+
+
+async def states(store: ParkingStore, dlq: str) -> Counter[EntryState]:
+    counts: Counter[EntryState] = Counter()
+    async for batch in store.iter_summaries(dlq):
+        counts.update(s.state for s in batch)
+    return counts
+
+
+async def check_exactly_once_after_resolving(
+    broker: Broker,
+    store: ParkingStore,
+    service: ActionService,
+    flow: DeadLetterFlow,
+    report: RecoveryReport,
+    delivered: list[MessageRecord],
+) -> None:
+    """Every in-doubt entry resolved by looking at the queue; then all N exactly once."""
+    in_queue = {payment_of(m) for m in delivered}
+    for found in report.in_doubt:
+        entry = await store.get(flow.dlq, found.entry_id)
+        assert entry is not None and entry.state is EntryState.CLAIMED
+        how = "delivered" if payment_of(entry.record) in in_queue else "republish"
+        outcome = await service.resolve(found.entry_id, how)
+        assert outcome.ok, outcome
+    await asyncio.sleep(0.2)
+    delivered = delivered + await broker.drain(flow.work)
+    payments = Counter(payment_of(m) for m in delivered)
+    action_ids = Counter(m.headers[ACTION_ID_HEADER] for m in delivered)
+    assert max(payments.values()) == 1, "a payment was duplicated in the target queue"
+    assert max(action_ids.values()) == 1
+    assert set(payments) == {f"pay_{i:05d}" for i in range(N)}, "a payment was lost"
+    assert await states(store, flow.dlq) == Counter({EntryState.REQUEUED: N})
+    assert await store.in_flight(flow.dlq) == []
+
+
+async def test_killed_mid_bulk_requeue_then_recover_and_rerun_lose_and_duplicate_nothing(
+    broker: Broker, store: ParkingStore, service: ActionService, redis_url: str, prefix: str
+) -> None:
+    flow = await parked_payments(broker, store, N)
+    proc = await run_proc(broker, redis_url, prefix, flow, "--window", "100", "--pause-s", "0.03")
+    assert proc.stdout is not None
+    done = 0
+    while done < 1000:
+        line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode().split()
+        assert line and line[0] == "progress", line
+        done = int(line[1])
+    proc.send_signal(signal.SIGKILL)
+    await proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+    # The moment after the crash: every payment is parked/claimed or in the queue, once.
+    await asyncio.sleep(0.2)
+    delivered = await broker.drain(flow.work)
+    counts = await states(store, flow.dlq)
+    assert sum(counts.values()) == N
+    assert len(delivered) == len({payment_of(m) for m in delivered})
+    assert counts[EntryState.REQUEUED] <= len(delivered) <= N - counts[EntryState.PARKED]
+
+    report = await service.recover()
+    assert not report.in_progress
+    claimed = counts[EntryState.CLAIMED]
+    assert len(report.released) + len(report.in_doubt) == claimed
+    for found in report.in_doubt:
+        assert found.action == "requeue" and found.operator == "robot"
+        assert flow.work in found.target and "may already be" in found.note
+
+    rerun = await service.requeue(
+        ActionTarget.for_entries(await entry_ids(store, flow.dlq)), progress=None
+    )
+    assert rerun.failed == 0
+    assert rerun.succeeded == counts[EntryState.PARKED] + len(report.released)
+    await asyncio.sleep(0.2)
+    delivered += await broker.drain(flow.work)
+    assert len(delivered) == len({payment_of(m) for m in delivered})
+
+    await check_exactly_once_after_resolving(broker, store, service, flow, report, delivered)
+
+
+@pytest.mark.parametrize("crash", ["claim", "mark", "publish"])
+async def test_killed_at_each_step_of_a_window_is_recovered(
+    broker: Broker,
+    store: ParkingStore,
+    service: ActionService,
+    redis_url: str,
+    prefix: str,
+    crash: str,
+) -> None:
+    """Killed right after the 3rd window was claimed (nothing announced), announced
+    (nothing sent), or confirmed by the broker (nothing completed). Windows overlap,
+    so the windows around it may be at any step too; the invariants hold anyway."""
+    flow = await parked_payments(broker, store, N)
+    proc = await run_proc(
+        broker, redis_url, prefix, flow, "--window", "100", f"--crash-after-{crash}", "3"
+    )
+    _, stderr = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == -signal.SIGKILL, stderr.decode()
+
+    await asyncio.sleep(0.2)
+    delivered = await broker.drain(flow.work)
+    in_queue = {payment_of(m) for m in delivered}
+    assert len(delivered) == len(in_queue)
+    counts = await states(store, flow.dlq)
+    assert sum(counts.values()) == N and counts[EntryState.CLAIMED] >= 100
+    assert counts[EntryState.REQUEUED] <= len(delivered)
+    assert len(delivered) <= counts[EntryState.REQUEUED] + counts[EntryState.CLAIMED]
+
+    report = await service.recover()
+    assert not report.in_progress
+    assert len(report.released) + len(report.in_doubt) == counts[EntryState.CLAIMED]
+    doubt_payments = []
+    for found in report.in_doubt:
+        entry = await store.get(flow.dlq, found.entry_id)
+        assert entry is not None
+        doubt_payments.append(payment_of(entry.record))
+    doubt_sent = sum(1 for p in doubt_payments if p in in_queue)
+    if crash == "claim":  # the 3rd window was claimed, never announced: released
+        assert len(report.released) >= 100
+    elif crash == "mark":  # announced, never sent: in doubt, and not in the queue
+        assert len(doubt_payments) - doubt_sent >= 100
+    else:  # confirmed by the broker, never completed: in doubt, and in the queue
+        assert doubt_sent >= 100
+    for found in report.released:
+        entry = await store.get(flow.dlq, found.entry_id)
+        assert entry is not None and payment_of(entry.record) not in in_queue
+    again = await service.recover()  # idempotent: the in-doubt ones are reported again
+    assert (len(again.released), len(again.in_doubt)) == (0, len(report.in_doubt))
+    audit = await store.read_audit(flow.dlq, count=5)
+    assert any(a.action == "recover" for a in audit)
+
+    rerun = await service.requeue(ActionTarget.for_entries(await entry_ids(store, flow.dlq)))
+    assert rerun.failed == 0
+    assert rerun.succeeded == counts[EntryState.PARKED] + len(report.released)
+    assert rerun.skipped == counts[EntryState.REQUEUED] + len(report.in_doubt)
+    await asyncio.sleep(0.2)
+    delivered += await broker.drain(flow.work)
+    await check_exactly_once_after_resolving(broker, store, service, flow, report, delivered)

@@ -1,0 +1,253 @@
+"""AuditPanel: newest first, live appends, filters by text, field and action; masked detail."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage
+
+from services.workbench.model import AuditRecord
+from widgets.workbench.audit_panel import (
+    ALL_ACTIONS,
+    AuditPanel,
+    AuditQuery,
+    AuditTableModel,
+    RecordRole,
+    format_local_time,
+)
+
+BASE_MS = 1_714_740_000_000
+PAN = "4111111111111111"
+OPERATORS = ("alice", "bob", "carol")
+ACTIONS = ("retry", "requeue", "cancel")
+
+
+def record(
+    i: int,
+    *,
+    operator: str | None = None,
+    action: str | None = None,
+    entry_ids: tuple[str, ...] | None = None,
+    result: str = "ok",
+    detail: str = "",
+) -> AuditRecord:
+    ts = BASE_MS + i * 60_000
+    return AuditRecord(
+        ts=ts,
+        operator=operator or OPERATORS[i % 3],
+        host=f"ops-{i % 2 + 1}.corp",
+        action=action or ACTIONS[i % 3],
+        entry_ids=entry_ids or (f"01900a1b2c3d{i:08d}",),
+        target="payments.process",
+        result=result,
+        detail=detail,
+        action_id=f"act-{i}",
+        stream_id=f"{ts}-0",
+    )
+
+
+SPECIAL = {
+    4: {"result": "failed", "detail": "unroutable: NO_ROUTE"},
+    7: {"entry_ids": ("01900a1b2c3d00000001", "01900a1b2c3d00000002", "x3")},
+    9: {"detail": f"customer asked, card {PAN} cvv=918"},
+}
+
+
+def records(n: int = 12) -> list[AuditRecord]:
+    return [record(i, **SPECIAL.get(i, {})) for i in range(n)]
+
+
+@pytest.fixture
+def panel(qtbot):
+    widget = AuditPanel()
+    qtbot.addWidget(widget)
+    widget.resize(1100, 420)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
+
+
+def shown_ids(panel: AuditPanel) -> list[str]:
+    return [r.action_id for r in panel.shown_records()]
+
+
+def test_records_are_shown_newest_first(panel):
+    shuffled = records()
+    shuffled = shuffled[5:] + shuffled[:5]
+    panel.show_records(shuffled)
+    assert shown_ids(panel) == [f"act-{i}" for i in reversed(range(12))]
+    assert panel.count_label.text() == "12 records"
+    table = panel.table
+    first = [table.model().index(0, c).data() for c in range(table.model().columnCount())]
+    assert first[0] == format_local_time(BASE_MS + 11 * 60_000)
+    assert first[1:7] == [
+        "carol",
+        "ops-2.corp",
+        "cancel",
+        "01900a1b2c3d00000011",
+        "payments.process",
+        "ok",
+    ]
+    headers = [
+        table.model().headerData(c, Qt.Orientation.Horizontal)
+        for c in range(table.model().columnCount())
+    ]
+    assert headers == [
+        "Time",
+        "Operator",
+        "Host",
+        "Action",
+        "Entries",
+        "Target",
+        "Result",
+        "Detail",
+    ]
+
+
+def test_many_entries_are_counted_with_the_ids_in_the_tooltip(panel):
+    panel.show_records(records())
+    model = panel.model
+    row = [model.record(r).action_id for r in range(model.rowCount())].index("act-7")
+    entries = model.index(row, model.columns.index("entries"))
+    assert entries.data() == "3 entries"
+    assert "01900a1b2c3d00000002" in entries.data(Qt.ItemDataRole.ToolTipRole)
+
+
+def test_detail_is_masked(panel):
+    panel.show_records(records())
+    model = panel.model
+    row = [model.record(r).action_id for r in range(model.rowCount())].index("act-9")
+    detail = model.index(row, model.columns.index("detail"))
+    for text in (detail.data(), detail.data(Qt.ItemDataRole.ToolTipRole)):
+        assert PAN not in text and "918" not in text
+        assert "411111******1111" in text
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("alice", ["act-9", "act-6", "act-3", "act-0"]),
+        ("operator:bob", ["act-10", "act-7", "act-4", "act-1"]),
+        ("action:retry", ["act-9", "act-6", "act-3", "act-0"]),
+        ("action:retry operator:alice", ["act-9", "act-6", "act-3", "act-0"]),
+        ("action:retry operator:bob", []),
+        ("entry:00000002", ["act-7", "act-2"]),
+        ("01900a1b2c3d00000005", ["act-5"]),
+        ("NO_ROUTE", ["act-4"]),
+        ("result:fail", ["act-4"]),
+        ("host:ops-2 cancel", ["act-11", "act-5"]),
+        ("act-10", ["act-10"]),
+    ],
+)
+def test_filter_box(panel, qtbot, query, expected):
+    panel.show_records(records())
+    qtbot.keyClicks(panel.filter_edit, query)
+    assert shown_ids(panel) == expected
+    if expected:
+        assert panel.count_label.text() == f"{len(expected)} of 12 records"
+        assert panel.stack.currentWidget() is panel.table
+    else:
+        assert panel.stack.currentWidget() is panel.empty_label
+        assert panel.empty_label.text() == "No records match the filter"
+
+
+def test_action_combo(panel):
+    panel.show_records(records())
+    combo = panel.action_combo
+    assert [combo.itemText(i) for i in range(combo.count())] == [
+        ALL_ACTIONS,
+        "Cancel",
+        "Requeue",
+        "Retry",
+    ]
+    combo.setCurrentIndex(combo.findData("requeue"))
+    assert shown_ids(panel) == ["act-10", "act-7", "act-4", "act-1"]
+    panel.set_filter_text("operator:bob")
+    assert shown_ids(panel) == ["act-10", "act-7", "act-4", "act-1"]
+    panel.set_filter_text("operator:carol")
+    assert shown_ids(panel) == []
+    combo.setCurrentIndex(0)
+    assert shown_ids(panel) == ["act-11", "act-8", "act-5", "act-2"]
+
+
+def test_append_records_adds_new_ones_on_top_once(panel):
+    panel.show_records(records(6))
+    panel.append_records([record(6), record(7)])
+    assert shown_ids(panel)[:3] == ["act-7", "act-6", "act-5"]
+    panel.append_records([record(7)])  # the same stream id again
+    assert panel.model.rowCount() == 8
+    assert panel.count_label.text() == "8 records"
+
+
+def test_append_an_older_record_keeps_the_order(panel):
+    panel.show_records([record(5), record(9)])
+    panel.append_records([record(7)])
+    assert shown_ids(panel) == ["act-9", "act-7", "act-5"]
+
+
+def test_a_new_action_appears_in_the_combo(panel):
+    panel.show_records(records(3))
+    panel.append_records([record(20, action="purge")])
+    combo = panel.action_combo
+    assert combo.findData("purge") >= 0
+
+
+def test_filter_applies_to_appended_records(panel):
+    panel.show_records(records(3))
+    panel.set_filter_text("operator:dave")
+    panel.append_records([record(30, operator="dave")])
+    assert shown_ids(panel) == ["act-30"]
+
+
+def test_empty_panel_says_so(panel):
+    panel.show_records([])
+    assert panel.stack.currentWidget() is panel.empty_label
+    assert panel.empty_label.text() == "No actions recorded yet"
+    assert panel.count_label.text() == "0 records"
+
+
+def test_double_click_on_one_entry_emits_its_id(panel, qtbot):
+    panel.show_records(records())
+    index = panel.proxy.index(0, 0)
+    with qtbot.waitSignal(panel.entry_activated) as blocker:
+        panel.on_table_double_clicked(index)
+    assert blocker.args == ["01900a1b2c3d00000011"]
+    assert index.data(RecordRole).action_id == "act-11"
+
+
+def test_query_parsing():
+    query = AuditQuery.parse("operator:Alice  NO_ROUTE id:0190 weird:thing")
+    assert query.fields == (("operator", "alice"), ("entries", "0190"))
+    assert query.words == ("no_route", "weird:thing")
+
+
+def test_model_caps_the_number_of_records():
+    model = AuditTableModel(max_records=5)
+    model.set_records(records(8))
+    assert model.rowCount() == 5
+    model.append_records([record(100)])
+    assert model.rowCount() == 5
+    assert model.record(0).action_id == "act-100"
+
+
+def pixels(image: QImage) -> np.ndarray:
+    rgb = image.convertToFormat(QImage.Format.Format_ARGB32)
+    height, width, stride = rgb.height(), rgb.width(), rgb.bytesPerLine()
+    raw = np.frombuffer(rgb.constBits(), dtype=np.uint8, count=stride * height)
+    return raw.reshape(height, stride)[:, : width * 4].copy().view(np.uint32).reshape(height, width)
+
+
+def test_audit_panel_screenshot(panel, qtbot, tmp_path: Path):
+    panel.show_records(records(14))
+    panel.append_records([record(14, action="retry", result="failed", detail="nacked")])
+    qtbot.wait(30)
+    path = tmp_path / "payops_audit.png"
+    assert panel.grab().save(str(path))
+    shutil.copy(path, "/tmp/payops_audit.png")
+    image = QImage(str(path))
+    assert (image.width(), image.height()) == (1100, 420)
+    assert np.unique(pixels(image)).size > 100

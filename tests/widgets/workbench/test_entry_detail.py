@@ -1,0 +1,608 @@
+"""EntryDetailPane: masked bodies of every kind, properties, headers, x-death, audit, actions."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import (
+    QAbstractItemModel,
+    QAbstractListModel,
+    QAbstractTableModel,
+    QModelIndex,
+    Qt,
+)
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QAbstractItemView,
+    QComboBox,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QTabWidget,
+    QWidget,
+)
+
+from services.config import FieldPaths
+from services.masking.json import HIDDEN
+from services.workbench.codec import MessageRecord, parse_x_death
+from services.workbench.model import AuditRecord, EntryState, ParkedEntry, summarize
+from widgets.workbench.body_format import PREVIEW_BYTES, format_body, hex_line, mask_card_bytes
+from widgets.workbench.detail import READ_ONLY_REASON, EntryDetailPane, short_time
+
+PAN = "4111111111111111"
+MASKED_PAN = "411111******1111"
+CVV = "918"
+NOW_MS = int(time.time() * 1000)
+ENTRY_ID = "01900a1b2c3d00000001"
+
+
+def utc_minutes_ago(minutes: float) -> datetime.datetime:
+    moment = datetime.datetime.fromtimestamp(NOW_MS / 1000 - minutes * 60, tz=datetime.UTC)
+    return moment.replace(microsecond=0)
+
+
+def payment_body(**extra) -> bytes:
+    body = {
+        "payment_id": "pay_8f2c1a77",
+        "merchant": "ACME Books Ltd",
+        "amount": 0,
+        "currency": "EUR",
+        "status": "authorized",
+        "card": {"number": PAN, "cvv": CVV, "expiry": "12/29", "holder": "J. Doe"},
+        "customer": {"email": "j.doe@example.com", "country": "DE"},
+        "items": [{"sku": "BK-001", "qty": 2, "price": 21.25}],
+        "created_at": "2024-05-03T14:01:12Z",
+        **extra,
+    }
+    return json.dumps(body).replace('"amount": 0', '"amount": 42.50').encode()
+
+
+def death_headers() -> dict:
+    return {
+        "x-death": [
+            {
+                "count": 2,
+                "reason": "rejected",
+                "queue": "payments.process",
+                "time": utc_minutes_ago(3),
+                "exchange": "payments",
+                "routing-keys": ["payment.authorized"],
+            },
+            {
+                "count": 1,
+                "reason": "expired",
+                "queue": "payments.wait",
+                "time": utc_minutes_ago(10),
+                "exchange": "",
+                "routing-keys": ["payments.wait"],
+            },
+        ],
+        "x-first-death-queue": "payments.wait",
+        "x-first-death-reason": "expired",
+        "x-first-death-exchange": "",
+        "payops-attempt": 1,
+        "x-card-cvv": CVV,
+        "note": "card 4111 1111 1111 1111 declined",
+    }
+
+
+def make_entry(
+    body: bytes | None = None,
+    *,
+    headers: dict | None = None,
+    state: EntryState = EntryState.PARKED,
+    operator: str | None = None,
+    action: str | None = None,
+    last_error: str | None = None,
+    entry_id: str = ENTRY_ID,
+    updated_at_ms: int | None = None,
+    fingerprint: str = "ab" * 32,
+) -> ParkedEntry:
+    headers = death_headers() if headers is None else headers
+    record = MessageRecord(
+        body=payment_body() if body is None else body,
+        properties={
+            "content_type": "application/json",
+            "delivery_mode": 2,
+            "message_id": "msg-7731",
+            "timestamp": utc_minutes_ago(15),
+            "app_id": "checkout",
+        },
+        headers=headers,
+        exchange="payments.dlx",
+        routing_key="payment.authorized",
+    )
+    summary = summarize(
+        "payments.dlq",
+        entry_id,
+        record,
+        FieldPaths(),
+        NOW_MS - 120_000,
+        state=state,
+        last_operator=operator,
+    )
+    return ParkedEntry(
+        summary=summary,
+        record=record,
+        deaths=parse_x_death(headers),
+        fingerprint=fingerprint,
+        version=3,
+        last_error=last_error,
+        action=action,
+        operator=operator,
+        updated_at_ms=updated_at_ms if updated_at_ms is not None else NOW_MS - 60_000,
+    )
+
+
+def audit_records(entry_id: str = ENTRY_ID) -> list[AuditRecord]:
+    return [
+        AuditRecord(
+            ts=NOW_MS - 600_000,
+            operator="alice",
+            host="ops-1",
+            action="retry",
+            entry_ids=(entry_id,),
+            target="payments.process",
+            result="failed",
+            detail="unroutable: NO_ROUTE",
+            stream_id=f"{NOW_MS - 600_000}-0",
+        ),
+        AuditRecord(
+            ts=NOW_MS - 300_000,
+            operator="bob",
+            host="ops-2",
+            action="cancel",
+            entry_ids=(entry_id, "01900a1b2c3d00000002"),
+            target="payments.events",
+            result="ok",
+            detail=f"customer asked, card {PAN} cvv={CVV}",
+            stream_id=f"{NOW_MS - 300_000}-0",
+        ),
+        AuditRecord(
+            ts=NOW_MS - 100_000,
+            operator="carol",
+            host="ops-3",
+            action="requeue",
+            entry_ids=("01900a1b2c3d00000009",),
+            target="payments.process",
+            result="ok",
+            stream_id=f"{NOW_MS - 100_000}-0",
+        ),
+    ]
+
+
+def model_texts(model: QAbstractItemModel, parent: QModelIndex | None = None) -> list[str]:
+    """Every display and tooltip text of a model, recursively."""
+    if parent is None:
+        parent = QModelIndex()
+    out: list[str] = []
+    columns = 1 if isinstance(model, QAbstractListModel) else model.columnCount(parent)
+    for row in range(model.rowCount(parent)):
+        for column in range(columns):
+            index = model.index(row, column, parent)
+            for role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+                value = model.data(index, role)
+                if value is not None:
+                    out.append(str(value))
+            flat = isinstance(model, QAbstractListModel | QAbstractTableModel)
+            if column == 0 and not flat and model.hasChildren(index):
+                out.extend(model_texts(model, index))
+    for column in range(columns):
+        header = model.headerData(column, Qt.Orientation.Horizontal)
+        if header is not None:
+            out.append(str(header))
+    return out
+
+
+def all_text(root: QWidget) -> str:
+    """All text a person could see in a widget tree (labels, buttons, tooltips, views, tabs)."""
+    parts: list[str] = [root.windowTitle(), root.toolTip()]
+    for widget in [root, *root.findChildren(QWidget)]:
+        parts.append(widget.toolTip())
+        if isinstance(widget, QLabel | QAbstractButton | QLineEdit):
+            parts.append(widget.text())
+        elif isinstance(widget, QPlainTextEdit):
+            parts.append(widget.toPlainText())
+        elif isinstance(widget, QComboBox):
+            parts.extend(widget.itemText(i) for i in range(widget.count()))
+        elif isinstance(widget, QTabWidget):
+            parts.extend(widget.tabText(i) for i in range(widget.count()))
+        if isinstance(widget, QAbstractItemView) and widget.model() is not None:
+            parts.extend(model_texts(widget.model()))
+        full_text = getattr(widget, "full_text", None)
+        if callable(full_text):
+            parts.append(full_text())
+    return "\n".join(p for p in parts if p)
+
+
+def tree_rows(pane: EntryDetailPane) -> dict[str, tuple[str, str]]:
+    """Header tree rows by dotted path: (type, value)."""
+    rows: dict[str, tuple[str, str]] = {}
+
+    def walk(item, prefix):
+        path = f"{prefix}.{item.text(0)}" if prefix else item.text(0)
+        rows[path] = (item.text(1), item.text(2))
+        for i in range(item.childCount()):
+            walk(item.child(i), path)
+
+    tree = pane.headers_tree
+    for i in range(tree.topLevelItemCount()):
+        walk(tree.topLevelItem(i), "")
+    return rows
+
+
+@pytest.fixture
+def pane(qtbot):
+    widget = EntryDetailPane()
+    qtbot.addWidget(widget)
+    widget.resize(640, 820)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
+
+
+# --------------------------------------------------------------------------- body
+
+
+def test_json_body_is_pretty_printed_and_masked(pane):
+    pane.show_entry(make_entry())
+    assert pane.body.kind == "json"
+    assert pane.body_view() == "json"
+    assert pane.body_stack.currentWidget() is pane.text_view
+    text = pane.text_view.toPlainText()
+    assert text.startswith("{\n")
+    assert f'    "number": "{MASKED_PAN}",' in text
+    assert f'    "cvv": "{HIDDEN}",' in text
+    assert '  "amount": 42.50,' in text  # the number as written
+    assert PAN not in text and CVV not in text
+    assert "JSON" in pane.body_info_label.text()
+
+
+def test_no_card_number_or_cvv_anywhere_in_the_pane(pane, qtbot):
+    entry = make_entry(last_error=f"declined card {PAN} (cvv {CVV})")
+    pane.show_entry(entry)
+    pane.show_audit(audit_records())
+    # look at every view of the body too
+    pane.view_combo.setCurrentIndex(pane.view_combo.findData("hex"))
+    for index in range(pane.tabs.count()):
+        pane.tabs.setCurrentIndex(index)
+        qtbot.wait(5)
+    text = all_text(pane)
+    assert MASKED_PAN in text
+    assert PAN not in text
+    assert "4111 1111 1111 1111" not in text
+    assert CVV not in text
+    # the hex view shows the bytes with the card data starred out, offsets unchanged
+    shown = pane.hex_model.shown_bytes()
+    assert len(shown) == len(entry.record.body)
+    assert MASKED_PAN.encode() in shown and PAN.encode() not in shown
+    assert b'"cvv": "***"' in shown and CVV.encode() not in shown
+
+
+def test_text_body_is_shown_as_text_and_masked(pane):
+    body = f"PAYMENT pay_1 card={PAN} cvv={CVV}\nsecond line".encode()
+    pane.show_entry(make_entry(body))
+    assert pane.body.kind == "text"
+    text = pane.text_view.toPlainText()
+    assert text == f"PAYMENT pay_1 card={MASKED_PAN} cvv={HIDDEN}\nsecond line"
+    assert pane.wrap_check.isChecked()
+
+
+def test_binary_body_is_a_hex_dump(pane):
+    body = bytes(range(256)) + b" card " + PAN.encode()
+    pane.show_entry(make_entry(body))
+    assert pane.body.kind == "binary"
+    assert pane.body_stack.currentWidget() is pane.hex_view
+    assert pane.body_view() == "hex"
+    assert pane.hex_model.rowCount() == (len(body) + 15) // 16
+    first = pane.hex_model.index(0).data()
+    assert first == (
+        "00000000  00 01 02 03 04 05 06 07  08 09 0a 0b 0c 0d 0e 0f  |................|"
+    )
+    assert pane.hex_model.index(3).data().endswith("|0123456789:;<=>?|")
+    assert PAN not in pane.hex_model.text()
+    assert "Not valid UTF-8" in pane.body_note_label.text()
+    assert pane.body_note_label.isVisible()
+
+
+def test_invalid_utf8_is_shown_as_hex_and_as_lossy_text(pane):
+    body = b'{"payment_id": "p\xff\xfe", "note": "ok"}'
+    pane.show_entry(make_entry(body))
+    assert pane.body.kind == "binary"
+    assert pane.body_stack.currentWidget() is pane.hex_view
+    assert pane.hex_model.index(1).data().startswith("00000010  70 ff fe 22")
+    labels = [pane.view_combo.itemText(i) for i in range(pane.view_combo.count())]
+    assert labels == ["Hex", "Text (lossy)"]
+    pane.view_combo.setCurrentIndex(1)
+    assert pane.body_stack.currentWidget() is pane.text_view
+    assert pane.text_view.toPlainText() == '{"payment_id": "p\ufffd\ufffd", "note": "ok"}'
+
+
+def test_control_characters_make_a_body_binary(pane):
+    pane.show_entry(make_entry(b"\x00\x01abc"))
+    assert pane.body.kind == "binary"
+    assert "control characters" in pane.body_note_label.text()
+
+
+def test_empty_body(pane):
+    pane.show_entry(make_entry(b""))
+    assert pane.body.kind == "empty"
+    assert pane.body_stack.currentWidget() is pane.empty_body_label
+    assert "Empty body" in pane.empty_body_label.text()
+    assert not pane.view_combo.isEnabled()
+    assert "0 B" in pane.body_info_label.text()
+
+
+def test_8_mb_body_is_cut_with_a_note_and_quickly(pane, qtbot):
+    item = b'{"id": %d, "pan": "4111111111111111", "cvv": "918", "memo": "xxxxxxxxxxxxxxxx"},'
+    chunks = [item % i for i in range(8 * 1024 * 1024 // len(item) + 1)]
+    body = (b'{"items": [' + b"".join(chunks))[: 8 * 1024 * 1024]
+    assert len(body) == 8 * 1024 * 1024
+
+    started = time.perf_counter()
+    pane.show_entry(make_entry(body))
+    qtbot.wait(1)
+    elapsed = time.perf_counter() - started
+
+    note = pane.body_note_label.text()
+    assert "256 KB of 8.0 MB" in note
+    assert pane.body_note_label.isVisible()
+    assert pane.body.truncated
+    assert pane.body.shown_bytes <= PREVIEW_BYTES
+    text = pane.text_view.toPlainText()
+    assert text.startswith('{\n  "items": [\n    {\n      "id": 0,')
+    assert PAN not in text and '"cvv": "918"' not in text
+    assert len(text) < 2 * PREVIEW_BYTES
+    assert pane.hex_model.rowCount() <= PREVIEW_BYTES // 16
+    assert elapsed < 2.0, f"showing an 8 MB body took {elapsed:.2f} s"
+
+
+def test_large_binary_body_is_cut_too(pane):
+    body = bytes(range(256)) * (4 * 4096)  # 4 MB
+    pane.show_entry(make_entry(body))
+    assert pane.body.kind == "binary"
+    assert pane.hex_model.rowCount() == PREVIEW_BYTES // 16
+    assert "256 KB of 4.0 MB" in pane.body_note_label.text()
+
+
+def test_a_card_number_at_the_cut_is_not_shown_in_part():
+    body = b"x" * (PREVIEW_BYTES - 8) + PAN.encode() + b"y" * (2 * 1024 * 1024)
+    formatted = format_body(body)
+    assert "41111111" not in formatted.text
+    assert formatted.text.endswith("x")
+
+
+def test_hex_masking_keeps_offsets():
+    data = b"ab 4111 1111 1111 1111 cd"
+    masked = mask_card_bytes(data)
+    assert len(masked) == len(data)
+    assert masked == b"ab 4111 11** **** 1111 cd"
+    assert hex_line(masked, 0).startswith("00000000  61 62 20 34")
+
+
+# --------------------------------------------------------------------------- tabs
+
+
+def test_properties_are_listed(pane):
+    pane.show_entry(make_entry())
+    table = pane.properties_table
+    rows = {table.item(r, 0).text(): table.item(r, 1).text() for r in range(table.rowCount())}
+    assert rows["content_type"] == "application/json"
+    assert rows["delivery_mode"] == "2 (persistent)"
+    assert rows["message_id"] == "msg-7731"
+    assert rows["timestamp"].endswith("UTC")
+    assert rows["exchange"] == "payments.dlx"
+    assert rows["routing_key"] == "payment.authorized"
+
+
+def test_headers_of_every_type_are_shown_with_their_amqp_type(pane):
+    headers = {
+        "flag": True,
+        "small": -7,
+        "big": 2**63 + 5,
+        "ratio": 0.25,
+        "price": decimal.Decimal("1.50"),
+        "name": "checkout",
+        "raw": b"\x01\x02\xab\xcd",
+        "buffer": bytearray(b"\xff\x00"),
+        "sent-at": datetime.datetime(2024, 5, 3, 14, 1, 12, tzinfo=datetime.UTC),
+        "nothing": None,
+        "trace": {"span": "abc", "nested": {"depth": 2}},
+        "tags": ["eu", 7, None, [1, 2]],
+        "card_number": PAN,
+        "x-card-cvv": CVV,
+        "note": f"paid with {PAN}",
+    }
+    pane.show_entry(make_entry(headers=headers))
+    rows = tree_rows(pane)
+    assert rows["flag"] == ("boolean", "true")
+    assert rows["small"] == ("integer", "-7")
+    assert rows["big"] == ("integer", str(2**63 + 5))
+    assert rows["ratio"] == ("float", "0.25")
+    assert rows["price"] == ("decimal", "1.50")
+    assert rows["name"] == ("string", "checkout")
+    assert rows["raw"] == ("bytes", "01 02 ab cd")
+    assert rows["buffer"] == ("byte array", "ff 00")
+    assert rows["sent-at"] == ("timestamp", "2024-05-03 14:01:12 UTC")
+    assert rows["nothing"] == ("void", "—")
+    assert rows["trace"] == ("table", "2 fields")
+    assert rows["trace.nested.depth"] == ("integer", "2")
+    assert rows["tags"] == ("array", "4 items")
+    assert rows["tags.[3].[1]"] == ("integer", "2")
+    assert rows["card_number"] == ("string", MASKED_PAN)
+    assert rows["x-card-cvv"] == ("string", HIDDEN)
+    assert rows["note"] == ("string", f"paid with {MASKED_PAN}")
+    assert pane.tabs.tabText(2) == f"Headers ({len(headers)})"
+
+
+def test_x_death_history_most_recent_first(pane):
+    pane.show_entry(make_entry())
+    table = pane.deaths_table
+    assert table.rowCount() == 2
+    headers = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
+    assert headers == ["Count", "Reason", "Queue", "Exchange", "Routing keys", "Time"]
+    first = [table.item(0, c).text() for c in range(6)]
+    second = [table.item(1, c).text() for c in range(6)]
+    assert first[:5] == ["2", "rejected", "payments.process", "payments", "payment.authorized"]
+    assert second[:5] == ["1", "expired", "payments.wait", "(default)", "payments.wait"]
+    assert first[5] == short_time(NOW_MS - 3 * 60_000, seconds=True)
+    assert "most recent first" in pane.deaths_note.text()
+    assert "First died in payments.wait (expired)" in pane.deaths_note.text()
+    assert pane.tabs.tabText(3) == "x-death (2)"
+
+
+def test_no_x_death(pane):
+    pane.show_entry(make_entry(headers={}))
+    assert pane.deaths_table.rowCount() == 0
+    assert "No x-death header" in pane.deaths_note.text()
+    assert pane.facts["reason"].full_text() == "—"
+
+
+def test_header_shows_the_payment(pane):
+    pane.show_entry(make_entry(last_error="unroutable: NO_ROUTE"))
+    assert pane.payment_label.text() == "pay_8f2c1a77"
+    assert pane.amount_label.text() == "42.50 EUR"
+    assert pane.merchant_label.full_text() == "ACME Books Ltd"
+    assert pane.state_badge.text() == "PARKED"
+    assert pane.facts["reason"].full_text() == "rejected"
+    assert pane.facts["origin_queue"].full_text() == "payments.process"
+    assert pane.facts["attempts"].full_text() == "4"  # 2 + 1 x-death, 1 payops-attempt
+    assert pane.last_error_label.isVisible()
+    assert pane.last_error_label.text() == "Last error: unroutable: NO_ROUTE"
+
+
+def test_no_last_error_hides_the_line(pane):
+    pane.show_entry(make_entry())
+    assert not pane.last_error_label.isVisible()
+
+
+def test_audit_trail_shows_this_entry_newest_first(pane):
+    pane.show_entry(make_entry())
+    pane.show_audit(audit_records())
+    model = pane.audit_model
+    assert model.rowCount() == 2  # the third record is about another entry
+    assert [model.record(r).operator for r in range(2)] == ["bob", "alice"]
+    assert pane.tabs.tabText(4) == "Audit trail (2)"
+    assert pane.audit_stack.currentWidget() is pane.audit_table
+    detail = model.index(0, model.columns.index("detail")).data()
+    assert PAN not in detail and CVV not in detail
+
+
+def test_audit_trail_is_cleared_for_another_entry(pane):
+    pane.show_entry(make_entry())
+    pane.show_audit(audit_records())
+    pane.show_entry(make_entry(entry_id="01900a1b2c3d00000005"))
+    assert pane.audit_model.rowCount() == 0
+    assert pane.audit_stack.currentWidget() is pane.audit_empty_label
+    assert pane.tabs.tabText(4) == "Audit trail"
+
+
+def test_live_update_keeps_the_tab_and_refreshes_the_state(pane):
+    pane.show_entry(make_entry())
+    pane.tabs.setCurrentIndex(2)
+    pane.show_entry(make_entry(state=EntryState.REQUEUED, operator="alice"))
+    assert pane.tabs.currentIndex() == 2
+    assert pane.state_badge.text() == "REQUEUED"
+
+
+def test_nothing_selected_shows_a_placeholder(pane):
+    pane.show_entry(make_entry())
+    pane.show_entry(None)
+    assert pane.stack.currentWidget() is pane.placeholder
+    assert not pane.requeue_button.isEnabled()
+    pane.show_audit(audit_records())  # ignored
+    assert pane.audit_model.rowCount() == 0
+
+
+# --------------------------------------------------------------------------- actions
+
+
+def test_buttons_emit_the_action_name(pane, qtbot):
+    pane.show_entry(make_entry())
+    for name, button in (
+        ("requeue", pane.requeue_button),
+        ("retry", pane.retry_button),
+        ("cancel", pane.cancel_button),
+    ):
+        assert button.isEnabled()
+        with qtbot.waitSignal(pane.action_requested) as blocker:
+            qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+        assert blocker.args == [name]
+    assert "payments.process" in pane.requeue_button.toolTip()
+
+
+def test_read_only_disables_every_action(pane, qtbot):
+    pane.show_entry(make_entry())
+    pane.set_read_only(True)
+    for button in pane.action_buttons.values():
+        assert not button.isEnabled()
+        assert button.toolTip() == READ_ONLY_REASON
+    with qtbot.assertNotEmitted(pane.action_requested):
+        pane.on_requeue_clicked()
+    pane.set_read_only(False)
+    assert all(b.isEnabled() for b in pane.action_buttons.values())
+
+
+def test_an_entry_acted_on_says_who_did_it(pane):
+    updated = NOW_MS - 5 * 60_000
+    pane.show_entry(make_entry(state=EntryState.REQUEUED, operator="alice", updated_at_ms=updated))
+    expected = f"Requeued by alice at {short_time(updated)}"
+    for button in pane.action_buttons.values():
+        assert not button.isEnabled()
+        assert button.toolTip() == expected
+    assert pane.state_note.full_text() == expected
+
+
+def test_an_entry_being_acted_on_says_so(pane):
+    pane.show_entry(
+        make_entry(state=EntryState.CLAIMED, operator="bob", action="retry", updated_at_ms=NOW_MS)
+    )
+    assert not pane.retry_button.isEnabled()
+    assert pane.retry_button.toolTip() == f"Being retried by bob since {short_time(NOW_MS)}"
+
+
+def test_short_time_says_the_date_when_not_today():
+    now = datetime.datetime(2024, 5, 3, 18, 0)
+    same_day = int(datetime.datetime(2024, 5, 3, 14, 3).timestamp() * 1000)
+    other_day = int(datetime.datetime(2024, 5, 1, 14, 3).timestamp() * 1000)
+    assert short_time(same_day, now) == "14:03"
+    assert short_time(other_day, now) == "2024-05-01 14:03"
+    assert short_time(None) == ""
+
+
+# --------------------------------------------------------------------------- picture
+
+
+def pixels(image: QImage) -> np.ndarray:
+    rgb = image.convertToFormat(QImage.Format.Format_ARGB32)
+    height, width, stride = rgb.height(), rgb.width(), rgb.bytesPerLine()
+    raw = np.frombuffer(rgb.constBits(), dtype=np.uint8, count=stride * height)
+    return raw.reshape(height, stride)[:, : width * 4].copy().view(np.uint32).reshape(height, width)
+
+
+def test_detail_pane_screenshot(pane, qtbot, tmp_path: Path):
+    pane.resize(640, 820)
+    pane.show_entry(make_entry(last_error="unroutable: NO_ROUTE — no queue bound for the key"))
+    pane.show_audit(audit_records())
+    qtbot.wait(50)
+    path = tmp_path / "payops_detail.png"
+    assert pane.grab().save(str(path))
+    shutil.copy(path, "/tmp/payops_detail.png")
+    for index, name in ((2, "headers"), (3, "xdeath")):
+        pane.tabs.setCurrentIndex(index)
+        qtbot.wait(20)
+        assert pane.grab().save(str(tmp_path / f"payops_detail_{name}.png"))
+
+    image = QImage(str(path))
+    assert (image.width(), image.height()) == (640, 820)
+    values = pixels(image)
+    assert np.unique(values).size > 200  # text, badge, highlighted JSON
+    assert np.unique(values[: values.shape[0] // 4]).size > 50  # the header is drawn

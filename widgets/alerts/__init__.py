@@ -1,0 +1,1 @@
+"""Alert views: the banner, the alerts page and desktop notifications."""

@@ -1,0 +1,1 @@
+"""What every view uses: colours, theme, icons, table models, small labels."""

@@ -1,0 +1,1 @@
+"""The live flow views: plots, headline bar, connection indicator, go-to-time."""

@@ -1,0 +1,169 @@
+"""A coloured dot and a line of text for one backing service's connection."""
+
+from __future__ import annotations
+
+import html
+import math
+import time
+from collections.abc import Callable
+
+from PySide6.QtCore import QSize, Qt, QTimer, Slot
+from PySide6.QtGui import QColor, QPainter, QPaintEvent
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
+
+from services.links.status import LinkState, LinkStatus
+from widgets.common import colors
+
+STATE_COLORS: dict[LinkState, str] = {
+    LinkState.CONNECTED: colors.GREEN,
+    LinkState.CONNECTING: colors.AMBER,
+    LinkState.RECONNECTING: colors.AMBER,
+    LinkState.FAILED: colors.RED,
+}
+_MAX_REASON_CHARS = 48
+
+
+class StatusDot(QWidget):
+    """A small filled circle."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._colour = QColor(colors.AMBER)
+        self.setFixedSize(QSize(12, 12))
+
+    @property
+    def colour(self) -> str:
+        """The dot's colour as #rrggbb."""
+        return self._colour.name()
+
+    def set_colour(self, colour: str) -> None:
+        """Repaint in another colour."""
+        if QColor(colour) != self._colour:
+            self._colour = QColor(colour)
+            self.update()
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        """Draw the dot with a faint halo."""
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(Qt.PenStyle.NoPen)
+        halo = QColor(self._colour)
+        halo.setAlpha(70)
+        painter.setBrush(halo)
+        painter.drawEllipse(self.rect())
+        painter.setBrush(self._colour)
+        painter.drawEllipse(self.rect().adjusted(2, 2, -2, -2))
+        painter.end()
+
+
+def _shorten(text: str, limit: int = _MAX_REASON_CHARS) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+class ConnectionIndicator(QWidget):
+    """Shows one service's ``LinkStatus``: green connected, amber (re)connecting, red failed.
+
+    While a retry is pending the text counts down ("retrying in 4 s"); the
+    tooltip has the full detail and the target URL.
+    """
+
+    def __init__(
+        self,
+        service: str,
+        parent: QWidget | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("ConnectionIndicator")
+        self.service = service
+        self._clock = clock
+        self._status = LinkStatus(service=service, state=LinkState.CONNECTING)
+        self.dot = StatusDot()
+        self.label = QLabel()
+        self.label.setObjectName("ConnectionText")
+        row = QHBoxLayout(self)
+        row.setContentsMargins(6, 0, 6, 0)
+        row.setSpacing(6)
+        row.addWidget(self.dot, 0, Qt.AlignmentFlag.AlignVCenter)
+        row.addWidget(self.label, 0, Qt.AlignmentFlag.AlignVCenter)
+        self._countdown = QTimer(self)
+        self._countdown.setInterval(500)
+        self._countdown.timeout.connect(self.on_countdown)
+        self._render()
+
+    @property
+    def status(self) -> LinkStatus:
+        """The status on show."""
+        return self._status
+
+    def text(self) -> str:
+        """The one-line text on show."""
+        return self.label.text()
+
+    @Slot(object)
+    def show_status(self, status: LinkStatus) -> None:
+        """Show a new status of this service."""
+        self._status = status
+        self._render()
+        if status.retry_in_s is not None and status.state is not LinkState.CONNECTED:
+            self._countdown.start()
+        else:
+            self._countdown.stop()
+
+    @Slot()
+    def on_countdown(self) -> None:
+        """Refresh the "retrying in N s" countdown."""
+        self._render()
+        remaining = self._retry_remaining()
+        if remaining is None or remaining <= 0:
+            self._countdown.stop()
+
+    def _retry_remaining(self) -> float | None:
+        status = self._status
+        if status.retry_in_s is None or status.state is LinkState.CONNECTED:
+            return None
+        return max(status.retry_in_s - (self._clock() - status.since), 0.0)
+
+    def _retry_text(self) -> str:
+        remaining = self._retry_remaining()
+        if remaining is None:
+            return ""
+        if remaining <= 0:
+            return "retrying now…"
+        return f"retrying in {math.ceil(remaining)} s"
+
+    def _render(self) -> None:
+        status = self._status
+        retry = self._retry_text()
+        if status.state is LinkState.CONNECTED:
+            text = f"{self.service} connected"
+        elif status.state is LinkState.FAILED:
+            reason = f": {_shorten(status.detail)}" if status.detail else ""
+            text = f"{self.service} failed{reason}"
+        else:
+            text = f"{self.service} {status.state.value}" + ("" if retry else "…")
+        if retry and status.state is not LinkState.CONNECTED:
+            text += f" · {retry}"
+        self.label.setText(text)
+        colour = STATE_COLORS[status.state]
+        self.dot.set_colour(colour)
+        self.label.setStyleSheet(
+            f"color: {colors.TEXT if status.state is LinkState.CONNECTED else colour};"
+        )
+        self.setToolTip(self._tooltip(retry))
+
+    def _tooltip(self, retry: str) -> str:
+        status = self._status
+        since = time.strftime("%H:%M:%S", time.localtime(status.since))
+        rows = [
+            f"<b>{html.escape(self.service)}</b>: {html.escape(status.state.value)}",
+            f"Target: {html.escape(status.target) if status.target else 'not known yet'}",
+            f"Since: {since}",
+        ]
+        if retry:
+            rows.append(f"Next attempt: {html.escape(retry)}")
+        if status.detail:
+            detail = html.escape(status.detail).replace("\n", "<br>")
+            rows.append(f"Detail: {detail}")
+        return "<qt>" + "<br>".join(rows) + "</qt>"

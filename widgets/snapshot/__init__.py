@@ -1,0 +1,1 @@
+"""The snapshot export dialog and the charts rendered for the report."""

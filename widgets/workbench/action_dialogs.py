@@ -1,0 +1,922 @@
+"""The dialogs around an action: confirm it, watch it, read what it did.
+
+- :class:`ConfirmActionDialog` says exactly what will happen ("Requeue 1,234
+  failed payments to payments.process"), asks for a reason (required to
+  cancel), a retry delay, and for a single JSON entry an optional edited body;
+  it returns an :class:`~services.workbench.actions.report.ActionRequest`.
+- :class:`ActionProgressDialog` shows bulk work: done / total, rate, elapsed,
+  ETA, and a Cancel button that asks the app to stop after the entry in flight.
+- :class:`ActionSummaryDialog` says what succeeded and what did not, and why.
+
+Pure views: they take plain data and emit intents; they run nothing.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, ClassVar, Final
+
+from PySide6.QtCore import (
+    QObject,
+    Qt,
+    QTimer,
+    Signal,
+    Slot,
+)
+from PySide6.QtGui import (
+    QCloseEvent,
+    QColor,
+    QGuiApplication,
+    QTextCursor,
+    QTextFormat,
+)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTableView,
+    QTextEdit,
+    QVBoxLayout,
+    QWidget,
+)
+
+from services.masking.json import (
+    MaskedDocument,
+    dumps_compact,
+    leftover_masks,
+    mask_for_edit,
+    mask_sensitive_text,
+    unmask_edit,
+)
+from services.workbench.actions.report import (
+    ActionOutcome,
+    ActionPlan,
+    ActionReport,
+    ActionRequest,
+    OutcomeStatus,
+    format_delay,
+    plural,
+)
+from widgets.common import colors
+from widgets.common.table_models import ListTableModel
+from widgets.workbench.audit_panel import configure_table
+from widgets.workbench.detail import CHECKBOX_STYLE, JsonHighlighter, monospace_font
+
+__all__ = [
+    "DELAY_CHOICES",
+    "ActionPlan",
+    "ActionProgressDialog",
+    "ActionRequest",
+    "ActionSummaryDialog",
+    "ConfirmActionDialog",
+    "OutcomeTableModel",
+    "format_duration",
+]
+
+DELAY_CHOICES: Final[tuple[tuple[str, int | None], ...]] = (
+    ("No delay", 0),
+    ("30 s", 30),
+    ("1 min", 60),
+    ("5 min", 300),
+    ("15 min", 900),
+    ("1 h", 3600),
+    ("Custom…", None),
+)
+"""Retry delays on offer: (label, seconds); None asks for a number of seconds."""
+MAX_DELAY_S: Final = 7 * 24 * 3600
+LIVE_VALIDATION_CHARS: Final = 64 * 1024
+"""Bodies up to this size are validated on every keystroke, larger ones after a pause."""
+
+_VERBS: Final = {"requeue": "Requeue", "retry": "Retry", "cancel": "Cancel"}
+_ING: Final = {"requeue": "Requeueing", "retry": "Retrying", "cancel": "Cancelling"}
+
+_DIALOG_STYLE = f"""
+QLabel#DialogHeadline {{ font-size: 12pt; font-weight: bold; color: {colors.TEXT}; }}
+QLabel#DialogSubline {{ color: {colors.TEXT_MUTED}; }}
+QLabel#SkippedNote {{
+    color: {colors.AMBER}; background: rgba(245, 165, 36, 24);
+    border: 1px solid rgba(245, 165, 36, 90); border-radius: 4px; padding: 5px 8px;
+}}
+QLabel#EditWarning {{
+    color: {colors.AMBER}; background: rgba(245, 165, 36, 24);
+    border: 1px solid rgba(245, 165, 36, 90); border-radius: 4px; padding: 5px 8px;
+}}
+QLabel#FieldCaption {{ color: {colors.TEXT_MUTED}; }}
+QLabel#ValidationOk {{ color: {colors.GREEN}; }}
+QLabel#ValidationError {{ color: {colors.RED}; }}
+QLabel#ValidationWarn {{ color: {colors.AMBER}; }}
+QLabel#StatCaption {{ color: {colors.TEXT_MUTED}; font-size: 8pt; font-weight: bold; }}
+QLabel#StatValue {{ font-size: 11pt; font-weight: bold; }}
+QLabel#StoppingNote {{ color: {colors.AMBER}; }}
+QPushButton#DangerButton {{ border-color: {colors.RED}; color: #ffb4b4; }}
+QPushButton#DangerButton:hover {{ background: rgba(240, 84, 84, 40); }}
+QPushButton:disabled {{ color: {colors.TEXT_FAINT}; border-color: {colors.BORDER}; }}
+QFrame#CountTile {{
+    background: {colors.SURFACE_RAISED}; border: 1px solid {colors.BORDER};
+    border-left: 3px solid {colors.BORDER}; border-radius: 4px;
+}}
+QFrame#CountTile[tone="ok"] {{ border-left-color: {colors.GREEN}; }}
+QFrame#CountTile[tone="warn"] {{ border-left-color: {colors.AMBER}; }}
+QFrame#CountTile[tone="bad"] {{ border-left-color: {colors.RED}; }}
+QLabel#TileValue {{ font-size: 18pt; font-weight: bold; }}
+QLabel#TileCaption {{ color: {colors.TEXT_MUTED}; font-size: 8pt; font-weight: bold; }}
+QLabel#TileDetail {{ color: {colors.TEXT_MUTED}; }}
+QProgressBar {{
+    background: {colors.PLOT_BG}; border: 1px solid {colors.BORDER}; border-radius: 4px;
+    text-align: center; min-height: 20px;
+}}
+QProgressBar::chunk {{ background: {colors.ACCENT}; border-radius: 3px; }}
+"""
+
+
+def format_duration(seconds: float) -> str:
+    """``0:07``, ``12:03``, ``1:02:03``."""
+    whole = max(round(seconds), 0)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def format_rate(rate: float | None) -> str:
+    """``412/s``, ``3.5/s``, ``—`` when unknown."""
+    if rate is None:
+        return "—"
+    return f"{rate:,.0f}/s" if rate >= 10 else f"{rate:.1f}/s"
+
+
+def _caption(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setObjectName("FieldCaption")
+    return label
+
+
+def _restyle(widget: QWidget) -> None:
+    widget.style().unpolish(widget)
+    widget.style().polish(widget)
+
+
+# --------------------------------------------------------------------------- confirm
+
+
+class ConfirmActionDialog(QDialog):
+    """Confirm one action on one or many parked entries.
+
+    ``plan`` says how many entries go where (and how many will be skipped).
+    ``raw_body`` is the real body of the entry when the plan is a retry of a
+    single entry: when it is JSON the operator may edit it. The editor shows
+    the body masked (card numbers, CVV codes) and puts the real values back
+    in :attr:`ActionRequest.edited_body`; a masked value the operator changed
+    is sent as typed, and the editor says so.
+
+    On confirmation ``confirmed`` carries the :class:`ActionRequest` (for
+    ``open()`` without a nested event loop); after ``exec()`` returns
+    ``Accepted``, :meth:`request` gives the same. Enter confirms only while
+    everything is valid; Esc cancels.
+    """
+
+    confirmed = Signal(object)
+
+    def __init__(
+        self,
+        plan: ActionPlan,
+        *,
+        raw_body: bytes | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("ConfirmActionDialog")
+        self.setStyleSheet(_DIALOG_STYLE + CHECKBOX_STYLE)
+        self.plan = plan
+        self._document: MaskedDocument | None = None
+        self._body_error: str | None = None
+        self._edited: bytes | None = None
+        self._request: ActionRequest | None = None
+        verb = _VERBS.get(plan.action, plan.action.capitalize())
+        self.setWindowTitle(f"{verb} failed payments")
+        self.setModal(True)
+
+        self.headline_label = QLabel()
+        self.headline_label.setObjectName("DialogHeadline")
+        self.headline_label.setWordWrap(True)
+        self.headline_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.consequence_label = QLabel(plan.consequence())
+        self.consequence_label.setObjectName("DialogSubline")
+        self.consequence_label.setWordWrap(True)
+        self.skipped_label = QLabel(plan.skipped_line())
+        self.skipped_label.setObjectName("SkippedNote")
+        self.skipped_label.setWordWrap(True)
+        self.skipped_label.setVisible(plan.skipped > 0)
+
+        form = QFormLayout()
+        form.setContentsMargins(0, 4, 0, 0)
+        form.setHorizontalSpacing(12)
+        form.setVerticalSpacing(8)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
+
+        # Retry delay.
+        self.delay_combo = QComboBox()
+        self.delay_combo.setObjectName("DelayCombo")
+        for label, seconds in DELAY_CHOICES:
+            self.delay_combo.addItem(label, seconds)
+        self.custom_delay_spin = QSpinBox()
+        self.custom_delay_spin.setObjectName("CustomDelay")
+        self.custom_delay_spin.setRange(1, MAX_DELAY_S)
+        self.custom_delay_spin.setValue(120)
+        self.custom_delay_spin.setSuffix(" s")
+        self.custom_delay_spin.setVisible(False)
+        self.delay_hint = QLabel()
+        self.delay_hint.setObjectName("DialogSubline")
+        delay_row = QHBoxLayout()
+        delay_row.setSpacing(6)
+        delay_row.addWidget(self.delay_combo)
+        delay_row.addWidget(self.custom_delay_spin)
+        delay_row.addWidget(self.delay_hint, 1)
+        self._delay_caption = _caption("Delay")
+        if plan.action == "retry":
+            form.addRow(self._delay_caption, delay_row)
+        else:
+            for widget in (self.delay_combo, self.custom_delay_spin, self.delay_hint):
+                widget.setVisible(False)
+
+        # Reason.
+        self.reason_edit = QLineEdit()
+        self.reason_edit.setObjectName("ReasonEdit")
+        if plan.action == "cancel":
+            self.reason_edit.setPlaceholderText("Why these payments are cancelled (required)")
+            reason_caption = _caption("Reason *")
+        else:
+            self.reason_edit.setPlaceholderText("A note for the audit trail (optional)")
+            reason_caption = _caption("Note")
+        self.reason_edit.setMaxLength(500)
+        form.addRow(reason_caption, self.reason_edit)
+
+        # Body editor (retry of one JSON entry).
+        self.edit_check = QCheckBox("Edit the JSON body before retrying")
+        self.edit_check.setObjectName("EditBodyCheck")
+        self.edit_warning = QLabel(
+            "⚠ The edited body is recorded in the audit trail. Card numbers and CVV"
+            " codes stay masked here and are sent as they were, unless you change them."
+        )
+        self.edit_warning.setObjectName("EditWarning")
+        self.edit_warning.setWordWrap(True)
+        self.body_edit = QPlainTextEdit()
+        self.body_edit.setObjectName("BodyEditor")
+        self.body_edit.setFont(monospace_font())
+        self.body_edit.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.body_edit.setTabChangesFocus(False)
+        self.body_edit.setMinimumHeight(180)
+        self.highlighter = JsonHighlighter(self.body_edit.document())
+        self.body_status_label = QLabel()
+        self.body_status_label.setObjectName("ValidationOk")
+        self.body_status_label.setWordWrap(True)
+        self.body_status_label.setTextFormat(Qt.TextFormat.PlainText)
+        self._validate_timer = QTimer(self)
+        self._validate_timer.setSingleShot(True)
+        self._validate_timer.setInterval(200)
+        editor_box = QWidget()
+        editor_column = QVBoxLayout(editor_box)
+        editor_column.setContentsMargins(0, 0, 0, 0)
+        editor_column.setSpacing(6)
+        editor_column.addWidget(self.edit_warning)
+        editor_column.addWidget(self.body_edit, 1)
+        editor_column.addWidget(self.body_status_label)
+        self.editor_box = editor_box
+        self.editor_box.setVisible(False)
+        editable = self._prepare_document(raw_body)
+        self.edit_check.setVisible(editable)
+
+        self.buttons = QDialogButtonBox()
+        self.ok_button = QPushButton()
+        self.ok_button.setObjectName("DangerButton" if plan.action == "cancel" else "ConfirmButton")
+        self.ok_button.setDefault(True)
+        self.ok_button.setAutoDefault(True)
+        self.buttons.addButton(self.ok_button, QDialogButtonBox.ButtonRole.AcceptRole)
+        self.back_button = self.buttons.addButton(
+            "Keep them parked" if plan.action == "cancel" else "Don't " + verb.lower(),
+            QDialogButtonBox.ButtonRole.RejectRole,
+        )
+        self.back_button.setAutoDefault(False)
+
+        column = QVBoxLayout(self)
+        column.setContentsMargins(18, 16, 18, 14)
+        column.setSpacing(10)
+        column.addWidget(self.headline_label)
+        column.addWidget(self.consequence_label)
+        column.addWidget(self.skipped_label)
+        column.addLayout(form)
+        column.addWidget(self.edit_check)
+        column.addWidget(self.editor_box, 1)
+        column.addStretch(0)
+        column.addWidget(self.buttons)
+
+        self._connect_signals()
+        self._refresh()
+        self.setMinimumWidth(520)
+        if plan.action == "cancel":
+            self.reason_edit.setFocus()
+
+    def _connect_signals(self) -> None:
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        self.delay_combo.currentIndexChanged.connect(self.on_delay_changed)
+        self.custom_delay_spin.valueChanged.connect(self._refresh)
+        self.reason_edit.textChanged.connect(self._refresh)
+        self.edit_check.toggled.connect(self.on_edit_toggled)
+        self.body_edit.textChanged.connect(self.on_body_text_changed)
+        self._validate_timer.timeout.connect(self.validate_body)
+
+    def _prepare_document(self, raw_body: bytes | None) -> bool:
+        if self.plan.action != "retry" or self.plan.total != 1 or not raw_body:
+            return False
+        try:
+            document = mask_for_edit(raw_body)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return False
+        if not isinstance(document.value, dict | list):
+            return False
+        self._document = document
+        return True
+
+    # -- state ---------------------------------------------------------------------------
+
+    @property
+    def can_edit_body(self) -> bool:
+        """Whether this dialog offers the body editor (a retry of one JSON entry)."""
+        return self._document is not None
+
+    def delay_s(self) -> int:
+        """The chosen retry delay in seconds (0: none)."""
+        if self.plan.action != "retry":
+            return 0
+        seconds = self.delay_combo.currentData()
+        if seconds is None:
+            return int(self.custom_delay_spin.value())
+        return int(seconds)
+
+    def problem(self) -> str | None:
+        """Why the dialog cannot be confirmed yet (None when it can)."""
+        if self.plan.total <= 0:
+            return "None of the selected payments is parked"
+        if self.plan.action == "cancel" and not self.reason_edit.text().strip():
+            return "Give a reason to cancel"
+        if self.edit_check.isChecked() and self._body_error is not None:
+            return "The edited body is not valid JSON"
+        return None
+
+    def is_valid(self) -> bool:
+        return self.problem() is None
+
+    def summary_text(self) -> str:
+        """What the dialog says will happen, as plain text (the headline and the notes)."""
+        lines = [
+            mask_sensitive_text(self.plan.describe(self.delay_s()))
+            if self.plan.total
+            else self.headline_label.text(),
+            self.plan.consequence(),
+        ]
+        if self.plan.skipped:
+            lines.append(self.plan.skipped_line())
+        return "\n".join(lines)
+
+    def request(self) -> ActionRequest | None:
+        """What the operator confirmed; None until the dialog is accepted."""
+        return self._request
+
+    def build_request(self) -> ActionRequest:
+        """The request as the dialog now stands (valid or not)."""
+        edited = self._edited if self.edit_check.isChecked() and self.can_edit_body else None
+        return ActionRequest(
+            action=self.plan.action,
+            reason=self.reason_edit.text().strip(),
+            delay_s=self.delay_s(),
+            edited_body=edited,
+        )
+
+    # -- slots ---------------------------------------------------------------------------
+
+    @Slot(int)
+    def on_delay_changed(self, index: int) -> None:
+        self.custom_delay_spin.setVisible(self.delay_combo.itemData(index) is None)
+        self._refresh()
+
+    @Slot(bool)
+    def on_edit_toggled(self, checked: bool) -> None:
+        self.editor_box.setVisible(checked)
+        if checked and self._document is not None and not self.body_edit.toPlainText():
+            self.body_edit.setPlainText(self._document.text)
+            self.body_edit.moveCursor(QTextCursor.MoveOperation.Start)
+        if checked:
+            self.validate_body()
+            self.body_edit.setFocus()
+            self.resize(max(self.width(), 640), max(self.height(), 620))
+        self._refresh()
+
+    @Slot()
+    def on_body_text_changed(self) -> None:
+        if len(self.body_edit.toPlainText()) <= LIVE_VALIDATION_CHARS:
+            self.validate_body()
+        else:
+            self._validate_timer.start()
+
+    @Slot()
+    def validate_body(self) -> None:
+        """Check the edited body now: show where it is invalid, or that it is fine."""
+        self._validate_timer.stop()
+        document = self._document
+        if document is None:
+            return
+        text = self.body_edit.toPlainText()
+        selections: list[QTextEdit.ExtraSelection] = []
+        try:
+            value = unmask_edit(text, document)
+        except json.JSONDecodeError as exc:
+            self._body_error = f"Line {exc.lineno}, column {exc.colno}: {exc.msg}"
+            self._edited = None
+            self._set_body_status(self._body_error, "ValidationError")
+            selections.append(self._error_selection(exc.lineno))
+        except RecursionError:
+            self._body_error = "Nested too deeply to check"
+            self._edited = None
+            self._set_body_status(self._body_error, "ValidationError")
+        else:
+            self._body_error = None
+            if value == document.value:
+                self._edited = None
+                self._set_body_status("Valid JSON · unchanged", "ValidationOk")
+            else:
+                self._edited = dumps_compact(value)
+                leftovers = leftover_masks(value, document)
+                if leftovers:
+                    shown = ", ".join(leftovers[:3])
+                    self._set_body_status(
+                        f"Valid JSON · changed masked values are sent as typed: {shown}",
+                        "ValidationWarn",
+                    )
+                else:
+                    self._set_body_status("Valid JSON · edited", "ValidationOk")
+        self.body_edit.setExtraSelections(selections)
+        self._refresh()
+
+    def _error_selection(self, line: int) -> QTextEdit.ExtraSelection:
+        selection = QTextEdit.ExtraSelection()
+        selection.format.setBackground(QColor(240, 84, 84, 60))
+        selection.format.setProperty(QTextFormat.Property.FullWidthSelection, True)
+        block = self.body_edit.document().findBlockByLineNumber(max(line - 1, 0))
+        selection.cursor = QTextCursor(block)
+        return selection
+
+    def _set_body_status(self, text: str, name: str) -> None:
+        self.body_status_label.setText(text)
+        if self.body_status_label.objectName() != name:
+            self.body_status_label.setObjectName(name)
+            _restyle(self.body_status_label)
+
+    def _refresh(self) -> None:
+        plan = self.plan
+        delay = self.delay_s()
+        verb = _VERBS.get(plan.action, plan.action.capitalize())
+        if plan.total <= 0:
+            self.headline_label.setText(f"Nothing to {plan.action}")
+        else:
+            # no line break inside "812 → payments.process"
+            text = mask_sensitive_text(plan.describe(delay)).replace(" → ", "\u00a0→\u00a0")
+            if delay > 0:
+                when = format_delay(delay)
+                text = text.replace(f" after {when}", " after\u00a0" + when.replace(" ", "\u00a0"))
+            self.headline_label.setText(text)
+        if plan.action == "retry":
+            self.delay_hint.setText(
+                "sent right away"
+                if delay <= 0
+                else f"waits {format_delay(delay)} in a wait queue, then goes to its queue"
+            )
+        count = f" {plan.total:,}" if plan.total > 1 else ""
+        self.ok_button.setText(f"{verb}{count}")
+        problem = self.problem()
+        self.ok_button.setEnabled(problem is None)
+        self.ok_button.setToolTip(problem or "")
+
+    # -- QDialog -------------------------------------------------------------------------
+
+    def accept(self) -> None:
+        """Confirm, but only when valid (Enter on an invalid form does nothing)."""
+        if self.edit_check.isChecked():
+            self.validate_body()
+        if not self.is_valid():
+            return
+        self._request = self.build_request()
+        super().accept()
+        self.confirmed.emit(self._request)
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class ActionProgressDialog(QDialog):
+    """Bulk work under way: done / total, failed, rate, elapsed, ETA, and Cancel.
+
+    ``show_progress(done, total, failed)``: ``done`` counts every entry
+    handled so far (whatever its outcome), ``failed`` those among them that
+    failed. Cancel (or Esc, or closing the window) emits ``cancel_requested``
+    once; the app stops after the entry in flight and calls :meth:`finish`.
+    """
+
+    cancel_requested = Signal()
+    RATE_WINDOW_S: ClassVar[float] = 5.0
+
+    def __init__(
+        self,
+        action: str,
+        total: int,
+        parent: QWidget | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("ActionProgressDialog")
+        self.setStyleSheet(_DIALOG_STYLE)
+        self.action = action
+        self._clock = clock
+        self._started = clock()
+        self._samples: deque[tuple[float, int]] = deque([(self._started, 0)])
+        self._done = 0
+        self._total = max(total, 0)
+        self._failed = 0
+        self._cancelling = False
+        self._finished = False
+        verb = _ING.get(action, action.capitalize() + "ing")
+        self.setWindowTitle(f"{verb} failed payments")
+        self.setModal(True)
+
+        self.title_label = QLabel(f"{verb} {plural(self._total, 'failed payment')}…")
+        self.title_label.setObjectName("DialogHeadline")
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setTextVisible(True)
+        self.counts_label = QLabel()
+        self.counts_label.setObjectName("StatValue")
+        self.failed_label = QLabel()
+        self.failed_label.setObjectName("StatValue")
+        self.rate_label = QLabel()
+        self.elapsed_label = QLabel()
+        self.eta_label = QLabel()
+        self.stopping_label = QLabel("Stopping after the payment in flight…")
+        self.stopping_label.setObjectName("StoppingNote")
+        self.stopping_label.setVisible(False)
+
+        stats = QHBoxLayout()
+        stats.setSpacing(18)
+        for caption, label in (
+            ("DONE", self.counts_label),
+            ("FAILED", self.failed_label),
+            ("RATE", self.rate_label),
+            ("ELAPSED", self.elapsed_label),
+            ("ETA", self.eta_label),
+        ):
+            label.setObjectName("StatValue")
+            cell = QVBoxLayout()
+            cell.setSpacing(0)
+            title = QLabel(caption)
+            title.setObjectName("StatCaption")
+            cell.addWidget(title)
+            cell.addWidget(label)
+            stats.addLayout(cell)
+        stats.addStretch(1)
+
+        self.buttons = QDialogButtonBox()
+        self.cancel_button = self.buttons.addButton(
+            "Stop cancelling" if action == "cancel" else "Cancel",
+            QDialogButtonBox.ButtonRole.RejectRole,
+        )
+        self.cancel_button.setToolTip("Stop after the payment in flight; the rest stay parked")
+        column = QVBoxLayout(self)
+        column.setContentsMargins(18, 16, 18, 14)
+        column.setSpacing(10)
+        column.addWidget(self.title_label)
+        column.addWidget(self.progress_bar)
+        column.addLayout(stats)
+        column.addWidget(self.stopping_label)
+        column.addWidget(self.buttons)
+
+        self._tick = QTimer(self)
+        self._tick.setInterval(500)
+        self._tick.timeout.connect(self._render)
+        self._tick.start()
+        self.cancel_button.clicked.connect(self.request_cancel)
+        self.setMinimumWidth(480)
+        self._render()
+
+    @property
+    def cancelling(self) -> bool:
+        """Whether the operator asked to stop."""
+        return self._cancelling
+
+    @Slot(int, int, int)
+    def show_progress(self, done: int, total: int, failed: int) -> None:
+        """Show how far the action is."""
+        now = self._clock()
+        self._done = max(done, 0)
+        self._total = max(total, self._done)
+        self._failed = max(failed, 0)
+        self._samples.append((now, self._done))
+        while len(self._samples) > 2 and now - self._samples[0][0] > self.RATE_WINDOW_S:
+            self._samples.popleft()
+        self._render()
+
+    @Slot()
+    def request_cancel(self) -> None:
+        """Ask the app to stop after the entry in flight (once)."""
+        if self._cancelling or self._finished:
+            return
+        self._cancelling = True
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.setText("Stopping…")
+        self.stopping_label.setVisible(True)
+        self.cancel_requested.emit()
+
+    @Slot()
+    def finish(self) -> None:
+        """The action is over: close."""
+        self._finished = True
+        self._tick.stop()
+        self.accept()
+
+    def rate(self) -> float | None:
+        """Entries per second over the last few seconds (None before there is any)."""
+        if len(self._samples) < 2:
+            return None
+        (t0, d0), (t1, d1) = self._samples[0], self._samples[-1]
+        if t1 - t0 <= 0 or d1 <= d0:
+            return None
+        return (d1 - d0) / (t1 - t0)
+
+    def eta_s(self) -> float | None:
+        rate = self.rate()
+        if rate is None or rate <= 0:
+            return None
+        return max(self._total - self._done, 0) / rate
+
+    def _render(self) -> None:
+        total = max(self._total, 1)
+        self.progress_bar.setRange(0, total)
+        self.progress_bar.setValue(min(self._done, total))
+        self.progress_bar.setFormat(f"{self._done:,} / {self._total:,}")
+        self.counts_label.setText(f"{self._done:,} / {self._total:,}")
+        self.failed_label.setText(f"{self._failed:,}")
+        self.failed_label.setStyleSheet(f"color: {colors.RED};" if self._failed else "")
+        rate = self.rate()
+        self.rate_label.setText(format_rate(rate))
+        self.elapsed_label.setText(format_duration(self._clock() - self._started))
+        eta = self.eta_s()
+        self.eta_label.setText("—" if eta is None else format_duration(eta))
+
+    def reject(self) -> None:
+        """Esc and the close button ask to stop; the dialog closes when the work has."""
+        if self._finished:
+            super().reject()
+        else:
+            self.request_cancel()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self._finished:
+            super().closeEvent(event)
+        else:
+            event.ignore()
+            self.request_cancel()
+
+
+# --------------------------------------------------------------------------- summary
+
+_STATUS_TEXT: Final = {"failed": "Failed", "skipped": "Skipped", "done": "Done"}
+_OUTCOME_TITLES: Final = {
+    "status": "Status",
+    "entry": "Entry",
+    "payment": "Payment",
+    "reason": "Reason",
+}
+
+
+class OutcomeTableModel(ListTableModel[ActionOutcome]):
+    """Outcomes as a table: status, entry id, payment id, reason (masked)."""
+
+    HEADERS: ClassVar[tuple[str, ...]] = tuple(_OUTCOME_TITLES.values())
+
+    def __init__(self, outcomes: tuple[ActionOutcome, ...], parent: QObject | None = None) -> None:
+        super().__init__(tuple(_OUTCOME_TITLES), _OUTCOME_TITLES, parent)
+        self._rows = list(outcomes)
+
+    def outcome(self, row: int) -> ActionOutcome:
+        return self._rows[row]
+
+    def cell_text(self, row: int, column: int) -> str:
+        return self._text(self._rows[row], self.columns[column])
+
+    @staticmethod
+    def _text(outcome: ActionOutcome, column: str) -> str:
+        if column == "status":
+            return _STATUS_TEXT.get(outcome.status, outcome.status)
+        if column == "entry":
+            return outcome.entry_id
+        if column == "payment":
+            return mask_sensitive_text(outcome.payment_id) if outcome.payment_id else "—"
+        return mask_sensitive_text(outcome.detail) if outcome.detail else "—"
+
+    def _cell_data(self, outcome: ActionOutcome, column: str, role: int) -> Any:
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+            text = self._text(outcome, column)
+            if role == Qt.ItemDataRole.ToolTipRole:
+                return text if column == "reason" and len(text) > 40 else None
+            return text
+        if role == Qt.ItemDataRole.ForegroundRole and column == "status":
+            return QColor(colors.RED if outcome.status == "failed" else colors.AMBER)
+        if role == Qt.ItemDataRole.FontRole and column in ("entry", "payment"):
+            return monospace_font()
+        return None
+
+
+class _CountTile(QFrame):
+    def __init__(self, caption: str, value: int, tone: str, detail: str = "") -> None:
+        super().__init__()
+        self.setObjectName("CountTile")
+        self.setProperty("tone", tone if value else "none")
+        self.value_label = QLabel(f"{value:,}")
+        self.value_label.setObjectName("TileValue")
+        if value and tone == "bad":
+            self.value_label.setStyleSheet(f"color: {colors.RED};")
+        elif value and tone == "warn":
+            self.value_label.setStyleSheet(f"color: {colors.AMBER};")
+        title = QLabel(caption.upper())
+        title.setObjectName("TileCaption")
+        self.detail_label = QLabel(detail)
+        self.detail_label.setObjectName("TileDetail")
+        self.detail_label.setWordWrap(True)
+        self.detail_label.setVisible(bool(detail))
+        column = QVBoxLayout(self)
+        column.setContentsMargins(12, 8, 12, 8)
+        column.setSpacing(0)
+        column.addWidget(title)
+        column.addWidget(self.value_label)
+        column.addWidget(self.detail_label)
+
+
+def reasons_html(report: ActionReport, limit: int = 4) -> str:
+    """Why entries were skipped or failed, grouped by reason, as a small rich-text table."""
+    rows: list[str] = []
+    statuses: tuple[tuple[OutcomeStatus, str, str], ...] = (
+        ("failed", "Failed", colors.RED),
+        ("skipped", "Skipped", colors.AMBER),
+    )
+    for status, title, colour in statuses:
+        reasons = report.reasons(status)
+        shown = reasons[:limit]
+        rest = sum(count for _, count in reasons[limit:])
+        items = [(f"{count:,} ×", mask_sensitive_text(detail)) for detail, count in shown]
+        if rest:
+            items.append((f"{rest:,} ×", "other reasons"))
+        for index, (count_text, detail) in enumerate(items):
+            label = f"<span style='color:{colour}'>{title}</span>" if index == 0 else ""
+            rows.append(
+                f"<tr><td style='padding-right:10px'>{label}</td>"
+                f"<td align='right' style='padding-right:6px'>{count_text}</td>"
+                f"<td>{html.escape(detail)}</td></tr>"
+            )
+    return f"<table cellspacing='0' cellpadding='1'>{''.join(rows)}</table>" if rows else ""
+
+
+class ActionSummaryDialog(QDialog):
+    """What an action did: counts per outcome with the reasons, and the entries that failed.
+
+    "Copy" puts a plain-text report on the clipboard (payment ids and
+    reasons masked like on screen).
+    """
+
+    def __init__(self, report: ActionReport, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("ActionSummaryDialog")
+        self.setStyleSheet(_DIALOG_STYLE)
+        self.report = report
+        verb = _VERBS.get(report.action, report.action.capitalize())
+        ended = "stopped" if report.stopped else "finished"
+        self.setWindowTitle(f"{verb} {ended}")
+
+        self.headline_label = QLabel(report.headline())
+        self.headline_label.setObjectName("DialogHeadline")
+        self.headline_label.setWordWrap(True)
+        where = f"to {mask_sensitive_text(report.target)} · " if report.target else ""
+        stopped = " · stopped by the operator" if report.stopped else ""
+        self.subline_label = QLabel(f"{where}took {format_duration(report.duration_s)}{stopped}")
+        self.subline_label.setObjectName("DialogSubline")
+        self.subline_label.setWordWrap(True)
+
+        tiles = QHBoxLayout()
+        tiles.setSpacing(8)
+        self.tiles = {
+            "done": _CountTile("Succeeded", report.succeeded, "ok"),
+            "skipped": _CountTile("Skipped", report.skipped, "warn"),
+            "failed": _CountTile("Failed", report.failed, "bad"),
+        }
+        if report.not_attempted:
+            self.tiles["not_attempted"] = _CountTile("Not attempted", report.not_attempted, "warn")
+            self.tiles["not_attempted"].setToolTip(
+                "The action was stopped before reaching them; they stay parked"
+            )
+        for tile in self.tiles.values():
+            tiles.addWidget(tile, 1)
+        self.reasons_label = QLabel(reasons_html(report))
+        self.reasons_label.setObjectName("Reasons")
+        self.reasons_label.setTextFormat(Qt.TextFormat.RichText)
+        self.reasons_label.setWordWrap(True)
+        self.reasons_label.setVisible(bool(self.reasons_label.text()))
+
+        problems = report.problems
+        self.model = OutcomeTableModel(problems, self)
+        self.table = QTableView()
+        self.table.setObjectName("OutcomeTable")
+        self.table.setModel(self.model)
+        configure_table(self.table, stretch=None)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.resizeSection(1, 190)
+        header.resizeSection(2, 160)
+        header.setStretchLastSection(True)
+        self.table_caption = QLabel(
+            f"Not done ({len(problems):,}) — the failed ones stay parked"
+            if problems
+            else "Every payment went through."
+        )
+        self.table_caption.setObjectName("FieldCaption" if problems else "ValidationOk")
+        self.table.setVisible(bool(problems))
+
+        self.buttons = QDialogButtonBox()
+        self.copy_button = self.buttons.addButton("Copy", QDialogButtonBox.ButtonRole.ActionRole)
+        self.copy_button.setToolTip("Copy this summary as text (ids and reasons, masked)")
+        self.copy_button.setAutoDefault(False)
+        self.close_button = self.buttons.addButton(QDialogButtonBox.StandardButton.Close)
+        self.close_button.setDefault(True)
+
+        column = QVBoxLayout(self)
+        column.setContentsMargins(18, 16, 18, 14)
+        column.setSpacing(10)
+        column.addWidget(self.headline_label)
+        column.addWidget(self.subline_label)
+        column.addLayout(tiles)
+        column.addWidget(self.reasons_label)
+        column.addWidget(self.table_caption)
+        column.addWidget(self.table, 1)
+        if not problems:
+            column.addStretch(1)
+        column.addWidget(self.buttons)
+
+        # owned by the dialog, so it dies with it (a bare singleShot could outlive the button)
+        self._copied_timer = QTimer(self)
+        self._copied_timer.setSingleShot(True)
+        self._copied_timer.setInterval(1500)
+        self._copied_timer.timeout.connect(self.on_copied_timer_timeout)
+        self.copy_button.clicked.connect(self.copy_to_clipboard)
+        self.buttons.rejected.connect(self.reject)
+        self.close_button.clicked.connect(self.accept)
+        self.setMinimumWidth(560)
+        self.resize(760, 520 if problems else 300)
+        self.close_button.setFocus()
+
+    def summary_text(self) -> str:
+        """The summary as plain text: headline, reasons, then one line per entry not done."""
+        report = self.report
+        lines = [report.headline()]
+        if report.target:
+            lines.append(f"Target: {mask_sensitive_text(report.target)}")
+        lines.append(f"Took: {format_duration(report.duration_s)}")
+        statuses: tuple[OutcomeStatus, ...] = ("failed", "skipped")
+        for status in statuses:
+            for detail, count in report.reasons(status):
+                lines.append(f"{status}: {count:,} × {mask_sensitive_text(detail)}")
+        if self.model.rowCount():
+            lines.append("")
+            lines.append("\t".join(OutcomeTableModel.HEADERS))
+            for row in range(self.model.rowCount()):
+                lines.append("\t".join(self.model.cell_text(row, c) for c in range(4)))
+        return "\n".join(lines) + "\n"
+
+    @Slot()
+    def copy_to_clipboard(self) -> None:
+        """Put :meth:`summary_text` on the clipboard."""
+        QGuiApplication.clipboard().setText(self.summary_text())
+        self.copy_button.setText("Copied")
+        self._copied_timer.start()
+
+    @Slot()
+    def on_copied_timer_timeout(self) -> None:
+        self.copy_button.setText("Copy")

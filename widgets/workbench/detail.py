@@ -1,0 +1,948 @@
+"""One parked entry in full: payment header, body, properties, headers, x-death, audit trail.
+
+``EntryDetailPane`` takes a :class:`~services.workbench.model.ParkedEntry` (plain
+data) through ``show_entry`` and this entry's audit records through
+``show_audit``; its Requeue / Retry… / Cancel… buttons emit
+``action_requested(name)`` (the app knows which entry is shown).
+
+Everything shown is masked: card numbers to the first 6 / last 4 digits, CVV
+fields hidden (``services.masking.json``, ``widgets.workbench.body_format``). Large
+bodies are shown by a prefix, binary ones through a lazy hex model, so no
+body stalls the UI.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    Signal,
+    Slot,
+)
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontDatabase,
+    QFontMetrics,
+    QSyntaxHighlighter,
+    QTextCharFormat,
+    QTextDocument,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QSizePolicy,
+    QStackedWidget,
+    QTableView,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from services.masking.json import HIDDEN, is_cvv_key, mask_sensitive_text
+from services.workbench.codec import DeathRecord, first_death
+from services.workbench.model import AuditRecord, EntryState, ParkedEntry
+from widgets.common import colors
+from widgets.common.elided_label import ElidedLabel
+from widgets.workbench.audit_panel import AuditTableModel, configure_table, format_local_time
+from widgets.workbench.body_format import (
+    HEX_WIDTH,
+    BodyView,
+    FormattedBody,
+    amqp_type_name,
+    format_amqp_scalar,
+    format_body,
+    format_size,
+    format_timestamp,
+    hex_line,
+    hex_line_count,
+)
+
+ACTIONS: Final = ("requeue", "retry", "cancel")
+READ_ONLY_REASON: Final = "Read-only console: actions are disabled"
+NO_ENTRY_TEXT: Final = "Select a failed payment to see its body, headers and history"
+MAX_TREE_CHILDREN: Final = 200
+AUDIT_DETAIL_COLUMNS: Final = ("time", "operator", "action", "result", "detail")
+
+STATE_COLORS: Final = {
+    EntryState.PARKED: colors.AMBER,
+    EntryState.CLAIMED: colors.ACCENT,
+    EntryState.REQUEUED: colors.GREEN,
+    EntryState.RETRIED: colors.GREEN,
+    EntryState.CANCELLED: colors.TEXT_MUTED,
+}
+_DONE_TO: Final = {"requeue": "requeued", "retry": "retried", "cancel": "cancelled"}
+_VIEW_LABELS: Final[dict[BodyView, str]] = {"json": "Pretty JSON", "text": "Text", "hex": "Hex"}
+_DELIVERY_MODES: Final = {1: "1 (transient)", 2: "2 (persistent)"}
+_RIGHT: Final = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+
+_STYLE = f"""
+QFrame#EntryHeader {{ background: {colors.SURFACE}; border-bottom: 1px solid {colors.BORDER}; }}
+QLabel#PaymentId {{ font-size: 14pt; font-weight: bold; color: {colors.TEXT}; }}
+QLabel#Amount {{ font-size: 12pt; font-weight: bold; color: {colors.TEXT}; }}
+QLabel#Merchant {{ font-size: 10pt; color: {colors.TEXT_MUTED}; }}
+QLabel#StateBadge {{
+    border-radius: 4px; padding: 2px 8px; font-weight: bold; font-size: 8pt;
+    letter-spacing: 1px;
+}}
+QLabel#FactCaption {{ color: {colors.TEXT_MUTED}; }}
+QLabel#FactValue {{ color: {colors.TEXT}; }}
+QLabel#LastError {{
+    color: {colors.RED}; background: rgba(240, 84, 84, 22);
+    border: 1px solid rgba(240, 84, 84, 80); border-radius: 4px; padding: 4px 8px;
+}}
+QLabel#StateNote {{ color: {colors.TEXT_MUTED}; }}
+QLabel#BodyInfo {{ color: {colors.TEXT_MUTED}; }}
+QLabel#BodyNote {{
+    color: {colors.AMBER}; background: rgba(245, 165, 36, 20);
+    border: 1px solid rgba(245, 165, 36, 70); border-radius: 4px; padding: 3px 8px;
+}}
+QLabel#Placeholder {{ color: {colors.TEXT_FAINT}; font-size: 10pt; }}
+QLabel#SectionNote {{ color: {colors.TEXT_MUTED}; padding: 2px 2px; }}
+QPushButton#ActionButton {{ min-width: 72px; }}
+QPushButton#DangerAction {{ min-width: 72px; color: #ffb4b4; }}
+QPushButton#DangerAction:hover {{ border-color: {colors.RED}; }}
+QPushButton:disabled, QPushButton#DangerAction:disabled {{
+    color: {colors.TEXT_FAINT}; border-color: {colors.BORDER};
+}}
+QTabWidget#DetailTabs::pane {{ border: none; border-top: 1px solid {colors.BORDER}; }}
+"""
+
+
+def _tint(colour: str, alpha: int = 40) -> str:
+    """``#rrggbb`` as a translucent ``rgba()`` (Qt reads ``#aarrggbb``, not ``#rrggbbaa``)."""
+    red, green, blue = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red}, {green}, {blue}, {alpha})"
+
+
+def short_time(
+    ts_ms: int | None, now: datetime.datetime | None = None, *, seconds: bool = False
+) -> str:
+    """Local ``14:03`` today, ``2024-05-03 14:03`` otherwise; ``""`` when unknown."""
+    if not ts_ms:
+        return ""
+    moment = datetime.datetime.fromtimestamp(ts_ms / 1000)
+    today = (now or datetime.datetime.now()).date()
+    clock = "%H:%M:%S" if seconds else "%H:%M"
+    return moment.strftime(clock if moment.date() == today else f"%Y-%m-%d {clock}")
+
+
+def not_actionable_reason(entry: ParkedEntry) -> str | None:
+    """Why no action can be taken on ``entry`` now ("Requeued by alice at 14:03"), or None."""
+    state = entry.state
+    if state is EntryState.PARKED:
+        return None
+    who = f" by {entry.operator}" if entry.operator else ""
+    when = short_time(entry.updated_at_ms)
+    if state is EntryState.CLAIMED:
+        doing = _DONE_TO.get(entry.action or "", "acted on")
+        since = f" since {when}" if when else ""
+        return f"Being {doing}{who}{since}"
+    at = f" at {when}" if when else ""
+    return f"{state.value.capitalize()}{who}{at}"
+
+
+CHECKBOX_STYLE: Final = f"""
+QCheckBox::indicator {{
+    width: 12px; height: 12px; border: 1px solid {colors.GRID}; border-radius: 3px;
+    background: {colors.PLOT_BG};
+}}
+QCheckBox::indicator:checked {{ background: {colors.ACCENT}; border-color: {colors.ACCENT}; }}
+QCheckBox::indicator:disabled {{ border-color: {colors.BORDER}; background: {colors.SURFACE}; }}
+QCheckBox:disabled {{ color: {colors.TEXT_FAINT}; }}
+"""
+
+
+def monospace_font() -> QFont:
+    """The system's fixed-width font (bodies, hex dumps)."""
+    return QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+
+
+HIGHLIGHT_MAX_CHARS: Final = 200_000
+"""JSON longer than this is shown without colours (highlighting is per line, in Python)."""
+
+
+def _char_format(colour: str, italic: bool = False) -> QTextCharFormat:
+    fmt = QTextCharFormat()
+    fmt.setForeground(QColor(colour))
+    fmt.setFontItalic(italic)
+    return fmt
+
+
+class JsonHighlighter(QSyntaxHighlighter):
+    """Colours for pretty-printed JSON: keys, strings, numbers, literals, masked values."""
+
+    _TOKEN = re.compile(
+        r'(?P<string>"(?:\\.|[^"\\])*")(?P<colon>\s*:)?'
+        r"|(?P<number>-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)"
+        r"|(?P<literal>\b(?:true|false|null)\b)"
+    )
+
+    def __init__(self, document: QTextDocument) -> None:
+        super().__init__(document)
+        self.key_format = _char_format("#8ab4f8")
+        self.string_format = _char_format("#a5d6a7")
+        self.number_format = _char_format("#e3b341")
+        self.literal_format = _char_format("#c792ea")
+        self.masked_format = _char_format(colors.TEXT_MUTED, italic=True)
+
+    def highlightBlock(self, text: str) -> None:
+        if any(ord(char) > 0xFFFF for char in text):
+            return  # Qt counts UTF-16 units; such lines are left plain
+        for match in self._TOKEN.finditer(text):
+            if match.group("string") is not None:
+                start, end = match.span("string")
+                token = match.group("string")
+                if match.group("colon"):
+                    fmt = self.key_format
+                elif "•••" in token or "**" in token:
+                    fmt = self.masked_format
+                else:
+                    fmt = self.string_format
+                self.setFormat(start, end - start, fmt)
+            elif match.group("number") is not None:
+                start, end = match.span("number")
+                self.setFormat(start, end - start, self.number_format)
+            else:
+                start, end = match.span("literal")
+                self.setFormat(start, end - start, self.literal_format)
+
+
+class HexDumpModel(QAbstractListModel):
+    """A hex dump, one line per row, made only for the rows on screen."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._data = b""
+
+    def set_data(self, data: bytes) -> None:
+        self.beginResetModel()
+        self._data = data
+        self.endResetModel()
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex | None = None) -> int:
+        if parent is not None and parent.isValid():
+            return 0
+        return hex_line_count(len(self._data))
+
+    def data(
+        self,
+        index: QModelIndex | QPersistentModelIndex,
+        role: int = Qt.ItemDataRole.DisplayRole,
+    ) -> Any:
+        if role != Qt.ItemDataRole.DisplayRole or not index.isValid():
+            return None
+        offset = index.row() * HEX_WIDTH
+        if offset >= len(self._data):
+            return None
+        return hex_line(self._data, offset)
+
+    def shown_bytes(self) -> bytes:
+        """The bytes the dump shows (masked)."""
+        return self._data
+
+    def text(self) -> str:
+        """The whole dump (for copying and tests)."""
+        return "\n".join(hex_line(self._data, o) for o in range(0, len(self._data), HEX_WIDTH))
+
+
+def _value_label(text: str = "") -> ElidedLabel:
+    label = ElidedLabel(text)
+    label.setObjectName("FactValue")
+    return label
+
+
+def _table_item(text: str, tooltip: bool = True) -> QTableWidgetItem:
+    item = QTableWidgetItem(text)
+    item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
+    if tooltip and len(text) > 30:
+        item.setToolTip(text)
+    return item
+
+
+def _plain_table(headers: Sequence[str]) -> QTableWidget:
+    table = QTableWidget(0, len(headers))
+    table.setHorizontalHeaderLabels(list(headers))
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.setAlternatingRowColors(True)
+    table.setShowGrid(False)
+    table.setWordWrap(False)
+    table.verticalHeader().setVisible(False)
+    table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 10)
+    header = table.horizontalHeader()
+    header.setHighlightSections(False)
+    header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+    header.setStretchLastSection(True)
+    return table
+
+
+class EntryDetailPane(QWidget):
+    """The detail of one parked entry, with the actions that can be taken on it.
+
+    ``show_entry(None)`` shows a placeholder. Showing the same entry again
+    (a live update from another console) keeps the tab and scroll positions
+    and re-renders the body only when the message itself changed.
+    """
+
+    action_requested = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("EntryDetailPane")
+        self.setStyleSheet(_STYLE + CHECKBOX_STYLE)
+        self._entry: ParkedEntry | None = None
+        self._read_only = False
+        self._body: FormattedBody | None = None
+        self._rendered_key: tuple[str, str] | None = None
+        self._shown_text_view: BodyView | None = None
+
+        self._build_header()
+        self._build_tabs()
+        self.placeholder = QLabel(NO_ENTRY_TEXT)
+        self.placeholder.setObjectName("Placeholder")
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setWordWrap(True)
+        content = QWidget()
+        content_column = QVBoxLayout(content)
+        content_column.setContentsMargins(0, 0, 0, 0)
+        content_column.setSpacing(0)
+        content_column.addWidget(self.header_frame)
+        content_column.addWidget(self.tabs, 1)
+        self.content = content
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.placeholder)
+        self.stack.addWidget(self.content)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.stack)
+
+        self._connect_signals()
+        self.show_entry(None)
+
+    # -- construction -------------------------------------------------------------------
+
+    def _build_header(self) -> None:
+        frame = QFrame()
+        frame.setObjectName("EntryHeader")
+        self.header_frame = frame
+        self.state_badge = QLabel()
+        self.state_badge.setObjectName("StateBadge")
+        self.payment_label = QLabel()
+        self.payment_label.setObjectName("PaymentId")
+        self.payment_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.payment_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.entry_id_label = QLabel()
+        self.entry_id_label.setObjectName("FactCaption")
+        self.entry_id_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.amount_label = QLabel()
+        self.amount_label.setObjectName("Amount")
+        self.merchant_label = ElidedLabel()
+        self.merchant_label.setObjectName("Merchant")
+
+        top = QHBoxLayout()
+        top.setSpacing(8)
+        top.addWidget(self.state_badge, 0, Qt.AlignmentFlag.AlignVCenter)
+        top.addWidget(self.payment_label, 1)
+        top.addWidget(self.entry_id_label, 0, Qt.AlignmentFlag.AlignVCenter)
+        money = QHBoxLayout()
+        money.setSpacing(10)
+        money.addWidget(self.amount_label)
+        money.addWidget(self.merchant_label, 1)
+
+        self.facts: dict[str, ElidedLabel] = {}
+        grid = QGridLayout()
+        grid.setHorizontalSpacing(10)
+        grid.setVerticalSpacing(3)
+        layout = (
+            ("reason", "Reason", 0, 0),
+            ("origin_queue", "Origin queue", 0, 1),
+            ("attempts", "Attempts", 1, 0),
+            ("dead_lettered_at", "Dead-lettered", 1, 1),
+            ("dlq", "Parked from", 2, 0),
+            ("routing_key", "Routing key", 2, 1),
+        )
+        for key, caption, row, col in layout:
+            caption_label = QLabel(caption)
+            caption_label.setObjectName("FactCaption")
+            value = _value_label()
+            self.facts[key] = value
+            grid.addWidget(caption_label, row, col * 2)
+            grid.addWidget(value, row, col * 2 + 1)
+        grid.setColumnStretch(1, 1)
+        grid.setColumnStretch(3, 1)
+
+        self.last_error_label = QLabel()
+        self.last_error_label.setObjectName("LastError")
+        self.last_error_label.setWordWrap(True)
+        self.last_error_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.last_error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.requeue_button = QPushButton("Requeue")
+        self.requeue_button.setObjectName("ActionButton")
+        self.retry_button = QPushButton("Retry…")
+        self.retry_button.setObjectName("ActionButton")
+        self.cancel_button = QPushButton("Cancel…")
+        self.cancel_button.setObjectName("DangerAction")
+        self.action_buttons: dict[str, QPushButton] = {
+            "requeue": self.requeue_button,
+            "retry": self.retry_button,
+            "cancel": self.cancel_button,
+        }
+        self.state_note = ElidedLabel()
+        self.state_note.setObjectName("StateNote")
+        buttons = QHBoxLayout()
+        buttons.setSpacing(6)
+        for button in self.action_buttons.values():
+            button.setAutoDefault(False)
+            buttons.addWidget(button)
+        buttons.addSpacing(6)
+        buttons.addWidget(self.state_note, 1)
+
+        column = QVBoxLayout(frame)
+        column.setContentsMargins(12, 10, 12, 10)
+        column.setSpacing(6)
+        column.addLayout(top)
+        column.addLayout(money)
+        column.addSpacing(2)
+        column.addLayout(grid)
+        column.addWidget(self.last_error_label)
+        column.addSpacing(2)
+        column.addLayout(buttons)
+
+    def _build_tabs(self) -> None:
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("DetailTabs")
+        self.tabs.setDocumentMode(True)
+
+        # Body.
+        body = QWidget()
+        self.body_info_label = QLabel()
+        self.body_info_label.setObjectName("BodyInfo")
+        self.view_combo = QComboBox()
+        self.view_combo.setObjectName("BodyViewCombo")
+        self.view_combo.setToolTip("How to show the body")
+        self.view_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.view_combo.setMinimumContentsLength(12)
+        self.wrap_check = QCheckBox("Wrap")
+        self.wrap_check.setToolTip("Wrap long lines")
+        bar = QHBoxLayout()
+        bar.setSpacing(8)
+        bar.addWidget(self.body_info_label, 1)
+        bar.addWidget(self.wrap_check)
+        bar.addWidget(self.view_combo)
+        self.body_note_label = QLabel()
+        self.body_note_label.setObjectName("BodyNote")
+        self.body_note_label.setWordWrap(True)
+        self.text_view = QPlainTextEdit()
+        self.text_view.setObjectName("BodyText")
+        self.text_view.setReadOnly(True)
+        self.text_view.setFont(monospace_font())
+        self.text_view.setUndoRedoEnabled(False)
+        self.highlighter = JsonHighlighter(self.text_view.document())
+        self.hex_model = HexDumpModel(self)
+        # A table, not a list: its fixed-size rows make any number of lines O(1) to lay out.
+        self.hex_view = QTableView()
+        self.hex_view.setObjectName("BodyHex")
+        self.hex_view.setModel(self.hex_model)
+        self.hex_view.setFont(monospace_font())
+        self.hex_view.setShowGrid(False)
+        self.hex_view.setWordWrap(False)
+        self.hex_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.hex_view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.hex_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.hex_view.horizontalHeader().setVisible(False)
+        self.hex_view.horizontalHeader().setStretchLastSection(True)
+        hex_rows = self.hex_view.verticalHeader()
+        hex_rows.setVisible(False)
+        hex_rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        hex_rows.setDefaultSectionSize(QFontMetrics(monospace_font()).height() + 2)
+        self.empty_body_label = QLabel("Empty body — the message has no payload (0 bytes)")
+        self.empty_body_label.setObjectName("Placeholder")
+        self.empty_body_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.body_stack = QStackedWidget()
+        self.body_stack.addWidget(self.text_view)
+        self.body_stack.addWidget(self.hex_view)
+        self.body_stack.addWidget(self.empty_body_label)
+        body_column = QVBoxLayout(body)
+        body_column.setContentsMargins(8, 8, 8, 8)
+        body_column.setSpacing(6)
+        body_column.addLayout(bar)
+        body_column.addWidget(self.body_note_label)
+        body_column.addWidget(self.body_stack, 1)
+        self.tabs.addTab(body, "Body")
+
+        # Properties.
+        self.properties_table = _plain_table(("Property", "Value"))
+        self.properties_table.setObjectName("PropertiesTable")
+        self.properties_table.horizontalHeader().resizeSection(0, 150)
+        self.tabs.addTab(self._padded(self.properties_table), "Properties")
+
+        # Headers.
+        self.headers_tree = QTreeWidget()
+        self.headers_tree.setObjectName("HeadersTree")
+        self.headers_tree.setColumnCount(3)
+        self.headers_tree.setHeaderLabels(["Header", "Type", "Value"])
+        self.headers_tree.setAlternatingRowColors(True)
+        self.headers_tree.setUniformRowHeights(True)
+        self.headers_tree.header().resizeSection(0, 200)
+        self.headers_tree.header().resizeSection(1, 90)
+        self.headers_tree.header().setStretchLastSection(True)
+        self.tabs.addTab(self._padded(self.headers_tree), "Headers")
+
+        # x-death.
+        self.deaths_note = QLabel()
+        self.deaths_note.setObjectName("SectionNote")
+        self.deaths_note.setWordWrap(True)
+        self.deaths_table = _plain_table(
+            ("Count", "Reason", "Queue", "Exchange", "Routing keys", "Time")
+        )
+        self.deaths_table.setObjectName("DeathsTable")
+        self.tabs.addTab(self._padded(self.deaths_note, self.deaths_table), "x-death")
+
+        # Audit trail.
+        self.audit_model = AuditTableModel(self, columns=AUDIT_DETAIL_COLUMNS)
+        self.audit_table = QTableView()
+        self.audit_table.setObjectName("EntryAuditTable")
+        self.audit_table.setModel(self.audit_model)
+        configure_table(self.audit_table)
+        audit_header = self.audit_table.horizontalHeader()
+        for index, width in enumerate((140, 90, 70, 80)):
+            audit_header.resizeSection(index, width)
+        audit_header.setStretchLastSection(True)
+        self.audit_empty_label = QLabel("No actions on this entry yet")
+        self.audit_empty_label.setObjectName("Placeholder")
+        self.audit_empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.audit_stack = QStackedWidget()
+        self.audit_stack.addWidget(self.audit_table)
+        self.audit_stack.addWidget(self.audit_empty_label)
+        self.tabs.addTab(self._padded(self.audit_stack), "Audit trail")
+
+    @staticmethod
+    def _padded(*widgets: QWidget) -> QWidget:
+        page = QWidget()
+        column = QVBoxLayout(page)
+        column.setContentsMargins(8, 8, 8, 8)
+        column.setSpacing(6)
+        for widget in widgets:
+            column.addWidget(widget, 1 if not isinstance(widget, QLabel) else 0)
+        return page
+
+    def _connect_signals(self) -> None:
+        """All of the pane's own wiring, in one place."""
+        self.requeue_button.clicked.connect(self.on_requeue_clicked)
+        self.retry_button.clicked.connect(self.on_retry_clicked)
+        self.cancel_button.clicked.connect(self.on_cancel_clicked)
+        self.view_combo.currentIndexChanged.connect(self.on_view_changed)
+        self.wrap_check.toggled.connect(self.on_wrap_toggled)
+
+    # -- state ---------------------------------------------------------------------------
+
+    @property
+    def entry(self) -> ParkedEntry | None:
+        """The entry shown (None: nothing selected)."""
+        return self._entry
+
+    @property
+    def read_only(self) -> bool:
+        return self._read_only
+
+    @property
+    def body(self) -> FormattedBody | None:
+        """The body as formatted for display."""
+        return self._body
+
+    def body_view(self) -> BodyView | None:
+        data = self.view_combo.currentData()
+        return data if data in ("json", "text", "hex") else None
+
+    def actions_disabled_reason(self) -> str | None:
+        """Why the action buttons are disabled (None when they are enabled)."""
+        if self._entry is None:
+            return "No entry selected"
+        if self._read_only:
+            return READ_ONLY_REASON
+        return not_actionable_reason(self._entry)
+
+    # -- slots ---------------------------------------------------------------------------
+
+    @Slot(object)
+    def show_entry(self, entry: ParkedEntry | None) -> None:
+        """Show one entry (None: the placeholder)."""
+        previous = self._entry
+        self._entry = entry
+        if entry is None:
+            self._rendered_key = None
+            self._body = None
+            self.stack.setCurrentWidget(self.placeholder)
+            self.audit_model.clear()
+            self._update_buttons()
+            return
+        if previous is None or previous.entry_id != entry.entry_id:
+            self.audit_model.clear()
+            self._update_audit_tab()
+        self.stack.setCurrentWidget(self.content)
+        self._render_header(entry)
+        key = (entry.entry_id, entry.fingerprint)
+        same_message = (
+            key == self._rendered_key and previous is not None and previous.record == entry.record
+        )
+        if not same_message:
+            self._rendered_key = key
+            self._render_body(entry)
+            self._render_properties(entry)
+            self._render_headers(entry)
+            self._render_deaths(entry)
+        self._update_buttons()
+
+    @Slot(object)
+    def show_audit(self, records: Sequence[AuditRecord]) -> None:
+        """Show this entry's audit trail (records about other entries are ignored)."""
+        entry = self._entry
+        if entry is None:
+            return
+        self.audit_model.set_records(r for r in records if entry.entry_id in r.entry_ids)
+        self._update_audit_tab()
+
+    @Slot(bool)
+    def set_read_only(self, read_only: bool) -> None:
+        """Disable (or enable again) every action."""
+        self._read_only = read_only
+        self._update_buttons()
+
+    @Slot()
+    def on_requeue_clicked(self) -> None:
+        self._request("requeue")
+
+    @Slot()
+    def on_retry_clicked(self) -> None:
+        self._request("retry")
+
+    @Slot()
+    def on_cancel_clicked(self) -> None:
+        self._request("cancel")
+
+    @Slot(int)
+    def on_view_changed(self, index: int) -> None:
+        view = self.view_combo.itemData(index)
+        if view in ("json", "text", "hex"):
+            self._show_body_view(view)
+
+    @Slot(bool)
+    def on_wrap_toggled(self, wrap: bool) -> None:
+        self.text_view.setLineWrapMode(
+            QPlainTextEdit.LineWrapMode.WidgetWidth if wrap else QPlainTextEdit.LineWrapMode.NoWrap
+        )
+
+    def _request(self, action: str) -> None:
+        if self.actions_disabled_reason() is None:
+            self.action_requested.emit(action)
+
+    # -- rendering -----------------------------------------------------------------------
+
+    def _render_header(self, entry: ParkedEntry) -> None:
+        summary = entry.summary
+        state = entry.state
+        colour = STATE_COLORS.get(state, colors.TEXT_MUTED)
+        self.state_badge.setText(state.value.upper())
+        self.state_badge.setStyleSheet(
+            f"QLabel#StateBadge {{ color: {colour}; border: 1px solid {colour};"
+            f" background: {_tint(colour)}; }}"
+        )
+        payment = mask_sensitive_text(summary.payment_id) if summary.payment_id else None
+        self.payment_label.setText(payment or "No payment id")
+        self.payment_label.setToolTip(
+            "Payment id (from the body)" if payment else "The body names no payment id"
+        )
+        message_id = entry.record.properties.get("message_id")
+        self.entry_id_label.setText(f"entry {entry.entry_id}")
+        self.entry_id_label.setToolTip(
+            f"Parking entry id · message id {mask_sensitive_text(message_id)}"
+            if isinstance(message_id, str)
+            else "Parking entry id · the message has no message id"
+        )
+        if summary.amount is not None:
+            amount = f"{mask_sensitive_text(summary.amount)} {summary.currency or ''}".strip()
+        else:
+            amount = "No amount"
+        self.amount_label.setText(amount)
+        merchant = mask_sensitive_text(summary.merchant) if summary.merchant else "no merchant"
+        self.merchant_label.set_full_text(merchant)
+        self.merchant_label.setToolTip(merchant)
+
+        dead_at = format_local_time(summary.dead_lettered_at_ms)
+        facts = {
+            "reason": summary.reason or "—",
+            "origin_queue": summary.origin_queue or "—",
+            "attempts": f"{summary.attempts:,}",
+            "dead_lettered_at": dead_at,
+            "dlq": summary.dlq,
+            "routing_key": mask_sensitive_text(summary.routing_key) or "—",
+        }
+        for key, text in facts.items():
+            label = self.facts[key]
+            label.set_full_text(text)
+            label.setToolTip(text)
+        self.facts["origin_queue"].setToolTip(
+            f"{summary.origin_queue}: the queue it was dead-lettered from; a requeue sends it back"
+            " there"
+        )
+        error = entry.last_error
+        self.last_error_label.setVisible(bool(error))
+        if error:
+            self.last_error_label.setText(f"Last error: {mask_sensitive_text(error)}")
+
+    def _update_buttons(self) -> None:
+        reason = self.actions_disabled_reason()
+        entry = self._entry
+        origin = entry.summary.origin_queue if entry is not None else ""
+        tips = {
+            "requeue": f"Send the message back, unchanged, to {origin or 'its queue'}",
+            "retry": f"Send it again to {origin or 'its queue'}, now or after a delay,"
+            " optionally with an edited body",
+            "cancel": "Remove it from the workbench and publish a cancellation (needs a reason)",
+        }
+        for action, button in self.action_buttons.items():
+            button.setEnabled(reason is None)
+            button.setToolTip(reason if reason is not None else tips[action])
+        note = "" if entry is None or reason is None else reason
+        if entry is not None and reason is None and entry.detail:
+            note = mask_sensitive_text(entry.detail)
+        self.state_note.set_full_text(note)
+        self.state_note.setToolTip(note)
+
+    def _update_audit_tab(self) -> None:
+        count = self.audit_model.rowCount()
+        self.tabs.setTabText(4, f"Audit trail ({count})" if count else "Audit trail")
+        self.audit_stack.setCurrentWidget(self.audit_table if count else self.audit_empty_label)
+
+    def _render_body(self, entry: ParkedEntry) -> None:
+        body = format_body(entry.record.body)
+        self._body = body
+        content_type = entry.record.properties.get("content_type")
+        kind_text = {
+            "json": "JSON",
+            "text": "Text",
+            "binary": "Binary",
+            "empty": "Empty",
+        }[body.kind]
+        parts = [kind_text, format_size(body.total_bytes)]
+        if isinstance(content_type, str) and content_type:
+            parts.append(content_type)
+        self.body_info_label.setText(" · ".join(parts))
+        self.body_note_label.setText(body.note if body.kind != "empty" else "")
+        self.body_note_label.setVisible(bool(body.note) and body.kind != "empty")
+        self.hex_model.set_data(body.data)
+
+        views: list[BodyView]
+        if body.kind == "json":
+            views = ["json", "hex"]
+        elif body.kind == "text":
+            views = ["text", "hex"]
+        elif body.kind == "binary":
+            views = ["hex", "text"]
+        else:
+            views = []
+        self.view_combo.blockSignals(True)
+        self.view_combo.clear()
+        for view in views:
+            label = _VIEW_LABELS[view]
+            if body.kind == "binary" and view == "text":
+                label = "Text (lossy)"
+            self.view_combo.addItem(label, view)
+        self.view_combo.setEnabled(len(views) > 1)
+        self.view_combo.blockSignals(False)
+        self.wrap_check.blockSignals(True)
+        self.wrap_check.setChecked(body.kind == "text")
+        self.wrap_check.blockSignals(False)
+        self.on_wrap_toggled(body.kind == "text")
+        self._shown_text_view = None
+        if body.kind == "empty":
+            self.text_view.clear()
+            self.wrap_check.setEnabled(False)
+            self.body_stack.setCurrentWidget(self.empty_body_label)
+        else:
+            self._show_body_view(body.default_view)
+
+    def _show_body_view(self, view: BodyView) -> None:
+        body = self._body
+        if body is None or body.kind == "empty":
+            return
+        if view == "hex":
+            self.body_stack.setCurrentWidget(self.hex_view)
+            self.wrap_check.setEnabled(False)
+            return
+        if self._shown_text_view != view:
+            text = body.text_for(view)
+            colourful = view == "json" and len(text) <= HIGHLIGHT_MAX_CHARS
+            self.highlighter.setDocument(self.text_view.document() if colourful else None)
+            self.text_view.setPlainText(text)
+            self._shown_text_view = view
+        self.wrap_check.setEnabled(True)
+        self.body_stack.setCurrentWidget(self.text_view)
+
+    def _render_properties(self, entry: ParkedEntry) -> None:
+        record = entry.record
+        rows: list[tuple[str, str]] = []
+        for name, value in record.properties.items():
+            if name == "delivery_mode" and isinstance(value, int):
+                text = _DELIVERY_MODES.get(value, str(value))
+            elif name == "timestamp" and isinstance(value, datetime.datetime):
+                text = format_timestamp(value)
+            else:
+                text = format_amqp_scalar(value, name)
+            rows.append((name, text))
+        rows.append(("exchange", record.exchange or "(default exchange)"))
+        rows.append(("routing_key", mask_sensitive_text(record.routing_key) or "—"))
+        rows.append(("body size", f"{len(record.body):,} bytes"))
+        rows.append(("parked at", format_local_time(entry.summary.parked_at_ms)))
+        if entry.action_id:
+            rows.append(("action id", entry.action_id))
+        rows.append(("fingerprint", entry.fingerprint[:16] + "…" if entry.fingerprint else "—"))
+        table = self.properties_table
+        table.setRowCount(len(rows))
+        for row, (name, text) in enumerate(rows):
+            name_item = _table_item(name, tooltip=False)
+            name_item.setForeground(self.palette().placeholderText())
+            table.setItem(row, 0, name_item)
+            table.setItem(row, 1, _table_item(text))
+
+    def _render_headers(self, entry: ParkedEntry) -> None:
+        tree = self.headers_tree
+        tree.setUpdatesEnabled(False)
+        tree.clear()
+        headers = entry.record.headers
+        items = _header_items(headers)
+        tree.addTopLevelItems(items)
+        total = sum(_count_items(item) for item in items)
+        if total <= 300:
+            tree.expandAll()
+        else:
+            tree.expandToDepth(0)
+        tree.setUpdatesEnabled(True)
+        self.tabs.setTabText(2, f"Headers ({len(headers)})" if headers else "Headers")
+
+    def _render_deaths(self, entry: ParkedEntry) -> None:
+        deaths = entry.deaths
+        table = self.deaths_table
+        table.setRowCount(len(deaths))
+        for row, death in enumerate(deaths):
+            cells = _death_cells(death)
+            for column, text in enumerate(cells):
+                item = _table_item(text)
+                if column == 0:
+                    item.setTextAlignment(_RIGHT)
+                table.setItem(row, column, item)
+            if death.time is not None:
+                time_item = table.item(row, 5)
+                if time_item is not None:
+                    time_item.setToolTip(format_timestamp(death.time))
+        table.resizeColumnsToContents()
+        header = table.horizontalHeader()
+        for column in (2, 3, 4):
+            header.resizeSection(column, min(header.sectionSize(column) + 8, 170))
+        first = first_death(entry.record.headers)
+        if deaths:
+            note = f"{len(deaths)} record{'s' if len(deaths) != 1 else ''}, most recent first."
+            if first is not None and first.queue:
+                note += (
+                    f" First died in {first.queue}"
+                    f" ({first.reason or 'unknown reason'})"
+                    + (f" via {first.exchange}" if first.exchange else "")
+                    + "."
+                )
+        else:
+            note = "No x-death header: the message carries no dead-letter history."
+        self.deaths_note.setText(note)
+        self.tabs.setTabText(3, f"x-death ({len(deaths)})" if deaths else "x-death")
+
+
+def _death_cells(death: DeathRecord) -> tuple[str, ...]:
+    time_ms = death.time_ms
+    when = short_time(time_ms, seconds=True) if time_ms is not None else "—"
+    return (
+        f"{death.count:,}",
+        death.reason or "—",
+        death.queue or "—",
+        death.exchange or "(default)",
+        mask_sensitive_text(", ".join(death.routing_keys)) or "—",
+        when,
+    )
+
+
+def _count_items(item: QTreeWidgetItem) -> int:
+    total = 1
+    for index in range(item.childCount()):
+        child = item.child(index)
+        if child is not None:
+            total += _count_items(child)
+    return total
+
+
+def _header_item(name: str, value: Any, key: str | None) -> QTreeWidgetItem:
+    type_name = amqp_type_name(value)
+    hidden = key is not None and is_cvv_key(key)
+    text = HIDDEN if hidden else format_amqp_scalar(value, key)
+    item = QTreeWidgetItem([name, type_name, text])
+    item.setToolTip(2, text if len(text) > 40 else "")
+    if hidden:
+        item.setToolTip(2, "Hidden: a card verification code is never shown")
+        return item
+    if isinstance(value, bytes | bytearray) and value:
+        item.setToolTip(2, f"{len(value):,} bytes, shown as hex (card numbers starred out)")
+    if isinstance(value, dict):
+        item.addChildren(_header_items(value))
+    elif isinstance(value, list | tuple):
+        children = [
+            _header_item(f"[{i}]", v, None) for i, v in enumerate(value[:MAX_TREE_CHILDREN])
+        ]
+        if len(value) > MAX_TREE_CHILDREN:
+            more = len(value) - MAX_TREE_CHILDREN
+            children.append(QTreeWidgetItem([f"… {more:,} more", "", ""]))
+        item.addChildren(children)
+    return item
+
+
+def _header_items(table: Mapping[str, Any]) -> list[QTreeWidgetItem]:
+    items = []
+    for index, (key, value) in enumerate(table.items()):
+        if index >= MAX_TREE_CHILDREN:
+            more = len(table) - MAX_TREE_CHILDREN
+            items.append(QTreeWidgetItem([f"… {more:,} more", "", ""]))
+            break
+        name = mask_sensitive_text(str(key))
+        items.append(_header_item(name, value, str(key)))
+    return items
+
+
+__all__ = [
+    "ACTIONS",
+    "CHECKBOX_STYLE",
+    "READ_ONLY_REASON",
+    "EntryDetailPane",
+    "HexDumpModel",
+    "JsonHighlighter",
+    "monospace_font",
+    "not_actionable_reason",
+    "short_time",
+]

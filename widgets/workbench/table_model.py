@@ -1,0 +1,416 @@
+"""The failed-payments table model: a lazy window onto an :class:`EntryIndex` result.
+
+The model holds an :class:`~services.workbench.index.EntryIndex` and the current
+result - an array of index rows matching a :class:`~services.workbench.index.Query`
+in its order. ``data()`` builds the summary of the one row asked for (a few
+hundred recent rows are cached), so the cost of showing the table is the
+number of visible rows, not the number of entries. ``sort()`` re-runs the
+query with another sort key: a numpy ``argsort`` in the index, not Python
+sorting.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QColor
+
+from services.masking.text import mask_text
+from services.workbench.index import EntryIndex, Query, Rows, SortKey
+from services.workbench.model import EntryState, EntrySummary
+from widgets.common import colors
+
+ModelIndex = QModelIndex | QPersistentModelIndex
+
+NO_VALUE: Final = "—"
+ENTRY_ID_ROLE: Final = Qt.ItemDataRole.UserRole + 1
+"""The row's entry id (str)."""
+STATE_ROLE: Final = Qt.ItemDataRole.UserRole + 2
+"""The row's :class:`EntryState` (the state pill delegate draws it)."""
+SUMMARY_ROLE: Final = Qt.ItemDataRole.UserRole + 3
+"""The row's :class:`EntrySummary`."""
+
+STATE_COLORS: Final[dict[EntryState, str]] = {
+    EntryState.PARKED: colors.AMBER,
+    EntryState.CLAIMED: colors.ACCENT,
+    EntryState.REQUEUED: colors.GREEN,
+    EntryState.RETRIED: "#2bb3c0",
+    EntryState.CANCELLED: colors.TEXT_MUTED,
+}
+"""A state's colour: parked (waiting for someone) amber, in progress blue,
+done green/teal, cancelled grey."""
+
+STATE_LABELS: Final[dict[EntryState, str]] = {state: state.value.title() for state in EntryState}
+
+_RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+_LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+_CENTER = Qt.AlignmentFlag.AlignCenter
+_CACHE_ROWS: Final = 1024
+_PLAIN_NUMBER = re.compile(r"^(-?)(\d+)(\.\d+)?$")
+_MONTHS: Final = (
+    "Jan",
+    "Feb",
+    "Mar",
+    "Apr",
+    "May",
+    "Jun",
+    "Jul",
+    "Aug",
+    "Sep",
+    "Oct",
+    "Nov",
+    "Dec",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One column: what it shows, its header, its sort key, how it is aligned, its
+    smallest width."""
+
+    name: str
+    title: str
+    sort_key: SortKey
+    alignment: Qt.AlignmentFlag
+    min_width: int
+    tooltip: str
+    descending_first: bool = False
+
+
+COLUMNS: Final[tuple[Column, ...]] = (
+    Column(
+        "dead_lettered_at",
+        "Dead-lettered at",
+        "dead_lettered_at",
+        _LEFT,
+        60,
+        "When the broker dead-lettered the message (local time)",
+        descending_first=True,
+    ),
+    Column("payment_id", "Payment id", "payment_id", _LEFT, 60, "The payment id in the body"),
+    Column("merchant", "Merchant", "merchant", _LEFT, 60, "The merchant in the body"),
+    Column(
+        "amount",
+        "Amount",
+        "amount",
+        _RIGHT,
+        60,
+        "The amount and currency in the body",
+        descending_first=True,
+    ),
+    Column("reason", "Reason", "reason", _LEFT, 60, "Why it was dead-lettered (x-death)"),
+    Column(
+        "origin_queue",
+        "Queue",
+        "origin_queue",
+        _LEFT,
+        60,
+        "The queue it died in: where a requeue sends it back",
+    ),
+    Column("routing_key", "Routing key", "routing_key", _LEFT, 60, "The original routing key"),
+    Column(
+        "attempts",
+        "Attempts",
+        "attempts",
+        _RIGHT,
+        60,
+        "Deaths counted in x-death plus retries by the console",
+        descending_first=True,
+    ),
+    Column("state", "State", "state", _LEFT, 60, "Where the entry is in the workbench"),
+    Column(
+        "last_operator",
+        "Last operator",
+        "last_operator",
+        _LEFT,
+        60,
+        "Who last acted on the entry",
+    ),
+)
+COLUMN_NAMES: Final[tuple[str, ...]] = tuple(c.name for c in COLUMNS)
+
+
+def format_time(ms: int, *, full: bool = False) -> str:
+    """Epoch milliseconds as local time: ``May 17 14:03:07`` this year, ``2023-05-17
+    14:03`` before; ``full`` gives ``2024-05-17 14:03:07.250``."""
+    try:
+        moment = datetime.datetime.fromtimestamp(ms / 1000)
+    except (OverflowError, OSError, ValueError):
+        return str(ms)
+    if full:
+        return f"{moment:%Y-%m-%d %H:%M:%S}.{ms % 1000:03d}"
+    if moment.year == datetime.date.today().year:
+        return f"{_MONTHS[moment.month - 1]} {moment.day:2d} {moment:%H:%M:%S}"
+    return f"{moment:%Y-%m-%d %H:%M}"
+
+
+def format_amount(amount: str | None, currency: str | None) -> str:
+    """The amount as written, thousands grouped when it is a plain number, with its currency."""
+    if amount is None:
+        return NO_VALUE if currency is None else f"{NO_VALUE} {currency}"
+    text = amount.strip()
+    match = _PLAIN_NUMBER.match(text)
+    if match:
+        sign, whole, fraction = match.groups()
+        text = f"{sign}{int(whole):,}{fraction or ''}"
+    return f"{text} {currency}" if currency else text
+
+
+class FailedPaymentsModel(QAbstractTableModel):
+    """Rows of an :class:`EntryIndex` matching a :class:`Query`, shown lazily.
+
+    ``result_about_to_change`` and ``result_changed`` frame every change of
+    the result (a new query, a sort, a refresh), so a view can keep its
+    selection and scroll position by entry rather than by position.
+    """
+
+    result_about_to_change = Signal()
+    result_changed = Signal(int)
+
+    def __init__(self, index: EntryIndex | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._index = index if index is not None else EntryIndex()
+        self._query = Query()
+        self._result: Rows = np.zeros(0, dtype=np.int64)
+        self._cache: dict[int, EntrySummary] = {}
+        self._cache_version = -1
+        self._muted = QColor(colors.TEXT_MUTED)
+        self._faint = QColor(colors.TEXT_FAINT)
+        self._state_colors = {state: QColor(c) for state, c in STATE_COLORS.items()}
+        self.set_query(self._query)
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def entry_index(self) -> EntryIndex:
+        """The index the rows come from (``index()`` is Qt's)."""
+        return self._index
+
+    @property
+    def query(self) -> Query:
+        """The query the result came from (filters and sort)."""
+        return self._query
+
+    @property
+    def result(self) -> Rows:
+        """Index rows in table order (read-only)."""
+        return self._result
+
+    def set_index(self, index: EntryIndex) -> None:
+        """Show another index (same query)."""
+        self._index = index
+        self.set_query(self._query)
+
+    def set_query(self, query: Query) -> None:
+        """Run ``query`` on the index and show its result."""
+        self.set_result(self._index.query(query), query)
+
+    def refresh(self) -> None:
+        """Run the current query again (new rows, changed states)."""
+        self.set_query(self._query)
+
+    def set_result(self, rows: Rows | Iterable[int], query: Query | None = None) -> None:
+        """Show ``rows`` (index positions, in table order) - a full model reset."""
+        result = np.asarray(rows, dtype=np.int64)
+        self.result_about_to_change.emit()
+        self.beginResetModel()
+        self._result = result
+        if query is not None:
+            self._query = query
+        self._cache.clear()
+        self._cache_version = self._index.version
+        self.endResetModel()
+        self.result_changed.emit(len(result))
+
+    def notify_rows_changed(self) -> None:
+        """Repaint every row from the index without re-running the query (a state
+        change that does not move rows)."""
+        self._cache.clear()
+        if len(self._result):
+            self.dataChanged.emit(
+                self.index_at(0, 0), self.index_at(len(self._result) - 1, len(COLUMNS) - 1)
+            )
+
+    # ------------------------------------------------------------------ lookups
+
+    def index_at(self, row: int, column: int) -> QModelIndex:
+        return self.index(row, column)
+
+    def index_row(self, row: int) -> int:
+        """The index row shown at table row ``row``."""
+        return int(self._result[row])
+
+    def index_rows(self, rows: Iterable[int] | Rows) -> Rows:
+        """The index rows shown at table ``rows``."""
+        return self._result[np.asarray(rows, dtype=np.int64)]
+
+    def table_rows(self, index_rows: Rows) -> Rows:
+        """Table rows (ascending) showing any of ``index_rows``."""
+        if not len(index_rows) or not len(self._result):
+            return np.zeros(0, dtype=np.int64)
+        return np.flatnonzero(np.isin(self._result, index_rows)).astype(np.int64)
+
+    def summary_at(self, row: int) -> EntrySummary:
+        """The summary shown at table row ``row``."""
+        if self._cache_version != self._index.version:
+            self._cache.clear()
+            self._cache_version = self._index.version
+        cached = self._cache.get(row)
+        if cached is None:
+            if len(self._cache) >= _CACHE_ROWS:
+                self._cache.clear()
+            cached = self._index.row(int(self._result[row]))
+            self._cache[row] = cached
+        return cached
+
+    def summaries_at(self, rows: Iterable[int]) -> list[EntrySummary]:
+        return [self.summary_at(int(r)) for r in rows]
+
+    def entry_id_at(self, row: int) -> str:
+        return self._index.entry_ids(self._result[row : row + 1])[0]
+
+    def entry_ids_at(self, rows: Iterable[int] | Rows) -> list[str]:
+        """Entry ids of table ``rows`` (vectorised: fine for a million)."""
+        return self._index.entry_ids(self.index_rows(rows))
+
+    @staticmethod
+    def column_of(sort_key: SortKey) -> int | None:
+        for position, column in enumerate(COLUMNS):
+            if column.sort_key == sort_key:
+                return position
+        return None
+
+    # ------------------------------------------------------------------ Qt model
+
+    def rowCount(self, parent: ModelIndex | None = None) -> int:
+        if parent is not None and parent.isValid():
+            return 0
+        return len(self._result)
+
+    def columnCount(self, parent: ModelIndex | None = None) -> int:
+        if parent is not None and parent.isValid():
+            return 0
+        return len(COLUMNS)
+
+    # flags() is QAbstractTableModel's (selectable, enabled): Qt calls it per cell when it
+    # walks a selection, and a C++ call costs nothing next to a Python one.
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(COLUMNS):
+            return None
+        column = COLUMNS[section]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return column.title
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return column.tooltip
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(column.alignment)
+        if role == Qt.ItemDataRole.InitialSortOrderRole:
+            return (
+                Qt.SortOrder.DescendingOrder
+                if column.descending_first
+                else Qt.SortOrder.AscendingOrder
+            )
+        return None
+
+    def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        row, col = index.row(), index.column()
+        if not 0 <= row < len(self._result):
+            return None
+        name = COLUMNS[col].name
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._display(self.summary_at(row), name)
+        if role == Qt.ItemDataRole.ForegroundRole:
+            return self._foreground(self.summary_at(row), name)
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(COLUMNS[col].alignment)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._tooltip(self.summary_at(row), name)
+        if role == STATE_ROLE:
+            return self.summary_at(row).state
+        if role == ENTRY_ID_ROLE:
+            return self.summary_at(row).entry_id
+        if role == SUMMARY_ROLE:
+            return self.summary_at(row)
+        return None
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """Sort by ``column`` through the index (numpy), keeping the filters."""
+        if not 0 <= column < len(COLUMNS):
+            return
+        descending = order == Qt.SortOrder.DescendingOrder
+        key = COLUMNS[column].sort_key
+        if (key, descending) == (self._query.sort_key, self._query.descending):
+            return
+        self.set_query(self._query.sorted_by(key, descending))
+
+    # ------------------------------------------------------------------ cells
+
+    @staticmethod
+    def _display(s: EntrySummary, name: str) -> str:
+        if name == "dead_lettered_at":
+            return format_time(s.dead_lettered_at_ms)
+        if name == "payment_id":
+            return mask_text(s.payment_id) if s.payment_id else NO_VALUE
+        if name == "merchant":
+            return mask_text(s.merchant) if s.merchant else NO_VALUE
+        if name == "amount":
+            return mask_text(format_amount(s.amount, s.currency))
+        if name == "reason":
+            return mask_text(s.reason) if s.reason else NO_VALUE
+        if name == "origin_queue":
+            return mask_text(s.origin_queue) if s.origin_queue else NO_VALUE
+        if name == "routing_key":
+            return mask_text(s.routing_key) if s.routing_key else NO_VALUE
+        if name == "attempts":
+            return str(s.attempts)
+        if name == "state":
+            return STATE_LABELS.get(s.state, str(s.state))
+        if name == "last_operator":
+            return mask_text(s.last_operator) if s.last_operator else NO_VALUE
+        return ""
+
+    def _foreground(self, s: EntrySummary, name: str) -> QColor | None:
+        if name == "state":
+            return self._state_colors.get(s.state)
+        if self._display(s, name) == NO_VALUE:
+            return self._faint
+        if s.state.is_final or name == "last_operator":
+            return self._muted
+        return None
+
+    @staticmethod
+    def _tooltip(s: EntrySummary, name: str) -> str:
+        if name == "dead_lettered_at":
+            return (
+                f"Dead-lettered {format_time(s.dead_lettered_at_ms, full=True)}\n"
+                f"Parked {format_time(s.parked_at_ms, full=True)}\n"
+                f"Entry {s.entry_id} in {s.dlq}"
+            )
+        if name == "state":
+            who = f" by {s.last_operator}" if s.last_operator else ""
+            return f"{STATE_LABELS.get(s.state, str(s.state))}{who}"
+        if name == "amount":
+            return mask_text(format_amount(s.amount, s.currency))
+        if name == "payment_id":
+            message = f"\nMessage id {s.message_id}" if s.message_id else ""
+            body = f"\n{s.body_kind} body, {s.size:,} bytes"
+            return mask_text(f"{s.payment_id or 'no payment id'}{message}{body}")
+        return FailedPaymentsModel._display(s, name)
