@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 
 AMQP_URL = os.environ.get("PAYOPS_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 REDIS_URL = os.environ.get("PAYOPS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -54,3 +55,20 @@ def _isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     for name in ("PAYOPS_CONFIG", "PAYOPS_PROFILE", "PAYOPS_AMQP_URL", "PAYOPS_REDIS_URL"):
         monkeypatch.delenv(name, raising=False)
     yield
+
+
+@pytest.fixture
+def prefix(unique_prefix: str) -> str:
+    """The unique prefix as a Redis key prefix (``tabc123``, keys ``tabc123:...``)."""
+    return unique_prefix.rstrip(".")
+
+
+@pytest.fixture
+async def redis_client(redis_url: str, prefix: str) -> AsyncIterator[aioredis.Redis]:
+    """A client of the test Redis; every key under ``prefix`` is deleted afterwards."""
+    client = aioredis.from_url(redis_url)
+    yield client
+    keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
+    for start in range(0, len(keys), 1000):
+        await client.unlink(*keys[start : start + 1000])
+    await client.aclose()
