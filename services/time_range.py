@@ -1,11 +1,14 @@
-"""Time ranges from the command line: ``--since 2h30m`` or ``--from T --to T``.
+"""The one grammar of time expressions, for ``payops dlq``, ``payops snapshot`` and the console.
 
-Durations are one or more ``<number><unit>`` parts, units ``w d h m s``
-(``90m``, ``2h30m``, ``1d``, ``1.5h``). Points in time are ISO 8601 date-times
-(``2024-05-17T14:00``, ``2024-05-17 14:00:00+02:00``, ``...Z``; local time when
-no offset is given), bare dates (local midnight), or a bare ``HH:MM`` /
-``HH:MM:SS`` meaning that time today, local. Every problem is a ``ValueError``
-whose message says what was wrong and what is accepted.
+Durations are one or more ``<number><unit>`` parts, units ``w d h m s`` from
+the largest down, each once (``90m``, ``2h30m``, ``1d``, ``1.5h``, ``2h 30m``).
+Points in time are ISO 8601 date-times (``2024-05-17T14:00``,
+``2024-05-17 14:00:00+02:00``, ``...Z``; local time when no offset is given),
+bare dates (local midnight), or a bare ``HH:MM`` / ``HH:MM:SS`` meaning that
+time today, local. A moment (``--since``/``--until`` of ``payops dlq``,
+``--from``/``--to`` of ``payops snapshot``) is either, a duration meaning that
+long ago. Every problem is a ``ValueError`` whose message says what was wrong
+and what is accepted.
 """
 
 from __future__ import annotations
@@ -14,17 +17,21 @@ import datetime
 import math
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Final
 
 _UNITS: Final = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([wdhms])", re.IGNORECASE)
-_DURATION = re.compile(r"(?:\d+(?:\.\d+)?[wdhms])+", re.IGNORECASE)
+_UNIT_ORDER: Final = "wdhms"
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([wdhms])", re.IGNORECASE)
+_DURATION = re.compile(r"\s*(?:\d+(?:\.\d+)?\s*[wdhms]\s*)+", re.IGNORECASE)
+_SECONDS = re.compile(r"\s*\d+(?:\.\d+)?\s*")
 _CLOCK = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?")
 
 DURATION_HELP: Final = "e.g. 45s, 90m, 2h30m, 1d"
 TIME_HELP: Final = (
     "ISO 8601 like 2024-05-17T14:00 (local) or 2024-05-17T12:00Z, or HH:MM[:SS] meaning today"
 )
+MOMENT_HELP: Final = f"a duration ago like 30m or 2h30m, {TIME_HELP}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,35 +46,61 @@ class TimeRange:
         return self.to_s - self.from_s
 
 
-def parse_duration(text: str) -> int:
-    """Seconds in ``1h``, ``90m``, ``2h30m``, ``1d`` ...; at least one second."""
-    compact = text.strip().replace(" ", "")
-    if not compact or not _DURATION.fullmatch(compact):
+def duration_seconds(text: str, *, bare_seconds: bool = False) -> float:
+    """The exact seconds of a duration (``2h30m``, ``1.5h``, ``0s``).
+
+    With ``bare_seconds`` a plain number (``90``, ``2.5``) is seconds too.
+    """
+    if bare_seconds and _SECONDS.fullmatch(text):
+        return float(text)
+    parts = _DURATION_PART.findall(text) if _DURATION.fullmatch(text) else []
+    ranks = [_UNIT_ORDER.index(unit.lower()) for _, unit in parts]
+    if not parts or ranks != sorted(set(ranks)):
         raise ValueError(f"not a duration: {text!r} ({DURATION_HELP})")
-    total = sum(
-        float(number) * _UNITS[unit.lower()] for number, unit in _DURATION_PART.findall(compact)
-    )
-    seconds = round(total)
+    return float(sum(Decimal(number) * _UNITS[unit.lower()] for number, unit in parts))
+
+
+def parse_duration(text: str) -> int:
+    """Whole seconds in ``1h``, ``90m``, ``2h30m``, ``1d`` ...; at least one second."""
+    seconds = round(duration_seconds(text))
     if seconds < 1:
         raise ValueError(f"a duration must be at least 1 second: {text!r}")
     return seconds
 
 
+def parse_clock(text: str) -> datetime.time:
+    """A time of day: ``HH:MM`` or ``HH:MM:SS`` (``9:05`` too)."""
+    clock = _CLOCK.fullmatch(text.strip())
+    if clock is not None:
+        hour, minute, second = int(clock[1]), int(clock[2]), int(clock[3] or 0)
+        if hour <= 23 and minute <= 59 and second <= 59:
+            return datetime.time(hour, minute, second)
+    raise ValueError(f"not a time of day: {text!r} (HH:MM or HH:MM:SS, 00:00 to 23:59:59)")
+
+
 def parse_time_point(text: str, *, now: datetime.datetime | None = None) -> float:
     """Epoch seconds of an ISO 8601 date-time, a date, or ``HH:MM[:SS]`` today (local)."""
+    return _time_point(text, now, TIME_HELP)
+
+
+def parse_moment(text: str, *, now: datetime.datetime | None = None) -> float:
+    """Epoch seconds of a duration ago (``1h``, ``2h30m``) or of a point in time."""
+    if _DURATION.fullmatch(text):
+        moment = now or datetime.datetime.now().astimezone()
+        return moment.timestamp() - duration_seconds(text)
+    return _time_point(text, now, MOMENT_HELP)
+
+
+def _time_point(text: str, now: datetime.datetime | None, accepted: str) -> float:
     stripped = text.strip()
-    clock = _CLOCK.fullmatch(stripped)
-    if clock:
-        hour, minute, second = int(clock[1]), int(clock[2]), int(clock[3] or 0)
-        if hour > 23 or minute > 59 or second > 59:
-            raise ValueError(f"not a time of day: {text!r} (HH:MM or HH:MM:SS, 00:00 to 23:59:59)")
+    if _CLOCK.fullmatch(stripped):
         today = (now or datetime.datetime.now()).astimezone().date()
-        local = datetime.datetime.combine(today, datetime.time(hour, minute, second))
+        local = datetime.datetime.combine(today, parse_clock(stripped))
         return local.astimezone().timestamp()
     try:
         parsed = datetime.datetime.fromisoformat(stripped.replace("z", "Z").replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"not a time: {text!r} ({TIME_HELP})") from None
+        raise ValueError(f"not a time: {text!r} ({accepted})") from None
     if parsed.tzinfo is None:
         parsed = parsed.astimezone()  # naive: local time
     return parsed.timestamp()
@@ -83,10 +116,10 @@ def resolve_range(
 ) -> TimeRange:
     """The range the options ask for, ending at ``now`` unless ``--to`` says otherwise.
 
-    ``--since`` and ``--from``/``--to`` exclude each other; ``--to`` needs
-    ``--from``. ``from_s`` is rounded down and ``to_s`` up to whole seconds; a
-    range ending after ``now`` is cut at ``now`` (the seconds after it hold
-    nothing yet). Raises ``ValueError`` for an empty range or one starting
+    ``--since`` (a duration) and ``--from``/``--to`` (moments) exclude each
+    other; ``--to`` needs ``--from``. ``from_s`` is rounded down and ``to_s``
+    up to whole seconds; a range ending after ``now`` is cut at ``now`` (the
+    seconds after it hold nothing yet). Raises ``ValueError`` for an empty range or one starting
     after ``now``.
     """
     now_dt = datetime.datetime.fromtimestamp(now).astimezone()
@@ -98,8 +131,8 @@ def resolve_range(
     if from_text is None:
         seconds = parse_duration(since if since is not None else default_since)
         return TimeRange(end - seconds, end)
-    start = parse_time_point(from_text, now=now_dt)
-    stop = parse_time_point(to_text, now=now_dt) if to_text is not None else float(end)
+    start = parse_moment(from_text, now=now_dt)
+    stop = parse_moment(to_text, now=now_dt) if to_text is not None else float(end)
     if start >= stop:
         raise ValueError(
             f"empty range: --from {format_local(start)} is not before --to {format_local(stop)}"

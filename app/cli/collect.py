@@ -23,9 +23,10 @@ import sys
 import time
 from typing import TextIO
 
-from app.cli import exit_codes
+from app.cli import arg_types, exit_codes
+from app.cli.runner import profile_from
 from services.alerts.engine import Alert, AlertEvent
-from services.config import Profile, load_profile
+from services.config import Profile
 from services.flow.process import ChildConfig, FlowProcess
 from services.flow.recorder import RecorderState
 from services.links.status import LinkState, LinkStatus
@@ -46,7 +47,7 @@ def add_collect_command(
     )
     collect.add_argument(
         "--duration",
-        type=_seconds,
+        type=arg_types.positive(float),
         default=None,
         metavar="SECONDS",
         help="stop after this long (default: until Ctrl+C or SIGTERM)",
@@ -54,18 +55,8 @@ def add_collect_command(
     collect.set_defaults(handler=_cmd_collect)
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0: {text!r}")
-    return value
-
-
 def _cmd_collect(args: argparse.Namespace) -> int:
-    profile = load_profile(getattr(args, "config", None), getattr(args, "profile", None))
+    profile = profile_from(args)
     if not getattr(args, "verbose", False):
         # The report below says what changed; the flow process's INFO lines would repeat it.
         logging.getLogger().setLevel(logging.WARNING)

@@ -10,12 +10,14 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from app.cli import exit_codes
+from app.cli import arg_types, exit_codes
 from app.cli.collect import add_collect_command
 from app.cli.dlq import add_dlq_commands
 from app.cli.logging_setup import setup_logging
+from app.cli.progress import overwrite_line
+from app.cli.runner import fail, profile_from
 from app.cli.snapshot import add_snapshot_command
-from services.config import ConfigError, Profile, load_profile, user_config_path
+from services.config import ConfigError, user_config_path
 
 if TYPE_CHECKING:
     from services.demo.simulator import SimulationOptions
@@ -46,40 +48,6 @@ def _common_options() -> argparse.ArgumentParser:
     return common
 
 
-def _positive(kind: type[float] | type[int]) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be greater than 0: {text!r}")
-        return value
-
-    return parse
-
-
-def _fraction(text: str) -> float:
-    """A failure rate: 0.05 or 5%."""
-    try:
-        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a rate: {text!r} (use 0.05 or 5%)") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (or 0% and 100%): {text!r}")
-    return value
-
-
-def _clock_time(text: str) -> dt.time:
-    """A wall-clock time of today: HH:MM or HH:MM:SS (local time)."""
-    for pattern in ("%H:%M", "%H:%M:%S"):
-        try:
-            return dt.datetime.strptime(text, pattern).time()
-        except ValueError:
-            continue
-    raise argparse.ArgumentTypeError(f"not a time of day: {text!r} (use HH:MM or HH:MM:SS)")
-
-
 def seconds_until(moment: dt.time, now: dt.datetime | None = None) -> float:
     """Seconds from ``now`` (local) to ``moment`` today; ValueError when it has passed."""
     now = now or dt.datetime.now().astimezone()
@@ -93,11 +61,14 @@ def seconds_until(moment: dt.time, now: dt.datetime | None = None) -> float:
 
 def _add_simulation_options(parser: argparse.ArgumentParser, *, with_duration: bool) -> None:
     parser.add_argument(
-        "--rate", type=_positive(float), default=20.0, help="payments per second (default 20)"
+        "--rate",
+        type=arg_types.positive(float),
+        default=20.0,
+        help="payments per second (default 20)",
     )
     parser.add_argument(
         "--failure-rate",
-        type=_fraction,
+        type=arg_types.fraction,
         default=0.03,
         help="share of payments that fail, e.g. 0.03 or 3%% (default 3%%)",
     )
@@ -113,14 +84,14 @@ def _add_simulation_options(parser: argparse.ArgumentParser, *, with_duration: b
     )
     parser.add_argument(
         "--incident-at",
-        type=_clock_time,
+        type=arg_types.clock_time,
         default=None,
         metavar="HH:MM",
         help="start the incident at this time of day (local); implies --incident",
     )
     parser.add_argument(
         "--incident-duration",
-        type=_positive(float),
+        type=arg_types.positive(float),
         default=60.0,
         metavar="SECONDS",
         help="how long the incident lasts (default 60 s)",
@@ -128,7 +99,7 @@ def _add_simulation_options(parser: argparse.ArgumentParser, *, with_duration: b
     if with_duration:
         parser.add_argument(
             "--duration",
-            type=_positive(float),
+            type=arg_types.positive(float),
             default=None,
             metavar="SECONDS",
             help="stop after this long (default: until Ctrl+C)",
@@ -190,14 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def unavailable(service: str, where: str, exc: BaseException) -> int:
-    """Say that a backing service cannot be reached; the exit code for it."""
-    print(f"\npayops: cannot reach {service} at {where}: {exc}", file=sys.stderr)
-    return exit_codes.UNAVAILABLE
-
-
-def profile_from(args: argparse.Namespace) -> Profile:
-    """The profile chosen by --config/--profile and the environment."""
-    return load_profile(getattr(args, "config", None), getattr(args, "profile", None))
+    """Say (on a line of its own) that a backing service cannot be reached; exit 3."""
+    print(file=sys.stderr)
+    return fail(f"cannot reach {service} at {where}: {exc}", exit_codes.UNAVAILABLE)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -209,8 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except ConfigError as exc:
-        print(f"payops: {exc}", file=sys.stderr)
-        return exit_codes.USAGE
+        return fail(exc, exit_codes.USAGE)
     except KeyboardInterrupt:
         return exit_codes.INTERRUPTED
 
@@ -291,12 +256,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
     def progress(stats: SimulationStats) -> None:
         by_status = ", ".join(f"{k} {v}" for k, v in sorted(stats.by_status.items()))
-        print(
-            f"\r{stats.elapsed_s:6.0f} s  published {stats.published}  "
-            f"dead-lettered {stats.dead_lettered}  {by_status}",
-            end="",
-            file=sys.stderr,
-            flush=True,
+        overwrite_line(
+            f"{stats.elapsed_s:6.0f} s  published {stats.published}  "
+            f"dead-lettered {stats.dead_lettered}  {by_status}"
         )
 
     print(

@@ -10,22 +10,19 @@ configuration; 3 Redis unreachable; 130 interrupted (nothing is left behind).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
-
-import redis.asyncio as aioredis
-import redis.exceptions
+from typing import Any
 
 from app.cli import exit_codes
-from services.config import Profile, load_profile
+from app.cli.progress import SnapshotProgressLine
+from app.cli.runner import Failed, fail, profile_from, redis_client, run_command
+from services.config import Profile
 from services.snapshot.bundle import (
     MAX_RANGE_S,
     ChartRenderer,
-    SnapshotProgress,
     SnapshotRequest,
     SnapshotResult,
     default_file_name,
@@ -33,7 +30,7 @@ from services.snapshot.bundle import (
 )
 from services.time_range import (
     DURATION_HELP,
-    TIME_HELP,
+    MOMENT_HELP,
     TimeRange,
     check_range,
     format_duration,
@@ -48,10 +45,6 @@ or acted on in the range (CSV and JSONL with the masked messages), the audit
 records, the alert events and a manifest with the SHA-256 of every file. Card
 numbers are masked and credentials removed everywhere.
 """
-
-
-class _Unreachable(Exception):
-    """Redis could not be reached (exit 3)."""
 
 
 def add_snapshot_command(
@@ -69,7 +62,7 @@ def add_snapshot_command(
     when.add_argument(
         "--since", metavar="DURATION", help=f"the last DURATION up to now ({DURATION_HELP})"
     )
-    when.add_argument("--from", dest="from_time", metavar="TIME", help=f"start: {TIME_HELP}")
+    when.add_argument("--from", dest="from_time", metavar="TIME", help=f"start: {MOMENT_HELP}")
     when.add_argument(
         "--to", dest="to_time", metavar="TIME", help="end (exclusive; default: now), as --from"
     )
@@ -107,67 +100,26 @@ def _chart_renderer() -> ChartRenderer:
     return render
 
 
-class _ProgressLine:
-    """Progress on stderr: one line rewritten in place on a terminal, else a line a stage."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
-        self.stage: str | None = None
-        self._shown = 0
-        self._last = 0.0
-
-    def __call__(self, progress: SnapshotProgress) -> None:
-        new_stage = progress.stage != self.stage
-        self.stage = progress.stage
-        if not self.tty:
-            if new_stage:
-                print(f"payops: snapshot: {progress.stage}", file=self.stream, flush=True)
-            return
-        now = time.monotonic()
-        finished = progress.total is not None and progress.done >= progress.total
-        if not (new_stage or finished or now - self._last >= 0.1):
-            return
-        self._last = now
-        text = f"{progress.stage}: {_amount(progress)}"
-        print("\r" + text.ljust(self._shown), end="", file=self.stream, flush=True)
-        self._shown = len(text)
-
-    def clear(self) -> None:
-        if self.tty and self._shown:
-            print("\r" + " " * self._shown + "\r", end="", file=self.stream, flush=True)
-            self._shown = 0
-
-
-def _amount(progress: SnapshotProgress) -> str:
-    if progress.stage == "packing" and progress.total:
-        return f"{progress.done / progress.total:4.0%} of {progress.total / 1e6:,.1f} MB"
-    if progress.total:
-        return f"{progress.done:,} of {progress.total:,} ({progress.done / progress.total:.0%})"
-    return f"{progress.done:,}"
-
-
 async def _write(
     profile: Profile,
     request: SnapshotRequest,
     render: ChartRenderer | None,
-    progress: _ProgressLine,
-) -> SnapshotResult:
-    client = aioredis.from_url(profile.redis_url, socket_connect_timeout=5)
+    time_range: TimeRange,
+) -> int:
+    progress = SnapshotProgressLine(sys.stderr)
     try:
-        try:
-            await client.ping()
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
-            raise _Unreachable(
-                f"cannot reach Redis at {profile.redis_display_url}: {exc}"
-            ) from None
-        return await write_snapshot(request, client, render_charts=render, progress=progress)
+        async with redis_client(profile) as client:
+            result = await write_snapshot(request, client, render_charts=render, progress=progress)
+    except OSError as exc:
+        raise Failed(f"cannot write {request.out}: {exc}") from None
     finally:
-        await client.aclose()
+        progress.clear()
+    _print_result(result, time_range)
+    return exit_codes.OK
 
 
 def _cmd_snapshot(args: argparse.Namespace) -> int:
-    profile = load_profile(getattr(args, "config", None), getattr(args, "profile", None))
+    profile = profile_from(args)
     now = time.time()
     try:
         time_range = resolve_range(
@@ -175,39 +127,20 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
         )
         check_range(time_range, now=now, retention_s=profile.history_retention_s, max_s=MAX_RANGE_S)
     except ValueError as exc:
-        print(f"payops: {exc}", file=sys.stderr)
-        return exit_codes.USAGE
+        return fail(exc, exit_codes.USAGE)
     out: Path = args.out or Path(
         default_file_name(profile.name, time_range.from_s, time_range.to_s)
     )
     problem = _output_problem(out, force=args.force)
     if problem:
-        print(f"payops: {problem}", file=sys.stderr)
-        return exit_codes.USAGE
+        return fail(problem, exit_codes.USAGE)
     render = None if args.no_charts else _chart_renderer()
     request = SnapshotRequest(profile, time_range.from_s, time_range.to_s, out, args.force)
-    progress = _ProgressLine(sys.stderr)
-    try:
-        result = asyncio.run(_write(profile, request, render, progress))
-    except _Unreachable as exc:
-        progress.clear()
-        print(f"payops: {exc}", file=sys.stderr)
-        return exit_codes.UNAVAILABLE
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-        progress.clear()
-        print(f"payops: lost Redis at {profile.redis_display_url}: {exc}", file=sys.stderr)
-        return exit_codes.UNAVAILABLE
-    except OSError as exc:
-        progress.clear()
-        print(f"payops: cannot write {out}: {exc}", file=sys.stderr)
-        return exit_codes.FAILED
-    except KeyboardInterrupt:
-        progress.clear()
-        print("payops: snapshot interrupted; nothing was written", file=sys.stderr)
-        return exit_codes.INTERRUPTED
-    progress.clear()
-    _print_result(result, time_range)
-    return exit_codes.OK
+    return run_command(
+        profile,
+        _write(profile, request, render, time_range),
+        interrupted="snapshot interrupted; nothing was written",
+    )
 
 
 def _output_problem(out: Path, *, force: bool) -> str | None:

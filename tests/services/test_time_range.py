@@ -1,8 +1,9 @@
-"""Time ranges from the command line: durations, ISO 8601 and clock times, range checks."""
+"""The one time grammar: durations, ISO 8601 and clock times, moments, range checks."""
 
 from __future__ import annotations
 
 import datetime
+import math
 import time
 from collections.abc import Iterator
 
@@ -11,10 +12,13 @@ import pytest
 from services.time_range import (
     TimeRange,
     check_range,
+    duration_seconds,
     format_duration,
     format_local,
     iso_utc,
+    parse_clock,
     parse_duration,
+    parse_moment,
     parse_time_point,
     resolve_range,
 )
@@ -152,3 +156,77 @@ def test_local_time_is_the_local_zone() -> None:
     assert format_local(utc) == "2024-05-17 14:00:00 UTC+02:00"
     now = datetime.datetime(2024, 5, 17, 15, 0).astimezone()
     assert parse_time_point("14:00", now=now) == utc
+
+
+# --------------------------------------------------------------------------- one grammar
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("2h30m", 9000),
+        ("1d2h30m15s", 95415),
+        ("1w1d", 8 * 86400),
+        ("2h 30m", 9000),
+        ("1 h 30 m", 5400),
+        ("1.1m", 66),
+        ("0s", 0),
+    ],
+)
+def test_compound_durations_are_exact(text: str, seconds: int) -> None:
+    assert duration_seconds(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["30m2h", "1m1m", "1 0m", "1h30", "90"])
+def test_compound_durations_go_from_the_largest_unit_down_each_once(text: str) -> None:
+    with pytest.raises(ValueError, match="not a duration"):
+        duration_seconds(text)
+
+
+def test_bare_seconds_where_a_number_means_seconds() -> None:
+    assert duration_seconds("90", bare_seconds=True) == 90
+    assert duration_seconds("2.5", bare_seconds=True) == 2.5
+    assert duration_seconds("1m30s", bare_seconds=True) == 90
+    for text in ("inf", "nan", "-5", "1e3"):
+        with pytest.raises(ValueError, match="not a duration"):
+            duration_seconds(text, bare_seconds=True)
+
+
+def test_clock_times() -> None:
+    assert parse_clock("09:05") == datetime.time(9, 5)
+    assert parse_clock(" 9:05:30 ") == datetime.time(9, 5, 30)
+    for text in ("25:00", "12:60", "9:5", "noon", ""):
+        with pytest.raises(ValueError, match="not a time of day"):
+            parse_clock(text)
+
+
+def test_a_moment_is_a_duration_ago_or_a_point_in_time() -> None:
+    assert parse_moment("2h30m", now=NOW) == NOW_S - 9000
+    assert parse_moment("1 h", now=NOW) == NOW_S - 3600
+    for point in ("09:05", "2024-05-17T12:00Z", "2024-05-17 12:00", "2024-05-17"):
+        assert parse_moment(point, now=NOW) == parse_time_point(point, now=NOW)
+    with pytest.raises(ValueError, match=r"not a time: 'yesterday' \(a duration ago .*ISO 8601"):
+        parse_moment("yesterday", now=NOW)
+    with pytest.raises(ValueError, match="not a time of day"):
+        parse_moment("25:00", now=NOW)
+
+
+@pytest.mark.parametrize("text", ["2h30m", "90m", "1d"])
+def test_since_a_duration_is_the_same_range_as_from_that_long_ago(text: str) -> None:
+    """``snapshot --since 2h30m`` = ``snapshot --from 2h30m`` = ``dlq --since 2h30m``."""
+    since = resolve_range(since=text, now=NOW_S)
+    assert resolve_range(from_text=text, now=NOW_S) == since
+    assert since.from_s == math.floor(parse_moment(text, now=NOW))
+    assert since.seconds == parse_duration(text)
+
+
+@pytest.mark.parametrize("text", ["13:00", "2024-05-17T13:00", "2024-05-17T11:00Z"])
+def test_from_a_point_in_time_is_the_same_moment_as_since_it(text: str) -> None:
+    """``snapshot --from 13:00`` starts where ``dlq --since 13:00`` does."""
+    moment = parse_moment(text, now=NOW)
+    assert resolve_range(from_text=text, now=NOW_S).from_s == math.floor(moment)
+
+
+def test_from_and_to_durations_ago() -> None:
+    expected = TimeRange(math.floor(NOW_S - 3 * 3600), math.ceil(NOW_S - 2 * 3600))
+    assert resolve_range(from_text="3h", to_text="2h", now=NOW_S) == expected

@@ -6,7 +6,7 @@ data) through ``show_entry`` and this entry's audit records through
 ``action_requested(name)`` (the app knows which entry is shown).
 
 Everything shown is masked: card numbers to the first 6 / last 4 digits, CVV
-fields hidden (``services.masking.json``, ``widgets.workbench.body_format``). Large
+fields hidden (``services.masking.json``, ``services.workbench.body_format``). Large
 bodies are shown by a prefix, binary ones through a lazy hex model, so no
 body stalls the UI.
 """
@@ -60,12 +60,7 @@ from PySide6.QtWidgets import (
 )
 
 from services.masking.json import HIDDEN, is_cvv_key, mask_sensitive_text
-from services.workbench.codec import DeathRecord, first_death
-from services.workbench.model import AuditRecord, EntryState, ParkedEntry
-from widgets.common import colors
-from widgets.common.elided_label import ElidedLabel
-from widgets.workbench.audit_panel import AuditTableModel, configure_table, format_local_time
-from widgets.workbench.body_format import (
+from services.workbench.body_format import (
     HEX_WIDTH,
     BodyView,
     FormattedBody,
@@ -77,6 +72,11 @@ from widgets.workbench.body_format import (
     hex_line,
     hex_line_count,
 )
+from services.workbench.codec import DeathRecord, first_death
+from services.workbench.model import AuditRecord, EntryState, ParkedEntry
+from widgets.common import colors
+from widgets.common.elided_label import ElidedLabel
+from widgets.workbench.audit_panel import AuditTableModel, configure_table, format_local_time
 
 ACTIONS: Final = ("requeue", "retry", "cancel")
 READ_ONLY_REASON: Final = "Read-only console: actions are disabled"

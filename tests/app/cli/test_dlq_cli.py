@@ -366,7 +366,7 @@ def test_usage_errors(parked: Setup, capsys: pytest.CaptureFixture[str]) -> None
 def test_json_output_keeps_timestamps_and_ids_that_look_like_card_numbers(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from app.cli.dlq import _print_json, _summary_json
+    from app.cli.dlq_output import print_json, summary_json
     from services.masking.text import luhn_valid
     from services.workbench.model import EntrySummary
 
@@ -392,7 +392,7 @@ def test_json_output_keeps_timestamps_and_ids_that_look_like_card_numbers(
         size=10,
         message_id=None,
     )
-    _print_json([_summary_json(summary)])
+    print_json([summary_json(summary)])
     (row,) = json.loads(capsys.readouterr().out)
     assert row["parked_at_ms"] == ts and row["dead_lettered_at_ms"] == ts
     assert row["entry_id"] == "18f8a3c2e00000004111"

@@ -1,6 +1,6 @@
 """How a message body is shown: pretty JSON, text or a hex dump, always masked.
 
-Pure functions, no Qt, so they are quick to test and the views stay thin.
+Pure functions, no Qt, for the entry detail pane and ``payops dlq show``.
 Every text that comes out of here has its card data masked
 (:mod:`services.masking.json`): card numbers to the first 6 / last 4 digits,
 CVV-like fields hidden. Hex dumps are masked byte for byte (the digits of a
@@ -30,6 +30,7 @@ from services.masking.json import (
     mask_sensitive_text,
 )
 from services.masking.text import luhn_valid
+from services.workbench.model import BodyKind, body_kind
 
 LARGE_BODY_BYTES = 1024 * 1024
 """Bodies larger than this are shown by a prefix only."""
@@ -109,20 +110,27 @@ def mask_card_bytes(data: bytes) -> bytes:
     return _CVV_BYTES.sub(_star_value, data)
 
 
-def hex_line(data: bytes, offset: int, width: int = HEX_WIDTH) -> str:
-    """One hex-dump line: ``00000010  7b 22 69 64 …  |{"id…|``."""
+def hex_line(data: bytes, offset: int, width: int = HEX_WIDTH, *, framed: bool = True) -> str:
+    """One hex-dump line: ``00000010  7b 22 69 64 …  |{"id…|``.
+
+    ``framed`` is the ``hexdump -C`` layout (the hex in two halves, the text
+    between bars); unframed, the hex is one run and the text follows bare.
+    """
     chunk = data[offset : offset + width]
+    text = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in chunk)
+    if not framed:
+        return f"{offset:08x}  {chunk.hex(' '):<{width * 3 - 1}}  {text}"
     half = width // 2
     left = chunk[:half].hex(" ")
     right = chunk[half:].hex(" ")
     hex_part = f"{left:<{half * 3 - 1}}  {right:<{half * 3 - 1}}"
-    text = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in chunk)
     return f"{offset:08x}  {hex_part}  |{text:<{width}}|"
 
 
-def hex_dump(data: bytes, width: int = HEX_WIDTH) -> str:
-    """A whole hex dump (offset | hex | ascii); mask the bytes first."""
-    return "\n".join(hex_line(data, offset, width) for offset in range(0, len(data), width))
+def hex_dump(data: bytes, width: int = HEX_WIDTH, *, framed: bool = True) -> str:
+    """A whole hex dump (offset | hex | text); mask the bytes first."""
+    lines = (hex_line(data, offset, width, framed=framed) for offset in range(0, len(data), width))
+    return "\n".join(lines)
 
 
 def hex_line_count(size: int, width: int = HEX_WIDTH) -> int:
@@ -310,6 +318,33 @@ def _strict(data: bytes) -> str | None:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return None
+
+
+# --------------------------------------------------------------------------- command line
+
+COMMAND_LINE_HEX_BYTES = 4096
+"""How much of a binary body ``payops dlq show`` dumps."""
+
+
+def body_content(body: bytes, hex_limit: int = COMMAND_LINE_HEX_BYTES) -> tuple[BodyKind, Any]:
+    """A body as the command line shows it, masked: its kind and the parsed JSON
+    value, the text, ``""`` when empty, or an unframed hex dump of its first
+    ``hex_limit`` bytes."""
+    kind, _ = body_kind(body)
+    if kind == "json":
+        try:
+            return kind, mask_json(loads_exact(body))
+        except ValueError:
+            kind = "text"
+    if kind == "text":
+        return kind, mask_sensitive_text(body.decode("utf-8", "replace"))
+    if kind == "empty":
+        return kind, ""
+    # Card numbers are masked in the bytes themselves first, so neither the hex
+    # nor the text column shows one.
+    head = mask_sensitive_text(body[:hex_limit].decode("latin-1")).encode("latin-1", "replace")
+    more = [f"... {len(body) - hex_limit:,} more bytes"] if len(body) > hex_limit else []
+    return kind, "\n".join([hex_dump(head, framed=False), *more])
 
 
 # --------------------------------------------------------------------------- AMQP values

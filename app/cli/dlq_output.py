@@ -1,0 +1,314 @@
+"""What ``payops dlq`` prints: the entry table, one entry in full, reports, audit lines, JSON.
+
+Card numbers are masked in every output, ``--json`` included: the free text of
+entries, reports and audit records goes through
+:func:`~services.masking.json.mask_sensitive_text`, message data through
+:func:`~services.masking.json.mask_json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import sys
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any, TextIO
+
+from app.cli.progress import overwrite_line
+from services.masking.json import dumps_pretty, mask_json, mask_sensitive_text
+from services.workbench.actions.recovery import RecoveryReport
+from services.workbench.actions.report import ActionReport
+from services.workbench.body_format import body_content
+from services.workbench.model import AuditRecord, EntryState, EntrySummary, ParkedEntry
+
+_VERBS = {"requeue": "requeued", "retry": "retried", "cancel": "cancelled"}
+
+
+# --------------------------------------------------------------------------- values
+
+
+def masked(text: str | None) -> str:
+    """``text`` with card data masked ("" for None)."""
+    return mask_sensitive_text(text) if text else ""
+
+
+def print_json(value: Any, stream: TextIO | None = None) -> None:
+    """Print ``value`` as JSON; the callers mask its free text and payment data.
+
+    Not masked wholesale: an epoch-ms timestamp or a hex id can pass the Luhn
+    check and would be printed as a masked string.
+    """
+    print(json.dumps(_jsonable(value), indent=2, ensure_ascii=False), file=stream)
+
+
+def _masked_texts(data: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    """``data`` with the text values under ``keys`` masked."""
+    for key in keys:
+        if isinstance(data.get(key), str):
+            data[key] = masked(data[key])
+    return data
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bytes | bytearray):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return "hex:" + bytes(value).hex()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    if isinstance(value, EntryState):
+        return value.value
+    return value
+
+
+def _when(ms: int | None) -> str:
+    if not ms:
+        return "-"
+    return datetime.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+
+
+# --------------------------------------------------------------------------- list
+
+
+_COLUMNS = (
+    ("ID", 20),
+    ("DEAD-LETTERED", 19),
+    ("PAYMENT", 18),
+    ("MERCHANT", 16),
+    ("AMOUNT", 14),
+    ("REASON", 14),
+    ("QUEUE", 20),
+    ("TRIES", 5),
+    ("STATE", 9),
+    ("BY", 10),
+)
+
+
+def _row(summary: EntrySummary) -> list[str]:
+    amount = " ".join(p for p in (summary.amount, summary.currency) if p)
+    return [
+        summary.entry_id,
+        _when(summary.dead_lettered_at_ms),
+        masked(summary.payment_id) or "-",
+        masked(summary.merchant) or "-",
+        amount or "-",
+        summary.reason or "-",
+        masked(summary.origin_queue) or "-",
+        str(summary.attempts),
+        str(summary.state),
+        summary.last_operator or "",
+    ]
+
+
+def print_table(summaries: Sequence[EntrySummary]) -> None:
+    """The entries as a table with a header line."""
+    print("  ".join(name.ljust(width) for name, width in _COLUMNS).rstrip())
+    for summary in summaries:
+        cells = _row(summary)
+        print(
+            "  ".join(
+                cell.ljust(width) for cell, (_, width) in zip(cells, _COLUMNS, strict=True)
+            ).rstrip()
+        )
+
+
+def summary_json(summary: EntrySummary) -> dict[str, Any]:
+    """One entry's summary for ``--json``."""
+    data = dataclasses.asdict(summary)
+    data["state"] = str(summary.state)
+    # payment_id and merchant come masked from the summary; these are free text too.
+    return _masked_texts(data, ("reason", "origin_queue", "routing_key", "message_id"))
+
+
+# --------------------------------------------------------------------------- show
+
+
+def entry_json(entry: ParkedEntry, audit: Sequence[AuditRecord]) -> dict[str, Any]:
+    """One entry in full for ``--json``."""
+    kind, shown = body_content(entry.record.body)
+    return {
+        "entry": summary_json(entry.summary),
+        "action": entry.action,
+        "action_id": entry.action_id,
+        "operator": entry.operator,
+        "detail": masked(entry.detail),
+        "last_error": masked(entry.last_error),
+        "updated_at_ms": entry.updated_at_ms,
+        "exchange": entry.record.exchange,
+        "routing_key": masked(entry.record.routing_key),
+        "properties": mask_json(_jsonable(entry.record.properties)),
+        "headers": mask_json(
+            _jsonable({k: v for k, v in entry.record.headers.items() if k != "x-death"})
+        ),
+        "x_death": [
+            {**dataclasses.asdict(d), "routing_keys": [masked(k) for k in d.routing_keys]}
+            for d in entry.deaths
+        ],
+        "body": {"kind": kind, "size": len(entry.record.body), "content": shown},
+        "audit": [audit_json(a, entry.dlq) for a in audit],
+    }
+
+
+def entry_text(entry: ParkedEntry, audit: Sequence[AuditRecord]) -> str:
+    """One entry in full, for people."""
+    s = entry.summary
+    by = f" by {s.last_operator}" if s.last_operator else ""
+    out = [
+        f"entry        {s.entry_id}  ({s.state}{by})",
+        f"payment      {masked(s.payment_id) or '-'}",
+        f"merchant     {masked(s.merchant) or '-'}",
+        f"amount       {' '.join(p for p in (s.amount, s.currency) if p) or '-'}",
+        f"reason       {s.reason or '-'} in queue {s.origin_queue or '-'}"
+        f" (routing key {masked(s.routing_key) or '-'})",
+        f"dead-letter  {_when(s.dead_lettered_at_ms)}, parked {_when(s.parked_at_ms)}"
+        f" from {s.dlq}, attempts {s.attempts}",
+    ]
+    if entry.action:
+        out.append(f"last action  {entry.action} ({entry.action_id}) {masked(entry.detail)}")
+    if entry.last_error:
+        out.append(f"last error   {masked(entry.last_error)}")
+    out.append("")
+    out.append("properties")
+    for key, value in entry.record.properties.items():
+        out.append(f"  {key}: {masked(str(_jsonable(value)))}")
+    out.append("headers")
+    for key, value in entry.record.headers.items():
+        if key == "x-death":
+            continue
+        shown = json.dumps(mask_json(_jsonable(value)), ensure_ascii=False)
+        out.append(f"  {mask_sensitive_text(key)}: {shown}")
+    out.append("x-death (most recent first)")
+    for death in entry.deaths:
+        keys = ", ".join(death.routing_keys)
+        out.append(
+            f"  {death.reason} in {death.queue} x{death.count}"
+            f" at {death.time.isoformat() if death.time else '-'}"
+            f" (exchange {death.exchange or '(default)'}, routing keys {masked(keys) or '-'})"
+        )
+    kind, content = body_content(entry.record.body)
+    out.append(f"body ({kind}, {len(entry.record.body):,} bytes)")
+    if kind == "json":
+        out.append(dumps_pretty(content))
+    elif content:
+        out.append(str(content))
+    out.append("audit trail")
+    if not audit:
+        out.append("  (none)")
+    for record in audit:
+        out.append(f"  {audit_line(record)}")
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- actions
+
+
+def action_progress(action: str) -> Callable[[int, int, int], None] | None:
+    """A progress callback for an action, on a terminal only."""
+    if not sys.stderr.isatty():
+        return None
+    verb = _VERBS.get(action, action)
+
+    def show(done: int, total: int, failed: int) -> None:
+        overwrite_line(
+            f"{action}: {done:,}/{total:,} {verb if done else ''}"
+            f"{f' ({failed:,} failed)' if failed else ''}   "
+        )
+
+    return show
+
+
+def print_failures(report: ActionReport, stream: TextIO) -> None:
+    """The first 20 failures of ``report``, then the reasons of the rest."""
+    problems = [o for o in report.outcomes if o.status == "failed"]
+    for outcome in problems[:20]:
+        payment = f" ({masked(outcome.payment_id)})" if outcome.payment_id else ""
+        print(f"failed {outcome.entry_id}{payment}: {masked(outcome.detail)}", file=stream)
+    if len(problems) > 20:
+        print(f"... and {len(problems) - 20:,} more failures:", file=stream)
+        for text, count in report.reasons("failed"):
+            print(f"  {count:,} x {masked(text)}", file=stream)
+
+
+def dry_line(report: ActionReport) -> str:
+    """What a dry run would have done, in one line."""
+    would = [o for o in report.outcomes if o.detail.startswith("dry run:")]
+    skipped = [o for o in report.outcomes if o.status == "skipped" and o not in would]
+    failed = [o for o in report.outcomes if o.status == "failed"]
+    verb = _VERBS.get(report.action, report.action)
+    parts = [f"would have {verb} {len(would):,}"]
+    reasons = sorted({o.detail for o in skipped})
+    parts.append(
+        f"would skip {len(skipped):,}" + (f" ({'; '.join(reasons[:3])})" if reasons else "")
+    )
+    if failed:
+        parts.append(
+            f"would fail {len(failed):,} ({'; '.join(sorted({o.detail for o in failed})[:3])})"
+        )
+    return masked("dry run: " + ", ".join(parts))
+
+
+# --------------------------------------------------------------------------- recover
+
+
+def recovery_json(report: RecoveryReport) -> dict[str, Any]:
+    """A recovery report for ``--json``."""
+    return {
+        name: [
+            _masked_texts(dataclasses.asdict(e), ("payment_id", "note"))
+            for e in getattr(report, name)
+        ]
+        for name in ("released", "in_doubt", "in_progress")
+    }
+
+
+def print_recovery(report: RecoveryReport) -> None:
+    """A recovery report for people, with how to settle what is in doubt."""
+    print(report.headline())
+    for name, entries in (
+        ("released", report.released),
+        ("in doubt", report.in_doubt),
+        ("in progress", report.in_progress),
+    ):
+        for e in entries:
+            payment = f" ({masked(e.payment_id)})" if e.payment_id else ""
+            print(f"  {name}: {e.entry_id}{payment} {e.action} by {e.operator}: {masked(e.note)}")
+    if report.in_doubt:
+        print(
+            "resolve each with `payops dlq resolve ID --delivered` (it is in the target"
+            " queue), `--republish` (send it again with the same action id) or"
+            " `--release` (it is not there: back to parked)"
+        )
+
+
+# --------------------------------------------------------------------------- audit
+
+
+def audit_json(record: AuditRecord, dlq: str) -> dict[str, Any]:
+    """One audit record for ``--json``."""
+    data = dataclasses.asdict(record)
+    data["dlq"] = dlq
+    data["entry_ids"] = list(record.entry_ids)
+    data["target"] = masked(record.target)
+    data["detail"] = masked(record.detail)
+    return data
+
+
+def audit_line(record: AuditRecord) -> str:
+    """One audit record in one line."""
+    entries = (
+        record.entry_ids[0] if len(record.entry_ids) == 1 else f"{len(record.entry_ids):,} entries"
+    )
+    detail = masked(record.detail).replace("\n", "; ")
+    return (
+        f"{_when(record.ts)}  {record.operator}@{record.host}  {record.action}  {entries}"
+        f"  {masked(record.target)}  {record.result}{'  ' + detail if detail else ''}"
+    )

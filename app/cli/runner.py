@@ -1,0 +1,84 @@
+"""Running a command: its profile, its Redis, and the message and exit code of each failure.
+
+A command body raises :class:`Unreachable` (exit 3), :class:`Refused` (exit 2)
+or :class:`Failed` (exit 1) with a message for people; :func:`run_command`
+prints it as ``payops: <message>`` on stderr and returns the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+import redis.asyncio as aioredis
+import redis.exceptions
+
+from app.cli import exit_codes
+from services.config import Profile, load_profile
+from services.workbench.actions.publisher import AmqpUnavailable
+from services.workbench.actions.service import ActionRefused
+
+
+class Unreachable(Exception):
+    """RabbitMQ or Redis could not be reached (exit 3)."""
+
+
+class Refused(Exception):
+    """The command refuses to go on (exit 2)."""
+
+
+class Failed(Exception):
+    """The command ran and failed (exit 1)."""
+
+
+def profile_from(args: argparse.Namespace) -> Profile:
+    """The profile chosen by --config/--profile and the environment."""
+    return load_profile(getattr(args, "config", None), getattr(args, "profile", None))
+
+
+def fail(message: object, code: int) -> int:
+    """Print ``payops: <message>`` on stderr; ``code``."""
+    print(f"payops: {message}", file=sys.stderr)
+    return code
+
+
+@contextlib.asynccontextmanager
+async def redis_client(profile: Profile) -> AsyncIterator[aioredis.Redis]:
+    """The profile's Redis, answering a PING (else :class:`Unreachable`); closed afterwards."""
+    client = aioredis.from_url(profile.redis_url, socket_connect_timeout=5)
+    try:
+        try:
+            await client.ping()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+            raise Unreachable(f"cannot reach Redis at {profile.redis_display_url}: {exc}") from None
+        yield client
+    finally:
+        await client.aclose()
+
+
+def run_command(
+    profile: Profile, work: Coroutine[Any, Any, int], *, interrupted: str | None = None
+) -> int:
+    """Run ``work`` on a new event loop: its exit code, or the one of its failure.
+
+    Ctrl+C prints ``interrupted`` and exits 130 when given; otherwise it
+    reaches the caller (``main`` exits 130 quietly).
+    """
+    try:
+        return asyncio.run(work)
+    except (Unreachable, AmqpUnavailable) as exc:
+        return fail(exc, exit_codes.UNAVAILABLE)
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        return fail(f"lost Redis at {profile.redis_display_url}: {exc}", exit_codes.UNAVAILABLE)
+    except (ActionRefused, Refused) as exc:
+        return fail(exc, exit_codes.USAGE)
+    except Failed as exc:
+        return fail(exc, exit_codes.FAILED)
+    except KeyboardInterrupt:
+        if interrupted is None:
+            raise
+        return fail(interrupted, exit_codes.INTERRUPTED)
