@@ -278,9 +278,7 @@ def _cmd_park(args: argparse.Namespace) -> int:
         try:
             connection = await aio_pika.connect(profile.amqp_url, timeout=10)
         except (TimeoutError, OSError) as exc:
-            raise Unreachable(
-                f"cannot reach RabbitMQ at {profile.amqp_display_url}: {exc}"
-            ) from None
+            raise Unreachable.at("RabbitMQ", profile.amqp_display_url, exc) from None
         tty = sys.stderr.isatty()
 
         def progress(stats: ParkerStats) -> None:

@@ -15,7 +15,7 @@ from app.cli.collect import add_collect_command
 from app.cli.dlq import add_dlq_commands
 from app.cli.logging_setup import setup_logging
 from app.cli.progress import overwrite_line
-from app.cli.runner import fail, profile_from
+from app.cli.runner import Unreachable, fail, profile_from
 from app.cli.snapshot import add_snapshot_command
 from services.config import ConfigError, user_config_path
 
@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
 def unavailable(service: str, where: str, exc: BaseException) -> int:
     """Say (on a line of its own) that a backing service cannot be reached; exit 3."""
     print(file=sys.stderr)
-    return fail(f"cannot reach {service} at {where}: {exc}", exit_codes.UNAVAILABLE)
+    return fail(Unreachable.at(service, where, exc), exit_codes.UNAVAILABLE)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

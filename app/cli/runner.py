@@ -26,6 +26,11 @@ from services.workbench.actions.service import ActionRefused
 class Unreachable(Exception):
     """RabbitMQ or Redis could not be reached (exit 3)."""
 
+    @classmethod
+    def at(cls, service: str, where: str, exc: BaseException) -> Unreachable:
+        """``cannot reach Redis at redis://host:6379/0: <why>``."""
+        return cls(f"cannot reach {service} at {where}: {exc}")
+
 
 class Refused(Exception):
     """The command refuses to go on (exit 2)."""
@@ -54,7 +59,7 @@ async def redis_client(profile: Profile) -> AsyncIterator[aioredis.Redis]:
         try:
             await client.ping()
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
-            raise Unreachable(f"cannot reach Redis at {profile.redis_display_url}: {exc}") from None
+            raise Unreachable.at("Redis", profile.redis_display_url, exc) from None
         yield client
     finally:
         await client.aclose()
