@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from services.snapshot.bundle import SnapshotProgress
+    from services.snapshot.model import SnapshotProgress
 
 
 def overwrite_line(text: str, stream: TextIO | None = None) -> None:

@@ -20,13 +20,13 @@ from app.cli import exit_codes
 from app.cli.progress import SnapshotProgressLine
 from app.cli.runner import Failed, fail, profile_from, redis_client, run_command
 from services.config import Profile
-from services.snapshot.bundle import (
+from services.snapshot.bundle import default_file_name
+from services.snapshot.job import write_snapshot
+from services.snapshot.model import (
     MAX_RANGE_S,
     ChartRenderer,
     SnapshotRequest,
     SnapshotResult,
-    default_file_name,
-    write_snapshot,
 )
 from services.time_range import (
     DURATION_HELP,

@@ -15,12 +15,12 @@ from redis.exceptions import RedisError
 
 from services.config import Profile
 from services.links.redis import RedisLink
-from services.snapshot.bundle import (
+from services.snapshot.job import write_snapshot
+from services.snapshot.model import (
     SnapshotCancelled,
     SnapshotProgress,
     SnapshotRequest,
     SnapshotResult,
-    write_snapshot,
 )
 from widgets.main_window import MainWindow
 from widgets.snapshot.charts import render_snapshot_charts

@@ -16,6 +16,8 @@ when it fails the Luhn check (a test card, a typo). This module applies both:
   ``<cvv>123</cvv>``, then ``mask_text``. :func:`mask_untrusted_text` is
   ``mask_text`` then ``mask_sensitive_text`` in one call. Both skip texts too short
   to mask and remember short texts they leave unchanged (never card data).
+  :mod:`services.masking.message` builds on them for the headers, properties and
+  parsed bodies of messages.
 - :func:`mask_for_edit` / :func:`unmask_edit` let an operator edit a JSON body
   without seeing its card data: the editor shows the masked document, each
   masked value being a unique placeholder, and the placeholders left in the
@@ -308,6 +310,11 @@ def mask_untrusted_text(text: str) -> str:
     return _mask_sensitive(masked, lowered if masked is text else masked.lower())
 
 
+def mask_optional_text(text: str | None) -> str:
+    """:func:`mask_sensitive_text` of a text that may be missing (``""`` for None or empty)."""
+    return mask_sensitive_text(text) if text else ""
+
+
 # --------------------------------------------------------------------------- editing
 
 
@@ -545,6 +552,7 @@ __all__ = [
     "luhn_valid",
     "mask_for_edit",
     "mask_json",
+    "mask_optional_text",
     "mask_pan_value",
     "mask_sensitive_text",
     "mask_untrusted_text",

@@ -29,8 +29,10 @@ from typing import Final
 import jinja2
 
 from resources import resource_path
-from services.masking.json import mask_sensitive_text
-from services.time_range import format_duration, format_local, format_utc
+from services.alerts.engine import AlertEvent
+from services.masking.json import mask_optional_text
+from services.snapshot.model import FiringSpan
+from services.time_range import format_duration, format_local, format_utc, iso_utc
 from services.workbench.model import AuditRecord, EntrySummary
 
 TEMPLATE_NAME: Final = "snapshot_report.html.j2"
@@ -49,10 +51,6 @@ COUNT_IDS: Final = {
     "alert_events": "count-alert-events",
 }
 """Element ids of the figures that match the bundle's files."""
-
-
-def _masked(text: str | None) -> str:
-    return mask_sensitive_text(text) if text else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,15 +284,15 @@ class FailedPaymentTally:
         self.total += 1
         self.parked_in_range += in_range
         self.states[str(summary.state)] += 1
-        reason = _masked(summary.reason) or "(unknown)"
-        origin = _masked(summary.origin_queue) or "(unknown)"
+        reason = mask_optional_text(summary.reason) or "(unknown)"
+        origin = mask_optional_text(summary.origin_queue) or "(unknown)"
         self.reason_queues[(reason, origin)] += 1
         self.origin_queues[origin] += 1
         self.dlqs[summary.dlq] += 1
-        merchant = _masked(summary.merchant) or "(unknown)"
+        merchant = mask_optional_text(summary.merchant) or "(unknown)"
         self.merchants[merchant] += 1
         if summary.amount_value is not None and math.isfinite(summary.amount_value):
-            currency = _masked(summary.currency) or "?"
+            currency = mask_optional_text(summary.currency) or "?"
             sums = self.merchant_amounts.setdefault(merchant, {})
             sums[currency] = sums.get(currency, 0.0) + summary.amount_value
 
@@ -323,22 +321,49 @@ class ActionTally:
 
     def add(self, record: AuditRecord, dlq: str) -> None:
         self.total += 1
-        action = _masked(record.action) or "(unknown)"
+        action = mask_optional_text(record.action) or "(unknown)"
         self.kinds[action] += 1
         if len(self.rows) < MAX_TABLE_ROWS:
             self.rows.append(
                 ActionRow(
                     time_local=format_local(record.ts / 1000),
                     dlq=dlq,
-                    operator=_masked(record.operator),
-                    host=_masked(record.host),
+                    operator=mask_optional_text(record.operator),
+                    host=mask_optional_text(record.host),
                     action=action,
                     entries=len(record.entry_ids),
-                    target=_masked(record.target),
-                    result=_masked(record.result),
-                    detail=_masked(record.detail),
+                    target=mask_optional_text(record.target),
+                    result=mask_optional_text(record.result),
+                    detail=mask_optional_text(record.detail),
                 )
             )
+
+
+def alert_span_row(firing: FiringSpan) -> AlertSpanRow:
+    """A stretch an alert rule was firing, as listed in the report."""
+    s = firing.span
+    return AlertSpanRow(
+        rule=mask_optional_text(s.rule),
+        severity=s.severity,
+        start=format_local(s.start_s),
+        end=format_local(s.end_s),
+        duration=format_duration(s.end_s - s.start_s),
+        started_before=firing.started_before,
+        still_firing=firing.still_firing,
+    )
+
+
+def alert_event_row(event: AlertEvent) -> AlertEventRow:
+    """One alert event, as listed in the report."""
+    return AlertEventRow(
+        time_local=format_local(event.ts),
+        time_utc=iso_utc(event.ts_ms),
+        rule=mask_optional_text(event.rule),
+        kind=event.kind,
+        severity=event.severity,
+        value="" if event.value is None else f"{event.value:,.4g}",
+        message=mask_optional_text(event.message),
+    )
 
 
 # --------------------------------------------------------------------------- rendering

@@ -678,7 +678,8 @@ def reference_phase(plan: Plan) -> PhaseResult:
 
 
 async def _snapshot(plan: Plan, render: Callable[..., Any]) -> PhaseResult:
-    from services.snapshot.bundle import SnapshotProgress, SnapshotRequest, write_snapshot
+    from services.snapshot.job import write_snapshot
+    from services.snapshot.model import SnapshotProgress, SnapshotRequest
 
     client = aioredis.from_url(plan.redis_url)
     await client.ping()

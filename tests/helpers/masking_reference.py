@@ -1,10 +1,11 @@
 """The masking as it was before its fast paths: the reference the fast code must match.
 
 A copy of the original, straightforward implementation of ``mask_text``,
-``mask_sensitive_text``, ``mask_json`` and the snapshot's ``mask_untrusted`` (three
-passes over the value), without any pre-check, cache or fused walk. The patterns and the
-small pure helpers (Luhn, key names, what a match becomes) are shared with production:
-these functions are the reference for the *algorithm*, not for the patterns.
+``mask_sensitive_text``, ``mask_json`` and ``services.masking.message.mask_untrusted``
+(three passes over the value), without any pre-check, cache or fused walk. The patterns
+and the small pure helpers (Luhn, key names, what a match becomes, ``json_value``) are
+shared with production: these functions are the reference for the *algorithm*, not for
+the patterns.
 
 Not a test module: imported by the tests that compare the fast code against it.
 """
@@ -31,8 +32,8 @@ from services.masking.json import (
     is_cvv_key,
     is_pan_key,
 )
+from services.masking.message import json_value
 from services.masking.text import _PAN_CANDIDATE, luhn_valid, mask_pan
-from services.snapshot.bundle import _plain
 
 
 def _mask_match(match: re.Match[str]) -> str:
@@ -127,8 +128,8 @@ def _masked_text_values(value: Any) -> Any:
 
 
 def mask_untrusted(value: Any) -> Any:
-    """The snapshot's masking of a message-derived value, in its original three passes."""
-    return _masked_text_values(mask_json(_plain(value)))
+    """The masking of a message-derived value, in its original three passes."""
+    return _masked_text_values(mask_json(json_value(value)))
 
 
 def same(a: Any, b: Any) -> bool:

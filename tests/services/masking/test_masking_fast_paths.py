@@ -1,8 +1,8 @@
 """The masking fast paths give exactly what the plain algorithm gives (no Qt, no Redis).
 
 Each shortcut (a pre-check that proves there is nothing to mask, the remembered short
-texts, mask_text then mask_sensitive_text in one go, the snapshot's one-walk
-``mask_untrusted``) is checked on the edge cases it touches, then everything is checked
+texts, mask_text then mask_sensitive_text in one go, the one-walk ``mask_untrusted`` of
+message values) is checked on the edge cases it touches, then everything is checked
 against the original implementation kept in ``masking_reference`` on random texts and
 values full of card numbers, CVVs and near misses.
 """
@@ -31,9 +31,9 @@ from services.masking.json import (
     mask_sensitive_text,
     mask_untrusted_text,
 )
+from services.masking.message import json_value, mask_untrusted
 from services.masking.text import luhn_valid, mask_text
-from services.snapshot import bundle as snapshot
-from services.snapshot.bundle import body_for_export, mask_untrusted
+from services.snapshot.documents import body_for_export
 from tests.helpers import masking_reference as reference
 
 PAN = "4111111111111111"
@@ -227,7 +227,7 @@ class Code(enum.IntEnum):
     [
         {PAN: "a card number as a key", MASKED: "its masked form, a second key"},
         {"4111111111111111": 1, "x": 2, "411111******1111": 3},  # the later value wins
-        {1: "int key", "1": "str key"},  # _plain makes them one key
+        {1: "int key", "1": "str key"},  # json_value makes them one key
         {"pan": PAN, "card_number": "4111 1111 1111 1112", "number": 4111111111111112},
         {"pan": JsonNumber("4111111111111111"), "number": b"4111111111111111"},
         {"pan": b"\xff" + PAN.encode(), "number": ["4111111111111111"], "cvv": {"a": 1}},
@@ -380,4 +380,4 @@ def test_the_random_inputs_do_reach_the_masking() -> None:
     assert sum(mask_sensitive_text(t) != masking.mask_text(t) for t in texts) > 120
     assert sum(HIDDEN in mask_sensitive_text(t) and HIDDEN not in t for t in texts) > 90
     values = [_random_value(random.Random(seed)) for seed in range(1000)]
-    assert sum(snapshot.mask_untrusted(v) != snapshot._plain(v) for v in values) > 200
+    assert sum(mask_untrusted(v) != json_value(v) for v in values) > 200

@@ -34,22 +34,18 @@ from services.config import FieldPaths, Profile, TapBinding
 from services.flow.history import HistoryStore, SecondRow
 from services.flow.types import FlowFrame
 from services.masking.json import HIDDEN, JsonNumber
-from services.snapshot.bundle import (
+from services.snapshot.bundle import default_file_name
+from services.snapshot.documents import ENTRY_COLUMNS, body_for_export, dumps_line, entry_row
+from services.snapshot.job import write_snapshot
+from services.snapshot.manifest import profile_for_manifest, url_without_credentials
+from services.snapshot.model import (
     CHARTS,
-    ENTRY_COLUMNS,
     MAX_RANGE_S,
     AlertSpan,
     SnapshotCancelled,
     SnapshotProgress,
     SnapshotRequest,
     alert_spans,
-    body_for_export,
-    default_file_name,
-    dumps_line,
-    entry_row,
-    profile_for_manifest,
-    url_without_credentials,
-    write_snapshot,
 )
 from services.workbench.codec import MessageRecord
 from services.workbench.model import AuditRecord, EntryState

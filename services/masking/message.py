@@ -1,0 +1,170 @@
+"""Card data in what a message carries: headers, properties and parsed bodies, as JSON data.
+
+A message-derived value is turned into JSON data (:func:`json_value`: bytes decoded or
+described, Decimals and datetimes written out) and masked twice over: as a parsed
+structure (:func:`~services.masking.json.mask_json`: CVV-like fields hidden, card-number
+fields masked) and then every string and key as free text
+(:func:`~services.masking.json.mask_sensitive_text`), since a header or a body field may
+hold ``cvv=123`` in its text. :func:`mask_untrusted` does the three passes in one walk
+over the common types and gives exactly their result (the fast-path tests check it against
+the plain passes). The snapshot's JSONL export masks messages with it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any, Final
+
+from services.masking.json import (
+    CACHED_TEXT_LEN,
+    CACHED_TEXTS,
+    HIDDEN,
+    JsonNumber,
+    is_cvv_key,
+    is_pan_key,
+    mask_json,
+    mask_pan_value,
+    mask_sensitive_text,
+    mask_untrusted_text,
+)
+from services.masking.text import MIN_PAN_DIGITS, mask_text
+
+
+def json_value(value: Any) -> Any:
+    """An AMQP field value as a JSON value (bytes that are not UTF-8: described, not copied)."""
+    if isinstance(value, Mapping):
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_value(v) for v in value]
+    if isinstance(value, bytes | bytearray):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            # no hash: a short value (a card number and a stray byte) could be guessed from one
+            return {"kind": "binary", "size": len(value)}
+    if isinstance(value, Decimal):
+        return JsonNumber(str(value)) if value.is_finite() else str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, datetime.datetime | datetime.date):
+        return value.isoformat()
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    return str(value)
+
+
+def _masked_text_values(value: Any) -> Any:
+    if isinstance(value, JsonNumber):
+        return value
+    if isinstance(value, str):
+        return mask_sensitive_text(value)
+    if isinstance(value, Mapping):
+        return {
+            (mask_sensitive_text(k) if isinstance(k, str) else k): _masked_text_values(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_masked_text_values(v) for v in value]
+    return value
+
+
+def _three_passes(value: Any) -> Any:
+    """What :func:`mask_untrusted` means: JSON data, masked as a structure, then as text."""
+    return _masked_text_values(mask_json(json_value(value)))
+
+
+def mask_untrusted(value: Any) -> Any:
+    """A message-derived value (headers, properties, a parsed body) as masked JSON data.
+
+    By definition ``_masked_text_values(mask_json(json_value(value)))``: card data masked
+    as in a parsed structure, then every string and key masked as free text too. Done in
+    one walk (:func:`_untrusted`) that gives the same result.
+    """
+    return _untrusted(value)
+
+
+def _untrusted(value: Any) -> Any:
+    """:func:`_three_passes` of ``value``, the common types in one step each."""
+    cls = type(value)
+    if cls is str:
+        # json_value keeps it; mask_json gives mask_text(value), then mask_sensitive_text of that.
+        return mask_untrusted_text(value)
+    if cls is dict:
+        return _untrusted_dict(value)
+    if cls is list or cls is tuple:
+        # json_value, mask_json and _masked_text_values all map a list item by item.
+        return [_untrusted(item) for item in value]
+    if value is None or cls is bool:
+        return value  # kept by all three passes
+    if cls is int:
+        # mask_json masks the text of an int that is a card number, then the text is masked
+        # as free text; any other int is kept.
+        text = str(value)
+        masked = mask_text(text)
+        return value if masked == text else mask_sensitive_text(masked)
+    if cls is JsonNumber and len(value) < MIN_PAN_DIGITS:
+        # Kept: mask_json masks a number's text only if it holds 13+ digits, and
+        # _masked_text_values leaves JSON numbers alone.
+        return value
+    if cls is datetime.datetime or cls is datetime.date:
+        # json_value writes it as isoformat(), a str the other two passes mask as text.
+        return mask_untrusted_text(value.isoformat())
+    # Anything else (floats, bytes, Decimals, subclasses, other mappings ...): the passes.
+    return _three_passes(value)
+
+
+_OTHER_KEY: Final = 0
+_CVV_KEY: Final = 1
+_PAN_KEY: Final = 2
+
+
+_key_kinds: dict[str, tuple[str, int]] = {}
+
+
+def _key_kind(name: str) -> tuple[str, int]:
+    """How mask_untrusted shows a key (mask_text, then mask_sensitive_text), and what it names.
+
+    Remembered (a pure function of an immutable value; exact str only, as _untrusted_dict
+    calls it) for short keys with nothing to mask: the cache never holds card data.
+    """
+    known = _key_kinds.get(name)
+    if known is None:
+        kind = _CVV_KEY if is_cvv_key(name) else _PAN_KEY if is_pan_key(name) else _OTHER_KEY
+        known = (mask_untrusted_text(name), kind)
+        if known[0] == name and len(name) <= CACHED_TEXT_LEN:
+            if len(_key_kinds) >= CACHED_TEXTS:
+                _key_kinds.clear()
+            _key_kinds[name] = known
+    return known
+
+
+def _untrusted_dict(value: dict[Any, Any]) -> Any:
+    """:func:`_untrusted` of a dict: each key shown and its value masked as mask_json does."""
+    out: dict[Any, Any] = {}
+    for key, item in value.items():
+        if type(key) is not str:  # not from JSON or AMQP (str keys only): the three passes
+            return _three_passes(value)
+        shown, kind = _key_kind(key)
+        if kind == _OTHER_KEY:
+            out[shown] = mask_untrusted_text(item) if type(item) is str else _untrusted(item)
+        elif kind == _CVV_KEY:
+            out[shown] = HIDDEN  # mask_sensitive_text leaves HIDDEN as it is
+        elif type(item) is str:
+            # json_value keeps a str; mask_pan_value gives a plain str, masked again as text.
+            out[shown] = mask_sensitive_text(mask_pan_value(item))
+        elif isinstance(item, Mapping | list | tuple):
+            out[shown] = _untrusted(item)  # mask_json walks into containers under a PAN key
+        else:
+            plain = json_value(item)
+            if isinstance(plain, Mapping):  # undecodable bytes, described: mask_json walks it
+                out[shown] = _untrusted(plain)
+            else:
+                out[shown] = _masked_text_values(mask_pan_value(plain))
+    if len(out) < len(value):
+        # Two keys became one when masked: each pass keeps the first key's place and the
+        # last value, which one walk does not reproduce - take the passes.
+        return _three_passes(value)
+    return out

@@ -1,0 +1,251 @@
+"""The rows and records of the bundle's data files, masked.
+
+Card numbers are masked (first 6 / last 4) and CVV-like fields hidden in every
+free-text or message-derived value (bodies, headers, properties, errors,
+details, names; see :mod:`services.masking`); binary bodies are described
+(size, SHA-256) and non-UTF-8 header values by their size, never copied.
+Identifiers (entry ids, stream ids, action ids) and timestamps are not masked:
+they are ours, and a hex id can look like a card number. CSV cells that a
+spreadsheet would run as a formula are quoted.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any, Final
+
+import numpy as np
+import orjson
+
+from services.alerts.engine import AlertEvent
+from services.flow.types import LATENCY_PERCENTILES, FlowFrame
+from services.masking.json import JsonNumber, loads_exact, mask_optional_text, mask_sensitive_text
+from services.masking.message import mask_untrusted
+from services.time_range import iso_utc
+from services.workbench.model import AuditRecord, ParkedEntry, body_kind
+
+ENTRY_COLUMNS: Final = (
+    "entry_id",
+    "dlq",
+    "dead_lettered_at",
+    "parked_at",
+    "payment_id",
+    "merchant",
+    "amount",
+    "currency",
+    "reason",
+    "origin_queue",
+    "routing_key",
+    "attempts",
+    "state",
+    "last_operator",
+    "last_error",
+)
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, JsonNumber):  # a number as the message wrote it (42.50 stays 42.50)
+        text = str.__str__(value)
+        return orjson.Fragment(text) if _JSON_NUMBER.fullmatch(text) else text
+    # other subclasses of the JSON types (an enum, a pamqp string ...): as their base type
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, list):
+        return list(value)
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def dumps_line(document: Mapping[str, Any]) -> bytes:
+    """One JSONL line of ``document`` (numbers kept as written)."""
+    return (
+        orjson.dumps(document, default=_json_default, option=orjson.OPT_PASSTHROUGH_SUBCLASS)
+        + b"\n"
+    )
+
+
+def _csv_cell(text: str) -> str:
+    """A spreadsheet must not run a cell as a formula: ``'`` before ``=``, ``+`` ... text."""
+    if text.startswith(_FORMULA_START) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+def _binary(data: bytes) -> dict[str, Any]:
+    return {"kind": "binary", "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def body_for_export(body: bytes) -> dict[str, Any]:
+    """A message body for the JSONL export: masked JSON or text, or a binary description."""
+    kind, _ = body_kind(body)
+    if kind == "json":
+        try:
+            return {"kind": "json", "size": len(body), "content": mask_untrusted(loads_exact(body))}
+        except (ValueError, RecursionError):
+            kind = "text"
+    if kind == "text":
+        text = body.decode("utf-8", "replace")
+        return {"kind": "text", "size": len(body), "content": mask_sensitive_text(text)}
+    if kind == "empty":
+        return {"kind": "empty", "size": 0}
+    return _binary(body)
+
+
+_entry_time = functools.lru_cache(maxsize=16)(iso_utc)
+"""``iso_utc``, remembered: entry_row and entry_document format the same times of an entry."""
+
+
+def entry_row(entry: ParkedEntry) -> list[str]:
+    """The CSV row of one entry (``ENTRY_COLUMNS``), masked."""
+    s = entry.summary
+    return [
+        s.entry_id,
+        s.dlq,
+        _entry_time(s.dead_lettered_at_ms),
+        _entry_time(s.parked_at_ms),
+        *(
+            _csv_cell(mask_optional_text(text))
+            for text in (
+                s.payment_id,
+                s.merchant,
+                s.amount,
+                s.currency,
+                s.reason,
+                s.origin_queue,
+                s.routing_key,
+            )
+        ),
+        str(s.attempts),
+        str(s.state),
+        _csv_cell(mask_optional_text(s.last_operator)),
+        _csv_cell(mask_optional_text(entry.last_error)),
+    ]
+
+
+def entry_document(entry: ParkedEntry, *, in_range: bool) -> dict[str, Any]:
+    """The JSONL record of one entry: the row's fields plus the whole message, masked."""
+    s = entry.summary
+    record = entry.record
+    return {
+        "entry_id": s.entry_id,
+        "dlq": s.dlq,
+        "state": str(s.state),
+        "parked_in_range": in_range,
+        "dead_lettered_at": _entry_time(s.dead_lettered_at_ms),
+        "parked_at": _entry_time(s.parked_at_ms),
+        "updated_at": iso_utc(entry.updated_at_ms),
+        "payment_id": mask_optional_text(s.payment_id) or None,
+        "merchant": mask_optional_text(s.merchant) or None,
+        "amount": mask_optional_text(s.amount) or None,
+        "currency": mask_optional_text(s.currency) or None,
+        "reason": mask_optional_text(s.reason),
+        "origin_queue": mask_optional_text(s.origin_queue),
+        "routing_key": mask_optional_text(s.routing_key),
+        "attempts": s.attempts,
+        "last_operator": mask_optional_text(s.last_operator) or None,
+        "action": mask_optional_text(entry.action) or None,
+        "action_id": entry.action_id,
+        "detail": mask_optional_text(entry.detail) or None,
+        "last_error": mask_optional_text(entry.last_error) or None,
+        "message_id": mask_optional_text(s.message_id) or None,
+        "exchange": mask_optional_text(record.exchange),
+        "delivered_routing_key": mask_optional_text(record.routing_key),
+        "properties": mask_untrusted(record.properties),
+        "headers": mask_untrusted({k: v for k, v in record.headers.items() if k != "x-death"}),
+        "x_death": [
+            {
+                "queue": mask_optional_text(d.queue),
+                "reason": mask_optional_text(d.reason),
+                "count": d.count,
+                "time": d.time.isoformat() if d.time else None,
+                "exchange": mask_optional_text(d.exchange),
+                "routing_keys": [mask_optional_text(k) for k in d.routing_keys],
+            }
+            for d in entry.deaths
+        ],
+        "body": body_for_export(record.body),
+    }
+
+
+def audit_document(record: AuditRecord, dlq: str) -> dict[str, Any]:
+    """The JSONL record of one audit record, masked."""
+    return {
+        "dlq": dlq,
+        "stream_id": record.stream_id,
+        "ts": record.ts,
+        "time": iso_utc(record.ts),
+        "operator": mask_optional_text(record.operator),
+        "host": mask_optional_text(record.host),
+        "action": mask_optional_text(record.action),
+        "entry_ids": list(record.entry_ids),
+        "target": mask_optional_text(record.target),
+        "result": mask_optional_text(record.result),
+        "detail": mask_optional_text(record.detail),
+        "action_id": record.action_id,
+    }
+
+
+def alert_document(event: AlertEvent) -> dict[str, Any]:
+    """The JSONL record of one alert event, masked."""
+    return {
+        "ts": event.ts_ms,
+        "time": iso_utc(event.ts_ms),
+        "rule": mask_optional_text(event.rule),
+        "kind": event.kind,
+        "severity": event.severity,
+        "value": event.value,
+        "message": mask_optional_text(event.message),
+    }
+
+
+# --------------------------------------------------------------------------- throughput.csv
+
+
+def _number_cell(value: float) -> str:
+    if math.isnan(value):
+        return ""
+    if value.is_integer():
+        return str(int(value))
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+def throughput_header(frame: FlowFrame) -> list[str]:
+    """The header of throughput.csv: time, counts per status, dead letters, latency, depths."""
+    return [
+        "time_utc",
+        "epoch_s",
+        *(mask_optional_text(name) for name in frame.status_names),
+        "dead_letters",
+        *(f"latency_p{p}_ms" for p in LATENCY_PERCENTILES),
+        *(f"depth:{mask_optional_text(name)}" for name in frame.queue_names),
+    ]
+
+
+def throughput_rows(frame: FlowFrame, start: int, stop: int) -> Iterator[list[str]]:
+    """The rows of throughput.csv for the seconds ``start <= i < stop`` of ``frame``."""
+    stamps = np.datetime_as_string(frame.t[start:stop].astype("datetime64[s]"), unit="s")
+    counts = frame.status_counts
+    latency = frame.latency_ms
+    depths = frame.queue_depths
+    for i in range(start, stop):
+        yield [
+            f"{stamps[i - start]}Z",
+            str(int(frame.t[i])),
+            *(str(int(v)) for v in counts[:, i]),
+            str(int(frame.dead_letters[i])),
+            *(_number_cell(float(v)) for v in latency[:, i]),
+            *(_number_cell(float(v)) for v in depths[:, i]),
+        ]

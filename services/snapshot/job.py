@@ -1,0 +1,495 @@
+"""Writing an incident snapshot: :func:`write_snapshot` and the run behind it.
+
+:func:`write_snapshot` reads the flow history, the alert log, the audit trail
+and the parked failed payments of ``from_s <= t < to_s`` from Redis and writes
+the bundle of :mod:`services.snapshot.bundle`, its rows and records masked
+(:mod:`services.snapshot.documents`).
+
+Bounded memory: entries and audit records are streamed in batches into
+member files in a temporary directory next to the output, hashed while they
+are written; only the per-second series of the range (needed for the charts)
+and the report's tallies stay in memory. The zip is written to
+``OUT.partial`` and renamed when complete; on an error or cancellation the
+partial file and the temporary directory are removed. The writer yields to
+the event loop between batches, so it can run on the GUI's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+import orjson
+import redis.asyncio as aioredis
+
+from services.alerts.engine import AlertEvent, AlertLog
+from services.flow.history import HistoryStore, frame_from_rows
+from services.flow.types import FlowFrame
+from services.masking.json import mask_optional_text
+from services.snapshot.bundle import CsvMember, Member, bundle_files, pack
+from services.snapshot.documents import (
+    ENTRY_COLUMNS,
+    alert_document,
+    audit_document,
+    dumps_line,
+    entry_document,
+    entry_row,
+    throughput_header,
+    throughput_rows,
+)
+from services.snapshot.manifest import manifest_json, tool_version
+from services.snapshot.model import (
+    CHARTS,
+    MAX_RANGE_S,
+    STAGE_ALERTS,
+    STAGE_AUDIT,
+    STAGE_CHARTS,
+    STAGE_ENTRIES,
+    STAGE_HISTORY,
+    STAGE_PACKING,
+    STAGE_REPORT,
+    ChartRenderer,
+    FiringSpan,
+    ProgressCallback,
+    SnapshotCancelled,
+    SnapshotCounts,
+    SnapshotProgress,
+    SnapshotRequest,
+    SnapshotResult,
+    firing_spans,
+)
+from services.snapshot.report import (
+    MAX_TABLE_ROWS,
+    TOP_REASONS,
+    ActionTally,
+    BundleFile,
+    ChartImage,
+    FailedPaymentTally,
+    ReportSummary,
+    alert_event_row,
+    alert_span_row,
+    count_rows,
+    render_report,
+)
+from services.snapshot.series import SeriesBuilder
+from services.time_range import format_duration
+from services.workbench.model import ParkedEntry
+from services.workbench.store import ParkingStore, entry_id_time_ms
+
+log = logging.getLogger(__name__)
+
+HISTORY_CHUNK_S: Final = 900
+AUDIT_SKEW_MS: Final = 5 * 60 * 1000
+"""Audit records are looked up by their stream id (Redis's clock) this much beyond the
+range, then kept by their own ``ts`` (the acting console's clock)."""
+ALERT_LOOKBACK_S: Final = 7 * 86400
+"""How far before the range the alert log is read to know what was firing at its start."""
+
+
+async def write_snapshot(
+    request: SnapshotRequest,
+    redis: aioredis.Redis,
+    *,
+    render_charts: ChartRenderer | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> SnapshotResult:
+    """Write the bundle of ``request`` (see the module docstring).
+
+    ``redis`` must be created with ``decode_responses=False``. ``render_charts``
+    turns the range's series and alert spans into PNGs by chart name (see
+    :data:`~services.snapshot.model.CHARTS`); without it the report says there
+    are no charts. ``progress`` is called per batch; setting ``cancel`` (or
+    cancelling the task) stops at the next batch with
+    :class:`~services.snapshot.model.SnapshotCancelled` (or ``CancelledError``),
+    leaving no file behind.
+
+    Raises ``ValueError`` for an empty range, ``FileExistsError`` when ``out``
+    exists and ``overwrite`` is not set, Redis errors as they come.
+    """
+    if request.to_s <= request.from_s:
+        raise ValueError(f"empty range: {request.from_s} is not before {request.to_s}")
+    if request.to_s - request.from_s > MAX_RANGE_S:
+        raise ValueError(
+            f"a snapshot covers at most {format_duration(MAX_RANGE_S)},"
+            f" not {format_duration(request.to_s - request.from_s)}"
+        )
+    if request.batch <= 0:
+        raise ValueError(f"batch must be positive: {request.batch}")
+    out = Path(request.out)
+    if out.exists() and not request.overwrite:
+        raise FileExistsError(f"{out} exists")
+    if out.is_dir():
+        raise IsADirectoryError(f"{out} is a directory")
+    job = _SnapshotJob(
+        request, redis, render_charts=render_charts, progress=progress, cancel=cancel
+    )
+    partial = out.with_name(out.name + ".partial")
+    job.workdir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        sha256, size = await job.run(partial)
+        os.replace(partial, out)
+    except BaseException:
+        job.close_members()
+        partial.unlink(missing_ok=True)
+        raise
+    finally:
+        shutil.rmtree(job.workdir, ignore_errors=True)
+    return SnapshotResult(out, job.counts(), sha256, size)
+
+
+class _SnapshotJob:
+    """One run of :func:`write_snapshot`."""
+
+    def __init__(
+        self,
+        request: SnapshotRequest,
+        redis: aioredis.Redis,
+        *,
+        render_charts: ChartRenderer | None,
+        progress: ProgressCallback | None,
+        cancel: threading.Event | None,
+    ) -> None:
+        self.request = request
+        self.profile = request.profile
+        self.from_s = int(request.from_s)
+        self.to_s = int(request.to_s)
+        self.from_ms = self.from_s * 1000
+        self.to_ms = self.to_s * 1000
+        self.workdir = Path()  # set by write_snapshot once the stores accepted the client
+        self.render_charts = render_charts
+        self._progress = progress
+        self._cancel = cancel
+        self.created_at = time.time()
+        self.failure_statuses = frozenset(s.lower() for s in self.profile.failure_statuses)
+        self.history = HistoryStore.for_profile(redis, self.profile)
+        self.alert_log = AlertLog(redis, self.profile.redis_prefix)
+        self.store = ParkingStore(redis, self.profile.redis_prefix)
+        self.members: list[Member] = []
+        self.frame: FlowFrame | None = None
+        self.seconds_with_data = 0
+        self.reasons: Counter[str] = Counter()
+        self.alert_events: list[AlertEvent] = []
+        self.spans: list[FiringSpan] = []
+        self.actions = ActionTally()
+        self.payments = FailedPaymentTally()
+        self.named: dict[str, set[str]] = {}
+        self.charts: dict[str, bytes] = {}
+        self.charts_note = ""
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _member(self, name: str) -> Member:
+        member = Member(self.workdir, name)
+        self.members.append(member)
+        return member
+
+    def close_members(self) -> None:
+        for member in self.members:
+            member.close()
+
+    def _report(self, stage: str, done: int, total: int | None) -> None:
+        if self._progress is not None:
+            self._progress(SnapshotProgress(stage, done, total))
+
+    async def _tick(self) -> None:
+        """Between batches: stop when cancelled, and let the event loop run."""
+        if self._cancel is not None and self._cancel.is_set():
+            raise SnapshotCancelled("snapshot cancelled")
+        await asyncio.sleep(0)
+        if self._cancel is not None and self._cancel.is_set():
+            raise SnapshotCancelled("snapshot cancelled")
+
+    def counts(self) -> SnapshotCounts:
+        frame = self.frame
+        by_name = {m.name: m.rows for m in self.members}
+        return SnapshotCounts(
+            seconds=by_name.get("throughput.csv", 0),
+            events=int(frame.status_counts.sum()) if frame is not None else 0,
+            dead_letters=int(frame.dead_letters.sum()) if frame is not None else 0,
+            failed_payments=by_name.get("failed_payments.csv", 0),
+            audit_records=by_name.get("audit.jsonl", 0),
+            alert_events=by_name.get("alerts.jsonl", 0),
+        )
+
+    # -- the run --------------------------------------------------------------------------
+
+    async def run(self, partial: Path) -> tuple[str, int]:
+        await self._read_history()
+        await self._write_throughput()
+        await self._read_alerts()
+        await self._read_audit()
+        await self._read_entries()
+        await self._render_charts()
+        self._write_report()
+        self._write_manifest()
+        self.close_members()
+        members = self._ordered_members()
+        members += [m for m in self.members if m not in members]  # the manifest, last
+        return await pack(
+            partial,
+            members,
+            self.created_at,
+            progress=lambda done, total: self._report(STAGE_PACKING, done, total),
+            tick=self._tick,
+        )
+
+    async def _read_history(self) -> None:
+        total = self.to_s - self.from_s
+        builder = SeriesBuilder(self.from_s, self.to_s)
+        self._report(STAGE_HISTORY, 0, total)
+        start = self.from_s
+        while start < self.to_s:
+            end = min(start + HISTORY_CHUNK_S, self.to_s)
+            rows = await self.history.read_rows(start, end)
+            self.seconds_with_data += len(rows)
+            for row in rows:
+                self.reasons.update(row.failure_reasons)
+            builder.add(frame_from_rows(rows, start, end))
+            self._report(STAGE_HISTORY, end - self.from_s, total)
+            await self._tick()
+            start = end
+        self.frame = builder.frame(self.failure_statuses)
+
+    async def _write_throughput(self) -> None:
+        frame = self.frame
+        assert frame is not None
+        out = CsvMember(self._member("throughput.csv"), throughput_header(frame))
+        for start in range(0, frame.seconds, 3600):
+            for row in throughput_rows(frame, start, min(start + 3600, frame.seconds)):
+                out.row(row)
+            out.flush()
+            await self._tick()
+        out.member.close()
+
+    async def _read_alerts(self) -> None:
+        self._report(STAGE_ALERTS, 0, None)
+        self.alert_events = await self.alert_log.read_range(
+            self.from_ms, self.to_ms - 1, newest_first=False
+        )
+        lookback_ms = max(0, self.from_ms - ALERT_LOOKBACK_S * 1000)
+        earlier = await self.alert_log.read_range(
+            lookback_ms, self.from_ms - 1, newest_first=True, count=5000
+        )
+        self.spans = firing_spans(self.alert_events, self.from_s, self.to_s, earlier=earlier)
+        member = self._member("alerts.jsonl")
+        for start in range(0, len(self.alert_events), self.request.batch):
+            batch = self.alert_events[start : start + self.request.batch]
+            member.write(b"".join(orjson.dumps(alert_document(e)) + b"\n" for e in batch))
+            member.rows += len(batch)
+            self._report(STAGE_ALERTS, member.rows, len(self.alert_events))
+            await self._tick()
+        member.close()
+        self._report(STAGE_ALERTS, len(self.alert_events), len(self.alert_events))
+
+    async def _read_audit(self) -> None:
+        member = self._member("audit.jsonl")
+        self._report(STAGE_AUDIT, 0, None)
+        for dlq in self.profile.dead_letter_queues:
+            named = self.named.setdefault(dlq, set())
+            async for batch in self.store.iter_audit(
+                dlq,
+                self.from_ms - AUDIT_SKEW_MS,
+                self.to_ms + AUDIT_SKEW_MS,
+                batch=self.request.batch,
+            ):
+                lines: list[bytes] = []
+                for record in batch:
+                    if not self.from_ms <= record.ts < self.to_ms:
+                        continue
+                    named.update(record.entry_ids)
+                    self.actions.add(record, dlq)
+                    lines.append(orjson.dumps(audit_document(record, dlq)) + b"\n")
+                member.write(b"".join(lines))
+                member.rows += len(lines)
+                self._report(STAGE_AUDIT, member.rows, None)
+                await self._tick()
+        member.close()
+        self._report(STAGE_AUDIT, member.rows, member.rows)
+
+    async def _read_entries(self) -> None:
+        csv_out = CsvMember(self._member("failed_payments.csv"), ENTRY_COLUMNS)
+        jsonl = self._member("failed_payments.jsonl")
+        dlqs = self.profile.dead_letter_queues
+        total = 0
+        for dlq in dlqs:
+            total += await self.store.count_between(dlq, self.from_ms, self.to_ms)
+            total += sum(1 for i in self.named.get(dlq, ()) if not self._id_in_range(i))
+        done = 0
+        self._report(STAGE_ENTRIES, 0, total)
+
+        async def write(entries: Sequence[ParkedEntry]) -> None:
+            nonlocal done, total
+            lines: list[bytes] = []
+            for entry in entries:
+                in_range = self.from_ms <= entry.summary.parked_at_ms < self.to_ms
+                csv_out.row(entry_row(entry))
+                lines.append(dumps_line(entry_document(entry, in_range=in_range)))
+                self.payments.add(entry.summary, in_range=in_range)
+            csv_out.flush()
+            jsonl.write(b"".join(lines))
+            jsonl.rows += len(lines)
+            done += len(entries)
+            total = max(total, done)
+            self._report(STAGE_ENTRIES, done, total)
+            await self._tick()
+
+        for dlq in dlqs:
+            named = self.named.get(dlq, set())
+            async for entries in self.store.iter_entries_between(
+                dlq, self.from_ms, self.to_ms, batch=self.request.batch
+            ):
+                for entry in entries:
+                    named.discard(entry.entry_id)
+                await write(entries)
+            # Entries parked before (or after) the range that an operator acted on in it.
+            rest = sorted(named)
+            named.clear()
+            for start in range(0, len(rest), self.request.batch):
+                found = await self.store.get_many(dlq, rest[start : start + self.request.batch])
+                await write([entry for entry in found if entry is not None])
+        csv_out.member.close()
+        jsonl.close()
+        self._report(STAGE_ENTRIES, done, done)
+
+    def _id_in_range(self, entry_id: str) -> bool:
+        ms = entry_id_time_ms(entry_id)  # the parking time, for our ids
+        return ms is not None and self.from_ms <= ms < self.to_ms
+
+    async def _render_charts(self) -> None:
+        if self.render_charts is None:
+            self.charts_note = "Charts were not rendered (no chart renderer in this run)."
+            return
+        assert self.frame is not None
+        self._report(STAGE_CHARTS, 0, len(CHARTS))
+        await self._tick()
+        try:
+            rendered = self.render_charts(self.frame, [s.span for s in self.spans])
+        except Exception as exc:  # a chart must not cost the operator the whole snapshot
+            log.exception("rendering the snapshot charts failed")
+            self.charts_note = f"Charts could not be rendered: {mask_optional_text(str(exc))}."
+            return
+        for name in CHARTS:
+            png = rendered.get(name)
+            if png:
+                self.charts[name] = bytes(png)
+                member = self._member(f"charts/{name}.png")
+                member.write(self.charts[name])
+                member.close()
+        self._report(STAGE_CHARTS, len(self.charts), len(CHARTS))
+        await self._tick()
+
+    def _summary(self) -> ReportSummary:
+        frame = self.frame
+        assert frame is not None
+        counts = frame.status_counts
+        per_status = {
+            mask_optional_text(name): int(counts[i].sum())
+            for i, name in enumerate(frame.status_names)
+        }
+        events = int(counts.sum())
+        failures = sum(
+            int(counts[i].sum())
+            for i, name in enumerate(frame.status_names)
+            if name.lower() in self.failure_statuses
+        )
+        per_second = counts.sum(axis=0) if counts.size else np.zeros(frame.seconds)
+        peak = int(per_second.max()) if per_second.size else 0
+        p99 = frame.latency_ms[-1]
+        reasons = {mask_optional_text(k): v for k, v in self.reasons.items() if v}
+        payments = self.payments
+        by_name = {m.name: m for m in self.members}
+        return ReportSummary(
+            profile_name=self.profile.name,
+            tool_version=tool_version(),
+            created_at_s=self.created_at,
+            from_s=self.from_s,
+            to_s=self.to_s,
+            seconds=frame.seconds,
+            seconds_with_data=self.seconds_with_data,
+            events=events,
+            statuses=count_rows(per_status, flagged=self._failure_labels(frame)),
+            failure_statuses=tuple(self.profile.failure_statuses),
+            failures=failures,
+            dead_letters=int(frame.dead_letters.sum()),
+            peak_events_per_s=peak,
+            peak_at_s=int(frame.t[int(per_second.argmax())]) if peak else None,
+            max_p99_ms=None if np.all(np.isnan(p99)) else float(np.nanmax(p99)),
+            failure_reasons=count_rows(reasons, top=TOP_REASONS),
+            failure_reasons_total=sum(reasons.values()),
+            failed_payments=payments.total,
+            parked_in_range=payments.parked_in_range,
+            acted_on_earlier=payments.total - payments.parked_in_range,
+            dead_letter_queues_configured=tuple(self.profile.dead_letter_queues),
+            entry_states=count_rows(dict(payments.states)),
+            reason_queues=payments.reason_queue_rows(),
+            reason_queues_total=len(payments.reason_queues),
+            merchants=payments.merchant_rows(),
+            merchants_total=len(payments.merchants),
+            origin_queues=count_rows(dict(payments.origin_queues)),
+            dead_letter_queues=count_rows(dict(payments.dlqs)),
+            alert_spans=tuple(alert_span_row(s) for s in self.spans),
+            alert_events=tuple(alert_event_row(e) for e in self.alert_events[:MAX_TABLE_ROWS]),
+            alert_events_total=len(self.alert_events),
+            alerts_fired=sum(1 for e in self.alert_events if e.kind == "firing"),
+            actions=tuple(self.actions.rows),
+            actions_total=self.actions.total,
+            actions_by_kind=count_rows(dict(self.actions.kinds)),
+            charts=tuple(
+                ChartImage(name, CHARTS[name][0], self._caption(name), png)
+                for name, png in self.charts.items()
+            ),
+            charts_note=self.charts_note,
+            files=tuple(
+                BundleFile(name, description, by_name[name].rows if rows else None)
+                for name, description, rows in bundle_files(self.charts)
+            ),
+        )
+
+    def _failure_labels(self, frame: FlowFrame) -> list[str]:
+        return [
+            mask_optional_text(n) for n in frame.status_names if n.lower() in self.failure_statuses
+        ]
+
+    def _caption(self, name: str) -> str:
+        caption = CHARTS[name][1]
+        if self.spans:
+            caption += " Shaded: alerts firing (red critical, amber warning)."
+        return caption
+
+    def _write_report(self) -> None:
+        self._report(STAGE_REPORT, 0, 1)
+        member = self._member("report.html")
+        member.write(render_report(self._summary()).encode("utf-8"))
+        member.close()
+        self._report(STAGE_REPORT, 1, 1)
+
+    def _write_manifest(self) -> None:
+        manifest = manifest_json(
+            self.profile,
+            created_at=self.created_at,
+            from_s=self.from_s,
+            to_s=self.to_s,
+            counts=self.counts(),
+            charts=self.charts,
+            charts_note=self.charts_note,
+            files=self._ordered_members(),
+        )
+        member = self._member("manifest.json")
+        member.write(manifest)
+        member.close()
+
+    def _ordered_members(self) -> list[Member]:
+        order = [name for name, _, _ in bundle_files(self.charts)]
+        by_name = {m.name: m for m in self.members}
+        return [by_name[name] for name in order if name in by_name]

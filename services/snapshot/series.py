@@ -1,0 +1,61 @@
+"""The per-second series of a snapshot's whole range, built one history chunk at a time."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from services.flow.types import LATENCY_PERCENTILES, FloatArray, FlowFrame, Headline
+
+
+class SeriesBuilder:
+    """The dense per-second series of the whole range, filled one chunk frame at a time."""
+
+    def __init__(self, from_s: int, to_s: int) -> None:
+        self.from_s = from_s
+        self.n = to_s - from_s
+        self.counts: dict[str, FloatArray] = {}
+        self.depths: dict[str, FloatArray] = {}
+        self.dead: FloatArray = np.zeros(self.n)
+        self.latency: FloatArray = np.full((len(LATENCY_PERCENTILES), self.n), np.nan)
+
+    def add(self, frame: FlowFrame) -> None:
+        if frame.seconds == 0:
+            return
+        start = int(frame.t[0]) - self.from_s
+        end = start + frame.seconds
+        for row, name in enumerate(frame.status_names):
+            series = self.counts.setdefault(name, np.zeros(self.n))
+            series[start:end] = frame.status_counts[row]
+        for row, name in enumerate(frame.queue_names):
+            series = self.depths.setdefault(name, np.full(self.n, np.nan))
+            series[start:end] = frame.queue_depths[row]
+        self.dead[start:end] = frame.dead_letters
+        self.latency[:, start:end] = frame.latency_ms
+
+    def frame(self, failure_statuses: frozenset[str]) -> FlowFrame:
+        names = tuple(self.counts)
+        counts = np.vstack([self.counts[n] for n in names]) if names else np.zeros((0, self.n))
+        queues = tuple(self.depths)
+        depths = np.vstack([self.depths[q] for q in queues]) if queues else np.zeros((0, self.n))
+        total = float(counts.sum())
+        failures = sum(
+            float(counts[i].sum()) for i, n in enumerate(names) if n.lower() in failure_statuses
+        )
+        p99 = self.latency[-1]
+        return FlowFrame(
+            t=np.arange(self.from_s, self.from_s + self.n, dtype=np.float64),
+            status_names=names,
+            status_counts=counts,
+            dead_letters=self.dead,
+            latency_ms=self.latency,
+            queue_names=queues,
+            queue_depths=depths,
+            headline=Headline(
+                events_per_s=total / self.n if self.n else 0.0,
+                failure_rate_pct=failures / total * 100.0 if total else None,
+                dlq_depth=None,
+                latency_p99_ms=None if np.all(np.isnan(p99)) else float(np.nanmax(p99)),
+                tap_dropped=0,
+                total_events=int(total),
+            ),
+        )
