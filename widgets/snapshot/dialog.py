@@ -8,15 +8,15 @@ then shows what the app reports back: :meth:`~SnapshotDialog.set_progress`,
 
 Times are shown and typed in local time (with the UTC offset next to them);
 the choice carries epoch seconds, so the app never deals with time zones.
+The widgets and their layout are in :mod:`widgets.snapshot.dialog_layout`, the
+quick ranges and time texts in :mod:`widgets.snapshot.range_text`.
 """
 
 from __future__ import annotations
 
 import enum
-import itertools
 import math
 import os
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,104 +24,28 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final
 
-from PySide6.QtCore import QDateTime, QEvent, Qt, QUrl, Signal, Slot
-from PySide6.QtGui import QCloseEvent, QDesktopServices, QKeySequence, QShortcut
-from PySide6.QtWidgets import (
-    QDateTimeEdit,
-    QDialog,
-    QDialogButtonBox,
-    QFileDialog,
-    QFormLayout,
-    QFrame,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QMessageBox,
-    QProgressBar,
-    QPushButton,
-    QVBoxLayout,
-    QWidget,
+from PySide6.QtCore import QEvent, QUrl, Signal, Slot
+from PySide6.QtGui import QCloseEvent, QDesktopServices
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+
+from widgets.snapshot.dialog_layout import SnapshotDialogLayout
+from widgets.snapshot.range_text import (
+    DATE_TIME_FORMAT,
+    INCIDENT,
+    QUICK_RANGES,
+    aware_epoch,
+    format_span,
+    local_time,
+    snapshot_file_name,
+    utc_offset_text,
 )
 
-from widgets.common import colors
+__all__ = ["FUTURE_GRACE_S", "SnapshotChoice", "SnapshotDialog", "SnapshotState"]
 
-__all__ = [
-    "FUTURE_GRACE_S",
-    "INCIDENT",
-    "QUICK_RANGES",
-    "SnapshotChoice",
-    "SnapshotDialog",
-    "SnapshotState",
-    "format_span",
-    "snapshot_file_name",
-    "utc_offset_text",
-]
-
-INCIDENT: Final = "Incident"
-"""The label of the quick-range button that selects the incident's window."""
-QUICK_RANGES: Final[tuple[tuple[str, int], ...]] = (
-    ("Last 15 min", 15 * 60),
-    ("Last hour", 3600),
-    ("Last 6 h", 6 * 3600),
-    ("Last 24 h", 24 * 3600),
-)
-"""The quick ranges on offer, ending now: (label, seconds); clamped to the history kept."""
 FUTURE_GRACE_S: Final = 60
 """How far past now "To" may be (clock skew between consoles), and how far before
 the history kept "From" may be (the edge moves while the dialog is open)."""
-DATE_TIME_FORMAT: Final = "yyyy-MM-dd HH:mm:ss"
-_FILE_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _PROGRESS_STEPS: Final = 1000
-
-_STYLE: Final = f"""
-QLabel#DialogHeadline {{ font-size: 12pt; font-weight: bold; color: {colors.TEXT}; }}
-QLabel#DialogSubline {{ color: {colors.TEXT_MUTED}; }}
-QLabel#FieldCaption {{ color: {colors.TEXT_MUTED}; }}
-QLabel#OffsetLabel {{ color: {colors.TEXT_MUTED}; }}
-QLabel#DurationLabel {{ color: {colors.TEXT_MUTED}; }}
-QLabel#IncidentNote {{
-    color: {colors.TEXT}; background: rgba(76, 154, 255, 22);
-    border: 1px solid rgba(76, 154, 255, 90); border-radius: 4px; padding: 5px 8px;
-}}
-QLabel#ErrorNote {{
-    color: #ffb4b4; background: rgba(240, 84, 84, 26);
-    border: 1px solid rgba(240, 84, 84, 110); border-radius: 4px; padding: 5px 8px;
-}}
-QLabel#CancelledNote {{
-    color: {colors.AMBER}; background: rgba(245, 165, 36, 24);
-    border: 1px solid rgba(245, 165, 36, 90); border-radius: 4px; padding: 5px 8px;
-}}
-QLabel#ValidationOk {{ color: {colors.TEXT_MUTED}; }}
-QLabel#ValidationError {{ color: {colors.RED}; }}
-QLabel#ValidationWarn {{ color: {colors.AMBER}; }}
-QLabel#StageLabel {{ font-weight: bold; }}
-QLabel#ResultTitle {{ font-size: 11pt; font-weight: bold; color: {colors.GREEN}; }}
-QLabel#ResultPath {{ color: {colors.TEXT}; }}
-QLabel#ResultDetail {{ color: {colors.TEXT_MUTED}; }}
-QFrame#ResultPanel {{
-    background: {colors.SURFACE_RAISED}; border: 1px solid {colors.BORDER};
-    border-left: 3px solid {colors.GREEN}; border-radius: 4px;
-}}
-QDateTimeEdit {{
-    background: {colors.PLOT_BG}; border: 1px solid {colors.BORDER}; border-radius: 4px;
-    padding: 3px 6px; selection-background-color: #1f4f8f;
-}}
-QDateTimeEdit:focus {{ border-color: {colors.ACCENT}; }}
-QDateTimeEdit:disabled, QLineEdit:disabled {{ color: {colors.TEXT_FAINT}; }}
-QPushButton#QuickRange {{ padding: 4px 10px; }}
-QPushButton#QuickRange:checked {{
-    background: #1f4f8f; border-color: {colors.ACCENT}; color: #ffffff;
-}}
-QPushButton#QuickRange:checked:disabled {{
-    background: rgba(31, 79, 143, 110); border-color: #1f4f8f; color: {colors.TEXT_MUTED};
-}}
-QPushButton:disabled {{ color: {colors.TEXT_FAINT}; border-color: {colors.BORDER}; }}
-QProgressBar {{
-    background: {colors.PLOT_BG}; border: 1px solid {colors.BORDER}; border-radius: 4px;
-    text-align: center; min-height: 20px;
-}}
-QProgressBar::chunk {{ background: {colors.ACCENT}; border-radius: 3px; }}
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,49 +68,6 @@ class SnapshotState(enum.Enum):
 # --------------------------------------------------------------------------- helpers
 
 
-def _epoch(value: datetime, name: str) -> float:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware, got {value!r}")
-    return value.timestamp()
-
-
-def _local(epoch_s: int) -> QDateTime:
-    """``epoch_s`` as a local date-time (the zone the operator reads and types in)."""
-    return QDateTime.fromSecsSinceEpoch(epoch_s)
-
-
-def format_span(seconds: int) -> str:
-    """A duration by its non-zero units: ``45 s``, ``1 h 30 min``, ``24 h``, ``2 d 3 h``."""
-    seconds = max(int(seconds), 0)
-    parts: list[str] = []
-    units = (("d", 86400), ("h", 3600), ("min", 60), ("s", 1))
-    for unit, size in units if seconds >= 2 * 86400 else units[1:]:
-        count, seconds = divmod(seconds, size)
-        if count:
-            parts.append(f"{count} {unit}")
-    return " ".join(parts) or "0 s"
-
-
-def utc_offset_text(epoch_s: int) -> str:
-    """The local zone's offset at ``epoch_s``: ``UTC+01:00 CET``, ``UTC+05:30 IST``."""
-    moment = _local(epoch_s)
-    offset = moment.offsetFromUtc()
-    hours, minutes = divmod(abs(offset) // 60, 60)
-    text = f"UTC{'-' if offset < 0 else '+'}{hours:02d}:{minutes:02d}"
-    abbreviation = moment.timeZoneAbbreviation()
-    if abbreviation.isalpha() and abbreviation.upper() not in ("UTC", "GMT"):
-        text += f" {abbreviation}"
-    return text
-
-
-def snapshot_file_name(profile_name: str, from_s: int, to_s: int) -> str:
-    """``payops-snapshot-<profile>-<YYYYmmdd-HHMM>-<HHMM>.zip``, in local time."""
-    profile = _FILE_UNSAFE.sub("-", profile_name.strip()).strip("-.") or "profile"
-    start = _local(from_s).toString("yyyyMMdd-HHmm")
-    end = _local(to_s).toString("HHmm")
-    return f"payops-snapshot-{profile}-{start}-{end}.zip"
-
-
 def _restyle(widget: QWidget, name: str) -> None:
     if widget.objectName() != name:
         widget.setObjectName(name)
@@ -197,7 +78,7 @@ def _restyle(widget: QWidget, name: str) -> None:
 # --------------------------------------------------------------------------- dialog
 
 
-class SnapshotDialog(QDialog):
+class SnapshotDialog(SnapshotDialogLayout):
     """Export an incident snapshot: a time range and an output zip, then progress and result.
 
     ``now`` and the range datetimes must be timezone-aware. ``retention_s`` is
@@ -231,23 +112,21 @@ class SnapshotDialog(QDialog):
         clock: Callable[[], float] = time.monotonic,
         parent: QWidget | None = None,
     ) -> None:
+        now_s = aware_epoch(now, "now")  # checked before any widget is built
+        window: tuple[int, int] | None = None
+        if incident is not None:
+            window = (
+                math.floor(aware_epoch(incident[0], "incident start")),
+                math.ceil(aware_epoch(incident[1], "incident end")),
+            )
         super().__init__(parent)
-        self.setObjectName("SnapshotDialog")
-        self.setStyleSheet(_STYLE)
-        self.setWindowTitle("Export incident snapshot")
-        self._now_s = _epoch(now, "now")
+        self._now_s = now_s
         self._clock = clock
         self._clock_start = clock()
         self.retention_s = max(int(retention_s), 0)
         self.default_dir = Path(default_dir).expanduser()
         self.profile_name = profile_name
-        self._incident: tuple[int, int] | None = None
-        if incident is not None:
-            start, end = incident
-            self._incident = (
-                math.floor(_epoch(start, "incident start")),
-                math.ceil(_epoch(end, "incident end")),
-            )
+        self._incident = window
         self._state = SnapshotState.INPUT
         self._user_named = False
         self._setting_range = False
@@ -256,22 +135,15 @@ class SnapshotDialog(QDialog):
         self._choice: SnapshotChoice | None = None
         self._result_path: Path | None = None
 
-        self._build_header(incident_label)
-        self._build_form()
-        self._build_status()
-        self._build_buttons()
-        self._build_layout()
-        # only now: a default button must be inside its dialog for the dialog to keep it
-        self.export_button.setDefault(True)
+        self._describe(incident_label)
         self._connect_signals()
-        self._set_tab_order()
 
         if self._incident is not None:
             self.set_range(*self._incident, active=INCIDENT)
         elif default_range is not None:
             self.set_range(
-                math.floor(_epoch(default_range[0], "default_range start")),
-                math.ceil(_epoch(default_range[1], "default_range end")),
+                math.floor(aware_epoch(default_range[0], "default_range start")),
+                math.ceil(aware_epoch(default_range[1], "default_range end")),
             )
         else:
             self.apply_quick_range("Last hour")
@@ -281,196 +153,27 @@ class SnapshotDialog(QDialog):
 
     # -- construction --------------------------------------------------------------------
 
-    def _build_header(self, incident_label: str) -> None:
-        self.headline_label = QLabel("Export an incident snapshot")
-        self.headline_label.setObjectName("DialogHeadline")
-        self.subline_label = QLabel(self._intro_text())
-        self.subline_label.setObjectName("DialogSubline")
-        self.subline_label.setWordWrap(True)
-        self.subline_label.setTextFormat(Qt.TextFormat.PlainText)
-        self.incident_note = QLabel()
-        self.incident_note.setObjectName("IncidentNote")
-        self.incident_note.setWordWrap(True)
-        self.incident_note.setTextFormat(Qt.TextFormat.PlainText)
-        if self._incident is not None:
-            start, end = self._incident
+    def _describe(self, incident_label: str) -> None:
+        """Fill in the texts that depend on the profile, the incident and the history kept."""
+        self.subline_label.setText(self._intro_text())
+        incident = self._incident
+        self.incident_note.setVisible(incident is not None)
+        self.incident_button.setEnabled(incident is not None)
+        if incident is None:
+            self.incident_button.setToolTip("No incident in the alerts")
+        else:
+            start, end = incident
             window = f"{self._hhmm(start)}–{self._hhmm(end)}"
             alerts = f" (alerts: {incident_label})" if incident_label else ""
             self.incident_note.setText(f"Pre-filled with the incident of {window}{alerts}")
-        self.incident_note.setVisible(self._incident is not None)
-
-    def _build_form(self) -> None:
-        self.quick_buttons: dict[str, QPushButton] = {}
-        quick_row = QHBoxLayout()
-        quick_row.setSpacing(6)
-        for label in (INCIDENT, *(name for name, _ in QUICK_RANGES)):
-            button = QPushButton(label)
-            button.setObjectName("QuickRange")
-            button.setCheckable(True)
-            self.quick_buttons[label] = button
-            quick_row.addWidget(button)
-        quick_row.addStretch(1)
-        self.incident_button = self.quick_buttons[INCIDENT]
-        self.incident_button.setEnabled(self._incident is not None)
-        if self._incident is not None:
-            start, end = self._incident
             self.incident_button.setToolTip(
                 f"The incident's window from the alerts: {self._when(start)} – {self._when(end)}"
             )
-        else:
-            self.incident_button.setToolTip("No incident in the alerts")
         for label, span in QUICK_RANGES:
             tip = f"From {format_span(span)} ago until now"
             if span > self.retention_s:
                 tip += f" (history goes back only {format_span(self.retention_s)})"
             self.quick_buttons[label].setToolTip(tip)
-
-        self.from_edit = self._date_time_edit("FromEdit", "Start of the range, in local time")
-        self.to_edit = self._date_time_edit("ToEdit", "End of the range, in local time")
-        self.from_offset_label = QLabel()
-        self.from_offset_label.setObjectName("OffsetLabel")
-        self.to_offset_label = QLabel()
-        self.to_offset_label.setObjectName("OffsetLabel")
-        self.duration_label = QLabel()
-        self.duration_label.setObjectName("DurationLabel")
-
-        self.path_edit = QLineEdit()
-        self.path_edit.setObjectName("PathEdit")
-        self.path_edit.setPlaceholderText("Where to write the snapshot (.zip)")
-        self.path_edit.setClearButtonEnabled(True)
-        self.browse_button = QPushButton("Browse…")
-        self.browse_button.setObjectName("BrowseButton")
-        self.browse_button.setToolTip("Choose the zip file to write")
-
-        form = QFormLayout()
-        form.setContentsMargins(0, 4, 0, 0)
-        form.setHorizontalSpacing(12)
-        form.setVerticalSpacing(8)
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
-        form.addRow(self._caption("Range"), quick_row)
-        for caption, edit, offset in (
-            ("From", self.from_edit, self.from_offset_label),
-            ("To", self.to_edit, self.to_offset_label),
-        ):
-            row = QHBoxLayout()
-            row.setSpacing(8)
-            row.addWidget(edit)
-            row.addWidget(offset)
-            row.addStretch(1)
-            caption_label = self._caption(caption)
-            caption_label.setBuddy(edit)
-            form.addRow(caption_label, row)
-        form.addRow("", self.duration_label)
-        path_row = QHBoxLayout()
-        path_row.setSpacing(6)
-        path_row.addWidget(self.path_edit, 1)
-        path_row.addWidget(self.browse_button)
-        path_caption = self._caption("Save to")
-        path_caption.setBuddy(self.path_edit)
-        form.addRow(path_caption, path_row)
-        self.form_box = QWidget()
-        self.form_box.setObjectName("SnapshotForm")
-        self.form_box.setLayout(form)
-
-    def _build_status(self) -> None:
-        self.error_note = QLabel()
-        self.error_note.setObjectName("ErrorNote")
-        self.error_note.setWordWrap(True)
-        self.error_note.setTextFormat(Qt.TextFormat.PlainText)
-        self.error_note.setVisible(False)
-
-        self.stage_label = QLabel()
-        self.stage_label.setObjectName("StageLabel")
-        self.stage_label.setTextFormat(Qt.TextFormat.PlainText)
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setObjectName("SnapshotProgress")
-        self.progress_bar.setTextVisible(True)
-        self.progress_box = QWidget()
-        progress_column = QVBoxLayout(self.progress_box)
-        progress_column.setContentsMargins(0, 4, 0, 0)
-        progress_column.setSpacing(6)
-        progress_column.addWidget(self.stage_label)
-        progress_column.addWidget(self.progress_bar)
-        self.progress_box.setVisible(False)
-
-        self.result_title = QLabel("✓ Incident snapshot exported")
-        self.result_title.setObjectName("ResultTitle")
-        self.result_range_label = QLabel()
-        self.result_range_label.setObjectName("ResultDetail")
-        self.result_path_label = QLabel()
-        self.result_path_label.setObjectName("ResultPath")
-        self.result_path_label.setWordWrap(True)
-        self.result_path_label.setTextFormat(Qt.TextFormat.PlainText)
-        self.result_path_label.setTextInteractionFlags(
-            Qt.TextInteractionFlag.TextSelectableByMouse
-            | Qt.TextInteractionFlag.TextSelectableByKeyboard
-        )
-        self.result_summary_label = QLabel()
-        self.result_summary_label.setObjectName("ResultDetail")
-        self.result_summary_label.setWordWrap(True)
-        self.result_summary_label.setTextFormat(Qt.TextFormat.PlainText)
-        self.result_panel = QFrame()
-        self.result_panel.setObjectName("ResultPanel")
-        result_column = QVBoxLayout(self.result_panel)
-        result_column.setContentsMargins(12, 10, 12, 10)
-        result_column.setSpacing(4)
-        for widget in (
-            self.result_title,
-            self.result_path_label,
-            self.result_range_label,
-            self.result_summary_label,
-        ):
-            result_column.addWidget(widget)
-        self.result_panel.setVisible(False)
-
-        self.message_label = QLabel()
-        self.message_label.setObjectName("ValidationOk")
-        self.message_label.setWordWrap(True)
-        self.message_label.setTextFormat(Qt.TextFormat.PlainText)
-
-    def _build_buttons(self) -> None:
-        self.buttons = QDialogButtonBox()
-        role = QDialogButtonBox.ButtonRole
-        self.export_button = QPushButton("Export")
-        self.export_button.setObjectName("ExportButton")
-        self.buttons.addButton(self.export_button, role.AcceptRole)
-        self.open_folder_button = QPushButton("Open folder")
-        self.open_folder_button.setObjectName("OpenFolderButton")
-        self.open_folder_button.setToolTip("Show the snapshot in the file manager")
-        self.buttons.addButton(self.open_folder_button, role.ActionRole)
-        self.cancel_button = QPushButton("Cancel export")
-        self.cancel_button.setObjectName("CancelButton")
-        self.cancel_button.setToolTip("Stop the export (Esc)")
-        self.buttons.addButton(self.cancel_button, role.RejectRole)
-        self.close_button = QPushButton("Close")
-        self.close_button.setObjectName("CloseButton")
-        self.close_button.setToolTip("Close without exporting (Esc)")
-        self.buttons.addButton(self.close_button, role.RejectRole)
-        # Enter must never cancel an export by accident (it may be the Enter that started it)
-        self.cancel_button.setAutoDefault(False)
-        self.open_folder_button.setVisible(False)
-        self.cancel_button.setVisible(False)
-        self.export_shortcuts = [
-            QShortcut(QKeySequence(sequence), self) for sequence in ("Ctrl+Return", "Ctrl+Enter")
-        ]
-
-    def _build_layout(self) -> None:
-        bottom = QHBoxLayout()
-        bottom.setSpacing(12)
-        bottom.addWidget(self.message_label, 1)
-        bottom.addWidget(self.buttons, 0, Qt.AlignmentFlag.AlignBottom)
-        column = QVBoxLayout(self)
-        column.setContentsMargins(18, 16, 18, 14)
-        column.setSpacing(10)
-        column.addWidget(self.headline_label)
-        column.addWidget(self.subline_label)
-        column.addWidget(self.incident_note)
-        column.addWidget(self.form_box)
-        column.addWidget(self.progress_box)
-        column.addWidget(self.result_panel)
-        column.addWidget(self.error_note)
-        column.addStretch(1)
-        column.addLayout(bottom)
 
     def _connect_signals(self) -> None:
         for label, button in self.quick_buttons.items():
@@ -487,42 +190,11 @@ class SnapshotDialog(QDialog):
         self.close_button.clicked.connect(self.on_close_clicked)
         self.open_folder_button.clicked.connect(self.open_folder)
 
-    def _set_tab_order(self) -> None:
-        chain: list[QWidget] = [
-            *self.quick_buttons.values(),
-            self.from_edit,
-            self.to_edit,
-            self.path_edit,
-            self.browse_button,
-            self.export_button,
-            self.cancel_button,
-            self.open_folder_button,
-            self.close_button,
-        ]
-        for first, second in itertools.pairwise(chain):
-            QWidget.setTabOrder(first, second)
-
     def _intro_text(self) -> str:
         return (
             "One zip for the post-mortem: report.html, charts, CSVs, the audit trail,"
             f" the alerts and a manifest, from profile “{self.profile_name}”."
         )
-
-    @staticmethod
-    def _caption(text: str) -> QLabel:
-        label = QLabel(text)
-        label.setObjectName("FieldCaption")
-        return label
-
-    @staticmethod
-    def _date_time_edit(name: str, tip: str) -> QDateTimeEdit:
-        edit = QDateTimeEdit()
-        edit.setObjectName(name)
-        edit.setDisplayFormat(DATE_TIME_FORMAT)
-        edit.setCalendarPopup(True)
-        edit.setToolTip(f"{tip} (seconds precision); the arrow opens a calendar")
-        edit.setMinimumWidth(190)
-        return edit
 
     # -- time ----------------------------------------------------------------------------
 
@@ -536,14 +208,14 @@ class SnapshotDialog(QDialog):
 
     def _when(self, epoch_s: int) -> str:
         """``14:02:07`` today (relative to now), ``2024-03-04 14:02:07`` on another day."""
-        moment = _local(epoch_s)
-        if moment.date() == _local(math.floor(self.now_s())).date():
+        moment = local_time(epoch_s)
+        if moment.date() == local_time(math.floor(self.now_s())).date():
             return moment.toString("HH:mm:ss")
         return moment.toString(DATE_TIME_FORMAT)
 
     @staticmethod
     def _hhmm(epoch_s: int) -> str:
-        return _local(epoch_s).toString("HH:mm")
+        return local_time(epoch_s).toString("HH:mm")
 
     # -- state ---------------------------------------------------------------------------
 
@@ -631,8 +303,8 @@ class SnapshotDialog(QDialog):
         """Show ``[from_s, to_s]`` (epoch seconds) in the editors."""
         self._setting_range = True
         try:
-            self.from_edit.setDateTime(_local(int(from_s)))
-            self.to_edit.setDateTime(_local(int(to_s)))
+            self.from_edit.setDateTime(local_time(int(from_s)))
+            self.to_edit.setDateTime(local_time(int(to_s)))
         finally:
             self._setting_range = False
         self._active_range = active
@@ -777,7 +449,7 @@ class SnapshotDialog(QDialog):
         self.result_summary_label.setVisible(bool(summary))
         from_s, to_s = self._choice_range()
         self.result_range_label.setText(
-            f"{_local(from_s).toString(DATE_TIME_FORMAT)} – {self._when_after(from_s, to_s)}"
+            f"{local_time(from_s).toString(DATE_TIME_FORMAT)} – {self._when_after(from_s, to_s)}"
             f"  ({utc_offset_text(from_s)}) · {format_span(to_s - from_s)}"
         )
         self._enter(SnapshotState.DONE)
@@ -804,8 +476,8 @@ class SnapshotDialog(QDialog):
 
     def _when_after(self, from_s: int, to_s: int) -> str:
         """``to_s`` as a time only when it falls on the same day as ``from_s``."""
-        end = _local(to_s)
-        same_day = end.date() == _local(from_s).date()
+        end = local_time(to_s)
+        same_day = end.date() == local_time(from_s).date()
         return end.toString("HH:mm:ss" if same_day else DATE_TIME_FORMAT)
 
     @Slot()

@@ -20,12 +20,9 @@ from PySide6.QtCore import QDate, QDateTime, Qt, QTime, QUrl
 from PySide6.QtGui import QDesktopServices, QImage
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
-from widgets.snapshot.dialog import (
-    FUTURE_GRACE_S,
+from widgets.snapshot.dialog import FUTURE_GRACE_S, SnapshotChoice, SnapshotDialog, SnapshotState
+from widgets.snapshot.range_text import (
     QUICK_RANGES,
-    SnapshotChoice,
-    SnapshotDialog,
-    SnapshotState,
     format_span,
     snapshot_file_name,
     utc_offset_text,
