@@ -31,13 +31,14 @@ With a ``seed`` the payments (ids, merchants, amounts, cards) and each
 payment's outcome are reproducible: outcomes are drawn per payment from the
 seed and the payment id, not from the order in which concurrent workers happen
 to run. Only what depends on wall-clock time differs between runs: timestamps,
-and which payments fall inside the incident window.
+and which payments fall inside the incident window. The payments and their
+messages are in :mod:`services.demo.payments`, a stage's consumer in
+:mod:`services.demo.stage`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import math
 import random
@@ -50,15 +51,31 @@ from typing import Any, Final
 
 import aio_pika
 import orjson
-from aio_pika.abc import (
-    AbstractChannel,
-    AbstractExchange,
-    AbstractIncomingMessage,
-    AbstractQueue,
-    DeliveryMode,
-    HeadersType,
-)
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, DeliveryMode, HeadersType
 
+from services.demo.payments import (
+    AUTHORIZED,
+    CAPTURED,
+    DECLINE_REASONS,
+    DECLINED,
+    FAILED,
+    FAILURE_REASONS,
+    REASON_OUTAGE,
+    REASON_SCHEMA,
+    REASON_SETTLEMENT_EXHAUSTED,
+    REASON_SUSPECTED_FRAUD,
+    REQUESTED,
+    RETRY_MARKER_HEADER,
+    REVIEW,
+    Payment,
+    PaymentGenerator,
+    carried_headers,
+    delivery_count,
+    is_operator_retry,
+    parse_payment,
+    status_event,
+)
+from services.demo.stage import Outlet, Stage
 from services.demo.topology import (
     DEFAULT_FRAUDCHECK_TTL_MS,
     DemoTopology,
@@ -70,196 +87,12 @@ log = logging.getLogger(__name__)
 APP_ID: Final = "payops-simulator"
 JSON: Final = "application/json"
 
-# Status events.
-REQUESTED: Final = "requested"
-REVIEW: Final = "review"
-AUTHORIZED: Final = "authorized"
-CAPTURED: Final = "captured"
-DECLINED: Final = "declined"
-FAILED: Final = "failed"
-TERMINAL_STATUSES: Final = (CAPTURED, DECLINED, FAILED)
-
-# Failure reasons, as they appear in ``failed`` events.
-REASON_ACQUIRER_TIMEOUT: Final = "acquirer timeout"
-REASON_SCHEMA: Final = "schema validation failed"
-REASON_RISK_DOWN: Final = "risk engine unavailable"
-REASON_OUTAGE: Final = "acquirer outage"
-REASON_SETTLEMENT_EXHAUSTED: Final = "settlement retries exhausted"
-FAILURE_REASONS: Final = (
-    (REASON_ACQUIRER_TIMEOUT, 0.5),
-    (REASON_SCHEMA, 0.2),
-    (REASON_RISK_DOWN, 0.3),
-)
-DECLINE_REASONS: Final = (
-    ("insufficient funds", 0.45),
-    ("do not honor", 0.25),
-    ("3-D Secure authentication failed", 0.2),
-    ("card reported lost", 0.1),
-)
-REASON_SUSPECTED_FRAUD: Final = "suspected fraud"
-
-# Headers that mark a message an operator sent back (the console's actions set
-# the payops- ones; a requeue keeps x-death). RETRY_MARKER_HEADER is how the
-# simulator carries that fact from one stage to the next.
-ACTION_ID_HEADER: Final = "payops-action-id"
-ATTEMPT_HEADER: Final = "payops-attempt"
-RETRY_MARKER_HEADER: Final = "operator-retry"
-_PROPAGATED_HEADERS: Final = ("trace_id", ACTION_ID_HEADER, ATTEMPT_HEADER, RETRY_MARKER_HEADER)
-
 _PROCESS_PREFETCH: Final = 50
 _RISK_PREFETCH: Final = 10
 _SETTLEMENT_PREFETCH: Final = 20
 _MAX_BATCH: Final = 500
 _EXPIRY_GRACE_S: Final = 1.0
 _DRAIN_POLL_S: Final = 0.1
-
-
-# -- the payments ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Merchant:
-    """A merchant of the demo, with what its payments typically look like."""
-
-    name: str  # a slug: used in routing keys and in the JSON body
-    weight: float  # relative popularity
-    median_eur: float  # typical basket, in EUR
-    currencies: tuple[tuple[str, float], ...]
-    price_points: tuple[str, ...] = ()  # fixed prices (subscriptions), if any
-
-
-MERCHANTS: Final = (
-    Merchant("bluebottle-coffee", 22, 4.8, (("USD", 0.7), ("EUR", 0.3))),
-    Merchant("cityhop-rides", 18, 14.0, (("EUR", 0.8), ("GBP", 0.2))),
-    Merchant(
-        "streamly",
-        14,
-        12.0,
-        (("EUR", 0.5), ("USD", 0.3), ("GBP", 0.2)),
-        price_points=("7.99", "11.99", "17.99"),
-    ),
-    Merchant("hansa-grocer", 11, 38.0, (("EUR", 1.0),)),
-    Merchant("pixelforge-games", 8, 19.0, (("USD", 0.6), ("EUR", 0.25), ("GBP", 0.15))),
-    Merchant("northwind-books", 7, 24.0, (("GBP", 0.7), ("EUR", 0.3))),
-    Merchant("lumen-energy", 5, 89.0, (("EUR", 1.0),)),
-    Merchant("greenleaf-pharmacy", 4.5, 22.0, (("GBP", 1.0),)),
-    Merchant("fjord-fashion", 3.5, 64.0, (("SEK", 0.6), ("DKK", 0.4))),
-    Merchant("alpenhaus-hotels", 2.5, 240.0, (("CHF", 0.5), ("EUR", 0.5))),
-    Merchant("nordwind-air", 2.0, 310.0, (("EUR", 0.6), ("USD", 0.25), ("GBP", 0.15))),
-    Merchant("tandem-bikes", 1.0, 720.0, (("EUR", 0.7), ("PLN", 0.3))),
-)
-
-# Rough EUR exchange rates, to turn a typical basket into local amounts.
-_EUR_TO: Final = {
-    "EUR": 1.0,
-    "USD": 1.08,
-    "GBP": 0.86,
-    "CHF": 0.95,
-    "SEK": 11.4,
-    "DKK": 7.46,
-    "PLN": 4.3,
-}
-
-# Well-known, Luhn-valid test card numbers (they look real; they are not).
-TEST_CARDS: Final = (
-    ("4111111111111111", 3, 30.0),  # Visa
-    ("4012888888881881", 3, 15.0),  # Visa
-    ("4000056655665556", 3, 10.0),  # Visa debit
-    ("5555555555554444", 3, 20.0),  # Mastercard
-    ("5105105105105100", 3, 8.0),  # Mastercard
-    ("2223003122003222", 3, 7.0),  # Mastercard 2-series
-    ("378282246310005", 4, 6.0),  # American Express
-    ("6011111111111117", 3, 4.0),  # Discover
-)
-
-
-@dataclass(frozen=True)
-class Payment:
-    """One payment request as the gateway publishes it."""
-
-    payment_id: str
-    merchant: str
-    amount: str  # decimal string in major units, e.g. "42.50"
-    currency: str
-    card_number: str
-    card_expiry: str  # MM/YY
-    card_cvv: str
-    trace_id: str
-    created_at: int  # epoch milliseconds
-
-    def body(self) -> dict[str, Any]:
-        """The JSON body of the payment request (it includes the card)."""
-        return {
-            "payment_id": self.payment_id,
-            "merchant": self.merchant,
-            "amount": self.amount,
-            "currency": self.currency,
-            "card": {"number": self.card_number, "expiry": self.card_expiry, "cvv": self.card_cvv},
-            "created_at": self.created_at,
-        }
-
-
-class PaymentGenerator:
-    """Realistic payment requests; the same seed gives the same sequence."""
-
-    def __init__(self, seed: int | None = None, *, expiry_base_year: int | None = None) -> None:
-        self._rng = random.Random(seed)
-        self._cum_weights = list(itertools.accumulate(m.weight for m in MERCHANTS))
-        self._card_weights = [weight for _, _, weight in TEST_CARDS]
-        year = time.gmtime().tm_year if expiry_base_year is None else expiry_base_year
-        self._year = year % 100
-
-    def next_payment(self, created_at_ms: int) -> Payment:
-        """The next payment, created at ``created_at_ms`` (epoch ms)."""
-        rng = self._rng
-        merchant = rng.choices(MERCHANTS, cum_weights=self._cum_weights)[0]
-        codes = [code for code, _ in merchant.currencies]
-        currency = rng.choices(codes, weights=[w for _, w in merchant.currencies])[0]
-        if merchant.price_points:
-            amount = rng.choice(merchant.price_points)
-        else:
-            value = rng.lognormvariate(math.log(merchant.median_eur), 0.6) * _EUR_TO[currency]
-            amount = f"{max(value, 0.5):.2f}"
-        number, cvv_digits, _ = rng.choices(TEST_CARDS, weights=self._card_weights)[0]
-        expiry = f"{rng.randint(1, 12):02d}/{(self._year + rng.randint(1, 5)) % 100:02d}"
-        return Payment(
-            payment_id=f"pay_{rng.getrandbits(64):016x}",
-            merchant=merchant.name,
-            amount=amount,
-            currency=currency,
-            card_number=number,
-            card_expiry=expiry,
-            card_cvv=f"{rng.randrange(10**cvv_digits):0{cvv_digits}d}",
-            trace_id=f"{rng.getrandbits(128):032x}",
-            created_at=created_at_ms,
-        )
-
-
-def status_event(
-    payment: Mapping[str, Any], status: str, event_at_ms: int, reason: str | None = None
-) -> dict[str, Any]:
-    """The JSON body of a status event: the payment's fields, never its card."""
-    event: dict[str, Any] = {
-        "payment_id": payment.get("payment_id"),
-        "merchant": payment.get("merchant"),
-        "amount": payment.get("amount"),
-        "currency": payment.get("currency"),
-        "status": status,
-        "created_at": payment.get("created_at"),
-        "event_at": event_at_ms,
-    }
-    if reason is not None:
-        event["reason"] = reason
-    return event
-
-
-def is_operator_retry(headers: Mapping[str, Any] | None) -> bool:
-    """Whether a message was sent back by an operator (requeue or retry)."""
-    if not headers:
-        return False
-    return any(
-        key in headers for key in ("x-death", ACTION_ID_HEADER, ATTEMPT_HEADER, RETRY_MARKER_HEADER)
-    )
 
 
 # -- options and stats ----------------------------------------------------------
@@ -403,80 +236,6 @@ def _skewed_ms(u: float, low: float, high: float) -> float:
     return low + (high - low) * u * u
 
 
-def _parse_payment(body: bytes) -> dict[str, Any] | None:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("payment_id"), str):
-        return None
-    return data
-
-
-def _carried_headers(headers: Mapping[str, Any] | None) -> HeadersType:
-    """The headers a stage passes on: trace id and the operator's marks."""
-    if not headers:
-        return {}
-    return {key: headers[key] for key in _PROPAGATED_HEADERS if key in headers}
-
-
-def _delivery_count(headers: Mapping[str, Any] | None) -> int:
-    """Unsuccessful earlier deliveries of a quorum-queue message."""
-    value = (headers or {}).get("x-delivery-count", 0)
-    return value if isinstance(value, int) else 0
-
-
-@dataclass(frozen=True)
-class _Outlet:
-    """The exchanges one channel publishes to."""
-
-    payments: AbstractExchange
-    events: AbstractExchange
-
-
-Handler = Callable[[AbstractIncomingMessage], Awaitable[None]]
-
-
-class _Stage:
-    """A consumer on one queue with a pool of workers (prefetch = pool size)."""
-
-    def __init__(self, name: str, queue: AbstractQueue, handler: Handler, workers: int) -> None:
-        self.name = name
-        self._queue = queue
-        self._handler = handler
-        self._workers = workers
-        self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
-        self._consumer_tag: str | None = None
-        self.busy = 0  # delivered and not yet handled
-
-    async def start_consuming(self) -> None:
-        if self._consumer_tag is None:
-            self._consumer_tag = await self._queue.consume(self._on_delivery)
-
-    async def stop_consuming(self) -> None:
-        tag, self._consumer_tag = self._consumer_tag, None
-        if tag is not None:
-            await self._queue.cancel(tag)
-
-    def spawn_workers(self, group: asyncio.TaskGroup) -> list[asyncio.Task[None]]:
-        return [
-            group.create_task(self._work(), name=f"simulator-{self.name}-{i}")
-            for i in range(self._workers)
-        ]
-
-    async def _on_delivery(self, message: AbstractIncomingMessage) -> None:
-        self.busy += 1
-        self._inbox.put_nowait(message)
-
-    async def _work(self) -> None:
-        while True:
-            message = await self._inbox.get()
-            try:
-                await self._handler(message)
-            finally:
-                self.busy -= 1
-
-
 class _Simulation:
     def __init__(
         self, amqp_url: str, options: SimulationOptions, on_progress: ProgressCallback | None
@@ -500,7 +259,7 @@ class _Simulation:
         self._pending: set[str] = set()  # this run's payments without an outcome
         self._awaiting_review: dict[str, float] = {}  # payment id -> TTL deadline (monotonic)
         self._channels: list[AbstractChannel] = []
-        self._stages: list[_Stage] = []
+        self._stages: list[Stage] = []
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -556,8 +315,8 @@ class _Simulation:
         self._channels.append(channel)
         return channel
 
-    async def _outlet(self, channel: AbstractChannel) -> _Outlet:
-        return _Outlet(
+    async def _outlet(self, channel: AbstractChannel) -> Outlet:
+        return Outlet(
             payments=await channel.get_exchange(self._topology.payments_exchange, ensure=False),
             events=await channel.get_exchange(self._topology.events_exchange, ensure=False),
         )
@@ -566,8 +325,8 @@ class _Simulation:
         self,
         connection: aio_pika.abc.AbstractConnection,
         name: str,
-        handler: Callable[[_Outlet, AbstractIncomingMessage], Awaitable[None]],
-    ) -> _Stage:
+        handler: Callable[[Outlet, AbstractIncomingMessage], Awaitable[None]],
+    ) -> Stage:
         queue_name, prefetch = {
             "process": (self._topology.process_queue, _PROCESS_PREFETCH),
             "risk": (self._topology.fraudcheck_queue, _RISK_PREFETCH),
@@ -581,7 +340,7 @@ class _Simulation:
         async def handle(message: AbstractIncomingMessage) -> None:
             await handler(outlet, message)
 
-        stage = _Stage(name, queue, handle, prefetch)
+        stage = Stage(name, queue, handle, prefetch)
         self._stages.append(stage)
         return stage
 
@@ -628,7 +387,7 @@ class _Simulation:
             if self._on_progress is not None:
                 self._on_progress(self.snapshot())
 
-    async def _run_incident(self, risk: _Stage) -> None:
+    async def _run_incident(self, risk: Stage) -> None:
         options = self._options
         if not options.incident:
             return
@@ -689,7 +448,7 @@ class _Simulation:
 
     async def _emit(
         self,
-        outlet: _Outlet,
+        outlet: Outlet,
         payment: Mapping[str, Any],
         status: str,
         headers: HeadersType,
@@ -703,14 +462,14 @@ class _Simulation:
             timestamp=now_ms / 1000,
             app_id=APP_ID,
             type=f"payment.{status}",
-            headers=_carried_headers(headers),
+            headers=carried_headers(headers),
         )
         # Not mandatory: nobody has to listen to status events.
         await outlet.events.publish(message, self._topology.event_key(status), mandatory=False)
         self._by_status[status] += 1
 
     async def _forward(
-        self, outlet: _Outlet, body: Mapping[str, Any], routing_key: str, headers: HeadersType
+        self, outlet: Outlet, body: Mapping[str, Any], routing_key: str, headers: HeadersType
     ) -> None:
         message = aio_pika.Message(
             orjson.dumps(body),
@@ -728,7 +487,7 @@ class _Simulation:
 
     # -- the gateway ----------------------------------------------------------------
 
-    async def _run_gateway(self, outlet: _Outlet) -> None:
+    async def _run_gateway(self, outlet: Outlet) -> None:
         """Publish payments at ``rate`` on a fixed schedule: payment i at start + i/rate.
 
         A run with a duration publishes ``ceil(duration_s * rate)`` payments; if the
@@ -767,7 +526,7 @@ class _Simulation:
             sent += count
             await asyncio.gather(*(self._publish_payment(outlet, p) for p in payments))
 
-    async def _publish_payment(self, outlet: _Outlet, payment: Payment) -> None:
+    async def _publish_payment(self, outlet: Outlet, payment: Payment) -> None:
         headers: HeadersType = {"trace_id": payment.trace_id}
         request = aio_pika.Message(
             orjson.dumps(payment.body()),
@@ -790,17 +549,17 @@ class _Simulation:
 
     # -- the workers ------------------------------------------------------------------
 
-    async def _reject_unreadable(self, outlet: _Outlet, message: AbstractIncomingMessage) -> None:
+    async def _reject_unreadable(self, outlet: Outlet, message: AbstractIncomingMessage) -> None:
         """A body that is not a payment: report it failed and dead-letter it."""
         fallback = {"payment_id": message.message_id}
         await self._emit(outlet, fallback, FAILED, message.headers, REASON_SCHEMA)
         await message.reject(requeue=False)
         self._dead_lettered += 1
 
-    async def _handle_request(self, outlet: _Outlet, message: AbstractIncomingMessage) -> None:
+    async def _handle_request(self, outlet: Outlet, message: AbstractIncomingMessage) -> None:
         """The process worker: authorize, decline, send to review, or fail."""
         async with message.process(requeue=True, ignore_processed=True):
-            payment = _parse_payment(message.body)
+            payment = parse_payment(message.body)
             if payment is None:
                 await self._reject_unreadable(outlet, message)
                 return
@@ -852,13 +611,13 @@ class _Simulation:
                     # Noted before the publish: the risk engine may have it before the confirm.
                     self._awaiting_review[pid] = time.monotonic() + ttl_s
                     key = self._topology.fraudcheck_key(merchant)
-                    await self._forward(outlet, review, key, _carried_headers(headers))
+                    await self._forward(outlet, review, key, carried_headers(headers))
                     await self._emit(outlet, payment, REVIEW, headers)
                     return
             await self._authorize(outlet, payment, headers, retried)
 
     async def _authorize(
-        self, outlet: _Outlet, payment: Mapping[str, Any], headers: HeadersType, retried: bool
+        self, outlet: Outlet, payment: Mapping[str, Any], headers: HeadersType, retried: bool
     ) -> None:
         """Report the payment authorized and send it for settlement (without the card)."""
         pid = str(payment["payment_id"])
@@ -867,16 +626,16 @@ class _Simulation:
         settle = {key: value for key, value in payment.items() if key not in ("card", "risk_score")}
         settle["auth_code"] = "".join(rng.choices("ABCDEFGHJKLMNPQRSTUVWXYZ0123456789", k=6))
         settle["authorized_at"] = _now_ms()
-        carried = _carried_headers(headers)
+        carried = carried_headers(headers)
         if retried:
             carried[RETRY_MARKER_HEADER] = True
         await self._emit(outlet, payment, AUTHORIZED, headers)
         await self._forward(outlet, settle, self._topology.settle_key(merchant), carried)
 
-    async def _handle_fraudcheck(self, outlet: _Outlet, message: AbstractIncomingMessage) -> None:
+    async def _handle_fraudcheck(self, outlet: Outlet, message: AbstractIncomingMessage) -> None:
         """The risk engine: approve (authorize) or decline as suspected fraud."""
         async with message.process(requeue=True, ignore_processed=True):
-            payment = _parse_payment(message.body)
+            payment = parse_payment(message.body)
             if payment is None:
                 await self._reject_unreadable(outlet, message)
                 return
@@ -892,16 +651,16 @@ class _Simulation:
                 return
             await self._authorize(outlet, payment, message.headers, retried)
 
-    async def _handle_settlement(self, outlet: _Outlet, message: AbstractIncomingMessage) -> None:
+    async def _handle_settlement(self, outlet: Outlet, message: AbstractIncomingMessage) -> None:
         """The settlement worker: capture, or nack for redelivery when the acquirer is flaky."""
         async with message.process(requeue=True, ignore_processed=True):
-            payment = _parse_payment(message.body)
+            payment = parse_payment(message.body)
             if payment is None:
                 await self._reject_unreadable(outlet, message)
                 return
             pid: str = payment["payment_id"]
             options = self._options
-            attempt = _delivery_count(message.headers)
+            attempt = delivery_count(message.headers)
             stuck = self._rng("settle-stuck", pid).random() < options.settlement_stuck_rate
             rng = self._rng("settle", pid, attempt)
             u_flaky, u_latency = rng.random(), rng.random()

@@ -19,15 +19,8 @@ import orjson
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
-from services.demo.simulator import (
-    MERCHANTS,
-    PaymentGenerator,
-    SimulationOptions,
-    SimulationStats,
-    is_operator_retry,
-    run_simulation,
-    status_event,
-)
+from services.demo.payments import MERCHANTS, PaymentGenerator, is_operator_retry, status_event
+from services.demo.simulator import SimulationOptions, SimulationStats, run_simulation
 from services.demo.topology import (
     DEFAULT_FRAUDCHECK_TTL_MS,
     DemoTopology,
