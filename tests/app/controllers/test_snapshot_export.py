@@ -9,7 +9,6 @@ import io
 import json
 import time
 import zipfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -27,18 +26,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def profile(
-    amqp_url: str, redis_url: str, unique_prefix: str, redis_client: aioredis.Redis
-) -> AsyncIterator[Profile]:
-    prefix = unique_prefix.rstrip(".")
-    yield dataclasses.replace(
+def profile(amqp_url: str, redis_url: str, prefix: str) -> Profile:
+    return dataclasses.replace(
         load_profile(env={}),
         name="incident",
         amqp_url=amqp_url,
@@ -48,9 +37,6 @@ async def profile(
         dead_letter_queues=(),
         redis_prefix=prefix,
     )
-    keys = [k async for k in redis_client.scan_iter(match=f"{prefix}:*")]
-    if keys:
-        await redis_client.delete(*keys)
 
 
 async def test_export_dialog_prefilled_with_the_incident_writes_a_complete_bundle(
