@@ -1,0 +1,1 @@
+"""Fault tests: private servers killed, restarted and filled up; every message counted."""

@@ -1,0 +1,168 @@
+"""A RabbitMQ node and a Redis server of a test's own, to kill, restart and fill up.
+
+Fault tests never touch the shared servers on 5672 and 6379: each starts its
+own on free ports, with its data under the test's temporary folder, so a
+``kill -9`` and a restart keep what the server had written to disk (quorum
+queues, durable queues with persistent messages, Redis AOF when asked for).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+from tests.helpers.tcp_proxy import free_port
+
+RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+RABBITMQCTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
+
+
+def servers_available() -> bool:
+    """Whether this machine can start private servers (RabbitMQ and Redis installed)."""
+    return Path(RABBITMQ_SERVER).exists() and shutil.which("redis-server") is not None
+
+
+def _wait_port(port: int, timeout_s: float, what: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode} before it listened")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not listen on port {port} within {timeout_s:.0f} s")
+
+
+def _kill_group(process: subprocess.Popen[bytes] | None, sig: signal.Signals) -> None:
+    """Signal the server's whole process group and wait until every process in it is gone."""
+    if process is None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the script is gone; its children may not be yet
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"process group {process.pid} outlived {sig.name} by 30 s")
+
+
+class PrivateRedis:
+    """``redis-server`` on a free port; ``extra`` are more command-line settings."""
+
+    def __init__(self, directory: Path, *extra: str, port: int | None = None) -> None:
+        self.directory = directory
+        self.port = port or free_port()
+        self.extra = extra
+        self.process: subprocess.Popen[bytes] | None = None
+        directory.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        command = [
+            "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+            "--dir", str(self.directory), "--save", "", "--appendonly", "no", *self.extra,
+        ]  # fmt: skip
+        log = (self.directory / "redis.log").open("ab")
+        self.process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        _wait_port(self.port, 20, "redis-server", self.process)
+
+    def kill(self) -> None:
+        """``kill -9``: whatever was not on disk is gone."""
+        _kill_group(self.process, signal.SIGKILL)
+
+    def stop(self) -> None:
+        _kill_group(self.process, signal.SIGTERM)
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+
+class PrivateRabbit:
+    """A RabbitMQ node of its own (name, ports, data folder) on the machine's Erlang.
+
+    The node keeps its name and data folder across :meth:`kill` and
+    :meth:`start`, so durable queues and quorum queues come back.
+    """
+
+    def __init__(self, directory: Path, *, port: int | None = None) -> None:
+        self.directory = directory
+        self.port = port or free_port()
+        self.dist_port = free_port()
+        self.nodename = f"payops-test-{uuid.uuid4().hex[:8]}@localhost"
+        self.process: subprocess.Popen[bytes] | None = None
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "rabbitmq.conf").write_text(
+            f"listeners.tcp.local = 127.0.0.1:{self.port}\nloopback_users = none\n"
+        )
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/"
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            RABBITMQ_NODENAME=self.nodename,
+            RABBITMQ_NODE_PORT=str(self.port),
+            RABBITMQ_DIST_PORT=str(self.dist_port),
+            RABBITMQ_MNESIA_BASE=str(self.directory / "mnesia"),
+            RABBITMQ_LOG_BASE=str(self.directory / "log"),
+            RABBITMQ_CONFIG_FILE=str(self.directory / "rabbitmq"),
+            RABBITMQ_ENABLED_PLUGINS_FILE=str(self.directory / "enabled_plugins"),
+            RABBITMQ_ENABLED_PLUGINS="",
+        )
+        return env
+
+    def start(self, timeout_s: float = 90) -> None:
+        log = (self.directory / "server.out").open("ab")
+        self.process = subprocess.Popen(
+            [RABBITMQ_SERVER],
+            env=self._env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        _wait_port(self.port, timeout_s, f"RabbitMQ node {self.nodename}", self.process)
+        # The listener opens before the vhosts and queues have recovered.
+        self.ctl("await_startup", "--timeout", str(int(timeout_s)))
+
+    def kill(self) -> None:
+        """``kill -9`` of the whole node: unacked deliveries go back to their queues."""
+        _kill_group(self.process, signal.SIGKILL)
+
+    def stop(self) -> None:
+        _kill_group(self.process, signal.SIGTERM)
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+    def ctl(self, *args: str) -> str:
+        """Run ``rabbitmqctl`` against this node and return what it printed."""
+        done = subprocess.run(
+            [RABBITMQCTL, "-n", self.nodename, *args],
+            env=self._env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        return done.stdout
