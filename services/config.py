@@ -9,12 +9,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import platformdirs
 
 from resources import resource_path
 from services.alerts.rules import RULE_KINDS, AlertRule, default_rules, rule_from_table
+from services.links.urls import redact_url
 
 ENV_CONFIG = "PAYOPS_CONFIG"
 ENV_PROFILE = "PAYOPS_PROFILE"
@@ -116,21 +117,6 @@ class LoadedConfig:
     def label(self) -> str:
         """How to name this file in messages."""
         return str(self.path) if self.path else "<built-in default config>"
-
-
-def redact_url(url: str) -> str:
-    """Replace the password in a URL with ``***``."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def user_config_path() -> Path:

@@ -16,7 +16,7 @@ from services.flow.process import (
     TapView,
 )
 from services.flow.recorder import RecorderState
-from services.links.amqp import DEFAULT_BACKOFF_S
+from services.links.backoff import DEFAULT_BACKOFF_S
 from services.links.redis import RedisLink
 from services.links.status import LinkStatus
 

@@ -64,7 +64,8 @@ from services.flow.depth_poller import DepthPoller
 from services.flow.recorder import FINISH_TIMEOUT_S, LEASE_TTL_S, FlowRecorder, RecorderState
 from services.flow.tap import FlowTap
 from services.flow.types import LATENCY_PERCENTILES, FlowFrame, Headline
-from services.links.amqp import DEFAULT_BACKOFF_S, AmqpLink
+from services.links.amqp import AmqpLink
+from services.links.backoff import DEFAULT_BACKOFF_S
 from services.links.status import LinkState, LinkStatus
 from services.masking.text import MaskingFilter
 

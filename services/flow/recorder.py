@@ -60,7 +60,9 @@ from services.config import Profile
 from services.flow.aggregator import FlowAggregator
 from services.flow.history import HistoryLease, HistoryStore, SecondRow, rows_from_frame
 from services.flow.types import FlowFrame
-from services.links.amqp import DEFAULT_BACKOFF_S, describe_error, host_port, scrub, url_password
+from services.links.amqp import describe_error
+from services.links.backoff import DEFAULT_BACKOFF_S, Backoff
+from services.links.urls import host_port, scrub, url_password
 
 log = logging.getLogger(__name__)
 
@@ -205,8 +207,7 @@ class FlowRecorder:
         backoff: Sequence[float] = DEFAULT_BACKOFF_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if not backoff:
-            raise ValueError("backoff needs at least one delay")
+        self._backoff = Backoff(backoff)
         self.profile = profile
         self.engine = AlertEngine(profile.alerts, clock=clock)
         self.holder_id = holder_id or new_holder_id()
@@ -220,7 +221,6 @@ class FlowRecorder:
         self._record = record
         self._cap = capacity_s
         self._ttl = lease_ttl_s
-        self._backoff = tuple(float(b) for b in backoff)
         self._clock = clock
         self._stop = asyncio.Event()
         self._target = host_port(profile.redis_url, 6379)
@@ -305,7 +305,7 @@ class FlowRecorder:
     # -- Redis: lease, history, alert log ------------------------------------------
 
     async def _keep_history(self) -> None:
-        failures = 0
+        self._backoff.reset()
         while True:
             try:
                 await self._history_step()
@@ -317,10 +317,9 @@ class FlowRecorder:
                     log.warning("history: Redis unavailable (%s); retrying", detail)
                 self._let_go()
                 self._set_state("unavailable", None, detail)
-                delay = self._backoff[min(failures, len(self._backoff) - 1)]
-                failures += 1
+                delay = self._backoff.next_delay()
             else:
-                failures = 0
+                self._backoff.reset()
                 now = self._clock()
                 delay = math.floor(now) + 1 + TICK_OFFSET_S - now
             await asyncio.sleep(delay)

@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import aio_pika
 import aiormq.exceptions
 from aio_pika.abc import AbstractConnection
 from pamqp.common import FieldTable
 
-from services.config import redact_url
+from services.links.backoff import DEFAULT_BACKOFF_S, Backoff, pause
 from services.links.close import close_quietly
 from services.links.status import LinkState, LinkStatus
+from services.links.urls import host_port, redact_url, scrub, url_password
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BACKOFF_S: tuple[float, ...] = (0.5, 1, 2, 5, 10)
 # A session that lasted this long resets the back-off to its first step.
 STABLE_SESSION_S = 30.0
 CLOSE_TIMEOUT_S = 5.0
@@ -56,13 +54,11 @@ class AmqpLink:
         connect_timeout_s: float = 5.0,
         connection_name: str = "PayOps Console",
     ) -> None:
-        if not backoff:
-            raise ValueError("backoff needs at least one delay")
+        self._backoff = Backoff(backoff)
         self._url = url
         self._on_status = on_status
         self._on_connected = on_connected
         self._service = service
-        self._backoff = tuple(float(b) for b in backoff)
         self._timeout = connect_timeout_s
         self._client_properties: FieldTable = {"connection_name": connection_name}
         self._display = redact_url(url)
@@ -79,7 +75,7 @@ class AmqpLink:
 
     async def run(self) -> None:
         """Keep a connection up until ``close()``; only CancelledError escapes."""
-        failures = 0
+        self._backoff.reset()
         ever_connected = False
         reason = ""
         while not self._stopping.is_set():
@@ -96,11 +92,10 @@ class AmqpLink:
                 state = (
                     LinkState.FAILED if refused or not ever_connected else LinkState.RECONNECTING
                 )
-                delay = self._backoff[min(failures, len(self._backoff) - 1)]
-                failures += 1
+                delay = self._backoff.next_delay()
                 log.info("%s %s: %s; retry in %.1f s", self._service, self._display, reason, delay)
                 self._report(state, reason, delay)
-                await self._pause(delay)
+                await pause(delay, self._stopping)
                 continue
 
             ever_connected = True
@@ -116,14 +111,13 @@ class AmqpLink:
                 break
             reason = self._describe(ended) if ended is not None else "connection closed"
             if time.monotonic() - started >= STABLE_SESSION_S:
-                failures = 0
-            delay = self._backoff[min(failures, len(self._backoff) - 1)]
-            failures += 1
+                self._backoff.reset()
+            delay = self._backoff.next_delay()
             log.warning(
                 "%s %s lost: %s; retry in %.1f s", self._service, self._display, reason, delay
             )
             self._report(LinkState.RECONNECTING, reason, delay)
-            await self._pause(delay)
+            await pause(delay, self._stopping)
 
     async def close(self) -> None:
         """Stop reconnecting and close the current connection."""
@@ -160,10 +154,6 @@ class AmqpLink:
             await asyncio.gather(session, return_exceptions=True)
             connection.close_callbacks.discard(on_close)
 
-    async def _pause(self, delay: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), delay)
-
     def _describe(self, exc: BaseException) -> str:
         return scrub(describe_error(exc, self._target), self._password)
 
@@ -173,33 +163,6 @@ class AmqpLink:
             self._on_status(self.status)
         except Exception:
             log.exception("%s status callback failed", self._service)
-
-
-def host_port(url: str, default_port: int) -> str:
-    """``host:port`` of a URL, for messages."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port or default_port
-    except ValueError:
-        return "<unparseable URL>"
-    return f"{parts.hostname or 'localhost'}:{port}"
-
-
-def url_password(url: str) -> str | None:
-    """The password in ``url``, or None."""
-    try:
-        return urlsplit(url).password or None
-    except ValueError:
-        return None
-
-
-def scrub(text: str, password: str | None) -> str:
-    """Replace ``password`` (raw and percent-decoded) in ``text`` with ``***``."""
-    if password:
-        for secret in {password, unquote(password)}:
-            if secret:
-                text = text.replace(secret, "***")
-    return text
 
 
 def describe_error(exc: BaseException, target: str) -> str:

@@ -10,16 +10,10 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from services.config import redact_url
-from services.links.amqp import (
-    DEFAULT_BACKOFF_S,
-    StatusCallback,
-    describe_error,
-    host_port,
-    scrub,
-    url_password,
-)
+from services.links.amqp import StatusCallback, describe_error
+from services.links.backoff import DEFAULT_BACKOFF_S, Backoff, pause
 from services.links.status import LinkState, LinkStatus
+from services.links.urls import host_port, redact_url, scrub, url_password
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +39,10 @@ class RedisLink:
         ping_interval_s: float = 2.0,
         timeout_s: float = 5.0,
     ) -> None:
-        if not backoff:
-            raise ValueError("backoff needs at least one delay")
+        self._backoff = Backoff(backoff)
         self._url = url
         self._on_status = on_status
         self._service = service
-        self._backoff = tuple(float(b) for b in backoff)
         self._ping_interval = ping_interval_s
         self._timeout = timeout_s
         self._display = redact_url(url)
@@ -68,7 +60,7 @@ class RedisLink:
     async def run(self) -> None:
         """Ping until ``close()``, reporting changes; only CancelledError escapes."""
         client: aioredis.Redis | None = None
-        failures = 0
+        self._backoff.reset()
         ever_connected = False
         connected = False
         reason = ""
@@ -91,28 +83,27 @@ class RedisLink:
                     reason = self._describe(exc)
                     refused = isinstance(exc, redis.exceptions.AuthenticationError)
                     if connected:
-                        failures = 0
+                        self._backoff.reset()
                     state = (
                         LinkState.FAILED
                         if refused or not ever_connected
                         else LinkState.RECONNECTING
                     )
-                    delay = self._backoff[min(failures, len(self._backoff) - 1)]
-                    failures += 1
+                    delay = self._backoff.next_delay()
                     connected = False
                     log.info(
                         "%s %s: %s; retry in %.1f s", self._service, self._display, reason, delay
                     )
                     self._report(state, reason, delay)
-                    await self._pause(delay)
+                    await pause(delay, self._stopping)
                     continue
                 if not connected:
                     connected = ever_connected = True
-                    failures = 0
+                    self._backoff.reset()
                     reason = ""
                     self._client = client
                     self._report(LinkState.CONNECTED)
-                await self._pause(self._ping_interval)
+                await pause(self._ping_interval, self._stopping)
         finally:
             self._client = None
             if client is not None:
@@ -123,10 +114,6 @@ class RedisLink:
         """Stop pinging; ``run()`` closes the client and returns."""
         self._stopping.set()
         self._client = None
-
-    async def _pause(self, delay: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), delay)
 
     def _describe(self, exc: BaseException) -> str:
         if isinstance(exc, redis.exceptions.AuthenticationError):

@@ -12,12 +12,12 @@ import importlib.metadata
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
-from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import orjson
 
 from services.alerts.engine import RULE_KINDS
 from services.config import Profile, TapBinding
+from services.links.urls import url_without_credentials
 from services.snapshot.bundle import Member
 from services.snapshot.model import SnapshotCounts
 from services.time_range import format_local, iso_utc
@@ -25,7 +25,6 @@ from services.time_range import format_local, iso_utc
 FORMAT: Final = "payops-snapshot/1"
 TOOL_NAME: Final = "payops-console"
 
-_SECRET_QUERY = re.compile(r"pass|secret|token|auth|cred|key", re.IGNORECASE)
 _SECRET_FIELD = re.compile(r"password|secret|token|credential", re.IGNORECASE)
 
 
@@ -35,28 +34,6 @@ def tool_version() -> str:
         return importlib.metadata.version(TOOL_NAME)
     except importlib.metadata.PackageNotFoundError:
         return "0.0.0+unknown"
-
-
-def url_without_credentials(url: str) -> str:
-    """``url`` with no user, no password and no secret-looking query parameter."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return "<unparseable URL>"
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{host}:{port}" if port is not None else host
-    query = urlencode(
-        [
-            (k, v)
-            for k, v in parse_qsl(parts.query, keep_blank_values=True)
-            if not _SECRET_QUERY.search(k)
-        ]
-    )
-    text = f"{parts.scheme}://{netloc}{parts.path}"
-    return f"{text}?{query}" if query else text
 
 
 def profile_for_manifest(profile: Profile) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from services.config import (
     ConfigError,
     TapBinding,
     load_profile,
-    redact_url,
     user_config_path,
 )
 
@@ -168,12 +167,6 @@ def test_binary_file_and_directory(tmp_path: Path) -> None:
         load_profile(binary, env={})
     with pytest.raises(ConfigError, match="is a directory"):
         load_profile(tmp_path, env={})
-
-
-def test_redact_url() -> None:
-    assert redact_url("amqp://u:p@h:5672/v") == "amqp://u:***@h:5672/v"
-    assert redact_url("redis://:pw@h/0") == "redis://:***@h/0"
-    assert redact_url("amqp://h/") == "amqp://h/"
 
 
 BASE = """

@@ -53,7 +53,7 @@ import pika.frame
 import pika.spec
 from pika.adapters.asyncio_connection import AsyncioConnection
 
-from services.config import redact_url
+from services.links.urls import redact_url
 
 log = logging.getLogger(__name__)
 

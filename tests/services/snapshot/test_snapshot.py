@@ -37,7 +37,7 @@ from services.masking.json import HIDDEN, JsonNumber
 from services.snapshot.bundle import default_file_name
 from services.snapshot.documents import ENTRY_COLUMNS, body_for_export, dumps_line, entry_row
 from services.snapshot.job import write_snapshot
-from services.snapshot.manifest import profile_for_manifest, url_without_credentials
+from services.snapshot.manifest import profile_for_manifest
 from services.snapshot.model import (
     CHARTS,
     MAX_RANGE_S,
@@ -781,24 +781,6 @@ async def test_twenty_thousand_entries_stream_in_batches(
 
 
 # --------------------------------------------------------------------------- pieces
-
-
-def test_urls_lose_every_credential() -> None:
-    assert url_without_credentials(AMQP_URL) == "amqp://mq.internal:5671/payments"
-    assert url_without_credentials("amqps://ops@mq:5671/%2F") == "amqps://mq:5671/%2F"
-    assert url_without_credentials("redis://:pw@redis.internal:6379/2") == (
-        "redis://redis.internal:6379/2"
-    )
-    assert (
-        url_without_credentials(
-            "rediss://u:p@[::1]:6380/0?password=x&ssl_cert_reqs=none&api_token=t"
-        )
-        == "rediss://[::1]:6380/0?ssl_cert_reqs=none"
-    )
-    assert url_without_credentials("unix://u:p@/run/redis.sock?db=3") == (
-        "unix:///run/redis.sock?db=3"
-    )
-    assert url_without_credentials("amqp://h:notaport/") == "<unparseable URL>"
 
 
 def test_the_manifest_profile_keeps_every_setting_but_secrets() -> None:
