@@ -19,12 +19,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from services.alerts.model import Alert, AlertEvent, AlertMark
 from services.flow.types import FlowFrame, Headline
 from services.links.status import LinkStatus
 from widgets.alerts.banner import AlertBanner
 from widgets.alerts.notifier import DesktopNotifier
 from widgets.alerts.panel import AlertsPanel
-from widgets.alerts.types import ActiveAlert, AlertLogRow, AlertMark
 from widgets.common.icons import pause_icon, play_icon
 from widgets.common.problems_view import ProblemsView
 from widgets.live.connection_indicator import ConnectionIndicator
@@ -331,7 +331,7 @@ class MainWindow(QMainWindow):
         self.recorder_label.setToolTip(detail)
         self.recorder_label.setVisible(bool(text))
 
-    def show_alerts(self, alerts: Sequence[ActiveAlert]) -> None:
+    def show_alerts(self, alerts: Sequence[Alert]) -> None:
         """Show the alerts firing now: the banner, the Alerts page and its tab title."""
         self.alert_banner.show_alerts(alerts)
         self.alerts_panel.show_active(alerts)
@@ -340,7 +340,7 @@ class MainWindow(QMainWindow):
         self.tabs.setTabText(index, f"Alerts ({count})" if count else "Alerts")
 
     @Slot(object)
-    def show_alert_log(self, rows: Sequence[AlertLogRow]) -> None:
+    def show_alert_log(self, rows: Sequence[AlertEvent]) -> None:
         """Show the recorded firings and resolutions on the Alerts page."""
         self.alerts_panel.show_log(rows)
 

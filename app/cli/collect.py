@@ -25,7 +25,7 @@ from typing import TextIO
 
 from app.cli import arg_types, exit_codes
 from app.cli.runner import profile_from
-from services.alerts.engine import Alert, AlertEvent
+from services.alerts.model import Alert, AlertEvent
 from services.config import Profile
 from services.flow.process import ChildConfig, FlowProcess
 from services.flow.recorder import RecorderState

@@ -11,8 +11,9 @@ from collections import deque
 from PySide6.QtCore import QObject, QTimer, Slot
 from redis.exceptions import RedisError
 
-from app.controllers.alert_views import active_alert, alert_marks, log_row, merged_events
-from services.alerts.engine import Alert, AlertEvent, AlertLog, incident_window
+from services.alerts.log import AlertLog
+from services.alerts.model import Alert, AlertEvent
+from services.alerts.timeline import alert_marks, incident_window, merged_events
 from services.config import Profile
 from services.links.redis import RedisLink
 from widgets.main_window import MainWindow
@@ -93,7 +94,7 @@ class AlertsController(QObject):
     def on_alerts(self, active: list[Alert], events: list[AlertEvent]) -> None:
         """The engine's latest active alerts and the transitions since its last report."""
         self._active = list(active)
-        self._window.show_alerts([active_alert(alert) for alert in active])
+        self._window.show_alerts(active)
         for event in events:
             self._local.append(event)
             if event.kind == "firing":
@@ -101,7 +102,7 @@ class AlertsController(QObject):
                 self._window.notifier.notify(title, event.message, event.severity == "critical")
         self._show_marks()
         if events:
-            self._window.show_alert_log([log_row(e) for e in reversed(self.events())])
+            self._window.show_alert_log(self.events()[::-1])
             self.refresh_log()
 
     @Slot()
@@ -128,7 +129,7 @@ class AlertsController(QObject):
                 read = self._read_once = True
         if not read and not self._read_once and not self._stopped:
             self._retry.start()  # Redis is not up yet
-        self._window.show_alert_log([log_row(e) for e in reversed(self.events())])
+        self._window.show_alert_log(self.events()[::-1])
         self._show_marks()
 
     def _show_marks(self) -> None:

@@ -8,7 +8,7 @@ from PySide6.QtCore import QObject, QTimer, Slot
 
 from app.controllers.alerts import AlertsController
 from app.controllers.history import HistoryController
-from services.alerts.engine import Alert, AlertEvent
+from services.alerts.model import Alert, AlertEvent
 from services.config import Profile
 from services.flow.live_flow import LiveFlow
 from services.flow.recorder import RecorderState

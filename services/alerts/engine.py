@@ -1,120 +1,44 @@
-"""Alert rules over the live flow, the engine that turns frames into alerts, and their log.
-
-Rules are frozen dataclasses whose fields map one to one onto a profile table
-(``rule_from_table(kind, table)``; ``RULE_KINDS`` names the kinds). Every rule
-has a ``name`` (unique within an engine), a ``severity`` and ``resolve_after_s``.
+"""The alert engine: turns flow frames into firing and resolved alerts.
 
 The engine looks only at *complete* seconds: columns of a ``FlowFrame`` with
 ``t >= int(clock())`` (the current, still-filling second) are ignored, so a
 frame from ``FlowAggregator.frame`` and a frame read back from history are
 judged alike. A rule's window of ``w`` seconds is the ``w`` complete seconds
 ``[now - w, now)``; ``AlertEngine.window_s`` is the frame length to ask for.
+The rules are ``services.alerts.rules``; the alerts and their transitions are
+``services.alerts.model``; their log in Redis is ``services.alerts.log``.
 
 Hysteresis: a rule fires on the first evaluation whose condition holds, and
 resolves only once its condition has been false on every evaluation for
 ``resolve_after_s`` seconds (default 30); a true evaluation in between keeps
 it firing. ``evaluate`` returns the transitions only.
-
-Redis key layout of ``AlertLog`` (``P`` is the profile's ``redis_prefix``)::
-
-    P:alerts    STREAM  ts (epoch ms), rule, kind (firing|resolved), severity,
-                        value ("" when unknown), message (XADD MAXLEN ~ 100000)
-
-Stream ids carry the event time: an event is added as ``<ts ms>-*``, so range
-queries by stream id are queries by event time. An event older than the
-stream's newest entry (a writer with a clock behind another's) is added with
-the server's time instead.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Final, Literal, cast
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
-import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
 
+from services.alerts.model import Alert, AlertEvent
 from services.alerts.rules import (
-    RULE_KINDS,
     AlertRule,
     DeadLetterRateRule,
     FailureRateRule,
     FlowStoppedRule,
     LatencyRule,
     QueueDepthRule,
-    Severity,
-    default_rules,
-    rule_from_table,
 )
 from services.flow.types import LATENCY_PERCENTILES, FlowFrame
 
-AlertKind = Literal["firing", "resolved"]
-
-__all__ = [  # the rules are re-exported: callers import them from here too
-    "ALERTS_MAXLEN",
-    "INCIDENT_LEAD_MS",
-    "RULE_KINDS",
-    "Alert",
-    "AlertEngine",
-    "AlertEvent",
-    "AlertKind",
-    "AlertLog",
-    "AlertRule",
-    "DeadLetterRateRule",
-    "FailureRateRule",
-    "FlowStoppedRule",
-    "LatencyRule",
-    "QueueDepthRule",
-    "Severity",
-    "default_rules",
-    "incident_window",
-    "rule_from_table",
-]
-
-ALERTS_MAXLEN: Final = 100_000
-INCIDENT_LEAD_MS: Final = 5 * 60 * 1000
-"""How far before an incident's first firing ``incident_window`` starts."""
-
 _P99_ROW: Final = LATENCY_PERCENTILES.index(99)
-_READ_PAGE: Final = 1000
 
 FloatArray = npt.NDArray[np.float64]
-
-
-# --------------------------------------------------------------------------- alerts
-
-
-@dataclass(frozen=True)
-class AlertEvent:
-    """One transition of a rule: it started firing or it resolved."""
-
-    ts: float  # epoch seconds
-    rule: str
-    kind: AlertKind
-    value: float | None
-    message: str
-    severity: Severity = "warning"
-
-    @property
-    def ts_ms(self) -> int:
-        return round(self.ts * 1000)
-
-
-@dataclass(frozen=True)
-class Alert:
-    """A firing rule, as the banner and the alerts panel show it."""
-
-    rule: str
-    severity: Severity
-    since: float  # epoch seconds of the firing
-    value: float | None  # the latest evaluated value (None: not known at the moment)
-    message: str  # the message of the latest evaluation on which the condition held
-    clear_since: float | None = None  # the condition has been false since then
 
 
 @dataclass(frozen=True)
@@ -345,146 +269,3 @@ def _step_means(
     sums = np.bincount(index, weights=depths[known], minlength=steps)
     means: FloatArray = sums / counts
     return means
-
-
-# --------------------------------------------------------------------------- log
-
-
-class AlertLog:
-    """Alert transitions in the Redis stream ``{prefix}:alerts`` (see the module docstring).
-
-    Works with clients created with or without ``decode_responses``.
-    """
-
-    def __init__(self, redis: aioredis.Redis, prefix: str, maxlen: int = ALERTS_MAXLEN) -> None:
-        self.redis = redis
-        self.prefix = prefix
-        self.key = f"{prefix}:alerts"
-        self._maxlen = maxlen
-
-    async def append(self, event: AlertEvent) -> str:
-        """Record one event; returns its stream id."""
-        fields: dict[str | bytes, str | bytes | int] = {
-            "ts": event.ts_ms,
-            "rule": event.rule,
-            "kind": event.kind,
-            "severity": event.severity,
-            "value": "" if event.value is None else repr(float(event.value)),
-            "message": event.message,
-        }
-        try:
-            stream_id = await self.redis.xadd(
-                self.key,
-                cast(Any, fields),
-                id=f"{event.ts_ms}-*",
-                maxlen=self._maxlen,
-                approximate=True,
-            )
-        except ResponseError as exc:
-            if "equal or smaller" not in str(exc):
-                raise
-            stream_id = await self.redis.xadd(
-                self.key, cast(Any, fields), maxlen=self._maxlen, approximate=True
-            )
-        return _text(stream_id)
-
-    async def extend(self, events: Iterable[AlertEvent]) -> list[str]:
-        """Record several events in order; returns their stream ids."""
-        return [await self.append(event) for event in events]
-
-    async def read_range(
-        self,
-        from_ms: int | None = None,
-        to_ms: int | None = None,
-        *,
-        newest_first: bool = True,
-        count: int | None = None,
-    ) -> list[AlertEvent]:
-        """Events with ``from_ms <= time <= to_ms`` (either end open when None).
-
-        Newest first by default; at most ``count`` events (the newest ones when
-        newest first, the oldest ones otherwise).
-        """
-        low = "-" if from_ms is None else str(int(from_ms))
-        high = "+" if to_ms is None else str(int(to_ms))
-        events: list[AlertEvent] = []
-        while count is None or len(events) < count:
-            page = _READ_PAGE if count is None else min(_READ_PAGE, count - len(events))
-            if newest_first:
-                reply = _entries(
-                    await self.redis.xrevrange(self.key, max=high, min=low, count=page)
-                )
-            else:
-                reply = _entries(await self.redis.xrange(self.key, min=low, max=high, count=page))
-            events.extend(_event(data) for _, data in reply)
-            if len(reply) < page:
-                break
-            last = _text(reply[-1][0])
-            if newest_first:
-                high = "(" + last
-            else:
-                low = "(" + last
-        return events
-
-
-def _entries(reply: Any) -> list[tuple[str | bytes, dict[Any, Any]]]:
-    return cast(list[tuple[str | bytes, dict[Any, Any]]], reply or [])
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _event(data: Mapping[Any, Any]) -> AlertEvent:
-    fields = {_text(k): _text(v) for k, v in data.items()}
-    kind = fields.get("kind")
-    severity = fields.get("severity")
-    value = fields.get("value", "")
-    return AlertEvent(
-        ts=int(fields.get("ts", "0")) / 1000.0,
-        rule=fields.get("rule", ""),
-        kind="resolved" if kind == "resolved" else "firing",
-        value=float(value) if value else None,
-        message=fields.get("message", ""),
-        severity="critical" if severity == "critical" else "warning",
-    )
-
-
-# --------------------------------------------------------------------------- incidents
-
-
-def incident_window(
-    events: Sequence[AlertEvent],
-    now: float | None = None,
-    lead_ms: int = INCIDENT_LEAD_MS,
-) -> tuple[int, int] | None:
-    """The time range (epoch ms) a snapshot of the latest incident should cover.
-
-    Each firing is paired with the next resolution of its rule (or ``now``
-    when it has none: still firing). The incident is the run of overlapping
-    firing intervals that holds the most recent firing; the window runs from
-    its first firing minus ``lead_ms`` (5 minutes) to its last resolution, or
-    to ``now`` while any of it is still firing. None when there is no firing.
-    The events may come in any order; a resolution whose firing is not among
-    them is ignored.
-    """
-    now_ms = round((time.time() if now is None else now) * 1000)
-    ordered = sorted(events, key=lambda e: (e.ts, e.kind != "resolved"))
-    open_since: dict[str, int] = {}
-    intervals: list[tuple[int, int]] = []
-    for event in ordered:
-        if event.kind == "firing":
-            open_since.setdefault(event.rule, event.ts_ms)
-        elif event.rule in open_since:
-            intervals.append((open_since.pop(event.rule), event.ts_ms))
-    intervals.extend((start, max(start, now_ms)) for start in open_since.values())
-    if not intervals:
-        return None
-    intervals.sort()
-    start, end = intervals[-1]
-    # Walk back through earlier intervals that overlap the incident.
-    for earlier_start, earlier_end in reversed(intervals[:-1]):
-        if earlier_end >= start:
-            start = min(start, earlier_start)
-            end = max(end, earlier_end)
-    return start - lead_ms, end

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
-from services.alerts.engine import Alert, AlertEvent
+from services.alerts.model import Alert, AlertEvent
 from services.config import Profile
 from services.flow.process import (
     HISTORY_CAPACITY_S,

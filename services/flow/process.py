@@ -56,7 +56,7 @@ import numpy as np
 import numpy.typing as npt
 from aio_pika.abc import AbstractConnection
 
-from services.alerts.engine import Alert, AlertEvent
+from services.alerts.model import Alert, AlertEvent
 from services.config import Profile
 from services.flow.aggregator import FlowAggregator
 from services.flow.decoder import EventDecoder

@@ -55,7 +55,9 @@ import redis.exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from services.alerts.engine import Alert, AlertEngine, AlertEvent, AlertLog
+from services.alerts.engine import AlertEngine
+from services.alerts.log import AlertLog
+from services.alerts.model import Alert, AlertEvent
 from services.config import Profile
 from services.flow.aggregator import FlowAggregator
 from services.flow.history import HistoryLease, HistoryStore, SecondRow, rows_from_frame

@@ -21,7 +21,7 @@ from typing import Any, Final
 import numpy as np
 import orjson
 
-from services.alerts.engine import AlertEvent
+from services.alerts.model import AlertEvent
 from services.flow.types import LATENCY_PERCENTILES, FlowFrame
 from services.masking.json import JsonNumber, loads_exact, mask_optional_text, mask_sensitive_text
 from services.masking.message import mask_untrusted

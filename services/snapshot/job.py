@@ -32,7 +32,8 @@ import numpy as np
 import orjson
 import redis.asyncio as aioredis
 
-from services.alerts.engine import AlertEvent, AlertLog
+from services.alerts.log import AlertLog
+from services.alerts.model import AlertEvent
 from services.flow.history import HistoryStore, frame_from_rows
 from services.flow.types import FlowFrame
 from services.masking.json import mask_optional_text

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import orjson
 
-from services.alerts.engine import RULE_KINDS
+from services.alerts.rules import RULE_KINDS
 from services.config import Profile, TapBinding
 from services.links.urls import url_without_credentials
 from services.snapshot.bundle import Member

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Final, NamedTuple
 
-from services.alerts.engine import AlertEvent
+from services.alerts.model import AlertEvent
 from services.config import Profile
 from services.flow.types import FlowFrame
 

@@ -29,7 +29,7 @@ from typing import Final
 import jinja2
 
 from resources import resource_path
-from services.alerts.engine import AlertEvent
+from services.alerts.model import AlertEvent
 from services.masking.json import mask_optional_text
 from services.snapshot.model import FiringSpan
 from services.time_range import format_duration, format_local, format_utc, iso_utc

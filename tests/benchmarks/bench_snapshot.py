@@ -73,7 +73,9 @@ import numpy.typing as npt
 import orjson
 import redis.asyncio as aioredis
 
-from services.alerts.engine import AlertEvent, AlertLog, Severity
+from services.alerts.log import AlertLog
+from services.alerts.model import AlertEvent
+from services.alerts.rules import Severity
 from services.config import FieldPaths, Profile, TapBinding
 from services.flow.history import BUCKET_S, HistoryStore, SecondRow
 from services.workbench.codec import MessageRecord

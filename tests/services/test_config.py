@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from services.alerts.engine import FailureRateRule, QueueDepthRule
+from services.alerts.rules import FailureRateRule, QueueDepthRule
 from services.config import (
     ConfigError,
     TapBinding,

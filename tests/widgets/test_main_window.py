@@ -12,9 +12,9 @@ import pytest
 from PySide6.QtCore import QByteArray, QDateTime, QPoint, Qt
 from PySide6.QtGui import QImage
 
+from services.alerts.model import Alert, AlertEvent, AlertMark
 from services.links.status import LinkState, LinkStatus
 from tests.helpers.frames import make_frame, make_headline, realistic_frame, stage_demo_window
-from widgets.alerts.types import ActiveAlert, AlertLogRow, AlertMark
 from widgets.live.go_to_time_dialog import GoToTimeDialog
 from widgets.main_window import MainWindow
 
@@ -234,7 +234,7 @@ def test_a_resolved_problem_leaves_the_status_bar_but_stays_in_the_tooltip(windo
 
 
 def active(rule="failure_rate", severity="critical", since=1_700_000_000.0):
-    return ActiveAlert(rule, severity, since, 41.2, f"{rule}: failure rate 41.2 % over 60 s")
+    return Alert(rule, severity, since, 41.2, f"{rule}: failure rate 41.2 % over 60 s")
 
 
 def test_alt_digits_switch_pages_including_alerts(window, qtbot):
@@ -285,7 +285,7 @@ def test_the_banner_sits_between_counters_and_pages_and_opens_the_alerts_page(wi
 
 
 def test_the_alert_log_and_marks_are_forwarded(window):
-    row = AlertLogRow(1_700_000_000.0, "failure_rate", "firing", "critical", 41.2, "bad")
+    row = AlertEvent(1_700_000_000.0, "failure_rate", "firing", 41.2, "bad", "critical")
     window.show_alert_log([row])
     assert window.alerts_panel.shown_log() == [row]
     window.show_frame(frame_with(5.0))
@@ -369,14 +369,14 @@ def test_screenshot_with_a_critical_alert_and_marks(window, qtbot, tmp_path):
     t = frame.t
     window.show_alerts(
         [
-            ActiveAlert(
+            Alert(
                 "failure_rate",
                 "critical",
                 float(t[215]),
                 14.2,
                 "failure rate 14.2 % over 60 s (threshold 5 %)",
             ),
-            ActiveAlert("queue_depth:payments.dlq", "warning", float(t[240]), 757.0, "dlq deep"),
+            Alert("queue_depth:payments.dlq", "warning", float(t[240]), 757.0, "dlq deep"),
         ]
     )
     window.show_alert_marks(

@@ -10,7 +10,8 @@ from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QColor, QHideEvent, QShowEvent
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
 
-from widgets.alerts.types import ActiveAlert, format_age, format_value, most_severe_first
+from services.alerts.model import Alert
+from widgets.alerts.display import format_age, format_value, most_severe_first
 from widgets.common import colors
 from widgets.common.elided_label import ElidedLabel
 
@@ -85,7 +86,7 @@ class AlertBanner(QFrame):
         self.setProperty("severity", "critical")
         self.setStyleSheet(_STYLE)
         self._clock = clock
-        self._alerts: list[ActiveAlert] = []
+        self._alerts: list[Alert] = []
 
         self.badge = QLabel("CRITICAL")
         self.badge.setObjectName("AlertBadge")
@@ -133,12 +134,12 @@ class AlertBanner(QFrame):
     # -- state ---------------------------------------------------------------------------
 
     @property
-    def alerts(self) -> list[ActiveAlert]:
+    def alerts(self) -> list[Alert]:
         """The active alerts, most severe (then oldest) first."""
         return list(self._alerts)
 
     @property
-    def top_alert(self) -> ActiveAlert | None:
+    def top_alert(self) -> Alert | None:
         """The alert the strip shows, or None when none fires."""
         return self._alerts[0] if self._alerts else None
 
@@ -150,7 +151,7 @@ class AlertBanner(QFrame):
     # -- slots ---------------------------------------------------------------------------
 
     @Slot(object)
-    def show_alerts(self, alerts: Sequence[ActiveAlert]) -> None:
+    def show_alerts(self, alerts: Sequence[Alert]) -> None:
         """Show these active alerts (any order); hide when there are none."""
         self._alerts = most_severe_first(alerts)
         if not self._alerts:

@@ -1,7 +1,7 @@
 """The Alerts page: the alerts firing now above the log of firings and resolutions.
 
 ``ActiveAlertsModel`` and ``AlertLogModel`` hold plain
-:mod:`widgets.alerts.types` values (no per-row widgets); ``AlertLogFilterProxy``
+:mod:`services.alerts.model` values (no per-row widgets); ``AlertLogFilterProxy``
 narrows the log by text, severity and event kind.
 """
 
@@ -36,20 +36,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from widgets.alerts.types import (
-    SEVERITY_RANK,
-    ActiveAlert,
-    AlertLogRow,
-    format_age,
-    format_value,
-    most_severe_first,
-)
+from services.alerts.model import Alert, AlertEvent
+from widgets.alerts.display import SEVERITY_RANK, format_age, format_value, most_severe_first
 from widgets.common import colors
 from widgets.common.table_models import ListTableModel, RowFilterProxy, SortRole
 from widgets.workbench.audit_panel import configure_table
 
 RowRole: Final = Qt.ItemDataRole.UserRole
-"""The row's value: an :class:`ActiveAlert` or an :class:`AlertLogRow`."""
+"""The row's value: an :class:`Alert` or an :class:`AlertEvent`."""
 
 ACTIVE_COLUMNS: Final = ("severity", "rule", "since", "value", "message")
 LOG_COLUMNS: Final = ("time", "rule", "severity", "kind", "value", "message")
@@ -93,7 +87,7 @@ def _local(ts: float, *, with_date: bool = True) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S", time.localtime(ts))
 
 
-class ActiveAlertsModel(ListTableModel[ActiveAlert]):
+class ActiveAlertsModel(ListTableModel[Alert]):
     """The alerts firing now, most severe (then oldest) first."""
 
     def __init__(
@@ -102,13 +96,13 @@ class ActiveAlertsModel(ListTableModel[ActiveAlert]):
         super().__init__(ACTIVE_COLUMNS, COLUMN_TITLES, parent)
         self._clock = clock
 
-    def set_alerts(self, alerts: Sequence[ActiveAlert]) -> None:
+    def set_alerts(self, alerts: Sequence[Alert]) -> None:
         """Replace the alerts shown."""
         self.beginResetModel()
         self._rows = most_severe_first(alerts)
         self.endResetModel()
 
-    def alerts(self) -> list[ActiveAlert]:
+    def alerts(self) -> list[Alert]:
         """The alerts, in the order shown."""
         return list(self._rows)
 
@@ -122,7 +116,7 @@ class ActiveAlertsModel(ListTableModel[ActiveAlert]):
                 [Qt.ItemDataRole.DisplayRole],
             )
 
-    def _cell_data(self, alert: ActiveAlert, column: str, role: int) -> Any:
+    def _cell_data(self, alert: Alert, column: str, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
             return self._text(alert, column)
         if role == Qt.ItemDataRole.ForegroundRole:
@@ -149,7 +143,7 @@ class ActiveAlertsModel(ListTableModel[ActiveAlert]):
             return alert
         return None
 
-    def _text(self, alert: ActiveAlert, column: str) -> str:
+    def _text(self, alert: Alert, column: str) -> str:
         if column == "severity":
             return f"● {alert.severity}"
         if column == "rule":
@@ -163,14 +157,14 @@ class ActiveAlertsModel(ListTableModel[ActiveAlert]):
         return " ".join(alert.message.split())
 
 
-class AlertLogModel(ListTableModel[AlertLogRow]):
+class AlertLogModel(ListTableModel[AlertEvent]):
     """Recorded firings and resolutions, newest first."""
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(LOG_COLUMNS, COLUMN_TITLES, parent)
         self._haystacks: list[str] = []
 
-    def set_rows(self, rows: Sequence[AlertLogRow]) -> None:
+    def set_rows(self, rows: Sequence[AlertEvent]) -> None:
         """Replace the log (any order; kept newest first)."""
         ordered = sorted(rows, key=lambda r: (r.ts, r.kind == "firing"), reverse=True)
         self.beginResetModel()
@@ -180,18 +174,18 @@ class AlertLogModel(ListTableModel[AlertLogRow]):
         ]
         self.endResetModel()
 
-    def row(self, index: int) -> AlertLogRow:
+    def row(self, index: int) -> AlertEvent:
         """The log row at ``index`` (model order)."""
         return self._rows[index]
 
-    def rows(self) -> list[AlertLogRow]:
+    def rows(self) -> list[AlertEvent]:
         """Every row, newest first."""
         return list(self._rows)
 
     def haystack(self, index: int) -> str:
         return self._haystacks[index]
 
-    def _cell_data(self, row: AlertLogRow, column: str, role: int) -> Any:
+    def _cell_data(self, row: AlertEvent, column: str, role: int) -> Any:
         firing = row.kind == "firing"
         if role == Qt.ItemDataRole.DisplayRole:
             return self._text(row, column)
@@ -229,7 +223,7 @@ class AlertLogModel(ListTableModel[AlertLogRow]):
         return None
 
     @staticmethod
-    def _text(row: AlertLogRow, column: str) -> str:
+    def _text(row: AlertEvent, column: str) -> str:
         if column == "time":
             return _local(row.ts)
         if column == "rule":
@@ -497,7 +491,7 @@ class AlertsPanel(QWidget):
     # -- slots ---------------------------------------------------------------------------
 
     @Slot(object)
-    def show_active(self, alerts: Sequence[ActiveAlert]) -> None:
+    def show_active(self, alerts: Sequence[Alert]) -> None:
         """Show the alerts firing now (any order; most severe, then oldest, first)."""
         self.active_model.set_alerts(alerts)
         shown = self.active_model.alerts()
@@ -514,7 +508,7 @@ class AlertsPanel(QWidget):
             self._age_timer.stop()
 
     @Slot(object)
-    def show_log(self, rows: Sequence[AlertLogRow]) -> None:
+    def show_log(self, rows: Sequence[AlertEvent]) -> None:
         """Show the recorded transitions (any order; newest first)."""
         self.log_model.set_rows(rows)
         self.updated_label.setText(f"updated {_local(self._clock(), with_date=False)}")
@@ -551,17 +545,17 @@ class AlertsPanel(QWidget):
     @Slot(QModelIndex)
     def on_log_double_clicked(self, index: QModelIndex) -> None:
         row = index.data(RowRole)
-        if isinstance(row, AlertLogRow):
+        if isinstance(row, AlertEvent):
             self.time_activated.emit(float(row.ts))
 
     # -- state ---------------------------------------------------------------------------
 
-    def shown_log(self) -> list[AlertLogRow]:
+    def shown_log(self) -> list[AlertEvent]:
         """The log rows that pass the filters, in the order shown."""
         out = []
         for r in range(self.log_proxy.rowCount()):
             row = self.log_proxy.index(r, 0).data(RowRole)
-            if isinstance(row, AlertLogRow):
+            if isinstance(row, AlertEvent):
                 out.append(row)
         return out
 

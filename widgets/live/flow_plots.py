@@ -25,8 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from services.alerts.model import AlertMark
 from services.flow.types import LATENCY_PERCENTILES, FloatArray, FlowFrame
-from widgets.alerts.types import AlertMark
 from widgets.common import colors
 
 _AXIS_WIDTH = 62  # the same for every plot, so the four x axes line up pixel for pixel

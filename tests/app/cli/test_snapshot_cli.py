@@ -23,7 +23,8 @@ from PySide6.QtWidgets import QApplication
 
 from app.cli import exit_codes
 from app.cli.main import main
-from services.alerts.engine import AlertEvent, AlertLog
+from services.alerts.log import AlertLog
+from services.alerts.model import AlertEvent
 from services.config import FieldPaths
 from services.flow.history import HistoryStore, SecondRow
 from services.workbench.codec import MessageRecord

@@ -16,7 +16,9 @@ import redis.asyncio as aioredis
 
 from app.console import ConsoleSession
 from app.ui_state import UiState
-from services.alerts.engine import AlertEvent, AlertLog, incident_window
+from services.alerts.log import AlertLog
+from services.alerts.model import AlertEvent
+from services.alerts.timeline import incident_window
 from services.config import Profile, load_profile
 from services.flow.history import HistoryStore, SecondRow
 from tests.helpers.waiting import eventually

@@ -1,4 +1,4 @@
-"""Alert rules, the engine's transitions and hysteresis, the Redis alert log, incident windows.
+"""Alert rules, the engine's transitions and hysteresis, the Redis alert log.
 
 The engine tests simulate a flow second by second: per-second series built with
 numpy (normal → incident → recovery), an injected clock half-way through each
@@ -16,20 +16,20 @@ import numpy as np
 import pytest
 import redis.asyncio as aioredis
 
-from services.alerts.engine import (
+from services.alerts.engine import AlertEngine
+from services.alerts.log import AlertLog
+from services.alerts.model import AlertEvent
+from services.alerts.rules import (
     RULE_KINDS,
-    AlertEngine,
-    AlertEvent,
-    AlertLog,
     DeadLetterRateRule,
     FailureRateRule,
     FlowStoppedRule,
     LatencyRule,
     QueueDepthRule,
     default_rules,
-    incident_window,
     rule_from_table,
 )
+from services.alerts.timeline import incident_window
 from services.flow.types import FlowFrame, Headline
 
 T0 = 1_700_000_000
@@ -528,43 +528,3 @@ async def test_engine_to_log_to_incident_window(log: AlertLog) -> None:
         firing.ts_ms - 5 * 60 * 1000,
         resolved.ts_ms,
     )
-
-
-# --------------------------------------------------------------------------- incident window
-
-
-def test_incident_window_covers_the_latest_firing_to_its_resolution() -> None:
-    events = [
-        event(T0 + 100, "a", "firing"),
-        event(T0 + 200, "a", "resolved"),  # an earlier, separate incident
-        event(T0 + 1000, "b", "firing"),
-        event(T0 + 1300, "b", "resolved"),
-    ]
-    assert incident_window(events[::-1], now=T0 + 5000) == (
-        (T0 + 1000) * 1000 - 300_000,
-        (T0 + 1300) * 1000,
-    )
-
-
-def test_incident_window_runs_to_now_while_firing_and_joins_overlapping_alerts() -> None:
-    events = [
-        event(T0 + 900, "a", "firing"),
-        event(T0 + 1000, "b", "firing"),
-        event(T0 + 1100, "a", "resolved"),
-        event(T0 + 1200, "c", "firing"),  # the latest, overlapping b, still firing
-    ]
-    assert incident_window(events, now=T0 + 1500) == (
-        (T0 + 900) * 1000 - 300_000,
-        (T0 + 1500) * 1000,
-    )
-    events.append(event(T0 + 1400, "b", "resolved"))
-    events.append(event(T0 + 1450, "c", "resolved"))
-    assert incident_window(events, now=T0 + 5000, lead_ms=0) == (
-        (T0 + 900) * 1000,
-        (T0 + 1450) * 1000,
-    )
-
-
-def test_incident_window_without_a_firing() -> None:
-    assert incident_window([], now=T0) is None
-    assert incident_window([event(T0, "a", "resolved")], now=T0 + 10) is None

@@ -18,10 +18,9 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from services.alerts.engine import (
-    Alert,
-    AlertEvent,
-    AlertLog,
+from services.alerts.log import AlertLog
+from services.alerts.model import Alert, AlertEvent
+from services.alerts.rules import (
     AlertRule,
     DeadLetterRateRule,
     FailureRateRule,

@@ -29,7 +29,9 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from services.alerts.engine import AlertEvent, AlertLog, LatencyRule
+from services.alerts.log import AlertLog
+from services.alerts.model import AlertEvent
+from services.alerts.rules import LatencyRule
 from services.config import FieldPaths, Profile, TapBinding
 from services.flow.history import HistoryStore, SecondRow
 from services.flow.types import FlowFrame

@@ -7,14 +7,14 @@ import time
 import pytest
 from PySide6.QtCore import Qt
 
+from services.alerts.model import Alert
 from widgets.alerts.banner import AlertBanner, since_text
-from widgets.alerts.types import ActiveAlert
 
 NOW = 1_732_457_100.0
 
 
 def alert(rule="failure_rate", severity="critical", since=NOW - 130, value=41.2, message=""):
-    return ActiveAlert(rule, severity, since, value, message or f"{rule} is bad")
+    return Alert(rule, severity, since, value, message or f"{rule} is bad")
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_warnings_alone_turn_it_amber_and_one_alert_has_no_count(banner):
 
 
 def test_a_clearing_alert_says_so(banner):
-    banner.show_alerts([ActiveAlert("failure_rate", "critical", NOW - 60, 3.0, "x", NOW - 10)])
+    banner.show_alerts([Alert("failure_rate", "critical", NOW - 60, 3.0, "x", NOW - 10)])
     assert banner.since_label.text().endswith("· clearing")
 
 

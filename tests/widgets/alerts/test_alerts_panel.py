@@ -6,17 +6,17 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 
+from services.alerts.model import Alert, AlertEvent
 from widgets.alerts.panel import AlertsPanel, RowRole
-from widgets.alerts.types import ActiveAlert, AlertLogRow
 from widgets.common import colors
 
 NOW = 1_732_457_100.0
 
 LOG = [
-    AlertLogRow(NOW - 3000, "latency_p99", "firing", "warning", 1720.0, "p99 1,720 ms"),
-    AlertLogRow(NOW - 2400, "latency_p99", "resolved", "warning", None, "p99 back to normal"),
-    AlertLogRow(NOW - 130, "failure_rate", "firing", "critical", 41.2, "failure rate 41.2 %"),
-    AlertLogRow(NOW - 600, "queue_depth:payments.dlq", "firing", "critical", 1204.0, "dlq deep"),
+    AlertEvent(NOW - 3000, "latency_p99", "firing", 1720.0, "p99 1,720 ms", "warning"),
+    AlertEvent(NOW - 2400, "latency_p99", "resolved", None, "p99 back to normal", "warning"),
+    AlertEvent(NOW - 130, "failure_rate", "firing", 41.2, "failure rate 41.2 %", "critical"),
+    AlertEvent(NOW - 600, "queue_depth:payments.dlq", "firing", 1204.0, "dlq deep", "critical"),
 ]
 
 
@@ -54,9 +54,9 @@ def test_empty_states(panel):
 def test_active_alerts_most_severe_then_oldest_first(panel):
     panel.show_active(
         [
-            ActiveAlert("dead_letter_rate", "warning", NOW - 900, 44.0, "44 dead letters"),
-            ActiveAlert("queue_depth:payments.dlq", "critical", NOW - 30, 1204.0, "dlq deep"),
-            ActiveAlert("failure_rate", "critical", NOW - 130, 41.2, "failure rate 41.2 %"),
+            Alert("dead_letter_rate", "warning", NOW - 900, 44.0, "44 dead letters"),
+            Alert("queue_depth:payments.dlq", "critical", NOW - 30, 1204.0, "dlq deep"),
+            Alert("failure_rate", "critical", NOW - 130, 41.2, "failure rate 41.2 %"),
         ]
     )
     table = panel.active_table

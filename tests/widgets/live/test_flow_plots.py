@@ -8,9 +8,9 @@ import pytest
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QColor, QPainterPath
 
+from services.alerts.model import AlertMark
 from services.flow.types import LATENCY_PERCENTILES
 from tests.helpers.frames import make_frame, realistic_frame
-from widgets.alerts.types import AlertMark
 from widgets.common import colors
 from widgets.live.flow_plots import FlowPlots
 
