@@ -27,7 +27,8 @@ from app.cli import arg_types, exit_codes
 from app.cli.runner import profile_from
 from services.alerts.model import Alert, AlertEvent
 from services.config import Profile
-from services.flow.process import ChildConfig, FlowProcess
+from services.flow.process import FlowProcess
+from services.flow.protocol import ChildConfig
 from services.flow.recorder import RecorderState
 from services.links.status import LinkState, LinkStatus
 

@@ -12,7 +12,7 @@ from redis.exceptions import RedisError
 
 from services.config import Profile
 from services.flow.history import HistoryStore
-from services.flow.process import FlowMirror
+from services.flow.mirror import FlowMirror
 from services.links.redis import RedisLink
 from widgets.main_window import MainWindow
 

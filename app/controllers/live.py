@@ -11,11 +11,11 @@ from app.controllers.history import HistoryController
 from services.alerts.model import Alert, AlertEvent
 from services.config import Profile
 from services.flow.live_flow import LiveFlow
+from services.flow.protocol import HISTORY_CAPACITY_S
 from services.flow.recorder import RecorderState
 from widgets.main_window import MainWindow
 
 FRAME_HZ = 15
-HISTORY_CAPACITY_S = 3600
 
 
 class LiveController(QObject):

@@ -8,13 +8,9 @@ from collections.abc import Callable, Sequence
 
 from services.alerts.model import Alert, AlertEvent
 from services.config import Profile
-from services.flow.process import (
-    HISTORY_CAPACITY_S,
-    ChildConfig,
-    FlowMirror,
-    FlowProcess,
-    TapView,
-)
+from services.flow.mirror import FlowMirror, TapView
+from services.flow.process import FlowProcess
+from services.flow.protocol import HISTORY_CAPACITY_S, ChildConfig
 from services.flow.recorder import RecorderState
 from services.links.backoff import DEFAULT_BACKOFF_S
 from services.links.redis import RedisLink

@@ -1,6 +1,6 @@
 """The flow recorder: alerts evaluated once a second, history and alert log written to Redis.
 
-It runs inside the live flow's child process (``services.flow.process``), next
+It runs inside the live flow's child process (``services.flow.child``), next
 to the tap and the aggregator, in every console and in every headless
 ``payops collect``; ``FlowRecorder.run`` is one more task on the child's loop.
 

@@ -31,7 +31,8 @@ from services.alerts.rules import (
 from services.config import Profile, TapBinding
 from services.flow.history import HistoryStore, SecondRow
 from services.flow.live_flow import LiveFlow
-from services.flow.process import ChildConfig, FlowProcess
+from services.flow.process import FlowProcess
+from services.flow.protocol import ChildConfig
 from services.flow.recorder import RecorderState, TapCoverage
 from services.links.status import LinkStatus
 from tests.helpers.tcp_proxy import TcpProxy
