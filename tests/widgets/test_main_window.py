@@ -312,7 +312,7 @@ def test_history_from_the_toolbar_and_back(window, qtbot):
     window.history_mode_changed.connect(modes.append)
     end = float(live.t[-1]) + 1
 
-    qtbot.mouseClick(window.flow_plots.back_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.flow_plots.history_controls.back_button, Qt.MouseButton.LeftButton)
     ((start, stop),) = requested
     assert stop - start == 300
     assert stop >= end - 300 and stop < end - 300 + 60
@@ -323,7 +323,7 @@ def test_history_from_the_toolbar_and_back(window, qtbot):
     np.testing.assert_array_equal(throughput(window), [5.0] * 4)
     history = make_frame(np.arange(start, stop), {"authorized": np.full(300, 2.0)})
     window.history_loading(True)
-    assert not window.flow_plots.history_busy.isHidden()
+    assert not window.flow_plots.history_controls.busy.isHidden()
     window.show_history_frame(history)
     assert window.flow_plots.frame is history
 
@@ -331,7 +331,7 @@ def test_history_from_the_toolbar_and_back(window, qtbot):
     assert requested[-1] == (stop - 900, stop)
 
     window.history_unavailable("Redis is down")
-    assert "Redis is down" in window.flow_plots.history_label.text()
+    assert "Redis is down" in window.flow_plots.history_controls.label.text()
 
     qtbot.keyClick(window, Qt.Key.Key_End)
     assert window.live
@@ -401,11 +401,11 @@ def test_paused_badges_wait_while_history_is_shown(window, qtbot):
     window.show_frame(frame_with(5.0))
     window.set_paused(True)
     qtbot.waitUntil(window.paused_badge.isVisible)
-    window.flow_plots.back_action.trigger()
+    window.flow_plots.history_controls.back_action.trigger()
     qtbot.waitUntil(lambda: not window.paused_badge.isVisible())
     assert not window.flow_plots.paused_badge.isVisible()
     assert window.flow_plots.history_badge.isVisible()
-    window.flow_plots.live_action.trigger()
+    window.flow_plots.history_controls.live_action.trigger()
     qtbot.waitUntil(window.paused_badge.isVisible)
     assert window.flow_plots.paused_badge.isVisible()
     assert window.windowTitle().endswith("(paused)")

@@ -6,277 +6,31 @@ the flow history one window at a time. Alert spans are shaded on every plot.
 
 from __future__ import annotations
 
-import html
 import math
 import time
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, QRect, QRectF, Qt, Signal, Slot
-from PySide6.QtGui import QAction, QColor, QFont, QFontMetrics, QKeySequence, QPolygon
-from PySide6.QtWidgets import (
-    QHBoxLayout,
-    QLabel,
-    QProgressBar,
-    QToolButton,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtGui import QPolygon
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from services.alerts.model import AlertMark
-from services.flow.types import LATENCY_PERCENTILES, FloatArray, FlowFrame
+from services.flow.types import LATENCY_PERCENTILES, FlowFrame
 from widgets.common import colors
+from widgets.live.crosshair_readout import CrosshairReadout, ReadoutEntry, readout_entries
+from widgets.live.history_controls import HistoryControls, HistoryRange, format_range
+from widgets.live.plot_items import (
+    AlertMarkItems,
+    SeriesGroup,
+    add_crosshair_line,
+    add_plot,
+    make_curve,
+)
 
-_AXIS_WIDTH = 62  # the same for every plot, so the four x axes line up pixel for pixel
-_LEGEND_WIDTH = 168
-_TITLE_HEIGHT = 20
-_READOUT_OFFSET = 16
 _DEFAULT_SPAN_S = 300
-_MARK_FILL_ALPHA = {"critical": 56, "warning": 32}
-_MARK_Z = -20.0  # under the curves
 _OPEN_END_AHEAD_S = 6 * 3600.0  # a still-firing alert's shading reaches this far past now
-_MAX_MESSAGE_CHARS = 90
-
-
-class _SideLegend(pg.LegendItem):
-    """A legend in its own layout cell beside a plot, top-aligned, instead of over the data."""
-
-    def updateSize(self) -> None:
-        """Take the height of the entries and let the surrounding layout place the legend."""
-        hint = self.layout.effectiveSizeHint(Qt.SizeHint.PreferredSize)
-        self.setMaximumHeight(max(hint.height(), 1.0))
-        self.updateGeometry()
-
-    def mouseDragEvent(self, ev: object) -> None:
-        """A docked legend is not draggable."""
-        ignore = getattr(ev, "ignore", None)
-        if ignore is not None:
-            ignore()
-
-
-class _SeriesGroup:
-    """The curves of one plot keyed by series name (statuses or queues).
-
-    A curve is created the first time its name appears and keeps its colour;
-    a name missing from a frame is emptied and leaves the legend until it returns.
-    """
-
-    def __init__(
-        self,
-        plot: pg.PlotItem,
-        legend: _SideLegend,
-        pick_colour: Callable[[str, Collection[str]], str],
-        make_curve: Callable[[pg.PlotItem, _SideLegend, str, str], pg.PlotDataItem],
-    ) -> None:
-        self.plot = plot
-        self.legend = legend
-        self.curves: dict[str, pg.PlotDataItem] = {}
-        self.colours: dict[str, str] = {}
-        self._absent: set[str] = set()
-        self._pick_colour = pick_colour
-        self._make_curve = make_curve
-
-    def show(self, names: Sequence[str], rows: FloatArray, t: FloatArray) -> None:
-        """One ``setData`` per curve."""
-        for row, name in enumerate(names):
-            curve = self.curves.get(name)
-            if curve is None:
-                colour = self._pick_colour(name, set(self.colours.values()))
-                self.colours[name] = colour
-                curve = self.curves[name] = self._make_curve(self.plot, self.legend, name, colour)
-            elif name in self._absent:
-                self._absent.discard(name)
-                self.legend.addItem(curve, _legend_name(name))
-            curve.setData(t, rows[row], skipFiniteCheck=True)
-        present = set(names)
-        for name, curve in self.curves.items():
-            if name not in present and name not in self._absent:
-                self._absent.add(name)
-                curve.setData([], [])
-                self.legend.removeItem(curve)
-
-
-def _legend_name(name: str) -> str:
-    """A series name short enough for the legend column (the read-out shows it whole)."""
-    metrics = QFontMetrics(_legend_font())
-    return html.escape(metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, _LEGEND_WIDTH - 36))
-
-
-def _legend_font() -> QFont:
-    font = QFont()
-    font.setPointSizeF(8.0)
-    return font
-
-
-def _translucent(colour: str, alpha: int) -> QColor:
-    translucent = QColor(colour)
-    translucent.setAlpha(alpha)
-    return translucent
-
-
-def _format_rate(value: float) -> str:
-    if not math.isfinite(value):
-        return "—"
-    if value == int(value) or abs(value) >= 100:
-        return f"{value:,.0f}"
-    return f"{value:,.1f}"
-
-
-def _format_depth(value: float) -> str:
-    return f"{value:,.0f}" if math.isfinite(value) else "—"
-
-
-def _format_ms(value: float) -> str:
-    if not math.isfinite(value):
-        return "—"
-    return f"{value:,.1f} ms" if value < 10 else f"{value:,.0f} ms"
-
-
-def mark_color(severity: str) -> str:
-    """An alert mark's colour: red for critical, amber for warning."""
-    return colors.RED if severity == "critical" else colors.AMBER
-
-
-class _AlertMarkItems:
-    """What draws one alert mark: a shaded span and a firing line on every plot.
-
-    Created when more marks are shown than ever before, then reused: a call of
-    ``set_alert_marks`` only moves, recolours, shows or hides these items.
-    """
-
-    def __init__(self, plots: Sequence[pg.PlotItem]) -> None:
-        self.regions: list[pg.LinearRegionItem] = []
-        self.lines: list[pg.InfiniteLine] = []
-        self.mark: AlertMark | None = None
-        for row, plot in enumerate(plots):
-            region = pg.LinearRegionItem(
-                values=(0.0, 1.0), movable=False, pen=pg.mkPen(None), brush=pg.mkBrush(None)
-            )
-            region.setZValue(_MARK_Z)
-            for edge in region.lines:
-                edge.setPen(pg.mkPen(None))
-                edge.setHoverPen(pg.mkPen(None))
-            plot.addItem(region, ignoreBounds=True)
-            # The rule's name once, at the top of the first plot.
-            label_opts = {
-                "position": 0.96,
-                "anchors": [(0, 0), (0, 0)],
-                "fill": _translucent(colors.PLOT_BG, 210),
-            }
-            line = pg.InfiniteLine(
-                angle=90,
-                movable=False,
-                pen=pg.mkPen(None),
-                label="" if row == 0 else None,
-                labelOpts=label_opts if row == 0 else None,
-            )
-            line.setZValue(_MARK_Z + 1)
-            plot.addItem(line, ignoreBounds=True)
-            self.regions.append(region)
-            self.lines.append(line)
-
-    def show(self, mark: AlertMark, open_end_s: float, label_at: float = 0.96) -> None:
-        """Put the items on ``mark``'s span (to ``open_end_s`` while it still fires)."""
-        look = (mark.severity, mark.rule, mark.end_s is None)
-        old = self.mark
-        changed_look = old is None or (old.severity, old.rule, old.end_s is None) != look
-        self.mark = mark
-        end = open_end_s if mark.end_s is None else max(mark.end_s, mark.start_s)
-        colour = mark_color(mark.severity)
-        if changed_look:
-            fill = _translucent(colour, _MARK_FILL_ALPHA.get(mark.severity, 38))
-            pen = pg.mkPen(colour, width=1.2)
-            state = "firing" if mark.end_s is None else "resolved"
-            tip = f"{mark.rule} ({mark.severity}) {state}"
-            for region, line in zip(self.regions, self.lines, strict=True):
-                region.setBrush(pg.mkBrush(fill))
-                line.setPen(pen)
-                line.setToolTip(tip)
-                label = getattr(line, "label", None)
-                if isinstance(label, pg.InfLineLabel):
-                    label.format = mark.rule.replace("{", "{{").replace("}", "}}")
-                    label.setColor(colour)
-        label = getattr(self.lines[0], "label", None)
-        if isinstance(label, pg.InfLineLabel) and label.orthoPos != label_at:
-            label.setPosition(label_at)
-        for region, line in zip(self.regions, self.lines, strict=True):
-            region.setRegion((mark.start_s, end))
-            line.setValue(mark.start_s)
-            region.show()
-            line.show()
-
-    def hide(self) -> None:
-        """Take the items off the plots (kept for the next marks)."""
-        self.mark = None
-        for region, line in zip(self.regions, self.lines, strict=True):
-            region.hide()
-            line.hide()
-
-    @property
-    def visible(self) -> bool:
-        return self.mark is not None
-
-
-class _ActionButton(QToolButton):
-    """A tool button that mirrors an action without being one of its widgets.
-
-    ``setDefaultAction`` would add the action to the button; a toolbar button
-    is always on screen, so the action's shortcuts (PgUp, End…) would then work
-    on every page. Mirrored, they work only while the plots are on screen.
-    """
-
-    def __init__(self, action: QAction, name: str) -> None:
-        super().__init__()
-        self._action = action
-        self.setObjectName(name)
-        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.setAutoRaise(True)
-        self.clicked.connect(action.trigger)
-        action.changed.connect(self.sync)
-        self.sync()
-
-    @Slot()
-    def sync(self) -> None:
-        """Take the action's text, tooltip, enabled state and visibility."""
-        self.setText(self._action.text())
-        self.setToolTip(self._action.toolTip())
-        self.setEnabled(self._action.isEnabled())
-        self.setVisible(self._action.isVisible())
-
-
-def format_range(from_s: float, to_s: float, now: float) -> str:
-    """ "13:05:00 – 14:05:00", with dates when the range is not all today."""
-    start, end, today = time.localtime(from_s), time.localtime(to_s), time.localtime(now)
-    clock = "%H:%M:%S"
-    if start[:3] == end[:3]:
-        head = clock if start[:3] == today[:3] else f"%b %d {clock}"
-        return f"{time.strftime(head, start)} – {time.strftime(clock, end)}"
-    return f"{time.strftime(f'%b %d {clock}', start)} – {time.strftime(f'%b %d {clock}', end)}"
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryRange:
-    """The span of history on screen: ``from_s <= t < to_s`` (epoch seconds)."""
-
-    from_s: float
-    to_s: float
-
-
-_HISTORY_STYLE = f"""
-QLabel#HistoryRange {{ color: {colors.TEXT_MUTED}; padding: 0 4px; }}
-QLabel#HistoryRange[mode="live"] {{ color: {colors.GREEN}; }}
-QLabel#HistoryRange[mode="history"] {{ color: {colors.ACCENT}; font-weight: bold; }}
-QLabel#HistoryRange[mode="unavailable"] {{ color: {colors.AMBER}; }}
-QToolButton#HistoryBack, QToolButton#HistoryForward {{ padding: 4px 7px; }}
-QToolButton:disabled {{ color: {colors.TEXT_FAINT}; }}
-QProgressBar#HistoryBusy {{
-    background: {colors.PLOT_BG}; border: 1px solid {colors.BORDER}; border-radius: 3px;
-    max-height: 6px;
-}}
-QProgressBar#HistoryBusy::chunk {{ background: {colors.ACCENT}; border-radius: 2px; }}
-"""
 
 
 class FlowPlots(QWidget):
@@ -288,15 +42,15 @@ class FlowPlots(QWidget):
     back, i.e. paused) the operator can pan and zoom the time axis, and the
     crosshair reads out every series at the second under the mouse.
 
-    History: ``back_action`` (Alt+Left, PgUp) shows the window before the one
-    on screen and emits ``history_requested(from_s, to_s)``; the caller answers
-    with ``show_history_frame``. Live frames (``show_frame``) are kept but not
-    drawn while in history; ``forward_action`` (Alt+Right, PgDown) steps
-    forward and returns to live past now; ``live_action`` (End) returns at once.
-    ``set_window_seconds`` in history keeps the end and asks again.
-    ``history_mode_changed`` tells the caller when history starts and ends.
-    The shortcuts work only while the plots are on screen; ``history_controls``
-    holds the buttons and the range label for the caller's toolbar.
+    History (the actions of ``history_controls``, whose buttons and range
+    label go in the caller's toolbar): ``back_action`` (Alt+Left, PgUp) shows
+    the window before the one on screen and emits ``history_requested(from_s,
+    to_s)``; the caller answers with ``show_history_frame``. Live frames
+    (``show_frame``) are kept but not drawn while in history; ``forward_action``
+    (Alt+Right, PgDown) steps forward and returns to live past now;
+    ``live_action`` (End) returns at once. ``set_window_seconds`` in history
+    keeps the end and asks again. ``history_mode_changed`` tells the caller when
+    history starts and ends. The shortcuts work only while the plots are on screen.
 
     Alert marks (``set_alert_marks``) shade each alert's span on every plot,
     with a line at the firing; the read-out lists the alerts at the crosshair.
@@ -320,7 +74,7 @@ class FlowPlots(QWidget):
         self._history_problem = ""
         self._paused = False
         self._marks: tuple[AlertMark, ...] = ()
-        self._mark_items: list[_AlertMarkItems] = []
+        self._mark_items: list[AlertMarkItems] = []
         self._open_end_s: float | None = None
 
         self.graphics = pg.GraphicsLayoutWidget()
@@ -331,35 +85,35 @@ class FlowPlots(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.graphics)
 
-        self.throughput_plot, self.throughput_legend = self._add_plot(
-            0, "Throughput by status", "events/s"
+        self.throughput_plot, self.throughput_legend = add_plot(
+            self.graphics, 0, "Throughput by status", "events/s"
         )
-        self.dead_letter_plot, self.dead_letter_legend = self._add_plot(
-            1, "Dead-letter arrivals", "msgs/s"
+        self.dead_letter_plot, self.dead_letter_legend = add_plot(
+            self.graphics, 1, "Dead-letter arrivals", "msgs/s"
         )
-        self.queue_plot, self.queue_legend = self._add_plot(2, "Queue depth", "messages")
-        self.latency_plot, self.latency_legend = self._add_plot(3, "End-to-end latency", "ms")
+        self.queue_plot, self.queue_legend = add_plot(self.graphics, 2, "Queue depth", "messages")
+        self.latency_plot, self.latency_legend = add_plot(
+            self.graphics, 3, "End-to-end latency", "ms"
+        )
         self.plots: tuple[pg.PlotItem, ...] = (
             self.throughput_plot,
             self.dead_letter_plot,
             self.queue_plot,
             self.latency_plot,
         )
-        self._statuses = _SeriesGroup(
-            self.throughput_plot, self.throughput_legend, colors.status_color, self._make_curve
+        self._statuses = SeriesGroup(
+            self.throughput_plot, self.throughput_legend, colors.status_color
         )
-        self._queues = _SeriesGroup(
-            self.queue_plot, self.queue_legend, colors.queue_color, self._make_curve
-        )
+        self._queues = SeriesGroup(self.queue_plot, self.queue_legend, colors.queue_color)
         bottom = self.latency_plot.getAxis("bottom")
         bottom.setStyle(showValues=True)
         bottom.setLabel("local time", color=colors.TEXT_MUTED)
 
-        self.dead_letter_curve = self._make_curve(
+        self.dead_letter_curve = make_curve(
             self.dead_letter_plot, None, "dead letters", colors.DEAD_LETTER_COLOR, fill=True
         )
         self._latency_curves: dict[int, pg.PlotDataItem] = {
-            p: self._make_curve(
+            p: make_curve(
                 self.latency_plot,
                 self.latency_legend,
                 f"p{p}",
@@ -367,18 +121,9 @@ class FlowPlots(QWidget):
             )
             for p in LATENCY_PERCENTILES
         }
-        self._crosshair_lines = [self._add_crosshair_line(plot) for plot in self.plots]
+        self._crosshair_lines = [add_crosshair_line(plot) for plot in self.plots]
 
-        self.readout = QLabel(self.graphics)
-        self.readout.setObjectName("CrosshairReadout")
-        self.readout.setTextFormat(Qt.TextFormat.RichText)
-        self.readout.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-        self.readout.setStyleSheet(
-            f"QLabel#CrosshairReadout {{ background: #0f1216;"
-            f" color: {colors.TEXT}; border: 1px solid {colors.BORDER};"
-            " border-radius: 6px; padding: 6px 8px; }"
-        )
-        self.readout.hide()
+        self.readout = CrosshairReadout(self.graphics)
         self.paused_badge = self._overlay_label(
             "PausedBadge",
             "Plots frozen · counters live · hover to inspect",
@@ -399,7 +144,7 @@ class FlowPlots(QWidget):
             f" border: 1px solid {colors.ACCENT}; border-radius: 4px; padding: 2px 8px;"
             " font-weight: bold;",
         )
-        self._build_history_controls()
+        self.history_controls = HistoryControls(self)
 
         now = self._clock()
         self.throughput_plot.setXRange(now - _DEFAULT_SPAN_S, now, padding=0)
@@ -410,87 +155,6 @@ class FlowPlots(QWidget):
 
     # -- construction -------------------------------------------------------------------
 
-    def _add_plot(self, row: int, title: str, unit: str) -> tuple[pg.PlotItem, _SideLegend]:
-        axis = pg.DateAxisItem(orientation="bottom")
-        plot = self.graphics.addPlot(row=row, col=0, axisItems={"bottom": axis})
-        plot.setTitle(html.escape(title), color=colors.TEXT, size="9pt", bold=True, justify="left")
-        plot.layout.setRowFixedHeight(0, _TITLE_HEIGHT)
-        plot.titleLabel.setMaximumHeight(_TITLE_HEIGHT)
-        plot.showGrid(x=True, y=True, alpha=0.18)
-        plot.hideButtons()
-        plot.setMenuEnabled(False)
-        plot.setMouseEnabled(x=True, y=False)
-        plot.setClipToView(True)
-        plot.setDownsampling(auto=True, mode="peak")
-        plot.getViewBox().setAutoVisible(y=True)
-        plot.getViewBox().enableAutoRange(y=True)
-        tick_font = QFont()
-        tick_font.setPointSizeF(8.0)
-        for name in ("left", "bottom"):
-            ax = plot.getAxis(name)
-            ax.setPen(pg.mkPen(colors.GRID))
-            ax.setTextPen(pg.mkPen(colors.TEXT_MUTED))
-            ax.setStyle(tickFont=tick_font, tickTextOffset=4)
-        left = plot.getAxis("left")
-        left.setWidth(_AXIS_WIDTH)
-        left.enableAutoSIPrefix(False)
-        left.setLabel(unit, color=colors.TEXT_MUTED, **{"font-size": "8pt"})
-        plot.getAxis("bottom").setStyle(showValues=False)
-        if row:
-            plot.setXLink(self.graphics.getItem(0, 0))
-
-        legend = _SideLegend(
-            pen=pg.mkPen(None),
-            brush=pg.mkBrush(None),
-            labelTextColor=colors.TEXT,
-            labelTextSize="8pt",
-            verSpacing=-4,
-            frame=False,
-        )
-        legend.setMinimumWidth(_LEGEND_WIDTH)
-        legend.setMaximumWidth(_LEGEND_WIDTH)
-        self.graphics.addItem(legend, row=row, col=1)
-        self.graphics.ci.layout.setAlignment(legend, Qt.AlignmentFlag.AlignTop)
-        return plot, legend
-
-    @staticmethod
-    def _make_curve(
-        plot: pg.PlotItem,
-        legend: _SideLegend | None,
-        name: str,
-        colour: str,
-        fill: bool = False,
-    ) -> pg.PlotDataItem:
-        curve = pg.PlotDataItem(
-            name=name,
-            pen=pg.mkPen(colour, width=1.6),
-            connect="finite",
-            skipFiniteCheck=True,
-            clipToView=True,
-            autoDownsample=True,
-            downsampleMethod="peak",
-            antialias=True,
-            # fillLevel keeps 0 inside the y auto-range; a brush is only set to draw a fill.
-            fillLevel=0.0,
-            fillBrush=_translucent(colour, 60) if fill else None,
-        )
-        plot.addItem(curve)
-        if legend is not None:  # a single series needs no legend: the title names it
-            legend.addItem(curve, _legend_name(name))
-        return curve
-
-    @staticmethod
-    def _add_crosshair_line(plot: pg.PlotItem) -> pg.InfiniteLine:
-        line = pg.InfiniteLine(
-            angle=90,
-            movable=False,
-            pen=pg.mkPen(colors.TEXT_MUTED, width=1, style=Qt.PenStyle.DashLine),
-        )
-        line.setZValue(1000)
-        line.hide()
-        plot.addItem(line, ignoreBounds=True)
-        return line
-
     def _overlay_label(self, name: str, text: str, style: str) -> QLabel:
         label = QLabel(text, self.graphics)
         label.setObjectName(name)
@@ -500,54 +164,13 @@ class FlowPlots(QWidget):
         label.hide()
         return label
 
-    def _build_history_controls(self) -> None:
-        self.back_action = QAction("◀", self)
-        self.back_action.setShortcuts([QKeySequence("Alt+Left"), QKeySequence(Qt.Key.Key_PageUp)])
-        self.back_action.setToolTip("Back one window in the flow history (Alt+Left, PgUp)")
-        self.forward_action = QAction("▶", self)
-        self.forward_action.setShortcuts(
-            [QKeySequence("Alt+Right"), QKeySequence(Qt.Key.Key_PageDown)]
-        )
-        self.forward_action.setToolTip(
-            "Forward one window; past now, back to live (Alt+Right, PgDown)"
-        )
-        self.live_action = QAction("Live", self)
-        self.live_action.setShortcut(QKeySequence(Qt.Key.Key_End))
-        self.live_action.setToolTip("Back to the live flow (End)")
-        # On the plots only: Qt skips the shortcuts of a widget that is not on screen.
-        self.addActions([self.back_action, self.forward_action, self.live_action])
-
-        self.history_controls = QWidget()
-        self.history_controls.setObjectName("HistoryControls")
-        self.history_controls.setStyleSheet(_HISTORY_STYLE)
-        self.back_button = _ActionButton(self.back_action, "HistoryBack")
-        self.forward_button = _ActionButton(self.forward_action, "HistoryForward")
-        self.live_button = _ActionButton(self.live_action, "HistoryLive")
-        self.history_label = QLabel()
-        self.history_label.setObjectName("HistoryRange")
-        self.history_busy = QProgressBar()
-        self.history_busy.setObjectName("HistoryBusy")
-        self.history_busy.setRange(0, 0)
-        self.history_busy.setTextVisible(False)
-        self.history_busy.setFixedSize(28, 6)
-        self.history_busy.setToolTip("Reading the flow history…")
-        self.history_busy.hide()
-        row = QHBoxLayout(self.history_controls)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.setSpacing(2)
-        for button in (self.back_button, self.forward_button, self.live_button):
-            row.addWidget(button)
-        row.addSpacing(4)
-        row.addWidget(self.history_label)
-        row.addWidget(self.history_busy, 0, Qt.AlignmentFlag.AlignVCenter)
-
     def _connect_signals(self) -> None:
         self.graphics.scene().sigMouseMoved.connect(self.on_mouse_moved)
         self.throughput_plot.getViewBox().sigResized.connect(self._place_overlays)
         self.graphics.installEventFilter(self)
-        self.back_action.triggered.connect(self.go_back)
-        self.forward_action.triggered.connect(self.go_forward)
-        self.live_action.triggered.connect(self.go_live)
+        self.history_controls.back_action.triggered.connect(self.go_back)
+        self.history_controls.forward_action.triggered.connect(self.go_forward)
+        self.history_controls.live_action.triggered.connect(self.go_live)
 
     # -- series access (for callers and tests) -------------------------------------------
 
@@ -727,7 +350,7 @@ class FlowPlots(QWidget):
             return
         self._marks = marks
         while len(self._mark_items) < len(marks):
-            self._mark_items.append(_AlertMarkItems(self.plots))
+            self._mark_items.append(AlertMarkItems(self.plots))
         open_end = self._clock() + _OPEN_END_AHEAD_S
         self._open_end_s = open_end if any(m.end_s is None for m in marks) else None
         for k, (items, mark) in enumerate(zip(self._mark_items, marks, strict=False)):
@@ -771,41 +394,17 @@ class FlowPlots(QWidget):
 
     def _update_history_controls(self) -> None:
         history = self._history
-        self.forward_action.setEnabled(history is not None)
-        self.live_action.setEnabled(history is not None)
-        self.live_action.setVisible(history is not None)  # the label says "Live" already
-        label = self.history_label
-        if history is None:
-            mode, text = "live", "● Live"
-            tip = "The plots follow the live flow; ◀ (Alt+Left, PgUp) looks back"
-        else:
-            span = format_range(history.from_s, history.to_s, self._clock())
-            if self._history_problem:
-                mode = "unavailable"
-                problem = self._history_problem
-                if len(problem) > _MAX_MESSAGE_CHARS:
-                    problem = problem[: _MAX_MESSAGE_CHARS - 1] + "…"
-                text = f"History unavailable: {problem}"
-            else:
-                mode, text = "history", f"History {span}"
-            tip = (
-                f"Showing the flow history {span}"
-                f"{' (' + self._history_problem + ')' if self._history_problem else ''};"
-                " End returns to live"
-            )
-        if self._history_loading:
-            tip += " (reading the flow history…)"
-        label.setText(text)
-        label.setToolTip(tip)
-        if label.property("mode") != mode:
-            label.setProperty("mode", mode)
-            label.style().unpolish(label)
-            label.style().polish(label)
-        self.history_busy.setVisible(self._history_loading)
+        tip = self.history_controls.show_state(
+            history,
+            loading=self._history_loading,
+            problem=self._history_problem,
+            now=self._clock(),
+        )
         self.paused_badge.setVisible(self._paused and history is None)
         if history is None:
             self.history_badge.hide()
         else:
+            span = format_range(history.from_s, history.to_s, self._clock())
             badge = "History · loading…" if self._history_loading else f"History · {span}"
             self.history_badge.setText(badge)
             self.history_badge.setToolTip(tip)
@@ -902,7 +501,7 @@ class FlowPlots(QWidget):
         """What the read-out shows: (group, series, formatted value) at the crosshair."""
         return [(group, name, value) for group, name, value, _ in self._readout_entries()]
 
-    def _readout_entries(self) -> list[tuple[str, str, str, str]]:
+    def _readout_entries(self) -> list[ReadoutEntry]:
         """(group, series, formatted value, colour) for every series at the crosshair."""
         frame = self._frame
         if self._crosshair_t is None or frame is None:
@@ -910,58 +509,13 @@ class FlowPlots(QWidget):
         i = self._index_at(self._crosshair_t)
         if i is None:
             return []
-        rows: list[tuple[str, str, str, str]] = []
-        for k, name in enumerate(frame.status_names):
-            value = _format_rate(float(frame.status_counts[k, i]))
-            rows.append(("Throughput", name, value, self._statuses.colours.get(name, colors.TEXT)))
-        value = _format_rate(float(frame.dead_letters[i]))
-        rows.append(("Dead letters", "dead letters", value, colors.DEAD_LETTER_COLOR))
-        for k, name in enumerate(frame.queue_names):
-            value = _format_depth(float(frame.queue_depths[k, i]))
-            rows.append(("Queue depth", name, value, self._queues.colours.get(name, colors.TEXT)))
-        for k, p in enumerate(LATENCY_PERCENTILES):
-            value = _format_ms(float(frame.latency_ms[k, i]))
-            rows.append(("Latency", f"p{p}", value, colors.LATENCY_COLORS.get(p, colors.TEXT)))
-        for mark in self._marks_at(float(frame.t[i])):
-            rows.append(("Alerts", mark.rule, mark.severity, mark_color(mark.severity)))
-        return rows
-
-    def _marks_at(self, t: float) -> list[AlertMark]:
-        """The alert marks whose span holds second ``t`` (still-firing ones reach now)."""
-        return [
-            m
-            for m in self._marks
-            if m.start_s <= t + 0.5 and (m.end_s is None or t - 0.5 <= m.end_s)
-        ]
+        return readout_entries(frame, i, self._statuses.colours, self._queues.colours, self._marks)
 
     def _update_readout(self) -> None:
         if self._crosshair_t is None:
             return
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self._crosshair_t))
-        units = {"Throughput": "events/s", "Dead letters": "msgs/s", "Queue depth": "messages"}
-        parts = [
-            "<table cellspacing='0' cellpadding='1'>",
-            f"<tr><td colspan='2'><b>{stamp}</b></td></tr>",
-        ]
-        group_now = ""
-        for group, name, value, colour in self._readout_entries():
-            if group != group_now:
-                group_now = group
-                unit = units.get(group, "")
-                unit_html = f" · {unit}" if unit else ""
-                parts.append(
-                    f"<tr><td colspan='2' style='color:{colors.TEXT_MUTED};"
-                    f" padding-top:4px'>{group}{unit_html}</td></tr>"
-                )
-            parts.append(
-                f"<tr><td><span style='color:{colour}'>■</span> {html.escape(name)}"
-                f"&nbsp;&nbsp;</td><td align='right'>{value}</td></tr>"
-            )
-        if self._frame is None:
-            parts.append(f"<tr><td style='color:{colors.TEXT_MUTED}'>no data yet</td></tr>")
-        parts.append("</table>")
-        self.readout.setText("".join(parts))
-        self.readout.adjustSize()
+        entries = self._readout_entries()
+        self.readout.show_entries(self._crosshair_t, entries, self._frame is not None)
         if not self.readout.isVisible():
             top = self.throughput_plot.getViewBox().sceneBoundingRect().topLeft()
             anchor = self.graphics.mapFromScene(
@@ -978,15 +532,7 @@ class FlowPlots(QWidget):
 
     def _place_readout(self, cursor: QPoint) -> None:
         """Put the read-out beside the cursor, on the side where it covers no legend."""
-        self.readout.adjustSize()
-        size = self.readout.size()
-        area = self.graphics.rect()
-        plots_right = self._plot_area().right()
-        x = cursor.x() + _READOUT_OFFSET
-        if x + size.width() > plots_right:
-            x = cursor.x() - _READOUT_OFFSET - size.width()
-        y = min(max(cursor.y() + _READOUT_OFFSET, 4), max(area.bottom() - size.height() - 4, 4))
-        self.readout.move(max(x, 4), y)
+        self.readout.place(cursor, self.graphics.rect(), self._plot_area().right())
 
     def _plot_area(self) -> QRect:
         """Where the data is drawn, in the graphics view's pixels (legends excluded)."""

@@ -364,32 +364,32 @@ def test_back_and_forward_step_one_window_at_a_time(history_plots, w):
     requested = collect(plots)
     modes = []
     plots.history_mode_changed.connect(modes.append)
-    assert not plots.forward_action.isEnabled()
+    assert not plots.history_controls.forward_action.isEnabled()
 
-    plots.back_action.trigger()
-    plots.back_action.trigger()
+    plots.history_controls.back_action.trigger()
+    plots.history_controls.back_action.trigger()
     assert requested == [(END - 2 * w, END - w), (END - 3 * w, END - 2 * w)]
     assert not plots.live
     assert modes == [True]
-    assert plots.forward_action.isEnabled()
+    assert plots.history_controls.forward_action.isEnabled()
     assert plots.throughput_plot.getViewBox().viewRange()[0] == pytest.approx(
         [END - 3 * w, END - 2 * w]
     )
 
-    plots.forward_action.trigger()
+    plots.history_controls.forward_action.trigger()
     assert requested[-1] == (END - 2 * w, END - w)
-    plots.forward_action.trigger()  # would reach now: live again
+    plots.history_controls.forward_action.trigger()  # would reach now: live again
     assert plots.live
     assert modes == [True, False]
     assert len(requested) == 3
-    assert plots.history_label.text() == "● Live"
+    assert plots.history_controls.label.text() == "● Live"
 
 
 def test_back_from_live_rounds_the_end_up_to_a_minute(history_plots):
     plots = history_plots
     plots.show_frame(live_frame(300, end=END + 17))
     requested = collect(plots)
-    plots.back_action.trigger()
+    plots.history_controls.back_action.trigger()
     # the live view is [END - 283, END + 17): back ends at END - 283 rounded up
     assert requested == [(END - 540, END - 240)]  # overlaps it by 43 s, leaves no gap
 
@@ -398,7 +398,7 @@ def test_live_frames_wait_while_history_is_shown(history_plots):
     plots = history_plots
     plots.show_frame(live_frame(300, value=5.0))
     requested = collect(plots)
-    plots.back_action.trigger()
+    plots.history_controls.back_action.trigger()
     (start, end) = requested[0]
 
     plots.show_frame(live_frame(300, value=9.0))  # ignored while in history
@@ -415,7 +415,7 @@ def test_live_frames_wait_while_history_is_shown(history_plots):
     plots.show_history_frame(live_frame(300, value=7.0, end=end - 3000))  # a stale answer
     assert plots.frame is history
 
-    plots.live_action.trigger()
+    plots.history_controls.live_action.trigger()
     assert plots.live
     np.testing.assert_array_equal(original(plots.status_curve("authorized"))[1], [9.0] * 300)
     plots.show_history_frame(history)  # too late: live again
@@ -442,41 +442,41 @@ def test_a_new_window_in_history_keeps_the_end(history_plots):
     plots = history_plots
     plots.show_frame(live_frame(300))
     requested = collect(plots)
-    plots.back_action.trigger()
+    plots.history_controls.back_action.trigger()
     plots.set_window_seconds(3600)
     assert requested == [(END - 600, END - 300), (END - 300 - 3600, END - 300)]
     assert plots.history_range.to_s == END - 300
-    plots.back_action.trigger()
+    plots.history_controls.back_action.trigger()
     assert requested[-1] == (END - 300 - 7200, END - 300 - 3600)
 
 
 def test_loading_and_unavailable_show_in_the_label(history_plots):
     plots = history_plots
-    assert plots.history_label.text() == "● Live"
-    assert plots.live_button.isHidden()
+    assert plots.history_controls.label.text() == "● Live"
+    assert plots.history_controls.live_button.isHidden()
     plots.history_loading(True)  # ignored while live
-    assert plots.history_busy.isHidden()
+    assert plots.history_controls.busy.isHidden()
 
     plots.show_frame(live_frame(300))
-    plots.back_action.trigger()
-    assert plots.history_label.text().startswith("History ")
-    assert " – " in plots.history_label.text()
-    assert not plots.live_button.isHidden()
+    plots.history_controls.back_action.trigger()
+    assert plots.history_controls.label.text().startswith("History ")
+    assert " – " in plots.history_controls.label.text()
+    assert not plots.history_controls.live_button.isHidden()
     assert plots.history_badge.isVisible()
     plots.history_loading(True)
-    assert not plots.history_busy.isHidden()
-    assert "reading" in plots.history_label.toolTip()
+    assert not plots.history_controls.busy.isHidden()
+    assert "reading" in plots.history_controls.label.toolTip()
     assert plots.history_badge.text() == "History · loading…"
 
     plots.history_unavailable("Redis unreachable: connection refused")
-    assert plots.history_busy.isHidden()
-    assert plots.history_label.text() == (
+    assert plots.history_controls.busy.isHidden()
+    assert plots.history_controls.label.text() == (
         "History unavailable: Redis unreachable: connection refused"
     )
-    assert plots.history_label.property("mode") == "unavailable"
+    assert plots.history_controls.label.property("mode") == "unavailable"
 
     plots.go_live()
-    assert plots.history_label.text() == "● Live"
+    assert plots.history_controls.label.text() == "● Live"
     assert not plots.history_badge.isVisible()
 
 
@@ -484,7 +484,7 @@ def test_an_empty_history_says_so(history_plots):
     plots = history_plots
     plots.show_frame(live_frame(300))
     requested = collect(plots)
-    plots.back_action.trigger()
+    plots.history_controls.back_action.trigger()
     start, end = requested[0]
     plots.show_history_frame(make_frame(np.arange(start, end), {}))
     assert plots.waiting_label.isVisible()
