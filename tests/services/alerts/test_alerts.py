@@ -446,13 +446,6 @@ def test_rules_map_one_to_one_onto_profile_tables() -> None:
 
 
 @pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 async def log(redis_client: aioredis.Redis, unique_prefix: str) -> AsyncIterator[AlertLog]:
     prefix = unique_prefix.rstrip(".")
     yield AlertLog(redis_client, prefix)

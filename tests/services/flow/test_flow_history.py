@@ -36,25 +36,6 @@ class FakeClock:
         return self.now
 
 
-async def _drop_prefix(client: aioredis.Redis, prefix: str) -> None:
-    keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
-    if keys:
-        await client.unlink(*keys)
-
-
-@pytest.fixture
-def prefix(unique_prefix: str) -> str:
-    return unique_prefix.rstrip(".")
-
-
-@pytest.fixture
-async def redis_client(redis_url: str, prefix: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_url)
-    yield client
-    await _drop_prefix(client, prefix)
-    await client.aclose()
-
-
 @pytest.fixture
 async def other_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.from_url(redis_url)

@@ -121,21 +121,6 @@ class Broker:
 
 
 @pytest.fixture
-def prefix(unique_prefix: str) -> str:
-    return unique_prefix.rstrip(".")
-
-
-@pytest.fixture
-async def redis_client(redis_url: str, prefix: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_url)
-    yield client
-    keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
-    if keys:
-        await client.unlink(*keys)
-    await client.aclose()
-
-
-@pytest.fixture
 async def broker(amqp_url: str, unique_prefix: str) -> AsyncIterator[Broker]:
     name = f"{unique_prefix}events"
     connection = await aio_pika.connect(amqp_url)
