@@ -1,9 +1,11 @@
-"""The console's colours: theme surfaces, alert levels, and stable per-series colours."""
+"""The console's colours: theme surfaces, alert levels, entry states, stable per-series colours."""
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Collection
+
+from services.workbench.model import EntryState
 
 # Surfaces and text (dark theme).
 WINDOW_BG = "#111418"
@@ -32,6 +34,16 @@ class Level(enum.Enum):
 
 
 LEVEL_COLORS: dict[Level, str] = {Level.NORMAL: TEXT, Level.WARN: AMBER, Level.ALERT: RED}
+
+STATE_COLORS: dict[EntryState, str] = {
+    EntryState.PARKED: AMBER,
+    EntryState.CLAIMED: ACCENT,
+    EntryState.REQUEUED: GREEN,
+    EntryState.RETRIED: "#2bb3c0",
+    EntryState.CANCELLED: TEXT_MUTED,
+}
+"""A parked entry's colour, wherever its state is shown: parked (waiting for someone)
+amber, in progress blue, done green/teal, cancelled grey."""
 
 # Known payment statuses, matched as substrings of the (lower-cased) status or
 # routing key, first match wins: failures are red, declines amber.

@@ -84,13 +84,6 @@ NO_ENTRY_TEXT: Final = "Select a failed payment to see its body, headers and his
 MAX_TREE_CHILDREN: Final = 200
 AUDIT_DETAIL_COLUMNS: Final = ("time", "operator", "action", "result", "detail")
 
-STATE_COLORS: Final = {
-    EntryState.PARKED: colors.AMBER,
-    EntryState.CLAIMED: colors.ACCENT,
-    EntryState.REQUEUED: colors.GREEN,
-    EntryState.RETRIED: colors.GREEN,
-    EntryState.CANCELLED: colors.TEXT_MUTED,
-}
 _DONE_TO: Final = {"requeue": "requeued", "retry": "retried", "cancel": "cancelled"}
 _VIEW_LABELS: Final[dict[BodyView, str]] = {"json": "Pretty JSON", "text": "Text", "hex": "Hex"}
 _DELIVERY_MODES: Final = {1: "1 (transient)", 2: "2 (persistent)"}
@@ -663,7 +656,7 @@ class EntryDetailPane(QWidget):
     def _render_header(self, entry: ParkedEntry) -> None:
         summary = entry.summary
         state = entry.state
-        colour = STATE_COLORS.get(state, colors.TEXT_MUTED)
+        colour = colors.STATE_COLORS.get(state, colors.TEXT_MUTED)
         self.state_badge.setText(state.value.upper())
         self.state_badge.setStyleSheet(
             f"QLabel#StateBadge {{ color: {colour}; border: 1px solid {colour};"

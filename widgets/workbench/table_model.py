@@ -43,16 +43,6 @@ STATE_ROLE: Final = Qt.ItemDataRole.UserRole + 2
 SUMMARY_ROLE: Final = Qt.ItemDataRole.UserRole + 3
 """The row's :class:`EntrySummary`."""
 
-STATE_COLORS: Final[dict[EntryState, str]] = {
-    EntryState.PARKED: colors.AMBER,
-    EntryState.CLAIMED: colors.ACCENT,
-    EntryState.REQUEUED: colors.GREEN,
-    EntryState.RETRIED: "#2bb3c0",
-    EntryState.CANCELLED: colors.TEXT_MUTED,
-}
-"""A state's colour: parked (waiting for someone) amber, in progress blue,
-done green/teal, cancelled grey."""
-
 STATE_LABELS: Final[dict[EntryState, str]] = {state: state.value.title() for state in EntryState}
 
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
@@ -189,7 +179,7 @@ class FailedPaymentsModel(QAbstractTableModel):
         self._cache_version = -1
         self._muted = QColor(colors.TEXT_MUTED)
         self._faint = QColor(colors.TEXT_FAINT)
-        self._state_colors = {state: QColor(c) for state, c in STATE_COLORS.items()}
+        self._state_colors = {state: QColor(c) for state, c in colors.STATE_COLORS.items()}
         self.set_query(self._query)
 
     # ------------------------------------------------------------------ state

@@ -107,7 +107,6 @@ from widgets.common.theme import ACCENT_DIM
 from widgets.workbench.table_model import (
     COLUMN_NAMES,
     COLUMNS,
-    STATE_COLORS,
     STATE_LABELS,
     STATE_ROLE,
     FailedPaymentsModel,
@@ -787,7 +786,7 @@ class GroupByPanel(QFrame):
                 share = f"{100 * count / total:.1f} %" if total else "—"
                 item.setToolTip(0, f"{group_label(self._by, value)}: {count:,} entries ({share})")
                 if self._by == "state" and value is not None:
-                    item.setForeground(0, QColor(STATE_COLORS[EntryState(value)]))
+                    item.setForeground(0, QColor(colors.STATE_COLORS[EntryState(value)]))
                 items.append(item)
             self.list.addTopLevelItems(items)
             for item in items:
@@ -886,7 +885,7 @@ class StatePillDelegate(QStyledItemDelegate):
         height = metrics.height() + 2
         width = min(metrics.horizontalAdvance(text) + 14, cell.width() - 8)
         pill = QRectF(cell.left() + 5, cell.center().y() - height / 2 + 1, width, height)
-        colour = QColor(STATE_COLORS.get(state, colors.TEXT))
+        colour = QColor(colors.STATE_COLORS.get(state, colors.TEXT))
         fill = QColor(colour)
         fill.setAlpha(36)
         edge = QColor(colour)

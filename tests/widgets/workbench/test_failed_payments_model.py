@@ -13,12 +13,12 @@ from PySide6.QtGui import QColor
 from services.workbench.index import EntryIndex, Query
 from services.workbench.model import EntryState, EntrySummary
 from tests.helpers.summaries import realistic_summaries
+from widgets.common import colors
 from widgets.workbench.table_model import (
     COLUMN_NAMES,
     COLUMNS,
     ENTRY_ID_ROLE,
     NO_VALUE,
-    STATE_COLORS,
     STATE_ROLE,
     FailedPaymentsModel,
     format_amount,
@@ -140,7 +140,7 @@ def test_cells_show_each_field():
     colour = cell(model, 0, "state", Qt.ItemDataRole.ForegroundRole)
     assert (
         isinstance(colour, QColor)
-        and colour.name() == QColor(STATE_COLORS[EntryState.PARKED]).name()
+        and colour.name() == QColor(colors.STATE_COLORS[EntryState.PARKED]).name()
     )
     # acted-on rows are dimmed, missing values fainter still
     assert cell(model, 1, "merchant", Qt.ItemDataRole.ForegroundRole) is not None
