@@ -39,8 +39,8 @@ from PySide6.QtWidgets import (
 from services.alerts.model import Alert, AlertEvent
 from widgets.alerts.display import SEVERITY_RANK, format_age, format_value, most_severe_first
 from widgets.common import colors
+from widgets.common.record_tables import configure_table
 from widgets.common.table_models import ListTableModel, RowFilterProxy, SortRole
-from widgets.workbench.audit_panel import configure_table
 
 RowRole: Final = Qt.ItemDataRole.UserRole
 """The row's value: an :class:`Alert` or an :class:`AlertEvent`."""

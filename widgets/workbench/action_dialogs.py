@@ -73,8 +73,8 @@ from services.workbench.actions.report import (
     plural,
 )
 from widgets.common import colors
+from widgets.common.record_tables import configure_table
 from widgets.common.table_models import ListTableModel
-from widgets.workbench.audit_panel import configure_table
 from widgets.workbench.detail import CHECKBOX_STYLE, JsonHighlighter, monospace_font
 
 __all__ = [

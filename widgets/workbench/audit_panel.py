@@ -23,10 +23,8 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QStackedWidget,
@@ -38,6 +36,7 @@ from PySide6.QtWidgets import (
 from services.masking.json import mask_sensitive_text
 from services.workbench.model import AuditRecord
 from widgets.common import colors
+from widgets.common.record_tables import configure_table
 from widgets.common.table_models import ListTableModel, RowFilterProxy, SortRole
 
 AUDIT_COLUMNS: Final = (
@@ -332,26 +331,6 @@ class AuditFilterProxy(RowFilterProxy):
         if self._action is not None and record.action != self._action:
             return False
         return self._query.matches(record, model.haystack(source_row))
-
-
-def configure_table(view: QTableView, stretch: str | None = "detail") -> None:
-    """The look shared by the console's record tables: rows, no grid, fixed row height."""
-    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-    view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    view.setAlternatingRowColors(True)
-    view.setShowGrid(False)
-    view.setWordWrap(False)
-    view.setTextElideMode(Qt.TextElideMode.ElideRight)
-    view.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
-    vertical = view.verticalHeader()
-    vertical.setVisible(False)
-    vertical.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-    vertical.setDefaultSectionSize(view.fontMetrics().height() + 10)
-    header = view.horizontalHeader()
-    header.setHighlightSections(False)
-    header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-    header.setStretchLastSection(stretch is None)
 
 
 _STYLE = f"""

@@ -76,7 +76,8 @@ from services.workbench.codec import DeathRecord, first_death
 from services.workbench.model import AuditRecord, EntryState, ParkedEntry
 from widgets.common import colors
 from widgets.common.elided_label import ElidedLabel
-from widgets.workbench.audit_panel import AuditTableModel, configure_table, format_local_time
+from widgets.common.record_tables import configure_table
+from widgets.workbench.audit_panel import AuditTableModel, format_local_time
 
 ACTIONS: Final = ("requeue", "retry", "cancel")
 READ_ONLY_REASON: Final = "Read-only console: actions are disabled"
