@@ -207,8 +207,8 @@ async def run(args: argparse.Namespace) -> list[Figure]:
     from services.workbench.index import EntryIndex, Query
     from services.workbench.model import EntryState
     from widgets.common.theme import apply_theme
+    from widgets.workbench.browser import FailedPaymentsView
     from widgets.workbench.table_model import COLUMN_NAMES
-    from widgets.workbench.view import FailedPaymentsView
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)

@@ -8,8 +8,8 @@ from PySide6.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
 
 from services.workbench.model import Durability
 from widgets.common import colors
+from widgets.workbench.browser import FailedPaymentsView
 from widgets.workbench.detail import EntryDetailPane
-from widgets.workbench.view import FailedPaymentsView
 
 
 class WorkbenchPage(QWidget):

@@ -17,7 +17,7 @@ from PySide6.QtGui import QImage
 from services.workbench.index import EntryIndex
 from tests.helpers.images import pixels
 from tests.helpers.summaries import realistic_summaries
-from widgets.workbench.view import FailedPaymentsView
+from widgets.workbench.browser import FailedPaymentsView
 
 LOOK_AT = Path("/tmp/payops_workbench_table.png")
 

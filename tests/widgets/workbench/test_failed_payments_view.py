@@ -13,12 +13,9 @@ from PySide6.QtWidgets import QApplication, QMenu
 from services.workbench.index import ActionTarget, EntryIndex, Query
 from services.workbench.model import EntryState, EntrySummary
 from tests.helpers.summaries import NOW_MS, realistic_summaries
+from widgets.workbench.action_texts import READ_ONLY_TIP
+from widgets.workbench.browser import SEARCH_DEBOUNCE_MS, FailedPaymentsView
 from widgets.workbench.table_model import COLUMN_NAMES
-from widgets.workbench.view import (
-    READ_ONLY_TIP,
-    SEARCH_DEBOUNCE_MS,
-    FailedPaymentsView,
-)
 
 
 @pytest.fixture

@@ -1,0 +1,726 @@
+"""The failed-payments browser: search, filters, group-by, the table and its actions.
+
+:class:`FailedPaymentsView` shows an :class:`~services.workbench.index.EntryIndex`
+through a :class:`~widgets.workbench.table_model.FailedPaymentsModel` in an
+:class:`~widgets.workbench.entries_table.EntriesTable`: a search box
+(debounced) with the action buttons, a
+:class:`~widgets.workbench.filter_bar.FilterBar` (state, reason, queue, DLQ,
+merchant, dead-lettered time range, amount range), a
+:class:`~widgets.workbench.group_panel.GroupByPanel` (counts per reason /
+queue / merchant / state / DLQ; a click filters to a group) and a count line. Every filter is one :class:`~services.workbench.index.Query` run by
+the index with numpy on the UI thread, fast enough at a million rows.
+
+It never acts itself. It emits intents with plain data:
+``selection_changed(list[str])`` (entry ids) and ``action_requested(str,
+ActionTarget)`` - "requeue", "retry" or "cancel" on the selected entries, or
+on everything matching the filter or a group (a :class:`Query` target).
+``set_read_only(True)`` disables every action.
+
+The app feeds it: ``set_index`` once, ``refresh`` (or the throttled
+``request_refresh``) after adding rows or applying changes to the index,
+``set_loading`` while the full load runs. A refresh keeps the selection, the
+current row and the scroll position by entry, not by position.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from functools import partial
+from typing import Final
+
+import numpy as np
+from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, QRectF, QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import (
+    QAction,
+    QColor,
+    QGuiApplication,
+    QIcon,
+    QKeyEvent,
+    QKeySequence,
+    QPainter,
+    QPen,
+    QPixmap,
+)
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QProgressBar,
+    QSplitter,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from services.workbench.index import (
+    STATES,
+    ActionTarget,
+    EntryIndex,
+    GroupBy,
+    GroupValue,
+    Query,
+    Rows,
+)
+from widgets.common import colors
+from widgets.common.menus import popup_menu
+from widgets.common.theme import ACCENT_DIM
+from widgets.workbench.action_texts import ACTION_NAMES, ACTION_TEXT, ALL_TEXT, READ_ONLY_TIP
+from widgets.workbench.entries_table import EntriesTable
+from widgets.workbench.filter_bar import FilterBar, FilterOption, FilterScroll
+from widgets.workbench.group_panel import GROUP_CHOICES, GroupByPanel, as_group_by, group_label
+from widgets.workbench.table_model import COLUMNS, FailedPaymentsModel
+
+SEARCH_DEBOUNCE_MS: Final = 150
+MIN_REFRESH_INTERVAL_MS: Final = 250
+
+
+def _search_icon(colour: str = colors.TEXT_MUTED) -> QIcon:
+    pixmap = QPixmap(32, 32)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    pen = QPen(QColor(colour), 3.2)
+    pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+    painter.setPen(pen)
+    painter.drawEllipse(QRectF(6, 6, 15, 15))
+    painter.drawLine(QPointF(19, 19), QPointF(26, 26))
+    painter.end()
+    return QIcon(pixmap)
+
+
+def _stylesheet() -> str:
+    c = colors
+    return f"""
+    QFrame#WorkbenchBar, QFrame#FilterBar {{
+        background: {c.SURFACE};
+        border: none;
+        border-bottom: 1px solid {c.BORDER};
+    }}
+    QLineEdit#SearchBox {{
+        padding: 5px 8px;
+        font-size: 10pt;
+    }}
+    QToolButton#FilterButton, QToolButton#PresetButton {{
+        background: {c.PLOT_BG};
+        border: 1px solid {c.BORDER};
+        border-radius: 4px;
+        padding: 3px 8px;
+        color: {c.TEXT_MUTED};
+    }}
+    QToolButton#FilterButton:hover, QToolButton#PresetButton:hover {{
+        border-color: {c.GRID};
+        color: {c.TEXT};
+    }}
+    QToolButton#FilterButton[active="true"] {{
+        border-color: {c.ACCENT};
+        background: rgba(76, 154, 255, 30);
+        color: {c.TEXT};
+    }}
+    QToolButton#FilterButton::menu-indicator, QToolButton#PresetButton::menu-indicator {{
+        subcontrol-position: right center;
+        right: 4px;
+    }}
+    QToolButton#FilterButton {{ padding-right: 16px; }}
+    QToolButton#ActionButton {{
+        background: {c.SURFACE_RAISED};
+        border: 1px solid {c.BORDER};
+        border-radius: 4px;
+        padding: 4px 12px;
+    }}
+    QToolButton#ActionButton:hover {{ border-color: {c.ACCENT}; }}
+    QToolButton#ActionButton::menu-indicator {{ image: none; width: 0; }}
+    QToolButton#ActionButton:disabled {{
+        color: {c.TEXT_FAINT};
+        background: {c.SURFACE};
+    }}
+    QToolButton#ActionButton[primary="true"]:enabled {{
+        background: {ACCENT_DIM};
+        border-color: {c.ACCENT};
+        color: #ffffff;
+    }}
+    QToolButton#ActionButton[danger="true"]:enabled:hover {{
+        border-color: {c.RED};
+        color: {c.RED};
+    }}
+    QToolButton#ClearFilters {{
+        color: {c.ACCENT};
+        border: none;
+        padding: 3px 6px;
+    }}
+    QToolButton#ClearFilters:disabled {{ color: {c.TEXT_FAINT}; }}
+    QToolButton#ClearFilters:hover {{ text-decoration: underline; }}
+    QLabel#FilterCaption {{ color: {c.TEXT_MUTED}; }}
+    QDateTimeEdit, QLineEdit#AmountEdit {{
+        background: {c.PLOT_BG};
+        border: 1px solid {c.BORDER};
+        border-radius: 4px;
+        padding: 2px 4px;
+    }}
+    QDateTimeEdit:focus {{ border-color: {c.ACCENT}; }}
+    QScrollArea#FilterScroll, QScrollArea#FilterScroll > QWidget > QWidget {{
+        background: {c.SURFACE};
+        border: none;
+    }}
+    QFrame#StatusStrip {{
+        background: {c.SURFACE};
+        border: none;
+        border-top: 1px solid {c.BORDER};
+    }}
+    QLabel#CountLabel {{ color: {c.TEXT}; }}
+    QLabel#SelectedLabel {{ color: {c.ACCENT}; }}
+    QLabel#LoadingLabel {{ color: {c.TEXT_MUTED}; }}
+    QProgressBar#LoadingBar {{
+        background: {c.PLOT_BG};
+        border: 1px solid {c.BORDER};
+        border-radius: 3px;
+        max-height: 6px;
+    }}
+    QProgressBar#LoadingBar::chunk {{ background: {c.ACCENT}; border-radius: 2px; }}
+    QFrame#GroupPanel {{
+        background: {c.SURFACE};
+        border: none;
+        border-left: 1px solid {c.BORDER};
+    }}
+    QLabel#PanelTitle {{
+        color: {c.TEXT_MUTED};
+        font-weight: bold;
+        letter-spacing: 1px;
+    }}
+    QTreeWidget#GroupList {{
+        background: {c.SURFACE};
+        border: none;
+        alternate-background-color: {c.SURFACE};
+    }}
+    QTreeWidget#GroupList::item {{ padding: 4px 2px 7px 2px; }}
+    QTreeWidget#GroupList::item:hover {{ background: {c.SURFACE_RAISED}; }}
+    QTreeWidget#GroupList::item:selected {{
+        background: rgba(76, 154, 255, 45);
+        color: #ffffff;
+    }}
+    QLabel#GroupNote {{ color: {c.TEXT_FAINT}; }}
+    QPushButton#SelectGroupButton {{ padding: 5px 6px; }}
+    QPushButton#SelectGroupButton:disabled {{ color: {c.TEXT_FAINT}; }}
+    QTableView#EntriesTable {{
+        border: none;
+        background: {c.PLOT_BG};
+    }}
+    QTableView#EntriesTable::item {{ padding: 0 3px; border: none; }}
+    """
+
+
+class FailedPaymentsView(QWidget):
+    """Browse parked failed payments and ask for actions on them (see the module docstring)."""
+
+    selection_changed = Signal(object)  # list[str]: entry ids (object: no copy into Qt types)
+    action_requested = Signal(str, object)
+    entry_activated = Signal(str)
+    query_changed = Signal(object)
+
+    def __init__(self, index: EntryIndex | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("FailedPaymentsView")
+        self.setStyleSheet(_stylesheet())
+        self.model = FailedPaymentsModel(index)
+        self._read_only = False
+        self._loading: tuple[int, int] | None = None
+        self._emitted_rows: Rows = np.zeros(0, dtype=np.int64)
+        self._last_refresh_at = 0.0
+        self._last_query_s = 0.0
+        self.context_menu: QMenu | None = None
+
+        self._build_top_bar()
+        self.filter_bar = FilterBar(self._filter_options)
+        self.filter_scroll = FilterScroll(self.filter_bar)
+        self.table = EntriesTable(self.model)
+        self.group_panel = GroupByPanel()
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.setHandleWidth(1)
+        self.splitter.addWidget(self.table)
+        self.splitter.addWidget(self.group_panel)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 0)
+        self.splitter.setSizes([1080, 200])
+        self.group_panel.setMinimumWidth(160)
+        self._build_status_strip()
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.top_bar)
+        layout.addWidget(self.filter_scroll)
+        layout.addWidget(self.splitter, 1)
+        layout.addWidget(self.status_strip)
+
+        self._build_actions()
+        self._search_timer = QTimer(self)
+        self._search_timer.setSingleShot(True)
+        self._search_timer.setInterval(SEARCH_DEBOUNCE_MS)
+        self._selection_timer = QTimer(self)
+        self._selection_timer.setSingleShot(True)
+        self._selection_timer.setInterval(0)
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._connect_signals()
+
+        header = self.table.horizontalHeader()
+        header.setSortIndicator(0, Qt.SortOrder.DescendingOrder)
+        self.table.setSortingEnabled(True)
+        self._after_query()
+
+    # ------------------------------------------------------------------ construction
+
+    def _build_top_bar(self) -> None:
+        self.top_bar = QFrame()
+        self.top_bar.setObjectName("WorkbenchBar")
+        self.search_box = QLineEdit()
+        self.search_box.setObjectName("SearchBox")
+        self.search_box.setPlaceholderText(
+            "Search payment id, merchant, entry or message id, reason, queue, routing key  (Ctrl+F)"
+        )
+        self.search_box.setClearButtonEnabled(True)
+        self.search_box.addAction(_search_icon(), QLineEdit.ActionPosition.LeadingPosition)
+        self.search_box.setToolTip(
+            "Every word must occur (case-insensitive) in the payment id, merchant, entry id,"
+            " message id, amount, reason, DLQ, queue or routing key"
+        )
+        self.search_box.installEventFilter(self)
+        self.top_bar_layout = QHBoxLayout(self.top_bar)
+        self.top_bar_layout.setContentsMargins(10, 8, 10, 8)
+        self.top_bar_layout.setSpacing(6)
+        self.top_bar_layout.addWidget(self.search_box, 1)
+        self.top_bar_layout.addSpacing(12)
+
+    def _build_status_strip(self) -> None:
+        self.status_strip = QFrame()
+        self.status_strip.setObjectName("StatusStrip")
+        self.count_label = QLabel()
+        self.count_label.setObjectName("CountLabel")
+        self.selected_label = QLabel()
+        self.selected_label.setObjectName("SelectedLabel")
+        self.loading_label = QLabel()
+        self.loading_label.setObjectName("LoadingLabel")
+        self.loading_bar = QProgressBar()
+        self.loading_bar.setObjectName("LoadingBar")
+        self.loading_bar.setTextVisible(False)
+        self.loading_bar.setFixedWidth(160)
+        self.loading_bar.setFixedHeight(6)
+        row = QHBoxLayout(self.status_strip)
+        row.setContentsMargins(10, 4, 10, 4)
+        row.setSpacing(10)
+        row.addWidget(self.count_label)
+        row.addWidget(self.selected_label)
+        row.addStretch(1)
+        row.addWidget(self.loading_label)
+        row.addWidget(self.loading_bar, 0, Qt.AlignmentFlag.AlignVCenter)
+        self.loading_label.hide()
+        self.loading_bar.hide()
+
+    def _build_actions(self) -> None:
+        scope = Qt.ShortcutContext.WidgetWithChildrenShortcut
+        self.actions_by_name: dict[str, QAction] = {}
+        self.all_matching_actions: dict[str, QAction] = {}
+        for name in ACTION_NAMES:
+            text, keys, _ = ACTION_TEXT[name]
+            action = QAction(text, self)
+            action.setIconText(text)  # keep the "…": these open a dialog
+            action.setShortcut(QKeySequence(keys))
+            if name == "cancel":
+                # Delete cancels only from the table: never while typing in a field.
+                action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+                self.table.addAction(action)
+            else:
+                action.setShortcutContext(scope)
+                self.addAction(action)
+            action.triggered.connect(partial(self._request_selection, name))
+            self.actions_by_name[name] = action
+            every = QAction(f"{ALL_TEXT[name]} matching…", self)
+            every.triggered.connect(partial(self._request_matching, name))
+            self.all_matching_actions[name] = every
+        self.focus_search_action = QAction("Find", self)
+        self.focus_search_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Find))
+        self.focus_search_action.setShortcutContext(scope)
+        self.addAction(self.focus_search_action)
+        self.copy_ids_action = QAction("Copy entry ids", self)
+        self.copy_ids_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Copy))
+        self.copy_ids_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        self.table.addAction(self.copy_ids_action)
+        self.copy_payment_ids_action = QAction("Copy payment ids", self)
+
+        self.action_buttons: dict[str, QToolButton] = {}
+        for name in ACTION_NAMES:
+            button = QToolButton()
+            button.setObjectName("ActionButton")
+            button.setDefaultAction(self.actions_by_name[name])
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            button.setProperty("primary", name == "requeue")
+            button.setProperty("danger", name == "cancel")
+            self.top_bar_layout.addWidget(button)
+            self.action_buttons[name] = button
+        self.all_matching_button = QToolButton()
+        self.all_matching_button.setObjectName("ActionButton")
+        self.all_matching_button.setText("All matching  ▾")
+        self.all_matching_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.all_matching_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        menu = QMenu(self.all_matching_button)
+        menu.setToolTipsVisible(True)
+        menu.addActions(list(self.all_matching_actions.values()))
+        self.all_matching_button.setMenu(menu)
+        self.top_bar_layout.addWidget(self.all_matching_button)
+
+    def _connect_signals(self) -> None:
+        """All of the view's own wiring, in one place."""
+        self.search_box.textChanged.connect(self._on_search_edited)
+        self.search_box.returnPressed.connect(self._apply_filters)
+        self._search_timer.timeout.connect(self._apply_filters)
+        self.filter_bar.filters_edited.connect(self._on_filters_edited)
+        self.filter_bar.clear_button.clicked.connect(self.clear_filters)
+        self.group_panel.group_by_changed.connect(self._on_group_by_changed)
+        self.group_panel.group_clicked.connect(self.on_group_clicked)
+        self.group_panel.select_all_clicked.connect(self.select_all_in_group)
+        self.group_panel.group_action_requested.connect(self._request_group)
+        self.model.result_changed.connect(self._on_result_changed)
+        selection = self.table.selectionModel()
+        selection.selectionChanged.connect(self._on_selection_changed)
+        self._selection_timer.timeout.connect(self._emit_selection)
+        self._refresh_timer.timeout.connect(self.refresh)
+        self.table.customContextMenuRequested.connect(self._on_context_menu)
+        self.table.activated_row.connect(self._on_row_activated)
+        self.focus_search_action.triggered.connect(self.focus_search)
+        self.copy_ids_action.triggered.connect(self._copy_entry_ids)
+        self.copy_payment_ids_action.triggered.connect(self._copy_payment_ids)
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def index(self) -> EntryIndex:
+        return self.model.entry_index
+
+    @property
+    def query(self) -> Query:
+        """The query the table shows (filters and sort)."""
+        return self.model.query
+
+    @property
+    def read_only(self) -> bool:
+        return self._read_only
+
+    def selected_table_rows(self) -> Rows:
+        """Selected table rows, ascending (from the selection's ranges: cheap for a million)."""
+        return self.table.selected_rows()
+
+    def selected_index_rows(self) -> Rows:
+        """The index rows of the selection, in table order."""
+        return self.model.index_rows(self.selected_table_rows())
+
+    def selected_entry_ids(self) -> list[str]:
+        return self.index.entry_ids(self.selected_index_rows())
+
+    # ------------------------------------------------------------------ slots
+
+    @Slot(object)
+    def set_index(self, index: EntryIndex) -> None:
+        """Show another index (keeps the filters)."""
+        self.model.set_index(index)
+        self._after_query()
+
+    @Slot()
+    def refresh(self) -> None:
+        """Run the query again (rows added, states changed), keeping selection and scroll."""
+        self._refresh_timer.stop()
+        self._run(self.model.query)
+
+    @Slot()
+    def request_refresh(self) -> None:
+        """Refresh soon, at most every few hundred milliseconds (for bursts of changes)."""
+        if self._refresh_timer.isActive():
+            return
+        interval_s = max(MIN_REFRESH_INTERVAL_MS / 1000, 4 * self._last_query_s)
+        wait_s = max(0.0, self._last_refresh_at + interval_s - time.perf_counter())
+        self._refresh_timer.start(int(wait_s * 1000))
+
+    @Slot(int, int)
+    def set_loading(self, loaded: int, total: int) -> None:
+        """The full load's progress; ``loaded >= total`` ends it."""
+        self._loading = (loaded, total) if total > 0 and 0 <= loaded < total else None
+        if self._loading is None:
+            self.loading_label.hide()
+            self.loading_bar.hide()
+        else:
+            self.loading_label.setText(f"Loading {100 * loaded / total:.0f} %")
+            self.loading_bar.setRange(0, total)
+            self.loading_bar.setValue(loaded)
+            self.loading_label.show()
+            self.loading_bar.show()
+        self._update_counts()
+
+    @Slot(bool)
+    def set_read_only(self, read_only: bool) -> None:
+        """Disable (or enable again) every action."""
+        self._read_only = read_only
+        self.group_panel.set_read_only(read_only)
+        self._update_actions()
+
+    @Slot(object)
+    def set_query(self, query: Query) -> None:
+        """Show ``query`` (filters, search text and sort) as if the operator had chosen it."""
+        self._search_timer.stop()
+        blocked = self.search_box.blockSignals(True)
+        self.search_box.setText(query.text)
+        self.search_box.blockSignals(blocked)
+        self._run(query)
+
+    @Slot()
+    def clear_filters(self) -> None:
+        """Every entry, in the current sort order."""
+        current = self.model.query
+        self.set_query(Query(sort_key=current.sort_key, descending=current.descending))
+
+    @Slot()
+    def focus_search(self) -> None:
+        self.search_box.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.search_box.selectAll()
+
+    @Slot(str, object)
+    def on_group_clicked(self, by: str, value: GroupValue) -> None:
+        """Filter to one group; the group already filtered to: show all again."""
+        group = as_group_by(by, self.group_panel.by)
+        query = self.model.query
+        chosen: frozenset[GroupValue] = frozenset({value})
+        new = () if query.group_values(group) == chosen else chosen
+        self._run(query.with_group(group, new))
+
+    @Slot()
+    def select_all_in_group(self) -> None:
+        """Select every row of the group the table is filtered to."""
+        chosen = self.group_panel.chosen_group()
+        if chosen is None:
+            return
+        value, _ = chosen
+        by = self.group_panel.by
+        if self.model.query.group_values(by) != {value}:
+            self._run(self.model.query.with_group(by, {value}))
+        self.table.selectAll()
+        self.table.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    # ------------------------------------------------------------------ running queries
+
+    def _on_search_edited(self, _text: str) -> None:
+        self._search_timer.start()
+
+    def _on_filters_edited(self) -> None:
+        self._search_timer.start()
+
+    def _apply_filters(self) -> None:
+        self._search_timer.stop()
+        current = self.model.query
+        query = self.filter_bar.apply_to(replace(current, text=self.search_box.text()))
+        if query != current:
+            self._run(query)
+
+    def _run(self, query: Query) -> None:
+        started = time.perf_counter()
+        self.model.set_query(query)
+        self._after_query()
+        self._last_refresh_at = time.perf_counter()
+        self._last_query_s = self._last_refresh_at - started
+
+    def _after_query(self) -> None:
+        """Bring everything around the table in line with the model's query."""
+        query = self.model.query
+        self.filter_bar.show_query(query)
+        column = self.model.column_of(query.sort_key)
+        header = self.table.horizontalHeader()
+        order = Qt.SortOrder.DescendingOrder if query.descending else Qt.SortOrder.AscendingOrder
+        if column is not None and (header.sortIndicatorSection(), header.sortIndicatorOrder()) != (
+            column,
+            order,
+        ):
+            blocked = header.blockSignals(True)
+            header.setSortIndicator(column, order)
+            header.blockSignals(blocked)
+            header.viewport().update()
+        self.table.empty_text = (
+            "No entries match the search and filters"
+            if query.is_filtered and len(self.index)
+            else "No parked failed payments"
+        )
+        self._update_groups()
+        self._update_counts()
+        self._update_actions()
+        self.query_changed.emit(query)
+
+    def _on_group_by_changed(self, _by: str) -> None:
+        self._update_groups()
+
+    def _update_groups(self) -> None:
+        by = self.group_panel.by
+        query = self.model.query
+        # Facet counts: the other filters apply, this column's own filter does not,
+        # so every group stays visible (and clickable) while one is chosen.
+        rows = self.index.matching(query.without_group(by))
+        self.group_panel.show_groups(self.index.group_counts(by, rows), query.group_values(by))
+
+    def _filter_options(self, by: GroupBy) -> list[FilterOption]:
+        """Values for a filter menu with their counts under the other filters."""
+        rows = self.index.matching(self.model.query.without_group(by))
+        pairs = self.index.group_counts(by, rows)
+        if by == "state":
+            counts = dict(pairs)
+            return [FilterOption(s, group_label(by, s), counts.get(s, 0)) for s in STATES]
+        return [FilterOption(value, group_label(by, value), count) for value, count in pairs]
+
+    def _on_result_changed(self, _rows: int) -> None:
+        # the table has put the selection, current row and scroll back by entry
+        self._schedule_selection_emit()
+        self.table.viewport().update()
+
+    # ------------------------------------------------------------------ selection
+
+    def _on_selection_changed(self, *_args: object) -> None:
+        self._schedule_selection_emit()
+
+    def _schedule_selection_emit(self) -> None:
+        self._selection_timer.start()
+        self._update_counts()
+        self._update_actions()
+
+    def _emit_selection(self) -> None:
+        rows = self.selected_index_rows()
+        if np.array_equal(rows, self._emitted_rows):
+            return
+        self._emitted_rows = rows
+        self.selection_changed.emit(self.index.entry_ids(rows))
+
+    def _update_counts(self) -> None:
+        shown, total = self.model.rowCount(), len(self.index)
+        text = f"{shown:,} of {total:,} entries"
+        if self._loading is not None:
+            loaded, expected = self._loading
+            text += f" (loading {loaded:,} / {expected:,}…)"
+        self.count_label.setText(text)
+        selected = self.table.selected_count()
+        self.selected_label.setText(f"{selected:,} selected" if selected else "")
+
+    def _update_actions(self) -> None:
+        selected = self.table.selected_count()
+        matching = self.model.rowCount()
+        for name, action in self.actions_by_name.items():
+            _text, keys, what = ACTION_TEXT[name]
+            action.setEnabled(not self._read_only and selected > 0)
+            if self._read_only:
+                action.setToolTip(READ_ONLY_TIP)
+            else:
+                target = f"the {selected:,} selected entries" if selected != 1 else "the entry"
+                action.setToolTip(f"{what}: {target} ({keys})" if selected else f"{what} ({keys})")
+        for name, action in self.all_matching_actions.items():
+            dots = "…" if name != "requeue" else ""
+            action.setText(f"{ALL_TEXT[name]} {matching:,} matching{dots}")
+            action.setEnabled(not self._read_only and matching > 0)
+            action.setToolTip(READ_ONLY_TIP if self._read_only else self.model.query.describe())
+        self.all_matching_button.setEnabled(not self._read_only and matching > 0)
+        self.all_matching_button.setToolTip(
+            READ_ONLY_TIP
+            if self._read_only
+            else "Act on every entry matching the search and filters"
+        )
+        self.copy_ids_action.setEnabled(selected > 0)
+        self.copy_payment_ids_action.setEnabled(selected > 0)
+
+    # ------------------------------------------------------------------ intents
+
+    def _request_selection(self, name: str, _checked: bool = False) -> None:
+        if self._read_only:
+            return
+        ids = self.selected_entry_ids()
+        if ids:
+            self.action_requested.emit(name, ActionTarget.for_entries(ids))
+
+    def _request_matching(self, name: str, _checked: bool = False) -> None:
+        if self._read_only or not self.model.rowCount():
+            return
+        query = self.model.query
+        self.action_requested.emit(name, ActionTarget.for_query(query, self.model.rowCount()))
+
+    def _request_group(self, name: str, by: str, value: GroupValue) -> None:
+        if self._read_only:
+            return
+        group = as_group_by(by, self.group_panel.by)
+        query = self.model.query.with_group(group, {value})
+        count = self.index.count(query)
+        if count:
+            label = group_label(group, value)
+            caption = dict(GROUP_CHOICES)[group].lower()
+            description = f"all {count:,} entries in {caption} “{label}”"
+            if query.without_group(group).is_filtered:
+                description += f" matching {query.without_group(group).describe()}"
+            self.action_requested.emit(name, ActionTarget.for_query(query, count, description))
+
+    def _on_row_activated(self, row: int) -> None:
+        if 0 <= row < self.model.rowCount():
+            self.entry_activated.emit(self.model.entry_id_at(row))
+
+    def _copy_entry_ids(self) -> None:
+        QGuiApplication.clipboard().setText("\n".join(self.selected_entry_ids()))
+
+    def _copy_payment_ids(self) -> None:
+        rows = self.selected_table_rows()
+        ids = [s.payment_id for s in self.model.summaries_at(rows[:100_000]) if s.payment_id]
+        QGuiApplication.clipboard().setText("\n".join(ids))
+
+    def _on_context_menu(self, point: QPoint) -> None:
+        clicked = self.table.indexAt(point)
+        if clicked.isValid() and not self.table.selectionModel().isRowSelected(clicked.row()):
+            self.table.selectRow(clicked.row())
+        menu = QMenu(self)
+        menu.setToolTipsVisible(True)
+        menu.addActions([self.actions_by_name[name] for name in ACTION_NAMES])
+        menu.addSeparator()
+        menu.addActions(list(self.all_matching_actions.values()))
+        if clicked.isValid():
+            column = COLUMNS[clicked.column()].name
+            by_column: dict[str, GroupBy] = {
+                "reason": "reason",
+                "origin_queue": "origin_queue",
+                "merchant": "merchant",
+                "state": "state",
+            }
+            if column in by_column:
+                by = by_column[column]
+                summary = self.model.summary_at(clicked.row())
+                value: GroupValue = summary.state if by == "state" else getattr(summary, by)
+                menu.addSeparator()
+                menu.addAction(
+                    f"Show only {COLUMNS[clicked.column()].title.lower()}"
+                    f" “{group_label(by, value)}”",
+                    lambda: self._run(self.model.query.with_group(by, {value})),
+                )
+        menu.addSeparator()
+        menu.addAction(self.copy_ids_action)
+        menu.addAction(self.copy_payment_ids_action)
+        self.context_menu = popup_menu(menu, self.table.viewport().mapToGlobal(point))
+
+    # ------------------------------------------------------------------ events
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.search_box and event.type() == QEvent.Type.KeyPress:
+            key_event = event if isinstance(event, QKeyEvent) else None
+            if key_event is not None and key_event.key() == Qt.Key.Key_Escape:
+                if self.search_box.text():
+                    self.search_box.clear()
+                    self._apply_filters()
+                else:
+                    self.table.setFocus(Qt.FocusReason.ShortcutFocusReason)
+                return True
+            if key_event is not None and key_event.key() == Qt.Key.Key_Down:
+                self.table.setFocus(Qt.FocusReason.ShortcutFocusReason)
+                if not self.table.currentIndex().isValid() and self.model.rowCount():
+                    self.table.selectRow(0)
+                return True
+        return super().eventFilter(watched, event)
+
+    def sizeHint(self) -> QSize:
+        return QSize(1280, 800)

@@ -1,0 +1,291 @@
+"""The failed-payments table: a view onto :class:`FailedPaymentsModel` and its delegates.
+
+No per-row widgets and fixed row heights, so a million rows cost what the
+visible ones do. States are drawn as coloured pills, payment ids elided in
+the middle. A re-query keeps the selection, the current row and the scroll
+position by entry, not by position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+from PySide6.QtCore import (
+    QItemSelection,
+    QItemSelectionModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QRectF,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QColor, QKeyEvent, QPainter, QPaintEvent, QPen
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QHeaderView,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QTableView,
+    QWidget,
+)
+
+from services.workbench.index import Rows
+from services.workbench.model import EntryState
+from widgets.common import colors
+from widgets.workbench.table_model import COLUMN_NAMES, COLUMNS, STATE_ROLE, FailedPaymentsModel
+
+ROW_HEIGHT: Final = 26
+
+COLUMN_SAMPLES: Final[dict[str, str]] = {
+    # the widest usual text of each column: the table sizes its columns to fit these
+    "dead_lettered_at": "May 17 14:03:07",
+    "payment_id": "pay_d8d8d8d8d8d8d8",
+    "merchant": "Northwind Travel",
+    "amount": "1,234.56 EUR",
+    "reason": "delivery_limit",
+    "origin_queue": "payments.authorize",
+    "routing_key": "payment.refund",
+    "attempts": "Attempts",
+    "state": "Cancelled    ",
+    "last_operator": "Last operator",
+}
+
+
+class MiddleElideDelegate(QStyledItemDelegate):
+    """Elides in the middle, so both ends of an id stay readable."""
+
+    def initStyleOption(
+        self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> None:
+        super().initStyleOption(option, index)
+        option.textElideMode = Qt.TextElideMode.ElideMiddle
+
+
+class StatePillDelegate(QStyledItemDelegate):
+    """Draws an entry's state as a small coloured pill."""
+
+    def paint(
+        self,
+        painter: QPainter,
+        option: QStyleOptionViewItem,
+        index: QModelIndex | QPersistentModelIndex,
+    ) -> None:
+        value = index.data(STATE_ROLE)
+        try:
+            state = EntryState(value)
+        except ValueError:
+            super().paint(painter, option, index)
+            return
+        opt = QStyleOptionViewItem(option)
+        self.initStyleOption(opt, index)
+        text = opt.text
+        opt.text = ""
+        widget = opt.widget
+        style = widget.style() if widget is not None else QApplication.style()
+        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, widget)
+        cell = opt.rect
+        metrics = opt.fontMetrics
+        height = metrics.height() + 2
+        width = min(metrics.horizontalAdvance(text) + 14, cell.width() - 8)
+        pill = QRectF(cell.left() + 5, cell.center().y() - height / 2 + 1, width, height)
+        colour = QColor(colors.STATE_COLORS.get(state, colors.TEXT))
+        fill = QColor(colour)
+        fill.setAlpha(36)
+        edge = QColor(colour)
+        edge.setAlpha(120)
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(QPen(edge, 1))
+        painter.setBrush(fill)
+        painter.drawRoundedRect(pill, height / 2, height / 2)
+        painter.setPen(colour)
+        painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, text)
+        painter.restore()
+
+
+@dataclass(frozen=True, slots=True)
+class _ViewState:
+    """What a refresh keeps: the selection, the current row and the top row, by index row."""
+
+    selected: Rows
+    current: int | None
+    top: int | None
+    at_top: bool
+    scroll: int
+
+
+class EntriesTable(QTableView):
+    """The table: fixed row heights, no per-row widgets, a message when empty.
+
+    It keeps the selection, the current row and the scroll position by entry
+    when its model runs a query again.
+    """
+
+    activated_row = Signal(int)
+
+    def __init__(self, model: FailedPaymentsModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("EntriesTable")
+        self._entries = model
+        self._saved: _ViewState | None = None
+        self.empty_text = "No parked failed payments"
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.setShowGrid(False)
+        self.setAlternatingRowColors(True)
+        self.setWordWrap(False)
+        self.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.setCornerButtonEnabled(False)
+        self.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        vertical = self.verticalHeader()
+        vertical.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        vertical.setDefaultSectionSize(ROW_HEIGHT)
+        vertical.setMinimumSectionSize(ROW_HEIGHT)
+        vertical.hide()
+        header = self.horizontalHeader()
+        header.setHighlightSections(False)
+        header.setStretchLastSection(True)
+        header.setSectionsMovable(True)
+        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        header.setMinimumSectionSize(48)
+        self.doubleClicked.connect(lambda index: self.activated_row.emit(index.row()))
+        self.setModel(model)
+        self.setItemDelegateForColumn(COLUMN_NAMES.index("state"), StatePillDelegate(self))
+        self.setItemDelegateForColumn(COLUMN_NAMES.index("payment_id"), MiddleElideDelegate(self))
+        self._fit_columns()
+        model.result_about_to_change.connect(self._save_view_state)
+        model.result_changed.connect(self._restore_view_state)
+
+    def _fit_columns(self) -> None:
+        """Size the columns to their usual widest text in the table's font."""
+        metrics = self.fontMetrics()
+        header_metrics = self.horizontalHeader().fontMetrics()
+        for position, column in enumerate(COLUMNS):
+            sample = COLUMN_SAMPLES.get(column.name, "")
+            text = metrics.horizontalAdvance(sample) + 12  # cell padding
+            arrow = 14 if column.sort_key == self._entries.query.sort_key else 0
+            title = header_metrics.horizontalAdvance(column.title) + 16 + arrow
+            self.setColumnWidth(position, max(column.min_width, text, title))
+
+    def setSelectionModel(self, selectionModel: QItemSelectionModel) -> None:
+        super().setSelectionModel(selectionModel)
+        # A header asks the selection model whether each visible section is wholly
+        # selected, which walks every row (a Python model call each) once all rows are
+        # selected: "select all" on a million rows would freeze the UI for seconds. The
+        # headers show no selection, so they get an empty selection model of their own.
+        model = self.model()
+        if model is not None:
+            self.horizontalHeader().setSelectionModel(QItemSelectionModel(model, self))
+            self.verticalHeader().setSelectionModel(QItemSelectionModel(model, self))
+
+    # ------------------------------------------------------------------ selection
+
+    def selected_spans(self) -> list[tuple[int, int]]:
+        """The selected rows as disjoint, ascending (first, last) spans."""
+        limit = self._entries.rowCount() - 1
+        spans = sorted(
+            (r.top(), min(r.bottom(), limit)) for r in self.selectionModel().selection().toList()
+        )
+        merged: list[tuple[int, int]] = []
+        for first, last in spans:
+            if last < first:
+                continue
+            if merged and first <= merged[-1][1] + 1:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+            else:
+                merged.append((first, last))
+        return merged
+
+    def selected_rows(self) -> Rows:
+        """Selected table rows, ascending (from the selection's ranges: cheap for a million)."""
+        spans = self.selected_spans()
+        if not spans:
+            return np.zeros(0, dtype=np.int64)
+        return np.concatenate([np.arange(first, last + 1, dtype=np.int64) for first, last in spans])
+
+    def selected_count(self) -> int:
+        return sum(last - first + 1 for first, last in self.selected_spans())
+
+    def select_rows(self, positions: Rows) -> None:
+        """Select table rows (ascending) as few contiguous ranges."""
+        model = self._entries
+        last_column = model.columnCount() - 1
+        breaks = np.flatnonzero(np.diff(positions) != 1)
+        starts = np.concatenate([positions[:1], positions[breaks + 1]])
+        ends = np.concatenate([positions[breaks], positions[-1:]])
+        selection = QItemSelection()
+        for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+            selection.select(model.index(start, 0), model.index(end, last_column))
+        self.selectionModel().select(selection, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+
+    # ------------------------------------------------------------------ keeping the view
+
+    def _save_view_state(self) -> None:
+        model = self._entries
+        if not len(model.result):
+            self._saved = None
+            return
+        current = self.currentIndex()
+        top = self.rowAt(0)
+        scroll = self.verticalScrollBar().value()
+        self._saved = _ViewState(
+            selected=model.index_rows(self.selected_rows()),
+            current=model.index_row(current.row()) if current.isValid() else None,
+            top=model.index_row(top) if top >= 0 else None,
+            at_top=scroll == 0,
+            scroll=scroll,
+        )
+
+    def _restore_view_state(self, _rows: int) -> None:
+        saved, self._saved = self._saved, None
+        if saved is None:
+            return
+        model = self._entries
+        result = model.result
+        if len(saved.selected):
+            positions = model.table_rows(saved.selected)
+            if len(positions):
+                self.select_rows(positions)
+        if saved.current is not None:
+            found = np.flatnonzero(result == saved.current)
+            if len(found):
+                self.selectionModel().setCurrentIndex(
+                    model.index(int(found[0]), 0), QItemSelectionModel.SelectionFlag.NoUpdate
+                )
+        bar = self.verticalScrollBar()
+        if saved.at_top:
+            bar.setValue(0)
+        elif saved.top is not None:
+            found = np.flatnonzero(result == saved.top)
+            if len(found):
+                self.scrollTo(
+                    model.index(int(found[0]), 0), QAbstractItemView.ScrollHint.PositionAtTop
+                )
+            else:
+                bar.setValue(min(saved.scroll, bar.maximum()))
+
+    # ------------------------------------------------------------------ events
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.currentIndex().isValid():
+            self.activated_row.emit(self.currentIndex().row())
+            return
+        super().keyPressEvent(event)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        model = self.model()
+        if model is not None and model.rowCount() == 0 and self.empty_text:
+            painter = QPainter(self.viewport())
+            painter.setPen(QColor(colors.TEXT_MUTED))
+            painter.drawText(
+                self.viewport().rect().adjusted(20, 0, -20, 0),
+                Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                self.empty_text,
+            )
+            painter.end()

@@ -1,0 +1,374 @@
+"""The filter bar over the failed-payments table.
+
+Multi-select menus for state, reason, queue, DLQ and merchant (each value with
+its count under the other filters), a dead-lettered time range with presets,
+an amount range, and "Clear filters". :class:`FilterBar` turns its controls
+into a :class:`~services.workbench.index.Query` and shows one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Final
+
+from PySide6.QtCore import QDate, QDateTime, QLocale, QObject, QSize, Qt, QTime, Signal
+from PySide6.QtGui import QAction, QDoubleValidator, QMouseEvent, QResizeEvent
+from PySide6.QtWidgets import (
+    QDateTimeEdit,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QScrollArea,
+    QSizePolicy,
+    QToolButton,
+    QWidget,
+)
+
+from services.workbench.index import GroupBy, GroupValue, Query
+from widgets.workbench.group_panel import group_label
+
+FILTER_CHOICES: Final[tuple[tuple[GroupBy, str], ...]] = (
+    ("state", "State"),
+    ("reason", "Reason"),
+    ("origin_queue", "Queue"),
+    ("dlq", "DLQ"),
+    ("merchant", "Merchant"),
+)
+MAX_MENU_OPTIONS: Final = 60
+_ANY_TIME = QDateTime(QDate(2000, 1, 1), QTime(0, 0))
+
+
+class _CheckableMenu(QMenu):
+    """A menu that stays open when a checkable entry is toggled (multi-select)."""
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        action = self.actionAt(event.position().toPoint())
+        if action is not None and action.isCheckable() and action.isEnabled():
+            action.trigger()
+            event.accept()
+            return
+        super().mouseReleaseEvent(event)
+
+
+@dataclass(frozen=True, slots=True)
+class FilterOption:
+    """One value offered by a filter menu: the value, how it is shown, how many entries have it."""
+
+    value: GroupValue
+    label: str
+    count: int
+
+
+class MultiSelectButton(QToolButton):
+    """A filter button with a menu of checkable values: "Reason ▾", "Reason: expired ▾".
+
+    ``options`` is called when the menu opens (values with counts, current).
+    """
+
+    selection_edited = Signal()
+
+    def __init__(
+        self,
+        caption: str,
+        options: Callable[[], Sequence[FilterOption]],
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("FilterButton")
+        self.caption = caption
+        self._options_source = options
+        self._selected: frozenset[GroupValue] = frozenset()
+        self._labels: dict[GroupValue, str] = {}
+        self._any_action: QAction | None = None
+        self._menu = _CheckableMenu(self)
+        self._menu.aboutToShow.connect(self._fill)
+        self.setMenu(self._menu)
+        self.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.setFocusPolicy(Qt.FocusPolicy.TabFocus)
+        self._render()
+
+    @property
+    def selected(self) -> frozenset[GroupValue]:
+        return self._selected
+
+    def set_selected(self, values: Iterable[GroupValue], labels: dict[GroupValue, str]) -> None:
+        """Show ``values`` as chosen (no signal)."""
+        self._selected = frozenset(values)
+        self._labels.update(labels)
+        self._render()
+
+    def choose(self, values: Iterable[GroupValue]) -> None:
+        """Choose ``values`` as a user would (emits ``selection_edited``)."""
+        self._selected = frozenset(values)
+        self._render()
+        self.selection_edited.emit()
+
+    def _fill(self) -> None:
+        self._menu.clear()
+        self._any_action = self._menu.addAction("Any")
+        self._any_action.setCheckable(True)
+        self._any_action.setChecked(not self._selected)
+        self._any_action.triggered.connect(self._choose_any)
+        self._menu.addSeparator()
+        options = list(self._options_source())
+        shown = {o.value for o in options}
+        # chosen values stay in the menu even when no row has them now
+        options += [FilterOption(v, self._labels.get(v, str(v)), 0) for v in self._selected - shown]
+        for option in options[:MAX_MENU_OPTIONS]:
+            self._labels[option.value] = option.label
+            action = self._menu.addAction(f"{option.label}\t{option.count:,}")
+            action.setCheckable(True)
+            action.setChecked(option.value in self._selected)
+            action.triggered.connect(partial(self._toggle, option.value))
+        if len(options) > MAX_MENU_OPTIONS:
+            more = self._menu.addAction(
+                f"… {len(options) - MAX_MENU_OPTIONS:,} more (use the search box)"
+            )
+            more.setEnabled(False)
+
+    def _toggle(self, value: GroupValue, checked: bool = False) -> None:
+        chosen = set(self._selected)
+        if checked:
+            chosen.add(value)
+        else:
+            chosen.discard(value)
+        self.choose(chosen)
+        if self._any_action is not None:
+            self._any_action.setChecked(not self._selected)
+
+    def _choose_any(self, _checked: bool = False) -> None:
+        for action in self._menu.actions():
+            action.setChecked(action is self._any_action)
+        self.choose(())
+
+    def _render(self) -> None:
+        if not self._selected:
+            text = self.caption
+        elif len(self._selected) == 1:
+            (value,) = self._selected
+            text = f"{self.caption}: {self._labels.get(value, str(value))}"
+        else:
+            text = f"{self.caption}: {len(self._selected)} selected"
+        self.setText(text)
+        self.setToolTip(
+            "\n".join(sorted(self._labels.get(v, str(v)) for v in self._selected))
+            or f"Filter by {self.caption.lower()}"
+        )
+        self.setProperty("active", bool(self._selected))
+        self.style().unpolish(self)
+        self.style().polish(self)
+
+
+class FilterOptionalDateTimeEdit(QDateTimeEdit):
+    """A date-time edit whose minimum means "any" (no bound)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setCalendarPopup(True)
+        self.setDisplayFormat("yyyy-MM-dd HH:mm")
+        self.setMinimumDateTime(_ANY_TIME)
+        self.setSpecialValueText("any")
+        self.setDateTime(_ANY_TIME)
+        self.setFixedWidth(128)
+
+    @property
+    def is_any(self) -> bool:
+        return self.dateTime() == self.minimumDateTime()
+
+    def value_ms(self) -> int | None:
+        return None if self.is_any else int(self.dateTime().toMSecsSinceEpoch())
+
+    def set_value_ms(self, ms: int | None) -> None:
+        self.setDateTime(_ANY_TIME if ms is None else QDateTime.fromMSecsSinceEpoch(ms))
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        if self.is_any:  # open the calendar on today rather than on the year 2000
+            today = QDate.currentDate()
+            self.calendarWidget().setCurrentPage(today.year(), today.month())
+        super().mousePressEvent(event)
+
+
+class FilterBar(QFrame):
+    """State, reason, queue, DLQ and merchant choices, a time range and an amount range."""
+
+    filters_edited = Signal()
+
+    def __init__(
+        self, options: Callable[[GroupBy], Sequence[FilterOption]], parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("FilterBar")
+        self.buttons: dict[GroupBy, MultiSelectButton] = {
+            by: MultiSelectButton(caption, partial(options, by)) for by, caption in FILTER_CHOICES
+        }
+        self.dead_from = FilterOptionalDateTimeEdit()
+        self.dead_from.setToolTip("Dead-lettered at or after (local time)")
+        self.dead_to = FilterOptionalDateTimeEdit()
+        self.dead_to.setToolTip("Dead-lettered up to the end of this minute (local time)")
+        self.presets = QToolButton()
+        self.presets.setObjectName("PresetButton")
+        self.presets.setText("Last…")
+        self.presets.setToolTip("Dead-lettered in the last 15 min, hour, day or week")
+        self.presets.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        preset_menu = QMenu(self.presets)
+        for label, minutes in (
+            ("15 minutes", 15),
+            ("hour", 60),
+            ("4 hours", 240),
+            ("24 hours", 1440),
+            ("7 days", 10080),
+        ):
+            preset_menu.addAction(f"Last {label}", partial(self.set_last_minutes, minutes))
+        preset_menu.addSeparator()
+        preset_menu.addAction("Any time", partial(self.set_last_minutes, None))
+        self.presets.setMenu(preset_menu)
+        self.amount_min = self._amount_edit("min", "Smallest amount (inclusive)")
+        self.amount_max = self._amount_edit("max", "Largest amount (inclusive)")
+        self.clear_button = QToolButton()
+        self.clear_button.setObjectName("ClearFilters")
+        self.clear_button.setText("Clear filters")
+        self.clear_button.setToolTip("Show every entry (keeps the sort order)")
+        self.clear_button.setCursor(Qt.CursorShape.PointingHandCursor)
+
+        row = QHBoxLayout(self)
+        row.setContentsMargins(10, 6, 10, 6)
+        row.setSpacing(6)
+        for button in self.buttons.values():
+            row.addWidget(button)
+        row.addSpacing(8)
+        row.addWidget(self._caption("Time"))
+        row.addWidget(self.dead_from)
+        row.addWidget(self._caption("–"))
+        row.addWidget(self.dead_to)
+        row.addWidget(self.presets)
+        row.addSpacing(8)
+        row.addWidget(self._caption("Amount"))
+        row.addWidget(self.amount_min)
+        row.addWidget(self._caption("–"))
+        row.addWidget(self.amount_max)
+        row.addStretch(1)
+        row.addWidget(self.clear_button)
+
+        for button in self.buttons.values():
+            button.selection_edited.connect(self.filters_edited)
+        self.dead_from.dateTimeChanged.connect(self.filters_edited)
+        self.dead_to.dateTimeChanged.connect(self.filters_edited)
+        self.amount_min.textChanged.connect(self.filters_edited)
+        self.amount_max.textChanged.connect(self.filters_edited)
+
+    @staticmethod
+    def _caption(text: str) -> QLabel:
+        label = QLabel(text)
+        label.setObjectName("FilterCaption")
+        return label
+
+    @staticmethod
+    def _amount_edit(placeholder: str, tooltip: str) -> QLineEdit:
+        edit = QLineEdit()
+        edit.setObjectName("AmountEdit")
+        edit.setPlaceholderText(placeholder)
+        edit.setToolTip(tooltip)
+        edit.setFixedWidth(64)
+        edit.setAlignment(Qt.AlignmentFlag.AlignRight)
+        validator = QDoubleValidator(-1e15, 1e15, 6, edit)
+        validator.setLocale(QLocale.c())
+        validator.setNotation(QDoubleValidator.Notation.StandardNotation)
+        edit.setValidator(validator)
+        edit.setClearButtonEnabled(False)
+        return edit
+
+    def set_last_minutes(self, minutes: int | None) -> None:
+        """Show entries dead-lettered in the last ``minutes`` (None: any time)."""
+        if minutes is None:
+            self.dead_from.set_value_ms(None)
+        else:
+            now = QDateTime.currentDateTime()
+            self.dead_from.setDateTime(now.addSecs(-60 * minutes))
+        self.dead_to.set_value_ms(None)
+
+    @staticmethod
+    def _amount(edit: QLineEdit) -> float | None:
+        text = edit.text().strip()
+        if not text:
+            return None
+        try:
+            return float(text)
+        except ValueError:
+            return None
+
+    def apply_to(self, query: Query) -> Query:
+        """``query`` with this bar's filters."""
+        until = self.dead_to.value_ms()
+        q = query
+        for by, button in self.buttons.items():
+            q = q.with_group(by, button.selected)
+        return replace(
+            q,
+            dead_from_ms=self.dead_from.value_ms(),
+            dead_until_ms=until + 60_000 if until is not None else None,
+            amount_min=self._amount(self.amount_min),
+            amount_max=self._amount(self.amount_max),
+        )
+
+    def show_query(self, query: Query) -> None:
+        """Set the controls from ``query`` (no signals)."""
+        widgets: list[QObject] = [
+            *self.buttons.values(),
+            self.dead_from,
+            self.dead_to,
+            self.amount_min,
+            self.amount_max,
+        ]
+        blocked = [w.blockSignals(True) for w in widgets]
+        try:
+            for by, button in self.buttons.items():
+                values = query.group_values(by)
+                button.set_selected(values, {v: group_label(by, v) for v in values})
+            self.dead_from.set_value_ms(query.dead_from_ms)
+            until = query.dead_until_ms
+            self.dead_to.set_value_ms(until - 60_000 if until is not None else None)
+            for edit, value in (
+                (self.amount_min, query.amount_min),
+                (self.amount_max, query.amount_max),
+            ):
+                if self._amount(edit) != value:
+                    edit.setText("" if value is None else f"{value:g}")
+        finally:
+            for widget, was in zip(widgets, blocked, strict=True):
+                widget.blockSignals(was)
+        self.clear_button.setEnabled(query.is_filtered)
+
+
+class FilterScroll(QScrollArea):
+    """Holds a bar that scrolls sideways when the window is too narrow for it."""
+
+    def __init__(self, bar: QWidget, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("FilterScroll")
+        self._bar = bar
+        self.setWidget(bar)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self._fit()
+
+    def _fit(self) -> None:
+        squeezed = self.width() < self._bar.minimumSizeHint().width()
+        extra = self.horizontalScrollBar().sizeHint().height() if squeezed else 0
+        self.setFixedHeight(self._bar.sizeHint().height() + extra)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(120, super().minimumSizeHint().height())
+
+    def sizeHint(self) -> QSize:
+        return QSize(self._bar.sizeHint().width(), self.height())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit()

@@ -1,0 +1,260 @@
+"""The "group by" panel beside the failed-payments table.
+
+Counts the matching entries per reason, queue, merchant, state or DLQ (the
+other filters apply, the grouped column's own filter does not); a click
+filters the table to a group, its context menu acts on a whole group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+from typing import Final
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QPainter
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMenu,
+    QPushButton,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from services.workbench.index import GROUP_BYS, GroupBy, GroupValue
+from services.workbench.model import EntryState
+from widgets.common import colors
+from widgets.common.menus import popup_menu
+from widgets.workbench.action_texts import ACTION_NAMES, ALL_TEXT, READ_ONLY_TIP
+from widgets.workbench.table_model import STATE_LABELS
+
+GROUP_CHOICES: Final[tuple[tuple[GroupBy, str], ...]] = (
+    ("reason", "Reason"),
+    ("origin_queue", "Queue"),
+    ("merchant", "Merchant"),
+    ("state", "State"),
+    ("dlq", "DLQ"),
+)
+MAX_GROUPS_SHOWN: Final = 200
+
+
+def as_group_by(name: str, default: GroupBy) -> GroupBy:
+    """``name`` as a :data:`GroupBy` (``default`` when it names none)."""
+    return next((by for by in GROUP_BYS if by == name), default)
+
+
+def group_label(by: GroupBy, value: GroupValue) -> str:
+    """How a group's value is shown."""
+    if value is None:
+        return "(none)"
+    if value == "":
+        return "(empty)"
+    if by == "state":
+        return STATE_LABELS.get(EntryState(value), value)
+    return value
+
+
+class _GroupBarDelegate(QStyledItemDelegate):
+    """Draws a group's share as a faint bar behind its name."""
+
+    SHARE_ROLE = Qt.ItemDataRole.UserRole + 10
+
+    def paint(
+        self,
+        painter: QPainter,
+        option: QStyleOptionViewItem,
+        index: QModelIndex | QPersistentModelIndex,
+    ) -> None:
+        share = index.data(self.SHARE_ROLE)
+        if isinstance(share, float) and share > 0:
+            cell = option.rect
+            width = max(2, int((cell.width() - 8) * min(share, 1.0)))
+            bar = QRectF(cell.left() + 4, cell.bottom() - 4, width, 3)
+            painter.save()
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            painter.setPen(Qt.PenStyle.NoPen)
+            colour = QColor(colors.ACCENT)
+            colour.setAlpha(150)
+            painter.setBrush(colour)
+            painter.drawRoundedRect(bar, 1.5, 1.5)
+            painter.restore()
+        super().paint(painter, option, index)
+
+
+class GroupByPanel(QFrame):
+    """Counts per value of one column; a click filters the table to that group."""
+
+    group_by_changed = Signal(str)
+    group_clicked = Signal(str, object)
+    select_all_clicked = Signal()
+    group_action_requested = Signal(str, str, object)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("GroupPanel")
+        self._by: GroupBy = "reason"
+        self._active: frozenset[GroupValue] = frozenset()
+        self._counts: dict[GroupValue, int] = {}
+        self._read_only = False
+        self.context_menu: QMenu | None = None
+        title = QLabel("GROUP BY")
+        title.setObjectName("PanelTitle")
+        self.choice = QComboBox()
+        for by, label in GROUP_CHOICES:
+            self.choice.addItem(label, by)
+        self.choice.setToolTip("Count the matching entries per value of this column")
+        self.list = QTreeWidget()
+        self.list.setObjectName("GroupList")
+        self.list.setColumnCount(2)
+        self.list.setHeaderHidden(True)
+        self.list.setRootIsDecorated(False)
+        self.list.setUniformRowHeights(True)
+        self.list.setIndentation(0)
+        self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.list.setItemDelegateForColumn(0, _GroupBarDelegate(self.list))
+        self.list.setToolTip("Click a group to show only it; click it again to show all")
+        header = self.list.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        self.note = QLabel()
+        self.note.setObjectName("GroupNote")
+        self.note.setWordWrap(True)
+        self.select_all_button = QPushButton("Select all in group")
+        self.select_all_button.setObjectName("SelectGroupButton")
+        self.select_all_button.setToolTip(
+            "Select every entry of the chosen group in the table, for a bulk action"
+        )
+
+        head = QHBoxLayout()
+        head.setContentsMargins(0, 0, 0, 0)
+        head.addWidget(title)
+        head.addStretch(1)
+        head.addWidget(self.choice)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(8, 8, 8, 10)
+        column.setSpacing(6)
+        column.addLayout(head)
+        column.addWidget(self.list, 1)
+        column.addWidget(self.note)
+        column.addWidget(self.select_all_button)
+
+        self.choice.currentIndexChanged.connect(self._on_choice_changed)
+        self.list.itemClicked.connect(self._on_item_clicked)
+        self.list.customContextMenuRequested.connect(self._on_context_menu)
+        self.select_all_button.clicked.connect(self.select_all_clicked)
+        self._update_button()
+
+    @property
+    def by(self) -> GroupBy:
+        return self._by
+
+    @property
+    def active(self) -> frozenset[GroupValue]:
+        return self._active
+
+    def set_by(self, by: GroupBy) -> None:
+        position = next(i for i, (b, _) in enumerate(GROUP_CHOICES) if b == by)
+        self.choice.setCurrentIndex(position)
+
+    def set_read_only(self, read_only: bool) -> None:
+        self._read_only = read_only
+
+    def show_groups(
+        self,
+        pairs: Sequence[tuple[GroupValue, int]],
+        active: frozenset[GroupValue],
+    ) -> None:
+        """Show (value, count) pairs, most common first; highlight ``active``."""
+        self._active = active
+        self._counts = dict(pairs)
+        shown = list(pairs[:MAX_GROUPS_SHOWN])
+        shown_values = {v for v, _ in shown}
+        shown += [(v, 0) for v in active if v not in shown_values]
+        top = max((count for _, count in shown), default=0)
+        total = sum(count for _, count in pairs)
+        self.list.setUpdatesEnabled(False)
+        try:
+            self.list.clear()
+            items = []
+            for value, count in shown:
+                item = QTreeWidgetItem([group_label(self._by, value), f"{count:,}"])
+                item.setData(0, Qt.ItemDataRole.UserRole, value)
+                item.setData(0, _GroupBarDelegate.SHARE_ROLE, count / top if top else 0.0)
+                item.setTextAlignment(
+                    1, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+                )
+                item.setForeground(1, QColor(colors.TEXT_MUTED))
+                share = f"{100 * count / total:.1f} %" if total else "—"
+                item.setToolTip(0, f"{group_label(self._by, value)}: {count:,} entries ({share})")
+                if self._by == "state" and value is not None:
+                    item.setForeground(0, QColor(colors.STATE_COLORS[EntryState(value)]))
+                items.append(item)
+            self.list.addTopLevelItems(items)
+            for item in items:
+                if item.data(0, Qt.ItemDataRole.UserRole) in active:
+                    item.setSelected(True)
+        finally:
+            self.list.setUpdatesEnabled(True)
+        hidden = len(pairs) - min(len(pairs), MAX_GROUPS_SHOWN)
+        notes = [f"{len(pairs):,} groups" if len(pairs) != 1 else "1 group"]
+        if hidden:
+            notes.append(f"the {hidden:,} smallest not listed")
+        self.note.setText(" · ".join(notes))
+        self._update_button()
+
+    def chosen_group(self) -> tuple[GroupValue, int] | None:
+        """The group the table is filtered to (exactly one), with its count."""
+        if len(self._active) != 1:
+            return None
+        (value,) = self._active
+        return value, self._counts.get(value, 0)
+
+    def _update_button(self) -> None:
+        chosen = self.chosen_group()
+        if chosen is None:
+            self.select_all_button.setText("Select all in group")
+            self.select_all_button.setEnabled(False)
+        else:
+            _value, count = chosen
+            self.select_all_button.setText(f"Select all {count:,} in group")
+            self.select_all_button.setEnabled(count > 0)
+
+    def _on_choice_changed(self, position: int) -> None:
+        self._by = GROUP_CHOICES[position][0]
+        self.group_by_changed.emit(self._by)
+
+    def _on_item_clicked(self, item: QTreeWidgetItem, _column: int) -> None:
+        self.group_clicked.emit(self._by, item.data(0, Qt.ItemDataRole.UserRole))
+
+    def _on_context_menu(self, point: QPoint) -> None:
+        item = self.list.itemAt(point)
+        if item is None:
+            return
+        value = item.data(0, Qt.ItemDataRole.UserRole)
+        count = self._counts.get(value, 0)
+        label = group_label(self._by, value)
+        menu = QMenu(self)
+        menu.addAction(f"Show only “{label}”", lambda: self.group_clicked.emit(self._by, value))
+        menu.addSeparator()
+        for name in ACTION_NAMES:
+            dots = "…" if name != "requeue" else ""
+            action = menu.addAction(
+                f"{ALL_TEXT[name]} {count:,} in “{label}”{dots}",
+                partial(self.group_action_requested.emit, name, self._by, value),
+            )
+            action.setEnabled(not self._read_only and count > 0)
+            if self._read_only:
+                action.setToolTip(READ_ONLY_TIP)
+        menu.setToolTipsVisible(True)
+        self.context_menu = popup_menu(menu, self.list.viewport().mapToGlobal(point))
