@@ -24,11 +24,9 @@ from services.workbench.model import Change, ParkedEntry
 from services.workbench.parker import Parker
 from services.workbench.store import ParkingStore
 from widgets.main_window import MainWindow
-from widgets.workbench.action_dialogs import (
-    ActionProgressDialog,
-    ActionSummaryDialog,
-    ConfirmActionDialog,
-)
+from widgets.workbench.action_dialogs import ConfirmActionDialog
+from widgets.workbench.action_progress import ActionProgressDialog
+from widgets.workbench.action_summary import ActionSummaryDialog
 
 log = logging.getLogger(__name__)
 

@@ -1,36 +1,31 @@
-"""The dialogs around an action: confirm it, watch it, read what it did.
+"""The dialogs around an action: confirm it (here), watch it, read what it did.
 
 - :class:`ConfirmActionDialog` says exactly what will happen ("Requeue 1,234
   failed payments to payments.process"), asks for a reason (required to
   cancel), a retry delay, and for a single JSON entry an optional edited body;
   it returns an :class:`~services.workbench.actions.report.ActionRequest`.
-- :class:`ActionProgressDialog` shows bulk work: done / total, rate, elapsed,
-  ETA, and a Cancel button that asks the app to stop after the entry in flight.
-- :class:`ActionSummaryDialog` says what succeeded and what did not, and why.
+- :class:`~widgets.workbench.action_progress.ActionProgressDialog` shows bulk
+  work: done / total, rate, elapsed, ETA, and a Cancel button that asks the
+  app to stop after the entry in flight.
+- :class:`~widgets.workbench.action_summary.ActionSummaryDialog` says what
+  succeeded and what did not, and why.
 
 Pure views: they take plain data and emit intents; they run nothing.
 """
 
 from __future__ import annotations
 
-import html
 import json
-import time
-from collections import deque
-from collections.abc import Callable
-from typing import Any, ClassVar, Final
+from typing import Final
 
 from PySide6.QtCore import (
-    QObject,
     Qt,
     QTimer,
     Signal,
     Slot,
 )
 from PySide6.QtGui import (
-    QCloseEvent,
     QColor,
-    QGuiApplication,
     QTextCursor,
     QTextFormat,
 )
@@ -40,16 +35,12 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFormLayout,
-    QFrame,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
-    QProgressBar,
     QPushButton,
     QSpinBox,
-    QTableView,
     QTextEdit,
     QVBoxLayout,
     QWidget,
@@ -64,28 +55,20 @@ from services.masking.json import (
     unmask_edit,
 )
 from services.workbench.actions.report import (
-    ActionOutcome,
     ActionPlan,
-    ActionReport,
     ActionRequest,
-    OutcomeStatus,
     format_delay,
-    plural,
 )
 from widgets.common import colors
-from widgets.common.record_tables import configure_table
-from widgets.common.table_models import ListTableModel
-from widgets.workbench.detail import CHECKBOX_STYLE, JsonHighlighter, monospace_font
+from widgets.workbench.action_texts import VERBS
+from widgets.workbench.body_views import JsonHighlighter, monospace_font
+from widgets.workbench.detail import CHECKBOX_STYLE
 
 __all__ = [
     "DELAY_CHOICES",
     "ActionPlan",
-    "ActionProgressDialog",
     "ActionRequest",
-    "ActionSummaryDialog",
     "ConfirmActionDialog",
-    "OutcomeTableModel",
-    "format_duration",
 ]
 
 DELAY_CHOICES: Final[tuple[tuple[str, int | None], ...]] = (
@@ -101,9 +84,6 @@ DELAY_CHOICES: Final[tuple[tuple[str, int | None], ...]] = (
 MAX_DELAY_S: Final = 7 * 24 * 3600
 LIVE_VALIDATION_CHARS: Final = 64 * 1024
 """Bodies up to this size are validated on every keystroke, larger ones after a pause."""
-
-_VERBS: Final = {"requeue": "Requeue", "retry": "Retry", "cancel": "Cancel"}
-_ING: Final = {"requeue": "Requeueing", "retry": "Retrying", "cancel": "Cancelling"}
 
 _DIALOG_STYLE = f"""
 QLabel#DialogHeadline {{ font-size: 12pt; font-weight: bold; color: {colors.TEXT}; }}
@@ -142,21 +122,6 @@ QProgressBar {{
 }}
 QProgressBar::chunk {{ background: {colors.ACCENT}; border-radius: 3px; }}
 """
-
-
-def format_duration(seconds: float) -> str:
-    """``0:07``, ``12:03``, ``1:02:03``."""
-    whole = max(round(seconds), 0)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def format_rate(rate: float | None) -> str:
-    """``412/s``, ``3.5/s``, ``—`` when unknown."""
-    if rate is None:
-        return "—"
-    return f"{rate:,.0f}/s" if rate >= 10 else f"{rate:.1f}/s"
 
 
 def _caption(text: str) -> QLabel:
@@ -206,7 +171,7 @@ class ConfirmActionDialog(QDialog):
         self._body_error: str | None = None
         self._edited: bytes | None = None
         self._request: ActionRequest | None = None
-        verb = _VERBS.get(plan.action, plan.action.capitalize())
+        verb = VERBS.get(plan.action, plan.action.capitalize())
         self.setWindowTitle(f"{verb} failed payments")
         self.setModal(True)
 
@@ -489,7 +454,7 @@ class ConfirmActionDialog(QDialog):
     def _refresh(self) -> None:
         plan = self.plan
         delay = self.delay_s()
-        verb = _VERBS.get(plan.action, plan.action.capitalize())
+        verb = VERBS.get(plan.action, plan.action.capitalize())
         if plan.total <= 0:
             self.headline_label.setText(f"Nothing to {plan.action}")
         else:
@@ -522,401 +487,3 @@ class ConfirmActionDialog(QDialog):
         self._request = self.build_request()
         super().accept()
         self.confirmed.emit(self._request)
-
-
-# --------------------------------------------------------------------------- progress
-
-
-class ActionProgressDialog(QDialog):
-    """Bulk work under way: done / total, failed, rate, elapsed, ETA, and Cancel.
-
-    ``show_progress(done, total, failed)``: ``done`` counts every entry
-    handled so far (whatever its outcome), ``failed`` those among them that
-    failed. Cancel (or Esc, or closing the window) emits ``cancel_requested``
-    once; the app stops after the entry in flight and calls :meth:`finish`.
-    """
-
-    cancel_requested = Signal()
-    RATE_WINDOW_S: ClassVar[float] = 5.0
-
-    def __init__(
-        self,
-        action: str,
-        total: int,
-        parent: QWidget | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(parent)
-        self.setObjectName("ActionProgressDialog")
-        self.setStyleSheet(_DIALOG_STYLE)
-        self.action = action
-        self._clock = clock
-        self._started = clock()
-        self._samples: deque[tuple[float, int]] = deque([(self._started, 0)])
-        self._done = 0
-        self._total = max(total, 0)
-        self._failed = 0
-        self._cancelling = False
-        self._finished = False
-        verb = _ING.get(action, action.capitalize() + "ing")
-        self.setWindowTitle(f"{verb} failed payments")
-        self.setModal(True)
-
-        self.title_label = QLabel(f"{verb} {plural(self._total, 'failed payment')}…")
-        self.title_label.setObjectName("DialogHeadline")
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setTextVisible(True)
-        self.counts_label = QLabel()
-        self.counts_label.setObjectName("StatValue")
-        self.failed_label = QLabel()
-        self.failed_label.setObjectName("StatValue")
-        self.rate_label = QLabel()
-        self.elapsed_label = QLabel()
-        self.eta_label = QLabel()
-        self.stopping_label = QLabel("Stopping after the payment in flight…")
-        self.stopping_label.setObjectName("StoppingNote")
-        self.stopping_label.setVisible(False)
-
-        stats = QHBoxLayout()
-        stats.setSpacing(18)
-        for caption, label in (
-            ("DONE", self.counts_label),
-            ("FAILED", self.failed_label),
-            ("RATE", self.rate_label),
-            ("ELAPSED", self.elapsed_label),
-            ("ETA", self.eta_label),
-        ):
-            label.setObjectName("StatValue")
-            cell = QVBoxLayout()
-            cell.setSpacing(0)
-            title = QLabel(caption)
-            title.setObjectName("StatCaption")
-            cell.addWidget(title)
-            cell.addWidget(label)
-            stats.addLayout(cell)
-        stats.addStretch(1)
-
-        self.buttons = QDialogButtonBox()
-        self.cancel_button = self.buttons.addButton(
-            "Stop cancelling" if action == "cancel" else "Cancel",
-            QDialogButtonBox.ButtonRole.RejectRole,
-        )
-        self.cancel_button.setToolTip("Stop after the payment in flight; the rest stay parked")
-        column = QVBoxLayout(self)
-        column.setContentsMargins(18, 16, 18, 14)
-        column.setSpacing(10)
-        column.addWidget(self.title_label)
-        column.addWidget(self.progress_bar)
-        column.addLayout(stats)
-        column.addWidget(self.stopping_label)
-        column.addWidget(self.buttons)
-
-        self._tick = QTimer(self)
-        self._tick.setInterval(500)
-        self._tick.timeout.connect(self._render)
-        self._tick.start()
-        self.cancel_button.clicked.connect(self.request_cancel)
-        self.setMinimumWidth(480)
-        self._render()
-
-    @property
-    def cancelling(self) -> bool:
-        """Whether the operator asked to stop."""
-        return self._cancelling
-
-    @Slot(int, int, int)
-    def show_progress(self, done: int, total: int, failed: int) -> None:
-        """Show how far the action is."""
-        now = self._clock()
-        self._done = max(done, 0)
-        self._total = max(total, self._done)
-        self._failed = max(failed, 0)
-        self._samples.append((now, self._done))
-        while len(self._samples) > 2 and now - self._samples[0][0] > self.RATE_WINDOW_S:
-            self._samples.popleft()
-        self._render()
-
-    @Slot()
-    def request_cancel(self) -> None:
-        """Ask the app to stop after the entry in flight (once)."""
-        if self._cancelling or self._finished:
-            return
-        self._cancelling = True
-        self.cancel_button.setEnabled(False)
-        self.cancel_button.setText("Stopping…")
-        self.stopping_label.setVisible(True)
-        self.cancel_requested.emit()
-
-    @Slot()
-    def finish(self) -> None:
-        """The action is over: close."""
-        self._finished = True
-        self._tick.stop()
-        self.accept()
-
-    def rate(self) -> float | None:
-        """Entries per second over the last few seconds (None before there is any)."""
-        if len(self._samples) < 2:
-            return None
-        (t0, d0), (t1, d1) = self._samples[0], self._samples[-1]
-        if t1 - t0 <= 0 or d1 <= d0:
-            return None
-        return (d1 - d0) / (t1 - t0)
-
-    def eta_s(self) -> float | None:
-        rate = self.rate()
-        if rate is None or rate <= 0:
-            return None
-        return max(self._total - self._done, 0) / rate
-
-    def _render(self) -> None:
-        total = max(self._total, 1)
-        self.progress_bar.setRange(0, total)
-        self.progress_bar.setValue(min(self._done, total))
-        self.progress_bar.setFormat(f"{self._done:,} / {self._total:,}")
-        self.counts_label.setText(f"{self._done:,} / {self._total:,}")
-        self.failed_label.setText(f"{self._failed:,}")
-        self.failed_label.setStyleSheet(f"color: {colors.RED};" if self._failed else "")
-        rate = self.rate()
-        self.rate_label.setText(format_rate(rate))
-        self.elapsed_label.setText(format_duration(self._clock() - self._started))
-        eta = self.eta_s()
-        self.eta_label.setText("—" if eta is None else format_duration(eta))
-
-    def reject(self) -> None:
-        """Esc and the close button ask to stop; the dialog closes when the work has."""
-        if self._finished:
-            super().reject()
-        else:
-            self.request_cancel()
-
-    def closeEvent(self, event: QCloseEvent) -> None:
-        if self._finished:
-            super().closeEvent(event)
-        else:
-            event.ignore()
-            self.request_cancel()
-
-
-# --------------------------------------------------------------------------- summary
-
-_STATUS_TEXT: Final = {"failed": "Failed", "skipped": "Skipped", "done": "Done"}
-_OUTCOME_TITLES: Final = {
-    "status": "Status",
-    "entry": "Entry",
-    "payment": "Payment",
-    "reason": "Reason",
-}
-
-
-class OutcomeTableModel(ListTableModel[ActionOutcome]):
-    """Outcomes as a table: status, entry id, payment id, reason (masked)."""
-
-    HEADERS: ClassVar[tuple[str, ...]] = tuple(_OUTCOME_TITLES.values())
-
-    def __init__(self, outcomes: tuple[ActionOutcome, ...], parent: QObject | None = None) -> None:
-        super().__init__(tuple(_OUTCOME_TITLES), _OUTCOME_TITLES, parent)
-        self._rows = list(outcomes)
-
-    def outcome(self, row: int) -> ActionOutcome:
-        return self._rows[row]
-
-    def cell_text(self, row: int, column: int) -> str:
-        return self._text(self._rows[row], self.columns[column])
-
-    @staticmethod
-    def _text(outcome: ActionOutcome, column: str) -> str:
-        if column == "status":
-            return _STATUS_TEXT.get(outcome.status, outcome.status)
-        if column == "entry":
-            return outcome.entry_id
-        if column == "payment":
-            return mask_sensitive_text(outcome.payment_id) if outcome.payment_id else "—"
-        return mask_sensitive_text(outcome.detail) if outcome.detail else "—"
-
-    def _cell_data(self, outcome: ActionOutcome, column: str, role: int) -> Any:
-        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
-            text = self._text(outcome, column)
-            if role == Qt.ItemDataRole.ToolTipRole:
-                return text if column == "reason" and len(text) > 40 else None
-            return text
-        if role == Qt.ItemDataRole.ForegroundRole and column == "status":
-            return QColor(colors.RED if outcome.status == "failed" else colors.AMBER)
-        if role == Qt.ItemDataRole.FontRole and column in ("entry", "payment"):
-            return monospace_font()
-        return None
-
-
-class _CountTile(QFrame):
-    def __init__(self, caption: str, value: int, tone: str, detail: str = "") -> None:
-        super().__init__()
-        self.setObjectName("CountTile")
-        self.setProperty("tone", tone if value else "none")
-        self.value_label = QLabel(f"{value:,}")
-        self.value_label.setObjectName("TileValue")
-        if value and tone == "bad":
-            self.value_label.setStyleSheet(f"color: {colors.RED};")
-        elif value and tone == "warn":
-            self.value_label.setStyleSheet(f"color: {colors.AMBER};")
-        title = QLabel(caption.upper())
-        title.setObjectName("TileCaption")
-        self.detail_label = QLabel(detail)
-        self.detail_label.setObjectName("TileDetail")
-        self.detail_label.setWordWrap(True)
-        self.detail_label.setVisible(bool(detail))
-        column = QVBoxLayout(self)
-        column.setContentsMargins(12, 8, 12, 8)
-        column.setSpacing(0)
-        column.addWidget(title)
-        column.addWidget(self.value_label)
-        column.addWidget(self.detail_label)
-
-
-def reasons_html(report: ActionReport, limit: int = 4) -> str:
-    """Why entries were skipped or failed, grouped by reason, as a small rich-text table."""
-    rows: list[str] = []
-    statuses: tuple[tuple[OutcomeStatus, str, str], ...] = (
-        ("failed", "Failed", colors.RED),
-        ("skipped", "Skipped", colors.AMBER),
-    )
-    for status, title, colour in statuses:
-        reasons = report.reasons(status)
-        shown = reasons[:limit]
-        rest = sum(count for _, count in reasons[limit:])
-        items = [(f"{count:,} ×", mask_sensitive_text(detail)) for detail, count in shown]
-        if rest:
-            items.append((f"{rest:,} ×", "other reasons"))
-        for index, (count_text, detail) in enumerate(items):
-            label = f"<span style='color:{colour}'>{title}</span>" if index == 0 else ""
-            rows.append(
-                f"<tr><td style='padding-right:10px'>{label}</td>"
-                f"<td align='right' style='padding-right:6px'>{count_text}</td>"
-                f"<td>{html.escape(detail)}</td></tr>"
-            )
-    return f"<table cellspacing='0' cellpadding='1'>{''.join(rows)}</table>" if rows else ""
-
-
-class ActionSummaryDialog(QDialog):
-    """What an action did: counts per outcome with the reasons, and the entries that failed.
-
-    "Copy" puts a plain-text report on the clipboard (payment ids and
-    reasons masked like on screen).
-    """
-
-    def __init__(self, report: ActionReport, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("ActionSummaryDialog")
-        self.setStyleSheet(_DIALOG_STYLE)
-        self.report = report
-        verb = _VERBS.get(report.action, report.action.capitalize())
-        ended = "stopped" if report.stopped else "finished"
-        self.setWindowTitle(f"{verb} {ended}")
-
-        self.headline_label = QLabel(report.headline())
-        self.headline_label.setObjectName("DialogHeadline")
-        self.headline_label.setWordWrap(True)
-        where = f"to {mask_sensitive_text(report.target)} · " if report.target else ""
-        stopped = " · stopped by the operator" if report.stopped else ""
-        self.subline_label = QLabel(f"{where}took {format_duration(report.duration_s)}{stopped}")
-        self.subline_label.setObjectName("DialogSubline")
-        self.subline_label.setWordWrap(True)
-
-        tiles = QHBoxLayout()
-        tiles.setSpacing(8)
-        self.tiles = {
-            "done": _CountTile("Succeeded", report.succeeded, "ok"),
-            "skipped": _CountTile("Skipped", report.skipped, "warn"),
-            "failed": _CountTile("Failed", report.failed, "bad"),
-        }
-        if report.not_attempted:
-            self.tiles["not_attempted"] = _CountTile("Not attempted", report.not_attempted, "warn")
-            self.tiles["not_attempted"].setToolTip(
-                "The action was stopped before reaching them; they stay parked"
-            )
-        for tile in self.tiles.values():
-            tiles.addWidget(tile, 1)
-        self.reasons_label = QLabel(reasons_html(report))
-        self.reasons_label.setObjectName("Reasons")
-        self.reasons_label.setTextFormat(Qt.TextFormat.RichText)
-        self.reasons_label.setWordWrap(True)
-        self.reasons_label.setVisible(bool(self.reasons_label.text()))
-
-        problems = report.problems
-        self.model = OutcomeTableModel(problems, self)
-        self.table = QTableView()
-        self.table.setObjectName("OutcomeTable")
-        self.table.setModel(self.model)
-        configure_table(self.table, stretch=None)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
-        header.resizeSection(1, 190)
-        header.resizeSection(2, 160)
-        header.setStretchLastSection(True)
-        self.table_caption = QLabel(
-            f"Not done ({len(problems):,}) — the failed ones stay parked"
-            if problems
-            else "Every payment went through."
-        )
-        self.table_caption.setObjectName("FieldCaption" if problems else "ValidationOk")
-        self.table.setVisible(bool(problems))
-
-        self.buttons = QDialogButtonBox()
-        self.copy_button = self.buttons.addButton("Copy", QDialogButtonBox.ButtonRole.ActionRole)
-        self.copy_button.setToolTip("Copy this summary as text (ids and reasons, masked)")
-        self.copy_button.setAutoDefault(False)
-        self.close_button = self.buttons.addButton(QDialogButtonBox.StandardButton.Close)
-        self.close_button.setDefault(True)
-
-        column = QVBoxLayout(self)
-        column.setContentsMargins(18, 16, 18, 14)
-        column.setSpacing(10)
-        column.addWidget(self.headline_label)
-        column.addWidget(self.subline_label)
-        column.addLayout(tiles)
-        column.addWidget(self.reasons_label)
-        column.addWidget(self.table_caption)
-        column.addWidget(self.table, 1)
-        if not problems:
-            column.addStretch(1)
-        column.addWidget(self.buttons)
-
-        # owned by the dialog, so it dies with it (a bare singleShot could outlive the button)
-        self._copied_timer = QTimer(self)
-        self._copied_timer.setSingleShot(True)
-        self._copied_timer.setInterval(1500)
-        self._copied_timer.timeout.connect(self.on_copied_timer_timeout)
-        self.copy_button.clicked.connect(self.copy_to_clipboard)
-        self.buttons.rejected.connect(self.reject)
-        self.close_button.clicked.connect(self.accept)
-        self.setMinimumWidth(560)
-        self.resize(760, 520 if problems else 300)
-        self.close_button.setFocus()
-
-    def summary_text(self) -> str:
-        """The summary as plain text: headline, reasons, then one line per entry not done."""
-        report = self.report
-        lines = [report.headline()]
-        if report.target:
-            lines.append(f"Target: {mask_sensitive_text(report.target)}")
-        lines.append(f"Took: {format_duration(report.duration_s)}")
-        statuses: tuple[OutcomeStatus, ...] = ("failed", "skipped")
-        for status in statuses:
-            for detail, count in report.reasons(status):
-                lines.append(f"{status}: {count:,} × {mask_sensitive_text(detail)}")
-        if self.model.rowCount():
-            lines.append("")
-            lines.append("\t".join(OutcomeTableModel.HEADERS))
-            for row in range(self.model.rowCount()):
-                lines.append("\t".join(self.model.cell_text(row, c) for c in range(4)))
-        return "\n".join(lines) + "\n"
-
-    @Slot()
-    def copy_to_clipboard(self) -> None:
-        """Put :meth:`summary_text` on the clipboard."""
-        QGuiApplication.clipboard().setText(self.summary_text())
-        self.copy_button.setText("Copied")
-        self._copied_timer.start()
-
-    @Slot()
-    def on_copied_timer_timeout(self) -> None:
-        self.copy_button.setText("Copy")

@@ -1,4 +1,4 @@
-"""What the failed-payments browser's action buttons and menus say, and their shortcuts."""
+"""What the Failed payments page calls its actions: buttons, menus, shortcuts, dialog titles."""
 
 from __future__ import annotations
 
@@ -17,3 +17,5 @@ ALL_TEXT: Final[dict[str, str]] = {
     "retry": "Retry all",
     "cancel": "Cancel all",
 }
+VERBS: Final = {"requeue": "Requeue", "retry": "Retry", "cancel": "Cancel"}
+ONGOING: Final = {"requeue": "Requeueing", "retry": "Retrying", "cancel": "Cancelling"}

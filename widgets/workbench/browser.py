@@ -7,8 +7,9 @@ through a :class:`~widgets.workbench.table_model.FailedPaymentsModel` in an
 :class:`~widgets.workbench.filter_bar.FilterBar` (state, reason, queue, DLQ,
 merchant, dead-lettered time range, amount range), a
 :class:`~widgets.workbench.group_panel.GroupByPanel` (counts per reason /
-queue / merchant / state / DLQ; a click filters to a group) and a count line. Every filter is one :class:`~services.workbench.index.Query` run by
-the index with numpy on the UI thread, fast enough at a million rows.
+queue / merchant / state / DLQ; a click filters to a group) and a count line.
+Every filter is one :class:`~services.workbench.index.Query` run by the index
+with numpy on the UI thread, fast enough at a million rows.
 
 It never acts itself. It emits intents with plain data:
 ``selection_changed(list[str])`` (entry ids) and ``action_requested(str,

@@ -13,29 +13,11 @@ body stalls the UI.
 
 from __future__ import annotations
 
-import datetime
-import re
-from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from collections.abc import Sequence
+from typing import Final
 
-from PySide6.QtCore import (
-    QAbstractListModel,
-    QModelIndex,
-    QObject,
-    QPersistentModelIndex,
-    Qt,
-    Signal,
-    Slot,
-)
-from PySide6.QtGui import (
-    QColor,
-    QFont,
-    QFontDatabase,
-    QFontMetrics,
-    QSyntaxHighlighter,
-    QTextCharFormat,
-    QTextDocument,
-)
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -50,45 +32,43 @@ from PySide6.QtWidgets import (
     QSizePolicy,
     QStackedWidget,
     QTableView,
-    QTableWidget,
-    QTableWidgetItem,
     QTabWidget,
     QTreeWidget,
-    QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
-from services.masking.json import HIDDEN, is_cvv_key, mask_sensitive_text
-from services.workbench.body_format import (
-    HEX_WIDTH,
-    BodyView,
-    FormattedBody,
-    amqp_type_name,
-    format_amqp_scalar,
-    format_body,
-    format_size,
-    format_timestamp,
-    hex_line,
-    hex_line_count,
-)
-from services.workbench.codec import DeathRecord, first_death
+from services.masking.json import mask_sensitive_text
+from services.workbench.body_format import BodyView, FormattedBody, format_body, format_size
 from services.workbench.model import AuditRecord, EntryState, ParkedEntry
 from widgets.common import colors
 from widgets.common.elided_label import ElidedLabel
 from widgets.common.record_tables import configure_table
 from widgets.workbench.audit_panel import AuditTableModel, format_local_time
+from widgets.workbench.body_views import (
+    HIGHLIGHT_MAX_CHARS,
+    HexDumpModel,
+    JsonHighlighter,
+    monospace_font,
+)
+from widgets.workbench.detail_tables import (
+    count_items,
+    deaths_note,
+    fill_deaths,
+    header_items,
+    plain_table,
+    property_rows,
+    short_time,
+    table_item,
+)
 
 ACTIONS: Final = ("requeue", "retry", "cancel")
 READ_ONLY_REASON: Final = "Read-only console: actions are disabled"
 NO_ENTRY_TEXT: Final = "Select a failed payment to see its body, headers and history"
-MAX_TREE_CHILDREN: Final = 200
 AUDIT_DETAIL_COLUMNS: Final = ("time", "operator", "action", "result", "detail")
 
 _DONE_TO: Final = {"requeue": "requeued", "retry": "retried", "cancel": "cancelled"}
 _VIEW_LABELS: Final[dict[BodyView, str]] = {"json": "Pretty JSON", "text": "Text", "hex": "Hex"}
-_DELIVERY_MODES: Final = {1: "1 (transient)", 2: "2 (persistent)"}
-_RIGHT: Final = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 
 _STYLE = f"""
 QFrame#EntryHeader {{ background: {colors.SURFACE}; border-bottom: 1px solid {colors.BORDER}; }}
@@ -129,18 +109,6 @@ def _tint(colour: str, alpha: int = 40) -> str:
     return f"rgba({red}, {green}, {blue}, {alpha})"
 
 
-def short_time(
-    ts_ms: int | None, now: datetime.datetime | None = None, *, seconds: bool = False
-) -> str:
-    """Local ``14:03`` today, ``2024-05-03 14:03`` otherwise; ``""`` when unknown."""
-    if not ts_ms:
-        return ""
-    moment = datetime.datetime.fromtimestamp(ts_ms / 1000)
-    today = (now or datetime.datetime.now()).date()
-    clock = "%H:%M:%S" if seconds else "%H:%M"
-    return moment.strftime(clock if moment.date() == today else f"%Y-%m-%d {clock}")
-
-
 def not_actionable_reason(entry: ParkedEntry) -> str | None:
     """Why no action can be taken on ``entry`` now ("Requeued by alice at 14:03"), or None."""
     state = entry.state
@@ -167,128 +135,10 @@ QCheckBox:disabled {{ color: {colors.TEXT_FAINT}; }}
 """
 
 
-def monospace_font() -> QFont:
-    """The system's fixed-width font (bodies, hex dumps)."""
-    return QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
-
-
-HIGHLIGHT_MAX_CHARS: Final = 200_000
-"""JSON longer than this is shown without colours (highlighting is per line, in Python)."""
-
-
-def _char_format(colour: str, italic: bool = False) -> QTextCharFormat:
-    fmt = QTextCharFormat()
-    fmt.setForeground(QColor(colour))
-    fmt.setFontItalic(italic)
-    return fmt
-
-
-class JsonHighlighter(QSyntaxHighlighter):
-    """Colours for pretty-printed JSON: keys, strings, numbers, literals, masked values."""
-
-    _TOKEN = re.compile(
-        r'(?P<string>"(?:\\.|[^"\\])*")(?P<colon>\s*:)?'
-        r"|(?P<number>-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)"
-        r"|(?P<literal>\b(?:true|false|null)\b)"
-    )
-
-    def __init__(self, document: QTextDocument) -> None:
-        super().__init__(document)
-        self.key_format = _char_format("#8ab4f8")
-        self.string_format = _char_format("#a5d6a7")
-        self.number_format = _char_format("#e3b341")
-        self.literal_format = _char_format("#c792ea")
-        self.masked_format = _char_format(colors.TEXT_MUTED, italic=True)
-
-    def highlightBlock(self, text: str) -> None:
-        if any(ord(char) > 0xFFFF for char in text):
-            return  # Qt counts UTF-16 units; such lines are left plain
-        for match in self._TOKEN.finditer(text):
-            if match.group("string") is not None:
-                start, end = match.span("string")
-                token = match.group("string")
-                if match.group("colon"):
-                    fmt = self.key_format
-                elif "•••" in token or "**" in token:
-                    fmt = self.masked_format
-                else:
-                    fmt = self.string_format
-                self.setFormat(start, end - start, fmt)
-            elif match.group("number") is not None:
-                start, end = match.span("number")
-                self.setFormat(start, end - start, self.number_format)
-            else:
-                start, end = match.span("literal")
-                self.setFormat(start, end - start, self.literal_format)
-
-
-class HexDumpModel(QAbstractListModel):
-    """A hex dump, one line per row, made only for the rows on screen."""
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._data = b""
-
-    def set_data(self, data: bytes) -> None:
-        self.beginResetModel()
-        self._data = data
-        self.endResetModel()
-
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex | None = None) -> int:
-        if parent is not None and parent.isValid():
-            return 0
-        return hex_line_count(len(self._data))
-
-    def data(
-        self,
-        index: QModelIndex | QPersistentModelIndex,
-        role: int = Qt.ItemDataRole.DisplayRole,
-    ) -> Any:
-        if role != Qt.ItemDataRole.DisplayRole or not index.isValid():
-            return None
-        offset = index.row() * HEX_WIDTH
-        if offset >= len(self._data):
-            return None
-        return hex_line(self._data, offset)
-
-    def shown_bytes(self) -> bytes:
-        """The bytes the dump shows (masked)."""
-        return self._data
-
-    def text(self) -> str:
-        """The whole dump (for copying and tests)."""
-        return "\n".join(hex_line(self._data, o) for o in range(0, len(self._data), HEX_WIDTH))
-
-
 def _value_label(text: str = "") -> ElidedLabel:
     label = ElidedLabel(text)
     label.setObjectName("FactValue")
     return label
-
-
-def _table_item(text: str, tooltip: bool = True) -> QTableWidgetItem:
-    item = QTableWidgetItem(text)
-    item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
-    if tooltip and len(text) > 30:
-        item.setToolTip(text)
-    return item
-
-
-def _plain_table(headers: Sequence[str]) -> QTableWidget:
-    table = QTableWidget(0, len(headers))
-    table.setHorizontalHeaderLabels(list(headers))
-    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    table.setAlternatingRowColors(True)
-    table.setShowGrid(False)
-    table.setWordWrap(False)
-    table.verticalHeader().setVisible(False)
-    table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 10)
-    header = table.horizontalHeader()
-    header.setHighlightSections(False)
-    header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-    header.setStretchLastSection(True)
-    return table
 
 
 class EntryDetailPane(QWidget):
@@ -487,7 +337,7 @@ class EntryDetailPane(QWidget):
         self.tabs.addTab(body, "Body")
 
         # Properties.
-        self.properties_table = _plain_table(("Property", "Value"))
+        self.properties_table = plain_table(("Property", "Value"))
         self.properties_table.setObjectName("PropertiesTable")
         self.properties_table.horizontalHeader().resizeSection(0, 150)
         self.tabs.addTab(self._padded(self.properties_table), "Properties")
@@ -508,7 +358,7 @@ class EntryDetailPane(QWidget):
         self.deaths_note = QLabel()
         self.deaths_note.setObjectName("SectionNote")
         self.deaths_note.setWordWrap(True)
-        self.deaths_table = _plain_table(
+        self.deaths_table = plain_table(
             ("Count", "Reason", "Queue", "Exchange", "Routing keys", "Time")
         )
         self.deaths_table.setObjectName("DeathsTable")
@@ -796,39 +646,23 @@ class EntryDetailPane(QWidget):
         self.body_stack.setCurrentWidget(self.text_view)
 
     def _render_properties(self, entry: ParkedEntry) -> None:
-        record = entry.record
-        rows: list[tuple[str, str]] = []
-        for name, value in record.properties.items():
-            if name == "delivery_mode" and isinstance(value, int):
-                text = _DELIVERY_MODES.get(value, str(value))
-            elif name == "timestamp" and isinstance(value, datetime.datetime):
-                text = format_timestamp(value)
-            else:
-                text = format_amqp_scalar(value, name)
-            rows.append((name, text))
-        rows.append(("exchange", record.exchange or "(default exchange)"))
-        rows.append(("routing_key", mask_sensitive_text(record.routing_key) or "—"))
-        rows.append(("body size", f"{len(record.body):,} bytes"))
-        rows.append(("parked at", format_local_time(entry.summary.parked_at_ms)))
-        if entry.action_id:
-            rows.append(("action id", entry.action_id))
-        rows.append(("fingerprint", entry.fingerprint[:16] + "…" if entry.fingerprint else "—"))
+        rows = property_rows(entry)
         table = self.properties_table
         table.setRowCount(len(rows))
         for row, (name, text) in enumerate(rows):
-            name_item = _table_item(name, tooltip=False)
+            name_item = table_item(name, tooltip=False)
             name_item.setForeground(self.palette().placeholderText())
             table.setItem(row, 0, name_item)
-            table.setItem(row, 1, _table_item(text))
+            table.setItem(row, 1, table_item(text))
 
     def _render_headers(self, entry: ParkedEntry) -> None:
         tree = self.headers_tree
         tree.setUpdatesEnabled(False)
         tree.clear()
         headers = entry.record.headers
-        items = _header_items(headers)
+        items = header_items(headers)
         tree.addTopLevelItems(items)
-        total = sum(_count_items(item) for item in items)
+        total = sum(count_items(item) for item in items)
         if total <= 300:
             tree.expandAll()
         else:
@@ -838,95 +672,9 @@ class EntryDetailPane(QWidget):
 
     def _render_deaths(self, entry: ParkedEntry) -> None:
         deaths = entry.deaths
-        table = self.deaths_table
-        table.setRowCount(len(deaths))
-        for row, death in enumerate(deaths):
-            cells = _death_cells(death)
-            for column, text in enumerate(cells):
-                item = _table_item(text)
-                if column == 0:
-                    item.setTextAlignment(_RIGHT)
-                table.setItem(row, column, item)
-            if death.time is not None:
-                time_item = table.item(row, 5)
-                if time_item is not None:
-                    time_item.setToolTip(format_timestamp(death.time))
-        table.resizeColumnsToContents()
-        header = table.horizontalHeader()
-        for column in (2, 3, 4):
-            header.resizeSection(column, min(header.sectionSize(column) + 8, 170))
-        first = first_death(entry.record.headers)
-        if deaths:
-            note = f"{len(deaths)} record{'s' if len(deaths) != 1 else ''}, most recent first."
-            if first is not None and first.queue:
-                note += (
-                    f" First died in {first.queue}"
-                    f" ({first.reason or 'unknown reason'})"
-                    + (f" via {first.exchange}" if first.exchange else "")
-                    + "."
-                )
-        else:
-            note = "No x-death header: the message carries no dead-letter history."
-        self.deaths_note.setText(note)
+        fill_deaths(self.deaths_table, deaths)
+        self.deaths_note.setText(deaths_note(entry))
         self.tabs.setTabText(3, f"x-death ({len(deaths)})" if deaths else "x-death")
-
-
-def _death_cells(death: DeathRecord) -> tuple[str, ...]:
-    time_ms = death.time_ms
-    when = short_time(time_ms, seconds=True) if time_ms is not None else "—"
-    return (
-        f"{death.count:,}",
-        death.reason or "—",
-        death.queue or "—",
-        death.exchange or "(default)",
-        mask_sensitive_text(", ".join(death.routing_keys)) or "—",
-        when,
-    )
-
-
-def _count_items(item: QTreeWidgetItem) -> int:
-    total = 1
-    for index in range(item.childCount()):
-        child = item.child(index)
-        if child is not None:
-            total += _count_items(child)
-    return total
-
-
-def _header_item(name: str, value: Any, key: str | None) -> QTreeWidgetItem:
-    type_name = amqp_type_name(value)
-    hidden = key is not None and is_cvv_key(key)
-    text = HIDDEN if hidden else format_amqp_scalar(value, key)
-    item = QTreeWidgetItem([name, type_name, text])
-    item.setToolTip(2, text if len(text) > 40 else "")
-    if hidden:
-        item.setToolTip(2, "Hidden: a card verification code is never shown")
-        return item
-    if isinstance(value, bytes | bytearray) and value:
-        item.setToolTip(2, f"{len(value):,} bytes, shown as hex (card numbers starred out)")
-    if isinstance(value, dict):
-        item.addChildren(_header_items(value))
-    elif isinstance(value, list | tuple):
-        children = [
-            _header_item(f"[{i}]", v, None) for i, v in enumerate(value[:MAX_TREE_CHILDREN])
-        ]
-        if len(value) > MAX_TREE_CHILDREN:
-            more = len(value) - MAX_TREE_CHILDREN
-            children.append(QTreeWidgetItem([f"… {more:,} more", "", ""]))
-        item.addChildren(children)
-    return item
-
-
-def _header_items(table: Mapping[str, Any]) -> list[QTreeWidgetItem]:
-    items = []
-    for index, (key, value) in enumerate(table.items()):
-        if index >= MAX_TREE_CHILDREN:
-            more = len(table) - MAX_TREE_CHILDREN
-            items.append(QTreeWidgetItem([f"… {more:,} more", "", ""]))
-            break
-        name = mask_sensitive_text(str(key))
-        items.append(_header_item(name, value, str(key)))
-    return items
 
 
 __all__ = [
@@ -934,9 +682,5 @@ __all__ = [
     "CHECKBOX_STYLE",
     "READ_ONLY_REASON",
     "EntryDetailPane",
-    "HexDumpModel",
-    "JsonHighlighter",
-    "monospace_font",
     "not_actionable_reason",
-    "short_time",
 ]

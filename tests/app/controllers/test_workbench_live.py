@@ -19,7 +19,8 @@ from services.workbench.index import ActionTarget
 from services.workbench.model import EntryState
 from services.workbench.store import ParkingStore
 from tests.helpers.waiting import eventually
-from widgets.workbench.action_dialogs import ActionSummaryDialog, ConfirmActionDialog
+from widgets.workbench.action_dialogs import ConfirmActionDialog
+from widgets.workbench.action_summary import ActionSummaryDialog
 
 pytestmark = pytest.mark.integration
 

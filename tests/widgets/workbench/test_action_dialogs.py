@@ -25,13 +25,9 @@ from services.workbench.actions.report import (
 )
 from services.workbench.codec import MessageRecord
 from services.workbench.model import EntryState, summarize
-from widgets.workbench.action_dialogs import (
-    DELAY_CHOICES,
-    ActionProgressDialog,
-    ActionSummaryDialog,
-    ConfirmActionDialog,
-    format_duration,
-)
+from widgets.workbench.action_dialogs import DELAY_CHOICES, ConfirmActionDialog
+from widgets.workbench.action_progress import ActionProgressDialog, format_duration
+from widgets.workbench.action_summary import ActionSummaryDialog
 
 PAN = "4111111111111111"
 MASKED_PAN = "411111******1111"

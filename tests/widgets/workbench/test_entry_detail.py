@@ -35,7 +35,8 @@ from services.masking.json import HIDDEN
 from services.workbench.body_format import PREVIEW_BYTES
 from services.workbench.codec import MessageRecord, parse_x_death
 from services.workbench.model import AuditRecord, EntryState, ParkedEntry, summarize
-from widgets.workbench.detail import READ_ONLY_REASON, EntryDetailPane, short_time
+from widgets.workbench.detail import READ_ONLY_REASON, EntryDetailPane
+from widgets.workbench.detail_tables import short_time
 
 PAN = "4111111111111111"
 MASKED_PAN = "411111******1111"

@@ -1,0 +1,211 @@
+"""The dialog that shows an action on many entries under way, with a Cancel button."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import ClassVar
+
+from PySide6.QtCore import QTimer, Signal, Slot
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from services.workbench.actions.report import plural
+from widgets.common import colors
+from widgets.workbench.action_dialogs import _DIALOG_STYLE
+from widgets.workbench.action_texts import ONGOING
+
+
+def format_duration(seconds: float) -> str:
+    """``0:07``, ``12:03``, ``1:02:03``."""
+    whole = max(round(seconds), 0)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def format_rate(rate: float | None) -> str:
+    """``412/s``, ``3.5/s``, ``—`` when unknown."""
+    if rate is None:
+        return "—"
+    return f"{rate:,.0f}/s" if rate >= 10 else f"{rate:.1f}/s"
+
+
+class ActionProgressDialog(QDialog):
+    """Bulk work under way: done / total, failed, rate, elapsed, ETA, and Cancel.
+
+    ``show_progress(done, total, failed)``: ``done`` counts every entry
+    handled so far (whatever its outcome), ``failed`` those among them that
+    failed. Cancel (or Esc, or closing the window) emits ``cancel_requested``
+    once; the app stops after the entry in flight and calls :meth:`finish`.
+    """
+
+    cancel_requested = Signal()
+    RATE_WINDOW_S: ClassVar[float] = 5.0
+
+    def __init__(
+        self,
+        action: str,
+        total: int,
+        parent: QWidget | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("ActionProgressDialog")
+        self.setStyleSheet(_DIALOG_STYLE)
+        self.action = action
+        self._clock = clock
+        self._started = clock()
+        self._samples: deque[tuple[float, int]] = deque([(self._started, 0)])
+        self._done = 0
+        self._total = max(total, 0)
+        self._failed = 0
+        self._cancelling = False
+        self._finished = False
+        verb = ONGOING.get(action, action.capitalize() + "ing")
+        self.setWindowTitle(f"{verb} failed payments")
+        self.setModal(True)
+
+        self.title_label = QLabel(f"{verb} {plural(self._total, 'failed payment')}…")
+        self.title_label.setObjectName("DialogHeadline")
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setTextVisible(True)
+        self.counts_label = QLabel()
+        self.counts_label.setObjectName("StatValue")
+        self.failed_label = QLabel()
+        self.failed_label.setObjectName("StatValue")
+        self.rate_label = QLabel()
+        self.elapsed_label = QLabel()
+        self.eta_label = QLabel()
+        self.stopping_label = QLabel("Stopping after the payment in flight…")
+        self.stopping_label.setObjectName("StoppingNote")
+        self.stopping_label.setVisible(False)
+
+        stats = QHBoxLayout()
+        stats.setSpacing(18)
+        for caption, label in (
+            ("DONE", self.counts_label),
+            ("FAILED", self.failed_label),
+            ("RATE", self.rate_label),
+            ("ELAPSED", self.elapsed_label),
+            ("ETA", self.eta_label),
+        ):
+            label.setObjectName("StatValue")
+            cell = QVBoxLayout()
+            cell.setSpacing(0)
+            title = QLabel(caption)
+            title.setObjectName("StatCaption")
+            cell.addWidget(title)
+            cell.addWidget(label)
+            stats.addLayout(cell)
+        stats.addStretch(1)
+
+        self.buttons = QDialogButtonBox()
+        self.cancel_button = self.buttons.addButton(
+            "Stop cancelling" if action == "cancel" else "Cancel",
+            QDialogButtonBox.ButtonRole.RejectRole,
+        )
+        self.cancel_button.setToolTip("Stop after the payment in flight; the rest stay parked")
+        column = QVBoxLayout(self)
+        column.setContentsMargins(18, 16, 18, 14)
+        column.setSpacing(10)
+        column.addWidget(self.title_label)
+        column.addWidget(self.progress_bar)
+        column.addLayout(stats)
+        column.addWidget(self.stopping_label)
+        column.addWidget(self.buttons)
+
+        self._tick = QTimer(self)
+        self._tick.setInterval(500)
+        self._tick.timeout.connect(self._render)
+        self._tick.start()
+        self.cancel_button.clicked.connect(self.request_cancel)
+        self.setMinimumWidth(480)
+        self._render()
+
+    @property
+    def cancelling(self) -> bool:
+        """Whether the operator asked to stop."""
+        return self._cancelling
+
+    @Slot(int, int, int)
+    def show_progress(self, done: int, total: int, failed: int) -> None:
+        """Show how far the action is."""
+        now = self._clock()
+        self._done = max(done, 0)
+        self._total = max(total, self._done)
+        self._failed = max(failed, 0)
+        self._samples.append((now, self._done))
+        while len(self._samples) > 2 and now - self._samples[0][0] > self.RATE_WINDOW_S:
+            self._samples.popleft()
+        self._render()
+
+    @Slot()
+    def request_cancel(self) -> None:
+        """Ask the app to stop after the entry in flight (once)."""
+        if self._cancelling or self._finished:
+            return
+        self._cancelling = True
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.setText("Stopping…")
+        self.stopping_label.setVisible(True)
+        self.cancel_requested.emit()
+
+    @Slot()
+    def finish(self) -> None:
+        """The action is over: close."""
+        self._finished = True
+        self._tick.stop()
+        self.accept()
+
+    def rate(self) -> float | None:
+        """Entries per second over the last few seconds (None before there is any)."""
+        if len(self._samples) < 2:
+            return None
+        (t0, d0), (t1, d1) = self._samples[0], self._samples[-1]
+        if t1 - t0 <= 0 or d1 <= d0:
+            return None
+        return (d1 - d0) / (t1 - t0)
+
+    def eta_s(self) -> float | None:
+        rate = self.rate()
+        if rate is None or rate <= 0:
+            return None
+        return max(self._total - self._done, 0) / rate
+
+    def _render(self) -> None:
+        total = max(self._total, 1)
+        self.progress_bar.setRange(0, total)
+        self.progress_bar.setValue(min(self._done, total))
+        self.progress_bar.setFormat(f"{self._done:,} / {self._total:,}")
+        self.counts_label.setText(f"{self._done:,} / {self._total:,}")
+        self.failed_label.setText(f"{self._failed:,}")
+        self.failed_label.setStyleSheet(f"color: {colors.RED};" if self._failed else "")
+        rate = self.rate()
+        self.rate_label.setText(format_rate(rate))
+        self.elapsed_label.setText(format_duration(self._clock() - self._started))
+        eta = self.eta_s()
+        self.eta_label.setText("—" if eta is None else format_duration(eta))
+
+    def reject(self) -> None:
+        """Esc and the close button ask to stop; the dialog closes when the work has."""
+        if self._finished:
+            super().reject()
+        else:
+            self.request_cancel()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self._finished:
+            super().closeEvent(event)
+        else:
+            event.ignore()
+            self.request_cancel()
