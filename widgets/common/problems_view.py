@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
 
 from widgets.common import colors
 from widgets.common.elided_label import ElidedLabel
+from widgets.common.theme import repolish
 
 NO_PROBLEMS = "No problems"
 
@@ -49,10 +50,6 @@ class ProblemsView(QWidget):
         self.text_label.setObjectName("ProblemText")
         self.count_label = QLabel()
         self.count_label.setObjectName("ProblemCount")
-        self.count_label.setStyleSheet(
-            f"QLabel#ProblemCount {{ color: {colors.WINDOW_BG}; background: {colors.AMBER};"
-            " border-radius: 7px; padding: 0 6px; font-weight: bold; }"
-        )
         row = QHBoxLayout(self)
         row.setContentsMargins(6, 0, 6, 0)
         row.setSpacing(6)
@@ -111,9 +108,11 @@ class ProblemsView(QWidget):
         active = self.active()
         has = bool(active)
         self.icon.setText("⚠" if has else "✓")
-        self.icon.setStyleSheet(f"color: {colors.AMBER if has else colors.GREEN};")
         self.text_label.set_full_text(self.latest_text() if has else NO_PROBLEMS)
-        self.text_label.setStyleSheet(f"color: {colors.AMBER if has else colors.TEXT_MUTED};")
+        for label in (self.icon, self.text_label):  # amber, or green / grey: style.qss
+            if label.property("problems") != has:
+                label.setProperty("problems", has)
+                repolish(label)
         total = sum(p.count for p in active)
         self.count_label.setText(str(total))
         self.count_label.setVisible(total > 1)

@@ -6,7 +6,7 @@ from string import Template
 
 import pyqtgraph as pg
 from PySide6.QtGui import QColor, QFont, QPalette
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 from resources import resource_path
 from widgets.common import colors
@@ -30,10 +30,21 @@ _THEME_NAMES = (
 _FONT_FAMILIES = ["Inter", "Segoe UI", "Cantarell", "Noto Sans", "DejaVu Sans", "sans-serif"]
 
 
+def _rgb(colour: str) -> str:
+    """``#rrggbb`` as ``r, g, b``, for ``rgba($NAME_RGB, alpha)`` in the stylesheet."""
+    return ", ".join(str(int(colour[i : i + 2], 16)) for i in (1, 3, 5))
+
+
 def theme_values() -> dict[str, str]:
-    """The names the stylesheet may use, with their colours."""
+    """The names the stylesheet may use, with their colours.
+
+    ``NAME`` is a colour, ``NAME_RGB`` its channels, ``STATE_PARKED`` (and so
+    on) the colour of an entry state.
+    """
     values = {name: str(getattr(colors, name)) for name in _THEME_NAMES}
     values["ACCENT_DIM"] = ACCENT_DIM
+    values.update({f"STATE_{state.name}": c for state, c in colors.STATE_COLORS.items()})
+    values.update({f"{name}_RGB": _rgb(colour) for name, colour in list(values.items())})
     return values
 
 
@@ -41,6 +52,12 @@ def stylesheet() -> str:
     """``resources/style.qss`` with the theme's colours filled in."""
     template = Template(resource_path("style.qss").read_text(encoding="utf-8"))
     return template.substitute(theme_values())
+
+
+def repolish(widget: QWidget) -> None:
+    """Apply the stylesheet again after a dynamic property or the object name changed."""
+    widget.style().unpolish(widget)
+    widget.style().polish(widget)
 
 
 def dark_palette() -> QPalette:

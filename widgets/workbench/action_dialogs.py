@@ -60,9 +60,9 @@ from services.workbench.actions.report import (
     format_delay,
 )
 from widgets.common import colors
+from widgets.common.theme import repolish
 from widgets.workbench.action_texts import VERBS
 from widgets.workbench.body_views import JsonHighlighter, monospace_font
-from widgets.workbench.detail import CHECKBOX_STYLE
 
 __all__ = [
     "DELAY_CHOICES",
@@ -85,54 +85,11 @@ MAX_DELAY_S: Final = 7 * 24 * 3600
 LIVE_VALIDATION_CHARS: Final = 64 * 1024
 """Bodies up to this size are validated on every keystroke, larger ones after a pause."""
 
-_DIALOG_STYLE = f"""
-QLabel#DialogHeadline {{ font-size: 12pt; font-weight: bold; color: {colors.TEXT}; }}
-QLabel#DialogSubline {{ color: {colors.TEXT_MUTED}; }}
-QLabel#SkippedNote {{
-    color: {colors.AMBER}; background: rgba(245, 165, 36, 24);
-    border: 1px solid rgba(245, 165, 36, 90); border-radius: 4px; padding: 5px 8px;
-}}
-QLabel#EditWarning {{
-    color: {colors.AMBER}; background: rgba(245, 165, 36, 24);
-    border: 1px solid rgba(245, 165, 36, 90); border-radius: 4px; padding: 5px 8px;
-}}
-QLabel#FieldCaption {{ color: {colors.TEXT_MUTED}; }}
-QLabel#ValidationOk {{ color: {colors.GREEN}; }}
-QLabel#ValidationError {{ color: {colors.RED}; }}
-QLabel#ValidationWarn {{ color: {colors.AMBER}; }}
-QLabel#StatCaption {{ color: {colors.TEXT_MUTED}; font-size: 8pt; font-weight: bold; }}
-QLabel#StatValue {{ font-size: 11pt; font-weight: bold; }}
-QLabel#StoppingNote {{ color: {colors.AMBER}; }}
-QPushButton#DangerButton {{ border-color: {colors.RED}; color: #ffb4b4; }}
-QPushButton#DangerButton:hover {{ background: rgba(240, 84, 84, 40); }}
-QPushButton:disabled {{ color: {colors.TEXT_FAINT}; border-color: {colors.BORDER}; }}
-QFrame#CountTile {{
-    background: {colors.SURFACE_RAISED}; border: 1px solid {colors.BORDER};
-    border-left: 3px solid {colors.BORDER}; border-radius: 4px;
-}}
-QFrame#CountTile[tone="ok"] {{ border-left-color: {colors.GREEN}; }}
-QFrame#CountTile[tone="warn"] {{ border-left-color: {colors.AMBER}; }}
-QFrame#CountTile[tone="bad"] {{ border-left-color: {colors.RED}; }}
-QLabel#TileValue {{ font-size: 18pt; font-weight: bold; }}
-QLabel#TileCaption {{ color: {colors.TEXT_MUTED}; font-size: 8pt; font-weight: bold; }}
-QLabel#TileDetail {{ color: {colors.TEXT_MUTED}; }}
-QProgressBar {{
-    background: {colors.PLOT_BG}; border: 1px solid {colors.BORDER}; border-radius: 4px;
-    text-align: center; min-height: 20px;
-}}
-QProgressBar::chunk {{ background: {colors.ACCENT}; border-radius: 3px; }}
-"""
-
 
 def _caption(text: str) -> QLabel:
     label = QLabel(text)
     label.setObjectName("FieldCaption")
     return label
-
-
-def _restyle(widget: QWidget) -> None:
-    widget.style().unpolish(widget)
-    widget.style().polish(widget)
 
 
 # --------------------------------------------------------------------------- confirm
@@ -165,7 +122,6 @@ class ConfirmActionDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.setObjectName("ConfirmActionDialog")
-        self.setStyleSheet(_DIALOG_STYLE + CHECKBOX_STYLE)
         self.plan = plan
         self._document: MaskedDocument | None = None
         self._body_error: str | None = None
@@ -439,7 +395,9 @@ class ConfirmActionDialog(QDialog):
 
     def _error_selection(self, line: int) -> QTextEdit.ExtraSelection:
         selection = QTextEdit.ExtraSelection()
-        selection.format.setBackground(QColor(240, 84, 84, 60))
+        colour = QColor(colors.RED)
+        colour.setAlpha(60)
+        selection.format.setBackground(colour)
         selection.format.setProperty(QTextFormat.Property.FullWidthSelection, True)
         block = self.body_edit.document().findBlockByLineNumber(max(line - 1, 0))
         selection.cursor = QTextCursor(block)
@@ -449,7 +407,7 @@ class ConfirmActionDialog(QDialog):
         self.body_status_label.setText(text)
         if self.body_status_label.objectName() != name:
             self.body_status_label.setObjectName(name)
-            _restyle(self.body_status_label)
+            repolish(self.body_status_label)
 
     def _refresh(self) -> None:
         plan = self.plan

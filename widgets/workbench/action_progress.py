@@ -20,8 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from services.workbench.actions.report import plural
-from widgets.common import colors
-from widgets.workbench.action_dialogs import _DIALOG_STYLE
+from widgets.common.theme import repolish
 from widgets.workbench.action_texts import ONGOING
 
 
@@ -61,7 +60,6 @@ class ActionProgressDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.setObjectName("ActionProgressDialog")
-        self.setStyleSheet(_DIALOG_STYLE)
         self.action = action
         self._clock = clock
         self._started = clock()
@@ -189,7 +187,9 @@ class ActionProgressDialog(QDialog):
         self.progress_bar.setFormat(f"{self._done:,} / {self._total:,}")
         self.counts_label.setText(f"{self._done:,} / {self._total:,}")
         self.failed_label.setText(f"{self._failed:,}")
-        self.failed_label.setStyleSheet(f"color: {colors.RED};" if self._failed else "")
+        if self.failed_label.property("failed") != bool(self._failed):
+            self.failed_label.setProperty("failed", bool(self._failed))  # red: style.qss
+            repolish(self.failed_label)
         rate = self.rate()
         self.rate_label.setText(format_rate(rate))
         self.elapsed_label.setText(format_duration(self._clock() - self._started))

@@ -24,7 +24,6 @@ from services.workbench.actions.report import ActionOutcome, ActionReport, Outco
 from widgets.common import colors
 from widgets.common.record_tables import configure_table
 from widgets.common.table_models import ListTableModel
-from widgets.workbench.action_dialogs import _DIALOG_STYLE
 from widgets.workbench.action_progress import format_duration
 from widgets.workbench.action_texts import VERBS
 from widgets.workbench.body_views import monospace_font
@@ -83,10 +82,6 @@ class _CountTile(QFrame):
         self.setProperty("tone", tone if value else "none")
         self.value_label = QLabel(f"{value:,}")
         self.value_label.setObjectName("TileValue")
-        if value and tone == "bad":
-            self.value_label.setStyleSheet(f"color: {colors.RED};")
-        elif value and tone == "warn":
-            self.value_label.setStyleSheet(f"color: {colors.AMBER};")
         title = QLabel(caption.upper())
         title.setObjectName("TileCaption")
         self.detail_label = QLabel(detail)
@@ -135,7 +130,6 @@ class ActionSummaryDialog(QDialog):
     def __init__(self, report: ActionReport, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("ActionSummaryDialog")
-        self.setStyleSheet(_DIALOG_STYLE)
         self.report = report
         verb = VERBS.get(report.action, report.action.capitalize())
         ended = "stopped" if report.stopped else "finished"

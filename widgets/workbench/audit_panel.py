@@ -333,13 +333,6 @@ class AuditFilterProxy(RowFilterProxy):
         return self._query.matches(record, model.haystack(source_row))
 
 
-_STYLE = f"""
-QLabel#AuditCount {{ color: {colors.TEXT_MUTED}; padding: 0 4px; }}
-QLabel#AuditEmpty {{ color: {colors.TEXT_FAINT}; font-size: 10pt; }}
-QLabel#AuditHelp {{ color: {colors.TEXT_FAINT}; }}
-"""
-
-
 class AuditPanel(QWidget):
     """Every action on parked entries: time, operator, host, action, entries, target, result.
 
@@ -364,7 +357,6 @@ class AuditPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("AuditPanel")
-        self.setStyleSheet(_STYLE)
         self.model = AuditTableModel(self)
         self.proxy = AuditFilterProxy(self)
         self.proxy.setSourceModel(self.model)

@@ -67,7 +67,6 @@ from services.workbench.index import (
 )
 from widgets.common import colors
 from widgets.common.menus import popup_menu
-from widgets.common.theme import ACCENT_DIM
 from widgets.workbench.action_texts import ACTION_NAMES, ACTION_TEXT, ALL_TEXT, READ_ONLY_TIP
 from widgets.workbench.entries_table import EntriesTable
 from widgets.workbench.filter_bar import FilterBar, FilterOption, FilterScroll
@@ -92,126 +91,6 @@ def _search_icon(colour: str = colors.TEXT_MUTED) -> QIcon:
     return QIcon(pixmap)
 
 
-def _stylesheet() -> str:
-    c = colors
-    return f"""
-    QFrame#WorkbenchBar, QFrame#FilterBar {{
-        background: {c.SURFACE};
-        border: none;
-        border-bottom: 1px solid {c.BORDER};
-    }}
-    QLineEdit#SearchBox {{
-        padding: 5px 8px;
-        font-size: 10pt;
-    }}
-    QToolButton#FilterButton, QToolButton#PresetButton {{
-        background: {c.PLOT_BG};
-        border: 1px solid {c.BORDER};
-        border-radius: 4px;
-        padding: 3px 8px;
-        color: {c.TEXT_MUTED};
-    }}
-    QToolButton#FilterButton:hover, QToolButton#PresetButton:hover {{
-        border-color: {c.GRID};
-        color: {c.TEXT};
-    }}
-    QToolButton#FilterButton[active="true"] {{
-        border-color: {c.ACCENT};
-        background: rgba(76, 154, 255, 30);
-        color: {c.TEXT};
-    }}
-    QToolButton#FilterButton::menu-indicator, QToolButton#PresetButton::menu-indicator {{
-        subcontrol-position: right center;
-        right: 4px;
-    }}
-    QToolButton#FilterButton {{ padding-right: 16px; }}
-    QToolButton#ActionButton {{
-        background: {c.SURFACE_RAISED};
-        border: 1px solid {c.BORDER};
-        border-radius: 4px;
-        padding: 4px 12px;
-    }}
-    QToolButton#ActionButton:hover {{ border-color: {c.ACCENT}; }}
-    QToolButton#ActionButton::menu-indicator {{ image: none; width: 0; }}
-    QToolButton#ActionButton:disabled {{
-        color: {c.TEXT_FAINT};
-        background: {c.SURFACE};
-    }}
-    QToolButton#ActionButton[primary="true"]:enabled {{
-        background: {ACCENT_DIM};
-        border-color: {c.ACCENT};
-        color: #ffffff;
-    }}
-    QToolButton#ActionButton[danger="true"]:enabled:hover {{
-        border-color: {c.RED};
-        color: {c.RED};
-    }}
-    QToolButton#ClearFilters {{
-        color: {c.ACCENT};
-        border: none;
-        padding: 3px 6px;
-    }}
-    QToolButton#ClearFilters:disabled {{ color: {c.TEXT_FAINT}; }}
-    QToolButton#ClearFilters:hover {{ text-decoration: underline; }}
-    QLabel#FilterCaption {{ color: {c.TEXT_MUTED}; }}
-    QDateTimeEdit, QLineEdit#AmountEdit {{
-        background: {c.PLOT_BG};
-        border: 1px solid {c.BORDER};
-        border-radius: 4px;
-        padding: 2px 4px;
-    }}
-    QDateTimeEdit:focus {{ border-color: {c.ACCENT}; }}
-    QScrollArea#FilterScroll, QScrollArea#FilterScroll > QWidget > QWidget {{
-        background: {c.SURFACE};
-        border: none;
-    }}
-    QFrame#StatusStrip {{
-        background: {c.SURFACE};
-        border: none;
-        border-top: 1px solid {c.BORDER};
-    }}
-    QLabel#CountLabel {{ color: {c.TEXT}; }}
-    QLabel#SelectedLabel {{ color: {c.ACCENT}; }}
-    QLabel#LoadingLabel {{ color: {c.TEXT_MUTED}; }}
-    QProgressBar#LoadingBar {{
-        background: {c.PLOT_BG};
-        border: 1px solid {c.BORDER};
-        border-radius: 3px;
-        max-height: 6px;
-    }}
-    QProgressBar#LoadingBar::chunk {{ background: {c.ACCENT}; border-radius: 2px; }}
-    QFrame#GroupPanel {{
-        background: {c.SURFACE};
-        border: none;
-        border-left: 1px solid {c.BORDER};
-    }}
-    QLabel#PanelTitle {{
-        color: {c.TEXT_MUTED};
-        font-weight: bold;
-        letter-spacing: 1px;
-    }}
-    QTreeWidget#GroupList {{
-        background: {c.SURFACE};
-        border: none;
-        alternate-background-color: {c.SURFACE};
-    }}
-    QTreeWidget#GroupList::item {{ padding: 4px 2px 7px 2px; }}
-    QTreeWidget#GroupList::item:hover {{ background: {c.SURFACE_RAISED}; }}
-    QTreeWidget#GroupList::item:selected {{
-        background: rgba(76, 154, 255, 45);
-        color: #ffffff;
-    }}
-    QLabel#GroupNote {{ color: {c.TEXT_FAINT}; }}
-    QPushButton#SelectGroupButton {{ padding: 5px 6px; }}
-    QPushButton#SelectGroupButton:disabled {{ color: {c.TEXT_FAINT}; }}
-    QTableView#EntriesTable {{
-        border: none;
-        background: {c.PLOT_BG};
-    }}
-    QTableView#EntriesTable::item {{ padding: 0 3px; border: none; }}
-    """
-
-
 class FailedPaymentsView(QWidget):
     """Browse parked failed payments and ask for actions on them (see the module docstring)."""
 
@@ -223,7 +102,6 @@ class FailedPaymentsView(QWidget):
     def __init__(self, index: EntryIndex | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("FailedPaymentsView")
-        self.setStyleSheet(_stylesheet())
         self.model = FailedPaymentsModel(index)
         self._read_only = False
         self._loading: tuple[int, int] | None = None

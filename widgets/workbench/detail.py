@@ -41,9 +41,9 @@ from PySide6.QtWidgets import (
 from services.masking.json import mask_sensitive_text
 from services.workbench.body_format import BodyView, FormattedBody, format_body, format_size
 from services.workbench.model import AuditRecord, EntryState, ParkedEntry
-from widgets.common import colors
 from widgets.common.elided_label import ElidedLabel
 from widgets.common.record_tables import configure_table
+from widgets.common.theme import repolish
 from widgets.workbench.audit_panel import AuditTableModel, format_local_time
 from widgets.workbench.body_views import (
     HIGHLIGHT_MAX_CHARS,
@@ -70,44 +70,6 @@ AUDIT_DETAIL_COLUMNS: Final = ("time", "operator", "action", "result", "detail")
 _DONE_TO: Final = {"requeue": "requeued", "retry": "retried", "cancel": "cancelled"}
 _VIEW_LABELS: Final[dict[BodyView, str]] = {"json": "Pretty JSON", "text": "Text", "hex": "Hex"}
 
-_STYLE = f"""
-QFrame#EntryHeader {{ background: {colors.SURFACE}; border-bottom: 1px solid {colors.BORDER}; }}
-QLabel#PaymentId {{ font-size: 14pt; font-weight: bold; color: {colors.TEXT}; }}
-QLabel#Amount {{ font-size: 12pt; font-weight: bold; color: {colors.TEXT}; }}
-QLabel#Merchant {{ font-size: 10pt; color: {colors.TEXT_MUTED}; }}
-QLabel#StateBadge {{
-    border-radius: 4px; padding: 2px 8px; font-weight: bold; font-size: 8pt;
-    letter-spacing: 1px;
-}}
-QLabel#FactCaption {{ color: {colors.TEXT_MUTED}; }}
-QLabel#FactValue {{ color: {colors.TEXT}; }}
-QLabel#LastError {{
-    color: {colors.RED}; background: rgba(240, 84, 84, 22);
-    border: 1px solid rgba(240, 84, 84, 80); border-radius: 4px; padding: 4px 8px;
-}}
-QLabel#StateNote {{ color: {colors.TEXT_MUTED}; }}
-QLabel#BodyInfo {{ color: {colors.TEXT_MUTED}; }}
-QLabel#BodyNote {{
-    color: {colors.AMBER}; background: rgba(245, 165, 36, 20);
-    border: 1px solid rgba(245, 165, 36, 70); border-radius: 4px; padding: 3px 8px;
-}}
-QLabel#Placeholder {{ color: {colors.TEXT_FAINT}; font-size: 10pt; }}
-QLabel#SectionNote {{ color: {colors.TEXT_MUTED}; padding: 2px 2px; }}
-QPushButton#ActionButton {{ min-width: 72px; }}
-QPushButton#DangerAction {{ min-width: 72px; color: #ffb4b4; }}
-QPushButton#DangerAction:hover {{ border-color: {colors.RED}; }}
-QPushButton:disabled, QPushButton#DangerAction:disabled {{
-    color: {colors.TEXT_FAINT}; border-color: {colors.BORDER};
-}}
-QTabWidget#DetailTabs::pane {{ border: none; border-top: 1px solid {colors.BORDER}; }}
-"""
-
-
-def _tint(colour: str, alpha: int = 40) -> str:
-    """``#rrggbb`` as a translucent ``rgba()`` (Qt reads ``#aarrggbb``, not ``#rrggbbaa``)."""
-    red, green, blue = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
-    return f"rgba({red}, {green}, {blue}, {alpha})"
-
 
 def not_actionable_reason(entry: ParkedEntry) -> str | None:
     """Why no action can be taken on ``entry`` now ("Requeued by alice at 14:03"), or None."""
@@ -122,17 +84,6 @@ def not_actionable_reason(entry: ParkedEntry) -> str | None:
         return f"Being {doing}{who}{since}"
     at = f" at {when}" if when else ""
     return f"{state.value.capitalize()}{who}{at}"
-
-
-CHECKBOX_STYLE: Final = f"""
-QCheckBox::indicator {{
-    width: 12px; height: 12px; border: 1px solid {colors.GRID}; border-radius: 3px;
-    background: {colors.PLOT_BG};
-}}
-QCheckBox::indicator:checked {{ background: {colors.ACCENT}; border-color: {colors.ACCENT}; }}
-QCheckBox::indicator:disabled {{ border-color: {colors.BORDER}; background: {colors.SURFACE}; }}
-QCheckBox:disabled {{ color: {colors.TEXT_FAINT}; }}
-"""
 
 
 def _value_label(text: str = "") -> ElidedLabel:
@@ -154,7 +105,6 @@ class EntryDetailPane(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("EntryDetailPane")
-        self.setStyleSheet(_STYLE + CHECKBOX_STYLE)
         self._entry: ParkedEntry | None = None
         self._read_only = False
         self._body: FormattedBody | None = None
@@ -507,12 +457,9 @@ class EntryDetailPane(QWidget):
     def _render_header(self, entry: ParkedEntry) -> None:
         summary = entry.summary
         state = entry.state
-        colour = colors.STATE_COLORS.get(state, colors.TEXT_MUTED)
         self.state_badge.setText(state.value.upper())
-        self.state_badge.setStyleSheet(
-            f"QLabel#StateBadge {{ color: {colour}; border: 1px solid {colour};"
-            f" background: {_tint(colour)}; }}"
-        )
+        self.state_badge.setProperty("state", state.value)  # its colours: resources/style.qss
+        repolish(self.state_badge)
         payment = mask_sensitive_text(summary.payment_id) if summary.payment_id else None
         self.payment_label.setText(payment or "No payment id")
         self.payment_label.setToolTip(
@@ -679,7 +626,6 @@ class EntryDetailPane(QWidget):
 
 __all__ = [
     "ACTIONS",
-    "CHECKBOX_STYLE",
     "READ_ONLY_REASON",
     "EntryDetailPane",
     "not_actionable_reason",

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from services.workbench.index import GroupBy, GroupValue, Query
+from widgets.common.theme import repolish
 from widgets.workbench.group_panel import group_label
 
 FILTER_CHOICES: Final[tuple[tuple[GroupBy, str], ...]] = (
@@ -159,8 +160,7 @@ class MultiSelectButton(QToolButton):
             or f"Filter by {self.caption.lower()}"
         )
         self.setProperty("active", bool(self._selected))
-        self.style().unpolish(self)
-        self.style().polish(self)
+        repolish(self)
 
 
 class FilterOptionalDateTimeEdit(QDateTimeEdit):

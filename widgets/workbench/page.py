@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Slot
-from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
 
 from services.workbench.model import Durability
-from widgets.common import colors
+from widgets.common.theme import repolish
 from widgets.workbench.browser import FailedPaymentsView
 from widgets.workbench.detail import EntryDetailPane
 
@@ -50,15 +49,11 @@ class WorkbenchPage(QWidget):
             self.banner.hide()
             return
         if durability.durable is False:
-            colour, title = colors.RED, "Parking store is not durable"
+            durable, title = "no", "Parking store is not durable"
         else:
-            colour, title = colors.AMBER, "Parking store durability unknown"
-        tint = QColor(colour)
-        background = f"rgba({tint.red()}, {tint.green()}, {tint.blue()}, 34)"
-        self.banner.setStyleSheet(
-            f"QLabel#StoreBanner {{ background: {background}; color: {colour};"
-            f" border-bottom: 1px solid {colour}; padding: 6px 12px; }}"
-        )
+            durable, title = "unknown", "Parking store durability unknown"
+        self.banner.setProperty("durable", durable)  # red or amber: resources/style.qss
+        repolish(self.banner)
         self.banner.setText(f"<b>{title}:</b> {durability.detail}")
         self.banner.show()
 
