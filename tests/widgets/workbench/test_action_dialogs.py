@@ -1,33 +1,20 @@
-"""Confirm, progress and summary dialogs: what they say, what they return, what they emit."""
+"""ConfirmActionDialog and the plans it shows: what it says, what it returns."""
 
 from __future__ import annotations
 
 import json
-import shutil
-import time
-from pathlib import Path
 
-import numpy as np
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QGuiApplication, QImage
 from PySide6.QtWidgets import QDialog
 
 from services.config import FieldPaths
 from services.masking.json import HIDDEN
-from services.workbench.actions.report import (
-    ActionOutcome,
-    ActionPlan,
-    ActionReport,
-    ActionRequest,
-    format_delay,
-    plural,
-)
+from services.workbench.actions.report import ActionPlan, ActionRequest, format_delay, plural
 from services.workbench.codec import MessageRecord
 from services.workbench.model import EntryState, summarize
+from tests.helpers.screens import save_screenshot, show
 from widgets.workbench.action_dialogs import DELAY_CHOICES, ConfirmActionDialog
-from widgets.workbench.action_progress import ActionProgressDialog, format_duration
-from widgets.workbench.action_summary import ActionSummaryDialog
 
 PAN = "4111111111111111"
 MASKED_PAN = "411111******1111"
@@ -40,29 +27,6 @@ RAW_BODY = json.dumps(
         "card": {"number": PAN, "cvv": CVV},
     }
 ).replace('"amount": 0', '"amount": 42.50')
-
-
-def show(qtbot, dialog: QDialog) -> QDialog:
-    qtbot.addWidget(dialog)
-    dialog.show()
-    qtbot.waitExposed(dialog)
-    return dialog
-
-
-def pixels(image: QImage) -> np.ndarray:
-    rgb = image.convertToFormat(QImage.Format.Format_ARGB32)
-    height, width, stride = rgb.height(), rgb.width(), rgb.bytesPerLine()
-    raw = np.frombuffer(rgb.constBits(), dtype=np.uint8, count=stride * height)
-    return raw.reshape(height, stride)[:, : width * 4].copy().view(np.uint32).reshape(height, width)
-
-
-def save_screenshot(widget, tmp_path: Path, name: str) -> QImage:
-    path = tmp_path / name
-    assert widget.grab().save(str(path))
-    shutil.copy(path, Path("/tmp") / name)
-    image = QImage(str(path))
-    assert np.unique(pixels(image)).size > 50
-    return image
 
 
 # --------------------------------------------------------------------------- plans
@@ -324,145 +288,6 @@ def test_confirm_screenshot(qtbot, tmp_path):
     retry.body_edit.setPlainText(retry.body_edit.toPlainText().replace('"EUR",', '"EUR"'))
     qtbot.wait(20)
     save_screenshot(retry, tmp_path, "payops_confirm_retry.png")
-
-
-# --------------------------------------------------------------------------- progress
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_progress_shows_done_total_rate_elapsed_eta(qtbot):
-    clock = FakeClock()
-    dialog = show(qtbot, ActionProgressDialog("requeue", 1234, clock=clock))
-    assert dialog.title_label.text() == "Requeueing 1,234 failed payments…"
-    assert dialog.rate_label.text() == "—"
-    clock.now += 2.0
-    dialog.show_progress(800, 1234, 3)
-    assert dialog.counts_label.text() == "800 / 1,234"
-    assert dialog.progress_bar.value() == 800
-    assert dialog.progress_bar.maximum() == 1234
-    assert dialog.failed_label.text() == "3"
-    assert dialog.rate_label.text() == "400/s"
-    assert dialog.elapsed_label.text() == "0:02"
-    assert dialog.eta_label.text() == "0:01"  # 434 left at 400/s
-    assert format_duration(3723) == "1:02:03"
-
-
-def test_progress_cancel_emits_once_and_esc_does_not_close(qtbot):
-    dialog = show(qtbot, ActionProgressDialog("retry", 10))
-    with qtbot.waitSignal(dialog.cancel_requested):
-        qtbot.mouseClick(dialog.cancel_button, Qt.MouseButton.LeftButton)
-    assert dialog.cancelling
-    assert not dialog.cancel_button.isEnabled()
-    assert dialog.stopping_label.isVisible()
-    with qtbot.assertNotEmitted(dialog.cancel_requested):
-        dialog.request_cancel()
-        qtbot.keyClick(dialog, Qt.Key.Key_Escape)
-    assert dialog.isVisible()  # stays until the work has stopped
-    dialog.finish()
-    assert not dialog.isVisible()
-
-
-def test_progress_escape_asks_to_stop(qtbot):
-    dialog = show(qtbot, ActionProgressDialog("requeue", 10))
-    with qtbot.waitSignal(dialog.cancel_requested):
-        qtbot.keyClick(dialog, Qt.Key.Key_Escape)
-    assert dialog.isVisible()
-
-
-# --------------------------------------------------------------------------- summary
-
-
-def make_report(stopped: bool = False) -> ActionReport:
-    outcomes = [ActionOutcome(f"e{i:04d}", f"pay_{i}", True, "done") for i in range(1230)]
-    outcomes += [
-        ActionOutcome("e9001", "pay_9001", False, "failed", "unroutable: NO_ROUTE"),
-        ActionOutcome("e9002", "pay_9002", False, "failed", "nacked by the broker"),
-        ActionOutcome("e9003", PAN, False, "skipped", "already requeued by alice"),
-        ActionOutcome("e9004", None, False, "skipped", "already requeued by alice"),
-    ]
-    return ActionReport(
-        "requeue",
-        "payments.process",
-        tuple(outcomes),
-        started_ms=1_700_000_000_000,
-        finished_ms=1_700_000_002_400,
-        requested=1240 if stopped else None,
-        stopped=stopped,
-    )
-
-
-def test_report_counts():
-    report = make_report(stopped=True)
-    assert (report.succeeded, report.skipped, report.failed, report.not_attempted) == (
-        1230,
-        2,
-        2,
-        6,
-    )
-    assert report.headline() == ("Requeue: 1,230 succeeded, 2 skipped, 2 failed, 6 not attempted")
-    assert report.reasons("skipped") == [("already requeued by alice", 2)]
-    assert [o.status for o in report.problems] == ["failed", "failed", "skipped", "skipped"]
-
-
-def test_summary_lists_what_did_not_succeed_and_why(qtbot):
-    dialog = show(qtbot, ActionSummaryDialog(make_report()))
-    assert dialog.headline_label.text() == "Requeue: 1,230 succeeded, 2 skipped, 2 failed"
-    assert dialog.tiles["done"].value_label.text() == "1,230"
-    assert dialog.tiles["failed"].value_label.text() == "2"
-    assert dialog.tiles["skipped"].value_label.text() == "2"
-    assert "not_attempted" not in dialog.tiles
-    model = dialog.model
-    rows = [[model.cell_text(r, c) for c in range(4)] for r in range(model.rowCount())]
-    assert rows == [
-        ["Failed", "e9001", "pay_9001", "unroutable: NO_ROUTE"],
-        ["Failed", "e9002", "pay_9002", "nacked by the broker"],
-        ["Skipped", "e9003", MASKED_PAN, "already requeued by alice"],
-        ["Skipped", "e9004", "—", "already requeued by alice"],
-    ]
-    reasons = dialog.reasons_label.text()
-    assert "unroutable: NO_ROUTE" in reasons and "2 ×" in reasons
-    assert "took 0:02" in dialog.subline_label.text()
-
-
-def test_summary_copy_puts_a_masked_text_report_on_the_clipboard(qtbot):
-    dialog = show(qtbot, ActionSummaryDialog(make_report(stopped=True)))
-    assert "not_attempted" in dialog.tiles
-    qtbot.mouseClick(dialog.copy_button, Qt.MouseButton.LeftButton)
-    text = QGuiApplication.clipboard().text()
-    assert text.startswith("Requeue: 1,230 succeeded, 2 skipped, 2 failed, 6 not attempted\n")
-    assert "Failed\te9001\tpay_9001\tunroutable: NO_ROUTE" in text
-    assert PAN not in text and MASKED_PAN in text
-    assert dialog.copy_button.text() == "Copied"
-
-
-def test_summary_when_everything_succeeded(qtbot):
-    report = ActionReport("retry", "q", (ActionOutcome("e1", "p1", True, "done"),), 0, 1000)
-    dialog = show(qtbot, ActionSummaryDialog(report))
-    assert dialog.table_caption.text() == "Every payment went through."
-    assert not dialog.table.isVisible()
-    assert not dialog.reasons_label.isVisible()
-
-
-def test_summary_screenshot(qtbot, tmp_path):
-    dialog = show(qtbot, ActionSummaryDialog(make_report(stopped=True)))
-    dialog.resize(760, 520)
-    qtbot.wait(20)
-    image = save_screenshot(dialog, tmp_path, "payops_summary.png")
-    assert (image.width(), image.height()) == (760, 520)
-
-    progress = show(qtbot, ActionProgressDialog("requeue", 1234))
-    progress.show_progress(0, 1234, 0)
-    time.sleep(0.05)
-    progress.show_progress(812, 1234, 3)
-    qtbot.wait(20)
-    save_screenshot(progress, tmp_path, "payops_progress.png")
 
 
 def test_confirm_masks_a_card_number_used_as_payment_id(qtbot):

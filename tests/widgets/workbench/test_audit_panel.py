@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
 from services.workbench.model import AuditRecord
+from tests.helpers.images import pixels
 from widgets.workbench.audit_panel import (
     ALL_ACTIONS,
     AuditPanel,
@@ -232,13 +233,6 @@ def test_model_caps_the_number_of_records():
     model.append_records([record(100)])
     assert model.rowCount() == 5
     assert model.record(0).action_id == "act-100"
-
-
-def pixels(image: QImage) -> np.ndarray:
-    rgb = image.convertToFormat(QImage.Format.Format_ARGB32)
-    height, width, stride = rgb.height(), rgb.width(), rgb.bytesPerLine()
-    raw = np.frombuffer(rgb.constBits(), dtype=np.uint8, count=stride * height)
-    return raw.reshape(height, stride)[:, : width * 4].copy().view(np.uint32).reshape(height, width)
 
 
 def test_audit_panel_screenshot(panel, qtbot, tmp_path: Path):

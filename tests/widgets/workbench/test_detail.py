@@ -35,6 +35,7 @@ from services.masking.json import HIDDEN
 from services.workbench.body_format import PREVIEW_BYTES
 from services.workbench.codec import MessageRecord, parse_x_death
 from services.workbench.model import AuditRecord, EntryState, ParkedEntry, summarize
+from tests.helpers.images import pixels
 from widgets.workbench.detail import READ_ONLY_REASON, EntryDetailPane
 from widgets.workbench.detail_tables import short_time
 
@@ -555,23 +556,7 @@ def test_an_entry_being_acted_on_says_so(pane):
     assert pane.retry_button.toolTip() == f"Being retried by bob since {short_time(NOW_MS)}"
 
 
-def test_short_time_says_the_date_when_not_today():
-    now = datetime.datetime(2024, 5, 3, 18, 0)
-    same_day = int(datetime.datetime(2024, 5, 3, 14, 3).timestamp() * 1000)
-    other_day = int(datetime.datetime(2024, 5, 1, 14, 3).timestamp() * 1000)
-    assert short_time(same_day, now) == "14:03"
-    assert short_time(other_day, now) == "2024-05-01 14:03"
-    assert short_time(None) == ""
-
-
 # --------------------------------------------------------------------------- picture
-
-
-def pixels(image: QImage) -> np.ndarray:
-    rgb = image.convertToFormat(QImage.Format.Format_ARGB32)
-    height, width, stride = rgb.height(), rgb.width(), rgb.bytesPerLine()
-    raw = np.frombuffer(rgb.constBits(), dtype=np.uint8, count=stride * height)
-    return raw.reshape(height, stride)[:, : width * 4].copy().view(np.uint32).reshape(height, width)
 
 
 def test_detail_pane_screenshot(pane, qtbot, tmp_path: Path):

@@ -1,0 +1,92 @@
+"""ActionSummaryDialog and the report it shows: counts, reasons, what did not succeed."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
+
+from services.workbench.actions.report import ActionOutcome, ActionReport
+from tests.helpers.screens import save_screenshot, show
+from widgets.workbench.action_summary import ActionSummaryDialog
+
+PAN = "4111111111111111"
+MASKED_PAN = "411111******1111"
+
+
+def make_report(stopped: bool = False) -> ActionReport:
+    outcomes = [ActionOutcome(f"e{i:04d}", f"pay_{i}", True, "done") for i in range(1230)]
+    outcomes += [
+        ActionOutcome("e9001", "pay_9001", False, "failed", "unroutable: NO_ROUTE"),
+        ActionOutcome("e9002", "pay_9002", False, "failed", "nacked by the broker"),
+        ActionOutcome("e9003", PAN, False, "skipped", "already requeued by alice"),
+        ActionOutcome("e9004", None, False, "skipped", "already requeued by alice"),
+    ]
+    return ActionReport(
+        "requeue",
+        "payments.process",
+        tuple(outcomes),
+        started_ms=1_700_000_000_000,
+        finished_ms=1_700_000_002_400,
+        requested=1240 if stopped else None,
+        stopped=stopped,
+    )
+
+
+def test_report_counts():
+    report = make_report(stopped=True)
+    assert (report.succeeded, report.skipped, report.failed, report.not_attempted) == (
+        1230,
+        2,
+        2,
+        6,
+    )
+    assert report.headline() == ("Requeue: 1,230 succeeded, 2 skipped, 2 failed, 6 not attempted")
+    assert report.reasons("skipped") == [("already requeued by alice", 2)]
+    assert [o.status for o in report.problems] == ["failed", "failed", "skipped", "skipped"]
+
+
+def test_summary_lists_what_did_not_succeed_and_why(qtbot):
+    dialog = show(qtbot, ActionSummaryDialog(make_report()))
+    assert dialog.headline_label.text() == "Requeue: 1,230 succeeded, 2 skipped, 2 failed"
+    assert dialog.tiles["done"].value_label.text() == "1,230"
+    assert dialog.tiles["failed"].value_label.text() == "2"
+    assert dialog.tiles["skipped"].value_label.text() == "2"
+    assert "not_attempted" not in dialog.tiles
+    model = dialog.model
+    rows = [[model.cell_text(r, c) for c in range(4)] for r in range(model.rowCount())]
+    assert rows == [
+        ["Failed", "e9001", "pay_9001", "unroutable: NO_ROUTE"],
+        ["Failed", "e9002", "pay_9002", "nacked by the broker"],
+        ["Skipped", "e9003", MASKED_PAN, "already requeued by alice"],
+        ["Skipped", "e9004", "—", "already requeued by alice"],
+    ]
+    reasons = dialog.reasons_label.text()
+    assert "unroutable: NO_ROUTE" in reasons and "2 ×" in reasons
+    assert "took 0:02" in dialog.subline_label.text()
+
+
+def test_summary_copy_puts_a_masked_text_report_on_the_clipboard(qtbot):
+    dialog = show(qtbot, ActionSummaryDialog(make_report(stopped=True)))
+    assert "not_attempted" in dialog.tiles
+    qtbot.mouseClick(dialog.copy_button, Qt.MouseButton.LeftButton)
+    text = QGuiApplication.clipboard().text()
+    assert text.startswith("Requeue: 1,230 succeeded, 2 skipped, 2 failed, 6 not attempted\n")
+    assert "Failed\te9001\tpay_9001\tunroutable: NO_ROUTE" in text
+    assert PAN not in text and MASKED_PAN in text
+    assert dialog.copy_button.text() == "Copied"
+
+
+def test_summary_when_everything_succeeded(qtbot):
+    report = ActionReport("retry", "q", (ActionOutcome("e1", "p1", True, "done"),), 0, 1000)
+    dialog = show(qtbot, ActionSummaryDialog(report))
+    assert dialog.table_caption.text() == "Every payment went through."
+    assert not dialog.table.isVisible()
+    assert not dialog.reasons_label.isVisible()
+
+
+def test_summary_screenshot(qtbot, tmp_path):
+    dialog = show(qtbot, ActionSummaryDialog(make_report(stopped=True)))
+    dialog.resize(760, 520)
+    qtbot.wait(20)
+    image = save_screenshot(dialog, tmp_path, "payops_summary.png")
+    assert (image.width(), image.height()) == (760, 520)
