@@ -28,6 +28,7 @@ from PySide6.QtCore import QEvent, QUrl, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QDesktopServices
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
+from widgets.common.theme import repolish
 from widgets.snapshot.dialog_layout import SnapshotDialogLayout
 from widgets.snapshot.range_text import (
     DATE_TIME_FORMAT,
@@ -69,10 +70,10 @@ class SnapshotState(enum.Enum):
 
 
 def _restyle(widget: QWidget, name: str) -> None:
+    """Give ``widget`` the look of another object name (resources/style.qss)."""
     if widget.objectName() != name:
         widget.setObjectName(name)
-        widget.style().unpolish(widget)
-        widget.style().polish(widget)
+        repolish(widget)
 
 
 # --------------------------------------------------------------------------- dialog

@@ -9,7 +9,6 @@ and switches between choosing, exporting and the result.
 from __future__ import annotations
 
 import itertools
-from typing import Final
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence, QShortcut
@@ -28,58 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from widgets.common import colors
 from widgets.snapshot.range_text import DATE_TIME_FORMAT, INCIDENT, QUICK_RANGES
-
-_STYLE: Final = f"""
-QLabel#DialogHeadline {{ font-size: 12pt; font-weight: bold; color: {colors.TEXT}; }}
-QLabel#DialogSubline {{ color: {colors.TEXT_MUTED}; }}
-QLabel#FieldCaption {{ color: {colors.TEXT_MUTED}; }}
-QLabel#OffsetLabel {{ color: {colors.TEXT_MUTED}; }}
-QLabel#DurationLabel {{ color: {colors.TEXT_MUTED}; }}
-QLabel#IncidentNote {{
-    color: {colors.TEXT}; background: rgba(76, 154, 255, 22);
-    border: 1px solid rgba(76, 154, 255, 90); border-radius: 4px; padding: 5px 8px;
-}}
-QLabel#ErrorNote {{
-    color: #ffb4b4; background: rgba(240, 84, 84, 26);
-    border: 1px solid rgba(240, 84, 84, 110); border-radius: 4px; padding: 5px 8px;
-}}
-QLabel#CancelledNote {{
-    color: {colors.AMBER}; background: rgba(245, 165, 36, 24);
-    border: 1px solid rgba(245, 165, 36, 90); border-radius: 4px; padding: 5px 8px;
-}}
-QLabel#ValidationOk {{ color: {colors.TEXT_MUTED}; }}
-QLabel#ValidationError {{ color: {colors.RED}; }}
-QLabel#ValidationWarn {{ color: {colors.AMBER}; }}
-QLabel#StageLabel {{ font-weight: bold; }}
-QLabel#ResultTitle {{ font-size: 11pt; font-weight: bold; color: {colors.GREEN}; }}
-QLabel#ResultPath {{ color: {colors.TEXT}; }}
-QLabel#ResultDetail {{ color: {colors.TEXT_MUTED}; }}
-QFrame#ResultPanel {{
-    background: {colors.SURFACE_RAISED}; border: 1px solid {colors.BORDER};
-    border-left: 3px solid {colors.GREEN}; border-radius: 4px;
-}}
-QDateTimeEdit {{
-    background: {colors.PLOT_BG}; border: 1px solid {colors.BORDER}; border-radius: 4px;
-    padding: 3px 6px; selection-background-color: #1f4f8f;
-}}
-QDateTimeEdit:focus {{ border-color: {colors.ACCENT}; }}
-QDateTimeEdit:disabled, QLineEdit:disabled {{ color: {colors.TEXT_FAINT}; }}
-QPushButton#QuickRange {{ padding: 4px 10px; }}
-QPushButton#QuickRange:checked {{
-    background: #1f4f8f; border-color: {colors.ACCENT}; color: #ffffff;
-}}
-QPushButton#QuickRange:checked:disabled {{
-    background: rgba(31, 79, 143, 110); border-color: #1f4f8f; color: {colors.TEXT_MUTED};
-}}
-QPushButton:disabled {{ color: {colors.TEXT_FAINT}; border-color: {colors.BORDER}; }}
-QProgressBar {{
-    background: {colors.PLOT_BG}; border: 1px solid {colors.BORDER}; border-radius: 4px;
-    text-align: center; min-height: 20px;
-}}
-QProgressBar::chunk {{ background: {colors.ACCENT}; border-radius: 3px; }}
-"""
 
 
 class SnapshotDialogLayout(QDialog):
@@ -89,7 +37,6 @@ class SnapshotDialogLayout(QDialog):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("SnapshotDialog")
-        self.setStyleSheet(_STYLE)
         self.setWindowTitle("Export incident snapshot")
         self._build_header()
         self._build_form()
