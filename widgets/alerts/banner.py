@@ -7,55 +7,16 @@ import time
 from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QColor, QHideEvent, QShowEvent
+from PySide6.QtGui import QHideEvent, QShowEvent
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
 
 from services.alerts.model import Alert
 from widgets.alerts.display import format_age, format_value, most_severe_first
 from widgets.common import colors
 from widgets.common.elided_label import ElidedLabel
+from widgets.common.theme import repolish
 
 _TICK_MS = 1000  # refresh "(2m ago)" while shown
-
-
-def _tint(colour: str, alpha: float, base: str = colors.WINDOW_BG) -> str:
-    """``colour`` at ``alpha`` over ``base``, opaque (the strip looks the same on any parent)."""
-    top, under = QColor(colour), QColor(base)
-    mixed = QColor(
-        round(top.red() * alpha + under.red() * (1 - alpha)),
-        round(top.green() * alpha + under.green() * (1 - alpha)),
-        round(top.blue() * alpha + under.blue() * (1 - alpha)),
-    )
-    return str(mixed.name())
-
-
-CRITICAL_BG = _tint(colors.RED, 0.16)
-WARNING_BG = _tint(colors.AMBER, 0.13)
-
-_STYLE = f"""
-QFrame#AlertBanner {{ border-bottom: 1px solid {colors.BORDER}; }}
-QFrame#AlertBanner[severity="critical"] {{
-    background: {CRITICAL_BG}; border-bottom: 1px solid {colors.RED};
-}}
-QFrame#AlertBanner[severity="warning"] {{
-    background: {WARNING_BG}; border-bottom: 1px solid {colors.AMBER};
-}}
-QLabel#AlertBadge {{
-    color: {colors.WINDOW_BG}; border-radius: 4px; padding: 1px 8px;
-    font-weight: bold; font-size: 8pt; letter-spacing: 1px;
-}}
-QFrame#AlertBanner[severity="critical"] QLabel#AlertBadge {{ background: {colors.RED}; }}
-QFrame#AlertBanner[severity="warning"] QLabel#AlertBadge {{ background: {colors.AMBER}; }}
-QLabel#AlertMessage {{ color: {colors.TEXT}; font-weight: bold; }}
-QLabel#AlertSince {{ color: {colors.TEXT_MUTED}; }}
-QLabel#AlertMore {{
-    color: {colors.TEXT}; border: 1px solid {colors.BORDER}; border-radius: 8px;
-    padding: 0 7px; background: {colors.SURFACE_RAISED};
-}}
-QFrame#AlertBanner QPushButton {{ padding: 3px 12px; background: {colors.SURFACE_RAISED}; }}
-QFrame#AlertBanner[severity="critical"] QPushButton:hover {{ border-color: {colors.RED}; }}
-QFrame#AlertBanner[severity="warning"] QPushButton:hover {{ border-color: {colors.AMBER}; }}
-"""
 
 
 def since_text(since: float, now: float) -> str:
@@ -84,7 +45,6 @@ class AlertBanner(QFrame):
         super().__init__(parent)
         self.setObjectName("AlertBanner")
         self.setProperty("severity", "critical")
-        self.setStyleSheet(_STYLE)
         self._clock = clock
         self._alerts: list[Alert] = []
 
@@ -162,8 +122,7 @@ class AlertBanner(QFrame):
         if self.property("severity") != severity:
             self.setProperty("severity", severity)
             for widget in (self, self.badge, self.show_button, self.export_button):
-                widget.style().unpolish(widget)
-                widget.style().polish(widget)
+                repolish(widget)
         self._render()
         if not self._timer.isActive():
             self._timer.start()

@@ -41,6 +41,7 @@ from widgets.alerts.display import SEVERITY_RANK, format_age, format_value, most
 from widgets.common import colors
 from widgets.common.record_tables import configure_table
 from widgets.common.table_models import ListTableModel, RowFilterProxy, SortRole
+from widgets.common.theme import repolish
 
 RowRole: Final = Qt.ItemDataRole.UserRole
 """The row's value: an :class:`Alert` or an :class:`AlertEvent`."""
@@ -67,12 +68,7 @@ def severity_color(severity: str) -> str:
 
 def _row_tint(severity: str, strength: float) -> QColor:
     """A faint wash of the severity's colour over the table background."""
-    top, base = QColor(severity_color(severity)), QColor(colors.PLOT_BG)
-    return QColor(
-        round(top.red() * strength + base.red() * (1 - strength)),
-        round(top.green() * strength + base.green() * (1 - strength)),
-        round(top.blue() * strength + base.blue() * (1 - strength)),
-    )
+    return QColor(colors.blend(severity_color(severity), strength, colors.PLOT_BG))
 
 
 _TINTS: Final = {
@@ -273,21 +269,6 @@ class AlertLogFilterProxy(RowFilterProxy):
         return all(word in haystack for word in self._words)
 
 
-_STYLE = f"""
-QLabel#AlertsSectionTitle {{ color: {colors.TEXT}; font-weight: bold; font-size: 10pt; }}
-QLabel#ActiveCount {{
-    color: {colors.WINDOW_BG}; background: {colors.TEXT_FAINT}; border-radius: 7px;
-    padding: 0 7px; font-weight: bold;
-}}
-QLabel#ActiveCount[severity="critical"] {{ background: {colors.RED}; }}
-QLabel#ActiveCount[severity="warning"] {{ background: {colors.AMBER}; }}
-QLabel#AlertLogCount {{ color: {colors.TEXT_MUTED}; padding: 0 4px; }}
-QLabel#AlertsUpdated {{ color: {colors.TEXT_FAINT}; padding: 0 4px; }}
-QLabel#AlertsEmpty {{ color: {colors.TEXT_FAINT}; font-size: 10pt; }}
-QLabel#NoActiveAlerts {{ color: {colors.GREEN}; font-size: 10pt; }}
-"""
-
-
 class AlertsPanel(QWidget):
     """The alerts firing now (rule, severity, since, value, message) over the alert log.
 
@@ -320,7 +301,6 @@ class AlertsPanel(QWidget):
     ) -> None:
         super().__init__(parent)
         self.setObjectName("AlertsPanel")
-        self.setStyleSheet(_STYLE)
         self._clock = clock
         self.log_span = log_span
 
@@ -499,8 +479,7 @@ class AlertsPanel(QWidget):
         self.active_count.setText(str(len(shown)))
         if self.active_count.property("severity") != severity:
             self.active_count.setProperty("severity", severity)
-            self.active_count.style().unpolish(self.active_count)
-            self.active_count.style().polish(self.active_count)
+            repolish(self.active_count)
         self.active_stack.setCurrentWidget(self.active_table if shown else self.no_active_label)
         if shown and self.isVisible():
             self._age_timer.start()

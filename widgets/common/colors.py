@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Collection
 
+from services.links.status import LinkState
 from services.workbench.model import EntryState
 
 # Surfaces and text (dark theme).
@@ -34,6 +35,26 @@ class Level(enum.Enum):
 
 
 LEVEL_COLORS: dict[Level, str] = {Level.NORMAL: TEXT, Level.WARN: AMBER, Level.ALERT: RED}
+
+
+def blend(colour: str, alpha: float, base: str) -> str:
+    """``colour`` at ``alpha`` over ``base``, as an opaque ``#rrggbb``."""
+    top, under = (tuple(int(c[i : i + 2], 16) for i in (1, 3, 5)) for c in (colour, base))
+    mixed = (round(t * alpha + u * (1 - alpha)) for t, u in zip(top, under, strict=True))
+    return "#" + "".join(f"{channel:02x}" for channel in mixed)
+
+
+# The alert banner's washes: opaque, so the strip looks the same on any parent.
+ALERT_CRITICAL_BG = blend(RED, 0.16, WINDOW_BG)
+ALERT_WARNING_BG = blend(AMBER, 0.13, WINDOW_BG)
+
+LINK_STATE_COLORS: dict[LinkState, str] = {
+    LinkState.CONNECTED: GREEN,
+    LinkState.CONNECTING: AMBER,
+    LinkState.RECONNECTING: AMBER,
+    LinkState.FAILED: RED,
+}
+"""A connection's colour (the status bar's dots and texts)."""
 
 STATE_COLORS: dict[EntryState, str] = {
     EntryState.PARKED: AMBER,

@@ -26,6 +26,8 @@ _THEME_NAMES = (
     "GREEN",
     "AMBER",
     "RED",
+    "ALERT_CRITICAL_BG",
+    "ALERT_WARNING_BG",
 )
 _FONT_FAMILIES = ["Inter", "Segoe UI", "Cantarell", "Noto Sans", "DejaVu Sans", "sans-serif"]
 
@@ -39,11 +41,12 @@ def theme_values() -> dict[str, str]:
     """The names the stylesheet may use, with their colours.
 
     ``NAME`` is a colour, ``NAME_RGB`` its channels, ``STATE_PARKED`` (and so
-    on) the colour of an entry state.
+    on) the colour of an entry state, ``LINK_FAILED`` (and so on) of a connection.
     """
     values = {name: str(getattr(colors, name)) for name in _THEME_NAMES}
     values["ACCENT_DIM"] = ACCENT_DIM
     values.update({f"STATE_{state.name}": c for state, c in colors.STATE_COLORS.items()})
+    values.update({f"LINK_{state.name}": c for state, c in colors.LINK_STATE_COLORS.items()})
     values.update({f"{name}_RGB": _rgb(colour) for name, colour in list(values.items())})
     return values
 

@@ -13,13 +13,8 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
 
 from services.links.status import LinkState, LinkStatus
 from widgets.common import colors
+from widgets.common.theme import repolish
 
-STATE_COLORS: dict[LinkState, str] = {
-    LinkState.CONNECTED: colors.GREEN,
-    LinkState.CONNECTING: colors.AMBER,
-    LinkState.RECONNECTING: colors.AMBER,
-    LinkState.FAILED: colors.RED,
-}
 _MAX_REASON_CHARS = 48
 
 
@@ -146,11 +141,10 @@ class ConnectionIndicator(QWidget):
         if retry and status.state is not LinkState.CONNECTED:
             text += f" · {retry}"
         self.label.setText(text)
-        colour = STATE_COLORS[status.state]
-        self.dot.set_colour(colour)
-        self.label.setStyleSheet(
-            f"color: {colors.TEXT if status.state is LinkState.CONNECTED else colour};"
-        )
+        self.dot.set_colour(colors.LINK_STATE_COLORS[status.state])
+        if self.label.property("state") != status.state.value:
+            self.label.setProperty("state", status.state.value)  # its colour: style.qss
+            repolish(self.label)
         self.setToolTip(self._tooltip(retry))
 
     def _tooltip(self, retry: str) -> str:

@@ -78,11 +78,6 @@ class CrosshairReadout(QLabel):
         self.setObjectName("CrosshairReadout")
         self.setTextFormat(Qt.TextFormat.RichText)
         self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-        self.setStyleSheet(
-            f"QLabel#CrosshairReadout {{ background: #0f1216;"
-            f" color: {colors.TEXT}; border: 1px solid {colors.BORDER};"
-            " border-radius: 6px; padding: 6px 8px; }"
-        )
         self.hide()
 
     def show_entries(self, t: float, entries: Sequence[ReadoutEntry], has_data: bool) -> None:

@@ -125,25 +125,11 @@ class FlowPlots(QWidget):
 
         self.readout = CrosshairReadout(self.graphics)
         self.paused_badge = self._overlay_label(
-            "PausedBadge",
-            "Plots frozen · counters live · hover to inspect",
-            f"background: rgba(245, 165, 36, 40); color: {colors.AMBER};"
-            f" border: 1px solid {colors.AMBER}; border-radius: 4px; padding: 2px 8px;"
-            " font-weight: bold;",
+            "PausedBadge", "Plots frozen · counters live · hover to inspect"
         )
-        self.waiting_label = self._overlay_label(
-            "WaitingLabel",
-            "Waiting for the first frame…",
-            f"background: transparent; color: {colors.TEXT_MUTED}; padding: 4px;",
-        )
+        self.waiting_label = self._overlay_label("WaitingLabel", "Waiting for the first frame…")
         self.waiting_label.show()
-        self.history_badge = self._overlay_label(
-            "HistoryBadge",
-            "History",
-            f"background: rgba(76, 154, 255, 40); color: {colors.ACCENT};"
-            f" border: 1px solid {colors.ACCENT}; border-radius: 4px; padding: 2px 8px;"
-            " font-weight: bold;",
-        )
+        self.history_badge = self._overlay_label("HistoryBadge", "History")
         self.history_controls = HistoryControls(self)
 
         now = self._clock()
@@ -155,10 +141,10 @@ class FlowPlots(QWidget):
 
     # -- construction -------------------------------------------------------------------
 
-    def _overlay_label(self, name: str, text: str, style: str) -> QLabel:
+    def _overlay_label(self, name: str, text: str) -> QLabel:
+        """A label over the plots; its look is ``QWidget#FlowPlots QLabel#<name>`` in style.qss."""
         label = QLabel(text, self.graphics)
         label.setObjectName(name)
-        label.setStyleSheet(f"QLabel#{name} {{ {style} }}")
         label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         label.adjustSize()
         label.hide()

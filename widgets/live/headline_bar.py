@@ -10,8 +10,8 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from services.flow.types import Headline
-from widgets.common import colors
 from widgets.common.colors import Level
+from widgets.common.theme import repolish
 
 NO_VALUE = "—"
 
@@ -133,29 +133,7 @@ class HeadlineTile(QFrame):
             self._level = level
             self.setProperty("level", level.value)
             for widget in (self, self.value_label, self.caption_label):
-                widget.style().unpolish(widget)
-                widget.style().polish(widget)
-
-
-_STYLE = f"""
-QFrame#HeadlineBar {{ background: {colors.SURFACE}; border-bottom: 1px solid {colors.BORDER}; }}
-QFrame#HeadlineTile {{
-    background: {colors.SURFACE_RAISED}; border: 1px solid {colors.BORDER};
-    border-left: 3px solid {colors.BORDER}; border-radius: 4px;
-}}
-QFrame#HeadlineTile[level="warn"] {{ border-left-color: {colors.AMBER}; }}
-QFrame#HeadlineTile[level="alert"] {{
-    border-left-color: {colors.RED}; background: #2a1c1f;
-}}
-QLabel#HeadlineCaption {{
-    color: {colors.TEXT_MUTED}; font-size: 8pt; font-weight: bold; letter-spacing: 1px;
-}}
-QLabel#HeadlineValue {{ color: {colors.TEXT}; font-size: 20pt; font-weight: bold; }}
-QFrame#HeadlineTile[level="warn"] QLabel#HeadlineValue {{ color: {colors.AMBER}; }}
-QFrame#HeadlineTile[level="alert"] QLabel#HeadlineValue {{ color: {colors.RED}; }}
-QLabel#HeadlineUnit {{ color: {colors.TEXT_MUTED}; font-size: 10pt; }}
-QLabel#HeadlineDetail {{ color: {colors.TEXT_FAINT}; font-size: 8pt; }}
-"""
+                repolish(widget)
 
 
 class HeadlineBar(QFrame):
@@ -173,7 +151,6 @@ class HeadlineBar(QFrame):
         super().__init__(parent)
         self.setObjectName("HeadlineBar")
         self.thresholds = thresholds or HeadlineThresholds()
-        self.setStyleSheet(_STYLE)
         specs = (
             ("events", "Events", "/s"),
             ("failure_rate", "Failure rate", "%"),

@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
 
-from widgets.common import colors
+from widgets.common.theme import repolish
 
 _MAX_MESSAGE_CHARS = 90
 
@@ -30,21 +30,6 @@ class HistoryRange:
 
     from_s: float
     to_s: float
-
-
-_HISTORY_STYLE = f"""
-QLabel#HistoryRange {{ color: {colors.TEXT_MUTED}; padding: 0 4px; }}
-QLabel#HistoryRange[mode="live"] {{ color: {colors.GREEN}; }}
-QLabel#HistoryRange[mode="history"] {{ color: {colors.ACCENT}; font-weight: bold; }}
-QLabel#HistoryRange[mode="unavailable"] {{ color: {colors.AMBER}; }}
-QToolButton#HistoryBack, QToolButton#HistoryForward {{ padding: 4px 7px; }}
-QToolButton:disabled {{ color: {colors.TEXT_FAINT}; }}
-QProgressBar#HistoryBusy {{
-    background: {colors.PLOT_BG}; border: 1px solid {colors.BORDER}; border-radius: 3px;
-    max-height: 6px;
-}}
-QProgressBar#HistoryBusy::chunk {{ background: {colors.ACCENT}; border-radius: 2px; }}
-"""
 
 
 class ActionButton(QToolButton):
@@ -99,7 +84,6 @@ class HistoryControls(QWidget):
         owner.addActions([self.back_action, self.forward_action, self.live_action])
 
         self.setObjectName("HistoryControls")
-        self.setStyleSheet(_HISTORY_STYLE)
         self.back_button = ActionButton(self.back_action, "HistoryBack")
         self.forward_button = ActionButton(self.forward_action, "HistoryForward")
         self.live_button = ActionButton(self.live_action, "HistoryLive")
@@ -153,7 +137,6 @@ class HistoryControls(QWidget):
         label.setToolTip(tip)
         if label.property("mode") != mode:
             label.setProperty("mode", mode)
-            label.style().unpolish(label)
-            label.style().polish(label)
+            repolish(label)
         self.busy.setVisible(loading)
         return tip
