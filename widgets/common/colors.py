@@ -19,6 +19,7 @@ TEXT = "#d8dee9"
 TEXT_MUTED = "#8b95a5"
 TEXT_FAINT = "#5d6673"
 ACCENT = "#4c9aff"
+ACCENT_DIM = "#1f4f8f"  # selections, the chosen toggle
 
 # Alert levels.
 GREEN = "#3ecf8e"
@@ -37,9 +38,15 @@ class Level(enum.Enum):
 LEVEL_COLORS: dict[Level, str] = {Level.NORMAL: TEXT, Level.WARN: AMBER, Level.ALERT: RED}
 
 
+def channels(colour: str) -> tuple[int, int, int]:
+    """``#rrggbb`` as its red, green and blue values."""
+    red, green, blue = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return red, green, blue
+
+
 def blend(colour: str, alpha: float, base: str) -> str:
     """``colour`` at ``alpha`` over ``base``, as an opaque ``#rrggbb``."""
-    top, under = (tuple(int(c[i : i + 2], 16) for i in (1, 3, 5)) for c in (colour, base))
+    top, under = channels(colour), channels(base)
     mixed = (round(t * alpha + u * (1 - alpha)) for t, u in zip(top, under, strict=True))
     return "#" + "".join(f"{channel:02x}" for channel in mixed)
 

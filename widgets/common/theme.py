@@ -11,7 +11,6 @@ from PySide6.QtWidgets import QApplication, QWidget
 from resources import resource_path
 from widgets.common import colors
 
-ACCENT_DIM = "#1f4f8f"
 _THEME_NAMES = (
     "WINDOW_BG",
     "SURFACE",
@@ -23,6 +22,7 @@ _THEME_NAMES = (
     "TEXT_MUTED",
     "TEXT_FAINT",
     "ACCENT",
+    "ACCENT_DIM",
     "GREEN",
     "AMBER",
     "RED",
@@ -32,11 +32,6 @@ _THEME_NAMES = (
 _FONT_FAMILIES = ["Inter", "Segoe UI", "Cantarell", "Noto Sans", "DejaVu Sans", "sans-serif"]
 
 
-def _rgb(colour: str) -> str:
-    """``#rrggbb`` as ``r, g, b``, for ``rgba($NAME_RGB, alpha)`` in the stylesheet."""
-    return ", ".join(str(int(colour[i : i + 2], 16)) for i in (1, 3, 5))
-
-
 def theme_values() -> dict[str, str]:
     """The names the stylesheet may use, with their colours.
 
@@ -44,10 +39,10 @@ def theme_values() -> dict[str, str]:
     on) the colour of an entry state, ``LINK_FAILED`` (and so on) of a connection.
     """
     values = {name: str(getattr(colors, name)) for name in _THEME_NAMES}
-    values["ACCENT_DIM"] = ACCENT_DIM
     values.update({f"STATE_{state.name}": c for state, c in colors.STATE_COLORS.items()})
     values.update({f"LINK_{state.name}": c for state, c in colors.LINK_STATE_COLORS.items()})
-    values.update({f"{name}_RGB": _rgb(colour) for name, colour in list(values.items())})
+    for name, colour in list(values.items()):  # for rgba($NAME_RGB, alpha)
+        values[f"{name}_RGB"] = ", ".join(str(c) for c in colors.channels(colour))
     return values
 
 
@@ -80,7 +75,7 @@ def dark_palette() -> QPalette:
         (role.ButtonText, colors.TEXT),
         (role.BrightText, colors.RED),
         (role.Link, colors.ACCENT),
-        (role.Highlight, ACCENT_DIM),
+        (role.Highlight, colors.ACCENT_DIM),
         (role.HighlightedText, "#ffffff"),
         (role.Mid, colors.BORDER),
         (role.Dark, colors.WINDOW_BG),
