@@ -3,8 +3,8 @@
 Rules are frozen dataclasses whose fields map one to one onto a profile table
 (``rule_from_table(kind, table)``; ``RULE_KINDS`` names the kinds). Every rule
 has a ``name`` (unique within an engine), a ``severity`` and ``resolve_after_s``.
-How they are judged is ``services.alerts.engine``; this module has no Redis in it, so
-the configuration can load rules without pulling a client library in.
+The flow judges them (``services.flow.alert_engine``); this module has no Redis
+in it, so the configuration can load rules without pulling a client library in.
 """
 
 from __future__ import annotations

@@ -55,11 +55,11 @@ import redis.exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from services.alerts.engine import AlertEngine
 from services.alerts.log import AlertLog
 from services.alerts.model import Alert, AlertEvent
 from services.config import Profile
 from services.flow.aggregator import FlowAggregator
+from services.flow.alert_engine import AlertEngine
 from services.flow.history import HistoryLease, HistoryStore, SecondRow, rows_from_frame
 from services.flow.types import FlowFrame
 from services.links.amqp import describe_error

@@ -1,6 +1,6 @@
-"""Alert rules, the engine's transitions and hysteresis, the Redis alert log.
+"""The alert engine's transitions and hysteresis on a simulated flow.
 
-The engine tests simulate a flow second by second: per-second series built with
+The tests simulate a flow second by second: per-second series built with
 numpy (normal → incident → recovery), an injected clock half-way through each
 second, and at each second a frame of the recent past whose last column is the
 current, still-filling second (as ``FlowAggregator.frame`` hands it over).
@@ -8,28 +8,22 @@ current, still-filling second (as ``FlowAggregator.frame`` hands it over).
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
-import redis.asyncio as aioredis
 
-from services.alerts.engine import AlertEngine
 from services.alerts.log import AlertLog
 from services.alerts.model import AlertEvent
 from services.alerts.rules import (
-    RULE_KINDS,
     DeadLetterRateRule,
     FailureRateRule,
     FlowStoppedRule,
     LatencyRule,
     QueueDepthRule,
-    default_rules,
-    rule_from_table,
 )
 from services.alerts.timeline import incident_window
+from services.flow.alert_engine import AlertEngine
 from services.flow.types import FlowFrame, Headline
 
 T0 = 1_700_000_000
@@ -379,132 +373,6 @@ def test_engine_refuses_duplicate_names_and_reports_its_window() -> None:
         AlertEngine([LatencyRule(), LatencyRule()])
     assert AlertEngine([]).window_s == 2
     assert AlertEngine([FailureRateRule(window_s=120), FlowStoppedRule()]).window_s == 121
-
-
-def test_rules_check_their_values() -> None:
-    with pytest.raises(ValueError):
-        QueueDepthRule(QUEUE)  # neither a max nor growth
-    with pytest.raises(ValueError):
-        QueueDepthRule(QUEUE, growing_for_s=90)  # not whole steps
-    with pytest.raises(ValueError):
-        FailureRateRule(threshold_pct=150)
-    with pytest.raises(ValueError):
-        LatencyRule(severity="fatal")  # type: ignore[arg-type]
-    assert QueueDepthRule(QUEUE, growing_for_s=90, step_s=30).needs_s == 120
-
-
-def test_default_rules() -> None:
-    rules = default_rules(
-        ("failed", "declined"), ("payments.dlq",), (QUEUE, "payments.dlq", "refunds")
-    )
-    by_name = {rule.name: rule for rule in rules}
-    assert set(by_name) == {
-        "failure_rate",
-        "dead_letter_rate",
-        "latency_p99",
-        "flow_stopped",
-        "queue_depth:payments.dlq",
-        f"queue_depth:{QUEUE}",
-        "queue_depth:refunds",
-    }
-    assert by_name["failure_rate"] == FailureRateRule(
-        threshold_pct=5.0, window_s=60, min_events=20, failure_statuses=("failed", "declined")
-    )
-    assert by_name["dead_letter_rate"] == DeadLetterRateRule(per_minute=100)
-    assert by_name["latency_p99"] == LatencyRule(p99_ms=2000, window_s=60)
-    assert by_name["flow_stopped"] == FlowStoppedRule(silent_s=30)
-    assert by_name["queue_depth:payments.dlq"] == QueueDepthRule(
-        "payments.dlq", max_depth=1_000, growing_for_s=300
-    )
-    assert by_name[f"queue_depth:{QUEUE}"] == QueueDepthRule(
-        QUEUE, max_depth=10_000, growing_for_s=300
-    )
-    assert all(rule.resolve_after_s == 30 for rule in rules)
-    AlertEngine(rules)  # names are unique
-
-
-def test_rules_map_one_to_one_onto_profile_tables() -> None:
-    for rule in default_rules(("failed",), ("dlq",), ("work",)):
-        kind = next(k for k, cls in RULE_KINDS.items() if isinstance(rule, cls))
-        table = dataclasses.asdict(rule)
-        table["failure_statuses"] = list(table.get("failure_statuses", ()))
-        if not isinstance(rule, FailureRateRule):
-            del table["failure_statuses"]
-        assert rule_from_table(kind, table) == rule
-    assert rule_from_table("queue_depth", {"queue": "q", "max_depth": 5}) == QueueDepthRule(
-        "q", max_depth=5
-    )
-    with pytest.raises(ValueError, match="unknown keys"):
-        rule_from_table("latency", {"p99": 5})
-    with pytest.raises(ValueError, match="unknown alert rule kind"):
-        rule_from_table("cpu", {})
-    with pytest.raises(ValueError, match="queue_depth"):
-        rule_from_table("queue_depth", {"max_depth": 5})
-
-
-# --------------------------------------------------------------------------- alert log
-
-
-@pytest.fixture
-async def log(redis_client: aioredis.Redis, unique_prefix: str) -> AsyncIterator[AlertLog]:
-    prefix = unique_prefix.rstrip(".")
-    yield AlertLog(redis_client, prefix)
-    await redis_client.delete(f"{prefix}:alerts")
-
-
-def event(ts_s: float, rule: str, kind: str, value: float | None = 1.5) -> AlertEvent:
-    return AlertEvent(ts_s, rule, kind, value, f"{rule} {kind}", "critical")  # type: ignore[arg-type]
-
-
-@pytest.mark.integration
-async def test_alert_log_round_trip(log: AlertLog, redis_client: aioredis.Redis) -> None:
-    events = [
-        event(T0 + 0.125, "failure_rate", "firing", 12.4),
-        event(T0 + 60, "flow_stopped", "firing", None),
-        AlertEvent(T0 + 90, "failure_rate", "resolved", 1.0, "resolved: ok", "warning"),
-    ]
-    ids = await log.extend(events)
-    assert ids[0].startswith(f"{round((T0 + 0.125) * 1000)}-")  # stream ids carry event time
-    assert log.key == f"{log.prefix}:alerts"
-    assert await redis_client.xlen(log.key) == 3
-    assert await log.read_range(newest_first=False) == events
-    assert await log.read_range() == events[::-1]
-
-
-@pytest.mark.integration
-async def test_alert_log_range_queries(log: AlertLog) -> None:
-    events = [event(T0 + i, f"r{i % 3}", "firing" if i % 2 else "resolved") for i in range(2500)]
-    await log.extend(events)
-    ms = T0 * 1000
-
-    newest = await log.read_range(ms + 100_000, ms + 1_600_000)
-    assert [e.ts for e in newest] == [T0 + i for i in range(1600, 99, -1)]  # inclusive, paged
-    oldest = await log.read_range(ms + 100_000, ms + 1_600_000, newest_first=False)
-    assert oldest == newest[::-1]
-    assert [e.ts for e in await log.read_range(ms, None, count=3)] == [
-        T0 + 2499,
-        T0 + 2498,
-        T0 + 2497,
-    ]
-    assert [e.ts for e in await log.read_range(None, ms + 1000, newest_first=False)] == [T0, T0 + 1]
-    assert await log.read_range(ms - 10_000, ms - 1) == []
-
-
-@pytest.mark.integration
-async def test_alert_log_takes_a_late_event_and_decoding_clients(
-    redis_url: str, unique_prefix: str
-) -> None:
-    client = aioredis.from_url(redis_url, decode_responses=True)
-    log = AlertLog(client, unique_prefix.rstrip("."))
-    try:
-        await log.append(event(T0 + 10, "a", "firing"))
-        late_id = await log.append(event(T0 + 5, "b", "firing"))  # older than the stream's top
-        assert int(late_id.split("-")[0]) > (T0 + 10) * 1000
-        (read,) = await log.read_range(None, None, count=1)
-        assert read == event(T0 + 5, "b", "firing")  # its own time kept in the record
-    finally:
-        await client.delete(log.key)
-        await client.aclose()
 
 
 @pytest.mark.integration
