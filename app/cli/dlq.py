@@ -43,8 +43,9 @@ from app.cli.dlq_output import (
 from app.cli.progress import overwrite_line
 from app.cli.runner import Refused, Unreachable, profile_from, redis_client, run_command
 from services.config import ConfigError, Profile
+from services.workbench.actions.names import Action
 from services.workbench.actions.publisher import ActionPublisher
-from services.workbench.actions.report import ActionName, ActionPlan, ActionReport
+from services.workbench.actions.report import ActionPlan, ActionReport
 from services.workbench.actions.service import ActionService, default_operator, summary_line
 from services.workbench.index import ActionTarget, EntryIndex, Query
 from services.workbench.model import AuditRecord, EntryState
@@ -151,9 +152,9 @@ def add_dlq_commands(
     show.set_defaults(handler=_cmd_show)
 
     for action, text in (
-        ("requeue", "send back, unchanged, to the queue each message died in"),
-        ("retry", "a new attempt through the origin queue (attempt counter +1)"),
-        ("cancel", "remove from the workbench, publishing payment.cancelled"),
+        (Action.REQUEUE, "send back, unchanged, to the queue each message died in"),
+        (Action.RETRY, "a new attempt through the origin queue (attempt counter +1)"),
+        (Action.CANCEL, "remove from the workbench, publishing payment.cancelled"),
     ):
         command = sub.add_parser(action, parents=common, help=text)
         command.add_argument("entry_ids", nargs="*", metavar="ID")
@@ -162,8 +163,8 @@ def add_dlq_commands(
             action="store_true",
             help="every entry matching the filters (default state: parked)",
         )
-        _add_filters(command, reason_flag=action != "cancel")
-        if action == "retry":
+        _add_filters(command, reason_flag=action is not Action.CANCEL)
+        if action is Action.RETRY:
             command.add_argument(
                 "--delay",
                 type=arg_types.delay,
@@ -177,7 +178,7 @@ def add_dlq_commands(
                 metavar="FILE",
                 help="send this JSON body instead (one entry; - reads stdin)",
             )
-        if action == "cancel":
+        if action is Action.CANCEL:
             command.add_argument(
                 "--reason",
                 dest="cancel_reason",
@@ -414,7 +415,7 @@ def _read_body(path: Path) -> bytes:
 
 
 def _cmd_action(args: argparse.Namespace) -> int:
-    action: ActionName = args.action
+    action: Action = args.action
 
     async def body(profile: Profile) -> int:
         target = _target(args)
@@ -422,7 +423,7 @@ def _cmd_action(args: argparse.Namespace) -> int:
         edited = _read_body(args.edit_body) if getattr(args, "edit_body", None) else None
         async with _action_service(profile, args.read_only) as service:
             if not args.dry_run:
-                service.refuse_if_read_only(action.capitalize())
+                service.refuse_if_read_only(action.label)
                 await service.publisher.connect()
                 recovered = await service.recover()
                 if not recovered.clean:
@@ -456,7 +457,7 @@ def _cmd_action(args: argparse.Namespace) -> int:
 
 async def _act(
     service: ActionService,
-    action: ActionName,
+    action: Action,
     target: ActionTarget,
     args: argparse.Namespace,
     *,
@@ -465,9 +466,9 @@ async def _act(
     dry_run: bool,
 ) -> ActionReport:
     progress = None if dry_run else action_progress(action)
-    if action == "requeue":
+    if action is Action.REQUEUE:
         return await service.requeue(target, dry_run=dry_run, progress=progress)
-    if action == "retry":
+    if action is Action.RETRY:
         return await service.retry(
             target, delay_s=delay or None, edited_body=edited, dry_run=dry_run, progress=progress
         )

@@ -18,13 +18,11 @@ from typing import Any, TextIO
 
 from app.cli.progress import overwrite_line
 from services.masking.json import dumps_pretty, mask_json, mask_sensitive_text
+from services.workbench.actions.names import Action
 from services.workbench.actions.recovery import RecoveryReport
 from services.workbench.actions.report import ActionReport
 from services.workbench.body_format import body_content
 from services.workbench.model import AuditRecord, EntryState, EntrySummary, ParkedEntry
-
-_VERBS = {"requeue": "requeued", "retry": "retried", "cancel": "cancelled"}
-
 
 # --------------------------------------------------------------------------- values
 
@@ -211,11 +209,11 @@ def entry_text(entry: ParkedEntry, audit: Sequence[AuditRecord]) -> str:
 # --------------------------------------------------------------------------- actions
 
 
-def action_progress(action: str) -> Callable[[int, int, int], None] | None:
+def action_progress(action: Action) -> Callable[[int, int, int], None] | None:
     """A progress callback for an action, on a terminal only."""
     if not sys.stderr.isatty():
         return None
-    verb = _VERBS.get(action, action)
+    verb = action.past
 
     def show(done: int, total: int, failed: int) -> None:
         overwrite_line(
@@ -243,7 +241,7 @@ def dry_line(report: ActionReport) -> str:
     would = [o for o in report.outcomes if o.detail.startswith("dry run:")]
     skipped = [o for o in report.outcomes if o.status == "skipped" and o not in would]
     failed = [o for o in report.outcomes if o.status == "failed"]
-    verb = _VERBS.get(report.action, report.action)
+    verb = report.action.past
     parts = [f"would have {verb} {len(would):,}"]
     reasons = sorted({o.detail for o in skipped})
     parts.append(

@@ -16,6 +16,7 @@ from qasync import asyncSlot
 
 from services.config import Profile
 from services.links.close import close_quietly
+from services.workbench.actions.names import Action
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.report import ActionReport, ActionRequest
 from services.workbench.actions.service import ActionRefused, ActionService
@@ -257,7 +258,7 @@ class WorkbenchController(QObject):
             return None
         self._busy = True
         try:
-            return await self._act(action, target)
+            return await self._act(Action(action), target)
         except ActionRefused as exc:
             QMessageBox.warning(self.window, "Action refused", str(exc))
             return None
@@ -267,14 +268,14 @@ class WorkbenchController(QObject):
         finally:
             self._busy = False
 
-    async def _act(self, action: str, target: ActionTarget) -> ActionReport | None:
+    async def _act(self, action: Action, target: ActionTarget) -> ActionReport | None:
         actions = self.actions
         assert actions is not None
         actions.refuse_if_read_only(action)
-        plan = await actions.plan(action, target)  # type: ignore[arg-type]
+        plan = await actions.plan(action, target)
         raw_body = None
         shown = self._shown
-        if action == "retry" and shown is not None and target.entry_ids == (shown.entry_id,):
+        if action is Action.RETRY and shown is not None and target.entry_ids == (shown.entry_id,):
             raw_body = shown.record.body
         dialog = ConfirmActionDialog(plan, raw_body=raw_body, parent=self.window)
         request = await _answer(dialog)

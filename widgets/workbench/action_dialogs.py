@@ -54,6 +54,7 @@ from services.masking.json import (
     mask_sensitive_text,
     unmask_edit,
 )
+from services.workbench.actions.names import Action
 from services.workbench.actions.report import (
     ActionPlan,
     ActionRequest,
@@ -61,7 +62,6 @@ from services.workbench.actions.report import (
 )
 from widgets.common import colors
 from widgets.common.theme import repolish
-from widgets.workbench.action_texts import VERBS
 from widgets.workbench.body_views import JsonHighlighter, monospace_font
 
 __all__ = [
@@ -127,7 +127,7 @@ class ConfirmActionDialog(QDialog):
         self._body_error: str | None = None
         self._edited: bytes | None = None
         self._request: ActionRequest | None = None
-        verb = VERBS.get(plan.action, plan.action.capitalize())
+        verb = plan.action.label
         self.setWindowTitle(f"{verb} failed payments")
         self.setModal(True)
 
@@ -168,7 +168,7 @@ class ConfirmActionDialog(QDialog):
         delay_row.addWidget(self.custom_delay_spin)
         delay_row.addWidget(self.delay_hint, 1)
         self._delay_caption = _caption("Delay")
-        if plan.action == "retry":
+        if plan.action is Action.RETRY:
             form.addRow(self._delay_caption, delay_row)
         else:
             for widget in (self.delay_combo, self.custom_delay_spin, self.delay_hint):
@@ -177,7 +177,7 @@ class ConfirmActionDialog(QDialog):
         # Reason.
         self.reason_edit = QLineEdit()
         self.reason_edit.setObjectName("ReasonEdit")
-        if plan.action == "cancel":
+        if plan.action is Action.CANCEL:
             self.reason_edit.setPlaceholderText("Why these payments are cancelled (required)")
             reason_caption = _caption("Reason *")
         else:
@@ -223,12 +223,13 @@ class ConfirmActionDialog(QDialog):
 
         self.buttons = QDialogButtonBox()
         self.ok_button = QPushButton()
-        self.ok_button.setObjectName("DangerButton" if plan.action == "cancel" else "ConfirmButton")
+        cancel = plan.action is Action.CANCEL
+        self.ok_button.setObjectName("DangerButton" if cancel else "ConfirmButton")
         self.ok_button.setDefault(True)
         self.ok_button.setAutoDefault(True)
         self.buttons.addButton(self.ok_button, QDialogButtonBox.ButtonRole.AcceptRole)
         self.back_button = self.buttons.addButton(
-            "Keep them parked" if plan.action == "cancel" else "Don't " + verb.lower(),
+            "Keep them parked" if cancel else "Don't " + verb.lower(),
             QDialogButtonBox.ButtonRole.RejectRole,
         )
         self.back_button.setAutoDefault(False)
@@ -248,7 +249,7 @@ class ConfirmActionDialog(QDialog):
         self._connect_signals()
         self._refresh()
         self.setMinimumWidth(520)
-        if plan.action == "cancel":
+        if cancel:
             self.reason_edit.setFocus()
 
     def _connect_signals(self) -> None:
@@ -262,7 +263,7 @@ class ConfirmActionDialog(QDialog):
         self._validate_timer.timeout.connect(self.validate_body)
 
     def _prepare_document(self, raw_body: bytes | None) -> bool:
-        if self.plan.action != "retry" or self.plan.total != 1 or not raw_body:
+        if self.plan.action is not Action.RETRY or self.plan.total != 1 or not raw_body:
             return False
         try:
             document = mask_for_edit(raw_body)
@@ -282,7 +283,7 @@ class ConfirmActionDialog(QDialog):
 
     def delay_s(self) -> int:
         """The chosen retry delay in seconds (0: none)."""
-        if self.plan.action != "retry":
+        if self.plan.action is not Action.RETRY:
             return 0
         seconds = self.delay_combo.currentData()
         if seconds is None:
@@ -293,7 +294,7 @@ class ConfirmActionDialog(QDialog):
         """Why the dialog cannot be confirmed yet (None when it can)."""
         if self.plan.total <= 0:
             return "None of the selected payments is parked"
-        if self.plan.action == "cancel" and not self.reason_edit.text().strip():
+        if self.plan.action is Action.CANCEL and not self.reason_edit.text().strip():
             return "Give a reason to cancel"
         if self.edit_check.isChecked() and self._body_error is not None:
             return "The edited body is not valid JSON"
@@ -412,7 +413,7 @@ class ConfirmActionDialog(QDialog):
     def _refresh(self) -> None:
         plan = self.plan
         delay = self.delay_s()
-        verb = VERBS.get(plan.action, plan.action.capitalize())
+        verb = plan.action.label
         if plan.total <= 0:
             self.headline_label.setText(f"Nothing to {plan.action}")
         else:
@@ -422,7 +423,7 @@ class ConfirmActionDialog(QDialog):
                 when = format_delay(delay)
                 text = text.replace(f" after {when}", " after\u00a0" + when.replace(" ", "\u00a0"))
             self.headline_label.setText(text)
-        if plan.action == "retry":
+        if plan.action is Action.RETRY:
             self.delay_hint.setText(
                 "sent right away"
                 if delay <= 0

@@ -19,9 +19,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from services.workbench.actions.names import Action
 from services.workbench.actions.report import plural
 from widgets.common.theme import repolish
-from widgets.workbench.action_texts import ONGOING
 
 
 def format_duration(seconds: float) -> str:
@@ -60,7 +60,7 @@ class ActionProgressDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.setObjectName("ActionProgressDialog")
-        self.action = action
+        self.action = Action(action)
         self._clock = clock
         self._started = clock()
         self._samples: deque[tuple[float, int]] = deque([(self._started, 0)])
@@ -69,7 +69,7 @@ class ActionProgressDialog(QDialog):
         self._failed = 0
         self._cancelling = False
         self._finished = False
-        verb = ONGOING.get(action, action.capitalize() + "ing")
+        verb = self.action.ongoing
         self.setWindowTitle(f"{verb} failed payments")
         self.setModal(True)
 
@@ -109,7 +109,7 @@ class ActionProgressDialog(QDialog):
 
         self.buttons = QDialogButtonBox()
         self.cancel_button = self.buttons.addButton(
-            "Stop cancelling" if action == "cancel" else "Cancel",
+            "Stop cancelling" if self.action is Action.CANCEL else "Cancel",
             QDialogButtonBox.ButtonRole.RejectRole,
         )
         self.cancel_button.setToolTip("Stop after the payment in flight; the rest stay parked")

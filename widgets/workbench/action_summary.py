@@ -25,7 +25,6 @@ from widgets.common import colors
 from widgets.common.record_tables import configure_table
 from widgets.common.table_models import ListTableModel
 from widgets.workbench.action_progress import format_duration
-from widgets.workbench.action_texts import VERBS
 from widgets.workbench.body_views import monospace_font
 
 _STATUS_TEXT: Final = {"failed": "Failed", "skipped": "Skipped", "done": "Done"}
@@ -131,7 +130,7 @@ class ActionSummaryDialog(QDialog):
         super().__init__(parent)
         self.setObjectName("ActionSummaryDialog")
         self.report = report
-        verb = VERBS.get(report.action, report.action.capitalize())
+        verb = report.action.label
         ended = "stopped" if report.stopped else "finished"
         self.setWindowTitle(f"{verb} {ended}")
 

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from services.masking.json import mask_sensitive_text
+from services.workbench.actions.names import Action
 from services.workbench.model import AuditRecord
 from widgets.common import colors
 from widgets.common.record_tables import configure_table
@@ -62,7 +63,6 @@ COLUMN_TITLES: Final = {
 RecordRole: Final = Qt.ItemDataRole.UserRole
 """The row's :class:`AuditRecord`."""
 ALL_ACTIONS = "All actions"
-_KNOWN_ACTIONS = ("requeue", "retry", "cancel")
 _FIELD_PREFIXES: Final = {
     "operator": "operator",
     "op": "operator",
@@ -470,7 +470,7 @@ class AuditPanel(QWidget):
 
     def _refresh_actions(self) -> None:
         current = self.action_combo.currentData()
-        actions = sorted(set(_KNOWN_ACTIONS) | set(self.model.actions()))
+        actions = sorted({str(action) for action in Action} | set(self.model.actions()))
         wanted = ["", *actions]
         existing = [self.action_combo.itemData(i) for i in range(self.action_combo.count())]
         if existing == wanted:

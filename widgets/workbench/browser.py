@@ -56,6 +56,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from services.workbench.actions.names import Action
 from services.workbench.index import (
     STATES,
     ActionTarget,
@@ -67,7 +68,7 @@ from services.workbench.index import (
 )
 from widgets.common import colors
 from widgets.common.menus import popup_menu
-from widgets.workbench.action_texts import ACTION_NAMES, ACTION_TEXT, ALL_TEXT, READ_ONLY_TIP
+from widgets.workbench.action_texts import ACTION_TEXT, READ_ONLY_TIP
 from widgets.workbench.entries_table import EntriesTable
 from widgets.workbench.filter_bar import FilterBar, FilterOption, FilterScroll
 from widgets.workbench.group_panel import GROUP_CHOICES, GroupByPanel, as_group_by, group_label
@@ -200,14 +201,14 @@ class FailedPaymentsView(QWidget):
 
     def _build_actions(self) -> None:
         scope = Qt.ShortcutContext.WidgetWithChildrenShortcut
-        self.actions_by_name: dict[str, QAction] = {}
-        self.all_matching_actions: dict[str, QAction] = {}
-        for name in ACTION_NAMES:
+        self.actions_by_name: dict[Action, QAction] = {}
+        self.all_matching_actions: dict[Action, QAction] = {}
+        for name in Action:
             text, keys, _ = ACTION_TEXT[name]
             action = QAction(text, self)
             action.setIconText(text)  # keep the "…": these open a dialog
             action.setShortcut(QKeySequence(keys))
-            if name == "cancel":
+            if name is Action.CANCEL:
                 # Delete cancels only from the table: never while typing in a field.
                 action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
                 self.table.addAction(action)
@@ -216,7 +217,7 @@ class FailedPaymentsView(QWidget):
                 self.addAction(action)
             action.triggered.connect(partial(self._request_selection, name))
             self.actions_by_name[name] = action
-            every = QAction(f"{ALL_TEXT[name]} matching…", self)
+            every = QAction(f"{name.label} all matching…", self)
             every.triggered.connect(partial(self._request_matching, name))
             self.all_matching_actions[name] = every
         self.focus_search_action = QAction("Find", self)
@@ -229,14 +230,14 @@ class FailedPaymentsView(QWidget):
         self.table.addAction(self.copy_ids_action)
         self.copy_payment_ids_action = QAction("Copy payment ids", self)
 
-        self.action_buttons: dict[str, QToolButton] = {}
-        for name in ACTION_NAMES:
+        self.action_buttons: dict[Action, QToolButton] = {}
+        for name in Action:
             button = QToolButton()
             button.setObjectName("ActionButton")
             button.setDefaultAction(self.actions_by_name[name])
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-            button.setProperty("primary", name == "requeue")
-            button.setProperty("danger", name == "cancel")
+            button.setProperty("primary", name is Action.REQUEUE)
+            button.setProperty("danger", name is Action.CANCEL)
             self.top_bar_layout.addWidget(button)
             self.action_buttons[name] = button
         self.all_matching_button = QToolButton()
@@ -496,8 +497,8 @@ class FailedPaymentsView(QWidget):
                 target = f"the {selected:,} selected entries" if selected != 1 else "the entry"
                 action.setToolTip(f"{what}: {target} ({keys})" if selected else f"{what} ({keys})")
         for name, action in self.all_matching_actions.items():
-            dots = "…" if name != "requeue" else ""
-            action.setText(f"{ALL_TEXT[name]} {matching:,} matching{dots}")
+            dots = "…" if name is not Action.REQUEUE else ""
+            action.setText(f"{name.label} all {matching:,} matching{dots}")
             action.setEnabled(not self._read_only and matching > 0)
             action.setToolTip(READ_ONLY_TIP if self._read_only else self.model.query.describe())
         self.all_matching_button.setEnabled(not self._read_only and matching > 0)
@@ -556,7 +557,7 @@ class FailedPaymentsView(QWidget):
             self.table.selectRow(clicked.row())
         menu = QMenu(self)
         menu.setToolTipsVisible(True)
-        menu.addActions([self.actions_by_name[name] for name in ACTION_NAMES])
+        menu.addActions([self.actions_by_name[name] for name in Action])
         menu.addSeparator()
         menu.addActions(list(self.all_matching_actions.values()))
         if clicked.isValid():

@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from services.masking.json import mask_sensitive_text
+from services.workbench.actions.names import Action
 from services.workbench.body_format import BodyView, FormattedBody, format_body, format_size
 from services.workbench.model import AuditRecord, EntryState, ParkedEntry
 from widgets.common.elided_label import ElidedLabel
@@ -62,12 +63,10 @@ from widgets.workbench.detail_tables import (
     table_item,
 )
 
-ACTIONS: Final = ("requeue", "retry", "cancel")
 READ_ONLY_REASON: Final = "Read-only console: actions are disabled"
 NO_ENTRY_TEXT: Final = "Select a failed payment to see its body, headers and history"
 AUDIT_DETAIL_COLUMNS: Final = ("time", "operator", "action", "result", "detail")
 
-_DONE_TO: Final = {"requeue": "requeued", "retry": "retried", "cancel": "cancelled"}
 _VIEW_LABELS: Final[dict[BodyView, str]] = {"json": "Pretty JSON", "text": "Text", "hex": "Hex"}
 
 
@@ -79,7 +78,8 @@ def not_actionable_reason(entry: ParkedEntry) -> str | None:
     who = f" by {entry.operator}" if entry.operator else ""
     when = short_time(entry.updated_at_ms)
     if state is EntryState.CLAIMED:
-        doing = _DONE_TO.get(entry.action or "", "acted on")
+        action = Action.named(entry.action)
+        doing = action.past if action is not None else "acted on"
         since = f" since {when}" if when else ""
         return f"Being {doing}{who}{since}"
     at = f" at {when}" if when else ""
@@ -198,10 +198,10 @@ class EntryDetailPane(QWidget):
         self.retry_button.setObjectName("ActionButton")
         self.cancel_button = QPushButton("Cancel…")
         self.cancel_button.setObjectName("DangerAction")
-        self.action_buttons: dict[str, QPushButton] = {
-            "requeue": self.requeue_button,
-            "retry": self.retry_button,
-            "cancel": self.cancel_button,
+        self.action_buttons: dict[Action, QPushButton] = {
+            Action.REQUEUE: self.requeue_button,
+            Action.RETRY: self.retry_button,
+            Action.CANCEL: self.cancel_button,
         }
         self.state_note = ElidedLabel()
         self.state_note.setObjectName("StateNote")
@@ -426,15 +426,15 @@ class EntryDetailPane(QWidget):
 
     @Slot()
     def on_requeue_clicked(self) -> None:
-        self._request("requeue")
+        self._request(Action.REQUEUE)
 
     @Slot()
     def on_retry_clicked(self) -> None:
-        self._request("retry")
+        self._request(Action.RETRY)
 
     @Slot()
     def on_cancel_clicked(self) -> None:
-        self._request("cancel")
+        self._request(Action.CANCEL)
 
     @Slot(int)
     def on_view_changed(self, index: int) -> None:
@@ -448,7 +448,7 @@ class EntryDetailPane(QWidget):
             QPlainTextEdit.LineWrapMode.WidgetWidth if wrap else QPlainTextEdit.LineWrapMode.NoWrap
         )
 
-    def _request(self, action: str) -> None:
+    def _request(self, action: Action) -> None:
         if self.actions_disabled_reason() is None:
             self.action_requested.emit(action)
 
@@ -508,10 +508,11 @@ class EntryDetailPane(QWidget):
         entry = self._entry
         origin = entry.summary.origin_queue if entry is not None else ""
         tips = {
-            "requeue": f"Send the message back, unchanged, to {origin or 'its queue'}",
-            "retry": f"Send it again to {origin or 'its queue'}, now or after a delay,"
+            Action.REQUEUE: f"Send the message back, unchanged, to {origin or 'its queue'}",
+            Action.RETRY: f"Send it again to {origin or 'its queue'}, now or after a delay,"
             " optionally with an edited body",
-            "cancel": "Remove it from the workbench and publish a cancellation (needs a reason)",
+            Action.CANCEL: "Remove it from the workbench and publish a cancellation"
+            " (needs a reason)",
         }
         for action, button in self.action_buttons.items():
             button.setEnabled(reason is None)
@@ -625,7 +626,6 @@ class EntryDetailPane(QWidget):
 
 
 __all__ = [
-    "ACTIONS",
     "READ_ONLY_REASON",
     "EntryDetailPane",
     "not_actionable_reason",

@@ -30,11 +30,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from services.workbench.actions.names import Action
 from services.workbench.index import GROUP_BYS, GroupBy, GroupValue
 from services.workbench.model import EntryState
 from widgets.common import colors
 from widgets.common.menus import popup_menu
-from widgets.workbench.action_texts import ACTION_NAMES, ALL_TEXT, READ_ONLY_TIP
+from widgets.workbench.action_texts import READ_ONLY_TIP
 from widgets.workbench.table_model import STATE_LABELS
 
 GROUP_CHOICES: Final[tuple[tuple[GroupBy, str], ...]] = (
@@ -247,10 +248,10 @@ class GroupByPanel(QFrame):
         menu = QMenu(self)
         menu.addAction(f"Show only “{label}”", lambda: self.group_clicked.emit(self._by, value))
         menu.addSeparator()
-        for name in ACTION_NAMES:
-            dots = "…" if name != "requeue" else ""
+        for name in Action:
+            dots = "…" if name is not Action.REQUEUE else ""
             action = menu.addAction(
-                f"{ALL_TEXT[name]} {count:,} in “{label}”{dots}",
+                f"{name.label} all {count:,} in “{label}”{dots}",
                 partial(self.group_action_requested.emit, name, self._by, value),
             )
             action.setEnabled(not self._read_only and count > 0)

@@ -68,11 +68,12 @@ import orjson
 import redis.asyncio as aioredis
 
 from services.workbench import store as parking_store
+from services.workbench.actions.names import Action
 from services.workbench.actions.publisher import (
     ActionPublisher,
     PublishItem,
 )
-from services.workbench.actions.report import ActionName, ActionOutcome
+from services.workbench.actions.report import ActionOutcome
 from services.workbench.codec import CodecError, MessageRecord, decode_table, decode_value
 from services.workbench.model import (
     ATTEMPT_HEADER,
@@ -105,12 +106,6 @@ DROPPED_HEADERS: Final = frozenset(
 )
 """Headers the broker wrote when it dead-lettered or redelivered the message:
 left out when it is published again (every other header is kept)."""
-
-FINAL_STATE: Final[Mapping[str, EntryState]] = {
-    "requeue": EntryState.REQUEUED,
-    "retry": EntryState.RETRIED,
-    "cancel": EntryState.CANCELLED,
-}
 
 ResolveHow = Literal["delivered", "republish", "release"]
 RESOLVE_HOWS: Final[tuple[ResolveHow, ...]] = ("delivered", "republish", "release")
@@ -147,7 +142,7 @@ class PendingSend:
     cancel event's exchange) for people.
     """
 
-    action: ActionName
+    action: Action
     action_id: str
     exchange: str
     routing_key: str
@@ -189,11 +184,11 @@ class PendingSend:
         if not sep:
             raise ValueError("not a pending send")
         data = orjson.loads(blob)
-        if not isinstance(data, dict) or data.get("action") not in FINAL_STATE:
+        if not isinstance(data, dict) or data.get("action") not in tuple(Action):
             raise ValueError("not a pending send")
         body = data.get("body")
         return cls(
-            action=data["action"],
+            action=Action(data["action"]),
             action_id=str(data["action_id"]),
             exchange=str(data["exchange"]),
             routing_key=str(data["routing_key"]),
@@ -210,23 +205,23 @@ class PendingSend:
 
     @property
     def final_state(self) -> EntryState:
-        return FINAL_STATE[self.action]
+        return self.action.final_state
 
 
 def publish_item(record: MessageRecord, pending: PendingSend) -> PublishItem:
     """The message a pending send publishes (the same every time it is built)."""
-    if pending.action == "cancel":
+    if pending.action is Action.CANCEL:
         return PublishItem(
             exchange=pending.exchange,
             routing_key=pending.routing_key,
             body=pending.body or b"",
             action_id=pending.action_id,
             properties=dict(pending.properties or {}),
-            headers={ACTION_HEADER: "cancel", **pending.headers},
+            headers={ACTION_HEADER: str(Action.CANCEL), **pending.headers},
         )
     headers = {k: v for k, v in record.headers.items() if k not in DROPPED_HEADERS}
-    headers[ACTION_HEADER] = pending.action
-    if pending.action == "retry" and pending.attempt is not None:
+    headers[ACTION_HEADER] = str(pending.action)
+    if pending.action is Action.RETRY and pending.attempt is not None:
         headers[ATTEMPT_HEADER] = pending.attempt
     headers.update(pending.headers)
     return PublishItem(

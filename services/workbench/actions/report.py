@@ -18,12 +18,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from services.workbench.actions.names import Action
 from services.workbench.model import EntryState, EntrySummary
 
-ActionName = Literal["requeue", "retry", "cancel"]
 OutcomeStatus = Literal["done", "skipped", "failed"]
 
-ACTIONS: Final[tuple[ActionName, ...]] = ("requeue", "retry", "cancel")
 DONE: Final = "done"
 SKIPPED: Final = "skipped"
 FAILED: Final = "failed"
@@ -61,10 +60,13 @@ class ActionRequest:
     None when the body is sent unchanged.
     """
 
-    action: ActionName
+    action: Action
     reason: str = ""
     delay_s: int = 0
     edited_body: bytes | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "action", Action(self.action))
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +82,14 @@ class ActionPlan:
     'payment.cancelled'``), None when no event is configured.
     """
 
-    action: ActionName
+    action: Action
     targets: tuple[tuple[str, int], ...]
     skipped: int = 0
     payment_id: str | None = None
     cancel_event: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "action", Action(self.action))
 
     @property
     def total(self) -> int:
@@ -94,7 +99,7 @@ class ActionPlan:
     @classmethod
     def from_summaries(
         cls,
-        action: ActionName,
+        action: Action,
         summaries: Iterable[EntrySummary],
         *,
         cancel_event: str | None = None,
@@ -127,11 +132,12 @@ class ActionPlan:
             if total == 1 and self.payment_id
             else plural(total, "failed payment")
         )
-        verb = self.action.capitalize()
-        if self.action == "cancel" or not self.targets:
+        verb = self.action.label
+        if self.action is Action.CANCEL or not self.targets:
             return f"{verb} {subject}"
-        preposition = "through" if self.action == "retry" else "to"
-        when = f" after {format_delay(delay_s)}" if self.action == "retry" and delay_s > 0 else ""
+        retry = self.action is Action.RETRY
+        preposition = "through" if retry else "to"
+        when = f" after {format_delay(delay_s)}" if retry and delay_s > 0 else ""
         if len(self.targets) == 1:
             queue = self.targets[0][0] or "(unknown queue)"
             return f"{verb} {subject} {preposition} {queue}{when}"
@@ -146,12 +152,12 @@ class ActionPlan:
 
     def consequence(self) -> str:
         """What the action does to each entry, in a sentence."""
-        if self.action == "requeue":
+        if self.action is Action.REQUEUE:
             return (
                 "Each message goes back unchanged to the queue it was dead-lettered from, "
                 "and nowhere else."
             )
-        if self.action == "retry":
+        if self.action is Action.RETRY:
             return (
                 "Each message is sent again to the queue it was dead-lettered from, "
                 "with its attempt counter raised."
@@ -198,13 +204,16 @@ class ActionReport:
     have no outcome and ``stopped`` is True.
     """
 
-    action: str
+    action: Action
     target: str
     outcomes: tuple[ActionOutcome, ...]
     started_ms: int
     finished_ms: int
     requested: int | None = None
     stopped: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "action", Action(self.action))
 
     def count(self, status: OutcomeStatus) -> int:
         """How many outcomes have this status."""
@@ -254,4 +263,4 @@ class ActionReport:
             parts.append(f"{self.failed:,} failed")
         if self.not_attempted:
             parts.append(f"{self.not_attempted:,} not attempted")
-        return f"{self.action.capitalize()}: {', '.join(parts)}"
+        return f"{self.action.label}: {', '.join(parts)}"

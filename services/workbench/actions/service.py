@@ -53,6 +53,7 @@ from redis.exceptions import RedisError
 
 from services.config import Profile
 from services.masking.json import dumps_compact, loads_exact, mask_json, mask_sensitive_text
+from services.workbench.actions.names import Action
 from services.workbench.actions.publisher import (
     ActionPublisher,
     AmqpUnavailable,
@@ -61,7 +62,6 @@ from services.workbench.actions.publisher import (
     PublishOutcome,
 )
 from services.workbench.actions.recovery import (
-    FINAL_STATE,
     LEASE_REFRESH_S,
     RESOLVE_HOWS,
     ActionLedger,
@@ -81,7 +81,6 @@ from services.workbench.actions.recovery import (
     run_of,
 )
 from services.workbench.actions.report import (
-    ActionName,
     ActionOutcome,
     ActionPlan,
     ActionReport,
@@ -101,7 +100,6 @@ the action covers, and how many of the settled ones failed."""
 
 CANCEL_EVENT_TYPE: Final = "payment.cancelled"
 MAX_AUDIT_DETAIL: Final = 8000
-_PAST: Final[dict[str, str]] = {"requeue": "requeued", "retry": "retried", "cancel": "cancelled"}
 
 
 class ActionRefused(ValueError):
@@ -118,18 +116,14 @@ def default_operator(profile: Profile | None = None) -> str:
         return os.environ.get("USER") or "unknown"
 
 
-def _verb(action: str) -> str:
-    return _PAST.get(action, action)
-
-
 def held_text(state: EntryState | None, operator: str | None, action: str | None = None) -> str:
     """Why an entry is skipped: ``already requeued by alice`` / ``being retried by bob``."""
     who = f" by {operator}" if operator else ""
     if state is None:
         return "no such entry"
     if state is EntryState.CLAIMED:
-        doing = _PAST.get(action or "", "acted on")
-        return f"being {doing}{who}"
+        known = Action.named(action)
+        return f"being {known.past if known else 'acted on'}{who}"
     if state is EntryState.PARKED:
         return "changed meanwhile"
     return f"already {state}{who}"
@@ -137,7 +131,7 @@ def held_text(state: EntryState | None, operator: str | None, action: str | None
 
 @dataclass(frozen=True, slots=True)
 class _Params:
-    action: ActionName
+    action: Action
     delay_s: int = 0
     edited_body: bytes | None = None
     reason: str = ""
@@ -345,7 +339,7 @@ class ActionService:
             return None
         return f"exchange '{exchange}' with routing key '{self.profile.cancel_routing_key}'"
 
-    async def plan(self, action: ActionName, target: ActionTarget) -> ActionPlan:
+    async def plan(self, action: Action, target: ActionTarget) -> ActionPlan:
         """What ``action`` on ``target`` would do now (the confirmation dialog's text)."""
         summaries, _ = await self.targets(target)
         return ActionPlan.from_summaries(
@@ -364,11 +358,11 @@ class ActionService:
         cancel_event: asyncio.Event | None = None,
     ) -> ActionReport:
         """Run what the operator confirmed (an :class:`~.report.ActionRequest`)."""
-        if request.action == "requeue":
+        if request.action is Action.REQUEUE:
             return await self.requeue(
                 target, dry_run=dry_run, progress=progress, cancel_event=cancel_event
             )
-        if request.action == "retry":
+        if request.action is Action.RETRY:
             return await self.retry(
                 target,
                 delay_s=request.delay_s or None,
@@ -394,7 +388,7 @@ class ActionService:
         cancel_event: asyncio.Event | None = None,
     ) -> ActionReport:
         """Send each entry's message back, unchanged, to the queue it died in."""
-        return await self._run(_Params("requeue"), target, dry_run, progress, cancel_event)
+        return await self._run(_Params(Action.REQUEUE), target, dry_run, progress, cancel_event)
 
     async def retry(
         self,
@@ -420,7 +414,7 @@ class ActionService:
                 raise ActionRefused(f"the edited body is not valid JSON: {exc}") from None
             masked = dumps_compact(mask_json(parsed)).decode("utf-8", "replace")
             note = (note + "; " if note else "") + f"body edited to {masked}"
-        params = _Params("retry", delay_s=delay, edited_body=edited_body, note=note)
+        params = _Params(Action.RETRY, delay_s=delay, edited_body=edited_body, note=note)
         return await self._run(params, target, dry_run, progress, cancel_event)
 
     async def cancel(
@@ -439,7 +433,7 @@ class ActionService:
             raise ActionRefused("cancel needs a reason (it goes into the audit trail)")
         masked = mask_sensitive_text(text)
         params = _Params(
-            "cancel",
+            Action.CANCEL,
             reason=masked,
             note=f"reason: {masked}",
             cancel_exchange=self.profile.cancel_exchange,
@@ -520,7 +514,7 @@ class ActionService:
         store is read while the first windows are already being published."""
         action = params.action
         if not dry_run:
-            self.refuse_if_read_only(action.capitalize())
+            self.refuse_if_read_only(action.label)
         started = now_ms()
         tally = _Tally(estimate=target.count)
         batches: AsyncIterator[tuple[list[EntrySummary], list[str]]]
@@ -623,7 +617,7 @@ class ActionService:
                         self._skipped(summary, held_text(summary.state, summary.last_operator))
                     )
                     continue
-                if params.action != "cancel":
+                if params.action is not Action.CANCEL:
                     if not summary.origin_queue:
                         problem = (
                             "no origin queue: the message carries no x-death header, so there"
@@ -654,7 +648,7 @@ class ActionService:
     async def _refusal(self, params: _Params) -> str:
         """Why no entry can be acted on at all ("" when they can)."""
         if (
-            params.action == "cancel"
+            params.action is Action.CANCEL
             and params.cancel_exchange is not None
             and not await self.publisher.exchange_exists(params.cancel_exchange)
         ):
@@ -684,17 +678,17 @@ class ActionService:
         return known[queue]
 
     def _would(self, params: _Params, summary: EntrySummary) -> str:
-        if params.action == "cancel":
+        if params.action is Action.CANCEL:
             event = self.cancel_event_description()
             return "cancel" + (f" and publish payment.cancelled to {event}" if event else "")
         where = f"'{summary.origin_queue}'"
-        if params.action == "requeue":
+        if params.action is Action.REQUEUE:
             return f"requeue to {where}"
         delay = f" after {format_delay(params.delay_s)}" if params.delay_s else ""
         return f"retry through {where}{delay}"
 
     def _report_target(self, params: _Params, origin_queues: Iterable[str]) -> str:
-        if params.action == "cancel":
+        if params.action is Action.CANCEL:
             return self.cancel_event_description() or "no cancel event"
         queues = sorted(set(origin_queues))
         if not queues:
@@ -877,7 +871,7 @@ class ActionService:
         at = now_ms()
         for item in claimed:
             entry_id, dlq = item.summary.entry_id, item.summary.dlq
-            if params.action == "cancel" and params.cancel_exchange is None:
+            if params.action is Action.CANCEL and params.cancel_exchange is None:
                 detail = f"cancelled: {params.reason}; no cancel event configured"
                 prepared.finishes[dlq].append(
                     Finish(entry_id, item.action_id, EntryState.CANCELLED, detail)
@@ -952,7 +946,7 @@ class ActionService:
         """Complete what was confirmed, release what was refused; in doubt stays claimed."""
         outcomes = prepared.outcomes
         finishes = prepared.finishes
-        final_state = FINAL_STATE[params.action]
+        final_state = params.action.final_state
         for item, sent in zip(prepared.to_publish, published, strict=True):
             entry_id, dlq = item.summary.entry_id, item.summary.dlq
             if sent.ok:
@@ -1023,7 +1017,7 @@ class ActionService:
     def _pending(self, params: _Params, item: _Claimed, at: int) -> PendingSend:
         summary = item.summary
         action_id = item.action_id
-        if params.action == "cancel":
+        if params.action is Action.CANCEL:
             exchange = cast(str, params.cancel_exchange)
             event = {
                 "payment_id": summary.payment_id,
@@ -1038,7 +1032,7 @@ class ActionService:
                 .replace("+00:00", "Z"),
             }
             return PendingSend(
-                action="cancel",
+                action=Action.CANCEL,
                 action_id=action_id,
                 exchange=exchange,
                 routing_key=params.cancel_routing_key,
@@ -1060,7 +1054,7 @@ class ActionService:
         routing_key = origin
         target = f"queue '{origin}'"
         attempt = None
-        if params.action == "retry":
+        if params.action is Action.RETRY:
             attempt = previous_attempt(item.record.headers) + 1
             if params.delay_s:
                 from services.workbench.actions.publisher import delay_queue_name
@@ -1085,9 +1079,9 @@ class ActionService:
 
     def _done_detail(self, params: _Params, item: _Claimed) -> str:
         pending = cast(PendingSend, item.pending)
-        if params.action == "requeue":
+        if params.action is Action.REQUEUE:
             return f"requeued to '{item.summary.origin_queue}'"
-        if params.action == "retry":
+        if params.action is Action.RETRY:
             text = f"retried through '{item.summary.origin_queue}' (attempt {pending.attempt})"
             if params.delay_s:
                 text += f" after {format_delay(params.delay_s)}"
@@ -1123,7 +1117,7 @@ class ActionService:
         for dlq, items in by_dlq.items():
             counts = Counter(o.status for o in items)
             result = (
-                f"{_verb(params.action)} {counts['done']:,}, skipped {counts['skipped']:,},"
+                f"{params.action.past} {counts['done']:,}, skipped {counts['skipped']:,},"
                 f" failed {counts['failed']:,}"
             )
             if report.stopped:
@@ -1163,7 +1157,7 @@ def _done(summary: EntrySummary, detail: str) -> ActionOutcome:
 
 def summary_line(report: ActionReport) -> str:
     """``requeued 98, skipped 2 (already requeued by alice), failed 0`` - for the CLI."""
-    verb = _verb(report.action)
+    verb = report.action.past
 
     def reasons(status: str, limit: int = 3) -> str:
         found = report.reasons(cast(Any, status))
