@@ -18,7 +18,7 @@ queue's name). Every key of one DLQ carries the Redis Cluster hash tag
 
 Entry ids are 20 hex digits: 12 of the parking time in milliseconds and 8 of
 a per-process counter with a random start, so they sort by time and are
-unique. Every write is one Lua script (loaded once, run by EVALSHA) that
+unique. Every write is one Lua script (``lua/*.lua``, loaded once, run by EVALSHA) that
 appends its transition to the changes stream in the same atomic step.
 
 Parking is idempotent twice over: an entry id chosen before the first
@@ -46,6 +46,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, ResponseError
 
 from services.config import FieldPaths
+from services.workbench import lua
 from services.workbench.codec import (
     MessageRecord,
     decode_record,
@@ -75,117 +76,6 @@ CHUNK_ITEMS: Final = 500
 _SUMMARY_VERSION: Final = 1
 _ITEM_ARGS: Final = 10
 _COLLIDED: Final = 2
-
-# A Lua snippet: the server time in epoch milliseconds, as a string.
-_NOW = """
-local t = redis.call('TIME')
-local now = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
-"""
-
-_PARK = (
-    _NOW
-    + """
--- KEYS: idx, fp, changes, entry keys...; ARGV: maxlen, n, then 10 per item:
--- id, redelivered, fingerprint, parked_at, summary, body, props, headers, exchange, rkey
-local n = tonumber(ARGV[2])
-local out = {}
-for i = 1, n do
-  local b = 2 + (i - 1) * 10
-  local id, redelivered, fp = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
-  local key = KEYS[3 + i]
-  local status, result = 1, id
-  if redis.call('EXISTS', key) == 1 then
-    if redis.call('HGET', key, 'fingerprint') == fp then
-      status = 0          -- this very item was parked by an earlier attempt
-    else
-      status = 2          -- id collision: the client picks another id
-    end
-  elseif redelivered == '1' then
-    local known = redis.call('HGET', KEYS[2], fp)
-    if known then status, result = 0, known end
-  end
-  if status == 1 then
-    redis.call('HSET', key, 'body', ARGV[b + 6], 'props', ARGV[b + 7], 'headers', ARGV[b + 8],
-      'exchange', ARGV[b + 9], 'rkey', ARGV[b + 10], 'summary', ARGV[b + 5],
-      'state', 'parked', 'version', 1, 'parked_at', ARGV[b + 4], 'updated_at', now,
-      'fingerprint', fp)
-    redis.call('ZADD', KEYS[1], ARGV[b + 4], id)
-    redis.call('HSET', KEYS[2], fp, id)
-    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*',
-      'id', id, 'state', 'parked', 'op', 'park', 'ts', now)
-  end
-  out[#out + 1] = result
-  out[#out + 1] = status
-end
-return out
-"""
-)
-
-_CLAIM = (
-    _NOW
-    + """
--- KEYS: entry, inflight, changes; ARGV: id, expected, action, action_id, operator, maxlen
-local cur = redis.call('HMGET', KEYS[1], 'state', 'operator', 'action', 'action_id')
-if not cur[1] then return {0, false, false, false, false} end
-if cur[1] == 'claimed' and cur[4] == ARGV[4] then
-  return {1, 'claimed', cur[2], cur[3], cur[4]}   -- already ours: a repeated call
-end
-if cur[1] ~= ARGV[2] then return {0, cur[1], cur[2], cur[3], cur[4]} end
-redis.call('HSET', KEYS[1], 'state', 'claimed', 'action', ARGV[3], 'action_id', ARGV[4],
-  'operator', ARGV[5], 'detail', '', 'updated_at', now)
-redis.call('HINCRBY', KEYS[1], 'version', 1)
-redis.call('SADD', KEYS[2], ARGV[1])
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*',
-  'id', ARGV[1], 'state', 'claimed', 'op', 'claim', 'ts', now, 'operator', ARGV[5])
-return {1, 'claimed', ARGV[5], ARGV[3], ARGV[4]}
-"""
-)
-
-_FINISH = (
-    _NOW
-    + """
--- KEYS: entry, inflight, changes
--- ARGV: id, action_id, new state, op, detail, last_error, maxlen
-local cur = redis.call('HMGET', KEYS[1], 'state', 'operator', 'action', 'action_id')
-if not cur[1] then return {0, false, false, false, false} end
-if cur[4] ~= ARGV[2] then return {0, cur[1], cur[2], cur[3], cur[4]} end
-if cur[1] == ARGV[3] then return {1, cur[1], cur[2], cur[3], cur[4]} end  -- repeated call
-if cur[1] ~= 'claimed' then return {0, cur[1], cur[2], cur[3], cur[4]} end
-redis.call('HSET', KEYS[1], 'state', ARGV[3], 'detail', ARGV[5], 'last_error', ARGV[6],
-  'updated_at', now)
-redis.call('HINCRBY', KEYS[1], 'version', 1)
-redis.call('SREM', KEYS[2], ARGV[1])
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*',
-  'id', ARGV[1], 'state', ARGV[3], 'op', ARGV[4], 'ts', now, 'operator', cur[2] or '')
-return {1, ARGV[3], cur[2], cur[3], cur[4]}
-"""
-)
-
-_ROWS = """
--- KEYS: entry keys; returns summary, state, operator of each (one call, not N commands)
-local out = {}
-for i = 1, #KEYS do
-  local row = redis.call('HMGET', KEYS[i], 'summary', 'state', 'operator')
-  out[#out + 1] = row[1]
-  out[#out + 1] = row[2]
-  out[#out + 1] = row[3]
-end
-return out
-"""
-
-_DELETE_ENTRIES = """
--- KEYS: idx, fp, inflight, entry keys...; ARGV: ids...
-local removed = 0
-for i = 1, #ARGV do
-  local key = KEYS[3 + i]
-  local fp = redis.call('HGET', key, 'fingerprint')
-  if fp and redis.call('HGET', KEYS[2], fp) == ARGV[i] then redis.call('HDEL', KEYS[2], fp) end
-  removed = removed + redis.call('DEL', key)
-  redis.call('ZREM', KEYS[1], ARGV[i])
-  redis.call('SREM', KEYS[3], ARGV[i])
-end
-return removed
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,11 +243,11 @@ class ParkingStore:
             raise ValueError("the parking store needs a Redis client with decode_responses=False")
         self.redis = redis
         self.prefix = prefix
-        self._park = redis.register_script(_PARK)
-        self._claim = redis.register_script(_CLAIM)
-        self._finish = redis.register_script(_FINISH)
-        self._delete = redis.register_script(_DELETE_ENTRIES)
-        self._rows = redis.register_script(_ROWS)
+        self._park = redis.register_script(lua.script("park", clock=True))
+        self._claim = redis.register_script(lua.script("claim", clock=True))
+        self._finish = redis.register_script(lua.script("finish", clock=True))
+        self._delete = redis.register_script(lua.script("delete_entries"))
+        self._rows = redis.register_script(lua.script("rows"))
 
     # ------------------------------------------------------------------ keys
 
@@ -476,7 +366,7 @@ class ParkingStore:
                     raise
                 # The script cache was flushed (restart, failover): load and
                 # run the whole batch again - items already parked are no-ops.
-                self._park.sha = await self.redis.script_load(_PARK)
+                self._park.sha = await self.redis.script_load(self._park.script)
         raise AssertionError("unreachable")  # pragma: no cover
 
     # ------------------------------------------------------------------ reading

@@ -67,7 +67,7 @@ from typing import Any, Final, Literal, cast
 import orjson
 import redis.asyncio as aioredis
 
-from services.workbench import store as parking_store
+from services.workbench import lua
 from services.workbench.actions.names import Action
 from services.workbench.actions.publisher import (
     ActionPublisher,
@@ -250,114 +250,6 @@ def previous_attempt(headers: Mapping[str, Any]) -> int:
 
 # --------------------------------------------------------------------------- Redis side
 
-# A window of claims (and of finishes) is one script call, not one call per entry:
-# the store's own compare-and-set scripts, wrapped as Lua functions and run in a
-# loop (local parameters named KEYS and ARGV shadow the globals), so the state
-# machine stays the store's - same fields, same changes-stream records.
-_STORE_NOW = parking_store._NOW
-if not (
-    parking_store._CLAIM.startswith(_STORE_NOW) and parking_store._FINISH.startswith(_STORE_NOW)
-):  # pragma: no cover - guards against the store's scripts changing shape
-    raise ImportError("the parking store's scripts no longer start with its clock snippet")
-
-_CLAIM_MANY = (
-    _STORE_NOW
-    + "local function claim(KEYS, ARGV)\n"
-    + parking_store._CLAIM[len(_STORE_NOW) :]
-    + """
-end
--- KEYS: inflight, changes, entry keys...
--- ARGV: expected state, action, operator, maxlen, JSON [[entry id, action id], ...]
-local pairs_ = cjson.decode(ARGV[5])
-local out = {}
-for i = 1, #KEYS - 2 do
-  local key = KEYS[2 + i]
-  local r = claim({key, KEYS[1], KEYS[2]},
-    {pairs_[i][1], ARGV[1], ARGV[2], pairs_[i][2], ARGV[3], ARGV[4]})
-  if r[1] == 1 then
-    r[6] = redis.call('HMGET', key, 'body', 'props', 'headers', 'exchange', 'rkey')
-  else
-    r[6] = {}
-  end
-  out[i] = r
-end
-return out
-"""
-)
-
-_FINISH_MANY = (
-    _STORE_NOW
-    + "local function finish(KEYS, ARGV)\n"
-    + parking_store._FINISH[len(_STORE_NOW) :]
-    + """
-end
--- KEYS: inflight, changes, entry keys...
--- ARGV: maxlen, JSON [[id, action id, new state, op, detail, error], ...]
-local items = cjson.decode(ARGV[2])
-local out = {}
-for i = 1, #KEYS - 2 do
-  local key = KEYS[2 + i]
-  local a = items[i]
-  out[i] = finish({key, KEYS[1], KEYS[2]}, {a[1], a[2], a[3], a[4], a[5], a[6], ARGV[1]})
-  -- the intent is settled: drop it, if it is still this action's
-  local v = redis.call('HGET', key, 'sending')
-  local prefix = a[2] .. '|'
-  if v and string.sub(v, 1, #prefix) == prefix then redis.call('HDEL', key, 'sending') end
-end
-return out
-"""
-)
-
-_MARK_SENDING = """
--- KEYS: lease, entry keys...; ARGV: token, JSON [[action id, pending send], ...]
-local n = #KEYS - 1
-local out = {}
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  for i = 1, n do out[i] = 0 end
-  return out
-end
-local items = cjson.decode(ARGV[2])
-for i = 1, n do
-  local key = KEYS[1 + i]
-  local cur = redis.call('HMGET', key, 'state', 'action_id')
-  if cur[1] == 'claimed' and cur[2] == items[i][1] then
-    redis.call('HSET', key, 'sending', items[i][2])
-    out[i] = 1
-  else
-    out[i] = 0
-  end
-end
-return out
-"""
-
-_REFRESH = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-
-_DROP_LEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-_TAKE_OVER = """
--- KEYS: lease; ARGV: the live value seen, fence value, ttl ms: fence a run whose
--- process is known to be dead, only if its lease is still the one that was seen
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-  return 1
-end
-return 0
-"""
-
-_FENCE = """
--- KEYS: lease; ARGV: fence value, ttl ms. A live lease wins; otherwise the run is fenced.
-local v = redis.call('GET', KEYS[1])
-if v and string.sub(v, 1, 5) == 'live:' then return {0, v} end
-if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
-return {1, v or ''}
-"""
-
 
 def _text(value: Any) -> str | None:
     if value is None:
@@ -404,13 +296,14 @@ class ActionLedger:
     def __init__(self, store: ParkingStore) -> None:
         self.store = store
         self.redis: aioredis.Redis = store.redis
-        self._mark = self.redis.register_script(_MARK_SENDING)
-        self._claim_many = self.redis.register_script(_CLAIM_MANY)
-        self._finish_many = self.redis.register_script(_FINISH_MANY)
-        self._refresh = self.redis.register_script(_REFRESH)
-        self._drop = self.redis.register_script(_DROP_LEASE)
-        self._fence = self.redis.register_script(_FENCE)
-        self._take_over = self.redis.register_script(_TAKE_OVER)
+        register = self.redis.register_script
+        self._mark = register(lua.script("mark_sending"))
+        self._claim_many = register(lua.script("claim_many", clock=True, functions=["claim"]))
+        self._finish_many = register(lua.script("finish_many", clock=True, functions=["finish"]))
+        self._refresh = register(lua.script("refresh_lease"))
+        self._drop = register(lua.script("drop_lease"))
+        self._fence = register(lua.script("fence"))
+        self._take_over = register(lua.script("take_over"))
 
     def lease_key(self, dlq: str, run_id: str) -> str:
         return f"{self.store.base(dlq)}:lease:{run_id}"

@@ -1,0 +1,18 @@
+-- Claim a window of entries and read the winners' messages. After now.lua and claim.lua
+-- as the local function `claim`.
+-- KEYS: inflight, changes, entry keys...
+-- ARGV: expected state, action, operator, maxlen, JSON [[entry id, action id], ...]
+local pairs_ = cjson.decode(ARGV[5])
+local out = {}
+for i = 1, #KEYS - 2 do
+  local key = KEYS[2 + i]
+  local r = claim({key, KEYS[1], KEYS[2]},
+    {pairs_[i][1], ARGV[1], ARGV[2], pairs_[i][2], ARGV[3], ARGV[4]})
+  if r[1] == 1 then
+    r[6] = redis.call('HMGET', key, 'body', 'props', 'headers', 'exchange', 'rkey')
+  else
+    r[6] = {}
+  end
+  out[i] = r
+end
+return out
