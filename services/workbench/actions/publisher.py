@@ -6,10 +6,9 @@ to confirms by ``message_id``; pamqp writes floats as 32-bit floats and
 refuses ``bytes``. A requeue must leave a message as it was, so this module
 publishes through pika's asyncio adapter (:class:`AsyncioConnection`, built
 on ``loop.add_reader``/``add_writer``, so it runs on any asyncio loop,
-qasync's ``QEventLoop`` included) and writes the properties and headers
-itself (:func:`encode_properties`): every value keeps the AMQP type it was
-read as - a long string that was not UTF-8 stays a long string, a byte array
-stays a byte array, a float stays a 64-bit double, a decimal keeps its scale.
+qasync's ``QEventLoop`` included) and writes the properties and headers with
+:func:`services.workbench.codec.encode_properties`: every value keeps the AMQP
+type it was read as.
 
 :class:`ActionPublisher` keeps one connection with one confirm channel.
 :meth:`ActionPublisher.publish_many` publishes a batch with ``mandatory=True``
@@ -33,12 +32,8 @@ Acks may come out of order and with ``multiple=True``; both are handled.
 from __future__ import annotations
 
 import asyncio
-import calendar
 import contextlib
-import datetime
-import decimal
 import logging
-import struct
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +49,7 @@ import pika.spec
 from pika.adapters.asyncio_connection import AsyncioConnection
 
 from services.links.urls import redact_url
+from services.workbench.codec import encode_properties
 
 log = logging.getLogger(__name__)
 
@@ -137,211 +133,6 @@ def unroutable_detail(exchange: str, routing_key: str, reply_code: int, reply_te
         f"unroutable: exchange '{exchange}' has no binding for routing key '{routing_key}'"
         f" (mandatory publish returned {code})"
     )
-
-
-# --------------------------------------------------------------------------- encoding
-
-_FLAGS: Final = (
-    ("content_type", 0x8000),
-    ("content_encoding", 0x4000),
-    ("headers", 0x2000),
-    ("delivery_mode", 0x1000),
-    ("priority", 0x0800),
-    ("correlation_id", 0x0400),
-    ("reply_to", 0x0200),
-    ("expiration", 0x0100),
-    ("message_id", 0x0080),
-    ("timestamp", 0x0040),
-    ("type", 0x0020),
-    ("user_id", 0x0010),
-    ("app_id", 0x0008),
-    ("cluster_id", 0x0004),
-)
-_OCTETS: Final = frozenset({"delivery_mode", "priority"})
-
-_S_INT8 = struct.Struct(">cb")
-_S_INT16 = struct.Struct(">ch")
-_S_UINT16 = struct.Struct(">cH")
-_S_INT32 = struct.Struct(">ci")
-_S_UINT32 = struct.Struct(">cI")
-_S_INT64 = struct.Struct(">cq")
-_S_UINT64 = struct.Struct(">cQ")
-_S_DOUBLE = struct.Struct(">cd")
-_S_LEN = struct.Struct(">I")
-_S_TYPED_LEN = struct.Struct(">cI")
-
-
-def _short_string(value: str | bytes, what: str) -> bytes:
-    raw = value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
-    if len(raw) > 255:
-        raise ValueError(f"{what} is longer than 255 bytes, the most a short string holds")
-    return bytes((len(raw),)) + raw
-
-
-def _integer(value: int) -> bytes:
-    # The smallest signed type, as pamqp (aio-pika) writes it; the parked record
-    # keeps the value, not the wire type.
-    if -128 <= value <= 127:
-        return _S_INT8.pack(b"b", value)
-    if -32768 <= value <= 32767:
-        return _S_INT16.pack(b"s", value)
-    if 0 <= value <= 65535:
-        return _S_UINT16.pack(b"u", value)
-    if -(2**31) <= value < 2**31:
-        return _S_INT32.pack(b"I", value)
-    if 0 <= value < 2**32:
-        return _S_UINT32.pack(b"i", value)
-    if -(2**63) <= value < 2**63:
-        return _S_INT64.pack(b"l", value)
-    if 0 <= value < 2**64:
-        return _S_UINT64.pack(b"L", value)
-    raise ValueError(f"integer {value} does not fit an AMQP field (64 bits)")
-
-
-def _decimal(value: decimal.Decimal) -> bytes:
-    exponent = value.as_tuple().exponent
-    if not isinstance(exponent, int):
-        raise ValueError(f"{value} cannot be written as an AMQP decimal")
-    if exponent > 0:
-        scale, mantissa = 0, int(value)
-    else:
-        scale, mantissa = -exponent, int(value.scaleb(-exponent))
-    if scale > 255:
-        raise ValueError(f"decimal {value} has more than 255 decimal places")
-    if -(2**31) <= mantissa < 2**31:
-        return b"D" + struct.pack(">Bi", scale, mantissa)
-    if 0 <= mantissa < 2**32:  # pamqp reads the mantissa unsigned: write back what came in
-        return b"D" + struct.pack(">BI", scale, mantissa)
-    raise ValueError(f"decimal {value} does not fit an AMQP decimal (32-bit mantissa)")
-
-
-def _seconds(value: datetime.datetime) -> int:
-    if value.tzinfo is None:
-        return calendar.timegm(value.timetuple())
-    return calendar.timegm(value.utctimetuple())
-
-
-def _str(value: str) -> bytes:
-    raw = value.encode("utf-8", "surrogateescape")
-    return _S_TYPED_LEN.pack(b"S", len(raw)) + raw
-
-
-def _value(value: Any) -> bytes:
-    kind = type(value)
-    if kind is str:
-        return _str(value)
-    if kind is int:
-        return _integer(value)
-    if value is None:
-        return b"V"
-    if kind is bool:
-        return b"t\x01" if value else b"t\x00"
-    if kind is float:
-        return _S_DOUBLE.pack(b"d", value)
-    if kind is dict:
-        return b"F" + _table(value)
-    return _other_value(value)
-
-
-def _other_value(value: Any) -> bytes:
-    if isinstance(value, bool):
-        return b"t\x01" if value else b"t\x00"
-    if isinstance(value, str):
-        return _str(str(value))
-    if isinstance(value, int):
-        return _integer(int(value))
-    if isinstance(value, float):
-        return _S_DOUBLE.pack(b"d", float(value))
-    if isinstance(value, bytes):  # a long string that was not UTF-8
-        return _S_TYPED_LEN.pack(b"S", len(value)) + value
-    if isinstance(value, bytearray | memoryview):
-        raw = bytes(value)
-        return _S_TYPED_LEN.pack(b"x", len(raw)) + raw
-    if isinstance(value, decimal.Decimal):
-        return _decimal(value)
-    if isinstance(value, datetime.datetime):
-        return _S_UINT64.pack(b"T", _seconds(value))
-    if isinstance(value, Mapping):
-        return b"F" + _table(value)
-    if isinstance(value, list | tuple):
-        inner = b"".join([_value(v) for v in value])
-        return _S_TYPED_LEN.pack(b"A", len(inner)) + inner
-    raise ValueError(f"a {type(value).__name__} is not an AMQP field value")
-
-
-def _table(table: Mapping[str, Any]) -> bytes:
-    parts: list[bytes] = []
-    for key, value in sorted(table.items(), key=_first):
-        name = key if isinstance(key, str) else str(key)
-        parts.append(_short_string(name, f"key {name!r}"))
-        try:
-            parts.append(_value(value))
-        except ValueError as exc:
-            raise ValueError(f"{name}: {exc}") from None
-    inner = b"".join(parts)
-    return _S_LEN.pack(len(inner)) + inner
-
-
-def _first(item: tuple[Any, Any]) -> str:
-    return str(item[0])
-
-
-def encode_field_value(value: Any, where: str = "header") -> bytes:
-    """One field-table value, typed as pamqp decoded it (see the module docstring)."""
-    try:
-        return _value(value)
-    except ValueError as exc:
-        raise ValueError(f"{where}: {exc}") from None
-
-
-def encode_field_table(table: Mapping[str, Any], where: str = "headers") -> bytes:
-    """A field table (length-prefixed), keys sorted as pamqp (aio-pika) writes them.
-
-    The parking store keeps tables with sorted keys, so sorting loses nothing
-    and gives the very bytes an aio-pika publisher sent. Raises ``ValueError``
-    naming the field (``headers.a.b: ...``) that cannot be written.
-    """
-    try:
-        return _table(table)
-    except ValueError as exc:
-        raise ValueError(f"{where}.{exc}") from None
-
-
-def encode_properties(properties: Mapping[str, Any], headers: Mapping[str, Any] | None) -> bytes:
-    """The property flags and list of a content header frame (AMQP 0-9-1, 4.2.6.1).
-
-    Raises ``ValueError`` naming the property or header that cannot be written.
-    """
-    flags = 0
-    parts: list[bytes] = []
-    for name, bit in _FLAGS:
-        if name == "headers":
-            if headers is None:
-                continue
-            flags |= bit
-            parts.append(encode_field_table(headers))
-            continue
-        value = properties.get(name)
-        if value is None:
-            continue
-        flags |= bit
-        if name in _OCTETS:
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 255:
-                raise ValueError(f"property {name} must be an octet, not {value!r}")
-            parts.append(bytes((value,)))
-        elif name == "timestamp":
-            if isinstance(value, datetime.datetime):
-                seconds = _seconds(value)
-            elif isinstance(value, int | float) and not isinstance(value, bool):
-                seconds = int(value)
-            else:
-                raise ValueError(f"property timestamp must be a time, not {value!r}")
-            parts.append(struct.pack(">Q", seconds))
-        elif isinstance(value, str | bytes):
-            parts.append(_short_string(value, f"property {name}"))
-        else:
-            raise ValueError(f"property {name} must be a string, not {type(value).__name__}")
-    return struct.pack(">H", flags) + b"".join(parts)
 
 
 class _EncodedProperties(pika.spec.BasicProperties):  # type: ignore[misc]
@@ -987,8 +778,5 @@ __all__ = [
     "PublisherError",
     "delay_queue_name",
     "describe_outcomes",
-    "encode_field_table",
-    "encode_field_value",
-    "encode_properties",
     "unroutable_detail",
 ]

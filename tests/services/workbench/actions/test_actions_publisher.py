@@ -4,21 +4,15 @@ properties and headers, channel loss, wait queues, and running on qasync's loop.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import os
-import struct
 import subprocess
 import sys
 import textwrap
 from collections import Counter
 from collections.abc import AsyncIterator
-from decimal import Decimal
-from typing import Any
 
 import aio_pika
 import pytest
-from pamqp import encode as pamqp_encode
-from pamqp.commands import Basic
 
 from services.workbench.actions.publisher import (
     ACTION_ID_HEADER,
@@ -26,8 +20,6 @@ from services.workbench.actions.publisher import (
     AmqpUnavailable,
     PublishItem,
     delay_queue_name,
-    encode_field_table,
-    encode_properties,
 )
 from tests.helpers.action_kit import Broker
 from tests.helpers.paths import REPO_ROOT
@@ -51,60 +43,6 @@ async def publisher(amqp_url: str) -> AsyncIterator[ActionPublisher]:
     publisher = ActionPublisher(amqp_url, window=3)
     yield publisher
     await publisher.close()
-
-
-PAMQP_TYPES: dict[str, Any] = {
-    "s": "text",
-    "b": -3,
-    "short": 1000,
-    "ushort": 65000,
-    "int": -100_000,
-    "uint": 3_000_000_000,
-    "long": 2**62,
-    "t": True,
-    "d": Decimal("1.50"),
-    "ts": datetime.datetime(2024, 1, 1, 12, 0, tzinfo=datetime.UTC),
-    "table": {"a": [1, "x", None], "b": {}},
-    "bytes": bytearray(b"\x00\xff"),
-    "void": None,
-}
-
-
-def test_headers_are_written_byte_for_byte_as_aio_pika_writes_them() -> None:
-    assert encode_field_table(PAMQP_TYPES) == pamqp_encode.field_table(PAMQP_TYPES)
-    properties = Basic.Properties(
-        content_type="application/json",
-        delivery_mode=2,
-        priority=4,
-        message_id="m",
-        timestamp=datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC),
-        message_type="t",
-        app_id="a",
-        headers=PAMQP_TYPES,
-    )
-    ours = encode_properties(
-        {
-            "content_type": "application/json",
-            "delivery_mode": 2,
-            "priority": 4,
-            "message_id": "m",
-            "timestamp": datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC),
-            "type": "t",
-            "app_id": "a",
-        },
-        PAMQP_TYPES,
-    )
-    assert ours == properties.marshal()
-
-
-def test_values_pamqp_cannot_write_keep_their_type() -> None:
-    # a 64-bit double, a long string that is not UTF-8, an unsigned decimal mantissa
-    assert encode_field_table({"f": 0.1}) == b"\x00\x00\x00\x0b\x01fd" + struct.pack(">d", 0.1)
-    assert encode_field_table({"r": b"\xff"}) == b"\x00\x00\x00\x08\x01rS\x00\x00\x00\x01\xff"
-    with pytest.raises(ValueError, match="does not fit"):
-        encode_field_table({"i": 2**64})
-    with pytest.raises(ValueError, match="not an AMQP field value"):
-        encode_field_table({"o": object()})
 
 
 def test_delay_queue_names() -> None:

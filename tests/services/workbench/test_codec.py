@@ -1,4 +1,5 @@
-"""amqp_codec and parked_entry: every AMQP field type round-trips exactly; summaries never fail."""
+"""The codec: every AMQP field type round-trips exactly through Redis, and is written back
+onto the wire with the type it arrived with."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ import orjson
 import pamqp.encode
 import pytest
 import redis.asyncio as aioredis
+from pamqp.commands import Basic
 
-from services.config import FieldPaths
 from services.workbench.codec import (
     CodecError,
     DeathRecord,
@@ -24,6 +25,8 @@ from services.workbench.codec import (
     decode_record,
     decode_table,
     decode_value,
+    encode_field_table,
+    encode_properties,
     encode_record,
     encode_table,
     encode_value,
@@ -32,7 +35,6 @@ from services.workbench.codec import (
     record_fingerprint,
     record_from_delivery,
 )
-from services.workbench.model import EntryState, body_kind, summarize
 
 UTC = datetime.UTC
 AWARE = datetime.datetime(2024, 5, 17, 12, 30, 45, tzinfo=UTC)
@@ -357,6 +359,62 @@ async def test_real_message_round_trip(
     assert isinstance(props["timestamp"], datetime.datetime)
 
 
+# --------------------------------------------------------------------------- the wire
+
+PAMQP_TYPES: dict[str, Any] = {
+    "s": "text",
+    "b": -3,
+    "short": 1000,
+    "ushort": 65000,
+    "int": -100_000,
+    "uint": 3_000_000_000,
+    "long": 2**62,
+    "t": True,
+    "d": Decimal("1.50"),
+    "ts": datetime.datetime(2024, 1, 1, 12, 0, tzinfo=datetime.UTC),
+    "table": {"a": [1, "x", None], "b": {}},
+    "bytes": bytearray(b"\x00\xff"),
+    "void": None,
+}
+
+
+def test_headers_are_written_byte_for_byte_as_aio_pika_writes_them() -> None:
+    assert encode_field_table(PAMQP_TYPES) == pamqp.encode.field_table(PAMQP_TYPES)
+    properties = Basic.Properties(
+        content_type="application/json",
+        delivery_mode=2,
+        priority=4,
+        message_id="m",
+        timestamp=datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC),
+        message_type="t",
+        app_id="a",
+        headers=PAMQP_TYPES,
+    )
+    ours = encode_properties(
+        {
+            "content_type": "application/json",
+            "delivery_mode": 2,
+            "priority": 4,
+            "message_id": "m",
+            "timestamp": datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC),
+            "type": "t",
+            "app_id": "a",
+        },
+        PAMQP_TYPES,
+    )
+    assert ours == properties.marshal()
+
+
+def test_values_pamqp_cannot_write_keep_their_type() -> None:
+    # a 64-bit double, a long string that is not UTF-8, an unsigned decimal mantissa
+    assert encode_field_table({"f": 0.1}) == b"\x00\x00\x00\x0b\x01fd" + struct.pack(">d", 0.1)
+    assert encode_field_table({"r": b"\xff"}) == b"\x00\x00\x00\x08\x01rS\x00\x00\x00\x01\xff"
+    with pytest.raises(ValueError, match="does not fit"):
+        encode_field_table({"i": 2**64})
+    with pytest.raises(ValueError, match="not an AMQP field value"):
+        encode_field_table({"o": object()})
+
+
 # --------------------------------------------------------------------------- x-death
 
 DEATH_TIME = datetime.datetime(2024, 5, 17, 12, 0, tzinfo=UTC)
@@ -454,92 +512,3 @@ def test_first_death_without_first_death_headers_uses_the_oldest_entry() -> None
     assert first_death({}) is None
     lone = first_death({"x-first-death-queue": "q", "x-first-death-reason": "maxlen"})
     assert lone == DeathRecord("q", "maxlen")
-
-
-# --------------------------------------------------------------------------- summarize
-
-FIELDS = FieldPaths(payment_id="data.id", merchant="data.merchant.name", amount="data.amount")
-
-
-def dead_letter(body: bytes, **headers: Any) -> MessageRecord:
-    base: dict[str, Any] = {
-        "x-death": [
-            {
-                "count": 2,
-                "reason": "rejected",
-                "queue": "payments.process",
-                "time": DEATH_TIME,
-                "exchange": "payments",
-                "routing-keys": ["payment.failed"],
-            },
-            {"count": 1, "reason": "expired", "queue": "payments.retry", "time": DEATH_TIME},
-        ]
-    }
-    base.update(headers)
-    return MessageRecord(
-        body=body,
-        properties={"message_id": "m-9"},
-        headers=base,
-        exchange="dlx",
-        routing_key="dlq-key",
-    )
-
-
-def test_summary_extracts_payment_fields_from_json() -> None:
-    body = (
-        b'{"data": {"id": "pay_4111111111111111", "merchant": {"name": "Acme"},'
-        b' "amount": 42.50}, "currency": "EUR"}'
-    )
-    record = dead_letter(body, **{"payops-attempt": 3})
-    summary = summarize("dlq", "e1", record, FIELDS, parked_at_ms=1000)
-    assert summary.payment_id == "pay_411111******1111"  # card numbers are masked
-    assert summary.merchant == "Acme"
-    assert summary.amount == "42.50" and summary.amount_value == 42.5
-    assert summary.currency == "EUR"
-    assert summary.reason == "rejected" and summary.origin_queue == "payments.process"
-    assert summary.routing_key == "payment.failed"
-    assert summary.attempts == 2 + 1 + 3
-    assert summary.dead_lettered_at_ms == int(DEATH_TIME.timestamp() * 1000)
-    assert summary.state is EntryState.PARKED and summary.body_kind == "json"
-    assert summary.size == len(body) and summary.message_id == "m-9"
-
-
-@pytest.mark.parametrize(
-    ("body", "kind"),
-    [
-        (b"", "empty"),
-        (b"plain text, not JSON {", "text"),
-        (b'{"truncated": ', "text"),
-        (b"\xff\xfe\x00\x01", "binary"),
-        (b"valid utf-8 but \x00 control", "binary"),
-        (b"  [1, 2, 3]", "json"),
-        (b"42", "json"),
-        (b"[" * 100_000, "text"),
-        (b"{" + b'"k": 1, ' * 500_000 + b'"z": 2}', "json"),
-        (bytes(range(256)) * 40_000, "binary"),
-    ],
-)
-def test_summary_of_any_body_never_raises(body: bytes, kind: str) -> None:
-    summary = summarize("dlq", "e1", dead_letter(body), FIELDS, parked_at_ms=5)
-    assert summary.body_kind == kind
-    assert summary.size == len(body)
-    assert body_kind(body)[0] == kind
-
-
-def test_summary_tolerates_odd_field_values_and_no_deaths() -> None:
-    body = (
-        b'{"data": {"id": {"nested": 1}, "merchant": {"name": 7}, "amount": "n/a"},'
-        b' "currency": null}'
-    )
-    record = MessageRecord(body=body, headers={"payops-attempt": "x"})
-    summary = summarize("dlq", "e1", record, FIELDS, parked_at_ms=77)
-    assert summary.payment_id is None and summary.merchant == "7"
-    assert summary.amount == "n/a" and summary.amount_value is None
-    assert summary.reason == "" and summary.origin_queue == ""
-    assert summary.routing_key == "" and summary.attempts == 0
-    assert summary.dead_lettered_at_ms == 77 and summary.message_id is None
-    for amount, value in [(b"1e400", None), (b'"NaN"', None), (b"7", 7.0), (b"true", None)]:
-        s = summarize(
-            "d", "e", MessageRecord(body=b'{"data": {"amount": ' + amount + b"}}"), FIELDS, 1
-        )
-        assert s.amount_value == value
