@@ -1,25 +1,9 @@
 """The parking store: dead-lettered messages kept whole in Redis, acted on exactly once.
 
-Key layout (``P`` is the profile's ``redis_prefix``, ``D`` the dead-letter
-queue's name). Every key of one DLQ carries the Redis Cluster hash tag
-``{D}``, so each multi-key script touches one slot::
-
-    P:{D}:e:<id>      HASH    one entry: the encoded message (body, props,
-                              headers, exchange, rkey - see amqp_codec), summary
-                              (JSON array, the immutable row fields), state,
-                              version, action, action_id, operator, detail,
-                              updated_at, parked_at, last_error, fingerprint
-    P:{D}:idx         ZSET    entry id -> parked_at (epoch ms): table order
-    P:{D}:fp          HASH    fingerprint -> entry id: redelivery recognition
-    P:{D}:inflight    SET     ids in state ``claimed`` (crash recovery)
-    P:{D}:changes     STREAM  id, state, op, ts, operator per transition
-                              (XADD MAXLEN ~ 100000): live views of other consoles
-    P:{D}:audit       STREAM  one record per action (never trimmed)
-
-Entry ids are 20 hex digits: 12 of the parking time in milliseconds and 8 of
-a per-process counter with a random start, so they sort by time and are
-unique. Every write is one Lua script (``lua/*.lua``, loaded once, run by EVALSHA) that
-appends its transition to the changes stream in the same atomic step.
+Keys, entry ids and fields are laid out as :mod:`services.workbench.redis_layout`
+says. Every write is one Lua script (``lua/*.lua``, loaded once, run by
+EVALSHA) that appends its transition to the changes stream in the same atomic
+step.
 
 Parking is idempotent twice over: an entry id chosen before the first
 attempt makes a retried batch a no-op (the parker keeps the id with the
@@ -41,12 +25,12 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
-import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, ResponseError
 
 from services.config import FieldPaths
 from services.workbench import lua
+from services.workbench import redis_layout as layout
 from services.workbench.codec import (
     MessageRecord,
     decode_record,
@@ -57,7 +41,6 @@ from services.workbench.codec import (
 from services.workbench.model import (
     FINAL_STATES,
     AuditRecord,
-    BodyKind,
     Change,
     ClaimResult,
     Durability,
@@ -73,7 +56,6 @@ CHUNK_BYTES: Final = 8 * 1024 * 1024
 """Most message bytes sent in one park script call (a pipeline holds several)."""
 CHUNK_ITEMS: Final = 500
 
-_SUMMARY_VERSION: Final = 1
 _ITEM_ARGS: Final = 10
 _COLLIDED: Final = 2
 
@@ -112,126 +94,6 @@ def _glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "\\*?[]" else c for c in text)
 
 
-def _text(value: bytes | None) -> str | None:
-    if value is None:
-        return None
-    text = value.decode("utf-8", "replace")
-    return text or None
-
-
-def _int(value: bytes | None, default: int = 0) -> int:
-    if value is None:
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        return default
-
-
-_STATES: dict[bytes | str, EntryState] = {
-    **{state.value: state for state in EntryState},
-    **{state.value.encode(): state for state in EntryState},
-}
-
-
-def _state(value: bytes | str | None) -> EntryState | None:
-    return None if value is None else _STATES.get(value)
-
-
-def _summary_blob(summary: EntrySummary) -> bytes:
-    return orjson.dumps(
-        [
-            _SUMMARY_VERSION,
-            summary.dead_lettered_at_ms,
-            summary.payment_id,
-            summary.merchant,
-            summary.amount,
-            summary.amount_value,
-            summary.currency,
-            summary.reason,
-            summary.origin_queue,
-            summary.routing_key,
-            summary.attempts,
-            summary.body_kind,
-            summary.size,
-            summary.message_id,
-        ]
-    )
-
-
-_BODY_KINDS: dict[str, BodyKind] = {
-    "json": "json",
-    "text": "text",
-    "binary": "binary",
-    "empty": "empty",
-}
-
-
-def _summary_from_blob(
-    dlq: str,
-    entry_id: str,
-    parked_at_ms: int,
-    blob: bytes | None,
-    *,
-    state: EntryState,
-    operator: str | None,
-) -> EntrySummary:
-    row: list[Any] = []
-    if blob:
-        try:
-            loaded = orjson.loads(blob)
-            if isinstance(loaded, list) and len(loaded) >= 14:
-                row = loaded
-        except orjson.JSONDecodeError:
-            row = []
-    if not row:
-        row = [_SUMMARY_VERSION, parked_at_ms, None, None, None, None, None, "", "", "", 0]
-        row += ["binary", 0, None]
-    return EntrySummary(
-        entry_id=entry_id,
-        dlq=dlq,
-        parked_at_ms=parked_at_ms,
-        dead_lettered_at_ms=row[1] if isinstance(row[1], int) else parked_at_ms,
-        payment_id=row[2],
-        merchant=row[3],
-        amount=row[4],
-        amount_value=row[5],
-        currency=row[6],
-        reason=row[7] or "",
-        origin_queue=row[8] or "",
-        routing_key=row[9] or "",
-        attempts=row[10] if isinstance(row[10], int) else 0,
-        state=state,
-        last_operator=operator,
-        body_kind=_BODY_KINDS.get(row[11], "binary"),
-        size=row[12] if isinstance(row[12], int) else 0,
-        message_id=row[13],
-    )
-
-
-def _claim_result(reply: Sequence[Any]) -> ClaimResult:
-    return ClaimResult(
-        ok=bool(int(reply[0])),
-        state=_state(reply[1]),
-        operator=_text(reply[2]),
-        action=_text(reply[3]),
-        action_id=_text(reply[4]),
-    )
-
-
-_AUDIT_FIELDS = (
-    "ts",
-    "operator",
-    "host",
-    "action",
-    "entry_ids",
-    "target",
-    "result",
-    "detail",
-    "action_id",
-)
-
-
 class ParkingStore:
     """Parked dead letters of one profile in Redis (see the module docstring)."""
 
@@ -251,24 +113,16 @@ class ParkingStore:
 
     # ------------------------------------------------------------------ keys
 
+    def keys(self, dlq: str) -> layout.DlqKeys:
+        """The keys of one DLQ."""
+        return layout.DlqKeys.of(self.prefix, dlq)
+
     def base(self, dlq: str) -> str:
         """The key prefix of one DLQ, hash tag included."""
-        if not dlq:
-            raise ValueError("dead-letter queue name must not be empty")
-        return f"{self.prefix}:{{{dlq}}}"
+        return self.keys(dlq).base
 
     def entry_key(self, dlq: str, entry_id: str) -> str:
-        return f"{self.base(dlq)}:e:{entry_id}"
-
-    def _keys(self, dlq: str) -> tuple[str, str, str, str, str]:
-        base = self.base(dlq)
-        return (
-            f"{base}:idx",
-            f"{base}:fp",
-            f"{base}:inflight",
-            f"{base}:changes",
-            f"{base}:audit",
-        )
+        return self.keys(dlq).entry(entry_id)
 
     # ------------------------------------------------------------------ parking
 
@@ -334,7 +188,7 @@ class ParkingStore:
             b"1" if item.redelivered else b"0",
             fingerprint,
             parked_at,
-            _summary_blob(summary),
+            layout.summary_blob(summary),
             encoded["body"],
             encoded["props"],
             encoded["headers"],
@@ -348,17 +202,17 @@ class ParkingStore:
         chunks: list[list[int]],
         prepared: list[tuple[str, list[Any]]],
     ) -> list[Any]:
-        idx, fp_key, _, changes, _ = self._keys(dlq)
+        keys = self.keys(dlq)
         for attempt in range(2):
             pipe = self.redis.pipeline(transaction=False)
             for chunk in chunks:
-                keys = [idx, fp_key, changes]
+                names = [keys.idx, keys.fp, keys.changes]
                 args: list[Any] = [CHANGES_MAXLEN, len(chunk)]
                 for index in chunk:
                     entry_id, item_args = prepared[index]
-                    keys.append(self.entry_key(dlq, entry_id))
+                    names.append(keys.entry(entry_id))
                     args.extend(item_args)
-                pipe.evalsha(self._park.sha, len(keys), *keys, *args)
+                pipe.evalsha(self._park.sha, len(names), *names, *args)
             try:
                 return list(await pipe.execute())
             except NoScriptError:
@@ -379,10 +233,10 @@ class ParkingStore:
         return self._entry(dlq, entry_id, raw)
 
     def _entry(self, dlq: str, entry_id: str, raw: Mapping[bytes, bytes]) -> ParkedEntry:
-        state = _state(raw.get(b"state")) or EntryState.PARKED
-        operator = _text(raw.get(b"operator"))
-        parked_at = _int(raw.get(b"parked_at"), entry_id_time_ms(entry_id) or 0)
-        summary = _summary_from_blob(
+        state = layout.state_of(raw.get(b"state")) or EntryState.PARKED
+        operator = layout.text(raw.get(b"operator"))
+        parked_at = layout.integer(raw.get(b"parked_at"), entry_id_time_ms(entry_id) or 0)
+        summary = layout.summary_from_blob(
             dlq, entry_id, parked_at, raw.get(b"summary"), state=state, operator=operator
         )
         record = decode_record(raw)
@@ -390,14 +244,14 @@ class ParkingStore:
             summary=summary,
             record=record,
             deaths=parse_x_death(record.headers),
-            fingerprint=_text(raw.get(b"fingerprint")) or "",
-            version=_int(raw.get(b"version"), 1),
-            last_error=_text(raw.get(b"last_error")),
-            action=_text(raw.get(b"action")),
-            action_id=_text(raw.get(b"action_id")),
+            fingerprint=layout.text(raw.get(b"fingerprint")) or "",
+            version=layout.integer(raw.get(b"version"), 1),
+            last_error=layout.text(raw.get(b"last_error")),
+            action=layout.text(raw.get(b"action")),
+            action_id=layout.text(raw.get(b"action_id")),
             operator=operator,
-            detail=_text(raw.get(b"detail")),
-            updated_at_ms=_int(raw.get(b"updated_at")) or None,
+            detail=layout.text(raw.get(b"detail")),
+            updated_at_ms=layout.integer(raw.get(b"updated_at")) or None,
         )
 
     async def locate(self, entry_id: str, dlqs: Iterable[str]) -> ParkedEntry | None:
@@ -418,7 +272,7 @@ class ParkingStore:
 
     async def count(self, dlq: str) -> int:
         """How many entries the DLQ's workbench holds (every state)."""
-        return int(await self.redis.zcard(self._keys(dlq)[0]))
+        return int(await self.redis.zcard(self.keys(dlq).idx))
 
     async def page(
         self, dlq: str, offset: int = 0, count: int = 200, newest_first: bool = True
@@ -426,7 +280,7 @@ class ParkingStore:
         """One page of rows, newest first by default: the table's first rows, fast."""
         if count <= 0:
             return []
-        idx = self._keys(dlq)[0]
+        idx = self.keys(dlq).idx
         stop = offset + count - 1
         if newest_first:
             rows = await self.redis.zrevrange(idx, offset, stop, withscores=True)
@@ -443,7 +297,7 @@ class ParkingStore:
         while the iteration runs do not shift it; they come last (or through
         the changes stream).
         """
-        idx = self._keys(dlq)[0]
+        idx = self.keys(dlq).idx
         low: float | str = "-inf"
         skip = 0
         while True:
@@ -469,21 +323,21 @@ class ParkingStore:
     async def _summaries(self, dlq: str, rows: Sequence[tuple[bytes, float]]) -> list[EntrySummary]:
         if not rows:
             return []
-        base = self.base(dlq)
-        flat = await self._rows(keys=[f"{base}:e:{member.decode()}" for member, _ in rows])
+        keys = self.keys(dlq)
+        flat = await self._rows(keys=[keys.entry(member.decode()) for member, _ in rows])
         replies = zip(flat[0::3], flat[1::3], flat[2::3], strict=True)
         summaries: list[EntrySummary] = []
         for (member, score), (blob, state, operator) in zip(rows, replies, strict=True):
             if blob is None and state is None:
                 continue  # removed since the index was read
             summaries.append(
-                _summary_from_blob(
+                layout.summary_from_blob(
                     dlq,
                     member.decode(),
                     int(score),
                     blob,
-                    state=_state(state) or EntryState.PARKED,
-                    operator=_text(operator),
+                    state=layout.state_of(state) or EntryState.PARKED,
+                    operator=layout.text(operator),
                 )
             )
         return summaries
@@ -494,7 +348,7 @@ class ParkingStore:
         """How many entries were parked at ``from_ms <= parked_at < to_ms``."""
         if to_ms <= from_ms:
             return 0
-        return int(await self.redis.zcount(self._keys(dlq)[0], int(from_ms), f"({int(to_ms)}"))
+        return int(await self.redis.zcount(self.keys(dlq).idx, int(from_ms), f"({int(to_ms)}"))
 
     async def _iter_index_between(
         self, dlq: str, from_ms: int, to_ms: int, batch: int
@@ -507,7 +361,7 @@ class ParkingStore:
             raise ValueError(f"batch must be positive: {batch}")
         if to_ms <= from_ms:
             return
-        idx = self._keys(dlq)[0]
+        idx = self.keys(dlq).idx
         high = f"({int(to_ms)}"
         low: float = float(from_ms)
         skip = 0
@@ -573,14 +427,14 @@ class ParkingStore:
             raise ValueError(f"batch must be positive: {batch}")
         if to_ms <= from_ms:
             return
-        audit = self._keys(dlq)[4]
+        audit = self.keys(dlq).audit
         low = str(max(0, int(from_ms)))
         high = str(int(to_ms) - 1)
         while True:
             reply = _entries(await self.redis.xrange(audit, min=low, max=high, count=batch))
             if not reply:
                 return
-            yield [_audit_record(stream_id.decode(), data) for stream_id, data in reply]
+            yield [layout.audit_record(stream_id.decode(), data) for stream_id, data in reply]
             if len(reply) < batch:
                 return
             low = "(" + reply[-1][0].decode()
@@ -605,12 +459,12 @@ class ParkingStore:
         """
         if not action or not action_id or not operator:
             raise ValueError("claim needs an action, an action id and an operator")
-        _, _, inflight, changes, _ = self._keys(dlq)
+        keys = self.keys(dlq)
         reply = await self._claim(
-            keys=[self.entry_key(dlq, entry_id), inflight, changes],
+            keys=[keys.entry(entry_id), keys.inflight, keys.changes],
             args=[entry_id, str(expected), action, action_id, operator, CHANGES_MAXLEN],
         )
-        return _claim_result(reply)
+        return layout.claim_result(reply)
 
     async def complete(
         self,
@@ -648,16 +502,16 @@ class ParkingStore:
         detail: str,
         error: str,
     ) -> ClaimResult:
-        _, _, inflight, changes, _ = self._keys(dlq)
+        keys = self.keys(dlq)
         reply = await self._finish(
-            keys=[self.entry_key(dlq, entry_id), inflight, changes],
+            keys=[keys.entry(entry_id), keys.inflight, keys.changes],
             args=[entry_id, action_id, str(state), op, detail, error, CHANGES_MAXLEN],
         )
-        return _claim_result(reply)
+        return layout.claim_result(reply)
 
     async def in_flight(self, dlq: str) -> list[ParkedEntry]:
         """Entries an action claimed and never finished (crash recovery on start)."""
-        inflight = self._keys(dlq)[2]
+        inflight = self.keys(dlq).inflight
         members = cast(set[bytes], await self.redis.smembers(inflight))
         ids = sorted(member.decode() for member in members)
         entries: list[ParkedEntry] = []
@@ -681,7 +535,7 @@ class ParkingStore:
         With ``block_ms`` waits that long for the first one. Pass the last
         change's ``stream_id`` to the next call.
         """
-        changes = self._keys(dlq)[3]
+        changes = self.keys(dlq).changes
         reply = cast(
             list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None,
             await self.redis.xread({changes: last_id}, count=count, block=block_ms),
@@ -689,8 +543,8 @@ class ParkingStore:
         result: list[Change] = []
         for _stream, messages in reply or []:
             for stream_id, data in messages:
-                state = _state(data.get(b"state"))
-                entry_id = _text(data.get(b"id"))
+                state = layout.state_of(data.get(b"state"))
+                entry_id = layout.text(data.get(b"id"))
                 if state is None or entry_id is None:
                     continue
                 result.append(
@@ -699,16 +553,16 @@ class ParkingStore:
                         dlq=dlq,
                         entry_id=entry_id,
                         state=state,
-                        op=_text(data.get(b"op")) or "",
-                        ts=_int(data.get(b"ts")),
-                        operator=_text(data.get(b"operator")),
+                        op=layout.text(data.get(b"op")) or "",
+                        ts=layout.integer(data.get(b"ts")),
+                        operator=layout.text(data.get(b"operator")),
                     )
                 )
         return result
 
     async def last_change_id(self, dlq: str) -> str:
         """The newest change's stream id ("0-0" when none): read live changes from there."""
-        changes = self._keys(dlq)[3]
+        changes = self.keys(dlq).changes
         reply = _entries(await self.redis.xrevrange(changes, count=1))
         return reply[0][0].decode() if reply else "0-0"
 
@@ -716,18 +570,8 @@ class ParkingStore:
 
     async def append_audit(self, dlq: str, record: AuditRecord) -> str:
         """Append one action to the audit stream; returns its stream id."""
-        audit = self._keys(dlq)[4]
-        fields: dict[str | bytes, str | bytes | int] = {
-            "ts": record.ts,
-            "operator": record.operator,
-            "host": record.host,
-            "action": record.action,
-            "entry_ids": orjson.dumps(list(record.entry_ids)),
-            "target": record.target,
-            "result": record.result,
-            "detail": record.detail,
-            "action_id": record.action_id,
-        }
+        audit = self.keys(dlq).audit
+        fields = layout.audit_fields(record)
         stream_id = await self.redis.xadd(audit, cast(Any, fields))
         return stream_id.decode() if isinstance(stream_id, bytes) else str(stream_id)
 
@@ -743,7 +587,7 @@ class ParkingStore:
         With ``entry_id``, only records naming that entry; at most
         ``scan_limit`` records are examined to find them.
         """
-        audit = self._keys(dlq)[4]
+        audit = self.keys(dlq).audit
         found: list[AuditRecord] = []
         upper: str = "+"
         scanned = 0
@@ -753,7 +597,7 @@ class ParkingStore:
             if not reply:
                 break
             for stream_id, data in reply:
-                record = _audit_record(stream_id.decode(), data)
+                record = layout.audit_record(stream_id.decode(), data)
                 if entry_id is None or entry_id in record.entry_ids:
                     found.append(record)
                     if len(found) >= count:
@@ -811,9 +655,9 @@ class ParkingStore:
         """Remove entries for good (tests, purges); returns how many existed."""
         if not entry_ids:
             return 0
-        idx, fp_key, inflight, _, _ = self._keys(dlq)
-        keys = [idx, fp_key, inflight, *(self.entry_key(dlq, i) for i in entry_ids)]
-        return int(await self._delete(keys=keys, args=list(entry_ids)))
+        keys = self.keys(dlq)
+        names = [keys.idx, keys.fp, keys.inflight, *(keys.entry(i) for i in entry_ids)]
+        return int(await self._delete(keys=names, args=list(entry_ids)))
 
     async def delete_all(self, dlq: str) -> int:
         """Delete every key of one DLQ (tests and cleanup); returns how many."""
@@ -852,23 +696,3 @@ def _chunks(pending: list[int], prepared: list[tuple[str, list[Any]]]) -> list[l
     if current:
         chunks.append(current)
     return chunks
-
-
-def _audit_record(stream_id: str, data: Mapping[bytes, bytes]) -> AuditRecord:
-    values = {name: data.get(name.encode()) for name in _AUDIT_FIELDS}
-    try:
-        ids = orjson.loads(values["entry_ids"] or b"[]")
-    except orjson.JSONDecodeError:
-        ids = []
-    return AuditRecord(
-        ts=_int(values["ts"]),
-        operator=_text(values["operator"]) or "",
-        host=_text(values["host"]) or "",
-        action=_text(values["action"]) or "",
-        entry_ids=tuple(str(i) for i in ids) if isinstance(ids, list) else (),
-        target=_text(values["target"]) or "",
-        result=_text(values["result"]) or "",
-        detail=_text(values["detail"]) or "",
-        action_id=_text(values["action_id"]) or "",
-        stream_id=stream_id,
-    )

@@ -1,0 +1,237 @@
+"""How the workbench lays its data out in Redis: key names, hash fields and stream fields.
+
+Keys (``P`` is the profile's ``redis_prefix``, ``D`` the dead-letter queue's
+name). Every key of one DLQ carries the Redis Cluster hash tag ``{D}``, so
+each multi-key script touches one slot::
+
+    P:{D}:e:<id>      HASH    one entry: the encoded message (body, props,
+                              headers, exchange, rkey - see codec), summary
+                              (JSON array, the immutable row fields), state,
+                              version, action, action_id, operator, detail,
+                              updated_at, parked_at, last_error, fingerprint,
+                              sending (an action's intent, see actions.ledger)
+    P:{D}:idx         ZSET    entry id -> parked_at (epoch ms): table order
+    P:{D}:fp          HASH    fingerprint -> entry id: redelivery recognition
+    P:{D}:inflight    SET     ids in state ``claimed`` (crash recovery)
+    P:{D}:changes     STREAM  id, state, op, ts, operator per transition
+                              (XADD MAXLEN ~ 100000): live views of other consoles
+    P:{D}:audit       STREAM  one record per action (never trimmed)
+    P:{D}:lease:<run> STRING  a running action's lease (see actions.ledger)
+
+Entry ids (:func:`services.workbench.store.new_entry_id`) are 20 hex digits:
+12 of the parking time in milliseconds and 8 of a per-process counter with a
+random start, so they sort by time and are unique.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+
+from services.workbench.model import (
+    AuditRecord,
+    BodyKind,
+    ClaimResult,
+    EntryState,
+    EntrySummary,
+)
+
+_SUMMARY_VERSION: Final = 1
+
+
+@dataclass(frozen=True, slots=True)
+class DlqKeys:
+    """The keys of one dead-letter queue's workbench (see the module docstring)."""
+
+    base: str
+    """``P:{D}``: every key of the DLQ starts with it."""
+
+    @classmethod
+    def of(cls, prefix: str, dlq: str) -> DlqKeys:
+        if not dlq:
+            raise ValueError("dead-letter queue name must not be empty")
+        return cls(f"{prefix}:{{{dlq}}}")
+
+    @property
+    def idx(self) -> str:
+        return f"{self.base}:idx"
+
+    @property
+    def fp(self) -> str:
+        return f"{self.base}:fp"
+
+    @property
+    def inflight(self) -> str:
+        return f"{self.base}:inflight"
+
+    @property
+    def changes(self) -> str:
+        return f"{self.base}:changes"
+
+    @property
+    def audit(self) -> str:
+        return f"{self.base}:audit"
+
+    def entry(self, entry_id: str) -> str:
+        return f"{self.base}:e:{entry_id}"
+
+    def lease(self, run_id: str) -> str:
+        return f"{self.base}:lease:{run_id}"
+
+
+def text(value: bytes | None) -> str | None:
+    """A stored string field (None when missing or empty)."""
+    if value is None:
+        return None
+    text = value.decode("utf-8", "replace")
+    return text or None
+
+
+def integer(value: bytes | None, default: int = 0) -> int:
+    """A stored number field (``default`` when missing or not a number)."""
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        return default
+
+
+_STATES: dict[bytes | str, EntryState] = {
+    **{state.value: state for state in EntryState},
+    **{state.value.encode(): state for state in EntryState},
+}
+
+
+def state_of(value: bytes | str | None) -> EntryState | None:
+    """A stored state (None when missing or unknown)."""
+    return None if value is None else _STATES.get(value)
+
+
+def summary_blob(summary: EntrySummary) -> bytes:
+    """The immutable fields of a table row, as the entry's ``summary`` field."""
+    return orjson.dumps(
+        [
+            _SUMMARY_VERSION,
+            summary.dead_lettered_at_ms,
+            summary.payment_id,
+            summary.merchant,
+            summary.amount,
+            summary.amount_value,
+            summary.currency,
+            summary.reason,
+            summary.origin_queue,
+            summary.routing_key,
+            summary.attempts,
+            summary.body_kind,
+            summary.size,
+            summary.message_id,
+        ]
+    )
+
+
+_BODY_KINDS: dict[str, BodyKind] = {
+    "json": "json",
+    "text": "text",
+    "binary": "binary",
+    "empty": "empty",
+}
+
+
+def summary_from_blob(
+    dlq: str,
+    entry_id: str,
+    parked_at_ms: int,
+    blob: bytes | None,
+    *,
+    state: EntryState,
+    operator: str | None,
+) -> EntrySummary:
+    """The table row of an entry from its ``summary`` field (a damaged one gives an
+    empty row) and the fields that change."""
+    row: list[Any] = []
+    if blob:
+        try:
+            loaded = orjson.loads(blob)
+            if isinstance(loaded, list) and len(loaded) >= 14:
+                row = loaded
+        except orjson.JSONDecodeError:
+            row = []
+    if not row:
+        row = [_SUMMARY_VERSION, parked_at_ms, None, None, None, None, None, "", "", "", 0]
+        row += ["binary", 0, None]
+    return EntrySummary(
+        entry_id=entry_id,
+        dlq=dlq,
+        parked_at_ms=parked_at_ms,
+        dead_lettered_at_ms=row[1] if isinstance(row[1], int) else parked_at_ms,
+        payment_id=row[2],
+        merchant=row[3],
+        amount=row[4],
+        amount_value=row[5],
+        currency=row[6],
+        reason=row[7] or "",
+        origin_queue=row[8] or "",
+        routing_key=row[9] or "",
+        attempts=row[10] if isinstance(row[10], int) else 0,
+        state=state,
+        last_operator=operator,
+        body_kind=_BODY_KINDS.get(row[11], "binary"),
+        size=row[12] if isinstance(row[12], int) else 0,
+        message_id=row[13],
+    )
+
+
+def claim_result(reply: Sequence[Any]) -> ClaimResult:
+    """The reply of ``claim.lua`` / ``finish.lua``: ``{ok, state, operator, action, action_id}``."""
+    return ClaimResult(
+        ok=bool(int(reply[0])),
+        state=state_of(reply[1]),
+        operator=text(reply[2]),
+        action=text(reply[3]),
+        action_id=text(reply[4]),
+    )
+
+
+_AUDIT_FIELDS = (
+    "ts",
+    "operator",
+    "host",
+    "action",
+    "entry_ids",
+    "target",
+    "result",
+    "detail",
+    "action_id",
+)
+
+
+def audit_record(stream_id: str, data: Mapping[bytes, bytes]) -> AuditRecord:
+    """An audit record read back from its stream entry."""
+    values = {name: data.get(name.encode()) for name in _AUDIT_FIELDS}
+    try:
+        ids = orjson.loads(values["entry_ids"] or b"[]")
+    except orjson.JSONDecodeError:
+        ids = []
+    return AuditRecord(
+        ts=integer(values["ts"]),
+        operator=text(values["operator"]) or "",
+        host=text(values["host"]) or "",
+        action=text(values["action"]) or "",
+        entry_ids=tuple(str(i) for i in ids) if isinstance(ids, list) else (),
+        target=text(values["target"]) or "",
+        result=text(values["result"]) or "",
+        detail=text(values["detail"]) or "",
+        action_id=text(values["action_id"]) or "",
+        stream_id=stream_id,
+    )
+
+
+def audit_fields(record: AuditRecord) -> dict[str, str | bytes | int]:
+    """An audit record as the fields of its stream entry."""
+    fields: dict[str, str | bytes | int] = {name: getattr(record, name) for name in _AUDIT_FIELDS}
+    fields["entry_ids"] = orjson.dumps(list(record.entry_ids))
+    return fields
