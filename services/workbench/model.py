@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -341,7 +342,7 @@ def summarize(
     origin = latest.queue if latest and latest.queue else _header_text(headers, "queue")
     routing_key = latest.routing_keys[0] if latest and latest.routing_keys else record.routing_key
     dead_at = latest.time_ms if latest else None
-    attempts = sum(d.count for d in deaths) + _attempt_header(headers)
+    attempts = sum(d.count for d in deaths) + attempt_header(headers)
     message_id = record.properties.get("message_id")
     return EntrySummary(
         entry_id=entry_id,
@@ -374,7 +375,9 @@ def _header_text(headers: dict[str, Any], which: str) -> str:
     return ""
 
 
-def _attempt_header(headers: dict[str, Any]) -> int:
+def attempt_header(headers: Mapping[str, Any]) -> int:
+    """Our own attempt counter (:data:`ATTEMPT_HEADER`) as a number; 0 when absent or
+    unreadable."""
     value = headers.get(ATTEMPT_HEADER)
     if isinstance(value, bool):
         return 0

@@ -53,6 +53,18 @@ from redis.exceptions import RedisError
 
 from services.config import Profile
 from services.masking.json import dumps_compact, loads_exact, mask_json, mask_sensitive_text
+from services.workbench.actions.ledger import (
+    LEASE_REFRESH_S,
+    ActionLedger,
+    Finish,
+    PendingSend,
+    action_id_for,
+    decode_entry_record,
+    now_ms,
+    owner_is_dead,
+    publish_item,
+    run_of,
+)
 from services.workbench.actions.names import Action
 from services.workbench.actions.publisher import (
     ActionPublisher,
@@ -62,23 +74,12 @@ from services.workbench.actions.publisher import (
     PublishOutcome,
 )
 from services.workbench.actions.recovery import (
-    LEASE_REFRESH_S,
     RESOLVE_HOWS,
-    ActionLedger,
-    Finish,
-    PendingSend,
     RecoveredEntry,
     RecoveryReport,
     ResolveHow,
-    action_id_for,
-    decode_entry_record,
-    now_ms,
-    owner_is_dead,
-    previous_attempt,
-    publish_item,
     recover,
     resolve,
-    run_of,
 )
 from services.workbench.actions.report import (
     ActionOutcome,
@@ -89,7 +90,14 @@ from services.workbench.actions.report import (
 )
 from services.workbench.codec import CodecError, MessageRecord, decode_record
 from services.workbench.index import ActionTarget, EntryIndex, Query
-from services.workbench.model import AuditRecord, ClaimResult, EntryState, EntrySummary, summarize
+from services.workbench.model import (
+    AuditRecord,
+    ClaimResult,
+    EntryState,
+    EntrySummary,
+    attempt_header,
+    summarize,
+)
 from services.workbench.store import ParkingStore, entry_id_time_ms
 
 log = logging.getLogger(__name__)
@@ -1055,7 +1063,7 @@ class ActionService:
         target = f"queue '{origin}'"
         attempt = None
         if params.action is Action.RETRY:
-            attempt = previous_attempt(item.record.headers) + 1
+            attempt = attempt_header(item.record.headers) + 1
             if params.delay_s:
                 from services.workbench.actions.publisher import delay_queue_name
 

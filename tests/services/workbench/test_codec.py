@@ -35,6 +35,7 @@ from services.workbench.codec import (
     record_fingerprint,
     record_from_delivery,
 )
+from tests.helpers.raw_str import RawStr
 
 UTC = datetime.UTC
 AWARE = datetime.datetime(2024, 5, 17, 12, 30, 45, tzinfo=UTC)
@@ -42,21 +43,6 @@ NAIVE = datetime.datetime(2024, 5, 17, 12, 30, 45, 123456)
 OFFSET = datetime.datetime(
     2024, 5, 17, 12, 30, 45, tzinfo=datetime.timezone(datetime.timedelta(hours=5, minutes=30))
 )
-
-
-class RawStr(str):
-    """A str whose UTF-8 encoding is arbitrary bytes: lets pamqp put invalid UTF-8
-    on the wire as a long string, which pamqp decodes to ``bytes``."""
-
-    raw: bytes
-
-    def __new__(cls, raw: bytes) -> RawStr:
-        self = super().__new__(cls, "raw")
-        self.raw = raw
-        return self
-
-    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
-        return self.raw
 
 
 def assert_same(a: Any, b: Any, path: str = "$") -> None:

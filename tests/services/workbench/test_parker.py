@@ -29,22 +29,9 @@ from services.workbench.model import EntryState, ParkedEntry
 from services.workbench.parker import Parker, ParkerStats, ParkingFailed
 from services.workbench.store import ParkingStore
 from tests.helpers.paths import REPO_ROOT
+from tests.helpers.raw_str import RawStr
 
 FIELDS = FieldPaths()
-
-
-class RawStr(str):
-    """Puts invalid UTF-8 on the wire as a long string (pamqp reads it back as bytes)."""
-
-    raw: bytes
-
-    def __new__(cls, raw: bytes) -> RawStr:
-        self = super().__new__(cls, "raw")
-        self.raw = raw
-        return self
-
-    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
-        return self.raw
 
 
 class Broker:

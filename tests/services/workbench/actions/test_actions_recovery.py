@@ -10,13 +10,13 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from services.workbench.actions.ledger import ActionLedger, action_id_for, owner_is_dead
 from services.workbench.actions.publisher import (
     ACTION_ID_HEADER,
     ActionPublisher,
     PublishItem,
     PublishOutcome,
 )
-from services.workbench.actions.recovery import ActionLedger, action_id_for, owner_is_dead
 from services.workbench.actions.service import ActionService
 from services.workbench.index import ActionTarget
 from services.workbench.model import EntryState

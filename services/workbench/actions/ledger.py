@@ -1,0 +1,430 @@
+"""The crash-safety protocol of the workbench's actions, and its Redis side: :class:`ActionLedger`.
+
+An action (requeue, retry, cancel) moves each entry ``parked`` ->
+``claimed`` -> ``requeued``/``retried``/``cancelled`` in the parking store
+(compare-and-set Lua scripts). Between the claim and the final state the
+message is published; a crash there must neither lose nor duplicate it.
+The protocol, per run of an action (``run_id``, a random hex string):
+
+1. **Lease.** Before claiming anything the run writes a lease
+   ``P:{D}:lease:<run_id>`` for every DLQ it touches (``SET ... PX 60 s``,
+   value ``live:<owner>``) and refreshes it every 5 s while it runs. The
+   lease says "this run is alive".
+2. **Claim.** Each entry is claimed with action id ``<run_id>.<entry_id>``
+   (unique per entry per action; the run id is recoverable from it). Losers
+   are told the state and who holds it.
+3. **Intent.** Before a window of messages is published, one script per DLQ
+   writes each entry's :class:`PendingSend` - everything needed to publish
+   the very same message again: exchange, routing key, attempt number,
+   replacement body, the action id - into the entry's ``sending`` field,
+   *only if* the run's lease still holds its token and the entry is still
+   claimed with this action id. From then on the message is "maybe sent".
+4. **Publish** with confirms and ``mandatory=True``.
+5. **Finish.** Confirmed: ``complete`` (final state). Returned, nacked or
+   never handed to the broker: ``release`` (back to ``parked`` with the
+   error). No answer (connection lost, time-out): left as it is - in doubt.
+   The ``sending`` field is then removed (only if it is still this action's).
+6. The lease is deleted when the run ends.
+
+Claims, intents and finishes are one script call per window and DLQ: the
+store's own compare-and-set scripts run in a loop inside one Lua script, so
+the state machine (fields, ``inflight`` set, changes stream) stays the
+store's.
+
+What a crash leaves behind is settled by :mod:`services.workbench.actions.recovery`.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, cast
+
+import orjson
+import redis.asyncio as aioredis
+
+from services.workbench import lua
+from services.workbench import redis_layout as layout
+from services.workbench.actions.names import Action
+from services.workbench.actions.publisher import (
+    PublishItem,
+)
+from services.workbench.codec import (
+    RECORD_FIELDS,
+    CodecError,
+    MessageRecord,
+    decode_table,
+    decode_value,
+)
+from services.workbench.model import (
+    ATTEMPT_HEADER,
+    ClaimResult,
+    EntryState,
+)
+from services.workbench.store import CHANGES_MAXLEN, ParkingStore
+
+ACTION_HEADER: Final = "payops-action"
+"""The header naming the action a republished message comes from (``requeue``, ``retry``)."""
+
+SENDING_FIELD: Final = "sending"
+LEASE_TTL_MS: Final = 60_000
+LEASE_REFRESH_S: Final = 5.0
+FENCE_TTL_MS: Final = 7 * 24 * 3600 * 1000
+
+DROPPED_HEADERS: Final = frozenset(
+    {
+        "x-death",
+        "x-delivery-count",
+        "x-first-death-queue",
+        "x-first-death-reason",
+        "x-first-death-exchange",
+        "x-last-death-queue",
+        "x-last-death-reason",
+        "x-last-death-exchange",
+    }
+)
+"""Headers the broker wrote when it dead-lettered or redelivered the message:
+left out when it is published again (every other header is kept)."""
+
+
+def action_id_for(run_id: str, entry_id: str) -> str:
+    """The action id of one entry in one run: unique per entry per action."""
+    return f"{run_id}.{entry_id}"
+
+
+def run_of(action_id: str) -> str:
+    """The run id inside an action id (the action id itself when it is not ours)."""
+    run, sep, _ = action_id.partition(".")
+    return run if sep else action_id
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+# --------------------------------------------------------------------------- the intent
+
+
+@dataclass(frozen=True, slots=True)
+class PendingSend:
+    """What a run is about to publish for one entry: enough to publish it again, unchanged.
+
+    For requeue and retry the message is the parked record with the broker's
+    dead-letter headers dropped (:data:`DROPPED_HEADERS`) and
+    ``payops-action`` added (retry: also ``payops-attempt`` = ``attempt``);
+    ``body`` replaces the record's body when the operator edited it. For
+    cancel, ``body`` and ``properties`` are the ``payment.cancelled`` event.
+    ``target`` names where the message ends up (the origin queue, or the
+    cancel event's exchange) for people.
+    """
+
+    action: Action
+    action_id: str
+    exchange: str
+    routing_key: str
+    target: str
+    operator: str
+    host: str
+    at_ms: int
+    attempt: int | None = None
+    delay_s: int = 0
+    body: bytes | None = None
+    properties: Mapping[str, Any] | None = None
+    headers: Mapping[str, Any] = field(default_factory=dict)
+
+    def dumps(self) -> bytes:
+        """``<action id>|<json>``: the action id first, so a script can compare it."""
+        data: dict[str, Any] = {
+            "action": self.action,
+            "action_id": self.action_id,
+            "exchange": self.exchange,
+            "routing_key": self.routing_key,
+            "target": self.target,
+            "operator": self.operator,
+            "host": self.host,
+            "at_ms": self.at_ms,
+            "attempt": self.attempt,
+            "delay_s": self.delay_s,
+            "headers": dict(self.headers),
+        }
+        if self.body is not None:
+            data["body"] = base64.b64encode(self.body).decode("ascii")
+        if self.properties is not None:
+            data["properties"] = dict(self.properties)
+        return self.action_id.encode() + b"|" + orjson.dumps(data)
+
+    @classmethod
+    def loads(cls, raw: bytes) -> PendingSend:
+        """The inverse of :meth:`dumps`; raises ``ValueError`` on anything else."""
+        _, sep, blob = raw.partition(b"|")
+        if not sep:
+            raise ValueError("not a pending send")
+        data = orjson.loads(blob)
+        if not isinstance(data, dict) or data.get("action") not in tuple(Action):
+            raise ValueError("not a pending send")
+        body = data.get("body")
+        return cls(
+            action=Action(data["action"]),
+            action_id=str(data["action_id"]),
+            exchange=str(data["exchange"]),
+            routing_key=str(data["routing_key"]),
+            target=str(data.get("target") or ""),
+            operator=str(data.get("operator") or ""),
+            host=str(data.get("host") or ""),
+            at_ms=int(data.get("at_ms") or 0),
+            attempt=data.get("attempt"),
+            delay_s=int(data.get("delay_s") or 0),
+            body=base64.b64decode(body) if isinstance(body, str) else None,
+            properties=data.get("properties"),
+            headers=data.get("headers") or {},
+        )
+
+    @property
+    def final_state(self) -> EntryState:
+        return self.action.final_state
+
+
+def publish_item(record: MessageRecord, pending: PendingSend) -> PublishItem:
+    """The message a pending send publishes (the same every time it is built)."""
+    if pending.action is Action.CANCEL:
+        return PublishItem(
+            exchange=pending.exchange,
+            routing_key=pending.routing_key,
+            body=pending.body or b"",
+            action_id=pending.action_id,
+            properties=dict(pending.properties or {}),
+            headers={ACTION_HEADER: str(Action.CANCEL), **pending.headers},
+        )
+    headers = {k: v for k, v in record.headers.items() if k not in DROPPED_HEADERS}
+    headers[ACTION_HEADER] = str(pending.action)
+    if pending.action is Action.RETRY and pending.attempt is not None:
+        headers[ATTEMPT_HEADER] = pending.attempt
+    headers.update(pending.headers)
+    return PublishItem(
+        exchange=pending.exchange,
+        routing_key=pending.routing_key,
+        body=pending.body if pending.body is not None else record.body,
+        action_id=pending.action_id,
+        properties=dict(record.properties),
+        headers=headers,
+    )
+
+
+# --------------------------------------------------------------------------- Redis side
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """One entry's end of an action: ``state`` None releases it with ``error``."""
+
+    entry_id: str
+    action_id: str
+    state: EntryState | None
+    detail: str = ""
+    error: str = ""
+
+
+_RECORD_FIELDS: Final = tuple(name.encode() for name in RECORD_FIELDS)
+
+
+class ActionLedger:
+    """The Redis side of the protocol (see the module docstring), batched per window.
+
+    Claims and finishes run the parking store's own compare-and-set scripts,
+    pipelined (one round trip per window); the lease and intent scripts are
+    this module's.
+    """
+
+    def __init__(self, store: ParkingStore) -> None:
+        self.store = store
+        self.redis: aioredis.Redis = store.redis
+        register = self.redis.register_script
+        self._mark = register(lua.script("mark_sending"))
+        self._claim_many = register(lua.script("claim_many", clock=True, functions=["claim"]))
+        self._finish_many = register(lua.script("finish_many", clock=True, functions=["finish"]))
+        self._refresh = register(lua.script("refresh_lease"))
+        self._drop = register(lua.script("drop_lease"))
+        self._fence = register(lua.script("fence"))
+        self._take_over = register(lua.script("take_over"))
+
+    def lease_key(self, dlq: str, run_id: str) -> str:
+        return self.store.keys(dlq).lease(run_id)
+
+    def _window_keys(self, dlq: str, entry_ids: Iterable[str]) -> list[str]:
+        """KEYS of a claim or finish window: inflight, changes, then the entries."""
+        keys = self.store.keys(dlq)
+        return [keys.inflight, keys.changes, *(keys.entry(entry_id) for entry_id in entry_ids)]
+
+    # ------------------------------------------------------------------ lease
+
+    @staticmethod
+    def lease_token(run_id: str, owner: Mapping[str, Any]) -> str:
+        """The lease value of a run: ``live:`` and who runs it, where (machine and pid)."""
+        data = {"run": run_id, "machine": socket.gethostname(), "pid": os.getpid(), **owner}
+        return "live:" + orjson.dumps(data).decode()
+
+    async def acquire(self, run_id: str, dlqs: Iterable[str], token: str) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for dlq in dlqs:
+            pipe.set(self.lease_key(dlq, run_id), token, px=LEASE_TTL_MS)
+        await pipe.execute()
+
+    async def refresh(self, run_id: str, dlqs: Iterable[str], token: str) -> bool:
+        """Extend the lease; False when it was lost (expired and fenced by a recovery)."""
+        pipe = self.redis.pipeline(transaction=False)
+        names = list(dlqs)
+        for dlq in names:
+            await self._refresh(
+                keys=[self.lease_key(dlq, run_id)], args=[token, LEASE_TTL_MS], client=pipe
+            )
+        replies = await pipe.execute()
+        return all(int(reply) == 1 for reply in replies)
+
+    async def drop(self, run_id: str, dlqs: Iterable[str], token: str) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for dlq in dlqs:
+            await self._drop(keys=[self.lease_key(dlq, run_id)], args=[token], client=pipe)
+        await pipe.execute()
+
+    async def fence(self, dlq: str, run_id: str, by: str) -> tuple[bool, str]:
+        """Fence a run that has no live lease: (True, previous value). A live lease
+        gives (False, its value): the run is alive and must be left alone."""
+        reply = await self._fence(
+            keys=[self.lease_key(dlq, run_id)],
+            args=["fenced:" + by, FENCE_TTL_MS],
+        )
+        fenced, value = bool(int(reply[0])), layout.text(reply[1]) or ""
+        if not fenced and owner_is_dead(value):
+            # The run's process died on this machine: no need to wait for its lease
+            # to expire. Fence it only if the lease is still the one seen.
+            taken = await self._take_over(
+                keys=[self.lease_key(dlq, run_id)], args=[value, "fenced:" + by, FENCE_TTL_MS]
+            )
+            return bool(int(taken)), value
+        return fenced, value
+
+    # ------------------------------------------------------------------ claims
+
+    async def claim_and_fetch(
+        self,
+        dlq: str,
+        claims: Sequence[tuple[str, str]],
+        action: str,
+        operator: str,
+    ) -> list[tuple[ClaimResult, dict[bytes, bytes]]]:
+        """Claim ``(entry_id, action_id)`` pairs (parked -> claimed) and read each won
+        entry's message fields (what :func:`decode_entry_record` needs): one script call."""
+        if not claims:
+            return []
+        keys = self._window_keys(dlq, [entry_id for entry_id, _ in claims])
+        args: list[Any] = [
+            str(EntryState.PARKED),
+            action,
+            operator,
+            CHANGES_MAXLEN,
+            orjson.dumps([list(pair) for pair in claims]),
+        ]
+        replies = await self._claim_many(keys=keys, args=args)
+        out: list[tuple[ClaimResult, dict[bytes, bytes]]] = []
+        for reply in replies:
+            values = reply[5] if len(reply) > 5 else []
+            raw = {k: v for k, v in zip(_RECORD_FIELDS, values, strict=False) if v is not None}
+            out.append((layout.claim_result(reply), raw))
+        return out
+
+    async def mark_sending(
+        self,
+        run_id: str,
+        token: str,
+        by_dlq: Mapping[str, Sequence[PendingSend]],
+        entry_ids: Mapping[str, Sequence[str]],
+    ) -> dict[str, list[bool]]:
+        """Write the intents of one window (one script call per DLQ)."""
+        marked: dict[str, list[bool]] = {}
+        for dlq, pendings in by_dlq.items():
+            if not pendings:
+                continue
+            keys = [self.lease_key(dlq, run_id)]
+            keys.extend(self.store.entry_key(dlq, entry_id) for entry_id in entry_ids[dlq])
+            items = [[p.action_id, p.dumps().decode("utf-8")] for p in pendings]
+            reply = await self._mark(keys=keys, args=[token, orjson.dumps(items)])
+            marked[dlq] = [bool(int(v)) for v in reply]
+        return marked
+
+    async def finish(self, dlq: str, finishes: Sequence[Finish]) -> list[ClaimResult]:
+        """Complete or release entries (the store's script) and drop their intents:
+        one script call."""
+        if not finishes:
+            return []
+        keys = self._window_keys(dlq, [f.entry_id for f in finishes])
+        items = [
+            [
+                f.entry_id,
+                f.action_id,
+                str(f.state or EntryState.PARKED),
+                "complete" if f.state is not None else "release",
+                f.detail,
+                f.error,
+            ]
+            for f in finishes
+        ]
+        replies = await self._finish_many(keys=keys, args=[CHANGES_MAXLEN, orjson.dumps(items)])
+        return [layout.claim_result(reply) for reply in replies]
+
+    async def pending_of(self, dlq: str, entry_ids: Sequence[str]) -> list[bytes | None]:
+        pipe = self.redis.pipeline(transaction=False)
+        for entry_id in entry_ids:
+            pipe.hget(self.store.entry_key(dlq, entry_id), SENDING_FIELD)
+        return cast(list[bytes | None], await pipe.execute())
+
+
+def decode_entry_record(raw: Mapping[bytes, bytes]) -> MessageRecord | None:
+    """The message of an entry read with HGETALL, as it will be published: the broker's
+    dead-letter headers (:data:`DROPPED_HEADERS`) are left out, unread. None when the
+    stored message is damaged."""
+    try:
+        headers_raw = orjson.loads(raw[b"headers"])
+        if not isinstance(headers_raw, dict):
+            return None
+        headers = {k: decode_value(v) for k, v in headers_raw.items() if k not in DROPPED_HEADERS}
+        return MessageRecord(
+            body=bytes(raw[b"body"]),
+            properties=decode_table(raw[b"props"]),
+            headers=headers,
+            exchange=bytes(raw.get(b"exchange", b"")).decode("utf-8", "surrogateescape"),
+            routing_key=bytes(raw.get(b"rkey", b"")).decode("utf-8", "surrogateescape"),
+        )
+    except (KeyError, CodecError, orjson.JSONDecodeError):
+        return None
+
+
+def _owner(lease_value: str) -> dict[str, Any]:
+    try:
+        owner = orjson.loads(lease_value.removeprefix("live:"))
+    except orjson.JSONDecodeError:
+        return {}
+    return owner if isinstance(owner, dict) else {}
+
+
+def owner_is_dead(lease_value: str) -> bool:
+    """True when a live lease names a process on this machine that no longer exists
+    (a crash; the lease would otherwise hold for up to a minute)."""
+    if not lease_value.startswith("live:"):
+        return False
+    owner = _owner(lease_value)
+    pid = owner.get("pid")
+    if owner.get("machine") != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, but not ours to signal
+        return False
+    return False
