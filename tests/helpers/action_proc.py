@@ -23,6 +23,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from services.config import Profile
+from services.workbench.actions.pipeline import ActionRun
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.service import ActionService
 from services.workbench.index import ActionTarget, Query
@@ -64,14 +65,14 @@ async def main(args: argparse.Namespace) -> None:
     if args.crash_after_publish:
         _crash_after(publisher, "publish_many", args.crash_after_publish)
 
-    original_send = service._send
+    original_send = ActionRun._send
 
     async def send(*a: Any, **k: Any) -> Any:
         if args.pause_s:
             await asyncio.sleep(args.pause_s)
         return await original_send(*a, **k)
 
-    service._send = send  # type: ignore[method-assign]
+    ActionRun._send = send  # type: ignore[method-assign]
 
     def progress(done: int, total: int, failed: int) -> None:
         print("progress", done, total, failed, flush=True)

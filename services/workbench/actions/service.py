@@ -24,7 +24,9 @@ per entry - done, skipped (someone else acted first, and who) or failed
 Exactly once: every entry is claimed with compare-and-set, its publish is
 announced in Redis before it is sent, it is published with confirms and
 ``mandatory=True``, and it is completed only after the confirm - see
-:mod:`services.workbench.actions.recovery` for the protocol and for what
+:mod:`services.workbench.actions.ledger` for the protocol,
+:mod:`services.workbench.actions.pipeline` for a run, and
+:mod:`services.workbench.actions.recovery` for what
 :meth:`ActionService.recover` does after a crash. Work goes in windows of
 ``window`` entries - one script call each to claim and read them, to write
 their intents and to finish them, and one batch of publishes - overlapped so
@@ -36,42 +38,34 @@ already sent finish and stops there, never half-way through one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import datetime
 import getpass
 import logging
 import os
-import secrets
 import socket
-from collections import Counter, defaultdict, deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, Final, cast
-
-import orjson
-from redis.exceptions import RedisError
+from dataclasses import replace
+from typing import Any, cast
 
 from services.config import Profile
 from services.masking.json import dumps_compact, loads_exact, mask_json, mask_sensitive_text
 from services.workbench.actions.ledger import (
-    LEASE_REFRESH_S,
     ActionLedger,
-    Finish,
-    PendingSend,
-    action_id_for,
-    decode_entry_record,
     now_ms,
     owner_is_dead,
-    publish_item,
     run_of,
 )
 from services.workbench.actions.names import Action
+from services.workbench.actions.pipeline import (
+    ActionParams,
+    ActionRun,
+    Tally,
+    failed_outcome,
+    held_text,
+    skipped_outcome,
+)
 from services.workbench.actions.publisher import (
     ActionPublisher,
-    AmqpUnavailable,
     PublisherError,
-    PublishItem,
-    PublishOutcome,
 )
 from services.workbench.actions.recovery import (
     RESOLVE_HOWS,
@@ -91,11 +85,8 @@ from services.workbench.actions.report import (
 from services.workbench.codec import CodecError, MessageRecord, decode_record
 from services.workbench.index import ActionTarget, EntryIndex, Query
 from services.workbench.model import (
-    AuditRecord,
-    ClaimResult,
     EntryState,
     EntrySummary,
-    attempt_header,
     summarize,
 )
 from services.workbench.store import ParkingStore, entry_id_time_ms
@@ -105,9 +96,6 @@ log = logging.getLogger(__name__)
 ProgressCallback = Callable[[int, int, int], None]
 """``progress(done, total, failed)``: entries settled so far (any outcome), how many
 the action covers, and how many of the settled ones failed."""
-
-CANCEL_EVENT_TYPE: Final = "payment.cancelled"
-MAX_AUDIT_DETAIL: Final = 8000
 
 
 class ActionRefused(ValueError):
@@ -124,97 +112,10 @@ def default_operator(profile: Profile | None = None) -> str:
         return os.environ.get("USER") or "unknown"
 
 
-def held_text(state: EntryState | None, operator: str | None, action: str | None = None) -> str:
-    """Why an entry is skipped: ``already requeued by alice`` / ``being retried by bob``."""
-    who = f" by {operator}" if operator else ""
-    if state is None:
-        return "no such entry"
-    if state is EntryState.CLAIMED:
-        known = Action.named(action)
-        return f"being {known.past if known else 'acted on'}{who}"
-    if state is EntryState.PARKED:
-        return "changed meanwhile"
-    return f"already {state}{who}"
-
-
-@dataclass(frozen=True, slots=True)
-class _Params:
-    action: Action
-    delay_s: int = 0
-    edited_body: bytes | None = None
-    reason: str = ""
-    note: str = ""
-    cancel_exchange: str | None = None
-    cancel_routing_key: str = ""
-
-
-@dataclass(slots=True)
-class _Claimed:
-    summary: EntrySummary
-    action_id: str
-    record: MessageRecord
-    pending: PendingSend | None = None
-    message: PublishItem | None = None
-    done_detail: str | None = None
-
-
-@dataclass(slots=True)
-class _Tally:
-    """What a run has seen so far: rows stream in while it acts."""
-
-    estimate: int = 0
-    requested: int = 0
-    resolved: bool = False
-    outcomes: list[ActionOutcome] = field(default_factory=list)
-    dlq_of: dict[str, str] = field(default_factory=dict)
-    queues: set[str] = field(default_factory=set)
-    seen: list[EntrySummary] = field(default_factory=list)
-
-    @property
-    def total(self) -> int:
-        """How many entries the action covers (an estimate until resolved)."""
-        return self.requested if self.resolved else max(self.requested, self.estimate)
-
-    counted: int = 0
-    failures: int = 0
-
-    @property
-    def failed(self) -> int:
-        """How many outcomes so far are failures (counted incrementally)."""
-        outcomes = self.outcomes
-        self.failures += sum(1 for o in outcomes[self.counted :] if o.status == "failed")
-        self.counted = len(outcomes)
-        return self.failures
-
-
-@dataclass(slots=True)
-class _Run:
-    """One run of an action: its id, lease token and the DLQs it holds leases on."""
-
-    run_id: str
-    owner: dict[str, Any]
-    token: str = ""
-    dlqs: list[str] = field(default_factory=list)
-    halt: str = ""
-    """Why the run must not send another window ("" while it may): a lost lease, an
-    unreachable broker. The windows already sent still finish."""
-
-
 async def _one_batch(
     rows: list[EntrySummary], missing: list[str]
 ) -> AsyncIterator[tuple[list[EntrySummary], list[str]]]:
     yield rows, missing
-
-
-@dataclass(slots=True)
-class _Prepared:
-    """One window between its claim and its end."""
-
-    claimed: list[_Claimed] = field(default_factory=list)
-    sends: dict[str, list[_Claimed]] = field(default_factory=lambda: defaultdict(list))
-    to_publish: list[_Claimed] = field(default_factory=list)
-    finishes: dict[str, list[Finish]] = field(default_factory=lambda: defaultdict(list))
-    outcomes: list[ActionOutcome] = field(default_factory=list)
 
 
 class ActionService:
@@ -396,7 +297,9 @@ class ActionService:
         cancel_event: asyncio.Event | None = None,
     ) -> ActionReport:
         """Send each entry's message back, unchanged, to the queue it died in."""
-        return await self._run(_Params(Action.REQUEUE), target, dry_run, progress, cancel_event)
+        return await self._run(
+            ActionParams(Action.REQUEUE), target, dry_run, progress, cancel_event
+        )
 
     async def retry(
         self,
@@ -422,7 +325,7 @@ class ActionService:
                 raise ActionRefused(f"the edited body is not valid JSON: {exc}") from None
             masked = dumps_compact(mask_json(parsed)).decode("utf-8", "replace")
             note = (note + "; " if note else "") + f"body edited to {masked}"
-        params = _Params(Action.RETRY, delay_s=delay, edited_body=edited_body, note=note)
+        params = ActionParams(Action.RETRY, delay_s=delay, edited_body=edited_body, note=note)
         return await self._run(params, target, dry_run, progress, cancel_event)
 
     async def cancel(
@@ -440,7 +343,7 @@ class ActionService:
         if not text:
             raise ActionRefused("cancel needs a reason (it goes into the audit trail)")
         masked = mask_sensitive_text(text)
-        params = _Params(
+        params = ActionParams(
             Action.CANCEL,
             reason=masked,
             note=f"reason: {masked}",
@@ -512,7 +415,7 @@ class ActionService:
 
     async def _run(
         self,
-        params: _Params,
+        params: ActionParams,
         target: ActionTarget,
         dry_run: bool,
         progress: ProgressCallback | None,
@@ -524,7 +427,7 @@ class ActionService:
         if not dry_run:
             self.refuse_if_read_only(action.label)
         started = now_ms()
-        tally = _Tally(estimate=target.count)
+        tally = Tally(estimate=target.count)
         batches: AsyncIterator[tuple[list[EntrySummary], list[str]]]
         if params.edited_body is not None:
             rows, missing = await self.targets(target)
@@ -541,11 +444,12 @@ class ActionService:
             await self.publisher.connect()  # unreachable: fail before touching anything
             refusal = await self._refusal(params)
         windows = self._windows(params, batches, tally, refusal=refusal)
-        stopped, run_id = False, ""
+        stopped = False
+        run: ActionRun | None = None
         if dry_run:
             async for window in windows:
                 tally.outcomes.extend(
-                    self._skipped(s, f"dry run: would {self._would(params, s)}") for s in window
+                    skipped_outcome(s, f"dry run: would {self._would(params, s)}") for s in window
                 )
         else:
 
@@ -554,11 +458,19 @@ class ActionService:
                     progress(len(tally.outcomes), tally.total, tally.failed)
 
             report_progress()
-            stopped, run_id = await self._run_windows(
+            run = ActionRun(
+                self.store,
+                self.publisher,
+                self.ledger,
                 params,
-                target=target,
-                windows=windows,
-                tally=tally,
+                operator=self.operator,
+                host=self.host,
+                depth=self.depth,
+            )
+            stopped = await run.run(
+                target,
+                windows,
+                tally,
                 cancel_event=cancel_event,
                 report_progress=report_progress,
             )
@@ -574,10 +486,10 @@ class ActionService:
             tally.requested,
             stopped,
         )
-        if not dry_run:
+        if run is not None:
             if progress is not None:
                 progress(len(tally.outcomes), tally.requested, tally.failed)
-            await self._audit_final(params, target, report, tally.dlq_of, run_id)
+            await run.audit(target, report, tally)
         return report
 
     async def _row_batches(
@@ -601,9 +513,9 @@ class ActionService:
 
     async def _windows(
         self,
-        params: _Params,
+        params: ActionParams,
         batches: AsyncIterator[tuple[list[EntrySummary], list[str]]],
-        tally: _Tally,
+        tally: Tally,
         *,
         refusal: str,
     ) -> AsyncIterator[list[EntrySummary]]:
@@ -622,7 +534,7 @@ class ActionService:
                 problem = refusal
                 if summary.state is not EntryState.PARKED:
                     tally.outcomes.append(
-                        self._skipped(summary, held_text(summary.state, summary.last_operator))
+                        skipped_outcome(summary, held_text(summary.state, summary.last_operator))
                     )
                     continue
                 if params.action is not Action.CANCEL:
@@ -641,7 +553,7 @@ class ActionService:
                                 or ""
                             )
                 if problem:
-                    tally.outcomes.append(_failed(summary, problem))
+                    tally.outcomes.append(failed_outcome(summary, problem))
                     continue
                 pending.append(summary)
                 if len(pending) >= self.window:
@@ -653,7 +565,7 @@ class ActionService:
             tally.seen.extend(pending)
             yield pending
 
-    async def _refusal(self, params: _Params) -> str:
+    async def _refusal(self, params: ActionParams) -> str:
         """Why no entry can be acted on at all ("" when they can)."""
         if (
             params.action is Action.CANCEL
@@ -685,7 +597,7 @@ class ActionService:
                 known[queue] = f"cannot set up the delay: {exc}"
         return known[queue]
 
-    def _would(self, params: _Params, summary: EntrySummary) -> str:
+    def _would(self, params: ActionParams, summary: EntrySummary) -> str:
         if params.action is Action.CANCEL:
             event = self.cancel_event_description()
             return "cancel" + (f" and publish payment.cancelled to {event}" if event else "")
@@ -695,7 +607,7 @@ class ActionService:
         delay = f" after {format_delay(params.delay_s)}" if params.delay_s else ""
         return f"retry through {where}{delay}"
 
-    def _report_target(self, params: _Params, origin_queues: Iterable[str]) -> str:
+    def _report_target(self, params: ActionParams, origin_queues: Iterable[str]) -> str:
         if params.action is Action.CANCEL:
             return self.cancel_event_description() or "no cancel event"
         queues = sorted(set(origin_queues))
@@ -704,463 +616,6 @@ class ActionService:
         if len(queues) <= 3:
             return ", ".join(queues)
         return f"{', '.join(queues[:3])} and {len(queues) - 3} other queues"
-
-    def _skipped(self, summary: EntrySummary, detail: str) -> ActionOutcome:
-        return ActionOutcome(summary.entry_id, summary.payment_id, False, "skipped", detail)
-
-    async def _run_windows(
-        self,
-        params: _Params,
-        *,
-        target: ActionTarget,
-        windows: AsyncIterator[list[EntrySummary]],
-        tally: _Tally,
-        cancel_event: asyncio.Event | None,
-        report_progress: Callable[[], None],
-    ) -> tuple[bool, str]:
-        run = _Run(
-            run_id=secrets.token_hex(8),
-            owner={
-                "operator": self.operator,
-                "host": self.host,
-                "action": params.action,
-                "started": now_ms(),
-            },
-        )
-        run.token = self.ledger.lease_token(run.run_id, run.owner)
-        keeper = asyncio.create_task(self._keep_lease(run))
-        stopped = False
-        try:
-            stopped = await self._pipeline(
-                params,
-                run=run,
-                target=target,
-                windows=windows,
-                tally=tally,
-                cancel_event=cancel_event,
-                report_progress=report_progress,
-            )
-        finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
-            with contextlib.suppress(RedisError):
-                await self.ledger.drop(run.run_id, run.dlqs, run.token)
-        return stopped, run.run_id if run.dlqs else ""
-
-    async def _enter(
-        self, params: _Params, run: _Run, target: ActionTarget, dlqs: set[str]
-    ) -> None:
-        """Lease the DLQs a window touches (and audit the start there) before claiming."""
-        new = sorted(dlqs - set(run.dlqs))
-        if not new:
-            return
-        await self.ledger.acquire(run.run_id, new, run.token)
-        run.dlqs.extend(new)
-        for dlq in new:
-            await self.store.append_audit(
-                dlq,
-                AuditRecord(
-                    ts=now_ms(),
-                    operator=self.operator,
-                    host=self.host,
-                    action=params.action,
-                    entry_ids=(),
-                    target=mask_sensitive_text(target.description),
-                    result="started",
-                    detail=params.note,
-                    action_id=run.run_id,
-                ),
-            )
-
-    async def _pipeline(
-        self,
-        params: _Params,
-        *,
-        run: _Run,
-        target: ActionTarget,
-        windows: AsyncIterator[list[EntrySummary]],
-        tally: _Tally,
-        cancel_event: asyncio.Event | None,
-        report_progress: Callable[[], None],
-    ) -> bool:
-        """The windows, overlapped: up to ``depth`` windows await their confirms while the
-        next is resolved, claimed and read. Each window's intents are written just
-        before it is published, so a crash leaves at most the windows being published in
-        doubt; a stop lets the windows already sent finish and releases the one claimed
-        ahead. The rows not reached are still counted (``not attempted``)."""
-        outcomes = tally.outcomes
-        stopped = False
-        halt = ""
-
-        async def next_window() -> _Prepared | None:
-            window = await anext(windows, None)
-            if window is None:
-                return None
-            await self._enter(params, run, target, {s.dlq for s in window})
-            return await self._prepare(params, run.run_id, window)
-
-        prepare: asyncio.Task[_Prepared | None] | None = asyncio.create_task(next_window())
-        sending: deque[tuple[_Prepared, asyncio.Task[list[PublishOutcome]]]] = deque()
-
-        async def settle_oldest() -> None:
-            prepared, send = sending.popleft()
-            published = await send
-            outcomes.extend(await self._settle(params, prepared, published))
-            report_progress()
-
-        try:
-            while prepare is not None:
-                prepared = await prepare
-                prepare = None
-                if prepared is None:
-                    break
-                prepare = asyncio.create_task(next_window())
-                if cancel_event is not None and cancel_event.is_set():
-                    stopped = True
-                elif run.halt:
-                    halt = run.halt
-                if stopped or halt:
-                    await self._abandon(prepared, halt, outcomes)
-                    ahead = await prepare
-                    prepare = None
-                    if ahead is not None:
-                        await self._abandon(ahead, halt, outcomes)
-                    break
-                send = asyncio.create_task(self._send(prepared, run))
-                sending.append((prepared, send))
-                while len(sending) >= self.depth:
-                    await settle_oldest()
-            while sending:
-                await settle_oldest()
-            # Rows never reached (a stop, a lost lease) are still resolved and counted.
-            async for window in windows:
-                if halt:
-                    outcomes.extend(_failed(s, halt) for s in window)
-        except RedisError as exc:
-            while sending:  # windows already sent may still finish
-                prepared, send = sending.popleft()
-                with contextlib.suppress(Exception):
-                    outcomes.extend(await self._settle(params, prepared, await send))
-            detail = (
-                f"Redis failed during the action ({exc}); run `payops dlq recover`"
-                " to settle entries this left claimed"
-            )
-            reported = {o.entry_id for o in outcomes}
-            outcomes.extend(_failed(s, detail) for s in tally.seen if s.entry_id not in reported)
-        finally:
-            if prepare is not None and not prepare.done():
-                prepare.cancel()
-            for _, send in sending:
-                send.cancel()
-        return stopped
-
-    async def _keep_lease(self, run: _Run) -> None:
-        while True:
-            await asyncio.sleep(LEASE_REFRESH_S)
-            if not run.dlqs:
-                continue
-            try:
-                if not await self.ledger.refresh(run.run_id, run.dlqs, run.token):
-                    log.warning("action run %s lost its lease; stopping", run.run_id)
-                    run.halt = "not attempted: the action lost its lease in Redis"
-                    return
-            except RedisError as exc:
-                log.warning("action run %s: cannot refresh its lease: %s", run.run_id, exc)
-
-    async def _prepare(
-        self, params: _Params, run_id: str, window: Sequence[EntrySummary]
-    ) -> _Prepared:
-        """Claim a window and build its messages (no intent written yet)."""
-        prepared = _Prepared()
-        claimed = await self._claim_window(
-            params, run_id, window, prepared.outcomes, prepared.finishes
-        )
-        at = now_ms()
-        for item in claimed:
-            entry_id, dlq = item.summary.entry_id, item.summary.dlq
-            if params.action is Action.CANCEL and params.cancel_exchange is None:
-                detail = f"cancelled: {params.reason}; no cancel event configured"
-                prepared.finishes[dlq].append(
-                    Finish(entry_id, item.action_id, EntryState.CANCELLED, detail)
-                )
-                item.done_detail = detail
-                prepared.claimed.append(item)
-                continue
-            try:
-                item.pending = self._pending(params, item, at)
-                item.message = publish_item(item.record, item.pending)
-            except ValueError as exc:
-                error = f"cannot be published: {exc}"
-                prepared.finishes[dlq].append(Finish(entry_id, item.action_id, None, error=error))
-                prepared.outcomes.append(_failed(item.summary, error))
-                continue
-            prepared.claimed.append(item)
-            prepared.sends[dlq].append(item)
-        return prepared
-
-    async def _send(self, prepared: _Prepared, run: _Run) -> list[PublishOutcome]:
-        """Write the window's intents (the "maybe sent" window opens), then publish it."""
-        sends = prepared.sends
-        waits = {
-            (c.summary.origin_queue, c.pending.delay_s)
-            for group in sends.values()
-            for c in group
-            if c.pending is not None and c.pending.delay_s
-        }
-        for queue, delay_s in sorted(waits):
-            # Declaring again restarts the wait queue's x-expires clock (cached for a
-            # minute): a long action never publishes into a queue about to expire.
-            await self.publisher.declare_delay_queue(queue, delay_s)
-        marked = await self.ledger.mark_sending(
-            run.run_id,
-            run.token,
-            {dlq: [cast(PendingSend, c.pending) for c in group] for dlq, group in sends.items()},
-            {dlq: [c.summary.entry_id for c in group] for dlq, group in sends.items()},
-        )
-        for dlq, group in sends.items():
-            for item, ok in zip(group, marked.get(dlq, [False] * len(group)), strict=True):
-                if ok:
-                    prepared.to_publish.append(item)
-                    continue
-                error = "not sent: the action lost its lease in Redis (a recovery took over)"
-                prepared.finishes[dlq].append(
-                    Finish(item.summary.entry_id, item.action_id, None, error=error)
-                )
-                prepared.outcomes.append(_failed(item.summary, error))
-        messages = [cast(PublishItem, c.message) for c in prepared.to_publish]
-        try:
-            return await self.publisher.publish_many(messages)
-        except AmqpUnavailable as exc:  # could not even connect: nothing of it was sent
-            run.halt = f"not attempted: {exc}"
-            return [PublishOutcome("not_sent", f"not published: {exc}") for _ in messages]
-
-    async def _abandon(self, prepared: _Prepared, halt: str, outcomes: list[ActionOutcome]) -> None:
-        """A window claimed ahead but not sent (the operator stopped): back to parked."""
-        for item in prepared.claimed:
-            dlq = item.summary.dlq
-            prepared.finishes[dlq].append(
-                Finish(item.summary.entry_id, item.action_id, None, error=halt)
-            )
-            if halt:
-                prepared.outcomes.append(_failed(item.summary, halt))
-        for dlq, items in prepared.finishes.items():
-            await self.ledger.finish(dlq, items)
-        outcomes.extend(prepared.outcomes)
-
-    async def _settle(
-        self, params: _Params, prepared: _Prepared, published: Sequence[PublishOutcome]
-    ) -> list[ActionOutcome]:
-        """Complete what was confirmed, release what was refused; in doubt stays claimed."""
-        outcomes = prepared.outcomes
-        finishes = prepared.finishes
-        final_state = params.action.final_state
-        for item, sent in zip(prepared.to_publish, published, strict=True):
-            entry_id, dlq = item.summary.entry_id, item.summary.dlq
-            if sent.ok:
-                item.done_detail = self._done_detail(params, item)
-                finishes[dlq].append(
-                    Finish(entry_id, item.action_id, final_state, item.done_detail)
-                )
-            elif sent.maybe_delivered:
-                outcomes.append(_failed(item.summary, self._in_doubt_text(item, sent)))
-            else:
-                finishes[dlq].append(Finish(entry_id, item.action_id, None, error=sent.detail))
-                outcomes.append(_failed(item.summary, sent.detail))
-        completed = {c.summary.entry_id: c for c in prepared.claimed if c.done_detail is not None}
-        for dlq, items in finishes.items():
-            replies = await self.ledger.finish(dlq, items)
-            for finish, reply in zip(items, replies, strict=True):
-                done = completed.get(finish.entry_id) if finish.state is not None else None
-                if done is None:
-                    continue  # a release: its outcome is already reported
-                if reply.ok:
-                    outcomes.append(_done(done.summary, cast(str, done.done_detail)))
-                else:
-                    outcomes.append(
-                        _failed(
-                            done.summary,
-                            "sent, but the entry changed meanwhile"
-                            f" ({held_text(reply.state, reply.operator, reply.action)})",
-                        )
-                    )
-        return outcomes
-
-    async def _claim_window(
-        self,
-        params: _Params,
-        run_id: str,
-        window: Sequence[EntrySummary],
-        outcomes: list[ActionOutcome],
-        finishes: dict[str, list[Finish]],
-    ) -> list[_Claimed]:
-        """Claim the window's entries (one pipeline per DLQ) and read the winners' messages."""
-        by_dlq: dict[str, list[EntrySummary]] = defaultdict(list)
-        for summary in window:
-            by_dlq[summary.dlq].append(summary)
-        claimed: list[_Claimed] = []
-        for dlq, rows in by_dlq.items():
-            pairs = [(s.entry_id, action_id_for(run_id, s.entry_id)) for s in rows]
-            replies = await self.ledger.claim_and_fetch(dlq, pairs, params.action, self.operator)
-            for summary, (entry_id, action_id), (claim, raw) in zip(
-                rows, pairs, replies, strict=True
-            ):
-                if not claim.ok:
-                    outcomes.append(self._lost(summary, claim))
-                    continue
-                record = decode_entry_record(raw)
-                if record is None:
-                    error = "the stored message is damaged and cannot be published"
-                    finishes[dlq].append(Finish(entry_id, action_id, None, error=error))
-                    outcomes.append(_failed(summary, error))
-                    continue
-                claimed.append(_Claimed(summary, action_id, record))
-        return claimed
-
-    def _lost(self, summary: EntrySummary, claim: ClaimResult) -> ActionOutcome:
-        if claim.missing:
-            return _failed(summary, "no such entry (deleted meanwhile)")
-        return self._skipped(summary, held_text(claim.state, claim.operator, claim.action))
-
-    def _pending(self, params: _Params, item: _Claimed, at: int) -> PendingSend:
-        summary = item.summary
-        action_id = item.action_id
-        if params.action is Action.CANCEL:
-            exchange = cast(str, params.cancel_exchange)
-            event = {
-                "payment_id": summary.payment_id,
-                "merchant": summary.merchant,
-                "amount": summary.amount,
-                "currency": summary.currency,
-                "reason": params.reason,
-                "operator": self.operator,
-                "entry_id": summary.entry_id,
-                "cancelled_at": datetime.datetime.fromtimestamp(at / 1000, datetime.UTC)
-                .isoformat(timespec="milliseconds")
-                .replace("+00:00", "Z"),
-            }
-            return PendingSend(
-                action=Action.CANCEL,
-                action_id=action_id,
-                exchange=exchange,
-                routing_key=params.cancel_routing_key,
-                target=f"exchange '{exchange}' (routing key '{params.cancel_routing_key}')",
-                operator=self.operator,
-                host=self.host,
-                at_ms=at,
-                body=orjson.dumps(event),
-                properties={
-                    "content_type": "application/json",
-                    "delivery_mode": 2,
-                    "message_id": action_id,
-                    "type": CANCEL_EVENT_TYPE,
-                    "timestamp": at // 1000,
-                    "app_id": "payops-console",
-                },
-            )
-        origin = summary.origin_queue
-        routing_key = origin
-        target = f"queue '{origin}'"
-        attempt = None
-        if params.action is Action.RETRY:
-            attempt = attempt_header(item.record.headers) + 1
-            if params.delay_s:
-                from services.workbench.actions.publisher import delay_queue_name
-
-                routing_key = delay_queue_name(origin, params.delay_s)
-                target = (
-                    f"queue '{origin}' after {format_delay(params.delay_s)} (via '{routing_key}')"
-                )
-        return PendingSend(
-            action=params.action,
-            action_id=action_id,
-            exchange="",
-            routing_key=routing_key,
-            target=target,
-            operator=self.operator,
-            host=self.host,
-            at_ms=at,
-            attempt=attempt,
-            delay_s=params.delay_s,
-            body=params.edited_body,
-        )
-
-    def _done_detail(self, params: _Params, item: _Claimed) -> str:
-        pending = cast(PendingSend, item.pending)
-        if params.action is Action.REQUEUE:
-            return f"requeued to '{item.summary.origin_queue}'"
-        if params.action is Action.RETRY:
-            text = f"retried through '{item.summary.origin_queue}' (attempt {pending.attempt})"
-            if params.delay_s:
-                text += f" after {format_delay(params.delay_s)}"
-            if params.edited_body is not None:
-                text += ", body edited"
-            return text
-        return f"cancelled: {params.reason}; payment.cancelled published to {pending.target}"
-
-    @staticmethod
-    def _in_doubt_text(item: _Claimed, result: PublishOutcome) -> str:
-        pending = cast(PendingSend, item.pending)
-        return (
-            f"in doubt: {result.detail}; the message may already be in {pending.target}."
-            " The entry stays claimed: run `payops dlq recover`, then"
-            f" `payops dlq resolve {item.summary.entry_id} --delivered|--republish`"
-        )
-
-    # ------------------------------------------------------------------ audit
-
-    async def _audit_final(
-        self,
-        params: _Params,
-        target: ActionTarget,
-        report: ActionReport,
-        dlq_of: dict[str, str],
-        run_id: str,
-    ) -> None:
-        by_dlq: dict[str, list[ActionOutcome]] = defaultdict(list)
-        for outcome in report.outcomes:
-            dlq = dlq_of.get(outcome.entry_id)
-            if dlq is not None:
-                by_dlq[dlq].append(outcome)
-        for dlq, items in by_dlq.items():
-            counts = Counter(o.status for o in items)
-            result = (
-                f"{params.action.past} {counts['done']:,}, skipped {counts['skipped']:,},"
-                f" failed {counts['failed']:,}"
-            )
-            if report.stopped:
-                result += f", stopped by the operator ({report.not_attempted:,} not attempted)"
-            reasons = Counter(
-                f"{o.status}: {o.detail}" for o in items if o.status != "done" and o.detail
-            )
-            lines = [params.note] if params.note else []
-            lines += [f"{count:,} × {text}" for text, count in reasons.most_common(20)]
-            detail = mask_sensitive_text("\n".join(lines))[:MAX_AUDIT_DETAIL]
-            try:
-                await self.store.append_audit(
-                    dlq,
-                    AuditRecord(
-                        ts=now_ms(),
-                        operator=self.operator,
-                        host=self.host,
-                        action=params.action,
-                        entry_ids=tuple(o.entry_id for o in items),
-                        target=mask_sensitive_text(f"{target.description} -> {report.target}"),
-                        result=result,
-                        detail=detail,
-                        action_id=run_id,
-                    ),
-                )
-            except RedisError as exc:
-                log.error("cannot append the audit record of %s: %s", params.action, exc)
-
-
-def _failed(summary: EntrySummary, detail: str) -> ActionOutcome:
-    return ActionOutcome(summary.entry_id, summary.payment_id, False, "failed", detail)
-
-
-def _done(summary: EntrySummary, detail: str) -> ActionOutcome:
-    return ActionOutcome(summary.entry_id, summary.payment_id, True, "done", detail)
 
 
 def summary_line(report: ActionReport) -> str:
@@ -1191,6 +646,5 @@ __all__ = [
     "ActionService",
     "ProgressCallback",
     "default_operator",
-    "held_text",
     "summary_line",
 ]

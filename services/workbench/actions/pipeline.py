@@ -1,0 +1,603 @@
+"""One run of an action: windows of entries claimed, announced, published and finished.
+
+:class:`ActionRun` is what :class:`~services.workbench.actions.service.ActionService`
+starts for each confirmed action. It follows the protocol of
+:mod:`services.workbench.actions.ledger`: the run leases the DLQs it touches,
+claims each window's entries with compare-and-set, builds their messages,
+writes their intents just before publishing them (confirms,
+``mandatory=True``), and completes what was confirmed, releases what was
+refused and leaves in doubt what got no answer. Windows overlap: ``depth`` of
+them await their confirms while the next is claimed. A stop, or a lost lease,
+lets the windows already sent finish and releases the one claimed ahead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+import secrets
+from collections import Counter, defaultdict, deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, cast
+
+import orjson
+from redis.exceptions import RedisError
+
+from services.masking.json import mask_sensitive_text
+from services.workbench.actions.ledger import (
+    LEASE_REFRESH_S,
+    ActionLedger,
+    Finish,
+    PendingSend,
+    action_id_for,
+    decode_entry_record,
+    now_ms,
+    publish_item,
+)
+from services.workbench.actions.names import Action
+from services.workbench.actions.publisher import (
+    ActionPublisher,
+    AmqpUnavailable,
+    PublishItem,
+    PublishOutcome,
+    delay_queue_name,
+)
+from services.workbench.actions.report import ActionOutcome, ActionReport, format_delay
+from services.workbench.codec import MessageRecord
+from services.workbench.index import ActionTarget
+from services.workbench.model import (
+    AuditRecord,
+    ClaimResult,
+    EntryState,
+    EntrySummary,
+    attempt_header,
+)
+from services.workbench.store import ParkingStore
+
+log = logging.getLogger(__name__)
+
+CANCEL_EVENT_TYPE: Final = "payment.cancelled"
+MAX_AUDIT_DETAIL: Final = 8000
+
+
+@dataclass(frozen=True, slots=True)
+class ActionParams:
+    """What one action does to each entry, as the operator confirmed it (validated,
+    ``reason`` and ``note`` masked)."""
+
+    action: Action
+    delay_s: int = 0
+    edited_body: bytes | None = None
+    reason: str = ""
+    note: str = ""
+    cancel_exchange: str | None = None
+    cancel_routing_key: str = ""
+
+
+@dataclass(slots=True)
+class Tally:
+    """What a run has seen so far: rows stream in while it acts."""
+
+    estimate: int = 0
+    requested: int = 0
+    resolved: bool = False
+    outcomes: list[ActionOutcome] = field(default_factory=list)
+    dlq_of: dict[str, str] = field(default_factory=dict)
+    queues: set[str] = field(default_factory=set)
+    seen: list[EntrySummary] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        """How many entries the action covers (an estimate until resolved)."""
+        return self.requested if self.resolved else max(self.requested, self.estimate)
+
+    counted: int = 0
+    failures: int = 0
+
+    @property
+    def failed(self) -> int:
+        """How many outcomes so far are failures (counted incrementally)."""
+        outcomes = self.outcomes
+        self.failures += sum(1 for o in outcomes[self.counted :] if o.status == "failed")
+        self.counted = len(outcomes)
+        return self.failures
+
+
+@dataclass(slots=True)
+class _Claimed:
+    summary: EntrySummary
+    action_id: str
+    record: MessageRecord
+    pending: PendingSend | None = None
+    message: PublishItem | None = None
+    done_detail: str | None = None
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """One window between its claim and its end."""
+
+    claimed: list[_Claimed] = field(default_factory=list)
+    sends: dict[str, list[_Claimed]] = field(default_factory=lambda: defaultdict(list))
+    to_publish: list[_Claimed] = field(default_factory=list)
+    finishes: dict[str, list[Finish]] = field(default_factory=lambda: defaultdict(list))
+    outcomes: list[ActionOutcome] = field(default_factory=list)
+
+
+def held_text(state: EntryState | None, operator: str | None, action: str | None = None) -> str:
+    """Why an entry is skipped: ``already requeued by alice`` / ``being retried by bob``."""
+    who = f" by {operator}" if operator else ""
+    if state is None:
+        return "no such entry"
+    if state is EntryState.CLAIMED:
+        known = Action.named(action)
+        return f"being {known.past if known else 'acted on'}{who}"
+    if state is EntryState.PARKED:
+        return "changed meanwhile"
+    return f"already {state}{who}"
+
+
+def failed_outcome(summary: EntrySummary, detail: str) -> ActionOutcome:
+    return ActionOutcome(summary.entry_id, summary.payment_id, False, "failed", detail)
+
+
+def skipped_outcome(summary: EntrySummary, detail: str) -> ActionOutcome:
+    return ActionOutcome(summary.entry_id, summary.payment_id, False, "skipped", detail)
+
+
+def done_outcome(summary: EntrySummary, detail: str) -> ActionOutcome:
+    return ActionOutcome(summary.entry_id, summary.payment_id, True, "done", detail)
+
+
+class ActionRun:
+    """One run of an action (see the module docstring).
+
+    ``run_id`` names it in Redis (its lease, its action ids) and in the audit
+    trail; ``dlqs`` are the DLQs it holds leases on; ``halt`` says why it must
+    not send another window ("" while it may: a lost lease, an unreachable
+    broker stop it), the windows already sent still finish.
+    """
+
+    def __init__(
+        self,
+        store: ParkingStore,
+        publisher: ActionPublisher,
+        ledger: ActionLedger,
+        params: ActionParams,
+        *,
+        operator: str,
+        host: str,
+        depth: int,
+    ) -> None:
+        self.store = store
+        self.publisher = publisher
+        self.ledger = ledger
+        self.params = params
+        self.operator = operator
+        self.host = host
+        self.depth = depth
+        self.run_id = secrets.token_hex(8)
+        owner: dict[str, Any] = {
+            "operator": operator,
+            "host": host,
+            "action": params.action,
+            "started": now_ms(),
+        }
+        self.token = ledger.lease_token(self.run_id, owner)
+        self.dlqs: list[str] = []
+        self.halt = ""
+
+    @contextlib.asynccontextmanager
+    async def _leased(self) -> AsyncIterator[None]:
+        """Keep the run's lease fresh while it acts; drop it at the end."""
+        keeper = asyncio.create_task(self._keep_lease())
+        try:
+            yield
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+            with contextlib.suppress(RedisError):
+                await self.ledger.drop(self.run_id, self.dlqs, self.token)
+
+    async def _enter(self, target: ActionTarget, dlqs: set[str]) -> None:
+        """Lease the DLQs a window touches (and audit the start there) before claiming."""
+        new = sorted(dlqs - set(self.dlqs))
+        if not new:
+            return
+        await self.ledger.acquire(self.run_id, new, self.token)
+        self.dlqs.extend(new)
+        for dlq in new:
+            record = self._audit_record((), target.description, "started", self.params.note)
+            await self.store.append_audit(dlq, record)
+
+    async def run(
+        self,
+        target: ActionTarget,
+        windows: AsyncIterator[list[EntrySummary]],
+        tally: Tally,
+        *,
+        cancel_event: asyncio.Event | None,
+        report_progress: Callable[[], None],
+    ) -> bool:
+        """Act on ``windows`` under a lease; True when the operator stopped it.
+
+        The windows overlap: up to ``depth`` windows await their confirms while the
+        next is resolved, claimed and read. Each window's intents are written just
+        before it is published, so a crash leaves at most the windows being published in
+        doubt; a stop lets the windows already sent finish and releases the one claimed
+        ahead. The rows not reached are still counted (``not attempted``)."""
+        async with self._leased():
+            outcomes = tally.outcomes
+            stopped = False
+            halt = ""
+
+            async def next_window() -> _Prepared | None:
+                window = await anext(windows, None)
+                if window is None:
+                    return None
+                await self._enter(target, {s.dlq for s in window})
+                return await self._prepare(window)
+
+            prepare: asyncio.Task[_Prepared | None] | None = asyncio.create_task(next_window())
+            sending: deque[tuple[_Prepared, asyncio.Task[list[PublishOutcome]]]] = deque()
+
+            async def settle_oldest() -> None:
+                prepared, send = sending.popleft()
+                published = await send
+                outcomes.extend(await self._settle(prepared, published))
+                report_progress()
+
+            try:
+                while prepare is not None:
+                    prepared = await prepare
+                    prepare = None
+                    if prepared is None:
+                        break
+                    prepare = asyncio.create_task(next_window())
+                    if cancel_event is not None and cancel_event.is_set():
+                        stopped = True
+                    elif self.halt:
+                        halt = self.halt
+                    if stopped or halt:
+                        await self._abandon(prepared, halt, outcomes)
+                        ahead = await prepare
+                        prepare = None
+                        if ahead is not None:
+                            await self._abandon(ahead, halt, outcomes)
+                        break
+                    send = asyncio.create_task(self._send(prepared))
+                    sending.append((prepared, send))
+                    while len(sending) >= self.depth:
+                        await settle_oldest()
+                while sending:
+                    await settle_oldest()
+                # Rows never reached (a stop, a lost lease) are still resolved and counted.
+                async for window in windows:
+                    if halt:
+                        outcomes.extend(failed_outcome(s, halt) for s in window)
+            except RedisError as exc:
+                while sending:  # windows already sent may still finish
+                    prepared, send = sending.popleft()
+                    with contextlib.suppress(Exception):
+                        outcomes.extend(await self._settle(prepared, await send))
+                detail = (
+                    f"Redis failed during the action ({exc}); run `payops dlq recover`"
+                    " to settle entries this left claimed"
+                )
+                reported = {o.entry_id for o in outcomes}
+                outcomes.extend(
+                    failed_outcome(s, detail) for s in tally.seen if s.entry_id not in reported
+                )
+            finally:
+                if prepare is not None and not prepare.done():
+                    prepare.cancel()
+                for _, send in sending:
+                    send.cancel()
+            return stopped
+
+    async def _keep_lease(self) -> None:
+        while True:
+            await asyncio.sleep(LEASE_REFRESH_S)
+            if not self.dlqs:
+                continue
+            try:
+                if not await self.ledger.refresh(self.run_id, self.dlqs, self.token):
+                    log.warning("action run %s lost its lease; stopping", self.run_id)
+                    self.halt = "not attempted: the action lost its lease in Redis"
+                    return
+            except RedisError as exc:
+                log.warning("action run %s: cannot refresh its lease: %s", self.run_id, exc)
+
+    async def _prepare(self, window: Sequence[EntrySummary]) -> _Prepared:
+        """Claim a window and build its messages (no intent written yet)."""
+        prepared = _Prepared()
+        claimed = await self._claim_window(window, prepared.outcomes, prepared.finishes)
+        at = now_ms()
+        for item in claimed:
+            entry_id, dlq = item.summary.entry_id, item.summary.dlq
+            if self.params.action is Action.CANCEL and self.params.cancel_exchange is None:
+                detail = f"cancelled: {self.params.reason}; no cancel event configured"
+                prepared.finishes[dlq].append(
+                    Finish(entry_id, item.action_id, EntryState.CANCELLED, detail)
+                )
+                item.done_detail = detail
+                prepared.claimed.append(item)
+                continue
+            try:
+                item.pending = self._pending(item, at)
+                item.message = publish_item(item.record, item.pending)
+            except ValueError as exc:
+                error = f"cannot be published: {exc}"
+                prepared.finishes[dlq].append(Finish(entry_id, item.action_id, None, error=error))
+                prepared.outcomes.append(failed_outcome(item.summary, error))
+                continue
+            prepared.claimed.append(item)
+            prepared.sends[dlq].append(item)
+        return prepared
+
+    async def _send(self, prepared: _Prepared) -> list[PublishOutcome]:
+        """Write the window's intents (the "maybe sent" window opens), then publish it."""
+        sends = prepared.sends
+        waits = {
+            (c.summary.origin_queue, c.pending.delay_s)
+            for group in sends.values()
+            for c in group
+            if c.pending is not None and c.pending.delay_s
+        }
+        for queue, delay_s in sorted(waits):
+            # Declaring again restarts the wait queue's x-expires clock (cached for a
+            # minute): a long action never publishes into a queue about to expire.
+            await self.publisher.declare_delay_queue(queue, delay_s)
+        marked = await self.ledger.mark_sending(
+            self.run_id,
+            self.token,
+            {dlq: [cast(PendingSend, c.pending) for c in group] for dlq, group in sends.items()},
+            {dlq: [c.summary.entry_id for c in group] for dlq, group in sends.items()},
+        )
+        for dlq, group in sends.items():
+            for item, ok in zip(group, marked.get(dlq, [False] * len(group)), strict=True):
+                if ok:
+                    prepared.to_publish.append(item)
+                    continue
+                error = "not sent: the action lost its lease in Redis (a recovery took over)"
+                prepared.finishes[dlq].append(
+                    Finish(item.summary.entry_id, item.action_id, None, error=error)
+                )
+                prepared.outcomes.append(failed_outcome(item.summary, error))
+        messages = [cast(PublishItem, c.message) for c in prepared.to_publish]
+        try:
+            return await self.publisher.publish_many(messages)
+        except AmqpUnavailable as exc:  # could not even connect: nothing of it was sent
+            self.halt = f"not attempted: {exc}"
+            return [PublishOutcome("not_sent", f"not published: {exc}") for _ in messages]
+
+    async def _abandon(self, prepared: _Prepared, halt: str, outcomes: list[ActionOutcome]) -> None:
+        """A window claimed ahead but not sent (the operator stopped): back to parked."""
+        for item in prepared.claimed:
+            dlq = item.summary.dlq
+            prepared.finishes[dlq].append(
+                Finish(item.summary.entry_id, item.action_id, None, error=halt)
+            )
+            if halt:
+                prepared.outcomes.append(failed_outcome(item.summary, halt))
+        for dlq, items in prepared.finishes.items():
+            await self.ledger.finish(dlq, items)
+        outcomes.extend(prepared.outcomes)
+
+    async def _settle(
+        self, prepared: _Prepared, published: Sequence[PublishOutcome]
+    ) -> list[ActionOutcome]:
+        """Complete what was confirmed, release what was refused; in doubt stays claimed."""
+        outcomes = prepared.outcomes
+        finishes = prepared.finishes
+        final_state = self.params.action.final_state
+        for item, sent in zip(prepared.to_publish, published, strict=True):
+            entry_id, dlq = item.summary.entry_id, item.summary.dlq
+            if sent.ok:
+                item.done_detail = self._done_detail(item)
+                finishes[dlq].append(
+                    Finish(entry_id, item.action_id, final_state, item.done_detail)
+                )
+            elif sent.maybe_delivered:
+                outcomes.append(failed_outcome(item.summary, self._in_doubt_text(item, sent)))
+            else:
+                finishes[dlq].append(Finish(entry_id, item.action_id, None, error=sent.detail))
+                outcomes.append(failed_outcome(item.summary, sent.detail))
+        completed = {c.summary.entry_id: c for c in prepared.claimed if c.done_detail is not None}
+        for dlq, items in finishes.items():
+            replies = await self.ledger.finish(dlq, items)
+            for finish, reply in zip(items, replies, strict=True):
+                done = completed.get(finish.entry_id) if finish.state is not None else None
+                if done is None:
+                    continue  # a release: its outcome is already reported
+                if reply.ok:
+                    outcomes.append(done_outcome(done.summary, cast(str, done.done_detail)))
+                else:
+                    outcomes.append(
+                        failed_outcome(
+                            done.summary,
+                            "sent, but the entry changed meanwhile"
+                            f" ({held_text(reply.state, reply.operator, reply.action)})",
+                        )
+                    )
+        return outcomes
+
+    async def _claim_window(
+        self,
+        window: Sequence[EntrySummary],
+        outcomes: list[ActionOutcome],
+        finishes: dict[str, list[Finish]],
+    ) -> list[_Claimed]:
+        """Claim the window's entries (one pipeline per DLQ) and read the winners' messages."""
+        by_dlq: dict[str, list[EntrySummary]] = defaultdict(list)
+        for summary in window:
+            by_dlq[summary.dlq].append(summary)
+        claimed: list[_Claimed] = []
+        for dlq, rows in by_dlq.items():
+            pairs = [(s.entry_id, action_id_for(self.run_id, s.entry_id)) for s in rows]
+            replies = await self.ledger.claim_and_fetch(
+                dlq, pairs, self.params.action, self.operator
+            )
+            for summary, (entry_id, action_id), (claim, raw) in zip(
+                rows, pairs, replies, strict=True
+            ):
+                if not claim.ok:
+                    outcomes.append(self._lost(summary, claim))
+                    continue
+                record = decode_entry_record(raw)
+                if record is None:
+                    error = "the stored message is damaged and cannot be published"
+                    finishes[dlq].append(Finish(entry_id, action_id, None, error=error))
+                    outcomes.append(failed_outcome(summary, error))
+                    continue
+                claimed.append(_Claimed(summary, action_id, record))
+        return claimed
+
+    def _lost(self, summary: EntrySummary, claim: ClaimResult) -> ActionOutcome:
+        if claim.missing:
+            return failed_outcome(summary, "no such entry (deleted meanwhile)")
+        return skipped_outcome(summary, held_text(claim.state, claim.operator, claim.action))
+
+    def _pending(self, item: _Claimed, at: int) -> PendingSend:
+        summary = item.summary
+        action_id = item.action_id
+        if self.params.action is Action.CANCEL:
+            exchange = cast(str, self.params.cancel_exchange)
+            event = {
+                "payment_id": summary.payment_id,
+                "merchant": summary.merchant,
+                "amount": summary.amount,
+                "currency": summary.currency,
+                "reason": self.params.reason,
+                "operator": self.operator,
+                "entry_id": summary.entry_id,
+                "cancelled_at": datetime.datetime.fromtimestamp(at / 1000, datetime.UTC)
+                .isoformat(timespec="milliseconds")
+                .replace("+00:00", "Z"),
+            }
+            return PendingSend(
+                action=Action.CANCEL,
+                action_id=action_id,
+                exchange=exchange,
+                routing_key=self.params.cancel_routing_key,
+                target=f"exchange '{exchange}' (routing key '{self.params.cancel_routing_key}')",
+                operator=self.operator,
+                host=self.host,
+                at_ms=at,
+                body=orjson.dumps(event),
+                properties={
+                    "content_type": "application/json",
+                    "delivery_mode": 2,
+                    "message_id": action_id,
+                    "type": CANCEL_EVENT_TYPE,
+                    "timestamp": at // 1000,
+                    "app_id": "payops-console",
+                },
+            )
+        origin = summary.origin_queue
+        routing_key = origin
+        target = f"queue '{origin}'"
+        attempt = None
+        if self.params.action is Action.RETRY:
+            attempt = attempt_header(item.record.headers) + 1
+            if self.params.delay_s:
+                routing_key = delay_queue_name(origin, self.params.delay_s)
+                after = format_delay(self.params.delay_s)
+                target = f"queue '{origin}' after {after} (via '{routing_key}')"
+        return PendingSend(
+            action=self.params.action,
+            action_id=action_id,
+            exchange="",
+            routing_key=routing_key,
+            target=target,
+            operator=self.operator,
+            host=self.host,
+            at_ms=at,
+            attempt=attempt,
+            delay_s=self.params.delay_s,
+            body=self.params.edited_body,
+        )
+
+    def _done_detail(self, item: _Claimed) -> str:
+        pending = cast(PendingSend, item.pending)
+        if self.params.action is Action.REQUEUE:
+            return f"requeued to '{item.summary.origin_queue}'"
+        if self.params.action is Action.RETRY:
+            text = f"retried through '{item.summary.origin_queue}' (attempt {pending.attempt})"
+            if self.params.delay_s:
+                text += f" after {format_delay(self.params.delay_s)}"
+            if self.params.edited_body is not None:
+                text += ", body edited"
+            return text
+        return f"cancelled: {self.params.reason}; payment.cancelled published to {pending.target}"
+
+    @staticmethod
+    def _in_doubt_text(item: _Claimed, result: PublishOutcome) -> str:
+        pending = cast(PendingSend, item.pending)
+        return (
+            f"in doubt: {result.detail}; the message may already be in {pending.target}."
+            " The entry stays claimed: run `payops dlq recover`, then"
+            f" `payops dlq resolve {item.summary.entry_id} --delivered|--republish`"
+        )
+
+    # ------------------------------------------------------------------ audit
+
+    async def audit(self, target: ActionTarget, report: ActionReport, tally: Tally) -> None:
+        """One audit record per DLQ of what the run did (``run_id`` when it ran at all)."""
+        run_id = self.run_id if self.dlqs else ""
+        by_dlq: dict[str, list[ActionOutcome]] = defaultdict(list)
+        for outcome in report.outcomes:
+            dlq = tally.dlq_of.get(outcome.entry_id)
+            if dlq is not None:
+                by_dlq[dlq].append(outcome)
+        for dlq, items in by_dlq.items():
+            counts = Counter(o.status for o in items)
+            result = (
+                f"{self.params.action.past} {counts['done']:,}, skipped {counts['skipped']:,},"
+                f" failed {counts['failed']:,}"
+            )
+            if report.stopped:
+                result += f", stopped by the operator ({report.not_attempted:,} not attempted)"
+            reasons = Counter(
+                f"{o.status}: {o.detail}" for o in items if o.status != "done" and o.detail
+            )
+            lines = [self.params.note] if self.params.note else []
+            lines += [f"{count:,} × {text}" for text, count in reasons.most_common(20)]
+            detail = mask_sensitive_text("\n".join(lines))[:MAX_AUDIT_DETAIL]
+            try:
+                record = self._audit_record(
+                    tuple(o.entry_id for o in items),
+                    f"{target.description} -> {report.target}",
+                    result,
+                    detail,
+                    action_id=run_id,
+                )
+                await self.store.append_audit(dlq, record)
+            except RedisError as exc:
+                log.error("cannot append the audit record of %s: %s", self.params.action, exc)
+
+    def _audit_record(
+        self,
+        entry_ids: tuple[str, ...],
+        target: str,
+        result: str,
+        detail: str,
+        *,
+        action_id: str | None = None,
+    ) -> AuditRecord:
+        """An audit record of this run (``target`` is masked here)."""
+        return AuditRecord(
+            ts=now_ms(),
+            operator=self.operator,
+            host=self.host,
+            action=self.params.action,
+            entry_ids=entry_ids,
+            target=mask_sensitive_text(target),
+            result=result,
+            detail=detail,
+            action_id=self.run_id if action_id is None else action_id,
+        )
