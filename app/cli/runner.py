@@ -19,7 +19,7 @@ import redis.exceptions
 
 from app.cli import exit_codes
 from services.config import Profile, load_profile
-from services.workbench.actions.publisher import AmqpUnavailable
+from services.workbench.actions.pika_link import AmqpUnavailable
 from services.workbench.actions.service import ActionRefused
 
 

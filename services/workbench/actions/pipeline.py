@@ -38,13 +38,8 @@ from services.workbench.actions.ledger import (
     publish_item,
 )
 from services.workbench.actions.names import Action
-from services.workbench.actions.publisher import (
-    ActionPublisher,
-    AmqpUnavailable,
-    PublishItem,
-    PublishOutcome,
-    delay_queue_name,
-)
+from services.workbench.actions.pika_link import AmqpUnavailable, delay_queue_name
+from services.workbench.actions.publisher import ActionPublisher, PublishItem, PublishOutcome
 from services.workbench.actions.report import ActionOutcome, ActionReport, format_delay
 from services.workbench.codec import MessageRecord
 from services.workbench.index import ActionTarget

@@ -4,11 +4,10 @@ Why pika and not aio-pika here: aiormq's ``basic_publish`` gives every
 message without a ``message_id`` a random one, and matches ``basic.return``
 to confirms by ``message_id``; pamqp writes floats as 32-bit floats and
 refuses ``bytes``. A requeue must leave a message as it was, so this module
-publishes through pika's asyncio adapter (:class:`AsyncioConnection`, built
-on ``loop.add_reader``/``add_writer``, so it runs on any asyncio loop,
-qasync's ``QEventLoop`` included) and writes the properties and headers with
-:func:`services.workbench.codec.encode_properties`: every value keeps the AMQP
-type it was read as.
+publishes through pika (a :class:`~services.workbench.actions.pika_link.PikaLink`,
+on any asyncio loop, qasync's included) and writes the properties and headers
+with :func:`services.workbench.codec.encode_properties`: every value keeps the
+AMQP type it was read as.
 
 :class:`ActionPublisher` keeps one connection with one confirm channel.
 :meth:`ActionPublisher.publish_many` publishes a batch with ``mandatory=True``
@@ -32,13 +31,10 @@ Acks may come out of order and with ``multiple=True``; both are handled.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
-from urllib.parse import unquote, urlsplit
 
 import pika
 import pika.channel
@@ -46,38 +42,25 @@ import pika.connection
 import pika.exceptions
 import pika.frame
 import pika.spec
-from pika.adapters.asyncio_connection import AsyncioConnection
 
-from services.links.urls import redact_url
+from services.workbench.actions.pika_link import (
+    AmqpUnavailable,
+    ChannelClosed,
+    PikaLink,
+    PublisherError,
+    set_once,
+)
 from services.workbench.codec import encode_properties
 
 log = logging.getLogger(__name__)
-
-# pika narrates every connection step at INFO and logs each refused connection as a
-# series of ERRORs; this module reports failures itself, in one clear line.
-if logging.getLogger("pika").level == logging.NOTSET:
-    logging.getLogger("pika").setLevel(logging.CRITICAL)
 
 ACTION_ID_HEADER: Final = "payops-action-id"
 """The header naming the action (one per entry per action): downstream consumers
 can de-duplicate on it, and returns are matched to items by it."""
 
 NO_ROUTE: Final = 312
-NOT_FOUND: Final = 404
-DELAY_QUEUE_PREFIX: Final = "payops.delay."
-DELAY_EXPIRES_MARGIN_S: Final = 3600
-"""A wait queue is deleted by the broker when unused for its TTL plus this long."""
-MAX_DELAY_S: Final = 7 * 24 * 3600
 
 OutcomeStatus = Literal["confirmed", "returned", "nacked", "unknown", "not_sent"]
-
-
-class AmqpUnavailable(ConnectionError):
-    """RabbitMQ could not be reached, or the connection was refused or lost."""
-
-
-class PublisherError(Exception):
-    """The broker refused a declaration or an operation (the message says why)."""
 
 
 # --------------------------------------------------------------------------- data
@@ -149,36 +132,6 @@ class _EncodedProperties(pika.spec.BasicProperties):  # type: ignore[misc]
 # --------------------------------------------------------------------------- publisher
 
 
-class _CoalescingConnection(AsyncioConnection):  # type: ignore[misc]
-    """pika hands each frame to the socket with a ``send()`` of its own - three per
-    message. While coalescing, the frames are gathered and written as one: a window of
-    publishes becomes a few large writes. Order is kept: every frame of the connection
-    passes through here, and coalescing only spans code that does not yield."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._coalesced: list[bytes] | None = None
-        super().__init__(*args, **kwargs)
-
-    def _output_marshaled_frames(self, marshaled_frames: Sequence[bytes]) -> None:
-        pending = self._coalesced
-        if pending is None:
-            super()._output_marshaled_frames(marshaled_frames)
-            return
-        for frame in marshaled_frames:
-            self.bytes_sent += len(frame)
-            self.frames_sent += 1
-        pending.extend(marshaled_frames)
-
-    def coalesce(self) -> None:
-        if self._coalesced is None:
-            self._coalesced = []
-
-    def flush(self) -> None:
-        pending, self._coalesced = self._coalesced, None
-        if pending and self.is_open:
-            self._adapter_emit_data(b"".join(pending))
-
-
 class _Batch:
     """Bookkeeping of one publish_many call."""
 
@@ -199,7 +152,7 @@ class _InFlight:
     size: int
 
 
-class ActionPublisher:
+class ActionPublisher(PikaLink):
     """One pika connection with one confirm channel (see the module docstring).
 
     ``window`` messages (and at most ``max_inflight_bytes`` of bodies) await
@@ -222,36 +175,20 @@ class ActionPublisher:
     ) -> None:
         if window < 1:
             raise ValueError("window must be at least 1")
-        self._url = amqp_url
-        self.display_url = redact_url(amqp_url)
+        super().__init__(
+            amqp_url, connect_timeout_s=connect_timeout_s, connection_name=connection_name
+        )
         self.window = window
         self.max_inflight_bytes = max_inflight_bytes
         self.confirm_timeout_s = confirm_timeout_s
-        self.connect_timeout_s = connect_timeout_s
-        self.connection_name = connection_name
-        self._connection: _CoalescingConnection | None = None
         self._channel: pika.channel.Channel | None = None
-        self._closing = False
-        self._lock = asyncio.Lock()
         self._inflight: dict[int, _InFlight] = {}
         self._by_action: dict[str, int] = {}
         self._inflight_bytes = 0
         self._next_tag = 0
-        self._delay_declared: dict[str, float] = {}
-        self._close_waiter: asyncio.Future[None] | None = None
         self._space = asyncio.Event()  # set whenever a confirm settles anything
 
     # ------------------------------------------------------------------ connection
-
-    @property
-    def username(self) -> str:
-        """The user the connection logs in as (RabbitMQ validates ``user_id`` against it)."""
-        parts = urlsplit(self._url)
-        return unquote(parts.username) if parts.username else "guest"
-
-    @property
-    def is_open(self) -> bool:
-        return self._connection is not None and self._connection.is_open
 
     async def connect(self) -> None:
         """Open the connection and the confirm channel (no-op when open).
@@ -269,124 +206,14 @@ class ActionPublisher:
 
     async def close(self) -> None:
         """Close the connection; messages still in flight are reported ``unknown``."""
-        connection = self._connection
-        if connection is None:
-            return
-        self._closing = True
         try:
-            if connection.is_open:
-                done = asyncio.get_running_loop().create_future()
-                self._close_waiter = done
-                connection.close()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(done, 5.0)
+            await super().close()
         finally:
-            self._connection = None
             self._channel = None
-            self._closing = False
 
-    async def _open_connection(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            params = pika.URLParameters(self._url)
-        except Exception as exc:  # pika raises ValueError and friends for bad URLs
-            raise AmqpUnavailable(f"bad AMQP URL {self.display_url}: {exc}") from None
-        params.client_properties = {"connection_name": self.connection_name}
-        params.socket_timeout = self.connect_timeout_s
-        params.stack_timeout = self.connect_timeout_s + 5
-        params.connection_attempts = 1
-        opened: asyncio.Future[None] = loop.create_future()
-
-        def on_open(_connection: pika.connection.Connection) -> None:
-            if not opened.done():
-                opened.set_result(None)
-
-        def on_open_error(_connection: pika.connection.Connection, error: BaseException) -> None:
-            if not opened.done():
-                opened.set_exception(
-                    AmqpUnavailable(
-                        f"cannot connect to RabbitMQ at {self.display_url}: {_describe(error)}"
-                    )
-                )
-
-        def on_close(_connection: pika.connection.Connection, reason: BaseException) -> None:
-            self._on_connection_closed(reason)
-
-        connection = _CoalescingConnection(
-            params,
-            on_open_callback=on_open,
-            on_open_error_callback=on_open_error,
-            on_close_callback=on_close,
-            custom_ioloop=loop,
-        )
-        self._connection = connection
-        try:
-            await asyncio.wait_for(opened, self.connect_timeout_s + 10)
-        except TimeoutError:
-            self._connection = None
-            with contextlib.suppress(Exception):
-                connection.close()
-            raise AmqpUnavailable(
-                f"cannot connect to RabbitMQ at {self.display_url}: timed out"
-            ) from None
-        except AmqpUnavailable:
-            self._connection = None
-            raise
-
-    def _on_connection_closed(self, reason: BaseException) -> None:
+    def _connection_lost(self, reason: BaseException) -> None:
         self._fail_in_flight(f"the connection to RabbitMQ was lost before the confirm ({reason})")
-        self._connection = None
         self._channel = None
-        waiter = self._close_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        if not self._closing:
-            log.warning("action publisher: connection to %s closed: %s", self.display_url, reason)
-
-    async def _new_channel(self) -> tuple[pika.channel.Channel, asyncio.Future[BaseException]]:
-        """A fresh channel, and a future set when it closes (with the reason)."""
-        connection = self._connection
-        if connection is None or not connection.is_open:
-            raise AmqpUnavailable(f"not connected to RabbitMQ at {self.display_url}")
-        loop = asyncio.get_running_loop()
-        opened: asyncio.Future[pika.channel.Channel] = loop.create_future()
-        closed: asyncio.Future[BaseException] = loop.create_future()
-
-        def on_open(channel: pika.channel.Channel) -> None:
-            if not opened.done():
-                opened.set_result(channel)
-
-        def on_close(_channel: pika.channel.Channel, reason: BaseException) -> None:
-            if not closed.done():
-                closed.set_result(reason)
-            if not opened.done():
-                opened.set_exception(PublisherError(f"channel closed while opening: {reason}"))
-
-        connection.channel(on_open_callback=on_open).add_on_close_callback(on_close)
-        channel = await self._wait(opened, closed, "opening a channel")
-        return channel, closed
-
-    async def _wait(
-        self,
-        future: asyncio.Future[Any],
-        closed: asyncio.Future[BaseException],
-        what: str,
-        timeout: float | None = None,
-    ) -> Any:
-        """Wait for ``future``; raise when the channel closes first or time runs out."""
-        done, _ = await asyncio.wait(
-            {future, closed},
-            timeout=timeout or self.connect_timeout_s + 10,
-            return_when=asyncio.FIRST_COMPLETED,
-        )
-        if future in done:
-            return future.result()
-        if closed in done:
-            reason = closed.result()
-            if not self.is_open:
-                raise AmqpUnavailable(f"connection to RabbitMQ lost while {what}: {reason}")
-            raise _ChannelClosed(reason)
-        raise AmqpUnavailable(f"RabbitMQ did not answer in time while {what}")
 
     async def _open_confirm_channel(self) -> None:
         channel, closed = await self._new_channel()
@@ -394,7 +221,7 @@ class ActionPublisher:
         selected: asyncio.Future[None] = loop.create_future()
         channel.confirm_delivery(
             ack_nack_callback=self._on_confirm,
-            callback=lambda _frame: _set(selected, None),
+            callback=lambda _frame: set_once(selected, None),
         )
         await self._wait(selected, closed, "turning on publisher confirms")
         channel.add_on_return_callback(self._on_return)
@@ -601,7 +428,7 @@ class ActionPublisher:
             async with self._lock:
                 if self._channel is None or not self._channel.is_open:
                     await self._open_confirm_channel()
-        except (AmqpUnavailable, PublisherError, _ChannelClosed) as exc:
+        except (AmqpUnavailable, PublisherError, ChannelClosed) as exc:
             log.warning("action publisher: cannot reopen the channel: %s", exc)
             return None
         finally:
@@ -621,145 +448,6 @@ class ActionPublisher:
                 )
         return encode_properties(item.properties, headers)
 
-    # ------------------------------------------------------------------ declarations
-
-    async def _on_throwaway_channel(
-        self, action: Callable[[pika.channel.Channel, asyncio.Future[Any]], None], what: str
-    ) -> Any:
-        """Run one RPC on a channel of its own (a 404 closes that channel, not ours)."""
-        await self.connect()
-        channel, closed = await self._new_channel()
-        result: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        action(channel, result)
-        try:
-            return await self._wait(result, closed, what)
-        finally:
-            if channel.is_open:
-                with contextlib.suppress(Exception):
-                    channel.close()
-
-    async def queue_depth(self, name: str) -> int | None:
-        """Messages ready in queue ``name`` (passive declare), None when there is no such queue."""
-
-        def declare(channel: pika.channel.Channel, result: asyncio.Future[Any]) -> None:
-            channel.queue_declare(
-                name,
-                passive=True,
-                callback=lambda frame: _set(result, int(frame.method.message_count)),
-            )
-
-        try:
-            depth: int = await self._on_throwaway_channel(declare, f"checking queue '{name}'")
-        except _ChannelClosed as closed:
-            if closed.code == NOT_FOUND:
-                return None
-            raise PublisherError(f"cannot check queue '{name}': {closed.reason}") from None
-        return depth
-
-    async def queue_exists(self, name: str) -> bool:
-        """Whether queue ``name`` exists (passive declare on a throwaway channel)."""
-        return await self.queue_depth(name) is not None
-
-    async def exchange_exists(self, name: str) -> bool:
-        """Whether exchange ``name`` exists (the default exchange always does)."""
-        if name == "":
-            return True
-
-        def declare(channel: pika.channel.Channel, result: asyncio.Future[Any]) -> None:
-            channel.exchange_declare(name, passive=True, callback=lambda _f: _set(result, True))
-
-        try:
-            await self._on_throwaway_channel(declare, f"checking exchange '{name}'")
-        except _ChannelClosed as closed:
-            if closed.code == NOT_FOUND:
-                return False
-            raise PublisherError(f"cannot check exchange '{name}': {closed.reason}") from None
-        return True
-
-    async def declare_delay_queue(self, target: str, delay_s: int) -> str:
-        """The TTL wait queue that holds messages ``delay_s`` seconds, then dead-letters
-        them into queue ``target`` through the default exchange; declared when needed.
-
-        ``payops.delay.<target>.<N>s``, durable, ``x-message-ttl`` N s,
-        ``x-dead-letter-exchange`` "", ``x-dead-letter-routing-key`` target and
-        ``x-expires`` N s + 1 h (the broker removes it once unused - with what
-        it holds, so every window of a retry declares it again, which restarts
-        that clock). No plugin needed.
-        """
-        name = delay_queue_name(target, delay_s)
-        now = time.monotonic()
-        if now - self._delay_declared.get(name, -1e9) < 60:
-            return name
-        arguments = {
-            "x-message-ttl": delay_s * 1000,
-            "x-dead-letter-exchange": "",
-            "x-dead-letter-routing-key": target,
-            "x-expires": (delay_s + DELAY_EXPIRES_MARGIN_S) * 1000,
-        }
-
-        def declare(channel: pika.channel.Channel, result: asyncio.Future[Any]) -> None:
-            channel.queue_declare(
-                name,
-                durable=True,
-                arguments=arguments,
-                callback=lambda _f: _set(result, True),
-            )
-
-        try:
-            await self._on_throwaway_channel(declare, f"declaring wait queue '{name}'")
-        except _ChannelClosed as closed:
-            raise PublisherError(
-                f"cannot declare the wait queue '{name}': {closed.reason}"
-            ) from None
-        self._delay_declared[name] = now
-        return name
-
-
-def delay_queue_name(target: str, delay_s: int) -> str:
-    """``payops.delay.<target>.<N>s`` (a queue name holds at most 255 bytes)."""
-    if isinstance(delay_s, bool) or not isinstance(delay_s, int) or delay_s < 1:
-        raise ValueError(f"a delay is a whole number of seconds >= 1, not {delay_s!r}")
-    if delay_s > MAX_DELAY_S:
-        raise ValueError(f"a delay of more than {MAX_DELAY_S // 86400} days is not supported")
-    if not target:
-        raise ValueError("a wait queue needs a target queue")
-    name = f"{DELAY_QUEUE_PREFIX}{target}.{delay_s}s"
-    if len(name.encode("utf-8")) > 255:
-        raise ValueError(f"queue name '{target}' is too long for a wait queue name")
-    return name
-
-
-def _describe(error: BaseException) -> str:
-    """pika's connection errors in words (its workflow error hides the cause)."""
-    if not getattr(error, "exceptions", None) and error.args:
-        first = error.args[0]  # AMQPConnectionError(AMQPConnectionWorkflowFailed(...))
-        if isinstance(first, BaseException):
-            error = first
-    causes = getattr(error, "exceptions", None)
-    if causes:
-        error = causes[-1]
-        inner = getattr(error, "exception", None)  # AMQPConnectorSocketConnectError
-        if isinstance(inner, BaseException):
-            error = inner
-    text = str(error).strip()
-    if isinstance(error, OSError) and error.strerror:
-        text = error.strerror
-    return text or type(error).__name__
-
-
-def _set(future: asyncio.Future[Any], value: Any) -> None:
-    if not future.done():
-        future.set_result(value)
-
-
-class _ChannelClosed(Exception):
-    """A channel the broker closed (its reply code and text)."""
-
-    def __init__(self, reason: BaseException) -> None:
-        super().__init__(str(reason))
-        self.code: int | None = getattr(reason, "reply_code", None)
-        self.reason = getattr(reason, "reply_text", None) or str(reason)
-
 
 def describe_outcomes(outcomes: Iterable[PublishOutcome]) -> dict[str, int]:
     """How many outcomes of each status (for logs and benchmarks)."""
@@ -772,11 +460,8 @@ def describe_outcomes(outcomes: Iterable[PublishOutcome]) -> dict[str, int]:
 __all__ = [
     "ACTION_ID_HEADER",
     "ActionPublisher",
-    "AmqpUnavailable",
     "PublishItem",
     "PublishOutcome",
-    "PublisherError",
-    "delay_queue_name",
     "describe_outcomes",
     "unroutable_detail",
 ]

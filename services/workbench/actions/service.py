@@ -55,6 +55,7 @@ from services.workbench.actions.ledger import (
     run_of,
 )
 from services.workbench.actions.names import Action
+from services.workbench.actions.pika_link import PublisherError
 from services.workbench.actions.pipeline import (
     ActionParams,
     ActionRun,
@@ -63,10 +64,7 @@ from services.workbench.actions.pipeline import (
     held_text,
     skipped_outcome,
 )
-from services.workbench.actions.publisher import (
-    ActionPublisher,
-    PublisherError,
-)
+from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.recovery import (
     RESOLVE_HOWS,
     RecoveredEntry,

@@ -14,12 +14,11 @@ from collections.abc import AsyncIterator
 import aio_pika
 import pytest
 
+from services.workbench.actions.pika_link import AmqpUnavailable
 from services.workbench.actions.publisher import (
     ACTION_ID_HEADER,
     ActionPublisher,
-    AmqpUnavailable,
     PublishItem,
-    delay_queue_name,
 )
 from tests.helpers.action_kit import Broker
 from tests.helpers.paths import REPO_ROOT
@@ -43,14 +42,6 @@ async def publisher(amqp_url: str) -> AsyncIterator[ActionPublisher]:
     publisher = ActionPublisher(amqp_url, window=3)
     yield publisher
     await publisher.close()
-
-
-def test_delay_queue_names() -> None:
-    assert delay_queue_name("payments.process", 30) == "payops.delay.payments.process.30s"
-    with pytest.raises(ValueError):
-        delay_queue_name("q", 0)
-    with pytest.raises(ValueError):
-        delay_queue_name("q" * 250, 5)
 
 
 async def test_confirmed_returned_and_unroutable_are_told_apart(

@@ -1,0 +1,388 @@
+"""A pika connection on the running asyncio loop: open and close it, and ask the broker.
+
+:class:`PikaLink` is what :class:`~services.workbench.actions.publisher.ActionPublisher`
+is built on: pika's asyncio adapter (:class:`AsyncioConnection`, on
+``loop.add_reader``/``add_writer``, so it runs on any asyncio loop, qasync's
+``QEventLoop`` included), channels opened and awaited, one-off RPCs on
+throwaway channels (a 404 closes that channel, not the publisher's), and the
+passive checks and wait queues a retry needs. Failures come out as
+:class:`AmqpUnavailable` (cannot reach or lost the broker) or
+:class:`PublisherError` (the broker refused), in one clear line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+from urllib.parse import unquote, urlsplit
+
+import pika
+import pika.channel
+import pika.connection
+from pika.adapters.asyncio_connection import AsyncioConnection
+
+from services.links.urls import redact_url
+
+log = logging.getLogger(__name__)
+
+# pika narrates every connection step at INFO and logs each refused connection as a
+# series of ERRORs; this module reports failures itself, in one clear line.
+if logging.getLogger("pika").level == logging.NOTSET:
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
+
+NOT_FOUND: Final = 404
+DELAY_QUEUE_PREFIX: Final = "payops.delay."
+DELAY_EXPIRES_MARGIN_S: Final = 3600
+"""A wait queue is deleted by the broker when unused for its TTL plus this long."""
+MAX_DELAY_S: Final = 7 * 24 * 3600
+
+
+class AmqpUnavailable(ConnectionError):
+    """RabbitMQ could not be reached, or the connection was refused or lost."""
+
+
+class PublisherError(Exception):
+    """The broker refused a declaration or an operation (the message says why)."""
+
+
+class _CoalescingConnection(AsyncioConnection):  # type: ignore[misc]
+    """pika hands each frame to the socket with a ``send()`` of its own - three per
+    message. While coalescing, the frames are gathered and written as one: a window of
+    publishes becomes a few large writes. Order is kept: every frame of the connection
+    passes through here, and coalescing only spans code that does not yield."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._coalesced: list[bytes] | None = None
+        super().__init__(*args, **kwargs)
+
+    def _output_marshaled_frames(self, marshaled_frames: Sequence[bytes]) -> None:
+        pending = self._coalesced
+        if pending is None:
+            super()._output_marshaled_frames(marshaled_frames)
+            return
+        for frame in marshaled_frames:
+            self.bytes_sent += len(frame)
+            self.frames_sent += 1
+        pending.extend(marshaled_frames)
+
+    def coalesce(self) -> None:
+        if self._coalesced is None:
+            self._coalesced = []
+
+    def flush(self) -> None:
+        pending, self._coalesced = self._coalesced, None
+        if pending and self.is_open:
+            self._adapter_emit_data(b"".join(pending))
+
+
+class PikaLink:
+    """One pika connection (see the module docstring); reconnects on the next call
+    after it was lost. Subclasses open their own channels in :meth:`connect` and
+    hear of a lost connection in :meth:`_connection_lost`."""
+
+    def __init__(
+        self,
+        amqp_url: str,
+        *,
+        connect_timeout_s: float = 10.0,
+        connection_name: str = "PayOps Console actions",
+    ) -> None:
+        self._url = amqp_url
+        self.display_url = redact_url(amqp_url)
+        self.connect_timeout_s = connect_timeout_s
+        self.connection_name = connection_name
+        self._connection: _CoalescingConnection | None = None
+        self._closing = False
+        self._lock = asyncio.Lock()
+        self._delay_declared: dict[str, float] = {}
+        self._close_waiter: asyncio.Future[None] | None = None
+
+    # ------------------------------------------------------------------ connection
+
+    @property
+    def username(self) -> str:
+        """The user the connection logs in as (RabbitMQ validates ``user_id`` against it)."""
+        parts = urlsplit(self._url)
+        return unquote(parts.username) if parts.username else "guest"
+
+    @property
+    def is_open(self) -> bool:
+        return self._connection is not None and self._connection.is_open
+
+    async def connect(self) -> None:
+        """Open the connection (no-op when open).
+
+        Raises :class:`AmqpUnavailable` when the broker cannot be reached or
+        refuses the login.
+        """
+        if self.is_open:
+            return
+        async with self._lock:
+            if not self.is_open:
+                await self._open_connection()
+
+    async def close(self) -> None:
+        """Close the connection (:meth:`_connection_lost` hears of it)."""
+        connection = self._connection
+        if connection is None:
+            return
+        self._closing = True
+        try:
+            if connection.is_open:
+                done = asyncio.get_running_loop().create_future()
+                self._close_waiter = done
+                connection.close()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done, 5.0)
+        finally:
+            self._connection = None
+            self._closing = False
+
+    def _connection_lost(self, reason: BaseException) -> None:
+        """The connection closed (``reason``), whether asked to or not."""
+
+    async def _open_connection(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            params = pika.URLParameters(self._url)
+        except Exception as exc:  # pika raises ValueError and friends for bad URLs
+            raise AmqpUnavailable(f"bad AMQP URL {self.display_url}: {exc}") from None
+        params.client_properties = {"connection_name": self.connection_name}
+        params.socket_timeout = self.connect_timeout_s
+        params.stack_timeout = self.connect_timeout_s + 5
+        params.connection_attempts = 1
+        opened: asyncio.Future[None] = loop.create_future()
+
+        def on_open(_connection: pika.connection.Connection) -> None:
+            if not opened.done():
+                opened.set_result(None)
+
+        def on_open_error(_connection: pika.connection.Connection, error: BaseException) -> None:
+            if not opened.done():
+                opened.set_exception(
+                    AmqpUnavailable(
+                        f"cannot connect to RabbitMQ at {self.display_url}: {_describe(error)}"
+                    )
+                )
+
+        def on_close(_connection: pika.connection.Connection, reason: BaseException) -> None:
+            self._on_connection_closed(reason)
+
+        connection = _CoalescingConnection(
+            params,
+            on_open_callback=on_open,
+            on_open_error_callback=on_open_error,
+            on_close_callback=on_close,
+            custom_ioloop=loop,
+        )
+        self._connection = connection
+        try:
+            await asyncio.wait_for(opened, self.connect_timeout_s + 10)
+        except TimeoutError:
+            self._connection = None
+            with contextlib.suppress(Exception):
+                connection.close()
+            raise AmqpUnavailable(
+                f"cannot connect to RabbitMQ at {self.display_url}: timed out"
+            ) from None
+        except AmqpUnavailable:
+            self._connection = None
+            raise
+
+    def _on_connection_closed(self, reason: BaseException) -> None:
+        self._connection_lost(reason)
+        self._connection = None
+        waiter = self._close_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        if not self._closing:
+            log.warning("action publisher: connection to %s closed: %s", self.display_url, reason)
+
+    async def _new_channel(self) -> tuple[pika.channel.Channel, asyncio.Future[BaseException]]:
+        """A fresh channel, and a future set when it closes (with the reason)."""
+        connection = self._connection
+        if connection is None or not connection.is_open:
+            raise AmqpUnavailable(f"not connected to RabbitMQ at {self.display_url}")
+        loop = asyncio.get_running_loop()
+        opened: asyncio.Future[pika.channel.Channel] = loop.create_future()
+        closed: asyncio.Future[BaseException] = loop.create_future()
+
+        def on_open(channel: pika.channel.Channel) -> None:
+            if not opened.done():
+                opened.set_result(channel)
+
+        def on_close(_channel: pika.channel.Channel, reason: BaseException) -> None:
+            if not closed.done():
+                closed.set_result(reason)
+            if not opened.done():
+                opened.set_exception(PublisherError(f"channel closed while opening: {reason}"))
+
+        connection.channel(on_open_callback=on_open).add_on_close_callback(on_close)
+        channel = await self._wait(opened, closed, "opening a channel")
+        return channel, closed
+
+    async def _wait(
+        self,
+        future: asyncio.Future[Any],
+        closed: asyncio.Future[BaseException],
+        what: str,
+        timeout: float | None = None,
+    ) -> Any:
+        """Wait for ``future``; raise when the channel closes first or time runs out."""
+        done, _ = await asyncio.wait(
+            {future, closed},
+            timeout=timeout or self.connect_timeout_s + 10,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        if future in done:
+            return future.result()
+        if closed in done:
+            reason = closed.result()
+            if not self.is_open:
+                raise AmqpUnavailable(f"connection to RabbitMQ lost while {what}: {reason}")
+            raise ChannelClosed(reason)
+        raise AmqpUnavailable(f"RabbitMQ did not answer in time while {what}")
+
+    # ------------------------------------------------------------------ declarations
+
+    async def _on_throwaway_channel(
+        self, action: Callable[[pika.channel.Channel, asyncio.Future[Any]], None], what: str
+    ) -> Any:
+        """Run one RPC on a channel of its own (a 404 closes that channel, not ours)."""
+        await self.connect()
+        channel, closed = await self._new_channel()
+        result: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        action(channel, result)
+        try:
+            return await self._wait(result, closed, what)
+        finally:
+            if channel.is_open:
+                with contextlib.suppress(Exception):
+                    channel.close()
+
+    async def queue_depth(self, name: str) -> int | None:
+        """Messages ready in queue ``name`` (passive declare), None when there is no such queue."""
+
+        def declare(channel: pika.channel.Channel, result: asyncio.Future[Any]) -> None:
+            channel.queue_declare(
+                name,
+                passive=True,
+                callback=lambda frame: set_once(result, int(frame.method.message_count)),
+            )
+
+        try:
+            depth: int = await self._on_throwaway_channel(declare, f"checking queue '{name}'")
+        except ChannelClosed as closed:
+            if closed.code == NOT_FOUND:
+                return None
+            raise PublisherError(f"cannot check queue '{name}': {closed.reason}") from None
+        return depth
+
+    async def queue_exists(self, name: str) -> bool:
+        """Whether queue ``name`` exists (passive declare on a throwaway channel)."""
+        return await self.queue_depth(name) is not None
+
+    async def exchange_exists(self, name: str) -> bool:
+        """Whether exchange ``name`` exists (the default exchange always does)."""
+        if name == "":
+            return True
+
+        def declare(channel: pika.channel.Channel, result: asyncio.Future[Any]) -> None:
+            channel.exchange_declare(name, passive=True, callback=lambda _f: set_once(result, True))
+
+        try:
+            await self._on_throwaway_channel(declare, f"checking exchange '{name}'")
+        except ChannelClosed as closed:
+            if closed.code == NOT_FOUND:
+                return False
+            raise PublisherError(f"cannot check exchange '{name}': {closed.reason}") from None
+        return True
+
+    async def declare_delay_queue(self, target: str, delay_s: int) -> str:
+        """The TTL wait queue that holds messages ``delay_s`` seconds, then dead-letters
+        them into queue ``target`` through the default exchange; declared when needed.
+
+        ``payops.delay.<target>.<N>s``, durable, ``x-message-ttl`` N s,
+        ``x-dead-letter-exchange`` "", ``x-dead-letter-routing-key`` target and
+        ``x-expires`` N s + 1 h (the broker removes it once unused - with what
+        it holds, so every window of a retry declares it again, which restarts
+        that clock). No plugin needed.
+        """
+        name = delay_queue_name(target, delay_s)
+        now = time.monotonic()
+        if now - self._delay_declared.get(name, -1e9) < 60:
+            return name
+        arguments = {
+            "x-message-ttl": delay_s * 1000,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": target,
+            "x-expires": (delay_s + DELAY_EXPIRES_MARGIN_S) * 1000,
+        }
+
+        def declare(channel: pika.channel.Channel, result: asyncio.Future[Any]) -> None:
+            channel.queue_declare(
+                name,
+                durable=True,
+                arguments=arguments,
+                callback=lambda _f: set_once(result, True),
+            )
+
+        try:
+            await self._on_throwaway_channel(declare, f"declaring wait queue '{name}'")
+        except ChannelClosed as closed:
+            raise PublisherError(
+                f"cannot declare the wait queue '{name}': {closed.reason}"
+            ) from None
+        self._delay_declared[name] = now
+        return name
+
+
+def delay_queue_name(target: str, delay_s: int) -> str:
+    """``payops.delay.<target>.<N>s`` (a queue name holds at most 255 bytes)."""
+    if isinstance(delay_s, bool) or not isinstance(delay_s, int) or delay_s < 1:
+        raise ValueError(f"a delay is a whole number of seconds >= 1, not {delay_s!r}")
+    if delay_s > MAX_DELAY_S:
+        raise ValueError(f"a delay of more than {MAX_DELAY_S // 86400} days is not supported")
+    if not target:
+        raise ValueError("a wait queue needs a target queue")
+    name = f"{DELAY_QUEUE_PREFIX}{target}.{delay_s}s"
+    if len(name.encode("utf-8")) > 255:
+        raise ValueError(f"queue name '{target}' is too long for a wait queue name")
+    return name
+
+
+def _describe(error: BaseException) -> str:
+    """pika's connection errors in words (its workflow error hides the cause)."""
+    if not getattr(error, "exceptions", None) and error.args:
+        first = error.args[0]  # AMQPConnectionError(AMQPConnectionWorkflowFailed(...))
+        if isinstance(first, BaseException):
+            error = first
+    causes = getattr(error, "exceptions", None)
+    if causes:
+        error = causes[-1]
+        inner = getattr(error, "exception", None)  # AMQPConnectorSocketConnectError
+        if isinstance(inner, BaseException):
+            error = inner
+    text = str(error).strip()
+    if isinstance(error, OSError) and error.strerror:
+        text = error.strerror
+    return text or type(error).__name__
+
+
+def set_once(future: asyncio.Future[Any], value: Any) -> None:
+    """Set ``future``'s result unless it is done (pika may call back twice)."""
+    if not future.done():
+        future.set_result(value)
+
+
+class ChannelClosed(Exception):
+    """A channel the broker closed (its reply code and text)."""
+
+    def __init__(self, reason: BaseException) -> None:
+        super().__init__(str(reason))
+        self.code: int | None = getattr(reason, "reply_code", None)
+        self.reason = getattr(reason, "reply_text", None) or str(reason)
