@@ -47,8 +47,9 @@ from services.workbench.actions.names import Action
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.report import ActionPlan, ActionReport
 from services.workbench.actions.service import ActionService, default_operator, summary_line
-from services.workbench.index import ActionTarget, EntryIndex, Query
+from services.workbench.index import EntryIndex
 from services.workbench.model import AuditRecord, EntryState
+from services.workbench.query import ActionTarget, Query
 from services.workbench.store import ParkingStore
 
 # --------------------------------------------------------------------------- filters

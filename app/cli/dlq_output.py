@@ -22,6 +22,7 @@ from services.workbench.actions.names import Action
 from services.workbench.actions.recovery import RecoveryReport
 from services.workbench.actions.report import ActionReport
 from services.workbench.body_format import body_content
+from services.workbench.columns import CLI_COLUMNS
 from services.workbench.model import AuditRecord, EntryState, EntrySummary, ParkedEntry
 
 # --------------------------------------------------------------------------- values
@@ -77,34 +78,24 @@ def _when(ms: int | None) -> str:
 # --------------------------------------------------------------------------- list
 
 
-_COLUMNS = (
-    ("ID", 20),
-    ("DEAD-LETTERED", 19),
-    ("PAYMENT", 18),
-    ("MERCHANT", 16),
-    ("AMOUNT", 14),
-    ("REASON", 14),
-    ("QUEUE", 20),
-    ("TRIES", 5),
-    ("STATE", 9),
-    ("BY", 10),
-)
+_COLUMNS = tuple((column.cli_title, column.cli_width) for column in CLI_COLUMNS)
 
 
 def _row(summary: EntrySummary) -> list[str]:
     amount = " ".join(p for p in (summary.amount, summary.currency) if p)
-    return [
-        summary.entry_id,
-        _when(summary.dead_lettered_at_ms),
-        masked(summary.payment_id) or "-",
-        masked(summary.merchant) or "-",
-        amount or "-",
-        summary.reason or "-",
-        masked(summary.origin_queue) or "-",
-        str(summary.attempts),
-        str(summary.state),
-        summary.last_operator or "",
-    ]
+    cells = {
+        "entry_id": summary.entry_id,
+        "dead_lettered_at": _when(summary.dead_lettered_at_ms),
+        "payment_id": masked(summary.payment_id) or "-",
+        "merchant": masked(summary.merchant) or "-",
+        "amount": amount or "-",
+        "reason": summary.reason or "-",
+        "origin_queue": masked(summary.origin_queue) or "-",
+        "attempts": str(summary.attempts),
+        "state": str(summary.state),
+        "last_operator": summary.last_operator or "",
+    }
+    return [cells[column.name] for column in CLI_COLUMNS]
 
 
 def print_table(summaries: Sequence[EntrySummary]) -> None:

@@ -20,9 +20,10 @@ from services.workbench.actions.names import Action
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.report import ActionReport, ActionRequest
 from services.workbench.actions.service import ActionRefused, ActionService
-from services.workbench.index import ActionTarget, EntryIndex
+from services.workbench.index import EntryIndex
 from services.workbench.model import Change, ParkedEntry
 from services.workbench.parker import Parker
+from services.workbench.query import ActionTarget
 from services.workbench.store import ParkingStore
 from widgets.main_window import MainWindow
 from widgets.workbench.action_dialogs import ConfirmActionDialog

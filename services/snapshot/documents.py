@@ -26,25 +26,11 @@ from services.flow.types import LATENCY_PERCENTILES, FlowFrame
 from services.masking.json import JsonNumber, loads_exact, mask_optional_text, mask_sensitive_text
 from services.masking.message import mask_untrusted
 from services.time_range import iso_utc
+from services.workbench.columns import CSV_COLUMNS
 from services.workbench.model import AuditRecord, ParkedEntry, body_kind
 
-ENTRY_COLUMNS: Final = (
-    "entry_id",
-    "dlq",
-    "dead_lettered_at",
-    "parked_at",
-    "payment_id",
-    "merchant",
-    "amount",
-    "currency",
-    "reason",
-    "origin_queue",
-    "routing_key",
-    "attempts",
-    "state",
-    "last_operator",
-    "last_error",
-)
+ENTRY_COLUMNS: Final = tuple(column.name for column in CSV_COLUMNS)
+"""The header of ``failed_payments.csv``."""
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
@@ -111,27 +97,17 @@ _entry_time = functools.lru_cache(maxsize=16)(iso_utc)
 def entry_row(entry: ParkedEntry) -> list[str]:
     """The CSV row of one entry (``ENTRY_COLUMNS``), masked."""
     s = entry.summary
+    ours = {  # ids and times are ours: not masked; every other cell is free text
+        "entry_id": s.entry_id,
+        "dlq": s.dlq,
+        "dead_lettered_at": _entry_time(s.dead_lettered_at_ms),
+        "parked_at": _entry_time(s.parked_at_ms),
+        "attempts": str(s.attempts),
+        "state": str(s.state),
+    }
     return [
-        s.entry_id,
-        s.dlq,
-        _entry_time(s.dead_lettered_at_ms),
-        _entry_time(s.parked_at_ms),
-        *(
-            _csv_cell(mask_optional_text(text))
-            for text in (
-                s.payment_id,
-                s.merchant,
-                s.amount,
-                s.currency,
-                s.reason,
-                s.origin_queue,
-                s.routing_key,
-            )
-        ),
-        str(s.attempts),
-        str(s.state),
-        _csv_cell(mask_optional_text(s.last_operator)),
-        _csv_cell(mask_optional_text(entry.last_error)),
+        ours[c.name] if c.name in ours else _csv_cell(mask_optional_text(c.text(entry)))
+        for c in CSV_COLUMNS
     ]
 
 

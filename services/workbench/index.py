@@ -6,21 +6,19 @@ attempts, small-integer codes into per-column dictionaries for the values
 that repeat (dead-letter queue, reason, origin queue, routing key, currency,
 merchant, state, operator), fixed-width byte columns for the values that do
 not (entry id, payment id, amount text, message id), and one lowercase
-"haystack" byte blob for free-text search. A row's summary is built on
-demand (:meth:`EntryIndex.row`), for the rows a view shows.
+"haystack" byte blob for free-text search - each column as its ``kind`` in
+:mod:`services.workbench.columns` says. A row's summary is built on demand
+(:meth:`EntryIndex.row`), for the rows a view shows.
 
-:meth:`EntryIndex.query` filters and sorts with numpy: a :class:`Query`
-(text, states, reasons, queues, merchants, time and amount ranges, sort key
-and order) becomes a handful of vectorised passes over the columns and one
-``argsort`` of the matching rows; :meth:`EntryIndex.group_counts` is a
-``bincount``. Rows are never removed: an entry that was acted on keeps its
-row with its final state.
+:meth:`EntryIndex.query` filters and sorts with numpy: a
+:class:`~services.workbench.query.Query` becomes a handful of vectorised
+passes over the columns and one ``argsort`` of the matching rows;
+:meth:`EntryIndex.group_counts` is a ``bincount``. Rows are never removed: an
+entry that was acted on keeps its row with its final state.
 
 Nothing here does I/O or knows Qt: the app feeds the index from the parking
 store (a first page, the full load in batches, the changes stream) and the
-views read it. :class:`ActionTarget` names what an action applies to - some
-entry ids, or everything a :class:`Query` matches - and is shared by the
-views, the app and the CLI.
+views read it.
 
 Entry ids are taken to be unique across dead-letter queues (the parking
 store's ids are time plus a per-process counter with a random start).
@@ -28,48 +26,28 @@ store's ids are time plus a per-process counter with a random start).
 
 from __future__ import annotations
 
-import datetime
+import dataclasses
 import math
 import sys
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from operator import attrgetter
-from typing import Final, Literal, TypeAlias, get_args
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
+from services.workbench.columns import COLUMN, COLUMNS, SortKey
+from services.workbench.index_storage import (
+    MIN_CAPACITY,
+    Dictionary,
+    Haystack,
+    Rows,
+    TextColumn,
+    grown,
+)
 from services.workbench.model import BodyKind, EntryState, EntrySummary
-
-Rows: TypeAlias = npt.NDArray[np.int64]
-"""Row positions in an :class:`EntryIndex` (what :meth:`EntryIndex.query` returns)."""
-
-SortKey = Literal[
-    "dead_lettered_at",
-    "parked_at",
-    "payment_id",
-    "merchant",
-    "amount",
-    "currency",
-    "reason",
-    "origin_queue",
-    "routing_key",
-    "attempts",
-    "state",
-    "last_operator",
-    "dlq",
-    "entry_id",
-    "message_id",
-    "size",
-]
-SORT_KEYS: Final[tuple[SortKey, ...]] = get_args(SortKey)
-
-GroupBy = Literal["reason", "origin_queue", "merchant", "state", "dlq"]
-GROUP_BYS: Final[tuple[GroupBy, ...]] = get_args(GroupBy)
-
-GroupValue: TypeAlias = str | None
-"""A group's value: the column's text (an :class:`EntryState` for ``state``),
-None for rows without one (a body without a merchant)."""
+from services.workbench.query import GROUP_BYS, TERM_SEPARATOR, GroupBy, GroupValue, Query
 
 STATES: Final[tuple[EntryState, ...]] = tuple(EntryState)
 """Every state, in life-cycle order (the ``state`` sort order)."""
@@ -78,519 +56,32 @@ _STATE_CODE: Final[dict[str, int]] = {state.value: code for code, state in enume
 _BODY_KINDS: Final[tuple[BodyKind, ...]] = ("json", "text", "binary", "empty")
 _BODY_CODE: Final[dict[str, int]] = {kind: code for code, kind in enumerate(_BODY_KINDS)}
 
-_MIN_CAPACITY: Final = 1024
 _ID_REBUILD_MIN: Final = 32_768
 _INT32_MAX: Final = 2**31 - 1
-_SEP: Final = "\x00"
-_MANY_POSITIONS: Final = 1_000_000
-"""Past this many matches, rows are found by marking the matches in the blob and
-asking each row's segment (two linear passes) rather than by binary search."""
 _SUBSET_SORT_RATIO: Final = 16
 """A result smaller than 1/16 of the rows is sorted on its own; a larger one is
 picked out of the cached order of every row."""
 _CACHED_ORDERS: Final = 3
 
 
-# --------------------------------------------------------------------------- query
-
-
-@dataclass(frozen=True, slots=True)
-class Query:
-    """Which rows to show, and in which order. Frozen and hashable.
-
-    An empty set means "no filter on that column". ``text`` is split on
-    whitespace; every word must occur, case-insensitively, in one of the
-    row's payment id, merchant, entry id, message id, amount, reason,
-    dead-letter queue, origin queue or routing key. ``dead_from_ms`` is
-    inclusive and ``dead_until_ms`` exclusive (epoch milliseconds, on
-    ``dead_lettered_at_ms``); ``amount_min``/``amount_max`` are inclusive on
-    ``amount_value``, and a row without an amount matches no amount range.
-    ``merchants`` may hold None for "no merchant".
-
-    Sorting is stable on (key, row position), descending reverses it, and
-    rows without a value for the key (no merchant, no amount, an empty
-    reason) come last in either order, in row order. Text columns sort
-    case-insensitively, ids (payment, entry, message) by their bytes.
-    """
-
-    text: str = ""
-    states: frozenset[EntryState] = frozenset()
-    reasons: frozenset[str] = frozenset()
-    dlqs: frozenset[str] = frozenset()
-    queues: frozenset[str] = frozenset()
-    merchants: frozenset[str | None] = frozenset()
-    dead_from_ms: int | None = None
-    dead_until_ms: int | None = None
-    amount_min: float | None = None
-    amount_max: float | None = None
-    sort_key: SortKey = "dead_lettered_at"
-    descending: bool = True
-
-    def __post_init__(self) -> None:
-        if self.sort_key not in SORT_KEYS:
-            raise ValueError(f"unknown sort key {self.sort_key!r}")
-        for name in ("states", "reasons", "dlqs", "queues", "merchants"):
-            value = getattr(self, name)
-            if not isinstance(value, frozenset):
-                object.__setattr__(self, name, frozenset(value))
-        if self.states:
-            object.__setattr__(self, "states", frozenset(EntryState(s) for s in self.states))
-
-    @property
-    def terms(self) -> tuple[str, ...]:
-        """The lower-cased words of ``text``."""
-        return tuple(self.text.lower().replace(_SEP, " ").split())
-
-    @property
-    def filters(self) -> Query:
-        """This query without its sort order (what decides *which* rows match)."""
-        return replace(self, sort_key="dead_lettered_at", descending=True)
-
-    @property
-    def is_filtered(self) -> bool:
-        """Whether anything narrows the rows (every row matches otherwise)."""
-        return self.filters != Query()
-
-    def sorted_by(self, key: SortKey, descending: bool) -> Query:
-        """The same filters with another sort order."""
-        return replace(self, sort_key=key, descending=descending)
-
-    def group_values(self, by: GroupBy) -> frozenset[GroupValue]:
-        """The values this query keeps for the ``by`` column (empty: all)."""
-        return frozenset(getattr(self, _GROUP_FIELD[by]))
-
-    def with_group(self, by: GroupBy, values: Iterable[GroupValue]) -> Query:
-        """The same query restricted to ``values`` of the ``by`` column (replacing
-        any filter it had on that column; no values: no filter)."""
-        chosen = frozenset(values)
-        if by == "state":
-            return replace(self, states=frozenset(EntryState(v) for v in chosen if v is not None))
-        if by == "merchant":
-            return replace(self, merchants=chosen)
-        strings = frozenset(v for v in chosen if v is not None)
-        if by == "reason":
-            return replace(self, reasons=strings)
-        if by == "origin_queue":
-            return replace(self, queues=strings)
-        return replace(self, dlqs=strings)
-
-    def without_group(self, by: GroupBy) -> Query:
-        """The same query with no filter on the ``by`` column."""
-        return self.with_group(by, ())
-
-    def matches(self, summary: EntrySummary) -> bool:
-        """Whether one summary passes the filters (plain Python; the index is faster)."""
-        s = summary
-        if self.states and EntryState(s.state) not in self.states:
-            return False
-        if self.reasons and s.reason not in self.reasons:
-            return False
-        if self.dlqs and s.dlq not in self.dlqs:
-            return False
-        if self.queues and s.origin_queue not in self.queues:
-            return False
-        if self.merchants and s.merchant not in self.merchants:
-            return False
-        if self.dead_from_ms is not None and s.dead_lettered_at_ms < self.dead_from_ms:
-            return False
-        if self.dead_until_ms is not None and s.dead_lettered_at_ms >= self.dead_until_ms:
-            return False
-        if self.amount_min is not None or self.amount_max is not None:
-            value = s.amount_value
-            if value is None or math.isnan(value):
-                return False
-            if self.amount_min is not None and value < self.amount_min:
-                return False
-            if self.amount_max is not None and value > self.amount_max:
-                return False
-        terms = self.terms
-        if terms:
-            fields_text = [
-                s.payment_id,
-                s.merchant,
-                s.entry_id,
-                s.message_id,
-                s.amount,
-                s.reason,
-                s.dlq,
-                s.origin_queue,
-                s.routing_key,
-            ]
-            lowered = [f.lower() for f in fields_text if f]
-            if not all(any(term in f for f in lowered) for term in terms):
-                return False
-        return True
-
-    def describe(self) -> str:
-        """The filters in words, for confirmations and the audit trail."""
-        parts: list[str] = []
-
-        def listed(name: str, values: Iterable[str | None]) -> None:
-            shown = sorted((v if v is not None else "(none)") for v in values)
-            if shown:
-                more = f" +{len(shown) - 3} more" if len(shown) > 3 else ""
-                parts.append(f"{name} {', '.join(shown[:3])}{more}")
-
-        if self.text.strip():
-            parts.append(f"text “{self.text.strip()}”")
-        listed("state", (str(s) for s in self.states))
-        listed("reason", self.reasons)
-        listed("queue", self.queues)
-        listed("DLQ", self.dlqs)
-        listed("merchant", self.merchants)
-        if self.dead_from_ms is not None or self.dead_until_ms is not None:
-            start = _local_minute(self.dead_from_ms) if self.dead_from_ms is not None else "…"
-            end = _local_minute(self.dead_until_ms) if self.dead_until_ms is not None else "…"
-            parts.append(f"dead-lettered {start} – {end}")
-        if self.amount_min is not None or self.amount_max is not None:
-            low = f"{self.amount_min:g}" if self.amount_min is not None else "…"
-            high = f"{self.amount_max:g}" if self.amount_max is not None else "…"
-            parts.append(f"amount {low} – {high}")
-        return "; ".join(parts) if parts else "no filter"
-
-
-_GROUP_FIELD: Final[dict[GroupBy, str]] = {
-    "reason": "reasons",
-    "origin_queue": "queues",
-    "merchant": "merchants",
-    "state": "states",
-    "dlq": "dlqs",
-}
-
-
-def _local_minute(ms: int) -> str:
-    return datetime.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M")
-
-
-@dataclass(frozen=True, slots=True)
-class ActionTarget:
-    """What an action (requeue, retry, cancel) applies to.
-
-    Either ``entry_ids`` - these entries, exactly - or ``query`` - every entry
-    matching it when the action runs ("all matching the filter"); never
-    both. ``count`` is how many entries that was when the operator chose
-    (for a query, the controller re-resolves it), ``description`` says it
-    in words for the confirmation dialog and the audit trail.
-    """
-
-    entry_ids: tuple[str, ...] | None
-    query: Query | None
-    count: int
-    description: str
-
-    def __post_init__(self) -> None:
-        if (self.entry_ids is None) == (self.query is None):
-            raise ValueError("an action target names either entry ids or a query")
-        if self.entry_ids is not None and self.count != len(self.entry_ids):
-            raise ValueError(f"count {self.count} does not match {len(self.entry_ids)} entry ids")
-        if self.count < 0:
-            raise ValueError("count must not be negative")
-
-    @classmethod
-    def for_entries(cls, entry_ids: Iterable[str], description: str = "") -> ActionTarget:
-        """These entries (a selection, or one entry)."""
-        ids = tuple(entry_ids)
-        if not description:
-            description = f"entry {ids[0]}" if len(ids) == 1 else f"{len(ids):,} selected entries"
-        return cls(ids, None, len(ids), description)
-
-    @classmethod
-    def for_query(cls, query: Query, count: int, description: str = "") -> ActionTarget:
-        """Everything ``query`` matches (``count`` of them when chosen)."""
-        if not description:
-            noun = "entry" if count == 1 else "entries"
-            description = f"all {count:,} {noun} matching {query.describe()}"
-        return cls(None, query.filters, count, description)
-
-    @property
-    def is_query(self) -> bool:
-        return self.query is not None
-
-
-# --------------------------------------------------------------------------- storage
-
-
-def _grown(array: npt.NDArray[np.generic], capacity: int) -> npt.NDArray[np.generic]:
-    """``array`` copied into a new zeroed array of ``capacity`` rows."""
-    out = np.zeros(capacity, dtype=array.dtype)
-    out[: len(array)] = array
-    return out
-
-
-class _Dictionary:
-    """The distinct values of one categorical column; code 0 is None."""
-
-    __slots__ = ("_lower", "_rank", "codes", "values")
-
-    def __init__(self) -> None:
-        self.values: list[str | None] = [None]
-        self.codes: dict[str | None, int] = {None: 0}
-        self._lower: list[str] = [""]
-        self._rank: npt.NDArray[np.int32] = np.full(1, -1, dtype=np.int32)
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    def encode(self, items: Sequence[str | None]) -> npt.NDArray[np.int32]:
-        """The codes of ``items``, adding the values not seen before."""
-        codes = self.codes
-        try:
-            return np.fromiter(map(codes.__getitem__, items), dtype=np.int32, count=len(items))
-        except KeyError:
-            for item in items:
-                if item not in codes:
-                    codes[item] = len(self.values)
-                    self.values.append(item)
-                    self._lower.append(item.lower() if item else "")
-            return np.fromiter(map(codes.__getitem__, items), dtype=np.int32, count=len(items))
-
-    def code(self, item: str | None) -> int:
-        return int(self.encode([item])[0])
-
-    def lookup(self, items: Iterable[str | None]) -> list[int]:
-        """The codes of the known ``items`` (unknown ones are left out)."""
-        return [self.codes[i] for i in items if i in self.codes]
-
-    def containing(self, term: str) -> list[int]:
-        """Codes whose lower-cased value contains ``term``."""
-        return [code for code, text in enumerate(self._lower) if term in text and code]
-
-    def rank(self) -> npt.NDArray[np.int32]:
-        """Each code's position in case-insensitive order of the values (None, "": -1)."""
-        if len(self._rank) != len(self.values):
-            order = sorted(
-                (c for c in range(1, len(self.values)) if self.values[c]),
-                key=lambda c: (self._lower[c], self.values[c] or ""),
-            )
-            rank = np.full(len(self.values), -1, dtype=np.int32)
-            rank[np.asarray(order, dtype=np.int64)] = np.arange(len(order), dtype=np.int32)
-            self._rank = rank
-        return self._rank
-
-    @property
-    def nbytes(self) -> int:
-        strings = sum(sys.getsizeof(v) for v in self.values if v is not None)
-        lowered = sum(sys.getsizeof(v) for v in self._lower)
-        return strings + lowered + sys.getsizeof(self.codes) + 2 * sys.getsizeof(self.values)
-
-
-class _TextColumn:
-    """Short strings, one per row, in a fixed-width ``S`` array.
-
-    The width grows to the longest value up to ``max_width`` bytes; longer
-    values (and values a fixed-width array would alter: trailing NULs) keep
-    their full text in ``overflow`` and a truncated prefix (for sorting) in
-    the array. ``null`` tells None from "".
-    """
-
-    __slots__ = ("data", "max_width", "null", "overflow")
-
-    def __init__(self, max_width: int) -> None:
-        self.max_width = max_width
-        self.data: npt.NDArray[np.bytes_] = np.zeros(0, dtype="S1")
-        self.null: npt.NDArray[np.bool_] = np.zeros(0, dtype=np.bool_)
-        self.overflow: dict[int, str] = {}
-
-    def reserve(self, capacity: int) -> None:
-        self.data = _grown(self.data, capacity)  # type: ignore[assignment]
-        self.null = _grown(self.null, capacity)  # type: ignore[assignment]
-
-    @property
-    def width(self) -> int:
-        return int(self.data.dtype.itemsize)
-
-    def put(self, rows: Rows, values: Sequence[str | None]) -> None:
-        encoded = [v.encode("utf-8", "surrogatepass") if v is not None else b"" for v in values]
-        longest = max(map(len, encoded), default=0)
-        if longest > self.width and self.width < self.max_width:
-            self.data = self.data.astype(f"S{min(longest, self.max_width)}")
-        width = self.width
-        self.data[rows] = encoded
-        self.null[rows] = [v is None for v in values]
-        if self.overflow:
-            for row in rows.tolist():
-                self.overflow.pop(row, None)
-        if longest > width or b"\x00" in b"".join(encoded):
-            for row, value, raw in zip(rows.tolist(), values, encoded, strict=True):
-                if len(raw) > width or raw.endswith(b"\x00"):
-                    self.overflow[row] = value or ""
-
-    def overflow_keys(self, first_row: int) -> list[str]:
-        """The over-long values of rows from ``first_row`` on."""
-        return [value for row, value in self.overflow.items() if row >= first_row]
-
-    def get(self, row: int) -> str | None:
-        if self.null[row]:
-            return None
-        long = self.overflow.get(row)
-        if long is not None:
-            return long
-        return bytes(self.data[row]).decode("utf-8", "surrogatepass")
-
-    def take(self, rows: Rows) -> list[str]:
-        """The values of ``rows`` ("" for None), vectorised: one decode of all of
-        them joined, not one per value (a million ids in well under 100 ms)."""
-        raw: list[bytes] = self.data[rows].tolist()
-        joined = b"\x00".join(raw)
-        if joined.count(b"\x00") == max(len(raw) - 1, 0):
-            texts = joined.decode("utf-8", "surrogatepass").split("\x00") if raw else []
-        else:  # a value holds a NUL: one at a time
-            texts = [b.decode("utf-8", "surrogatepass") for b in raw]
-        if self.overflow:
-            for position, row in enumerate(rows.tolist()):
-                long = self.overflow.get(row)
-                if long is not None:
-                    texts[position] = long
-        return texts
-
-    @property
-    def nbytes(self) -> int:
-        extra = sum(sys.getsizeof(v) + 100 for v in self.overflow.values())
-        return int(self.data.nbytes + self.null.nbytes) + extra
-
-
-class _Haystack:
-    """One lower-cased byte blob of every row's searchable text, NUL-separated.
-
-    Each row owns one segment (``seg_start``, ``seg_row``); a row whose text
-    changes gets a new segment and its old one is marked stale (row -1).
-    Segments are appended in blob order, so a match position maps to its
-    segment with one ``searchsorted``.
-    """
-
-    __slots__ = ("blob", "hist", "nseg", "pair_hist", "seg_row", "seg_start", "used")
-
-    def __init__(self) -> None:
-        self.blob: npt.NDArray[np.uint8] = np.zeros(0, dtype=np.uint8)
-        self.used = 0
-        self.seg_start: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
-        self.seg_row: npt.NDArray[np.int32] = np.zeros(0, dtype=np.int32)
-        self.nseg = 0
-        self.hist: npt.NDArray[np.int64] = np.zeros(256, dtype=np.int64)
-        self.pair_hist: npt.NDArray[np.int64] = np.zeros(1 << 16, dtype=np.int64)
-
-    def reserve(self, segments: int, size: int) -> None:
-        if size > len(self.blob):
-            self.blob = _grown(self.blob, size)  # type: ignore[assignment]
-        if segments > len(self.seg_start):
-            self.seg_start = _grown(self.seg_start, segments)  # type: ignore[assignment]
-            self.seg_row = _grown(self.seg_row, segments)  # type: ignore[assignment]
-
-    def append(self, rows: Rows, texts: Sequence[bytes]) -> npt.NDArray[np.int64]:
-        """Add one segment per row; returns the segments' numbers."""
-        count = len(texts)
-        joined = np.frombuffer(b"".join(texts), dtype=np.uint8)
-        size = len(joined)
-        if self.used + size > len(self.blob):
-            self.blob = _grown(self.blob, max(self.used + size, 2 * len(self.blob), 1 << 16))  # type: ignore[assignment]
-        if self.nseg + count > len(self.seg_start):
-            capacity = max(self.nseg + count, 2 * len(self.seg_start), _MIN_CAPACITY)
-            self.seg_start = _grown(self.seg_start, capacity)  # type: ignore[assignment]
-            self.seg_row = _grown(self.seg_row, capacity)  # type: ignore[assignment]
-        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=count)
-        starts = self.used + np.cumsum(lengths) - lengths
-        segments = np.arange(self.nseg, self.nseg + count, dtype=np.int64)
-        self.blob[self.used : self.used + size] = joined
-        self.hist += np.bincount(joined, minlength=256)
-        if size > 1:
-            pairs = joined[:-1].astype(np.uint16) | (joined[1:].astype(np.uint16) << 8)
-            self.pair_hist += np.bincount(pairs, minlength=1 << 16)
-        self.seg_start[segments] = starts
-        self.seg_row[segments] = rows
-        self.used += size
-        self.nseg += count
-        return segments
-
-    def segment(self, seg: int) -> bytes:
-        start = int(self.seg_start[seg])
-        end = int(self.seg_start[seg + 1]) if seg + 1 < self.nseg else self.used
-        return self.blob[start:end].tobytes()
-
-    def retire(self, segments: npt.NDArray[np.int64]) -> None:
-        self.seg_row[segments] = -1
-
-    def rows_containing(self, needle: bytes) -> npt.NDArray[np.int32]:
-        """Rows whose text contains ``needle`` (may repeat a row; never stale ones)."""
-        m = len(needle)
-        if m == 0 or m > self.used or any(self.hist[b] == 0 for b in needle):
-            return np.zeros(0, dtype=np.int32)
-        seg_start = self.seg_start[: self.nseg]
-        seg_row = self.seg_row[: self.nseg]
-        if m == 1:  # one pass: which segments hold the byte at all
-            hits = self.blob[: self.used] == needle[0]
-            rows = seg_row[np.logical_or.reduceat(hits, seg_start)]
-            return rows[rows >= 0]
-        starts = self.positions(needle)
-        if len(starts) > _MANY_POSITIONS:
-            hits = np.zeros(self.used, dtype=np.bool_)
-            hits[starts] = True
-            rows = seg_row[np.logical_or.reduceat(hits, seg_start)]
-        else:
-            rows = seg_row[np.searchsorted(seg_start, starts, side="right") - 1]
-        return rows[rows >= 0]
-
-    def positions(self, needle: bytes) -> npt.NDArray[np.int64]:
-        """Every start position of ``needle`` (two bytes or more), unordered, vectorised.
-
-        Anchors on the needle's rarest two-byte pair (running pair counts say
-        which): two passes over the blob read as 16-bit words, at even and at
-        odd offsets, find where the pair occurs; the needle's other bytes are
-        then checked at those candidates only, rarest first.
-        """
-        m = len(needle)
-        blob = self.blob[: self.used]
-        pairs = [needle[k] | needle[k + 1] << 8 for k in range(m - 1)]
-        anchor = min(range(m - 1), key=lambda k: (int(self.pair_hist[pairs[k]]), k))
-        found = []
-        for parity in (0, 1):
-            words = (self.used - parity) // 2
-            view = blob[parity : parity + 2 * words].view("<u2")
-            found.append(np.flatnonzero(view == pairs[anchor]) * 2 + (parity - anchor))
-        candidates = np.concatenate(found)
-        candidates = candidates[(candidates >= 0) & (candidates <= self.used - m)]
-        rest = [k for k in range(m) if k not in (anchor, anchor + 1)]
-        for k in sorted(rest, key=lambda k: int(self.hist[needle[k]])):
-            if not len(candidates):
-                break
-            candidates = candidates[blob[candidates + k] == needle[k]]
-        return candidates.astype(np.int64, copy=False)
-
-    @property
-    def nbytes(self) -> int:
-        return int(
-            self.blob.nbytes
-            + self.seg_start.nbytes
-            + self.seg_row.nbytes
-            + self.hist.nbytes
-            + self.pair_hist.nbytes
-        )
-
-
-_SUMMARY_FIELDS = attrgetter(
-    "entry_id",
-    "dlq",
-    "parked_at_ms",
-    "dead_lettered_at_ms",
-    "payment_id",
-    "merchant",
-    "amount",
-    "amount_value",
-    "currency",
-    "reason",
-    "origin_queue",
-    "routing_key",
-    "attempts",
-    "state",
-    "last_operator",
-    "body_kind",
-    "size",
-    "message_id",
-)
-
-
-def _haystack_text(s: EntrySummary) -> bytes:
-    text = f"{s.payment_id or ''}\0{s.entry_id}\0{s.message_id or ''}\0{s.amount or ''}\0"
-    return text.lower().encode("utf-8", "surrogatepass")
+_FIELD_NAMES: Final = tuple(f.name for f in dataclasses.fields(EntrySummary))
+_SUMMARY_FIELDS: Final = attrgetter(*_FIELD_NAMES)
+_TEXTS: Final = tuple(c for c in COLUMNS if c.kind in ("id", "amount"))
+"""Columns kept as text (the amount as written, too: it is searched)."""
+_CATEGORIES: Final = tuple(c for c in COLUMNS if c.kind == "category")
+_SEARCHED_CATEGORIES: Final = tuple(c.name for c in _CATEGORIES if c.searchable)
+_HAYSTACK_FIELDS: Final = tuple(c.field for c in _TEXTS if c.searchable)
+
+
+def _haystack_texts(values: Mapping[str, Sequence[str | None]], count: int) -> list[bytes]:
+    """Each row's searchable texts that are not categories, lower-cased, each followed
+    by a NUL (built a column at a time: a row at a time costs twice as much)."""
+    parts = [[value or "" for value in values[field]] for field in _HAYSTACK_FIELDS]
+    parts.append([""] * count)
+    return [
+        TERM_SEPARATOR.join(row).lower().encode("utf-8", "surrogatepass")
+        for row in zip(*parts, strict=True)
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -620,10 +111,8 @@ class EntryIndex:
         self._n = 0
         self._capacity = 0
         self.version = 0
-        self._ids = _TextColumn(max_width=128)
-        self._payment = _TextColumn(max_width=64)
-        self._amount_text = _TextColumn(max_width=32)
-        self._message = _TextColumn(max_width=64)
+        self._texts = {c.name: TextColumn(max_width=c.max_bytes) for c in _TEXTS}
+        self._ids = self._texts["entry_id"]
         self._parked = np.zeros(0, dtype=np.int64)
         self._dead = np.zeros(0, dtype=np.int64)
         self._amount = np.zeros(0, dtype=np.float64)
@@ -632,22 +121,11 @@ class EntryIndex:
         self._state = np.zeros(0, dtype=np.int8)
         self._body = np.zeros(0, dtype=np.int8)
         self._row_seg = np.zeros(0, dtype=np.int64)
-        self._dicts: dict[str, _Dictionary] = {
-            name: _Dictionary()
-            for name in (
-                "dlq",
-                "reason",
-                "origin_queue",
-                "routing_key",
-                "currency",
-                "merchant",
-                "last_operator",
-            )
-        }
+        self._dicts = {c.name: Dictionary() for c in _CATEGORIES}
         self._codes: dict[str, npt.NDArray[np.int32]] = {
             name: np.zeros(0, dtype=np.int32) for name in self._dicts
         }
-        self._hay = _Haystack()
+        self._hay = Haystack()
         # id -> row: a permutation sorting rows [0, _sorted_n) by id (searchsorted),
         # plus a dict for the rows added since it was built and for over-long ids.
         self._id_order = np.zeros(0, dtype=np.int64)
@@ -681,7 +159,7 @@ class EntryIndex:
             *self._codes.values(),
         ]
         total = sum(int(a.nbytes) for a in arrays)
-        total += sum(c.nbytes for c in (self._ids, self._payment, self._amount_text, self._message))
+        total += sum(c.nbytes for c in self._texts.values())
         total += self._hay.nbytes
         total += sum(d.nbytes for d in self._dicts.values())
         for ids in (self._id_recent, self._id_long):
@@ -770,65 +248,39 @@ class EntryIndex:
     def _reserve(self, need: int) -> None:
         if need <= self._capacity:
             return
-        capacity = max(need, 2 * self._capacity, _MIN_CAPACITY)
+        capacity = max(need, 2 * self._capacity, MIN_CAPACITY)
         for name in ("_parked", "_dead", "_amount", "_attempts", "_size", "_state", "_body"):
-            setattr(self, name, _grown(getattr(self, name), capacity))
-        self._row_seg = _grown(self._row_seg, capacity)  # type: ignore[assignment]
+            setattr(self, name, grown(getattr(self, name), capacity))
+        self._row_seg = grown(self._row_seg, capacity)  # type: ignore[assignment]
         for name, codes in self._codes.items():
-            self._codes[name] = _grown(codes, capacity)  # type: ignore[assignment]
-        for column in (self._ids, self._payment, self._amount_text, self._message):
+            self._codes[name] = grown(codes, capacity)  # type: ignore[assignment]
+        for column in self._texts.values():
             column.reserve(capacity)
         self._capacity = capacity
 
     def _write(self, rows: Rows, items: Sequence[EntrySummary], *, fresh: bool) -> None:
-        (
-            entry_id,
-            dlq,
-            parked_at,
-            dead_at,
-            payment_id,
-            merchant,
-            amount,
-            amount_value,
-            currency,
-            reason,
-            origin_queue,
-            routing_key,
-            attempts,
-            state,
-            last_operator,
-            body_kind,
-            size,
-            message_id,
-        ) = zip(*map(_SUMMARY_FIELDS, items), strict=True)
-        if fresh:
-            self._ids.put(rows, entry_id)
-        self._payment.put(rows, payment_id)
-        self._amount_text.put(rows, amount)
-        self._message.put(rows, message_id)
-        self._parked[rows] = parked_at
-        self._dead[rows] = dead_at
-        self._amount[rows] = np.array(amount_value, dtype=np.float64)
-        self._attempts[rows] = np.clip(np.array(attempts, dtype=np.int64), 0, _INT32_MAX)
-        self._size[rows] = size
+        values = dict(
+            zip(_FIELD_NAMES, zip(*map(_SUMMARY_FIELDS, items), strict=True), strict=True)
+        )
+        for column in _TEXTS:
+            if fresh or column.name != "entry_id":  # a row's entry id never changes
+                self._texts[column.name].put(rows, values[column.field])
+        self._parked[rows] = values["parked_at_ms"]
+        self._dead[rows] = values["dead_lettered_at_ms"]
+        self._amount[rows] = np.array(values["amount_value"], dtype=np.float64)
+        attempts = np.array(values["attempts"], dtype=np.int64)
+        self._attempts[rows] = np.clip(attempts, 0, _INT32_MAX)
+        self._size[rows] = values["size"]
         self._state[rows] = np.fromiter(
-            (_STATE_CODE[s] for s in state), dtype=np.int8, count=len(items)
+            (_STATE_CODE[s] for s in values["state"]), dtype=np.int8, count=len(items)
         )
         self._body[rows] = np.fromiter(
-            (_BODY_CODE.get(k, 2) for k in body_kind), dtype=np.int8, count=len(items)
+            (_BODY_CODE.get(k, 2) for k in values["body_kind"]), dtype=np.int8, count=len(items)
         )
-        columns = {
-            "dlq": dlq,
-            "reason": reason,
-            "origin_queue": origin_queue,
-            "routing_key": routing_key,
-            "currency": currency,
-            "merchant": merchant,
-            "last_operator": last_operator,
-        }
-        for name, values in columns.items():
-            self._codes[name][rows] = self._dicts[name].encode(values)
-        texts = [_haystack_text(s) for s in items]
+        for column in _CATEGORIES:
+            codes = self._dicts[column.name].encode(values[column.field])
+            self._codes[column.name][rows] = codes
+        texts = _haystack_texts(values, len(items))
         if fresh:
             self._row_seg[rows] = self._hay.append(rows, texts)
             return
@@ -916,9 +368,9 @@ class EntryIndex:
             dlq=d["dlq"].values[c["dlq"][i]] or "",
             parked_at_ms=int(self._parked[i]),
             dead_lettered_at_ms=int(self._dead[i]),
-            payment_id=self._payment.get(i),
+            payment_id=self._texts["payment_id"].get(i),
             merchant=d["merchant"].values[c["merchant"][i]],
-            amount=self._amount_text.get(i),
+            amount=self._texts["amount"].get(i),
             amount_value=None if math.isnan(amount_value) else amount_value,
             currency=d["currency"].values[c["currency"][i]],
             reason=d["reason"].values[c["reason"][i]] or "",
@@ -929,7 +381,7 @@ class EntryIndex:
             last_operator=d["last_operator"].values[c["last_operator"][i]],
             body_kind=kind,
             size=int(self._size[i]),
-            message_id=self._message.get(i),
+            message_id=self._texts["message_id"].get(i),
         )
 
     def rows(self, positions: Iterable[int]) -> list[EntrySummary]:
@@ -1034,7 +486,7 @@ class EntryIndex:
     def _text_mask(self, term: str) -> npt.NDArray[np.bool_]:
         n = self._n
         mask = np.zeros(n, dtype=np.bool_)
-        for name in ("merchant", "reason", "dlq", "origin_queue", "routing_key"):
+        for name in _SEARCHED_CATEGORIES:
             codes = self._dicts[name].containing(term)
             if codes:
                 np.logical_or(mask, self._lut_mask(name, codes), out=mask)
@@ -1046,27 +498,25 @@ class EntryIndex:
         self, rows: Rows, key: SortKey
     ) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.bool_] | None]:
         """The values to sort ``rows`` by, and which rows have none (or None: all have)."""
-        if key == "dead_lettered_at":
-            return self._dead[rows], None
-        if key == "parked_at":
-            return self._parked[rows], None
-        if key == "attempts":
-            return self._attempts[rows], None
-        if key == "size":
-            return self._size[rows], None
-        if key == "state":
-            return self._state[rows], None
-        if key == "amount":
+        kind = COLUMN[key].kind
+        if kind == "amount":
             values = self._amount[rows]
             return values, np.isnan(values)
-        if key in self._dicts:
+        if kind == "category":
             ranks = self._dicts[key].rank()[self._codes[key][rows]]
             return ranks, ranks < 0
-        column = {"payment_id": self._payment, "entry_id": self._ids, "message_id": self._message}[
-            key
-        ]
-        missing = column.null[rows]
-        return column.data[rows], missing if missing.any() else None
+        if kind == "id":
+            column = self._texts[key]
+            missing = column.null[rows]
+            return column.data[rows], missing if missing.any() else None
+        numbers: dict[str, npt.NDArray[np.generic]] = {
+            "dead_lettered_at": self._dead,
+            "parked_at": self._parked,
+            "attempts": self._attempts,
+            "size": self._size,
+            "state": self._state,
+        }
+        return numbers[key][rows], None
 
     def _sorted(self, rows: Rows, key: SortKey, descending: bool) -> Rows:
         if len(rows) < 2:
@@ -1141,7 +591,7 @@ class EntryIndex:
         if not keys:
             self._orders.clear()
         for key in keys:
-            self._orders.pop(key, None)  # type: ignore[call-overload]
+            self._orders.pop(key, None)
 
     @staticmethod
     def _sorted_present(rows: Rows, values: npt.NDArray[np.generic], descending: bool) -> Rows:
@@ -1182,14 +632,6 @@ class EntryIndex:
 
 
 __all__ = [
-    "GROUP_BYS",
-    "SORT_KEYS",
     "STATES",
-    "ActionTarget",
     "EntryIndex",
-    "GroupBy",
-    "GroupValue",
-    "Query",
-    "Rows",
-    "SortKey",
 ]

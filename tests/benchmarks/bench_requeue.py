@@ -38,9 +38,9 @@ import redis.asyncio as aioredis
 from services.config import FieldPaths, Profile
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.service import ActionService
-from services.workbench.index import ActionTarget, Query
 from services.workbench.model import EntryState
 from services.workbench.parker import Parker
+from services.workbench.query import ActionTarget, Query
 from services.workbench.store import ParkingStore
 from tests.benchmarks.common import event_bodies
 

@@ -204,8 +204,9 @@ async def run(args: argparse.Namespace) -> list[Figure]:
     from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QApplication
 
-    from services.workbench.index import EntryIndex, Query
+    from services.workbench.index import EntryIndex
     from services.workbench.model import EntryState
+    from services.workbench.query import Query
     from widgets.common.theme import apply_theme
     from widgets.workbench.browser import FailedPaymentsView
     from widgets.workbench.table_model import COLUMN_NAMES

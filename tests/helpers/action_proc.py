@@ -26,8 +26,8 @@ from services.config import Profile
 from services.workbench.actions.pipeline import ActionRun
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.service import ActionService
-from services.workbench.index import ActionTarget, Query
 from services.workbench.model import EntryState
+from services.workbench.query import ActionTarget, Query
 from services.workbench.store import ParkingStore
 
 

@@ -8,7 +8,7 @@ through a :class:`~widgets.workbench.table_model.FailedPaymentsModel` in an
 merchant, dead-lettered time range, amount range), a
 :class:`~widgets.workbench.group_panel.GroupByPanel` (counts per reason /
 queue / merchant / state / DLQ; a click filters to a group) and a count line.
-Every filter is one :class:`~services.workbench.index.Query` run by the index
+Every filter is one :class:`~services.workbench.query.Query` run by the index
 with numpy on the UI thread, fast enough at a million rows.
 
 It never acts itself. It emits intents with plain data:
@@ -57,15 +57,9 @@ from PySide6.QtWidgets import (
 )
 
 from services.workbench.actions.names import Action
-from services.workbench.index import (
-    STATES,
-    ActionTarget,
-    EntryIndex,
-    GroupBy,
-    GroupValue,
-    Query,
-    Rows,
-)
+from services.workbench.index import STATES, EntryIndex
+from services.workbench.index_storage import Rows
+from services.workbench.query import ActionTarget, GroupBy, GroupValue, Query
 from widgets.common import colors
 from widgets.common.menus import popup_menu
 from widgets.workbench.action_texts import ACTION_TEXT, READ_ONLY_TIP

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from services.workbench.index import Rows
+from services.workbench.index_storage import Rows
 from services.workbench.model import EntryState
 from widgets.common import colors
 from widgets.workbench.table_model import COLUMN_NAMES, COLUMNS, STATE_ROLE, FailedPaymentsModel

@@ -3,7 +3,7 @@
 Multi-select menus for state, reason, queue, DLQ and merchant (each value with
 its count under the other filters), a dead-lettered time range with presets,
 an amount range, and "Clear filters". :class:`FilterBar` turns its controls
-into a :class:`~services.workbench.index.Query` and shows one.
+into a :class:`~services.workbench.query.Query` and shows one.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from services.workbench.index import GroupBy, GroupValue, Query
+from services.workbench.query import GroupBy, GroupValue, Query
 from widgets.common.theme import repolish
 from widgets.workbench.group_panel import group_label
 

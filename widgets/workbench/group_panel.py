@@ -31,8 +31,8 @@ from PySide6.QtWidgets import (
 )
 
 from services.workbench.actions.names import Action
-from services.workbench.index import GROUP_BYS, GroupBy, GroupValue
 from services.workbench.model import EntryState
+from services.workbench.query import GROUP_BYS, GroupBy, GroupValue
 from widgets.common import colors
 from widgets.common.menus import popup_menu
 from widgets.workbench.action_texts import READ_ONLY_TIP

@@ -1,7 +1,7 @@
 """The failed-payments table model: a lazy window onto an :class:`EntryIndex` result.
 
 The model holds an :class:`~services.workbench.index.EntryIndex` and the current
-result - an array of index rows matching a :class:`~services.workbench.index.Query`
+result - an array of index rows matching a :class:`~services.workbench.query.Query`
 in its order. ``data()`` builds the summary of the one row asked for (a few
 hundred recent rows are cached), so the cost of showing the table is the
 number of visible rows, not the number of entries. ``sort()`` re-runs the
@@ -29,8 +29,11 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor
 
 from services.masking.text import mask_text
-from services.workbench.index import EntryIndex, Query, Rows, SortKey
+from services.workbench.columns import TABLE_COLUMNS, EntryColumn, SortKey
+from services.workbench.index import EntryIndex
+from services.workbench.index_storage import Rows
 from services.workbench.model import EntryState, EntrySummary
+from services.workbench.query import Query
 from widgets.common import colors
 
 ModelIndex = QModelIndex | QPersistentModelIndex
@@ -48,6 +51,7 @@ STATE_LABELS: Final[dict[EntryState, str]] = {state: state.value.title() for sta
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 _LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
 _CENTER = Qt.AlignmentFlag.AlignCenter
+_MIN_WIDTH: Final = 60
 _CACHE_ROWS: Final = 1024
 _PLAIN_NUMBER = re.compile(r"^(-?)(\d+)(\.\d+)?$")
 _MONTHS: Final = (
@@ -68,7 +72,8 @@ _MONTHS: Final = (
 
 @dataclass(frozen=True, slots=True)
 class Column:
-    """One column: what it shows, its header, its sort key, how it is aligned, its
+    """One column of the table as Qt shows it: an entry column
+    (:data:`services.workbench.columns.TABLE_COLUMNS`) with its alignment and
     smallest width."""
 
     name: str
@@ -79,57 +84,20 @@ class Column:
     tooltip: str
     descending_first: bool = False
 
+    @classmethod
+    def of(cls, column: EntryColumn) -> Column:
+        return cls(
+            column.name,
+            column.title,
+            column.name,
+            _RIGHT if column.numeric else _LEFT,
+            _MIN_WIDTH,
+            column.tooltip,
+            column.descending_first,
+        )
 
-COLUMNS: Final[tuple[Column, ...]] = (
-    Column(
-        "dead_lettered_at",
-        "Dead-lettered at",
-        "dead_lettered_at",
-        _LEFT,
-        60,
-        "When the broker dead-lettered the message (local time)",
-        descending_first=True,
-    ),
-    Column("payment_id", "Payment id", "payment_id", _LEFT, 60, "The payment id in the body"),
-    Column("merchant", "Merchant", "merchant", _LEFT, 60, "The merchant in the body"),
-    Column(
-        "amount",
-        "Amount",
-        "amount",
-        _RIGHT,
-        60,
-        "The amount and currency in the body",
-        descending_first=True,
-    ),
-    Column("reason", "Reason", "reason", _LEFT, 60, "Why it was dead-lettered (x-death)"),
-    Column(
-        "origin_queue",
-        "Queue",
-        "origin_queue",
-        _LEFT,
-        60,
-        "The queue it died in: where a requeue sends it back",
-    ),
-    Column("routing_key", "Routing key", "routing_key", _LEFT, 60, "The original routing key"),
-    Column(
-        "attempts",
-        "Attempts",
-        "attempts",
-        _RIGHT,
-        60,
-        "Deaths counted in x-death plus retries by the console",
-        descending_first=True,
-    ),
-    Column("state", "State", "state", _LEFT, 60, "Where the entry is in the workbench"),
-    Column(
-        "last_operator",
-        "Last operator",
-        "last_operator",
-        _LEFT,
-        60,
-        "Who last acted on the entry",
-    ),
-)
+
+COLUMNS: Final[tuple[Column, ...]] = tuple(Column.of(column) for column in TABLE_COLUMNS)
 COLUMN_NAMES: Final[tuple[str, ...]] = tuple(c.name for c in COLUMNS)
 
 

@@ -42,7 +42,6 @@ from services.workbench.actions.pika_link import AmqpUnavailable, delay_queue_na
 from services.workbench.actions.publisher import ActionPublisher, PublishItem, PublishOutcome
 from services.workbench.actions.report import ActionOutcome, ActionReport, format_delay
 from services.workbench.codec import MessageRecord
-from services.workbench.index import ActionTarget
 from services.workbench.model import (
     AuditRecord,
     ClaimResult,
@@ -50,6 +49,7 @@ from services.workbench.model import (
     EntrySummary,
     attempt_header,
 )
+from services.workbench.query import ActionTarget
 from services.workbench.store import ParkingStore
 
 log = logging.getLogger(__name__)

@@ -1,8 +1,8 @@
 """Requeue, retry and cancel parked failed payments - exactly once, with an audit trail.
 
 :class:`ActionService` is what the console's controllers and the CLI call.
-An action applies to an :class:`~services.workbench.index.ActionTarget` (entry
-ids, or everything a :class:`~services.workbench.index.Query` matches, resolved
+An action applies to an :class:`~services.workbench.query.ActionTarget` (entry
+ids, or everything a :class:`~services.workbench.query.Query` matches, resolved
 against the store's rows with an :class:`~services.workbench.index.EntryIndex`)
 and returns an :class:`~services.workbench.actions.report.ActionReport`: one outcome
 per entry - done, skipped (someone else acted first, and who) or failed
@@ -81,12 +81,13 @@ from services.workbench.actions.report import (
     format_delay,
 )
 from services.workbench.codec import CodecError, MessageRecord, decode_record
-from services.workbench.index import ActionTarget, EntryIndex, Query
+from services.workbench.index import EntryIndex
 from services.workbench.model import (
     EntryState,
     EntrySummary,
     summarize,
 )
+from services.workbench.query import ActionTarget, Query
 from services.workbench.store import ParkingStore, entry_id_time_ms
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ from PySide6.QtWidgets import QApplication, QLabel, QPlainTextEdit, QTextEdit
 from app.console import ConsoleSession
 from app.ui_state import UiState
 from services.config import Profile, load_profile
-from services.workbench.index import ActionTarget
 from services.workbench.model import EntryState
+from services.workbench.query import ActionTarget
 from services.workbench.store import ParkingStore
 from tests.helpers.waiting import eventually
 from widgets.workbench.action_dialogs import ConfirmActionDialog

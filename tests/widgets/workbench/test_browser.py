@@ -10,8 +10,9 @@ import pytest
 from PySide6.QtCore import QDateTime, Qt
 from PySide6.QtWidgets import QApplication, QMenu
 
-from services.workbench.index import ActionTarget, EntryIndex, Query
+from services.workbench.index import EntryIndex
 from services.workbench.model import EntryState, EntrySummary
+from services.workbench.query import ActionTarget, Query
 from tests.helpers.summaries import NOW_MS, realistic_summaries
 from widgets.workbench.action_texts import READ_ONLY_TIP
 from widgets.workbench.browser import SEARCH_DEBOUNCE_MS, FailedPaymentsView

@@ -10,8 +10,9 @@ import pytest
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import QColor
 
-from services.workbench.index import EntryIndex, Query
+from services.workbench.index import EntryIndex
 from services.workbench.model import EntryState, EntrySummary
+from services.workbench.query import Query
 from tests.helpers.summaries import realistic_summaries
 from widgets.common import colors
 from widgets.workbench.table_model import (

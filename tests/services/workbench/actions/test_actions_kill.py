@@ -18,8 +18,8 @@ from services.workbench.actions.publisher import ACTION_ID_HEADER, ActionPublish
 from services.workbench.actions.recovery import RecoveryReport
 from services.workbench.actions.service import ActionService
 from services.workbench.codec import MessageRecord
-from services.workbench.index import ActionTarget
 from services.workbench.model import EntryState
+from services.workbench.query import ActionTarget
 from services.workbench.store import ParkingStore
 from tests.helpers.action_kit import Broker, DeadLetterFlow, entry_ids, make_profile, park_all
 from tests.helpers.paths import REPO_ROOT

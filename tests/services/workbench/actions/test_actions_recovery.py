@@ -18,8 +18,8 @@ from services.workbench.actions.publisher import (
     PublishOutcome,
 )
 from services.workbench.actions.service import ActionService
-from services.workbench.index import ActionTarget
 from services.workbench.model import EntryState
+from services.workbench.query import ActionTarget
 from services.workbench.store import ParkingStore
 from tests.helpers.action_kit import Broker, DeadLetterFlow, entry_ids, make_profile, park_all
 from tests.helpers.tcp_proxy import TcpProxy

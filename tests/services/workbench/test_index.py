@@ -13,16 +13,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from services.workbench.index import (
-    GROUP_BYS,
-    SORT_KEYS,
-    STATES,
-    ActionTarget,
-    EntryIndex,
-    Query,
-    SortKey,
-)
+from services.workbench.columns import SORT_KEYS, SortKey
+from services.workbench.index import STATES, EntryIndex
 from services.workbench.model import EntryState, EntrySummary
+from services.workbench.query import GROUP_BYS, Query
 
 T0 = 1_715_000_000_000
 MERCHANTS = ["Acme Books", "Globex", "Initech", "Umbrella GmbH", "Café Müller", "zeta", "Zeta"]
@@ -408,41 +402,6 @@ def test_group_counts_are_exact_and_ordered(big):
         index.group_counts("amount")  # type: ignore[arg-type]
 
 
-def test_query_helpers_and_groups():
-    q = Query(text="acme", reasons={"rejected"})  # type: ignore[arg-type]
-    assert isinstance(q.reasons, frozenset)
-    assert q.with_group("reason", ["expired"]).reasons == {"expired"}
-    assert q.with_group("merchant", [None]).merchants == {None}
-    assert q.with_group("state", ["parked"]).states == {EntryState.PARKED}
-    assert q.without_group("reason").reasons == frozenset()
-    assert q.sorted_by("amount", False).filters == q.filters
-    assert Query().is_filtered is False
-    assert Query(sort_key="amount").is_filtered is False
-    assert q.is_filtered
-    assert "acme" in q.describe() and "rejected" in q.describe()
-    assert Query().describe() == "no filter"
-    with pytest.raises(ValueError, match="sort key"):
-        Query(sort_key="bogus")  # type: ignore[arg-type]
-    hash(q)
-
-
-def test_action_target_names_ids_or_a_query():
-    ids = ActionTarget.for_entries(["a", "b"])
-    assert (ids.count, ids.is_query, ids.description) == (2, False, "2 selected entries")
-    one = ActionTarget.for_entries(["a"])
-    assert one.description == "entry a"
-    q = Query(reasons=frozenset({"expired"}), sort_key="amount")
-    matching = ActionTarget.for_query(q, 1234)
-    assert matching.is_query and matching.query == q.filters and matching.count == 1234
-    assert "1,234" in matching.description and "expired" in matching.description
-    with pytest.raises(ValueError):
-        ActionTarget(None, None, 0, "")
-    with pytest.raises(ValueError):
-        ActionTarget(("a",), q, 1, "")
-    with pytest.raises(ValueError):
-        ActionTarget(("a",), None, 2, "")
-
-
 def test_query_results_are_cached_until_the_index_changes(big):
     index, _ = big
     q = Query(text="pay", sort_key="amount")
@@ -536,7 +495,7 @@ def test_cached_orders_follow_new_rows_and_changes(monkeypatch):
 
 
 def test_very_common_search_terms_mark_the_blob(big, monkeypatch):
-    import services.workbench.index as module
+    import services.workbench.index_storage as module
 
     index, rows = big
     monkeypatch.setattr(module, "_MANY_POSITIONS", 100)
