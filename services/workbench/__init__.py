@@ -1,1 +1,2 @@
-"""The failed-payments workbench: parked entries, their codec, the Redis store, parker and index."""
+"""The failed-payments workbench: parked entries, their codec, the Redis store (its layout and
+Lua scripts), the parker, the entry columns, queries and the in-memory index."""

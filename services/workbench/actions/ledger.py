@@ -50,9 +50,7 @@ import redis.asyncio as aioredis
 from services.workbench import lua
 from services.workbench import redis_layout as layout
 from services.workbench.actions.names import Action
-from services.workbench.actions.publisher import (
-    PublishItem,
-)
+from services.workbench.actions.publisher import PublishItem
 from services.workbench.codec import (
     RECORD_FIELDS,
     CodecError,
@@ -60,11 +58,7 @@ from services.workbench.codec import (
     decode_table,
     decode_value,
 )
-from services.workbench.model import (
-    ATTEMPT_HEADER,
-    ClaimResult,
-    EntryState,
-)
+from services.workbench.model import ATTEMPT_HEADER, ClaimResult, EntryState
 from services.workbench.store import CHANGES_MAXLEN, ParkingStore
 
 ACTION_HEADER: Final = "payops-action"

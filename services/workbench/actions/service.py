@@ -48,12 +48,7 @@ from typing import Any, cast
 
 from services.config import Profile
 from services.masking.json import dumps_compact, loads_exact, mask_json, mask_sensitive_text
-from services.workbench.actions.ledger import (
-    ActionLedger,
-    now_ms,
-    owner_is_dead,
-    run_of,
-)
+from services.workbench.actions.ledger import ActionLedger, now_ms, owner_is_dead, run_of
 from services.workbench.actions.names import Action
 from services.workbench.actions.pika_link import PublisherError
 from services.workbench.actions.pipeline import (
@@ -82,11 +77,7 @@ from services.workbench.actions.report import (
 )
 from services.workbench.codec import CodecError, MessageRecord, decode_record
 from services.workbench.index import EntryIndex
-from services.workbench.model import (
-    EntryState,
-    EntrySummary,
-    summarize,
-)
+from services.workbench.model import EntryState, EntrySummary, summarize
 from services.workbench.query import ActionTarget, Query
 from services.workbench.store import ParkingStore, entry_id_time_ms
 
