@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime
 import math
 import struct
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -214,13 +213,6 @@ def test_fingerprint_covers_content_but_not_the_redelivery_counter() -> None:
     assert record_fingerprint(other_body) != fp
     # the encoded record can be reused
     assert record_fingerprint(record, encode_record(record)) == fp
-
-
-@pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 async def test_record_round_trips_through_a_real_redis_hash(

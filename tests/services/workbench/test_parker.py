@@ -105,22 +105,6 @@ async def broker(amqp_url: str, unique_prefix: str) -> AsyncIterator[Broker]:
     await connection.close()
 
 
-@pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def store(redis_client: aioredis.Redis, unique_prefix: str) -> AsyncIterator[ParkingStore]:
-    prefix = unique_prefix.rstrip(".")
-    yield ParkingStore(redis_client, prefix)
-    keys = [k async for k in redis_client.scan_iter(match=f"{prefix}:*", count=1000)]
-    for start in range(0, len(keys), 1000):
-        await redis_client.unlink(*keys[start : start + 1000])
-
-
 async def park_once(
     broker: Broker, store: ParkingStore, dlq: str, **kwargs: Any
 ) -> tuple[ParkerStats, list[ParkedEntry]]:

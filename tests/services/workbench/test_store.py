@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -50,26 +49,6 @@ def dead_letter(n: int, body: bytes | None = None, **headers: Any) -> MessageRec
         exchange="payments.dlx",
         routing_key="payment.failed",
     )
-
-
-async def _drop_prefix(client: aioredis.Redis, prefix: str) -> None:
-    keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
-    for start in range(0, len(keys), 1000):
-        await client.unlink(*keys[start : start + 1000])
-
-
-@pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def store(redis_client: aioredis.Redis, unique_prefix: str) -> AsyncIterator[ParkingStore]:
-    prefix = unique_prefix.rstrip(".")
-    yield ParkingStore(redis_client, prefix)
-    await _drop_prefix(redis_client, prefix)
 
 
 # --------------------------------------------------------------------------- ids and keys
@@ -264,11 +243,10 @@ async def test_concurrent_claims_one_wins_the_loser_learns_who(store: ParkingSto
 
 
 async def test_claims_from_separate_connections_one_wins(
-    redis_url: str, unique_prefix: str
+    redis_client: aioredis.Redis, redis_url: str, prefix: str
 ) -> None:
-    prefix = unique_prefix.rstrip(".")
-    clients = [aioredis.from_url(redis_url) for _ in range(2)]
-    stores = [ParkingStore(client, prefix) for client in clients]
+    other = aioredis.from_url(redis_url)
+    stores = [ParkingStore(redis_client, prefix), ParkingStore(other, prefix)]
     try:
         ids = [(await stores[0].park(DLQ, dead_letter(n), FIELDS)).entry_id for n in range(200)]
         for entry_id in ids:
@@ -281,9 +259,7 @@ async def test_claims_from_separate_connections_one_wins(
             winner = next(r for r in results if r.ok)
             assert loser.operator == winner.operator and loser.action_id == winner.action_id
     finally:
-        await _drop_prefix(clients[0], prefix)
-        for client in clients:
-            await client.aclose()
+        await other.aclose()
 
 
 async def test_complete_only_by_the_holder_and_repeatable(store: ParkingStore) -> None:

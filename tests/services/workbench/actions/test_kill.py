@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 import aio_pika
 import orjson
 import pytest
-import redis.asyncio as aioredis
 
 from services.workbench.actions.publisher import ACTION_ID_HEADER, ActionPublisher
 from services.workbench.actions.recovery import RecoveryReport
@@ -27,31 +26,6 @@ from tests.helpers.paths import REPO_ROOT
 pytestmark = pytest.mark.integration
 
 N = 3000
-
-
-@pytest.fixture
-async def broker(amqp_url: str, unique_prefix: str) -> AsyncIterator[Broker]:
-    connection = await aio_pika.connect(amqp_url)
-    state = Broker(connection, unique_prefix, amqp_url)
-    await state.open()
-    yield state
-    await state.cleanup()
-    await connection.close()
-
-
-@pytest.fixture
-def prefix(unique_prefix: str) -> str:
-    return unique_prefix.rstrip(".")
-
-
-@pytest.fixture
-async def store(redis_url: str, prefix: str) -> AsyncIterator[ParkingStore]:
-    client = aioredis.from_url(redis_url)
-    yield ParkingStore(client, prefix)
-    keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
-    for start in range(0, len(keys), 1000):
-        await client.unlink(*keys[start : start + 1000])
-    await client.aclose()
 
 
 @pytest.fixture

@@ -28,16 +28,6 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def broker(amqp_url: str, unique_prefix: str) -> AsyncIterator[Broker]:
-    connection = await aio_pika.connect(amqp_url)
-    state = Broker(connection, unique_prefix, amqp_url)
-    await state.open()
-    yield state
-    await state.cleanup()
-    await connection.close()
-
-
-@pytest.fixture
 async def publisher(amqp_url: str) -> AsyncIterator[ActionPublisher]:
     publisher = ActionPublisher(amqp_url, window=3)
     yield publisher

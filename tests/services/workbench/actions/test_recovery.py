@@ -8,7 +8,6 @@ from typing import Any
 import aio_pika
 import orjson
 import pytest
-import redis.asyncio as aioredis
 
 from services.workbench.actions.ledger import ActionLedger, action_id_for, owner_is_dead
 from services.workbench.actions.publisher import (
@@ -25,31 +24,6 @@ from tests.helpers.action_kit import Broker, DeadLetterFlow, entry_ids, make_pro
 from tests.helpers.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def broker(amqp_url: str, unique_prefix: str) -> AsyncIterator[Broker]:
-    connection = await aio_pika.connect(amqp_url)
-    state = Broker(connection, unique_prefix, amqp_url)
-    await state.open()
-    yield state
-    await state.cleanup()
-    await connection.close()
-
-
-@pytest.fixture
-def prefix(unique_prefix: str) -> str:
-    return unique_prefix.rstrip(".")
-
-
-@pytest.fixture
-async def store(redis_url: str, prefix: str) -> AsyncIterator[ParkingStore]:
-    client = aioredis.from_url(redis_url)
-    yield ParkingStore(client, prefix)
-    keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
-    if keys:
-        await client.unlink(*keys)
-    await client.aclose()
 
 
 @pytest.fixture

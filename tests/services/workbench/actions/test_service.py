@@ -36,36 +36,6 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def broker(amqp_url: str, unique_prefix: str) -> AsyncIterator[Broker]:
-    connection = await aio_pika.connect(amqp_url)
-    state = Broker(connection, unique_prefix, amqp_url)
-    await state.open()
-    yield state
-    await state.cleanup()
-    await connection.close()
-
-
-@pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-def prefix(unique_prefix: str) -> str:
-    return unique_prefix.rstrip(".")
-
-
-@pytest.fixture
-async def store(redis_client: aioredis.Redis, prefix: str) -> AsyncIterator[ParkingStore]:
-    yield ParkingStore(redis_client, prefix)
-    keys = [k async for k in redis_client.scan_iter(match=f"{prefix}:*", count=1000)]
-    for start in range(0, len(keys), 1000):
-        await redis_client.unlink(*keys[start : start + 1000])
-
-
-@pytest.fixture
 async def publisher(amqp_url: str) -> AsyncIterator[ActionPublisher]:
     publisher = ActionPublisher(amqp_url)
     await publisher.connect()
