@@ -522,7 +522,9 @@ class ActionService:
             for summary in rows:
                 tally.dlq_of[summary.entry_id] = summary.dlq
                 problem = refusal
-                if summary.state is not EntryState.PARKED:
+                # A claimed row goes on to the claim, whose reply names the holder's action
+                # ("being requeued by bob"); the row itself does not carry it.
+                if summary.state not in (EntryState.PARKED, EntryState.CLAIMED):
                     tally.outcomes.append(
                         skipped_outcome(summary, held_text(summary.state, summary.last_operator))
                     )
