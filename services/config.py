@@ -40,6 +40,12 @@ class FieldPaths:
     timestamp: str = "created_at"
     reason: str = "reason"  # why a failure event failed (counted per second in the history)
 
+    @property
+    def id_paths(self) -> tuple[str, ...]:
+        """The paths that hold identifiers: shown as ids, not masked as card numbers
+        (the rule: :mod:`services.masking.json`)."""
+        return (self.payment_id,)
+
 
 @dataclass(frozen=True)
 class TapBinding:

@@ -23,6 +23,29 @@ when it fails the Luhn check (a test card, a typo). This module applies both:
   masked value being a unique placeholder, and the placeholders left in the
   edited text are put back to the original values.
 
+Identifiers are not card numbers. What a value is decides how it is masked, not how
+many digits it holds:
+
+- under a CVV-like key: hidden, whatever it is (:data:`HIDDEN`);
+- under a card-number key: masked, Luhn or not (:func:`mask_pan_value`);
+- an identifier - a value at one of the profile's id field paths
+  (``FieldPaths.id_paths``: ``fields.payment_id``) in a parsed body, or the
+  ``message_id`` / ``correlation_id`` property (:data:`ID_PROPERTIES`): a token with
+  no whitespace and some character other than digits and dashes
+  (``pay_17d5570756950439``, ``ord-4111111111111111``) is shown in full, since the
+  digits in it are part of a name, not a card (CVV-like pairs in it, ``cvv=123``, are
+  still hidden). An identifier that is nothing but digits, spaces and dashes
+  (``4111111111111111``, ``4111 1111 1111 1111``) cannot be told from a card number,
+  and is masked as free text: a numeric order id of 13-19 digits that passes Luhn is
+  shown masked, rather than ever letting a real card number through
+  (:func:`mask_identifier`, :func:`mask_id_value`);
+- everything else - other JSON values (``"note": "4111111111111111"``), keys, headers,
+  free text: every Luhn-valid run of 13-19 digits is masked, and CVV-like text hidden.
+
+:func:`mask_json` and :func:`services.masking.message.mask_untrusted` take the id
+paths as an :data:`IdTree` (:func:`id_tree`). Nothing else (the byte-for-byte hex dump
+of a body, logs) knows the roles of values: there every card-number-like run is masked.
+
 Pure and Qt-free: the GUI, the CLI and the snapshot writer share it.
 """
 
@@ -31,7 +54,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache, wraps
@@ -134,27 +157,118 @@ def _mask_scalar(value: Any) -> Any:
     return value
 
 
-def mask_json(value: Any) -> Any:
+def mask_json(value: Any, ids: IdTree | None = None) -> Any:
     """A copy of a JSON-like value with its card data masked (see the module docs).
 
     Dicts and lists (and tuples, as lists) are copied to any depth; values of
     other types (bytes, datetimes, ...) are returned unchanged. The input is
-    not modified.
+    not modified. ``ids`` (:func:`id_tree`) says where identifiers sit: those
+    are masked as identifiers (:func:`mask_id_value`).
     """
     if isinstance(value, Mapping):
         out: dict[Any, Any] = {}
         for key, item in value.items():
             shown_key = mask_text(key) if isinstance(key, str) else key
+            sub = ids.get(key) if ids and isinstance(key, str) else None
             if is_cvv_key(key):
                 out[shown_key] = HIDDEN
             elif is_pan_key(key) and not isinstance(item, Mapping | list | tuple):
                 out[shown_key] = mask_pan_value(item)
+            elif is_id_leaf(key, item, sub):
+                out[shown_key] = mask_id_value(item)
             else:
-                out[shown_key] = mask_json(item)
+                out[shown_key] = mask_json(item, sub)
         return out
     if isinstance(value, list | tuple):
+        if ids:
+            return [mask_json(item, ids.get(str(i))) for i, item in enumerate(value)]
         return [mask_json(item) for item in value]
     return _mask_scalar(value)
+
+
+# --------------------------------------------------------------------------- identifiers
+
+IdTree = Mapping[str, "IdTree"]
+"""Dotted id paths as a tree of path segments; :data:`ID_LEAF` in a node: an id sits there."""
+
+ID_LEAF = "\0id"
+"""The key that marks the end of an id path in an :data:`IdTree` (no JSON field is named so)."""
+
+
+@lru_cache(maxsize=64)
+def _id_tree(paths: tuple[str, ...]) -> IdTree:
+    root: dict[str, Any] = {}
+    for path in paths:
+        if not path:
+            continue  # the whole body is no identifier
+        node = root
+        for segment in path.split("."):  # as services.json_paths reads a path
+            node = node.setdefault(segment, {})
+        node[ID_LEAF] = {}
+    return root
+
+
+def id_tree(paths: Iterable[str]) -> IdTree:
+    """Where identifiers sit in a parsed value, from dotted paths as the profile's ``[fields]``
+    write them (``"payment_id"``, ``"payment.id"``, ``"items.0.id"``: a segment of digits
+    also indexes a list)."""
+    return _id_tree(tuple(paths))
+
+
+ID_PROPERTIES: IdTree = id_tree(("message_id", "correlation_id"))
+"""The AMQP properties that are identifiers."""
+
+
+def is_id_leaf(key: object, item: Any, sub: IdTree | None) -> bool:
+    """Whether ``item``, under ``key`` with id subtree ``sub``, is an identifier to show as one.
+
+    Not under a CVV-like or card-number key (those rules win), and not a table or a list.
+    """
+    return (
+        sub is not None
+        and ID_LEAF in sub
+        and not isinstance(item, Mapping | list | tuple)
+        and not is_cvv_key(key)
+        and not is_pan_key(key)
+    )
+
+
+_ID_TOKEN = re.compile(r"\S*[^\d\s\-]\S*")
+
+
+def is_id_token(text: str) -> bool:
+    """An identifier that names something (``pay_4111111111111111``): no whitespace, and
+    something other than digits and dashes in it."""
+    return _ID_TOKEN.fullmatch(text) is not None
+
+
+def mask_identifier(text: str) -> str:
+    """An identifier as shown (see the module docs): a token in full, CVV-like pairs in it
+    hidden; digits alone (a card number cannot be ruled out) masked as free text."""
+    if not is_id_token(text):
+        return mask_sensitive_text(text)
+    if _has_cvv_word(text.lower()):
+        return _hide_cvv(text)
+    return text
+
+
+def mask_optional_identifier(text: str | None) -> str:
+    """:func:`mask_identifier` of an id that may be missing (``""`` for None or empty)."""
+    return mask_identifier(text) if text else ""
+
+
+def mask_id_value(value: Any) -> Any:
+    """A JSON scalar that is an identifier, masked as one (numbers by their text)."""
+    if isinstance(value, JsonNumber):
+        text = str.__str__(value)
+    elif isinstance(value, str):
+        return mask_identifier(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)
+    else:
+        return _mask_scalar(value)
+    masked = mask_identifier(text)
+    return value if masked == text else masked
 
 
 # --------------------------------------------------------------------------- text
@@ -191,6 +305,17 @@ def _hide_pair(match: re.Match[str]) -> str:
 
 def _hide_element(match: re.Match[str]) -> str:
     return match.group("open") + (HIDDEN if match.group("value") else "")
+
+
+def _hide_loose(match: re.Match[str]) -> str:
+    return match.group("key") + HIDDEN
+
+
+def _hide_cvv(text: str) -> str:
+    """``text`` with CVV-like pairs, elements and ``cvv 123`` phrases hidden."""
+    text = _CVV_PAIR.sub(_hide_pair, text)
+    text = _CVV_ELEMENT.sub(_hide_element, text)
+    return _CVV_LOOSE.sub(_hide_loose, text)
 
 
 def _mask_pan_pair(match: re.Match[str]) -> str:
@@ -285,9 +410,7 @@ def mask_sensitive_text(text: str) -> str:
 def _mask_sensitive(text: str, lowered: str) -> str:
     """What :func:`mask_sensitive_text` does to ``text``, given ``text.lower()``."""
     if _has_cvv_word(lowered):
-        text = _CVV_PAIR.sub(_hide_pair, text)
-        text = _CVV_ELEMENT.sub(_hide_element, text)
-        text = _CVV_LOOSE.sub(lambda m: m.group("key") + HIDDEN, text)
+        text = _hide_cvv(text)
     if _has_pan_word(lowered):
         text = _PAN_PAIR.sub(_mask_pan_pair, text)
     return mask_text(text)
@@ -541,17 +664,24 @@ def _compact(value: Any) -> str:
 
 __all__ = [
     "HIDDEN",
+    "ID_PROPERTIES",
+    "IdTree",
     "JsonNumber",
     "MaskedDocument",
     "dumps_compact",
     "dumps_pretty",
+    "id_tree",
     "is_cvv_key",
+    "is_id_token",
     "is_pan_key",
     "leftover_masks",
     "loads_exact",
     "luhn_valid",
     "mask_for_edit",
+    "mask_id_value",
+    "mask_identifier",
     "mask_json",
+    "mask_optional_identifier",
     "mask_optional_text",
     "mask_pan_value",
     "mask_sensitive_text",

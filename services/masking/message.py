@@ -8,6 +8,11 @@ fields masked) and then every string and key as free text
 hold ``cvv=123`` in its text. :func:`mask_untrusted` does the three passes in one walk
 over the common types and gives exactly their result (the fast-path tests check it against
 the plain passes). The snapshot's JSONL export masks messages with it.
+
+Given an :data:`~services.masking.json.IdTree` (the profile's id paths in a body,
+:data:`~services.masking.json.ID_PROPERTIES` for properties), the values where
+identifiers sit are masked as identifiers by the structure pass and left alone by the
+text pass (a second pass would mask ``pay_4111111111111111`` as free text).
 """
 
 from __future__ import annotations
@@ -22,9 +27,12 @@ from services.masking.json import (
     CACHED_TEXT_LEN,
     CACHED_TEXTS,
     HIDDEN,
+    IdTree,
     JsonNumber,
     is_cvv_key,
+    is_id_leaf,
     is_pan_key,
+    mask_id_value,
     mask_json,
     mask_pan_value,
     mask_sensitive_text,
@@ -56,34 +64,61 @@ def json_value(value: Any) -> Any:
     return str(value)
 
 
-def _masked_text_values(value: Any) -> Any:
+def _masked_text_values(value: Any, ids: IdTree | None = None) -> Any:
     if isinstance(value, JsonNumber):
         return value
     if isinstance(value, str):
         return mask_sensitive_text(value)
     if isinstance(value, Mapping):
-        return {
-            (mask_sensitive_text(k) if isinstance(k, str) else k): _masked_text_values(v)
-            for k, v in value.items()
-        }
+        if not ids:
+            return {
+                (mask_sensitive_text(k) if isinstance(k, str) else k): _masked_text_values(v)
+                for k, v in value.items()
+            }
+        out: dict[Any, Any] = {}
+        for k, v in value.items():
+            sub = ids.get(k) if isinstance(k, str) else None
+            shown = mask_sensitive_text(k) if isinstance(k, str) else k
+            # an identifier: masked as one by mask_json already
+            out[shown] = v if is_id_leaf(k, v, sub) else _masked_text_values(v, sub)
+        return out
     if isinstance(value, list):
+        if ids:
+            return [_masked_text_values(v, ids.get(str(i))) for i, v in enumerate(value)]
         return [_masked_text_values(v) for v in value]
     return value
 
 
-def _three_passes(value: Any) -> Any:
+def _three_passes(value: Any, ids: IdTree | None = None) -> Any:
     """What :func:`mask_untrusted` means: JSON data, masked as a structure, then as text."""
-    return _masked_text_values(mask_json(json_value(value)))
+    return _masked_text_values(mask_json(json_value(value), ids), ids)
 
 
-def mask_untrusted(value: Any) -> Any:
+def mask_untrusted(value: Any, ids: IdTree | None = None) -> Any:
     """A message-derived value (headers, properties, a parsed body) as masked JSON data.
 
-    By definition ``_masked_text_values(mask_json(json_value(value)))``: card data masked
-    as in a parsed structure, then every string and key masked as free text too. Done in
-    one walk (:func:`_untrusted`) that gives the same result.
+    By definition ``_masked_text_values(mask_json(json_value(value), ids), ids)``: card
+    data masked as in a parsed structure (identifiers where ``ids`` says, as identifiers),
+    then every other string and key masked as free text too. Done in one walk
+    (:func:`_untrusted`) that gives the same result.
     """
-    return _untrusted(value)
+    return _untrusted_ids(value, ids) if ids else _untrusted(value)
+
+
+def _untrusted_ids(value: Any, ids: IdTree) -> Any:
+    """:func:`_three_passes` of ``value`` with identifiers where ``ids`` says."""
+    cls = type(value)
+    if cls is dict:
+        return _untrusted_dict(value, ids)
+    if cls is list or cls is tuple:
+        return [_descend(item, ids.get(str(i))) for i, item in enumerate(value)]
+    if value is None or cls is str or cls is bool or cls is int:
+        return _untrusted(value)  # a scalar that is not at an id path: no id to mind
+    return _three_passes(value, ids)
+
+
+def _descend(item: Any, sub: IdTree | None) -> Any:
+    return _untrusted(item) if not sub else _untrusted_ids(item, sub)
 
 
 def _untrusted(value: Any) -> Any:
@@ -141,14 +176,19 @@ def _key_kind(name: str) -> tuple[str, int]:
     return known
 
 
-def _untrusted_dict(value: dict[Any, Any]) -> Any:
+def _untrusted_dict(value: dict[Any, Any], ids: IdTree | None = None) -> Any:
     """:func:`_untrusted` of a dict: each key shown and its value masked as mask_json does."""
     out: dict[Any, Any] = {}
     for key, item in value.items():
         if type(key) is not str:  # not from JSON or AMQP (str keys only): the three passes
-            return _three_passes(value)
+            return _three_passes(value, ids)
         shown, kind = _key_kind(key)
-        if kind == _OTHER_KEY:
+        sub = ids.get(key) if ids else None
+        if sub is not None and kind == _OTHER_KEY:
+            # on an id path: an identifier, or a container the path goes into
+            plain = item if isinstance(item, dict | list | tuple) else json_value(item)
+            out[shown] = mask_id_value(plain) if is_id_leaf(key, plain, sub) else _descend(plain, sub)
+        elif kind == _OTHER_KEY:
             out[shown] = mask_untrusted_text(item) if type(item) is str else _untrusted(item)
         elif kind == _CVV_KEY:
             out[shown] = HIDDEN  # mask_sensitive_text leaves HIDDEN as it is
@@ -156,15 +196,15 @@ def _untrusted_dict(value: dict[Any, Any]) -> Any:
             # json_value keeps a str; mask_pan_value gives a plain str, masked again as text.
             out[shown] = mask_sensitive_text(mask_pan_value(item))
         elif isinstance(item, Mapping | list | tuple):
-            out[shown] = _untrusted(item)  # mask_json walks into containers under a PAN key
+            out[shown] = _descend(item, sub)  # mask_json walks into containers under a PAN key
         else:
             plain = json_value(item)
             if isinstance(plain, Mapping):  # undecodable bytes, described: mask_json walks it
-                out[shown] = _untrusted(plain)
+                out[shown] = _descend(plain, sub)
             else:
                 out[shown] = _masked_text_values(mask_pan_value(plain))
     if len(out) < len(value):
         # Two keys became one when masked: each pass keeps the first key's place and the
         # last value, which one walk does not reproduce - take the passes.
-        return _three_passes(value)
+        return _three_passes(value, ids)
     return out

@@ -7,6 +7,11 @@ and the small pure helpers (Luhn, key names, what a match becomes, ``json_value`
 shared with production: these functions are the reference for the *algorithm*, not for
 the patterns.
 
+Identifiers (``ids``, an ``IdTree`` of the profile's id paths): the rule that values at
+those paths are masked as identifiers (``mask_id_value``) and not again as free text came
+after the fast paths, so it is written here plainly too - a walk that carries the path
+tree down both passes - for the one-walk ``mask_untrusted`` to be checked against.
+
 Not a test module: imported by the tests that compare the fast code against it.
 """
 
@@ -24,6 +29,8 @@ from services.masking.json import (
     _PAN_PAIR,
     _SEPARATED_DIGITS,
     HIDDEN,
+    ID_LEAF,
+    IdTree,
     JsonNumber,
     _hide_element,
     _hide_pair,
@@ -95,7 +102,45 @@ def _mask_scalar(value: Any) -> Any:
     return value
 
 
-def mask_json(value: Any) -> Any:
+def _mask_identifier(text: str) -> str:
+    if re.fullmatch(r"\S*[^\d\s-]\S*", text) is None:
+        return mask_sensitive_text(text)  # digits alone: maybe a card number
+    lowered = text.lower()
+    if any(word in lowered for word in ("cv", "csc", "cav2", "verification", "security")):
+        text = _CVV_PAIR.sub(_hide_pair, text)
+        text = _CVV_ELEMENT.sub(_hide_element, text)
+        text = _CVV_LOOSE.sub(lambda m: m.group("key") + HIDDEN, text)
+    return text
+
+
+def mask_id_value(value: Any) -> Any:
+    if isinstance(value, JsonNumber):
+        text = str.__str__(value)
+    elif isinstance(value, str):
+        return _mask_identifier(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)
+    else:
+        return _mask_scalar(value)
+    masked = _mask_identifier(text)
+    return value if masked == text else masked
+
+
+def _id_leaf(key: Any, item: Any, sub: IdTree | None) -> bool:
+    return (
+        sub is not None
+        and ID_LEAF in sub
+        and not isinstance(item, Mapping | list | tuple)
+        and not is_cvv_key(key)
+        and not is_pan_key(key)
+    )
+
+
+def _sub(ids: IdTree | None, key: Any) -> IdTree | None:
+    return ids.get(key) if ids is not None and isinstance(key, str) else None
+
+
+def mask_json(value: Any, ids: IdTree | None = None) -> Any:
     if isinstance(value, Mapping):
         out: dict[Any, Any] = {}
         for key, item in value.items():
@@ -104,32 +149,35 @@ def mask_json(value: Any) -> Any:
                 out[shown_key] = HIDDEN
             elif is_pan_key(key) and not isinstance(item, Mapping | list | tuple):
                 out[shown_key] = mask_pan_value(item)
+            elif _id_leaf(key, item, _sub(ids, key)):
+                out[shown_key] = mask_id_value(item)
             else:
-                out[shown_key] = mask_json(item)
+                out[shown_key] = mask_json(item, _sub(ids, key))
         return out
     if isinstance(value, list | tuple):
-        return [mask_json(item) for item in value]
+        return [mask_json(item, _sub(ids, str(i))) for i, item in enumerate(value)]
     return _mask_scalar(value)
 
 
-def _masked_text_values(value: Any) -> Any:
+def _masked_text_values(value: Any, ids: IdTree | None = None) -> Any:
     if isinstance(value, JsonNumber):
         return value
     if isinstance(value, str):
         return mask_sensitive_text(value)
     if isinstance(value, Mapping):
-        return {
-            (mask_sensitive_text(k) if isinstance(k, str) else k): _masked_text_values(v)
-            for k, v in value.items()
-        }
+        out: dict[Any, Any] = {}
+        for k, v in value.items():
+            shown = mask_sensitive_text(k) if isinstance(k, str) else k
+            out[shown] = v if _id_leaf(k, v, _sub(ids, k)) else _masked_text_values(v, _sub(ids, k))
+        return out
     if isinstance(value, list):
-        return [_masked_text_values(v) for v in value]
+        return [_masked_text_values(v, _sub(ids, str(i))) for i, v in enumerate(value)]
     return value
 
 
-def mask_untrusted(value: Any) -> Any:
+def mask_untrusted(value: Any, ids: IdTree | None = None) -> Any:
     """The masking of a message-derived value, in its original three passes."""
-    return _masked_text_values(mask_json(json_value(value)))
+    return _masked_text_values(mask_json(json_value(value), ids), ids)
 
 
 def same(a: Any, b: Any) -> bool:

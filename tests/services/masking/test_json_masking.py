@@ -13,11 +13,13 @@ from services.masking.json import (
     JsonNumber,
     dumps_compact,
     dumps_pretty,
+    id_tree,
     is_cvv_key,
     is_pan_key,
     leftover_masks,
     loads_exact,
     mask_for_edit,
+    mask_identifier,
     mask_json,
     mask_pan_value,
     mask_sensitive_text,
@@ -203,3 +205,41 @@ def test_unmask_edit_rejects_invalid_json_with_its_position():
 def test_mask_for_edit_rejects_non_json():
     with pytest.raises(ValueError):
         mask_for_edit(b"not json")
+
+
+# --------------------------------------------------------------------------- identifiers
+
+ID_PAN = "4111111111111111"
+
+
+def test_an_id_token_is_shown_in_full_wherever_the_profile_names_an_id() -> None:
+    ids = id_tree(("payment_id", "order.id", "items.0.ref"))
+    body = {
+        "payment_id": "pay_17d5570756950439",  # passes Luhn: an id all the same
+        "order": {"id": f"ord-{ID_PAN}"},
+        "items": [{"ref": f"r{ID_PAN}"}, {"ref": f"r{ID_PAN}"}],
+        "note": ID_PAN,  # stands alone under a non-card key: a card number
+        "memo": f"pay_{ID_PAN}",  # not an id path: free text
+    }
+    masked = mask_json(body, ids)
+    assert masked["payment_id"] == "pay_17d5570756950439"
+    assert masked["order"] == {"id": f"ord-{ID_PAN}"}
+    assert masked["items"] == [{"ref": f"r{ID_PAN}"}, {"ref": "r411111******1111"}]
+    assert masked["note"] == "411111******1111"
+    assert masked["memo"] == "pay_411111******1111"
+    assert mask_identifier("pay_17d5570756950439") == "pay_17d5570756950439"
+
+
+def test_an_id_that_is_only_digits_or_holds_spaces_is_masked_like_free_text() -> None:
+    ids = id_tree(("payment_id",))
+    for value in (ID_PAN, "4111 1111 1111 1111", "4111-1111-1111-1111", int(ID_PAN)):
+        assert mask_json({"payment_id": value}, ids) == {"payment_id": "411111******1111"}
+    assert mask_identifier(f"pay {ID_PAN}") == "pay 411111******1111"
+    assert mask_identifier("1234567890123") == "1234567890123"  # fails Luhn: kept
+
+
+def test_card_and_cvv_keys_win_over_id_paths_and_cvv_pairs_are_hidden_in_ids() -> None:
+    ids = id_tree(("card_number", "cvv", "payment_id"))
+    masked = mask_json({"card_number": f"x{ID_PAN}", "cvv": "918"}, ids)
+    assert masked == {"card_number": "x411111******1111", "cvv": HIDDEN}
+    assert mask_identifier("pay_1;cvv=918") == f"pay_1;cvv={HIDDEN}"

@@ -381,3 +381,76 @@ def test_the_random_inputs_do_reach_the_masking() -> None:
     assert sum(HIDDEN in mask_sensitive_text(t) and HIDDEN not in t for t in texts) > 90
     values = [_random_value(random.Random(seed)) for seed in range(1000)]
     assert sum(mask_untrusted(v) != json_value(v) for v in values) > 200
+
+
+# --------------------------------------------------------------------------- identifiers
+
+IDS = json_masking.id_tree(("payment_id", "order.id", "items.0.ref"))
+_ID_KEYS = ("payment_id", "order", "id", "items", "0", "ref", "pan", "cvv", "note")
+
+
+def _random_id(rng: random.Random) -> Any:
+    pan = _random_pan(rng)
+    return rng.choice(
+        [
+            f"pay_{pan}",
+            f"ord-{pan.replace(' ', '')}",
+            pan,
+            f"pay {pan}",
+            "pay_cvv=918",
+            f"pay_{PAN}&cvv:737",
+            int(PAN),
+            JsonNumber(PAN),
+            JsonNumber("4111111111111111.5"),
+            PAN.encode(),
+            b"\xff" + PAN.encode(),
+            None,
+            True,
+        ]
+    )
+
+
+def _random_id_value(rng: random.Random, depth: int = 0) -> Any:
+    draw = rng.random()
+    if depth == 0 or (depth < 4 and draw < 0.4):
+        keys = [rng.choice(_ID_KEYS) if rng.random() < 0.8 else _random_text(rng)]
+        keys += [rng.choice(_ID_KEYS) for _ in range(rng.randint(0, 3))]
+        return {key: _random_id_value(rng, depth + 1) for key in keys}
+    if depth < 4 and draw < 0.55:
+        items = [_random_id_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+        return tuple(items) if rng.random() < 0.3 else items
+    if draw < 0.85:
+        return _random_id(rng)
+    return _random_value(rng, 3)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"payment_id": f"pay_{PAN}", "note": f"pay_{PAN}", "order": {"id": f"ord-{PAN}"}},
+        {"payment_id": PAN, "order": {"id": int(PAN)}, "items": [{"ref": JsonNumber(PAN)}]},
+        {"payment_id": f"pay {PAN}", "order": [{"id": "x"}], "items": ({"ref": "r_cvv=918"},)},
+        {"payment_id": {"pan": PAN, "id": f"pay_{PAN}"}, "order": {"id": {"x": f"o_{PAN}"}}},
+        {"payment_id": b"\xff" + PAN.encode(), "order": {"id": PAN.encode()}},
+        {1: "int key", "payment_id": f"pay_{PAN}"},  # not JSON keys: the three passes
+        {f"{PAN}": 1, MASKED: 2, "payment_id": f"pay_{PAN}"},  # keys collide: the passes
+        [{"payment_id": f"pay_{PAN}"}],  # an id path starts at the top, not in a list
+    ],
+)
+def test_mask_untrusted_with_ids_is_the_three_passes(value: Any) -> None:
+    assert reference.same(mask_untrusted(value, IDS), reference.mask_untrusted(value, IDS))
+    assert reference.same(json_masking.mask_json(value, IDS), reference.mask_json(value, IDS))
+
+
+def test_random_values_with_ids_mask_as_the_reference() -> None:
+    rng = random.Random(9_2026)
+    changed = 0
+    for _ in range(3000):
+        value = _random_id_value(rng)
+        masked = mask_untrusted(value, IDS)
+        assert reference.same(masked, reference.mask_untrusted(value, IDS)), value
+        assert reference.same(
+            json_masking.mask_json(value, IDS), reference.mask_json(value, IDS)
+        ), value
+        changed += not reference.same(masked, mask_untrusted(value))
+    assert changed > 40  # the ids do change what is shown: the inputs reach the id rule
