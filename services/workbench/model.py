@@ -21,6 +21,7 @@ import orjson
 
 from services.config import FieldPaths
 from services.json_paths import JsonGetter, compile_path
+from services.masking.json import mask_identifier
 from services.masking.text import mask_text
 from services.workbench.codec import DeathRecord, MessageRecord, parse_x_death
 
@@ -71,7 +72,8 @@ class EntrySummary:
     or the parking time when the message carries none. ``origin_queue`` is the
     queue the message was dead-lettered from (``x-death[0].queue``), where a
     requeue sends it back. ``attempts`` sums the ``x-death`` counts and our own
-    ``payops-attempt`` header. Payment ids and merchants are PAN-masked.
+    ``payops-attempt`` header. Payment ids are masked as identifiers, merchants
+    as text (:mod:`services.masking.json`).
     """
 
     entry_id: str
@@ -296,6 +298,10 @@ def _masked(value: str | None) -> str | None:
     return mask_text(value) if value else value
 
 
+def _identifier(value: str | None) -> str | None:
+    return mask_identifier(value) if value else value
+
+
 def summarize(
     dlq: str,
     entry_id: str,
@@ -322,7 +328,7 @@ def summarize(
     if parsed is not None:
         try:
             getters = _getters(fields)
-            payment_id = _masked(_scalar_text(getters.payment_id(parsed)))
+            payment_id = _identifier(_scalar_text(getters.payment_id(parsed)))
             merchant = _masked(_scalar_text(getters.merchant(parsed)))
             currency = _scalar_text(getters.currency(parsed))
             raw_amount = getters.amount(parsed)

@@ -28,6 +28,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QColor
 
+from services.masking.json import mask_identifier
 from services.masking.text import mask_text
 from services.workbench.columns import TABLE_COLUMNS, EntryColumn, SortKey
 from services.workbench.index import EntryIndex
@@ -326,7 +327,7 @@ class FailedPaymentsModel(QAbstractTableModel):
         if name == "dead_lettered_at":
             return format_time(s.dead_lettered_at_ms)
         if name == "payment_id":
-            return mask_text(s.payment_id) if s.payment_id else NO_VALUE
+            return mask_identifier(s.payment_id) if s.payment_id else NO_VALUE
         if name == "merchant":
             return mask_text(s.merchant) if s.merchant else NO_VALUE
         if name == "amount":
@@ -368,7 +369,7 @@ class FailedPaymentsModel(QAbstractTableModel):
         if name == "amount":
             return mask_text(format_amount(s.amount, s.currency))
         if name == "payment_id":
-            message = f"\nMessage id {s.message_id}" if s.message_id else ""
-            body = f"\n{s.body_kind} body, {s.size:,} bytes"
-            return mask_text(f"{s.payment_id or 'no payment id'}{message}{body}")
+            payment = mask_identifier(s.payment_id) if s.payment_id else "no payment id"
+            message = f"\nMessage id {mask_identifier(s.message_id)}" if s.message_id else ""
+            return f"{payment}{message}\n{s.body_kind} body, {s.size:,} bytes"
         return FailedPaymentsModel._display(s, name)

@@ -10,8 +10,11 @@ import pytest
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import QColor
 
+from services.config import FieldPaths
+from services.masking.text import luhn_valid
+from services.workbench.codec import MessageRecord
 from services.workbench.index import EntryIndex
-from services.workbench.model import EntryState, EntrySummary
+from services.workbench.model import EntryState, EntrySummary, summarize
 from services.workbench.query import Query
 from tests.helpers.summaries import realistic_summaries
 from widgets.common import colors
@@ -242,3 +245,20 @@ def test_state_changes_show_without_requery(model):
     model.entry_index.update_state(summary.entry_id, EntryState.CANCELLED, "bob")
     assert cell(model, 0, "state") == "Cancelled"  # the cache follows the index version
     assert cell(model, 0, "last_operator") == "bob"
+
+
+def test_payment_and_message_ids_that_pass_luhn_are_shown_in_full():
+    # Issue 9: the 13 digits at the end of pay_17d5570756950439 pass the Luhn check.
+    payment_id, message_id = "pay_17d5570756950439", "msg-4111111111111111"
+    assert luhn_valid("5570756950439") and luhn_valid("4111111111111111")
+    record = MessageRecord(
+        body=b'{"payment_id": "pay_17d5570756950439", "merchant": "shop 4111111111111111"}',
+        properties={"message_id": message_id},
+    )
+    index = EntryIndex()
+    index.add([summarize("payments.dlq", "e1", record, FieldPaths(), T)])
+    model = FailedPaymentsModel(index)
+    assert cell(model, 0, "payment_id") == payment_id
+    tooltip = cell(model, 0, "payment_id", Qt.ItemDataRole.ToolTipRole)
+    assert f"{payment_id}\nMessage id {message_id}\n" in tooltip
+    assert cell(model, 0, "merchant") == "shop 411111******1111"  # free text: still a card
