@@ -59,6 +59,7 @@ class WorkbenchController(QObject):
         self.index = EntryIndex()
         self.page.table_view.set_index(self.index)
         self.page.set_read_only(self.read_only)
+        self.page.detail.set_id_paths(profile.fields.id_paths)
         self.redis: aioredis.Redis | None = None
         self.store: ParkingStore | None = None
         self.actions: ActionService | None = None

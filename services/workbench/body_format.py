@@ -21,14 +21,15 @@ from typing import Any, Literal
 
 from services.masking.json import (
     HIDDEN,
+    IdTree,
     dumps_pretty,
     is_cvv_key,
     is_pan_key,
     loads_exact,
-    mask_json,
     mask_pan_value,
     mask_sensitive_text,
 )
+from services.masking.message import mask_untrusted
 from services.masking.text import luhn_valid
 from services.workbench.model import BodyKind, body_kind
 
@@ -270,8 +271,12 @@ def _looks_like_json(data: bytes) -> bool:
     return bool(stripped) and stripped[0] in _JSON_START
 
 
-def format_body(body: bytes) -> FormattedBody:
-    """How to show ``body``: kind, masked text and bytes, and a note when cut short."""
+def format_body(body: bytes, ids: IdTree | None = None) -> FormattedBody:
+    """How to show ``body``: kind, masked text and bytes, and a note when cut short.
+
+    A JSON body is masked as a message (:func:`~services.masking.message.mask_untrusted`:
+    card fields, CVV-like text in strings), ``ids`` (the profile's id paths) shown as ids.
+    """
     total = len(body)
     if total == 0:
         return FormattedBody("empty", "text", "", b"", 0, 0, "Empty body (0 bytes)")
@@ -291,7 +296,7 @@ def format_body(body: bytes) -> FormattedBody:
         except ValueError:
             value = None
         else:
-            text, _ = break_long_lines(dumps_pretty(mask_json(value)))
+            text, _ = break_long_lines(dumps_pretty(mask_untrusted(value, ids)))
             return FormattedBody("json", "json", text, masked_bytes, len(shown), total, note)
     if decoded is not None and truncated and _looks_like_json(shown):
         text, _ = break_long_lines(mask_sensitive_text(reindent_json_text(decoded)))
@@ -326,14 +331,16 @@ COMMAND_LINE_HEX_BYTES = 4096
 """How much of a binary body ``payops dlq show`` dumps."""
 
 
-def body_content(body: bytes, hex_limit: int = COMMAND_LINE_HEX_BYTES) -> tuple[BodyKind, Any]:
+def body_content(
+    body: bytes, hex_limit: int = COMMAND_LINE_HEX_BYTES, ids: IdTree | None = None
+) -> tuple[BodyKind, Any]:
     """A body as the command line shows it, masked: its kind and the parsed JSON
-    value, the text, ``""`` when empty, or an unframed hex dump of its first
-    ``hex_limit`` bytes."""
+    value (masked as :func:`format_body` does, ``ids`` shown as ids), the text, ``""``
+    when empty, or an unframed hex dump of its first ``hex_limit`` bytes."""
     kind, _ = body_kind(body)
     if kind == "json":
         try:
-            return kind, mask_json(loads_exact(body))
+            return kind, mask_untrusted(loads_exact(body), ids)
         except ValueError:
             kind = "text"
     if kind == "text":

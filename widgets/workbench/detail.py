@@ -38,7 +38,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from services.masking.json import mask_sensitive_text
+from services.config import FieldPaths
+from services.masking.json import IdTree, id_tree, mask_identifier, mask_sensitive_text
 from services.workbench.actions.names import Action
 from services.workbench.body_format import BodyView, FormattedBody, format_body, format_size
 from services.workbench.model import AuditRecord, EntryState, ParkedEntry
@@ -110,6 +111,7 @@ class EntryDetailPane(QWidget):
         self._body: FormattedBody | None = None
         self._rendered_key: tuple[str, str] | None = None
         self._shown_text_view: BodyView | None = None
+        self._id_paths: IdTree = id_tree(FieldPaths().id_paths)
 
         self._build_header()
         self._build_tabs()
@@ -418,6 +420,11 @@ class EntryDetailPane(QWidget):
         self.audit_model.set_records(r for r in records if entry.entry_id in r.entry_ids)
         self._update_audit_tab()
 
+    def set_id_paths(self, paths: Sequence[str]) -> None:
+        """Where the profile's bodies hold identifiers (``FieldPaths.id_paths``): shown as ids."""
+        self._id_paths = id_tree(paths)
+        self._rendered_key = None  # the next show_entry renders the body again
+
     @Slot(bool)
     def set_read_only(self, read_only: bool) -> None:
         """Disable (or enable again) every action."""
@@ -460,7 +467,7 @@ class EntryDetailPane(QWidget):
         self.state_badge.setText(state.value.upper())
         self.state_badge.setProperty("state", state.value)  # its colours: resources/style.qss
         repolish(self.state_badge)
-        payment = mask_sensitive_text(summary.payment_id) if summary.payment_id else None
+        payment = mask_identifier(summary.payment_id) if summary.payment_id else None
         self.payment_label.setText(payment or "No payment id")
         self.payment_label.setToolTip(
             "Payment id (from the body)" if payment else "The body names no payment id"
@@ -468,7 +475,7 @@ class EntryDetailPane(QWidget):
         message_id = entry.record.properties.get("message_id")
         self.entry_id_label.setText(f"entry {entry.entry_id}")
         self.entry_id_label.setToolTip(
-            f"Parking entry id · message id {mask_sensitive_text(message_id)}"
+            f"Parking entry id · message id {mask_identifier(message_id)}"
             if isinstance(message_id, str)
             else "Parking entry id · the message has no message id"
         )
@@ -529,7 +536,7 @@ class EntryDetailPane(QWidget):
         self.audit_stack.setCurrentWidget(self.audit_table if count else self.audit_empty_label)
 
     def _render_body(self, entry: ParkedEntry) -> None:
-        body = format_body(entry.record.body)
+        body = format_body(entry.record.body, self._id_paths)
         self._body = body
         content_type = entry.record.properties.get("content_type")
         kind_text = {

@@ -9,7 +9,13 @@ from typing import Any, Final
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem, QTreeWidgetItem
 
-from services.masking.json import HIDDEN, is_cvv_key, mask_sensitive_text
+from services.masking.json import (
+    HIDDEN,
+    ID_PROPERTIES,
+    is_cvv_key,
+    mask_identifier,
+    mask_sensitive_text,
+)
 from services.workbench.body_format import amqp_type_name, format_amqp_scalar, format_timestamp
 from services.workbench.codec import DeathRecord, first_death
 from services.workbench.model import ParkedEntry
@@ -68,6 +74,8 @@ def property_rows(entry: ParkedEntry) -> list[tuple[str, str]]:
             text = DELIVERY_MODES.get(value, str(value))
         elif name == "timestamp" and isinstance(value, datetime.datetime):
             text = format_timestamp(value)
+        elif name in ID_PROPERTIES and isinstance(value, str):
+            text = mask_identifier(value)  # message_id, correlation_id: ids, not cards
         else:
             text = format_amqp_scalar(value, name)
         rows.append((name, text))

@@ -577,3 +577,63 @@ def test_detail_pane_screenshot(pane, qtbot, tmp_path: Path):
     values = pixels(image)
     assert np.unique(values).size > 200  # text, badge, highlighted JSON
     assert np.unique(values[: values.shape[0] // 4]).size > 50  # the header is drawn
+
+
+# --------------------------------------------------------------------------- ids and CVVs
+
+LUHN_ID = "pay_17d5570756950439"  # its last 13 digits pass the Luhn check (issue 9)
+
+
+def id_entry(body: dict, *, headers: dict | None = None, fields: FieldPaths | None = None):
+    record = MessageRecord(
+        body=json.dumps(body).encode(),
+        properties={"message_id": f"msg-{PAN}", "correlation_id": f"corr_{PAN}"},
+        headers=headers or {},
+        exchange="payments.dlx",
+        routing_key="payment.failed",
+    )
+    summary = summarize("payments.dlq", ENTRY_ID, record, fields or FieldPaths(), NOW_MS)
+    return ParkedEntry(
+        summary=summary, record=record, deaths=(), fingerprint="cd" * 32, version=1
+    )
+
+
+def test_ids_that_pass_luhn_are_shown_in_full_in_header_properties_and_body(pane):
+    pane.show_entry(id_entry({"payment_id": LUHN_ID, "note": PAN, "memo": f"ref {LUHN_ID}"}))
+    assert pane.payment_label.text() == LUHN_ID
+    assert pane.entry_id_label.toolTip().endswith(f"message id msg-{PAN}")
+    table = pane.properties_table
+    rows = {table.item(r, 0).text(): table.item(r, 1).text() for r in range(table.rowCount())}
+    assert rows["message_id"] == f"msg-{PAN}" and rows["correlation_id"] == f"corr_{PAN}"
+    text = pane.text_view.toPlainText()
+    assert f'"payment_id": "{LUHN_ID}"' in text
+    assert f'"note": "{MASKED_PAN}"' in text  # a card number standing alone: masked
+    assert '"memo": "ref pay_17d557' in text and LUHN_ID not in text.split('"memo"')[1]
+
+
+def test_the_profile_id_paths_decide_what_is_an_id_in_the_body(pane):
+    pane.set_id_paths(FieldPaths(payment_id="payment.id").id_paths)
+    body = {"payment": {"id": f"ord-{PAN}"}, "payment_id": f"ord-{PAN}"}
+    pane.show_entry(id_entry(body, fields=FieldPaths(payment_id="payment.id")))
+    text = pane.text_view.toPlainText()
+    assert f'"id": "ord-{PAN}"' in text  # the profile's id path
+    assert f'"payment_id": "ord-{MASKED_PAN}"' in text  # not an id path in this profile
+    assert pane.payment_label.text() == f"ord-{PAN}"
+
+
+def test_nothing_cvv_like_is_shown_in_headers_or_in_free_text_of_the_body(pane):
+    headers = {
+        "cvv": CVV,
+        "CVC": "1234",
+        "cvv2": 737,
+        "security_code": b"555",
+        "note": "customer said CVC: 1234, cvv 918",
+    }
+    pane.show_entry(id_entry({"payment_id": "pay_1", "memo": "cvv 918 / CVC: 1234"}, headers=headers))
+    rows = tree_rows(pane)
+    for name in ("cvv", "CVC", "cvv2", "security_code"):
+        assert rows[name][1] == HIDDEN, name
+    assert rows["note"][1] == f"customer said CVC: {HIDDEN}, cvv {HIDDEN}"
+    text = pane.text_view.toPlainText()
+    assert f'"memo": "cvv {HIDDEN} / CVC: {HIDDEN}"' in text
+    assert "918" not in text and "1234" not in text
