@@ -364,9 +364,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
                 return exit_codes.FAILED
             audit = await store.read_audit(entry.dlq, count=100, entry_id=entry.entry_id)
         if args.json:
-            print_json(entry_json(entry, audit))
+            print_json(entry_json(entry, audit, profile.fields))
         else:
-            print(entry_text(entry, audit))
+            print(entry_text(entry, audit, profile.fields))
         return exit_codes.OK
 
     return _run(args, body)

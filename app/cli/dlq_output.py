@@ -2,8 +2,10 @@
 
 Card numbers are masked in every output, ``--json`` included: the free text of
 entries, reports and audit records goes through
-:func:`~services.masking.json.mask_sensitive_text`, message data through
-:func:`~services.masking.json.mask_json`.
+:func:`~services.masking.json.mask_sensitive_text`, message data (properties, headers,
+a JSON body) through :func:`~services.masking.message.mask_untrusted`, nothing CVV-like
+shown. Payment, message and correlation ids are identifiers
+(:func:`~services.masking.json.mask_identifier`): ``pay_17d5570756950439`` is shown whole.
 """
 
 from __future__ import annotations
@@ -17,7 +19,15 @@ from decimal import Decimal
 from typing import Any, TextIO
 
 from app.cli.progress import overwrite_line
-from services.masking.json import dumps_pretty, mask_json, mask_sensitive_text
+from services.config import FieldPaths
+from services.masking.json import (
+    ID_PROPERTIES,
+    dumps_pretty,
+    id_tree,
+    mask_optional_identifier,
+    mask_sensitive_text,
+)
+from services.masking.message import mask_untrusted
 from services.workbench.actions.names import Action
 from services.workbench.actions.recovery import RecoveryReport
 from services.workbench.actions.report import ActionReport
@@ -86,7 +96,7 @@ def _row(summary: EntrySummary) -> list[str]:
     cells = {
         "entry_id": summary.entry_id,
         "dead_lettered_at": _when(summary.dead_lettered_at_ms),
-        "payment_id": masked(summary.payment_id) or "-",
+        "payment_id": mask_optional_identifier(summary.payment_id) or "-",
         "merchant": masked(summary.merchant) or "-",
         "amount": amount or "-",
         "reason": summary.reason or "-",
@@ -114,16 +124,26 @@ def summary_json(summary: EntrySummary) -> dict[str, Any]:
     """One entry's summary for ``--json``."""
     data = dataclasses.asdict(summary)
     data["state"] = str(summary.state)
-    # payment_id and merchant come masked from the summary; these are free text too.
-    return _masked_texts(data, ("reason", "origin_queue", "routing_key", "message_id"))
+    for key in ("payment_id", "message_id"):
+        data[key] = mask_optional_identifier(data[key]) or None
+    # merchant comes masked from the summary; these are free text too.
+    return _masked_texts(data, ("reason", "origin_queue", "routing_key"))
 
 
 # --------------------------------------------------------------------------- show
 
 
-def entry_json(entry: ParkedEntry, audit: Sequence[AuditRecord]) -> dict[str, Any]:
-    """One entry in full for ``--json``."""
-    kind, shown = body_content(entry.record.body)
+def _headers(entry: ParkedEntry) -> Any:
+    """The headers but ``x-death`` (shown apart), masked as message data."""
+    return mask_untrusted({k: v for k, v in entry.record.headers.items() if k != "x-death"})
+
+
+def entry_json(
+    entry: ParkedEntry, audit: Sequence[AuditRecord], fields: FieldPaths | None = None
+) -> dict[str, Any]:
+    """One entry in full for ``--json`` (``fields``: the profile's, where its ids are)."""
+    ids = id_tree((fields or FieldPaths()).id_paths)
+    kind, shown = body_content(entry.record.body, ids=ids)
     return {
         "entry": summary_json(entry.summary),
         "action": entry.action,
@@ -134,10 +154,8 @@ def entry_json(entry: ParkedEntry, audit: Sequence[AuditRecord]) -> dict[str, An
         "updated_at_ms": entry.updated_at_ms,
         "exchange": entry.record.exchange,
         "routing_key": masked(entry.record.routing_key),
-        "properties": mask_json(_jsonable(entry.record.properties)),
-        "headers": mask_json(
-            _jsonable({k: v for k, v in entry.record.headers.items() if k != "x-death"})
-        ),
+        "properties": mask_untrusted(entry.record.properties, ID_PROPERTIES),
+        "headers": _headers(entry),
         "x_death": [
             {**dataclasses.asdict(d), "routing_keys": [masked(k) for k in d.routing_keys]}
             for d in entry.deaths
@@ -147,13 +165,15 @@ def entry_json(entry: ParkedEntry, audit: Sequence[AuditRecord]) -> dict[str, An
     }
 
 
-def entry_text(entry: ParkedEntry, audit: Sequence[AuditRecord]) -> str:
-    """One entry in full, for people."""
+def entry_text(
+    entry: ParkedEntry, audit: Sequence[AuditRecord], fields: FieldPaths | None = None
+) -> str:
+    """One entry in full, for people (``fields``: the profile's, where its ids are)."""
     s = entry.summary
     by = f" by {s.last_operator}" if s.last_operator else ""
     out = [
         f"entry        {s.entry_id}  ({s.state}{by})",
-        f"payment      {masked(s.payment_id) or '-'}",
+        f"payment      {mask_optional_identifier(s.payment_id) or '-'}",
         f"merchant     {masked(s.merchant) or '-'}",
         f"amount       {' '.join(p for p in (s.amount, s.currency) if p) or '-'}",
         f"reason       {s.reason or '-'} in queue {s.origin_queue or '-'}"
@@ -167,14 +187,11 @@ def entry_text(entry: ParkedEntry, audit: Sequence[AuditRecord]) -> str:
         out.append(f"last error   {masked(entry.last_error)}")
     out.append("")
     out.append("properties")
-    for key, value in entry.record.properties.items():
-        out.append(f"  {key}: {masked(str(_jsonable(value)))}")
+    for key, value in mask_untrusted(entry.record.properties, ID_PROPERTIES).items():
+        out.append(f"  {key}: {value if isinstance(value, str) else json.dumps(value)}")
     out.append("headers")
-    for key, value in entry.record.headers.items():
-        if key == "x-death":
-            continue
-        shown = json.dumps(mask_json(_jsonable(value)), ensure_ascii=False)
-        out.append(f"  {mask_sensitive_text(key)}: {shown}")
+    for key, value in _headers(entry).items():
+        out.append(f"  {key}: {json.dumps(value, ensure_ascii=False)}")
     out.append("x-death (most recent first)")
     for death in entry.deaths:
         keys = ", ".join(death.routing_keys)
@@ -183,7 +200,7 @@ def entry_text(entry: ParkedEntry, audit: Sequence[AuditRecord]) -> str:
             f" at {death.time.isoformat() if death.time else '-'}"
             f" (exchange {death.exchange or '(default)'}, routing keys {masked(keys) or '-'})"
         )
-    kind, content = body_content(entry.record.body)
+    kind, content = body_content(entry.record.body, ids=id_tree((fields or FieldPaths()).id_paths))
     out.append(f"body ({kind}, {len(entry.record.body):,} bytes)")
     if kind == "json":
         out.append(dumps_pretty(content))
@@ -219,7 +236,7 @@ def print_failures(report: ActionReport, stream: TextIO) -> None:
     """The first 20 failures of ``report``, then the reasons of the rest."""
     problems = [o for o in report.outcomes if o.status == "failed"]
     for outcome in problems[:20]:
-        payment = f" ({masked(outcome.payment_id)})" if outcome.payment_id else ""
+        payment = f" ({mask_optional_identifier(outcome.payment_id)})" if outcome.payment_id else ""
         print(f"failed {outcome.entry_id}{payment}: {masked(outcome.detail)}", file=stream)
     if len(problems) > 20:
         print(f"... and {len(problems) - 20:,} more failures:", file=stream)
@@ -252,7 +269,10 @@ def recovery_json(report: RecoveryReport) -> dict[str, Any]:
     """A recovery report for ``--json``."""
     return {
         name: [
-            _masked_texts(dataclasses.asdict(e), ("payment_id", "note"))
+            {
+                **_masked_texts(dataclasses.asdict(e), ("note",)),
+                "payment_id": mask_optional_identifier(e.payment_id) or None,
+            }
             for e in getattr(report, name)
         ]
         for name in ("released", "in_doubt", "in_progress")
@@ -268,7 +288,7 @@ def print_recovery(report: RecoveryReport) -> None:
         ("in progress", report.in_progress),
     ):
         for e in entries:
-            payment = f" ({masked(e.payment_id)})" if e.payment_id else ""
+            payment = f" ({mask_optional_identifier(e.payment_id)})" if e.payment_id else ""
             print(f"  {name}: {e.entry_id}{payment} {e.action} by {e.operator}: {masked(e.note)}")
     if report.in_doubt:
         print(

@@ -57,7 +57,9 @@ class Setup:
         await broker.open()
         return connection, broker
 
-    def dead_letter(self, bodies: list[bytes]) -> None:
+    def dead_letter(self, bodies: list[bytes], **message: Any) -> None:
+        """Dead-letter ``bodies`` (``message``: more ``aio_pika.Message`` arguments)."""
+
         async def run() -> None:
             connection, broker = await self._broker()
             flow = DeadLetterFlow(broker, "rejected")
@@ -67,7 +69,8 @@ class Setup:
             exchange = await channel.get_exchange(flow.payments)
             for body in bodies:
                 await exchange.publish(
-                    aio_pika.Message(body, content_type="application/json"), "payment.failed"
+                    aio_pika.Message(body, content_type="application/json", **message),
+                    "payment.failed",
                 )
             await channel.close()
             await flow.kill(len(bodies))
@@ -397,3 +400,76 @@ def test_json_output_keeps_timestamps_and_ids_that_look_like_card_numbers(
     assert row["parked_at_ms"] == ts and row["dead_lettered_at_ms"] == ts
     assert row["entry_id"] == "18f8a3c2e00000004111"
     assert PAN not in row["routing_key"] and row["routing_key"].startswith("card.411111")
+
+
+LUHN_ID = "pay_17d5570756950439"  # its last 13 digits pass the Luhn check (issue 9)
+MASKED = "411111******1111"
+
+
+@pytest.fixture
+def with_ids(setup: Setup, capsys: pytest.CaptureFixture[str]) -> Setup:
+    body = {"payment_id": LUHN_ID, "amount": 5, "note": PAN, "memo": "cvv 918, CVC: 1234"}
+    setup.dead_letter(
+        [orjson.dumps(body)],
+        message_id=f"msg-{PAN}",
+        correlation_id=f"corr_{PAN}",
+        headers={
+            "cvv": "918",
+            "CVC": "1234",
+            "cvv2": 737,
+            "security_code": bytearray(b"555"),
+            "remark": f"customer read CVC: 1234 off {PAN}",
+        },
+    )
+    assert setup.cli("park", "--once") == exit_codes.OK
+    capsys.readouterr()
+    return setup
+
+
+def test_list_shows_ids_that_pass_luhn_whole(
+    with_ids: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert with_ids.cli("list") == exit_codes.OK
+    assert LUHN_ID in capsys.readouterr().out
+    assert with_ids.cli("list", "--json") == exit_codes.OK
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["payment_id"] == LUHN_ID and row["message_id"] == f"msg-{PAN}"
+
+
+def test_show_json_shows_ids_whole_cards_masked_and_nothing_cvv_like(
+    with_ids: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    [entry_id] = with_ids.ids()
+    assert with_ids.cli("show", entry_id, "--json") == exit_codes.OK
+    data = json.loads(capsys.readouterr().out)
+    assert data["entry"]["payment_id"] == LUHN_ID
+    content = data["body"]["content"]
+    assert content["payment_id"] == LUHN_ID
+    assert content["note"] == MASKED  # a card number standing alone under another key
+    assert content["memo"] == "cvv •••, CVC: •••"
+    properties = data["properties"]
+    assert properties["message_id"] == f"msg-{PAN}"
+    assert properties["correlation_id"] == f"corr_{PAN}"
+    headers = data["headers"]
+    for name in ("cvv", "CVC", "cvv2", "security_code"):
+        assert headers[name] == "•••", name
+    assert headers["remark"] == f"customer read CVC: ••• off {MASKED}"
+
+
+def test_show_text_shows_ids_whole_cards_masked_and_nothing_cvv_like(
+    with_ids: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    [entry_id] = with_ids.ids()
+    assert with_ids.cli("show", entry_id) == exit_codes.OK
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert f"payment      {LUHN_ID}" in lines
+    assert f"  message_id: msg-{PAN}" in lines and f"  correlation_id: corr_{PAN}" in lines
+    for name in ("cvv", "CVC", "cvv2", "security_code"):
+        assert f'  {name}: "•••"' in lines, name
+    assert f'  remark: "customer read CVC: ••• off {MASKED}"' in lines
+    assert f'  "payment_id": "{LUHN_ID}",' in lines
+    assert f'  "note": "{MASKED}",' in lines
+    assert '  "memo": "cvv •••, CVC: •••"' in lines
+    for code in ("918", "1234", "737", "555"):
+        assert f": {code}" not in out and f'"{code}"' not in out and f" {code}," not in out
