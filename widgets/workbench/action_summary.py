@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from services.masking.json import mask_sensitive_text
+from services.masking.json import mask_identifier, mask_sensitive_text
 from services.workbench.actions.report import ActionOutcome, ActionReport, OutcomeStatus
 from widgets.common import colors
 from widgets.common.record_tables import configure_table
@@ -58,7 +58,7 @@ class OutcomeTableModel(ListTableModel[ActionOutcome]):
         if column == "entry":
             return outcome.entry_id
         if column == "payment":
-            return mask_sensitive_text(outcome.payment_id) if outcome.payment_id else "—"
+            return mask_identifier(outcome.payment_id) if outcome.payment_id else "—"
         return mask_sensitive_text(outcome.detail) if outcome.detail else "—"
 
     def _cell_data(self, outcome: ActionOutcome, column: str, role: int) -> Any:

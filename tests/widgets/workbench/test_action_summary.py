@@ -11,13 +11,14 @@ from widgets.workbench.action_summary import ActionSummaryDialog
 
 PAN = "4111111111111111"
 MASKED_PAN = "411111******1111"
+LUHN_ID = "pay_17d5570756950439"  # an id, though its last 13 digits pass the Luhn check
 
 
 def make_report(stopped: bool = False) -> ActionReport:
     outcomes = [ActionOutcome(f"e{i:04d}", f"pay_{i}", True, "done") for i in range(1230)]
     outcomes += [
         ActionOutcome("e9001", "pay_9001", False, "failed", "unroutable: NO_ROUTE"),
-        ActionOutcome("e9002", "pay_9002", False, "failed", "nacked by the broker"),
+        ActionOutcome("e9002", LUHN_ID, False, "failed", "nacked by the broker"),
         ActionOutcome("e9003", PAN, False, "skipped", "already requeued by alice"),
         ActionOutcome("e9004", None, False, "skipped", "already requeued by alice"),
     ]
@@ -56,7 +57,7 @@ def test_summary_lists_what_did_not_succeed_and_why(qtbot):
     rows = [[model.cell_text(r, c) for c in range(4)] for r in range(model.rowCount())]
     assert rows == [
         ["Failed", "e9001", "pay_9001", "unroutable: NO_ROUTE"],
-        ["Failed", "e9002", "pay_9002", "nacked by the broker"],
+        ["Failed", "e9002", LUHN_ID, "nacked by the broker"],
         ["Skipped", "e9003", MASKED_PAN, "already requeued by alice"],
         ["Skipped", "e9004", "—", "already requeued by alice"],
     ]
