@@ -23,7 +23,15 @@ import orjson
 
 from services.alerts.model import AlertEvent
 from services.flow.types import LATENCY_PERCENTILES, FlowFrame
-from services.masking.json import JsonNumber, loads_exact, mask_optional_text, mask_sensitive_text
+from services.masking.json import (
+    ID_PROPERTIES,
+    IdTree,
+    JsonNumber,
+    loads_exact,
+    mask_optional_identifier,
+    mask_optional_text,
+    mask_sensitive_text,
+)
 from services.masking.message import mask_untrusted
 from services.time_range import iso_utc
 from services.workbench.columns import CSV_COLUMNS
@@ -74,12 +82,14 @@ def _binary(data: bytes) -> dict[str, Any]:
     return {"kind": "binary", "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def body_for_export(body: bytes) -> dict[str, Any]:
-    """A message body for the JSONL export: masked JSON or text, or a binary description."""
+def body_for_export(body: bytes, ids: IdTree | None = None) -> dict[str, Any]:
+    """A message body for the JSONL export: masked JSON (``ids``: where the profile's
+    identifiers are, shown as ids) or text, or a binary description."""
     kind, _ = body_kind(body)
     if kind == "json":
         try:
-            return {"kind": "json", "size": len(body), "content": mask_untrusted(loads_exact(body))}
+            content = mask_untrusted(loads_exact(body), ids)
+            return {"kind": "json", "size": len(body), "content": content}
         except (ValueError, RecursionError):
             kind = "text"
     if kind == "text":
@@ -97,13 +107,16 @@ _entry_time = functools.lru_cache(maxsize=16)(iso_utc)
 def entry_row(entry: ParkedEntry) -> list[str]:
     """The CSV row of one entry (``ENTRY_COLUMNS``), masked."""
     s = entry.summary
-    ours = {  # ids and times are ours: not masked; every other cell is free text
+    # Our ids and times are not masked, the payment id is masked as an identifier
+    # (services.masking.json), every other cell as free text.
+    ours = {
         "entry_id": s.entry_id,
         "dlq": s.dlq,
         "dead_lettered_at": _entry_time(s.dead_lettered_at_ms),
         "parked_at": _entry_time(s.parked_at_ms),
         "attempts": str(s.attempts),
         "state": str(s.state),
+        "payment_id": _csv_cell(mask_optional_identifier(s.payment_id)),
     }
     return [
         ours[c.name] if c.name in ours else _csv_cell(mask_optional_text(c.text(entry)))
@@ -111,8 +124,11 @@ def entry_row(entry: ParkedEntry) -> list[str]:
     ]
 
 
-def entry_document(entry: ParkedEntry, *, in_range: bool) -> dict[str, Any]:
-    """The JSONL record of one entry: the row's fields plus the whole message, masked."""
+def entry_document(
+    entry: ParkedEntry, *, in_range: bool, ids: IdTree | None = None
+) -> dict[str, Any]:
+    """The JSONL record of one entry: the row's fields plus the whole message, masked
+    (``ids``: where the profile's bodies hold identifiers)."""
     s = entry.summary
     record = entry.record
     return {
@@ -123,7 +139,7 @@ def entry_document(entry: ParkedEntry, *, in_range: bool) -> dict[str, Any]:
         "dead_lettered_at": _entry_time(s.dead_lettered_at_ms),
         "parked_at": _entry_time(s.parked_at_ms),
         "updated_at": iso_utc(entry.updated_at_ms),
-        "payment_id": mask_optional_text(s.payment_id) or None,
+        "payment_id": mask_optional_identifier(s.payment_id) or None,
         "merchant": mask_optional_text(s.merchant) or None,
         "amount": mask_optional_text(s.amount) or None,
         "currency": mask_optional_text(s.currency) or None,
@@ -136,10 +152,10 @@ def entry_document(entry: ParkedEntry, *, in_range: bool) -> dict[str, Any]:
         "action_id": entry.action_id,
         "detail": mask_optional_text(entry.detail) or None,
         "last_error": mask_optional_text(entry.last_error) or None,
-        "message_id": mask_optional_text(s.message_id) or None,
+        "message_id": mask_optional_identifier(s.message_id) or None,
         "exchange": mask_optional_text(record.exchange),
         "delivered_routing_key": mask_optional_text(record.routing_key),
-        "properties": mask_untrusted(record.properties),
+        "properties": mask_untrusted(record.properties, ID_PROPERTIES),
         "headers": mask_untrusted({k: v for k, v in record.headers.items() if k != "x-death"}),
         "x_death": [
             {
@@ -152,7 +168,7 @@ def entry_document(entry: ParkedEntry, *, in_range: bool) -> dict[str, Any]:
             }
             for d in entry.deaths
         ],
-        "body": body_for_export(record.body),
+        "body": body_for_export(record.body, ids),
     }
 
 

@@ -36,7 +36,7 @@ from services.alerts.log import AlertLog
 from services.alerts.model import AlertEvent
 from services.flow.history import HistoryStore, frame_from_rows
 from services.flow.types import FlowFrame
-from services.masking.json import mask_optional_text
+from services.masking.json import id_tree, mask_optional_text
 from services.snapshot.bundle import CsvMember, Member, bundle_files, pack
 from services.snapshot.documents import (
     ENTRY_COLUMNS,
@@ -328,6 +328,7 @@ class _SnapshotJob:
             total += sum(1 for i in self.named.get(dlq, ()) if not self._id_in_range(i))
         done = 0
         self._report(STAGE_ENTRIES, 0, total)
+        ids = id_tree(self.profile.fields.id_paths)
 
         async def write(entries: Sequence[ParkedEntry]) -> None:
             nonlocal done, total
@@ -335,7 +336,7 @@ class _SnapshotJob:
             for entry in entries:
                 in_range = self.from_ms <= entry.summary.parked_at_ms < self.to_ms
                 csv_out.row(entry_row(entry))
-                lines.append(dumps_line(entry_document(entry, in_range=in_range)))
+                lines.append(dumps_line(entry_document(entry, in_range=in_range, ids=ids)))
                 self.payments.add(entry.summary, in_range=in_range)
             csv_out.flush()
             jsonl.write(b"".join(lines))

@@ -917,3 +917,54 @@ async def test_a_decoding_client_is_refused_before_anything_is_written(
     finally:
         await client.aclose()
     assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- ids and CVVs
+
+LUHN_ID = "pay_17d5570756950439"  # its last 13 digits pass the Luhn check (issue 9)
+
+
+async def test_ids_that_pass_luhn_are_exported_whole_and_nothing_cvv_like(
+    redis_client: aioredis.Redis, prefix: str, tmp_path: Path
+) -> None:
+    fields = FieldPaths(payment_id="payment.id")  # the profile's id path decides, not a name
+    profile = profile_for(prefix, fields=fields, dead_letter_queues=(DLQ,))
+    now_s = int(time.time())
+    body = {
+        "payment": {"id": LUHN_ID},
+        "payment_id": f"pay_{PAN_JSON}",  # not this profile's id path: free text
+        "note": PAN_TEXT,
+        "memo": f"cvv {CVV}, CVC: {CVV}",
+    }
+    record = MessageRecord(
+        body=orjson.dumps(body),
+        properties={"message_id": f"msg-{PAN_HEADER}", "correlation_id": f"corr_{PAN_HEADER}"},
+        headers={"cvv": CVV, "CVC": CVV, "cvv2": 737, "security_code": CVV.encode()},
+    )
+    store = ParkingStore(redis_client, prefix)
+    parked = await store.park(DLQ, record, fields, entry_id=new_entry_id(now_s * 1000))
+    out = tmp_path / "ids.zip"
+    await write_snapshot(
+        SnapshotRequest(profile, now_s - 60, now_s + 60, out), redis_client, render_charts=None
+    )
+    bundle = Bundle(out)
+    [row] = bundle.csv("failed_payments.csv")
+    assert row["entry_id"] == parked.entry_id and row["payment_id"] == LUHN_ID
+    [document] = bundle.jsonl("failed_payments.jsonl")
+    assert document["payment_id"] == LUHN_ID
+    assert document["message_id"] == f"msg-{PAN_HEADER}"
+    assert document["properties"]["message_id"] == f"msg-{PAN_HEADER}"
+    assert document["properties"]["correlation_id"] == f"corr_{PAN_HEADER}"
+    hidden = {"cvv": HIDDEN, "CVC": HIDDEN, "cvv2": HIDDEN, "security_code": HIDDEN}
+    assert document["headers"] == hidden
+    content = document["body"]["content"]
+    assert content["payment"] == {"id": LUHN_ID}
+    assert content["payment_id"] == "pay_411111******1111"
+    assert content["note"] == "510510******5100"
+    assert content["memo"] == f"cvv {HIDDEN}, CVC: {HIDDEN}"
+    for name in ("failed_payments.csv", "failed_payments.jsonl"):
+        text = bundle.text(name).replace(f"msg-{PAN_HEADER}", "").replace(f"corr_{PAN_HEADER}", "")
+        for secret in PANS:
+            assert secret not in text, f"{secret!r} in {name}"
+        for shown in (f'"{CVV}"', f" {CVV}", "737"):
+            assert shown not in text, f"{shown!r} in {name}"
