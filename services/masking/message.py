@@ -187,7 +187,9 @@ def _untrusted_dict(value: dict[Any, Any], ids: IdTree | None = None) -> Any:
         if sub is not None and kind == _OTHER_KEY:
             # on an id path: an identifier, or a container the path goes into
             plain = item if isinstance(item, dict | list | tuple) else json_value(item)
-            out[shown] = mask_id_value(plain) if is_id_leaf(key, plain, sub) else _descend(plain, sub)
+            out[shown] = (
+                mask_id_value(plain) if is_id_leaf(key, plain, sub) else _descend(plain, sub)
+            )
         elif kind == _OTHER_KEY:
             out[shown] = mask_untrusted_text(item) if type(item) is str else _untrusted(item)
         elif kind == _CVV_KEY:

@@ -593,9 +593,7 @@ def id_entry(body: dict, *, headers: dict | None = None, fields: FieldPaths | No
         routing_key="payment.failed",
     )
     summary = summarize("payments.dlq", ENTRY_ID, record, fields or FieldPaths(), NOW_MS)
-    return ParkedEntry(
-        summary=summary, record=record, deaths=(), fingerprint="cd" * 32, version=1
-    )
+    return ParkedEntry(summary=summary, record=record, deaths=(), fingerprint="cd" * 32, version=1)
 
 
 def test_ids_that_pass_luhn_are_shown_in_full_in_header_properties_and_body(pane):
@@ -629,7 +627,9 @@ def test_nothing_cvv_like_is_shown_in_headers_or_in_free_text_of_the_body(pane):
         "security_code": b"555",
         "note": "customer said CVC: 1234, cvv 918",
     }
-    pane.show_entry(id_entry({"payment_id": "pay_1", "memo": "cvv 918 / CVC: 1234"}, headers=headers))
+    pane.show_entry(
+        id_entry({"payment_id": "pay_1", "memo": "cvv 918 / CVC: 1234"}, headers=headers)
+    )
     rows = tree_rows(pane)
     for name in ("cvv", "CVC", "cvv2", "security_code"):
         assert rows[name][1] == HIDDEN, name
