@@ -114,26 +114,18 @@ def _mask_identifier(text: str) -> str:
 
 
 def mask_id_value(value: Any) -> Any:
-    if isinstance(value, JsonNumber):
-        text = str.__str__(value)
-    elif isinstance(value, str):
+    if isinstance(value, str) and not isinstance(value, JsonNumber):
         return _mask_identifier(value)
-    elif isinstance(value, int) and not isinstance(value, bool):
-        text = str(value)
-    else:
+    if isinstance(value, bool) or not isinstance(value, int | JsonNumber):
         return _mask_scalar(value)
-    masked = _mask_identifier(text)
-    return value if masked == text else masked
+    text = str.__str__(value) if isinstance(value, JsonNumber) else str(value)
+    return value if _mask_identifier(text) == text else _mask_identifier(text)
 
 
 def _id_leaf(key: Any, item: Any, sub: IdTree | None) -> bool:
-    return (
-        sub is not None
-        and ID_LEAF in sub
-        and not isinstance(item, Mapping | list | tuple)
-        and not is_cvv_key(key)
-        and not is_pan_key(key)
-    )
+    if sub is None or ID_LEAF not in sub or isinstance(item, Mapping | list | tuple):
+        return False
+    return not (is_cvv_key(key) or is_pan_key(key))  # the card rules win
 
 
 def _sub(ids: IdTree | None, key: Any) -> IdTree | None:

@@ -328,17 +328,23 @@ def _random_text(rng: random.Random) -> str:
     return "".join(parts)
 
 
-def _random_value(rng: random.Random, depth: int = 0) -> Any:
+def _random_key(rng: random.Random, ids: bool) -> str:
+    if ids and rng.random() < 0.8:
+        return rng.choice(_ID_KEYS)
+    return _random_text(rng) if rng.random() < 0.5 else rng.choice(_WORDS)
+
+
+def _random_value(rng: random.Random, depth: int = 0, ids: bool = False) -> Any:
+    """A random message value; ``ids``: a dict at the top, keys and values near :data:`IDS`."""
     draw = rng.random()
-    if depth < 3 and draw < 0.15:
-        keys = [
-            _random_text(rng) if rng.random() < 0.5 else rng.choice(_WORDS)
-            for _ in range(rng.randint(0, 5))
-        ]
-        return {key: _random_value(rng, depth + 1) for key in keys}
-    if depth < 3 and draw < 0.22:
-        items = [_random_value(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+    if (ids and depth == 0) or (depth < 3 and draw < (0.4 if ids else 0.15)):
+        keys = [_random_key(rng, ids) for _ in range(rng.randint(int(ids), 5))]
+        return {key: _random_value(rng, depth + 1, ids) for key in keys}
+    if depth < 3 and draw < (0.55 if ids else 0.22):
+        items = [_random_value(rng, depth + 1, ids) for _ in range(rng.randint(0, 4))]
         return tuple(items) if rng.random() < 0.3 else items
+    if ids and draw < 0.85:
+        return _random_id(rng)
     if draw < 0.55:
         return _random_text(rng)
     choices: tuple[Any, ...] = (
@@ -410,20 +416,6 @@ def _random_id(rng: random.Random) -> Any:
     )
 
 
-def _random_id_value(rng: random.Random, depth: int = 0) -> Any:
-    draw = rng.random()
-    if depth == 0 or (depth < 4 and draw < 0.4):
-        keys = [rng.choice(_ID_KEYS) if rng.random() < 0.8 else _random_text(rng)]
-        keys += [rng.choice(_ID_KEYS) for _ in range(rng.randint(0, 3))]
-        return {key: _random_id_value(rng, depth + 1) for key in keys}
-    if depth < 4 and draw < 0.55:
-        items = [_random_id_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
-        return tuple(items) if rng.random() < 0.3 else items
-    if draw < 0.85:
-        return _random_id(rng)
-    return _random_value(rng, 3)
-
-
 @pytest.mark.parametrize(
     "value",
     [
@@ -446,7 +438,7 @@ def test_random_values_with_ids_mask_as_the_reference() -> None:
     rng = random.Random(9_2026)
     changed = 0
     for _ in range(3000):
-        value = _random_id_value(rng)
+        value = _random_value(rng, ids=True)
         masked = mask_untrusted(value, IDS)
         assert reference.same(masked, reference.mask_untrusted(value, IDS)), value
         assert reference.same(
