@@ -48,7 +48,7 @@ def test_summary_extracts_payment_fields_from_json() -> None:
     )
     record = dead_letter(body, **{"payops-attempt": 3})
     summary = summarize("dlq", "e1", record, FIELDS, parked_at_ms=1000)
-    assert summary.payment_id == "pay_411111******1111"  # card numbers are masked
+    assert summary.payment_id == "pay_4111111111111111"  # an id at the id path, not a card
     assert summary.merchant == "Acme"
     assert summary.amount == "42.50" and summary.amount_value == 42.5
     assert summary.currency == "EUR"
@@ -80,6 +80,22 @@ def test_summary_of_any_body_never_raises(body: bytes, kind: str) -> None:
     assert summary.body_kind == kind
     assert summary.size == len(body)
     assert body_kind(body)[0] == kind
+
+
+@pytest.mark.parametrize(
+    ("payment_id", "shown"),
+    [
+        (b'"pay_17d5570756950439"', "pay_17d5570756950439"),  # 13 digits pass Luhn: an id
+        (b'"4111111111111111"', "411111******1111"),  # nothing but a card number
+        (b"4111111111111111", "411111******1111"),
+        (b'"4111 1111 1111 1111"', "411111******1111"),
+        (b"4111111111111112", "4111111111111112"),  # fails Luhn
+    ],
+)
+def test_summary_masks_the_payment_id_as_an_identifier(payment_id: bytes, shown: str) -> None:
+    body = b'{"data": {"id": ' + payment_id + b"}}"
+    summary = summarize("dlq", "e1", MessageRecord(body=body), FIELDS, parked_at_ms=1)
+    assert summary.payment_id == shown
 
 
 def test_summary_tolerates_odd_field_values_and_no_deaths() -> None:
