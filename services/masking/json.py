@@ -554,7 +554,7 @@ def _mask_for_edit(value: Any, holders: _Placeholders) -> Any:
         out: dict[str, Any] = {}
         for key, item in value.items():
             shown_key = key
-            masked_key = mask_text(key)
+            masked_key = mask_untrusted_text(key)
             if masked_key != key:
                 shown_key = holders.take(masked_key, key)
             if is_cvv_key(key):
@@ -566,6 +566,8 @@ def _mask_for_edit(value: Any, holders: _Placeholders) -> Any:
         return out
     if isinstance(value, list):
         return [_mask_for_edit(item, holders) for item in value]
+    if type(value) is str:  # free text: "cvv 123" in it is hidden too
+        return _placeholder(mask_untrusted_text(value), value, holders)
     return _placeholder(_mask_scalar(value), value, holders)
 
 

@@ -187,6 +187,14 @@ def test_unmask_edit_puts_the_real_values_back():
     assert unmask_edit(document.text, document) == document.value
 
 
+def test_the_editor_hides_cvvs_written_in_text_and_puts_them_back():
+    raw = json.dumps({"memo": "customer said cvv 918", "cvv=737 note": 1})
+    document = mask_for_edit(raw)
+    assert "918" not in document.text and "737" not in document.text
+    assert f'"memo": "customer said cvv {HIDDEN}"' in document.text
+    assert unmask_edit(document.text, document) == json.loads(raw)
+
+
 def test_changed_masked_values_are_reported():
     document = mask_for_edit(RAW)
     edited = document.text.replace(f'"{MASKED}"', '"411111******1112"')
