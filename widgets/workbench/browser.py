@@ -203,9 +203,7 @@ class FailedPaymentsView(QWidget):
         self.unavailable_label.setObjectName("ErrorNote")
         self.unavailable_label.setWordWrap(True)
         self.unavailable_label.setTextFormat(Qt.TextFormat.PlainText)
-        self.unavailable_label.setTextInteractionFlags(
-            Qt.TextInteractionFlag.TextSelectableByMouse
-        )
+        self.unavailable_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         row = QHBoxLayout(self.unavailable_box)
         row.setContentsMargins(10, 8, 10, 0)
         row.addWidget(self.unavailable_label)
