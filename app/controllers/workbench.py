@@ -124,7 +124,9 @@ class WorkbenchController(QObject):
         """Say on the page and in the status bar's problems that the list cannot be read."""
         url = self.profile.redis_url
         where = host_port(url, 6379)
-        why = f"Redis at {where}: {describe_redis_error(exc, where, url_password(url))}"
+        why = describe_redis_error(exc, f"Redis at {where}", url_password(url))
+        if where not in why:  # "authentication failed": say which Redis
+            why = f"Redis at {where}: {why}"
         problem = f"Failed payments cannot be read: {why}"
         if problem != self._list_problem:
             if self._list_problem is not None:
