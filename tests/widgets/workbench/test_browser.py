@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from PySide6.QtCore import QDateTime, Qt
+from PySide6.QtGui import QContextMenuEvent
 from PySide6.QtWidgets import QApplication, QMenu
 
 from services.workbench.index import EntryIndex
@@ -17,6 +18,10 @@ from tests.helpers.summaries import NOW_MS, realistic_summaries
 from widgets.workbench.action_texts import READ_ONLY_TIP
 from widgets.workbench.browser import SEARCH_DEBOUNCE_MS, FailedPaymentsView
 from widgets.workbench.table_model import COLUMN_NAMES
+
+POPUP_WARNINGS = pytest.mark.qt_log_ignore(
+    "This plugin does not support raise", "This plugin does not support grabbing"
+)  # the offscreen platform on showing a popup menu: not ours
 
 
 @pytest.fixture
@@ -214,10 +219,24 @@ def test_select_all_in_group_then_requeue_names_exactly_that_group(qtbot, view, 
     assert target.count == len(expected)
 
 
+def right_click_group(view: FailedPaymentsView, value) -> QMenu:
+    """Right-click a group where it is drawn (the context-menu event a right click makes)."""
+    viewport = view.group_panel.list.viewport()
+    pos = view.group_panel.list.visualItemRect(group_item(view, value)).center()
+    reason = QContextMenuEvent.Reason.Mouse
+    QApplication.sendEvent(viewport, QContextMenuEvent(reason, pos, viewport.mapToGlobal(pos)))
+    menu = view.group_panel.context_menu
+    assert isinstance(menu, QMenu) and menu.isVisible()
+    return menu
+
+
+@POPUP_WARNINGS
 def test_group_context_actions_target_the_group_query(qtbot, view, rows):
     view.set_query(Query(states=frozenset({EntryState.PARKED})))
+    menu = right_click_group(view, "expired")
+    cancel = next(a for a in menu.actions() if a.text().startswith("Cancel all"))
     with qtbot.waitSignal(view.action_requested, timeout=1000) as requested:
-        view.group_panel.group_action_requested.emit("cancel", "reason", "expired")
+        qtbot.mouseClick(menu, Qt.MouseButton.LeftButton, pos=menu.actionGeometry(cancel).center())
     name, target = requested.args
     expected = sum(s.reason == "expired" and s.state is EntryState.PARKED for s in rows)
     assert name == "cancel" and target.entry_ids is None
@@ -396,11 +415,6 @@ def test_selecting_every_row_stays_cheap(qtbot):
     assert len(widget.selected_table_rows()) == 200_000
     assert time.perf_counter() - started < 5  # generous: behaviour, not a benchmark
     assert np.array_equal(widget.selected_index_rows(), widget.model.result)
-
-
-POPUP_WARNINGS = pytest.mark.qt_log_ignore(
-    "This plugin does not support raise", "This plugin does not support grabbing"
-)  # the offscreen platform on showing a popup menu: not ours
 
 
 @POPUP_WARNINGS
