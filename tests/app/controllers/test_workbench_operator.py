@@ -110,6 +110,10 @@ async def test_a_note_typed_in_the_dialogs_reaches_the_audit_and_the_detail_tab(
                 10,
                 "the detail pane's audit tab to show the action",
             )
+        bar = detail.tabs.tabBar()
+        audit_tab = next(i for i in range(bar.count()) if bar.tabText(i).startswith("Audit"))
+        click(bar, bar.tabRect(audit_tab).center())
+        assert detail.tabs.currentIndex() == audit_tab
         window.grab().save("/tmp/workbench_after_actions.png")
     finally:
         session.window.close()
