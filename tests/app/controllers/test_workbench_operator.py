@@ -7,8 +7,8 @@ Clicks on the real table row and buttons, keystrokes into the real fields
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
+import dataclasses
+from collections.abc import Awaitable, Callable
 
 import pytest
 import redis.asyncio as aioredis
@@ -17,9 +17,8 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QWidget
 
 from app.console import ConsoleSession
-from app.ui_state import UiState
+from services.config import Profile
 from services.workbench.store import ParkingStore
-from tests.app.controllers.test_workbench_live import flow, profile_for
 from tests.helpers.tcp_proxy import TcpProxy
 from tests.helpers.waiting import eventually
 from widgets.workbench.action_dialogs import ConfirmActionDialog
@@ -27,7 +26,7 @@ from widgets.workbench.action_summary import ActionSummaryDialog
 from widgets.workbench.browser import FailedPaymentsView
 
 pytestmark = pytest.mark.integration
-__all__ = ["flow"]  # the fixture: three dead letters in a private DLQ
+StartConsole = Callable[[Profile], Awaitable[ConsoleSession]]
 
 NOTE = "INC-7 replay after the fix 4111111111111111"
 MASKED_NOTE = "INC-7 replay after the fix 411111******1111"
@@ -56,13 +55,14 @@ async def confirm_dialog() -> ConfirmActionDialog:
 
 
 async def test_a_note_typed_in_the_dialogs_reaches_the_audit_and_the_detail_tab(
-    amqp_url: str, redis_url: str, unique_prefix: str, flow: dict[str, str], tmp_path: Path
+    redis_url: str,
+    flow: dict[str, str],
+    workbench_profile: Profile,
+    start_console: StartConsole,
 ) -> None:
-    profile = profile_for(flow, amqp_url, redis_url, unique_prefix)
-    session = ConsoleSession(profile, UiState(tmp_path / "s.ini"))
-    runner = asyncio.ensure_future(session.run())
+    session = await start_console(workbench_profile)
     redis = aioredis.Redis.from_url(redis_url)
-    store = ParkingStore(redis, profile.redis_prefix)
+    store = ParkingStore(redis, workbench_profile.redis_prefix)
     try:
         workbench = session.workbench
         assert workbench is not None
@@ -116,23 +116,19 @@ async def test_a_note_typed_in_the_dialogs_reaches_the_audit_and_the_detail_tab(
         assert detail.tabs.currentIndex() == audit_tab
         window.grab().save("/tmp/workbench_after_actions.png")
     finally:
-        session.window.close()
-        await asyncio.wait_for(runner, 30)
-        await store.delete_all(flow["dlq"])
         await redis.aclose()
 
 
 async def test_redis_down_says_the_list_cannot_be_read_and_why_then_recovers(
-    amqp_url: str, redis_url: str, unique_prefix: str, flow: dict[str, str], tmp_path: Path
+    redis_url: str,
+    flow: dict[str, str],
+    workbench_profile: Profile,
+    start_console: StartConsole,
 ) -> None:
     proxy = TcpProxy(6379)  # not started: a Redis that does not answer (a closed port)
     where = f"127.0.0.1:{proxy.port}"
-    profile = profile_for(
-        flow, amqp_url, redis_url.replace(":6379", f":{proxy.port}"), unique_prefix
-    )
-    session = ConsoleSession(profile, UiState(tmp_path / "s.ini"))
-    runner = asyncio.ensure_future(session.run())
-    redis = aioredis.Redis.from_url(redis_url)
+    through_proxy = redis_url.replace(":6379", f":{proxy.port}")
+    session = await start_console(dataclasses.replace(workbench_profile, redis_url=through_proxy))
     try:
         window = session.window
         window.resize(1600, 1000)
@@ -169,10 +165,4 @@ async def test_redis_down_says_the_list_cannot_be_read_and_why_then_recovers(
         assert "last successful read" in view.unavailable_label.text()
         assert any("Failed payments cannot be read" in t for t in problem_texts())
     finally:
-        session.window.close()
-        await asyncio.wait_for(runner, 30)
         await proxy.stop()
-        await ParkingStore(
-            redis, profile_for(flow, amqp_url, redis_url, unique_prefix).redis_prefix
-        ).delete_all(flow["dlq"])
-        await redis.aclose()
