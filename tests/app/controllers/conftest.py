@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 
 import aio_pika
 import pytest
 import redis.asyncio as aioredis
 
 from app.console import ConsoleSession
-from app.ui_state import UiState
 from services.config import Profile, load_profile
 from services.workbench.store import ParkingStore
 
@@ -82,21 +79,3 @@ async def workbench_profile(
         await ParkingStore(redis, profile.redis_prefix).delete_all(flow["dlq"])
     finally:
         await redis.aclose()
-
-
-@pytest.fixture
-async def start_console(
-    tmp_path: Path,
-) -> AsyncIterator[Callable[[Profile], Awaitable[ConsoleSession]]]:
-    """Starts a console on a profile (as `payops console` does); closed after the test."""
-    running: list[tuple[ConsoleSession, asyncio.Future[None]]] = []
-
-    async def start(profile: Profile) -> ConsoleSession:
-        session = ConsoleSession(profile, UiState(tmp_path / f"s{len(running)}.ini"))
-        running.append((session, asyncio.ensure_future(session.run())))
-        return session
-
-    yield start
-    for session, runner in running:
-        session.window.close()
-        await asyncio.wait_for(runner, 30)

@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
 import aio_pika
 import pytest
 import redis.asyncio as aioredis
 from PySide6.QtWidgets import QApplication, QLabel, QPlainTextEdit, QTextEdit
 
-from app.console import ConsoleSession
 from services.config import Profile
 from services.workbench.model import EntryState
 from services.workbench.query import ActionTarget
 from services.workbench.store import ParkingStore
+from tests.app.conftest import Consoles
 from tests.helpers.waiting import eventually
 from widgets.workbench.action_dialogs import ConfirmActionDialog
 from widgets.workbench.action_summary import ActionSummaryDialog
 
 pytestmark = pytest.mark.integration
-StartConsole = Callable[[Profile], Awaitable[ConsoleSession]]
 
 CARD = "4111111111111111"
 
@@ -30,10 +28,10 @@ async def test_dead_letters_are_parked_shown_masked_and_requeued_exactly_once(
     redis_url: str,
     flow: dict[str, str],
     workbench_profile: Profile,
-    start_console: StartConsole,
+    consoles: Consoles,
 ) -> None:
     profile = workbench_profile
-    session = await start_console(profile)
+    session = consoles.start(profile)
     redis = aioredis.Redis.from_url(redis_url)
     try:
         workbench = session.workbench

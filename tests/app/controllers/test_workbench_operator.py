@@ -8,7 +8,6 @@ Clicks on the real table row and buttons, keystrokes into the real fields
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable
 
 import pytest
 import redis.asyncio as aioredis
@@ -16,9 +15,9 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QWidget
 
-from app.console import ConsoleSession
 from services.config import Profile
 from services.workbench.store import ParkingStore
+from tests.app.conftest import Consoles
 from tests.helpers.tcp_proxy import TcpProxy
 from tests.helpers.waiting import eventually
 from widgets.workbench.action_dialogs import ConfirmActionDialog
@@ -26,7 +25,6 @@ from widgets.workbench.action_summary import ActionSummaryDialog
 from widgets.workbench.browser import FailedPaymentsView
 
 pytestmark = pytest.mark.integration
-StartConsole = Callable[[Profile], Awaitable[ConsoleSession]]
 
 NOTE = "INC-7 replay after the fix 4111111111111111"
 MASKED_NOTE = "INC-7 replay after the fix 411111******1111"
@@ -58,9 +56,9 @@ async def test_a_note_typed_in_the_dialogs_reaches_the_audit_and_the_detail_tab(
     redis_url: str,
     flow: dict[str, str],
     workbench_profile: Profile,
-    start_console: StartConsole,
+    consoles: Consoles,
 ) -> None:
-    session = await start_console(workbench_profile)
+    session = consoles.start(workbench_profile)
     redis = aioredis.Redis.from_url(redis_url)
     store = ParkingStore(redis, workbench_profile.redis_prefix)
     try:
@@ -123,12 +121,12 @@ async def test_redis_down_says_the_list_cannot_be_read_and_why_then_recovers(
     redis_url: str,
     flow: dict[str, str],
     workbench_profile: Profile,
-    start_console: StartConsole,
+    consoles: Consoles,
 ) -> None:
     proxy = TcpProxy(6379)  # not started: a Redis that does not answer (a closed port)
     where = f"127.0.0.1:{proxy.port}"
     through_proxy = redis_url.replace(":6379", f":{proxy.port}")
-    session = await start_console(dataclasses.replace(workbench_profile, redis_url=through_proxy))
+    session = consoles.start(dataclasses.replace(workbench_profile, redis_url=through_proxy))
     try:
         window = session.window
         window.resize(1600, 1000)
