@@ -6,9 +6,10 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 
-from PySide6.QtCore import QByteArray, Qt, Signal, Slot
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QResizeEvent
+from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, Signal, Slot
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeyEvent, QKeySequence, QResizeEvent
 from PySide6.QtWidgets import (
+    QApplication,
     QLabel,
     QMainWindow,
     QSizePolicy,
@@ -120,6 +121,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
 
         self._build_actions()
+        self._field_proof_keys = self._window_keys()
         self._build_menus()
         self._build_toolbar()
         self._build_status_bar()
@@ -252,8 +254,24 @@ class MainWindow(QMainWindow):
             bar.addPermanentWidget(indicator)
         self.set_profile("", "")
 
+    def _window_keys(self) -> frozenset[str]:
+        """The window's shortcuts that must work from a text field too (not Space: it types)."""
+        actions = [
+            *self.window_actions.values(),
+            *self.page_actions,
+            self.export_snapshot_action,
+            self.go_to_time_action,
+            self.quit_action,
+        ]
+        return frozenset(
+            a.shortcut().toString(QKeySequence.SequenceFormat.PortableText) for a in actions
+        )
+
     def _connect_signals(self) -> None:
         """All of the window's own wiring, in one place."""
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            app.focusChanged.connect(self.on_focus_changed)
         self.window_group.triggered.connect(self.on_window_action_triggered)
         self.pause_action.toggled.connect(self.on_pause_action_toggled)
         self.quit_action.triggered.connect(self.close)
@@ -493,6 +511,32 @@ class MainWindow(QMainWindow):
             self.flow_plots.show_frame(self._latest)
         self._update_title()
         self.pause_toggled.emit(paused)
+
+    # -- shortcuts from text fields ---------------------------------------------------------
+
+    @Slot(QWidget, QWidget)
+    def on_focus_changed(self, _old: QWidget | None, new: QWidget | None) -> None:
+        """Watch the widget that has the focus now (see ``eventFilter``)."""
+        if new is not None and self.isAncestorOf(new):
+            new.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Keep the window's shortcuts (Ctrl+E, Ctrl+G, Ctrl+Q, Ctrl+1.., Alt+1..) working
+        while a text field has the focus.
+
+        Before a shortcut fires, Qt asks the focus widget whether it wants the key
+        (a ShortcutOverride event); a line edit under the X11 keyboard scheme takes
+        Ctrl+E as "end of line" and the shortcut never fires. The override is
+        refused here for the window's own keys, so the shortcut wins.
+        """
+        if event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent):
+            keys = QKeySequence(event.keyCombination()).toString(
+                QKeySequence.SequenceFormat.PortableText
+            )
+            if keys in self._field_proof_keys:
+                event.ignore()
+                return True
+        return super().eventFilter(watched, event)
 
     # -- layout persistence ---------------------------------------------------------------
 

@@ -16,6 +16,8 @@ from qasync import asyncSlot
 
 from services.config import Profile
 from services.links.close import close_quietly
+from services.links.redis import describe_redis_error
+from services.links.urls import host_port, url_password
 from services.workbench.actions.names import Action
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.report import ActionReport, ActionRequest
@@ -68,6 +70,7 @@ class WorkbenchController(QObject):
         self._tasks: list[asyncio.Task[None]] = []
         self._shown: ParkedEntry | None = None
         self._busy = False
+        self._list_problem: str | None = None
         self._audit_timer = QTimer(self)
         self._audit_timer.setInterval(AUDIT_REFRESH_MS)
         self._connect_signals()
@@ -91,7 +94,7 @@ class WorkbenchController(QObject):
         self.actions = ActionService(
             self.store, self.publisher, self.profile, read_only=self.read_only
         )
-        self._spawn(self._load_and_follow, "workbench")
+        self._spawn(self._load_and_follow, "workbench", on_error=self._list_unreadable)
         self._spawn(self._park_dead_letters, "parking")
         self._audit_timer.start()
 
@@ -110,8 +113,35 @@ class WorkbenchController(QObject):
             with contextlib.suppress(Exception):
                 await self.redis.aclose()
 
-    def _spawn(self, start: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
-        self._tasks.append(asyncio.ensure_future(_retrying(start, name)))
+    def _spawn(
+        self,
+        start: Callable[[], Coroutine[Any, Any, None]],
+        name: str,
+        on_error: Callable[[Exception], None] | None = None,
+    ) -> None:
+        self._tasks.append(asyncio.ensure_future(_retrying(start, name, on_error)))
+
+    def _list_unreadable(self, exc: Exception) -> None:
+        """Say on the page and in the status bar's problems that the list cannot be read."""
+        url = self.profile.redis_url
+        where = host_port(url, 6379)
+        why = describe_redis_error(exc, f"Redis at {where}", url_password(url))
+        if where not in why:  # "authentication failed": say which Redis
+            why = f"Redis at {where}: {why}"
+        problem = f"Failed payments cannot be read: {why}"
+        if problem != self._list_problem:
+            if self._list_problem is not None:
+                self.window.resolve_problem(self._list_problem)
+            self._list_problem = problem
+            self.window.show_problem(problem)
+        self.page.table_view.set_unavailable(why)
+
+    def _list_readable(self) -> None:
+        """The list is read again: the problem is resolved, the page says nothing more."""
+        if self._list_problem is not None:
+            self.window.resolve_problem(self._list_problem)
+            self._list_problem = None
+        self.page.table_view.set_unavailable(None)
 
     # -- loading and following ------------------------------------------------------------
 
@@ -129,6 +159,7 @@ class WorkbenchController(QObject):
         self.index.reserve(total)
         for dlq in dlqs:  # the newest rows first, fast
             self.index.add(await store.page(dlq, 0, FIRST_PAGE))
+        self._list_readable()
         self.page.table_view.refresh()
         self.page.table_view.set_loading(len(self.index), total)
         for dlq in dlqs:
@@ -298,6 +329,9 @@ class WorkbenchController(QObject):
             progress.finish()
         ActionSummaryDialog(report, parent=self.window).open()
         await self._refresh_audit()
+        shown = self._shown
+        if shown is not None:  # its state and its audit tab, with the record just written
+            await self._show(shown.dlq, shown.entry_id)
         return report
 
 
@@ -317,10 +351,14 @@ async def _answer(dialog: ConfirmActionDialog) -> ActionRequest | None:
         dialog.deleteLater()
 
 
-async def _retrying(start: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
+async def _retrying(
+    start: Callable[[], Coroutine[Any, Any, None]],
+    name: str,
+    on_error: Callable[[Exception], None] | None = None,
+) -> None:
     """Run ``start()`` until it returns; after a failure (Redis or the broker away), again.
 
-    The connection indicators say why; this only keeps trying.
+    ``on_error`` is told each failure (to say what cannot be shown, and why).
     """
     while True:
         try:
@@ -330,4 +368,6 @@ async def _retrying(start: Callable[[], Coroutine[Any, Any, None]], name: str) -
             raise
         except Exception as exc:
             log.warning("%s: %s; retrying in %.0f s", name, exc or type(exc).__name__, RETRY_S)
+            if on_error is not None:
+                on_error(exc)
             await asyncio.sleep(RETRY_S)

@@ -116,23 +116,7 @@ class RedisLink:
         self._client = None
 
     def _describe(self, exc: BaseException) -> str:
-        if isinstance(exc, redis.exceptions.AuthenticationError):
-            text = "authentication failed"
-        elif isinstance(exc, redis.exceptions.ResponseError):
-            text = f"Redis refused: {exc}"
-        elif isinstance(exc, redis.exceptions.InvalidResponse):
-            text = f"{self._target} does not speak Redis ({exc})"
-        elif isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
-            cause = exc.__cause__ or exc.__context__
-            if isinstance(cause, OSError):
-                text = describe_error(cause, self._target)
-            elif isinstance(exc, redis.exceptions.TimeoutError):
-                text = f"timed out talking to {self._target}"
-            else:
-                text = f"connection to {self._target} lost: {exc}".rstrip(": ")
-        else:
-            text = describe_error(exc, self._target)
-        return scrub(text, self._password)
+        return describe_redis_error(exc, self._target, self._password)
 
     def _report(self, state: LinkState, detail: str = "", retry_in_s: float | None = None) -> None:
         self.status = LinkStatus(self._service, state, self._display, detail, retry_in_s)
@@ -140,3 +124,24 @@ class RedisLink:
             self._on_status(self.status)
         except Exception:
             log.exception("%s status callback failed", self._service)
+
+
+def describe_redis_error(exc: BaseException, target: str, password: str | None = None) -> str:
+    """A short human reason why Redis at ``target`` (``host:port``) failed, without secrets."""
+    if isinstance(exc, redis.exceptions.AuthenticationError):
+        text = "authentication failed"
+    elif isinstance(exc, redis.exceptions.ResponseError):
+        text = f"Redis refused: {exc}"
+    elif isinstance(exc, redis.exceptions.InvalidResponse):
+        text = f"{target} does not speak Redis ({exc})"
+    elif isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, OSError):
+            text = describe_error(cause, target)
+        elif isinstance(exc, redis.exceptions.TimeoutError):
+            text = f"timed out talking to {target}"
+        else:
+            text = f"connection to {target} lost: {exc}".rstrip(": ")
+    else:
+        text = describe_error(exc, target)
+    return scrub(text, password)

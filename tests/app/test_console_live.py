@@ -18,9 +18,9 @@ import redis.asyncio as aioredis
 from PySide6.QtGui import QImage
 
 from app.console import ConsoleSession
-from app.ui_state import UiState
 from services.config import Profile, TapBinding, load_profile
 from services.links.status import LinkState
+from tests.app.conftest import Consoles
 from tests.helpers.tcp_proxy import TcpProxy, free_port
 from tests.helpers.waiting import eventually
 
@@ -53,22 +53,17 @@ async def exchange(amqp_url: str, unique_prefix: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def session_factory(tmp_path: Path) -> AsyncIterator[Callable[[Profile], ConsoleSession]]:
-    sessions: list[tuple[ConsoleSession, asyncio.Future[None]]] = []
-
+async def session_factory(consoles: Consoles) -> AsyncIterator[Callable[[Profile], ConsoleSession]]:
     def start(profile: Profile) -> ConsoleSession:
-        session = ConsoleSession(profile, UiState(tmp_path / f"state{len(sessions)}.ini"))
+        session = consoles.start(profile)
         session.window.resize(1280, 800)
-        sessions.append((session, asyncio.ensure_future(session.run())))
         return session
 
     yield start
-    for session, runner in sessions:
-        session.window.close()
-        await asyncio.wait_for(runner, 15)
+    await consoles.close(15)
     # Closing the window stopped the live flow's process, and reaped it.
     assert multiprocessing.active_children() == []
-    for session, _ in sessions:
+    for session in consoles.sessions:
         await drop_keys(session.profile)
 
 

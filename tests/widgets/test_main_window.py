@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PySide6.QtCore import QByteArray, QDateTime, QPoint, Qt
-from PySide6.QtGui import QImage
+from PySide6.QtGui import QGuiApplication, QImage
 
 from services.alerts.model import Alert, AlertEvent, AlertMark
 from services.links.status import LinkState, LinkStatus
@@ -263,6 +265,56 @@ def test_ctrl_e_and_both_export_buttons_request_a_snapshot(window, qtbot):
         qtbot.mouseClick(window.alerts_panel.export_button, Qt.MouseButton.LeftButton)
     with qtbot.waitSignal(window.alerts_refresh_requested, timeout=1000):
         qtbot.keyClick(window, Qt.Key.Key_F5)
+
+
+def test_window_shortcuts_work_while_typing_in_a_text_field(window, qtbot):
+    """Ctrl+E from the search box: a line edit would take it as "end of line" and swallow it."""
+    window.tabs.setCurrentWidget(window.workbench)
+    search = window.workbench.table_view.search_box
+    search.setFocus()
+    qtbot.waitUntil(search.hasFocus)
+    qtbot.keyClicks(search, "pay_1")
+    with qtbot.waitSignal(window.snapshot_requested, timeout=1000):
+        qtbot.keyClick(search, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
+    assert search.text() == "pay_1"  # the shortcut did not type into the field either
+    # the audit page's filter box too, and Alt+1 from it switches pages
+    window.tabs.setCurrentWidget(window.audit_panel)
+    audit_filter = window.audit_panel.filter_edit
+    audit_filter.setFocus()
+    qtbot.waitUntil(audit_filter.hasFocus)
+    with qtbot.waitSignal(window.snapshot_requested, timeout=1000):
+        qtbot.keyClick(audit_filter, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClick(audit_filter, Qt.Key.Key_1, Qt.KeyboardModifier.AltModifier)
+    assert window.tabs.currentWidget() is window.flow_plots
+    # keys a field needs stay the field's: Space types a space, it does not pause
+    window.tabs.setCurrentWidget(window.workbench)
+    search.setFocus()
+    qtbot.waitUntil(search.hasFocus)
+    qtbot.keyClick(search, Qt.Key.Key_Space)
+    assert search.text() == "pay_1 " and not window.paused
+
+
+@pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="needs Xvfb (apt-get install xvfb)")
+def test_window_shortcuts_work_while_typing_under_a_real_x_server():
+    """The test above, on X11: there a line edit claims Ctrl+E ("end of line") for itself.
+
+    The offscreen platform uses the Windows keyboard scheme, where no text field
+    wants Ctrl+E, so only an X server shows the bug an operator hit.
+    """
+    if QGuiApplication.platformName() == "xcb":
+        pytest.skip("this session runs on X11: the test above covers it")
+    test = f"{__file__}::test_window_shortcuts_work_while_typing_in_a_text_field"
+    done = subprocess.run(
+        ["xvfb-run", "-a", sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
+        env={**os.environ, "QT_QPA_PLATFORM": "xcb"},
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "1 passed" in done.stdout
 
 
 def test_the_banner_sits_between_counters_and_pages_and_opens_the_alerts_page(window, qtbot):

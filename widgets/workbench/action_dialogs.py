@@ -59,6 +59,7 @@ from services.workbench.actions.report import (
     ActionPlan,
     ActionRequest,
     format_delay,
+    plural,
 )
 from widgets.common import colors
 from widgets.common.theme import repolish
@@ -184,7 +185,17 @@ class ConfirmActionDialog(QDialog):
             self.reason_edit.setPlaceholderText("A note for the audit trail (optional)")
             reason_caption = _caption("Note")
         self.reason_edit.setMaxLength(500)
-        form.addRow(reason_caption, self.reason_edit)
+        # Says, in the dialog and not only in a tooltip, why it cannot be confirmed yet.
+        self.problem_label = QLabel()
+        self.problem_label.setObjectName("ValidationWarn")
+        self.problem_label.setWordWrap(True)
+        self.problem_label.setTextFormat(Qt.TextFormat.PlainText)
+        reason_box = QVBoxLayout()
+        reason_box.setContentsMargins(0, 0, 0, 0)
+        reason_box.setSpacing(4)
+        reason_box.addWidget(self.reason_edit)
+        reason_box.addWidget(self.problem_label)
+        form.addRow(reason_caption, reason_box)
 
         # Body editor (retry of one JSON entry).
         self.edit_check = QCheckBox("Edit the JSON body before retrying")
@@ -228,10 +239,12 @@ class ConfirmActionDialog(QDialog):
         self.ok_button.setDefault(True)
         self.ok_button.setAutoDefault(True)
         self.buttons.addButton(self.ok_button, QDialogButtonBox.ButtonRole.AcceptRole)
+        # "Back", not "Don't cancel": one button in this dialog says "cancel", the destructive one
         self.back_button = self.buttons.addButton(
-            "Keep them parked" if cancel else "Don't " + verb.lower(),
+            "Back" if cancel else "Don't " + verb.lower(),
             QDialogButtonBox.ButtonRole.RejectRole,
         )
+        self.back_button.setToolTip("Close without changing anything (Esc)")
         self.back_button.setAutoDefault(False)
 
         column = QVBoxLayout(self)
@@ -295,7 +308,7 @@ class ConfirmActionDialog(QDialog):
         if self.plan.total <= 0:
             return "None of the selected payments is parked"
         if self.plan.action is Action.CANCEL and not self.reason_edit.text().strip():
-            return "Give a reason to cancel"
+            return "Give a reason to cancel: it is recorded in the audit trail"
         if self.edit_check.isChecked() and self._body_error is not None:
             return "The edited body is not valid JSON"
         return None
@@ -429,11 +442,18 @@ class ConfirmActionDialog(QDialog):
                 if delay <= 0
                 else f"waits {format_delay(delay)} in a wait queue, then goes to its queue"
             )
-        count = f" {plan.total:,}" if plan.total > 1 else ""
-        self.ok_button.setText(f"{verb}{count}")
+        if plan.action is Action.CANCEL:  # says what it destroys: never a bare "Cancel"
+            self.ok_button.setText(f"{verb} {plural(plan.total, 'payment')}")
+        else:
+            count = f" {plan.total:,}" if plan.total > 1 else ""
+            self.ok_button.setText(f"{verb}{count}")
         problem = self.problem()
         self.ok_button.setEnabled(problem is None)
         self.ok_button.setToolTip(problem or "")
+        # the missing reason is said under its field (the body's problems under the editor)
+        missing_reason = plan.action is Action.CANCEL and not self.reason_edit.text().strip()
+        self.problem_label.setText(problem if missing_reason and problem else "")
+        self.problem_label.setVisible(bool(self.problem_label.text()))
 
     # -- QDialog -------------------------------------------------------------------------
 
@@ -442,6 +462,8 @@ class ConfirmActionDialog(QDialog):
         if self.edit_check.isChecked():
             self.validate_body()
         if not self.is_valid():
+            if self.plan.action is Action.CANCEL and not self.reason_edit.text().strip():
+                self.reason_edit.setFocus(Qt.FocusReason.OtherFocusReason)
             return
         self._request = self.build_request()
         super().accept()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import html
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
@@ -86,16 +87,40 @@ def format_local_time(ts_ms: int, *, seconds: bool = True) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
-def result_color(result: str) -> str | None:
-    """The colour of an action result: green when it went through, red when it did not."""
+_COUNT = re.compile(r"([a-z][a-z ]*?)\s+(\d[\d,]*)")
+_BAD_COUNTS: Final = ("failed", "in doubt")
+_PARTIAL_COUNTS: Final = ("skipped", "not attempted")
+_BAD_STATUS: Final = ("failed", "error", "unroutable", "nacked", "refused", "in doubt")
+_PARTIAL_STATUS: Final = ("skipped", "stopped", "interrupted", "lost")
+_OK_STATUS: Final = ("ok", "done", "delivered", "republished", "succeeded")
+
+
+def result_tone(result: str) -> str | None:
+    """How an action went, from its audit result: ``ok``, ``partial``, ``bad`` or None.
+
+    Results count outcomes (``requeued 12, skipped 0, failed 0``, ``released 3,
+    in doubt 0``) or name one (``delivered: done``, ``started``). Counted
+    results go by the counts, so ``failed 0`` is not a failure; a named
+    outcome goes by its word.
+    """
     lowered = result.lower()
-    if any(word in lowered for word in ("fail", "error", "unroutable", "nack", "refused")):
-        return colors.RED
-    if any(word in lowered for word in ("partial", "skip", "stopp", "interrupt", "lost")):
-        return colors.AMBER
-    if any(word in lowered for word in ("ok", "done", "success", "complete")):
-        return colors.GREEN
+    counts = {name.strip(): int(n.replace(",", "")) for name, n in _COUNT.findall(lowered)}
+    if counts:
+        if any(counts.get(name, 0) for name in _BAD_COUNTS):
+            return "bad"
+        if any(counts.get(name, 0) for name in _PARTIAL_COUNTS) or "stopped" in lowered:
+            return "partial"
+        return "ok" if any(counts.values()) else None
+    for tone, words in (("bad", _BAD_STATUS), ("partial", _PARTIAL_STATUS), ("ok", _OK_STATUS)):
+        if any(re.search(rf"\b{word}\b", lowered) for word in words):
+            return tone
     return None
+
+
+def result_color(result: str) -> str | None:
+    """The colour of an action result: green went through, amber partly, red not at all."""
+    tone = result_tone(result)
+    return {"ok": colors.GREEN, "partial": colors.AMBER, "bad": colors.RED}.get(tone or "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +299,8 @@ class AuditTableModel(ListTableModel[_Row]):
             action_id = f"<br>action id {html.escape(record.action_id)}" if record.action_id else ""
             return f"<qt>{moment:%Y-%m-%d %H:%M:%S} UTC{action_id}</qt>"
         text = row.cells[column]
+        if column == "result":  # the whole result, even where the column cuts it
+            return text or None
         return text if len(text) > 24 else None
 
 
@@ -351,7 +378,7 @@ class AuditPanel(QWidget):
         "action": 70,
         "entries": 165,
         "target": 140,
-        "result": 70,
+        "result": 250,  # "requeued 1,234, skipped 12, failed 3" whole
     }
 
     def __init__(self, parent: QWidget | None = None) -> None:

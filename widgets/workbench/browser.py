@@ -100,6 +100,7 @@ class FailedPaymentsView(QWidget):
         self.model = FailedPaymentsModel(index)
         self._read_only = False
         self._loading: tuple[int, int] | None = None
+        self._unavailable: str | None = None
         self._emitted_rows: Rows = np.zeros(0, dtype=np.int64)
         self._last_refresh_at = 0.0
         self._last_query_s = 0.0
@@ -120,10 +121,12 @@ class FailedPaymentsView(QWidget):
         self.splitter.setSizes([1080, 200])
         self.group_panel.setMinimumWidth(160)
         self._build_status_strip()
+        self._build_unavailable_note()
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
+        layout.addWidget(self.unavailable_box)
         layout.addWidget(self.top_bar)
         layout.addWidget(self.filter_scroll)
         layout.addWidget(self.splitter, 1)
@@ -192,6 +195,19 @@ class FailedPaymentsView(QWidget):
         row.addWidget(self.loading_bar, 0, Qt.AlignmentFlag.AlignVCenter)
         self.loading_label.hide()
         self.loading_bar.hide()
+
+    def _build_unavailable_note(self) -> None:
+        """Says, above everything, that the list cannot be read and why (hidden while it can)."""
+        self.unavailable_box = QWidget()
+        self.unavailable_label = QLabel()
+        self.unavailable_label.setObjectName("ErrorNote")
+        self.unavailable_label.setWordWrap(True)
+        self.unavailable_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.unavailable_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        row = QHBoxLayout(self.unavailable_box)
+        row.setContentsMargins(10, 8, 10, 0)
+        row.addWidget(self.unavailable_label)
+        self.unavailable_box.hide()
 
     def _build_actions(self) -> None:
         scope = Qt.ShortcutContext.WidgetWithChildrenShortcut
@@ -331,6 +347,32 @@ class FailedPaymentsView(QWidget):
             self.loading_bar.show()
         self._update_counts()
 
+    @Slot(object)
+    def set_unavailable(self, why: str | None) -> None:
+        """Say that the list cannot be read now, and ``why``; None: it can be read again."""
+        why = " ".join(why.split()) if why else None
+        if why == self._unavailable:
+            return
+        self._unavailable = why
+        if why is None:
+            self.unavailable_box.hide()
+        else:
+            held = (
+                "The rows below are from the last successful read and may be out of date."
+                if len(self.index)
+                else ""
+            )
+            self.unavailable_label.setText(
+                f"The failed payments cannot be read: {why}. Retrying every few seconds. {held}"
+            )
+            self.unavailable_box.show()
+        self._after_query()
+
+    @property
+    def unavailable(self) -> str | None:
+        """Why the list cannot be read now (None while it can)."""
+        return self._unavailable
+
     @Slot(bool)
     def set_read_only(self, read_only: bool) -> None:
         """Disable (or enable again) every action."""
@@ -417,11 +459,13 @@ class FailedPaymentsView(QWidget):
             header.setSortIndicator(column, order)
             header.blockSignals(blocked)
             header.viewport().update()
-        self.table.empty_text = (
-            "No entries match the search and filters"
-            if query.is_filtered and len(self.index)
-            else "No parked failed payments"
-        )
+        if self._unavailable is not None:
+            self.table.empty_text = "The failed payments cannot be read (see above)"
+        elif query.is_filtered and len(self.index):
+            self.table.empty_text = "No entries match the search and filters"
+        else:
+            self.table.empty_text = "No parked failed payments"
+        self.table.viewport().update()
         self._update_groups()
         self._update_counts()
         self._update_actions()
@@ -472,7 +516,9 @@ class FailedPaymentsView(QWidget):
     def _update_counts(self) -> None:
         shown, total = self.model.rowCount(), len(self.index)
         text = f"{shown:,} of {total:,} entries"
-        if self._loading is not None:
+        if self._unavailable is not None:
+            text += " (cannot be read now)"
+        elif self._loading is not None:
             loaded, expected = self._loading
             text += f" (loading {loaded:,} / {expected:,}…)"
         self.count_label.setText(text)

@@ -323,7 +323,8 @@ class EntryDetailPane(QWidget):
         self.audit_table.setModel(self.audit_model)
         configure_table(self.audit_table)
         audit_header = self.audit_table.horizontalHeader()
-        for index, width in enumerate((140, 90, 70, 80)):
+        # the result whole ("requeued 1, skipped 0, failed 0"); the detail stretches after it
+        for index, width in enumerate((135, 80, 65, 195)):
             audit_header.resizeSection(index, width)
         audit_header.setStretchLastSection(True)
         self.audit_empty_label = QLabel("No actions on this entry yet")

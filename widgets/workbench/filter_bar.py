@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Final
 
-from PySide6.QtCore import QDate, QDateTime, QLocale, QObject, QSize, Qt, QTime, Signal
+from PySide6.QtCore import QDate, QDateTime, QLocale, QObject, QSize, Qt, QTime, Signal, Slot
 from PySide6.QtGui import QAction, QDoubleValidator, QMouseEvent, QResizeEvent
 from PySide6.QtWidgets import (
     QDateTimeEdit,
@@ -85,8 +85,13 @@ class MultiSelectButton(QToolButton):
         self._selected: frozenset[GroupValue] = frozenset()
         self._labels: dict[GroupValue, str] = {}
         self._any_action: QAction | None = None
+        self._values: dict[QAction, GroupValue] = {}
         self._menu = _CheckableMenu(self)
         self._menu.aboutToShow.connect(self._fill)
+        # One slot for every entry, told which action fired: PySide6 calls a
+        # partial connected to ``triggered`` without the ``checked`` argument,
+        # so the tick is read from the action itself.
+        self._menu.triggered.connect(self._on_action_triggered)
         self.setMenu(self._menu)
         self.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.setFocusPolicy(Qt.FocusPolicy.TabFocus)
@@ -110,10 +115,10 @@ class MultiSelectButton(QToolButton):
 
     def _fill(self) -> None:
         self._menu.clear()
+        self._values.clear()
         self._any_action = self._menu.addAction("Any")
         self._any_action.setCheckable(True)
         self._any_action.setChecked(not self._selected)
-        self._any_action.triggered.connect(self._choose_any)
         self._menu.addSeparator()
         options = list(self._options_source())
         shown = {o.value for o in options}
@@ -124,27 +129,32 @@ class MultiSelectButton(QToolButton):
             action = self._menu.addAction(f"{option.label}\t{option.count:,}")
             action.setCheckable(True)
             action.setChecked(option.value in self._selected)
-            action.triggered.connect(partial(self._toggle, option.value))
+            self._values[action] = option.value
         if len(options) > MAX_MENU_OPTIONS:
             more = self._menu.addAction(
                 f"… {len(options) - MAX_MENU_OPTIONS:,} more (use the search box)"
             )
             more.setEnabled(False)
 
-    def _toggle(self, value: GroupValue, checked: bool = False) -> None:
+    @Slot(QAction)
+    def _on_action_triggered(self, action: QAction) -> None:
+        """An entry was clicked (or chosen with the keyboard): it is ticked or unticked now."""
+        if action is self._any_action:
+            for other in self._menu.actions():
+                other.setChecked(other is self._any_action)
+            self.choose(())
+            return
+        if action not in self._values:
+            return
+        value = self._values[action]
         chosen = set(self._selected)
-        if checked:
+        if action.isChecked():
             chosen.add(value)
         else:
             chosen.discard(value)
         self.choose(chosen)
         if self._any_action is not None:
             self._any_action.setChecked(not self._selected)
-
-    def _choose_any(self, _checked: bool = False) -> None:
-        for action in self._menu.actions():
-            action.setChecked(action is self._any_action)
-        self.choose(())
 
     def _render(self) -> None:
         if not self._selected:

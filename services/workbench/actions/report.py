@@ -167,7 +167,10 @@ class ActionPlan:
             if self.cancel_event
             else "No cancel event is configured, so nothing is published."
         )
-        return f"The payments are removed from the workbench. {event}"
+        return (
+            "The payments are marked Cancelled and stay listed in the workbench (they can no"
+            f" longer be requeued or retried). {event}"
+        )
 
     def skipped_line(self) -> str:
         """``12 will be skipped because they are not parked`` ("" when none)."""

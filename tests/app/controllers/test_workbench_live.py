@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aio_pika
 import pytest
 import redis.asyncio as aioredis
 from PySide6.QtWidgets import QApplication, QLabel, QPlainTextEdit, QTextEdit
 
-from app.console import ConsoleSession
-from app.ui_state import UiState
-from services.config import Profile, load_profile
+from services.config import Profile
 from services.workbench.model import EntryState
 from services.workbench.query import ActionTarget
 from services.workbench.store import ParkingStore
+from tests.app.conftest import Consoles
 from tests.helpers.waiting import eventually
 from widgets.workbench.action_dialogs import ConfirmActionDialog
 from widgets.workbench.action_summary import ActionSummaryDialog
@@ -27,61 +23,15 @@ pytestmark = pytest.mark.integration
 CARD = "4111111111111111"
 
 
-@pytest.fixture
-async def flow(amqp_url: str, unique_prefix: str) -> AsyncIterator[dict[str, str]]:
-    """A work queue that dead-letters through an exchange into a DLQ, with 3 dead letters."""
-    names = {
-        "work": f"{unique_prefix}work",
-        "dlx": f"{unique_prefix}dlx",
-        "dlq": f"{unique_prefix}dlq",
-    }
-    connection = await aio_pika.connect(amqp_url)
-    channel = await connection.channel()
-    dlx = await channel.declare_exchange(names["dlx"], aio_pika.ExchangeType.FANOUT)
-    dlq = await channel.declare_queue(names["dlq"])
-    await dlq.bind(dlx)
-    work = await channel.declare_queue(
-        names["work"], arguments={"x-dead-letter-exchange": names["dlx"]}
-    )
-    for i in range(3):
-        body = (
-            f'{{"payment_id": "pay_{i}", "merchant": "Acme", "amount": "1{i}.00",'
-            f' "currency": "EUR", "card": {{"number": "{CARD}", "cvv": "123"}}}}'
-        ).encode()
-        await channel.default_exchange.publish(
-            aio_pika.Message(body, content_type="application/json"), routing_key=names["work"]
-        )
-    for _ in range(3):
-        message = await work.get(timeout=5)
-        assert message is not None
-        await message.reject(requeue=False)
-    yield names
-    for queue in ("work", "dlq"):
-        await channel.queue_delete(names[queue])
-    await channel.exchange_delete(names["dlx"])
-    await connection.close()
-
-
-def profile_for(names: dict[str, str], amqp_url: str, redis_url: str, prefix: str) -> Profile:
-    return dataclasses.replace(
-        load_profile(env={}),
-        name="workbench-test",
-        amqp_url=amqp_url,
-        redis_url=redis_url,
-        tap_exchanges=(),
-        watch_queues=(),
-        dead_letter_queues=(names["dlq"],),
-        redis_prefix=prefix.rstrip("."),
-        cancel_exchange=None,
-    )
-
-
 async def test_dead_letters_are_parked_shown_masked_and_requeued_exactly_once(
-    amqp_url: str, redis_url: str, unique_prefix: str, flow: dict[str, str], tmp_path: Path
+    amqp_url: str,
+    redis_url: str,
+    flow: dict[str, str],
+    workbench_profile: Profile,
+    consoles: Consoles,
 ) -> None:
-    profile = profile_for(flow, amqp_url, redis_url, unique_prefix)
-    session = ConsoleSession(profile, UiState(tmp_path / "s.ini"))
-    runner = asyncio.ensure_future(session.run())
+    profile = workbench_profile
+    session = consoles.start(profile)
     redis = aioredis.Redis.from_url(redis_url)
     try:
         workbench = session.workbench
@@ -153,7 +103,4 @@ async def test_dead_letters_are_parked_shown_masked_and_requeued_exactly_once(
             "the table to show the new state",
         )
     finally:
-        session.window.close()
-        await asyncio.wait_for(runner, 30)
-        await ParkingStore(redis, profile.redis_prefix).delete_all(flow["dlq"])
         await redis.aclose()

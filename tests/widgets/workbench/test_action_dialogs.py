@@ -122,7 +122,7 @@ def test_cancel_requires_a_reason(qtbot):
         dialog.consequence_label.text()
     )
     assert not dialog.ok_button.isEnabled()
-    assert dialog.ok_button.toolTip() == "Give a reason to cancel"
+    assert dialog.ok_button.toolTip().startswith("Give a reason to cancel")
     dialog.reason_edit.setText("   ")
     assert not dialog.ok_button.isEnabled()
     # Enter does nothing while the form is invalid
@@ -136,6 +136,54 @@ def test_cancel_requires_a_reason(qtbot):
     assert confirmed.args == [ActionRequest("cancel", reason="customer asked")]
     assert dialog.result() == QDialog.DialogCode.Accepted
     assert dialog.request() == ActionRequest("cancel", reason="customer asked")
+
+
+def test_cancel_buttons_say_what_they_do_and_the_missing_reason_is_shown(qtbot, tmp_path):
+    plan = ActionPlan("cancel", (("payments.process", 3),))
+    dialog = show(qtbot, ConfirmActionDialog(plan))
+    assert dialog.ok_button.text() == "Cancel 3 payments"
+    assert dialog.back_button.text() == "Back"
+    texts = [b.text().lower() for b in dialog.buttons.buttons()]
+    assert sum("cancel" in t for t in texts) == 1, texts  # one button says "cancel"
+    # nothing typed: the reason is asked for in the dialog itself, and the button is off
+    assert dialog.problem_label.isVisible()
+    assert "Give a reason to cancel" in dialog.problem_label.text()
+    assert not dialog.ok_button.isEnabled()
+    qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
+    assert dialog.isVisible() and dialog.request() is None
+    save_screenshot(dialog, tmp_path, "cancel_no_reason.png")
+    # they are marked cancelled and stay listed: not "removed"
+    assert "removed" not in dialog.consequence_label.text()
+    assert "marked Cancelled" in dialog.consequence_label.text()
+    assert "stay listed" in dialog.consequence_label.text()
+
+    qtbot.keyClicks(dialog.reason_edit, "merchant closed")
+    assert dialog.ok_button.isEnabled() and not dialog.problem_label.isVisible()
+    with qtbot.waitSignal(dialog.confirmed) as confirmed:
+        qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
+    assert confirmed.args == [ActionRequest("cancel", reason="merchant closed")]
+
+
+def test_cancel_back_button_closes_without_a_request(qtbot):
+    dialog = show(qtbot, ConfirmActionDialog(ActionPlan("cancel", (("q", 1),))))
+    assert dialog.ok_button.text() == "Cancel 1 payment"
+    qtbot.keyClicks(dialog.reason_edit, "dup")
+    with qtbot.waitSignal(dialog.rejected):
+        qtbot.mouseClick(dialog.back_button, Qt.MouseButton.LeftButton)
+    assert dialog.request() is None
+
+
+def test_requeue_and_retry_note_goes_into_the_request(qtbot):
+    for action, plan in (
+        ("requeue", ActionPlan("requeue", (("payments.process", 2),))),
+        ("retry", ActionPlan("retry", (("payments.process", 2),))),
+    ):
+        dialog = show(qtbot, ConfirmActionDialog(plan))
+        assert not dialog.problem_label.isVisible()
+        qtbot.keyClicks(dialog.reason_edit, f"INC-42 {action}")
+        with qtbot.waitSignal(dialog.confirmed) as confirmed:
+            qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
+        assert confirmed.args[0].reason == f"INC-42 {action}"
 
 
 def test_cancel_without_an_event_says_nothing_is_published(qtbot):

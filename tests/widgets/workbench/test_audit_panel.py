@@ -245,3 +245,50 @@ def test_audit_panel_screenshot(panel, qtbot, tmp_path: Path):
     image = QImage(str(path))
     assert (image.width(), image.height()) == (1100, 420)
     assert np.unique(pixels(image)).size > 100
+
+
+# --------------------------------------------------------------------------- result colours
+
+
+def test_results_are_coloured_by_outcome_and_shown_whole(qtbot, tmp_path):
+    """ "failed 0" is a success; the Result column shows the whole result (and its tooltip)."""
+    from PySide6.QtGui import QColor
+
+    from widgets.common import colors
+
+    results = {
+        "requeued 1,234, skipped 0, failed 0": colors.GREEN,
+        "retried 3, skipped 2, failed 0": colors.AMBER,
+        "cancelled 0, skipped 0, failed 2": colors.RED,
+        "requeued 2, skipped 0, failed 0, stopped by the operator (3 not attempted)": colors.AMBER,
+        "released 3, in doubt 0": colors.GREEN,
+        "released 0, in doubt 1": colors.RED,
+        "delivered: done": colors.GREEN,
+        "republish: failed": colors.RED,
+    }
+    panel = AuditPanel()
+    qtbot.addWidget(panel)
+    panel.resize(1366, 420)
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.show_records([record(i, result=r) for i, r in enumerate(results)])
+    view = panel.table
+    model = view.model()
+    column = panel.model.columns.index("result")
+    started = record(99, result="started")
+    panel.append_records([started])
+    shown: dict[str, QColor | None] = {}
+    for row in range(model.rowCount()):
+        index = model.index(row, column)
+        shown[index.data()] = index.data(Qt.ItemDataRole.ForegroundRole)
+        assert index.data(Qt.ItemDataRole.ToolTipRole) == index.data()
+    for result, colour in results.items():
+        assert shown[result] == QColor(colour), result
+    assert shown["started"] is None  # neither good nor bad yet
+
+    common = "requeued 1,234, skipped 0, failed 0"
+    needed = view.fontMetrics().horizontalAdvance(common) + 12
+    assert view.horizontalHeader().sectionSize(column) >= needed
+    save_shot = tmp_path / "audit_results.png"
+    assert panel.grab().save(str(save_shot))
+    shutil.copy(save_shot, "/tmp/audit_results.png")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QDateTime, Qt
+from PySide6.QtCore import QDateTime, Qt, QTimer
+from PySide6.QtGui import QAction, QContextMenuEvent
 from PySide6.QtWidgets import QApplication, QMenu
 
 from services.workbench.index import EntryIndex
@@ -16,7 +18,12 @@ from services.workbench.query import ActionTarget, Query
 from tests.helpers.summaries import NOW_MS, realistic_summaries
 from widgets.workbench.action_texts import READ_ONLY_TIP
 from widgets.workbench.browser import SEARCH_DEBOUNCE_MS, FailedPaymentsView
+from widgets.workbench.filter_bar import MultiSelectButton
 from widgets.workbench.table_model import COLUMN_NAMES
+
+POPUP_WARNINGS = pytest.mark.qt_log_ignore(
+    "This plugin does not support raise", "This plugin does not support grabbing"
+)  # the offscreen platform on showing a popup menu: not ours
 
 
 @pytest.fixture
@@ -214,10 +221,24 @@ def test_select_all_in_group_then_requeue_names_exactly_that_group(qtbot, view, 
     assert target.count == len(expected)
 
 
+def right_click_group(view: FailedPaymentsView, value) -> QMenu:
+    """Right-click a group where it is drawn (the context-menu event a right click makes)."""
+    viewport = view.group_panel.list.viewport()
+    pos = view.group_panel.list.visualItemRect(group_item(view, value)).center()
+    reason = QContextMenuEvent.Reason.Mouse
+    QApplication.sendEvent(viewport, QContextMenuEvent(reason, pos, viewport.mapToGlobal(pos)))
+    menu = view.group_panel.context_menu
+    assert isinstance(menu, QMenu) and menu.isVisible()
+    return menu
+
+
+@POPUP_WARNINGS
 def test_group_context_actions_target_the_group_query(qtbot, view, rows):
     view.set_query(Query(states=frozenset({EntryState.PARKED})))
+    menu = right_click_group(view, "expired")
+    cancel = next(a for a in menu.actions() if a.text().startswith("Cancel all"))
     with qtbot.waitSignal(view.action_requested, timeout=1000) as requested:
-        view.group_panel.group_action_requested.emit("cancel", "reason", "expired")
+        qtbot.mouseClick(menu, Qt.MouseButton.LeftButton, pos=menu.actionGeometry(cancel).center())
     name, target = requested.args
     expected = sum(s.reason == "expired" and s.state is EntryState.PARKED for s in rows)
     assert name == "cancel" and target.entry_ids is None
@@ -398,11 +419,6 @@ def test_selecting_every_row_stays_cheap(qtbot):
     assert np.array_equal(widget.selected_index_rows(), widget.model.result)
 
 
-POPUP_WARNINGS = pytest.mark.qt_log_ignore(
-    "This plugin does not support raise", "This plugin does not support grabbing"
-)  # the offscreen platform on showing a popup menu: not ours
-
-
 @POPUP_WARNINGS
 def test_context_menu_offers_actions_and_a_filter_on_the_clicked_value(qtbot, view):
     reason = COLUMN_NAMES.index("reason")
@@ -445,3 +461,111 @@ def test_double_click_or_enter_activates_an_entry(qtbot, view):
     with qtbot.waitSignal(view.entry_activated, timeout=1000) as activated:
         qtbot.keyClick(view.table, Qt.Key.Key_Return)
     assert activated.args == [view.model.entry_id_at(4)]
+
+
+# --------------------------------------------------------------------------- filter menus, clicked
+# The menus are opened by a real click on the filter button (its menu pops up in
+# its own event loop) and their entries clicked where they are drawn, or
+# triggered as a click triggers them: the signal path a person goes through.
+
+
+def shown_rows(view: FailedPaymentsView) -> list[EntrySummary]:
+    return [view.model.summary_at(r) for r in range(view.model.rowCount())]
+
+
+def wait_rows(qtbot, view: FailedPaymentsView, expected: set[str]) -> None:
+    """Wait out the filters' debounce, then the table shows exactly ``expected``."""
+    qtbot.waitUntil(lambda: {s.entry_id for s in shown_rows(view)} == expected, timeout=3000)
+
+
+def menu_action(menu: QMenu, label: str) -> QAction:
+    for action in menu.actions():
+        if action.text().split("\t")[0] == label:
+            return action
+    raise AssertionError(f"no {label!r} in {[a.text() for a in menu.actions()]}")
+
+
+def in_open_menu(qtbot, button: MultiSelectButton, gesture: Callable[[QMenu], None]) -> None:
+    """Click ``button`` (its menu pops up), do ``gesture`` in the open menu, close it."""
+    seen: list[QMenu] = []
+
+    def act() -> None:
+        menu = button.menu()
+        assert menu is not None and menu.isVisible(), "the menu is open"
+        seen.append(menu)
+        gesture(menu)
+        menu.close()
+
+    QTimer.singleShot(50, act)
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)  # returns when the menu closes
+    qtbot.waitUntil(lambda: bool(seen), timeout=3000)
+
+
+def click_item(qtbot, label: str) -> Callable[[QMenu], None]:
+    def gesture(menu: QMenu) -> None:
+        action = menu_action(menu, label)
+        qtbot.mouseClick(menu, Qt.MouseButton.LeftButton, pos=menu.actionGeometry(action).center())
+
+    return gesture
+
+
+def trigger_item(label: str) -> Callable[[QMenu], None]:
+    def gesture(menu: QMenu) -> None:
+        menu_action(menu, label).trigger()  # what a click or Enter on the item does
+
+    return gesture
+
+
+@POPUP_WARNINGS
+def test_clicking_a_reason_in_the_menu_filters_the_rows(qtbot, view, rows):
+    button = view.filter_bar.buttons["reason"]
+    in_open_menu(qtbot, button, click_item(qtbot, "rejected"))
+    expected = {s.entry_id for s in rows if s.reason == "rejected"}
+    assert 0 < len(expected) < len(rows)
+    wait_rows(qtbot, view, expected)
+    assert button.text() == "Reason: rejected"
+    assert view.count_label.text() == f"{len(expected):,} of {len(rows):,} entries"
+
+    def ticks(menu: QMenu) -> None:
+        assert not menu_action(menu, "Any").isChecked()
+        assert menu_action(menu, "rejected").isChecked()
+
+    in_open_menu(qtbot, button, ticks)
+
+
+@POPUP_WARNINGS
+def test_each_filter_menu_filters_and_any_shows_every_row_again(qtbot, view, rows):
+    for by, label, keep in (
+        ("state", "Parked", lambda s: s.state is EntryState.PARKED),
+        ("origin_queue", "payments.capture", lambda s: s.origin_queue == "payments.capture"),
+        ("dlq", rows[0].dlq, lambda s: s.dlq == rows[0].dlq),
+        ("merchant", rows[0].merchant, lambda s: s.merchant == rows[0].merchant),
+    ):
+        button = view.filter_bar.buttons[by]
+        in_open_menu(qtbot, button, trigger_item(label))
+        expected = {s.entry_id for s in rows if keep(s)}
+        assert expected, by
+        wait_rows(qtbot, view, expected)
+        in_open_menu(qtbot, button, trigger_item("Any"))
+        wait_rows(qtbot, view, {s.entry_id for s in rows})
+        assert button.text() == button.caption
+
+
+@POPUP_WARNINGS
+def test_two_values_then_untick_one(qtbot, view, rows):
+    button = view.filter_bar.buttons["reason"]
+
+    def two(menu: QMenu) -> None:  # the menu stays open between the clicks
+        for label in ("rejected", "expired"):
+            action = menu_action(menu, label)
+            qtbot.mouseClick(
+                menu, Qt.MouseButton.LeftButton, pos=menu.actionGeometry(action).center()
+            )
+        assert menu.isVisible()
+
+    in_open_menu(qtbot, button, two)
+    wait_rows(qtbot, view, {s.entry_id for s in rows if s.reason in ("rejected", "expired")})
+    assert button.text() == "Reason: 2 selected"
+    in_open_menu(qtbot, button, click_item(qtbot, "rejected"))
+    wait_rows(qtbot, view, {s.entry_id for s in rows if s.reason == "expired"})
+    view.grab().save("/tmp/filter_menu.png")
