@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 from app.cli.progress import overwrite_line
 from services.masking.json import dumps_pretty, mask_json, mask_sensitive_text
+from services.time_range import format_local_time, iso_local
 from services.workbench.actions.names import Action
 from services.workbench.actions.recovery import RecoveryReport
 from services.workbench.actions.report import ActionReport
@@ -70,9 +71,10 @@ def _jsonable(value: Any) -> Any:
 
 
 def _when(ms: int | None) -> str:
+    """A moment for people: local time with its zone (``2024-05-17 14:05:31 CEST``)."""
     if not ms:
         return "-"
-    return datetime.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+    return format_local_time(ms / 1000)
 
 
 # --------------------------------------------------------------------------- list
@@ -114,6 +116,8 @@ def summary_json(summary: EntrySummary) -> dict[str, Any]:
     """One entry's summary for ``--json``."""
     data = dataclasses.asdict(summary)
     data["state"] = str(summary.state)
+    data["dead_lettered_at"] = iso_local(summary.dead_lettered_at_ms)
+    data["parked_at"] = iso_local(summary.parked_at_ms)
     # payment_id and merchant come masked from the summary; these are free text too.
     return _masked_texts(data, ("reason", "origin_queue", "routing_key", "message_id"))
 
@@ -132,6 +136,7 @@ def entry_json(entry: ParkedEntry, audit: Sequence[AuditRecord]) -> dict[str, An
         "detail": masked(entry.detail),
         "last_error": masked(entry.last_error),
         "updated_at_ms": entry.updated_at_ms,
+        "updated_at": iso_local(entry.updated_at_ms or None),
         "exchange": entry.record.exchange,
         "routing_key": masked(entry.record.routing_key),
         "properties": mask_json(_jsonable(entry.record.properties)),
@@ -180,7 +185,7 @@ def entry_text(entry: ParkedEntry, audit: Sequence[AuditRecord]) -> str:
         keys = ", ".join(death.routing_keys)
         out.append(
             f"  {death.reason} in {death.queue} x{death.count}"
-            f" at {death.time.isoformat() if death.time else '-'}"
+            f" at {format_local_time(death.time.timestamp()) if death.time else '-'}"
             f" (exchange {death.exchange or '(default)'}, routing keys {masked(keys) or '-'})"
         )
     kind, content = body_content(entry.record.body)
@@ -225,6 +230,13 @@ def print_failures(report: ActionReport, stream: TextIO) -> None:
         print(f"... and {len(problems) - 20:,} more failures:", file=stream)
         for text, count in report.reasons("failed"):
             print(f"  {count:,} x {masked(text)}", file=stream)
+
+
+def print_outcomes(report: ActionReport, stream: TextIO | None = None) -> None:
+    """What the action did, one line per kind of outcome (masked): ``1,200 requeued to
+    payments.capture``, ``3 skipped: already requeued by alice``, ``2 failed: ...``."""
+    for line in report.outcome_lines():
+        print(masked(line), file=stream)
 
 
 def dry_line(report: ActionReport) -> str:
@@ -285,6 +297,7 @@ def audit_json(record: AuditRecord, dlq: str) -> dict[str, Any]:
     """One audit record for ``--json``."""
     data = dataclasses.asdict(record)
     data["dlq"] = dlq
+    data["time"] = iso_local(record.ts)
     data["entry_ids"] = list(record.entry_ids)
     data["target"] = masked(record.target)
     data["detail"] = masked(record.detail)

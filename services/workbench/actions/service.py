@@ -259,13 +259,18 @@ class ActionService:
         """Run what the operator confirmed (an :class:`~.report.ActionRequest`)."""
         if request.action is Action.REQUEUE:
             return await self.requeue(
-                target, dry_run=dry_run, progress=progress, cancel_event=cancel_event
+                target,
+                note=request.reason,
+                dry_run=dry_run,
+                progress=progress,
+                cancel_event=cancel_event,
             )
         if request.action is Action.RETRY:
             return await self.retry(
                 target,
                 delay_s=request.delay_s or None,
                 edited_body=request.edited_body,
+                note=request.reason,
                 dry_run=dry_run,
                 progress=progress,
                 cancel_event=cancel_event,
@@ -282,14 +287,15 @@ class ActionService:
         self,
         target: ActionTarget,
         *,
+        note: str = "",
         dry_run: bool = False,
         progress: ProgressCallback | None = None,
         cancel_event: asyncio.Event | None = None,
     ) -> ActionReport:
-        """Send each entry's message back, unchanged, to the queue it died in."""
-        return await self._run(
-            ActionParams(Action.REQUEUE), target, dry_run, progress, cancel_event
-        )
+        """Send each entry's message back, unchanged, to the queue it died in; ``note``
+        (the operator's, masked) goes into the audit trail."""
+        params = ActionParams(Action.REQUEUE, note=_note(note))
+        return await self._run(params, target, dry_run, progress, cancel_event)
 
     async def retry(
         self,
@@ -297,16 +303,21 @@ class ActionService:
         *,
         delay_s: int | None = None,
         edited_body: bytes | None = None,
+        note: str = "",
         dry_run: bool = False,
         progress: ProgressCallback | None = None,
         cancel_event: asyncio.Event | None = None,
     ) -> ActionReport:
         """A new attempt through the origin queue (``payops-attempt`` + 1), optionally
-        after ``delay_s`` seconds and with an edited JSON body (one entry only)."""
+        after ``delay_s`` seconds and with an edited JSON body (one entry only); ``note``
+        (the operator's, masked) goes into the audit trail."""
         delay = 0 if delay_s is None else delay_s
         if isinstance(delay, bool) or not isinstance(delay, int) or delay < 0:
             raise ActionRefused(f"a retry delay is a whole number of seconds >= 0, not {delay_s!r}")
-        note = f"delay {format_delay(delay)}" if delay else ""
+        parts = [_note(note)] if note.strip() else []
+        if delay:
+            parts.append(f"delay {format_delay(delay)}")
+        note = "; ".join(parts)
         if edited_body is not None:
             edited_body = bytes(edited_body)
             try:
@@ -475,6 +486,7 @@ class ActionService:
             now_ms(),
             tally.requested,
             stopped,
+            params.delay_s,
         )
         if run is not None:
             if progress is not None:
@@ -631,6 +643,12 @@ def summary_line(report: ActionReport) -> str:
     if report.stopped:
         line += f", stopped ({report.not_attempted:,} not attempted)"
     return line
+
+
+def _note(text: str) -> str:
+    """The operator's note as the audit trail keeps it: ``note: ...``, card data masked."""
+    text = text.strip()
+    return f"note: {mask_sensitive_text(text)}" if text else ""
 
 
 __all__ = [
