@@ -8,6 +8,7 @@ import dataclasses
 import datetime as dt
 import logging
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
@@ -19,6 +20,7 @@ from app.cli.progress import overwrite_line
 from app.cli.runner import LoginRefused, amqp_failure, fail, profile_from
 from app.cli.snapshot import add_snapshot_command
 from services.config import ConfigError, Profile, user_config_path
+from services.time_range import format_local_time
 
 if TYPE_CHECKING:
     from services.demo.simulator import SimulationOptions
@@ -270,10 +272,11 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     if options.incident:
-        begins = dt.datetime.now().astimezone() + dt.timedelta(seconds=options.incident_after_s)
-        ends = begins + dt.timedelta(seconds=options.incident_duration_s)
+        begins = time.time() + options.incident_after_s
+        ends = begins + options.incident_duration_s
         print(
-            f"payops: incident (acquirer outage) from {begins:%H:%M:%S} to {ends:%H:%M:%S}",
+            f"payops: incident (acquirer outage) from {format_local_time(begins, date=False)}"
+            f" to {format_local_time(ends, date=False)}",
             file=sys.stderr,
         )
     try:
