@@ -172,6 +172,36 @@ def format_local(epoch_s: float) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S ") + _offset(moment)
 
 
+def format_local_time(epoch_s: float, *, date: bool = True) -> str:
+    """The one way a moment is shown to people: local time with its zone named.
+
+    ``2024-05-17 14:05:31 CEST`` (``14:05:31 CEST`` without the date). A zone
+    with no abbreviation (its name is an offset, like ``+03``, or empty) is
+    shown as ``UTC+03:00``. Machine output (JSON) uses :func:`iso_local`.
+    """
+    moment = datetime.datetime.fromtimestamp(epoch_s).astimezone()
+    shown = moment.strftime("%Y-%m-%d %H:%M:%S" if date else "%H:%M:%S")
+    return f"{shown} {zone_name(moment)}"
+
+
+def zone_name(moment: datetime.datetime | None = None) -> str:
+    """The local zone's abbreviation at ``moment`` (now when None): ``CET``, ``UTC``, or
+    ``UTC+03:00`` when the zone has no abbreviation."""
+    moment = (moment or datetime.datetime.now()).astimezone()
+    name = moment.tzname() or ""
+    if not name or name[0] in "+-" or name[0].isdigit():
+        return _offset(moment)
+    return name
+
+
+def iso_local(epoch_ms: int | None) -> str | None:
+    """``2024-05-17T14:05:31.123+02:00``: ISO 8601 in local time with its offset (None for None)."""
+    if epoch_ms is None:
+        return None
+    moment = datetime.datetime.fromtimestamp(epoch_ms / 1000).astimezone()
+    return moment.isoformat(timespec="milliseconds")
+
+
 def format_utc(epoch_s: float) -> str:
     """``2024-05-17 12:00:00 UTC``."""
     moment = datetime.datetime.fromtimestamp(epoch_s, tz=datetime.UTC)

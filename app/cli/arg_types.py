@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import math
 from collections.abc import Callable
 from decimal import Decimal
+from typing import TypeVar
 
 from services.time_range import duration_seconds, parse_clock, parse_moment
+from services.workbench.actions.pika_link import MAX_DELAY_S
 from services.workbench.model import EntryState
+
+_N = TypeVar("_N", int, float)
 
 
 def moment_ms(text: str) -> int:
@@ -40,15 +45,38 @@ def delay(text: str) -> int:
         ) from None
     if seconds < 1 or seconds != int(seconds):
         raise argparse.ArgumentTypeError(f"a delay is a whole number of seconds >= 1: {text!r}")
+    if seconds > MAX_DELAY_S:
+        raise argparse.ArgumentTypeError(
+            f"a delay is at most {MAX_DELAY_S // 86400} days ({MAX_DELAY_S:,} s): {text!r}"
+        )
     return int(seconds)
 
 
 def amount(text: str) -> float:
-    """A payment amount, read exactly (``12.10``)."""
+    """A payment amount, read exactly (``12.10``); not NaN or infinite."""
     try:
-        return float(Decimal(text))
+        value = Decimal(text)
     except ArithmeticError:
         raise argparse.ArgumentTypeError(f"not an amount: {text!r}") from None
+    if not value.is_finite():
+        raise argparse.ArgumentTypeError(f"not an amount: {text!r} (a number like 12.10)")
+    return float(value)
+
+
+def count(text: str) -> int:
+    """A whole number of rows or records, at least 1 (``--limit``)."""
+    value = _number(int, text, "not a whole number")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more: {text!r}")
+    return value
+
+
+def note(text: str) -> str:
+    """An operator's note for the audit trail: some text, not only spaces."""
+    stripped = text.strip()
+    if not stripped:
+        raise argparse.ArgumentTypeError("the note is empty: say why, in a few words")
+    return stripped
 
 
 def states(text: str) -> list[EntryState]:
@@ -65,18 +93,32 @@ def states(text: str) -> list[EntryState]:
 
 
 def positive(kind: type[float] | type[int]) -> Callable[[str], float]:
-    """A number of ``kind`` greater than 0."""
+    """A finite number of ``kind`` greater than 0."""
 
     def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        value = _number(kind, text, "not a number")
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number greater than 0: {text!r}")
         if not value > 0:
             raise argparse.ArgumentTypeError(f"must be greater than 0: {text!r}")
         return value
 
     return parse
+
+
+def not_negative(text: str) -> float:
+    """A finite number of seconds, 0 or more."""
+    value = _number(float, text, "not a number")
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, 0 or more: {text!r}")
+    return value
+
+
+def _number(kind: type[_N], text: str, problem: str) -> _N:
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{problem}: {text!r}") from None
 
 
 def fraction(text: str) -> float:

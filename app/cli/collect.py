@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime
 import logging
 import signal
 import sys
@@ -31,6 +30,7 @@ from services.flow.process import FlowProcess
 from services.flow.protocol import ChildConfig
 from services.flow.recorder import RecorderState
 from services.links.status import LinkState, LinkStatus
+from services.time_range import format_local_time
 
 
 def add_collect_command(
@@ -74,8 +74,8 @@ class CollectReport:
 
     def line(self, text: str, at: float | None = None) -> None:
         """Print ``text`` with the local time ``at`` (default: now)."""
-        moment = datetime.datetime.fromtimestamp(time.time() if at is None else at)
-        print(f"{moment:%Y-%m-%d %H:%M:%S} {text}", file=self._out, flush=True)
+        moment = format_local_time(time.time() if at is None else at)
+        print(f"{moment} {text}", file=self._out, flush=True)
 
     def on_status(self, status: LinkStatus) -> None:
         """A link status: printed when its state or reason changed."""

@@ -9,7 +9,8 @@ Exit codes (:mod:`app.cli.exit_codes`): 0 everything asked for succeeded (entrie
 someone else had already acted on are skipped, not failed); 1 something
 failed (the summary on stderr says what and why), or recovery left entries
 in doubt; 2 usage, configuration or a refusal (read-only, no ``--yes``
-without a terminal, missing ``--reason``); 3 RabbitMQ or Redis unreachable.
+without a terminal, a cancel without ``--note``, the retired ``--reason``); 3
+RabbitMQ or Redis unreachable; 4 RabbitMQ or Redis refused the login.
 Card numbers are masked in every output, ``--json`` included.
 """
 
@@ -22,7 +23,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from app.cli import arg_types, exit_codes
 from app.cli.dlq_output import (
@@ -35,18 +36,19 @@ from app.cli.dlq_output import (
     masked,
     print_failures,
     print_json,
+    print_outcomes,
     print_recovery,
     print_table,
     recovery_json,
     summary_json,
 )
 from app.cli.progress import overwrite_line
-from app.cli.runner import Refused, Unreachable, profile_from, redis_client, run_command
+from app.cli.runner import Refused, amqp_failure, profile_from, redis_client, run_command
 from services.config import ConfigError, Profile
 from services.workbench.actions.names import Action
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.report import ActionPlan, ActionReport
-from services.workbench.actions.service import ActionService, default_operator, summary_line
+from services.workbench.actions.service import ActionService, default_operator
 from services.workbench.index import EntryIndex
 from services.workbench.model import AuditRecord, EntryState
 from services.workbench.query import ActionTarget, Query
@@ -55,9 +57,31 @@ from services.workbench.store import ParkingStore
 # --------------------------------------------------------------------------- filters
 
 
-def _add_filters(parser: argparse.ArgumentParser, *, reason_flag: bool = True) -> None:
-    """The filters; ``cancel`` keeps ``--reason`` for its own reason, so there the
-    dead-letter reason is ``--dead-letter-reason`` only."""
+class _Ambiguous(argparse.Action):
+    """``--reason``: it meant a filter on some commands and the cancel reason on another, so
+    it is refused, naming the two flags that replace it."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        parser.error(
+            "--reason is ambiguous and no longer accepted: filter by why a message was"
+            " dead-lettered with --dead-letter-reason (rejected, expired, maxlen,"
+            " delivery_limit); give an action's note for the audit trail with --note TEXT"
+        )
+
+
+def _refuse_reason(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--reason", action=_Ambiguous, nargs="?", help=argparse.SUPPRESS)
+
+
+def _add_filters(parser: argparse.ArgumentParser) -> None:
+    """The filters of ``list``, and of an action's ``--all-matching``: the same flags,
+    each honoured by both (see :func:`query_from`)."""
     group = parser.add_argument_group("filters")
     group.add_argument(
         "--state",
@@ -67,13 +91,13 @@ def _add_filters(parser: argparse.ArgumentParser, *, reason_flag: bool = True) -
         metavar="STATE",
         help="parked, claimed, requeued, retried, cancelled (repeat or comma-separate)",
     )
-    flags = ("--reason", "--dead-letter-reason") if reason_flag else ("--dead-letter-reason",)
     group.add_argument(
-        *flags,
-        dest="reason",
+        "--dead-letter-reason",
+        dest="dead_letter_reason",
         action="append",
         default=[],
-        help="dead-letter reason: rejected, expired, maxlen, delivery_limit",
+        metavar="REASON",
+        help="why RabbitMQ dead-lettered it: rejected, expired, maxlen, delivery_limit",
     )
     group.add_argument("--queue", action="append", default=[], help="the queue the message died in")
     group.add_argument("--dlq", action="append", default=[], help="the dead-letter queue")
@@ -87,14 +111,39 @@ def _add_filters(parser: argparse.ArgumentParser, *, reason_flag: bool = True) -
     )
     group.add_argument("--min-amount", type=arg_types.amount, metavar="AMOUNT")
     group.add_argument("--max-amount", type=arg_types.amount, metavar="AMOUNT")
+    _refuse_reason(parser)
+
+
+FILTERS: Final = (
+    "state",
+    "dead_letter_reason",
+    "queue",
+    "dlq",
+    "merchant",
+    "search",
+    "since",
+    "until",
+    "min_amount",
+    "max_amount",
+)
+"""Every filter's ``dest``: :func:`query_from` reads each one (a test holds it to that)."""
 
 
 def query_from(args: argparse.Namespace, *, default_states: Sequence[EntryState] = ()) -> Query:
+    """The filters of ``args`` as a :class:`Query`; a contradiction is refused (exit 2)."""
+    if args.since is not None and args.until is not None and args.since >= args.until:
+        raise Refused("--since must be before --until")
+    if (
+        args.min_amount is not None
+        and args.max_amount is not None
+        and args.min_amount > args.max_amount
+    ):
+        raise Refused("--min-amount must not be more than --max-amount")
     states = [state for group in args.state for state in group] or list(default_states)
     return Query(
         text=args.search,
         states=frozenset(states),
-        reasons=frozenset(args.reason),
+        reasons=frozenset(args.dead_letter_reason),
         dlqs=frozenset(args.dlq),
         queues=frozenset(args.queue),
         merchants=frozenset(args.merchant),
@@ -106,18 +155,7 @@ def query_from(args: argparse.Namespace, *, default_states: Sequence[EntryState]
 
 
 def _has_filters(args: argparse.Namespace) -> bool:
-    return bool(
-        args.state
-        or args.reason
-        or args.queue
-        or args.dlq
-        or args.merchant
-        or args.search
-        or args.since is not None
-        or args.until is not None
-        or args.min_amount is not None
-        or args.max_amount is not None
-    )
+    return any(getattr(args, name) not in (None, "", []) for name in FILTERS)
 
 
 # --------------------------------------------------------------------------- parser
@@ -144,12 +182,15 @@ def add_dlq_commands(
     listing = sub.add_parser("list", parents=common, help="list parked entries")
     _add_filters(listing)
     listing.add_argument("--json", action="store_true", help="JSON output")
-    listing.add_argument("--limit", type=int, default=100, help="rows to show (default 100)")
+    listing.add_argument(
+        "--limit", type=arg_types.count, default=100, help="rows to show (default 100)"
+    )
     listing.set_defaults(handler=_cmd_list)
 
     show = sub.add_parser("show", parents=common, help="one entry in full")
     show.add_argument("entry_id", metavar="ID")
     show.add_argument("--json", action="store_true", help="JSON output")
+    _refuse_reason(show)
     show.set_defaults(handler=_cmd_show)
 
     for action, text in (
@@ -164,7 +205,7 @@ def add_dlq_commands(
             action="store_true",
             help="every entry matching the filters (default state: parked)",
         )
-        _add_filters(command, reason_flag=action is not Action.CANCEL)
+        _add_filters(command)
         if action is Action.RETRY:
             command.add_argument(
                 "--delay",
@@ -179,14 +220,18 @@ def add_dlq_commands(
                 metavar="FILE",
                 help="send this JSON body instead (one entry; - reads stdin)",
             )
-        if action is Action.CANCEL:
-            command.add_argument(
-                "--reason",
-                dest="cancel_reason",
-                required=True,
-                metavar="TEXT",
-                help="why (required; goes into the audit trail and the event)",
-            )
+        command.add_argument(
+            "--note",
+            type=arg_types.note,
+            required=action is Action.CANCEL,
+            default=None,
+            metavar="TEXT",
+            help=(
+                "why: required; goes into the audit trail and the payment.cancelled event"
+                if action is Action.CANCEL
+                else "why, for the audit trail"
+            ),
+        )
         command.add_argument("--dry-run", action="store_true", help="say what would happen")
         command.add_argument("--yes", "-y", action="store_true", help="do not ask")
         command.add_argument("--read-only", action="store_true", help="refuse to act")
@@ -219,8 +264,11 @@ def add_dlq_commands(
     audit.add_argument("--entry", metavar="ID", help="records naming this entry")
     audit.add_argument("--operator", metavar="NAME", help="records of this operator")
     audit.add_argument("--action", metavar="ACTION", help="requeue, retry, cancel, recover ...")
-    audit.add_argument("--limit", type=int, default=50, help="records to show (default 50)")
+    audit.add_argument(
+        "--limit", type=arg_types.count, default=50, help="records to show (default 50)"
+    )
     audit.add_argument("--json", action="store_true")
+    _refuse_reason(audit)
     audit.set_defaults(handler=_cmd_audit)
 
 
@@ -280,7 +328,7 @@ def _cmd_park(args: argparse.Namespace) -> int:
         try:
             connection = await aio_pika.connect(profile.amqp_url, timeout=10)
         except (TimeoutError, OSError) as exc:
-            raise Unreachable.at("RabbitMQ", profile.amqp_display_url, exc) from None
+            raise amqp_failure(profile, exc) from None
         tty = sys.stderr.isatty()
 
         def progress(stats: ParkerStats) -> None:
@@ -340,7 +388,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         async with _store(profile) as store:
             index = await _index(store, dlqs)
         rows = index.query(query)
-        shown = index.rows(rows[: max(args.limit, 0)])
+        shown = index.rows(rows[: args.limit])
         if args.json:
             print_json([summary_json(s) for s in shown])
         else:
@@ -429,6 +477,10 @@ def _cmd_action(args: argparse.Namespace) -> int:
                 recovered = await service.recover()
                 if not recovered.clean:
                     print(f"payops: {recovered.headline()}", file=sys.stderr)
+            existing, missing = await _existing(service, target)
+            if existing is None:
+                return exit_codes.FAILED
+            target = existing
             plan = await service.plan(action, target)
             if args.dry_run:
                 report = await _act(
@@ -436,7 +488,7 @@ def _cmd_action(args: argparse.Namespace) -> int:
                 )
                 print(plan.describe(delay))
                 print(dry_line(report))
-                return exit_codes.OK
+                return exit_codes.FAILED if missing else exit_codes.OK
             if not _confirm(plan, delay, args):
                 print("payops: nothing done", file=sys.stderr)
                 return exit_codes.FAILED
@@ -446,14 +498,34 @@ def _cmd_action(args: argparse.Namespace) -> int:
         if sys.stderr.isatty():
             print(file=sys.stderr)
         print_failures(report, sys.stderr)
-        line = masked(summary_line(report))
-        print(line)
+        print_outcomes(report)
         if report.failed:
-            print(f"payops: {line}", file=sys.stderr)
+            print(f"payops: {masked(report.caption())}", file=sys.stderr)
             return exit_codes.FAILED
-        return exit_codes.OK
+        return exit_codes.FAILED if missing else exit_codes.OK
 
     return _run(args, body)
+
+
+async def _existing(
+    service: ActionService, target: ActionTarget
+) -> tuple[ActionTarget | None, list[str]]:
+    """The target without the entry ids that do not exist, which are named on stderr and
+    left out of the action (and so of its audit record); None when none exists."""
+    if target.query is not None:
+        return target, []
+    rows, missing = await service.targets(target)
+    if not missing:
+        return target, []
+    shown = ", ".join(missing[:10]) + (
+        f" and {len(missing) - 10:,} more" if len(missing) > 10 else ""
+    )
+    where = ", ".join(service.dlqs)
+    print(f"payops: no such entry: {shown} (looked in {where})", file=sys.stderr)
+    if not rows:
+        print("payops: nothing done", file=sys.stderr)
+        return None, missing
+    return ActionTarget.for_entries([row.entry_id for row in rows]), missing
 
 
 async def _act(
@@ -468,14 +540,19 @@ async def _act(
 ) -> ActionReport:
     progress = None if dry_run else action_progress(action)
     if action is Action.REQUEUE:
-        return await service.requeue(target, dry_run=dry_run, progress=progress)
+        return await service.requeue(
+            target, note=args.note or "", dry_run=dry_run, progress=progress
+        )
     if action is Action.RETRY:
         return await service.retry(
-            target, delay_s=delay or None, edited_body=edited, dry_run=dry_run, progress=progress
+            target,
+            delay_s=delay or None,
+            edited_body=edited,
+            note=args.note or "",
+            dry_run=dry_run,
+            progress=progress,
         )
-    return await service.cancel(
-        target, reason=args.cancel_reason, dry_run=dry_run, progress=progress
-    )
+    return await service.cancel(target, reason=args.note or "", dry_run=dry_run, progress=progress)
 
 
 # --------------------------------------------------------------------------- recover / resolve
@@ -523,7 +600,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
             and (not args.action or r.action == args.action)
         ]
         records.sort(key=lambda pair: (pair[0].ts, pair[0].stream_id or ""), reverse=True)
-        records = records[: max(args.limit, 0)]
+        records = records[: args.limit]
         if args.json:
             print_json([audit_json(r, dlq) for r, dlq in records])
         else:

@@ -28,6 +28,7 @@ from services.masking.json import (
     mask_sensitive_text,
 )
 from services.masking.message import mask_untrusted
+from services.time_range import format_local_time, iso_local
 from services.workbench.actions.names import Action
 from services.workbench.actions.recovery import RecoveryReport
 from services.workbench.actions.report import ActionReport
@@ -80,9 +81,10 @@ def _jsonable(value: Any) -> Any:
 
 
 def _when(ms: int | None) -> str:
+    """A moment for people: local time with its zone (``2024-05-17 14:05:31 CEST``)."""
     if not ms:
         return "-"
-    return datetime.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+    return format_local_time(ms / 1000)
 
 
 # --------------------------------------------------------------------------- list
@@ -124,6 +126,8 @@ def summary_json(summary: EntrySummary) -> dict[str, Any]:
     """One entry's summary for ``--json``."""
     data = dataclasses.asdict(summary)
     data["state"] = str(summary.state)
+    data["dead_lettered_at"] = iso_local(summary.dead_lettered_at_ms)
+    data["parked_at"] = iso_local(summary.parked_at_ms)
     for key in ("payment_id", "message_id"):
         data[key] = mask_optional_identifier(data[key]) or None
     # merchant comes masked from the summary; these are free text too.
@@ -152,6 +156,7 @@ def entry_json(
         "detail": masked(entry.detail),
         "last_error": masked(entry.last_error),
         "updated_at_ms": entry.updated_at_ms,
+        "updated_at": iso_local(entry.updated_at_ms or None),
         "exchange": entry.record.exchange,
         "routing_key": masked(entry.record.routing_key),
         "properties": mask_untrusted(entry.record.properties, ID_PROPERTIES),
@@ -197,7 +202,7 @@ def entry_text(
         keys = ", ".join(death.routing_keys)
         out.append(
             f"  {death.reason} in {death.queue} x{death.count}"
-            f" at {death.time.isoformat() if death.time else '-'}"
+            f" at {format_local_time(death.time.timestamp()) if death.time else '-'}"
             f" (exchange {death.exchange or '(default)'}, routing keys {masked(keys) or '-'})"
         )
     kind, content = body_content(entry.record.body, ids=id_tree((fields or FieldPaths()).id_paths))
@@ -242,6 +247,13 @@ def print_failures(report: ActionReport, stream: TextIO) -> None:
         print(f"... and {len(problems) - 20:,} more failures:", file=stream)
         for text, count in report.reasons("failed"):
             print(f"  {count:,} x {masked(text)}", file=stream)
+
+
+def print_outcomes(report: ActionReport, stream: TextIO | None = None) -> None:
+    """What the action did, one line per kind of outcome (masked): ``1,200 requeued to
+    payments.capture``, ``3 skipped: already requeued by alice``, ``2 failed: ...``."""
+    for line in report.outcome_lines():
+        print(masked(line), file=stream)
 
 
 def dry_line(report: ActionReport) -> str:
@@ -305,6 +317,7 @@ def audit_json(record: AuditRecord, dlq: str) -> dict[str, Any]:
     """One audit record for ``--json``."""
     data = dataclasses.asdict(record)
     data["dlq"] = dlq
+    data["time"] = iso_local(record.ts)
     data["entry_ids"] = list(record.entry_ids)
     data["target"] = masked(record.target)
     data["detail"] = masked(record.detail)

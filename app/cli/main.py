@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import sys
+import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from app.cli import arg_types, exit_codes
 from app.cli.collect import add_collect_command
 from app.cli.dlq import add_dlq_commands
 from app.cli.logging_setup import setup_logging
 from app.cli.progress import overwrite_line
-from app.cli.runner import Unreachable, fail, profile_from
+from app.cli.runner import LoginRefused, amqp_failure, fail, profile_from
 from app.cli.snapshot import add_snapshot_command
-from services.config import ConfigError, user_config_path
+from services.config import ConfigError, Profile, user_config_path
+from services.time_range import format_local_time
 
 if TYPE_CHECKING:
     from services.demo.simulator import SimulationOptions
@@ -77,7 +80,7 @@ def _add_simulation_options(parser: argparse.ArgumentParser, *, with_duration: b
     )
     parser.add_argument(
         "--incident-after",
-        type=float,
+        type=arg_types.not_negative,
         default=30.0,
         metavar="SECONDS",
         help="when the incident starts, after the start (default 30 s)",
@@ -160,10 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def unavailable(service: str, where: str, exc: BaseException) -> int:
-    """Say (on a line of its own) that a backing service cannot be reached; exit 3."""
+def amqp_unavailable(profile: Profile, exc: BaseException) -> int:
+    """Say (on a line of its own) that RabbitMQ cannot be reached (exit 3) or refused
+    the login (exit 4)."""
     print(file=sys.stderr)
-    return fail(Unreachable.at(service, where, exc), exit_codes.UNAVAILABLE)
+    problem = amqp_failure(profile, exc)
+    code = exit_codes.LOGIN_REFUSED if isinstance(problem, LoginRefused) else exit_codes.UNAVAILABLE
+    return fail(problem, code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -220,7 +226,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     try:
         asyncio.run(declare_demo_topology_at(profile.amqp_url))
     except OSError as exc:
-        return unavailable("RabbitMQ", profile.amqp_display_url, exc)
+        return amqp_unavailable(profile, exc)
     simulator = [
         sys.executable,
         "-m",
@@ -266,16 +272,17 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     if options.incident:
-        begins = dt.datetime.now().astimezone() + dt.timedelta(seconds=options.incident_after_s)
-        ends = begins + dt.timedelta(seconds=options.incident_duration_s)
+        begins = time.time() + options.incident_after_s
+        ends = begins + options.incident_duration_s
         print(
-            f"payops: incident (acquirer outage) from {begins:%H:%M:%S} to {ends:%H:%M:%S}",
+            f"payops: incident (acquirer outage) from {format_local_time(begins, date=False)}"
+            f" to {format_local_time(ends, date=False)}",
             file=sys.stderr,
         )
     try:
         asyncio.run(run_simulation(profile.amqp_url, options, on_progress=progress))
     except OSError as exc:
-        return unavailable("RabbitMQ", profile.amqp_display_url, exc)
+        return amqp_unavailable(profile, exc)
     except KeyboardInterrupt:
         print("\npayops: simulation stopped", file=sys.stderr)
         return exit_codes.OK
@@ -290,25 +297,53 @@ def _cmd_topology_declare(args: argparse.Namespace) -> int:
     try:
         topology = asyncio.run(declare_demo_topology_at(profile.amqp_url))
     except OSError as exc:
-        return unavailable("RabbitMQ", profile.amqp_display_url, exc)
+        return amqp_unavailable(profile, exc)
     print(f"declared the demo topology on {profile.amqp_display_url}:")
     print(topology.describe())
     return exit_codes.OK
 
 
+_SHOWN_APART: Final = frozenset({"name", "source", "alert_rules", "fields"})
+"""Profile fields ``config show`` prints in a form of their own (a header, the rules)."""
+
+
+def _setting(profile: Profile, name: str) -> str:
+    """``name = value`` as in force, with a comment where the value is a default's."""
+    from services.workbench.actions.service import default_operator
+
+    value = getattr(profile, name)
+    if name in ("amqp_url", "redis_url"):
+        value = profile.amqp_display_url if name == "amqp_url" else profile.redis_display_url
+    if name == "tap_exchanges":
+        value = [str(binding) for binding in value]
+    if name == "operator" and value is None:
+        return f"operator = {default_operator(profile)!r}  # not set: the OS user"
+    if name == "cancel_exchange" and value is None:
+        return "cancel_exchange = ''  # not set: cancel publishes no event"
+    if isinstance(value, tuple):
+        value = list(value)
+    if isinstance(value, bool):
+        return f"{name} = {str(value).lower()}"
+    if isinstance(value, float):
+        return f"{name} = {value:g}"
+    return f"{name} = {value!r}"
+
+
 def _cmd_config_show(args: argparse.Namespace) -> int:
     profile = profile_from(args)
     print(f"# profile '{profile.name}' from {profile.source}")
-    print(f"amqp_url = {profile.amqp_display_url!r}")
-    print(f"redis_url = {profile.redis_display_url!r}")
-    print(f"tap_exchanges = {[str(b) for b in profile.tap_exchanges]!r}")
-    print(f"watch_queues = {list(profile.watch_queues)!r}")
-    print(f"dead_letter_queues = {list(profile.dead_letter_queues)!r}")
-    print(f"failure_statuses = {list(profile.failure_statuses)!r}")
-    print(f"tap_max_length = {profile.tap_max_length}")
+    for item in dataclasses.fields(profile):
+        if item.name not in _SHOWN_APART:
+            print(_setting(profile, item.name))
     for name, value in vars(profile.fields).items():
         print(f"fields.{name} = {value!r}")
-    print(f"history_retention_h = {profile.history_retention_h:g}")
+    if profile.cancel_exchange is None:
+        print("# cancel: marks entries cancelled and publishes no event")
+    else:
+        print(
+            f"# cancel: publishes payment.cancelled to exchange '{profile.cancel_exchange}'"
+            f" with routing key '{profile.cancel_routing_key}'"
+        )
     origin = "defaults" if profile.alert_rules is None else "configured"
     print(f"# alert rules ({origin})")
     for rule in profile.alerts:

@@ -1,7 +1,8 @@
 """Running a command: its profile, its Redis, and the message and exit code of each failure.
 
-A command body raises :class:`Unreachable` (exit 3), :class:`Refused` (exit 2)
-or :class:`Failed` (exit 1) with a message for people; :func:`run_command`
+A command body raises :class:`Unreachable` (exit 3), :class:`LoginRefused`
+(exit 4), :class:`Refused` (exit 2) or :class:`Failed` (exit 1) with a message
+for people; :func:`run_command`
 prints it as ``payops: <message>`` on stderr and returns the exit code.
 """
 
@@ -19,7 +20,8 @@ import redis.exceptions
 
 from app.cli import exit_codes
 from services.config import Profile, load_profile
-from services.workbench.actions.pika_link import AmqpUnavailable
+from services.links.urls import host_port, url_password, url_user
+from services.workbench.actions.pika_link import AmqpLoginRefused, AmqpUnavailable
 from services.workbench.actions.service import ActionRefused
 
 
@@ -30,6 +32,49 @@ class Unreachable(Exception):
     def at(cls, service: str, where: str, exc: BaseException) -> Unreachable:
         """``cannot reach Redis at redis://host:6379/0: <why>``."""
         return cls(f"cannot reach {service} at {where}: {exc}")
+
+
+class LoginRefused(Exception):
+    """RabbitMQ or Redis answered and refused the login (exit 4); never names the password."""
+
+    @classmethod
+    def amqp(cls, profile: Profile) -> LoginRefused:
+        """``RabbitMQ at host:5672 refused the login for user ops``."""
+        where = host_port(profile.amqp_url, 5671 if profile.amqp_url.startswith("amqps") else 5672)
+        user = url_user(profile.amqp_url, "guest")
+        return cls(
+            f"RabbitMQ at {where} refused the login for user {user}:"
+            " check the user and password of amqp_url (or PAYOPS_AMQP_URL)"
+        )
+
+    @classmethod
+    def redis(cls, profile: Profile) -> LoginRefused:
+        """``Redis at host:6379 refused the login for user default`` (or: asks for one)."""
+        where = host_port(profile.redis_url, 6379)
+        if url_password(profile.redis_url) is None:
+            return cls(
+                f"Redis at {where} requires a password and redis_url gives none:"
+                " put it in redis_url (or PAYOPS_REDIS_URL) as redis://:PASSWORD@host"
+            )
+        user = url_user(profile.redis_url, "default")
+        return cls(
+            f"Redis at {where} refused the login for user {user}:"
+            " check the user and password of redis_url (or PAYOPS_REDIS_URL)"
+        )
+
+
+def amqp_failure(profile: Profile, exc: BaseException) -> Exception:
+    """What an AMQP connect error of aio-pika means: a refused login or an unreachable broker."""
+    import aiormq.exceptions
+
+    refused = (
+        aiormq.exceptions.AuthenticationError,
+        aiormq.exceptions.ProbableAuthenticationError,
+        AmqpLoginRefused,
+    )
+    if isinstance(exc, refused):
+        return LoginRefused.amqp(profile)
+    return Unreachable.at("RabbitMQ", profile.amqp_display_url, exc)
 
 
 class Refused(Exception):
@@ -53,11 +98,14 @@ def fail(message: object, code: int) -> int:
 
 @contextlib.asynccontextmanager
 async def redis_client(profile: Profile) -> AsyncIterator[aioredis.Redis]:
-    """The profile's Redis, answering a PING (else :class:`Unreachable`); closed afterwards."""
+    """The profile's Redis, answering a PING (else :class:`Unreachable`, or
+    :class:`LoginRefused` when it refuses the password); closed afterwards."""
     client = aioredis.from_url(profile.redis_url, socket_connect_timeout=5)
     try:
         try:
             await client.ping()
+        except redis.exceptions.AuthenticationError:
+            raise LoginRefused.redis(profile) from None
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
             raise Unreachable.at("Redis", profile.redis_display_url, exc) from None
         yield client
@@ -75,6 +123,10 @@ def run_command(
     """
     try:
         return asyncio.run(work)
+    except AmqpLoginRefused:
+        return fail(LoginRefused.amqp(profile), exit_codes.LOGIN_REFUSED)
+    except LoginRefused as exc:
+        return fail(exc, exit_codes.LOGIN_REFUSED)
     except (Unreachable, AmqpUnavailable) as exc:
         return fail(exc, exit_codes.UNAVAILABLE)
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:

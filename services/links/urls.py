@@ -52,6 +52,14 @@ def host_port(url: str, default_port: int) -> str:
     return f"{parsed.host_subcomponent or 'localhost'}:{port}"
 
 
+def url_user(url: str, default: str) -> str:
+    """The user name in ``url`` (percent-decoded), or ``default`` when it names none."""
+    try:
+        return URL(url).user or default
+    except ValueError:
+        return default
+
+
 def url_password(url: str) -> str | None:
     """The password in ``url`` as written (percent-encoded), or None."""
     try:

@@ -107,7 +107,7 @@ COLUMNS: Final[tuple[EntryColumn, ...]] = (
         "When the broker dead-lettered the message (local time)",
         table=True,
         cli_title="DEAD-LETTERED",
-        cli_width=19,
+        cli_width=24,
         csv=True,
     ),
     EntryColumn("parked_at", "parked_at_ms", "time", "Parked at", csv=True),

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Final, Literal, TypeAlias, get_args
 
+from services.time_range import zone_name
 from services.workbench.columns import COLUMNS, SORT_KEYS, SortKey
 from services.workbench.model import EntryState, EntrySummary
 
@@ -186,7 +187,9 @@ _GROUP_FIELD: Final[dict[GroupBy, str]] = {
 
 
 def _local_minute(ms: int) -> str:
-    return datetime.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M")
+    """``2026-12-03 14:05 CET``: local time with its zone, as everywhere."""
+    moment = datetime.datetime.fromtimestamp(ms / 1000).astimezone()
+    return f"{moment:%Y-%m-%d %H:%M} {zone_name(moment)}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import math
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -15,13 +14,17 @@ from services.time_range import (
     duration_seconds,
     format_duration,
     format_local,
+    format_local_time,
+    iso_local,
     iso_utc,
     parse_clock,
     parse_duration,
     parse_moment,
     parse_time_point,
     resolve_range,
+    zone_name,
 )
+from tests.helpers.zones import local_zone
 
 NOW = datetime.datetime(2024, 5, 17, 14, 30, 15, 500_000).astimezone()  # local
 NOW_S = NOW.timestamp()
@@ -141,11 +144,8 @@ def test_formatting() -> None:
 @pytest.fixture
 def berlin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The local time zone is Europe/Berlin (UTC+02:00 in May)."""
-    monkeypatch.setenv("TZ", "Europe/Berlin")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+    with local_zone(monkeypatch, "Europe/Berlin"):
+        yield
 
 
 @pytest.mark.usefixtures("berlin")
@@ -230,3 +230,23 @@ def test_from_a_point_in_time_is_the_same_moment_as_since_it(text: str) -> None:
 def test_from_and_to_durations_ago() -> None:
     expected = TimeRange(math.floor(NOW_S - 3 * 3600), math.ceil(NOW_S - 2 * 3600))
     assert resolve_range(from_text="3h", to_text="2h", now=NOW_S) == expected
+
+
+@pytest.mark.usefixtures("berlin")
+def test_one_rule_for_times_shown_to_people_local_with_the_zone_named() -> None:
+    summer = datetime.datetime(2024, 5, 17, 12, 0, 5, tzinfo=datetime.UTC).timestamp()
+    winter = datetime.datetime(2026, 12, 3, 13, 5, 31, tzinfo=datetime.UTC).timestamp()
+    assert format_local_time(summer) == "2024-05-17 14:00:05 CEST"
+    assert format_local_time(winter) == "2026-12-03 14:05:31 CET"
+    assert format_local_time(winter, date=False) == "14:05:31 CET"
+    assert iso_local(int(winter * 1000) + 7) == "2026-12-03T14:05:31.007+01:00"
+    assert iso_local(None) is None
+
+
+def test_a_zone_without_an_abbreviation_is_shown_as_an_offset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with local_zone(monkeypatch, "Asia/Dubai"):  # its tzname is "+04"
+        moment = datetime.datetime(2026, 12, 3, 10, 0, tzinfo=datetime.UTC).timestamp()
+        assert format_local_time(moment) == "2026-12-03 14:00:00 UTC+04:00"
+        assert zone_name() == "UTC+04:00"

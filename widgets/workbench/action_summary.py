@@ -174,11 +174,8 @@ class ActionSummaryDialog(QDialog):
         header.resizeSection(1, 190)
         header.resizeSection(2, 160)
         header.setStretchLastSection(True)
-        self.table_caption = QLabel(
-            f"Not done ({len(problems):,}) — the failed ones stay parked"
-            if problems
-            else "Every payment went through."
-        )
+        self.table_caption = QLabel(report.caption())  # what happened, in the report's words
+        self.table_caption.setWordWrap(True)
         self.table_caption.setObjectName("FieldCaption" if problems else "ValidationOk")
         self.table.setVisible(bool(problems))
 

@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 import pika
 import pika.channel
 import pika.connection
+import pika.exceptions
 from pika.adapters.asyncio_connection import AsyncioConnection
 
 from services.links.urls import redact_url
@@ -43,6 +44,10 @@ MAX_DELAY_S: Final = 7 * 24 * 3600
 
 class AmqpUnavailable(ConnectionError):
     """RabbitMQ could not be reached, or the connection was refused or lost."""
+
+
+class AmqpLoginRefused(AmqpUnavailable):
+    """RabbitMQ was reached and refused the login (wrong user or password)."""
 
 
 class PublisherError(Exception):
@@ -163,10 +168,9 @@ class PikaLink:
 
         def on_open_error(_connection: pika.connection.Connection, error: BaseException) -> None:
             if not opened.done():
+                kind = AmqpLoginRefused if _login_refused(error) else AmqpUnavailable
                 opened.set_exception(
-                    AmqpUnavailable(
-                        f"cannot connect to RabbitMQ at {self.display_url}: {_describe(error)}"
-                    )
+                    kind(f"cannot connect to RabbitMQ at {self.display_url}: {_describe(error)}")
                 )
 
         def on_close(_connection: pika.connection.Connection, reason: BaseException) -> None:
@@ -357,6 +361,25 @@ def delay_queue_name(target: str, delay_s: int) -> str:
 
 def _describe(error: BaseException) -> str:
     """pika's connection errors in words (its workflow error hides the cause)."""
+    error = _cause(error)
+    text = str(error).strip()
+    if isinstance(error, OSError) and error.strerror:
+        text = error.strerror
+    return text or type(error).__name__
+
+
+def _login_refused(error: BaseException) -> bool:
+    """Whether the broker was reached and refused the login (ACCESS_REFUSED, 403)."""
+    cause = _cause(error)
+    if isinstance(
+        cause, pika.exceptions.AuthenticationError | pika.exceptions.ProbableAuthenticationError
+    ):
+        return True
+    return getattr(cause, "reply_code", None) == 403
+
+
+def _cause(error: BaseException) -> BaseException:
+    """The error inside pika's connection workflow errors."""
     if not getattr(error, "exceptions", None) and error.args:
         first = error.args[0]  # AMQPConnectionError(AMQPConnectionWorkflowFailed(...))
         if isinstance(first, BaseException):
@@ -367,10 +390,7 @@ def _describe(error: BaseException) -> str:
         inner = getattr(error, "exception", None)  # AMQPConnectorSocketConnectError
         if isinstance(inner, BaseException):
             error = inner
-    text = str(error).strip()
-    if isinstance(error, OSError) and error.strerror:
-        text = error.strerror
-    return text or type(error).__name__
+    return error
 
 
 def set_once(future: asyncio.Future[Any], value: Any) -> None:

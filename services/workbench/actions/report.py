@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from services.time_range import format_local_time
 from services.workbench.actions.names import Action
 from services.workbench.model import EntryState, EntrySummary
 
@@ -204,7 +205,14 @@ class ActionReport:
     event's exchange). ``started_ms``/``finished_ms`` are epoch milliseconds.
     ``requested`` is how many entries were asked for (None: as many as there
     are outcomes); when the operator stopped the action, the ones not reached
-    have no outcome and ``stopped`` is True.
+    have no outcome and ``stopped`` is True. ``delay_s`` is a retry's wait in
+    its delay queue (0: none).
+
+    What happened, in words for the operator (the CLI and the summary dialog
+    print these): :meth:`headline` counts the outcomes, :meth:`outcome_lines`
+    says per outcome what happened (``1,200 requeued to payments.capture``,
+    ``3 skipped: already requeued by alice``, ``2 failed: ...; they stay
+    parked``) and :meth:`caption` sums up the entries not done.
     """
 
     action: Action
@@ -214,6 +222,7 @@ class ActionReport:
     finished_ms: int
     requested: int | None = None
     stopped: bool = False
+    delay_s: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "action", Action(self.action))
@@ -267,3 +276,74 @@ class ActionReport:
         if self.not_attempted:
             parts.append(f"{self.not_attempted:,} not attempted")
         return f"{self.action.label}: {', '.join(parts)}"
+
+    # ------------------------------------------------------------------ words
+
+    def done_line(self) -> str:
+        """What the entries that went through did: ``1,200 requeued to payments.capture``,
+        ``40 retried through payments.capture: in the 30 s delay queue until 14:05:31
+        CET``, ``3 cancelled; payment.cancelled published to exchange 'payments' ...``."""
+        done = self.succeeded
+        if self.action is Action.REQUEUE:
+            return f"{done:,} requeued to {self.target or 'their origin queues'}"
+        if self.action is Action.RETRY:
+            line = f"{done:,} retried through {self.target or 'their origin queues'}"
+            if self.delay_s > 0 and done:
+                due = format_local_time(self.finished_ms / 1000 + self.delay_s, date=False)
+                line += f": in the {format_delay(self.delay_s)} delay queue until {due}"
+            return line
+        if not self.target or self.target.startswith("no cancel event"):
+            return f"{done:,} cancelled (no cancel event is configured, none was published)"
+        return f"{done:,} cancelled; payment.cancelled published to {self.target}"
+
+    def outcome_lines(self) -> list[str]:
+        """One line per kind of outcome, in words: what went through, then each reason
+        entries were skipped (left as they are), failed, or were not attempted."""
+        if not self.outcomes and not self.not_attempted:
+            return [f"nothing to {self.action}: no entry matched"]
+        lines = [self.done_line()] if self.succeeded else []
+        for detail, count in self.reasons("skipped"):
+            lines.append(f"{count:,} skipped: {detail}")
+        for detail, count in self.reasons("failed"):
+            lines.append(f"{count:,} failed: {detail}{_failed_fate(detail, count)}")
+        if self.not_attempted:
+            verb = "it stays" if self.not_attempted == 1 else "they stay"
+            lines.append(
+                f"{self.not_attempted:,} not attempted: the action was stopped; {verb} parked"
+            )
+        return lines
+
+    def caption(self) -> str:
+        """One sentence over the entries not done (or what was done when all went through):
+        skipped entries are left as they are, failed ones stay parked."""
+        problems = len(self.problems) + self.not_attempted
+        if not problems:
+            return self.done_line() + "."
+        parts = []
+        fates: Counter[str] = Counter()
+        for detail, count in self.reasons("failed"):
+            fates[(_failed_fate(detail, count) and "parked") or detail.split(" (")[0]] += count
+        for fate, count in fates.items():
+            if fate == "parked":
+                parts.append(f"{count:,} failed and {'stays' if count == 1 else 'stay'} parked")
+            elif fate.startswith("in doubt"):
+                parts.append(f"{count:,} in doubt, claimed until resolved")
+            else:
+                parts.append(f"{count:,} failed: {fate}")
+        if self.skipped:
+            was = "it was" if self.skipped == 1 else "they were"
+            parts.append(f"{self.skipped:,} skipped, left as {was}")
+        if self.not_attempted:
+            parts.append(f"{self.not_attempted:,} not attempted, still parked")
+        return f"Not done ({problems:,}): {'; '.join(parts)}"
+
+
+def _they(count: int) -> str:
+    return "it" if count == 1 else "they"
+
+
+def _failed_fate(detail: str, count: int) -> str:
+    """Where failed entries are now: parked, except an entry in doubt (claimed) or none."""
+    if detail.startswith("in doubt") or detail.startswith("no such entry"):
+        return ""
+    return f"; {_they(count)} {'stays' if count == 1 else 'stay'} parked"

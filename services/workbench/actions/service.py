@@ -486,6 +486,7 @@ class ActionService:
             now_ms(),
             tally.requested,
             stopped,
+            params.delay_s,
         )
         if run is not None:
             if progress is not None:

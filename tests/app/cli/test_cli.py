@@ -84,3 +84,32 @@ def test_config_show_lists_retention_and_alert_rules(
     assert "history_retention_h = 24" in out
     assert "alert failure_rate: threshold_pct=5" in out
     assert "alert queue_depth:payments.dlq:" in out
+
+
+def test_config_show_prints_every_setting_in_force(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    from services.config import Profile
+
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[profiles.a]\namqp_url = "amqp://u:topsecret@h/"\nredis_url = "redis://h/0"\n'
+        'redis_prefix = "ops2"\nread_only = true\ncancel_exchange = "payments.events"\n'
+    )
+    monkeypatch.setenv("USER", "nightshift")
+    monkeypatch.setattr("getpass.getuser", lambda: "nightshift")
+    assert main(["config", "show", "--config", str(path), "--profile", "a"]) == exit_codes.OK
+    out = capsys.readouterr().out
+    keys = {line.split(" = ")[0] for line in out.splitlines() if " = " in line}
+    apart = {"name", "source", "alert_rules", "fields"}
+    assert {f.name for f in dataclasses.fields(Profile)} - apart <= keys
+    assert "redis_prefix = 'ops2'" in out and "read_only = true" in out
+    assert "operator = 'nightshift'  # not set: the OS user" in out
+    assert "cancel_exchange = 'payments.events'" in out
+    assert (
+        "# cancel: publishes payment.cancelled to exchange 'payments.events'"
+        " with routing key 'payment.cancelled'"
+    ) in out
+    assert "topsecret" not in out

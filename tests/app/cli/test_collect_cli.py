@@ -243,3 +243,17 @@ def test_collect_keeps_running_while_rabbitmq_and_redis_are_down(tmp_path: Path)
         collector.wait_for("stopped", 5)
     finally:
         collector.kill()
+
+
+def test_report_lines_carry_the_local_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime
+    import io
+
+    from app.cli.collect import CollectReport
+    from tests.helpers.zones import local_zone
+
+    out = io.StringIO()
+    at = datetime.datetime(2026, 12, 3, 13, 5, 31, tzinfo=datetime.UTC).timestamp()
+    with local_zone(monkeypatch, "Europe/Berlin"):
+        CollectReport(out).line("recorder: writing", at=at)
+    assert out.getvalue() == "2026-12-03 14:05:31 CET recorder: writing\n"

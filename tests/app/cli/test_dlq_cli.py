@@ -233,7 +233,7 @@ def test_requeue_asks_on_a_terminal(
     assert parked.flow is not None
     assert f"Requeue payment pay_1 to {parked.flow.work}?" in err and "nothing done" in err
     assert parked.cli("requeue", ids[0]) == exit_codes.OK
-    assert capsys.readouterr().out.strip() == "requeued 1, skipped 0, failed 0"
+    assert capsys.readouterr().out.strip() == f"1 requeued to {parked.flow.work}"
     assert len(parked.drain(parked.flow.work)) == 1
 
 
@@ -243,16 +243,19 @@ def test_requeue_all_matching_then_again_exit_codes_and_summary(
     assert parked.flow is not None
     code = parked.cli("requeue", "--all-matching", "--merchant", "Acme Books", "--yes")
     assert code == exit_codes.OK
-    assert capsys.readouterr().out.strip() == "requeued 1, skipped 0, failed 0"
+    assert capsys.readouterr().out.strip() == f"1 requeued to {parked.flow.work}"
     arrived = parked.drain(parked.flow.work)
     assert [orjson.loads(m.body)["payment_id"] for m in arrived] == ["pay_1"]
 
     assert parked.cli("requeue", *parked.ids(), "--yes") == exit_codes.OK
     out = capsys.readouterr().out.strip()
-    assert out == "requeued 2, skipped 1 (already requeued by cli-tester), failed 0"
+    assert out.splitlines() == [
+        f"2 requeued to {parked.flow.work}",
+        "1 skipped: already requeued by cli-tester",
+    ]
     assert len(parked.drain(parked.flow.work)) == 2
     assert parked.cli("requeue", "--all-matching", "--yes") == exit_codes.OK
-    assert capsys.readouterr().out.strip() == "requeued 0, skipped 0, failed 0"
+    assert capsys.readouterr().out.strip() == "nothing to requeue: no entry matched"
 
     assert parked.cli("audit") == exit_codes.OK
     out = capsys.readouterr().out
@@ -279,7 +282,9 @@ def test_unroutable_requeue_exits_1_and_says_why(
     ids = parked.ids()
     assert parked.cli("requeue", ids[0], "--yes") == exit_codes.FAILED
     captured = capsys.readouterr()
-    assert captured.out.startswith("requeued 0, skipped 0, failed 1 (unroutable: no queue")
+    assert captured.out.startswith(f"1 failed: unroutable: no queue '{work}'")
+    assert captured.out.rstrip().endswith("; it stays parked")
+    assert "Not done (1): 1 failed and stays parked" in captured.err
     assert (
         f"failed {ids[0]}" in captured.err and "mandatory publish returned NO_ROUTE" in captured.err
     )
@@ -291,13 +296,13 @@ def test_read_only_refuses_with_exit_2(parked: Setup, capsys: pytest.CaptureFixt
     assert parked.cli("requeue", ids[0], "--yes", "--read-only") == exit_codes.USAGE
     assert "read-only" in capsys.readouterr().err
     config = parked.write_config(read_only=True)
-    assert parked.cli("cancel", ids[0], "--reason", "x", "--yes", config=config) == 2
+    assert parked.cli("cancel", ids[0], "--note", "x", "--yes", config=config) == 2
     assert "profile 't' is read-only" in capsys.readouterr().err
     assert parked.cli("resolve", ids[0], "--delivered", config=config) == exit_codes.USAGE
     assert parked.state(ids[0]) is EntryState.PARKED
 
 
-def test_cancel_needs_a_reason_and_retry_takes_a_delay_and_an_edited_body(
+def test_cancel_needs_a_note_and_retry_takes_a_delay_and_an_edited_body(
     parked: Setup, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     assert parked.flow is not None
@@ -306,9 +311,9 @@ def test_cancel_needs_a_reason_and_retry_takes_a_delay_and_an_edited_body(
         parked.cli("cancel", ids[0], "--yes")
     assert info.value.code == exit_codes.USAGE
     capsys.readouterr()
-    assert parked.cli("cancel", ids[0], "--reason", f"card {PAN} stolen", "--yes") == 0
+    assert parked.cli("cancel", ids[0], "--note", f"card {PAN} stolen", "--yes") == 0
     out = capsys.readouterr().out
-    assert out.strip() == "cancelled 1, skipped 0, failed 0"
+    assert out.strip() == "1 cancelled (no cancel event is configured, none was published)"
     assert parked.state(ids[0]) is EntryState.CANCELLED
     assert parked.cli("show", ids[0]) == exit_codes.OK
     out = capsys.readouterr().out
@@ -324,7 +329,8 @@ def test_cancel_needs_a_reason_and_retry_takes_a_delay_and_an_edited_body(
     assert parked.cli("retry", ids[2], "--edit-body", str(bad), "--yes") == exit_codes.USAGE
     assert "not valid JSON" in capsys.readouterr().err
     assert parked.cli("retry", ids[2], "--delay", "1", "--yes") == exit_codes.OK
-    assert "retried 1" in capsys.readouterr().out
+    out = capsys.readouterr().out.strip()
+    assert out.startswith(f"1 retried through {parked.flow.work}: in the 1 s delay queue until ")
     parked.flow.broker.queues.append(f"payops.delay.{parked.flow.work}.1s")
 
     async def cleanup_delay(broker: Broker, store: ParkingStore) -> None:
@@ -359,7 +365,8 @@ def test_recover_and_resolve(parked: Setup, capsys: pytest.CaptureFixture[str]) 
 def test_usage_errors(parked: Setup, capsys: pytest.CaptureFixture[str]) -> None:
     assert parked.cli("requeue", "--yes") == exit_codes.USAGE
     assert "give entry IDs, or --all-matching" in capsys.readouterr().err
-    assert parked.cli("requeue", parked.ids()[0], "--reason", "rejected", "--yes") == 2
+    ids = parked.ids()
+    assert parked.cli("requeue", ids[0], "--dead-letter-reason", "rejected", "--yes") == 2
     assert "filters apply with --all-matching only" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         parked.cli("list", "--since", "yesterday-ish")
@@ -473,3 +480,72 @@ def test_show_text_shows_ids_whole_cards_masked_and_nothing_cvv_like(
     assert '  "memo": "cvv •••, CVC: •••"' in lines
     for code in ("918", "1234", "737", "555"):
         assert f": {code}" not in out and f'"{code}"' not in out and f" {code}," not in out
+
+
+def test_a_missing_id_is_named_and_writes_no_audit_record(
+    parked: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = "18f8a3c2e00000009999"
+    assert parked.cli("requeue", missing, "--yes") == exit_codes.FAILED
+    captured = capsys.readouterr()
+    assert f"no such entry: {missing} (looked in {parked.prefix}dlq)" in captured.err
+    assert "nothing done" in captured.err
+    assert parked.cli("audit") == exit_codes.OK
+    assert capsys.readouterr().out == ""
+
+    ids = parked.ids()
+    assert parked.cli("requeue", ids[0], missing, "--note", "replay after fix", "--yes") == 1
+    captured = capsys.readouterr()
+    assert f"no such entry: {missing}" in captured.err
+    assert parked.flow is not None
+    assert captured.out.strip() == f"1 requeued to {parked.flow.work}"
+    assert parked.cli("audit", "--json") == exit_codes.OK
+    records = json.loads(capsys.readouterr().out)
+    (record,) = [r for r in records if r["result"] != "started"]
+    assert record["entry_ids"] == [ids[0]] and record["result"].startswith("requeued 1,")
+    assert missing not in json.dumps(records)
+
+
+def test_notes_reach_the_audit_trail(parked: Setup, capsys: pytest.CaptureFixture[str]) -> None:
+    ids = parked.ids()
+    assert parked.cli("requeue", ids[0], "--note", f"acquirer back, card {PAN}", "--yes") == 0
+    assert parked.cli("retry", ids[1], "--note", "second try", "--delay", "1", "--yes") == 0
+    assert parked.cli("cancel", ids[2], "--note", "customer asked", "--yes") == 0
+    capsys.readouterr()
+    assert parked.cli("audit", "--json") == exit_codes.OK
+    records = json.loads(capsys.readouterr().out)
+    details = {r["action"]: r["detail"] for r in records if r["result"] != "started"}
+    assert details["requeue"] == "note: acquirer back, card 411111******1111"
+    assert details["retry"] == "note: second try; delay 1 s"
+    assert "customer asked" in details["cancel"]
+    assert parked.flow is not None
+
+    async def cleanup_delay(broker: Broker, store: ParkingStore) -> None:
+        await broker.delete_queue(f"payops.delay.{parked.prefix}work.1s")
+
+    parked.call(cleanup_delay)
+
+
+def test_times_are_local_with_the_zone_named(
+    parked: Setup, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import re
+
+    from tests.helpers.zones import local_zone
+
+    with local_zone(monkeypatch, "America/New_York"):
+        assert parked.cli("list") == exit_codes.OK
+        rows = capsys.readouterr().out.splitlines()[1:]
+        assert rows and all(re.search(r" \d\d:\d\d:\d\d E[SD]T ", row) for row in rows), rows
+        ids = parked.ids()
+        assert parked.cli("requeue", ids[0], "--yes") == exit_codes.OK
+        capsys.readouterr()
+        assert parked.cli("audit") == exit_codes.OK
+        assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d E[SD]T ", capsys.readouterr().out)
+        assert parked.cli("show", ids[1]) == exit_codes.OK
+        out = capsys.readouterr().out
+        assert re.search(r"dead-letter  \S+ \S+ E[SD]T, parked \S+ \S+ E[SD]T", out), out
+        assert re.search(r"x1 at \S+ \S+ E[SD]T ", out), out
+        assert parked.cli("list", "--json") == exit_codes.OK
+        row = json.loads(capsys.readouterr().out)[0]
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}-0[45]:00", row["parked_at"])

@@ -33,7 +33,7 @@ def test_each_view_lists_the_columns_it_always_showed() -> None:
     ]
     assert [(c.cli_title, c.cli_width) for c in CLI_COLUMNS] == [
         ("ID", 20),
-        ("DEAD-LETTERED", 19),
+        ("DEAD-LETTERED", 24),  # "2026-12-03 14:05:31 CEST": the zone is shown
         ("PAYMENT", 18),
         ("MERCHANT", 16),
         ("AMOUNT", 14),

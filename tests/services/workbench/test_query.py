@@ -41,3 +41,16 @@ def test_action_target_names_ids_or_a_query():
         ActionTarget(("a",), q, 1, "")
     with pytest.raises(ValueError):
         ActionTarget(("a",), None, 2, "")
+
+
+def test_a_time_range_is_described_in_local_time_with_the_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import datetime
+
+    from tests.helpers.zones import local_zone
+
+    start = datetime.datetime(2026, 12, 3, 13, 5, tzinfo=datetime.UTC).timestamp()
+    with local_zone(monkeypatch, "Europe/Berlin"):
+        text = Query(dead_from_ms=int(start * 1000)).describe()
+    assert "2026-12-03 14:05 CET" in text

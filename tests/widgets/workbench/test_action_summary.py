@@ -61,6 +61,9 @@ def test_summary_lists_what_did_not_succeed_and_why(qtbot):
         ["Skipped", "e9003", MASKED_PAN, "already requeued by alice"],
         ["Skipped", "e9004", "—", "already requeued by alice"],
     ]
+    assert dialog.table_caption.text() == (
+        "Not done (4): 2 failed and stay parked; 2 skipped, left as they were"
+    )
     reasons = dialog.reasons_label.text()
     assert "unroutable: NO_ROUTE" in reasons and "2 ×" in reasons
     assert "took 0:02" in dialog.subline_label.text()
@@ -80,7 +83,7 @@ def test_summary_copy_puts_a_masked_text_report_on_the_clipboard(qtbot):
 def test_summary_when_everything_succeeded(qtbot):
     report = ActionReport("retry", "q", (ActionOutcome("e1", "p1", True, "done"),), 0, 1000)
     dialog = show(qtbot, ActionSummaryDialog(report))
-    assert dialog.table_caption.text() == "Every payment went through."
+    assert dialog.table_caption.text() == "1 retried through q."
     assert not dialog.table.isVisible()
     assert not dialog.reasons_label.isVisible()
 
