@@ -20,7 +20,7 @@ from PySide6.QtGui import QImage
 from app.console import ConsoleSession
 from services.config import Profile, TapBinding, load_profile
 from services.links.status import LinkState
-from tests.app.conftest import Consoles
+from tests.helpers.consoles import Consoles
 from tests.helpers.tcp_proxy import TcpProxy, free_port
 from tests.helpers.waiting import eventually
 

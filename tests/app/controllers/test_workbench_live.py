@@ -13,7 +13,7 @@ from services.config import Profile
 from services.workbench.model import EntryState
 from services.workbench.query import ActionTarget
 from services.workbench.store import ParkingStore
-from tests.app.conftest import Consoles
+from tests.helpers.consoles import Consoles
 from tests.helpers.waiting import eventually
 from widgets.workbench.action_dialogs import ConfirmActionDialog
 from widgets.workbench.action_summary import ActionSummaryDialog

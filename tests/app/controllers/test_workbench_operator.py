@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 
 from services.config import Profile
 from services.workbench.store import ParkingStore
-from tests.app.conftest import Consoles
+from tests.helpers.consoles import Consoles
 from tests.helpers.tcp_proxy import TcpProxy
 from tests.helpers.waiting import eventually
 from widgets.workbench.action_dialogs import ConfirmActionDialog
