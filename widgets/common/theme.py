@@ -23,6 +23,7 @@ _THEME_NAMES = (
     "TEXT_FAINT",
     "ACCENT",
     "ACCENT_DIM",
+    "FOCUS_RING",
     "GREEN",
     "AMBER",
     "RED",
