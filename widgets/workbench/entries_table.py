@@ -4,6 +4,12 @@ No per-row widgets and fixed row heights, so a million rows cost what the
 visible ones do. States are drawn as coloured pills, payment ids elided in
 the middle. A re-query keeps the selection, the current row and the scroll
 position by entry, not by position.
+
+Like a log viewer it follows new entries only while the operator is not
+reading: scrolled to the top with nothing selected, new rows show at once;
+otherwise the rows on screen, the selection and the row under the mouse stay
+where they are, and a "N new entries — show" bar over the table counts what
+arrived above and reveals it on a click.
 """
 
 from __future__ import annotations
@@ -21,11 +27,12 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QColor, QKeyEvent, QPainter, QPaintEvent, QPen
+from PySide6.QtGui import QColor, QKeyEvent, QPainter, QPaintEvent, QPen, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
     QHeaderView,
+    QPushButton,
     QStyle,
     QStyledItemDelegate,
     QStyleOptionViewItem,
@@ -113,8 +120,32 @@ class _ViewState:
     selected: Rows
     current: int | None
     top: int | None
-    at_top: bool
+    follow: bool
     scroll: int
+
+
+class NewEntriesBar(QPushButton):
+    """ "12 new entries — show": floats over the top of a table that holds still."""
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.setObjectName("NewEntriesBar")
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.setToolTip("Scroll to the top to show the entries that arrived (Home)")
+        self.count = 0
+        self.hide()
+
+    def show_count(self, count: int) -> None:
+        self.count = count
+        if count <= 0:
+            self.hide()
+            return
+        noun = "entry" if count == 1 else "entries"
+        self.setText(f"▲  {count:,} new {noun} — show")
+        self.adjustSize()
+        self.show()
+        self.raise_()
 
 
 class EntriesTable(QTableView):
@@ -131,6 +162,10 @@ class EntriesTable(QTableView):
         self.setObjectName("EntriesTable")
         self._entries = model
         self._saved: _ViewState | None = None
+        self._seen = len(model.entry_index)  # index rows below this were shown: the rest are new
+        self._restoring = False
+        self.new_entries_bar = NewEntriesBar(self)
+        self.new_entries_bar.clicked.connect(self.show_new_entries)
         self.empty_text = "No parked failed payments"
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
@@ -157,6 +192,7 @@ class EntriesTable(QTableView):
         self.setItemDelegateForColumn(COLUMN_NAMES.index("state"), StatePillDelegate(self))
         self.setItemDelegateForColumn(COLUMN_NAMES.index("payment_id"), MiddleElideDelegate(self))
         self._fit_columns()
+        self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
         model.result_about_to_change.connect(self._save_view_state)
         model.result_changed.connect(self._restore_view_state)
 
@@ -224,7 +260,37 @@ class EntriesTable(QTableView):
 
     # ------------------------------------------------------------------ keeping the view
 
+    @property
+    def following(self) -> bool:
+        """Whether new entries show at once: scrolled to the top, nothing selected."""
+        return self.verticalScrollBar().value() == 0 and not self.selectionModel().hasSelection()
+
+    def new_entries_above(self) -> int:
+        """Entries that arrived since the operator last saw the top, above the first row shown."""
+        top = self.rowAt(0)
+        if top <= 0:
+            return 0
+        return int(np.count_nonzero(self._entries.result[:top] >= self._seen))
+
+    def show_new_entries(self) -> None:
+        """Scroll to the top, showing what arrived (the selection stays)."""
+        self.verticalScrollBar().setValue(0)
+        self._mark_seen()
+
+    def _mark_seen(self) -> None:
+        self._seen = len(self._entries.entry_index)
+        self.new_entries_bar.show_count(0)
+
+    def _on_scrolled(self, value: int) -> None:
+        if self._restoring:
+            return
+        if value == 0:
+            self._mark_seen()
+        elif self.new_entries_bar.count:
+            self._show_new_count(self.new_entries_above())
+
     def _save_view_state(self) -> None:
+        self._restoring = True
         model = self._entries
         if not len(model.result):
             self._saved = None
@@ -236,14 +302,21 @@ class EntriesTable(QTableView):
             selected=model.index_rows(self.selected_rows()),
             current=model.index_row(current.row()) if current.isValid() else None,
             top=model.index_row(top) if top >= 0 else None,
-            at_top=scroll == 0,
+            follow=self.following,
             scroll=scroll,
         )
 
     def _restore_view_state(self, _rows: int) -> None:
         saved, self._saved = self._saved, None
-        if saved is None:
-            return
+        try:
+            if saved is None:
+                self._mark_seen()
+            else:
+                self._restore(saved)
+        finally:
+            self._restoring = False
+
+    def _restore(self, saved: _ViewState) -> None:
         model = self._entries
         result = model.result
         if len(saved.selected):
@@ -257,16 +330,37 @@ class EntriesTable(QTableView):
                     model.index(int(found[0]), 0), QItemSelectionModel.SelectionFlag.NoUpdate
                 )
         bar = self.verticalScrollBar()
-        if saved.at_top:
+        if saved.follow:
             bar.setValue(0)
-        elif saved.top is not None:
-            found = np.flatnonzero(result == saved.top)
-            if len(found):
-                self.scrollTo(
-                    model.index(int(found[0]), 0), QAbstractItemView.ScrollHint.PositionAtTop
-                )
-            else:
-                bar.setValue(min(saved.scroll, bar.maximum()))
+            self._mark_seen()
+            return
+        top = np.flatnonzero(result == (saved.top if saved.top is not None else -1))
+        if len(top):
+            # the row on top stays on top: new rows above it wait behind the bar
+            self.scrollTo(model.index(int(top[0]), 0), QAbstractItemView.ScrollHint.PositionAtTop)
+        else:
+            bar.setValue(min(saved.scroll, bar.maximum()))
+        if bar.value() == 0:
+            self._mark_seen()
+        else:
+            self._show_new_count(self.new_entries_above())
+
+    def _show_new_count(self, count: int) -> None:
+        self.new_entries_bar.show_count(count)
+        self._place_new_entries_bar()
+
+    def _place_new_entries_bar(self) -> None:
+        bar = self.new_entries_bar
+        area = self.viewport().geometry()
+        bar.move(area.left() + (area.width() - bar.width()) // 2, area.top() + 6)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._place_new_entries_bar()
+
+    def updateGeometries(self) -> None:
+        super().updateGeometries()
+        self._place_new_entries_bar()
 
     # ------------------------------------------------------------------ events
 
