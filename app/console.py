@@ -119,6 +119,7 @@ class ConsoleSession:
         self.window.select_window(self.live.window_seconds)
         if state.layout is not None:
             self.window.restore_layout(state.layout)
+        self.window.workbench.apply_view_settings(state.workbench_view)
 
     def _snapshot_controller(self) -> SnapshotController:
         live = self.live
@@ -180,6 +181,7 @@ class ConsoleSession:
     def on_window_closed(self) -> None:
         """Remember the layout and let ``run`` shut down."""
         self.state.layout = self.window.save_layout()
+        self.state.workbench_view = self.window.workbench.view_settings()
         self.state.window_seconds = self.live.window_seconds
         self.state.last_profile = self.profile.name
         self.state.sync()

@@ -1,9 +1,12 @@
-"""What the console remembers between runs: layout, time window, last profile."""
+"""What the console remembers between runs: layout, time window, last profile, and the
+failed-payments page's columns and detail pane."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 from PySide6.QtCore import QByteArray, QSettings
@@ -53,6 +56,20 @@ class UiState:
     @layout.setter
     def layout(self, data: QByteArray) -> None:
         self._settings.setValue("layout", data)
+
+    @property
+    def workbench_view(self) -> dict[str, Any] | None:
+        """The failed-payments page's columns (order, shown, widths) and detail pane."""
+        value = self._settings.value("workbench_view")
+        try:
+            settings = json.loads(str(value)) if value else None
+        except ValueError:
+            return None  # a damaged file: the defaults, not a crash
+        return settings if isinstance(settings, dict) else None
+
+    @workbench_view.setter
+    def workbench_view(self, settings: dict[str, Any]) -> None:
+        self._settings.setValue("workbench_view", json.dumps(settings, sort_keys=True))
 
     def sync(self) -> None:
         """Write to disk now."""

@@ -15,6 +15,7 @@ arrived above and reveals it on a click.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Final
 
 import numpy as np
@@ -23,15 +24,17 @@ from PySide6.QtCore import (
     QItemSelectionModel,
     QModelIndex,
     QPersistentModelIndex,
+    QPoint,
     QRectF,
     Qt,
     Signal,
 )
-from PySide6.QtGui import QColor, QKeyEvent, QPainter, QPaintEvent, QPen, QResizeEvent
+from PySide6.QtGui import QAction, QColor, QKeyEvent, QPainter, QPaintEvent, QPen, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
     QHeaderView,
+    QMenu,
     QPushButton,
     QStyle,
     QStyledItemDelegate,
@@ -43,15 +46,21 @@ from PySide6.QtWidgets import (
 from services.workbench.index_storage import Rows
 from services.workbench.model import EntryState
 from widgets.common import colors
+from widgets.common.menus import popup_menu
 from widgets.workbench.table_model import COLUMN_NAMES, COLUMNS, STATE_ROLE, FailedPaymentsModel
 
 ROW_HEIGHT: Final = 26
+HIDDEN_BY_DEFAULT: Final = frozenset({"routing_key"})
+"""Columns an operator turns on from the header's menu (the queue says nearly as much)."""
+CONTENT_ROWS: Final = 300
+"""How many rows the widths are fitted to."""
+MAX_FITTED_WIDTH: Final = 280
 
 COLUMN_SAMPLES: Final[dict[str, str]] = {
     # the widest usual text of each column: the table sizes its columns to fit these
     "dead_lettered_at": "May 17 14:03:07",
     "payment_id": "pay_d8d8d8d8d8d8d8",
-    "merchant": "Northwind Travel",
+    "merchant": "Umbrella Pharmacy",
     "amount": "1,234.56 EUR",
     "reason": "delivery_limit",
     "origin_queue": "payments.authorize",
@@ -156,6 +165,8 @@ class EntriesTable(QTableView):
     """
 
     activated_row = Signal(int)
+    columns_changed = Signal()
+    """Columns shown, hidden or sized again (by the table or the operator)."""
 
     def __init__(self, model: FailedPaymentsModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -187,11 +198,23 @@ class EntriesTable(QTableView):
         header.setSectionsMovable(True)
         header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         header.setMinimumSectionSize(48)
+        header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        header.customContextMenuRequested.connect(self._on_header_menu)
+        header.sectionResized.connect(self._on_section_resized)
+        self.header_menu: QMenu | None = None
+        self._sizing = False  # the table sizes columns itself (not the operator)
+        self._fitted_to_content = False
+        self._natural: dict[int, int] = {}  # widths before the last column stretched
         self.doubleClicked.connect(lambda index: self.activated_row.emit(index.row()))
         self.setModel(model)
         self.setItemDelegateForColumn(COLUMN_NAMES.index("state"), StatePillDelegate(self))
         self.setItemDelegateForColumn(COLUMN_NAMES.index("payment_id"), MiddleElideDelegate(self))
-        self._fit_columns()
+        for name in HIDDEN_BY_DEFAULT:
+            header.setSectionHidden(COLUMN_NAMES.index(name), True)
+        if model.rowCount():
+            self.fit_columns_to_content()
+        else:
+            self._fit_columns()
         self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
         model.result_about_to_change.connect(self._save_view_state)
         model.result_changed.connect(self._restore_view_state)
@@ -199,13 +222,150 @@ class EntriesTable(QTableView):
     def _fit_columns(self) -> None:
         """Size the columns to their usual widest text in the table's font."""
         metrics = self.fontMetrics()
-        header_metrics = self.horizontalHeader().fontMetrics()
+        widths = {
+            c.name: metrics.horizontalAdvance(COLUMN_SAMPLES.get(c.name, "")) for c in COLUMNS
+        }
+        self._set_widths(widths)
+
+    def fit_columns_to_content(self) -> None:
+        """Size every column to its header and the widest text of the first rows shown."""
+        metrics = self.fontMetrics()
+        model = self._entries
+        rows = range(min(model.rowCount(), CONTENT_ROWS))
+        widths: dict[str, int] = {}
         for position, column in enumerate(COLUMNS):
-            sample = COLUMN_SAMPLES.get(column.name, "")
-            text = metrics.horizontalAdvance(sample) + 12  # cell padding
-            arrow = 14 if column.sort_key == self._entries.query.sort_key else 0
-            title = header_metrics.horizontalAdvance(column.title) + 16 + arrow
-            self.setColumnWidth(position, max(column.min_width, text, title))
+            texts = {str(model.index(row, position).data() or "") for row in rows}
+            widest = max((metrics.horizontalAdvance(t) for t in texts), default=0)
+            sample = metrics.horizontalAdvance(COLUMN_SAMPLES.get(column.name, ""))
+            widths[column.name] = max(widest, sample if not texts else 0)
+        self._set_widths(widths)
+        self._fitted_to_content = True
+
+    def _set_widths(self, text_widths: dict[str, int]) -> None:
+        header = self.horizontalHeader()
+        header_metrics = header.fontMetrics()
+        hidden = [i for i in range(len(COLUMNS)) if header.isSectionHidden(i)]
+        self._sizing = True
+        try:
+            for position, column in enumerate(COLUMNS):
+                text = min(text_widths.get(column.name, 0), MAX_FITTED_WIDTH) + 16  # padding
+                if column.name == "state":
+                    text += 14  # the pill's ends
+                arrow = 14 if column.sort_key == self._entries.query.sort_key else 0
+                title = header_metrics.horizontalAdvance(column.title) + 18 + arrow
+                self._natural[position] = max(column.min_width, text, title)
+                self.setColumnWidth(position, self._natural[position])
+            for position in hidden:  # a width given shows a column: it keeps it for later
+                header.setSectionHidden(position, True)
+        finally:
+            self._sizing = False
+        self.columns_changed.emit()
+
+    def _on_section_resized(self, section: int, _old: int, new: int) -> None:
+        dragging = QApplication.mouseButtons() & Qt.MouseButton.LeftButton
+        if not self._sizing and dragging:
+            self._fitted_to_content = True  # the operator chose a width: keep it
+            self._natural[section] = new
+            self.columns_changed.emit()
+
+    def preferred_width(self) -> int:
+        """The width that shows every visible column whole (and the scroll bar)."""
+        header = self.horizontalHeader()
+        columns = sum(
+            self._natural.get(i, self.columnWidth(i))
+            for i in range(len(COLUMNS))
+            if not header.isSectionHidden(i)
+        )
+        return columns + self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
+
+    # ------------------------------------------------------------------ columns
+
+    def column_actions(self) -> list[QAction]:
+        """One checkable action per column: ticked when shown (the header's menu)."""
+        header = self.horizontalHeader()
+        shown = [i for i in range(len(COLUMNS)) if not header.isSectionHidden(i)]
+        actions = []
+        for logical in sorted(range(len(COLUMNS)), key=header.visualIndex):
+            action = QAction(COLUMNS[logical].title, self)
+            action.setCheckable(True)
+            action.setChecked(not header.isSectionHidden(logical))
+            action.setEnabled(shown != [logical])  # the last column shown stays
+            action.setToolTip(COLUMNS[logical].tooltip)
+            action.toggled.connect(partial(self.set_column_shown, COLUMNS[logical].name))
+            actions.append(action)
+        return actions
+
+    def set_column_shown(self, name: str, shown: bool) -> None:
+        self.horizontalHeader().setSectionHidden(COLUMN_NAMES.index(name), not shown)
+        self.columns_changed.emit()
+
+    def shown_columns(self) -> list[str]:
+        """The names of the columns shown, left to right."""
+        header = self.horizontalHeader()
+        order = sorted(range(len(COLUMNS)), key=header.visualIndex)
+        return [COLUMN_NAMES[i] for i in order if not header.isSectionHidden(i)]
+
+    def reset_columns(self) -> None:
+        """The columns as they came: default set and order, widths fitted to the rows."""
+        header = self.horizontalHeader()
+        for position, name in enumerate(COLUMN_NAMES):
+            header.moveSection(header.visualIndex(position), position)
+            header.setSectionHidden(position, name in HIDDEN_BY_DEFAULT)
+        self.fit_columns_to_content()
+
+    def _on_header_menu(self, point: QPoint) -> None:
+        menu = QMenu(self)
+        menu.setToolTipsVisible(True)
+        menu.addSection("Columns")
+        menu.addActions(self.column_actions())
+        menu.addSeparator()
+        menu.addAction("Fit widths to content", self.fit_columns_to_content)
+        menu.addAction("Reset columns", self.reset_columns)
+        self.header_menu = popup_menu(menu, self.horizontalHeader().mapToGlobal(point))
+
+    def column_settings(self) -> dict[str, object]:
+        """Order, visibility and widths of the columns, by name (to remember between runs)."""
+        header = self.horizontalHeader()
+        order = sorted(range(len(COLUMNS)), key=header.visualIndex)
+        return {
+            "order": [COLUMN_NAMES[i] for i in order],
+            "hidden": [COLUMN_NAMES[i] for i in order if header.isSectionHidden(i)],
+            "widths": {COLUMN_NAMES[i]: self._natural.get(i, header.sectionSize(i)) for i in order},
+        }
+
+    def apply_column_settings(self, settings: dict[str, object]) -> None:
+        """Restore what ``column_settings`` gave; names it does not know are ignored."""
+        header = self.horizontalHeader()
+        order, hidden, widths = (
+            settings.get("order"),
+            settings.get("hidden"),
+            settings.get("widths"),
+        )
+        self._sizing = True
+        try:
+            if isinstance(order, list):
+                known = [n for n in order if n in COLUMN_NAMES]
+                known += [n for n in COLUMN_NAMES if n not in known]  # columns added since
+                for visual, name in enumerate(known):
+                    header.moveSection(header.visualIndex(COLUMN_NAMES.index(name)), visual)
+            if isinstance(hidden, list):
+                hide = {n for n in hidden if n in COLUMN_NAMES}
+                if hide >= set(COLUMN_NAMES):
+                    hide.discard(COLUMN_NAMES[0])
+                for position, name in enumerate(COLUMN_NAMES):
+                    header.setSectionHidden(position, name in hide)
+            if isinstance(widths, dict):
+                for name, width in widths.items():
+                    if name in COLUMN_NAMES and isinstance(width, int) and width > 0:
+                        position = COLUMN_NAMES.index(name)
+                        self._natural[position] = max(width, 24)
+                        was_hidden = header.isSectionHidden(position)
+                        self.setColumnWidth(position, self._natural[position])
+                        header.setSectionHidden(position, was_hidden)
+                self._fitted_to_content = True
+        finally:
+            self._sizing = False
+        self.columns_changed.emit()
 
     def setSelectionModel(self, selectionModel: QItemSelectionModel) -> None:
         super().setSelectionModel(selectionModel)
@@ -306,7 +466,9 @@ class EntriesTable(QTableView):
             scroll=scroll,
         )
 
-    def _restore_view_state(self, _rows: int) -> None:
+    def _restore_view_state(self, rows: int) -> None:
+        if rows and not self._fitted_to_content:
+            self.fit_columns_to_content()
         saved, self._saved = self._saved, None
         try:
             if saved is None:

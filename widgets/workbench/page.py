@@ -1,14 +1,27 @@
-"""The failed-payments workbench page: table and filters beside the detail pane."""
+"""The failed-payments workbench page: table and filters beside the detail pane.
+
+The detail pane folds away (View › Detail pane, Ctrl+D, the button at the
+bottom right, or dragging the splitter handle) and opens again on Enter or a
+double click on a row. On first show the table gets the width its columns
+need and the pane the rest; a window too narrow for both starts with the pane
+folded, so no column is cut. ``view_settings`` / ``apply_view_settings``
+carry the columns and the pane between runs (``app/ui_state.py`` keeps them).
+"""
 
 from __future__ import annotations
 
+from typing import Final
+
 from PySide6.QtCore import Qt, Slot
-from PySide6.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtGui import QAction, QKeySequence, QResizeEvent, QShowEvent
+from PySide6.QtWidgets import QLabel, QSplitter, QToolButton, QVBoxLayout, QWidget
 
 from services.workbench.model import Durability
 from widgets.common.theme import repolish
 from widgets.workbench.browser import FailedPaymentsView
 from widgets.workbench.detail import EntryDetailPane
+
+DETAIL_KEYS: Final = "Ctrl+D"
 
 
 class WorkbenchPage(QWidget):
@@ -32,15 +45,133 @@ class WorkbenchPage(QWidget):
         self.splitter.setObjectName("WorkbenchSplitter")
         self.splitter.addWidget(self.table_view)
         self.splitter.addWidget(self.detail)
-        self.splitter.setStretchFactor(0, 3)
-        self.splitter.setStretchFactor(1, 2)
+        self.splitter.setStretchFactor(0, 1)  # a wider window widens the table
+        self.splitter.setStretchFactor(1, 0)
         self.splitter.setSizes([780, 460])
-        self.splitter.setChildrenCollapsible(False)
+        self.splitter.setCollapsible(0, False)
+        self.splitter.setCollapsible(1, True)  # drag the handle right to fold the pane
+        self._detail_width = 0  # the pane's width when last open
+        self._auto = True  # the split follows the window until the operator sets it
+        self.detail_action = QAction("Detail pane", self)
+        self.detail_action.setCheckable(True)
+        self.detail_action.setChecked(True)
+        self.detail_action.setShortcut(QKeySequence(DETAIL_KEYS))
+        self.detail_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.detail_action.toggled.connect(self.set_detail_open)
+        self.addAction(self.detail_action)
+        self.detail_button = QToolButton()
+        self.detail_button.setObjectName("DetailToggle")
+        self.detail_button.setDefaultAction(self.detail_action)
+        self.detail_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        strip = self.table_view.status_strip.layout()
+        assert strip is not None  # the browser's count line
+        strip.addWidget(self.detail_button)
+        self.splitter.splitterMoved.connect(self._on_splitter_moved)
+        self.table_view.table.columns_changed.connect(self._fit_if_auto)
+        self.table_view.entry_activated.connect(lambda _entry_id: self.set_detail_open(True))
+        self._show_detail_state()
         column = QVBoxLayout(self)
         column.setContentsMargins(0, 0, 0, 0)
         column.setSpacing(0)
         column.addWidget(self.banner)
         column.addWidget(self.splitter, 1)
+
+    # ------------------------------------------------------------------ the detail pane
+
+    @property
+    def detail_open(self) -> bool:
+        return self.splitter.sizes()[1] > 0
+
+    @Slot(bool)
+    def set_detail_open(self, open_: bool) -> None:
+        """Fold the detail pane away (the table takes its room) or open it again."""
+        self._auto = False
+        if open_ == self.detail_open:
+            self._show_detail_state()
+            return
+        total = sum(self.splitter.sizes())
+        if open_:
+            wanted = self._detail_width or self.detail.minimumSizeHint().width() + 60
+            width = min(wanted, max(total - self.table_view.minimumSizeHint().width(), 0))
+            self.splitter.setSizes([total - width, width])
+        else:
+            self._detail_width = self.splitter.sizes()[1]
+            self.splitter.setSizes([total, 0])
+        self._show_detail_state()
+
+    def _on_splitter_moved(self, _pos: int, _index: int) -> None:
+        self._auto = False  # the operator dragged the handle
+        if self.detail_open:
+            self._detail_width = self.splitter.sizes()[1]
+        self._show_detail_state()
+
+    def _show_detail_state(self) -> None:
+        open_ = self.detail_open
+        blocked = self.detail_action.blockSignals(True)
+        self.detail_action.setChecked(open_)
+        self.detail_action.blockSignals(blocked)
+        self.detail_action.setText("Hide details  ▸" if open_ else "◂  Show details")
+        self.detail_action.setToolTip(
+            f"{'Fold away' if open_ else 'Open'} the selected entry's detail pane ({DETAIL_KEYS})"
+        )
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._fit_if_auto()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit_if_auto()
+
+    def _fit_if_auto(self) -> None:
+        if self._auto and self.isVisible():
+            self.fit_to_width()
+
+    def fit_to_width(self) -> None:
+        """The table as wide as its columns need, the detail pane the rest; a window
+        too narrow for both folds the pane, so that no column is cut."""
+        total = self.splitter.width() - self.splitter.handleWidth()
+        view = self.table_view
+        table = (
+            view.table.preferred_width() + view.group_panel.width() + view.splitter.handleWidth()
+        )
+        detail = total - table
+        minimum = self.detail.minimumSizeHint().width()
+        if detail >= minimum:
+            self.splitter.setSizes([table, detail])
+            self._detail_width = detail
+        else:
+            self._detail_width = max(minimum, min(total // 3, 460))
+            self.splitter.setSizes([total, 0])
+        self._show_detail_state()
+
+    def view_settings(self) -> dict[str, object]:
+        """The columns and the detail pane, to remember between runs."""
+        return {
+            "columns": self.table_view.table.column_settings(),
+            "detail_open": self.detail_open,
+            "detail_width": self.splitter.sizes()[1] if self.detail_open else self._detail_width,
+        }
+
+    def apply_view_settings(self, settings: dict[str, object] | None) -> None:
+        """Restore what ``view_settings`` gave (anything missing keeps its default)."""
+        if not settings:
+            return
+        columns = settings.get("columns")
+        if isinstance(columns, dict):
+            self.table_view.table.apply_column_settings(columns)
+        width = settings.get("detail_width")
+        if isinstance(width, int) and width > 0:
+            self._detail_width = width
+        open_ = settings.get("detail_open")
+        if isinstance(open_, bool):
+            total = sum(self.splitter.sizes())
+            detail = min(self._detail_width, total // 2) if open_ else 0
+            self.splitter.setSizes([total - detail, detail])
+            self._auto = False
+        self._show_detail_state()
+
+    # ------------------------------------------------------------------ banner, read-only
 
     @Slot(object)
     def show_durability(self, durability: Durability | None) -> None:

@@ -1,0 +1,173 @@
+"""The failed-payments page in the main window: what fits at 1600x1000 and 1366x768, the
+column chooser, and the folding detail pane."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QContextMenuEvent
+from PySide6.QtWidgets import QApplication, QMenu
+
+from services.workbench.index import EntryIndex
+from tests.helpers.screens import save_screenshot, show
+from tests.helpers.summaries import realistic_summaries
+from widgets.main_window import MainWindow
+from widgets.workbench.page import WorkbenchPage
+from widgets.workbench.table_model import COLUMN_NAMES, COLUMNS
+
+POPUP_WARNINGS = pytest.mark.qt_log_ignore(
+    "This plugin does not support raise", "This plugin does not support grabbing"
+)  # the offscreen platform on showing a popup menu: not ours
+IMPORTANT = [n for n in COLUMN_NAMES if n != "routing_key"]
+CELL_PADDING = 8  # the item's padding in resources/style.qss, both sides
+
+
+def _main_window(qtbot, width: int, height: int) -> MainWindow:
+    index = EntryIndex()
+    index.add(realistic_summaries(3000, seed=7, now_ms=int(time.time() * 1000)))
+    window = MainWindow()
+    window.workbench.table_view.set_index(index)
+    window.tabs.setCurrentWidget(window.workbench)
+    window.resize(width, height)
+    show(qtbot, window)
+    qtbot.waitUntil(lambda: window.workbench.width() > width * 0.9)
+    qtbot.wait(20)
+    return window
+
+
+def _cut_cells(page: WorkbenchPage) -> list[tuple[str, str]]:
+    """(column, text) of every visible cell whose text does not fit its column."""
+    table = page.table_view.table
+    model = table.model()
+    metrics = table.fontMetrics()
+    header = table.horizontalHeader()
+    cut = []
+    for row in range(table.rowAt(0), table.rowAt(table.viewport().height() - 1) + 1):
+        for position, column in enumerate(COLUMNS):
+            if header.isSectionHidden(position):
+                continue
+            text = str(model.index(row, position).data() or "")
+            if metrics.horizontalAdvance(text) + CELL_PADDING > table.columnWidth(position):
+                cut.append((column.name, text))
+    return cut
+
+
+def _off_screen(page: WorkbenchPage) -> list[str]:
+    """Shown columns not wholly inside the table's viewport."""
+    table = page.table_view.table
+    width = table.viewport().width()
+    header = table.horizontalHeader()
+    return [
+        name
+        for position, name in enumerate(COLUMN_NAMES)
+        if not header.isSectionHidden(position)
+        and header.sectionViewportPosition(position) + table.columnWidth(position) > width
+    ]
+
+
+@pytest.mark.parametrize(("width", "height", "detail"), [(1600, 1000, True), (1366, 768, False)])
+def test_nothing_that_matters_is_cut(qtbot, tmp_path: Path, width, height, detail):
+    window = _main_window(qtbot, width, height)
+    page = window.workbench
+    view = page.table_view
+    save_screenshot(window, tmp_path, f"payops_workbench_{width}x{height}.png")
+    if keep := os.environ.get("PAYOPS_SCREENSHOT_DIR"):
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        name = f"payops_workbench_{width}x{height}.png"
+        shutil.copy(tmp_path / name, Path(keep) / name)
+
+    assert view.table.shown_columns() == IMPORTANT
+    assert not _off_screen(page)
+    assert not view.table.horizontalScrollBar().isVisible()
+    assert not _cut_cells(page)
+    assert not view.filter_scroll.horizontalScrollBar().isVisible()  # "Clear filters" whole
+    assert view.filter_bar.clear_button.visibleRegion().boundingRect().width() == (
+        view.filter_bar.clear_button.width()
+    )
+    # the pane folds where the window is too narrow for it and the table
+    assert page.detail_open is detail
+    assert page.detail_button.text() == ("Hide details  ▸" if detail else "◂  Show details")
+
+
+def test_the_detail_pane_folds_and_opens_from_its_button_and_on_enter(qtbot):
+    window = _main_window(qtbot, 1600, 1000)
+    page = window.workbench
+    assert page.detail_open and page.detail.width() > 300
+
+    qtbot.mouseClick(page.detail_button, Qt.MouseButton.LeftButton)
+    assert not page.detail_open and page.detail_button.text() == "◂  Show details"
+    qtbot.mouseClick(page.detail_button, Qt.MouseButton.LeftButton)
+    assert page.detail_open and page.detail.width() > 300
+
+    table = page.table_view.table
+    table.setFocus()
+    qtbot.keyClick(table, Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier)
+    assert not page.detail_open
+    qtbot.mouseClick(
+        table.viewport(),
+        Qt.MouseButton.LeftButton,
+        pos=table.visualRect(table.model().index(3, 1)).center(),
+    )
+    qtbot.keyClick(table, Qt.Key.Key_Return)  # opening an entry opens the pane
+    assert page.detail_open
+
+
+def _header_menu(qtbot, page: WorkbenchPage) -> QMenu:
+    header = page.table_view.table.horizontalHeader()
+    point = QPoint(header.sectionViewportPosition(1) + 10, header.height() // 2)
+    event = QContextMenuEvent(QContextMenuEvent.Reason.Mouse, point, header.mapToGlobal(point))
+    QApplication.sendEvent(header.viewport(), event)  # what a right click sends
+    menu = page.table_view.table.header_menu
+    assert menu is not None
+    qtbot.waitUntil(menu.isVisible)
+    return menu
+
+
+def _tick(menu: QMenu, title: str) -> None:
+    action = next(a for a in menu.actions() if a.text() == title)
+    action.trigger()
+    menu.close()
+
+
+@POPUP_WARNINGS
+def test_the_header_menu_chooses_the_columns(qtbot):
+    window = _main_window(qtbot, 1600, 1000)
+    page = window.workbench
+    table = page.table_view.table
+    menu = _header_menu(qtbot, page)
+    ticks = {a.text(): a.isChecked() for a in menu.actions() if a.isCheckable()}
+    assert ticks == {c.title: c.name != "routing_key" for c in COLUMNS}
+
+    _tick(menu, "Routing key")
+    _tick(_header_menu(qtbot, page), "Merchant")
+
+    shown = table.shown_columns()
+    assert "routing_key" in shown and "merchant" not in shown
+    routing = table.columnWidth(COLUMN_NAMES.index("routing_key"))
+    assert routing > table.fontMetrics().horizontalAdvance("payment.authorize.timeout")
+
+    _tick(_header_menu(qtbot, page), "Reset columns")
+    assert table.shown_columns() == IMPORTANT
+
+
+@POPUP_WARNINGS
+def test_view_settings_round_trip(qtbot):
+    first = _main_window(qtbot, 1600, 1000)
+    _tick(_header_menu(qtbot, first.workbench), "Amount")
+    first.workbench.table_view.table.horizontalHeader().moveSection(3, 0)  # drag State first
+    qtbot.mouseClick(first.workbench.detail_button, Qt.MouseButton.LeftButton)
+    settings = first.workbench.view_settings()
+
+    second = _main_window(qtbot, 1600, 1000)
+    second.workbench.apply_view_settings(settings)
+    assert second.workbench.table_view.table.shown_columns() == (
+        first.workbench.table_view.table.shown_columns()
+    )
+    assert not second.workbench.detail_open
+    second.workbench.apply_view_settings({"columns": {"hidden": ["nope"], "widths": "x"}})
+    assert "amount" in second.workbench.table_view.table.shown_columns()  # the unknown ignored
