@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QPoint
-from PySide6.QtGui import QContextMenuEvent
-from PySide6.QtWidgets import QApplication
 
 from app.console import ConsoleSession, resolve_profile
 from app.ui_state import UiState
+from tests.helpers.screens import right_click
 
 TWO_PROFILES = """
 default_profile = "blue"
@@ -91,32 +90,25 @@ async def test_profile_menu_switches_the_live_flow(config_file: Path, tmp_path: 
 async def test_workbench_columns_and_detail_pane_survive_a_restart(
     config_file: Path, tmp_path: Path
 ) -> None:
-    state_path = tmp_path / "console.ini"
-    state = UiState(state_path)
-    profile, loaded = resolve_profile(str(config_file), None, state)
-    first = ConsoleSession(profile, state, loaded, workbench=False)
-    runner = asyncio.ensure_future(first.run())
-    await asyncio.sleep(0.2)
-    page = first.window.workbench
+    ini = tmp_path / "console.ini"
+    profile, loaded = resolve_profile(str(config_file), None, UiState(ini))
+    first = ConsoleSession(profile, UiState(ini), loaded, workbench=False)
+    window = first.window
+    window.show()
+    page = window.workbench
     header = page.table_view.table.horizontalHeader()
-    point = QPoint(header.sectionViewportPosition(1) + 10, header.height() // 2)
-    QApplication.sendEvent(
-        header.viewport(),
-        QContextMenuEvent(QContextMenuEvent.Reason.Mouse, point, header.mapToGlobal(point)),
-    )  # a right click on the header
+    right_click(header.viewport(), QPoint(header.sectionViewportPosition(1) + 10, 8))
     menu = page.table_view.table.header_menu
     assert menu is not None
     next(a for a in menu.actions() if a.text() == "Attempts").trigger()
     menu.close()
     page.detail_button.click()
     shown = page.table_view.table.shown_columns()
-    assert "attempts" not in shown
-    assert not page.detail_open
-    first.window.close()
-    await asyncio.wait_for(runner, 10)
+    assert "attempts" not in shown and not page.detail_open
+    window.close()  # the session remembers on close
+    assert first.closed.is_set()
 
-    second = ConsoleSession(profile, UiState(state_path), loaded, workbench=False)
-    page = second.window.workbench
-    assert page.table_view.table.shown_columns() == shown
-    assert not page.detail_open
+    second = ConsoleSession(profile, UiState(ini), loaded, workbench=False)
+    assert second.window.workbench.table_view.table.shown_columns() == shown
+    assert not second.window.workbench.detail_open
     second.window.close()

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
-from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QWidget
+from PySide6.QtCore import QPoint
+from PySide6.QtGui import QContextMenuEvent, QImage
+from PySide6.QtWidgets import QApplication, QWidget
 
 from tests.helpers.images import pixels
 
@@ -31,3 +32,10 @@ def save_screenshot(widget: QWidget, tmp_path: Path, name: str) -> QImage:
     image = QImage(str(path))
     assert np.unique(pixels(image)).size > 50
     return image
+
+
+def right_click(widget: QWidget, point: QPoint) -> None:
+    """Send ``widget`` the context-menu event a right click at ``point`` sends (QTest's
+    mouse clicks send none)."""
+    event = QContextMenuEvent(QContextMenuEvent.Reason.Mouse, point, widget.mapToGlobal(point))
+    QApplication.sendEvent(widget, event)

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QContextMenuEvent
-from PySide6.QtWidgets import QApplication, QMenu
+from PySide6.QtWidgets import QMenu
 
 from services.workbench.index import EntryIndex
-from tests.helpers.screens import save_screenshot, show
+from tests.helpers.screens import right_click, save_screenshot, show
 from tests.helpers.summaries import realistic_summaries
 from widgets.main_window import MainWindow
 from widgets.workbench.page import WorkbenchPage
@@ -119,9 +118,7 @@ def test_the_detail_pane_folds_and_opens_from_its_button_and_on_enter(qtbot):
 
 def _header_menu(qtbot, page: WorkbenchPage) -> QMenu:
     header = page.table_view.table.horizontalHeader()
-    point = QPoint(header.sectionViewportPosition(1) + 10, header.height() // 2)
-    event = QContextMenuEvent(QContextMenuEvent.Reason.Mouse, point, header.mapToGlobal(point))
-    QApplication.sendEvent(header.viewport(), event)  # what a right click sends
+    right_click(header.viewport(), QPoint(header.sectionViewportPosition(1) + 10, 8))
     menu = page.table_view.table.header_menu
     assert menu is not None
     qtbot.waitUntil(menu.isVisible)
