@@ -248,7 +248,9 @@ class EntriesTable(QTableView):
         self._sizing = True
         try:
             for position, column in enumerate(COLUMNS):
-                text = min(text_widths.get(column.name, 0), MAX_FITTED_WIDTH) + 16  # padding
+                text = (
+                    min(text_widths.get(column.name, 0), MAX_FITTED_WIDTH) + 10
+                )  # padding (3 px a side in style.qss)
                 if column.name == "state":
                     text += 14  # the pill's ends
                 arrow = 14 if column.sort_key == self._entries.query.sort_key else 0

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QMenu
 from services.workbench.index import EntryIndex
 from tests.helpers.screens import right_click, save_screenshot, show
 from tests.helpers.summaries import realistic_summaries
+from tests.widgets.workbench.test_detail import make_entry
 from widgets.main_window import MainWindow
 from widgets.workbench.page import WorkbenchPage
 from widgets.workbench.table_model import COLUMN_NAMES, COLUMNS
@@ -91,6 +92,12 @@ def test_nothing_that_matters_is_cut(qtbot, tmp_path: Path, width, height, detai
     # the pane folds where the window is too narrow for it and the table
     assert page.detail_open is detail
     assert page.detail_button.text() == ("Hide details  ▸" if detail else "◂  Show details")
+
+    page.detail.show_entry(make_entry())  # an entry's header widens the pane: the table stays
+    qtbot.wait(20)
+    save_screenshot(window, tmp_path, f"payops_workbench_{width}x{height}_detail.png")
+    assert not _off_screen(page)
+    assert not view.table.horizontalScrollBar().isVisible()
 
 
 def test_the_detail_pane_folds_and_opens_from_its_button_and_on_enter(qtbot):
