@@ -55,6 +55,8 @@ HIDDEN_BY_DEFAULT: Final = frozenset({"routing_key"})
 CONTENT_ROWS: Final = 300
 """How many rows the widths are fitted to."""
 MAX_FITTED_WIDTH: Final = 280
+ITEM_PADDING: Final = 3
+"""A cell's padding each side: ``QTableView#EntriesTable::item`` in resources/style.qss."""
 
 COLUMN_SAMPLES: Final[dict[str, str]] = {
     # the widest usual text of each column: the table sizes its columns to fit these
@@ -221,6 +223,7 @@ class EntriesTable(QTableView):
 
     def _fit_columns(self) -> None:
         """Size the columns to their usual widest text in the table's font."""
+        self.ensurePolished()  # the stylesheet's font, not the default one
         metrics = self.fontMetrics()
         widths = {
             c.name: metrics.horizontalAdvance(COLUMN_SAMPLES.get(c.name, "")) for c in COLUMNS
@@ -229,6 +232,7 @@ class EntriesTable(QTableView):
 
     def fit_columns_to_content(self) -> None:
         """Size every column to its header and the widest text of the first rows shown."""
+        self.ensurePolished()  # the stylesheet's font, not the default one
         metrics = self.fontMetrics()
         model = self._entries
         rows = range(min(model.rowCount(), CONTENT_ROWS))
@@ -245,14 +249,15 @@ class EntriesTable(QTableView):
         header = self.horizontalHeader()
         header_metrics = header.fontMetrics()
         hidden = [i for i in range(len(COLUMNS)) if header.isSectionHidden(i)]
+        # the style keeps a margin inside the padding: text narrower than this is elided
+        margin = self.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, self)
+        padding = 2 * (ITEM_PADDING + margin + 1)
         self._sizing = True
         try:
             for position, column in enumerate(COLUMNS):
-                text = (
-                    min(text_widths.get(column.name, 0), MAX_FITTED_WIDTH) + 10
-                )  # padding (3 px a side in style.qss)
+                text = min(text_widths.get(column.name, 0), MAX_FITTED_WIDTH) + padding
                 if column.name == "state":
-                    text += 14  # the pill's ends
+                    text += 22 - padding  # the pill: 14 px of ends, 8 px from the cell's edges
                 arrow = 14 if column.sort_key == self._entries.query.sort_key else 0
                 title = header_metrics.horizontalAdvance(column.title) + 18 + arrow
                 self._natural[position] = max(column.min_width, text, title)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtWidgets import QMenu
+from PySide6.QtWidgets import QMenu, QStyle, QStyleOptionViewItem
 
 from services.workbench.index import EntryIndex
 from tests.helpers.screens import right_click, save_screenshot, show
@@ -24,7 +24,6 @@ POPUP_WARNINGS = pytest.mark.qt_log_ignore(
     "This plugin does not support raise", "This plugin does not support grabbing"
 )  # the offscreen platform on showing a popup menu: not ours
 IMPORTANT = [n for n in COLUMN_NAMES if n != "routing_key"]
-CELL_PADDING = 8  # the item's padding in resources/style.qss, both sides
 
 
 def _main_window(qtbot, width: int, height: int) -> MainWindow:
@@ -41,19 +40,32 @@ def _main_window(qtbot, width: int, height: int) -> MainWindow:
 
 
 def _cut_cells(page: WorkbenchPage) -> list[tuple[str, str]]:
-    """(column, text) of every visible cell whose text does not fit its column."""
+    """(column, text) of every visible cell whose text the table would elide: measured
+    against the rectangle the style draws the text in, as the delegates paint it."""
     table = page.table_view.table
     model = table.model()
-    metrics = table.fontMetrics()
+    style = table.style()
+    margin = style.pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, table) + 1
     header = table.horizontalHeader()
+    last = table.rowAt(table.viewport().height() - 1)
     cut = []
-    for row in range(table.rowAt(0), table.rowAt(table.viewport().height() - 1) + 1):
+    for row in range(table.rowAt(0), (last if last >= 0 else model.rowCount() - 1) + 1):
         for position, column in enumerate(COLUMNS):
             if header.isSectionHidden(position):
                 continue
-            text = str(model.index(row, position).data() or "")
-            if metrics.horizontalAdvance(text) + CELL_PADDING > table.columnWidth(position):
-                cut.append((column.name, text))
+            index = model.index(row, position)
+            option = QStyleOptionViewItem()
+            table.initViewItemOption(option)
+            option.rect = table.visualRect(index)
+            table.itemDelegateForIndex(index).initStyleOption(option, index)
+            width = option.fontMetrics.horizontalAdvance(option.text)
+            if column.name == "state":  # the pill: text + 14 inside the cell less 8
+                room = option.rect.width() - 8 - 14
+            else:
+                area = style.subElementRect(QStyle.SubElement.SE_ItemViewItemText, option, table)
+                room = area.width() - 2 * margin
+            if width > room:
+                cut.append((column.name, option.text))
     return cut
 
 
@@ -98,6 +110,7 @@ def test_nothing_that_matters_is_cut(qtbot, tmp_path: Path, width, height, detai
     save_screenshot(window, tmp_path, f"payops_workbench_{width}x{height}_detail.png")
     assert not _off_screen(page)
     assert not view.table.horizontalScrollBar().isVisible()
+    assert not _cut_cells(page)
 
 
 def test_the_detail_pane_folds_and_opens_from_its_button_and_on_enter(qtbot):
