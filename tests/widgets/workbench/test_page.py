@@ -135,6 +135,15 @@ def test_the_detail_pane_folds_and_opens_from_its_button_and_on_enter(qtbot):
     qtbot.keyClick(table, Qt.Key.Key_Return)  # opening an entry opens the pane
     assert page.detail_open
 
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    search = page.table_view.search_box
+    qtbot.mouseClick(search, Qt.MouseButton.LeftButton)
+    qtbot.keyClicks(search, "acme")
+    qtbot.keyClick(search, Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier)
+    assert not page.detail_open  # typing in a field does not swallow the shortcut
+    assert search.text() == "acme"
+
 
 def _header_menu(qtbot, page: WorkbenchPage) -> QMenu:
     header = page.table_view.table.horizontalHeader()
