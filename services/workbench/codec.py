@@ -61,6 +61,8 @@ from typing import Any, Final, Protocol
 
 import orjson
 
+from services.workbench import wire as _wire
+
 PROPERTY_NAMES: tuple[str, ...] = (
     "content_type",
     "content_encoding",
@@ -97,6 +99,10 @@ F_EXCHANGE = "exchange"
 F_ROUTING_KEY = "rkey"
 RECORD_FIELDS: tuple[str, ...] = (F_BODY, F_PROPS, F_HEADERS, F_EXCHANGE, F_ROUTING_KEY)
 
+WIRE_KEY: Final = "~wire"
+"""Where the ``props`` field keeps the raw property bytes (:attr:`MessageRecord.wire`):
+a key no AMQP property has. Entries parked before it was kept have none."""
+
 
 class CodecError(ValueError):
     """Stored data that is not a valid encoded record."""
@@ -110,6 +116,10 @@ class MessageRecord:
     :data:`PROPERTY_NAMES`), ``headers`` the header table as pamqp decoded it,
     ``exchange``/``routing_key`` where the message was delivered from (for a
     dead letter: the dead-letter exchange and the key it was routed with).
+    ``wire`` is the content header's property bytes as they arrived (flags
+    first, see :mod:`services.workbench.wire`): a requeue writes them back
+    with only the headers it changes re-encoded. None for messages parked by
+    versions that did not keep them.
     """
 
     body: bytes
@@ -117,6 +127,7 @@ class MessageRecord:
     headers: dict[str, Any] = field(default_factory=dict)
     exchange: str = ""
     routing_key: str = ""
+    wire: bytes | None = None
 
 
 class _PropertiesLike(Protocol):
@@ -145,12 +156,29 @@ class DeliveryLike(Protocol):
 
 
 def record_from_delivery(message: DeliveryLike) -> MessageRecord:
-    """The record of one delivered message (aiormq level, no aio-pika wrapper)."""
+    """The record of one delivered message (aiormq level, no aio-pika wrapper); never
+    raises for odd properties.
+
+    With :mod:`services.workbench.amqp_raw` installed the content header carries
+    its raw property bytes: they are decoded here (tolerantly, with their wire
+    types kept) and stored whole. Otherwise pamqp's decoded properties are read.
+    """
+    raw = getattr(message.header, "raw_properties", None)
+    if isinstance(raw, bytes | bytearray):
+        decoded = _wire.decode_properties(bytes(raw))
+        return MessageRecord(
+            body=bytes(message.body),
+            properties=decoded.properties,
+            headers=decoded.headers or {},
+            exchange=message.exchange or "",
+            routing_key=message.routing_key or "",
+            wire=decoded.raw,
+        )
     props = message.header.properties
     properties: dict[str, Any] = {}
     for name in PROPERTY_NAMES:
         value = getattr(props, _PAMQP_ATTRIBUTE.get(name, name), None)
-        if value is not None:
+        if value is not None and not (name == "cluster_id" and value == ""):
             properties[name] = value
     headers = props.headers
     return MessageRecord(
@@ -198,7 +226,7 @@ def _key(key: Any) -> str:
     if isinstance(key, str):
         return key
     if isinstance(key, bytes):
-        return key.decode("utf-8", "surrogateescape")
+        return _wire.key_of(key)
     raise TypeError(f"field-table key must be a string, not {type(key).__name__}")
 
 
@@ -251,6 +279,23 @@ def decode_table(data: bytes | str) -> dict[str, Any]:
     return {k: decode_value(v) for k, v in raw.items()}
 
 
+def encode_props(properties: Mapping[str, Any], wire: bytes | None) -> bytes:
+    """The ``props`` field: the properties, and the raw property bytes under
+    :data:`WIRE_KEY` when they are kept."""
+    if wire is None:
+        return encode_table(properties)
+    return encode_table({**properties, WIRE_KEY: bytes(wire)})
+
+
+def decode_props(data: bytes | str) -> tuple[dict[str, Any], bytes | None]:
+    """The inverse of :func:`encode_props`: (properties, raw property bytes or None)."""
+    properties = decode_table(data)
+    wire = properties.pop(WIRE_KEY, None)
+    if wire is not None and not isinstance(wire, bytes):
+        raise CodecError(f"{WIRE_KEY} must be bytes")
+    return properties, wire
+
+
 # --------------------------------------------------------------------------- records
 
 
@@ -258,7 +303,7 @@ def encode_record(record: MessageRecord) -> dict[str, bytes]:
     """The record as Redis hash fields (:data:`RECORD_FIELDS`)."""
     return {
         F_BODY: record.body,
-        F_PROPS: encode_table(record.properties),
+        F_PROPS: encode_props(record.properties, record.wire),
         F_HEADERS: encode_table(record.headers),
         F_EXCHANGE: record.exchange.encode("utf-8", "surrogateescape"),
         F_ROUTING_KEY: record.routing_key.encode("utf-8", "surrogateescape"),
@@ -277,12 +322,14 @@ def decode_record(fields: Mapping[bytes, bytes] | Mapping[str, bytes]) -> Messag
     missing = [name for name in RECORD_FIELDS if name not in values]
     if missing:
         raise CodecError(f"record fields missing: {', '.join(missing)}")
+    properties, wire = decode_props(values[F_PROPS])
     return MessageRecord(
         body=bytes(values[F_BODY]),
-        properties=decode_table(values[F_PROPS]),
+        properties=properties,
         headers=decode_table(values[F_HEADERS]),
         exchange=bytes(values[F_EXCHANGE]).decode("utf-8", "surrogateescape"),
         routing_key=bytes(values[F_ROUTING_KEY]).decode("utf-8", "surrogateescape"),
+        wire=wire,
     )
 
 
@@ -309,22 +356,7 @@ def record_fingerprint(record: MessageRecord, encoded: Mapping[str, bytes] | Non
 
 # --------------------------------------------------------------------------- the wire
 
-_FLAGS: Final = (
-    ("content_type", 0x8000),
-    ("content_encoding", 0x4000),
-    ("headers", 0x2000),
-    ("delivery_mode", 0x1000),
-    ("priority", 0x0800),
-    ("correlation_id", 0x0400),
-    ("reply_to", 0x0200),
-    ("expiration", 0x0100),
-    ("message_id", 0x0080),
-    ("timestamp", 0x0040),
-    ("type", 0x0020),
-    ("user_id", 0x0010),
-    ("app_id", 0x0008),
-    ("cluster_id", 0x0004),
-)
+_FLAGS: Final = _wire.PROPERTY_FLAGS
 _OCTETS: Final = frozenset({"delivery_mode", "priority"})
 
 _S_INT8 = struct.Struct(">cb")
@@ -490,8 +522,8 @@ def encode_properties(properties: Mapping[str, Any], headers: Mapping[str, Any] 
             parts.append(encode_field_table(headers))
             continue
         value = properties.get(name)
-        if value is None:
-            continue
+        if value is None or (name == "cluster_id" and value == ""):
+            continue  # pamqp reads a missing cluster_id as "": records parked so say ""
         flags |= bit
         if name in _OCTETS:
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 255:
@@ -510,6 +542,21 @@ def encode_properties(properties: Mapping[str, Any], headers: Mapping[str, Any] 
         else:
             raise ValueError(f"property {name} must be a string, not {type(value).__name__}")
     return struct.pack(">H", flags) + b"".join(parts)
+
+
+def _one_property(name: str, value: Any) -> bytes:
+    return encode_properties({name: value}, None)[2:]
+
+
+def encode_message_properties(
+    properties: Mapping[str, Any], headers: Mapping[str, Any] | None, wire: bytes | None
+) -> bytes:
+    """The properties to publish: over the raw bytes the message arrived with when
+    they are kept (every unchanged property and header byte for byte, see
+    :func:`services.workbench.wire.encode_over`), else :func:`encode_properties`."""
+    if wire is None:
+        return encode_properties(properties, headers)
+    return _wire.encode_over(wire, properties, headers, _one_property, encode_field_value)
 
 
 # --------------------------------------------------------------------------- x-death

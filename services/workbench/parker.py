@@ -34,6 +34,7 @@ from aiormq.exceptions import ChannelInvalidStateError
 from redis.exceptions import RedisError
 
 from services.config import FieldPaths
+from services.workbench import amqp_raw
 from services.workbench.codec import record_from_delivery
 from services.workbench.model import ParkResult
 from services.workbench.store import ParkingStore, ParkItem, new_entry_id
@@ -146,6 +147,7 @@ class Parker:
         was acked, and what was delivered but not acked is handed back
         (``basic.nack`` with requeue) when the channel is still open.
         """
+        amqp_raw.install()  # undecodable properties park instead of closing the connection
         amqp = await channel.get_underlay_channel()
         await amqp.basic_qos(prefetch_count=self.prefetch)
         self._stopping = False

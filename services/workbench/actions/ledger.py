@@ -55,9 +55,10 @@ from services.workbench.codec import (
     RECORD_FIELDS,
     CodecError,
     MessageRecord,
-    decode_table,
+    decode_props,
     decode_value,
 )
+from services.workbench.death_history import carried_headers, republish_properties
 from services.workbench.model import ATTEMPT_HEADER, ClaimResult, EntryState
 from services.workbench.store import CHANGES_MAXLEN, ParkingStore
 
@@ -194,6 +195,7 @@ def publish_item(record: MessageRecord, pending: PendingSend) -> PublishItem:
             headers={ACTION_HEADER: str(Action.CANCEL), **pending.headers},
         )
     headers = {k: v for k, v in record.headers.items() if k not in DROPPED_HEADERS}
+    headers.update(carried_headers(record.headers))
     headers[ACTION_HEADER] = str(pending.action)
     if pending.action is Action.RETRY and pending.attempt is not None:
         headers[ATTEMPT_HEADER] = pending.attempt
@@ -203,8 +205,9 @@ def publish_item(record: MessageRecord, pending: PendingSend) -> PublishItem:
         routing_key=pending.routing_key,
         body=pending.body if pending.body is not None else record.body,
         action_id=pending.action_id,
-        properties=dict(record.properties),
+        properties=republish_properties(record),
         headers=headers,
+        wire=record.wire,
     )
 
 
@@ -376,21 +379,27 @@ class ActionLedger:
         return cast(list[bytes | None], await pipe.execute())
 
 
+_UNREAD_HEADERS: Final = DROPPED_HEADERS - {"x-death"}
+
+
 def decode_entry_record(raw: Mapping[bytes, bytes]) -> MessageRecord | None:
     """The message of an entry read with HGETALL, as it will be published: the broker's
-    dead-letter headers (:data:`DROPPED_HEADERS`) are left out, unread. None when the
+    dead-letter headers (:data:`DROPPED_HEADERS`) but ``x-death`` (which the death history
+    and ``expiration`` come from) are left out, unread. None when the
     stored message is damaged."""
     try:
         headers_raw = orjson.loads(raw[b"headers"])
         if not isinstance(headers_raw, dict):
             return None
-        headers = {k: decode_value(v) for k, v in headers_raw.items() if k not in DROPPED_HEADERS}
+        headers = {k: decode_value(v) for k, v in headers_raw.items() if k not in _UNREAD_HEADERS}
+        properties, wire = decode_props(raw[b"props"])
         return MessageRecord(
             body=bytes(raw[b"body"]),
-            properties=decode_table(raw[b"props"]),
+            properties=properties,
             headers=headers,
             exchange=bytes(raw.get(b"exchange", b"")).decode("utf-8", "surrogateescape"),
             routing_key=bytes(raw.get(b"rkey", b"")).decode("utf-8", "surrogateescape"),
+            wire=wire,
         )
     except (KeyError, CodecError, orjson.JSONDecodeError):
         return None

@@ -6,7 +6,10 @@ to confirms by ``message_id``; pamqp writes floats as 32-bit floats and
 refuses ``bytes``. A requeue must leave a message as it was, so this module
 publishes through pika (a :class:`~services.workbench.actions.pika_link.PikaLink`,
 on any asyncio loop, qasync's included) and writes the properties and headers
-with :func:`services.workbench.codec.encode_properties`: every value keeps the
+with :func:`services.workbench.codec.encode_message_properties`: over the raw
+property bytes the message was parked with, so every unchanged property and
+header goes out byte for byte (wire type and key order kept); messages parked
+before those bytes were kept are encoded from their values, each with the
 AMQP type it was read as.
 
 :class:`ActionPublisher` keeps one connection with one confirm channel.
@@ -50,7 +53,7 @@ from services.workbench.actions.pika_link import (
     PublisherError,
     set_once,
 )
-from services.workbench.codec import encode_properties
+from services.workbench.codec import encode_message_properties
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +76,9 @@ class PublishItem:
     ``properties`` are basic properties by their AMQP names
     (:data:`services.workbench.codec.PROPERTY_NAMES`) with the values the parking
     store keeps (``timestamp`` as a datetime or epoch seconds); ``headers``
-    the header table. ``action_id`` is written to the
+    the header table; ``wire`` the raw property bytes the message arrived with
+    (:attr:`services.workbench.codec.MessageRecord.wire`), written over by
+    ``properties`` and ``headers``. ``action_id`` is written to the
     :data:`ACTION_ID_HEADER` header (replacing any value there) and must be
     unique among the items of one :meth:`ActionPublisher.publish_many` call.
     """
@@ -84,6 +89,7 @@ class PublishItem:
     action_id: str
     properties: Mapping[str, Any] = field(default_factory=dict)
     headers: Mapping[str, Any] = field(default_factory=dict)
+    wire: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +125,7 @@ def unroutable_detail(exchange: str, routing_key: str, reply_code: int, reply_te
 
 
 class _EncodedProperties(pika.spec.BasicProperties):  # type: ignore[misc]
-    """Properties pika writes as they are: :func:`encode_properties` did the work."""
+    """Properties pika writes as they are: :func:`encode_message_properties` did the work."""
 
     def __init__(self, encoded: bytes) -> None:
         super().__init__()
@@ -446,7 +452,7 @@ class ActionPublisher(PikaLink):
                     f"the message carries user_id '{text}' but the console logs in as"
                     f" '{self.username}'; RabbitMQ refuses such a publish (validated user-id)"
                 )
-        return encode_properties(item.properties, headers)
+        return encode_message_properties(item.properties, headers, item.wire)
 
 
 def describe_outcomes(outcomes: Iterable[PublishOutcome]) -> dict[str, int]:

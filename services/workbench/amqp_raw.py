@@ -1,0 +1,79 @@
+"""Content headers for the parker: raw property bytes kept, and nothing undecodable fatal.
+
+Why: pamqp (4.x, under aiormq and aio-pika) decodes a content header's
+properties strictly. A header key or a short string property (``message_id``,
+``app_id``...) that is not UTF-8 raises ``UnicodeDecodeError`` in
+``pamqp.decode.short_str`` / ``field_table``; a timestamp past year 9999
+(a millisecond value beyond ``datetime``'s range, even after pamqp's own
+``/ 1000`` guess) raises in ``datetime.fromtimestamp``; an unknown field type
+raises ``ValueError``. ``pamqp.frame.unmarshal`` turns each into an
+``UnmarshalingException`` and aiormq closes the whole connection on it: every
+channel and consumer of that connection stops, and since the broker delivers
+the same message first on every reconnect, nothing behind it is ever parked.
+
+What: :func:`install` replaces ``pamqp.frame._unmarshal_header_frame`` - the
+one function every content header of the process goes through - with
+:func:`unmarshal_header_frame`, which
+
+- keeps the raw property bytes (flags and property list, as they came) on
+  the header as ``raw_properties``, so the parker can store them and a
+  requeue can write them back byte for byte
+  (:func:`services.workbench.codec.record_from_delivery`,
+  :mod:`services.workbench.wire`);
+- when pamqp cannot decode the properties, hands on a header with empty
+  properties and the reason in ``undecodable`` instead of raising: the body
+  frames that follow are read as usual, the parker decodes ``raw_properties``
+  itself (tolerantly) and parks the message like any other. A frame too short
+  to hold a content header at all still raises, as before.
+
+Other consumers of the process (aio-pika's ``IncomingMessage``) see pamqp's
+properties as before; for an undecodable header they see empty properties
+rather than a closed connection. :func:`install` is idempotent.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Final
+
+import pamqp.frame
+from pamqp import commands, exceptions, header
+
+_HEADER_PREFIX: Final = struct.Struct(">HHQ")
+"""class id, weight, body size: what precedes the property flags."""
+
+
+class RawContentHeader(header.ContentHeader):
+    """A content header that also keeps its property bytes (see the module docstring)."""
+
+    raw_properties: bytes = b""
+    undecodable: str | None = None
+
+
+def unmarshal_header_frame(frame_data: bytes) -> header.ContentHeader:
+    """``pamqp.frame._unmarshal_header_frame``, keeping raw bytes and never failing on
+    the properties."""
+    if len(frame_data) < _HEADER_PREFIX.size:
+        raise exceptions.UnmarshalingException("ContentHeader", "frame too short")
+    content_header = RawContentHeader()
+    content_header.raw_properties = bytes(frame_data[_HEADER_PREFIX.size :])
+    try:
+        content_header.unmarshal(frame_data)
+    except (struct.error, ValueError, OverflowError, OSError) as error:
+        class_id, weight, body_size = _HEADER_PREFIX.unpack_from(frame_data)
+        content_header.class_id = class_id
+        content_header.weight = weight
+        content_header.body_size = body_size
+        content_header.properties = commands.Basic.Properties()
+        content_header.undecodable = f"{type(error).__name__}: {error}"
+    return content_header
+
+
+def install() -> None:
+    """Route every content header of this process through :func:`unmarshal_header_frame`."""
+    pamqp.frame._unmarshal_header_frame = unmarshal_header_frame
+
+
+def installed() -> bool:
+    """True when :func:`install` has run."""
+    return pamqp.frame._unmarshal_header_frame is unmarshal_header_frame

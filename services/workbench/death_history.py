@@ -1,0 +1,93 @@
+"""A message's dead-letter history across requeues: ``payops-deaths``.
+
+RabbitMQ counts deaths in ``x-death``, which a requeue or retry must drop (a
+client may not set ``x-`` headers, and the old counts would be wrong), so a
+requeued message that fails again starts at ``count`` 1 and a consumer that
+gives up after N deaths never does. A requeue therefore carries the history
+in two headers of our own (:func:`carried_headers`):
+
+- ``payops-deaths``: how many times the message died before this requeue, in
+  all cycles (an integer); a consumer's total is this plus the ``count`` of
+  every ``x-death`` entry it sees;
+- ``payops-death-history``: the ``x-death`` entries of the earlier cycles,
+  most recent first (tables with ``queue``, ``reason``, ``count``, ``time``,
+  ``exchange``, ``routing-keys``), at most :data:`MAX_HOPS`.
+
+Restoring ``expiration``: when RabbitMQ dead-letters a message it removes the
+``expiration`` property and records it as ``original-expiration`` in
+``x-death``; :func:`republish_properties` puts it back, so the message returns
+with the properties it was published with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from services.workbench.codec import DeathRecord, MessageRecord, parse_x_death
+
+DEATHS_HEADER: Final = "payops-deaths"
+HISTORY_HEADER: Final = "payops-death-history"
+MAX_HOPS: Final = 50
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return 0
+    return max(value, 0)
+
+
+def earlier_deaths(headers: Mapping[str, Any]) -> int:
+    """Deaths in cycles before the last requeue (``payops-deaths``), 0 when absent."""
+    return _count(headers.get(DEATHS_HEADER))
+
+
+def earlier_hops(headers: Mapping[str, Any]) -> tuple[DeathRecord, ...]:
+    """The ``x-death`` entries of earlier cycles, most recent first; never raises."""
+    return parse_x_death({"x-death": headers.get(HISTORY_HEADER)})
+
+
+def total_deaths(headers: Mapping[str, Any]) -> int:
+    """Every death of the message, all cycles: ``payops-deaths`` + the ``x-death`` counts."""
+    return earlier_deaths(headers) + sum(d.count for d in parse_x_death(headers))
+
+
+def _hop(death: DeathRecord) -> dict[str, Any]:
+    hop: dict[str, Any] = {
+        "queue": death.queue,
+        "reason": death.reason,
+        "count": death.count,
+        "exchange": death.exchange,
+        "routing-keys": list(death.routing_keys),
+    }
+    if death.time is not None:
+        hop["time"] = death.time
+    return hop
+
+
+def carried_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``payops-deaths`` headers a requeue or retry of a message with ``headers``
+    sets (see the module docstring); empty when the message never died."""
+    current = parse_x_death(headers)
+    total = total_deaths(headers)
+    if not total and not current:
+        return {}
+    hops: list[Mapping[str, Any]] = [_hop(d) for d in current]
+    history = headers.get(HISTORY_HEADER)
+    if isinstance(history, list):
+        hops.extend(h for h in history if isinstance(h, Mapping))
+    return {DEATHS_HEADER: total, HISTORY_HEADER: hops[:MAX_HOPS]}
+
+
+def republish_properties(record: MessageRecord) -> dict[str, Any]:
+    """The record's properties with ``expiration`` restored from ``x-death``'s
+    ``original-expiration`` when the broker removed it."""
+    properties = dict(record.properties)
+    if properties.get("expiration") is None:
+        raw = record.headers.get("x-death")
+        for entry in raw if isinstance(raw, list) else ():
+            original = entry.get("original-expiration") if isinstance(entry, Mapping) else None
+            if isinstance(original, str | bytes) and original:
+                properties["expiration"] = original
+                break
+    return properties

@@ -1,0 +1,324 @@
+"""The properties of a content header frame, read and written back byte for byte.
+
+A requeue promises the message back as it was dead-lettered, down to the AMQP
+wire type of every header value: a Java or .NET consumer that reads an
+``int`` header must not get a ``short``, a 32-bit float must stay 32 bits, a
+timestamp written in milliseconds must stay that number, header keys keep
+their order. No client library's encoder can promise that from decoded
+values, so the parker keeps the raw property bytes of each delivery (the
+flags and property list of the content header frame, AMQP 0-9-1 4.2.6.1) and
+a requeue writes them back: :func:`encode_over` reuses the bytes of every
+property and header that is unchanged and encodes only what the action
+changed (the broker's dead-letter headers dropped, ``payops-*`` added).
+
+:func:`decode_properties` reads those bytes itself, never raising: a header
+key or short string that is not UTF-8, a timestamp no ``datetime`` holds, an
+unknown field type or a truncated table is read as far as it goes and kept as
+raw bytes (``bytes`` values, keys with ``\\xNN`` escapes), so one odd message
+is parked like any other instead of closing the connection (see
+:mod:`services.workbench.amqp_raw`, which hands these bytes over).
+
+Decoded values have the Python types :mod:`services.workbench.codec`
+describes (pamqp's), except that a timestamp beyond ``datetime``'s range
+stays the integer that was sent. This module imports no AMQP client.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import struct
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+
+PROPERTY_FLAGS: Final[tuple[tuple[str, int], ...]] = (
+    ("content_type", 0x8000),
+    ("content_encoding", 0x4000),
+    ("headers", 0x2000),
+    ("delivery_mode", 0x1000),
+    ("priority", 0x0800),
+    ("correlation_id", 0x0400),
+    ("reply_to", 0x0200),
+    ("expiration", 0x0100),
+    ("message_id", 0x0080),
+    ("timestamp", 0x0040),
+    ("type", 0x0020),
+    ("user_id", 0x0010),
+    ("app_id", 0x0008),
+    ("cluster_id", 0x0004),
+)
+"""Basic properties in wire order with their flag bits (``headers`` included)."""
+
+_OCTETS: Final = frozenset({"delivery_mode", "priority"})
+
+_FIXED: Final[dict[bytes, struct.Struct]] = {
+    b"b": struct.Struct(">b"),
+    b"B": struct.Struct(">B"),
+    b"s": struct.Struct(">h"),
+    b"u": struct.Struct(">H"),
+    b"I": struct.Struct(">i"),
+    b"i": struct.Struct(">I"),
+    b"l": struct.Struct(">q"),
+    b"L": struct.Struct(">q"),  # pamqp reads 'L' signed too; the bytes are kept either way
+    b"f": struct.Struct(">f"),
+    b"d": struct.Struct(">d"),
+}
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+
+
+class WireError(ValueError):
+    """Bytes that are not a content header's properties (where decoding stopped)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WireField:
+    """One entry of a field table: its key as text, its value, and its bytes.
+
+    ``raw`` is the key (short string) and the typed value exactly as they
+    came. ``key`` is None for the undecodable rest of a table, kept whole.
+    """
+
+    key: str | None
+    value: Any
+    raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class WireProperties:
+    """The decoded properties of one content header and the bytes they came from.
+
+    ``properties`` holds the set basic properties (headers aside) by AMQP
+    name, ``headers`` the header table (None when the flag is not set),
+    ``error`` where decoding stopped, if it did (the rest is kept in
+    ``raw``).
+    """
+
+    raw: bytes
+    properties: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, Any] | None = None
+    header_fields: tuple[WireField, ...] = ()
+    property_bytes: dict[str, bytes] = field(default_factory=dict)
+    error: str | None = None
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def text_of(raw: bytes) -> str | bytes:
+    """A short or long string: text when it is UTF-8, else the bytes themselves."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+
+
+def key_of(raw: bytes) -> str:
+    """A field-table key as text; bytes that are not UTF-8 read as ``\\xNN`` escapes."""
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _timestamp(seconds: int) -> datetime.datetime | int:
+    if seconds > 0xFFFFFFFF:  # milliseconds, most likely: keep the number that was sent
+        return seconds
+    try:
+        return datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
+    except (OverflowError, OSError, ValueError):
+        return seconds
+
+
+def _take(data: bytes, at: int, size: int) -> int:
+    end = at + size
+    if end > len(data):
+        raise WireError(f"truncated at byte {at} (needs {size} more)")
+    return end
+
+
+def _value(data: bytes, at: int) -> tuple[Any, int]:
+    """One typed value at ``at``: (value, offset after it)."""
+    tag = data[at : at + 1]
+    at = _take(data, at, 1)
+    fixed = _FIXED.get(tag)
+    if fixed is not None:
+        end = _take(data, at, fixed.size)
+        return fixed.unpack_from(data, at)[0], end
+    if tag in (b"S", b"x", b"A", b"F"):
+        end = _take(data, at, 4)
+        size = _U32.unpack_from(data, at)[0]
+        stop = _take(data, end, size)
+        raw = data[end:stop]
+        if tag == b"S":
+            return text_of(raw), stop
+        if tag == b"x":
+            return bytearray(raw), stop
+        if tag == b"A":
+            items: list[Any] = []
+            offset = 0
+            while offset < len(raw):
+                item, offset = _value(raw, offset)
+                items.append(item)
+            return items, stop
+        return {f.key: f.value for f in _fields(raw) if f.key is not None}, stop
+    if tag == b"t":
+        end = _take(data, at, 1)
+        return bool(data[at]), end
+    if tag == b"D":
+        end = _take(data, at, 5)
+        scale, mantissa = data[at], _U32.unpack_from(data, at + 1)[0]
+        return decimal.Decimal(mantissa).scaleb(-scale), end
+    if tag == b"T":
+        end = _take(data, at, 8)
+        return _timestamp(_U64.unpack_from(data, at)[0]), end
+    if tag in (b"V", b"\x00"):
+        return None, at
+    raise WireError(f"unknown field type {tag!r}")
+
+
+def _fields(raw: bytes, strict: bool = True) -> list[WireField]:
+    """The entries of a field table's content (without its length)."""
+    out: list[WireField] = []
+    at = 0
+    while at < len(raw):
+        start = at
+        try:
+            end = _take(raw, at, 1)
+            key_end = _take(raw, end, raw[at])
+            value, at = _value(raw, key_end)
+        except (WireError, struct.error, decimal.InvalidOperation, IndexError) as exc:
+            if strict:
+                raise WireError(str(exc)) from None
+            out.append(WireField(None, None, raw[start:]))
+            break
+        out.append(WireField(key_of(raw[end:key_end]), value, raw[start:at]))
+    return out
+
+
+def decode_properties(raw: bytes) -> WireProperties:
+    """The properties of a content header (flags first, as after ``body_size``); never
+    raises: what cannot be read is reported in ``error`` and kept in ``raw``."""
+    properties: dict[str, Any] = {}
+    property_bytes: dict[str, bytes] = {}
+    headers: dict[str, Any] | None = None
+    header_fields: tuple[WireField, ...] = ()
+    error: str | None = None
+    if len(raw) < 2:
+        return WireProperties(raw, error="no property flags" if raw else None)
+    flags = int.from_bytes(raw[:2], "big")
+    at = 2
+    for name, bit in PROPERTY_FLAGS:
+        if not flags & bit:
+            continue
+        start = at
+        try:
+            if name == "headers":
+                end = _take(raw, at, 4)
+                at = _take(raw, end, _U32.unpack_from(raw, at)[0])
+                header_fields = tuple(_fields(raw[end:at], strict=False))
+                headers = {f.key: f.value for f in header_fields if f.key is not None}
+                if header_fields and header_fields[-1].key is None:
+                    error = "headers: a value of an unknown type or a truncated table"
+            elif name in _OCTETS:
+                at = _take(raw, at, 1)
+                properties[name] = raw[start]
+            elif name == "timestamp":
+                at = _take(raw, at, 8)
+                properties[name] = _timestamp(_U64.unpack_from(raw, start)[0])
+            else:
+                end = _take(raw, at, 1)
+                at = _take(raw, end, raw[start])
+                properties[name] = text_of(raw[end:at])
+        except WireError as exc:
+            error = f"{name}: {exc}"
+            break
+        property_bytes[name] = raw[start:at]
+    return WireProperties(raw, properties, headers, header_fields, property_bytes, error)
+
+
+# --------------------------------------------------------------------------- writing back
+
+
+def _same(old: Any, new: Any) -> bool:
+    """Equal value and equal Python type, nested tables compared key by key."""
+    from services.workbench.codec import encode_value  # codec imports this module
+
+    try:
+        return orjson.dumps(encode_value(old), option=orjson.OPT_SORT_KEYS) == orjson.dumps(
+            encode_value(new), option=orjson.OPT_SORT_KEYS
+        )
+    except (TypeError, orjson.JSONEncodeError):
+        return False
+
+
+def _short_string_key(key: str) -> bytes:
+    raw = key.encode("utf-8", "surrogateescape")
+    if len(raw) > 255:
+        raise ValueError(f"header key {key[:40]!r}... is longer than 255 bytes")
+    return bytes((len(raw),)) + raw
+
+
+def encode_over(
+    original: bytes,
+    properties: Mapping[str, Any],
+    headers: Mapping[str, Any] | None,
+    encode_property: Callable[[str, Any], bytes],
+    encode_value: Callable[[Any, str], bytes],
+) -> bytes:
+    """Properties to publish, written over the ``original`` raw properties.
+
+    Each property and header whose value is unchanged keeps its original
+    bytes (wire type, key order); headers no longer in ``headers`` are
+    dropped; changed and new ones are encoded by ``encode_property(name,
+    value)`` / ``encode_value(value, where)`` (:mod:`services.workbench.codec`),
+    new headers after the kept ones in the order given. The undecodable rest
+    of a header table, if any, is kept as it came.
+    """
+    before = decode_properties(original)
+    flags = 0
+    parts: list[bytes] = []
+    for name, bit in PROPERTY_FLAGS:
+        if name == "headers":
+            if headers is None:
+                continue
+            flags |= bit
+            parts.append(_table_over(before.header_fields, headers, encode_value))
+            continue
+        value = properties.get(name)
+        if value is None:
+            continue
+        flags |= bit
+        kept = before.property_bytes.get(name)
+        if kept is not None and _same(before.properties.get(name), value):
+            parts.append(kept)
+        else:
+            parts.append(encode_property(name, value))
+    return struct.pack(">H", flags) + b"".join(parts)
+
+
+def _table_over(
+    fields: tuple[WireField, ...],
+    headers: Mapping[str, Any],
+    encode_value: Callable[[Any, str], bytes],
+) -> bytes:
+    parts: list[bytes] = []
+    seen: set[str] = set()
+    for item in fields:
+        if item.key is None:
+            parts.append(item.raw)
+            continue
+        if item.key not in headers or item.key in seen:
+            continue
+        seen.add(item.key)
+        value = headers[item.key]
+        if _same(item.value, value):
+            parts.append(item.raw)
+        else:  # the key's own bytes (they may not be UTF-8), a new value
+            raw_key = item.raw[: 1 + item.raw[0]]
+            parts.append(raw_key + encode_value(value, f"headers.{item.key}"))
+    for name, value in headers.items():
+        if name not in seen:
+            parts.append(_short_string_key(name) + encode_value(value, f"headers.{name}"))
+    inner = b"".join(parts)
+    return _U32.pack(len(inner)) + inner
