@@ -24,6 +24,7 @@ from services.json_paths import JsonGetter, compile_path
 from services.masking.json import mask_identifier
 from services.masking.text import mask_text
 from services.workbench.codec import DeathRecord, MessageRecord, parse_x_death
+from services.workbench.death_history import total_deaths
 
 ATTEMPT_HEADER = "payops-attempt"
 """Our own attempt counter (a retry sets it); not an ``x-`` header, which
@@ -71,7 +72,8 @@ class EntrySummary:
     ``dead_lettered_at_ms`` is the time of the most recent ``x-death`` entry,
     or the parking time when the message carries none. ``origin_queue`` is the
     queue the message was dead-lettered from (``x-death[0].queue``), where a
-    requeue sends it back. ``attempts`` sums the ``x-death`` counts and our own
+    requeue sends it back. ``attempts`` sums the ``x-death`` counts, the deaths
+    of earlier cycles (``payops-deaths``, see :mod:`.death_history`) and our own
     ``payops-attempt`` header. Payment ids are masked as identifiers, merchants
     as text (:mod:`services.masking.json`).
     """
@@ -348,7 +350,7 @@ def summarize(
     origin = latest.queue if latest and latest.queue else _header_text(headers, "queue")
     routing_key = latest.routing_keys[0] if latest and latest.routing_keys else record.routing_key
     dead_at = latest.time_ms if latest else None
-    attempts = sum(d.count for d in deaths) + attempt_header(headers)
+    attempts = total_deaths(headers) + attempt_header(headers)
     message_id = record.properties.get("message_id")
     return EntrySummary(
         entry_id=entry_id,
