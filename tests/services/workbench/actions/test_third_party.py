@@ -65,7 +65,7 @@ def make_app(amqp_url: str, work: str, dlx: str) -> tuple[Any, list[int], thread
 
 @contextmanager
 def worker(app: Any) -> Iterator[None]:
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30, loglevel="INFO"):
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
         yield
 
 

@@ -77,9 +77,7 @@ async def dead_letter_raw(
     them (rejected), and park them all."""
     flow = DeadLetterFlow(broker, "rejected")
     await flow.declare()
-    await asyncio.to_thread(
-        publish_raw, broker.amqp_url, flow.payments, "payment.failed", messages
-    )
+    await asyncio.to_thread(publish_raw, broker.amqp_url, flow.payments, "payment.failed", messages)
     await broker.drain(flow.other)
     amqp_raw.install()  # the test's own channel reads these headers too
     await flow.kill(len(messages))
@@ -127,7 +125,8 @@ async def test_an_entry_parked_by_an_earlier_version_is_still_requeued(
         exchange=parked.record.exchange,
         routing_key=parked.record.routing_key,
     )
-    await redis_client.hset(store.entry_key(flow.dlq, entry_id), F_PROPS, encode_record(old)[F_PROPS])
+    key = store.entry_key(flow.dlq, entry_id)
+    await redis_client.hset(key, F_PROPS, encode_record(old)[F_PROPS])
     reread = await store.get(flow.dlq, entry_id)
     assert reread is not None and reread.record.wire is None
 
