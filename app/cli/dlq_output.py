@@ -34,6 +34,7 @@ from services.workbench.actions.recovery import RecoveryReport
 from services.workbench.actions.report import ActionReport
 from services.workbench.body_format import body_content
 from services.workbench.columns import CLI_COLUMNS
+from services.workbench.death_history import earlier_deaths, earlier_hops, total_deaths
 from services.workbench.model import AuditRecord, EntryState, EntrySummary, ParkedEntry
 
 # --------------------------------------------------------------------------- values
@@ -165,6 +166,8 @@ def entry_json(
             {**dataclasses.asdict(d), "routing_keys": [masked(k) for k in d.routing_keys]}
             for d in entry.deaths
         ],
+        "earlier_deaths": earlier_deaths(entry.record.headers),
+        "total_deaths": total_deaths(entry.record.headers),
         "body": {"kind": kind, "size": len(entry.record.body), "content": shown},
         "audit": [audit_json(a, entry.dlq) for a in audit],
     }
@@ -205,6 +208,14 @@ def entry_text(
             f" at {format_local_time(death.time.timestamp()) if death.time else '-'}"
             f" (exchange {death.exchange or '(default)'}, routing keys {masked(keys) or '-'})"
         )
+    before = earlier_deaths(entry.record.headers)
+    if before:
+        out.append(
+            f"earlier cycles: {before} deaths before earlier requeues (payops-deaths),"
+            f" {total_deaths(entry.record.headers)} in all"
+        )
+        for death in earlier_hops(entry.record.headers):
+            out.append(f"  {death.reason} in {death.queue} x{death.count}")
     kind, content = body_content(entry.record.body, ids=id_tree((fields or FieldPaths()).id_paths))
     out.append(f"body ({kind}, {len(entry.record.body):,} bytes)")
     if kind == "json":

@@ -42,6 +42,7 @@ from services.config import FieldPaths
 from services.masking.json import IdTree, id_tree, mask_identifier, mask_sensitive_text
 from services.workbench.actions.names import Action
 from services.workbench.body_format import BodyView, FormattedBody, format_body, format_size
+from services.workbench.death_history import earlier_hops
 from services.workbench.model import AuditRecord, EntryState, ParkedEntry
 from widgets.common.elided_label import ElidedLabel
 from widgets.common.record_tables import configure_table
@@ -628,7 +629,7 @@ class EntryDetailPane(QWidget):
 
     def _render_deaths(self, entry: ParkedEntry) -> None:
         deaths = entry.deaths
-        fill_deaths(self.deaths_table, deaths)
+        fill_deaths(self.deaths_table, deaths, earlier_hops(entry.record.headers))
         self.deaths_note.setText(deaths_note(entry))
         self.tabs.setTabText(3, f"x-death ({len(deaths)})" if deaths else "x-death")
 

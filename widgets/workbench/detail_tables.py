@@ -18,6 +18,7 @@ from services.masking.json import (
 )
 from services.workbench.body_format import amqp_type_name, format_amqp_scalar, format_timestamp
 from services.workbench.codec import DeathRecord, first_death
+from services.workbench.death_history import earlier_deaths, total_deaths
 from services.workbench.model import ParkedEntry
 from widgets.workbench.audit_panel import format_local_time
 
@@ -89,11 +90,16 @@ def property_rows(entry: ParkedEntry) -> list[tuple[str, str]]:
     return rows
 
 
-def fill_deaths(table: QTableWidget, deaths: Sequence[DeathRecord]) -> None:
-    """The x-death tab's table: one row per (queue, reason), most recent first."""
-    table.setRowCount(len(deaths))
-    for row, death in enumerate(deaths):
+def fill_deaths(
+    table: QTableWidget, deaths: Sequence[DeathRecord], earlier: Sequence[DeathRecord] = ()
+) -> None:
+    """The x-death tab's table: one row per (queue, reason), most recent first; then the
+    records of cycles before earlier requeues (``payops-death-history``), marked ↺."""
+    table.setRowCount(len(deaths) + len(earlier))
+    for row, death in enumerate((*deaths, *earlier)):
         cells = _death_cells(death)
+        if row >= len(deaths):
+            cells = (f"↺ {cells[0]}", *cells[1:])
         for column, text in enumerate(cells):
             item = table_item(text)
             if column == 0:
@@ -124,6 +130,12 @@ def deaths_note(entry: ParkedEntry) -> str:
             )
     else:
         note = "No x-death header: the message carries no dead-letter history."
+    before = earlier_deaths(entry.record.headers)
+    if before:
+        note += (
+            f" {total_deaths(entry.record.headers):,} deaths in all: {before:,} before"
+            " earlier requeues (payops-deaths), their records marked ↺."
+        )
     return note
 
 

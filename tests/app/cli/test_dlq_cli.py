@@ -549,3 +549,27 @@ def test_times_are_local_with_the_zone_named(
         assert parked.cli("list", "--json") == exit_codes.OK
         row = json.loads(capsys.readouterr().out)[0]
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}-0[45]:00", row["parked_at"])
+
+
+def test_show_counts_deaths_across_requeues(
+    parked: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = parked.ids()
+    assert parked.cli("requeue", before[0], "--yes") == exit_codes.OK
+
+    async def fail_again(broker: Broker, store: ParkingStore) -> None:
+        flow = DeadLetterFlow(broker, "rejected")
+        await broker.wait_depth(flow.work, 1)
+        await flow.kill(1)
+
+    parked.call(fail_again)
+    assert parked.cli("park", "--once") == exit_codes.OK
+    capsys.readouterr()
+    (again,) = set(parked.ids()) - set(before)  # the same payment, parked a second time
+    assert parked.cli("show", again) == exit_codes.OK
+    out = capsys.readouterr().out
+    assert "earlier cycles: 1 deaths before earlier requeues (payops-deaths), 2 in all" in out
+    assert parked.cli("show", again, "--json") == exit_codes.OK
+    data = json.loads(capsys.readouterr().out)
+    assert (data["earlier_deaths"], data["total_deaths"]) == (1, 2)
+    assert data["entry"]["attempts"] == 2

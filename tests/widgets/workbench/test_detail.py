@@ -34,6 +34,7 @@ from services.config import FieldPaths
 from services.masking.json import HIDDEN
 from services.workbench.body_format import PREVIEW_BYTES
 from services.workbench.codec import MessageRecord, parse_x_death
+from services.workbench.death_history import DEATHS_HEADER, HISTORY_HEADER
 from services.workbench.model import AuditRecord, EntryState, ParkedEntry, summarize
 from tests.helpers.images import pixels
 from widgets.workbench.detail import READ_ONLY_REASON, EntryDetailPane
@@ -444,6 +445,28 @@ def test_x_death_history_most_recent_first(pane):
     assert "most recent first" in pane.deaths_note.text()
     assert "First died in payments.wait (expired)" in pane.deaths_note.text()
     assert pane.tabs.tabText(3) == "x-death (2)"
+
+
+def test_deaths_of_earlier_requeue_cycles_follow_marked(pane, qtbot):
+    """A message requeued twice before carries payops-deaths: the note gives the total
+    and the earlier cycles' records follow the x-death rows, marked."""
+    headers = death_headers()
+    headers[DEATHS_HEADER] = 5
+    headers[HISTORY_HEADER] = [
+        {"queue": "payments.process", "reason": "rejected", "count": 4, "exchange": "payments"},
+        {"queue": "payments.wait", "reason": "expired", "count": 1, "exchange": ""},
+    ]
+    pane.show_entry(make_entry(headers=headers))
+    table = pane.deaths_table
+    assert table.rowCount() == 4
+    assert [table.item(r, 0).text() for r in range(4)] == ["2", "1", "↺ 4", "↺ 1"]
+    assert table.item(2, 2).text() == "payments.process"
+    note = pane.deaths_note.text()
+    assert "8 deaths in all: 5 before earlier requeues (payops-deaths)" in note
+    assert pane.facts["attempts"].full_text() == "9"  # 8 deaths and 1 payops-attempt
+    pane.tabs.setCurrentIndex(3)
+    qtbot.wait(20)
+    assert pane.grab().save("/tmp/payops_detail_earlier_deaths.png")
 
 
 def test_no_x_death(pane):
