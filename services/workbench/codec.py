@@ -337,7 +337,8 @@ def record_fingerprint(record: MessageRecord, encoded: Mapping[str, bytes] | Non
     """SHA-256 (hex) of the encoded body, properties and headers (``x-death`` included).
 
     Headers the broker changes on redelivery (:data:`REDELIVERY_HEADERS`) are
-    left out, so a message redelivered after a crash has the fingerprint it
+    left out, and so are the raw property bytes (:attr:`MessageRecord.wire`, which
+    hold them too), so a message redelivered after a crash has the fingerprint it
     had when it was parked. Pass ``encoded`` (from :func:`encode_record`) to
     reuse work already done.
     """
@@ -347,8 +348,9 @@ def record_fingerprint(record: MessageRecord, encoded: Mapping[str, bytes] | Non
         headers = encode_table(
             {k: v for k, v in record.headers.items() if k not in REDELIVERY_HEADERS}
         )
+    props = encoded[F_PROPS] if record.wire is None else encode_table(record.properties)
     digest = hashlib.sha256()
-    for part in (encoded[F_BODY], encoded[F_PROPS], headers):
+    for part in (encoded[F_BODY], props, headers):
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return digest.hexdigest()
