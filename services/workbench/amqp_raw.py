@@ -39,6 +39,9 @@ from typing import Final
 import pamqp.frame
 from pamqp import commands, exceptions, header
 
+PAMQP_UNMARSHAL_HEADER: Final = pamqp.frame._unmarshal_header_frame
+"""pamqp's own function, as it was when this module was imported (for tests)."""
+
 _HEADER_PREFIX: Final = struct.Struct(">HHQ")
 """class id, weight, body size: what precedes the property flags."""
 
