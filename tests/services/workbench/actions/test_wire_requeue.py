@@ -9,6 +9,7 @@ import struct
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pamqp.frame
 import pytest
 
 from services.workbench import amqp_raw
@@ -74,14 +75,17 @@ async def dead_letter_raw(
     broker: Broker, store: ParkingStore, messages: list[tuple[bytes, bytes]]
 ) -> DeadLetterFlow:
     """Publish ``messages`` (body, raw properties) as they are, let RabbitMQ dead-letter
-    them (rejected), and park them all."""
-    flow = DeadLetterFlow(broker, "rejected")
+    them (the origin queue's TTL: no client reads them before the parker), park them all,
+    and make the origin queue plain again for the requeue."""
+    flow = DeadLetterFlow(broker, "expired")
     await flow.declare()
     await asyncio.to_thread(publish_raw, broker.amqp_url, flow.payments, "payment.failed", messages)
-    await broker.drain(flow.other)
-    amqp_raw.install()  # the test's own channel reads these headers too
     await flow.kill(len(messages))
     assert await park_all(broker.connection, store, flow.dlq) == len(messages)
+    await flow.redeclare_work_plain()
+    channel = await broker.connection.channel()
+    await (await channel.get_queue(flow.other)).purge()
+    await channel.close()
     return flow
 
 
@@ -140,7 +144,7 @@ async def test_an_entry_parked_by_an_earlier_version_is_still_requeued(
 
 
 async def test_undecodable_headers_are_parked_with_everything_behind_them(
-    broker: Broker, store: ParkingStore, service: ActionService
+    broker: Broker, store: ParkingStore, service: ActionService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     poison = [
         (b"bad-key", properties(headers=table(entry(b"k\xff\xfe", long_(b"S", b"v"))))),
@@ -148,6 +152,8 @@ async def test_undecodable_headers_are_parked_with_everything_behind_them(
         (b"year-10000", properties(timestamp=struct.pack(">Q", 253_402_300_800_000_000))),
     ]
     healthy = [(f"ok-{n}".encode(), properties(app_id=short(b"gateway"))) for n in range(5)]
+    # The parker must install the tolerant decoding itself, not find it installed.
+    monkeypatch.setattr(pamqp.frame, "_unmarshal_header_frame", amqp_raw.PAMQP_UNMARSHAL_HEADER)
     flow = await dead_letter_raw(broker, store, poison + healthy)
     assert await broker.depth(flow.dlq) == 0
     entries = {}
@@ -181,7 +187,10 @@ async def test_a_requeued_message_that_dies_again_carries_its_death_count(
         report = await service.requeue(ActionTarget.for_entries([latest]))
         assert report.succeeded == 1, report.outcomes
         await broker.wait_depth(flow.work, 1)
-        await flow.kill(1)  # the consumer fails it again
+        assert broker.channel is not None  # the consumer fails it again:
+        failed = await (await broker.channel.get_queue(flow.work)).get(no_ack=False, timeout=5)
+        await failed.reject(requeue=False)
+        await broker.wait_depth(flow.dlq, 1)
         assert await park_all(broker.connection, store, flow.dlq) == 1
         parked = await store.get(flow.dlq, max(await entry_ids(store, flow.dlq)))
         assert parked is not None
