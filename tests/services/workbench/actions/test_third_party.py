@@ -1,5 +1,5 @@
-"""Interoperability with a real third-party consumer: a Celery worker (kombu / py-amqp)
-fails a task, RabbitMQ dead-letters it, the parker parks it, a requeue sends it back and
+"""Interoperability with real third-party consumers: a Celery worker (kombu / py-amqp) and
+a Dramatiq worker (pika) fail a task, RabbitMQ dead-letters it, the parker parks it, a requeue sends it back and
 the worker runs it once; the requeued content header is the one Celery published, byte
 for byte (the broker's ``x-`` and our ``payops-`` headers aside)."""
 
@@ -139,3 +139,59 @@ async def _peek(broker: Broker, queue: str) -> bytes:
         raise AssertionError(f"nothing in {queue}")
     finally:
         await channel.close()
+
+
+async def test_a_dramatiq_message_dead_lettered_then_requeued_runs_once_unchanged(
+    broker: Broker, store: ParkingStore, amqp_url: str, redis_url: str, prefix: str
+) -> None:
+    dramatiq = pytest.importorskip("dramatiq")
+    rabbitmq = pytest.importorskip("dramatiq.brokers.rabbitmq")
+    amqp_raw.install()
+    queue = broker.name("dq")
+    dlq = f"{queue}.XQ"  # where Dramatiq's queues dead-letter to
+    broker.queues += [queue, f"{queue}.DQ", dlq]
+    dq_broker = rabbitmq.RabbitmqBroker(url=amqp_url)
+    runs: list[int] = []
+    gateway_up = threading.Event()
+
+    @dramatiq.actor(queue_name=queue, max_retries=0, broker=dq_broker)
+    def charge(n: int) -> None:
+        if not gateway_up.is_set():
+            raise RuntimeError("gateway down")
+        runs.append(n)
+
+    try:
+        dq_broker.declare_queue(queue)
+        charge.send(7)
+        published = await _peek(broker, queue)  # what Dramatiq sent, as it came
+
+        worker = dramatiq.Worker(dq_broker, worker_threads=1, worker_timeout=100)
+        worker.start()
+        try:  # the actor fails, Dramatiq nacks it, RabbitMQ dead-letters it
+            await wait_for(lambda: _depth_is(broker, dlq, 1))
+        finally:
+            worker.stop()
+        assert await park_all(broker.connection, store, dlq) == 1
+
+        config = make_profile(amqp_url, redis_url, prefix, [dlq])
+        publisher = ActionPublisher(amqp_url)
+        try:
+            service = ActionService(store, publisher, config, "alice", "test-host")
+            report = await service.requeue(ActionTarget.for_entries(await entry_ids(store, dlq)))
+        finally:
+            await publisher.close()
+        assert report.succeeded == 1, report.outcomes
+        assert comparable(await _peek(broker, queue)) == comparable(published)
+
+        gateway_up.set()
+        worker = dramatiq.Worker(dq_broker, worker_threads=1, worker_timeout=100)
+        worker.start()
+        try:
+            await wait_for(lambda: _ran(runs))
+            await wait_for(lambda: _depth_is(broker, queue, 0))
+        finally:
+            worker.stop()
+        assert runs == [7]
+        assert await broker.depth(dlq) == 0
+    finally:
+        dq_broker.close()
