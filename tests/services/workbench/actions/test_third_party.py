@@ -1,7 +1,8 @@
 """Interoperability with real third-party consumers: a Celery worker (kombu / py-amqp) and
-a Dramatiq worker (pika) fail a task, RabbitMQ dead-letters it, the parker parks it, a requeue sends it back and
-the worker runs it once; the requeued content header is the one Celery published, byte
-for byte (the broker's ``x-`` and our ``payops-`` headers aside)."""
+a Dramatiq worker (pika) fail a task, RabbitMQ dead-letters it, the parker parks it, a
+requeue sends it back and the worker runs it once; the requeued content header is the one
+the client published, byte for byte (the broker's ``x-`` and our ``payops-`` headers
+aside)."""
 
 from __future__ import annotations
 
