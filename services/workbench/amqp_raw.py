@@ -20,11 +20,12 @@ one function every content header of the process goes through - with
   requeue can write them back byte for byte
   (:func:`services.workbench.codec.record_from_delivery`,
   :mod:`services.workbench.wire`);
-- when pamqp cannot decode the properties, hands on a header with empty
-  properties and the reason in ``undecodable`` instead of raising: the body
-  frames that follow are read as usual, the parker decodes ``raw_properties``
-  itself (tolerantly) and parks the message like any other. A frame too short
-  to hold a content header at all still raises, as before.
+- decodes the properties with pamqp only when ``properties`` is first read,
+  and when pamqp cannot decode them gives empty properties and the reason in
+  ``undecodable`` instead of raising: the body frames that follow are read as
+  usual, the parker decodes ``raw_properties`` itself (tolerantly, and only
+  once) and parks the message like any other. A frame too short to hold a
+  content header at all still raises, as before.
 
 Other consumers of the process (aio-pika's ``IncomingMessage``) see pamqp's
 properties as before; for an undecodable header they see empty properties
@@ -47,28 +48,51 @@ _HEADER_PREFIX: Final = struct.Struct(">HHQ")
 
 
 class RawContentHeader(header.ContentHeader):
-    """A content header that also keeps its property bytes (see the module docstring)."""
+    """A content header that keeps its property bytes and decodes them with pamqp only
+    when someone reads ``properties`` (the parker reads ``raw_properties`` instead, so
+    each of its deliveries is decoded once, by :mod:`services.workbench.wire`)."""
 
     raw_properties: bytes = b""
-    undecodable: str | None = None
+    _decoded: commands.Basic.Properties | None = None
+    _undecodable: str | None = None
+
+    @property
+    def properties(self) -> commands.Basic.Properties:
+        if self._decoded is None:
+            self._decoded = self._decode()
+        return self._decoded
+
+    @properties.setter
+    def properties(self, value: commands.Basic.Properties) -> None:
+        self._decoded = value
+
+    @property
+    def undecodable(self) -> str | None:
+        """Why pamqp could not decode the properties (None when it could)."""
+        _ = self.properties
+        return self._undecodable
+
+    def _decode(self) -> commands.Basic.Properties:
+        decoded = commands.Basic.Properties()
+        try:
+            offset, flags = header.ContentHeader._get_flags(self.raw_properties)
+            decoded.unmarshal(flags, self.raw_properties[offset:])
+        except (struct.error, ValueError, OverflowError, OSError) as error:
+            self._undecodable = f"{type(error).__name__}: {error}"
+            return commands.Basic.Properties()
+        return decoded
 
 
 def unmarshal_header_frame(frame_data: bytes) -> header.ContentHeader:
-    """``pamqp.frame._unmarshal_header_frame``, keeping raw bytes and never failing on
-    the properties."""
+    """``pamqp.frame._unmarshal_header_frame``, keeping the raw property bytes and
+    decoding them lazily, never failing on them."""
     if len(frame_data) < _HEADER_PREFIX.size:
         raise exceptions.UnmarshalingException("ContentHeader", "frame too short")
-    content_header = RawContentHeader()
+    class_id, weight, body_size = _HEADER_PREFIX.unpack_from(frame_data)
+    content_header = RawContentHeader(weight=weight, body_size=body_size)
+    content_header.class_id = class_id
     content_header.raw_properties = bytes(frame_data[_HEADER_PREFIX.size :])
-    try:
-        content_header.unmarshal(frame_data)
-    except (struct.error, ValueError, OverflowError, OSError) as error:
-        class_id, weight, body_size = _HEADER_PREFIX.unpack_from(frame_data)
-        content_header.class_id = class_id
-        content_header.weight = weight
-        content_header.body_size = body_size
-        content_header.properties = commands.Basic.Properties()
-        content_header.undecodable = f"{type(error).__name__}: {error}"
+    content_header._decoded = None  # decoded when first read
     return content_header
 
 
