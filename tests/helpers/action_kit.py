@@ -14,8 +14,12 @@ import orjson
 from pamqp import commands as spec
 
 from services.config import FieldPaths, Profile
+from services.workbench.actions.publisher import ActionPublisher
+from services.workbench.actions.report import ActionReport
+from services.workbench.actions.service import ActionService
 from services.workbench.codec import MessageRecord, record_from_delivery
 from services.workbench.parker import Parker
+from services.workbench.query import ActionTarget
 from services.workbench.store import ParkingStore
 
 FIELDS = FieldPaths()
@@ -242,3 +246,16 @@ async def entry_ids(store: ParkingStore, dlq: str) -> list[str]:
     async for batch in store.iter_summaries(dlq):
         ids.extend(s.entry_id for s in batch)
     return ids
+
+
+async def requeue_entries(
+    store: ParkingStore, amqp_url: str, redis_url: str, prefix: str, dlq: str, ids: list[str]
+) -> ActionReport:
+    """Requeue ``ids`` of ``dlq`` as operator ``alice``, through a publisher of its own."""
+    config = make_profile(amqp_url, redis_url, prefix, [dlq])
+    publisher = ActionPublisher(amqp_url)
+    try:
+        service = ActionService(store, publisher, config, "alice", "test-host")
+        return await service.requeue(ActionTarget.for_entries(ids))
+    finally:
+        await publisher.close()

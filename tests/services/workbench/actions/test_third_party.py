@@ -17,11 +17,8 @@ import pytest
 from pamqp import commands as spec
 
 from services.workbench import amqp_raw
-from services.workbench.actions.publisher import ActionPublisher
-from services.workbench.actions.service import ActionService
-from services.workbench.query import ActionTarget
 from services.workbench.store import ParkingStore
-from tests.helpers.action_kit import Broker, entry_ids, make_profile, park_all
+from tests.helpers.action_kit import Broker, entry_ids, park_all, requeue_entries
 from tests.helpers.wire_kit import comparable
 
 celery = pytest.importorskip("celery")
@@ -98,13 +95,8 @@ async def test_a_celery_task_dead_lettered_then_requeued_runs_once_unchanged(
     assert await park_all(broker.connection, store, dlq) == 1
     assert b"payops.charge" in published
 
-    config = make_profile(amqp_url, redis_url, prefix, [dlq])
-    publisher = ActionPublisher(amqp_url)
-    try:
-        service = ActionService(store, publisher, config, "alice", "test-host")
-        report = await service.requeue(ActionTarget.for_entries(await entry_ids(store, dlq)))
-    finally:
-        await publisher.close()
+    ids = await entry_ids(store, dlq)
+    report = await requeue_entries(store, amqp_url, redis_url, prefix, dlq, ids)
     assert report.succeeded == 1, report.outcomes
 
     requeued = await _peek(broker, work)
@@ -174,13 +166,8 @@ async def test_a_dramatiq_message_dead_lettered_then_requeued_runs_once_unchange
             worker.stop()
         assert await park_all(broker.connection, store, dlq) == 1
 
-        config = make_profile(amqp_url, redis_url, prefix, [dlq])
-        publisher = ActionPublisher(amqp_url)
-        try:
-            service = ActionService(store, publisher, config, "alice", "test-host")
-            report = await service.requeue(ActionTarget.for_entries(await entry_ids(store, dlq)))
-        finally:
-            await publisher.close()
+        ids = await entry_ids(store, dlq)
+        report = await requeue_entries(store, amqp_url, redis_url, prefix, dlq, ids)
         assert report.succeeded == 1, report.outcomes
         assert comparable(await _peek(broker, queue)) == comparable(published)
 

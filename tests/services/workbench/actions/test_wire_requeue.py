@@ -6,20 +6,24 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pamqp.frame
 import pytest
 
 from services.workbench import amqp_raw
-from services.workbench.actions.publisher import ActionPublisher
-from services.workbench.actions.service import ActionService
+from services.workbench.actions.report import ActionReport
 from services.workbench.codec import F_PROPS, encode_record
 from services.workbench.death_history import DEATHS_HEADER, HISTORY_HEADER, total_deaths
-from services.workbench.query import ActionTarget
 from services.workbench.store import ParkingStore
-from tests.helpers.action_kit import Broker, DeadLetterFlow, entry_ids, make_profile, park_all
+from tests.helpers.action_kit import (
+    Broker,
+    DeadLetterFlow,
+    entry_ids,
+    park_all,
+    requeue_entries,
+)
 from tests.helpers.wire_kit import (
     EVERY_TYPE,
     comparable,
@@ -33,26 +37,17 @@ from tests.helpers.wire_kit import (
 
 pytestmark = pytest.mark.integration
 
-
-@pytest.fixture
-async def publisher(amqp_url: str) -> AsyncIterator[ActionPublisher]:
-    publisher = ActionPublisher(amqp_url)
-    await publisher.connect()
-    yield publisher
-    await publisher.close()
+Requeue = Callable[[list[str]], Awaitable[ActionReport]]
 
 
 @pytest.fixture
-def service(
-    store: ParkingStore,
-    publisher: ActionPublisher,
-    amqp_url: str,
-    redis_url: str,
-    prefix: str,
-    broker: Broker,
-) -> ActionService:
-    config = make_profile(amqp_url, redis_url, prefix, [broker.name("dlq")])
-    return ActionService(store, publisher, config, "alice", "test-host")
+def requeue(
+    store: ParkingStore, amqp_url: str, redis_url: str, prefix: str, broker: Broker
+) -> Requeue:
+    def run(ids: list[str]) -> Awaitable[ActionReport]:
+        return requeue_entries(store, amqp_url, redis_url, prefix, broker.name("dlq"), ids)
+
+    return run
 
 
 def original_properties(message_id: bytes = b"m-1", headers: bytes | None = None) -> bytes:
@@ -90,7 +85,7 @@ async def dead_letter_raw(
 
 
 async def test_requeue_sends_back_every_property_and_header_byte_for_byte(
-    broker: Broker, store: ParkingStore, service: ActionService
+    broker: Broker, store: ParkingStore, requeue: Requeue
 ) -> None:
     sent = original_properties()
     flow = await dead_letter_raw(broker, store, [(b'{"payment_id": "p-1"}', sent)])
@@ -101,7 +96,7 @@ async def test_requeue_sends_back_every_property_and_header_byte_for_byte(
     dead_lettered = comparable(parked.record.wire)
     assert "expiration" not in dead_lettered
 
-    report = await service.requeue(ActionTarget.for_entries(ids))
+    report = await requeue(ids)
     assert report.succeeded == 1, report.outcomes
 
     (message,) = await broker.drain(flow.work)
@@ -115,7 +110,7 @@ async def test_requeue_sends_back_every_property_and_header_byte_for_byte(
 
 
 async def test_an_entry_parked_by_an_earlier_version_is_still_requeued(
-    broker: Broker, store: ParkingStore, service: ActionService, redis_client: Any
+    broker: Broker, store: ParkingStore, requeue: Requeue, redis_client: Any
 ) -> None:
     flow = await dead_letter_raw(broker, store, [(b"old", original_properties())])
     (entry_id,) = await entry_ids(store, flow.dlq)
@@ -134,7 +129,7 @@ async def test_an_entry_parked_by_an_earlier_version_is_still_requeued(
     reread = await store.get(flow.dlq, entry_id)
     assert reread is not None and reread.record.wire is None
 
-    report = await service.requeue(ActionTarget.for_entries([entry_id]))
+    report = await requeue([entry_id])
     assert report.succeeded == 1, report.outcomes
     (message,) = await broker.drain(flow.work)
     assert message.body == b"old"
@@ -144,7 +139,7 @@ async def test_an_entry_parked_by_an_earlier_version_is_still_requeued(
 
 
 async def test_undecodable_headers_are_parked_with_everything_behind_them(
-    broker: Broker, store: ParkingStore, service: ActionService, monkeypatch: pytest.MonkeyPatch
+    broker: Broker, store: ParkingStore, requeue: Requeue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     poison = [
         (b"bad-key", properties(headers=table(entry(b"k\xff\xfe", long_(b"S", b"v"))))),
@@ -167,7 +162,7 @@ async def test_undecodable_headers_are_parked_with_everything_behind_them(
     assert entries[b"year-10000"].record.properties["timestamp"] == 253_402_300_800_000_000
 
     # ... and each goes back exactly as it came.
-    report = await service.requeue(ActionTarget.for_entries([e.entry_id for e in entries.values()]))
+    report = await requeue([e.entry_id for e in entries.values()])
     assert report.succeeded == len(entries), report.outcomes
     arrived = {m.body: m for m in await broker.drain(flow.work)}
     assert sorted(arrived) == sorted(entries)
@@ -178,13 +173,13 @@ async def test_undecodable_headers_are_parked_with_everything_behind_them(
 
 
 async def test_a_requeued_message_that_dies_again_carries_its_death_count(
-    broker: Broker, store: ParkingStore, service: ActionService
+    broker: Broker, store: ParkingStore, requeue: Requeue
 ) -> None:
     flow = await dead_letter_raw(broker, store, [(b"twice", original_properties())])
     for cycle in (1, 2, 3):
         ids = await entry_ids(store, flow.dlq)
         latest = max(ids)
-        report = await service.requeue(ActionTarget.for_entries([latest]))
+        report = await requeue([latest])
         assert report.succeeded == 1, report.outcomes
         await broker.wait_depth(flow.work, 1)
         assert broker.channel is not None  # the consumer fails it again:
