@@ -70,22 +70,15 @@ def publish_raw(
 ) -> None:
     """Publish (body, raw properties) pairs exactly as given, with confirms."""
     import pika
-    import pika.spec
 
-    class Raw(pika.spec.BasicProperties):  # type: ignore[misc]
-        def __init__(self, encoded: bytes) -> None:
-            super().__init__()
-            self._encoded = encoded
-
-        def encode(self) -> list[bytes]:
-            return [self._encoded]
+    from services.workbench.actions.publisher import EncodedProperties
 
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     try:
         channel = connection.channel()
         channel.confirm_delivery()
         for body, raw in messages:
-            channel.basic_publish(exchange, routing_key, body, Raw(raw))
+            channel.basic_publish(exchange, routing_key, body, EncodedProperties(raw))
     finally:
         connection.close()
 

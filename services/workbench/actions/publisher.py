@@ -124,7 +124,7 @@ def unroutable_detail(exchange: str, routing_key: str, reply_code: int, reply_te
     )
 
 
-class _EncodedProperties(pika.spec.BasicProperties):  # type: ignore[misc]
+class EncodedProperties(pika.spec.BasicProperties):  # type: ignore[misc]
     """Properties pika writes as they are: :func:`encode_message_properties` did the work."""
 
     def __init__(self, encoded: bytes) -> None:
@@ -396,7 +396,7 @@ class ActionPublisher(PikaLink):
                     item.exchange,
                     item.routing_key,
                     item.body,
-                    properties=_EncodedProperties(encoded),
+                    properties=EncodedProperties(encoded),
                     mandatory=True,
                 )
             except (pika.exceptions.AMQPError, OSError, ValueError) as exc:
