@@ -49,12 +49,17 @@ import orjson
 import redis.asyncio as aioredis
 
 from services.config import Profile
-from services.flow.types import LATENCY_PERCENTILES, FloatArray, FlowFrame, Headline
+from services.flow.types import (
+    HEADLINE_WINDOW_S,
+    LATENCY_PERCENTILES,
+    FloatArray,
+    FlowFrame,
+    Headline,
+)
 
 BUCKET_S: Final = 3600
 DEFAULT_RETENTION_S: Final = 24 * 3600
 """The default retention window (the profile has no ``history_retention_h`` yet)."""
-HEADLINE_WINDOW_S: Final = 10
 
 _RENEW = """
 -- KEYS: lease; ARGV: holder, ttl ms. Extends the lease only for its holder.
