@@ -445,8 +445,10 @@ class _SnapshotJob:
             alert_events_total=len(self.alert_events),
             alerts_fired=sum(1 for e in self.alert_events if e.kind == "firing"),
             actions=tuple(self.actions.rows),
+            audit_records=self.actions.records,
             actions_total=self.actions.total,
             actions_by_kind=count_rows(dict(self.actions.kinds)),
+            actions_unfinished=self.actions.unfinished,
             charts=tuple(
                 ChartImage(name, CHARTS[name][0], self._caption(name), png)
                 for name, png in self.charts.items()

@@ -50,7 +50,7 @@ from services.snapshot.model import (
     alert_spans,
 )
 from services.workbench.codec import MessageRecord
-from services.workbench.model import AuditRecord, EntryState
+from services.workbench.model import AUDIT_STARTED, AuditRecord, EntryState
 from services.workbench.store import ParkingStore, ParkItem, new_entry_id
 
 pytestmark = pytest.mark.integration
@@ -147,6 +147,7 @@ class Scenario:
     dead_letters: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
     audit_in_range: int = 0
+    actions_finished: dict[str, int] = field(default_factory=dict)
     alert_events_in_range: int = 0
     binary_id: str = ""
     text_id: str = ""
@@ -313,7 +314,23 @@ async def seed(client: aioredis.Redis, profile: Profile) -> Scenario:
     await store.append_audit(
         DLQ2, AuditRecord(now_ms, "dave", "ops-3", "cancel", (refunds[0],), "x", "ok", "")
     )
-    scenario.audit_in_range = 3
+    # One action over both DLQs: a "started" record, then a final record in each.
+    run = {"action_id": "run-9", "detail": ""}
+    await store.append_audit(
+        DLQ, AuditRecord(now_ms, "erin", "ops-4", "requeue", (), "q", AUDIT_STARTED, **run)
+    )
+    for dlq in (DLQ, DLQ2):
+        done_record = AuditRecord(
+            now_ms, "erin", "ops-4", "requeue", (before[0],), "q", "ok", **run
+        )
+        await store.append_audit(dlq, done_record)
+    # An action that started and has not finished: not an action (yet).
+    await store.append_audit(
+        DLQ,
+        AuditRecord(now_ms, "erin", "ops-4", "cancel", (), "q", AUDIT_STARTED, action_id="run-10"),
+    )
+    scenario.audit_in_range = 7
+    scenario.actions_finished = {"requeue": 2, "retry": 1, "cancel": 1}
     return scenario
 
 
@@ -493,6 +510,11 @@ async def test_the_bundle_is_complete_and_consistent(
     assert bundle.report_value("count-dead-letters") == scenario.dead_letters
     assert bundle.report_value("count-failed-payments") == len(table)
     assert bundle.report_value("count-audit-records") == len(audit)
+    # Operator actions: the finished ones, once each, not the "started" records.
+    assert bundle.report_value("count-actions") == sum(scenario.actions_finished.values())
+    assert bundle.report_value("count-actions-unfinished") == 1
+    kinds = re.findall(r"<b>(requeue|retry|cancel)</b> (\d+)", bundle.text("report.html"))
+    assert {kind: int(n) for kind, n in kinds} == scenario.actions_finished
     assert bundle.report_value("count-alert-events") == len(alerts)
     assert bundle.report_value("count-failures") == scenario.status_totals["failed"]
     assert bundle.report_value("count-failure-reasons") == scenario.reasons["acquirer timeout"]
