@@ -135,7 +135,7 @@ class FlowPlots(QWidget):
         now = self._clock()
         self.throughput_plot.setXRange(now - _DEFAULT_SPAN_S, now, padding=0)
         for plot in self.plots:  # a sensible empty scale until data arrives
-            plot.getViewBox().setRange(yRange=(-0.5, 10.5), padding=0, disableAutoRange=False)
+            plot.getViewBox().setRange(yRange=(0.0, 10.0), padding=0, disableAutoRange=False)
         self._connect_signals()
         self._update_history_controls()
 
