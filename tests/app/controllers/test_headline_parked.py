@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.config import Profile
-from tests.app.conftest import Consoles
+from tests.helpers.consoles import Consoles
 from tests.helpers.waiting import eventually
 
 pytestmark = pytest.mark.integration
