@@ -112,6 +112,7 @@ class ConsoleSession:
         self.workbench = (
             WorkbenchController(self.window, profile, read_only=read_only) if workbench else None
         )
+        self._wire_parked()
         self.snapshots = self._snapshot_controller()
         self.closed = asyncio.Event()
         self._connect_signals()
@@ -120,6 +121,10 @@ class ConsoleSession:
         if state.layout is not None:
             self.window.restore_layout(state.layout)
         self.window.workbench.apply_view_settings(state.workbench_view)
+
+    def _wire_parked(self) -> None:
+        """The headline's parked count comes from the workbench's list."""
+        self.live.parked = self.workbench.parked_count if self.workbench is not None else None
 
     def _snapshot_controller(self) -> SnapshotController:
         live = self.live
@@ -171,6 +176,7 @@ class ConsoleSession:
             self.workbench = WorkbenchController(self.window, profile, read_only=self.read_only)
         self.profile = profile
         self.live = LiveController(self.window, profile, window_seconds=window_seconds)
+        self._wire_parked()
         self.snapshots = self._snapshot_controller()
         self._show_profile()
         self.state.last_profile = profile.name

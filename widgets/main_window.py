@@ -333,6 +333,10 @@ class MainWindow(QMainWindow):
         """Update the headline counters alone (between per-second plot updates)."""
         self.headline_bar.show_headline(headline)
 
+    def show_parked(self, count: int | None, detail: str = "") -> None:
+        """The failed payments parked in the workbench (None: unknown, ``detail`` says why)."""
+        self.headline_bar.show_parked(count, detail)
+
     @Slot(object)
     def show_link_status(self, status: LinkStatus) -> None:
         """Show a connection status on the indicator of ``status.service``."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QTimer, Slot
 
@@ -62,6 +63,8 @@ class LiveController(QObject):
         self._window_seconds = window_seconds
         self._plotted: tuple[int, int] | None = None
         self._counted = -1
+        # The failed payments parked in the workbench (None: unknown), for the headline.
+        self.parked: Callable[[], int | None] | None = None
         self._timer = QTimer(self)
         self._timer.setInterval(1000 // FRAME_HZ)
         self._timer.timeout.connect(self.on_frame_timer)
@@ -98,9 +101,17 @@ class LiveController(QObject):
             self._counted = self.aggregator.version
             frame = self.aggregator.frame(self._window_seconds)
             self._window.show_frame(frame.finished())
+            self._show_parked()
         elif self.aggregator.version != self._counted:
             self._counted = self.aggregator.version
             self._window.show_headline(self.aggregator.headline())
+
+    def _show_parked(self) -> None:
+        if self.parked is None:
+            self._window.show_parked(None, "no workbench in this console")
+            return
+        count = self.parked()
+        self._window.show_parked(count, "" if count is not None else "workbench list not read")
 
     async def start(self) -> None:
         """Connect (in the background) and start rendering."""

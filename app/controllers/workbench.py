@@ -9,6 +9,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aio_pika
+import numpy as np
 import redis.asyncio as aioredis
 from PySide6.QtCore import QObject, QTimer, Slot
 from PySide6.QtWidgets import QMessageBox
@@ -22,8 +23,8 @@ from services.workbench.actions.names import Action
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.report import ActionReport, ActionRequest
 from services.workbench.actions.service import ActionRefused, ActionService
-from services.workbench.index import EntryIndex
-from services.workbench.model import Change, ParkedEntry
+from services.workbench.index import STATES, EntryIndex
+from services.workbench.model import Change, EntryState, ParkedEntry
 from services.workbench.parker import Parker
 from services.workbench.query import ActionTarget
 from services.workbench.store import ParkingStore
@@ -71,6 +72,7 @@ class WorkbenchController(QObject):
         self._shown: ParkedEntry | None = None
         self._busy = False
         self._list_problem: str | None = None
+        self._loaded = False
         self._audit_timer = QTimer(self)
         self._audit_timer.setInterval(AUDIT_REFRESH_MS)
         self._connect_signals()
@@ -143,9 +145,23 @@ class WorkbenchController(QObject):
             self._list_problem = None
         self.page.table_view.set_unavailable(None)
 
+    def parked_count(self) -> int | None:
+        """Entries waiting for an operator (state parked); None while the list is not read."""
+        if not self._loaded:
+            return None
+        states = self.index.states(np.arange(len(self.index)))
+        return int(np.count_nonzero(states == STATES.index(EntryState.PARKED)))
+
     # -- loading and following ------------------------------------------------------------
 
     async def _load_and_follow(self) -> None:
+        self._loaded = False
+        try:
+            await self._load_and_follow_once()
+        finally:
+            self._loaded = False
+
+    async def _load_and_follow_once(self) -> None:
         store = self.store
         assert store is not None
         self.page.show_durability(await store.durability())
@@ -171,6 +187,7 @@ class WorkbenchController(QObject):
         self.page.table_view.set_loading(len(self.index), len(self.index))
         self.page.table_view.refresh()
         await self._refresh_audit()
+        self._loaded = True
         await asyncio.gather(*(self._follow(dlq, cursors[dlq]) for dlq in dlqs))
 
     async def _follow(self, dlq: str, cursor: str) -> None:

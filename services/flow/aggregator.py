@@ -16,9 +16,8 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import numpy.typing as npt
 
-from services.flow.types import LATENCY_PERCENTILES, FlowFrame, Headline
+from services.flow.types import HEADLINE_WINDOW_S, LATENCY_PERCENTILES, FlowFrame, Headline
 
-HEADLINE_WINDOW_S = 10
 OTHER_STATUS = "other"
 OTHER_REASON = "other"
 
@@ -83,6 +82,7 @@ class FlowAggregator:
         self._ring_sec = np.full(capacity_s, -1, dtype=np.int64)
         self._counts = np.zeros((8, capacity_s), dtype=np.float64)
         self._dead = np.zeros(capacity_s, dtype=np.float64)
+        self._replayed = np.zeros(capacity_s, dtype=np.float64)
         self._latency = np.full((len(LATENCY_PERCENTILES), capacity_s), np.nan)
         self._depths = np.full((4, capacity_s), np.nan)
         # Latency histograms of the last seconds, for the headline percentile.
@@ -100,6 +100,7 @@ class FlowAggregator:
         self._start_sec = self._cur_sec
         self._cur_counts: dict[str, int] = {}
         self._cur_dead = 0
+        self._cur_replayed = 0
         self._cur_latency: list[float] = []
         self._cur_reasons: dict[str, int] = {}
         # Failure reasons of the finished seconds still in the ring: second -> counts.
@@ -115,9 +116,19 @@ class FlowAggregator:
     # -- per message -----------------------------------------------------------
 
     def record_event(
-        self, status: str, latency_ms: float | None, reason: str | None = None
+        self,
+        status: str,
+        latency_ms: float | None,
+        reason: str | None = None,
+        *,
+        replayed: bool = False,
     ) -> None:
-        """Count one event with its status, its latency and failure reason (when known)."""
+        """Count one event with its status, its latency and failure reason (when known).
+
+        A ``replayed`` event (an operator sent its message back) is counted by
+        status and apart as replayed, never in the latency: its created time is
+        the original payment's, so its latency would be the time it was parked.
+        """
         with self._lock:
             sec = int(self._clock())
             if sec != self._cur_sec:
@@ -131,7 +142,9 @@ class FlowAggregator:
                     self._reason_names.add(reason)
                 reasons = self._cur_reasons
                 reasons[reason] = reasons.get(reason, 0) + 1
-            if latency_ms is not None:
+            if replayed:
+                self._cur_replayed += 1
+            elif latency_ms is not None:
                 if self._lat_countdown <= 1:
                     samples = self._cur_latency
                     samples.append(latency_ms)
@@ -250,6 +263,7 @@ class FlowAggregator:
         events_per_s = 0.0
         failure_rate: float | None = None
         p99: float | None = None
+        replayed = 0
         if complete > 0:
             secs = np.arange(cur - complete, cur, dtype=np.int64)
             slots = secs % self._cap
@@ -257,6 +271,7 @@ class FlowAggregator:
             per_status = self._counts[: len(self._status_names)][:, slots[fresh]].sum(axis=1)
             total = float(per_status.sum())
             events_per_s = total / complete
+            replayed = int(self._replayed[slots[fresh]].sum())
             if total > 0:
                 failures = sum(
                     float(per_status[row])
@@ -275,6 +290,8 @@ class FlowAggregator:
             latency_p99_ms=p99,
             tap_dropped=self._tap_dropped,
             total_events=total_events,
+            replayed_events=replayed,
+            window_s=HEADLINE_WINDOW_S,
         )
 
     def _dlq_depth(self) -> int | None:
@@ -314,6 +331,8 @@ class FlowAggregator:
             self._counts[:, slot] = 0.0
         self._dead[slot] = self._cur_dead
         self._cur_dead = 0
+        self._replayed[slot] = self._cur_replayed
+        self._cur_replayed = 0
         self._reasons.pop(sec - self._cap, None)
         if self._cur_reasons:
             self._reasons[sec] = self._cur_reasons
@@ -339,6 +358,7 @@ class FlowAggregator:
         self._ring_sec[slot] = sec
         self._counts[:, slot] = 0.0
         self._dead[slot] = 0.0
+        self._replayed[slot] = 0.0
         self._latency[:, slot] = np.nan
         hist_slot = sec % self._hist_slots
         self._hist_sec[hist_slot] = sec

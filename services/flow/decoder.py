@@ -11,7 +11,18 @@ import orjson
 
 from services.config import FieldPaths
 from services.json_paths import compile_path
+from services.links.headers import ACTION_ID_HEADER
 from services.masking.text import mask_text
+
+REPLAY_HEADER = ACTION_ID_HEADER
+"""Marks a replayed delivery: a message an operator sent back, or an event emitted for one.
+
+The workbench's actions stamp it on every message they republish; a downstream
+service that copies it to the events it emits (the demo's stages do) marks
+those too. Such a message keeps the original payment's created time, so its
+age is how long it was parked, not how long the flow took: the live flow counts
+it by status and apart as replayed, never in the latency.
+"""
 
 UNKNOWN_STATUS = "unknown"
 MAX_STATUS_LENGTH = 40

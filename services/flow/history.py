@@ -49,12 +49,17 @@ import orjson
 import redis.asyncio as aioredis
 
 from services.config import Profile
-from services.flow.types import LATENCY_PERCENTILES, FloatArray, FlowFrame, Headline
+from services.flow.types import (
+    HEADLINE_WINDOW_S,
+    LATENCY_PERCENTILES,
+    FloatArray,
+    FlowFrame,
+    Headline,
+)
 
 BUCKET_S: Final = 3600
 DEFAULT_RETENTION_S: Final = 24 * 3600
 """The default retention window (the profile has no ``history_retention_h`` yet)."""
-HEADLINE_WINDOW_S: Final = 10
 
 _RENEW = """
 -- KEYS: lease; ARGV: holder, ttl ms. Extends the lease only for its holder.
@@ -249,6 +254,8 @@ def frame_from_rows(
 ) -> FlowFrame:
     """A dense ``FlowFrame`` of ``from_s <= second < to_s`` from sparse rows.
 
+    A second without a row (nobody recorded it) is NaN in every series: a gap.
+
     Status and queue names are the union over the rows in first-seen order.
     The headline covers the last ``HEADLINE_WINDOW_S`` seconds of the range:
     events per second and failure rate as the aggregator computes them; p99 is
@@ -267,14 +274,16 @@ def frame_from_rows(
         for name in row.queue_depths:
             queue_rows.setdefault(name, len(queue_rows))
 
-    counts = np.zeros((len(status_rows), n), dtype=np.float64)
-    dead = np.zeros(n, dtype=np.float64)
+    # A second nobody recorded is NaN throughout (a gap), not zero traffic.
+    counts = np.full((len(status_rows), n), np.nan)
+    dead = np.full(n, np.nan)
     latency = np.full((len(LATENCY_PERCENTILES), n), np.nan)
     depths = np.full((len(queue_rows), n), np.nan)
     for row in rows:
         i = row.second - from_s
         if not 0 <= i < n:
             continue
+        counts[:, i] = 0.0
         for name, c in row.status_counts.items():
             counts[status_rows[name], i] = c
         dead[i] = row.dead_letters
@@ -287,6 +296,7 @@ def frame_from_rows(
     queue_names = tuple(queue_rows)
     headline = _headline(
         counts,
+        dead,
         latency,
         depths,
         status_names=status_names,
@@ -308,6 +318,7 @@ def frame_from_rows(
 
 def _headline(
     counts: FloatArray,
+    dead: FloatArray,
     latency: FloatArray,
     depths: FloatArray,
     *,
@@ -322,9 +333,10 @@ def _headline(
     failure_rate: float | None = None
     p99: float | None = None
     if window > 0:
-        per_status = counts[:, n - window :].sum(axis=1)
+        per_status = np.nansum(counts[:, n - window :], axis=1)
         total = float(per_status.sum())
-        events_per_s = total / window
+        recorded = int(np.count_nonzero(~np.isnan(dead[n - window :])))
+        events_per_s = total / recorded if recorded else 0.0
         if total > 0:
             failures = sum(
                 float(per_status[row])
@@ -348,7 +360,7 @@ def _headline(
         dlq_depth=sum(known) if known else None,
         latency_p99_ms=p99,
         tap_dropped=0,
-        total_events=int(counts.sum()),
+        total_events=int(np.nansum(counts)),
     )
 
 
@@ -361,14 +373,16 @@ def rows_from_frame(
 ) -> list[SecondRow]:
     """The finished seconds of ``frame`` as rows: those before ``upto_second``.
 
-    Pass the current (still filling) second as ``upto_second``. Seconds in
-    which nothing at all is known (no event, no dead letter, no latency, no
-    depth) are left out: they read back the same, and a writer whose aggregator
-    started late never blanks seconds another writer recorded. ``since_second``
-    drops earlier seconds too; pass the first full second of the aggregator
-    (the one after its start), so a partial first second is not written over a
-    complete one. ``reasons`` gives the failure-reason counts by second
-    (``FlowAggregator.failure_reasons``).
+    Pass the current (still filling) second as ``upto_second``. Every second is
+    a row, a quiet one too: a second without a row reads back as a gap (NaN,
+    nobody recorded it), not as zero traffic. ``since_second`` drops earlier
+    seconds; pass the first full second of the aggregator (the one after its
+    start): the seconds before it were never observed (the aggregator reports
+    them as 0), and a partial first second must not be written over a complete
+    one. The recorder also keeps only the seconds its tap consumed whole
+    (``TapCoverage``) and writes only after the newest stored second, so it
+    never blanks what another writer recorded. ``reasons`` gives the
+    failure-reason counts by second (``FlowAggregator.failure_reasons``).
     """
     reasons = reasons or {}
     rows: list[SecondRow] = []
@@ -391,13 +405,7 @@ def rows_from_frame(
             for r in range(latency_rows)
         ]
         dead = int(frame.dead_letters[i])
-        if (
-            not status_counts
-            and not dead
-            and all(d is None for d in queue_depths.values())
-            and all(v is None for v in lat)
-        ):
-            continue
+        # A quiet second is written too: missing history must read as a gap, not as 0.
         rows.append(
             SecondRow(
                 second=second,

@@ -82,6 +82,7 @@ class FlowMirror:
             keep = (secs > now - self._cap) & (secs <= now)
         slots_all = secs % self._cap
         keep &= self._ring_sec[slots_all] != secs
+        keep &= ~np.isnan(frame.dead_letters)  # seconds nobody recorded stay gaps
         if not keep.any():
             return 0
         self._status_names = _merged(self._status_names, frame.status_names)
@@ -119,10 +120,11 @@ class FlowMirror:
         slots = secs % self._cap
         stale = self._ring_sec[slots] != secs
         n_status, n_queue = len(self._status_names), len(self._queue_names)
+        # Seconds neither the child reported nor the history held: gaps, not zero traffic.
         counts = self._counts[:n_status, slots]
-        counts[:, stale] = 0.0
+        counts[:, stale] = np.nan
         dead = self._dead[slots]
-        dead[stale] = 0.0
+        dead[stale] = np.nan
         latency = self._latency[:, slots]
         latency[:, stale] = np.nan
         depths = self._depths[:n_queue, slots]

@@ -23,7 +23,7 @@ from pamqp.common import FieldTable
 
 from services.config import Profile, TapBinding
 from services.flow.aggregator import FlowAggregator
-from services.flow.decoder import EventDecoder
+from services.flow.decoder import REPLAY_HEADER, EventDecoder
 from services.links.close import close_quietly
 from services.problems import ProblemReporter
 
@@ -392,9 +392,12 @@ class FlowTap:
             properties.timestamp,
             time.time() * 1000.0,
         )
-        self._record_event(status, latency, reason)
-        if latency is not None:
-            self._add_age(latency)
+        if headers and REPLAY_HEADER in headers:  # its age is its parking time
+            self._record_event(status, None, reason, replayed=True)
+        else:
+            self._record_event(status, latency, reason)
+            if latency is not None:
+                self._add_age(latency)
         self.consumed += 1
 
     def _on_probe(self, headers: Mapping[str, Any]) -> None:

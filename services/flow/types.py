@@ -10,18 +10,31 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float64]
 
 LATENCY_PERCENTILES: tuple[int, ...] = (50, 95, 99)
+HEADLINE_WINDOW_S = 10
+"""The headline's rates, failure share and p99 cover this many finished seconds."""
 
 
 @dataclass(frozen=True)
 class Headline:
-    """The headline counters over the recent past (see ``FlowAggregator``)."""
+    """The headline counters over the recent past (see ``FlowAggregator``).
+
+    ``events_per_s``, ``failure_rate_pct``, ``latency_p99_ms`` and
+    ``replayed_events`` cover the last ``window_s`` finished seconds. The
+    failure rate is the failure-status events as a share of all status events
+    (dead letters are not events), as the failure-rate alert computes it over
+    its own window. Replayed events (messages an operator sent back, and what
+    the flow emits for them) count as events but not in the latency: their
+    created time is the original payment's.
+    """
 
     events_per_s: float
     failure_rate_pct: float | None  # None when no events in the window
-    dlq_depth: int | None  # summed over the dead-letter queues; None when unknown
+    dlq_depth: int | None  # messages waiting in the dead-letter queues; None when unknown
     latency_p99_ms: float | None
     tap_dropped: int  # tap messages lost because the console fell behind
     total_events: int
+    replayed_events: int = 0  # events of replayed messages in the window
+    window_s: int = HEADLINE_WINDOW_S
 
 
 @dataclass(frozen=True)

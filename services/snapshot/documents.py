@@ -236,8 +236,8 @@ def throughput_rows(frame: FlowFrame, start: int, stop: int) -> Iterator[list[st
         yield [
             f"{stamps[i - start]}Z",
             str(int(frame.t[i])),
-            *(str(int(v)) for v in counts[:, i]),
-            str(int(frame.dead_letters[i])),
+            *(_number_cell(float(v)) for v in counts[:, i]),  # empty: nobody recorded it
+            _number_cell(float(frame.dead_letters[i])),
             *(_number_cell(float(v)) for v in latency[:, i]),
             *(_number_cell(float(v)) for v in depths[:, i]),
         ]

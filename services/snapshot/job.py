@@ -216,8 +216,8 @@ class _SnapshotJob:
         by_name = {m.name: m.rows for m in self.members}
         return SnapshotCounts(
             seconds=by_name.get("throughput.csv", 0),
-            events=int(frame.status_counts.sum()) if frame is not None else 0,
-            dead_letters=int(frame.dead_letters.sum()) if frame is not None else 0,
+            events=int(np.nansum(frame.status_counts)) if frame is not None else 0,
+            dead_letters=int(np.nansum(frame.dead_letters)) if frame is not None else 0,
             failed_payments=by_name.get("failed_payments.csv", 0),
             audit_records=by_name.get("audit.jsonl", 0),
             alert_events=by_name.get("alerts.jsonl", 0),
@@ -396,16 +396,16 @@ class _SnapshotJob:
         assert frame is not None
         counts = frame.status_counts
         per_status = {
-            mask_optional_text(name): int(counts[i].sum())
+            mask_optional_text(name): int(np.nansum(counts[i]))
             for i, name in enumerate(frame.status_names)
         }
-        events = int(counts.sum())
+        events = int(np.nansum(counts))
         failures = sum(
-            int(counts[i].sum())
+            int(np.nansum(counts[i]))
             for i, name in enumerate(frame.status_names)
             if name.lower() in self.failure_statuses
         )
-        per_second = counts.sum(axis=0) if counts.size else np.zeros(frame.seconds)
+        per_second = np.nansum(counts, axis=0) if counts.size else np.zeros(frame.seconds)
         peak = int(per_second.max()) if per_second.size else 0
         p99 = frame.latency_ms[-1]
         reasons = {mask_optional_text(k): v for k, v in self.reasons.items() if v}
@@ -423,7 +423,7 @@ class _SnapshotJob:
             statuses=count_rows(per_status, flagged=self._failure_labels(frame)),
             failure_statuses=tuple(self.profile.failure_statuses),
             failures=failures,
-            dead_letters=int(frame.dead_letters.sum()),
+            dead_letters=int(np.nansum(frame.dead_letters)),
             peak_events_per_s=peak,
             peak_at_s=int(frame.t[int(per_second.argmax())]) if peak else None,
             max_p99_ms=None if np.all(np.isnan(p99)) else float(np.nanmax(p99)),
@@ -445,8 +445,10 @@ class _SnapshotJob:
             alert_events_total=len(self.alert_events),
             alerts_fired=sum(1 for e in self.alert_events if e.kind == "firing"),
             actions=tuple(self.actions.rows),
+            audit_records=self.actions.records,
             actions_total=self.actions.total,
             actions_by_kind=count_rows(dict(self.actions.kinds)),
+            actions_unfinished=self.actions.unfinished,
             charts=tuple(
                 ChartImage(name, CHARTS[name][0], self._caption(name), png)
                 for name, png in self.charts.items()

@@ -33,7 +33,7 @@ from services.alerts.model import AlertEvent
 from services.masking.json import mask_optional_text
 from services.snapshot.model import FiringSpan
 from services.time_range import format_duration, format_local, format_utc, iso_utc
-from services.workbench.model import AuditRecord, EntrySummary
+from services.workbench.model import AUDIT_STARTED, AuditRecord, EntrySummary
 
 TEMPLATE_NAME: Final = "snapshot_report.html.j2"
 TOP_REASONS: Final = 15
@@ -185,8 +185,10 @@ class ReportSummary:
     alert_events_total: int
     alerts_fired: int
     actions: tuple[ActionRow, ...]
-    actions_total: int
+    audit_records: int  # every audit record of the range (audit.jsonl)
+    actions_total: int  # finished actions (see ``ActionTally``)
     actions_by_kind: tuple[CountRow, ...]
+    actions_unfinished: int
     # charts and files
     charts: tuple[ChartImage, ...] = ()
     charts_note: str = ""
@@ -232,7 +234,7 @@ class ReportSummary:
             "events": self.events,
             "dead_letters": self.dead_letters,
             "failed_payments": self.failed_payments,
-            "audit_records": self.actions_total,
+            "audit_records": self.audit_records,
             "alert_events": self.alert_events_total,
         }
 
@@ -313,16 +315,38 @@ class FailedPaymentTally:
 
 @dataclass
 class ActionTally:
-    """Counts over the audit records of the range, and the first rows for the report."""
+    """Counts over the audit records of the range, and the first rows for the report.
 
+    ``records`` counts every audit record (the lines of audit.jsonl) and
+    ``rows`` lists the first of them. An action counts once it finished:
+    ``total`` and ``kinds`` count the finished actions, one per action id
+    (an action over several dead-letter queues writes a record in each), not
+    the ``started`` records an action writes before it claims anything.
+    ``unfinished`` counts the actions started in the range without a record of
+    their end in it (still running at its end, or interrupted).
+    """
+
+    records: int = 0
     total: int = 0
     kinds: Counter[str] = field(default_factory=Counter)
     rows: list[ActionRow] = field(default_factory=list)
+    _started: set[tuple[str, str]] = field(default_factory=set)
+    _finished: set[tuple[str, str]] = field(default_factory=set)
+
+    @property
+    def unfinished(self) -> int:
+        return len(self._started - self._finished)
 
     def add(self, record: AuditRecord, dlq: str) -> None:
-        self.total += 1
+        self.records += 1
         action = mask_optional_text(record.action) or "(unknown)"
-        self.kinds[action] += 1
+        key = (action, record.action_id or f"{dlq}/{record.stream_id or self.records}")
+        if record.result == AUDIT_STARTED:
+            self._started.add(key)
+        elif key not in self._finished:
+            self._finished.add(key)
+            self.total += 1
+            self.kinds[action] += 1
         if len(self.rows) < MAX_TABLE_ROWS:
             self.rows.append(
                 ActionRow(

@@ -15,7 +15,8 @@ class SeriesBuilder:
         self.n = to_s - from_s
         self.counts: dict[str, FloatArray] = {}
         self.depths: dict[str, FloatArray] = {}
-        self.dead: FloatArray = np.zeros(self.n)
+        # NaN where nobody recorded the second (see ``frame_from_rows``).
+        self.dead: FloatArray = np.full(self.n, np.nan)
         self.latency: FloatArray = np.full((len(LATENCY_PERCENTILES), self.n), np.nan)
 
     def add(self, frame: FlowFrame) -> None:
@@ -35,11 +36,16 @@ class SeriesBuilder:
     def frame(self, failure_statuses: frozenset[str]) -> FlowFrame:
         names = tuple(self.counts)
         counts = np.vstack([self.counts[n] for n in names]) if names else np.zeros((0, self.n))
+        # A status first seen in a later chunk was 0 in the recorded seconds before it.
+        counts = np.nan_to_num(counts, nan=0.0)
+        counts[:, np.isnan(self.dead)] = np.nan
         queues = tuple(self.depths)
         depths = np.vstack([self.depths[q] for q in queues]) if queues else np.zeros((0, self.n))
-        total = float(counts.sum())
+        total = float(np.nansum(counts))
         failures = sum(
-            float(counts[i].sum()) for i, n in enumerate(names) if n.lower() in failure_statuses
+            float(np.nansum(counts[i]))
+            for i, n in enumerate(names)
+            if n.lower() in failure_statuses
         )
         p99 = self.latency[-1]
         return FlowFrame(

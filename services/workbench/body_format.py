@@ -31,6 +31,7 @@ from services.masking.json import (
 )
 from services.masking.message import mask_untrusted
 from services.masking.text import luhn_valid
+from services.time_range import format_local_time
 from services.workbench.model import BodyKind, body_kind
 
 LARGE_BODY_BYTES = 1024 * 1024
@@ -385,10 +386,11 @@ def amqp_type_name(value: Any) -> str:
 
 
 def format_timestamp(moment: datetime.datetime) -> str:
-    """A timestamp in UTC with the zone said (naive ones are taken as UTC)."""
+    """A timestamp in local time with its zone named, as every time is shown (naive ones
+    are taken as UTC)."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.UTC)
-    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return format_local_time(moment.timestamp())
 
 
 HEX_VALUE_BYTES = 48

@@ -201,6 +201,11 @@ class AuditRecord:
     stream_id: str | None = None
 
 
+AUDIT_STARTED = "started"
+"""The ``result`` of the record an action writes (per DLQ) before it claims anything;
+the record it writes when it finished says what it did."""
+
+
 @dataclass(frozen=True, slots=True)
 class Durability:
     """Whether the parking store survives a Redis restart.

@@ -12,6 +12,7 @@ from PySide6.QtGui import QColor, QPainter, QPaintEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
 
 from services.links.status import LinkState, LinkStatus
+from services.time_range import format_local_time
 from widgets.common import colors
 from widgets.common.theme import repolish
 
@@ -149,7 +150,7 @@ class ConnectionIndicator(QWidget):
 
     def _tooltip(self, retry: str) -> str:
         status = self._status
-        since = time.strftime("%H:%M:%S", time.localtime(status.since))
+        since = format_local_time(status.since, date=False)
         rows = [
             f"<b>{html.escape(self.service)}</b>: {html.escape(status.state.value)}",
             f"Target: {html.escape(status.target) if status.target else 'not known yet'}",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import math
-import time
 from collections.abc import Mapping, Sequence
 
 from PySide6.QtCore import QPoint, QRect, Qt
@@ -12,6 +11,7 @@ from PySide6.QtWidgets import QLabel, QWidget
 
 from services.alerts.model import AlertMark
 from services.flow.types import LATENCY_PERCENTILES, FlowFrame
+from services.time_range import format_local_time
 from widgets.common import colors
 from widgets.live.plot_items import mark_color
 
@@ -82,7 +82,7 @@ class CrosshairReadout(QLabel):
 
     def show_entries(self, t: float, entries: Sequence[ReadoutEntry], has_data: bool) -> None:
         """Show the time ``t`` and ``entries`` (a table by group); "no data yet" without data."""
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+        stamp = format_local_time(t)
         parts = [
             "<table cellspacing='0' cellpadding='1'>",
             f"<tr><td colspan='2'><b>{stamp}</b></td></tr>",

@@ -6,6 +6,7 @@ the flow history one window at a time. Alert spans are shaded on every plot.
 
 from __future__ import annotations
 
+import datetime
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from services.alerts.model import AlertMark
 from services.flow.types import LATENCY_PERCENTILES, FlowFrame
+from services.time_range import zone_name
 from widgets.common import colors
 from widgets.live.crosshair_readout import CrosshairReadout, ReadoutEntry, readout_entries
 from widgets.live.history_controls import HistoryControls, HistoryRange, format_range
@@ -107,7 +109,8 @@ class FlowPlots(QWidget):
         self._queues = SeriesGroup(self.queue_plot, self.queue_legend, colors.queue_color)
         bottom = self.latency_plot.getAxis("bottom")
         bottom.setStyle(showValues=True)
-        bottom.setLabel("local time", color=colors.TEXT_MUTED)
+        self._zone = ""
+        self._label_zone(self._clock())
 
         self.dead_letter_curve = make_curve(
             self.dead_letter_plot, None, "dead letters", colors.DEAD_LETTER_COLOR, fill=True
@@ -135,7 +138,7 @@ class FlowPlots(QWidget):
         now = self._clock()
         self.throughput_plot.setXRange(now - _DEFAULT_SPAN_S, now, padding=0)
         for plot in self.plots:  # a sensible empty scale until data arrives
-            plot.getViewBox().setRange(yRange=(-0.5, 10.5), padding=0, disableAutoRange=False)
+            plot.getViewBox().setRange(yRange=(0.0, 10.0), padding=0, disableAutoRange=False)
         self._connect_signals()
         self._update_history_controls()
 
@@ -397,10 +400,20 @@ class FlowPlots(QWidget):
             self.history_badge.show()
         self._place_overlays()
 
+    def _label_zone(self, t: float) -> None:
+        """Name the time axis's zone (it changes with daylight saving time)."""
+        zone = zone_name(datetime.datetime.fromtimestamp(t))
+        if zone != self._zone:
+            self._zone = zone
+            label = f"local time ({zone})"
+            self.latency_plot.getAxis("bottom").setLabel(label, color=colors.TEXT_MUTED)
+
     def _draw(self, frame: FlowFrame, x_range: tuple[float, float] | None = None) -> None:
         """One ``setData`` per curve; the time axis on ``x_range`` or the frame's span."""
         self._frame = frame
         t = frame.t
+        if t.shape[0]:
+            self._label_zone(float(t[-1]))
         self._statuses.show(frame.status_names, frame.status_counts, t)
         self.dead_letter_curve.setData(t, frame.dead_letters, skipFiniteCheck=True)
         self._queues.show(frame.queue_names, frame.queue_depths, t)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import time
 from collections.abc import Callable
 
@@ -14,6 +15,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from services.time_range import zone_name
 
 DATE_TIME_FORMAT = "yyyy-MM-dd HH:mm:ss"
 
@@ -44,10 +47,11 @@ class GoToTimeDialog(QDialog):
         self.edit.setMaximumDateTime(QDateTime.fromSecsSinceEpoch(now))
         start = now - 3600 if initial is None else int(initial)
         self.edit.setDateTime(QDateTime.fromSecsSinceEpoch(min(max(start, earliest), now)))
-        self.edit.setToolTip("Local time; the plots show the window around it")
+        zone = zone_name(datetime.datetime.fromtimestamp(now))
+        self.edit.setToolTip(f"Local time ({zone}); the plots show the window around it")
         hint = QLabel(
             f"Show the flow around a moment of the last {retention_s / 3600:g} h"
-            " (local time). End returns to the live flow."
+            f" (local time, {zone}). End returns to the live flow."
         )
         hint.setObjectName("Muted")
         hint.setWordWrap(True)

@@ -28,6 +28,8 @@ class HeadlineThresholds:
     latency_p99_alert_ms: float | None = None
     tap_dropped_warn: float | None = 0
     tap_dropped_alert: float | None = None
+    parked_warn: float | None = None
+    parked_alert: float | None = None
 
 
 def level_for(value: float | None, warn: float | None, alert: float | None) -> Level:
@@ -137,13 +139,19 @@ class HeadlineTile(QFrame):
 
 
 class HeadlineBar(QFrame):
-    """Events/s, failure rate, DLQ depth, p99 latency and tap drops as big counters.
+    """Events/s, failure rate, p99 latency, dead letters waiting, parked payments and tap
+    drops as big counters.
 
-    Unknown values show "—". Failure rate above 5 % is red, a non-empty DLQ and
-    any tap drops are amber (see ``HeadlineThresholds``).
+    Rates, failure share and p99 cover the headline's window (``Headline.window_s``,
+    said on each tile). The dead-letter tile counts the messages waiting in the
+    dead-letter queues (the parker moves them into the workbench, so it is
+    usually 0); the parked tile counts the failed payments parked in the
+    workbench awaiting an operator (``show_parked``, from the workbench).
+    Unknown values show "—". Failure rate above 5 % is red, messages waiting in a
+    dead-letter queue and any tap drops are amber (see ``HeadlineThresholds``).
     """
 
-    KEYS = ("events", "failure_rate", "dlq_depth", "latency_p99", "tap_dropped")
+    KEYS = ("events", "failure_rate", "latency_p99", "dlq_depth", "parked", "tap_dropped")
 
     def __init__(
         self, thresholds: HeadlineThresholds | None = None, parent: QWidget | None = None
@@ -154,8 +162,9 @@ class HeadlineBar(QFrame):
         specs = (
             ("events", "Events", "/s"),
             ("failure_rate", "Failure rate", "%"),
-            ("dlq_depth", "DLQ depth", "msgs"),
             ("latency_p99", "Latency p99", "ms"),
+            ("dlq_depth", "In dead-letter queues", "msgs"),
+            ("parked", "Parked", "payments"),
             ("tap_dropped", "Tap dropped", "msgs"),
         )
         self._tiles = {key: HeadlineTile(key, caption, unit) for key, caption, unit in specs}
@@ -166,9 +175,22 @@ class HeadlineBar(QFrame):
             row.addWidget(tile, 1)
         th = self.thresholds
         self._tiles["failure_rate"].setToolTip(
-            f"Failed events as a share of all events; red above {th.failure_rate_alert_pct} %"
+            "Events with a failure status as a share of all status events over the"
+            " last seconds (dead letters are not events), as the failure-rate alert"
+            f" computes it over its own window; red above {th.failure_rate_alert_pct} %"
         )
-        self._tiles["dlq_depth"].setToolTip("Messages waiting in the dead-letter queues")
+        self._tiles["latency_p99"].setToolTip(
+            "End-to-end latency (now minus the payment's created time) over the last"
+            " seconds. Replayed payments (requeued or retried by an operator) are left"
+            " out: their created time is the original one"
+        )
+        self._tiles["dlq_depth"].setToolTip(
+            "Messages waiting in the dead-letter queues, not yet parked in the workbench"
+        )
+        self._tiles["parked"].setToolTip(
+            "Failed payments parked in the workbench, waiting for an operator"
+            " (requeue, retry or cancel)"
+        )
         self._tiles["tap_dropped"].setToolTip(
             "Tap messages the broker dropped because the console fell behind;"
             " the plots under-count while this grows"
@@ -192,26 +214,47 @@ class HeadlineBar(QFrame):
             tile.show_value(NO_VALUE, Level.NORMAL, "waiting for data")
 
     @Slot(object)
+    def show_parked(self, count: int | None, detail: str = "") -> None:
+        """The failed payments parked in the workbench; None when unknown (``detail`` says why)."""
+        th = self.thresholds
+        if count is None:
+            self._tiles["parked"].show_value(NO_VALUE, Level.NORMAL, detail or "unknown")
+            return
+        self._tiles["parked"].show_value(
+            format_count(count),
+            level_for(count, th.parked_warn, th.parked_alert),
+            detail or "awaiting an operator",
+        )
+
+    @Slot(object)
     def show_headline(self, h: Headline) -> None:
         """Show one set of headline counters."""
         th = self.thresholds
+        window = f"last {h.window_s} s"
         self._tiles["events"].show_value(
-            format_rate(h.events_per_s), Level.NORMAL, f"{h.total_events:,} events in total"
+            format_rate(h.events_per_s),
+            Level.NORMAL,
+            f"{window} · {h.total_events:,} in total",
         )
         self._tiles["failure_rate"].show_value(
             format_percent(h.failure_rate_pct),
             level_for(h.failure_rate_pct, th.failure_rate_warn_pct, th.failure_rate_alert_pct),
-            "no events" if h.failure_rate_pct is None else "of all events",
+            f"no events in the {window}" if h.failure_rate_pct is None else f"of events, {window}",
+        )
+        latency_detail = f"end to end, {window}"
+        if h.replayed_events:
+            latency_detail = f"{window} · {h.replayed_events:,} replayed left out"
+        elif h.latency_p99_ms is None:
+            latency_detail = f"no samples in the {window}"
+        self._tiles["latency_p99"].show_value(
+            format_ms(h.latency_p99_ms),
+            level_for(h.latency_p99_ms, th.latency_p99_warn_ms, th.latency_p99_alert_ms),
+            latency_detail,
         )
         self._tiles["dlq_depth"].show_value(
             format_count(h.dlq_depth),
             level_for(h.dlq_depth, th.dlq_depth_warn, th.dlq_depth_alert),
-            "unknown" if h.dlq_depth is None else "waiting in dead-letter queues",
-        )
-        self._tiles["latency_p99"].show_value(
-            format_ms(h.latency_p99_ms),
-            level_for(h.latency_p99_ms, th.latency_p99_warn_ms, th.latency_p99_alert_ms),
-            "no samples" if h.latency_p99_ms is None else "end to end",
+            "unknown" if h.dlq_depth is None else "waiting, not yet parked",
         )
         self._tiles["tap_dropped"].show_value(
             format_count(h.tap_dropped),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import time
 from dataclasses import dataclass
 
@@ -9,19 +10,23 @@ from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
 
+from services.time_range import zone_name
 from widgets.common.theme import repolish
 
 _MAX_MESSAGE_CHARS = 90
 
 
 def format_range(from_s: float, to_s: float, now: float) -> str:
-    """ "13:05:00 – 14:05:00", with dates when the range is not all today."""
+    """ "13:05:00 – 14:05:00 CET" (local time and its zone), with dates when the range
+    is not all today."""
     start, end, today = time.localtime(from_s), time.localtime(to_s), time.localtime(now)
     clock = "%H:%M:%S"
+    zone = zone_name(datetime.datetime.fromtimestamp(to_s))
     if start[:3] == end[:3]:
         head = clock if start[:3] == today[:3] else f"%b %d {clock}"
-        return f"{time.strftime(head, start)} – {time.strftime(clock, end)}"
-    return f"{time.strftime(f'%b %d {clock}', start)} – {time.strftime(f'%b %d {clock}', end)}"
+        return f"{time.strftime(head, start)} – {time.strftime(clock, end)} {zone}"
+    span = f"{time.strftime(f'%b %d {clock}', start)} – {time.strftime(f'%b %d {clock}', end)}"
+    return f"{span} {zone}"
 
 
 @dataclass(frozen=True, slots=True)

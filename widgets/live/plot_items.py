@@ -112,6 +112,8 @@ def add_plot(
     plot.setDownsampling(auto=True, mode="peak")
     plot.getViewBox().setAutoVisible(y=True)
     plot.getViewBox().enableAutoRange(y=True)
+    # Counts, depths and latencies are never negative: the y axis starts at 0.
+    plot.setLimits(yMin=0.0)
     tick_font = QFont()
     tick_font.setPointSizeF(8.0)
     for name in ("left", "bottom"):

@@ -7,7 +7,6 @@ combo over it. The entry detail pane reuses the model for one entry's trail.
 
 from __future__ import annotations
 
-import datetime
 import html
 import re
 from collections.abc import Iterable, Sequence
@@ -34,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from services import time_range
 from services.masking.json import mask_sensitive_text
 from services.workbench.actions.names import Action
 from services.workbench.model import AuditRecord
@@ -79,12 +79,12 @@ _MAX_TOOLTIP_IDS = 25
 _MAX_DETAIL_CHARS = 300
 
 
-def format_local_time(ts_ms: int, *, seconds: bool = True) -> str:
-    """Epoch milliseconds as local ``2024-05-03 14:03:12`` (``—`` for 0)."""
+def format_local_time(ts_ms: int) -> str:
+    """Epoch milliseconds as local time with its zone, ``2024-05-03 14:03:12 CEST``
+    (``—`` for 0): the rule of ``services.time_range.format_local_time``."""
     if ts_ms <= 0:
         return "—"
-    moment = datetime.datetime.fromtimestamp(ts_ms / 1000)
-    return moment.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    return time_range.format_local_time(ts_ms / 1000)
 
 
 _COUNT = re.compile(r"([a-z][a-z ]*?)\s+(\d[\d,]*)")
@@ -295,9 +295,8 @@ class AuditTableModel(ListTableModel[_Row]):
                 text = text[:2000] + " …"
             return f"<qt>{html.escape(text)}</qt>"
         if column == "time":
-            moment = datetime.datetime.fromtimestamp(record.ts / 1000, tz=datetime.UTC)
             action_id = f"<br>action id {html.escape(record.action_id)}" if record.action_id else ""
-            return f"<qt>{moment:%Y-%m-%d %H:%M:%S} UTC{action_id}</qt>"
+            return f"<qt>{format_local_time(record.ts)}{action_id}</qt>"
         text = row.cells[column]
         if column == "result":  # the whole result, even where the column cuts it
             return text or None
@@ -372,7 +371,7 @@ class AuditPanel(QWidget):
 
     entry_activated = Signal(str)
     COLUMN_WIDTHS: ClassVar[dict[str, int]] = {
-        "time": 145,
+        "time": 175,  # "2024-05-03 12:54:00 CEST"
         "operator": 90,
         "host": 100,
         "action": 70,

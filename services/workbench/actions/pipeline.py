@@ -43,6 +43,7 @@ from services.workbench.actions.publisher import ActionPublisher, PublishItem, P
 from services.workbench.actions.report import ActionOutcome, ActionReport, format_delay
 from services.workbench.codec import MessageRecord
 from services.workbench.model import (
+    AUDIT_STARTED,
     AuditRecord,
     ClaimResult,
     EntryState,
@@ -206,7 +207,7 @@ class ActionRun:
         await self.ledger.acquire(self.run_id, new, self.token)
         self.dlqs.extend(new)
         for dlq in new:
-            record = self._audit_record((), target.description, "started", self.params.note)
+            record = self._audit_record((), target.description, AUDIT_STARTED, self.params.note)
             await self.store.append_audit(dlq, record)
 
     async def run(

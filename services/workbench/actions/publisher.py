@@ -46,6 +46,7 @@ import pika.exceptions
 import pika.frame
 import pika.spec
 
+from services.links.headers import ACTION_ID_HEADER
 from services.workbench.actions.pika_link import (
     AmqpUnavailable,
     ChannelClosed,
@@ -57,9 +58,6 @@ from services.workbench.codec import encode_message_properties
 
 log = logging.getLogger(__name__)
 
-ACTION_ID_HEADER: Final = "payops-action-id"
-"""The header naming the action (one per entry per action): downstream consumers
-can de-duplicate on it, and returns are matched to items by it."""
 
 NO_ROUTE: Final = 312
 

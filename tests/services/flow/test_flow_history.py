@@ -96,7 +96,8 @@ def test_rows_from_frame_carries_the_failure_reasons() -> None:
     agg.record_event("failed", 5.0, "acquirer outage")
     clock.now += 1
     frame = agg.frame(5)
-    rows = rows_from_frame(frame, T0 + 1, reasons=agg.failure_reasons(T0 - 10, T0 + 1))
+    reasons = agg.failure_reasons(T0 - 10, T0 + 1)
+    rows = rows_from_frame(frame, T0 + 1, since_second=T0, reasons=reasons)
     assert [(r.second, r.failure_reasons) for r in rows] == [(T0, {"acquirer outage": 2})]
 
 
@@ -163,15 +164,23 @@ async def test_headline_covers_the_last_ten_seconds(store: HistoryStore) -> None
     assert frame.headline.dlq_depth is None
 
 
-async def test_missing_seconds_read_as_zero_and_nan(store: HistoryStore) -> None:
+async def test_seconds_nobody_recorded_read_as_gaps_and_quiet_ones_as_zero(
+    store: HistoryStore,
+) -> None:
     await store.write_seconds(
-        [row(T0 + 2, {"captured": 5}, dead=1, depths={"q": 3}, latency=(1.0, 2.0, 3.0))]
+        [
+            row(T0 + 2, {"captured": 5}, dead=1, depths={"q": 3}, latency=(1.0, 2.0, 3.0)),
+            row(T0 + 3, {}),  # recorded, and quiet
+        ]
     )
     frame = await store.read_range(T0, T0 + 5)
     assert frame.seconds == 5
     assert frame.t.tolist() == [T0 + i for i in range(5)]
-    assert frame.status_counts.tolist() == [[0, 0, 5, 0, 0]]
-    assert frame.dead_letters.tolist() == [0, 0, 1, 0, 0]
+    gap = [0, 1, 4]
+    assert np.isnan(frame.status_counts[:, gap]).all() and np.isnan(frame.dead_letters[gap]).all()
+    assert frame.status_counts[0, 2:4].tolist() == [5, 0]
+    assert frame.dead_letters[2:4].tolist() == [1, 0]
+    assert frame.headline.total_events == 5
     assert np.isnan(frame.latency_ms[:, [0, 1, 3, 4]]).all()
     assert np.isnan(frame.queue_depths[0, [0, 1, 3, 4]]).all()
 
@@ -180,7 +189,7 @@ async def test_missing_seconds_read_as_zero_and_nan(store: HistoryStore) -> None
     assert empty.status_names == () and empty.queue_names == ()
     assert empty.status_counts.shape == (0, 60)
     assert empty.queue_depths.shape == (0, 60)
-    assert not empty.dead_letters.any()
+    assert np.isnan(empty.dead_letters).all()  # nobody recorded: a gap
     assert empty.headline.events_per_s == 0.0
     assert empty.headline.failure_rate_pct is None
     assert empty.headline.latency_p99_ms is None
@@ -234,13 +243,16 @@ async def test_iter_range_streams_hour_buckets_in_order(
     assert [int(c.t[0]) for c in chunks] == [start + i * 3600 for i in range(3)]
     t = np.concatenate([c.t for c in chunks])
     assert np.array_equal(t, np.arange(start, end, dtype=np.float64))
-    total = sum(int(c.status_counts.sum()) for c in chunks)
+    total = sum(int(np.nansum(c.status_counts)) for c in chunks)
     assert total == sum(r.status_counts["captured"] for r in written)
-    assert sum(int(c.dead_letters.sum()) for c in chunks) == sum(r.dead_letters for r in written)
+    dead = sum(int(np.nansum(c.dead_letters)) for c in chunks)
+    assert dead == sum(r.dead_letters for r in written)
 
     whole = await store.read_range(start, end)
     assert np.array_equal(
-        np.concatenate([c.status_counts for c in chunks], axis=1), whole.status_counts
+        np.concatenate([c.status_counts for c in chunks], axis=1),
+        whole.status_counts,
+        equal_nan=True,
     )
 
     small = [c.seconds async for c in store.iter_range(start, start + 25, chunk_s=10)]
@@ -340,10 +352,11 @@ async def test_rows_from_a_real_aggregator_round_trip(store: HistoryStore) -> No
     frame = agg.frame(30)
     assert int(frame.t[-1]) == current
 
-    rows = rows_from_frame(frame, upto_second=current)
+    assert rows_from_frame(frame, upto_second=current)[0].second < T0  # never observed
+    rows = rows_from_frame(frame, upto_second=current, since_second=T0 + 1)
     by_second = {r.second: r for r in rows}
     assert current not in by_second  # the partial second is not written
-    assert min(by_second) == T0 + 1  # nothing known before the aggregator started
+    assert min(by_second) == T0 + 1
     assert by_second[T0 + 1].status_counts == {"captured": 5, "failed": 2}
     assert by_second[T0 + 1].queue_depths == {"payments.dlq": 7}
     assert by_second[T0 + 2].dead_letters == 2
@@ -358,13 +371,15 @@ async def test_rows_from_a_real_aggregator_round_trip(store: HistoryStore) -> No
     finished = frame.finished()
     read = await store.read_range(int(finished.t[0]), current)
     assert read.t.tolist() == finished.t.tolist()
+    seen = finished.t >= T0 + 1  # before: never observed, a gap when read back
+    assert np.isnan(read.dead_letters[~seen]).all()
     for name in read.status_names:
         np.testing.assert_array_equal(
-            read.status_counts[read.status_names.index(name)],
-            finished.status_counts[finished.status_names.index(name)],
+            read.status_counts[read.status_names.index(name)][seen],
+            finished.status_counts[finished.status_names.index(name)][seen],
         )
-    assert read.status_counts.sum() == finished.status_counts.sum() == 12
-    np.testing.assert_array_equal(read.dead_letters, finished.dead_letters)
+    assert np.nansum(read.status_counts) == finished.status_counts.sum() == 12
+    np.testing.assert_array_equal(read.dead_letters[seen], finished.dead_letters[seen])
     np.testing.assert_array_equal(read.latency_ms, finished.latency_ms)
     np.testing.assert_array_equal(
         read.queue_depths[read.queue_names.index("payments.dlq")],
@@ -380,6 +395,6 @@ def test_rows_from_frame_skips_seconds_before_since() -> None:
     agg.record_event("captured", 1.0)
     clock.now = T0 + 2.0
     frame = agg.frame(10)
-    assert [r.second for r in rows_from_frame(frame, T0 + 2)] == [T0, T0 + 1]
+    assert [r.second for r in rows_from_frame(frame, T0 + 2)][-2:] == [T0, T0 + 1]
     assert [r.second for r in rows_from_frame(frame, T0 + 2, since_second=T0 + 1)] == [T0 + 1]
     assert not math.isnan(frame.latency_ms[0, -2])

@@ -50,7 +50,7 @@ from services.snapshot.model import (
     alert_spans,
 )
 from services.workbench.codec import MessageRecord
-from services.workbench.model import AuditRecord, EntryState
+from services.workbench.model import AUDIT_STARTED, AuditRecord, EntryState
 from services.workbench.store import ParkingStore, ParkItem, new_entry_id
 
 pytestmark = pytest.mark.integration
@@ -147,6 +147,7 @@ class Scenario:
     dead_letters: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
     audit_in_range: int = 0
+    actions_finished: dict[str, int] = field(default_factory=dict)
     alert_events_in_range: int = 0
     binary_id: str = ""
     text_id: str = ""
@@ -313,7 +314,23 @@ async def seed(client: aioredis.Redis, profile: Profile) -> Scenario:
     await store.append_audit(
         DLQ2, AuditRecord(now_ms, "dave", "ops-3", "cancel", (refunds[0],), "x", "ok", "")
     )
-    scenario.audit_in_range = 3
+    # One action over both DLQs: a "started" record, then a final record in each.
+    run = {"action_id": "run-9", "detail": ""}
+    await store.append_audit(
+        DLQ, AuditRecord(now_ms, "erin", "ops-4", "requeue", (), "q", AUDIT_STARTED, **run)
+    )
+    for dlq in (DLQ, DLQ2):
+        done_record = AuditRecord(
+            now_ms, "erin", "ops-4", "requeue", (before[0],), "q", "ok", **run
+        )
+        await store.append_audit(dlq, done_record)
+    # An action that started and has not finished: not an action (yet).
+    await store.append_audit(
+        DLQ,
+        AuditRecord(now_ms, "erin", "ops-4", "cancel", (), "q", AUDIT_STARTED, action_id="run-10"),
+    )
+    scenario.audit_in_range = 7
+    scenario.actions_finished = {"requeue": 2, "retry": 1, "cancel": 1}
     return scenario
 
 
@@ -427,16 +444,15 @@ async def test_the_bundle_is_complete_and_consistent(
     assert list(rows[0])[:2] == ["time_utc", "epoch_s"]
     assert [int(r["epoch_s"]) for r in rows] == list(range(scenario.from_s, scenario.to_s))
     for status, total in scenario.status_totals.items():
-        assert sum(int(r[status]) for r in rows) == total, status
-    assert sum(int(r["dead_letters"]) for r in rows) == scenario.dead_letters
+        assert sum(int(r[status] or 0) for r in rows) == total, status
+    assert sum(int(r["dead_letters"] or 0) for r in rows) == scenario.dead_letters
     assert rows[0]["time_utc"].endswith("Z")
     assert rows[0]["latency_p95_ms"] == "55.5" and rows[0]["latency_p99_ms"] == "120.25"
+    # The second nobody recorded is empty throughout, not zero traffic; a recorded
+    # second without a status says 0.
     gap = rows[scenario.empty_second - scenario.from_s]
-    assert (
-        gap["captured"] == "0"
-        and gap["latency_p50_ms"] == ""
-        and gap["depth:payments.process"] == ""
-    )
+    assert all(gap[name] == "" for name in gap if name not in ("time_utc", "epoch_s")), gap
+    assert rows[1]["failed"] == "0" and rows[1]["dead_letters"] == "0"
     assert rows[0][f"depth:{DLQ}"] == ""  # depth unknown in that second
 
     # failed payments: in range or acted on in range, each once; CSV == JSONL
@@ -493,6 +509,11 @@ async def test_the_bundle_is_complete_and_consistent(
     assert bundle.report_value("count-dead-letters") == scenario.dead_letters
     assert bundle.report_value("count-failed-payments") == len(table)
     assert bundle.report_value("count-audit-records") == len(audit)
+    # Operator actions: the finished ones, once each, not the "started" records.
+    assert bundle.report_value("count-actions") == sum(scenario.actions_finished.values())
+    assert bundle.report_value("count-actions-unfinished") == 1
+    kinds = re.findall(r"<b>(requeue|retry|cancel)</b> (\d+)", bundle.text("report.html"))
+    assert {kind: int(n) for kind, n in kinds} == scenario.actions_finished
     assert bundle.report_value("count-alert-events") == len(alerts)
     assert bundle.report_value("count-failures") == scenario.status_totals["failed"]
     assert bundle.report_value("count-failure-reasons") == scenario.reasons["acquirer timeout"]

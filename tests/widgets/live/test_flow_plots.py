@@ -9,6 +9,7 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QColor, QPainterPath
 
 from services.alerts.model import AlertMark
+from services.flow.history import SecondRow, frame_from_rows
 from services.flow.types import LATENCY_PERCENTILES
 from tests.helpers.frames import make_frame, realistic_frame
 from widgets.common import colors
@@ -501,3 +502,39 @@ def test_show_history_at_centres_a_moment(history_plots):
     assert requested == [(END - 3180, END - 2880)]
     plots.show_history_at(END - 30)  # recent: live shows it
     assert plots.live
+
+
+def test_history_nobody_recorded_is_a_gap_not_zero_traffic(history_plots, qtbot):
+    plots = history_plots
+    plots.show_frame(live_frame(300))
+    requested = collect(plots)
+    qtbot.mouseClick(plots.history_controls.back_button, Qt.MouseButton.LeftButton)
+    start, end = (int(x) for x in requested[0])
+    # Recorded except for 100 s in the middle (the recorder was down).
+    rows = [
+        SecondRow(s, {"captured": 5}, 1, {"payments.dlq": 3}, (10.0, 20.0, 30.0))
+        for s in range(start, end)
+        if not start + 100 <= s < start + 200
+    ]
+    plots.show_history_frame(frame_from_rows(rows, start, end))
+    curves = [plots.status_curve("captured"), plots.dead_letter_curve]
+    curves += [plots.queue_curve("payments.dlq"), plots.latency_curve(99)]
+    for curve in curves:
+        assert curve is not None
+        assert _subpaths(curve.curve.getPath()) == 2, curve.name()
+    plots.grab().save("/tmp/flow_plots_history_gap.png")
+
+
+def test_the_y_axes_never_run_below_zero(plots):
+    n = 60
+    plots.show_frame(
+        make_frame(
+            [T0 + i for i in range(n)],
+            {"captured": [0] * n},
+            dead_letters=[0] * n,
+            latency=[[np.nan] * n] * 3,
+            queues={"payments.dlq": [0] * n},
+        )
+    )
+    for plot in plots.plots:
+        assert plot.getViewBox().viewRange()[1][0] >= 0.0

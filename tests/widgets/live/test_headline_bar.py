@@ -121,3 +121,32 @@ def test_compact_hides_the_context_line(bar):
     assert not bar.tile("events").detail_label.isVisible()
     bar.set_compact(False)
     assert bar.tile("events").detail_label.isVisible()
+
+
+def test_each_windowed_tile_states_its_window(bar):
+    bar.show_headline(
+        make_headline(events_per_s=12.0, failure_rate_pct=3.0, latency_p99_ms=40.0, window_s=10)
+    )
+    for key in ("events", "failure_rate", "latency_p99"):
+        assert "last 10 s" in bar.tile(key).detail_label.text(), key
+    assert "of all events" not in bar.tile("failure_rate").detail_label.text()
+    assert "status events" in bar.tile("failure_rate").toolTip()
+
+
+def test_replayed_payments_are_said_to_be_left_out_of_the_latency(bar):
+    bar.show_headline(make_headline(latency_p99_ms=40.0, replayed_events=1234))
+    assert "1,234 replayed left out" in bar.tile("latency_p99").detail_label.text()
+    assert "Replayed payments" in bar.tile("latency_p99").toolTip()
+
+
+def test_dead_letter_tile_says_what_it_counts_and_parked_is_its_own_tile(bar):
+    bar.show_headline(make_headline(dlq_depth=0))
+    assert bar.tile("dlq_depth").caption_label.text() == "IN DEAD-LETTER QUEUES"
+    assert "not yet parked" in bar.tile("dlq_depth").detail_label.text()
+    assert shown(bar, "parked") == "—"
+    bar.show_parked(2000)
+    assert shown(bar, "parked") == "2,000"
+    assert bar.tile("parked").caption_label.text() == "PARKED"
+    bar.show_parked(None, "workbench list not read")
+    assert shown(bar, "parked") == "—"
+    assert bar.tile("parked").detail_label.text() == "workbench list not read"

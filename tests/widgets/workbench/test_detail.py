@@ -37,6 +37,7 @@ from services.workbench.codec import MessageRecord, parse_x_death
 from services.workbench.death_history import DEATHS_HEADER, HISTORY_HEADER
 from services.workbench.model import AuditRecord, EntryState, ParkedEntry, summarize
 from tests.helpers.images import pixels
+from tests.helpers.zones import local_zone
 from widgets.workbench.detail import READ_ONLY_REASON, EntryDetailPane
 from widgets.workbench.detail_tables import short_time
 
@@ -379,19 +380,20 @@ def test_large_binary_body_is_cut_too(pane):
 # --------------------------------------------------------------------------- tabs
 
 
-def test_properties_are_listed(pane):
-    pane.show_entry(make_entry())
+def test_properties_are_listed(pane, monkeypatch):
+    with local_zone(monkeypatch, "Europe/Berlin"):
+        pane.show_entry(make_entry())
     table = pane.properties_table
     rows = {table.item(r, 0).text(): table.item(r, 1).text() for r in range(table.rowCount())}
     assert rows["content_type"] == "application/json"
     assert rows["delivery_mode"] == "2 (persistent)"
     assert rows["message_id"] == "msg-7731"
-    assert rows["timestamp"].endswith("UTC")
+    assert rows["timestamp"].endswith((" CET", " CEST"))  # local, as the table shows it
     assert rows["exchange"] == "payments.dlx"
     assert rows["routing_key"] == "payment.authorized"
 
 
-def test_headers_of_every_type_are_shown_with_their_amqp_type(pane):
+def test_headers_of_every_type_are_shown_with_their_amqp_type(pane, monkeypatch):
     headers = {
         "flag": True,
         "small": -7,
@@ -409,7 +411,8 @@ def test_headers_of_every_type_are_shown_with_their_amqp_type(pane):
         "x-card-cvv": CVV,
         "note": f"paid with {PAN}",
     }
-    pane.show_entry(make_entry(headers=headers))
+    with local_zone(monkeypatch, "Europe/Berlin"):  # times: local, with the zone named
+        pane.show_entry(make_entry(headers=headers))
     rows = tree_rows(pane)
     assert rows["flag"] == ("boolean", "true")
     assert rows["small"] == ("integer", "-7")
@@ -419,7 +422,7 @@ def test_headers_of_every_type_are_shown_with_their_amqp_type(pane):
     assert rows["name"] == ("string", "checkout")
     assert rows["raw"] == ("bytes", "01 02 ab cd")
     assert rows["buffer"] == ("byte array", "ff 00")
-    assert rows["sent-at"] == ("timestamp", "2024-05-03 14:01:12 UTC")
+    assert rows["sent-at"] == ("timestamp", "2024-05-03 16:01:12 CEST")
     assert rows["nothing"] == ("void", "—")
     assert rows["trace"] == ("table", "2 fields")
     assert rows["trace.nested.depth"] == ("integer", "2")
