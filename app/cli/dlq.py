@@ -47,7 +47,7 @@ from app.cli.dlq_output import (
     recovery_json,
     summary_json,
 )
-from app.cli.interrupts import BulkInterrupts
+from app.cli.interrupts import interrupted, run_interruptibly, stopped_at_once
 from app.cli.progress import overwrite_line
 from app.cli.runner import Refused, amqp_failure, fail, profile_from, redis_client, run_command
 from services.config import ConfigError, Profile
@@ -510,26 +510,14 @@ def _cmd_action(args: argparse.Namespace) -> int:
             if not _confirm(plan, delay, args):
                 print("payops: nothing done", file=sys.stderr)
                 return exit_codes.FAILED
-            with BulkInterrupts() as interrupts:
-                act = asyncio.ensure_future(
-                    _act(
-                        service,
-                        action,
-                        target,
-                        args,
-                        delay=delay,
-                        edited=edited,
-                        dry_run=False,
-                        cancel_event=interrupts.stop,
-                    )
+            done, interrupts = await run_interruptibly(
+                lambda stop: _act(
+                    service, action, target, args, delay=delay, edited=edited, cancel_event=stop
                 )
-                interrupts.work = act
-                try:
-                    report = await act
-                except asyncio.CancelledError:
-                    if not interrupts.forced:
-                        raise
-                    return await _stopped_at_once(service)
+            )
+            if done is None:
+                return await stopped_at_once(service)
+            report = done
             if sys.stderr.isatty():
                 print(file=sys.stderr)
             print_failures(report, sys.stderr)
@@ -537,7 +525,7 @@ def _cmd_action(args: argparse.Namespace) -> int:
             if report.failed:
                 print(f"payops: {masked(report.caption())}", file=sys.stderr)
             if interrupts.stop.is_set():
-                return await _interrupted(service, report)
+                return await interrupted(service, report)
         if report.failed:
             return exit_codes.FAILED
         return exit_codes.FAILED if missing else exit_codes.OK
@@ -574,7 +562,7 @@ async def _act(
     *,
     delay: int,
     edited: bytes | None,
-    dry_run: bool,
+    dry_run: bool = False,
     cancel_event: asyncio.Event | None = None,
 ) -> ActionReport:
     progress = None if dry_run else action_progress(action)
@@ -596,30 +584,6 @@ async def _act(
     return await service.cancel(
         target, reason=args.note or "", dry_run=dry_run, progress=progress, cancel_event=stop
     )
-
-
-async def _interrupted(service: ActionService, report: ActionReport) -> int:
-    """After a Ctrl+C: what was not attempted stays parked; anything the run left
-    claimed (a send that got no confirm) is listed. Exit 130."""
-    print(
-        f"payops: interrupted: {report.not_attempted:,} not attempted (still parked)",
-        file=sys.stderr,
-    )
-    await _list_left_behind(service)
-    return exit_codes.INTERRUPTED
-
-
-async def _stopped_at_once(service: ActionService) -> int:
-    print("payops: stopped at once; the summary is incomplete", file=sys.stderr)
-    await _list_left_behind(service)
-    return exit_codes.INTERRUPTED
-
-
-async def _list_left_behind(service: ActionService) -> None:
-    recovered = await service.recover()
-    if not recovered.clean:
-        with contextlib.redirect_stdout(sys.stderr):
-            print_recovery(recovered)
 
 
 # --------------------------------------------------------------------------- recover / resolve

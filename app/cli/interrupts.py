@@ -12,7 +12,15 @@ import asyncio
 import contextlib
 import signal
 import sys
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from app.cli import exit_codes
+from app.cli.dlq_output import print_recovery
+from services.workbench.actions.report import ActionReport
+from services.workbench.actions.service import ActionService
+
+T = TypeVar("T")
 
 
 class BulkInterrupts:
@@ -60,4 +68,44 @@ class BulkInterrupts:
             self.work.cancel()
 
 
-__all__ = ["BulkInterrupts"]
+async def run_interruptibly(
+    work: Callable[[asyncio.Event], Awaitable[T]],
+) -> tuple[T | None, BulkInterrupts]:
+    """Run ``work(stop)`` under :class:`BulkInterrupts`: its result (None when a second
+    Ctrl+C stopped it at once), and whether it was interrupted (``.stop.is_set()``)."""
+    with BulkInterrupts() as interrupts:
+        task = asyncio.ensure_future(work(interrupts.stop))
+        interrupts.work = task
+        try:
+            return await task, interrupts
+        except asyncio.CancelledError:
+            if not interrupts.forced:
+                raise
+            return None, interrupts
+
+
+async def interrupted(service: ActionService, report: ActionReport) -> int:
+    """After a Ctrl+C: what was not attempted stays parked; anything the run left
+    claimed (a send that got no confirm) is listed. Exit 130."""
+    print(
+        f"payops: interrupted: {report.not_attempted:,} not attempted (still parked)",
+        file=sys.stderr,
+    )
+    await _list_left_behind(service)
+    return exit_codes.INTERRUPTED
+
+
+async def stopped_at_once(service: ActionService) -> int:
+    print("payops: stopped at once; the summary is incomplete", file=sys.stderr)
+    await _list_left_behind(service)
+    return exit_codes.INTERRUPTED
+
+
+async def _list_left_behind(service: ActionService) -> None:
+    recovered = await service.recover()
+    if not recovered.clean:
+        with contextlib.redirect_stdout(sys.stderr):
+            print_recovery(recovered)
+
+
+__all__ = ["BulkInterrupts", "interrupted", "run_interruptibly", "stopped_at_once"]
