@@ -5,8 +5,9 @@ starts for each confirmed action. It follows the protocol of
 :mod:`services.workbench.actions.ledger`: the run leases the DLQs it touches,
 claims each window's entries with compare-and-set, builds their messages,
 writes their intents just before publishing them (confirms,
-``mandatory=True``), and completes what was confirmed, releases what was
-refused and leaves in doubt what got no answer. Windows overlap: ``depth`` of
+``mandatory=True``), completes each entry as its confirm arrives (a batch per
+Redis round trip, while the rest of the window is in flight), releases what
+was refused and leaves in doubt what got no answer. Windows overlap: ``depth`` of
 them await their confirms while the next is claimed. A stop, or a lost lease,
 lets the windows already sent finish and releases the one claimed ahead.
 """
