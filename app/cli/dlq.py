@@ -135,6 +135,14 @@ FILTERS: Final = (
 """Every filter's ``dest``: :func:`query_from` reads each one (a test holds it to that)."""
 
 
+def _add_targets(parser: argparse.ArgumentParser, ids: str, every: str, help_: str) -> None:
+    """Entry ids (``entry_ids``: any number, ``entry_id``: at most one), or the flag
+    ``every`` for every entry matching the filters."""
+    parser.add_argument(ids, nargs="*" if ids.endswith("s") else "?", metavar="ID")
+    parser.add_argument(every, action="store_true", help=help_)
+    _add_filters(parser)
+
+
 def query_from(args: argparse.Namespace, *, default_states: Sequence[EntryState] = ()) -> Query:
     """The filters of ``args`` as a :class:`Query`; a contradiction is refused (exit 2)."""
     if args.since is not None and args.until is not None and args.since >= args.until:
@@ -205,13 +213,12 @@ def add_dlq_commands(
         (Action.CANCEL, "remove from the workbench, publishing payment.cancelled"),
     ):
         command = sub.add_parser(action, parents=common, help=text)
-        command.add_argument("entry_ids", nargs="*", metavar="ID")
-        command.add_argument(
+        _add_targets(
+            command,
+            "entry_ids",
             "--all-matching",
-            action="store_true",
-            help="every entry matching the filters (default state: parked)",
+            "every entry matching the filters (default state: parked)",
         )
-        _add_filters(command)
         if action is Action.RETRY:
             command.add_argument(
                 "--delay",
@@ -251,13 +258,12 @@ def add_dlq_commands(
     resolve = sub.add_parser(
         "resolve", parents=common, help="settle in-doubt entries (one, or all matching)"
     )
-    resolve.add_argument("entry_id", metavar="ID", nargs="?")
-    resolve.add_argument(
+    _add_targets(
+        resolve,
+        "entry_id",
         "--all-in-doubt",
-        action="store_true",
-        help="every in-doubt entry matching the filters (try --dry-run first)",
+        "every in-doubt entry matching the filters (try --dry-run first)",
     )
-    _add_filters(resolve)
     resolve.add_argument(
         "--dry-run", action="store_true", help="list the in-doubt entries; change nothing"
     )
