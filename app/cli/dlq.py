@@ -10,7 +10,9 @@ someone else had already acted on are skipped, not failed); 1 something
 failed (the summary on stderr says what and why), or recovery left entries
 in doubt; 2 usage, configuration or a refusal (read-only, no ``--yes``
 without a terminal, a cancel without ``--note``, the retired ``--reason``); 3
-RabbitMQ or Redis unreachable; 4 RabbitMQ or Redis refused the login.
+RabbitMQ or Redis unreachable; 4 RabbitMQ or Redis refused the login; 130
+interrupted (Ctrl+C on a bulk action: it stops after the windows already sent and
+prints its summary first).
 Card numbers are masked in every output, ``--json`` included.
 """
 
@@ -27,6 +29,7 @@ from typing import Any, Final
 
 from app.cli import arg_types, exit_codes
 from app.cli.dlq_output import (
+    RESOLVE_VERBS,
     action_progress,
     audit_json,
     audit_line,
@@ -35,15 +38,18 @@ from app.cli.dlq_output import (
     entry_text,
     masked,
     print_failures,
+    print_in_doubt,
     print_json,
     print_outcomes,
     print_recovery,
+    print_resolved,
     print_table,
     recovery_json,
     summary_json,
 )
+from app.cli.interrupts import interrupted, run_interruptibly, stopped_at_once
 from app.cli.progress import overwrite_line
-from app.cli.runner import Refused, amqp_failure, profile_from, redis_client, run_command
+from app.cli.runner import Refused, amqp_failure, fail, profile_from, redis_client, run_command
 from services.config import ConfigError, Profile
 from services.workbench.actions.names import Action
 from services.workbench.actions.publisher import ActionPublisher
@@ -129,6 +135,14 @@ FILTERS: Final = (
 """Every filter's ``dest``: :func:`query_from` reads each one (a test holds it to that)."""
 
 
+def _add_targets(parser: argparse.ArgumentParser, ids: str, every: str, help_: str) -> None:
+    """Entry ids (``entry_ids``: any number, ``entry_id``: at most one), or the flag
+    ``every`` for every entry matching the filters."""
+    parser.add_argument(ids, nargs="*" if ids.endswith("s") else "?", metavar="ID")
+    parser.add_argument(every, action="store_true", help=help_)
+    _add_filters(parser)
+
+
 def query_from(args: argparse.Namespace, *, default_states: Sequence[EntryState] = ()) -> Query:
     """The filters of ``args`` as a :class:`Query`; a contradiction is refused (exit 2)."""
     if args.since is not None and args.until is not None and args.since >= args.until:
@@ -199,13 +213,12 @@ def add_dlq_commands(
         (Action.CANCEL, "remove from the workbench, publishing payment.cancelled"),
     ):
         command = sub.add_parser(action, parents=common, help=text)
-        command.add_argument("entry_ids", nargs="*", metavar="ID")
-        command.add_argument(
+        _add_targets(
+            command,
+            "entry_ids",
             "--all-matching",
-            action="store_true",
-            help="every entry matching the filters (default state: parked)",
+            "every entry matching the filters (default state: parked)",
         )
-        _add_filters(command)
         if action is Action.RETRY:
             command.add_argument(
                 "--delay",
@@ -242,9 +255,20 @@ def add_dlq_commands(
     recover.add_argument("--read-only", action="store_true", help="only report")
     recover.set_defaults(handler=_cmd_recover)
 
-    resolve = sub.add_parser("resolve", parents=common, help="settle one in-doubt entry")
-    resolve.add_argument("entry_id", metavar="ID")
-    how = resolve.add_mutually_exclusive_group(required=True)
+    resolve = sub.add_parser(
+        "resolve", parents=common, help="settle in-doubt entries (one, or all matching)"
+    )
+    _add_targets(
+        resolve,
+        "entry_id",
+        "--all-in-doubt",
+        "every in-doubt entry matching the filters (try --dry-run first)",
+    )
+    resolve.add_argument(
+        "--dry-run", action="store_true", help="list the in-doubt entries; change nothing"
+    )
+    resolve.add_argument("--yes", "-y", action="store_true", help="do not ask")
+    how = resolve.add_mutually_exclusive_group()
     how.add_argument(
         "--delivered", dest="how", action="store_const", const="delivered",
         help="the message is in its target queue: mark the action done",
@@ -492,15 +516,23 @@ def _cmd_action(args: argparse.Namespace) -> int:
             if not _confirm(plan, delay, args):
                 print("payops: nothing done", file=sys.stderr)
                 return exit_codes.FAILED
-            report = await _act(
-                service, action, target, args, delay=delay, edited=edited, dry_run=False
+            done, interrupts = await run_interruptibly(
+                lambda stop: _act(
+                    service, action, target, args, delay=delay, edited=edited, cancel_event=stop
+                )
             )
-        if sys.stderr.isatty():
-            print(file=sys.stderr)
-        print_failures(report, sys.stderr)
-        print_outcomes(report)
+            if done is None:
+                return await stopped_at_once(service)
+            report = done
+            if sys.stderr.isatty():
+                print(file=sys.stderr)
+            print_failures(report, sys.stderr)
+            print_outcomes(report)
+            if report.failed:
+                print(f"payops: {masked(report.caption())}", file=sys.stderr)
+            if interrupts.stop.is_set():
+                return await interrupted(service, report)
         if report.failed:
-            print(f"payops: {masked(report.caption())}", file=sys.stderr)
             return exit_codes.FAILED
         return exit_codes.FAILED if missing else exit_codes.OK
 
@@ -536,12 +568,14 @@ async def _act(
     *,
     delay: int,
     edited: bytes | None,
-    dry_run: bool,
+    dry_run: bool = False,
+    cancel_event: asyncio.Event | None = None,
 ) -> ActionReport:
     progress = None if dry_run else action_progress(action)
+    stop = cancel_event
     if action is Action.REQUEUE:
         return await service.requeue(
-            target, note=args.note or "", dry_run=dry_run, progress=progress
+            target, note=args.note or "", dry_run=dry_run, progress=progress, cancel_event=stop
         )
     if action is Action.RETRY:
         return await service.retry(
@@ -551,8 +585,11 @@ async def _act(
             note=args.note or "",
             dry_run=dry_run,
             progress=progress,
+            cancel_event=stop,
         )
-    return await service.cancel(target, reason=args.note or "", dry_run=dry_run, progress=progress)
+    return await service.cancel(
+        target, reason=args.note or "", dry_run=dry_run, progress=progress, cancel_event=stop
+    )
 
 
 # --------------------------------------------------------------------------- recover / resolve
@@ -572,12 +609,60 @@ def _cmd_recover(args: argparse.Namespace) -> int:
 
 
 def _cmd_resolve(args: argparse.Namespace) -> int:
+    if args.all_in_doubt:
+        return _resolve_all(args)
+    if not args.entry_id:
+        return fail("resolve: give an entry ID, or --all-in-doubt with filters", exit_codes.USAGE)
+    if _has_filters(args) or args.dry_run:
+        return fail("filters and --dry-run apply with --all-in-doubt only", exit_codes.USAGE)
+    if not args.how:
+        return fail("resolve: say how: --delivered, --republish or --release", exit_codes.USAGE)
+
     async def body(profile: Profile) -> int:
         async with _action_service(profile, args.read_only) as service:
             outcome = await service.resolve(args.entry_id, args.how)
         text = f"{outcome.entry_id}: {outcome.status}: {masked(outcome.detail)}"
         print(text, file=sys.stdout if outcome.ok else sys.stderr)
         return exit_codes.OK if outcome.ok else exit_codes.FAILED
+
+    return _run(args, body)
+
+
+def _resolve_all(args: argparse.Namespace) -> int:
+    """``resolve --all-in-doubt``: list (``--dry-run``) or settle every matching in-doubt
+    entry the same way, after recovery and a confirmation."""
+    if args.entry_id:
+        return fail("give an entry ID or --all-in-doubt, not both", exit_codes.USAGE)
+    if not args.how and not args.dry_run:
+        return fail(
+            "resolve --all-in-doubt: say how (--republish, --delivered or --release),"
+            " or look first with --dry-run",
+            exit_codes.USAGE,
+        )
+
+    async def body(profile: Profile) -> int:
+        query = query_from(args)
+        async with _action_service(profile, args.read_only) as service:
+            if not args.dry_run:
+                service.refuse_if_read_only("resolve")
+            report, found = await service.in_doubt(query, inspect_only=args.dry_run)
+            print_in_doubt(found, report, args.how, query.describe())
+            if args.dry_run or not found:
+                return exit_codes.OK
+            question = f"{RESOLVE_VERBS[args.how]} {len(found):,} in-doubt entries"
+            if not args.yes:
+                if not sys.stdin.isatty():
+                    raise Refused(f"{question}: refusing without --yes (stdin is not a terminal)")
+                print(f"{question}? [y/N] ", end="", file=sys.stderr, flush=True)
+                try:
+                    answer = input()
+                except EOFError:
+                    answer = ""
+                if answer.strip().lower() not in ("y", "yes"):
+                    print("payops: nothing done", file=sys.stderr)
+                    return exit_codes.FAILED
+            outcomes = await service.resolve_many(found, args.how)
+        return exit_codes.FAILED if print_resolved(outcomes, args.how) else exit_codes.OK
 
     return _run(args, body)
 

@@ -16,7 +16,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
 from app.cli.progress import overwrite_line
 from services.config import FieldPaths
@@ -30,8 +30,8 @@ from services.masking.json import (
 from services.masking.message import mask_untrusted
 from services.time_range import format_local_time, iso_local
 from services.workbench.actions.names import Action
-from services.workbench.actions.recovery import RecoveryReport
-from services.workbench.actions.report import ActionReport
+from services.workbench.actions.recovery import RecoveredEntry, RecoveryReport
+from services.workbench.actions.report import ActionOutcome, ActionReport
 from services.workbench.body_format import body_content
 from services.workbench.columns import CLI_COLUMNS
 from services.workbench.death_history import earlier_deaths, earlier_hops, total_deaths
@@ -317,8 +317,76 @@ def print_recovery(report: RecoveryReport) -> None:
         print(
             "resolve each with `payops dlq resolve ID --delivered` (it is in the target"
             " queue), `--republish` (send it again with the same action id) or"
-            " `--release` (it is not there: back to parked)"
+            " `--release` (it is not there: back to parked); all at once with"
+            " `payops dlq resolve --all-in-doubt --dry-run`, then `--republish`"
         )
+
+
+RESOLVE_VERBS: Final = {
+    "republish": "republish",
+    "delivered": "mark as delivered",
+    "release": "release back to parked",
+}
+_RESOLVED = {"republish": "republished", "delivered": "marked delivered", "release": "released"}
+
+
+def print_in_doubt(
+    found: Sequence[RecoveredEntry], report: RecoveryReport, how: str | None, matching: str
+) -> None:
+    """The in-doubt entries ``resolve --all-in-doubt`` covers, what is known of each, and
+    which choice is safe (stdout); what recovery did besides (stderr)."""
+    if report.released:
+        print(
+            f"payops: recovery released {len(report.released):,} entries never sent"
+            " (back to parked)",
+            file=sys.stderr,
+        )
+    if report.in_progress:
+        print(
+            f"payops: {len(report.in_progress):,} entries are held by an action still running"
+            " (left alone)",
+            file=sys.stderr,
+        )
+    for e in found:
+        payment = f" ({masked(e.payment_id)})" if e.payment_id else ""
+        print(
+            f"  in doubt: {e.entry_id}{payment} {e.action} by {e.operator} -> {e.target or '?'}"
+            f" at {_when(e.since_ms)}: unconfirmed"
+        )
+    if not found:
+        print(f"no entries in doubt ({matching})")
+        return
+    print(
+        f"{len(found):,} in doubt ({matching}); confirmed by the broker: 0, unconfirmed:"
+        f" {len(found):,}. Every confirm is recorded as it arrives, so these are the"
+        " publishes RabbitMQ had not confirmed when the action stopped: each message may"
+        " or may not be in its queue, and a queue cannot be searched without consuming it."
+    )
+    print(
+        "Safe: --republish (the copy carries the same payops-action-id, so a consumer that"
+        " de-duplicates on it processes the payment once). --release risks a second copy"
+        " later (one may be in the queue already); --delivered loses those that never"
+        " arrived." + (f" Chosen: {RESOLVE_VERBS[how]}." if how else "")
+    )
+
+
+def print_resolved(outcomes: Sequence[ActionOutcome], how: str) -> int:
+    """The result of ``resolve --all-in-doubt``: failures on stderr, a summary; how many
+    failed."""
+    counts = {status: sum(1 for o in outcomes if o.status == status) for status in _STATUSES}
+    for outcome in [o for o in outcomes if o.status == "failed"][:20]:
+        print(f"failed {outcome.entry_id}: {masked(outcome.detail)}", file=sys.stderr)
+    line = (
+        f"{_RESOLVED[how]} {counts['done']:,}, skipped {counts['skipped']:,},"
+        f" failed {counts['failed']:,}"
+    )
+    print(line)
+    if counts["failed"]:
+        print(f"payops: {line}", file=sys.stderr)
+    return counts["failed"]
+
+
+_STATUSES: Final = ("done", "skipped", "failed")
 
 
 # --------------------------------------------------------------------------- audit

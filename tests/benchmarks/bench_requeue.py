@@ -268,7 +268,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench requeue", description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=100_000, help="parked entries (default 100,000)")
-    parser.add_argument("--window", type=int, default=500, help="entries per window")
+    parser.add_argument("--window", type=int, default=200, help="entries per window")
     parser.add_argument("--depth", type=int, default=3, help="windows awaiting confirms at once")
     parser.add_argument("--amqp-url", default=DEFAULT_AMQP_URL)
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)

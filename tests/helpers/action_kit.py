@@ -259,3 +259,27 @@ async def requeue_entries(
         return await service.requeue(ActionTarget.for_entries(ids))
     finally:
         await publisher.close()
+
+
+async def parked_payments(broker: Broker, store: ParkingStore, n: int) -> DeadLetterFlow:
+    """``n`` payments ``pay_00000``... expired by RabbitMQ (queue TTL) into the DLQ and
+    parked; the origin queue declared again without the TTL, empty."""
+    flow = DeadLetterFlow(broker, "expired")
+    await flow.declare()
+    channel = await broker.connection.channel(publisher_confirms=True)
+    exchange = await channel.get_exchange(flow.payments)
+    pending = []
+    for i in range(n):
+        body = orjson.dumps({"payment_id": f"pay_{i:05d}", "amount": "1.00", "currency": "EUR"})
+        message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        pending.append(exchange.publish(message, "payment.failed"))
+        if len(pending) >= 500:
+            await asyncio.gather(*pending)
+            pending.clear()
+    await asyncio.gather(*pending)
+    await channel.close()
+    await flow.kill(n)
+    assert await park_all(broker.connection, store, flow.dlq) == n
+    await flow.redeclare_work_plain()
+    await broker.drain(flow.other)
+    return flow

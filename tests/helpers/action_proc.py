@@ -9,7 +9,8 @@ every window and ``DONE succeeded skipped failed`` at the end. ``--pause-s``
 sleeps before each window is sent so a test can kill it mid-way; the ``--crash-*``
 options SIGKILL the process at a chosen point of window W: right after the
 claims (nothing announced), right after the publishes were announced (nothing
-sent), or right after the broker confirmed them (nothing completed).
+sent), or right after the broker confirmed them (confirms are recorded as they
+arrive, so some of them may be complete, the last ones not).
 """
 
 from __future__ import annotations

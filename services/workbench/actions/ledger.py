@@ -20,7 +20,10 @@ The protocol, per run of an action (``run_id``, a random hex string):
    *only if* the run's lease still holds its token and the entry is still
    claimed with this action id. From then on the message is "maybe sent".
 4. **Publish** with confirms and ``mandatory=True``.
-5. **Finish.** Confirmed: ``complete`` (final state). Returned, nacked or
+5. **Finish.** Confirmed: ``complete`` (final state), recorded as the
+   confirms arrive - what arrived during one Redis round trip goes in one
+   script call - while the rest of the window is still in flight, so a crash
+   leaves in doubt only what the broker had not confirmed. Returned, nacked or
    never handed to the broker: ``release`` (back to ``parked`` with the
    error). No answer (connection lost, time-out): left as it is - in doubt.
    The ``sending`` field is then removed (only if it is still this action's).

@@ -5,8 +5,9 @@ starts for each confirmed action. It follows the protocol of
 :mod:`services.workbench.actions.ledger`: the run leases the DLQs it touches,
 claims each window's entries with compare-and-set, builds their messages,
 writes their intents just before publishing them (confirms,
-``mandatory=True``), and completes what was confirmed, releases what was
-refused and leaves in doubt what got no answer. Windows overlap: ``depth`` of
+``mandatory=True``), completes each entry as its confirm arrives (a batch per
+Redis round trip, while the rest of the window is in flight), releases what
+was refused and leaves in doubt what got no answer. Windows overlap: ``depth`` of
 them await their confirms while the next is claimed. A stop, or a lost lease,
 lets the windows already sent finish and releases the one claimed ahead.
 """
@@ -57,6 +58,8 @@ log = logging.getLogger(__name__)
 
 CANCEL_EVENT_TYPE: Final = "payment.cancelled"
 MAX_AUDIT_DETAIL: Final = 8000
+CONFIRM_BATCH: Final = 200
+"""At most this many confirms are recorded in the ledger by one script call."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +124,24 @@ class _Prepared:
     to_publish: list[_Claimed] = field(default_factory=list)
     finishes: dict[str, list[Finish]] = field(default_factory=lambda: defaultdict(list))
     outcomes: list[ActionOutcome] = field(default_factory=list)
+    recorded: dict[int, ClaimResult] = field(default_factory=dict)
+    """Confirms already recorded in the ledger: index in ``to_publish`` -> the finish."""
+
+
+class _Confirms:
+    """The confirms of one window that arrived and are not recorded yet (indexes in
+    ``to_publish``); the publisher calls :meth:`arrived` from its confirm callback."""
+
+    __slots__ = ("indexes", "wakeup")
+
+    def __init__(self) -> None:
+        self.indexes: list[int] = []
+        self.wakeup = asyncio.Event()
+
+    def arrived(self, index: int, outcome: PublishOutcome) -> None:
+        if outcome.ok:
+            self.indexes.append(index)
+            self.wakeup.set()
 
 
 def held_text(state: EntryState | None, operator: str | None, action: str | None = None) -> str:
@@ -194,10 +215,11 @@ class ActionRun:
             yield
         finally:
             keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
-            with contextlib.suppress(RedisError):
-                await self.ledger.drop(self.run_id, self.dlqs, self.token)
+            try:  # gather, not suppress(CancelledError): a cancel of this task goes on
+                await asyncio.gather(keeper, return_exceptions=True)
+            finally:
+                with contextlib.suppress(RedisError):
+                    await self.ledger.drop(self.run_id, self.dlqs, self.token)
 
     async def _enter(self, target: ActionTarget, dlqs: set[str]) -> None:
         """Lease the DLQs a window touches (and audit the start there) before claiming."""
@@ -365,11 +387,52 @@ class ActionRun:
                 )
                 prepared.outcomes.append(failed_outcome(item.summary, error))
         messages = [cast(PublishItem, c.message) for c in prepared.to_publish]
+        confirms = _Confirms()
+        publish = asyncio.ensure_future(
+            self.publisher.publish_many(messages, on_settled=confirms.arrived)
+        )
         try:
-            return await self.publisher.publish_many(messages)
+            await self._record_confirms(prepared, confirms, publish)
+        except BaseException:
+            publish.cancel()
+            raise
+        try:
+            return await publish
         except AmqpUnavailable as exc:  # could not even connect: nothing of it was sent
             self.halt = f"not attempted: {exc}"
             return [PublishOutcome("not_sent", f"not published: {exc}") for _ in messages]
+
+    async def _record_confirms(
+        self, prepared: _Prepared, confirms: _Confirms, publish: asyncio.Future[Any]
+    ) -> None:
+        """Complete each entry in the ledger as its confirm arrives, while the rest of the
+        window is still in flight: what one Redis round trip sees arrive goes in one
+        script call (at most :data:`CONFIRM_BATCH`). A crash then leaves in doubt only
+        what the broker had not confirmed yet (and the last batch on its way to Redis),
+        not the whole window."""
+        final_state = self.params.action.final_state
+        publish.add_done_callback(lambda _: confirms.wakeup.set())
+        while True:
+            if not confirms.indexes:
+                if publish.done():
+                    return
+                await confirms.wakeup.wait()
+                confirms.wakeup.clear()
+                continue
+            batch = confirms.indexes[:CONFIRM_BATCH]
+            del confirms.indexes[: len(batch)]
+            by_dlq: dict[str, list[tuple[int, Finish]]] = defaultdict(list)
+            for index in batch:
+                item = prepared.to_publish[index]
+                item.done_detail = self._done_detail(item)
+                finish = Finish(
+                    item.summary.entry_id, item.action_id, final_state, item.done_detail
+                )
+                by_dlq[item.summary.dlq].append((index, finish))
+            for dlq, pairs in by_dlq.items():
+                replies = await self.ledger.finish(dlq, [f for _, f in pairs])
+                for (index, _), reply in zip(pairs, replies, strict=True):
+                    prepared.recorded[index] = reply
 
     async def _abandon(self, prepared: _Prepared, halt: str, outcomes: list[ActionOutcome]) -> None:
         """A window claimed ahead but not sent (the operator stopped): back to parked."""
@@ -391,9 +454,12 @@ class ActionRun:
         outcomes = prepared.outcomes
         finishes = prepared.finishes
         final_state = self.params.action.final_state
-        for item, sent in zip(prepared.to_publish, published, strict=True):
+        for index, (item, sent) in enumerate(zip(prepared.to_publish, published, strict=True)):
             entry_id, dlq = item.summary.entry_id, item.summary.dlq
-            if sent.ok:
+            recorded = prepared.recorded.get(index)
+            if recorded is not None:
+                outcomes.append(self._completed(item, recorded))
+            elif sent.ok:
                 item.done_detail = self._done_detail(item)
                 finishes[dlq].append(
                     Finish(entry_id, item.action_id, final_state, item.done_detail)
@@ -410,17 +476,19 @@ class ActionRun:
                 done = completed.get(finish.entry_id) if finish.state is not None else None
                 if done is None:
                     continue  # a release: its outcome is already reported
-                if reply.ok:
-                    outcomes.append(done_outcome(done.summary, cast(str, done.done_detail)))
-                else:
-                    outcomes.append(
-                        failed_outcome(
-                            done.summary,
-                            "sent, but the entry changed meanwhile"
-                            f" ({held_text(reply.state, reply.operator, reply.action)})",
-                        )
-                    )
+                outcomes.append(self._completed(done, reply))
         return outcomes
+
+    @staticmethod
+    def _completed(item: _Claimed, reply: ClaimResult) -> ActionOutcome:
+        """The outcome of a confirmed entry, from the ledger's answer to its finish."""
+        if reply.ok:
+            return done_outcome(item.summary, cast(str, item.done_detail))
+        return failed_outcome(
+            item.summary,
+            "sent, but the entry changed meanwhile"
+            f" ({held_text(reply.state, reply.operator, reply.action)})",
+        )
 
     async def _claim_window(
         self,
@@ -536,8 +604,8 @@ class ActionRun:
         pending = cast(PendingSend, item.pending)
         return (
             f"in doubt: {result.detail}; the message may already be in {pending.target}."
-            " The entry stays claimed: run `payops dlq recover`, then"
-            f" `payops dlq resolve {item.summary.entry_id} --delivered|--republish`"
+            " The entry stays claimed: see `payops dlq resolve --all-in-doubt --dry-run`,"
+            f" then `payops dlq resolve {item.summary.entry_id} --delivered|--republish`"
         )
 
     # ------------------------------------------------------------------ audit

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -110,6 +110,11 @@ class PublishOutcome:
 
 CONFIRMED: Final = PublishOutcome("confirmed")
 
+SettledCallback = Callable[[int, PublishOutcome], None]
+"""``on_settled(index, outcome)``: the broker answered for item ``index`` (called as
+each confirm, nack or lost channel arrives, before :meth:`ActionPublisher.publish_many`
+returns), so a caller can record confirms while the rest are in flight."""
+
 
 def unroutable_detail(exchange: str, routing_key: str, reply_code: int, reply_text: str) -> str:
     """A returned publish, in words an operator understands."""
@@ -139,9 +144,10 @@ class EncodedProperties(pika.spec.BasicProperties):  # type: ignore[misc]
 class _Batch:
     """Bookkeeping of one publish_many call."""
 
-    __slots__ = ("outcomes", "remaining", "returned", "wakeup")
+    __slots__ = ("on_settled", "outcomes", "remaining", "returned", "wakeup")
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, on_settled: SettledCallback | None = None) -> None:
+        self.on_settled = on_settled
         self.outcomes: list[PublishOutcome | None] = [None] * size
         self.returned: dict[int, PublishOutcome] = {}
         self.remaining = 0
@@ -254,8 +260,10 @@ class ActionPublisher(PikaLink):
         self._inflight_bytes -= entry.size
         batch = entry.batch
         returned = batch.returned.pop(entry.index, None)
-        batch.outcomes[entry.index] = returned or outcome or CONFIRMED
+        batch.outcomes[entry.index] = settled = returned or outcome or CONFIRMED
         batch.remaining -= 1
+        if batch.on_settled is not None:
+            batch.on_settled(entry.index, settled)
         batch.wakeup.set()
         self._space.set()
 
@@ -307,8 +315,11 @@ class ActionPublisher(PikaLink):
 
     # ------------------------------------------------------------------ publishing
 
-    async def publish_many(self, items: Sequence[PublishItem]) -> list[PublishOutcome]:
-        """Publish ``items`` with confirms and ``mandatory=True``; outcomes in item order.
+    async def publish_many(
+        self, items: Sequence[PublishItem], *, on_settled: SettledCallback | None = None
+    ) -> list[PublishOutcome]:
+        """Publish ``items`` with confirms and ``mandatory=True``; outcomes in item order
+        (and each one to ``on_settled`` as the broker's answer arrives).
 
         Never raises for a broker or connection problem once it has started:
         that is what the ``unknown``/``not_sent`` outcomes say. Raises
@@ -321,12 +332,14 @@ class ActionPublisher(PikaLink):
         if len(set(ids)) != len(ids):
             raise ValueError("the items of one publish_many call need distinct action ids")
         await self.connect()
-        return await self._publish_batch(items)
+        return await self._publish_batch(items, on_settled)
 
-    async def _publish_batch(self, items: Sequence[PublishItem]) -> list[PublishOutcome]:
+    async def _publish_batch(
+        self, items: Sequence[PublishItem], on_settled: SettledCallback | None = None
+    ) -> list[PublishOutcome]:
         self._coalesce(True)
         try:
-            return await self._publish_coalesced(items)
+            return await self._publish_coalesced(items, on_settled)
         finally:
             self._coalesce(False)
 
@@ -339,8 +352,10 @@ class ActionPublisher(PikaLink):
         else:
             connection.flush()
 
-    async def _publish_coalesced(self, items: Sequence[PublishItem]) -> list[PublishOutcome]:
-        batch = _Batch(len(items))
+    async def _publish_coalesced(
+        self, items: Sequence[PublishItem], on_settled: SettledCallback | None = None
+    ) -> list[PublishOutcome]:
+        batch = _Batch(len(items), on_settled)
         timeout_s = self.confirm_timeout_s
         stalled = False
         reopens = 3
@@ -418,8 +433,9 @@ class ActionPublisher(PikaLink):
         event = self._space if any_batch else batch.wakeup
         event.clear()
         self._coalesce(False)
-        try:
-            await asyncio.wait_for(event.wait(), timeout_s)
+        try:  # not wait_for: on Python 3.11 it can swallow a cancel (Ctrl+C) racing a confirm
+            async with asyncio.timeout(timeout_s):
+                await event.wait()
         except TimeoutError:
             return False
         finally:

@@ -15,8 +15,9 @@ longer write its intent - and then:
   acted on again);
 - a ``sending`` field for this action id: the message may be in the target
   queue. It is *not* republished automatically (that could duplicate it);
-  the entry stays claimed and is reported **in doubt**, until
-  :func:`resolve` is told ``delivered`` (it is there: mark the action done),
+  the entry stays claimed and is reported **in doubt** - unconfirmed, as
+  every confirm is recorded as it arrives - until :func:`resolve` (one entry)
+  or :func:`resolve_many` (in bulk) is told ``delivered`` (it is there: mark the action done),
   ``republish`` (publish it again with the *same* action id, so a consumer
   can de-duplicate, then mark it done) or ``release`` (it is not there: back
   to ``parked``).
@@ -28,7 +29,8 @@ parked), in its target queue, or recorded as cancelled.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -45,6 +47,14 @@ from services.workbench.actions.ledger import (
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.report import ActionOutcome
 from services.workbench.model import AuditRecord, ClaimResult, EntryState, ParkedEntry
+
+UNCONFIRMED: Final = (
+    "unconfirmed - the broker's confirm was never recorded (confirms are recorded as they"
+    " arrive), so the message may already be there or may never have arrived; republish"
+    " it (same payops-action-id: consumers that de-duplicate on it see it once)"
+)
+"""What is known of every in-doubt entry: a RabbitMQ queue cannot be searched for a
+message without consuming it, so whether the message is there is not knowable."""
 
 ResolveHow = Literal["delivered", "republish", "release"]
 RESOLVE_HOWS: Final[tuple[ResolveHow, ...]] = ("delivered", "republish", "release")
@@ -174,35 +184,28 @@ async def recover(
                 _noted(
                     found,
                     f"{found.action} by {found.operator} was interrupted after publishing to"
-                    f" {pending.target}: the message may already be there; resolve it"
-                    " (delivered / republish / release)",
+                    f" {pending.target}: {UNCONFIRMED}",
                 )
             )
         released.extend(done_here)
         in_doubt.extend(doubt_here)
         if done_here or doubt_here:
             ids = tuple(e.entry_id for e in (*done_here, *doubt_here))
-            await store.append_audit(
+            await _audit(
+                ledger,
                 dlq,
-                AuditRecord(
-                    ts=now_ms(),
-                    operator=operator,
-                    host=host,
-                    action="recover",
-                    entry_ids=ids,
-                    target=dlq,
-                    result=f"released {len(done_here)}, in doubt {len(doubt_here)}",
-                    detail="; ".join(
-                        [
-                            *sorted(
-                                {
-                                    f"released: {e.action} run {run_of(e.action_id)}"
-                                    for e in done_here
-                                }
-                            ),
-                            *(f"in doubt: {e.entry_id} -> {e.target}" for e in doubt_here[:50]),
-                        ]
-                    ),
+                "recover",
+                (operator, host),
+                entry_ids=ids,
+                target=dlq,
+                result=f"released {len(done_here)}, in doubt {len(doubt_here)}",
+                detail="; ".join(
+                    [
+                        *sorted(
+                            {f"released: {e.action} run {run_of(e.action_id)}" for e in done_here}
+                        ),
+                        *(f"in doubt: {e.entry_id} -> {e.target}" for e in doubt_here[:50]),
+                    ]
                 ),
             )
     return RecoveryReport(tuple(released), tuple(in_doubt), tuple(in_progress))
@@ -220,6 +223,12 @@ def _noted(entry: RecoveredEntry, note: str) -> RecoveredEntry:
         entry.since_ms,
         note,
     )
+
+
+def pending_target(raw: bytes | None, action_id: str) -> str:
+    """Where the pending send of ``action_id`` went ("" when there is none)."""
+    pending = _pending_for(raw, action_id)
+    return pending.target if pending else ""
 
 
 def _pending_for(raw: bytes | None, action_id: str) -> PendingSend | None:
@@ -278,21 +287,46 @@ async def resolve(
             "not in doubt: nothing was sent for this action; run recover to release it",
         )
     outcome = await _resolve_one(ledger, publisher, entry, pending, how=how, operator=operator)
-    await store.append_audit(
+    await _audit(
+        ledger,
         dlq,
-        AuditRecord(
-            ts=now_ms(),
-            operator=operator,
-            host=host,
-            action="resolve",
-            entry_ids=(entry_id,),
-            target=pending.target,
-            result=f"{how}: {outcome.status}",
-            detail=f"{pending.action} {action_id}: {outcome.detail}",
-            action_id=action_id,
-        ),
+        "resolve",
+        (operator, host),
+        entry_ids=(entry_id,),
+        target=pending.target,
+        result=f"{how}: {outcome.status}",
+        detail=f"{pending.action} {action_id}: {outcome.detail}",
+        action_id=action_id,
     )
     return outcome
+
+
+async def _audit(
+    ledger: ActionLedger,
+    dlq: str,
+    action: str,
+    who: tuple[str, str],
+    *,
+    entry_ids: tuple[str, ...],
+    target: str,
+    result: str,
+    detail: str,
+    action_id: str = "",
+) -> None:
+    """An audit record of recovery or a resolve (``who``: operator and host)."""
+    operator, host = who
+    record = AuditRecord(
+        ts=now_ms(),
+        operator=operator,
+        host=host,
+        action=action,
+        entry_ids=entry_ids,
+        target=target,
+        result=result,
+        detail=detail[:8000],
+        action_id=action_id,
+    )
+    await ledger.store.append_audit(dlq, record)
 
 
 async def _resolve_one(
@@ -304,31 +338,136 @@ async def _resolve_one(
     how: ResolveHow,
     operator: str,
 ) -> ActionOutcome:
-    entry_id, payment, dlq = entry.entry_id, entry.summary.payment_id, entry.dlq
-    action_id = pending.action_id
-    if how == "release":
-        error = f"in doubt, released by {operator}: the message was not in {pending.target}"
-        [result] = await ledger.finish(dlq, [Finish(entry_id, action_id, None, error=error)])
-        return _finished(entry_id, payment, result, "released back to parked")
+    [outcome] = await _resolve_chunk(
+        ledger, publisher, entry.dlq, [(entry, pending)], how=how, operator=operator
+    )
+    return outcome
+
+
+async def _resolve_chunk(
+    ledger: ActionLedger,
+    publisher: ActionPublisher | None,
+    dlq: str,
+    ready: Sequence[tuple[ParkedEntry, PendingSend]],
+    *,
+    how: ResolveHow,
+    operator: str,
+) -> list[ActionOutcome]:
+    """Settle in-doubt entries of one DLQ: one publish batch (republish) and one
+    finish script call; outcomes in ``ready`` order."""
+    outcomes: dict[str, ActionOutcome] = {}
+    finishes: list[Finish] = []
+    details: dict[str, str] = {}
     if how == "republish":
         if publisher is None:
             raise ValueError("republish needs a publisher")
-        [sent] = await publisher.publish_many([publish_item(entry.record, pending)])
-        if not sent.ok:
-            return ActionOutcome(
-                entry_id,
-                payment,
-                False,
-                "failed",
-                f"republish to {pending.target} failed ({sent.detail}); still in doubt",
-            )
-        detail = f"republished to {pending.target} by {operator} with the same action id"
-    else:
-        detail = f"resolved by {operator}: delivered to {pending.target}"
-    [result] = await ledger.finish(
-        dlq, [Finish(entry_id, action_id, pending.final_state, detail=detail)]
-    )
-    return _finished(entry_id, payment, result, detail)
+        sent = await publisher.publish_many([publish_item(e.record, p) for e, p in ready])
+    for index, (entry, pending) in enumerate(ready):
+        entry_id, action_id = entry.entry_id, pending.action_id
+        if how == "release":
+            error = f"in doubt, released by {operator}: the message was not in {pending.target}"
+            finishes.append(Finish(entry_id, action_id, None, error=error))
+            details[entry_id] = "released back to parked"
+            continue
+        if how == "republish":
+            if not sent[index].ok:
+                outcomes[entry_id] = ActionOutcome(
+                    entry_id,
+                    entry.summary.payment_id,
+                    False,
+                    "failed",
+                    f"republish to {pending.target} failed ({sent[index].detail}); still in doubt",
+                )
+                continue
+            detail = f"republished to {pending.target} by {operator} with the same action id"
+        else:
+            detail = f"resolved by {operator}: delivered to {pending.target}"
+        finishes.append(Finish(entry_id, action_id, pending.final_state, detail=detail))
+        details[entry_id] = detail
+    replies = await ledger.finish(dlq, finishes)
+    payments = {e.entry_id: e.summary.payment_id for e, _ in ready}
+    for finish, reply in zip(finishes, replies, strict=True):
+        entry_id = finish.entry_id
+        outcomes[entry_id] = _finished(entry_id, payments[entry_id], reply, details[entry_id])
+    return [outcomes[e.entry_id] for e, _ in ready]
+
+
+async def resolve_many(
+    ledger: ActionLedger,
+    publisher: ActionPublisher | None,
+    found: Sequence[RecoveredEntry],
+    how: ResolveHow,
+    *,
+    operator: str,
+    host: str,
+    chunk: int = 500,
+) -> list[ActionOutcome]:
+    """Settle in-doubt entries found by :func:`recover` in bulk, the same way for all
+    (see :func:`resolve`): ``chunk`` entries per read, publish batch and finish call,
+    one audit record per DLQ. An entry that is no longer in doubt with the action id
+    recovery saw (someone resolved it meanwhile) is skipped."""
+    if how not in RESOLVE_HOWS:
+        raise ValueError(f"resolve how must be one of {', '.join(RESOLVE_HOWS)}, not {how!r}")
+    store = ledger.store
+    outcomes: list[ActionOutcome] = []
+    by_dlq: dict[str, list[RecoveredEntry]] = {}
+    for item in found:
+        by_dlq.setdefault(item.dlq, []).append(item)
+    for dlq, items in by_dlq.items():
+        here: list[ActionOutcome] = []
+        for start in range(0, len(items), chunk):
+            part = items[start : start + chunk]
+            ids = [f.entry_id for f in part]
+            entries = await store.get_many(dlq, ids)
+            raws = await ledger.pending_of(dlq, ids)
+            ready: list[tuple[ParkedEntry, PendingSend]] = []
+            for item, entry, raw in zip(part, entries, raws, strict=True):
+                if entry is None:
+                    here.append(
+                        ActionOutcome(item.entry_id, None, False, "failed", "no such entry")
+                    )
+                    continue
+                pending = _pending_for(raw, item.action_id)
+                if entry.state is not EntryState.CLAIMED or entry.action_id != item.action_id:
+                    here.append(
+                        ActionOutcome(
+                            item.entry_id,
+                            entry.summary.payment_id,
+                            False,
+                            "skipped",
+                            f"not in doubt any more: the entry is {entry.state}",
+                        )
+                    )
+                elif pending is None:
+                    here.append(
+                        ActionOutcome(
+                            item.entry_id,
+                            entry.summary.payment_id,
+                            False,
+                            "failed",
+                            "not in doubt: nothing was sent for this action; run recover",
+                        )
+                    )
+                else:
+                    ready.append((entry, pending))
+            if ready:
+                here.extend(
+                    await _resolve_chunk(ledger, publisher, dlq, ready, how=how, operator=operator)
+                )
+        outcomes.extend(here)
+        counts = Counter(o.status for o in here)
+        await _audit(
+            ledger,
+            dlq,
+            "resolve",
+            (operator, host),
+            entry_ids=tuple(o.entry_id for o in here),
+            target=dlq,
+            result=f"{how} (bulk): done {counts['done']:,}, skipped {counts['skipped']:,},"
+            f" failed {counts['failed']:,}",
+            detail="; ".join(f"{o.entry_id}: {o.detail}" for o in here if o.status != "done"),
+        )
+    return outcomes
 
 
 def _finished(

@@ -65,8 +65,10 @@ from services.workbench.actions.recovery import (
     RecoveredEntry,
     RecoveryReport,
     ResolveHow,
+    pending_target,
     recover,
     resolve,
+    resolve_many,
 )
 from services.workbench.actions.report import (
     ActionOutcome,
@@ -117,7 +119,9 @@ class ActionService:
     ``dlqs`` are the dead-letter queues entry ids are looked up in (default:
     the profile's). ``window`` entries are claimed, published and finished
     together, ``depth`` windows at a time await their confirms (give the
-    publisher a ``window`` of at least ``window * depth``).
+    publisher a ``window`` of at least ``window * depth``). ``window * depth`` bounds
+    what a crash can leave in doubt; confirms are recorded as they arrive, so it is
+    usually far less.
     """
 
     def __init__(
@@ -129,7 +133,7 @@ class ActionService:
         host: str | None = None,
         *,
         read_only: bool = False,
-        window: int = 500,
+        window: int = 200,
         depth: int = 3,
         dlqs: Sequence[str] | None = None,
     ) -> None:
@@ -383,7 +387,7 @@ class ActionService:
                     entry.action or "",
                     action_id,
                     entry.operator or "",
-                    "",
+                    pending_target(raw, action_id),
                     entry.updated_at_ms or 0,
                     "",
                 )
@@ -395,6 +399,34 @@ class ActionService:
                 else:
                     released.append(replace(found, note="would be released (read-only)"))
         return RecoveryReport(tuple(released), tuple(in_doubt), tuple(in_progress))
+
+    async def in_doubt(
+        self, query: Query | None = None, *, inspect_only: bool = False
+    ) -> tuple[RecoveryReport, list[RecoveredEntry]]:
+        """Recovery's report (``inspect_only``: touching nothing, as read-only) and its
+        in-doubt entries that ``query`` matches (its dlqs, filters; state ignored)."""
+        dlqs = sorted(query.dlqs) if query is not None and query.dlqs else list(self.dlqs)
+        if inspect_only or self.read_only:
+            report = await self._inspect(dlqs)
+        else:
+            report = await recover(self.ledger, dlqs, operator=self.operator, host=self.host)
+        found = list(report.in_doubt)
+        if query is not None and found:
+            claimed = replace(query, states=frozenset({EntryState.CLAIMED}))
+            matching = {s.entry_id for s in await self._query_rows(claimed)}
+            found = [f for f in found if f.entry_id in matching]
+        return report, found
+
+    async def resolve_many(
+        self, found: Sequence[RecoveredEntry], how: ResolveHow
+    ) -> list[ActionOutcome]:
+        """Settle in-doubt entries (from :meth:`in_doubt`) in bulk, all the same way."""
+        self.refuse_if_read_only("resolve")
+        if how not in RESOLVE_HOWS:
+            raise ActionRefused(f"resolve how must be one of {', '.join(RESOLVE_HOWS)}")
+        return await resolve_many(
+            self.ledger, self.publisher, found, how, operator=self.operator, host=self.host
+        )
 
     async def resolve(self, entry_id: str, how: ResolveHow) -> ActionOutcome:
         """Settle one in-doubt entry: ``delivered``, ``republish`` (same action id) or

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +23,15 @@ from app.cli import exit_codes
 from app.cli.main import main
 from services.workbench.model import EntryState
 from services.workbench.store import ParkingStore
-from tests.helpers.action_kit import PAN, Broker, DeadLetterFlow, entry_ids, payment
+from tests.helpers.action_kit import (
+    PAN,
+    Broker,
+    DeadLetterFlow,
+    entry_ids,
+    parked_payments,
+    payment,
+)
+from tests.helpers.paths import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -106,6 +120,16 @@ class Setup:
             return entry.state
 
         result: EntryState = self.call(get)
+        return result
+
+    def states(self) -> Counter[EntryState]:
+        async def get(broker: Broker, store: ParkingStore) -> Counter[EntryState]:
+            counts: Counter[EntryState] = Counter()
+            async for batch in store.iter_summaries(f"{self.prefix}dlq"):
+                counts.update(s.state for s in batch)
+            return counts
+
+        result: Counter[EntryState] = self.call(get)
         return result
 
     def drain(self, queue: str) -> list[Any]:
@@ -573,3 +597,74 @@ def test_show_counts_deaths_across_requeues(
     data = json.loads(capsys.readouterr().out)
     assert (data["earlier_deaths"], data["total_deaths"]) == (1, 2)
     assert data["entry"]["attempts"] == 2
+
+
+# --------------------------------------------------------------------------- Ctrl+C
+
+
+def _payops(setup: Setup, *args: str) -> subprocess.Popen[str]:
+    """A real ``payops dlq ...`` process (the console script next to this Python)."""
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "payops"), "dlq", *args, "--config", str(setup.config)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for_messages(amqp_url: str, queue: str, proc: subprocess.Popen[str]) -> None:
+    """Until ``queue`` holds a message (the requeue is under way) or ``proc`` ended."""
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            if channel.queue_declare(queue, passive=True).method.message_count:
+                return
+            time.sleep(0.005)
+    finally:
+        connection.close()
+
+
+def _payments(messages: list[Any]) -> Counter[str]:
+    return Counter(str(orjson.loads(m.body)["payment_id"]) for m in messages)
+
+
+def test_ctrl_c_on_a_bulk_requeue_stops_after_the_windows_sent_summary_and_exit_130(
+    setup: Setup,
+) -> None:
+    """SIGINT to a real ``payops dlq requeue --all-matching --yes`` mid-run: the windows
+    already sent finish, the summary is printed, exit 130, nothing left claimed, every
+    payment in the queue once or still parked."""
+    n = 6000
+    setup.flow = setup.call(lambda broker, store: parked_payments(broker, store, n))
+    work = setup.flow.work
+    proc = _payops(setup, "requeue", "--all-matching", "--yes")
+    _wait_for_messages(setup.amqp_url, work, proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+
+    assert proc.returncode == exit_codes.INTERRUPTED, err
+    assert "interrupted" in err and "not attempted (still parked)" in err
+    summary = re.fullmatch(
+        r"([\d,]+) requeued to \S+\n"
+        r"([\d,]+) not attempted: the action was stopped; they stay parked",
+        out.strip(),
+    )
+    assert summary, out
+    requeued, not_attempted = (int(g.replace(",", "")) for g in summary.groups())
+    assert 0 < requeued < n and requeued + not_attempted == n
+    assert setup.states() == Counter(
+        {EntryState.REQUEUED: requeued, EntryState.PARKED: n - requeued}
+    )
+    delivered = _payments(setup.drain(work))
+    assert sum(delivered.values()) == requeued and max(delivered.values()) == 1
+
+    # the rest, requeued afterwards: every payment exactly once
+    assert setup.cli("requeue", "--all-matching", "--yes") == exit_codes.OK
+    delivered += _payments(setup.drain(work))
+    assert delivered == Counter({f"pay_{i:05d}": 1 for i in range(n)})
+    assert setup.states() == Counter({EntryState.REQUEUED: n})

@@ -4,12 +4,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import random
+import re
 import signal
 import sys
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import cast
 
-import aio_pika
 import orjson
 import pytest
 
@@ -20,7 +24,13 @@ from services.workbench.codec import MessageRecord
 from services.workbench.model import EntryState
 from services.workbench.query import ActionTarget
 from services.workbench.store import ParkingStore
-from tests.helpers.action_kit import Broker, DeadLetterFlow, entry_ids, make_profile, park_all
+from tests.helpers.action_kit import (
+    Broker,
+    DeadLetterFlow,
+    entry_ids,
+    make_profile,
+    parked_payments,
+)
 from tests.helpers.paths import REPO_ROOT
 
 pytestmark = pytest.mark.integration
@@ -36,29 +46,6 @@ async def service(
     profile = make_profile(amqp_url, redis_url, prefix, [broker.name("dlq")])
     yield ActionService(store, publisher, profile, "carol", "test-host", window=250)
     await publisher.close()
-
-
-async def parked_payments(broker: Broker, store: ParkingStore, n: int) -> DeadLetterFlow:
-    """``n`` payments expired by RabbitMQ (queue TTL) into the DLQ and parked."""
-    flow = DeadLetterFlow(broker, "expired")
-    await flow.declare()
-    channel = await broker.connection.channel(publisher_confirms=True)
-    exchange = await channel.get_exchange(flow.payments)
-    pending = []
-    for i in range(n):
-        body = orjson.dumps({"payment_id": f"pay_{i:05d}", "amount": "1.00", "currency": "EUR"})
-        message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
-        pending.append(exchange.publish(message, "payment.failed"))
-        if len(pending) >= 500:
-            await asyncio.gather(*pending)
-            pending.clear()
-    await asyncio.gather(*pending)
-    await channel.close()
-    await flow.kill(n)
-    assert await park_all(broker.connection, store, flow.dlq) == n
-    await flow.redeclare_work_plain()
-    await broker.drain(flow.other)
-    return flow
 
 
 async def run_proc(
@@ -218,3 +205,84 @@ async def test_killed_at_each_step_of_a_window_is_recovered(
     await asyncio.sleep(0.2)
     delivered += await broker.drain(flow.work)
     await check_exactly_once_after_resolving(broker, store, service, flow, report, delivered)
+
+
+async def payops(config: Path, *args: str) -> tuple[int, str, str]:
+    """A real ``payops dlq ...`` process: exit code, stdout, stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "payops"),
+        "dlq",
+        *args,
+        "--config",
+        str(config),
+        cwd=REPO_ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_killed_at_random_moments_then_resolved_in_bulk_every_payment_once(
+    broker: Broker, store: ParkingStore, redis_url: str, prefix: str, tmp_path: Path
+) -> None:
+    """``kill -9`` of the actor at random moments of a bulk requeue, three times; after
+    each, ``payops dlq resolve --all-in-doubt`` lists (``--dry-run``) then republishes
+    what is in doubt. Counted by payment: each is in the queue under one action id
+    (a second copy only of an in-doubt entry republished: same action id, so consumers
+    de-duplicate it), none lost, none left claimed."""
+    seed = random.randrange(1_000_000)
+    rng = random.Random(seed)
+    flow = await parked_payments(broker, store, N)
+    config = tmp_path / "payops.toml"
+    config.write_text(
+        "[profiles.t]\n"
+        f'amqp_url = "{broker.amqp_url}"\nredis_url = "{redis_url}"\n'
+        f'dead_letter_queues = ["{flow.dlq}"]\nredis_prefix = "{prefix}"\n'
+        'operator = "night-shift"\n'
+    )
+    republished: set[str] = set()
+    for crash in range(3):
+        proc = await run_proc(
+            broker, redis_url, prefix, flow, "--window", "100", "--pause-s", "0.02"
+        )
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode().split()
+        await asyncio.sleep(rng.uniform(0.0, 0.8))  # a random moment of the run
+        with contextlib.suppress(ProcessLookupError):  # unless it is done already
+            proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+        assert line and line[0] in ("progress", "DONE"), (seed, line)
+
+        code, out, err = await payops(config, "resolve", "--all-in-doubt", "--dry-run")
+        assert code == 0, (seed, err)
+        listed = re.findall(r"^  in doubt: (\S+)", out, re.MULTILINE)
+        counts = await states(store, flow.dlq)
+        assert len(listed) <= counts[EntryState.CLAIMED], (seed, crash)
+        assert len(listed) <= 3 * 100, (seed, crash)  # at most the windows in flight
+        if listed:
+            assert "confirmed by the broker: 0" in out and "Safe: --republish" in out
+        code, out, err = await payops(config, "resolve", "--all-in-doubt", "--republish", "--yes")
+        assert code == 0, (seed, out, err)
+        expected = f"republished {len(listed):,}, skipped 0, failed 0" if listed else "no entries"
+        assert expected in out, (seed, out)
+        for entry_id in listed:
+            entry = await store.get(flow.dlq, entry_id)
+            assert entry is not None and entry.state is EntryState.REQUEUED
+            republished.add(cast(str, entry.action_id))
+        assert await store.in_flight(flow.dlq) == [], "resolve left entries claimed"
+
+    proc = await run_proc(broker, redis_url, prefix, flow, "--window", "100")
+    await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0
+    await asyncio.sleep(0.2)
+    delivered = await broker.drain(flow.work)
+    by_payment: dict[str, Counter[str]] = defaultdict(Counter)
+    for message in delivered:
+        by_payment[payment_of(message)][str(message.headers[ACTION_ID_HEADER])] += 1
+    assert set(by_payment) == {f"pay_{i:05d}" for i in range(N)}, f"seed {seed}: lost"
+    for payment, copies in by_payment.items():
+        assert len(copies) == 1, f"seed {seed}: {payment} sent under two action ids"
+        [(action_id, count)] = copies.items()
+        assert count == 1 or action_id in republished, f"seed {seed}: {payment} duplicated"
+    assert await states(store, flow.dlq) == Counter({EntryState.REQUEUED: N})

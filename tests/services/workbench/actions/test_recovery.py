@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -20,7 +23,14 @@ from services.workbench.actions.service import ActionService
 from services.workbench.model import EntryState
 from services.workbench.query import ActionTarget
 from services.workbench.store import ParkingStore
-from tests.helpers.action_kit import Broker, DeadLetterFlow, entry_ids, make_profile, park_all
+from tests.helpers.action_kit import (
+    Broker,
+    DeadLetterFlow,
+    entry_ids,
+    make_profile,
+    park_all,
+    parked_payments,
+)
 from tests.helpers.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
@@ -104,7 +114,7 @@ async def test_in_doubt_entries_are_reported_then_resolved_three_ways(
     flow, ids = await parked(broker, store, 4)
     original = publisher.publish_many
 
-    async def confirms_lost(items: Sequence[PublishItem]) -> list[PublishOutcome]:
+    async def confirms_lost(items: Sequence[PublishItem], **_: Any) -> list[PublishOutcome]:
         await original(items)  # really sent, but as if the connection dropped before the acks
         return [PublishOutcome("unknown", "the connection to RabbitMQ was lost") for _ in items]
 
@@ -190,12 +200,12 @@ async def test_the_broker_lost_mid_action_leaves_nothing_lost_or_duplicated(
     original = publisher.publish_many
     calls = 0
 
-    async def cut_after_two(items: Sequence[PublishItem]) -> list[PublishOutcome]:
+    async def cut_after_two(items: Sequence[PublishItem], **kwargs: Any) -> list[PublishOutcome]:
         nonlocal calls
         calls += 1
         if calls == 3:
             await proxy.stop()  # the broker goes away under the third window
-        return await original(items)
+        return await original(items, **kwargs)
 
     publisher.publish_many = cut_after_two  # type: ignore[method-assign]
     try:
@@ -228,3 +238,35 @@ async def test_the_broker_lost_mid_action_leaves_nothing_lost_or_duplicated(
     delivered += await broker.drain(flow.work)
     payments = [orjson.loads(m.body)["payment_id"] for m in delivered]
     assert sorted(payments) == sorted(f"pay_{i}" for i in range(300))
+
+
+async def test_each_confirm_is_recorded_as_it_arrives_not_once_per_window(
+    broker: Broker, store: ParkingStore, publisher: ActionPublisher, service: ActionService
+) -> None:
+    """While a window is still being published (here: held open after its confirms came
+    in, as if its last confirm were slow or the actor were about to be killed), every
+    message the broker confirmed is already complete in the ledger - nothing it
+    confirmed is left in doubt."""
+    flow = await parked_payments(broker, store, 400)
+    ids = await entry_ids(store, flow.dlq)
+    service.window = 400
+    original = publisher.publish_many
+    held_open: list[Counter[EntryState]] = []
+
+    async def slow_to_return(items: Sequence[PublishItem], **kwargs: Any) -> list[PublishOutcome]:
+        outcomes = await original(items, **kwargs)
+        assert all(o.ok for o in outcomes)
+        deadline = time.monotonic() + 30
+        while True:  # the window is still open: its confirms must be recorded meanwhile
+            states = Counter(e.state for e in await store.get_many(flow.dlq, ids) if e)
+            if states[EntryState.REQUEUED] == len(items) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.02)
+        held_open.append(states)
+        return outcomes
+
+    publisher.publish_many = slow_to_return  # type: ignore[method-assign]
+    report = await service.requeue(ActionTarget.for_entries(ids))
+    assert report.succeeded == 400
+    assert held_open == [Counter({EntryState.REQUEUED: 400})]
+    assert await store.in_flight(flow.dlq) == []
