@@ -6,11 +6,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 export QT_API := pyside6
 
-.PHONY: help system services venv demo console test lint typecheck unit bench screenshots clean
+.PHONY: help system services venv demo console test lint typecheck unit faults bench screenshots clean
 
 help:
 	@echo "make demo    set everything up and open the console on a moving demo flow"
 	@echo "make test    set everything up and run lint, type checks and the test suite"
+	@echo "make faults  run the slow fault-injection tests (private RabbitMQ/Redis restarted)"
 	@echo "make bench   run the benchmarks (prints ratios against references)"
 
 system:
@@ -45,6 +46,9 @@ unit: $(STAMP) services
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck unit
+
+faults: $(STAMP) services
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -m faults tests/faults $(PYTEST_ARGS)
 
 bench: $(STAMP) services
 	QT_QPA_PLATFORM=offscreen $(PY) -m tests.benchmarks $(BENCH_ARGS)

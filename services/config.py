@@ -22,6 +22,8 @@ ENV_PROFILE = "PAYOPS_PROFILE"
 ENV_AMQP_URL = "PAYOPS_AMQP_URL"
 ENV_REDIS_URL = "PAYOPS_REDIS_URL"
 CONFIG_FILE_NAME = "config.toml"
+PARK_ACK_AFTER = ("write", "aof", "replica")
+"""When the parker acks a parked batch (see services.workbench.durability)."""
 
 
 class ConfigError(Exception):
@@ -82,6 +84,11 @@ class Profile:
     redis_prefix: str = "payops"
     operator: str | None = None
     read_only: bool = False
+    allow_volatile_store: bool = False
+    """Park even into a Redis that can lose what is parked (see workbench.durability)."""
+    park_ack_after: str = "write"
+    """Ack a parked batch once Redis has it in memory ("write"), in its AOF ("aof") or on a
+    replica ("replica")."""
     cancel_exchange: str | None = None
     cancel_routing_key: str = "payment.cancelled"
     history_retention_h: float = 24.0
@@ -272,6 +279,12 @@ def build_profile(loaded: LoadedConfig, name: str, env: Mapping[str, str]) -> Pr
         redis_prefix=checker.optional_string(raw, "redis_prefix") or defaults.redis_prefix,
         operator=checker.optional_string(raw, "operator"),
         read_only=checker.boolean(raw, "read_only", defaults.read_only),
+        allow_volatile_store=checker.boolean(
+            raw, "allow_volatile_store", defaults.allow_volatile_store
+        ),
+        park_ack_after=checker.choice(
+            raw, "park_ack_after", defaults.park_ack_after, PARK_ACK_AFTER
+        ),
         cancel_exchange=checker.optional_string(raw, "cancel_exchange"),
         cancel_routing_key=checker.optional_string(raw, "cancel_routing_key")
         or defaults.cancel_routing_key,
@@ -370,6 +383,14 @@ class _Checker:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise self.fail(key, f"an integer >= {minimum}", value)
         return value
+
+    def choice(
+        self, raw: Mapping[str, Any], key: str, default: str, choices: tuple[str, ...]
+    ) -> str:
+        value = raw.get(key, default)
+        if value not in choices:
+            raise self.fail(key, " or ".join(f'"{c}"' for c in choices), value)
+        return str(value)
 
     def boolean(self, raw: Mapping[str, Any], key: str, default: bool) -> bool:
         value = raw.get(key, default)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
@@ -59,6 +60,11 @@ from services.workbench.index import EntryIndex
 from services.workbench.model import AuditRecord, EntryState
 from services.workbench.query import ActionTarget, Query
 from services.workbench.store import ParkingStore
+
+log = logging.getLogger(__name__)
+
+ONCE_GIVE_UP_S = 30.0
+"""``park --once``: how long Redis may be away before the run gives up (exit 1)."""
 
 # --------------------------------------------------------------------------- filters
 
@@ -346,11 +352,13 @@ def _cmd_park(args: argparse.Namespace) -> int:
     async def body(profile: Profile) -> int:
         import aio_pika
 
-        from services.workbench.parker import Parker, ParkerStats
+        from services.workbench.durability import VolatileStore
+        from services.workbench.park_runner import ParkingRunner
+        from services.workbench.parker import ParkerStats
 
         dlqs = args.queue or _dlqs(profile)
-        try:
-            connection = await aio_pika.connect(profile.amqp_url, timeout=10)
+        try:  # fail fast on a wrong URL; later outages are reconnected
+            await (await aio_pika.connect(profile.amqp_url, timeout=10)).close()
         except (TimeoutError, OSError) as exc:
             raise amqp_failure(profile, exc) from None
         tty = sys.stderr.isatty()
@@ -361,45 +369,51 @@ def _cmd_park(args: argparse.Namespace) -> int:
                     f"{stats.dlq}: parked {stats.parked:,}, already parked {stats.already_parked:,}"
                 )
 
-        try:
-            async with _store(profile) as store:
-                parkers = [Parker(store, dlq, profile.fields, on_progress=progress) for dlq in dlqs]
-                loop = asyncio.get_running_loop()
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    with contextlib.suppress(NotImplementedError, RuntimeError):
-                        loop.add_signal_handler(sig, _stopper(parkers))
-                channels = [await connection.channel() for _ in parkers]
-                if not args.once:
-                    print(
-                        f"payops: parking {', '.join(dlqs)} into Redis; Ctrl+C to stop",
-                        file=sys.stderr,
-                    )
-                results = await asyncio.gather(
-                    *(p.run(ch, once=args.once) for p, ch in zip(parkers, channels, strict=True)),
-                    return_exceptions=True,
+        def problem(text: str, active: bool) -> None:
+            if tty:
+                print(file=sys.stderr)
+            print(f"payops: {text}" if active else f"payops: resolved: {text}", file=sys.stderr)
+
+        async with _store(profile) as store:
+            runner = ParkingRunner(
+                profile,
+                store,
+                dlqs,
+                once=args.once,
+                on_progress=progress,
+                on_problem=problem,
+                give_up_after_s=ONCE_GIVE_UP_S if args.once else None,
+            )
+            try:
+                durability = await runner.check_store()
+            except VolatileStore as exc:
+                log.error("%s", exc)
+                raise Refused(str(exc)) from None
+            if durability.durable is not True:
+                print(f"payops: warning: {durability.detail}", file=sys.stderr)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, runner.request_stop)
+            if not args.once:
+                print(
+                    f"payops: parking {', '.join(dlqs)} into Redis; Ctrl+C to stop",
+                    file=sys.stderr,
                 )
-        finally:
-            await connection.close()
+            results = await runner.run()
         if tty:
             print(file=sys.stderr)
         code = exit_codes.OK
         for dlq, result in zip(dlqs, results, strict=True):
             if isinstance(result, BaseException):
-                print(f"payops: parking {dlq} failed: {result}", file=sys.stderr)
+                why = str(result) or type(result).__name__
+                print(f"payops: parking {dlq} failed: {why}", file=sys.stderr)
                 code = exit_codes.FAILED
             else:
                 print(f"{dlq}: parked {result.parked:,}, already parked {result.already_parked:,}")
         return code
 
     return _run(args, body)
-
-
-def _stopper(parkers: Sequence[Any]) -> Callable[[], None]:
-    def stop() -> None:
-        for parker in parkers:
-            parker.request_stop()
-
-    return stop
 
 
 # --------------------------------------------------------------------------- list / show

@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from typing import Any
 
-import aio_pika
 import numpy as np
 import redis.asyncio as aioredis
 from PySide6.QtCore import QObject, QTimer, Slot
@@ -16,16 +16,16 @@ from PySide6.QtWidgets import QMessageBox
 from qasync import asyncSlot
 
 from services.config import Profile
-from services.links.close import close_quietly
 from services.links.redis import describe_redis_error
 from services.links.urls import host_port, url_password
 from services.workbench.actions.names import Action
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.report import ActionReport, ActionRequest
 from services.workbench.actions.service import ActionRefused, ActionService
+from services.workbench.durability import VolatileStore, parking_refusal
 from services.workbench.index import STATES, EntryIndex
-from services.workbench.model import Change, EntryState, ParkedEntry
-from services.workbench.parker import Parker
+from services.workbench.model import Change, Durability, EntryState, ParkedEntry
+from services.workbench.park_runner import ParkingRunner
 from services.workbench.query import ActionTarget
 from services.workbench.store import ParkingStore
 from widgets.main_window import MainWindow
@@ -67,7 +67,6 @@ class WorkbenchController(QObject):
         self.store: ParkingStore | None = None
         self.actions: ActionService | None = None
         self.publisher: ActionPublisher | None = None
-        self._amqp: aio_pika.abc.AbstractConnection | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._shown: ParkedEntry | None = None
         self._busy = False
@@ -110,7 +109,6 @@ class WorkbenchController(QObject):
         if self.publisher is not None:
             with contextlib.suppress(Exception):
                 await self.publisher.close()
-        await close_quietly(self._amqp)
         if self.redis is not None:
             with contextlib.suppress(Exception):
                 await self.redis.aclose()
@@ -164,7 +162,7 @@ class WorkbenchController(QObject):
     async def _load_and_follow_once(self) -> None:
         store = self.store
         assert store is not None
-        self.page.show_durability(await store.durability())
+        self.page.show_durability(self._durability_banner(await store.durability()))
         await self._recover()
         dlqs = self.profile.dead_letter_queues
         cursors = {dlq: await store.last_change_id(dlq) for dlq in dlqs}
@@ -233,21 +231,44 @@ class WorkbenchController(QObject):
             )
 
     async def _park_dead_letters(self) -> None:
-        """Park the profile's dead-letter queues while the console is open."""
+        """Park the profile's dead-letter queues while the console is open (reconnecting
+        on its own), unless the store could lose what is parked."""
         if self.read_only or not self.profile.dead_letter_queues:
             return
         store = self.store
         assert store is not None
-        self._amqp = await aio_pika.connect(self.profile.amqp_url, timeout=10)
+        runner = ParkingRunner(
+            self.profile, store, self.profile.dead_letter_queues, on_problem=self._parking_problem
+        )
         try:
-            parkers = []
-            for dlq in self.profile.dead_letter_queues:
-                channel = await self._amqp.channel()
-                parkers.append(Parker(store, dlq, self.profile.fields).run(channel))
-            await asyncio.gather(*parkers)
+            await runner.check_store()
+        except VolatileStore as exc:
+            log.error("%s", exc)
+            self.window.show_problem(str(exc))
+            return
+        try:
+            await runner.run()
         finally:
-            await close_quietly(self._amqp)
-            self._amqp = None
+            runner.request_stop()
+
+    def _parking_problem(self, text: str, active: bool) -> None:
+        if active:
+            self.window.show_problem(text)
+        else:
+            self.window.resolve_problem(text)
+
+    def _durability_banner(self, durability: Durability) -> Durability:
+        """The store's durability as the banner says it: with what parking does about it."""
+        if self.read_only or not self.profile.dead_letter_queues:
+            return durability
+        refusal = parking_refusal(durability, self.profile.allow_volatile_store)
+        if refusal is not None:
+            detail = f"{durability.detail}. Parking is off (allow_volatile_store is not set)."
+        elif durability.volatile or durability.durable is None:
+            detail = f"{durability.detail}. Parking anyway: the profile sets allow_volatile_store."
+        else:
+            return durability
+        return replace(durability, detail=detail)
 
     # -- detail and audit -----------------------------------------------------------------
 

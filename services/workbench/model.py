@@ -211,11 +211,14 @@ class Durability:
     """Whether the parking store survives a Redis restart.
 
     ``durable`` is None when it could not be found out (the ACL refused
-    ``CONFIG GET``); ``detail`` says why, for the UI.
+    ``CONFIG GET``); ``detail`` says why, for the UI. ``volatile``: Redis can
+    lose every parked message (no AOF and no RDB save point, or an evicting
+    ``maxmemory-policy``), so parking is refused unless the profile allows it.
     """
 
     durable: bool | None
     detail: str
+    volatile: bool = False
 
 
 # --------------------------------------------------------------------------- summarize

@@ -7,12 +7,59 @@ the parker consumes with manual acks, writes each message whole into Redis
 in batches (one pipelined round trip per batch) and acks a batch with one
 ``basic.ack(multiple=True)`` only after Redis accepted all of it.
 
-Crash safety: a message is acked only after it is in Redis; a batch that was
-parked but not acked (crash, ``kill -9``) is redelivered with
-``redelivered=True`` and recognised by its fingerprint, so it is not parked
-twice. When Redis fails, nothing more is acked: the unacked deliveries are
-handed back to the broker (``basic.nack(requeue=True)``), the error is
-reported and :meth:`Parker.run` raises :class:`ParkingFailed`.
+Recognising a redelivery. Content cannot tell a redelivery from a twin (a
+producer's retry dead-letters the same body, properties and ``x-death``
+twice), so the park script writes, atomically with each new entry, one
+"parked, ack not yet confirmed" mark for its fingerprint (a count per
+fingerprint in a hash of the batch, listed in ``P:{D}:unacked``). After the
+batch's ``basic.ack`` the parker makes a synchronous round trip on the same
+channel (``basic.qos``: a channel's methods are processed in order, so its
+``QosOk`` proves the broker processed the ack) and then deletes the batch's
+marks. A delivery flagged ``redelivered`` consumes ONE mark of its
+fingerprint and is acked as already parked; with no mark left it is parked
+as new. It never takes a mark of its own parker session (one channel): those
+belong to deliveries the session still holds, so they cannot be this one. A
+fresh delivery never looks at marks. Crash points (parker ``kill -9``,
+connection or broker loss):
+
+- before or during the park script: nothing of the batch is in Redis (the
+  script is atomic), the deliveries come back and are parked as new;
+- after the script, before the broker processed the ack: each delivery comes
+  back ``redelivered`` and finds the mark its own parking wrote: acked, not
+  parked again. Twins parked together left one mark each, so they come back
+  as two recognised deliveries; a twin that was not parked yet finds no mark
+  left for it and is parked;
+- after the ack was processed, before the round trip answered (a window of
+  one broker round trip): the deliveries are gone for good but their marks
+  stay. A later *redelivered* identical twin would consume such a stale mark
+  and not be stored. The parker never clears marks whose ack it could not
+  confirm, because clearing them when the ack was lost would park the
+  redelivered messages twice; the residual case needs a crash inside that
+  window *and* an identical twin that is itself redelivered;
+- after the round trip, before the marks are cleared: as above; the parker
+  keeps the ids and clears them with its next batch, so only a crash or a
+  Redis outage in between leaves stale marks;
+- a retried batch (same entry ids) after a Redis error: items already written
+  are recognised by their id (status 3) and keep their one mark.
+
+Entries parked by earlier versions have no marks; they keep working (the
+fingerprint index ``P:{D}:fp`` is still written). A delivery an earlier
+version parked but had not acked when it stopped is parked a second time
+after the upgrade (a duplicate, never a loss).
+
+Never spending delivery budget on our own failures. When Redis refuses a
+batch (down, out of memory, read-only replica, ``WAITAOF`` not confirmed) the
+parker neither acks nor hands anything back: it holds every unacked delivery
+untouched, keeps its consumer (the prefetch limit stops deliveries once it
+is full, and the broker keeps the rest of the queue), retries Redis with
+back-off (:class:`~services.links.backoff.Backoff`) and reports "holding N
+dead letters: Redis unavailable since …", then parks what it holds and goes
+on. It does not ``basic.cancel``: a quorum queue returns what it had already
+sent towards a cancelled consumer, and RabbitMQ 3.x counts that return toward
+``x-delivery-limit`` (seen in tests/faults/test_parking_redis_outage.py).
+Only when the channel itself goes (broker restart, ``consumer_timeout``, the
+parker stopped or given up) do the held deliveries return to the queue - by
+the channel closing, never by ``basic.nack``.
 
 It works below aio-pika's ``IncomingMessage`` wrapper, on the aiormq channel,
 to keep per-message cost low. Give each parker a channel of its own: it
@@ -24,7 +71,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -34,16 +81,18 @@ from aiormq.exceptions import ChannelInvalidStateError
 from redis.exceptions import RedisError
 
 from services.config import FieldPaths
+from services.links.backoff import Backoff
 from services.workbench import amqp_raw
 from services.workbench.codec import record_from_delivery
 from services.workbench.model import ParkResult
-from services.workbench.store import ParkingStore, ParkItem, new_entry_id
+from services.workbench.store import ParkingStore, ParkItem, new_entry_id, new_session_id
 
 QUIET_S: Final = 0.3
 """With ``once=True``: how long no delivery may arrive before the queue is
 checked for emptiness."""
 
-_RETRY_DELAYS_S: Final = (0.1, 0.5, 1.0)
+REDIS_BACKOFF_S: Final = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+"""Waits between attempts to park a held batch while Redis refuses it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +102,9 @@ class ParkerStats:
     ``received`` deliveries, of which ``parked`` became new entries and
     ``already_parked`` were recognised (redeliveries after a crash);
     ``acked`` were acknowledged to the broker. ``errors`` counts failed Redis
-    attempts, ``last_error`` describes the latest.
+    attempts, ``last_error`` describes the latest. ``holding`` deliveries
+    are kept unacked while Redis is unavailable (since ``redis_down_since``,
+    epoch seconds).
     """
 
     dlq: str
@@ -66,10 +117,24 @@ class ParkerStats:
     last_error: str | None = None
     running: bool = False
     elapsed_s: float = 0.0
+    holding: int = 0
+    redis_down_since: float | None = None
+
+    @property
+    def problem(self) -> str | None:
+        """What an operator should know now (None: parking runs normally)."""
+        if self.redis_down_since is None or not self.running:
+            return None
+        since = time.strftime("%H:%M:%S", time.localtime(self.redis_down_since))
+        return (
+            f"{self.dlq}: holding {self.holding:,} dead letters: Redis unavailable since"
+            f" {since} ({self.last_error}); nothing is acked or handed back meanwhile"
+        )
 
 
 class ParkingFailed(Exception):
-    """Redis did not accept a batch; the batch was handed back to the broker."""
+    """Redis did not accept a batch for ``give_up_after_s``; the deliveries go back to
+    the queue when the channel closes (never with ``basic.nack``)."""
 
     def __init__(self, message: str, stats: ParkerStats) -> None:
         super().__init__(message)
@@ -77,7 +142,13 @@ class ParkingFailed(Exception):
 
 
 class Parker:
-    """Parks every message of one dead-letter queue (see the module docstring)."""
+    """Parks every message of one dead-letter queue (see the module docstring).
+
+    ``ack_after``: "write", "aof" or "replica" (see
+    :mod:`services.workbench.durability`). ``give_up_after_s``: how long a
+    Redis outage may last before :meth:`run` raises :class:`ParkingFailed`
+    (None: hold and retry until stopped).
+    """
 
     def __init__(
         self,
@@ -89,6 +160,9 @@ class Parker:
         batch_size: int = 500,
         batch_wait_s: float = 0.02,
         prefetch: int = 2000,
+        ack_after: str = "write",
+        give_up_after_s: float | None = None,
+        redis_backoff: Sequence[float] = REDIS_BACKOFF_S,
     ) -> None:
         if batch_size < 1 or prefetch < 1:
             raise ValueError("batch_size and prefetch must be at least 1")
@@ -99,11 +173,19 @@ class Parker:
         self.batch_size = batch_size
         self.batch_wait_s = batch_wait_s
         self.prefetch = prefetch
+        self.ack_after = ack_after
+        self.give_up_after_s = give_up_after_s
         self.quiet_s = QUIET_S
+        self._backoff = Backoff(redis_backoff)
         self._buffer: list[aiormq.abc.DeliveredMessage] = []
         self._unacked: list[aiormq.abc.DeliveredMessage] = []
+        self._to_clear: list[int] = []
+        self._session = new_session_id()
+        self._batch_no = 0
         self._wakeup = asyncio.Event()
+        self._stop = asyncio.Event()
         self._stopping = False
+        self._consumer_tag: str | None = None
         self._last_delivery = 0.0
         self._started = 0.0
         self._received = 0
@@ -113,6 +195,7 @@ class Parker:
         self._batches = 0
         self._errors = 0
         self._last_error: str | None = None
+        self._down_since: float | None = None
         self._running = False
 
     # ------------------------------------------------------------------ public
@@ -131,32 +214,45 @@ class Parker:
             last_error=self._last_error,
             running=self._running,
             elapsed_s=time.monotonic() - self._started if self._started else 0.0,
+            holding=len(self._unacked) + len(self._buffer),
+            redis_down_since=self._down_since,
         )
 
     def request_stop(self) -> None:
-        """Stop consuming; what was delivered is still parked and acked, then run() returns."""
+        """Stop consuming; what was delivered is still parked and acked, then run() returns.
+
+        While Redis is unavailable the held deliveries cannot be parked: run()
+        then returns at once and they go back to the queue with the channel.
+        """
         self._stopping = True
+        self._stop.set()
         self._wakeup.set()
 
     async def run(self, channel: aio_pika.abc.AbstractChannel, once: bool = False) -> ParkerStats:
         """Consume the DLQ until :meth:`request_stop` (or, with ``once``, until it is empty).
 
-        Raises :class:`ParkingFailed` when Redis keeps refusing a batch (after
-        a few quick retries); AMQP errors (queue missing, channel closed:
-        ``ChannelInvalidStateError``) propagate. Either way nothing unparked
-        was acked, and what was delivered but not acked is handed back
-        (``basic.nack`` with requeue) when the channel is still open.
+        Redis failures are held out (see the module docstring); after
+        ``give_up_after_s`` of them :class:`ParkingFailed` is raised. AMQP
+        errors (queue missing, channel closed: ``ChannelInvalidStateError``)
+        propagate. When run() ends with deliveries it could not park, it
+        closes the channel: they go back to the queue, and nothing unparked
+        was acked. A parker may run again on a new channel (a reconnect).
         """
         amqp_raw.install()  # undecodable properties park instead of closing the connection
         amqp = await channel.get_underlay_channel()
+        self._buffer = []
+        self._unacked = []
+        self._to_clear = []
+        self._consumer_tag = None
+        self._session = new_session_id()  # this channel's deliveries
+        self._batch_no = 0
         await amqp.basic_qos(prefetch_count=self.prefetch)
-        self._stopping = False
-        self._started = time.monotonic()
-        self._last_delivery = self._started
+        if self._stopping:
+            return self.stats
+        self._started = self._started or time.monotonic()
+        self._last_delivery = time.monotonic()
         self._running = True
-        consume = await amqp.basic_consume(self.dlq, self._on_message, no_ack=False)
-        consumer_tag = consume.consumer_tag
-        consuming = True
+        await self._consume(amqp)
         try:
             while True:
                 if amqp.is_closed:
@@ -164,34 +260,28 @@ class Parker:
                 if not self._buffer:
                     if self._stopping:
                         break
-                    if consuming and once and await self._drained(amqp):
+                    if once and await self._drained(amqp):
                         break
                     self._wakeup.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wakeup.wait(), self.quiet_s)
                     continue
-                if self._stopping and consuming:
-                    await self._cancel(amqp, consumer_tag)
-                    consuming = False
+                if self._stopping:
+                    await self._cancel(amqp)
                 if len(self._buffer) < self.batch_size and self.batch_wait_s > 0:
                     self._wakeup.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wakeup.wait(), self.batch_wait_s)
-                batch = self._buffer[: self.batch_size]
-                del self._buffer[: self.batch_size]
-                await self._park_batch(amqp, batch)
-            if consuming:
-                await self._cancel(amqp, consumer_tag)
-                consuming = False
+                await self._park_next_batch(amqp)
+            await self._cancel(amqp)
             while self._buffer:  # delivered before the broker confirmed the cancel
-                batch = self._buffer[: self.batch_size]
-                del self._buffer[: self.batch_size]
-                await self._park_batch(amqp, batch)
+                await self._park_next_batch(amqp)
+            await self._clear_marks()
         except BaseException:
-            if consuming:
-                with contextlib.suppress(Exception):
-                    await self._cancel(amqp, consumer_tag)
-            await self._hand_back(amqp)
+            with contextlib.suppress(Exception):
+                await self._cancel(amqp)
+            if self._unacked or self._buffer:
+                await self._give_back(channel)
             raise
         finally:
             self._running = False
@@ -208,6 +298,10 @@ class Parker:
         if len(buffer) == 1 or len(buffer) >= self.batch_size:
             self._wakeup.set()
 
+    async def _consume(self, amqp: aiormq.abc.AbstractChannel) -> None:
+        consume = await amqp.basic_consume(self.dlq, self._on_message, no_ack=False)
+        self._consumer_tag = consume.consumer_tag
+
     async def _drained(self, amqp: aiormq.abc.AbstractChannel) -> bool:
         """``once``: nothing delivered for a quiet period and no message ready."""
         if time.monotonic() - self._last_delivery < self.quiet_s:
@@ -215,7 +309,9 @@ class Parker:
         declared = await amqp.queue_declare(self.dlq, passive=True)
         return not declared.message_count and not self._buffer
 
-    async def _cancel(self, amqp: aiormq.abc.AbstractChannel, consumer_tag: str | None) -> None:
+    async def _cancel(self, amqp: aiormq.abc.AbstractChannel) -> None:
+        """Stop deliveries (``basic.cancel``); what was delivered stays unacked with us."""
+        consumer_tag, self._consumer_tag = self._consumer_tag, None
         if consumer_tag is None or amqp.is_closed:
             return
         await amqp.basic_cancel(consumer_tag)
@@ -223,9 +319,8 @@ class Parker:
         for _ in range(3):
             await asyncio.sleep(0)
 
-    async def _park_batch(
-        self, amqp: aiormq.abc.AbstractChannel, batch: list[aiormq.abc.DeliveredMessage]
-    ) -> None:
+    async def _park_next_batch(self, amqp: aiormq.abc.AbstractChannel) -> None:
+        batch = self._buffer[: self.batch_size]
         items = [
             ParkItem(
                 record_from_delivery(message),
@@ -234,43 +329,92 @@ class Parker:
             )
             for message in batch
         ]
-        max_tag = max(message.delivery_tag or 0 for message in batch)
-        self._unacked = batch  # handed back by run() if anything below fails
-        results = await self._park_with_retries(items)
+        self._unacked = batch
+        del self._buffer[: self.batch_size]
+        self._batch_no += 1  # this batch's marks hash, kept across retries
+        results = await self._park_holding(amqp, items)
         created = sum(1 for result in results if result.created)
         self._parked += created
         self._already += len(results) - created
+        max_tag = max(message.delivery_tag or 0 for message in batch)
         await amqp.basic_ack(max_tag, multiple=True)
         self._unacked = []
         self._acked += len(batch)
         self._batches += 1
+        # A reply on the same channel proves the broker processed the ack (see
+        # the module docstring): only then may the batch's marks go.
+        await amqp.basic_qos(prefetch_count=self.prefetch)
+        self._to_clear.append(self._batch_no)
+        await self._clear_marks()
         self._report()
 
-    async def _park_with_retries(self, items: list[ParkItem]) -> list[ParkResult]:
-        # Retrying is safe: the items keep their entry ids, so whatever an
-        # earlier attempt stored is recognised and not parked twice.
-        for delay in (*_RETRY_DELAYS_S, None):
-            try:
-                return await self.store.park_many(self.dlq, items, self.fields)
-            except (RedisError, OSError) as exc:
-                self._errors += 1
-                self._last_error = f"Redis did not accept a batch of {len(items)}: {exc!r}"
-                self._report()
-                if delay is None:
-                    raise ParkingFailed(self._last_error, self.stats) from exc
-                await asyncio.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+    async def _park_holding(
+        self, amqp: aiormq.abc.AbstractChannel, items: list[ParkItem]
+    ) -> list[ParkResult]:
+        """Park ``items``; while Redis refuses, hold every delivery and retry with back-off.
 
-    async def _hand_back(self, amqp: aiormq.abc.AbstractChannel) -> None:
-        """Return every delivery not yet acked to the queue (none of them was parked
-        for sure; those that were are recognised when redelivered)."""
-        tags = [m.delivery_tag or 0 for m in (*self._unacked, *self._buffer)]
+        Retrying is safe: the items keep their entry ids, so whatever an
+        earlier attempt stored is recognised and not parked twice.
+        """
+        while True:
+            try:
+                results = await self.store.park_many(
+                    self.dlq,
+                    items,
+                    self.fields,
+                    ack_after=self.ack_after,
+                    session=self._session,
+                    batch=self._batch_no,
+                )
+            except (RedisError, OSError) as exc:
+                await self._hold(amqp, len(items), exc)
+                continue
+            if self._down_since is not None:
+                self._down_since = None
+                self._last_error = None
+                self._backoff.reset()
+            return results
+
+    async def _hold(self, amqp: aiormq.abc.AbstractChannel, size: int, exc: BaseException) -> None:
+        self._errors += 1
+        self._last_error = f"Redis did not accept a batch of {size}: {exc!r}"
+        now = time.time()
+        if self._down_since is None:
+            # Not basic.cancel: a quorum queue returns what it had sent towards a cancelled
+            # consumer, and RabbitMQ 3.x counts that return toward x-delivery-limit. The
+            # consumer stays; the prefetch limit stops deliveries once it is full.
+            self._down_since = now
+        self._report()
+        if self._stopping:
+            raise ParkingFailed(f"stopped while {self._last_error}", self.stats)
+        if self.give_up_after_s is not None and now - self._down_since >= self.give_up_after_s:
+            raise ParkingFailed(self._last_error, self.stats)
+        if amqp.is_closed:
+            raise ChannelInvalidStateError(f"the channel consuming {self.dlq} closed")
+        self._stop.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), self._backoff.next_delay())
+        if self._stopping:
+            raise ParkingFailed(f"stopped while {self._last_error}", self.stats)
+
+    async def _clear_marks(self) -> None:
+        """Drop the marks of batches whose ack the broker confirmed; on a Redis error keep
+        them for the next batch (a stale mark only matters to a redelivered twin)."""
+        if not self._to_clear:
+            return
+        ids, self._to_clear = self._to_clear, []
+        try:
+            await self.store.clear_marks(self.dlq, self._session, ids)
+        except (RedisError, OSError):
+            self._to_clear = ids + self._to_clear
+
+    async def _give_back(self, channel: aio_pika.abc.AbstractChannel) -> None:
+        """Return what is not parked by closing the channel: the broker requeues it
+        (``basic.nack`` would, on RabbitMQ 4, spend delivery budget)."""
         self._unacked = []
         self._buffer.clear()
-        if not tags or amqp.is_closed:
-            return
         with contextlib.suppress(Exception):
-            await amqp.basic_nack(max(tags), multiple=True, requeue=True)
+            await channel.close()
 
     def _report(self) -> None:
         if self.on_progress is not None:

@@ -11,7 +11,12 @@ each multi-key script touches one slot::
                               updated_at, parked_at, last_error, fingerprint,
                               sending (an action's intent, see actions.ledger)
     P:{D}:idx         ZSET    entry id -> parked_at (epoch ms): table order
-    P:{D}:fp          HASH    fingerprint -> entry id: redelivery recognition
+    P:{D}:fp          HASH    fingerprint -> newest entry id with it
+    P:{D}:unacked     SET     the marks hashes below not yet cleared
+    P:{D}:unacked:<s>:<b>  HASH  fingerprint -> how many deliveries of batch
+                              ``b`` of parker session ``s`` were parked, their
+                              ack not yet confirmed: a redelivery of another
+                              session consumes one (see workbench.parker)
     P:{D}:inflight    SET     ids in state ``claimed`` (crash recovery)
     P:{D}:changes     STREAM  id, state, op, ts, operator per transition
                               (XADD MAXLEN ~ 100000): live views of other consoles
@@ -62,6 +67,14 @@ class DlqKeys:
     @property
     def fp(self) -> str:
         return f"{self.base}:fp"
+
+    @property
+    def unacked(self) -> str:
+        return f"{self.base}:unacked"
+
+    def marks(self, session: str, batch: int | None = None) -> str:
+        """A batch's marks hash; without ``batch``, the prefix of the session's."""
+        return f"{self.base}:unacked:{session}:{'' if batch is None else batch}"
 
     @property
     def inflight(self) -> str:

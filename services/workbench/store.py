@@ -6,11 +6,10 @@ EVALSHA) that appends its transition to the changes stream in the same atomic
 step.
 
 Parking is idempotent twice over: an entry id chosen before the first
-attempt makes a retried batch a no-op (the parker keeps the id with the
-delivery), and a redelivered message (``redelivered=True``) whose fingerprint
-- SHA-256 of body, properties and headers, ``x-death`` included - is known
-is recognised as parked. A fresh delivery is always parked: two identical
-dead letters are two entries.
+attempt makes a retried batch a no-op, and a redelivered message consumes one
+"parked, ack not yet confirmed" mark of its fingerprint (body, properties,
+headers) instead of being parked again; a fresh delivery is always parked, so
+two identical dead letters are two entries (see :mod:`services.workbench.parker`).
 
 The Redis client must be created with ``decode_responses=False``.
 """
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Final, cast
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError
 
 from services.config import FieldPaths
 from services.workbench import lua
@@ -38,6 +37,7 @@ from services.workbench.codec import (
     parse_x_death,
     record_fingerprint,
 )
+from services.workbench.durability import add_wait, check_wait, inspect_durability
 from services.workbench.model import (
     FINAL_STATES,
     AuditRecord,
@@ -82,6 +82,11 @@ def new_entry_id(now_ms: int | None = None) -> str:
     return f"{ms & 0xFFFFFFFFFFFF:012x}{suffix:08x}"
 
 
+def new_session_id() -> str:
+    """A parker session's id: one channel's deliveries (see :meth:`ParkingStore.park_many`)."""
+    return secrets.token_hex(8)
+
+
 def entry_id_time_ms(entry_id: str) -> int | None:
     """The parking time encoded in an entry id (None when it is not one of ours)."""
     try:
@@ -110,6 +115,7 @@ class ParkingStore:
         self._finish = redis.register_script(lua.script("finish", clock=True))
         self._delete = redis.register_script(lua.script("delete_entries"))
         self._rows = redis.register_script(lua.script("rows"))
+        self._clear_marks = redis.register_script(lua.script("clear_marks"))
 
     # ------------------------------------------------------------------ keys
 
@@ -134,22 +140,34 @@ class ParkingStore:
         redelivered: bool = False,
         *,
         entry_id: str | None = None,
+        session: str | None = None,
+        batch: int = 0,
     ) -> ParkResult:
         """Park one message (see :meth:`park_many`)."""
-        results = await self.park_many(dlq, [ParkItem(record, redelivered, entry_id)], fields)
-        return results[0]
+        item = ParkItem(record, redelivered, entry_id)
+        return (await self.park_many(dlq, [item], fields, session=session, batch=batch))[0]
 
     async def park_many(
-        self, dlq: str, items: Sequence[ParkItem], fields: FieldPaths
+        self,
+        dlq: str,
+        items: Sequence[ParkItem],
+        fields: FieldPaths,
+        *,
+        ack_after: str = "write",
+        session: str | None = None,
+        batch: int = 0,
     ) -> list[ParkResult]:
         """Park a batch in one pipelined round trip; results in item order.
 
-        When this returns, Redis has accepted every item: the caller may ack
-        the deliveries. On a Redis error nothing is known about the batch, and
-        calling again with the same items (same entry ids) is safe.
+        When this returns, Redis holds every item (as ``ack_after`` says, see
+        :mod:`services.workbench.durability`): the caller may ack. On a Redis
+        error calling again with the same items (same entry ids) is safe.
+        ``session``, ``batch``: the parker session (one channel's deliveries) and
+        batch the marks are kept under (None: a fresh session).
         """
         if not items:
             return []
+        session = session or new_session_id()
         prepared: list[tuple[str, list[Any]]] = []
         for item in items:
             entry_id = item.entry_id or new_entry_id()
@@ -158,7 +176,9 @@ class ParkingStore:
         pending = list(range(len(items)))
         while pending:
             chunks = _chunks(pending, prepared)
-            replies = await self._run_park_chunks(dlq, chunks, prepared)
+            replies = await self._run_park_chunks(
+                dlq, chunks, prepared, ack_after, (session, batch)
+            )
             collided: list[int] = []
             for chunk, reply in zip(chunks, replies, strict=True):
                 for position, index in enumerate(chunk):
@@ -166,7 +186,7 @@ class ParkingStore:
                     status = int(reply[2 * position + 1])
                     if status == _COLLIDED:
                         collided.append(index)
-                    else:
+                    else:  # 1 parked now; 3 by an earlier attempt, 0 recognised
                         results[index] = ParkResult(result_id, status == 1)
             for index in collided:  # practically never: re-park under a fresh id
                 entry_id = new_entry_id()
@@ -201,20 +221,26 @@ class ParkingStore:
         dlq: str,
         chunks: list[list[int]],
         prepared: list[tuple[str, list[Any]]],
+        ack_after: str,
+        marks: tuple[str, int],
     ) -> list[Any]:
         keys = self.keys(dlq)
         for attempt in range(2):
             pipe = self.redis.pipeline(transaction=False)
             for chunk in chunks:
-                names = [keys.idx, keys.fp, keys.changes]
-                args: list[Any] = [CHANGES_MAXLEN, len(chunk)]
+                names = [keys.idx, keys.fp, keys.changes, keys.unacked, keys.marks(*marks)]
+                args: list[Any] = [CHANGES_MAXLEN, len(chunk), keys.marks(marks[0])]
                 for index in chunk:
                     entry_id, item_args = prepared[index]
                     names.append(keys.entry(entry_id))
                     args.extend(item_args)
                 pipe.evalsha(self._park.sha, len(names), *names, *args)
+            waits = add_wait(pipe, ack_after)  # on the connection that wrote
             try:
-                return list(await pipe.execute())
+                replies = list(await pipe.execute())
+                if waits:
+                    check_wait(replies.pop(), ack_after)
+                return replies
             except NoScriptError:
                 if attempt:
                     raise
@@ -611,45 +637,20 @@ class ParkingStore:
     # ------------------------------------------------------------------ housekeeping
 
     async def durability(self) -> Durability:
-        """Whether Redis keeps the parked messages across a restart (CONFIG GET)."""
-        try:
-            config = await self.redis.config_get("appendonly")
-            config.update(await self.redis.config_get("appendfsync"))
-            config.update(await self.redis.config_get("save"))
-        except ResponseError as exc:
-            return Durability(
-                None,
-                "cannot tell whether Redis persists the parked messages:"
-                f" CONFIG GET was refused ({exc})",
-            )
-        values = {
-            (k.decode() if isinstance(k, bytes) else str(k)): (
-                v.decode() if isinstance(v, bytes) else str(v)
-            )
-            for k, v in config.items()
-        }
-        appendonly = values.get("appendonly", "").lower()
-        fsync = values.get("appendfsync", "")
-        save = values.get("save", "").strip()
-        if appendonly == "yes":
-            if fsync == "no":
-                return Durability(
-                    True,
-                    "Redis writes an append-only file, but appendfsync=no leaves flushing"
-                    " to the OS: the last seconds may be lost on a power cut",
-                )
-            return Durability(True, f"Redis writes an append-only file (appendfsync={fsync})")
-        if save:
-            return Durability(
-                False,
-                f"Redis only takes snapshots (save {save!r}, appendonly no): messages parked"
-                " since the last snapshot are lost if Redis stops",
-            )
-        return Durability(
-            False,
-            "Redis keeps nothing on disk (appendonly no, no save points): every parked"
-            " message is lost if Redis restarts",
-        )
+        """Whether Redis keeps the parked messages (see :mod:`services.workbench.durability`)."""
+        return await inspect_durability(self.redis)
+
+    async def clear_marks(self, dlq: str, session: str, batches: Sequence[int]) -> None:
+        """The broker processed the ack of these batches' deliveries: drop their marks."""
+        keys = self.keys(dlq)
+        names = [keys.unacked, *(keys.marks(session, b) for b in batches)]
+        await self._clear_marks(keys=names)
+
+    async def pending_marks(self, dlq: str) -> int:
+        """How many parked deliveries still wait for their ack to be confirmed."""
+        batches = cast(set[bytes], await self.redis.smembers(self.keys(dlq).unacked))
+        counts = [cast(list[bytes], await self.redis.hvals(b)) for b in batches]
+        return sum(int(v) for values in counts for v in values)
 
     async def delete_entries(self, dlq: str, entry_ids: Sequence[str]) -> int:
         """Remove entries for good (tests, purges); returns how many existed."""

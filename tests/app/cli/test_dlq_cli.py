@@ -32,6 +32,7 @@ from tests.helpers.action_kit import (
     payment,
 )
 from tests.helpers.paths import REPO_ROOT
+from tests.helpers.private_servers import PrivateRedis, servers_available
 
 pytestmark = pytest.mark.integration
 
@@ -58,6 +59,8 @@ class Setup:
             f'dead_letter_queues = ["{self.prefix}dlq"]',
             f'redis_prefix = "{self.redis_prefix}"',
             'operator = "cli-tester"',
+            # The shared test Redis keeps nothing on disk.
+            f"allow_volatile_store = {json.dumps(extra.pop('allow_volatile_store', True))}",
         ]
         for key, value in extra.items():
             lines.append(f"{key} = {json.dumps(value)}")
@@ -668,3 +671,35 @@ def test_ctrl_c_on_a_bulk_requeue_stops_after_the_windows_sent_summary_and_exit_
     delivered += _payments(setup.drain(work))
     assert delivered == Counter({f"pay_{i:05d}": 1 for i in range(n)})
     assert setup.states() == Counter({EntryState.REQUEUED: n})
+
+
+# --------------------------------------------------------------------------- park: durability
+
+
+@pytest.mark.skipif(not servers_available(), reason="redis-server is not installed")
+def test_park_refuses_an_evicting_redis_unless_allowed_and_says_why(
+    setup: Setup,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    setup.dead_letter([payment(i) for i in range(3)])
+    server = PrivateRedis(
+        tmp_path / "redis", "--maxmemory", "4mb", "--maxmemory-policy", "allkeys-lru"
+    )
+    server.start()
+    try:
+        refused = setup.write_config(redis_url=server.url, allow_volatile_store=False)
+        capsys.readouterr()
+        assert setup.cli("park", "--once", config=refused) == exit_codes.USAGE
+        err = capsys.readouterr().err
+        assert "parking refused" in err and "maxmemory-policy allkeys-lru" in err
+        assert "allow_volatile_store = true" in err
+        assert "app.cli.dlq: parking refused" in err  # the log line, besides the message
+
+        allowed = setup.write_config(redis_url=server.url, allow_volatile_store=True)
+        assert setup.cli("park", "--once", config=allowed) == exit_codes.OK
+        out, err = capsys.readouterr()
+        assert f"{setup.prefix}dlq: parked 3, already parked 0" in out  # nothing taken before
+        assert "warning: Redis evicts keys" in err
+    finally:
+        server.kill()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import aio_pika
 import pytest
@@ -40,6 +41,8 @@ async def test_dead_letters_are_parked_shown_masked_and_requeued_exactly_once(
         banner = session.window.workbench.banner
         await eventually(lambda: not banner.isHidden(), 10, "the durability banner")
         assert "not durable" in banner.text()  # this Redis keeps nothing on disk
+        assert "Parking anyway: the profile sets allow_volatile_store" in banner.text()
+        session.window.workbench.grab().save("/tmp/wt8a-banner-allowed.png")
 
         entry_id = workbench.index.row(0).entry_id
         await workbench.on_entry_activated(entry_id)
@@ -104,3 +107,29 @@ async def test_dead_letters_are_parked_shown_masked_and_requeued_exactly_once(
         )
     finally:
         await redis.aclose()
+
+
+async def test_parking_into_a_volatile_store_is_refused_and_said_in_banner_and_problems(
+    amqp_url: str, flow: dict[str, str], workbench_profile: Profile, consoles: Consoles
+) -> None:
+    profile = dataclasses.replace(workbench_profile, allow_volatile_store=False)
+    session = consoles.start(profile)
+    problems = session.window.problems_view
+    await eventually(
+        lambda: any("parking refused" in p.text for p in problems.active()),
+        30,
+        "the refusal among the problems",
+    )
+    refusal = next(p.text for p in problems.active() if "parking refused" in p.text)
+    assert "keeps nothing on disk" in refusal and "allow_volatile_store = true" in refusal
+    banner = session.window.workbench.banner
+    await eventually(lambda: not banner.isHidden(), 10, "the durability banner")
+    assert "Parking is off" in banner.text()
+    session.window.workbench.grab().save("/tmp/wt8a-banner-refused.png")
+    connection = await aio_pika.connect(amqp_url)
+    channel = await connection.channel()
+    dlq = await channel.declare_queue(flow["dlq"], passive=True)
+    assert dlq.declaration_result.message_count == 3  # nothing taken off the queue
+    await connection.close()
+    workbench = session.workbench
+    assert workbench is not None and len(workbench.index) == 0

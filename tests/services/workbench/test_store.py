@@ -117,19 +117,37 @@ async def test_fresh_identical_deliveries_are_two_entries(store: ParkingStore) -
     assert await store.count(DLQ) == 2
 
 
-async def test_redelivery_with_known_fingerprint_is_recognised(store: ParkingStore) -> None:
-    parked = await store.park(DLQ, dead_letter(1), FIELDS)
-    again = await store.park(DLQ, dead_letter(1), FIELDS, redelivered=True)
+async def test_a_redelivery_consumes_one_unconfirmed_mark_of_its_fingerprint(
+    store: ParkingStore,
+) -> None:
+    parked = await store.park(DLQ, dead_letter(1), FIELDS, session="crashed")
+    assert await store.pending_marks(DLQ) == 1
     # a quorum queue adds x-delivery-count on redelivery: still the same message
     quorum = await store.park(
         DLQ, dead_letter(1, **{"x-delivery-count": 1}), FIELDS, redelivered=True
     )
-    assert again.entry_id == parked.entry_id and not again.created
     assert quorum.entry_id == parked.entry_id and not quorum.created
+    assert await store.pending_marks(DLQ) == 0
+    # the mark is spent: a redelivered identical twin is a dead letter of its own
+    twin = await store.park(DLQ, dead_letter(1), FIELDS, redelivered=True)
+    assert twin.created and twin.entry_id != parked.entry_id
     # a redelivered message never seen before is parked
     unseen = await store.park(DLQ, dead_letter(2), FIELDS, redelivered=True)
     assert unseen.created
-    assert await store.count(DLQ) == 2
+    assert await store.count(DLQ) == 3
+
+
+async def test_confirmed_acks_clear_marks_and_a_session_never_takes_its_own(
+    store: ParkingStore,
+) -> None:
+    first = await store.park(DLQ, dead_letter(1), FIELDS, session="s1")
+    # the same session's redelivered twin cannot be the delivery it still holds
+    own = await store.park(DLQ, dead_letter(1), FIELDS, redelivered=True, session="s1")
+    assert own.created and first.created and await store.pending_marks(DLQ) == 2
+    await store.clear_marks(DLQ, "s1", [0])
+    assert await store.pending_marks(DLQ) == 0
+    after = await store.park(DLQ, dead_letter(1), FIELDS, redelivered=True, session="s2")
+    assert after.created  # acked and confirmed: a redelivery now is another message
 
 
 async def test_retrying_a_batch_with_the_same_ids_parks_nothing_twice(store: ParkingStore) -> None:
