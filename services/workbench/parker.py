@@ -78,7 +78,7 @@ from typing import Final
 import aio_pika.abc
 import aiormq.abc
 from aiormq.exceptions import ChannelInvalidStateError
-from redis.exceptions import RedisError
+from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError
 
 from services.config import FieldPaths
 from services.links.backoff import Backoff
@@ -377,7 +377,7 @@ class Parker:
 
     async def _hold(self, amqp: aiormq.abc.AbstractChannel, size: int, exc: BaseException) -> None:
         self._errors += 1
-        self._last_error = f"Redis did not accept a batch of {size}: {exc!r}"
+        self._last_error = f"Redis did not accept a batch of {size}: {_refusal(exc)}"
         now = time.time()
         if self._down_since is None:
             # Not basic.cancel: a quorum queue returns what it had sent towards a cancelled
@@ -419,3 +419,12 @@ class Parker:
     def _report(self) -> None:
         if self.on_progress is not None:
             self.on_progress(self.stats)
+
+
+def _refusal(exc: BaseException) -> str:
+    """Why Redis refused a batch, in an operator's words."""
+    if isinstance(exc, OutOfMemoryError):
+        return f"Redis is full (used memory reached maxmemory; it evicts nothing): {exc}"
+    if isinstance(exc, ReadOnlyError):
+        return f"Redis is a read-only replica: {exc}"
+    return str(exc) or type(exc).__name__
