@@ -51,6 +51,7 @@ class Parked:
             f"dead_letter_queues = {self.dlqs!r}\n".replace("'", '"')
             + f'redis_prefix = "{self.redis_prefix}"\n'
             'operator = "filter-tester"\n'
+            "allow_volatile_store = true\n"  # the test Redis keeps nothing on disk
         )
 
     def publish(self) -> None:
