@@ -7,7 +7,6 @@ import datetime
 import pytest
 
 from tests.helpers.zones import local_zone
-
 from widgets.workbench.detail_tables import short_time
 
 
