@@ -277,8 +277,8 @@ class FailedPaymentsModel(QAbstractTableModel):
         column = COLUMNS[section]
         # The time cells are too narrow for the zone in each: the header names it once.
         zone = f" ({zone_name()})" if column.name in _TIME_COLUMNS else ""
-        if role == Qt.ItemDataRole.DisplayRole:
-            return column.title + zone
+        if role == Qt.ItemDataRole.DisplayRole:  # "Dead-lettered (CET)": as narrow as before
+            return column.title.removesuffix(" at") + zone
         if role == Qt.ItemDataRole.ToolTipRole:
             return column.tooltip + zone
         if role == Qt.ItemDataRole.TextAlignmentRole:
