@@ -135,10 +135,11 @@ def resolve_range(
     stop = parse_moment(to_text, now=now_dt) if to_text is not None else float(end)
     if start >= stop:
         raise ValueError(
-            f"empty range: --from {format_local(start)} is not before --to {format_local(stop)}"
+            f"empty range: --from {format_local_time(start)}"
+            f" is not before --to {format_local_time(stop)}"
         )
     if start >= now:
-        raise ValueError(f"the range starts in the future ({format_local(start)})")
+        raise ValueError(f"the range starts in the future ({format_local_time(start)})")
     return TimeRange(math.floor(start), min(math.ceil(stop), end))
 
 
@@ -149,8 +150,8 @@ def check_range(
     reaching further back than the history's retention window."""
     if time_range.to_s <= time_range.from_s:
         raise ValueError(
-            f"empty range: {format_local(time_range.from_s)} is not before"
-            f" {format_local(time_range.to_s)}"
+            f"empty range: {format_local_time(time_range.from_s)} is not before"
+            f" {format_local_time(time_range.to_s)}"
         )
     if time_range.seconds > max_s:
         raise ValueError(
@@ -160,16 +161,10 @@ def check_range(
     oldest = math.floor(now) - retention_s
     if time_range.from_s < oldest - grace_s:
         raise ValueError(
-            f"the range starts at {format_local(time_range.from_s)}, before the retention"
+            f"the range starts at {format_local_time(time_range.from_s)}, before the retention"
             f" window: the flow history is kept for {format_duration(retention_s)}"
-            f" (since {format_local(oldest)}); choose a later --from or a shorter --since"
+            f" (since {format_local_time(oldest)}); choose a later --from or a shorter --since"
         )
-
-
-def format_local(epoch_s: float) -> str:
-    """``2024-05-17 14:00:00 +02:00`` in the local time zone."""
-    moment = datetime.datetime.fromtimestamp(epoch_s).astimezone()
-    return moment.strftime("%Y-%m-%d %H:%M:%S ") + _offset(moment)
 
 
 def format_local_time(epoch_s: float, *, date: bool = True) -> str:
@@ -203,7 +198,9 @@ def iso_local(epoch_ms: int | None) -> str | None:
 
 
 def format_utc(epoch_s: float) -> str:
-    """``2024-05-17 12:00:00 UTC``."""
+    """``2024-05-17 12:00:00 UTC``: only where UTC is shown on purpose, beside the local
+    time (the snapshot report's range and creation time, for readers in other zones).
+    People are otherwise shown :func:`format_local_time`."""
     moment = datetime.datetime.fromtimestamp(epoch_s, tz=datetime.UTC)
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 

@@ -34,7 +34,7 @@ from services.time_range import (
     TimeRange,
     check_range,
     format_duration,
-    format_local,
+    format_local_time,
     resolve_range,
 )
 
@@ -159,7 +159,7 @@ def _print_result(result: SnapshotResult, time_range: TimeRange) -> None:
     rows = (
         (
             "range",
-            f"{format_local(time_range.from_s)} → {format_local(time_range.to_s)}"
+            f"{format_local_time(time_range.from_s)} → {format_local_time(time_range.to_s)}"
             f" ({format_duration(time_range.seconds)})",
         ),
         ("seconds", f"{counts.seconds:,}"),

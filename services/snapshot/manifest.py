@@ -20,7 +20,7 @@ from services.config import Profile, TapBinding
 from services.links.urls import url_without_credentials
 from services.snapshot.bundle import Member
 from services.snapshot.model import SnapshotCounts
-from services.time_range import format_local, iso_utc
+from services.time_range import format_local_time, iso_utc
 
 FORMAT: Final = "payops-snapshot/1"
 TOOL_NAME: Final = "payops-console"
@@ -94,8 +94,8 @@ def manifest_json(
         "time_range": {
             "from_utc": iso_utc(from_s * 1000),
             "to_utc": iso_utc(to_s * 1000),
-            "from_local": format_local(from_s),
-            "to_local": format_local(to_s),
+            "from_local": format_local_time(from_s),
+            "to_local": format_local_time(to_s),
             "from_epoch_s": from_s,
             "to_epoch_s": to_s,
             "seconds": to_s - from_s,

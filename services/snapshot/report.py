@@ -32,7 +32,7 @@ from resources import resource_path
 from services.alerts.model import AlertEvent
 from services.masking.json import mask_optional_text
 from services.snapshot.model import FiringSpan
-from services.time_range import format_duration, format_local, format_utc, iso_utc
+from services.time_range import format_duration, format_local_time, format_utc, iso_utc
 from services.workbench.model import AUDIT_STARTED, AuditRecord, EntrySummary
 
 TEMPLATE_NAME: Final = "snapshot_report.html.j2"
@@ -208,7 +208,7 @@ class ReportSummary:
 
     @property
     def range_local(self) -> tuple[str, str]:
-        return format_local(self.from_s), format_local(self.to_s)
+        return format_local_time(self.from_s), format_local_time(self.to_s)
 
     @property
     def range_utc(self) -> tuple[str, str]:
@@ -220,7 +220,7 @@ class ReportSummary:
 
     @property
     def created_local(self) -> str:
-        return format_local(self.created_at_s)
+        return format_local_time(self.created_at_s)
 
     @property
     def created_utc(self) -> str:
@@ -350,7 +350,7 @@ class ActionTally:
         if len(self.rows) < MAX_TABLE_ROWS:
             self.rows.append(
                 ActionRow(
-                    time_local=format_local(record.ts / 1000),
+                    time_local=format_local_time(record.ts / 1000),
                     dlq=dlq,
                     operator=mask_optional_text(record.operator),
                     host=mask_optional_text(record.host),
@@ -369,8 +369,8 @@ def alert_span_row(firing: FiringSpan) -> AlertSpanRow:
     return AlertSpanRow(
         rule=mask_optional_text(s.rule),
         severity=s.severity,
-        start=format_local(s.start_s),
-        end=format_local(s.end_s),
+        start=format_local_time(s.start_s),
+        end=format_local_time(s.end_s),
         duration=format_duration(s.end_s - s.start_s),
         started_before=firing.started_before,
         still_firing=firing.still_firing,
@@ -380,7 +380,7 @@ def alert_span_row(firing: FiringSpan) -> AlertSpanRow:
 def alert_event_row(event: AlertEvent) -> AlertEventRow:
     """One alert event, as listed in the report."""
     return AlertEventRow(
-        time_local=format_local(event.ts),
+        time_local=format_local_time(event.ts),
         time_utc=iso_utc(event.ts_ms),
         rule=mask_optional_text(event.rule),
         kind=event.kind,
@@ -424,7 +424,7 @@ def _template() -> jinja2.Template:
     env.filters["num"] = _number
     env.filters["pct"] = _percent
     env.filters["ms"] = _ms
-    env.filters["local"] = format_local
+    env.filters["local"] = format_local_time
     env.globals["count_ids"] = COUNT_IDS
     return env.from_string(resource_path(TEMPLATE_NAME).read_text(encoding="utf-8"))
 

@@ -104,7 +104,7 @@ COLUMNS: Final[tuple[EntryColumn, ...]] = (
         "dead_lettered_at_ms",
         "time",
         "Dead-lettered at",
-        "When the broker dead-lettered the message (local time)",
+        "When the broker dead-lettered the message, in local time",
         table=True,
         cli_title="DEAD-LETTERED",
         cli_width=24,

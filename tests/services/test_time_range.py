@@ -13,7 +13,6 @@ from services.time_range import (
     check_range,
     duration_seconds,
     format_duration,
-    format_local,
     format_local_time,
     iso_local,
     iso_utc,
@@ -153,7 +152,7 @@ def test_local_time_is_the_local_zone() -> None:
     utc = datetime.datetime(2024, 5, 17, 12, 0, tzinfo=datetime.UTC).timestamp()
     assert parse_time_point("2024-05-17T14:00") == utc
     assert parse_time_point("2024-05-17T12:00Z") == utc
-    assert format_local(utc) == "2024-05-17 14:00:00 UTC+02:00"
+    assert format_local_time(utc) == "2024-05-17 14:00:00 CEST"
     now = datetime.datetime(2024, 5, 17, 15, 0).astimezone()
     assert parse_time_point("14:00", now=now) == utc
 
@@ -250,3 +249,18 @@ def test_a_zone_without_an_abbreviation_is_shown_as_an_offset(
         moment = datetime.datetime(2026, 12, 3, 10, 0, tzinfo=datetime.UTC).timestamp()
         assert format_local_time(moment) == "2026-12-03 14:00:00 UTC+04:00"
         assert zone_name() == "UTC+04:00"
+
+
+def test_there_is_one_way_to_show_a_moment() -> None:
+    """The offset formatter is retired; UTC is shown only where it is meant (format_utc)."""
+    import services.time_range as time_range
+
+    assert not hasattr(time_range, "format_local")
+    assert "only where UTC is shown on purpose" in (time_range.format_utc.__doc__ or "")
+
+
+@pytest.mark.usefixtures("berlin")
+def test_range_errors_name_the_zone() -> None:
+    now = datetime.datetime(2024, 5, 17, 15, 0).astimezone().timestamp()
+    with pytest.raises(ValueError, match=r"--from 2024-05-17 14:30:00 CEST is not before"):
+        resolve_range(from_text="2024-05-17T14:30", to_text="2024-05-17T14:00", now=now)

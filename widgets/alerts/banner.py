@@ -11,6 +11,7 @@ from PySide6.QtGui import QHideEvent, QShowEvent
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
 
 from services.alerts.model import Alert
+from services.time_range import format_local_time
 from widgets.alerts.display import format_age, format_value, most_severe_first
 from widgets.common import colors
 from widgets.common.elided_label import ElidedLabel
@@ -20,10 +21,9 @@ _TICK_MS = 1000  # refresh "(2m ago)" while shown
 
 
 def since_text(since: float, now: float) -> str:
-    """ "since 14:03:12 (2m ago)"; with the date when it began on another day."""
-    moment = time.localtime(since)
-    same_day = time.localtime(now)[:3] == moment[:3]
-    stamp = time.strftime("%H:%M:%S" if same_day else "%Y-%m-%d %H:%M:%S", moment)
+    """ "since 14:03:12 CET (2m ago)"; with the date when it began on another day."""
+    same_day = time.localtime(now)[:3] == time.localtime(since)[:3]
+    stamp = format_local_time(since, date=not same_day)
     return f"since {stamp} ({format_age(now - since)} ago)"
 
 

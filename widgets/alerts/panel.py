@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from services.alerts.model import Alert, AlertEvent
+from services.time_range import format_local_time
 from widgets.alerts.display import SEVERITY_RANK, format_age, format_value, most_severe_first
 from widgets.common import colors
 from widgets.common.record_tables import configure_table
@@ -80,7 +81,7 @@ _TINTS: Final = {
 
 
 def _local(ts: float, *, with_date: bool = True) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S", time.localtime(ts))
+    return format_local_time(ts, date=with_date)
 
 
 class ActiveAlertsModel(ListTableModel[Alert]):
@@ -284,9 +285,9 @@ class AlertsPanel(QWidget):
     export_incident_requested = Signal()
     time_activated = Signal(float)
 
-    ACTIVE_WIDTHS: Final = {"severity": 100, "rule": 210, "since": 190, "value": 80}
+    ACTIVE_WIDTHS: Final = {"severity": 100, "rule": 210, "since": 220, "value": 80}
     LOG_WIDTHS: Final = {
-        "time": 150,
+        "time": 185,
         "rule": 210,
         "severity": 100,
         "kind": 100,

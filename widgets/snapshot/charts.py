@@ -14,9 +14,9 @@ services that talk to Redis. A ``QApplication`` must exist.
 
 from __future__ import annotations
 
+import datetime
 import html
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -28,6 +28,7 @@ from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import QApplication
 
 from services.flow.types import LATENCY_PERCENTILES, FloatArray, FlowFrame
+from services.time_range import zone_name
 from widgets.common import colors
 
 ChartSpan = tuple[float, float, str, str]
@@ -159,13 +160,6 @@ def _font(points: float, bold: bool = False) -> QFont:
     return font
 
 
-def _utc_offset() -> str:
-    offset = time.localtime().tm_gmtoff // 60
-    sign = "+" if offset >= 0 else "-"
-    hours, minutes = divmod(abs(offset), 60)
-    return f"UTC{sign}{hours:02d}:{minutes:02d}"
-
-
 class _ValueAxis(pg.AxisItem):
     """A value axis with thousands separators (``12,000``)."""
 
@@ -209,7 +203,6 @@ class _Chart:
         left = self.plot.getAxis("left")
         left.setWidth(64)
         left.enableAutoSIPrefix(False)
-        self.plot.getAxis("bottom").setLabel(f"local time ({_utc_offset()})", color=INK_MUTED)
         self.legend = _SideLegend(
             pen=pg.mkPen(None),
             brush=pg.mkBrush(None),
@@ -263,6 +256,8 @@ class _Chart:
         The y range leaves headroom above the data for one row of alert labels per
         span (up to :data:`_LABEL_ROWS`), so the labels never hide a curve.
         """
+        zone = zone_name(datetime.datetime.fromtimestamp(t1))
+        self.plot.getAxis("bottom").setLabel(f"local time ({zone})", color=INK_MUTED)
         data_top = self._y_max if self._y_max > 0 else 1.0
         label_rows = min(len(spans), _LABEL_ROWS)
         row_height = data_top * _LABEL_STEP

@@ -38,7 +38,7 @@ from widgets.snapshot.range_text import (
     format_span,
     local_time,
     snapshot_file_name,
-    utc_offset_text,
+    zone_text,
 )
 
 __all__ = ["FUTURE_GRACE_S", "SnapshotChoice", "SnapshotDialog", "SnapshotState"]
@@ -451,7 +451,7 @@ class SnapshotDialog(SnapshotDialogLayout):
         from_s, to_s = self._choice_range()
         self.result_range_label.setText(
             f"{local_time(from_s).toString(DATE_TIME_FORMAT)} – {self._when_after(from_s, to_s)}"
-            f"  ({utc_offset_text(from_s)}) · {format_span(to_s - from_s)}"
+            f"  ({zone_text(from_s)}) · {format_span(to_s - from_s)}"
         )
         self._enter(SnapshotState.DONE)
 
@@ -544,8 +544,8 @@ class SnapshotDialog(SnapshotDialogLayout):
     def refresh(self) -> None:
         """Check the choice again and show the result (the file system may have changed)."""
         from_s, to_s = self.range_s()
-        self.from_offset_label.setText(utc_offset_text(from_s))
-        self.to_offset_label.setText(utc_offset_text(to_s))
+        self.from_offset_label.setText(zone_text(from_s))
+        self.to_offset_label.setText(zone_text(to_s))
         kept = (
             f"history kept: {format_span(self.retention_s)}, since {self._when(self.earliest_s())}"
         )

@@ -1,4 +1,4 @@
-"""The snapshot dialog's quick ranges, and how it writes times: spans, UTC offsets, file names.
+"""The snapshot dialog's quick ranges, and how it writes times: spans, zone names, file names.
 
 Times are local (the zone the operator reads and types in); epoch seconds go in.
 """
@@ -10,6 +10,8 @@ from datetime import datetime
 from typing import Final
 
 from PySide6.QtCore import QDateTime
+
+from services.time_range import zone_name
 
 INCIDENT: Final = "Incident"
 """The label of the quick-range button that selects the incident's window."""
@@ -48,16 +50,10 @@ def format_span(seconds: int) -> str:
     return " ".join(parts) or "0 s"
 
 
-def utc_offset_text(epoch_s: int) -> str:
-    """The local zone's offset at ``epoch_s``: ``UTC+01:00 CET``, ``UTC+05:30 IST``."""
-    moment = local_time(epoch_s)
-    offset = moment.offsetFromUtc()
-    hours, minutes = divmod(abs(offset) // 60, 60)
-    text = f"UTC{'-' if offset < 0 else '+'}{hours:02d}:{minutes:02d}"
-    abbreviation = moment.timeZoneAbbreviation()
-    if abbreviation.isalpha() and abbreviation.upper() not in ("UTC", "GMT"):
-        text += f" {abbreviation}"
-    return text
+def zone_text(epoch_s: int) -> str:
+    """The local zone's name at ``epoch_s`` (``CET``, ``CEST``, ``IST``), as every time is
+    shown (:func:`services.time_range.zone_name`)."""
+    return zone_name(datetime.fromtimestamp(epoch_s))
 
 
 def snapshot_file_name(profile_name: str, from_s: int, to_s: int) -> str:

@@ -16,6 +16,7 @@ from services.masking.json import (
     mask_identifier,
     mask_sensitive_text,
 )
+from services.time_range import zone_name
 from services.workbench.body_format import amqp_type_name, format_amqp_scalar, format_timestamp
 from services.workbench.codec import DeathRecord, first_death
 from services.workbench.death_history import earlier_deaths, total_deaths
@@ -30,13 +31,15 @@ _RIGHT: Final = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 def short_time(
     ts_ms: int | None, now: datetime.datetime | None = None, *, seconds: bool = False
 ) -> str:
-    """Local ``14:03`` today, ``2024-05-03 14:03`` otherwise; ``""`` when unknown."""
+    """Local ``14:03 CET`` today, ``2024-05-03 14:03 CET`` otherwise, the zone named as
+    everywhere (:func:`services.time_range.zone_name`); ``""`` when unknown."""
     if not ts_ms:
         return ""
     moment = datetime.datetime.fromtimestamp(ts_ms / 1000)
     today = (now or datetime.datetime.now()).date()
     clock = "%H:%M:%S" if seconds else "%H:%M"
-    return moment.strftime(clock if moment.date() == today else f"%Y-%m-%d {clock}")
+    shown = moment.strftime(clock if moment.date() == today else f"%Y-%m-%d {clock}")
+    return f"{shown} {zone_name(moment.astimezone())}"
 
 
 def table_item(text: str, tooltip: bool = True) -> QTableWidgetItem:

@@ -259,7 +259,8 @@ class EntriesTable(QTableView):
                 if column.name == "state":
                     text += 22 - padding  # the pill: 14 px of ends, 8 px from the cell's edges
                 arrow = 14 if column.sort_key == self._entries.query.sort_key else 0
-                title = header_metrics.horizontalAdvance(column.title) + 18 + arrow
+                shown = self._entries.headerData(position, Qt.Orientation.Horizontal)
+                title = header_metrics.horizontalAdvance(str(shown)) + 18 + arrow  # "(CET)" too
                 self._natural[position] = max(column.min_width, text, title)
                 self.setColumnWidth(position, self._natural[position])
             for position in hidden:  # a width given shows a column: it keeps it for later

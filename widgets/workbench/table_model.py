@@ -30,6 +30,7 @@ from PySide6.QtGui import QColor
 
 from services.masking.json import mask_identifier
 from services.masking.text import mask_text
+from services.time_range import zone_name
 from services.workbench.columns import TABLE_COLUMNS, EntryColumn, SortKey
 from services.workbench.index import EntryIndex
 from services.workbench.index_storage import Rows
@@ -100,17 +101,18 @@ class Column:
 
 COLUMNS: Final[tuple[Column, ...]] = tuple(Column.of(column) for column in TABLE_COLUMNS)
 COLUMN_NAMES: Final[tuple[str, ...]] = tuple(c.name for c in COLUMNS)
+_TIME_COLUMNS: Final = frozenset(c.name for c in TABLE_COLUMNS if c.kind == "time")
 
 
 def format_time(ms: int, *, full: bool = False) -> str:
     """Epoch milliseconds as local time: ``May 17 14:03:07`` this year, ``2023-05-17
-    14:03`` before; ``full`` gives ``2024-05-17 14:03:07.250``."""
+    14:03`` before (the header names the zone); ``full`` gives ``2024-05-17 14:03:07.250 CET``."""
     try:
         moment = datetime.datetime.fromtimestamp(ms / 1000)
     except (OverflowError, OSError, ValueError):
         return str(ms)
     if full:
-        return f"{moment:%Y-%m-%d %H:%M:%S}.{ms % 1000:03d}"
+        return f"{moment:%Y-%m-%d %H:%M:%S}.{ms % 1000:03d} {zone_name(moment.astimezone())}"
     if moment.year == datetime.date.today().year:
         return f"{_MONTHS[moment.month - 1]} {moment.day:2d} {moment:%H:%M:%S}"
     return f"{moment:%Y-%m-%d %H:%M}"
@@ -273,10 +275,12 @@ class FailedPaymentsModel(QAbstractTableModel):
         if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(COLUMNS):
             return None
         column = COLUMNS[section]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return column.title
+        # The time cells are too narrow for the zone in each: the header names it once.
+        zone = f" ({zone_name()})" if column.name in _TIME_COLUMNS else ""
+        if role == Qt.ItemDataRole.DisplayRole:  # "Dead-lettered (CET)": as narrow as before
+            return column.title.removesuffix(" at") + zone
         if role == Qt.ItemDataRole.ToolTipRole:
-            return column.tooltip
+            return column.tooltip + zone
         if role == Qt.ItemDataRole.TextAlignmentRole:
             return int(column.alignment)
         if role == Qt.ItemDataRole.InitialSortOrderRole:

@@ -31,6 +31,7 @@ from services.workbench.codec import MessageRecord
 from services.workbench.model import AuditRecord
 from services.workbench.store import ParkingStore, new_entry_id
 from tests.helpers.paths import REPO_ROOT
+from tests.helpers.zones import local_zone
 
 pytestmark = pytest.mark.integration
 
@@ -288,3 +289,28 @@ def test_redis_unreachable_is_exit_3(
     err = capsys.readouterr().err
     assert "cannot reach Redis at redis://127.0.0.1:1/15" in err
     assert not out.exists() and list(tmp_path.glob(".x.zip*")) == []
+
+
+def test_snapshot_times_name_the_zone(
+    seeded: Seeded,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The printed range, the report and the manifest show local times with the zone
+    named (CET, CEST), never a bare UTC offset; the report keeps its UTC column."""
+    out = tmp_path / "zones.zip"
+    args = ["snapshot", "--config", str(seeded.config), "--since", "10m", "--out", str(out)]
+    with local_zone(monkeypatch, "Europe/Berlin"):
+        code = main([*args, "--no-charts"])
+    captured = capsys.readouterr()
+    assert code == exit_codes.OK, captured.err
+    local = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d CES?T"
+    assert re.search(rf"range\s+{local} → {local} \(10 min\)", captured.out), captured.out
+    with zipfile.ZipFile(out) as bundle:
+        report = bundle.read("report.html").decode()
+        manifest = json.loads(bundle.read("manifest.json"))
+    assert re.fullmatch(local, manifest["time_range"]["from_local"])
+    assert re.search(rf'id="range-from-local">{local}<', report)
+    assert re.search(r'id="range-from-utc">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC<', report)
+    assert "UTC+0" not in report and "UTC+0" not in captured.out

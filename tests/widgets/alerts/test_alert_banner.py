@@ -8,6 +8,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from services.alerts.model import Alert
+from tests.helpers.zones import local_zone
 from widgets.alerts.banner import AlertBanner, since_text
 
 NOW = 1_732_457_100.0
@@ -59,7 +60,7 @@ def test_the_critical_alert_comes_first_with_the_count_of_the_others(banner):
     assert banner.message_label.full_text() == "failure rate 41.2 % over 60 s (threshold 5 %)"
     assert banner.more_label.text() == "+2 more"
     assert not banner.more_label.isHidden()
-    stamp = time.strftime("%H:%M:%S", time.localtime(NOW - 130))
+    stamp = time.strftime("%H:%M:%S %Z", time.localtime(NOW - 130))
     assert banner.since_label.text() == f"since {stamp} (2m ago)"
     tooltip = banner.toolTip()
     for rule in ("failure_rate", "queue_depth:payments.dlq", "dead_letter_rate"):
@@ -111,3 +112,10 @@ def test_the_height_never_changes_and_long_messages_are_elided(banner, qtbot):
     assert banner.message_label.full_text() == long_message
     banner.show_alerts([alert("dead_letter_rate", "warning")])
     assert banner.height() == height
+
+
+def test_the_banner_names_the_zone(banner, monkeypatch: pytest.MonkeyPatch) -> None:
+    with local_zone(monkeypatch, "Europe/Berlin"):  # NOW is 2024-11-24 14:05:00 UTC
+        banner.show_alerts([alert(since=NOW - 130)])
+        assert banner.since_label.text().startswith("since 15:02:50 CET (2m")
+        assert since_text(NOW - 2 * 86400, NOW).startswith("since 2024-11-22 15:05:00 CET (")

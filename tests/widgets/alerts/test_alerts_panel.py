@@ -7,6 +7,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 
 from services.alerts.model import Alert, AlertEvent
+from tests.helpers.zones import local_zone
 from widgets.alerts.panel import AlertsPanel, RowRole
 from widgets.common import colors
 
@@ -157,3 +158,11 @@ def test_the_log_can_be_sorted_by_a_column(panel):
     column = panel.log_model.columns.index("value")
     panel.log_table.sortByColumn(column, Qt.SortOrder.DescendingOrder)
     assert [r.value for r in panel.shown_log()] == [1720.0, 1204.0, 41.2, None]
+
+
+def test_times_name_the_zone(panel, monkeypatch: pytest.MonkeyPatch) -> None:
+    with local_zone(monkeypatch, "Europe/Berlin"):  # NOW is 2024-11-24 14:05:00 UTC
+        panel.show_log(LOG)
+        panel.show_active([Alert("failure_rate", "critical", NOW - 130, 41.2, "failure rate")])
+        assert cell(panel.log_table, 0, "time") == "2024-11-24 15:02:50 CET"
+        assert cell(panel.active_table, 0, "since").startswith("15:02:50 CET (")

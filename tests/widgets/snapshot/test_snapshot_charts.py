@@ -11,6 +11,8 @@ from PySide6.QtGui import QColor, QImage
 
 from services.flow.types import FlowFrame
 from tests.helpers.frames import make_frame, realistic_frame
+from tests.helpers.zones import local_zone
+from widgets.snapshot import charts
 from widgets.snapshot.charts import (
     CHART_NAMES,
     MAX_POINTS,
@@ -127,3 +129,12 @@ def test_a_long_range_renders_quickly_enough(seconds: int) -> None:
     frame = realistic_frame(seconds)
     charts = render_snapshot_charts(frame, [(float(frame.t[100]), float(frame.t[900]), "a", "b")])
     assert all(len(png) > 5000 for png in charts.values())
+
+
+def test_the_time_axis_names_the_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The axis says "local time (CET)", the zone of the charted range, not an offset."""
+    winter = 1_733_234_400.0  # 2024-12-03 14:00 UTC
+    with local_zone(monkeypatch, "Europe/Berlin"):
+        chart = charts._Chart("Throughput", "events/s", 600, 200)
+        chart.finish(winter, winter + 60, (), empty_text=None)
+    assert chart.plot.getAxis("bottom").labelText == "local time (CET)"

@@ -25,7 +25,7 @@ from widgets.snapshot.range_text import (
     QUICK_RANGES,
     format_span,
     snapshot_file_name,
-    utc_offset_text,
+    zone_text,
 )
 
 IST = timezone(timedelta(hours=5, minutes=30))
@@ -133,8 +133,8 @@ def test_file_name_is_in_local_time_and_safe_for_any_profile():
     assert snapshot_file_name("../..", *INCIDENT_S).startswith("payops-snapshot-profile-")
 
 
-def test_utc_offset_text():
-    assert utc_offset_text(NOW_S) == "UTC+05:30 IST"
+def test_zone_text_names_the_zone():
+    assert zone_text(NOW_S) == "IST"
 
 
 def test_naive_datetimes_are_refused(qtbot, tmp_path):
@@ -155,7 +155,7 @@ def test_prefilled_with_the_incident(qtbot, tmp_path):
     assert dialog.range_s() == INCIDENT_S
     assert dialog.from_edit.text() == "2024-03-05 19:32:00"
     assert dialog.to_edit.text() == "2024-03-05 20:07:30"
-    assert dialog.from_offset_label.text() == "UTC+05:30 IST"
+    assert dialog.from_offset_label.text() == "IST"
     assert dialog.incident_note.isVisible()
     assert dialog.incident_note.text() == (
         "Pre-filled with the incident of 19:32–20:07 (alerts: DLQ arrivals, latency p99)"
@@ -514,7 +514,7 @@ def test_finish_shows_the_file_and_opens_its_folder(qtbot, tmp_path, monkeypatch
     assert dialog.result_path_label.text() == str(choice.path)
     assert dialog.result_summary_label.text() == "412 failed payments · 6 charts · 2.4 MB"
     assert dialog.result_range_label.text() == (
-        "2024-03-05 19:32:00 – 20:07:30  (UTC+05:30 IST) · 35 min 30 s"
+        "2024-03-05 19:32:00 – 20:07:30  (IST) · 35 min 30 s"
     )
     assert dialog.open_folder_button.isVisible()
     assert not dialog.cancel_button.isVisible()

@@ -17,6 +17,7 @@ from services.workbench.index import EntryIndex
 from services.workbench.model import EntryState, EntrySummary, summarize
 from services.workbench.query import Query
 from tests.helpers.summaries import realistic_summaries
+from tests.helpers.zones import local_zone
 from widgets.common import colors
 from widgets.workbench.table_model import (
     COLUMN_NAMES,
@@ -30,6 +31,7 @@ from widgets.workbench.table_model import (
 )
 
 DISPLAY = Qt.ItemDataRole.DisplayRole
+TOOLTIP = Qt.ItemDataRole.ToolTipRole
 T = int(datetime.datetime(2024, 5, 17, 14, 3, 7, 250000).timestamp() * 1000)
 
 
@@ -75,8 +77,8 @@ def test_model_passes_qt_model_tester(qtmodeltester, model):
 def test_headers_name_every_column():
     model = FailedPaymentsModel()
     titles = [model.headerData(i, Qt.Orientation.Horizontal) for i in range(model.columnCount())]
-    assert titles == [
-        "Dead-lettered at",
+    assert titles[0].startswith("Dead-lettered (")  # the zone: see the test below
+    assert titles[1:] == [
         "Payment id",
         "Merchant",
         "Amount",
@@ -165,7 +167,7 @@ def test_formatters():
     this_year = int(datetime.datetime(datetime.date.today().year, 3, 4, 5, 6, 7).timestamp() * 1000)
     assert format_time(this_year) == "Mar  4 05:06:07"
     assert format_time(T) == "2024-05-17 14:03"
-    assert format_time(T, full=True) == "2024-05-17 14:03:07.250"
+    assert format_time(T, full=True).startswith("2024-05-17 14:03:07.250 ")
 
 
 def test_card_numbers_are_never_shown_raw():
@@ -262,3 +264,22 @@ def test_payment_and_message_ids_that_pass_luhn_are_shown_in_full():
     tooltip = cell(model, 0, "payment_id", Qt.ItemDataRole.ToolTipRole)
     assert f"{payment_id}\nMessage id {message_id}\n" in tooltip
     assert cell(model, 0, "merchant") == "shop 411111******1111"  # free text: still a card
+
+
+def test_the_time_column_names_its_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cells are narrow: the header names the zone once; the cell's tooltip in full."""
+    with local_zone(monkeypatch, "Europe/Berlin"):
+        summer = int(datetime.datetime(2024, 5, 17, 14, 3, 7, 250000).timestamp() * 1000)
+        winter = int(datetime.datetime(2024, 1, 17, 14, 3, 7, 250000).timestamp() * 1000)
+        index = EntryIndex()
+        index.add([one(dead_lettered_at_ms=summer, parked_at_ms=winter)])
+        model = FailedPaymentsModel(index)
+        model.set_result(np.array([0]))
+        column = COLUMN_NAMES.index("dead_lettered_at")
+        header = model.headerData(column, Qt.Orientation.Horizontal)
+        header_tip = model.headerData(column, Qt.Orientation.Horizontal, TOOLTIP)
+        cell_tip = cell(model, 0, "dead_lettered_at", TOOLTIP)
+    assert header in ("Dead-lettered (CET)", "Dead-lettered (CEST)")  # now's zone
+    assert header_tip.endswith("in local time" + header.removeprefix("Dead-lettered"))
+    assert "Dead-lettered 2024-05-17 14:03:07.250 CEST" in cell_tip
+    assert "Parked 2024-01-17 14:03:07.250 CET" in cell_tip
