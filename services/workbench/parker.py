@@ -82,6 +82,7 @@ from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError
 
 from services.config import FieldPaths
 from services.links.backoff import Backoff
+from services.time_range import format_local_time
 from services.workbench import amqp_raw
 from services.workbench.codec import record_from_delivery
 from services.workbench.model import ParkResult
@@ -125,7 +126,7 @@ class ParkerStats:
         """What an operator should know now (None: parking runs normally)."""
         if self.redis_down_since is None or not self.running:
             return None
-        since = time.strftime("%H:%M:%S", time.localtime(self.redis_down_since))
+        since = format_local_time(self.redis_down_since, date=False)
         return (
             f"{self.dlq}: holding {self.holding:,} dead letters: Redis unavailable since"
             f" {since} ({self.last_error}); nothing is acked or handed back meanwhile"

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
 
+from services.time_range import format_local_time
 from widgets.common import colors
 from widgets.common.elided_label import ElidedLabel
 from widgets.common.theme import repolish
@@ -123,7 +124,7 @@ class ProblemsView(QWidget):
             return "No problems reported since the console started."
         rows = []
         for problem in self.problems():
-            stamp = time.strftime("%H:%M:%S", time.localtime(problem.last_at))
+            stamp = format_local_time(problem.last_at, date=False)
             repeat = (
                 f" <span style='color:{colors.TEXT_MUTED}'>×{problem.count}</span>"
                 if problem.count > 1
