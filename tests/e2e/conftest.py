@@ -8,7 +8,9 @@ runs beside a `make demo` and beside other users of the same broker.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import io
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,16 +25,35 @@ from services.demo.topology import DemoTopology, delete_demo_topology
 from services.workbench.actions.pika_link import delay_queue_name
 
 # The console's tests run on qasync's Qt event loop, one console per test: the same kit.
-from tests.app.conftest import (  # noqa: F401 (fixtures and the loop hook, re-exported)
+from tests.app.conftest import (  # noqa: F401 (a fixture and the loop hook, re-exported)
     collect_qt_garbage,
-    consoles,
     pytest_asyncio_loop_factories,
 )
+from tests.helpers.consoles import Consoles
 
 SHOTS_ENV = "PAYOPS_E2E_SHOTS"
 """Where the scenario saves a screenshot of each step (default: the test's tmp_path)."""
+CLOSE_TIMEOUT_S = 20
 RETRY_DELAY_S = 60
 """The delay the scenario retries a group with (its delay queue is deleted afterwards)."""
+
+
+@pytest.fixture
+async def consoles(tmp_path: Path) -> AsyncIterator[Consoles]:
+    """Consoles closed after the test; one that does not finish closing fails the test
+    (with where it is stuck) instead of hanging the suite."""
+    kit = Consoles(tmp_path)
+    yield kit
+    running, kit.running = kit.running, []
+    for session, runner in running:
+        session.window.close()
+        done, _ = await asyncio.wait({runner}, timeout=CLOSE_TIMEOUT_S)
+        if not done:
+            stack = io.StringIO()
+            runner.print_stack(file=stack)
+            pytest.fail(
+                f"the console did not finish closing in {CLOSE_TIMEOUT_S} s:\n{stack.getvalue()}"
+            )
 
 
 @pytest.fixture
@@ -68,6 +89,7 @@ async def demo_profile(
         cancel_exchange=topology.events_exchange,
         alert_rules=None,  # the default rules, on these queue names
         operator="e2e-operator",
+        allow_volatile_store=True,  # the shared test Redis keeps nothing on disk
     )
     assert all("payments" not in q or q.startswith(topology.prefix) for q in profile.watch_queues)
     yield profile
