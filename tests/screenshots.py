@@ -56,7 +56,7 @@ async def live_console(seconds: float, state_path: Path) -> None:
         ]
     )
     session = ConsoleSession(profile, UiState(state_path))
-    session.window.resize(1280, 800)
+    session.window.resize(1600, 1000)  # the size the README's images show
     window = session.window
     simulator.start()
     runner = asyncio.ensure_future(session.run())
