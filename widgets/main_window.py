@@ -203,6 +203,8 @@ class MainWindow(QMainWindow):
         view_menu.addAction(self.pause_action)
         view_menu.addAction(self.go_to_time_action)
         view_menu.addSeparator()
+        view_menu.addAction(self.workbench.detail_action)  # Show details, Ctrl+D
+        view_menu.addSeparator()
         view_menu.addAction(self.clear_problems_action)
 
     def _build_toolbar(self) -> None:

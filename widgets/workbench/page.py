@@ -1,6 +1,6 @@
 """The failed-payments workbench page: table and filters beside the detail pane.
 
-The detail pane folds away (View › Detail pane, Ctrl+D, the button at the
+The detail pane folds away (View › Show details, Ctrl+D, the button at the
 bottom right, or dragging the splitter handle) and opens again on Enter or a
 double click on a row. On first show the table gets the width its columns
 need and the pane the rest; a window too narrow for both starts with the pane
@@ -52,7 +52,9 @@ class WorkbenchPage(QWidget):
         self.splitter.setCollapsible(1, True)  # drag the handle right to fold the pane
         self._detail_width = 0  # the pane's width when last open
         self._auto = True  # the split follows the window until the operator sets it
-        self.detail_action = QAction("Detail pane", self)
+        # One checkable action for the pane, shared by the View menu (the main window adds
+        # it there) and the button: they cannot disagree, and Ctrl+D has one owner.
+        self.detail_action = QAction("Show details", self)
         self.detail_action.setCheckable(True)
         self.detail_action.setChecked(True)
         self.detail_action.setShortcut(QKeySequence(DETAIL_KEYS))
@@ -61,7 +63,8 @@ class WorkbenchPage(QWidget):
         self.addAction(self.detail_action)
         self.detail_button = QToolButton()
         self.detail_button.setObjectName("DetailToggle")
-        self.detail_button.setDefaultAction(self.detail_action)
+        self.detail_button.setCheckable(True)  # its own text ("Hide details  ▸"), same state
+        self.detail_button.toggled.connect(self.detail_action.setChecked)
         self.detail_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         strip = self.table_view.status_strip.layout()
         assert strip is not None  # the browser's count line
@@ -107,11 +110,13 @@ class WorkbenchPage(QWidget):
 
     def _show_detail_state(self) -> None:
         open_ = self.detail_open
-        blocked = self.detail_action.blockSignals(True)
-        self.detail_action.setChecked(open_)
-        self.detail_action.blockSignals(blocked)
-        self.detail_action.setText("Hide details  ▸" if open_ else "◂  Show details")
-        self.detail_action.setToolTip(
+        for control in (self.detail_action, self.detail_button):
+            blocked = control.blockSignals(True)
+            control.setChecked(open_)
+            control.blockSignals(blocked)
+        self.detail_action.setToolTip(f"Show the selected entry's detail pane ({DETAIL_KEYS})")
+        self.detail_button.setText("Hide details  ▸" if open_ else "◂  Show details")
+        self.detail_button.setToolTip(
             f"{'Fold away' if open_ else 'Open'} the selected entry's detail pane ({DETAIL_KEYS})"
         )
 

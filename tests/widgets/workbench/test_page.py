@@ -200,3 +200,27 @@ def test_view_settings_round_trip(qtbot):
     assert not second.workbench.detail_open
     second.workbench.apply_view_settings({"columns": {"hidden": ["nope"], "widths": "x"}})
     assert "amount" in second.workbench.table_view.table.shown_columns()  # the unknown ignored
+
+
+def test_view_show_details_folds_the_pane_in_step_with_its_button(qtbot, tmp_path):
+    window = _main_window(qtbot, 1600, 1000)
+    page = window.workbench
+    view_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&View")
+    shown = [a for a in view_menu.actions() if a.text() == "Show details"]
+    assert len(shown) == 1, [a.text() for a in view_menu.actions()]
+    action = shown[0]
+    assert action.isCheckable() and action.shortcut().toString() == "Ctrl+D"
+    assert action.isChecked() and page.detail_open
+
+    action.trigger()  # what a click on the menu entry does
+    assert not page.detail_open and not action.isChecked()
+    assert page.detail_button.text() == "◂  Show details"
+    save_screenshot(window, tmp_path, "payops_workbench_details_folded_from_menu.png")
+
+    qtbot.mouseClick(page.detail_button, Qt.MouseButton.LeftButton)  # the button: menu follows
+    assert page.detail_open and action.isChecked()
+    page.table_view.table.setFocus()
+    qtbot.keyClick(page.table_view.table, Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier)
+    assert not page.detail_open and not action.isChecked()  # Ctrl+D is not ambiguous
+    action.trigger()
+    assert page.detail_open and action.isChecked()
