@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtWidgets import QMenu, QStyle, QStyleOptionViewItem
+from PySide6.QtWidgets import QApplication, QMenu, QStyle, QStyleOptionViewItem
 
 from services.workbench.index import EntryIndex
 from tests.helpers.screens import right_click, save_screenshot, show
@@ -224,3 +224,48 @@ def test_view_show_details_folds_the_pane_in_step_with_its_button(qtbot, tmp_pat
     assert not page.detail_open and not action.isChecked()  # Ctrl+D is not ambiguous
     action.trigger()
     assert page.detail_open and action.isChecked()
+
+
+def _tab_stops(qtbot, start, end, key=Qt.Key.Key_Tab, limit=25) -> list:
+    """Press ``key`` on whatever has focus, from ``start`` until ``end`` has it: each stop."""
+    start.setFocus()
+    qtbot.waitUntil(start.hasFocus)
+    stops = [start]
+    while QApplication.focusWidget() is not end:
+        assert len(stops) < limit, [type(w).__name__ for w in stops]
+        qtbot.keyClick(QApplication.focusWidget(), key)
+        stops.append(QApplication.focusWidget())
+    return stops
+
+
+def test_tab_walks_from_the_search_box_through_every_filter_to_the_table(qtbot):
+    window = _main_window(qtbot, 1600, 1000)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    view = window.workbench.table_view
+    bar = view.filter_bar
+    expected = [
+        view.search_box,
+        *bar.buttons.values(),
+        bar.dead_from,
+        bar.dead_to,
+        bar.presets,
+        bar.amount_min,
+        bar.amount_max,
+        view.table,
+    ]
+    assert _tab_stops(qtbot, view.search_box, view.table) == expected  # both times "any"
+
+    bar.set_last_minutes(60)  # times set: Tab still leaves the field, not its sections
+    assert not bar.dead_from.is_any
+    assert _tab_stops(qtbot, view.search_box, view.table) == expected
+    backwards = _tab_stops(qtbot, bar.amount_max, view.search_box, Qt.Key.Key_Backtab)
+    assert backwards == expected[-2::-1]
+
+    # the sections still change with the arrow keys
+    bar.dead_from.setFocus()
+    qtbot.waitUntil(bar.dead_from.hasFocus)
+    before = bar.dead_from.dateTime()
+    qtbot.keyClick(bar.dead_from, Qt.Key.Key_Right)
+    qtbot.keyClick(bar.dead_from, Qt.Key.Key_Up)
+    assert bar.dead_from.dateTime() != before and bar.dead_from.hasFocus()
