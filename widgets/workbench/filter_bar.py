@@ -183,7 +183,8 @@ class FilterOptionalDateTimeEdit(QDateTimeEdit):
         self.setMinimumDateTime(_ANY_TIME)
         self.setSpecialValueText("any")
         self.setDateTime(_ANY_TIME)
-        self.setFixedWidth(128)
+        # as wide as "2026-12-03 10:02" needs in the styled font (a fixed 128 px cut it)
+        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
 
     @property
     def is_any(self) -> bool:

@@ -258,6 +258,8 @@ def test_tab_walks_from_the_search_box_through_every_filter_to_the_table(qtbot):
 
     bar.set_last_minutes(60)  # times set: Tab still leaves the field, not its sections
     assert not bar.dead_from.is_any
+    edit = bar.dead_from.lineEdit()  # "2026-12-03 10:02" whole, not "2026-12-03 10:0"
+    assert edit.fontMetrics().horizontalAdvance(edit.text()) < edit.contentsRect().width()
     assert _tab_stops(qtbot, view.search_box, view.table) == expected
     backwards = _tab_stops(qtbot, bar.amount_max, view.search_box, Qt.Key.Key_Backtab)
     assert backwards == expected[-2::-1]
