@@ -196,7 +196,7 @@ class FilterOptionalDateTimeEdit(QDateTimeEdit):
     def set_value_ms(self, ms: int | None) -> None:
         self.setDateTime(_ANY_TIME if ms is None else QDateTime.fromMSecsSinceEpoch(ms))
 
-    def focusNextPrevChild(self, next: bool) -> bool:  # noqa: A002 - Qt's name
+    def focusNextPrevChild(self, next: bool) -> bool:
         """Tab and Shift+Tab move on to the next control, as everywhere else: QDateTimeEdit
         would step through its own sections (and, showing "any", swallow Tab), trapping the
         keyboard. Sections change with the arrow keys, or by typing."""

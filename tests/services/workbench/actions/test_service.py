@@ -616,7 +616,7 @@ async def test_the_audit_target_shows_a_searched_payment_id_whole_and_masks_card
     broker: Broker, store: ParkingStore, make_service: ServiceFactory
 ) -> None:
     body = orjson.dumps({"payment_id": LUHN_ID, "amount": "5.00", "currency": "EUR"})
-    flow, ids = await parked_flow(broker, store, "rejected", [body, payment(31)])
+    flow, _ = await parked_flow(broker, store, "rejected", [body, payment(31)])
     service = make_service()
     # the operator pastes the payment id into the search box, then "Requeue all matching"
     report = await service.requeue(ActionTarget.for_query(Query(text=LUHN_ID), 1))
