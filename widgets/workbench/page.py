@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from PySide6.QtCore import Qt, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import QLabel, QSplitter, QToolButton, QVBoxLayout, QWidget
 
@@ -28,8 +28,11 @@ class WorkbenchPage(QWidget):
     """The table of parked failed payments, the selected entry's detail, and a store banner.
 
     Pure composition: the table and the pane keep their own signals; the app
-    wires them (see ``app/controllers/workbench.py``).
+    wires them (see ``app/controllers/workbench.py``). ``detail_shown`` says
+    whether the detail pane is open whenever that may have changed.
     """
+
+    detail_shown = Signal(bool)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -52,8 +55,6 @@ class WorkbenchPage(QWidget):
         self.splitter.setCollapsible(1, True)  # drag the handle right to fold the pane
         self._detail_width = 0  # the pane's width when last open
         self._auto = True  # the split follows the window until the operator sets it
-        # One checkable action for the pane, shared by the View menu (the main window adds
-        # it there) and the button: they cannot disagree, and Ctrl+D has one owner.
         self.detail_action = QAction("Show details", self)
         self.detail_action.setCheckable(True)
         self.detail_action.setChecked(True)
@@ -115,6 +116,7 @@ class WorkbenchPage(QWidget):
             control.setChecked(open_)
             control.blockSignals(blocked)
         self.detail_action.setToolTip(f"Show the selected entry's detail pane ({DETAIL_KEYS})")
+        self.detail_shown.emit(open_)
         self.detail_button.setText("Hide details  ▸" if open_ else "◂  Show details")
         self.detail_button.setToolTip(
             f"{'Fold away' if open_ else 'Open'} the selected entry's detail pane ({DETAIL_KEYS})"
