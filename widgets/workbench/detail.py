@@ -264,7 +264,15 @@ class EntryDetailPane(QWidget):
 
     def _fit_facts(self) -> None:
         """Two fact columns when the header is wide enough for every value in full."""
-        width = self.facts_grid.contentsRect().width() or self.header_frame.width() - 24
+        margins = self.header_frame.contentsMargins()
+        layout_margins = self.header_frame.layout().contentsMargins()  # type: ignore[union-attr]
+        width = (
+            self.header_frame.width()
+            - margins.left()
+            - margins.right()
+            - layout_margins.left()
+            - layout_margins.right()
+        )
         spacing = self.facts_grid.horizontalSpacing()
         needed = 0
         for col in range(2):
