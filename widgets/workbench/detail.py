@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtGui import QFontMetrics, QResizeEvent
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPlainTextEdit,
     QPushButton,
+    QSizePolicy,
     QStackedWidget,
     QTableView,
     QTabWidget,
@@ -85,29 +86,6 @@ def not_actionable_reason(entry: ParkedEntry) -> str | None:
         return f"Being {doing}{who}{since}"
     at = f" at {when}" if when else ""
     return f"{state.value.capitalize()}{who}{at}"
-
-
-FACTS: Final = (
-    ("reason", "Reason"),
-    ("origin_queue", "Origin queue"),
-    ("attempts", "Attempts"),
-    ("dead_lettered_at", "Dead-lettered"),
-    ("dlq", "Parked from"),
-    ("routing_key", "Routing key"),
-)
-"""The header's facts, in reading order (two columns side by side, or one)."""
-
-
-def _text_width(label: ElidedLabel) -> int:
-    """What ``label`` needs to show its whole text (its margins and the style's indent)."""
-    margins = label.contentsMargins()
-    return (
-        label.fontMetrics().horizontalAdvance(label.full_text())
-        + margins.left()
-        + margins.right()
-        + 2 * max(label.margin(), 0)
-        + 2
-    )
 
 
 def _value_label(text: str = "") -> ElidedLabel:
@@ -167,12 +145,10 @@ class EntryDetailPane(QWidget):
         self.header_frame = frame
         self.state_badge = QLabel()
         self.state_badge.setObjectName("StateBadge")
-        # The payment id on a line of its own, whole and selectable (never cut: an operator
-        # copies it into other tools); the layout gives it at least its width.
         self.payment_label = QLabel()
         self.payment_label.setObjectName("PaymentId")
-        self.payment_label.setTextFormat(Qt.TextFormat.PlainText)
         self.payment_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.payment_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.entry_id_label = QLabel()
         self.entry_id_label.setObjectName("FactCaption")
         self.entry_id_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -184,7 +160,7 @@ class EntryDetailPane(QWidget):
         top = QHBoxLayout()
         top.setSpacing(8)
         top.addWidget(self.state_badge, 0, Qt.AlignmentFlag.AlignVCenter)
-        top.addStretch(1)
+        top.addWidget(self.payment_label, 1)
         top.addWidget(self.entry_id_label, 0, Qt.AlignmentFlag.AlignVCenter)
         money = QHBoxLayout()
         money.setSpacing(10)
@@ -192,19 +168,26 @@ class EntryDetailPane(QWidget):
         money.addWidget(self.merchant_label, 1)
 
         self.facts: dict[str, ElidedLabel] = {}
-        self._fact_pairs: list[tuple[QLabel, ElidedLabel]] = []
-        self.facts_grid = grid = QGridLayout()
+        grid = QGridLayout()
         grid.setHorizontalSpacing(10)
         grid.setVerticalSpacing(3)
-        for key, caption in FACTS:
+        layout = (
+            ("reason", "Reason", 0, 0),
+            ("origin_queue", "Origin queue", 0, 1),
+            ("attempts", "Attempts", 1, 0),
+            ("dead_lettered_at", "Dead-lettered", 1, 1),
+            ("dlq", "Parked from", 2, 0),
+            ("routing_key", "Routing key", 2, 1),
+        )
+        for key, caption, row, col in layout:
             caption_label = QLabel(caption)
             caption_label.setObjectName("FactCaption")
             value = _value_label()
-            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.facts[key] = value
-            self._fact_pairs.append((caption_label, value))
-        self._fact_columns = 0
-        self._place_facts(2)
+            grid.addWidget(caption_label, row, col * 2)
+            grid.addWidget(value, row, col * 2 + 1)
+        grid.setColumnStretch(1, 1)
+        grid.setColumnStretch(3, 1)
 
         self.last_error_label = QLabel()
         self.last_error_label.setObjectName("LastError")
@@ -237,54 +220,12 @@ class EntryDetailPane(QWidget):
         column.setContentsMargins(12, 10, 12, 10)
         column.setSpacing(6)
         column.addLayout(top)
-        column.addWidget(self.payment_label)
         column.addLayout(money)
         column.addSpacing(2)
         column.addLayout(grid)
         column.addWidget(self.last_error_label)
         column.addSpacing(2)
         column.addLayout(buttons)
-
-    def _place_facts(self, columns: int) -> None:
-        """The facts in ``columns`` caption/value column pairs (two side by side where
-        every value fits, one under the other where the pane is narrow)."""
-        if columns == self._fact_columns:
-            return
-        self._fact_columns = columns
-        grid = self.facts_grid
-        for caption, value in self._fact_pairs:
-            grid.removeWidget(caption)
-            grid.removeWidget(value)
-        for index, (caption, value) in enumerate(self._fact_pairs):
-            row, col = divmod(index, columns)
-            grid.addWidget(caption, row, col * 2)
-            grid.addWidget(value, row, col * 2 + 1)
-        for col in range(4):
-            grid.setColumnStretch(col, 1 if col % 2 and col < columns * 2 else 0)
-
-    def _fit_facts(self) -> None:
-        """Two fact columns when the header is wide enough for every value in full."""
-        margins = self.header_frame.contentsMargins()
-        layout_margins = self.header_frame.layout().contentsMargins()  # type: ignore[union-attr]
-        width = (
-            self.header_frame.width()
-            - margins.left()
-            - margins.right()
-            - layout_margins.left()
-            - layout_margins.right()
-        )
-        spacing = self.facts_grid.horizontalSpacing()
-        needed = 0
-        for col in range(2):
-            pairs = self._fact_pairs[col::2]
-            captions = max(c.sizeHint().width() for c, _ in pairs)
-            values = max(_text_width(v) for _, v in pairs)
-            needed += captions + spacing + values
-        self._place_facts(2 if needed + spacing <= width else 1)
-
-    def resizeEvent(self, event: QResizeEvent) -> None:
-        super().resizeEvent(event)
-        self._fit_facts()
 
     def _build_tabs(self) -> None:
         self.tabs = QTabWidget()
@@ -562,7 +503,6 @@ class EntryDetailPane(QWidget):
             label = self.facts[key]
             label.set_full_text(text)
             label.setToolTip(text)
-        self._fit_facts()
         self.facts["origin_queue"].setToolTip(
             f"{summary.origin_queue}: the queue it was dead-lettered from; a requeue sends it back"
             " there"

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QApplication, QMenu, QStyle, QStyleOptionViewItem
 from services.workbench.index import EntryIndex
 from tests.helpers.screens import right_click, save_screenshot, show
 from tests.helpers.summaries import realistic_summaries
-from tests.widgets.workbench.test_detail import death_headers, make_entry, payment_body
+from tests.widgets.workbench.test_detail import make_entry
 from widgets.main_window import MainWindow
 from widgets.workbench.page import WorkbenchPage
 from widgets.workbench.table_model import COLUMN_NAMES, COLUMNS
@@ -271,36 +271,3 @@ def test_tab_walks_from_the_search_box_through_every_filter_to_the_table(qtbot):
     qtbot.keyClick(bar.dead_from, Qt.Key.Key_Right)
     qtbot.keyClick(bar.dead_from, Qt.Key.Key_Up)
     assert bar.dead_from.dateTime() != before and bar.dead_from.hasFocus()
-
-
-def _drawn_whole(label) -> bool:
-    """``label`` shows its whole text: not elided, and no wider than the room it is drawn in."""
-    full = label.full_text() if hasattr(label, "full_text") else label.text()
-    room = label.contentsRect().width() - 2 * max(label.margin(), 0)
-    return label.text() == full and label.fontMetrics().horizontalAdvance(full) <= room
-
-
-def test_the_detail_header_shows_ids_and_facts_whole_at_the_default_width(qtbot, tmp_path):
-    window = _main_window(qtbot, 1600, 1000)
-    page = window.workbench
-    rows = realistic_summaries(200, seed=3)  # an incident's rows: the longest queue and key
-    row = max(rows, key=lambda r: len(r.origin_queue or "") + len(r.routing_key or ""))
-    headers = death_headers()
-    headers["x-death"][0].update(
-        reason="delivery_limit", queue=row.origin_queue, **{"routing-keys": [row.routing_key]}
-    )
-    body = payment_body(payment_id="pay_17d5570756950439", merchant="Umbrella Pharmacy")
-    page.detail.show_entry(make_entry(body, headers=headers, entry_id=row.entry_id))
-    qtbot.wait(20)
-    assert page.detail_open and page.detail.width() < 480  # the default, narrow pane
-    save_screenshot(page.detail, tmp_path, "payops_detail_header_default_width.png")
-
-    detail = page.detail
-    assert detail.payment_label.text() == "pay_17d5570756950439"
-    assert _drawn_whole(detail.payment_label) and _drawn_whole(detail.entry_id_label)
-    assert (
-        detail.payment_label.textInteractionFlags() & Qt.TextInteractionFlag.TextSelectableByMouse
-    )
-    cut = [key for key, label in detail.facts.items() if not _drawn_whole(label)]
-    assert cut == [], [(k, detail.facts[k].full_text(), detail.facts[k].text()) for k in cut]
-    assert detail.facts["routing_key"].full_text() == row.routing_key
