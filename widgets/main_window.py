@@ -172,6 +172,17 @@ class MainWindow(QMainWindow):
             "Show the flow around a moment of the stored history (Ctrl+G)"
         )
         self.clear_problems_action = QAction("Clear problems", self)
+        # View › Show details: the window's own action (Ctrl+D from any field), in step
+        # with the page's pane; the page's shortcut gives way to it
+        page = self.workbench
+        self.show_details_action = QAction("Show details", self)
+        self.show_details_action.setCheckable(True)
+        self.show_details_action.setShortcut(page.detail_action.shortcut())
+        self.show_details_action.setToolTip(page.detail_action.toolTip())
+        page.detail_action.setShortcut(QKeySequence())
+        self.show_details_action.toggled.connect(page.detail_action.setChecked)
+        page.detail_shown.connect(self.show_details_action.setChecked)
+        self.show_details_action.setChecked(page.detail_open)
         self.quit_action = QAction("Quit", self)
         self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))
         self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
@@ -182,6 +193,7 @@ class MainWindow(QMainWindow):
                 self.pause_action,
                 self.export_snapshot_action,
                 self.go_to_time_action,
+                self.show_details_action,
                 self.quit_action,
             ]
         )
@@ -202,6 +214,8 @@ class MainWindow(QMainWindow):
         window_menu.addActions(list(self.window_actions.values()))
         view_menu.addAction(self.pause_action)
         view_menu.addAction(self.go_to_time_action)
+        view_menu.addSeparator()
+        view_menu.addAction(self.show_details_action)
         view_menu.addSeparator()
         view_menu.addAction(self.clear_problems_action)
 

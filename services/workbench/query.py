@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Final, Literal, TypeAlias, get_args
 
+from services.masking.json import mask_identifier, mask_sensitive_text
 from services.time_range import zone_name
 from services.workbench.columns import COLUMNS, SORT_KEYS, SortKey
 from services.workbench.model import EntryState, EntrySummary
@@ -150,17 +151,20 @@ class Query:
         return True
 
     def describe(self) -> str:
-        """The filters in words, for confirmations and the audit trail."""
+        """The filters in words, for confirmations and the audit trail, card data masked
+        piece by piece: a search text that is one id token (``pay_17d5570756950439``)
+        whole, as the id it is; other search texts and the values as free text."""
         parts: list[str] = []
 
         def listed(name: str, values: Iterable[str | None]) -> None:
-            shown = sorted((v if v is not None else "(none)") for v in values)
+            shown = sorted((mask_sensitive_text(v) if v is not None else "(none)") for v in values)
             if shown:
                 more = f" +{len(shown) - 3} more" if len(shown) > 3 else ""
                 parts.append(f"{name} {', '.join(shown[:3])}{more}")
 
         if self.text.strip():
-            parts.append(f"text “{self.text.strip()}”")
+            # one token (a pasted payment id) shown whole, as an id; words masked as free text
+            parts.append(f"text “{mask_identifier(self.text.strip())}”")
         listed("state", (str(s) for s in self.states))
         listed("reason", self.reasons)
         listed("queue", self.queues)
@@ -200,7 +204,8 @@ class ActionTarget:
     matching it when the action runs ("all matching the filter"); never
     both. ``count`` is how many entries that was when the operator chose
     (for a query, the controller re-resolves it), ``description`` says it
-    in words for the confirmation dialog and the audit trail.
+    in words for the confirmation dialog and the audit trail, card data masked piece
+    by piece (an entry id as an identifier, shown whole when it is a token).
     """
 
     entry_ids: tuple[str, ...] | None
@@ -221,7 +226,11 @@ class ActionTarget:
         """These entries (a selection, or one entry)."""
         ids = tuple(entry_ids)
         if not description:
-            description = f"entry {ids[0]}" if len(ids) == 1 else f"{len(ids):,} selected entries"
+            description = (
+                f"entry {mask_identifier(ids[0])}"
+                if len(ids) == 1
+                else f"{len(ids):,} selected entries"
+            )
         return cls(ids, None, len(ids), description)
 
     @classmethod

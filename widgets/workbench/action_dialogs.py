@@ -51,7 +51,6 @@ from services.masking.json import (
     dumps_compact,
     leftover_masks,
     mask_for_edit,
-    mask_sensitive_text,
     unmask_edit,
 )
 from services.workbench.actions.names import Action
@@ -319,7 +318,7 @@ class ConfirmActionDialog(QDialog):
     def summary_text(self) -> str:
         """What the dialog says will happen, as plain text (the headline and the notes)."""
         lines = [
-            mask_sensitive_text(self.plan.describe(self.delay_s()))
+            self.plan.describe(self.delay_s())  # masked piece by piece, the id whole
             if self.plan.total
             else self.headline_label.text(),
             self.plan.consequence(),
@@ -431,7 +430,7 @@ class ConfirmActionDialog(QDialog):
             self.headline_label.setText(f"Nothing to {plan.action}")
         else:
             # no line break inside "812 → payments.process"
-            text = mask_sensitive_text(plan.describe(delay)).replace(" → ", "\u00a0→\u00a0")
+            text = plan.describe(delay).replace(" → ", "\u00a0→\u00a0")
             if delay > 0:
                 when = format_delay(delay)
                 text = text.replace(f" after {when}", " after\u00a0" + when.replace(" ", "\u00a0"))

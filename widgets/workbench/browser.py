@@ -56,6 +56,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from services.masking.json import mask_sensitive_text
 from services.workbench.actions.names import Action
 from services.workbench.index import STATES, EntryIndex
 from services.workbench.index_storage import Rows
@@ -574,7 +575,7 @@ class FailedPaymentsView(QWidget):
         if count:
             label = group_label(group, value)
             caption = dict(GROUP_CHOICES)[group].lower()
-            description = f"all {count:,} entries in {caption} “{label}”"
+            description = f"all {count:,} entries in {caption} “{mask_sensitive_text(label)}”"
             if query.without_group(group).is_filtered:
                 description += f" matching {query.without_group(group).describe()}"
             self.action_requested.emit(name, ActionTarget.for_query(query, count, description))

@@ -14,7 +14,7 @@ from functools import partial
 from typing import Final
 
 from PySide6.QtCore import QDate, QDateTime, QLocale, QObject, QSize, Qt, QTime, Signal, Slot
-from PySide6.QtGui import QAction, QDoubleValidator, QMouseEvent, QResizeEvent
+from PySide6.QtGui import QAction, QDoubleValidator, QKeyEvent, QMouseEvent, QResizeEvent
 from PySide6.QtWidgets import (
     QDateTimeEdit,
     QFrame,
@@ -183,7 +183,8 @@ class FilterOptionalDateTimeEdit(QDateTimeEdit):
         self.setMinimumDateTime(_ANY_TIME)
         self.setSpecialValueText("any")
         self.setDateTime(_ANY_TIME)
-        self.setFixedWidth(128)
+        # as wide as "2026-12-03 10:02" needs in the styled font (a fixed 128 px cut it)
+        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
 
     @property
     def is_any(self) -> bool:
@@ -194,6 +195,25 @@ class FilterOptionalDateTimeEdit(QDateTimeEdit):
 
     def set_value_ms(self, ms: int | None) -> None:
         self.setDateTime(_ANY_TIME if ms is None else QDateTime.fromMSecsSinceEpoch(ms))
+
+    def focusNextPrevChild(self, next: bool) -> bool:
+        """Tab and Shift+Tab move on to the next control, as everywhere else: QDateTimeEdit
+        would step through its own sections (and, showing "any", swallow Tab), trapping the
+        keyboard. Sections change with the arrow keys, or by typing."""
+        return QWidget.focusNextPrevChild(self, next)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        plain = not event.modifiers() & (
+            Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier
+        )
+        if plain and event.key() in (Qt.Key.Key_Tab, Qt.Key.Key_Backtab):
+            backward = event.key() == Qt.Key.Key_Backtab or bool(
+                event.modifiers() & Qt.KeyboardModifier.ShiftModifier
+            )
+            self.focusNextPrevChild(not backward)
+            event.accept()
+            return
+        super().keyPressEvent(event)
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
         if self.is_any:  # open the calendar on today rather than on the year 2000

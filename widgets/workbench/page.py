@@ -1,6 +1,6 @@
 """The failed-payments workbench page: table and filters beside the detail pane.
 
-The detail pane folds away (View › Detail pane, Ctrl+D, the button at the
+The detail pane folds away (View › Show details, Ctrl+D, the button at the
 bottom right, or dragging the splitter handle) and opens again on Enter or a
 double click on a row. On first show the table gets the width its columns
 need and the pane the rest; a window too narrow for both starts with the pane
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from PySide6.QtCore import Qt, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import QLabel, QSplitter, QToolButton, QVBoxLayout, QWidget
 
@@ -28,8 +28,11 @@ class WorkbenchPage(QWidget):
     """The table of parked failed payments, the selected entry's detail, and a store banner.
 
     Pure composition: the table and the pane keep their own signals; the app
-    wires them (see ``app/controllers/workbench.py``).
+    wires them (see ``app/controllers/workbench.py``). ``detail_shown`` says
+    whether the detail pane is open whenever that may have changed.
     """
+
+    detail_shown = Signal(bool)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -52,7 +55,7 @@ class WorkbenchPage(QWidget):
         self.splitter.setCollapsible(1, True)  # drag the handle right to fold the pane
         self._detail_width = 0  # the pane's width when last open
         self._auto = True  # the split follows the window until the operator sets it
-        self.detail_action = QAction("Detail pane", self)
+        self.detail_action = QAction("Show details", self)
         self.detail_action.setCheckable(True)
         self.detail_action.setChecked(True)
         self.detail_action.setShortcut(QKeySequence(DETAIL_KEYS))
@@ -61,7 +64,8 @@ class WorkbenchPage(QWidget):
         self.addAction(self.detail_action)
         self.detail_button = QToolButton()
         self.detail_button.setObjectName("DetailToggle")
-        self.detail_button.setDefaultAction(self.detail_action)
+        self.detail_button.setCheckable(True)  # its own text ("Hide details  ▸"), same state
+        self.detail_button.toggled.connect(self.detail_action.setChecked)
         self.detail_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         strip = self.table_view.status_strip.layout()
         assert strip is not None  # the browser's count line
@@ -107,11 +111,14 @@ class WorkbenchPage(QWidget):
 
     def _show_detail_state(self) -> None:
         open_ = self.detail_open
-        blocked = self.detail_action.blockSignals(True)
-        self.detail_action.setChecked(open_)
-        self.detail_action.blockSignals(blocked)
-        self.detail_action.setText("Hide details  ▸" if open_ else "◂  Show details")
-        self.detail_action.setToolTip(
+        for control in (self.detail_action, self.detail_button):
+            blocked = control.blockSignals(True)
+            control.setChecked(open_)
+            control.blockSignals(blocked)
+        self.detail_action.setToolTip(f"Show the selected entry's detail pane ({DETAIL_KEYS})")
+        self.detail_shown.emit(open_)
+        self.detail_button.setText("Hide details  ▸" if open_ else "◂  Show details")
+        self.detail_button.setToolTip(
             f"{'Fold away' if open_ else 'Open'} the selected entry's detail pane ({DETAIL_KEYS})"
         )
 

@@ -653,14 +653,16 @@ class ActionRun:
         *,
         action_id: str | None = None,
     ) -> AuditRecord:
-        """An audit record of this run (``target`` is masked here)."""
+        """An audit record of this run (``target`` comes masked piece by piece: the
+        target's description and the report's target; masking the joined text would
+        mask an identifier in it as free text)."""
         return AuditRecord(
             ts=now_ms(),
             operator=self.operator,
             host=self.host,
             action=self.params.action,
             entry_ids=entry_ids,
-            target=mask_sensitive_text(target),
+            target=target,
             result=result,
             detail=detail,
             action_id=self.run_id if action_id is None else action_id,

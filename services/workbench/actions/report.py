@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from services.masking.json import mask_identifier, mask_sensitive_text
 from services.time_range import format_local_time
 from services.workbench.actions.names import Action
 from services.workbench.model import EntryState, EntrySummary
@@ -126,10 +127,13 @@ class ActionPlan:
         ``Requeue 1,234 failed payments: 812 → payments.process, 422 →
         payments.settlement``; ``Retry payment pay_123 through payments.process
         after 5 min``; ``Cancel 3 failed payments``.
+
+        Card data masked piece by piece: the payment id as an identifier (shown whole
+        when it is a token), the queue names as free text.
         """
         total = self.total
         subject = (
-            f"payment {self.payment_id}"
+            f"payment {mask_identifier(self.payment_id)}"
             if total == 1 and self.payment_id
             else plural(total, "failed payment")
         )
@@ -140,9 +144,12 @@ class ActionPlan:
         preposition = "through" if retry else "to"
         when = f" after {format_delay(delay_s)}" if retry and delay_s > 0 else ""
         if len(self.targets) == 1:
-            queue = self.targets[0][0] or "(unknown queue)"
+            queue = mask_sensitive_text(self.targets[0][0]) or "(unknown queue)"
             return f"{verb} {subject} {preposition} {queue}{when}"
-        shown = [f"{count:,} → {queue or '(unknown queue)'}" for queue, count in self.targets]
+        shown = [
+            f"{count:,} → {mask_sensitive_text(queue) or '(unknown queue)'}"
+            for queue, count in self.targets
+        ]
         if len(shown) > max_groups:
             rest = self.targets[max_groups - 1 :]
             shown = shown[: max_groups - 1]

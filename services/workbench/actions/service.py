@@ -644,9 +644,9 @@ class ActionService:
         return f"retry through {where}{delay}"
 
     def _report_target(self, params: ActionParams, origin_queues: Iterable[str]) -> str:
-        if params.action is Action.CANCEL:
-            return self.cancel_event_description() or "no cancel event"
-        queues = sorted(set(origin_queues))
+        if params.action is Action.CANCEL:  # masked piece by piece: audit target
+            return mask_sensitive_text(self.cancel_event_description() or "no cancel event")
+        queues = sorted(mask_sensitive_text(queue) for queue in set(origin_queues))
         if not queues:
             return "origin queues"
         if len(queues) <= 3:

@@ -703,3 +703,38 @@ def test_park_refuses_an_evicting_redis_unless_allowed_and_says_why(
         assert "warning: Redis evicts keys" in err
     finally:
         server.kill()
+
+
+def test_the_confirmation_question_shows_ids_whole_and_card_numbers_masked(
+    with_ids: Setup, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda *a: "n")
+    [entry] = with_ids.ids()
+    assert with_ids.cli("retry", entry) == exit_codes.FAILED  # answered no
+    err = capsys.readouterr().err
+    assert with_ids.flow is not None
+    assert f"Retry payment {LUHN_ID} through {with_ids.flow.work}?" in err
+    assert "nothing done" in err
+    assert with_ids.cli("retry", entry, "--dry-run") == exit_codes.OK
+    assert f"Retry payment {LUHN_ID} through {with_ids.flow.work}" in capsys.readouterr().out
+    # without a terminal the refusal repeats the question, the id whole
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert with_ids.cli("requeue", entry) == exit_codes.USAGE
+    assert f"Requeue payment {LUHN_ID} to" in capsys.readouterr().err
+
+
+def test_the_confirmation_question_masks_a_payment_id_that_is_a_card_number(
+    parked: Setup, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda *a: "n")
+    for entry in parked.ids():  # the one whose payment id is a bare card number
+        assert parked.cli("requeue", entry) == exit_codes.FAILED
+        err = capsys.readouterr().err
+        assert PAN not in err
+        if MASKED in err:
+            assert f"Requeue payment {MASKED} to" in err
+            break
+    else:
+        pytest.fail("no entry with the card-number payment id was asked about")

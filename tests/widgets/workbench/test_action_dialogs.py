@@ -94,6 +94,27 @@ def test_confirm_single_payment(qtbot):
     assert dialog.ok_button.text() == "Requeue"
 
 
+LUHN_ID = "pay_17d5570756950439"  # its last 13 digits pass the Luhn check: still an id
+
+
+def test_confirm_shows_the_payment_id_whole_and_masks_card_numbers_in_free_text(qtbot, tmp_path):
+    plan = ActionPlan("retry", (("payments.process", 1),), payment_id=LUHN_ID)
+    dialog = show(qtbot, ConfirmActionDialog(plan))
+    assert dialog.headline_label.text() == f"Retry payment {LUHN_ID} through payments.process"
+    assert dialog.summary_text().splitlines()[0] == dialog.headline_label.text()
+    save_screenshot(dialog, tmp_path, "payops_confirm_retry_luhn_id.png")
+
+    # a card number where free text goes (a queue name) stays masked, the id beside it whole
+    plan = ActionPlan("requeue", ((f"payments.{PAN}", 1),), payment_id=LUHN_ID)
+    dialog = show(qtbot, ConfirmActionDialog(plan))
+    assert dialog.headline_label.text() == (f"Requeue payment {LUHN_ID} to payments.{MASKED_PAN}")
+    # an id that is nothing but a card number cannot be told from one: masked
+    plan = ActionPlan("requeue", (("payments.process", 1),), payment_id=PAN)
+    dialog = show(qtbot, ConfirmActionDialog(plan))
+    assert PAN not in dialog.headline_label.text() + dialog.summary_text()
+    assert MASKED_PAN in dialog.headline_label.text()
+
+
 def test_confirm_groups_by_target_queue_and_says_what_is_skipped(qtbot):
     plan = ActionPlan(
         "requeue", (("payments.process", 812), ("payments.settlement", 422)), skipped=12

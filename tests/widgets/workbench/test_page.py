@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtWidgets import QMenu, QStyle, QStyleOptionViewItem
+from PySide6.QtWidgets import QApplication, QMenu, QStyle, QStyleOptionViewItem
 
 from services.workbench.index import EntryIndex
 from tests.helpers.screens import right_click, save_screenshot, show
@@ -200,3 +200,74 @@ def test_view_settings_round_trip(qtbot):
     assert not second.workbench.detail_open
     second.workbench.apply_view_settings({"columns": {"hidden": ["nope"], "widths": "x"}})
     assert "amount" in second.workbench.table_view.table.shown_columns()  # the unknown ignored
+
+
+def test_view_show_details_folds_the_pane_in_step_with_its_button(qtbot, tmp_path):
+    window = _main_window(qtbot, 1600, 1000)
+    page = window.workbench
+    view_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&View")
+    shown = [a for a in view_menu.actions() if a.text() == "Show details"]
+    assert len(shown) == 1, [a.text() for a in view_menu.actions()]
+    action = shown[0]
+    assert action.isCheckable() and action.shortcut().toString() == "Ctrl+D"
+    assert action.isChecked() and page.detail_open
+
+    action.trigger()  # what a click on the menu entry does
+    assert not page.detail_open and not action.isChecked()
+    assert page.detail_button.text() == "◂  Show details"
+    save_screenshot(window, tmp_path, "payops_workbench_details_folded_from_menu.png")
+
+    qtbot.mouseClick(page.detail_button, Qt.MouseButton.LeftButton)  # the button: menu follows
+    assert page.detail_open and action.isChecked()
+    page.table_view.table.setFocus()
+    qtbot.keyClick(page.table_view.table, Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier)
+    assert not page.detail_open and not action.isChecked()  # Ctrl+D is not ambiguous
+    action.trigger()
+    assert page.detail_open and action.isChecked()
+
+
+def _tab_stops(qtbot, start, end, key=Qt.Key.Key_Tab, limit=25) -> list:
+    """Press ``key`` on whatever has focus, from ``start`` until ``end`` has it: each stop."""
+    start.setFocus()
+    qtbot.waitUntil(start.hasFocus)
+    stops = [start]
+    while QApplication.focusWidget() is not end:
+        assert len(stops) < limit, [type(w).__name__ for w in stops]
+        qtbot.keyClick(QApplication.focusWidget(), key)
+        stops.append(QApplication.focusWidget())
+    return stops
+
+
+def test_tab_walks_from_the_search_box_through_every_filter_to_the_table(qtbot):
+    window = _main_window(qtbot, 1600, 1000)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    view = window.workbench.table_view
+    bar = view.filter_bar
+    expected = [
+        view.search_box,
+        *bar.buttons.values(),
+        bar.dead_from,
+        bar.dead_to,
+        bar.presets,
+        bar.amount_min,
+        bar.amount_max,
+        view.table,
+    ]
+    assert _tab_stops(qtbot, view.search_box, view.table) == expected  # both times "any"
+
+    bar.set_last_minutes(60)  # times set: Tab still leaves the field, not its sections
+    assert not bar.dead_from.is_any
+    edit = bar.dead_from.lineEdit()  # "2026-12-03 10:02" whole, not "2026-12-03 10:0"
+    assert edit.fontMetrics().horizontalAdvance(edit.text()) < edit.contentsRect().width()
+    assert _tab_stops(qtbot, view.search_box, view.table) == expected
+    backwards = _tab_stops(qtbot, bar.amount_max, view.search_box, Qt.Key.Key_Backtab)
+    assert backwards == expected[-2::-1]
+
+    # the sections still change with the arrow keys
+    bar.dead_from.setFocus()
+    qtbot.waitUntil(bar.dead_from.hasFocus)
+    before = bar.dead_from.dateTime()
+    qtbot.keyClick(bar.dead_from, Qt.Key.Key_Right)
+    qtbot.keyClick(bar.dead_from, Qt.Key.Key_Up)
+    assert bar.dead_from.dateTime() != before and bar.dead_from.hasFocus()

@@ -607,3 +607,23 @@ async def test_an_unroutable_cancel_event_is_an_error_and_the_entry_stays_parked
         ids_target(ids), reason="fraud"
     )
     assert missing.failed == 1 and "does not exist" in missing.outcomes[0].detail
+
+
+LUHN_ID = "pay_17d5570756950439"  # its last 13 digits pass the Luhn check: still an id
+
+
+async def test_the_audit_target_shows_a_searched_payment_id_whole_and_masks_card_numbers(
+    broker: Broker, store: ParkingStore, make_service: ServiceFactory
+) -> None:
+    body = orjson.dumps({"payment_id": LUHN_ID, "amount": "5.00", "currency": "EUR"})
+    flow, _ = await parked_flow(broker, store, "rejected", [body, payment(31)])
+    service = make_service()
+    # the operator pastes the payment id into the search box, then "Requeue all matching"
+    report = await service.requeue(ActionTarget.for_query(Query(text=LUHN_ID), 1))
+    assert report.succeeded == 1
+    [record] = [a for a in await store.read_audit(flow.dlq) if a.result != "started"]
+    assert record.target == f"all 1 entry matching text “{LUHN_ID}” -> {flow.work}"
+    # a card number typed as free text is masked in the same kind of target
+    searched = ActionTarget.for_query(Query(text=f"card {PAN}", queues=frozenset({f"q.{PAN}"})), 0)
+    assert PAN not in searched.description
+    assert searched.description.count("411111******1111") == 2
