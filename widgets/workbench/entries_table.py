@@ -47,7 +47,13 @@ from services.workbench.index_storage import Rows
 from services.workbench.model import EntryState
 from widgets.common import colors
 from widgets.common.menus import popup_menu
-from widgets.workbench.table_model import COLUMN_NAMES, COLUMNS, STATE_ROLE, FailedPaymentsModel
+from widgets.workbench.table_model import (
+    COLUMN_NAMES,
+    COLUMNS,
+    STATE_LABELS,
+    STATE_ROLE,
+    FailedPaymentsModel,
+)
 
 ROW_HEIGHT: Final = 26
 HIDDEN_BY_DEFAULT: Final = frozenset({"routing_key"})
@@ -239,6 +245,8 @@ class EntriesTable(QTableView):
         widths: dict[str, int] = {}
         for position, column in enumerate(COLUMNS):
             texts = {str(model.index(row, position).data() or "") for row in rows}
+            if column.name == "state" and texts:  # states change under the operator's eyes
+                texts |= set(STATE_LABELS.values())
             widest = max((metrics.horizontalAdvance(t) for t in texts), default=0)
             sample = metrics.horizontalAdvance(COLUMN_SAMPLES.get(column.name, ""))
             widths[column.name] = max(widest, sample if not texts else 0)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QScrollBar
 
 from services.workbench.index import EntryIndex
+from services.workbench.model import EntryState
 from tests.helpers.screens import save_screenshot, show
 from tests.helpers.summaries import NOW_MS, realistic_summaries
 from widgets.workbench.browser import FailedPaymentsView
+from widgets.workbench.table_model import COLUMN_NAMES, STATE_LABELS
 
 HOURS_7 = 7 * 3600 * 1000  # realistic_summaries spans six hours before its now_ms
 
@@ -104,3 +108,18 @@ def test_scrolling_back_to_the_top_shows_the_new_rows_and_hides_the_bar(qtbot):
 
     assert view.table.verticalScrollBar().value() == 0
     assert not view.table.new_entries_bar.isVisible()
+
+
+def test_the_state_column_fits_every_state_though_only_parked_rows_are_shown(qtbot):
+    """Sized while every row is Parked, the pill must still hold "Cancelled" once an
+    operator acts (it showed "Cancellec")."""
+    index = EntryIndex()
+    index.add([replace(s, state=EntryState.PARKED) for s in realistic_summaries(50, seed=5)])
+    view = show(qtbot, FailedPaymentsView(index))
+    view.resize(1600, 700)
+    qtbot.wait(10)
+    table = view.table
+    metrics = table.fontMetrics()
+    state = COLUMN_NAMES.index("state")
+    widest = max(metrics.horizontalAdvance(label) for label in STATE_LABELS.values())
+    assert table.columnWidth(state) >= widest + 22  # the pill: 14 px of ends, 8 px of margins
