@@ -6,21 +6,8 @@ import random
 import uuid
 
 from services.workbench.model import EntryState, EntrySummary
+from tests.benchmarks.common import MERCHANTS
 
-MERCHANTS = (
-    "Acme Books",
-    "Northwind Travel",
-    "Globex Retail",
-    "Initech Software",
-    "Umbrella Pharmacy",
-    "Stark Electronics",
-    "Wayne Outfitters",
-    "Hooli Cloud",
-    "Vandelay Imports",
-    "Soylent Foods",
-    "Oceanic Airlines",
-    "Monarch Hotels",
-)
 QUEUES = (
     ("payments.authorize", "payment.authorize"),
     ("payments.capture", "payment.capture"),
