@@ -20,15 +20,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
-import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from app.cli import arg_types, exit_codes
+from app.cli.dlq_common import (
+    action_service,
+    dead_letter_queues,
+    load_index,
+    parking_store,
+    run_dlq,
+)
 from app.cli.dlq_output import (
     RESOLVE_VERBS,
     action_progress,
@@ -48,23 +53,17 @@ from app.cli.dlq_output import (
     recovery_json,
     summary_json,
 )
+from app.cli.dlq_park import cmd_park
 from app.cli.interrupts import interrupted, run_interruptibly, stopped_at_once
-from app.cli.progress import overwrite_line
-from app.cli.runner import Refused, amqp_failure, fail, profile_from, redis_client, run_command
-from services.config import ConfigError, Profile
+from app.cli.runner import Refused, fail
+from services.config import Profile
 from services.workbench.actions.names import Action
-from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.report import ActionPlan, ActionReport
-from services.workbench.actions.service import ActionService, default_operator
-from services.workbench.index import EntryIndex
+from services.workbench.actions.service import ActionService
 from services.workbench.model import AuditRecord, EntryState
 from services.workbench.query import ActionTarget, Query
-from services.workbench.store import ParkingStore
 
 log = logging.getLogger(__name__)
-
-ONCE_GIVE_UP_S = 30.0
-"""``park --once``: how long Redis may be away before the run gives up (exit 1)."""
 
 # --------------------------------------------------------------------------- filters
 
@@ -197,7 +196,7 @@ def add_dlq_commands(
     park.add_argument(
         "--queue", action="append", default=[], help="DLQ to park (default: the profile's)"
     )
-    park.set_defaults(handler=_cmd_park)
+    park.set_defaults(handler=cmd_park)
 
     listing = sub.add_parser("list", parents=common, help="list parked entries")
     _add_filters(listing)
@@ -305,126 +304,15 @@ def add_dlq_commands(
 # --------------------------------------------------------------------------- plumbing
 
 
-@contextlib.asynccontextmanager
-async def _store(profile: Profile) -> AsyncIterator[ParkingStore]:
-    async with redis_client(profile) as client:
-        yield ParkingStore(client, profile.redis_prefix)
-
-
-@contextlib.asynccontextmanager
-async def _action_service(profile: Profile, read_only: bool) -> AsyncIterator[ActionService]:
-    """An ActionService on a reachable Redis, its publisher closed afterwards."""
-    publisher = ActionPublisher(profile.amqp_url)
-    try:
-        async with _store(profile) as store:
-            yield ActionService(
-                store, publisher, profile, default_operator(profile), read_only=read_only
-            )
-    finally:
-        await publisher.close()
-
-
-def _run(args: argparse.Namespace, body: Callable[[Profile], Coroutine[Any, Any, int]]) -> int:
-    profile = profile_from(args)
-    return run_command(profile, body(profile))
-
-
-def _dlqs(profile: Profile) -> list[str]:
-    if not profile.dead_letter_queues:
-        raise ConfigError(
-            f"profile '{profile.name}' ({profile.source}) names no dead_letter_queues"
-        )
-    return list(profile.dead_letter_queues)
-
-
-async def _index(store: ParkingStore, dlqs: Sequence[str]) -> EntryIndex:
-    index = EntryIndex()
-    for dlq in dlqs:
-        async for batch in store.iter_summaries(dlq):
-            index.add(batch)
-    return index
-
-
-# --------------------------------------------------------------------------- park
-
-
-def _cmd_park(args: argparse.Namespace) -> int:
-    async def body(profile: Profile) -> int:
-        import aio_pika
-
-        from services.workbench.durability import VolatileStore
-        from services.workbench.park_runner import ParkingRunner
-        from services.workbench.parker import ParkerStats
-
-        dlqs = args.queue or _dlqs(profile)
-        try:  # fail fast on a wrong URL; later outages are reconnected
-            await (await aio_pika.connect(profile.amqp_url, timeout=10)).close()
-        except (TimeoutError, OSError) as exc:
-            raise amqp_failure(profile, exc) from None
-        tty = sys.stderr.isatty()
-
-        def progress(stats: ParkerStats) -> None:
-            if tty:
-                overwrite_line(
-                    f"{stats.dlq}: parked {stats.parked:,}, already parked {stats.already_parked:,}"
-                )
-
-        def problem(text: str, active: bool) -> None:
-            if tty:
-                print(file=sys.stderr)
-            print(f"payops: {text}" if active else f"payops: resolved: {text}", file=sys.stderr)
-
-        async with _store(profile) as store:
-            runner = ParkingRunner(
-                profile,
-                store,
-                dlqs,
-                once=args.once,
-                on_progress=progress,
-                on_problem=problem,
-                give_up_after_s=ONCE_GIVE_UP_S if args.once else None,
-            )
-            try:
-                durability = await runner.check_store()
-            except VolatileStore as exc:
-                log.error("%s", exc)
-                raise Refused(str(exc)) from None
-            if durability.durable is not True:
-                print(f"payops: warning: {durability.detail}", file=sys.stderr)
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.add_signal_handler(sig, runner.request_stop)
-            if not args.once:
-                print(
-                    f"payops: parking {', '.join(dlqs)} into Redis; Ctrl+C to stop",
-                    file=sys.stderr,
-                )
-            results = await runner.run()
-        if tty:
-            print(file=sys.stderr)
-        code = exit_codes.OK
-        for dlq, result in zip(dlqs, results, strict=True):
-            if isinstance(result, BaseException):
-                why = str(result) or type(result).__name__
-                print(f"payops: parking {dlq} failed: {why}", file=sys.stderr)
-                code = exit_codes.FAILED
-            else:
-                print(f"{dlq}: parked {result.parked:,}, already parked {result.already_parked:,}")
-        return code
-
-    return _run(args, body)
-
-
 # --------------------------------------------------------------------------- list / show
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
     async def body(profile: Profile) -> int:
         query = query_from(args)
-        dlqs = sorted(query.dlqs) or _dlqs(profile)
-        async with _store(profile) as store:
-            index = await _index(store, dlqs)
+        dlqs = sorted(query.dlqs) or dead_letter_queues(profile)
+        async with parking_store(profile) as store:
+            index = await load_index(store, dlqs)
         rows = index.query(query)
         shown = index.rows(rows[: args.limit])
         if args.json:
@@ -438,13 +326,13 @@ def _cmd_list(args: argparse.Namespace) -> int:
             )
         return exit_codes.OK
 
-    return _run(args, body)
+    return run_dlq(args, body)
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
     async def body(profile: Profile) -> int:
-        async with _store(profile) as store:
-            entry = await store.locate(args.entry_id, _dlqs(profile))
+        async with parking_store(profile) as store:
+            entry = await store.locate(args.entry_id, dead_letter_queues(profile))
             if entry is None:
                 print(f"payops: no entry {args.entry_id}", file=sys.stderr)
                 return exit_codes.FAILED
@@ -455,7 +343,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
             print(entry_text(entry, audit, profile.fields))
         return exit_codes.OK
 
-    return _run(args, body)
+    return run_dlq(args, body)
 
 
 # --------------------------------------------------------------------------- actions
@@ -508,7 +396,7 @@ def _cmd_action(args: argparse.Namespace) -> int:
         target = _target(args)
         delay = getattr(args, "delay", None) or 0
         edited = _read_body(args.edit_body) if getattr(args, "edit_body", None) else None
-        async with _action_service(profile, args.read_only) as service:
+        async with action_service(profile, args.read_only) as service:
             if not args.dry_run:
                 service.refuse_if_read_only(action.label)
                 await service.publisher.connect()
@@ -550,7 +438,7 @@ def _cmd_action(args: argparse.Namespace) -> int:
             return exit_codes.FAILED
         return exit_codes.FAILED if missing else exit_codes.OK
 
-    return _run(args, body)
+    return run_dlq(args, body)
 
 
 async def _existing(
@@ -611,7 +499,7 @@ async def _act(
 
 def _cmd_recover(args: argparse.Namespace) -> int:
     async def body(profile: Profile) -> int:
-        async with _action_service(profile, args.read_only) as service:
+        async with action_service(profile, args.read_only) as service:
             report = await service.recover()
         if args.json:
             print_json(recovery_json(report))
@@ -619,7 +507,7 @@ def _cmd_recover(args: argparse.Namespace) -> int:
             print_recovery(report)
         return exit_codes.FAILED if report.in_doubt else exit_codes.OK
 
-    return _run(args, body)
+    return run_dlq(args, body)
 
 
 def _cmd_resolve(args: argparse.Namespace) -> int:
@@ -633,13 +521,13 @@ def _cmd_resolve(args: argparse.Namespace) -> int:
         return fail("resolve: say how: --delivered, --republish or --release", exit_codes.USAGE)
 
     async def body(profile: Profile) -> int:
-        async with _action_service(profile, args.read_only) as service:
+        async with action_service(profile, args.read_only) as service:
             outcome = await service.resolve(args.entry_id, args.how)
         text = f"{outcome.entry_id}: {outcome.status}: {masked(outcome.detail)}"
         print(text, file=sys.stdout if outcome.ok else sys.stderr)
         return exit_codes.OK if outcome.ok else exit_codes.FAILED
 
-    return _run(args, body)
+    return run_dlq(args, body)
 
 
 def _resolve_all(args: argparse.Namespace) -> int:
@@ -656,7 +544,7 @@ def _resolve_all(args: argparse.Namespace) -> int:
 
     async def body(profile: Profile) -> int:
         query = query_from(args)
-        async with _action_service(profile, args.read_only) as service:
+        async with action_service(profile, args.read_only) as service:
             if not args.dry_run:
                 service.refuse_if_read_only("resolve")
             report, found = await service.in_doubt(query, inspect_only=args.dry_run)
@@ -678,7 +566,7 @@ def _resolve_all(args: argparse.Namespace) -> int:
             outcomes = await service.resolve_many(found, args.how)
         return exit_codes.FAILED if print_resolved(outcomes, args.how) else exit_codes.OK
 
-    return _run(args, body)
+    return run_dlq(args, body)
 
 
 # --------------------------------------------------------------------------- audit
@@ -687,8 +575,8 @@ def _resolve_all(args: argparse.Namespace) -> int:
 def _cmd_audit(args: argparse.Namespace) -> int:
     async def body(profile: Profile) -> int:
         records: list[tuple[AuditRecord, str]] = []
-        async with _store(profile) as store:
-            for dlq in _dlqs(profile):
+        async with parking_store(profile) as store:
+            for dlq in dead_letter_queues(profile):
                 scan = args.limit if not (args.operator or args.action) else 100_000
                 found = await store.read_audit(dlq, count=scan, entry_id=args.entry)
                 records.extend((r, dlq) for r in found)
@@ -707,7 +595,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
                 print(audit_line(record))
         return exit_codes.OK
 
-    return _run(args, body)
+    return run_dlq(args, body)
 
 
 __all__ = ["add_dlq_commands", "query_from"]

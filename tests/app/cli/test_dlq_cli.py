@@ -694,7 +694,7 @@ def test_park_refuses_an_evicting_redis_unless_allowed_and_says_why(
         err = capsys.readouterr().err
         assert "parking refused" in err and "maxmemory-policy allkeys-lru" in err
         assert "allow_volatile_store = true" in err
-        assert "app.cli.dlq: parking refused" in err  # the log line, besides the message
+        assert "app.cli.dlq_park: parking refused" in err  # the log line, besides the message
 
         allowed = setup.write_config(redis_url=server.url, allow_volatile_store=True)
         assert setup.cli("park", "--once", config=allowed) == exit_codes.OK
