@@ -25,19 +25,10 @@ AUTHORIZED: Final = "authorized"
 CAPTURED: Final = "captured"
 DECLINED: Final = "declined"
 FAILED: Final = "failed"
-TERMINAL_STATUSES: Final = (CAPTURED, DECLINED, FAILED)
+DUPLICATE: Final = "duplicate"  # a delivery of a payment already captured, acked unchanged
+TERMINAL_STATUSES: Final = (CAPTURED, DECLINED, FAILED, DUPLICATE)
 
-# Failure reasons, as they appear in ``failed`` events.
-REASON_ACQUIRER_TIMEOUT: Final = "acquirer timeout"
-REASON_SCHEMA: Final = "schema validation failed"
-REASON_RISK_DOWN: Final = "risk engine unavailable"
-REASON_OUTAGE: Final = "acquirer outage"
-REASON_SETTLEMENT_EXHAUSTED: Final = "settlement retries exhausted"
-FAILURE_REASONS: Final = (
-    (REASON_ACQUIRER_TIMEOUT, 0.5),
-    (REASON_SCHEMA, 0.2),
-    (REASON_RISK_DOWN, 0.3),
-)
+# Why a payment failed: see services.demo.failures. Why one was declined:
 DECLINE_REASONS: Final = (
     ("insufficient funds", 0.45),
     ("do not honor", 0.25),
@@ -45,6 +36,7 @@ DECLINE_REASONS: Final = (
     ("card reported lost", 0.1),
 )
 REASON_SUSPECTED_FRAUD: Final = "suspected fraud"
+REASON_ALREADY_CAPTURED: Final = "already captured"
 
 # Headers that mark a message an operator sent back (the console's actions set
 # the payops- ones; a requeue keeps x-death). RETRY_MARKER_HEADER is how the

@@ -6,8 +6,11 @@ One connection, one channel per role:
   confirms, ``mandatory``) plus a ``requested`` status event for each;
 - the *process worker* authorizes, declines, sends high-risk payments to the
   fraud check, or fails a payment; a failed payment gets a ``failed`` event
-  with a reason and is rejected without requeue, so RabbitMQ dead-letters it
-  (``rejected``) to ``payments.dlx`` -> ``payments.dlq``;
+  whose reason is its cause ("acquirer timeout after 3012 ms on acq-7", see
+  :mod:`services.demo.failures`) and is rejected without requeue, so RabbitMQ
+  dead-letters it (``rejected``) to ``payments.dlx`` -> ``payments.dlq``; a
+  schema-validation failure instead goes into ``payments.dlq`` the way a
+  Spring AMQP republishing recoverer sends it, with ``x-exception-message``;
 - the *risk engine* works through ``payments.fraudcheck``; it is down during an
   incident, so fraud checks wait until the queue's TTL dead-letters them
   (``expired``);
@@ -16,16 +19,24 @@ One connection, one channel per role:
   requeue and the broker redelivers, and a payment that keeps failing exceeds
   the delivery limit and is dead-lettered (``delivery_limit``). The worker
   sees the last attempt coming (``x-delivery-count``) and reports the payment
-  ``failed`` ("settlement retries exhausted") before that final nack.
+  ``failed`` ("settlement retries exhausted after 4 attempts …") before that
+  final nack.
+
+The workers are idempotent consumers: a payment captured once is recorded in
+Redis, and a later delivery of it (an operator's replay of a payment the flow
+had captured) is acknowledged without a second capture and reported as a
+``duplicate`` event (:mod:`services.demo.idempotency`, :mod:`services.demo.workers`).
 
 Every stage publishes status events to ``payments.events`` with routing key
 ``payment.<status>`` (``requested``, ``review``, ``authorized``, ``captured``,
-``declined``, ``failed``). Each payment of a run ends with exactly one of
-``captured``, ``declined``, ``failed`` or an expiry in the fraud check.
+``declined``, ``failed``, ``duplicate``). Each payment of a run ends with
+exactly one of ``captured``, ``declined``, ``failed``, ``duplicate`` or an
+expiry in the fraud check. A failure event and the dead letter it goes with
+carry the same payment id.
 
 A message that an operator sent back (it has an ``x-death``,
 ``payops-action-id`` or ``payops-attempt`` header) always goes through to
-``captured``, so a requeue visibly succeeds.
+``captured`` (unless it was captured already), so a requeue visibly succeeds.
 
 With a ``seed`` the payments (ids, merchants, amounts, cards) and each
 payment's outcome are reproducible: outcomes are drawn per payment from the
@@ -33,7 +44,7 @@ seed and the payment id, not from the order in which concurrent workers happen
 to run. Only what depends on wall-clock time differs between runs: timestamps,
 and which payments fall inside the incident window. The payments and their
 messages are in :mod:`services.demo.payments`, a stage's consumer in
-:mod:`services.demo.stage`.
+:mod:`services.demo.stage`, the options and counters in :mod:`services.demo.options`.
 """
 
 from __future__ import annotations
@@ -43,49 +54,24 @@ import logging
 import math
 import random
 import time
-import uuid
-from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Final
+from collections.abc import Awaitable, Callable
+from typing import Final
 
 import aio_pika
 import orjson
+import redis.asyncio as aioredis
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, DeliveryMode, HeadersType
 
-from services.demo.payments import (
-    AUTHORIZED,
-    CAPTURED,
-    DECLINE_REASONS,
-    DECLINED,
-    FAILED,
-    FAILURE_REASONS,
-    REASON_OUTAGE,
-    REASON_SCHEMA,
-    REASON_SETTLEMENT_EXHAUSTED,
-    REASON_SUSPECTED_FRAUD,
-    REQUESTED,
-    RETRY_MARKER_HEADER,
-    REVIEW,
-    Payment,
-    PaymentGenerator,
-    carried_headers,
-    delivery_count,
-    is_operator_retry,
-    parse_payment,
-    status_event,
-)
+from services.demo.idempotency import CaptureLedger, MemoryCaptureLedger, RedisCaptureLedger
+from services.demo.options import SimulationOptions, SimulationStats
+from services.demo.payments import REQUESTED, Payment, PaymentGenerator
 from services.demo.stage import Outlet, Stage
-from services.demo.topology import (
-    DEFAULT_FRAUDCHECK_TTL_MS,
-    DemoTopology,
-    declare_demo_topology,
-)
+from services.demo.topology import DemoTopology, declare_demo_topology
+from services.demo.workers import APP_ID, JSON, Tally, Workers, now_ms
+
+__all__ = ["ProgressCallback", "SimulationOptions", "SimulationStats", "run_simulation"]
 
 log = logging.getLogger(__name__)
-
-APP_ID: Final = "payops-simulator"
-JSON: Final = "application/json"
 
 _PROCESS_PREFETCH: Final = 50
 _RISK_PREFETCH: Final = 10
@@ -95,105 +81,6 @@ _EXPIRY_GRACE_S: Final = 1.0
 _DRAIN_POLL_S: Final = 0.1
 
 
-# -- options and stats ----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SimulationOptions:
-    """What to simulate. Rates are fractions (0.03 is 3 %); times in seconds.
-
-    ``rate`` 0 runs the workers only (they still process what is queued).
-    The incident (``incident=True``) starts ``incident_after_s`` after the
-    start and lasts ``incident_duration_s``: the acquirer fails
-    ``incident_failure_rate`` of the payments ("acquirer outage"), processing
-    is ``incident_latency_factor`` times slower and the risk engine is down, so
-    fraud checks expire. ``fraudcheck_ttl_ms`` is part of the fraud-check
-    queue's declaration: it must match the queue if that already exists.
-    ``seed`` None draws a seed at random (the stats report it, to replay a run).
-    """
-
-    rate: float = 20.0
-    failure_rate: float = 0.03
-    duration_s: float | None = None
-    incident: bool = False
-    incident_after_s: float = 30.0
-    incident_duration_s: float = 60.0
-    seed: int | None = None
-    prefix: str = ""
-    decline_rate: float = 0.03
-    review_rate: float = 0.08  # share of payments the risk engine must check
-    risk_decline_rate: float = 0.15  # share of checked payments it declines
-    settlement_retry_rate: float = 0.05  # chance that one settlement attempt fails
-    settlement_stuck_rate: float = 0.004  # share of payments whose settlement always fails
-    incident_failure_rate: float = 0.4
-    incident_latency_factor: float = 4.0
-    fraudcheck_ttl_ms: int = DEFAULT_FRAUDCHECK_TTL_MS
-    drain_timeout_s: float = 30.0  # at the end, how long to wait for payments in flight
-
-    def __post_init__(self) -> None:
-        fractions = (
-            "failure_rate",
-            "decline_rate",
-            "review_rate",
-            "risk_decline_rate",
-            "settlement_retry_rate",
-            "settlement_stuck_rate",
-            "incident_failure_rate",
-        )
-        for name in fractions:
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be between 0 and 1, not {value!r}")
-        for name in ("rate", "incident_after_s", "incident_duration_s", "drain_timeout_s"):
-            value = getattr(self, name)
-            if not (value >= 0.0 and math.isfinite(value)):
-                raise ValueError(f"{name} must be a finite number >= 0, not {value!r}")
-        if self.duration_s is not None and not (
-            self.duration_s >= 0.0 and math.isfinite(self.duration_s)
-        ):
-            raise ValueError(f"duration_s must be None or >= 0, not {self.duration_s!r}")
-        if self.incident_latency_factor < 1.0:
-            raise ValueError("incident_latency_factor must be >= 1")
-        if self.fraudcheck_ttl_ms < 1:
-            raise ValueError("fraudcheck_ttl_ms must be >= 1")
-
-    def incident_active_at(self, elapsed_s: float) -> bool:
-        """Whether the incident is on ``elapsed_s`` seconds after the start."""
-        start = self.incident_after_s
-        return self.incident and start <= elapsed_s < start + self.incident_duration_s
-
-
-@dataclass(frozen=True)
-class SimulationStats:
-    """Counters of one run so far.
-
-    ``by_status`` counts the status events the broker confirmed.
-    ``dead_lettered`` counts payments a worker rejected (dead-letter reason
-    ``rejected``); ``delivery_limit_exceeded`` the settlements that ran out of
-    deliveries (``delivery_limit``); ``expired`` the fraud checks that waited
-    past the TTL (``expired``; counted a second after their TTL ran out).
-    ``in_flight`` is this run's payments without an outcome yet; after the run
-    it counts payments still unfinished when the drain timed out. ``seed`` is
-    the seed the run used.
-    """
-
-    published: int = 0
-    by_status: Mapping[str, int] = field(default_factory=dict)
-    dead_lettered: int = 0
-    delivery_limit_exceeded: int = 0
-    expired: int = 0
-    settlement_retries: int = 0
-    in_flight: int = 0
-    incident_active: bool = False
-    elapsed_s: float = 0.0
-    seed: int = 0
-
-    @property
-    def dead_lettered_total(self) -> int:
-        """Messages the broker dead-letters because of this run, all reasons."""
-        return self.dead_lettered + self.delivery_limit_exceeded + self.expired
-
-
 ProgressCallback = Callable[[SimulationStats], None]
 
 
@@ -201,6 +88,9 @@ async def run_simulation(
     amqp_url: str,
     options: SimulationOptions,
     on_progress: ProgressCallback | None = None,
+    *,
+    redis: aioredis.Redis | None = None,
+    redis_prefix: str = "payops",
 ) -> SimulationStats:
     """Declare the demo topology and run the payment flow on it.
 
@@ -209,36 +99,28 @@ async def run_simulation(
     until cancelled. ``on_progress`` gets the stats about once a second and
     once more at the end. On cancellation, consumers, channels and the
     connection are closed; unacknowledged messages go back to their queues.
+
+    The workers record captured payments in ``redis`` under ``redis_prefix``
+    (:mod:`services.demo.idempotency`); without ``redis``, in this process only.
     """
-    return await _Simulation(amqp_url, options, on_progress).run()
+    ledger: CaptureLedger = (
+        MemoryCaptureLedger(options.idempotency_ttl_s)
+        if redis is None
+        else RedisCaptureLedger(redis, redis_prefix, options.prefix, options.idempotency_ttl_s)
+    )
+    return await _Simulation(amqp_url, options, on_progress, ledger).run()
 
 
 # -- the machinery ---------------------------------------------------------------
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def _pick(choices: tuple[tuple[str, float], ...], u: float) -> str:
-    """The choice whose cumulative weight first exceeds ``u`` (0 <= u < 1)."""
-    total = sum(weight for _, weight in choices)
-    running = 0.0
-    for choice, weight in choices:
-        running += weight / total
-        if u < running:
-            return choice
-    return choices[-1][0]
-
-
-def _skewed_ms(u: float, low: float, high: float) -> float:
-    """A latency between low and high ms, mostly near low."""
-    return low + (high - low) * u * u
-
-
 class _Simulation:
     def __init__(
-        self, amqp_url: str, options: SimulationOptions, on_progress: ProgressCallback | None
+        self,
+        amqp_url: str,
+        options: SimulationOptions,
+        on_progress: ProgressCallback | None,
+        ledger: CaptureLedger,
     ) -> None:
         self._url = amqp_url
         self._options = options
@@ -250,14 +132,15 @@ class _Simulation:
             options.prefix, fraudcheck_ttl_ms=options.fraudcheck_ttl_ms
         )
         self._start = time.monotonic()
-        self._published = 0
-        self._by_status: Counter[str] = Counter()
-        self._dead_lettered = 0
-        self._delivery_limit_exceeded = 0
-        self._expired = 0
-        self._settlement_retries = 0
-        self._pending: set[str] = set()  # this run's payments without an outcome
-        self._awaiting_review: dict[str, float] = {}  # payment id -> TTL deadline (monotonic)
+        self._tally = Tally()
+        self._workers = Workers(
+            options,
+            self._topology,
+            seed=self._seed,
+            tally=self._tally,
+            ledger=ledger,
+            incident_now=self._incident_now,
+        )
         self._channels: list[AbstractChannel] = []
         self._stages: list[Stage] = []
 
@@ -271,9 +154,11 @@ class _Simulation:
                 ops, self._options.prefix, fraudcheck_ttl_ms=self._options.fraudcheck_ttl_ms
             )
             gateway = await self._outlet(await self._open_channel(connection))
-            process = await self._stage(connection, "process", self._handle_request)
-            risk = await self._stage(connection, "risk", self._handle_fraudcheck)
-            settlement = await self._stage(connection, "settlement", self._handle_settlement)
+            process = await self._stage(connection, "process", self._workers.handle_request)
+            risk = await self._stage(connection, "risk", self._workers.handle_fraudcheck)
+            settlement = await self._stage(
+                connection, "settlement", self._workers.handle_settlement
+            )
             self._start = time.monotonic()
             try:
                 async with asyncio.TaskGroup() as group:
@@ -319,6 +204,7 @@ class _Simulation:
         return Outlet(
             payments=await channel.get_exchange(self._topology.payments_exchange, ensure=False),
             events=await channel.get_exchange(self._topology.events_exchange, ensure=False),
+            direct=channel.default_exchange,
         )
 
     async def _stage(
@@ -365,14 +251,17 @@ class _Simulation:
     def snapshot(self) -> SimulationStats:
         """The counters now."""
         elapsed = self._elapsed()
+        tally = self._tally
         return SimulationStats(
-            published=self._published,
-            by_status=dict(self._by_status),
-            dead_lettered=self._dead_lettered,
-            delivery_limit_exceeded=self._delivery_limit_exceeded,
-            expired=self._expired,
-            settlement_retries=self._settlement_retries,
-            in_flight=len(self._pending),
+            published=tally.published,
+            by_status=dict(tally.by_status),
+            dead_lettered=tally.dead_lettered,
+            delivery_limit_exceeded=tally.delivery_limit_exceeded,
+            expired=tally.expired,
+            settlement_retries=tally.settlement_retries,
+            republished=tally.republished,
+            duplicates=tally.duplicates,
+            in_flight=len(tally.pending),
             incident_active=self._options.incident_active_at(elapsed),
             elapsed_s=elapsed,
             seed=self._seed,
@@ -414,7 +303,7 @@ class _Simulation:
         quiet = 0
         while True:
             self._sweep_expired()
-            idle = not self._pending and all(stage.busy == 0 for stage in self._stages)
+            idle = not self._tally.pending and all(stage.busy == 0 for stage in self._stages)
             if idle:
                 for name in queues:
                     queue = await ops.declare_queue(name, passive=True)
@@ -426,7 +315,8 @@ class _Simulation:
                 return
             if time.monotonic() >= deadline:
                 log.warning(
-                    "simulation: gave up waiting for %d payments in flight", len(self._pending)
+                    "simulation: gave up waiting for %d payments in flight",
+                    len(self._tally.pending),
                 )
                 return
             await asyncio.sleep(_DRAIN_POLL_S)
@@ -434,56 +324,12 @@ class _Simulation:
     def _sweep_expired(self) -> None:
         """Count fraud checks whose TTL ran out (the broker has dead-lettered them)."""
         cutoff = time.monotonic() - _EXPIRY_GRACE_S
-        gone = [pid for pid, deadline in self._awaiting_review.items() if deadline < cutoff]
+        tally = self._tally
+        gone = [pid for pid, deadline in tally.awaiting_review.items() if deadline < cutoff]
         for pid in gone:
-            del self._awaiting_review[pid]
-            self._pending.discard(pid)
-        self._expired += len(gone)
-
-    # -- publishing ---------------------------------------------------------------
-
-    def _rng(self, *key: object) -> random.Random:
-        """A generator for one decision about one payment, from the seed."""
-        return random.Random("/".join([str(self._seed), *map(str, key)]))
-
-    async def _emit(
-        self,
-        outlet: Outlet,
-        payment: Mapping[str, Any],
-        status: str,
-        headers: HeadersType,
-        reason: str | None = None,
-    ) -> None:
-        now_ms = _now_ms()
-        message = aio_pika.Message(
-            orjson.dumps(status_event(payment, status, now_ms, reason)),
-            content_type=JSON,
-            message_id=uuid.uuid4().hex,
-            timestamp=now_ms / 1000,
-            app_id=APP_ID,
-            type=f"payment.{status}",
-            headers=carried_headers(headers),
-        )
-        # Not mandatory: nobody has to listen to status events.
-        await outlet.events.publish(message, self._topology.event_key(status), mandatory=False)
-        self._by_status[status] += 1
-
-    async def _forward(
-        self, outlet: Outlet, body: Mapping[str, Any], routing_key: str, headers: HeadersType
-    ) -> None:
-        message = aio_pika.Message(
-            orjson.dumps(body),
-            content_type=JSON,
-            delivery_mode=DeliveryMode.PERSISTENT,
-            message_id=str(body.get("payment_id")),
-            timestamp=_now_ms() / 1000,
-            app_id=APP_ID,
-            headers=dict(headers),
-        )
-        await outlet.payments.publish(message, routing_key, mandatory=True)
-
-    def _finish(self, payment_id: str) -> None:
-        self._pending.discard(payment_id)
+            del tally.awaiting_review[pid]
+            tally.pending.discard(pid)
+        tally.expired += len(gone)
 
     # -- the gateway ----------------------------------------------------------------
 
@@ -521,7 +367,7 @@ class _Simulation:
                 )
             due = min(math.floor((now - self._start) * options.rate) + 1, total) - sent
             count = max(1, min(int(due), _MAX_BATCH))
-            created_at = _now_ms()
+            created_at = now_ms()
             payments = [generator.next_payment(created_at) for _ in range(count)]
             sent += count
             await asyncio.gather(*(self._publish_payment(outlet, p) for p in payments))
@@ -538,147 +384,12 @@ class _Simulation:
             type="payment.request",
             headers=headers,
         )
-        self._pending.add(payment.payment_id)  # before: a worker may finish it before the confirm
+        # Before the publish: a worker may finish it before the confirm.
+        self._tally.pending.add(payment.payment_id)
         await asyncio.gather(
             outlet.payments.publish(
                 request, self._topology.request_key(payment.merchant), mandatory=True
             ),
-            self._emit(outlet, payment.body(), REQUESTED, headers),
+            self._workers.emit(outlet, payment.body(), REQUESTED, headers),
         )
-        self._published += 1
-
-    # -- the workers ------------------------------------------------------------------
-
-    async def _reject_unreadable(self, outlet: Outlet, message: AbstractIncomingMessage) -> None:
-        """A body that is not a payment: report it failed and dead-letter it."""
-        fallback = {"payment_id": message.message_id}
-        await self._emit(outlet, fallback, FAILED, message.headers, REASON_SCHEMA)
-        await message.reject(requeue=False)
-        self._dead_lettered += 1
-
-    async def _handle_request(self, outlet: Outlet, message: AbstractIncomingMessage) -> None:
-        """The process worker: authorize, decline, send to review, or fail."""
-        async with message.process(requeue=True, ignore_processed=True):
-            payment = parse_payment(message.body)
-            if payment is None:
-                await self._reject_unreadable(outlet, message)
-                return
-            pid: str = payment["payment_id"]
-            merchant = str(payment.get("merchant") or "unknown")
-            retried = is_operator_retry(message.headers)
-            incident = self._incident_now()
-            rng = self._rng("process", pid)
-            # Always the same draws, in the same order, so that a payment's fate
-            # depends only on the seed, its id and the options.
-            u_latency, u_outage, u_failure, u_reason = (
-                rng.random(),
-                rng.random(),
-                rng.random(),
-                rng.random(),
-            )
-            u_decline, u_decline_reason, u_review, u_score = (
-                rng.random(),
-                rng.random(),
-                rng.random(),
-                rng.random(),
-            )
-            options = self._options
-            latency_ms = _skewed_ms(u_latency, 5.0, 80.0)
-            if incident:
-                latency_ms *= options.incident_latency_factor
-            await asyncio.sleep(latency_ms / 1000)
-            headers = message.headers
-            if not retried:
-                reason: str | None = None
-                if incident and u_outage < options.incident_failure_rate:
-                    reason = REASON_OUTAGE
-                elif u_failure < options.failure_rate:
-                    reason = _pick(FAILURE_REASONS, u_reason)
-                if reason is not None:
-                    await self._emit(outlet, payment, FAILED, headers, reason)
-                    await message.reject(requeue=False)  # the broker dead-letters it
-                    self._dead_lettered += 1
-                    self._finish(pid)
-                    return
-                if u_decline < options.decline_rate:
-                    decline_reason = _pick(DECLINE_REASONS, u_decline_reason)
-                    await self._emit(outlet, payment, DECLINED, headers, decline_reason)
-                    self._finish(pid)
-                    return
-                if u_review < options.review_rate:
-                    review = {**payment, "risk_score": round(0.7 + 0.3 * u_score, 3)}
-                    ttl_s = options.fraudcheck_ttl_ms / 1000
-                    # Noted before the publish: the risk engine may have it before the confirm.
-                    self._awaiting_review[pid] = time.monotonic() + ttl_s
-                    key = self._topology.fraudcheck_key(merchant)
-                    await self._forward(outlet, review, key, carried_headers(headers))
-                    await self._emit(outlet, payment, REVIEW, headers)
-                    return
-            await self._authorize(outlet, payment, headers, retried)
-
-    async def _authorize(
-        self, outlet: Outlet, payment: Mapping[str, Any], headers: HeadersType, retried: bool
-    ) -> None:
-        """Report the payment authorized and send it for settlement (without the card)."""
-        pid = str(payment["payment_id"])
-        merchant = str(payment.get("merchant") or "unknown")
-        rng = self._rng("auth", pid)
-        settle = {key: value for key, value in payment.items() if key not in ("card", "risk_score")}
-        settle["auth_code"] = "".join(rng.choices("ABCDEFGHJKLMNPQRSTUVWXYZ0123456789", k=6))
-        settle["authorized_at"] = _now_ms()
-        carried = carried_headers(headers)
-        if retried:
-            carried[RETRY_MARKER_HEADER] = True
-        await self._emit(outlet, payment, AUTHORIZED, headers)
-        await self._forward(outlet, settle, self._topology.settle_key(merchant), carried)
-
-    async def _handle_fraudcheck(self, outlet: Outlet, message: AbstractIncomingMessage) -> None:
-        """The risk engine: approve (authorize) or decline as suspected fraud."""
-        async with message.process(requeue=True, ignore_processed=True):
-            payment = parse_payment(message.body)
-            if payment is None:
-                await self._reject_unreadable(outlet, message)
-                return
-            pid: str = payment["payment_id"]
-            self._awaiting_review.pop(pid, None)
-            retried = is_operator_retry(message.headers)
-            rng = self._rng("risk", pid)
-            u_latency, u_decline = rng.random(), rng.random()
-            await asyncio.sleep(_skewed_ms(u_latency, 20.0, 150.0) / 1000)
-            if not retried and u_decline < self._options.risk_decline_rate:
-                await self._emit(outlet, payment, DECLINED, message.headers, REASON_SUSPECTED_FRAUD)
-                self._finish(pid)
-                return
-            await self._authorize(outlet, payment, message.headers, retried)
-
-    async def _handle_settlement(self, outlet: Outlet, message: AbstractIncomingMessage) -> None:
-        """The settlement worker: capture, or nack for redelivery when the acquirer is flaky."""
-        async with message.process(requeue=True, ignore_processed=True):
-            payment = parse_payment(message.body)
-            if payment is None:
-                await self._reject_unreadable(outlet, message)
-                return
-            pid: str = payment["payment_id"]
-            options = self._options
-            attempt = delivery_count(message.headers)
-            stuck = self._rng("settle-stuck", pid).random() < options.settlement_stuck_rate
-            rng = self._rng("settle", pid, attempt)
-            u_flaky, u_latency = rng.random(), rng.random()
-            flaky = stuck or u_flaky < options.settlement_retry_rate
-            if is_operator_retry(message.headers) or not flaky:
-                await asyncio.sleep(_skewed_ms(u_latency, 5.0, 40.0) / 1000)
-                await self._emit(outlet, payment, CAPTURED, message.headers)
-                self._finish(pid)
-                return
-            await asyncio.sleep(_skewed_ms(u_latency, 20.0, 120.0) / 1000)  # acquirer times out
-            if attempt >= self._topology.settlement_delivery_limit:
-                # This nack makes the broker dead-letter the message (delivery_limit).
-                await self._emit(
-                    outlet, payment, FAILED, message.headers, REASON_SETTLEMENT_EXHAUSTED
-                )
-                await message.nack(requeue=True)
-                self._delivery_limit_exceeded += 1
-                self._finish(pid)
-                return
-            await message.nack(requeue=True)
-            self._settlement_retries += 1
+        self._tally.published += 1

@@ -11,10 +11,11 @@ from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractQueu
 
 @dataclass(frozen=True)
 class Outlet:
-    """The exchanges one channel publishes to."""
+    """The exchanges one channel publishes to (``direct``: the default exchange)."""
 
     payments: AbstractExchange
     events: AbstractExchange
+    direct: AbstractExchange
 
 
 Handler = Callable[[AbstractIncomingMessage], Awaitable[None]]

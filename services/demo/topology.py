@@ -15,8 +15,13 @@ The flow (names shown with the default empty prefix)::
 Where the dead letters come from, one source per reason:
 
 - ``rejected``: the process worker rejects (``requeue=False``) a payment it
-  cannot process: acquirer timeout, schema validation error, risk engine
-  unavailable, or an acquirer outage during an incident.
+  cannot process: acquirer timeout, risk engine unavailable, or an acquirer
+  outage during an incident.
+- no ``x-death``: a payment that fails schema validation is put into
+  ``payments.dlq`` by the process worker itself, as a Spring AMQP
+  ``RepublishMessageRecoverer`` does (default exchange, with
+  ``x-exception-message``, ``x-exception-stacktrace``, ``x-original-exchange``
+  and ``x-original-routingKey``); it never passes ``payments.dlx``.
 - ``delivery_limit``: the settlement worker nacks with ``requeue=True`` when
   the acquirer is flaky; a payment that keeps failing is redelivered until the
   quorum queue's delivery limit is exceeded and the broker dead-letters it.
