@@ -12,12 +12,21 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
+import redis.exceptions
+
 from app.cli import arg_types, exit_codes
 from app.cli.collect import add_collect_command
 from app.cli.dlq import add_dlq_commands
 from app.cli.logging_setup import setup_logging
 from app.cli.progress import overwrite_line
-from app.cli.runner import LoginRefused, amqp_failure, fail, profile_from
+from app.cli.runner import (
+    LoginRefused,
+    Unreachable,
+    amqp_failure,
+    fail,
+    profile_from,
+    redis_client,
+)
 from app.cli.snapshot import add_snapshot_command
 from services.config import ConfigError, Profile, user_config_path
 from services.time_range import format_local_time
@@ -264,8 +273,19 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         by_status = ", ".join(f"{k} {v}" for k, v in sorted(stats.by_status.items()))
         overwrite_line(
             f"{stats.elapsed_s:6.0f} s  published {stats.published}  "
-            f"dead-lettered {stats.dead_lettered}  {by_status}"
+            f"dead-lettered {stats.dead_lettered_total}  {by_status}"
         )
+
+    async def simulate() -> SimulationStats:
+        # The workers record captured payments in the profile's Redis (idempotency).
+        async with redis_client(profile) as client:
+            return await run_simulation(
+                profile.amqp_url,
+                options,
+                on_progress=progress,
+                redis=client,
+                redis_prefix=profile.redis_prefix,
+            )
 
     print(
         f"payops: simulating on {profile.amqp_display_url}; Ctrl+C to stop",
@@ -280,7 +300,14 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     try:
-        asyncio.run(run_simulation(profile.amqp_url, options, on_progress=progress))
+        asyncio.run(simulate())
+    except LoginRefused as exc:
+        return fail(exc, exit_codes.LOGIN_REFUSED)
+    except Unreachable as exc:
+        return fail(exc, exit_codes.UNAVAILABLE)
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        print(file=sys.stderr)
+        return fail(f"lost Redis at {profile.redis_display_url}: {exc}", exit_codes.UNAVAILABLE)
     except OSError as exc:
         return amqp_unavailable(profile, exc)
     except KeyboardInterrupt:

@@ -37,6 +37,13 @@ FAILURE_KINDS: Final = (
     (RISK_DOWN, 0.3),
 )
 """The kinds of the everyday failures (``failure_rate``), with their weights."""
+INCIDENT_KINDS: Final = (
+    (ACQUIRER_OUTAGE, 0.75),
+    (ACQUIRER_TIMEOUT, 0.15),
+    (RISK_DOWN, 0.10),
+)
+"""The kinds of the failures an incident adds (``incident_failure_rate``): the acquirer
+refuses connections or answers too late, and the risk engine is down."""
 
 UNREADABLE_BODY: Final = f"{SCHEMA_INVALID}: body is not a JSON payment"
 """The cause of a message whose body is not a payment at all."""
@@ -82,15 +89,18 @@ def settlement_exhausted(attempts: int, rng: random.Random) -> str:
     return f"{SETTLEMENT_EXHAUSTED} after {attempts} attempts, last on acq-{acquirer}"
 
 
-def everyday_cause(kind: str, rng: random.Random) -> str:
-    """The cause of an everyday failure of ``kind`` (one of :data:`FAILURE_KINDS`)."""
-    if kind == ACQUIRER_TIMEOUT:
-        return acquirer_timeout(rng)
-    if kind == SCHEMA_INVALID:
-        return schema_invalid(rng)
-    if kind == RISK_DOWN:
-        return risk_down(rng)
-    raise ValueError(f"not an everyday failure kind: {kind!r}")
+def cause_of(kind: str, rng: random.Random) -> str:
+    """The cause of a process-worker failure of ``kind`` (:data:`FAILURE_KINDS`,
+    :data:`INCIDENT_KINDS`)."""
+    makers = {
+        ACQUIRER_TIMEOUT: acquirer_timeout,
+        SCHEMA_INVALID: schema_invalid,
+        RISK_DOWN: risk_down,
+        ACQUIRER_OUTAGE: acquirer_outage,
+    }
+    if kind not in makers:
+        raise ValueError(f"not a process-worker failure kind: {kind!r}")
+    return makers[kind](rng)
 
 
 def spring_recoverer_headers(

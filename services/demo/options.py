@@ -17,8 +17,9 @@ class SimulationOptions:
 
     ``rate`` 0 runs the workers only (they still process what is queued).
     The incident (``incident=True``) starts ``incident_after_s`` after the
-    start and lasts ``incident_duration_s``: the acquirer fails
-    ``incident_failure_rate`` of the payments ("acquirer outage"), processing
+    start and lasts ``incident_duration_s``: ``incident_failure_rate`` of the
+    payments fail (mostly "acquirer outage", some acquirer timeouts and
+    "risk engine unavailable": see ``failures.INCIDENT_KINDS``), processing
     is ``incident_latency_factor`` times slower and the risk engine is down, so
     fraud checks expire. ``fraudcheck_ttl_ms`` is part of the fraud-check
     queue's declaration: it must match the queue if that already exists.

@@ -261,10 +261,11 @@ class Workers:
             if not retried:
                 cause: str | None = None
                 if incident and u_outage < options.incident_failure_rate:
-                    cause = failures.acquirer_outage(self.rng("cause", pid))
+                    kind = pick(failures.INCIDENT_KINDS, u_reason)
+                    cause = failures.cause_of(kind, self.rng("cause", pid))
                 elif u_failure < options.failure_rate:
                     kind = pick(failures.FAILURE_KINDS, u_reason)
-                    cause = failures.everyday_cause(kind, self.rng("cause", pid))
+                    cause = failures.cause_of(kind, self.rng("cause", pid))
                 if cause is not None:
                     await self._fail(outlet, message, payment, cause)
                     self._finish(pid)
