@@ -66,8 +66,9 @@ def acquirer_timeout(rng: random.Random) -> str:
 
 
 def schema_invalid(rng: random.Random) -> str:
-    """``schema validation failed: amount has 3 decimal places, at most 2 allowed``."""
-    return f"{SCHEMA_INVALID}: amount has {rng.randint(3, 4)} decimal places, at most 2 allowed"
+    """``schema validation failed: amount 12.345 has more than 2 decimals``."""
+    amount = f"{rng.randint(1, 499)}.{rng.randint(1, 999):03d}"
+    return f"{SCHEMA_INVALID}: amount {amount} has more than 2 decimals"
 
 
 def risk_down(rng: random.Random) -> str:

@@ -27,7 +27,7 @@ from services.demo.topology import (
 CAUSES = {
     "acquirer timeout": r"acquirer timeout after \d{4} ms on acq-\d",
     "schema validation failed": (
-        r"schema validation failed: (amount has \d decimal places, at most 2 allowed"
+        r"schema validation failed: (amount \d+\.\d{3} has more than 2 decimals"
         r"|body is not a JSON payment)"
     ),
     "risk engine unavailable": r"risk engine unavailable: HTTP 503 from risk-\d after \d{3,4} ms",

@@ -223,7 +223,7 @@ async def test_the_same_seed_gives_the_same_payments_and_outcomes(
     )
     # Paced on a schedule over the second, not sent in one burst.
     created = sorted(e["created_at"] for e in grouped["requested"])
-    assert 850 <= created[-1] - created[0] <= 1300
+    assert created[-1] - created[0] >= 850  # (a loaded machine only stretches it)
 
     # The same payment ids again, with the first run's record: what it captured is
     # now a duplicate, everything else has the same outcome as before.
@@ -303,7 +303,7 @@ async def test_a_requeued_or_retried_payment_goes_through_to_captured(
     assert reasons[garbage] == "schema validation failed: body is not a JSON payment"
     # Seed 3 makes the control a schema failure: the recoverer dead-letters it, with its
     # cause; the unreadable body is rejected, and the broker dead-letters it.
-    cause = "schema validation failed: amount has 4 decimal places, at most 2 allowed"
+    cause = "schema validation failed: amount 230.432 has more than 2 decimals"
     assert reasons[control] == cause
     dead = {m.message_id: m for m in await broker.take_all(topology.dead_letter_queue, 2)}
     assert sorted(dead) == sorted([control, garbage])
