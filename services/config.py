@@ -92,6 +92,11 @@ class Profile:
     cancel_exchange: str | None = None
     cancel_routing_key: str = "payment.cancelled"
     history_retention_h: float = 24.0
+    payment_events: bool = True
+    """Record each payment's flow events in Redis (``payops trace``, the Timeline)."""
+    payment_events_recent_min: float = 15.0
+    """How long an ordinary payment's events are kept (minutes after its latest event); a
+    payment that failed, was dead-lettered or acted on is kept for the retention window."""
     alert_rules: tuple[AlertRule, ...] | None = None  # None: the default rules
     source: str = "<built-in>"
 
@@ -99,6 +104,11 @@ class Profile:
     def history_retention_s(self) -> int:
         """How long the per-second flow history is kept, in seconds."""
         return round(self.history_retention_h * 3600)
+
+    @property
+    def payment_events_recent_s(self) -> int:
+        """How long an ordinary payment's flow events are kept, in seconds."""
+        return round(self.payment_events_recent_min * 60)
 
     @property
     def alerts(self) -> tuple[AlertRule, ...]:
@@ -290,6 +300,10 @@ def build_profile(loaded: LoadedConfig, name: str, env: Mapping[str, str]) -> Pr
         or defaults.cancel_routing_key,
         history_retention_h=checker.number(
             raw, "history_retention_h", defaults.history_retention_h, 0.25
+        ),
+        payment_events=checker.boolean(raw, "payment_events", defaults.payment_events),
+        payment_events_recent_min=checker.number(
+            raw, "payment_events_recent_min", defaults.payment_events_recent_min, 1
         ),
         source=loaded.label,
     )

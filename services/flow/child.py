@@ -9,7 +9,8 @@ with the next one, keeping every transition; only the latest recorder state is
 kept).
 
 The child also runs the ``FlowRecorder`` (``services.flow.recorder``): alerts,
-and the history and alert log in Redis while it holds the history lease.
+and the history, alert log and payment record in Redis while it holds the
+history lease.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from services.alerts.model import Alert, AlertEvent
 from services.flow.aggregator import FlowAggregator
 from services.flow.decoder import EventDecoder
 from services.flow.depth_poller import DepthPoller
+from services.flow.payment_events import PaymentEventBuffer
 from services.flow.protocol import (
     AlertsEvaluated,
     ChildConfig,
@@ -90,6 +92,10 @@ class FlowChild:
         self._gate = threading.Event()
         if not config.hold_consume:
             self._gate.set()
+        # Each payment's events, for the recorder to write (see services.flow.recorder).
+        self.payment_events = (
+            PaymentEventBuffer() if config.record and profile.payment_events else None
+        )
         self.tap = FlowTap(
             profile,
             self.aggregator,
@@ -97,6 +103,7 @@ class FlowChild:
             self._problem,
             on_resolved=self._resolved,
             consume_gate=self._gate,
+            payment_events=self.payment_events,
         )
         self.depth_poller = DepthPoller(
             (*profile.watch_queues, *profile.dead_letter_queues),
@@ -118,6 +125,7 @@ class FlowChild:
             capacity_s=config.capacity_s,
             lease_ttl_s=config.lease_ttl_s,
             backoff=config.backoff,
+            payment_events=self.payment_events,
         )
         self._outbox: list[ChildMessage] = []
         self._stop = asyncio.Event()

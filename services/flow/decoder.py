@@ -1,4 +1,4 @@
-"""Turn one tapped delivery into (status, latency, failure reason) for the live-flow counters."""
+"""Turn one tapped delivery into (status, latency, failure reason, payment id) in one parse."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from services.config import FieldPaths
+from services.flow.payment_events import MAX_PAYMENT_ID_LENGTH
 from services.json_paths import compile_path
 from services.links.headers import ACTION_ID_HEADER
 from services.masking.text import mask_text
@@ -47,11 +48,15 @@ class EventDecoder:
     the ``timestamp_in_ms`` header, else the AMQP ``timestamp`` property (whole
     seconds). Reason: for an event whose status is one of ``failure_statuses``,
     the body's ``fields.reason`` (a string, whitespace-trimmed, at most 80
-    characters, card numbers masked), else None. ``decode`` never raises.
+    characters, card numbers masked), else None. Payment id: the body's
+    ``fields.payment_id`` (a string or an integer, at most
+    ``MAX_PAYMENT_ID_LENGTH`` characters), else None; it is an identifier, kept
+    as it is. ``decode`` never raises.
     """
 
     __slots__ = (
         "_failure_statuses",
+        "_get_payment_id",
         "_get_reason",
         "_get_status",
         "_get_timestamp",
@@ -63,6 +68,7 @@ class EventDecoder:
         self._get_status = compile_path(fields.status)
         self._get_timestamp = compile_path(fields.timestamp)
         self._get_reason = compile_path(fields.reason)
+        self._get_payment_id = compile_path(fields.payment_id)
         self._failure_statuses = frozenset(s.lower() for s in failure_statuses)
         self._status_cache: dict[str, str] = {}
         self._reason_cache: dict[str, str] = {}
@@ -74,12 +80,14 @@ class EventDecoder:
         headers: Mapping[str, Any] | None,
         timestamp: datetime | None,
         now_ms: float,
-    ) -> tuple[str, float | None, str | None]:
-        """Return ``(status, latency_ms, reason)``; None for what cannot be told."""
+    ) -> tuple[str, float | None, str | None, str | None]:
+        """Return ``(status, latency_ms, reason, payment_id)``; None for what cannot be told."""
         raw_status: Any = None
         created_ms: float | None = None
+        payment_id: str | None = None
         document = _parse_object(body)
         if document is not None:
+            payment_id = self._payment_id(document)
             try:
                 raw_status = self._get_status(document)
                 created_ms = _epoch_ms(self._get_timestamp(document))
@@ -96,7 +104,23 @@ class EventDecoder:
         reason: str | None = None
         if document is not None and status in self._failure_statuses:
             reason = self._reason(document)
-        return status, _latency(now_ms, created_ms), reason
+        return status, _latency(now_ms, created_ms), reason, payment_id
+
+    def payment_id(self, body: bytes) -> str | None:
+        """The payment id of a body alone (a dead letter's), or None; never raises."""
+        document = _parse_object(body)
+        return None if document is None else self._payment_id(document)
+
+    def _payment_id(self, document: dict[str, Any]) -> str | None:
+        try:
+            raw = self._get_payment_id(document)
+        except Exception:
+            return None
+        if isinstance(raw, str):
+            return raw if 0 < len(raw) <= MAX_PAYMENT_ID_LENGTH else None
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return str(raw)
+        return None
 
     def _reason(self, document: dict[str, Any]) -> str | None:
         try:

@@ -12,20 +12,32 @@ window (``keep``, or an event whose status is one of ``lasting_statuses``), so
 its timeline outlives the recent window. A key holds at most ``MAX_EVENTS``
 events (the oldest are dropped).
 
-Writes are idempotent: a member is the packed event itself, whose ``key`` names
-the delivery (the message id, or a digest of the body), so a batch written twice
-(a retried write, two lease holders at a hand-over) stores each event once. Every
-command touches one key, so the store works on Redis Cluster without hash tags.
+Writes are idempotent: a member is the packed event without its time (status,
+reason, replayed, ``key``), whose ``key`` names the delivery (the message id, or a
+digest of the body), and it is added with ``ZADD LT``: a batch written twice (a
+retried write, two lease holders at a hand-over, each with its own sighting time)
+stores each event once, at its earliest time. An event without a key keeps its
+time in the member (``[at_ms, status, reason, replayed, key]``, the first layout,
+still read). Every command touches one key, so the store works on Redis Cluster
+without hash tags.
+
+The tap's side is :class:`PaymentEventBuffer`: O(1) appends of plain tuples into
+bounded deques, drained by the recorder (``services.flow.recorder``) about once a
+second while it holds the history lease.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final, cast
 
 import orjson
 import redis.asyncio as aioredis
+
+if TYPE_CHECKING:
+    from services.config import Profile
 
 MAX_EVENTS: Final = 200
 """The most events kept per payment (the oldest are dropped beyond it)."""
@@ -39,10 +51,12 @@ MAX_PAYMENT_ID_LENGTH: Final = 200
 class PaymentEvent:
     """One event of a payment seen on the flow.
 
-    ``at_ms`` is when the event happened (its created time, else when the tap
-    saw it), ``reason`` the failure reason in the event (masked free text),
-    ``replayed`` whether it belongs to a message an operator sent back, and
-    ``key`` what makes the event unique (message id or body digest).
+    ``at_ms`` is when the event happened: when the tap saw it (epoch ms). Not the
+    body's created time: that is the *payment's* creation time on every one of its
+    events (it measures end-to-end latency), so it cannot order them. ``reason``
+    is the failure reason in the event (masked free text), ``replayed`` whether it
+    belongs to a message an operator sent back, and ``key`` what makes the event
+    unique (message id or body digest).
     """
 
     payment_id: str
@@ -53,17 +67,27 @@ class PaymentEvent:
     key: str = ""
 
     def pack(self) -> bytes:
-        """The stored member: ``[at_ms, status, reason, replayed, key]``."""
-        return orjson.dumps([self.at_ms, self.status, self.reason, int(self.replayed), self.key])
+        """The stored member: ``[status, reason, replayed, key]`` (its time is the score);
+        ``[at_ms, status, reason, replayed, key]`` for an event without a key."""
+        if not self.key:
+            return orjson.dumps([self.at_ms, self.status, self.reason, int(self.replayed), ""])
+        return orjson.dumps([self.status, self.reason, int(self.replayed), self.key])
 
     @classmethod
-    def unpack(cls, payment_id: str, blob: bytes) -> PaymentEvent | None:
-        """An event from its stored member (None when damaged)."""
+    def unpack(
+        cls, payment_id: str, blob: bytes, at_ms: float | None = None
+    ) -> PaymentEvent | None:
+        """An event from its stored member and score ``at_ms`` (None when damaged)."""
         try:
-            at_ms, status, reason, replayed, key = orjson.loads(blob)
-        except (orjson.JSONDecodeError, ValueError, TypeError):
+            items = orjson.loads(blob)
+            if isinstance(items, list) and len(items) == 4:
+                status, reason, replayed, key = items
+                at_ms = int(at_ms) if at_ms is not None else None
+            else:
+                at_ms, status, reason, replayed, key = items
+        except (orjson.JSONDecodeError, ValueError, TypeError, OverflowError):
             return None
-        if not isinstance(at_ms, int) or not isinstance(status, str):
+        if not isinstance(at_ms, int) or isinstance(at_ms, bool) or not isinstance(status, str):
             return None
         return cls(
             payment_id,
@@ -93,6 +117,16 @@ class PaymentEventStore:
         self.recent_s = recent_s
         self.retention_s = max(retention_s, recent_s)
 
+    @classmethod
+    def for_profile(cls, client: aioredis.Redis, profile: Profile) -> PaymentEventStore:
+        """The store with the profile's prefix, recent window and retention window."""
+        return cls(
+            client,
+            profile.redis_prefix,
+            recent_s=profile.payment_events_recent_s,
+            retention_s=profile.history_retention_s,
+        )
+
     def key(self, payment_id: str) -> str:
         """The Redis key holding ``payment_id``'s events."""
         return f"{self.prefix}:payment:{payment_id}"
@@ -116,7 +150,13 @@ class PaymentEventStore:
         pipe = self.client.pipeline(transaction=False)
         for payment_id, group in grouped.items():
             key = self.key(payment_id)
-            pipe.zadd(key, {event.pack(): event.at_ms for event in group})
+            members: dict[bytes, int] = {}
+            for event in group:
+                member = event.pack()
+                seen = members.get(member)
+                members[member] = event.at_ms if seen is None else min(seen, event.at_ms)
+            # LT: a member already stored keeps the earlier of its times.
+            pipe.zadd(key, members, lt=True)
             pipe.zremrangebyrank(key, 0, -MAX_EVENTS - 1)
             keep = any(event.status in lasting for event in group)
             pipe.expire(key, self.retention_s if keep else self.recent_s, gt=True)
@@ -144,12 +184,15 @@ class PaymentEventStore:
         """Every recorded event of ``payment_id``, oldest first."""
         if not payment_id or len(payment_id) > MAX_PAYMENT_ID_LENGTH:
             return []
-        blobs = await self.client.zrange(self.key(payment_id), 0, -1)
+        rows = cast(
+            list[tuple[bytes, float]],
+            await self.client.zrange(self.key(payment_id), 0, -1, withscores=True),
+        )
         events = []
-        for blob in blobs:
+        for blob, score in rows:
             if not isinstance(blob, bytes) or blob == _KEEP_MARKER:
                 continue
-            event = PaymentEvent.unpack(payment_id, blob)
+            event = PaymentEvent.unpack(payment_id, blob, float(score))
             if event is not None:
                 events.append(event)
         return events
@@ -168,3 +211,57 @@ class PaymentEventStore:
 
 
 _KEEP_MARKER: Final = b"[]"
+
+
+BUFFER_CAPACITY: Final = 100_000
+"""The most events (and dead-lettered payment ids) the tap's buffer holds; beyond it
+the oldest are dropped (the recorder fell behind, or Redis is down)."""
+
+Pending = tuple[str, float, str, str | None, bool, str]
+"""An event as the tap buffers it: (payment id, seen at ms, status, reason, replayed, key)."""
+
+
+class PaymentEventBuffer:
+    """Between the tap (O(1) appends of plain tuples) and the recorder (``drain``).
+
+    ``events`` gets a :data:`Pending` per event with a payment id; ``kept`` a
+    ``(seen at ms, payment id)`` per dead letter the tap saw (that payment is
+    kept for the retention window). Both are bounded (:data:`BUFFER_CAPACITY`):
+    the oldest go first. A recorder not holding the lease ``trim``s them to the
+    last few seconds, so that when it takes over from a holder that died, it
+    writes what that holder may not have (writes are idempotent).
+    """
+
+    __slots__ = ("capacity", "events", "kept", "overflowed")
+
+    def __init__(self, capacity: int = BUFFER_CAPACITY) -> None:
+        self.capacity = capacity
+        self.events: deque[Pending] = deque(maxlen=capacity)
+        self.kept: deque[tuple[float, str]] = deque(maxlen=capacity)
+        self.overflowed = 0
+        """Times a drain found a deque full (events were dropped before it)."""
+
+    def __len__(self) -> int:
+        return len(self.events) + len(self.kept)
+
+    def trim(self, before_ms: float) -> None:
+        """Forget what was seen before ``before_ms``."""
+        events, kept = self.events, self.kept
+        while events and events[0][1] < before_ms:
+            events.popleft()
+        while kept and kept[0][0] < before_ms:
+            kept.popleft()
+
+    def drain(self) -> tuple[list[PaymentEvent], list[str]]:
+        """Take everything buffered: the events and the payment ids to keep."""
+        events, kept = self.events, self.kept
+        if len(events) == events.maxlen or len(kept) == kept.maxlen:
+            self.overflowed += 1
+        taken = [
+            PaymentEvent(pid, int(at_ms), status, reason, replayed, key)
+            for pid, at_ms, status, reason, replayed, key in events
+        ]
+        ids = [pid for _, pid in kept]
+        events.clear()
+        kept.clear()
+        return taken, ids

@@ -30,6 +30,16 @@ before it lost its consumer (``TapCoverage``). A console whose tap is held
 (``hold_consume``) or disconnected therefore never writes zeros over a second
 another recorder got right, nor blanks one a later back-fill would fill.
 
+The payment record (``services.flow.payment_events``): the tap appends each
+event with a payment id, and each dead letter's payment id, to a bounded
+``PaymentEventBuffer``; the holder drains it at every step (about once a
+second) into ``PaymentEventStore`` (a payment with a failure status, a dead
+letter or a replayed event is kept for the retention window). A recorder not
+holding keeps only the last ``handover_s`` of it and writes that when it takes
+the lease, so a holder that died leaves no gap; the writes are idempotent, so
+what both wrote is stored once. Only the holder writes, so with several
+consoles every event is written once.
+
 Redis trouble never reaches the tap: the recorder has its own client (short
 timeouts, one quick retry), reports ``unavailable`` with the reason, keeps
 evaluating alerts, and tries again with back-off.
@@ -61,6 +71,7 @@ from services.config import Profile
 from services.flow.aggregator import FlowAggregator
 from services.flow.alert_engine import AlertEngine
 from services.flow.history import HistoryLease, HistoryStore, SecondRow, rows_from_frame
+from services.flow.payment_events import PaymentEvent, PaymentEventBuffer, PaymentEventStore
 from services.flow.types import FlowFrame
 from services.links.amqp import describe_error
 from services.links.backoff import DEFAULT_BACKOFF_S, Backoff
@@ -208,6 +219,7 @@ class FlowRecorder:
         lease_ttl_s: float = LEASE_TTL_S,
         backoff: Sequence[float] = DEFAULT_BACKOFF_S,
         clock: Callable[[], float] = time.time,
+        payment_events: PaymentEventBuffer | None = None,
     ) -> None:
         self._backoff = Backoff(backoff)
         self.profile = profile
@@ -232,6 +244,12 @@ class FlowRecorder:
         self._lease: HistoryLease | None = None
         self._store: HistoryStore | None = None
         self._alert_log: AlertLog | None = None
+        # The payment record: what the tap buffered, and what a failed write left.
+        self._payments = payment_events if record else None
+        self._payment_store: PaymentEventStore | None = None
+        self._unsent: tuple[list[PaymentEvent], list[str]] = ([], [])
+        self.handover_s = 2 * lease_ttl_s + 5
+        """How much of the payment record a recorder not holding keeps for a take-over."""
         # Lease bookkeeping.
         self._holding = False
         self._lease_at = 0.0  # when the lease was last confirmed (acquired or renewed)
@@ -318,6 +336,7 @@ class FlowRecorder:
                 if self.state.role != "unavailable" or self.state.detail != detail:
                     log.warning("history: Redis unavailable (%s); retrying", detail)
                 self._let_go()
+                self._trim_payment_events(self._clock())
                 self._set_state("unavailable", None, detail)
                 delay = self._backoff.next_delay()
             else:
@@ -332,6 +351,8 @@ class FlowRecorder:
         if self._holding and now - self._lease_at >= self._ttl:
             log.warning("history: the lease was not renewed in time; standing by")
             self._let_go()
+        if not self._holding:
+            self._trim_payment_events(now)
         if self._holding:
             if now >= self._next_renew:
                 if not await lease.renew():
@@ -342,6 +363,7 @@ class FlowRecorder:
                 self._lease_at, self._next_renew = now, now + lease.renew_interval_s
             await self._write_finished()
             await self._record_alerts()
+            await self._write_payment_events()
             self._set_state("writer", self.holder_id)
             return
         if now < self._next_acquire:
@@ -351,6 +373,7 @@ class FlowRecorder:
             self._holding = True
             self._lease_at, self._next_renew = now, now + lease.renew_interval_s
             await self._backfill()
+            await self._write_payment_events()
             self._set_state("writer", self.holder_id)
         else:
             self._set_state("standby", await lease.holder())
@@ -369,11 +392,13 @@ class FlowRecorder:
             self._lease = HistoryLease(client, profile.redis_prefix, self.holder_id, self._ttl)
             self._store = HistoryStore.for_profile(client, profile)
             self._alert_log = AlertLog(client, profile.redis_prefix)
+            self._payment_store = PaymentEventStore.for_profile(client, profile)
         return self._lease
 
     async def _close_client(self) -> None:
         client, self._client = self._client, None
         self._lease = self._store = self._alert_log = None
+        self._payment_store = None
         if client is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.aclose(), REDIS_TIMEOUT_S)
@@ -390,6 +415,38 @@ class FlowRecorder:
                 "history: %d alert transition(s) not recorded (not holding)", len(self._pending)
             )
             self._pending.clear()
+
+    async def _write_payment_events(self) -> None:
+        """Drain the tap's buffer into the payment record (only the holder does)."""
+        buffer, store = self._payments, self._payment_store
+        if buffer is None or store is None:
+            return
+        overflowed = buffer.overflowed
+        events, kept = buffer.drain()
+        if buffer.overflowed != overflowed:
+            log.warning("payment record: the buffer was full; its oldest events were dropped")
+        unsent_events, unsent_kept = self._unsent
+        if unsent_events or unsent_kept:
+            events, kept = unsent_events + events, unsent_kept + kept
+        if not events and not kept:
+            return
+        self._unsent = (events[-buffer.capacity :], kept[-buffer.capacity :])
+        await store.append(events, lasting_statuses=self.profile.failure_statuses)
+        kept.extend(event.payment_id for event in events if event.replayed)  # acted on
+        if kept:
+            await store.keep(kept)
+        self._unsent = ([], [])
+
+    def _trim_payment_events(self, now: float) -> None:
+        """Not holding: keep only the last ``handover_s`` of the payment record."""
+        buffer = self._payments
+        if buffer is None:
+            return
+        cutoff_ms = (now - self.handover_s) * 1000.0
+        buffer.trim(cutoff_ms)
+        events, kept = self._unsent
+        if events or kept:
+            self._unsent = ([e for e in events if e.at_ms >= cutoff_ms], [])
 
     def _rows(self, frame: FlowFrame, upto: int, since: int) -> list[SecondRow]:
         """The one place rows are built: the finished seconds ``since <= s < upto`` of ``frame``.
@@ -518,6 +575,7 @@ class FlowRecorder:
         try:
             await self._write_finished()
             await self._record_alerts()
+            await self._write_payment_events()
         finally:
             self._holding = False
             self._through = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import socket
 import statistics
@@ -24,6 +25,7 @@ from pamqp.common import FieldTable
 from services.config import Profile, TapBinding
 from services.flow.aggregator import FlowAggregator
 from services.flow.decoder import REPLAY_HEADER, EventDecoder
+from services.flow.payment_events import PaymentEventBuffer
 from services.links.close import close_quietly
 from services.problems import ProblemReporter
 
@@ -34,6 +36,7 @@ ProblemCallback = Callable[[str], None]
 AGE_SAMPLES = 512
 REBIND_INTERVAL_S = 15.0
 MAX_PROBLEMS = 100
+MAX_KEY_LENGTH = 128  # a longer message id is replaced by the body's digest as an event's key
 
 # Drop probes: numbered messages the tap publishes into its own queue.
 PROBE_HEADER = "payops-probe"  # the probe's sequence number; its presence marks a probe
@@ -268,6 +271,12 @@ class FlowTap:
     (ACCESS_REFUSED: no write permission on the default exchange), that is
     reported once and the estimate falls back to message ages
     (``estimate_drops_per_s``), which reads low when the console is behind.
+
+    With ``payment_events`` (a :class:`PaymentEventBuffer`), every event with a
+    payment id is appended to it as a plain tuple (the id comes out of the
+    decoder's one parse of the body; the key is the message id, else a digest of
+    the body), and every dead letter's payment id to its ``kept``: O(1) each,
+    no Redis on this path (the recorder writes them).
     """
 
     def __init__(
@@ -280,6 +289,7 @@ class FlowTap:
         on_resolved: ProblemCallback | None = None,
         poll_interval_s: float = 1.0,
         consume_gate: threading.Event | None = None,
+        payment_events: PaymentEventBuffer | None = None,
     ) -> None:
         self._profile = profile
         self._aggregator = aggregator
@@ -305,6 +315,9 @@ class FlowTap:
         self._record_event = aggregator.record_event
         self._record_dead_letter = aggregator.record_dead_letter
         self._add_age = self._ages.append
+        self._payment_id = decoder.payment_id
+        self._add_payment_event = payment_events.events.append if payment_events else None
+        self._keep_payment = payment_events.kept.append if payment_events else None
 
     async def run(self, connection: AbstractConnection) -> None:
         """Tap until cancelled or the connection fails (then it raises)."""
@@ -384,21 +397,28 @@ class FlowTap:
             if "x-death" in headers or "x-first-death-queue" in headers:
                 self._record_dead_letter()
                 self.consumed += 1
+                if self._keep_payment is not None:
+                    payment_id = self._payment_id(message.body)
+                    if payment_id is not None:
+                        self._keep_payment((time.time() * 1000.0, payment_id))
                 return
-        status, latency, reason = self._decode(
-            message.body,
-            message.routing_key or "",
-            headers,
-            properties.timestamp,
-            time.time() * 1000.0,
+        now_ms = time.time() * 1000.0
+        status, latency, reason, payment_id = self._decode(
+            message.body, message.routing_key or "", headers, properties.timestamp, now_ms
         )
-        if headers and REPLAY_HEADER in headers:  # its age is its parking time
+        replayed = headers is not None and REPLAY_HEADER in headers
+        if replayed:  # its age is its parking time
             self._record_event(status, None, reason, replayed=True)
         else:
             self._record_event(status, latency, reason)
             if latency is not None:
                 self._add_age(latency)
         self.consumed += 1
+        if payment_id is not None and self._add_payment_event is not None:
+            key = properties.message_id
+            if not key or len(key) > MAX_KEY_LENGTH:
+                key = _digest(message.body)
+            self._add_payment_event((payment_id, now_ms, status, reason, replayed, key))
 
     def _on_probe(self, headers: Mapping[str, Any]) -> None:
         seq = headers.get(PROBE_HEADER)
@@ -515,6 +535,11 @@ class FlowTap:
         if not self._ages:
             return None
         return statistics.median(self._ages) / 1000.0
+
+
+def _digest(body: bytes) -> str:
+    """What names a delivery without a message id: a short digest of its body."""
+    return "b:" + hashlib.blake2b(body, digest_size=10).hexdigest()
 
 
 def _close_reason(raw: RawChannel) -> BaseException:

@@ -11,6 +11,7 @@ import pytest
 
 from services.config import FieldPaths
 from services.flow.decoder import EventDecoder
+from services.flow.payment_events import MAX_PAYMENT_ID_LENGTH
 
 NOW_MS = 1_700_000_000_000.0
 
@@ -21,7 +22,7 @@ def decoder() -> EventDecoder:
 
 
 def decode(decoder: EventDecoder, body: bytes, key: str = "payment.created", **kw):  # type: ignore[no-untyped-def]
-    status, latency, _reason = decoder.decode(
+    status, latency, _reason, _pid = decoder.decode(
         body, key, kw.get("headers"), kw.get("timestamp"), kw.get("now", NOW_MS)
     )
     return status, latency
@@ -166,9 +167,12 @@ def test_odd_header_types(decoder: EventDecoder) -> None:
 def test_odd_argument_types_never_raise(decoder: EventDecoder) -> None:
     weird: list[object] = [None, 1, "str", bytearray(b'{"status":"ok"}'), memoryview(b"{}")]
     for body in weird:
-        status, latency, reason = decoder.decode(body, None, object(), "not a datetime", NOW_MS)  # type: ignore[arg-type]
+        status, latency, reason, payment_id = decoder.decode(
+            body, None, object(), "not a datetime", NOW_MS
+        )  # type: ignore[arg-type]
         assert isinstance(status, str)
-        assert latency is None and reason is None
+        assert latency is None and reason is None and payment_id is None
+        assert decoder.payment_id(body) is None  # type: ignore[arg-type]
 
 
 def test_failure_reason_is_read_for_failure_statuses_only() -> None:
@@ -196,3 +200,23 @@ def test_reasons_are_masked_and_bounded(decoder: EventDecoder) -> None:
     reason = decoder.decode(body, "k", None, None, NOW_MS)[2]
     assert reason is not None and len(reason) <= 80
     assert "4111111111111111" not in reason and "411111******1111" in reason
+
+
+def test_payment_id_comes_out_of_the_same_parse() -> None:
+    decoder = EventDecoder(FieldPaths(payment_id="payment.id"))
+    body = orjson.dumps({"payment": {"id": "pay_17d5570756950439"}, "status": "captured"})
+    assert decoder.decode(body, "k", None, None, NOW_MS)[3] == "pay_17d5570756950439"
+    assert decoder.payment_id(body) == "pay_17d5570756950439"
+    assert decoder.payment_id(orjson.dumps({"payment": {"id": 4711}})) == "4711"
+
+
+@pytest.mark.parametrize(
+    "value", [None, "", True, 1.5, ["pay_1"], {"id": "pay_1"}, "p" * (MAX_PAYMENT_ID_LENGTH + 1)]
+)
+def test_missing_odd_or_oversized_payment_ids_are_none(
+    decoder: EventDecoder, value: object
+) -> None:
+    body = orjson.dumps({"status": "captured", "payment_id": value})
+    assert decoder.decode(body, "k", None, None, NOW_MS)[3] is None
+    assert decoder.payment_id(body) is None
+    assert decoder.payment_id(b"not json") is None
