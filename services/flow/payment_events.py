@@ -136,9 +136,10 @@ class PaymentEventStore:
     ) -> int:
         """Record ``events`` (idempotently) in one round trip; the number of events sent.
 
-        A payment with an event whose status is in ``lasting_statuses`` is kept
-        for the retention window; the others for ``recent_s`` after their latest
-        event (an expiry already longer is never shortened).
+        A payment with an event whose status is in ``lasting_statuses``, or a
+        replayed event (an operator acted on it), is kept for the retention window;
+        the others for ``recent_s`` after their latest event (an expiry already
+        longer is never shortened).
         """
         lasting = set(lasting_statuses)
         grouped: dict[str, list[PaymentEvent]] = {}
@@ -158,7 +159,7 @@ class PaymentEventStore:
             # LT: a member already stored keeps the earlier of its times.
             pipe.zadd(key, members, lt=True)
             pipe.zremrangebyrank(key, 0, -MAX_EVENTS - 1)
-            keep = any(event.status in lasting for event in group)
+            keep = any(event.status in lasting or event.replayed for event in group)
             pipe.expire(key, self.retention_s if keep else self.recent_s, gt=True)
             pipe.expire(key, self.retention_s if keep else self.recent_s, nx=True)
         await pipe.execute()

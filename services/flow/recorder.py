@@ -432,7 +432,6 @@ class FlowRecorder:
             return
         self._unsent = (events[-buffer.capacity :], kept[-buffer.capacity :])
         await store.append(events, lasting_statuses=self.profile.failure_statuses)
-        kept.extend(event.payment_id for event in events if event.replayed)  # acted on
         if kept:
             await store.keep(kept)
         self._unsent = ([], [])

@@ -316,8 +316,10 @@ class FlowTap:
         self._record_dead_letter = aggregator.record_dead_letter
         self._add_age = self._ages.append
         self._payment_id = decoder.payment_id
-        self._add_payment_event = payment_events.events.append if payment_events else None
-        self._keep_payment = payment_events.kept.append if payment_events else None
+        self._add_payment_event = (
+            payment_events.events.append if payment_events is not None else None
+        )
+        self._keep_payment = payment_events.kept.append if payment_events is not None else None
 
     async def run(self, connection: AbstractConnection) -> None:
         """Tap until cancelled or the connection fails (then it raises)."""

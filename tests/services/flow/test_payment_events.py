@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from services.flow.payment_events import MAX_EVENTS, PaymentEvent, PaymentEventStore
+from services.flow.payment_events import (
+    MAX_EVENTS,
+    PaymentEvent,
+    PaymentEventBuffer,
+    PaymentEventStore,
+)
 
 
 def event(
@@ -58,6 +63,9 @@ async def test_ordinary_payments_expire_after_the_recent_window_failed_ones_are_
     await store.append([event("pay_later", 5, "requested", "d")])
     assert await redis_client.ttl(store.key("pay_later")) > 3000
     assert [e.status for e in await store.events("pay_later")] == ["requested"]
+    # A replayed event: an operator acted on the payment, so it is kept too.
+    await store.append([PaymentEvent("pay_back", 9, "captured", None, True, "e")])
+    assert await redis_client.ttl(store.key("pay_back")) > 3000
 
 
 async def test_a_payment_keeps_its_newest_events_only(
@@ -75,8 +83,61 @@ async def test_damaged_members_and_oversized_ids_are_skipped(
 ) -> None:
     store = PaymentEventStore(redis_client, prefix)
     await redis_client.zadd(
-        store.key("pay_d"), {b"\xff not json": 1, b'[2,"failed",null,0,"k"]': 2}
+        store.key("pay_d"),
+        {b"\xff not json": 1, b'[2,"failed",null,0,"k"]': 2, b"[1,2,3]": 3, b'{"a":1}': 4},
     )
     assert [e.status for e in await store.events("pay_d")] == ["failed"]
     assert await store.append([event("p" * 500, 1, "failed", "k")]) == 0
     assert await store.events("p" * 500) == []
+
+
+async def test_one_delivery_seen_at_two_times_is_stored_once_at_the_earliest(
+    redis_client: aioredis.Redis, prefix: str
+) -> None:
+    """Two recorders see a delivery a few ms apart; a hand-over writes it from both."""
+    store = PaymentEventStore(redis_client, prefix)
+    await store.append([event("pay_h", 1_005, "failed", "m1", "acquirer timeout")])
+    await store.append(
+        [
+            event("pay_h", 1_002, "failed", "m1", "acquirer timeout"),
+            event("pay_h", 1_009, "failed", "m1", "acquirer timeout"),
+            event("pay_h", 2_000, "captured", "m2"),
+        ]
+    )
+    await store.append([event("pay_h", 1_001, "failed", "m1", "acquirer timeout")] * 2)
+    got = await store.events("pay_h")
+    assert [(e.at_ms, e.status, e.key) for e in got] == [
+        (1_001, "failed", "m1"),
+        (2_000, "captured", "m2"),
+    ]
+    assert await redis_client.zcard(store.key("pay_h")) == 2
+
+
+async def test_events_without_a_key_keep_their_time_in_the_member(
+    redis_client: aioredis.Redis, prefix: str
+) -> None:
+    store = PaymentEventStore(redis_client, prefix)
+    await store.append([event("pay_k", 1, "failed", ""), event("pay_k", 2, "failed", "")])
+    assert [e.at_ms for e in await store.events("pay_k")] == [1, 2]
+
+
+def test_the_buffer_is_bounded_and_trimmed_by_when_the_tap_saw_an_event() -> None:
+    buffer = PaymentEventBuffer(capacity=3)
+    for n in range(5):
+        buffer.events.append((f"pay_{n}", 1000.0 + n, "requested", None, False, f"m{n}"))
+    buffer.kept.append((1001.0, "pay_1"))
+    buffer.kept.append((1004.0, "pay_4"))
+    assert [e[0] for e in buffer.events] == ["pay_2", "pay_3", "pay_4"]  # oldest dropped
+    buffer.trim(1003.0)
+    assert len(buffer) == 3
+    events, kept = buffer.drain()
+    assert buffer.overflowed == 0
+    assert [(e.payment_id, e.at_ms, e.key) for e in events] == [
+        ("pay_3", 1003, "m3"),
+        ("pay_4", 1004, "m4"),
+    ]
+    assert kept == ["pay_4"] and len(buffer) == 0
+    for n in range(3):
+        buffer.events.append((f"pay_{n}", 1.0, "requested", None, False, f"m{n}"))
+    buffer.drain()
+    assert buffer.overflowed == 1  # a full deque: events may have been dropped
