@@ -28,6 +28,7 @@ from app.cli.runner import (
     redis_client,
 )
 from app.cli.snapshot import add_snapshot_command
+from app.cli.trace import add_trace_command
 from services.config import ConfigError, Profile, user_config_path
 from services.time_range import format_local_time
 
@@ -169,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_dlq_commands(sub, common)
     add_snapshot_command(sub, common)
     add_collect_command(sub, common)
+    add_trace_command(sub, common)
     return parser
 
 

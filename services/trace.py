@@ -1,0 +1,232 @@
+"""One payment's whole story: what the flow saw of it, its dead-letterings, its parking,
+and every operator action on it, in time order (``payops trace``, the Timeline tab).
+
+The sources, all in Redis:
+
+- the payment record (:mod:`services.flow.payment_events`): every flow event of
+  the payment the history-lease holder recorded (status, time, failure reason,
+  whether it was replayed);
+- the parked entries of the payment (:class:`ParkingStore`): each ``x-death`` hop
+  (queue, reason, time; the hops of earlier cycles, before an earlier requeue,
+  too, each once) and the parking itself;
+- the audit trail of the entries' DLQs: who did what, when, with which note;
+  an action step lists the flow events that followed it (``after``).
+
+``x-death`` times are whole seconds (RabbitMQ writes them so): a hop is placed
+at the end of its second, but never after the parking it led to, so it comes
+after the failure event that caused it and before the parking.
+
+Free text (reasons, notes, queue names) is masked for card numbers; the payment
+id is an identifier (:func:`services.masking.json.mask_identifier` when shown).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Final, Literal
+
+import redis.asyncio as aioredis
+
+from services.config import Profile
+from services.flow.payment_events import PaymentEvent, PaymentEventStore
+from services.masking.json import mask_identifier, mask_sensitive_text
+from services.workbench.death_history import earlier_hops
+from services.workbench.model import AuditRecord, EntryState, ParkedEntry
+from services.workbench.store import ParkingStore
+
+StepKind = Literal["event", "dead_letter", "parked", "action"]
+_RANK: Final[dict[str, int]] = {"event": 0, "dead_letter": 1, "parked": 2, "action": 3}
+AUDIT_SCAN: Final = 100
+"""The most audit records read per entry (the newest)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TraceStep:
+    """One step of a payment's timeline.
+
+    ``what`` is the event's status, ``dead-lettered``, ``parked`` or the
+    action's name; ``detail`` the failure reason, the hop (``rejected in
+    payments.process``), where it was parked, or the action's note and result
+    (masked). ``exact``: False when the time is known to the second only.
+    ``after`` (actions): the statuses of the flow events that followed, up to
+    the next action.
+    """
+
+    at_ms: int
+    kind: StepKind
+    what: str
+    detail: str = ""
+    operator: str | None = None
+    dlq: str | None = None
+    entry_id: str | None = None
+    replayed: bool = False
+    exact: bool = True
+    after: tuple[str, ...] = ()
+    sort_ms: int = field(default=0, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TracedEntry:
+    """A parked entry of the payment: where it is and in which state."""
+
+    dlq: str
+    entry_id: str
+    state: EntryState
+    parked_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentTrace:
+    """Everything known of one payment, oldest first."""
+
+    payment_id: str
+    steps: tuple[TraceStep, ...]
+    entries: tuple[TracedEntry, ...]
+    events_recorded: bool
+    """Whether the flow's record had events of it (it may have expired, or be off)."""
+
+    @property
+    def found(self) -> bool:
+        """Whether anything at all is known of the payment."""
+        return bool(self.steps)
+
+    @property
+    def shown_id(self) -> str:
+        """The payment id as shown to people."""
+        return mask_identifier(self.payment_id)
+
+
+async def trace_payment(client: aioredis.Redis, profile: Profile, payment_id: str) -> PaymentTrace:
+    """Assemble ``payment_id``'s timeline from Redis (see the module docstring)."""
+    events = await PaymentEventStore.for_profile(client, profile).events(payment_id)
+    parking = ParkingStore(client, profile.redis_prefix)
+    refs = await entries_of_payment(parking, payment_id, profile.dead_letter_queues)
+    steps = [_event_step(event) for event in events]
+    entries: list[TracedEntry] = []
+    deaths_seen: set[tuple[str, str, int]] = set()
+    for dlq, entry_id in refs:
+        entry = await parking.get(dlq, entry_id)
+        if entry is None:
+            continue
+        entries.append(TracedEntry(dlq, entry_id, entry.state, entry.summary.parked_at_ms))
+        steps.extend(_entry_steps(entry, deaths_seen))
+        audit = await parking.read_audit(dlq, count=AUDIT_SCAN, entry_id=entry_id)
+        steps.extend(_action_step(record, entry) for record in audit)
+    steps = _dedupe_actions(steps)
+    ordered = sorted(steps, key=lambda s: (s.sort_ms, _RANK[s.kind]))
+    entries.sort(key=lambda e: e.parked_at_ms)
+    return PaymentTrace(payment_id, _with_after(ordered), tuple(entries), bool(events))
+
+
+async def entries_of_payment(
+    parking: ParkingStore, payment_id: str, dlqs: Sequence[str]
+) -> list[tuple[str, str]]:
+    """The ``(dlq, entry id)`` of every parked entry of ``payment_id``.
+
+    Reads each DLQ's rows (the entry summaries) and keeps those of the payment:
+    one pass over the workbench, as ``payops dlq list`` does.
+    """
+    wanted = mask_identifier(payment_id)  # summaries hold the id as shown
+    found: list[tuple[str, str]] = []
+    for dlq in dict.fromkeys(dlqs):
+        async for batch in parking.iter_summaries(dlq):
+            found.extend((dlq, s.entry_id) for s in batch if s.payment_id == wanted)
+    return found
+
+
+def _event_step(event: PaymentEvent) -> TraceStep:
+    return TraceStep(
+        event.at_ms,
+        "event",
+        event.status,
+        mask_sensitive_text(event.reason) if event.reason else "",
+        replayed=event.replayed,
+        sort_ms=event.at_ms,
+    )
+
+
+def _entry_steps(entry: ParkedEntry, seen: set[tuple[str, str, int]]) -> list[TraceStep]:
+    """The entry's dead-letter hops (each once across entries) and its parking."""
+    parked_at = entry.summary.parked_at_ms
+    hops = [*reversed(earlier_hops(entry.record.headers)), *reversed(entry.deaths)]
+    steps = []
+    for death in hops:  # oldest first
+        at = death.time_ms
+        if at is None:
+            continue
+        key = (death.queue, death.reason, at)
+        if key in seen:
+            continue
+        seen.add(key)
+        times = f" ({death.count} times)" if death.count > 1 else ""
+        steps.append(
+            TraceStep(
+                at,
+                "dead_letter",
+                "dead-lettered",
+                mask_sensitive_text(f"{death.reason} in {death.queue}{times}"),
+                dlq=entry.dlq,
+                entry_id=entry.entry_id,
+                exact=False,
+                sort_ms=min(at + 999, parked_at - 1) if parked_at else at + 999,
+            )
+        )
+    steps.append(
+        TraceStep(
+            parked_at,
+            "parked",
+            "parked",
+            mask_sensitive_text(f"in {entry.dlq} as entry {entry.entry_id}"),
+            dlq=entry.dlq,
+            entry_id=entry.entry_id,
+            sort_ms=parked_at,
+        )
+    )
+    return steps
+
+
+def _action_step(record: AuditRecord, entry: ParkedEntry) -> TraceStep:
+    """An audit record of an action on the entry: what, who, the note and the result."""
+    parts = [p for p in (record.detail.strip(), record.result.strip()) if p]
+    return TraceStep(
+        record.ts,
+        "action",
+        record.action,
+        mask_sensitive_text("; ".join(" ".join(p.split()) for p in parts)),
+        operator=record.operator or None,
+        dlq=entry.dlq,
+        entry_id=entry.entry_id,
+        sort_ms=record.ts,
+    )
+
+
+def _dedupe_actions(steps: Iterable[TraceStep]) -> list[TraceStep]:
+    """One step per audit record (a record naming two entries of the payment is one act)."""
+    out: list[TraceStep] = []
+    seen: set[tuple[int, str, str | None, str]] = set()
+    for step in steps:
+        if step.kind == "action":
+            key = (step.at_ms, step.what, step.operator, step.detail)
+            if key in seen:
+                continue
+            seen.add(key)
+        out.append(step)
+    return out
+
+
+def _with_after(steps: Sequence[TraceStep]) -> tuple[TraceStep, ...]:
+    """Each action with the statuses of the flow events after it (to the next action)."""
+    out = list(steps)
+    for i, step in enumerate(out):
+        if step.kind != "action":
+            continue
+        after: list[str] = []
+        for later in out[i + 1 :]:
+            if later.kind == "action":
+                break
+            if later.kind == "event":
+                after.append(later.what)
+        if after:
+            out[i] = replace(step, after=tuple(after))
+    return tuple(out)
