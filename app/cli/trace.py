@@ -33,7 +33,7 @@ one; a payment that failed, was dead-lettered or acted on for
 history_retention_h.
 """
 
-_WHAT_WIDTH = 14
+_WHAT_WIDTH = 19
 
 
 def add_trace_command(
