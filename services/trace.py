@@ -8,7 +8,7 @@ The sources, all in Redis:
   whether it was replayed);
 - the parked entries of the payment (:class:`ParkingStore`): each ``x-death`` hop
   (queue, reason, time; the hops of earlier cycles, before an earlier requeue,
-  too, each once) and the parking itself;
+  when no entry of the payment holds them already) and the parking itself;
 - the audit trail of the entries' DLQs: who did what, when, with which note;
   an action step lists the flow events that followed it (``after``).
 
@@ -31,6 +31,7 @@ import redis.asyncio as aioredis
 from services.config import Profile
 from services.flow.payment_events import PaymentEvent, PaymentEventStore
 from services.masking.json import mask_identifier, mask_sensitive_text
+from services.workbench.codec import DeathRecord
 from services.workbench.death_history import earlier_hops
 from services.workbench.model import AuditRecord, EntryState, ParkedEntry
 from services.workbench.store import ParkingStore
@@ -103,15 +104,16 @@ async def trace_payment(client: aioredis.Redis, profile: Profile, payment_id: st
     parking = ParkingStore(client, profile.redis_prefix)
     refs = await entries_of_payment(parking, payment_id, profile.dead_letter_queues)
     steps = [_event_step(event) for event in events]
+    found = [e for e in [await parking.get(dlq, entry_id) for dlq, entry_id in refs] if e]
+    # A requeued message that died again is parked as a new entry carrying the hops of
+    # its earlier cycles (``payops-death-history``): those are the earlier entries' own.
+    seen = {_death_key(d) for entry in found for d in entry.deaths}
     entries: list[TracedEntry] = []
-    deaths_seen: set[tuple[str, str, int]] = set()
-    for dlq, entry_id in refs:
-        entry = await parking.get(dlq, entry_id)
-        if entry is None:
-            continue
-        entries.append(TracedEntry(dlq, entry_id, entry.state, entry.summary.parked_at_ms))
-        steps.extend(_entry_steps(entry, deaths_seen))
-        audit = await parking.read_audit(dlq, count=AUDIT_SCAN, entry_id=entry_id)
+    for entry in found:
+        summary = entry.summary
+        entries.append(TracedEntry(entry.dlq, entry.entry_id, entry.state, summary.parked_at_ms))
+        steps.extend(_entry_steps(entry, seen))
+        audit = await parking.read_audit(entry.dlq, count=AUDIT_SCAN, entry_id=entry.entry_id)
         steps.extend(_action_step(record, entry) for record in audit)
     steps = _dedupe_actions(steps)
     ordered = sorted(steps, key=lambda s: (s.sort_ms, _RANK[s.kind]))
@@ -146,19 +148,26 @@ def _event_step(event: PaymentEvent) -> TraceStep:
     )
 
 
-def _entry_steps(entry: ParkedEntry, seen: set[tuple[str, str, int]]) -> list[TraceStep]:
-    """The entry's dead-letter hops (each once across entries) and its parking."""
+def _death_key(death: DeathRecord) -> tuple[str, str, int, int | None]:
+    return (death.queue, death.reason, death.count, death.time_ms)
+
+
+def _entry_steps(
+    entry: ParkedEntry, seen: set[tuple[str, str, int, int | None]]
+) -> list[TraceStep]:
+    """The entry's dead-letter hops and its parking; a hop of an earlier cycle only when
+    no entry holds it already (``seen``, which it joins)."""
     parked_at = entry.summary.parked_at_ms
-    hops = [*reversed(earlier_hops(entry.record.headers)), *reversed(entry.deaths)]
+    earlier = []
+    for death in reversed(earlier_hops(entry.record.headers)):
+        if _death_key(death) not in seen:
+            seen.add(_death_key(death))
+            earlier.append(death)
     steps = []
-    for death in hops:  # oldest first
+    for death in [*earlier, *reversed(entry.deaths)]:  # oldest first
         at = death.time_ms
         if at is None:
             continue
-        key = (death.queue, death.reason, at)
-        if key in seen:
-            continue
-        seen.add(key)
         times = f" ({death.count} times)" if death.count > 1 else ""
         steps.append(
             TraceStep(
