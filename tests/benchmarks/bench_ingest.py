@@ -18,6 +18,12 @@ Both are timed from the start of consuming until the N-th message was
 counted. The console's event-loop lag (how late a 5 ms sleeper wakes) is
 sampled throughout. Target: ratio console/reference >= 1.0, lag p99 <= 33 ms.
 
+It runs twice: with the per-payment record on (the profile's default: every
+event has a payment id, each a payment of its own, the recorder writes them to
+Redis while it holds the history lease, in the same process as the tap) and
+off (``payment_events = false``), and prints both ratios (``--record on|off``
+runs one of them).
+
     python -m tests.benchmarks ingest --n 200000
 """
 
@@ -116,7 +122,24 @@ def run_reference_process(amqp_url: str, queue_name: str, n: int) -> dict[str, f
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
-async def console_run(amqp_url: str, n: int, state_dir: Path) -> None:
+@dataclasses.dataclass(frozen=True)
+class IngestResult:
+    """One run: the rates, the ratio and the console's loop lag."""
+
+    payment_events: bool
+    reference_rate: float
+    console_rate: float
+    lag_p99_ms: float
+    payments_recorded: int
+
+    @property
+    def ratio(self) -> float:
+        return self.console_rate / self.reference_rate
+
+
+async def console_run(
+    amqp_url: str, n: int, state_dir: Path, *, payment_events: bool = True
+) -> IngestResult:
     """Start the console, fill its tap and the reference queue, measure both."""
     from app.console import ConsoleSession
     from app.ui_state import UiState
@@ -146,6 +169,7 @@ async def console_run(amqp_url: str, n: int, state_dir: Path) -> None:
         # The tap has no consumer while the events are published and the reference
         # runs (about a minute for N = 200,000): it must not expire meanwhile.
         tap_expires_s=3600,
+        payment_events=payment_events,
     )
     session = ConsoleSession(profile, UiState(state_dir / "bench.ini"), hold_consume=True)
     session.window.resize(1280, 800)
@@ -176,6 +200,7 @@ async def console_run(amqp_url: str, n: int, state_dir: Path) -> None:
         await asyncio.sleep(0.5)  # a few more frames, so lag covers rendering too
         await probe.stop()
         counted = sum(aggregator.totals_by_status().values())
+        recorded = await count_payment_keys(BENCH_REDIS_URL, profile.redis_prefix)
     finally:
         session.window.close()
         await asyncio.wait_for(runner, 30)
@@ -187,7 +212,7 @@ async def console_run(amqp_url: str, n: int, state_dir: Path) -> None:
     ratio = console_rate / reference["rate"]
     p50, p99 = probe.percentile_ms(50), probe.percentile_ms(99)
     print()
-    print(f"bench_ingest  N={n:,}")
+    print(f"bench_ingest  N={n:,}  per-payment record {'on' if payment_events else 'off'}")
     print(
         f"  reference (aio-pika consumer)  {reference['rate']:>10,.0f} msg/s"
         f"  ({reference['seconds']:.2f} s)"
@@ -201,6 +226,59 @@ async def console_run(amqp_url: str, n: int, state_dir: Path) -> None:
         f"  console loop lag p50 / p99     {p50:>7.1f} / {p99:.1f} ms"
         f"   (target p99 <= {TARGET_LAG_P99_MS:.0f} ms)"
     )
+    print(f"  payments in the record         {recorded:>10,} (when the count was reached)")
+    return IngestResult(payment_events, reference["rate"], console_rate, p99, recorded)
+
+
+async def count_payment_keys(redis_url: str, prefix: str) -> int:
+    """How many payments the record holds (keys ``prefix:payment:*``)."""
+    client = aioredis.from_url(redis_url)
+    try:
+        return sum([1 async for _ in client.scan_iter(match=f"{prefix}:payment:*", count=5000)])
+    finally:
+        await client.aclose()
+
+
+RESULT_TAG = "bench_ingest-result "
+
+
+def run_variant(amqp_url: str, n: int, record: str) -> IngestResult:
+    """One run (record ``on`` or ``off``) in a process of its own (a fresh Qt application);
+    its report is passed through, its result read from its last line."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.benchmarks.bench_ingest",
+            "--n",
+            str(n),
+            "--amqp-url",
+            amqp_url,
+            "--record",
+            record,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+        timeout=max(900, n / 100),
+    )
+    lines = result.stdout.splitlines()
+    print("\n".join(line for line in lines if not line.startswith(RESULT_TAG)), flush=True)
+    tagged = [line for line in lines if line.startswith(RESULT_TAG)]
+    return IngestResult(**json.loads(tagged[-1][len(RESULT_TAG) :]))
+
+
+def print_ratios(n: int, results: list[IngestResult]) -> None:
+    """The ratios with the per-payment record on and off, side by side."""
+    print()
+    print(f"bench_ingest  N={n:,}  ratio console/reference (target >= {TARGET_RATIO})")
+    for result in results:
+        label = "on " if result.payment_events else "off"
+        print(
+            f"  per-payment record {label}   ratio {result.ratio:5.2f}"
+            f"   lag p99 {result.lag_p99_ms:6.1f} ms"
+            f"   ({result.payments_recorded:,} payments recorded)"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -209,9 +287,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=200_000)
     parser.add_argument("--amqp-url", default=DEFAULT_AMQP_URL)
     parser.add_argument("--reference", metavar="QUEUE", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--record",
+        choices=("both", "on", "off"),
+        default="both",
+        help="the per-payment record on, off, or a run with each, one after the other (default)",
+    )
     args = parser.parse_args(argv)
     if args.reference:
         print(json.dumps(asyncio.run(reference_drain(args.amqp_url, args.reference, args.n))))
+        return
+    if args.record == "both":
+        results = [run_variant(args.amqp_url, args.n, record) for record in ("on", "off")]
+        print_ratios(args.n, results)
         return
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -225,7 +313,10 @@ def main(argv: list[str] | None = None) -> None:
     app.setQuitOnLastWindowClosed(False)
     apply_theme(app)
     with TemporaryDirectory() as state:
-        qasync.run(console_run(args.amqp_url, args.n, Path(state)))
+        result = qasync.run(
+            console_run(args.amqp_url, args.n, Path(state), payment_events=args.record == "on")
+        )
+    print(RESULT_TAG + json.dumps(dataclasses.asdict(result)), flush=True)
 
 
 if __name__ == "__main__":
