@@ -18,8 +18,10 @@ digest of the body), and it is added with ``ZADD LT``: a batch written twice (a
 retried write, two lease holders at a hand-over, each with its own sighting time)
 stores each event once, at its earliest time. An event without a key keeps its
 time in the member (``[at_ms, status, reason, replayed, key]``, the first layout,
-still read). Every command touches one key, so the store works on Redis Cluster
-without hash tags.
+still read). Appends run as a script over up to ``_KEYS_PER_CALL`` payments per
+call (their events as one JSON argument: per-argument packing is most of the
+client's cost, and the recorder shares its loop with the tap); on a Redis
+Cluster a call only takes keys of one hash slot, so no hash tags are needed.
 
 The tap's side is :class:`PaymentEventBuffer`: O(1) appends of plain tuples into
 bounded deques, drained by the recorder (``services.flow.recorder``) about once a
@@ -31,10 +33,12 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import orjson
 import redis.asyncio as aioredis
+import redis.exceptions
+from redis.crc import key_slot
 
 if TYPE_CHECKING:
     from services.config import Profile
@@ -116,6 +120,8 @@ class PaymentEventStore:
         self.prefix = prefix
         self.recent_s = recent_s
         self.retention_s = max(retention_s, recent_s)
+        self._append_sha: str | None = None
+        self._cluster: bool | None = None
 
     @classmethod
     def for_profile(cls, client: aioredis.Redis, profile: Profile) -> PaymentEventStore:
@@ -134,7 +140,8 @@ class PaymentEventStore:
     async def append(
         self, events: Iterable[PaymentEvent], *, lasting_statuses: Sequence[str] = ()
     ) -> int:
-        """Record ``events`` (idempotently) in one round trip; the number of events sent.
+        """Record ``events`` (idempotently) in one pipelined round trip of script calls,
+        up to ``_KEYS_PER_CALL`` payments each; the number of events sent.
 
         A payment with an event whose status is in ``lasting_statuses``, or a
         replayed event (an operator acted on it), is kept for the retention window;
@@ -148,22 +155,66 @@ class PaymentEventStore:
                 grouped.setdefault(event.payment_id, []).append(event)
         if not grouped:
             return 0
-        pipe = self.client.pipeline(transaction=False)
+        batches: dict[int, list[tuple[str, list[Any]]]] = {}
+        single = not await self._is_cluster()
         for payment_id, group in grouped.items():
-            key = self.key(payment_id)
             members: dict[bytes, int] = {}
             for event in group:
                 member = event.pack()
                 seen = members.get(member)
                 members[member] = event.at_ms if seen is None else min(seen, event.at_ms)
-            # LT: a member already stored keeps the earlier of its times.
-            pipe.zadd(key, members, lt=True)
-            pipe.zremrangebyrank(key, 0, -MAX_EVENTS - 1)
             keep = any(event.status in lasting or event.replayed for event in group)
-            pipe.expire(key, self.retention_s if keep else self.recent_s, gt=True)
-            pipe.expire(key, self.retention_s if keep else self.recent_s, nx=True)
-        await pipe.execute()
+            ttl = self.retention_s if keep else self.recent_s
+            flat: list[str] = []
+            for member, at_ms in list(members.items())[-MAX_EVENTS:]:
+                flat += (str(at_ms), member.decode())
+            key = self.key(payment_id)
+            batches.setdefault(0 if single else key_slot(key.encode()), []).append(
+                (key, [ttl, flat])
+            )
+        await self._run_append(
+            [
+                batch[i : i + _KEYS_PER_CALL]
+                for batch in batches.values()
+                for i in range(0, len(batch), _KEYS_PER_CALL)
+            ]
+        )
         return sum(len(group) for group in grouped.values())
+
+    async def _is_cluster(self) -> bool:
+        """Whether Redis runs as a cluster (asked once; when it cannot be told, taken
+        as one, so every script call stays within one hash slot)."""
+        if self._cluster is None:
+            try:
+                info = await self.client.info("cluster")
+            except redis.exceptions.ResponseError:
+                self._cluster = True
+            else:
+                self._cluster = bool(info.get("cluster_enabled"))
+        return self._cluster
+
+    async def _run_append(self, calls: Sequence[Sequence[tuple[str, list[Any]]]]) -> None:
+        """One ``EVALSHA`` of the append script per batch of payments (each batch in one
+        hash slot on a cluster), pipelined; the script is loaded first, and again when
+        Redis lost it (a restart)."""
+        for attempt in (1, 2):
+            if self._append_sha is None:
+                self._append_sha = str(await self.client.script_load(_APPEND_SCRIPT))
+            pipe = self.client.pipeline(transaction=False)
+            for call in calls:
+                # The events as one JSON argument: a few arguments per call, not four per
+                # event (packing arguments is most of a pipeline's cost on the client).
+                data = orjson.dumps([item for _, item in call])
+                pipe.evalsha(
+                    self._append_sha, len(call), *(key for key, _ in call), MAX_EVENTS, data
+                )
+            try:
+                await pipe.execute()
+                return
+            except redis.exceptions.NoScriptError:
+                self._append_sha = None
+                if attempt == 2:
+                    raise
 
     async def keep(self, payment_ids: Iterable[str]) -> None:
         """Keep these payments' events for the retention window (they failed, were
@@ -212,6 +263,30 @@ class PaymentEventStore:
 
 
 _KEEP_MARKER: Final = b"[]"
+
+_KEYS_PER_CALL: Final = 500
+"""Payments per script call (one call keeps Redis busy for a millisecond or two)."""
+
+_APPEND_SCRIPT: Final = """
+-- KEYS: payments' keys. ARGV[1]: the most events a payment keeps; ARGV[2]: JSON, per
+-- key [expiry (s), [time, member, time, member, ...]] (times as text: exact).
+-- ZADD LT: a member already stored keeps its earlier time.
+local most = tonumber(ARGV[1])
+local data = cjson.decode(ARGV[2])
+for i = 1, #KEYS do
+    local key = KEYS[i]
+    local ttl = data[i][1]
+    redis.call('ZADD', key, 'LT', unpack(data[i][2]))
+    if redis.call('ZCARD', key) > most then
+        redis.call('ZREMRANGEBYRANK', key, 0, -most - 1)
+    end
+    -- Never shorten a longer expiry (a kept payment stays kept); -1: none yet.
+    if redis.call('TTL', key) < ttl then
+        redis.call('EXPIRE', key, ttl)
+    end
+end
+return #KEYS
+"""
 
 
 BUFFER_CAPACITY: Final = 100_000

@@ -141,3 +141,20 @@ def test_the_buffer_is_bounded_and_trimmed_by_when_the_tap_saw_an_event() -> Non
         buffer.events.append((f"pay_{n}", 1.0, "requested", None, False, f"m{n}"))
     buffer.drain()
     assert buffer.overflowed == 1  # a full deque: events may have been dropped
+
+
+async def test_many_payments_in_one_append_and_in_calls_by_hash_slot(
+    redis_client: aioredis.Redis, prefix: str
+) -> None:
+    """More payments than one script call takes; then as on a cluster (calls by slot)."""
+    for cluster in (False, True):
+        store = PaymentEventStore(redis_client, f"{prefix}:c{int(cluster)}")
+        store._cluster = cluster  # a cluster cannot be had here
+        batch = [event(f"pay_{n}", 1_000 + n, "failed", f"k{n}", 'é ✓ "q"') for n in range(1_203)]
+        assert await store.append(batch, lasting_statuses=["failed"]) == 1_203
+        got = await store.events("pay_1202")
+        assert [(e.at_ms, e.reason, e.key) for e in got] == [(2_202, 'é ✓ "q"', "k1202")]
+        assert 3000 < await redis_client.ttl(store.key("pay_7")) <= 3600 * 24
+        keys = [k async for k in redis_client.scan_iter(match=f"{store.prefix}:payment:*")]
+        assert len(keys) == 1_203
+        await redis_client.delete(*keys)
