@@ -3,7 +3,8 @@
 Key layout (``P`` is the profile's ``redis_prefix``)::
 
     P:payment:<payment id>   ZSET   member: one packed event (orjson array, see
-                                    ``PaymentEvent.pack``), score: its time (epoch ms)
+                                    ``PaymentEvent.pack``), score: its time (epoch ms,
+                                    to the microsecond when the tap saw it)
 
 Bounded two ways. Every payment's events live ``recent_s`` after its latest
 write (``EXPIRE … GT`` never shortens a longer expiry); a payment that failed,
@@ -30,9 +31,10 @@ second while it holds the history lease.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import orjson
@@ -60,7 +62,9 @@ class PaymentEvent:
     events (it measures end-to-end latency), so it cannot order them. ``reason``
     is the failure reason in the event (masked free text), ``replayed`` whether it
     belongs to a message an operator sent back, and ``key`` what makes the event
-    unique (message id or body digest).
+    unique (message id or body digest). ``seen_ms``: the same moment to the
+    microsecond when known (the stored score), so that two events of one
+    millisecond keep the order they arrived in; not part of equality.
     """
 
     payment_id: str
@@ -69,6 +73,12 @@ class PaymentEvent:
     reason: str | None = None
     replayed: bool = False
     key: str = ""
+    seen_ms: float | None = field(default=None, compare=False)
+
+    @property
+    def score(self) -> float:
+        """Where the event sorts: ``seen_ms``, else ``at_ms``."""
+        return self.at_ms if self.seen_ms is None else self.seen_ms
 
     def pack(self) -> bytes:
         """The stored member: ``[status, reason, replayed, key]`` (its time is the score);
@@ -82,11 +92,12 @@ class PaymentEvent:
         cls, payment_id: str, blob: bytes, at_ms: float | None = None
     ) -> PaymentEvent | None:
         """An event from its stored member and score ``at_ms`` (None when damaged)."""
+        seen_ms = at_ms
         try:
             items = orjson.loads(blob)
             if isinstance(items, list) and len(items) == 4:
                 status, reason, replayed, key = items
-                at_ms = int(at_ms) if at_ms is not None else None
+                at_ms = math.floor(at_ms) if at_ms is not None else None
             else:
                 at_ms, status, reason, replayed, key = items
         except (orjson.JSONDecodeError, ValueError, TypeError, OverflowError):
@@ -100,6 +111,7 @@ class PaymentEvent:
             reason if isinstance(reason, str) else None,
             bool(replayed),
             key if isinstance(key, str) else "",
+            seen_ms,
         )
 
 
@@ -158,16 +170,16 @@ class PaymentEventStore:
         batches: dict[int, list[tuple[str, list[Any]]]] = {}
         single = not await self._is_cluster()
         for payment_id, group in grouped.items():
-            members: dict[bytes, int] = {}
+            members: dict[bytes, float] = {}
             for event in group:
                 member = event.pack()
                 seen = members.get(member)
-                members[member] = event.at_ms if seen is None else min(seen, event.at_ms)
+                members[member] = event.score if seen is None else min(seen, event.score)
             keep = any(event.status in lasting or event.replayed for event in group)
             ttl = self.retention_s if keep else self.recent_s
             flat: list[str] = []
-            for member, at_ms in list(members.items())[-MAX_EVENTS:]:
-                flat += (str(at_ms), member.decode())
+            for member, score in list(members.items())[-MAX_EVENTS:]:
+                flat += (repr(score), member.decode())
             key = self.key(payment_id)
             batches.setdefault(0 if single else key_slot(key.encode()), []).append(
                 (key, [ttl, flat])
@@ -334,8 +346,8 @@ class PaymentEventBuffer:
         if len(events) == events.maxlen or len(kept) == kept.maxlen:
             self.overflowed += 1
         taken = [
-            PaymentEvent(pid, int(at_ms), status, reason, replayed, key)
-            for pid, at_ms, status, reason, replayed, key in events
+            PaymentEvent(pid, math.floor(seen_ms), status, reason, replayed, key, seen_ms)
+            for pid, seen_ms, status, reason, replayed, key in events
         ]
         ids = [pid for _, pid in kept]
         events.clear()

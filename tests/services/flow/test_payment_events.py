@@ -158,3 +158,19 @@ async def test_many_payments_in_one_append_and_in_calls_by_hash_slot(
         keys = [k async for k in redis_client.scan_iter(match=f"{store.prefix}:payment:*")]
         assert len(keys) == 1_203
         await redis_client.delete(*keys)
+
+
+async def test_events_of_one_millisecond_keep_the_order_the_tap_saw_them_in(
+    redis_client: aioredis.Redis, prefix: str
+) -> None:
+    store = PaymentEventStore(redis_client, prefix)
+    await store.append(
+        [
+            PaymentEvent("pay_t", 5_000, "requested", key="a", seen_ms=5_000.25),
+            PaymentEvent("pay_t", 5_000, "captured", key="b", seen_ms=5_000.75),
+            PaymentEvent("pay_t", 5_000, "authorized", key="c", seen_ms=5_000.5),
+        ]
+    )
+    got = await store.events("pay_t")
+    assert [e.status for e in got] == ["requested", "authorized", "captured"]
+    assert {e.at_ms for e in got} == {5_000}
