@@ -252,14 +252,31 @@ class PaymentEventStore:
             list[tuple[bytes, float]],
             await self.client.zrange(self.key(payment_id), 0, -1, withscores=True),
         )
-        events = []
-        for blob, score in rows:
-            if not isinstance(blob, bytes) or blob == _KEEP_MARKER:
-                continue
-            event = PaymentEvent.unpack(payment_id, blob, float(score))
-            if event is not None:
-                events.append(event)
-        return events
+        return _unpacked(payment_id, rows)
+
+    async def last_failures(
+        self,
+        payment_ids: Iterable[str],
+        failure_statuses: Sequence[str],
+        *,
+        before_ms: int | None = None,
+    ) -> dict[str, PaymentEvent]:
+        """The latest failure event of each of ``payment_ids`` that has one (at or before
+        ``before_ms`` when given), in one round trip: for a page of parked entries."""
+        ids = [p for p in dict.fromkeys(payment_ids) if p and len(p) <= MAX_PAYMENT_ID_LENGTH]
+        if not ids:
+            return {}
+        pipe = self.client.pipeline(transaction=False)
+        for payment_id in ids:
+            pipe.zrange(self.key(payment_id), 0, -1, withscores=True)
+        replies = cast(list[list[tuple[bytes, float]]], await pipe.execute())
+        failures = set(failure_statuses)
+        found: dict[str, PaymentEvent] = {}
+        for payment_id, rows in zip(ids, replies, strict=True):
+            for event in _unpacked(payment_id, rows):
+                if event.status in failures and (before_ms is None or event.at_ms <= before_ms):
+                    found[payment_id] = event
+        return found
 
     async def last_failure(
         self, payment_id: str, failure_statuses: Sequence[str], *, before_ms: int | None = None
@@ -275,6 +292,19 @@ class PaymentEventStore:
 
 
 _KEEP_MARKER: Final = b"[]"
+
+
+def _unpacked(payment_id: str, rows: Sequence[tuple[bytes, float]]) -> list[PaymentEvent]:
+    """The events of a ``ZRANGE ... WITHSCORES`` reply (the marker and damaged ones left out)."""
+    events = []
+    for blob, score in rows:
+        if not isinstance(blob, bytes) or blob == _KEEP_MARKER:
+            continue
+        event = PaymentEvent.unpack(payment_id, blob, float(score))
+        if event is not None:
+            events.append(event)
+    return events
+
 
 _KEYS_PER_CALL: Final = 500
 """Payments per script call (one call keeps Redis busy for a millisecond or two)."""

@@ -41,6 +41,9 @@ async def test_events_come_back_in_time_order_once_each(
     failure = await store.last_failure("pay_1", ["failed"])
     assert failure is not None and failure.reason == "acquirer timeout"
     assert await store.last_failure("pay_1", ["failed"], before_ms=1_999) is None
+    found = await store.last_failures(["pay_1", "pay_2", "pay_unknown", "pay_1"], ["failed"])
+    assert list(found) == ["pay_1"] and found["pay_1"].reason == "acquirer timeout"
+    assert await store.last_failures(["pay_1"], ["failed"], before_ms=1_999) == {}
 
 
 async def test_ordinary_payments_expire_after_the_recent_window_failed_ones_are_kept(
