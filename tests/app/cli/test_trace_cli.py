@@ -240,3 +240,24 @@ async def test_trace_of_an_unknown_payment_says_so_and_fails(
     code = await asyncio.to_thread(main, ["trace", "pay_7", "--config", str(down)])
     assert code == exit_codes.UNAVAILABLE
     assert "cannot reach Redis" in capsys.readouterr().err
+
+
+def test_config_show_lists_the_payment_record_keys_and_refuses_bad_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = '[profiles.t]\namqp_url = "amqp://h/"\nredis_url = "redis://h/0"\n'
+    good = tmp_path / "good.toml"
+    good.write_text(base + "payment_events = false\npayment_events_recent_min = 5\n")
+    assert main(["config", "show", "--config", str(good)]) == exit_codes.OK
+    out = capsys.readouterr().out.splitlines()
+    assert "payment_events = false" in out and "payment_events_recent_min = 5" in out
+    assert main(["config", "show", "--config", str(tmp_path / "none.toml")]) == exit_codes.USAGE
+    capsys.readouterr()
+    assert main(["config", "show"]) == exit_codes.OK  # the built-in profile: the defaults
+    out = capsys.readouterr().out.splitlines()
+    assert "payment_events = true" in out and "payment_events_recent_min = 15" in out
+    for bad in ('payment_events = "yes"', "payment_events_recent_min = 0"):
+        path = tmp_path / "bad.toml"
+        path.write_text(base + bad + "\n")
+        assert main(["config", "show", "--config", str(path)]) == exit_codes.USAGE
+        assert bad.split(" =")[0] in capsys.readouterr().err
