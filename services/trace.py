@@ -174,7 +174,7 @@ def _entry_steps(
                 at,
                 "dead_letter",
                 "dead-lettered",
-                mask_sensitive_text(f"{death.reason} in {death.queue}{times}"),
+                f"{mask_sensitive_text(death.reason)} in {mask_sensitive_text(death.queue)}{times}",
                 dlq=entry.dlq,
                 entry_id=entry.entry_id,
                 exact=False,
@@ -186,7 +186,8 @@ def _entry_steps(
             parked_at,
             "parked",
             "parked",
-            mask_sensitive_text(f"in {entry.dlq} as entry {entry.entry_id}"),
+            # Masked piece by piece: the entry id is an identifier, not free text.
+            f"in {mask_sensitive_text(entry.dlq)} as entry {mask_identifier(entry.entry_id)}",
             dlq=entry.dlq,
             entry_id=entry.entry_id,
             sort_ms=parked_at,
