@@ -126,9 +126,14 @@ async def entries_of_payment(
 ) -> list[tuple[str, str]]:
     """The ``(dlq, entry id)`` of every parked entry of ``payment_id``.
 
-    Reads each DLQ's rows (the entry summaries) and keeps those of the payment:
-    one pass over the workbench, as ``payops dlq list`` does.
+    Through the store's payment index (``ParkingStore.entries_for_payment``) where
+    the store has one; else by reading each DLQ's rows (the entry summaries) and
+    keeping those of the payment: one pass over the workbench, as ``payops dlq
+    list`` does.
     """
+    indexed = getattr(parking, "entries_for_payment", None)
+    if indexed is not None:
+        return [(str(dlq), str(entry_id)) for dlq, entry_id in await indexed(payment_id, dlqs)]
     wanted = mask_identifier(payment_id)  # summaries hold the id as shown
     found: list[tuple[str, str]] = []
     for dlq in dict.fromkeys(dlqs):
