@@ -9,6 +9,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import aio_pika
 import orjson
@@ -22,6 +23,7 @@ from services.flow.process import FlowProcess
 from services.flow.protocol import ChildConfig
 from services.flow.recorder import RecorderState
 from tests.helpers.action_kit import publish_with_pika
+from tests.helpers.tcp_proxy import TcpProxy
 from tests.helpers.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -89,13 +91,15 @@ class Flow:
 
 
 @pytest.fixture
-async def flows() -> AsyncIterator[Callable[[Profile], Flow]]:
+async def flows() -> AsyncIterator[Callable[..., Flow]]:
     started: list[Flow] = []
 
-    def start(profile: Profile) -> Flow:
+    def start(profile: Profile, **config: Any) -> Flow:
         states: list[RecorderState] = []
         process = FlowProcess(
-            ChildConfig(profile, capacity_s=600), lambda _: None, on_recorder=states.append
+            ChildConfig(profile, capacity_s=600, **config),
+            lambda _: None,
+            on_recorder=states.append,
         )
         flow = Flow(process, states)
         process.start()
@@ -147,7 +151,7 @@ async def test_two_recorders_write_each_event_of_a_payment_once_across_a_hand_ov
     prefix: str,
     events: Events,
     redis_client: aioredis.Redis,
-    flows: Callable[[Profile], Flow],
+    flows: Callable[..., Flow],
 ) -> None:
     profile = profile_for(amqp_url, redis_url, events.name, prefix)
     store = PaymentEventStore.for_profile(redis_client, profile)
@@ -194,7 +198,7 @@ async def test_bounds_ordinary_payments_for_the_recent_window_the_others_kept(
     prefix: str,
     events: Events,
     redis_client: aioredis.Redis,
-    flows: Callable[[Profile], Flow],
+    flows: Callable[..., Flow],
 ) -> None:
     profile = profile_for(amqp_url, redis_url, events.name, prefix)
     store = PaymentEventStore.for_profile(redis_client, profile)
@@ -237,7 +241,7 @@ async def test_switched_off_or_not_recording_no_payment_is_written(
     prefix: str,
     events: Events,
     redis_client: aioredis.Redis,
-    flows: Callable[[Profile], Flow],
+    flows: Callable[..., Flow],
 ) -> None:
     profile = profile_for(amqp_url, redis_url, events.name, prefix, payment_events=False)
     flow = flows(profile)
@@ -251,3 +255,43 @@ async def test_switched_off_or_not_recording_no_payment_is_written(
         "the writer's next seconds",
     )
     assert [k async for k in redis_client.scan_iter(match=f"{prefix}:payment:*")] == []
+
+
+async def test_a_writer_cut_off_from_redis_leaves_no_gap_the_next_one_writes_its_buffer(
+    amqp_url: str,
+    redis_url: str,
+    prefix: str,
+    events: Events,
+    redis_client: aioredis.Redis,
+    flows: Callable[..., Flow],
+) -> None:
+    proxy = TcpProxy(6379)
+    await proxy.start()
+    try:
+        cut = profile_for(
+            amqp_url, redis_url.replace(":6379", f":{proxy.port}"), events.name, prefix
+        )
+        profile = profile_for(amqp_url, redis_url, events.name, prefix)
+        store = PaymentEventStore.for_profile(redis_client, profile)
+        a = flows(cut, lease_ttl_s=6.0, backoff=(0.2,))
+        await eventually(lambda: a.consuming() and a.role == "writer", 30, "a writing")
+        b = flows(profile, lease_ttl_s=6.0)
+        await eventually(lambda: b.consuming() and b.role == "standby", 30, "b standing by")
+
+        await proxy.stop()  # a can no longer write, and its lease runs out
+        await eventually(lambda: a.role == "unavailable", 20, "a cut off")
+        await step(events, [a, b], "pay_g", "requested")
+        await step(events, [a, b], "pay_g", "failed", reason="risk engine unavailable")
+        # b takes the lease once a's expires, and writes what it saw meanwhile.
+        await eventually(lambda: b.role == "writer", 30, "b taking over")
+        await until(lambda: _equal(store, {"pay_g": ["requested", "failed"]}), 20, "pay_g")
+
+        await proxy.start()  # a comes back, as a standby: nothing is written twice
+        await eventually(lambda: a.role == "standby", 30, "a standing by")
+        await step(events, [a, b], "pay_g", "captured")
+        await until(
+            lambda: _equal(store, {"pay_g": ["requested", "failed", "captured"]}), 20, "pay_g"
+        )
+        assert await redis_client.zcard(store.key("pay_g")) == 3
+    finally:
+        await proxy.stop()
