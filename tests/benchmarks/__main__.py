@@ -1,6 +1,6 @@
 """Run the benchmarks: ``python -m tests.benchmarks [NAME [ARGS...]]``.
 
-NAME is one of ingest, park, requeue, table, snapshot; without it every benchmark runs,
+NAME is one of ingest, park, requeue, table, snapshot, console_cpu; without it every benchmark runs,
 each in its own process, with its defaults. ARGS go to the benchmark
 (``--help`` lists them).
 """
@@ -19,6 +19,7 @@ BENCHMARKS = {
     "requeue": "tests.benchmarks.bench_requeue",
     "table": "tests.benchmarks.bench_table",
     "snapshot": "tests.benchmarks.bench_snapshot",
+    "console_cpu": "tests.benchmarks.bench_console_cpu",
 }
 
 
