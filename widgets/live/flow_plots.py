@@ -415,10 +415,10 @@ class FlowPlots(QWidget):
         if t.shape[0]:
             self._label_zone(float(t[-1]))
         self._statuses.show(frame.status_names, frame.status_counts, t)
-        self.dead_letter_curve.setData(t, frame.dead_letters, skipFiniteCheck=True)
+        self.dead_letter_curve.setData(t, frame.dead_letters)
         self._queues.show(frame.queue_names, frame.queue_depths, t)
         for row, p in enumerate(LATENCY_PERCENTILES):
-            self._latency_curves[p].setData(t, frame.latency_ms[row], skipFiniteCheck=True)
+            self._latency_curves[p].setData(t, frame.latency_ms[row])
         if x_range is not None:
             self.throughput_plot.setXRange(*x_range, padding=0)
         elif t.shape[0]:

@@ -6,8 +6,8 @@ import html
 from collections.abc import Callable, Collection, Sequence
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QFont, QFontMetrics
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen
 
 from services.alerts.model import AlertMark
 from services.flow.types import FloatArray
@@ -18,6 +18,56 @@ _LEGEND_WIDTH = 168
 _TITLE_HEIGHT = 20
 _MARK_FILL_ALPHA = {"critical": 56, "warning": 32}
 _MARK_Z = -20.0  # under the curves
+
+
+def over_background(pen: QPen, background: str = colors.PLOT_BG) -> QPen:
+    """``pen`` with a translucent colour replaced by that colour blended onto
+    ``background``: what it would look like there, drawn opaque."""
+    colour = pen.color()
+    alpha = colour.alphaF()
+    if alpha >= 1.0:
+        return pen
+    bg = QColor(background)
+    opaque = QPen(pen)
+    opaque.setColor(
+        QColor.fromRgbF(
+            colour.redF() * alpha + bg.redF() * (1 - alpha),
+            colour.greenF() * alpha + bg.greenF() * (1 - alpha),
+            colour.blueF() * alpha + bg.blueF() * (1 - alpha),
+        )
+    )
+    return opaque
+
+
+_LineSpec = tuple[QPen, QPointF, QPointF]
+
+
+class _OpaqueGrid:
+    """Draws an axis's ticks and grid lines opaque, pre-blended onto the plot background.
+
+    Qt's raster engine draws a translucent aliased line about ten times slower
+    than an opaque one; the faint grid lines were three quarters of the cost of
+    a repaint of the four plots. On the plain background they look the same
+    (over an alert's shading they are a shade lighter).
+    """
+
+    def drawPicture(
+        self,
+        p: QPainter,
+        axisSpec: _LineSpec,
+        tickSpecs: list[_LineSpec],
+        textSpecs: list[tuple[QRectF, int, str]],
+    ) -> None:
+        opaque = [(over_background(pen), p1, p2) for pen, p1, p2 in tickSpecs]
+        super().drawPicture(p, axisSpec, opaque, textSpecs)  # type: ignore[misc]
+
+
+class ValueAxis(_OpaqueGrid, pg.AxisItem):
+    """A value axis whose grid lines are drawn opaque (see ``_OpaqueGrid``)."""
+
+
+class TimeAxis(_OpaqueGrid, pg.DateAxisItem):
+    """A time axis whose grid lines are drawn opaque (see ``_OpaqueGrid``)."""
 
 
 class SideLegend(pg.LegendItem):
@@ -67,7 +117,7 @@ class SeriesGroup:
             elif name in self._absent:
                 self._absent.discard(name)
                 self.legend.addItem(curve, legend_name(name))
-            curve.setData(t, rows[row], skipFiniteCheck=True)
+            curve.setData(t, rows[row])
         present = set(names)
         for name, curve in self.curves.items():
             if name not in present and name not in self._absent:
@@ -99,8 +149,8 @@ def add_plot(
     graphics: pg.GraphicsLayoutWidget, row: int, title: str, unit: str
 ) -> tuple[pg.PlotItem, SideLegend]:
     """A plot in ``row`` of ``graphics``, legend beside it; later rows share row 0's time axis."""
-    axis = pg.DateAxisItem(orientation="bottom")
-    plot = graphics.addPlot(row=row, col=0, axisItems={"bottom": axis})
+    axes = {"bottom": TimeAxis(orientation="bottom"), "left": ValueAxis(orientation="left")}
+    plot = graphics.addPlot(row=row, col=0, axisItems=axes)
     plot.setTitle(html.escape(title), color=colors.TEXT, size="9pt", bold=True, justify="left")
     plot.layout.setRowFixedHeight(0, _TITLE_HEIGHT)
     plot.titleLabel.setMaximumHeight(_TITLE_HEIGHT)
@@ -155,8 +205,9 @@ def make_curve(
     curve = pg.PlotDataItem(
         name=name,
         pen=pg.mkPen(colour, width=1.6),
+        # Gaps are NaN. Not skipFiniteCheck: pyqtgraph then picks its path by the
+        # share of gaps (with it, an all-NaN curve cost ~10 ms a paint).
         connect="finite",
-        skipFiniteCheck=True,
         clipToView=True,
         autoDownsample=True,
         downsampleMethod="peak",

@@ -142,11 +142,10 @@ def test_status_colours_are_the_same_in_every_widget(qtbot):
 
 
 def _subpaths(path: QPainterPath) -> int:
-    return sum(
-        1
-        for i in range(path.elementCount())
-        if path.elementAt(i).type == QPainterPath.ElementType.MoveToElement
-    )
+    """The runs of the path that draw a line (a bare move, e.g. onto a gap, draws nothing)."""
+    types = [path.elementAt(i).type for i in range(path.elementCount())]
+    move, line = QPainterPath.ElementType.MoveToElement, QPainterPath.ElementType.LineToElement
+    return sum(1 for a, b in zip(types, types[1:], strict=False) if a == move and b == line)
 
 
 def test_nan_shows_as_a_gap(plots):
