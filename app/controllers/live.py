@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, QTimer, Slot
+from PySide6.QtCore import QEvent, QObject, QTimer, Slot
 
 from app.controllers.alerts import AlertsController
 from app.controllers.history import HistoryController
@@ -28,6 +28,11 @@ class LiveController(QObject):
     ``alerts`` shows what the flow's alert engine reports; ``history`` plots
     the stored history before the live seconds and answers scrolling back.
     ``record=False`` keeps this console from writing history (benchmarks).
+
+    Nothing is rendered that nobody can see: while the window is hidden or
+    minimised the timer only ticks, while another page is shown only the
+    counters follow; the moment the window is restored or the live page shown
+    again, the current frame is rendered.
     """
 
     def __init__(
@@ -61,13 +66,15 @@ class LiveController(QObject):
             window, profile, self.flow.redis, self.aggregator, HISTORY_CAPACITY_S
         )
         self._window_seconds = window_seconds
-        self._plotted: tuple[int, int] | None = None
+        self._plotted: tuple[int, int, bool] | None = None
         self._counted = -1
         # The failed payments parked in the workbench (None: unknown), for the headline.
         self.parked: Callable[[], int | None] | None = None
         self._timer = QTimer(self)
         self._timer.setInterval(1000 // FRAME_HZ)
         self._timer.timeout.connect(self.on_frame_timer)
+        window.installEventFilter(self)
+        window.flow_plots.installEventFilter(self)
 
     @property
     def window_seconds(self) -> int:
@@ -91,16 +98,33 @@ class LiveController(QObject):
             detail += f"\nThis console: {state.writer_id}"
         self._window.show_recorder_state(state.describe(), detail)
 
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Render at once when the window is restored or shown, or the live page shown."""
+        kind = event.type()
+        if kind in (QEvent.Type.Show, QEvent.Type.WindowStateChange) and self._timer.isActive():
+            window = self._window
+            if window.isVisible() and not window.isMinimized():
+                self._plotted = None
+                self._counted = -1
+                self.on_frame_timer()
+        return super().eventFilter(watched, event)
+
     @Slot()
     def on_frame_timer(self) -> None:
         """Counters when data changed; plots once a second (finished seconds only)."""
-        second = int(time.time())
-        plot_key = (second, self._window_seconds)
+        window = self._window
+        if not window.isVisible() or window.isMinimized():
+            return  # nobody sees it: the next show renders at once (``eventFilter``)
+        plots_shown = window.flow_plots.isVisible()  # else another page: counters only
+        plot_key = (int(time.time()), self._window_seconds, plots_shown)
         if plot_key != self._plotted:
             self._plotted = plot_key
             self._counted = self.aggregator.version
-            frame = self.aggregator.frame(self._window_seconds)
-            self._window.show_frame(frame.finished())
+            if plots_shown:
+                frame = self.aggregator.frame(self._window_seconds)
+                window.show_frame(frame.finished())
+            else:
+                window.show_headline(self.aggregator.headline())
             self._show_parked()
         elif self.aggregator.version != self._counted:
             self._counted = self.aggregator.version

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, QRect, QRectF, Qt, Signal, Slot
-from PySide6.QtGui import QPolygon
+from PySide6.QtGui import QPolygon, QShowEvent
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from services.alerts.model import AlertMark
@@ -33,6 +33,7 @@ from widgets.live.plot_items import (
 
 _DEFAULT_SPAN_S = 300
 _OPEN_END_AHEAD_S = 6 * 3600.0  # a still-firing alert's shading reaches this far past now
+_MAX_LIVE_STEP_S = 10  # live frames are drawn at least this often, however long the window
 
 
 class FlowPlots(QWidget):
@@ -56,6 +57,13 @@ class FlowPlots(QWidget):
 
     Alert marks (``set_alert_marks``) shade each alert's span on every plot,
     with a line at the firing; the read-out lists the alerts at the crosshair.
+
+    Nothing is drawn that cannot be seen or did not change: a live frame that
+    arrives while the plots are hidden (another page, a minimised or hidden
+    window) is kept and drawn when they show again; a frame equal to the one on
+    screen is not drawn again; and a live frame whose time axis moved less than
+    a pixel since the last one drawn waits (a 1 h window moves about a pixel in
+    three seconds), though never more than ``_MAX_LIVE_STEP_S``.
     """
 
     history_requested = Signal(float, float)
@@ -220,12 +228,44 @@ class FlowPlots(QWidget):
 
     @Slot(object)
     def show_frame(self, frame: FlowFrame) -> None:
-        """Put one live frame on screen (kept, not drawn, while showing history)."""
+        """Put one live frame on screen (kept, not drawn, while showing history, while
+        the plots cannot be seen, or while it would change nothing visible)."""
         self._live_frame = frame
-        if self._history is not None:
+        if self._history is not None or not self.on_screen:
             return
-        self._draw(frame)
+        if self._worth_drawing(frame):
+            self._draw(frame)
         self._refresh_open_marks()
+
+    @property
+    def on_screen(self) -> bool:
+        """Whether the plots can be seen: shown, on the page shown, window not minimised."""
+        return self.isVisible() and not self.window().isMinimized()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Shown again (page switched back, window restored): draw the newest live frame."""
+        super().showEvent(event)
+        frame = self._live_frame
+        stale = frame is not None and frame is not self._frame
+        if stale and self._history is None and self.on_screen and not self._paused:
+            assert frame is not None
+            self._draw(frame)
+            self._refresh_open_marks()
+
+    def _worth_drawing(self, frame: FlowFrame) -> bool:
+        """Whether ``frame`` differs visibly from the live frame on screen."""
+        drawn = self._frame
+        if drawn is None or drawn.seconds != frame.seconds or not frame.seconds:
+            return True
+        if (drawn.status_names, drawn.queue_names) != (frame.status_names, frame.queue_names):
+            return True
+        moved = float(frame.t[-1] - drawn.t[-1])
+        if moved < 0:
+            return True
+        width = max(1, self.throughput_plot.getViewBox().width())
+        if moved and moved < min(_MAX_LIVE_STEP_S, frame.seconds / width):
+            return False  # the axis would move less than a pixel
+        return moved > 0 or not _same_data(drawn, frame)
 
     @Slot(object)
     def show_history_frame(self, frame: FlowFrame) -> None:
@@ -550,3 +590,15 @@ class FlowPlots(QWidget):
             box.center().x() - self.waiting_label.width() // 2,
             box.center().y() - self.waiting_label.height() // 2,
         )
+
+
+def _same_data(a: FlowFrame, b: FlowFrame) -> bool:
+    """Whether two frames of the same seconds hold the same numbers (NaN equal to NaN)."""
+    pairs = (
+        (a.t, b.t),
+        (a.status_counts, b.status_counts),
+        (a.dead_letters, b.dead_letters),
+        (a.latency_ms, b.latency_ms),
+        (a.queue_depths, b.queue_depths),
+    )
+    return all(x.shape == y.shape and np.array_equal(x, y, equal_nan=True) for x, y in pairs)

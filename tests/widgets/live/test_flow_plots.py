@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pyqtgraph as pg
 import pytest
@@ -82,7 +84,7 @@ def test_each_curve_gets_one_setdata_per_frame(plots, monkeypatch):
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(pg.PlotDataItem, "setData", counting)
-    plots.show_frame(small_frame())
+    plots.show_frame(small_frame(dead_letters=[0, 0, 1, 0, 2, 1]))  # one new number
 
     curves = 2 + 1 + 2 + len(LATENCY_PERCENTILES)
     assert len(calls) == curves
@@ -129,8 +131,9 @@ def test_a_status_that_goes_away_is_emptied_and_comes_back_in_its_colour(plots):
 
 def test_status_colours_are_the_same_in_every_widget(qtbot):
     first, second = FlowPlots(), FlowPlots()
-    qtbot.addWidget(first)
-    qtbot.addWidget(second)
+    for widget in (first, second):
+        qtbot.addWidget(widget)
+        widget.show()  # hidden plots draw nothing
     first.show_frame(small_frame())
     reordered = {"failed": [0] * 6, "authorized": [0] * 6}
     second.show_frame(small_frame(statuses=reordered))
@@ -145,7 +148,7 @@ def _subpaths(path: QPainterPath) -> int:
     """The runs of the path that draw a line (a bare move, e.g. onto a gap, draws nothing)."""
     types = [path.elementAt(i).type for i in range(path.elementCount())]
     move, line = QPainterPath.ElementType.MoveToElement, QPainterPath.ElementType.LineToElement
-    return sum(1 for a, b in zip(types, types[1:], strict=False) if a == move and b == line)
+    return sum(1 for a, b in itertools.pairwise(types) if a == move and b == line)
 
 
 def test_nan_shows_as_a_gap(plots):

@@ -63,6 +63,7 @@ def test_the_plots_name_the_zone_of_their_local_times(berlin, qtbot):
 def test_the_zone_follows_the_frame_across_daylight_saving(berlin, qtbot):
     plots = FlowPlots(clock=lambda: SUMMER + 0.5)
     qtbot.addWidget(plots)
+    plots.show()  # hidden plots draw nothing
     plots.show_frame(frame_ending(SUMMER))
     assert axis_label(plots) == "local time (CEST)"
     plots.show_frame(frame_ending(WINTER))
