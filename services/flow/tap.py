@@ -46,6 +46,11 @@ PROBE_MAX_BURST = 25  # probes published at once to catch up after the loop was 
 PROBE_SEQ_MODULUS = 1 << 31  # sequence numbers wrap here (a signed 32-bit table value)
 PROBE_MAX_GAP = 1 << 20  # a larger jump is a restart, not ~6 h of lost probes at 50/s
 PROBE_RETRY_S = 1.0
+# Drops are only possible while messages arrive: idle, the tap probes at a low rate
+# (which keeps the sequence's baseline) and looks for traffic every PROBE_IDLE_CHECK_S.
+PROBE_IDLE_HZ = 1.0
+PROBE_BUSY_HOLD_S = 2.0  # full rate until this long after the last delivery
+PROBE_IDLE_CHECK_S = 0.1
 
 
 def tap_queue_arguments(profile: Profile) -> FieldTable:
@@ -309,6 +314,7 @@ class FlowTap:
         self._probe_generation = 0
         self._probes = ProbeDropEstimator()
         self._probes_refused = False
+        self._depth = 0  # the tap queue's depth at the last poll
         self._refusal_reported = False
         # Bound methods looked up once; the delivery callback is the hot path.
         self._decode = decoder.decode
@@ -365,7 +371,7 @@ class FlowTap:
                 if control.is_closed:
                     control = await connection.channel(publisher_confirms=False)
                 declared = await control.declare_queue(name, passive=True)
-                depth = declared.declaration_result.message_count or 0
+                depth = self._depth = declared.declaration_result.message_count or 0
                 dropped_by_age = by_age.update(
                     time.monotonic(), depth, self.consumed, self._median_age_s()
                 )
@@ -468,8 +474,14 @@ class FlowTap:
             await asyncio.sleep(PROBE_RETRY_S)
 
     async def _probe_loop(self, raw: RawChannel, queue: str, source: str) -> None:
-        """Publish probes at ``PROBE_RATE_HZ`` on ``raw`` until its channel fails.
+        """Publish probes on ``raw`` until its channel fails: ``PROBE_RATE_HZ`` while
+        messages arrive, ``PROBE_IDLE_HZ`` while none do.
 
+        Drops are only possible while messages arrive (or wait in the tap queue):
+        from the first delivery (seen within ``PROBE_IDLE_CHECK_S``) until
+        ``PROBE_BUSY_HOLD_S`` after the last, or while the last poll found the
+        queue non-empty, probes go at the full rate; idle, a few keep the
+        sequence going, so the first probes under load close a segment at once.
         Ticks the event loop served late are made up by publishing the probes
         that were due (at most ``PROBE_MAX_BURST`` at once), so the probes keep
         sampling the queue evenly in time while the console is busiest. While
@@ -477,15 +489,27 @@ class FlowTap:
         connection, shared with the tap and the depth polls, is not blocked.
         """
         loop = asyncio.get_running_loop()
-        period = 1.0 / PROBE_RATE_HZ
+        busy_period, idle_period = 1.0 / PROBE_RATE_HZ, 1.0 / PROBE_IDLE_HZ
         seq = 0
         next_at = loop.time()
+        busy_until = next_at + PROBE_BUSY_HOLD_S  # a baseline first
+        seen = self.consumed
         while True:
             await raw.connection.ready()
             if raw.is_closed:
                 raise _close_reason(raw)
-            due = int((loop.time() - next_at) / period) + 1
-            if due > PROBE_MAX_BURST:
+            now = loop.time()
+            if self.consumed != seen or self._depth:
+                seen = self.consumed
+                if now >= busy_until:  # traffic again: probe now
+                    next_at = min(next_at, now)
+                busy_until = now + PROBE_BUSY_HOLD_S
+            busy = now < busy_until
+            period = busy_period if busy else idle_period
+            due = int((now - next_at) / period) + 1 if now >= next_at else 0
+            if not busy:
+                due = min(due, 1)  # nothing to catch up on while idle
+            elif due > PROBE_MAX_BURST:
                 next_at += (due - PROBE_MAX_BURST) * period
                 due = PROBE_MAX_BURST
             for _ in range(due):
@@ -501,8 +525,10 @@ class FlowTap:
                     raise _close_reason(raw) from None
                 seq = (seq + 1) % PROBE_SEQ_MODULUS
                 self.probes_sent += 1
-            next_at += due * period
-            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            if due:
+                next_at = next_at + due * period if busy else now + period
+            wake = next_at if busy else min(next_at, loop.time() + PROBE_IDLE_CHECK_S)
+            await asyncio.sleep(max(0.0, wake - loop.time()))
 
     async def _bind(
         self,
