@@ -41,6 +41,11 @@ class FieldPaths:
     status: str = "status"
     timestamp: str = "created_at"
     reason: str = "reason"  # why a failure event failed (counted per second in the history)
+    cause_headers: tuple[str, ...] = ()
+    """Headers holding a dead letter's failure message, tried before the framework
+    defaults (Spring AMQP, MassTransit, NServiceBus: services.workbench.cause)."""
+    cause_paths: tuple[str, ...] = ()
+    """Dotted paths into a dead letter's JSON body holding its failure message."""
 
     @property
     def id_paths(self) -> tuple[str, ...]:
@@ -237,6 +242,7 @@ _PROFILE_KEYS = ({f.name for f in fields(Profile)} - {"name", "source", "alert_r
     "alert_defaults",
 }
 _FIELD_KEYS = {f.name for f in fields(FieldPaths)}
+_FIELD_LIST_KEYS = frozenset({"cause_headers", "cause_paths"})
 
 
 def build_profile(loaded: LoadedConfig, name: str, env: Mapping[str, str]) -> Profile:
@@ -266,7 +272,13 @@ def build_profile(loaded: LoadedConfig, name: str, env: Mapping[str, str]) -> Pr
         raise ConfigError(f"config file {loaded.label}: {where}.fields must be a table")
     _reject_unknown(fields_raw, _FIELD_KEYS, f"{where}.fields", loaded.label)
     field_checker = _Checker(loaded.label, f"{where}.fields")
-    field_paths = FieldPaths(**{k: field_checker.string(fields_raw, k) for k in fields_raw})
+    field_values: dict[str, Any] = {
+        k: tuple(field_checker.string_list(fields_raw, k))
+        if k in _FIELD_LIST_KEYS
+        else field_checker.string(fields_raw, k)
+        for k in fields_raw
+    }
+    field_paths = FieldPaths(**field_values)
 
     defaults = Profile(name=name, amqp_url="", redis_url="")
     bindings = tuple(TapBinding.parse(text) for text in checker.string_list(raw, "tap_exchanges"))
