@@ -33,7 +33,7 @@ from services.workbench.actions.names import Action
 from services.workbench.actions.recovery import RecoveredEntry, RecoveryReport
 from services.workbench.actions.report import ActionOutcome, ActionReport
 from services.workbench.body_format import body_content
-from services.workbench.columns import CLI_COLUMNS
+from services.workbench.columns import CLI_COLUMNS, COLUMN
 from services.workbench.death_history import earlier_deaths, earlier_hops, total_deaths
 from services.workbench.model import AuditRecord, EntryState, EntrySummary, ParkedEntry
 
@@ -103,12 +103,18 @@ def _row(summary: EntrySummary) -> list[str]:
         "merchant": masked(summary.merchant) or "-",
         "amount": amount or "-",
         "reason": summary.reason or "-",
+        "cause": _cut(masked(summary.cause) or "-", COLUMN["cause"].cli_width),
         "origin_queue": masked(summary.origin_queue) or "-",
         "attempts": str(summary.attempts),
         "state": str(summary.state),
         "last_operator": summary.last_operator or "",
     }
     return [cells[column.name] for column in CLI_COLUMNS]
+
+
+def _cut(text: str, width: int) -> str:
+    """``text`` in ``width`` characters (an ellipsis where it was cut)."""
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def print_table(summaries: Sequence[EntrySummary]) -> None:
@@ -132,7 +138,7 @@ def summary_json(summary: EntrySummary) -> dict[str, Any]:
     for key in ("payment_id", "message_id"):
         data[key] = mask_optional_identifier(data[key]) or None
     # merchant comes masked from the summary; these are free text too.
-    return _masked_texts(data, ("reason", "origin_queue", "routing_key"))
+    return _masked_texts(data, ("reason", "origin_queue", "routing_key", "cause", "failure_group"))
 
 
 # --------------------------------------------------------------------------- show

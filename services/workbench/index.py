@@ -37,6 +37,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from services.workbench.cause import source_of
 from services.workbench.columns import COLUMN, COLUMNS, SortKey
 from services.workbench.index_storage import (
     MIN_CAPACITY,
@@ -382,6 +383,9 @@ class EntryIndex:
             body_kind=kind,
             size=int(self._size[i]),
             message_id=self._texts["message_id"].get(i),
+            cause=d["cause"].values[c["cause"][i]] or "",
+            cause_source=source_of(d["cause_source"].values[c["cause_source"][i]]),
+            failure_group=d["failure_group"].values[c["failure_group"][i]] or "",
         )
 
     def rows(self, positions: Iterable[int]) -> list[EntrySummary]:
@@ -460,9 +464,12 @@ class EntryIndex:
             ("dlq", q.dlqs),
             ("origin_queue", q.queues),
             ("merchant", q.merchants),
+            ("failure_group", q.failure_groups),
         ):
             if wanted:
                 narrow(self._lut_mask(name, self._dicts[name].lookup(wanted)))
+        if q.cause.strip():
+            narrow(self._cause_mask(q.cause.strip().lower()))
         if q.dead_from_ms is not None:
             narrow(self._dead[:n] >= q.dead_from_ms)
         if q.dead_until_ms is not None:
@@ -482,6 +489,14 @@ class EntryIndex:
         if codes:
             lut[np.asarray(codes, dtype=np.int64)] = True
         return lut[self._codes[name][: self._n]]
+
+    def _cause_mask(self, text: str) -> npt.NDArray[np.bool_]:
+        """Rows whose cause or failure group holds ``text`` (lower-cased)."""
+        mask = self._lut_mask("cause", self._dicts["cause"].containing(text))
+        groups = self._dicts["failure_group"].containing(text)
+        if groups:
+            np.logical_or(mask, self._lut_mask("failure_group", groups), out=mask)
+        return mask
 
     def _text_mask(self, term: str) -> npt.NDArray[np.bool_]:
         n = self._n

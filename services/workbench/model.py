@@ -11,7 +11,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from functools import lru_cache
@@ -23,6 +23,7 @@ from services.config import FieldPaths
 from services.json_paths import JsonGetter, compile_path
 from services.masking.json import mask_identifier
 from services.masking.text import mask_text
+from services.workbench.cause import Cause, CauseSource, dead_letter_cause, resolve
 from services.workbench.codec import DeathRecord, MessageRecord, parse_x_death
 from services.workbench.death_history import total_deaths
 
@@ -75,7 +76,10 @@ class EntrySummary:
     requeue sends it back. ``attempts`` sums the ``x-death`` counts, the deaths
     of earlier cycles (``payops-deaths``, see :mod:`.death_history`) and our own
     ``payops-attempt`` header. Payment ids are masked as identifiers, merchants
-    as text (:mod:`services.masking.json`).
+    as text (:mod:`services.masking.json`). ``cause`` is why the payment failed
+    (masked), ``cause_source`` where that came from (the flow, the message, the
+    dead-letter reason) and ``failure_group`` the cause normalised
+    (:mod:`services.workbench.cause`).
     """
 
     entry_id: str
@@ -96,6 +100,13 @@ class EntrySummary:
     body_kind: BodyKind
     size: int
     message_id: str | None
+    cause: str = ""
+    cause_source: CauseSource = "dead_letter"
+    failure_group: str = ""
+
+    def with_cause(self, cause: Cause) -> EntrySummary:
+        """The same row with another cause."""
+        return replace(self, cause=cause.text, cause_source=cause.source, failure_group=cause.group)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +153,8 @@ class ParkResult:
 
     entry_id: str
     created: bool
+    summary: EntrySummary | None = field(default=None, compare=False, repr=False)
+    """The row the message was parked with (its cause included)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,6 +373,12 @@ def summarize(
     dead_at = latest.time_ms if latest else None
     attempts = total_deaths(headers) + attempt_header(headers)
     message_id = record.properties.get("message_id")
+    try:
+        cause = resolve(
+            headers, parsed, reason, headers_first=fields.cause_headers, paths=fields.cause_paths
+        )
+    except Exception:  # odd header values must not lose the entry
+        cause = dead_letter_cause(reason)
     return EntrySummary(
         entry_id=entry_id,
         dlq=dlq,
@@ -379,6 +398,9 @@ def summarize(
         body_kind=kind,
         size=len(body),
         message_id=message_id if isinstance(message_id, str) else None,
+        cause=cause.text,
+        cause_source=cause.source,
+        failure_group=cause.group,
     )
 
 

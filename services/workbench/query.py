@@ -20,7 +20,7 @@ from services.time_range import zone_name
 from services.workbench.columns import COLUMNS, SORT_KEYS, SortKey
 from services.workbench.model import EntryState, EntrySummary
 
-GroupBy = Literal["reason", "origin_queue", "merchant", "state", "dlq"]
+GroupBy = Literal["reason", "origin_queue", "merchant", "state", "dlq", "failure_group"]
 GROUP_BYS: Final[tuple[GroupBy, ...]] = get_args(GroupBy)
 
 GroupValue: TypeAlias = str | None
@@ -44,7 +44,9 @@ class Query:
     inclusive and ``dead_until_ms`` exclusive (epoch milliseconds, on
     ``dead_lettered_at_ms``); ``amount_min``/``amount_max`` are inclusive on
     ``amount_value``, and a row without an amount matches no amount range.
-    ``merchants`` may hold None for "no merchant".
+    ``merchants`` may hold None for "no merchant". ``failure_groups`` keeps the rows
+    of those failure groups (exactly); ``cause`` the rows whose cause or failure
+    group holds that text (case-insensitive).
 
     Sorting is stable on (key, row position), descending reverses it, and
     rows without a value for the key (no merchant, no amount, an empty
@@ -62,13 +64,15 @@ class Query:
     dead_until_ms: int | None = None
     amount_min: float | None = None
     amount_max: float | None = None
+    failure_groups: frozenset[str] = frozenset()
+    cause: str = ""
     sort_key: SortKey = "dead_lettered_at"
     descending: bool = True
 
     def __post_init__(self) -> None:
         if self.sort_key not in SORT_KEYS:
             raise ValueError(f"unknown sort key {self.sort_key!r}")
-        for name in ("states", "reasons", "dlqs", "queues", "merchants"):
+        for name in ("states", "reasons", "dlqs", "queues", "merchants", "failure_groups"):
             value = getattr(self, name)
             if not isinstance(value, frozenset):
                 object.__setattr__(self, name, frozenset(value))
@@ -111,6 +115,8 @@ class Query:
             return replace(self, reasons=strings)
         if by == "origin_queue":
             return replace(self, queues=strings)
+        if by == "failure_group":
+            return replace(self, failure_groups=strings)
         return replace(self, dlqs=strings)
 
     def without_group(self, by: GroupBy) -> Query:
@@ -129,6 +135,11 @@ class Query:
         if self.queues and s.origin_queue not in self.queues:
             return False
         if self.merchants and s.merchant not in self.merchants:
+            return False
+        if self.failure_groups and s.failure_group not in self.failure_groups:
+            return False
+        cause = self.cause.strip().lower()
+        if cause and cause not in s.cause.lower() and cause not in s.failure_group.lower():
             return False
         if self.dead_from_ms is not None and s.dead_lettered_at_ms < self.dead_from_ms:
             return False
@@ -170,6 +181,9 @@ class Query:
         listed("queue", self.queues)
         listed("DLQ", self.dlqs)
         listed("merchant", self.merchants)
+        listed("failure group", self.failure_groups)
+        if self.cause.strip():
+            parts.append(f"cause “{mask_sensitive_text(self.cause.strip())}”")
         if self.dead_from_ms is not None or self.dead_until_ms is not None:
             start = _local_minute(self.dead_from_ms) if self.dead_from_ms is not None else "…"
             end = _local_minute(self.dead_until_ms) if self.dead_until_ms is not None else "…"
@@ -187,6 +201,7 @@ _GROUP_FIELD: Final[dict[GroupBy, str]] = {
     "merchant": "merchants",
     "state": "states",
     "dlq": "dlqs",
+    "failure_group": "failure_groups",
 }
 
 

@@ -9,7 +9,11 @@ each multi-key script touches one slot::
                               (JSON array, the immutable row fields), state,
                               version, action, action_id, operator, detail,
                               updated_at, parked_at, last_error, fingerprint,
-                              sending (an action's intent, see actions.ledger)
+                              sending (an action's intent, see actions.ledger),
+                              pid (the payment id), cause, cause_src, fgroup
+                              (the cause, its source and failure group; an entry
+                              parked before causes were kept has none and shows
+                              its dead-letter reason)
     P:{D}:idx         ZSET    entry id -> parked_at (epoch ms): table order
     P:{D}:fp          HASH    fingerprint -> newest entry id with it
     P:{D}:unacked     SET     the marks hashes below not yet cleared
@@ -18,6 +22,10 @@ each multi-key script touches one slot::
                               ack not yet confirmed: a redelivery of another
                               session consumes one (see workbench.parker)
     P:{D}:inflight    SET     ids in state ``claimed`` (crash recovery)
+    P:{D}:pay         HASH    payment id (as shown, masked as an identifier) -> its
+                              entry ids, space-separated, oldest first
+    P:dlqs            SET     every DLQ something was parked from (a payment's
+                              entries are looked up in each)
     P:{D}:changes     STREAM  id, state, op, ts, operator per transition
                               (XADD MAXLEN ~ 100000): live views of other consoles
     P:{D}:audit       STREAM  one record per action (never trimmed)
@@ -36,6 +44,8 @@ from typing import Any, Final
 
 import orjson
 
+from services.workbench.cause import Cause, dead_letter_cause, source_of
+from services.workbench.cause import failure_group as failure_group_of
 from services.workbench.model import (
     AuditRecord,
     BodyKind,
@@ -75,6 +85,10 @@ class DlqKeys:
     def marks(self, session: str, batch: int | None = None) -> str:
         """A batch's marks hash; without ``batch``, the prefix of the session's."""
         return f"{self.base}:unacked:{session}:{'' if batch is None else batch}"
+
+    @property
+    def payments(self) -> str:
+        return f"{self.base}:pay"
 
     @property
     def inflight(self) -> str:
@@ -162,9 +176,13 @@ def summary_from_blob(
     *,
     state: EntryState,
     operator: str | None,
+    cause: bytes | None = None,
+    cause_source: bytes | None = None,
+    failure_group: bytes | None = None,
 ) -> EntrySummary:
     """The table row of an entry from its ``summary`` field (a damaged one gives an
-    empty row) and the fields that change."""
+    empty row) and the fields that change. An entry without a cause (parked before
+    causes were kept) shows its dead-letter reason as its cause."""
     row: list[Any] = []
     if blob:
         try:
@@ -176,6 +194,13 @@ def summary_from_blob(
     if not row:
         row = [_SUMMARY_VERSION, parked_at_ms, None, None, None, None, None, "", "", "", 0]
         row += ["binary", 0, None]
+    reason = row[7] or ""
+    kept = text(cause)
+    found = (
+        Cause(kept, source_of(text(cause_source)), text(failure_group) or failure_group_of(kept))
+        if kept
+        else dead_letter_cause(reason)
+    )
     return EntrySummary(
         entry_id=entry_id,
         dlq=dlq,
@@ -186,7 +211,7 @@ def summary_from_blob(
         amount=row[4],
         amount_value=row[5],
         currency=row[6],
-        reason=row[7] or "",
+        reason=reason,
         origin_queue=row[8] or "",
         routing_key=row[9] or "",
         attempts=row[10] if isinstance(row[10], int) else 0,
@@ -195,6 +220,9 @@ def summary_from_blob(
         body_kind=_BODY_KINDS.get(row[11], "binary"),
         size=row[12] if isinstance(row[12], int) else 0,
         message_id=row[13],
+        cause=found.text,
+        cause_source=found.source,
+        failure_group=found.group,
     )
 
 

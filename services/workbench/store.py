@@ -3,13 +3,18 @@
 Keys, entry ids and fields are laid out as :mod:`services.workbench.redis_layout`
 says. Every write is one Lua script (``lua/*.lua``, loaded once, run by
 EVALSHA) that appends its transition to the changes stream in the same atomic
-step.
+step. What the store reads is in :mod:`services.workbench.store_reading`.
 
 Parking is idempotent twice over: an entry id chosen before the first
 attempt makes a retried batch a no-op, and a redelivered message consumes one
 "parked, ack not yet confirmed" mark of its fingerprint (body, properties,
 headers) instead of being parked again; a fresh delivery is always parked, so
 two identical dead letters are two entries (see :mod:`services.workbench.parker`).
+
+Each entry is parked with its cause (:mod:`services.workbench.cause`): the
+flow's failure event of the payment when ``flow_failures`` knows one, else the
+message's own error information or its dead-letter reason; :meth:`ParkingStore.set_cause`
+puts the flow's cause on an entry when its event came after the parking.
 
 The Redis client must be created with ``decode_responses=False``.
 """
@@ -20,8 +25,8 @@ import itertools
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Final, cast
 
 import redis.asyncio as aioredis
@@ -29,19 +34,12 @@ from redis.exceptions import NoScriptError
 
 from services.config import FieldPaths
 from services.workbench import lua
-from services.workbench import redis_layout as layout
-from services.workbench.codec import (
-    MessageRecord,
-    decode_record,
-    encode_record,
-    parse_x_death,
-    record_fingerprint,
-)
+from services.workbench.cause import Cause, FailureLookup
+from services.workbench.codec import MessageRecord, encode_record, record_fingerprint
 from services.workbench.durability import add_wait, check_wait, inspect_durability
 from services.workbench.model import (
     FINAL_STATES,
     AuditRecord,
-    Change,
     ClaimResult,
     Durability,
     EntryState,
@@ -50,13 +48,23 @@ from services.workbench.model import (
     ParkResult,
     summarize,
 )
+from services.workbench.redis_layout import audit_fields, claim_result, summary_blob
+from services.workbench.store_reading import StoreReader, entry_id_time_ms
+
+__all__ = [
+    "CHANGES_MAXLEN",
+    "ParkItem",
+    "ParkingStore",
+    "entry_id_time_ms",
+    "new_entry_id",
+    "new_session_id",
+]
 
 CHANGES_MAXLEN: Final = 100_000
 CHUNK_BYTES: Final = 8 * 1024 * 1024
 """Most message bytes sent in one park script call (a pipeline holds several)."""
 CHUNK_ITEMS: Final = 500
 
-_ITEM_ARGS: Final = 10
 _COLLIDED: Final = 2
 
 
@@ -87,48 +95,21 @@ def new_session_id() -> str:
     return secrets.token_hex(8)
 
 
-def entry_id_time_ms(entry_id: str) -> int | None:
-    """The parking time encoded in an entry id (None when it is not one of ours)."""
-    try:
-        return int(entry_id[:12], 16) if len(entry_id) == 20 else None
-    except ValueError:
-        return None
-
-
 def _glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "\\*?[]" else c for c in text)
 
 
-class ParkingStore:
+class ParkingStore(StoreReader):
     """Parked dead letters of one profile in Redis (see the module docstring)."""
 
     def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
-        if not prefix or "{" in prefix or "}" in prefix:
-            raise ValueError(f"redis prefix must be non-empty without braces: {prefix!r}")
-        kwargs = redis.connection_pool.connection_kwargs
-        if kwargs.get("decode_responses"):
-            raise ValueError("the parking store needs a Redis client with decode_responses=False")
-        self.redis = redis
-        self.prefix = prefix
+        super().__init__(redis, prefix)
         self._park = redis.register_script(lua.script("park", clock=True))
         self._claim = redis.register_script(lua.script("claim", clock=True))
         self._finish = redis.register_script(lua.script("finish", clock=True))
         self._delete = redis.register_script(lua.script("delete_entries"))
-        self._rows = redis.register_script(lua.script("rows"))
         self._clear_marks = redis.register_script(lua.script("clear_marks"))
-
-    # ------------------------------------------------------------------ keys
-
-    def keys(self, dlq: str) -> layout.DlqKeys:
-        """The keys of one DLQ."""
-        return layout.DlqKeys.of(self.prefix, dlq)
-
-    def base(self, dlq: str) -> str:
-        """The key prefix of one DLQ, hash tag included."""
-        return self.keys(dlq).base
-
-    def entry_key(self, dlq: str, entry_id: str) -> str:
-        return self.keys(dlq).entry(entry_id)
+        self._set_cause = redis.register_script(lua.script("set_cause", clock=True))
 
     # ------------------------------------------------------------------ parking
 
@@ -142,10 +123,14 @@ class ParkingStore:
         entry_id: str | None = None,
         session: str | None = None,
         batch: int = 0,
+        flow_failures: FailureLookup | None = None,
     ) -> ParkResult:
         """Park one message (see :meth:`park_many`)."""
         item = ParkItem(record, redelivered, entry_id)
-        return (await self.park_many(dlq, [item], fields, session=session, batch=batch))[0]
+        results = await self.park_many(
+            dlq, [item], fields, session=session, batch=batch, flow_failures=flow_failures
+        )
+        return results[0]
 
     async def park_many(
         self,
@@ -156,6 +141,7 @@ class ParkingStore:
         ack_after: str = "write",
         session: str | None = None,
         batch: int = 0,
+        flow_failures: FailureLookup | None = None,
     ) -> list[ParkResult]:
         """Park a batch in one pipelined round trip; results in item order.
 
@@ -163,15 +149,25 @@ class ParkingStore:
         :mod:`services.workbench.durability`): the caller may ack. On a Redis
         error calling again with the same items (same entry ids) is safe.
         ``session``, ``batch``: the parker session (one channel's deliveries) and
-        batch the marks are kept under (None: a fresh session).
+        batch the marks are kept under (None: a fresh session). ``flow_failures``
+        looks the payments' failure events up (one more round trip): an entry
+        whose payment failed on the flow gets that cause. Each result carries the
+        row it was parked with (``summary``).
         """
         if not items:
             return []
         session = session or new_session_id()
-        prepared: list[tuple[str, list[Any]]] = []
+        summaries: list[EntrySummary] = []
         for item in items:
             entry_id = item.entry_id or new_entry_id()
-            prepared.append((entry_id, self._item_args(dlq, entry_id, item, fields)))
+            parked_at = entry_id_time_ms(entry_id) or int(time.time() * 1000)
+            summaries.append(summarize(dlq, entry_id, item.record, fields, parked_at))
+        if flow_failures is not None:
+            summaries = await _with_flow_causes(summaries, flow_failures)
+        prepared = [
+            (summary.entry_id, _item_args(summary, item))
+            for summary, item in zip(summaries, items, strict=True)
+        ]
         results: list[ParkResult | None] = [None] * len(items)
         pending = list(range(len(items)))
         while pending:
@@ -187,34 +183,14 @@ class ParkingStore:
                     if status == _COLLIDED:
                         collided.append(index)
                     else:  # 1 parked now; 3 by an earlier attempt, 0 recognised
-                        results[index] = ParkResult(result_id, status == 1)
+                        results[index] = ParkResult(result_id, status == 1, summaries[index])
             for index in collided:  # practically never: re-park under a fresh id
                 entry_id = new_entry_id()
-                prepared[index] = (
-                    entry_id,
-                    self._item_args(dlq, entry_id, items[index], fields),
-                )
+                summary = _renamed(summaries[index], entry_id)
+                summaries[index] = summary
+                prepared[index] = (entry_id, _item_args(summary, items[index]))
             pending = collided
         return [result for result in results if result is not None]
-
-    def _item_args(self, dlq: str, entry_id: str, item: ParkItem, fields: FieldPaths) -> list[Any]:
-        record = item.record
-        encoded = encode_record(record)
-        fingerprint = record_fingerprint(record, encoded)
-        parked_at = entry_id_time_ms(entry_id) or int(time.time() * 1000)
-        summary = summarize(dlq, entry_id, record, fields, parked_at)
-        return [
-            entry_id,
-            b"1" if item.redelivered else b"0",
-            fingerprint,
-            parked_at,
-            layout.summary_blob(summary),
-            encoded["body"],
-            encoded["props"],
-            encoded["headers"],
-            encoded["exchange"],
-            encoded["rkey"],
-        ]
 
     async def _run_park_chunks(
         self,
@@ -229,17 +205,20 @@ class ParkingStore:
             pipe = self.redis.pipeline(transaction=False)
             for chunk in chunks:
                 names = [keys.idx, keys.fp, keys.changes, keys.unacked, keys.marks(*marks)]
+                names.append(keys.payments)
                 args: list[Any] = [CHANGES_MAXLEN, len(chunk), keys.marks(marks[0])]
                 for index in chunk:
                     entry_id, item_args = prepared[index]
                     names.append(keys.entry(entry_id))
                     args.extend(item_args)
                 pipe.evalsha(self._park.sha, len(names), *names, *args)
+            pipe.sadd(self.dlqs_key, dlq)  # the DLQs a payment's entries may be in
             waits = add_wait(pipe, ack_after)  # on the connection that wrote
             try:
                 replies = list(await pipe.execute())
                 if waits:
                     check_wait(replies.pop(), ack_after)
+                replies.pop()  # SADD
                 return replies
             except NoScriptError:
                 if attempt:
@@ -248,222 +227,6 @@ class ParkingStore:
                 # run the whole batch again - items already parked are no-ops.
                 self._park.sha = await self.redis.script_load(self._park.script)
         raise AssertionError("unreachable")  # pragma: no cover
-
-    # ------------------------------------------------------------------ reading
-
-    async def get(self, dlq: str, entry_id: str) -> ParkedEntry | None:
-        """One entry in full, or None when there is no such entry."""
-        raw = cast(dict[bytes, bytes], await self.redis.hgetall(self.entry_key(dlq, entry_id)))
-        if not raw:
-            return None
-        return self._entry(dlq, entry_id, raw)
-
-    def _entry(self, dlq: str, entry_id: str, raw: Mapping[bytes, bytes]) -> ParkedEntry:
-        state = layout.state_of(raw.get(b"state")) or EntryState.PARKED
-        operator = layout.text(raw.get(b"operator"))
-        parked_at = layout.integer(raw.get(b"parked_at"), entry_id_time_ms(entry_id) or 0)
-        summary = layout.summary_from_blob(
-            dlq, entry_id, parked_at, raw.get(b"summary"), state=state, operator=operator
-        )
-        record = decode_record(raw)
-        return ParkedEntry(
-            summary=summary,
-            record=record,
-            deaths=parse_x_death(record.headers),
-            fingerprint=layout.text(raw.get(b"fingerprint")) or "",
-            version=layout.integer(raw.get(b"version"), 1),
-            last_error=layout.text(raw.get(b"last_error")),
-            action=layout.text(raw.get(b"action")),
-            action_id=layout.text(raw.get(b"action_id")),
-            operator=operator,
-            detail=layout.text(raw.get(b"detail")),
-            updated_at_ms=layout.integer(raw.get(b"updated_at")) or None,
-        )
-
-    async def locate(self, entry_id: str, dlqs: Iterable[str]) -> ParkedEntry | None:
-        """Find an entry by id among several DLQs (the CLI's ``show ID``)."""
-        names = list(dict.fromkeys(dlqs))
-        if not names:
-            return None
-        pipe = self.redis.pipeline(transaction=False)
-        for dlq in names:
-            pipe.exists(self.entry_key(dlq, entry_id))
-        found = await pipe.execute()
-        for dlq, exists in zip(names, found, strict=True):
-            if exists:
-                entry = await self.get(dlq, entry_id)
-                if entry is not None:
-                    return entry
-        return None
-
-    async def count(self, dlq: str) -> int:
-        """How many entries the DLQ's workbench holds (every state)."""
-        return int(await self.redis.zcard(self.keys(dlq).idx))
-
-    async def page(
-        self, dlq: str, offset: int = 0, count: int = 200, newest_first: bool = True
-    ) -> list[EntrySummary]:
-        """One page of rows, newest first by default: the table's first rows, fast."""
-        if count <= 0:
-            return []
-        idx = self.keys(dlq).idx
-        stop = offset + count - 1
-        if newest_first:
-            rows = await self.redis.zrevrange(idx, offset, stop, withscores=True)
-        else:
-            rows = await self.redis.zrange(idx, offset, stop, withscores=True)
-        return await self._summaries(dlq, _scored(rows))
-
-    async def iter_summaries(
-        self, dlq: str, batch: int = 5000
-    ) -> AsyncIterator[list[EntrySummary]]:
-        """Every row, oldest first, ``batch`` at a time (bounded memory per batch).
-
-        A cursor on (parked_at, id) rather than on ranks, so entries parked
-        while the iteration runs do not shift it; they come last (or through
-        the changes stream).
-        """
-        idx = self.keys(dlq).idx
-        low: float | str = "-inf"
-        skip = 0
-        while True:
-            rows = _scored(
-                await self.redis.zrangebyscore(
-                    idx, low, "+inf", start=skip, num=batch, withscores=True
-                )
-            )
-            if not rows:
-                return
-            summaries = await self._summaries(dlq, rows)
-            if summaries:
-                yield summaries
-            last_score = rows[-1][1]
-            ties = sum(1 for _, score in rows if score == last_score)
-            if low != "-inf" and last_score == low:
-                skip += ties
-            else:
-                low, skip = last_score, ties
-            if len(rows) < batch:
-                return
-
-    async def _summaries(self, dlq: str, rows: Sequence[tuple[bytes, float]]) -> list[EntrySummary]:
-        if not rows:
-            return []
-        keys = self.keys(dlq)
-        flat = await self._rows(keys=[keys.entry(member.decode()) for member, _ in rows])
-        replies = zip(flat[0::3], flat[1::3], flat[2::3], strict=True)
-        summaries: list[EntrySummary] = []
-        for (member, score), (blob, state, operator) in zip(rows, replies, strict=True):
-            if blob is None and state is None:
-                continue  # removed since the index was read
-            summaries.append(
-                layout.summary_from_blob(
-                    dlq,
-                    member.decode(),
-                    int(score),
-                    blob,
-                    state=layout.state_of(state) or EntryState.PARKED,
-                    operator=layout.text(operator),
-                )
-            )
-        return summaries
-
-    # ------------------------------------------------------------------ time ranges
-
-    async def count_between(self, dlq: str, from_ms: int, to_ms: int) -> int:
-        """How many entries were parked at ``from_ms <= parked_at < to_ms``."""
-        if to_ms <= from_ms:
-            return 0
-        return int(await self.redis.zcount(self.keys(dlq).idx, int(from_ms), f"({int(to_ms)}"))
-
-    async def _iter_index_between(
-        self, dlq: str, from_ms: int, to_ms: int, batch: int
-    ) -> AsyncIterator[list[tuple[bytes, float]]]:
-        """Index rows (id, parked_at) with ``from_ms <= parked_at < to_ms``, oldest first.
-
-        A cursor on (parked_at, id) as in :meth:`iter_summaries`.
-        """
-        if batch <= 0:
-            raise ValueError(f"batch must be positive: {batch}")
-        if to_ms <= from_ms:
-            return
-        idx = self.keys(dlq).idx
-        high = f"({int(to_ms)}"
-        low: float = float(from_ms)
-        skip = 0
-        while True:
-            rows = _scored(
-                await self.redis.zrangebyscore(
-                    idx, low, high, start=skip, num=batch, withscores=True
-                )
-            )
-            if not rows:
-                return
-            yield rows
-            last_score = rows[-1][1]
-            ties = sum(1 for _, score in rows if score == last_score)
-            if last_score == low:
-                skip += ties
-            else:
-                low, skip = last_score, ties
-            if len(rows) < batch:
-                return
-
-    async def iter_summaries_between(
-        self, dlq: str, from_ms: int, to_ms: int, batch: int = 5000
-    ) -> AsyncIterator[list[EntrySummary]]:
-        """Rows of the entries parked at ``from_ms <= parked_at < to_ms``, oldest first,
-        ``batch`` at a time."""
-        async for rows in self._iter_index_between(dlq, from_ms, to_ms, batch):
-            summaries = await self._summaries(dlq, rows)
-            if summaries:
-                yield summaries
-
-    async def iter_entries_between(
-        self, dlq: str, from_ms: int, to_ms: int, batch: int = 500
-    ) -> AsyncIterator[list[ParkedEntry]]:
-        """Whole entries parked at ``from_ms <= parked_at < to_ms``, oldest first,
-        ``batch`` at a time (one pipelined round trip per batch)."""
-        async for rows in self._iter_index_between(dlq, from_ms, to_ms, batch):
-            found = await self.get_many(dlq, [member.decode() for member, _ in rows])
-            entries = [entry for entry in found if entry is not None]
-            if entries:
-                yield entries
-
-    async def get_many(self, dlq: str, entry_ids: Sequence[str]) -> list[ParkedEntry | None]:
-        """Several entries in full, in ``entry_ids`` order (None where there is no such
-        entry), in one pipelined round trip."""
-        if not entry_ids:
-            return []
-        pipe = self.redis.pipeline(transaction=False)
-        for entry_id in entry_ids:
-            pipe.hgetall(self.entry_key(dlq, entry_id))
-        replies = cast(list[dict[bytes, bytes]], await pipe.execute())
-        return [
-            self._entry(dlq, entry_id, raw) if raw else None
-            for entry_id, raw in zip(entry_ids, replies, strict=True)
-        ]
-
-    async def iter_audit(
-        self, dlq: str, from_ms: int, to_ms: int, batch: int = 1000
-    ) -> AsyncIterator[list[AuditRecord]]:
-        """Audit records appended at ``from_ms <= time < to_ms`` (their stream ids' time,
-        Redis's clock), oldest first, ``batch`` at a time."""
-        if batch <= 0:
-            raise ValueError(f"batch must be positive: {batch}")
-        if to_ms <= from_ms:
-            return
-        audit = self.keys(dlq).audit
-        low = str(max(0, int(from_ms)))
-        high = str(int(to_ms) - 1)
-        while True:
-            reply = _entries(await self.redis.xrange(audit, min=low, max=high, count=batch))
-            if not reply:
-                return
-            yield [layout.audit_record(stream_id.decode(), data) for stream_id, data in reply]
-            if len(reply) < batch:
-                return
-            low = "(" + reply[-1][0].decode()
 
     # ------------------------------------------------------------------ actions
 
@@ -490,7 +253,7 @@ class ParkingStore:
             keys=[keys.entry(entry_id), keys.inflight, keys.changes],
             args=[entry_id, str(expected), action, action_id, operator, CHANGES_MAXLEN],
         )
-        return layout.claim_result(reply)
+        return claim_result(reply)
 
     async def complete(
         self,
@@ -533,7 +296,7 @@ class ParkingStore:
             keys=[keys.entry(entry_id), keys.inflight, keys.changes],
             args=[entry_id, action_id, str(state), op, detail, error, CHANGES_MAXLEN],
         )
-        return layout.claim_result(reply)
+        return claim_result(reply)
 
     async def in_flight(self, dlq: str) -> list[ParkedEntry]:
         """Entries an action claimed and never finished (crash recovery on start)."""
@@ -547,92 +310,33 @@ class ParkingStore:
                 entries.append(entry)
         return entries
 
-    # ------------------------------------------------------------------ live changes
-
-    async def read_changes(
-        self,
-        dlq: str,
-        last_id: str = "$",
-        block_ms: int | None = None,
-        count: int = 1000,
-    ) -> list[Change]:
-        """Transitions after ``last_id`` (``"$"``: only new ones; ``"0"``: all kept).
-
-        With ``block_ms`` waits that long for the first one. Pass the last
-        change's ``stream_id`` to the next call.
-        """
-        changes = self.keys(dlq).changes
-        reply = cast(
-            list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None,
-            await self.redis.xread({changes: last_id}, count=count, block=block_ms),
-        )
-        result: list[Change] = []
-        for _stream, messages in reply or []:
-            for stream_id, data in messages:
-                state = layout.state_of(data.get(b"state"))
-                entry_id = layout.text(data.get(b"id"))
-                if state is None or entry_id is None:
-                    continue
-                result.append(
-                    Change(
-                        stream_id=stream_id.decode(),
-                        dlq=dlq,
-                        entry_id=entry_id,
-                        state=state,
-                        op=layout.text(data.get(b"op")) or "",
-                        ts=layout.integer(data.get(b"ts")),
-                        operator=layout.text(data.get(b"operator")),
-                    )
-                )
-        return result
-
-    async def last_change_id(self, dlq: str) -> str:
-        """The newest change's stream id ("0-0" when none): read live changes from there."""
-        changes = self.keys(dlq).changes
-        reply = _entries(await self.redis.xrevrange(changes, count=1))
-        return reply[0][0].decode() if reply else "0-0"
-
     # ------------------------------------------------------------------ audit
 
     async def append_audit(self, dlq: str, record: AuditRecord) -> str:
         """Append one action to the audit stream; returns its stream id."""
         audit = self.keys(dlq).audit
-        fields = layout.audit_fields(record)
+        fields = audit_fields(record)
         stream_id = await self.redis.xadd(audit, cast(Any, fields))
         return stream_id.decode() if isinstance(stream_id, bytes) else str(stream_id)
 
-    async def read_audit(
-        self,
-        dlq: str,
-        count: int = 100,
-        entry_id: str | None = None,
-        scan_limit: int = 100_000,
-    ) -> list[AuditRecord]:
-        """The newest ``count`` audit records, newest first.
+    # ------------------------------------------------------------------ causes
 
-        With ``entry_id``, only records naming that entry; at most
-        ``scan_limit`` records are examined to find them.
+    async def set_cause(self, dlq: str, entry_id: str, cause: Cause) -> str | None:
+        """Give an entry the cause the flow reported after it was parked.
+
+        A cause that came from the flow is never replaced. Returns the entry's
+        former failure group when the cause changed (``""`` for an entry parked
+        before causes were kept), None when it did not (no such entry, or its
+        cause came from the flow already). Live views see an ``op=cause`` change.
         """
-        audit = self.keys(dlq).audit
-        found: list[AuditRecord] = []
-        upper: str = "+"
-        scanned = 0
-        page = count if entry_id is None else 1000
-        while len(found) < count and scanned < scan_limit:
-            reply = _entries(await self.redis.xrevrange(audit, max=upper, min="-", count=page))
-            if not reply:
-                break
-            for stream_id, data in reply:
-                record = layout.audit_record(stream_id.decode(), data)
-                if entry_id is None or entry_id in record.entry_ids:
-                    found.append(record)
-                    if len(found) >= count:
-                        break
-            scanned += len(reply)
-            if len(reply) < page:
-                break
-            upper = "(" + reply[-1][0].decode()
-        return found
+        keys = self.keys(dlq)
+        reply = await self._set_cause(
+            keys=[keys.entry(entry_id), keys.changes],
+            args=[entry_id, cause.text, cause.source, cause.group, CHANGES_MAXLEN],
+        )
+        if reply is None or reply is False or reply == 0:
+            return None
+        return reply.decode() if isinstance(reply, bytes) else str(reply)
 
     # ------------------------------------------------------------------ housekeeping
 
@@ -657,11 +361,13 @@ class ParkingStore:
         if not entry_ids:
             return 0
         keys = self.keys(dlq)
-        names = [keys.idx, keys.fp, keys.inflight, *(keys.entry(i) for i in entry_ids)]
+        names = [keys.idx, keys.fp, keys.inflight, keys.payments]
+        names += [keys.entry(i) for i in entry_ids]
         return int(await self._delete(keys=names, args=list(entry_ids)))
 
     async def delete_all(self, dlq: str) -> int:
-        """Delete every key of one DLQ (tests and cleanup); returns how many."""
+        """Delete every key of one DLQ (tests and cleanup), and its name from the list of
+        DLQs; returns how many keys."""
         pattern = _glob_escape(self.base(dlq)) + ":*"
         deleted = 0
         batch: list[bytes] = []
@@ -672,15 +378,55 @@ class ParkingStore:
                 batch.clear()
         if batch:
             deleted += int(await self.redis.unlink(*batch))
+        await self.redis.srem(self.dlqs_key, dlq)
         return deleted
 
 
-def _scored(rows: Any) -> list[tuple[bytes, float]]:
-    return cast(list[tuple[bytes, float]], rows)
+async def _with_flow_causes(
+    summaries: list[EntrySummary], lookup: FailureLookup
+) -> list[EntrySummary]:
+    """The rows with the flow's cause where the payment failed on the flow."""
+    ids = sorted({s.payment_id for s in summaries if s.payment_id})
+    if not ids:
+        return summaries
+    failures = await lookup(ids)
+    if not failures:
+        return summaries
+    out = []
+    for summary in summaries:
+        failure = failures.get(summary.payment_id) if summary.payment_id else None
+        if failure is not None and failure.reason.strip():
+            out.append(summary.with_cause(Cause.of(failure.reason, "flow")))
+        else:
+            out.append(summary)
+    return out
 
 
-def _entries(reply: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
-    return cast(list[tuple[bytes, dict[bytes, bytes]]], reply or [])
+def _renamed(summary: EntrySummary, entry_id: str) -> EntrySummary:
+    parked_at = entry_id_time_ms(entry_id) or summary.parked_at_ms
+    return replace(summary, entry_id=entry_id, parked_at_ms=parked_at)
+
+
+def _item_args(summary: EntrySummary, item: ParkItem) -> list[Any]:
+    """The park script's arguments for one item (see ``lua/park.lua``)."""
+    record = item.record
+    encoded = encode_record(record)
+    return [
+        summary.entry_id,
+        b"1" if item.redelivered else b"0",
+        record_fingerprint(record, encoded),
+        summary.parked_at_ms,
+        summary_blob(summary),
+        encoded["body"],
+        encoded["props"],
+        encoded["headers"],
+        encoded["exchange"],
+        encoded["rkey"],
+        summary.payment_id or "",
+        summary.cause,
+        summary.cause_source,
+        summary.failure_group,
+    ]
 
 
 def _chunks(pending: list[int], prepared: list[tuple[str, list[Any]]]) -> list[list[int]]:

@@ -1,6 +1,7 @@
 -- Park a batch of messages: new entries, or the one already parked (see store.py). After now.lua.
--- KEYS: idx, fp, changes, pending, marks, entry keys...; ARGV: maxlen, n, own, then 10 per
--- item: id, redelivered, fingerprint, parked_at, summary, body, props, headers, exchange, rkey
+-- KEYS: idx, fp, changes, pending, marks, payments, entry keys...; ARGV: maxlen, n, own, then
+-- 14 per item: id, redelivered, fingerprint, parked_at, summary, body, props, headers, exchange,
+-- rkey, payment id ("" for none), cause, cause source, failure group
 -- A new entry adds one "parked, ack not yet confirmed" mark for its fingerprint to this
 -- batch's marks hash (listed in pending). A redelivered message consumes one mark of a batch
 -- of another parker session (own: the key prefix of this session's batches, whose marks
@@ -24,9 +25,9 @@ local function consume(fp)
 end
 local marked = false
 for i = 1, n do
-  local b = 3 + (i - 1) * 10
+  local b = 3 + (i - 1) * 14
   local id, redelivered, fp = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
-  local key = KEYS[5 + i]
+  local key = KEYS[6 + i]
   local status, result = 1, id
   if redis.call('EXISTS', key) == 1 then
     if redis.call('HGET', key, 'fingerprint') == fp then
@@ -41,7 +42,14 @@ for i = 1, n do
     redis.call('HSET', key, 'body', ARGV[b + 6], 'props', ARGV[b + 7], 'headers', ARGV[b + 8],
       'exchange', ARGV[b + 9], 'rkey', ARGV[b + 10], 'summary', ARGV[b + 5],
       'state', 'parked', 'version', 1, 'parked_at', ARGV[b + 4], 'updated_at', now,
-      'fingerprint', fp)
+      'fingerprint', fp, 'cause', ARGV[b + 12], 'cause_src', ARGV[b + 13],
+      'fgroup', ARGV[b + 14])
+    local payment = ARGV[b + 11]
+    if payment ~= '' then  -- the payment's entries: a space-separated list of ids
+      redis.call('HSET', key, 'pid', payment)
+      local ids = redis.call('HGET', KEYS[6], payment)
+      redis.call('HSET', KEYS[6], payment, ids and (ids .. ' ' .. id) or id)
+    end
     redis.call('ZADD', KEYS[1], ARGV[b + 4], id)
     redis.call('HSET', KEYS[2], fp, id)
     redis.call('HINCRBY', KEYS[5], fp, 1)

@@ -45,13 +45,15 @@ def test_causes_that_differ_only_in_numbers_and_ids_are_one_group() -> None:
 def _variant(rng: random.Random, template: str) -> str:
     """``template`` with every ``{n}``/``{id}``/``{hex}``/``{uuid}``/``{amount}``/``{ts}`` drawn."""
     values = {
-        "n": lambda: str(rng.randint(0, 10**rng.randint(1, 9))),
+        "n": lambda: str(rng.randint(0, 10 ** rng.randint(1, 9))),
         "id": lambda: f"{rng.getrandbits(rng.choice([8, 32, 64])):x}{rng.randint(0, 9)}",
         "hex": lambda: f"{rng.getrandbits(64) | (1 << 63):x}",
         "uuid": lambda: str(uuid.UUID(int=rng.getrandbits(128))),
         "amount": lambda: f"{rng.uniform(0, 99999):.2f}",
-        "ts": lambda: f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T"
-        f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}Z",
+        "ts": lambda: (
+            f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T"
+            f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}Z"
+        ),
     }
     out = template
     for name, draw in values.items():

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from services.workbench.cause import Cause
 from services.workbench.columns import SORT_KEYS, SortKey
 from services.workbench.index import STATES, EntryIndex
 from services.workbench.model import EntryState, EntrySummary
@@ -24,6 +25,13 @@ REASONS = ["rejected", "expired", "maxlen", "delivery_limit", ""]
 QUEUES = ["payments.process", "payments.capture", "refunds.process"]
 ROUTING_KEYS = ["payment.failed", "payment.requested", "refund.created"]
 DLQS = ["payments.dlq", "refunds.dlq"]
+CAUSES = [
+    ("acquirer timeout after 3012 ms on acq-7", "flow"),
+    ("acquirer timeout after 2999 ms on acq-2", "flow"),
+    ("schema validation failed: amount", "message"),
+    ("Risk engine unavailable", "message"),
+    ("rejected", "dead_letter"),
+]
 
 
 def summary(i: int, rng: random.Random | None = None, **changes: Any) -> EntrySummary:
@@ -51,7 +59,9 @@ def summary(i: int, rng: random.Random | None = None, **changes: Any) -> EntrySu
         size=rng.randint(0, 4000),
         message_id=str(uuid.UUID(int=rng.getrandbits(128))) if rng.random() > 0.2 else None,
     )
-    return replace(base, **changes)
+    text, source = rng.choice(CAUSES)
+    cause = Cause.of(text, source)  # type: ignore[arg-type]
+    return replace(base.with_cause(cause), **changes)
 
 
 def build(n: int, seed: int = 7, batch: int = 1000) -> tuple[EntryIndex, list[EntrySummary]]:
@@ -88,6 +98,9 @@ BRUTE_KEYS: dict[str, Callable[[EntrySummary], Any]] = {
     "entry_id": lambda s: s.entry_id.encode(),
     "message_id": lambda s: None if s.message_id is None else s.message_id.encode(),
     "size": lambda s: s.size,
+    "cause": lambda s: _text_key(s.cause),
+    "cause_source": lambda s: _text_key(s.cause_source),
+    "failure_group": lambda s: _text_key(s.failure_group),
 }
 
 
@@ -106,6 +119,11 @@ def brute_filter(rows: list[EntrySummary], q: Query) -> list[int]:
             continue
         if q.merchants and s.merchant not in q.merchants:
             continue
+        if q.failure_groups and s.failure_group not in q.failure_groups:
+            continue
+        wanted = q.cause.strip().lower()
+        if wanted and not (wanted in s.cause.lower() or wanted in s.failure_group.lower()):
+            continue
         if q.dead_from_ms is not None and not s.dead_lettered_at_ms >= q.dead_from_ms:
             continue
         if q.dead_until_ms is not None and not s.dead_lettered_at_ms < q.dead_until_ms:
@@ -123,6 +141,7 @@ def brute_filter(rows: list[EntrySummary], q: Query) -> list[int]:
                 s.message_id,
                 s.amount,
                 s.reason,
+                s.cause,
                 s.dlq,
                 s.origin_queue,
                 s.routing_key,
@@ -164,6 +183,7 @@ def random_query(rng: random.Random, rows: list[EntrySummary]) -> Query:
                 sample.origin_queue,
                 sample.routing_key,
                 sample.amount or "5.",
+                sample.cause,
             ]
         )
         start = rng.randrange(len(source))
@@ -185,6 +205,8 @@ def random_query(rng: random.Random, rows: list[EntrySummary]) -> Query:
         dead_until_ms=times[1] if rng.random() < 0.3 else None,
         amount_min=amounts[0] if rng.random() < 0.25 else None,
         amount_max=amounts[1] if rng.random() < 0.25 else None,
+        failure_groups=some(sorted({Cause.of(t, "flow").group for t, _ in CAUSES})),
+        cause=rng.choice(["", "", "", "TIMEOUT", "# ms on", "schema", "nothing like it"]),
         sort_key=rng.choice(SORT_KEYS),
         descending=rng.random() < 0.5,
     )

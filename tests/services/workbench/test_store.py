@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from services.config import FieldPaths
+from services.workbench.cause import Cause, FlowFailure
 from services.workbench.codec import MessageRecord
 from services.workbench.model import AuditRecord, EntryState
 from services.workbench.store import (
@@ -73,7 +75,10 @@ async def test_keys_share_one_hash_tag_per_dlq(
     )
     keys = [k.decode() async for k in redis_client.scan_iter(match=f"{store.prefix}:*")]
     assert {k.rsplit(":", 1)[-1] for k in keys} >= {"idx", "fp", "inflight", "changes", "audit"}
-    # one hash tag ("{payments.dlq}") in every key: one Redis Cluster slot per DLQ
+    # one hash tag ("{payments.dlq}") in every key: one Redis Cluster slot per DLQ; beside
+    # them only the profile's list of DLQs (one key, written apart from the scripts)
+    assert store.dlqs_key in keys
+    keys.remove(store.dlqs_key)
     assert all(k.startswith(f"{store.prefix}:{{{DLQ}}}:") for k in keys)
 
 
@@ -443,5 +448,87 @@ async def test_delete_all_removes_every_key_of_one_dlq_only(
     assert await store.count(DLQ) == 0
     assert await store.count("other*[dlq]?") == 1
     remaining = [k async for k in redis_client.scan_iter(match=f"{store.prefix}:*")]
+    remaining.remove(store.dlqs_key.encode())
     assert remaining and all(b"{other*[dlq]?}" in k for k in remaining)
+    assert await store.known_dlqs() == ["other*[dlq]?"]
     assert await store.delete_all("other*[dlq]?") >= 4
+
+
+# --------------------------------------------------------------------------- causes
+
+
+async def test_entries_keep_their_cause_and_a_payment_finds_its_entries(
+    store: ParkingStore,
+) -> None:
+    spring = dead_letter(1, **{"x-exception-message": "acquirer timeout after 3012 ms on acq-7"})
+    first = await store.park(DLQ, spring, FIELDS)
+    second = await store.park(DLQ, dead_letter(1), FIELDS)  # the same payment dead again
+    other = await store.park("refunds.dlq", dead_letter(2), FIELDS)
+    row = (await store.page(DLQ, count=10, newest_first=False))[0]
+    assert (row.cause, row.cause_source, row.failure_group) == (
+        "acquirer timeout after 3012 ms on acq-7",
+        "message",
+        "acquirer timeout after # ms on acq-#",
+    )
+    entry = await store.get(DLQ, second.entry_id)
+    assert entry is not None
+    assert (entry.summary.cause, entry.summary.cause_source) == ("rejected", "dead_letter")
+    assert await store.entries_for_payment("pay_1") == [
+        (DLQ, first.entry_id),
+        (DLQ, second.entry_id),
+    ]
+    assert await store.entries_for_payment("pay_2") == [("refunds.dlq", other.entry_id)]
+    assert await store.entries_for_payment("pay_2", [DLQ]) == []
+    assert await store.entries_for_payment("pay_unknown") == []
+    assert await store.delete_entries(DLQ, [first.entry_id]) == 1
+    assert await store.entries_for_payment("pay_1") == [(DLQ, second.entry_id)]
+    await store.delete_entries(DLQ, [second.entry_id])
+    assert await store.entries_for_payment("pay_1") == []
+
+
+async def test_entries_parked_before_causes_were_kept_read_with_their_dead_letter_reason(
+    store: ParkingStore, redis_client: aioredis.Redis
+) -> None:
+    result = await store.park(DLQ, dead_letter(3, **{"x-exception-message": "boom 42"}), FIELDS)
+    key = store.entry_key(DLQ, result.entry_id)
+    await redis_client.hdel(key, "cause", "cause_src", "fgroup", "pid")  # as an older version
+    entry = await store.get(DLQ, result.entry_id)
+    row = (await store.page(DLQ))[0]
+    for summary in (entry.summary if entry else None, row):
+        assert summary is not None
+        assert (summary.cause, summary.cause_source, summary.failure_group) == (
+            "rejected",
+            "dead_letter",
+            "rejected",
+        )
+
+
+async def test_a_flow_cause_found_at_park_time_or_later_wins_and_is_never_replaced(
+    store: ParkingStore,
+) -> None:
+    asked: list[list[str]] = []
+
+    async def lookup(payment_ids: Sequence[str]) -> Mapping[str, FlowFailure]:
+        asked.append(list(payment_ids))
+        return {"pay_4": FlowFailure("risk engine unavailable (HTTP 503)", 1)}
+
+    items = [ParkItem(dead_letter(4)), ParkItem(dead_letter(5)), ParkItem(dead_letter(4))]
+    results = await store.park_many(DLQ, items, FIELDS, flow_failures=lookup)
+    assert asked == [["pay_4", "pay_5"]]  # one lookup per batch
+    assert [r.summary.cause_source if r.summary else None for r in results] == [
+        "flow",
+        "dead_letter",
+        "flow",
+    ]
+    late = results[1].entry_id
+    cause = Cause.of("acquirer timeout after 2999 ms on acq-2", "flow")
+    last_change = await store.last_change_id(DLQ)
+    assert await store.set_cause(DLQ, late, cause) == "rejected"  # the former group
+    assert await store.set_cause(DLQ, late, Cause.of("other", "flow")) is None
+    assert await store.set_cause(DLQ, results[0].entry_id, cause) is None
+    assert await store.set_cause(DLQ, "nope", cause) is None
+    entry = await store.get(DLQ, late)
+    assert entry is not None and entry.summary.cause == cause.text
+    assert entry.summary.failure_group == "acquirer timeout after # ms on acq-#"
+    changes = await store.read_changes(DLQ, last_change)
+    assert [(c.entry_id, c.op, c.state) for c in changes] == [(late, "cause", EntryState.PARKED)]
