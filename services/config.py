@@ -14,7 +14,15 @@ from urllib.parse import urlsplit
 import platformdirs
 
 from resources import resource_path
-from services.alerts.rules import RULE_KINDS, AlertRule, default_rules, rule_from_table
+from services.alerts.rules import (
+    PARKING_RULE_KINDS,
+    RULE_KINDS,
+    AlertRule,
+    NewFailureGroupRule,
+    default_rules,
+    failure_group_rule_from_table,
+    rule_from_table,
+)
 from services.links.urls import redact_url
 
 ENV_CONFIG = "PAYOPS_CONFIG"
@@ -103,6 +111,8 @@ class Profile:
     """How long an ordinary payment's events are kept (minutes after its latest event); a
     payment that failed, was dead-lettered or acted on is kept for the retention window."""
     alert_rules: tuple[AlertRule, ...] | None = None  # None: the default rules
+    failure_group_alert: NewFailureGroupRule | None = field(default_factory=NewFailureGroupRule)
+    """The ``new_failure_group`` rule the parker judges (None: off)."""
     source: str = "<built-in>"
 
     @property
@@ -236,8 +246,10 @@ def pick_profile_name(loaded: LoadedConfig, requested: str | None) -> str:
     )
 
 
-RULE_KIND_NAMES = tuple(RULE_KINDS)
-_PROFILE_KEYS = ({f.name for f in fields(Profile)} - {"name", "source", "alert_rules"}) | {
+RULE_KIND_NAMES = (*RULE_KINDS, *PARKING_RULE_KINDS)
+_PROFILE_KEYS = (
+    {f.name for f in fields(Profile)} - {"name", "source", "alert_rules", "failure_group_alert"}
+) | {
     "alerts",
     "alert_defaults",
 }
@@ -320,7 +332,34 @@ def build_profile(loaded: LoadedConfig, name: str, env: Mapping[str, str]) -> Pr
         source=loaded.label,
     )
     rules = _alert_rules(raw, profile, checker)
+    profile = replace(profile, failure_group_alert=_failure_group_rule(raw, checker))
     return profile if rules is None else replace(profile, alert_rules=rules)
+
+
+def _failure_group_rule(raw: Mapping[str, Any], checker: _Checker) -> NewFailureGroupRule | None:
+    """The profile's ``new_failure_group`` rule: its last ``[[alerts]]`` table of that kind
+    (``enabled = false`` turns it off), else the default unless ``alert_defaults = false``."""
+    rule: NewFailureGroupRule | None = (
+        NewFailureGroupRule() if checker.boolean(raw, "alert_defaults", True) else None
+    )
+    tables = raw.get("alerts", [])
+    if not isinstance(tables, list):
+        return rule
+    for number, table in enumerate(tables, start=1):
+        if not isinstance(table, dict) or table.get("kind") not in PARKING_RULE_KINDS:
+            continue
+        enabled = table.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise checker.fail(f"alerts[{number}].enabled", "true or false", enabled)
+        fields_ = {k: v for k, v in table.items() if k not in ("kind", "enabled")}
+        try:
+            built = failure_group_rule_from_table(fields_)
+        except ValueError as exc:
+            raise ConfigError(
+                f"config file {checker.label}: {checker.where}.alerts[{number}]: {exc}"
+            ) from None
+        rule = built if enabled else None
+    return rule
 
 
 def _alert_rules(
@@ -336,6 +375,7 @@ def _alert_rules(
     tables = raw.get("alerts", [])
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
         raise checker.fail("alerts", "an array of tables ([[profiles.NAME.alerts]])", tables)
+    tables = [t for t in tables if t.get("kind") not in PARKING_RULE_KINDS]
     if use_defaults and not tables:
         return None
     rules: dict[str, AlertRule] = {}

@@ -13,6 +13,7 @@ from app.cli import exit_codes
 from app.cli.dlq_common import dead_letter_queues, parking_store, run_dlq
 from app.cli.progress import overwrite_line
 from app.cli.runner import Refused, amqp_failure
+from app.flow_causes import flow_failure_lookup
 from services.config import Profile
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ def cmd_park(args: argparse.Namespace) -> int:
                 on_progress=progress,
                 on_problem=problem,
                 give_up_after_s=ONCE_GIVE_UP_S if args.once else None,
+                flow_failures=flow_failure_lookup(store.redis, profile),
             )
             try:
                 durability = await runner.check_store()

@@ -201,7 +201,31 @@ class FlowStoppedRule:
         return 1
 
 
+@dataclass(frozen=True)
+class NewFailureGroupRule:
+    """Fires once when a failure group never seen in the retention window reaches
+    ``min_entries`` parked entries (see :mod:`services.alerts.new_groups`).
+
+    Judged where entries are parked (the parker), not on the flow: the failure
+    group is the normalised cause of a parked payment. Recorded in the alert log
+    once, however many parkers or consoles run, as a firing and its resolution at
+    the same moment (an event, not a state). The recorded rule name is
+    ``<name>:<group digest>``.
+    """
+
+    min_entries: int = 5
+    name: str = "new_failure_group"
+    severity: Severity = "warning"
+    resolve_after_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_common(self)
+        if self.min_entries < 1:
+            raise ValueError(f"{self.name}: min_entries must be >= 1")
+
+
 AlertRule = FailureRateRule | DeadLetterRateRule | QueueDepthRule | LatencyRule | FlowStoppedRule
+"""The rules the flow judges (services.flow.alert_engine)."""
 
 RULE_KINDS: Final[Mapping[str, type[AlertRule]]] = {
     "failure_rate": FailureRateRule,
@@ -212,6 +236,12 @@ RULE_KINDS: Final[Mapping[str, type[AlertRule]]] = {
 }
 
 
+PARKING_RULE_KINDS: Final[Mapping[str, type[NewFailureGroupRule]]] = {
+    "new_failure_group": NewFailureGroupRule,
+}
+"""The rules judged where entries are parked."""
+
+
 def rule_from_table(kind: str, table: Mapping[str, Any]) -> AlertRule:
     """Build a rule from a profile table whose keys are the rule's field names.
 
@@ -220,7 +250,19 @@ def rule_from_table(kind: str, table: Mapping[str, Any]) -> AlertRule:
     """
     cls = RULE_KINDS.get(kind)
     if cls is None:
-        raise ValueError(f"unknown alert rule kind {kind!r} (known: {', '.join(RULE_KINDS)})")
+        known = ", ".join([*RULE_KINDS, *PARKING_RULE_KINDS])
+        raise ValueError(f"unknown alert rule kind {kind!r} (known: {known})")
+    rule: AlertRule = _build(cls, kind, table)
+    return rule
+
+
+def failure_group_rule_from_table(table: Mapping[str, Any]) -> NewFailureGroupRule:
+    """The ``new_failure_group`` rule from a profile table (``ValueError`` as above)."""
+    rule: NewFailureGroupRule = _build(NewFailureGroupRule, "new_failure_group", table)
+    return rule
+
+
+def _build(cls: Any, kind: str, table: Mapping[str, Any]) -> Any:
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(table) - known)
     if unknown:

@@ -24,12 +24,14 @@ from typing import Final
 import aio_pika
 import aio_pika.abc
 
+from services.alerts.new_groups import NewFailureGroups
 from services.config import Profile
 from services.links.backoff import DEFAULT_BACKOFF_S, Backoff, pause
 from services.links.close import close_quietly
+from services.workbench.cause import FailureLookup
 from services.workbench.durability import check_parking_store
 from services.workbench.model import Durability
-from services.workbench.parker import Parker, ParkerStats, ParkingFailed
+from services.workbench.parker import CAUSE_RECHECK_S, Parker, ParkerStats, ParkingFailed
 from services.workbench.store import ParkingStore
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,9 @@ class ParkingRunner:
     With ``once``, each queue is drained and its parker ends; an AMQP error
     then ends that queue's parking (no reconnect), and a Redis outage longer
     than ``give_up_after_s`` raises :class:`ParkingFailed` for it.
+    ``flow_failures`` gives the parkers the flow's failure events (causes, see
+    :class:`~services.workbench.parker.Parker`); the profile's
+    ``failure_group_alert`` rule is judged on what they park.
     """
 
     def __init__(
@@ -63,6 +68,8 @@ class ParkingRunner:
         give_up_after_s: float | None = None,
         reconnect_delays: Sequence[float] = DEFAULT_BACKOFF_S,
         redis_backoff: Sequence[float] | None = None,
+        flow_failures: FailureLookup | None = None,
+        cause_recheck_s: Sequence[float] = CAUSE_RECHECK_S,
     ) -> None:
         self.profile = profile
         self.store = store
@@ -73,6 +80,14 @@ class ParkingRunner:
         self._stop = asyncio.Event()
         self._problems: dict[str, str] = {}
         extra = {} if redis_backoff is None else {"redis_backoff": redis_backoff}
+        rule = profile.failure_group_alert
+        new_groups = (
+            None
+            if rule is None
+            else NewFailureGroups(
+                store.redis, profile.redis_prefix, rule, profile.history_retention_s
+            )
+        )
         self.parkers = [
             Parker(
                 store,
@@ -81,6 +96,9 @@ class ParkingRunner:
                 on_progress=self._progress,
                 ack_after=profile.park_ack_after,
                 give_up_after_s=give_up_after_s,
+                flow_failures=flow_failures,
+                cause_recheck_s=cause_recheck_s,
+                new_groups=new_groups,
                 **extra,  # type: ignore[arg-type]
             )
             for dlq in dlqs

@@ -70,7 +70,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -80,10 +82,12 @@ import aiormq.abc
 from aiormq.exceptions import ChannelInvalidStateError
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError
 
+from services.alerts.new_groups import NewFailureGroups
 from services.config import FieldPaths
 from services.links.backoff import Backoff
 from services.time_range import format_local_time
 from services.workbench import amqp_raw
+from services.workbench.cause import Cause, FailureLookup
 from services.workbench.codec import record_from_delivery
 from services.workbench.model import ParkResult
 from services.workbench.store import ParkingStore, ParkItem, new_entry_id, new_session_id
@@ -94,6 +98,13 @@ checked for emptiness."""
 
 REDIS_BACKOFF_S: Final = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 """Waits between attempts to park a held batch while Redis refuses it."""
+
+CAUSE_RECHECK_S: Final = (2.0, 10.0, 30.0)
+"""After parking an entry whose payment had no failure event on the flow yet, how long
+after the parking its cause is looked up again (the flow's event may come after the
+dead letter: the tap and the recorder run beside the parker)."""
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +160,13 @@ class Parker:
     :mod:`services.workbench.durability`). ``give_up_after_s``: how long a
     Redis outage may last before :meth:`run` raises :class:`ParkingFailed`
     (None: hold and retry until stopped).
+
+    Causes (:mod:`services.workbench.cause`): with ``flow_failures`` each batch's
+    payments are looked up on the flow's record when parked, and an entry whose
+    payment had no failure event yet is looked up again ``cause_recheck_s`` after
+    parking (:meth:`ParkingStore.set_cause`). ``new_groups`` counts the failure
+    groups of what is parked and records ``new_failure_group`` alerts. Neither
+    holds parking up: their errors are logged.
     """
 
     def __init__(
@@ -164,6 +182,9 @@ class Parker:
         ack_after: str = "write",
         give_up_after_s: float | None = None,
         redis_backoff: Sequence[float] = REDIS_BACKOFF_S,
+        flow_failures: FailureLookup | None = None,
+        cause_recheck_s: Sequence[float] = CAUSE_RECHECK_S,
+        new_groups: NewFailureGroups | None = None,
     ) -> None:
         if batch_size < 1 or prefetch < 1:
             raise ValueError("batch_size and prefetch must be at least 1")
@@ -198,6 +219,11 @@ class Parker:
         self._last_error: str | None = None
         self._down_since: float | None = None
         self._running = False
+        self.flow_failures = flow_failures
+        self.cause_recheck_s = tuple(sorted(cause_recheck_s))
+        self.new_groups = new_groups
+        self._rechecks: list[tuple[float, int, list[tuple[str, str]]]] = []
+        """(due on the monotonic clock, index into cause_recheck_s, [(entry, payment)])"""
 
     # ------------------------------------------------------------------ public
 
@@ -258,6 +284,8 @@ class Parker:
             while True:
                 if amqp.is_closed:
                     raise ChannelInvalidStateError(f"the channel consuming {self.dlq} closed")
+                if self._rechecks:
+                    await self._recheck_causes()
                 if not self._buffer:
                     if self._stopping:
                         break
@@ -334,6 +362,7 @@ class Parker:
         del self._buffer[: self.batch_size]
         self._batch_no += 1  # this batch's marks hash, kept across retries
         results = await self._park_holding(amqp, items)
+        await self._after_parking(results)
         created = sum(1 for result in results if result.created)
         self._parked += created
         self._already += len(results) - created
@@ -366,6 +395,7 @@ class Parker:
                     ack_after=self.ack_after,
                     session=self._session,
                     batch=self._batch_no,
+                    flow_failures=self.flow_failures,
                 )
             except (RedisError, OSError) as exc:
                 await self._hold(amqp, len(items), exc)
@@ -375,6 +405,62 @@ class Parker:
                 self._last_error = None
                 self._backoff.reset()
             return results
+
+    async def _after_parking(self, results: Sequence[ParkResult]) -> None:
+        """Count the new entries' failure groups and plan the cause re-checks."""
+        parked = [r.summary for r in results if r.created and r.summary is not None]
+        if not parked:
+            return
+        if self.flow_failures is not None and self.cause_recheck_s:
+            waiting = [
+                (s.entry_id, s.payment_id)
+                for s in parked
+                if s.cause_source != "flow" and s.payment_id
+            ]
+            if waiting:
+                due = time.monotonic() + self.cause_recheck_s[0]
+                self._rechecks.append((due, 0, waiting))
+        await self._count_groups(Counter(s.failure_group for s in parked))
+
+    async def _count_groups(self, added: Counter[str]) -> None:
+        if self.new_groups is None or not added:
+            return
+        try:
+            await self.new_groups.observe(added, self.dlq)
+        except (RedisError, OSError) as exc:
+            log.warning("%s: new failure groups not counted: %s", self.dlq, exc)
+
+    async def _recheck_causes(self) -> None:
+        """Look the causes of entries parked before their payment's failure event came
+        up again, once they are due; an entry found gets the flow's cause."""
+        lookup = self.flow_failures
+        now = time.monotonic()
+        due = [r for r in self._rechecks if r[0] <= now]
+        if lookup is None or not due:
+            return
+        self._rechecks = [r for r in self._rechecks if r[0] > now]
+        pending = [(entry, payment, step) for _, step, pairs in due for entry, payment in pairs]
+        moved: Counter[str] = Counter()
+        try:
+            failures = await lookup(sorted({payment for _, payment, _ in pending}))
+            left: dict[int, list[tuple[str, str]]] = {}
+            for entry_id, payment_id, step in pending:
+                failure = failures.get(payment_id)
+                if failure is None or not failure.reason.strip():
+                    left.setdefault(step + 1, []).append((entry_id, payment_id))
+                    continue
+                cause = Cause.of(failure.reason, "flow")
+                if await self.store.set_cause(self.dlq, entry_id, cause) is not None:
+                    moved[cause.group] += 1
+        except (RedisError, OSError) as exc:
+            log.warning("%s: causes not looked up again: %s", self.dlq, exc)
+            return
+        started = time.monotonic()
+        for step, pairs in left.items():
+            if step < len(self.cause_recheck_s):
+                wait = self.cause_recheck_s[step] - self.cause_recheck_s[step - 1]
+                self._rechecks.append((started + wait, step, pairs))
+        await self._count_groups(moved)
 
     async def _hold(self, amqp: aiormq.abc.AbstractChannel, size: int, exc: BaseException) -> None:
         self._errors += 1

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from services.alerts.rules import FailureRateRule, QueueDepthRule
+from services.alerts.rules import FailureRateRule, NewFailureGroupRule, QueueDepthRule
 from services.config import (
     ConfigError,
     TapBinding,
@@ -266,3 +266,30 @@ def test_bad_history_and_alert_settings_name_the_key(
         load_profile(path, env={})
     assert str(path) in str(caught.value)
     assert expected in str(caught.value)
+
+
+def test_causes_and_the_new_failure_group_rule_are_configured(tmp_path: Path) -> None:
+    default = load_profile(write(tmp_path, BASE), env={})
+    assert default.failure_group_alert == NewFailureGroupRule()
+    assert default.fields.cause_headers == () and default.fields.cause_paths == ()
+    assert "new_failure_group" not in {rule.name for rule in default.alerts}  # the flow's
+    text = (
+        BASE
+        + '[[profiles.p.alerts]]\nkind = "new_failure_group"\nmin_entries = 12\n'
+        + '[profiles.p.fields]\ncause_headers = ["x-error"]\ncause_paths = ["error.message"]\n'
+    )
+    profile = load_profile(write(tmp_path, text, "on.toml"), env={})
+    assert profile.failure_group_alert == NewFailureGroupRule(min_entries=12)
+    assert profile.alert_rules is None  # the flow's rules stay the defaults
+    assert profile.fields.cause_headers == ("x-error",)
+    assert profile.fields.cause_paths == ("error.message",)
+    off = BASE + '[[profiles.p.alerts]]\nkind = "new_failure_group"\nenabled = false\n'
+    assert load_profile(write(tmp_path, off, "off.toml"), env={}).failure_group_alert is None
+    bare = load_profile(write(tmp_path, BASE + "alert_defaults = false\n", "b.toml"), env={})
+    assert bare.failure_group_alert is None
+    bad = BASE + '[[profiles.p.alerts]]\nkind = "new_failure_group"\nmin_entries = 0\n'
+    with pytest.raises(ConfigError, match=r"alerts\[1\]: new_failure_group: min_entries"):
+        load_profile(write(tmp_path, bad, "bad.toml"), env={})
+    wrong = BASE + '[profiles.p.fields]\ncause_headers = "x-error"\n'
+    with pytest.raises(ConfigError, match=r"fields\.cause_headers must be a list of strings"):
+        load_profile(write(tmp_path, wrong, "wrong.toml"), env={})
