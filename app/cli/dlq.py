@@ -44,6 +44,7 @@ from app.cli.dlq_output import (
     entry_text,
     masked,
     print_failures,
+    print_groups,
     print_in_doubt,
     print_json,
     print_outcomes,
@@ -60,6 +61,7 @@ from services.config import Profile
 from services.workbench.actions.names import Action
 from services.workbench.actions.report import ActionPlan, ActionReport
 from services.workbench.actions.service import ActionService
+from services.workbench.failure_groups import failure_group_stats
 from services.workbench.model import AuditRecord, EntryState
 from services.workbench.query import ActionTarget, Query
 
@@ -115,6 +117,12 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--merchant", action="append", default=[], help="merchant (exact)")
     group.add_argument("--search", default="", metavar="TEXT", help="free text (payment id ...)")
     group.add_argument(
+        "--cause",
+        default="",
+        metavar="TEXT",
+        help="why it failed: text in the cause or the failure group (case-insensitive)",
+    )
+    group.add_argument(
         "--since", type=arg_types.moment_ms, metavar="TIME", help="dead-lettered since"
     )
     group.add_argument(
@@ -132,6 +140,7 @@ FILTERS: Final = (
     "dlq",
     "merchant",
     "search",
+    "cause",
     "since",
     "until",
     "min_amount",
@@ -170,6 +179,7 @@ def query_from(args: argparse.Namespace, *, default_states: Sequence[EntryState]
         dead_until_ms=args.until,
         amount_min=args.min_amount,
         amount_max=args.max_amount,
+        cause=args.cause.strip(),
     )
 
 
@@ -203,6 +213,12 @@ def add_dlq_commands(
     listing.add_argument("--json", action="store_true", help="JSON output")
     listing.add_argument(
         "--limit", type=arg_types.count, default=100, help="rows to show (default 100)"
+    )
+    listing.add_argument(
+        "--group-by",
+        choices=["cause"],
+        default=None,
+        help="one line per failure group (cause): entries, open, amount at risk, merchants",
     )
     listing.set_defaults(handler=_cmd_list)
 
@@ -314,6 +330,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
         async with parking_store(profile) as store:
             index = await load_index(store, dlqs)
         rows = index.query(query)
+        if args.group_by == "cause":
+            print_groups(failure_group_stats(index.rows(rows)), args.limit, as_json=args.json)
+            return exit_codes.OK
         shown = index.rows(rows[: args.limit])
         if args.json:
             print_json([summary_json(s) for s in shown])

@@ -35,6 +35,7 @@ from services.workbench.actions.report import ActionOutcome, ActionReport
 from services.workbench.body_format import body_content
 from services.workbench.columns import CLI_COLUMNS, COLUMN
 from services.workbench.death_history import earlier_deaths, earlier_hops, total_deaths
+from services.workbench.failure_groups import FailureGroupStats
 from services.workbench.model import AuditRecord, EntryState, EntrySummary, ParkedEntry
 
 # --------------------------------------------------------------------------- values
@@ -141,6 +142,53 @@ def summary_json(summary: EntrySummary) -> dict[str, Any]:
     return _masked_texts(data, ("reason", "origin_queue", "routing_key", "cause", "failure_group"))
 
 
+# --------------------------------------------------------------------------- failure groups
+
+
+_GROUP_COLUMNS: Final = (("ENTRIES", 7), ("OPEN", 6), ("AT RISK", 22), ("MERCHANTS", 9))
+
+
+def print_groups(groups: Sequence[FailureGroupStats], limit: int, *, as_json: bool) -> None:
+    """``dlq list --group-by cause``: one line (or JSON object) per failure group, most
+    entries first, at most ``limit`` of them (stderr says when there were more)."""
+    shown = groups[:limit]
+    if as_json:
+        print_json([group_json(group) for group in shown])
+    else:
+        head = "  ".join(name.rjust(width) for name, width in _GROUP_COLUMNS)
+        print(f"{head}  {'FIRST SEEN'.ljust(24)}  {'LAST SEEN'.ljust(24)}  FAILURE GROUP")
+        for group in shown:
+            numbers = (str(group.count), str(group.open), group.amount_text, str(group.merchants))
+            cells = "  ".join(
+                value.rjust(width)
+                for value, (_, width) in zip(numbers, _GROUP_COLUMNS, strict=True)
+            )
+            first, last = _when(group.first_seen_ms), _when(group.last_seen_ms)
+            print(f"{cells}  {first.ljust(24)}  {last.ljust(24)}  {masked(group.group)}")
+    if len(groups) > len(shown):
+        print(
+            f"payops: showing {len(shown):,} of {len(groups):,} failure groups (use --limit)",
+            file=sys.stderr,
+        )
+
+
+def group_json(group: FailureGroupStats) -> dict[str, Any]:
+    """One failure group for ``--json``."""
+    return {
+        "failure_group": masked(group.group),
+        "entries": group.count,
+        "open": group.open,
+        "amount_at_risk": {
+            currency: f"{amount:.2f}" for currency, amount in sorted(group.amount_at_risk.items())
+        },
+        "merchants": group.merchants,
+        "first_seen": iso_local(group.first_seen_ms),
+        "last_seen": iso_local(group.last_seen_ms),
+        "cause_sources": dict(sorted(group.sources.items())),
+        "example_cause": masked(group.example),
+    }
+
+
 # --------------------------------------------------------------------------- show
 
 
@@ -192,6 +240,8 @@ def entry_text(
         f"amount       {' '.join(p for p in (s.amount, s.currency) if p) or '-'}",
         f"reason       {s.reason or '-'} in queue {s.origin_queue or '-'}"
         f" (routing key {masked(s.routing_key) or '-'})",
+        f"cause        {masked(s.cause) or '-'}  (from {s.cause_source.replace('_', '-')})",
+        f"group        {masked(s.failure_group) or '-'}",
         f"dead-letter  {_when(s.dead_lettered_at_ms)}, parked {_when(s.parked_at_ms)}"
         f" from {s.dlq}, attempts {s.attempts}",
     ]

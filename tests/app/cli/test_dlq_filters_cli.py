@@ -129,6 +129,7 @@ FLAG_VALUES = {
     "dlq": ("--dlq", "{prefix}dlq2"),
     "merchant": ("--merchant", "Acme Books"),
     "search": ("--search", "pay_1"),
+    "cause": ("--cause", "LIMIT"),  # the cause of these is their dead-letter reason
     "since": ("--since", "45m"),
     "until": ("--until", "45m"),
     "min_amount": ("--min-amount", "50"),
@@ -140,7 +141,7 @@ def test_every_filter_flag_of_list_has_a_case_here() -> None:
     """A filter added to ``list`` must be in FILTERS (read by query_from) and so here."""
     parser = build_parser()
     listed = vars(parser.parse_args(["dlq", "list"]))
-    not_filters = {"command", "dlq_command", "handler", "json", "limit", "reason"}
+    not_filters = {"command", "dlq_command", "handler", "json", "limit", "reason", "group_by"}
     assert set(listed) - not_filters == set(FILTERS)
     for command in ("requeue", "retry", "cancel"):
         args = vars(parser.parse_args(["dlq", command, "--note", "x"]))
