@@ -435,6 +435,8 @@ class _SnapshotJob:
             dead_letter_queues_configured=tuple(self.profile.dead_letter_queues),
             entry_states=count_rows(dict(payments.states)),
             reason_queues=payments.reason_queue_rows(),
+            failure_groups=payments.failure_group_rows(),
+            failure_groups_total=len(payments.groups),
             reason_queues_total=len(payments.reason_queues),
             merchants=payments.merchant_rows(),
             merchants_total=len(payments.merchants),

@@ -33,12 +33,14 @@ from services.alerts.model import AlertEvent
 from services.masking.json import mask_optional_text
 from services.snapshot.model import FiringSpan
 from services.time_range import format_duration, format_local_time, format_utc, iso_utc
+from services.workbench.failure_groups import FailureGroupTally
 from services.workbench.model import AUDIT_STARTED, AuditRecord, EntrySummary
 
 TEMPLATE_NAME: Final = "snapshot_report.html.j2"
 TOP_REASONS: Final = 15
 TOP_MERCHANTS: Final = 20
 TOP_REASON_QUEUES: Final = 30
+TOP_FAILURE_GROUPS: Final = 30
 MAX_TABLE_ROWS: Final = 500
 """Most alert events / operator actions listed in the report (the JSONL files hold all)."""
 
@@ -70,6 +72,21 @@ class ReasonQueueRow:
     reason: str
     origin_queue: str
     count: int
+
+
+@dataclass(frozen=True, slots=True)
+class FailureGroupRow:
+    """One failure group of the failed payments (masked; times as shown)."""
+
+    group: str
+    count: int
+    open: int
+    amount_at_risk: str
+    merchants: int
+    first_seen: str
+    last_seen: str
+    sources: str
+    example: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +210,8 @@ class ReportSummary:
     charts: tuple[ChartImage, ...] = ()
     charts_note: str = ""
     files: tuple[BundleFile, ...] = ()
+    failure_groups: tuple[FailureGroupRow, ...] = ()
+    failure_groups_total: int = 0
 
     @property
     def failure_rate_pct(self) -> float | None:
@@ -280,10 +299,12 @@ class FailedPaymentTally:
     merchant_amounts: dict[str, dict[str, float]] = field(default_factory=dict)
     origin_queues: Counter[str] = field(default_factory=Counter)
     dlqs: Counter[str] = field(default_factory=Counter)
+    groups: FailureGroupTally = field(default_factory=FailureGroupTally)
 
     def add(self, summary: EntrySummary, *, in_range: bool) -> None:
         """Count one exported entry (``in_range``: parked within the range)."""
         self.total += 1
+        self.groups.add(summary)
         self.parked_in_range += in_range
         self.states[str(summary.state)] += 1
         reason = mask_optional_text(summary.reason) or "(unknown)"
@@ -306,6 +327,29 @@ class FailedPaymentTally:
             sums = self.merchant_amounts.get(merchant, {})
             amounts = tuple(f"{_amount_text(v)} {c}" for c, v in sorted(sums.items()))
             rows.append(MerchantRow(merchant, count, amounts))
+        return tuple(rows)
+
+    def failure_group_rows(self) -> tuple[FailureGroupRow, ...]:
+        """The largest failure groups, masked, times in local time with their zone."""
+        rows = []
+        for group in self.groups.stats()[:TOP_FAILURE_GROUPS]:
+            sources = ", ".join(
+                f"{source.replace('_', '-')} {count:,}"
+                for source, count in sorted(group.sources.items(), key=lambda kv: -kv[1])
+            )
+            rows.append(
+                FailureGroupRow(
+                    group=mask_optional_text(group.group) or "(unknown)",
+                    count=group.count,
+                    open=group.open,
+                    amount_at_risk=mask_optional_text(group.amount_text),
+                    merchants=group.merchants,
+                    first_seen=format_local_time(group.first_seen_ms / 1000),
+                    last_seen=format_local_time(group.last_seen_ms / 1000),
+                    sources=sources,
+                    example=mask_optional_text(group.example),
+                )
+            )
         return tuple(rows)
 
     def reason_queue_rows(self) -> tuple[ReasonQueueRow, ...]:

@@ -7,6 +7,7 @@ index's rows, a store's batches, a snapshot's entries).
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -44,40 +45,55 @@ class FailureGroupStats:
         return text or "-"
 
 
-def failure_group_stats(rows: Iterable[EntrySummary]) -> list[FailureGroupStats]:
-    """The failure groups of ``rows``, most entries first (ties: newest last seen first,
-    then by group)."""
-    groups: dict[str, FailureGroupStats] = {}
-    merchants: dict[str, set[str]] = {}
-    sources: dict[str, Counter[str]] = {}
-    for row in rows:
+class FailureGroupTally:
+    """Failure group stats fed one row at a time (bounded by the number of groups, not
+    of rows: a merchant set per group)."""
+
+    def __init__(self) -> None:
+        self._groups: dict[str, FailureGroupStats] = {}
+        self._merchants: dict[str, set[str]] = {}
+        self._sources: dict[str, Counter[str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._groups)
+
+    def add(self, row: EntrySummary) -> None:
+        """Count one entry in its failure group."""
         key = row.failure_group or row.cause or row.reason
-        stats = groups.get(key)
-        if stats is None:
-            stats = groups[key] = FailureGroupStats(
-                key, first_seen_ms=row.dead_lettered_at_ms, last_seen_ms=row.dead_lettered_at_ms
-            )
-            merchants[key] = set()
-            sources[key] = Counter()
-        stats.count += 1
         when = row.dead_lettered_at_ms
-        stats.first_seen_ms = min(when, stats.first_seen_ms)
+        stats = self._groups.get(key)
+        if stats is None:
+            stats = self._groups[key] = FailureGroupStats(
+                key, first_seen_ms=when, last_seen_ms=when, example=row.cause
+            )
+            self._merchants[key] = set()
+            self._sources[key] = Counter()
+        stats.count += 1
+        stats.first_seen_ms = min(stats.first_seen_ms, when)
         if when >= stats.last_seen_ms:
             stats.last_seen_ms = when
-            stats.example = row.cause
-        if not stats.example:
-            stats.example = row.cause
+            stats.example = row.cause or stats.example
         if row.merchant:
-            merchants[key].add(row.merchant)
-        sources[key][row.cause_source] += 1
+            self._merchants[key].add(row.merchant)
+        self._sources[key][row.cause_source] += 1
         if row.state in OPEN_STATES:
             stats.open += 1
-            if row.amount_value is not None:
+            if row.amount_value is not None and math.isfinite(row.amount_value):
                 currency = row.currency or ""
-                stats.amount_at_risk[currency] = stats.amount_at_risk.get(currency, 0.0) + (
-                    row.amount_value
-                )
-    for key, stats in groups.items():
-        stats.merchants = len(merchants[key])
-        stats.sources = dict(sources[key])
-    return sorted(groups.values(), key=lambda s: (-s.count, -s.last_seen_ms, s.group))
+                risk = stats.amount_at_risk
+                risk[currency] = risk.get(currency, 0.0) + row.amount_value
+
+    def stats(self) -> list[FailureGroupStats]:
+        """The groups, most entries first (ties: newest last seen first, then by group)."""
+        for key, stats in self._groups.items():
+            stats.merchants = len(self._merchants[key])
+            stats.sources = dict(self._sources[key])
+        return sorted(self._groups.values(), key=lambda s: (-s.count, -s.last_seen_ms, s.group))
+
+
+def failure_group_stats(rows: Iterable[EntrySummary]) -> list[FailureGroupStats]:
+    """The failure groups of ``rows`` (see :meth:`FailureGroupTally.stats`)."""
+    tally = FailureGroupTally()
+    for row in rows:
+        tally.add(row)
+    return tally.stats()

@@ -213,8 +213,17 @@ async def seed(client: aioredis.Redis, profile: Profile) -> Scenario:
         assert result.created and result.entry_id == entry_id
         return entry_id
 
+    spring = "x-exception-message"  # a Spring AMQP producer's own error: the cause
     inside = [
-        await park(DLQ, from_s + 100 + n, dead_letter(n, (from_s + 100 + n) * 1000))
+        await park(
+            DLQ,
+            from_s + 100 + n,
+            dead_letter(
+                n,
+                (from_s + 100 + n) * 1000,
+                **{spring: f"acquirer timeout after {3000 + n} ms on acq-{n}"},
+            ),
+        )
         for n in range(5)
     ]
     for entry_id in inside:
@@ -523,6 +532,17 @@ async def test_the_bundle_is_complete_and_consistent(
     assert bundle.report_value("count-alerts-fired") == 2
     report = bundle.text("report.html")
     assert "acquirer timeout" in report and "incident-test" in report
+    # Failure groups: the five Spring causes are one group; one of them is cancelled.
+    groups = re.findall(
+        r'<tr><td title="[^"]*">([^<]*)</td><td class="num" data-value="(\d+)">[^<]*</td>'
+        r'<td class="num" data-value="(\d+)">',
+        report.split('id="failure-groups"')[1].split("</table>")[0],
+    )
+    assert ("acquirer timeout after # ms on acq-#", "5", "4") in groups
+    assert sum(int(count) for _, count, _ in groups) == len(table)
+    assert {"acquirer timeout after 3004 ms on acq-4"} & {row["cause"] for row in table}, (
+        "the CSV has the cause column"
+    )
     assert "refunds.process" in report and "expired" in report
     assert "Acme Books" in report
 
