@@ -131,6 +131,8 @@ async def test_the_flows_failure_reason_is_the_cause_also_when_it_comes_after_pa
         )
         assert rows["pay_1"].failure_group == "risk engine unavailable (HTTP #)"
         assert rows["pay_2"].cause_source == "message"
+        # Parked payments are kept for the retention window on the flow's record.
+        assert await redis_client.ttl(events.key("pay_2")) > events.recent_s
         # The flow's failure event of pay_2 comes after its dead letter was parked.
         await events.append(
             [PaymentEvent("pay_2", 3_000, "failed", "acquirer timeout after 2999 ms on acq-2")],
