@@ -303,18 +303,24 @@ class ActionRun:
                     with contextlib.suppress(Exception):
                         outcomes.extend(await self._settle(prepared, await send))
                 detail = (
-                    f"Redis failed during the action ({exc}); run `payops dlq recover`"
-                    " to settle entries this left claimed"
+                    f"unsettled: Redis failed during the action ({exc}); they stay claimed"
+                    " until `payops dlq recover` releases those never sent and lists those"
+                    " in doubt"
                 )
                 reported = {o.entry_id for o in outcomes}
                 outcomes.extend(
                     failed_outcome(s, detail) for s in tally.seen if s.entry_id not in reported
                 )
             finally:
-                if prepare is not None and not prepare.done():
-                    prepare.cancel()
-                for _, send in sending:
-                    send.cancel()
+                for task in (prepare, *(send for _, send in sending)):
+                    if task is None:
+                        continue
+                    if not task.done():
+                        task.cancel()
+                    elif not task.cancelled():
+                        # Its failure (Redis or the broker gone) is already reported: read
+                        # it, or asyncio prints "Task exception was never retrieved".
+                        task.exception()
             return stopped
 
     async def _keep_lease(self) -> None:
@@ -604,8 +610,8 @@ class ActionRun:
         pending = cast(PendingSend, item.pending)
         return (
             f"in doubt: {result.detail}; the message may already be in {pending.target}."
-            " The entry stays claimed: see `payops dlq resolve --all-in-doubt --dry-run`,"
-            f" then `payops dlq resolve {item.summary.entry_id} --delivered|--republish`"
+            " The entry stays claimed until resolved: see `payops dlq resolve --all-in-doubt"
+            " --dry-run`, then `--republish` (or one entry: `payops dlq resolve ID ...`)"
         )
 
     # ------------------------------------------------------------------ audit

@@ -335,6 +335,8 @@ class ActionReport:
                 parts.append(f"{count:,} failed and {'stays' if count == 1 else 'stay'} parked")
             elif fate.startswith("in doubt"):
                 parts.append(f"{count:,} in doubt, claimed until resolved")
+            elif fate.startswith("unsettled"):
+                parts.append(f"{count:,} unsettled, claimed until `payops dlq recover`")
             else:
                 parts.append(f"{count:,} failed: {fate}")
         if self.skipped:
@@ -351,6 +353,6 @@ def _they(count: int) -> str:
 
 def _failed_fate(detail: str, count: int) -> str:
     """Where failed entries are now: parked, except an entry in doubt (claimed) or none."""
-    if detail.startswith("in doubt") or detail.startswith("no such entry"):
+    if detail.startswith(("in doubt", "no such entry", "unsettled")):
         return ""
     return f"; {_they(count)} {'stays' if count == 1 else 'stay'} parked"
