@@ -443,7 +443,7 @@ def _cmd_action(args: argparse.Namespace) -> int:
                 )
             )
             if done is None:
-                return await stopped_at_once(service)
+                return await stopped_at_once(service, interrupts.exit_code)
             report = done
             if sys.stderr.isatty():
                 print(file=sys.stderr)
@@ -452,7 +452,7 @@ def _cmd_action(args: argparse.Namespace) -> int:
             if report.failed:
                 print(f"payops: {masked(report.caption())}", file=sys.stderr)
             if interrupts.stop.is_set():
-                return await interrupted(service, report)
+                return await interrupted(service, report, interrupts.exit_code)
         if report.failed:
             return exit_codes.FAILED
         return exit_codes.FAILED if missing else exit_codes.OK

@@ -290,15 +290,19 @@ class ActionLedger:
             await self._drop(keys=[self.lease_key(dlq, run_id)], args=[token], client=pipe)
         await pipe.execute()
 
-    async def fence(self, dlq: str, run_id: str, by: str) -> tuple[bool, str]:
+    async def fence(
+        self, dlq: str, run_id: str, by: str, *, ours_ended: bool = False
+    ) -> tuple[bool, str]:
         """Fence a run that has no live lease: (True, previous value). A live lease
-        gives (False, its value): the run is alive and must be left alone."""
+        gives (False, its value): the run is alive and must be left alone - unless its
+        process is gone, or it is this process and ``ours_ended`` says its runs are over
+        (an action stopped at once may not have dropped its lease)."""
         reply = await self._fence(
             keys=[self.lease_key(dlq, run_id)],
             args=["fenced:" + by, FENCE_TTL_MS],
         )
         fenced, value = bool(int(reply[0])), layout.text(reply[1]) or ""
-        if not fenced and owner_is_dead(value):
+        if not fenced and (owner_is_dead(value) or (ours_ended and owner_is_us(value))):
             # The run's process died on this machine: no need to wait for its lease
             # to expire. Fence it only if the lease is still the one seen.
             taken = await self._take_over(
@@ -414,6 +418,12 @@ def _owner(lease_value: str) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         return {}
     return owner if isinstance(owner, dict) else {}
+
+
+def owner_is_us(lease_value: str) -> bool:
+    """True when a live lease names this very process."""
+    owner = _owner(lease_value) if lease_value.startswith("live:") else {}
+    return owner.get("machine") == socket.gethostname() and owner.get("pid") == os.getpid()
 
 
 def owner_is_dead(lease_value: str) -> bool:

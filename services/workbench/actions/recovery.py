@@ -128,9 +128,12 @@ async def recover(
     *,
     operator: str,
     host: str,
+    ours_ended: bool = False,
 ) -> RecoveryReport:
     """Find actions interrupted by a crash and settle what can be settled safely
-    (see the module docstring); appends one audit record per DLQ where it found any."""
+    (see the module docstring); appends one audit record per DLQ where it found any.
+    ``ours_ended``: every action of this process is over (one stopped at once may
+    have left its lease behind), so its leases do not mean "in progress"."""
     store = ledger.store
     released: list[RecoveredEntry] = []
     in_doubt: list[RecoveredEntry] = []
@@ -148,7 +151,7 @@ async def recover(
             action_id = entry.action_id or ""
             run_id = run_of(action_id)
             if run_id not in fences:
-                fences[run_id] = await ledger.fence(dlq, run_id, by.decode())
+                fences[run_id] = await ledger.fence(dlq, run_id, by.decode(), ours_ended=ours_ended)
             fenced, lease = fences[run_id]
             pending = _pending_for(raw_pending, action_id)
             found = RecoveredEntry(
