@@ -55,6 +55,7 @@ from app.cli.dlq_output import (
     summary_json,
 )
 from app.cli.dlq_park import cmd_park
+from app.cli.dlq_resolve import check_in_doubt
 from app.cli.interrupts import interrupted, run_interruptibly, stopped_at_once
 from app.cli.runner import Refused, fail
 from services.config import Profile
@@ -287,6 +288,11 @@ def add_dlq_commands(
     )
     resolve.add_argument(
         "--dry-run", action="store_true", help="list the in-doubt entries; change nothing"
+    )
+    resolve.add_argument(
+        "--check",
+        action="store_true",
+        help="with --all-in-doubt: list them with the evidence of delivery; change nothing",
     )
     resolve.add_argument("--yes", "-y", action="store_true", help="do not ask")
     how = resolve.add_mutually_exclusive_group()
@@ -534,8 +540,10 @@ def _cmd_resolve(args: argparse.Namespace) -> int:
         return _resolve_all(args)
     if not args.entry_id:
         return fail("resolve: give an entry ID, or --all-in-doubt with filters", exit_codes.USAGE)
-    if _has_filters(args) or args.dry_run:
-        return fail("filters and --dry-run apply with --all-in-doubt only", exit_codes.USAGE)
+    if _has_filters(args) or args.dry_run or args.check:
+        return fail(
+            "filters, --dry-run and --check apply with --all-in-doubt only", exit_codes.USAGE
+        )
     if not args.how:
         return fail("resolve: say how: --delivered, --republish or --release", exit_codes.USAGE)
 
@@ -554,6 +562,8 @@ def _resolve_all(args: argparse.Namespace) -> int:
     entry the same way, after recovery and a confirmation."""
     if args.entry_id:
         return fail("give an entry ID or --all-in-doubt, not both", exit_codes.USAGE)
+    if args.check:
+        args.dry_run = True
     if not args.how and not args.dry_run:
         return fail(
             "resolve --all-in-doubt: say how (--republish, --delivered or --release),"
@@ -568,6 +578,8 @@ def _resolve_all(args: argparse.Namespace) -> int:
                 service.refuse_if_read_only("resolve")
             report, found = await service.in_doubt(query, inspect_only=args.dry_run)
             print_in_doubt(found, report, args.how, query.describe())
+            if args.check:
+                await check_in_doubt(service, found)
             if args.dry_run or not found:
                 return exit_codes.OK
             question = f"{RESOLVE_VERBS[args.how]} {len(found):,} in-doubt entries"

@@ -36,6 +36,7 @@ from typing import Final, Literal
 
 import orjson
 
+from services.links.headers import ACTION_ID_HEADER
 from services.workbench.actions.ledger import (
     ActionLedger,
     Finish,
@@ -46,7 +47,9 @@ from services.workbench.actions.ledger import (
 )
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.report import ActionOutcome
+from services.workbench.codec import CodecError, decode_value
 from services.workbench.model import AuditRecord, ClaimResult, EntryState, ParkedEntry
+from services.workbench.store import ParkingStore
 
 UNCONFIRMED: Final = (
     "unconfirmed - the broker's confirm was never recorded (confirms are recorded as they"
@@ -485,3 +488,62 @@ def _finished(
         "failed",
         f"the entry changed meanwhile: it is {result.state} by {result.operator}",
     )
+
+
+# --------------------------------------------------------------------------- evidence
+
+
+@dataclass(frozen=True, slots=True)
+class CameBack:
+    """Proof that an in-doubt entry's message reached its target queue: a later dead
+    letter, parked as ``entry_id`` in ``dlq``, carries the same ``payops-action-id``
+    (it was in the queue, a consumer took it, and it failed again)."""
+
+    entry_id: str
+    dlq: str
+    dead_at_ms: int
+
+
+async def delivery_evidence(
+    store: ParkingStore, found: Sequence[RecoveredEntry], dlqs: Iterable[str], *, batch: int = 500
+) -> dict[str, CameBack]:
+    """For the in-doubt entries ``found``: which of them came back (see :class:`CameBack`),
+    by their entry id. Reads the headers of every entry of ``dlqs`` once.
+
+    This is the only sound evidence of delivery short of consuming the target queue:
+    a message still waiting there, or consumed without failing again, leaves no trace
+    that can be read without taking it off the queue (``basic.get`` and a requeue would
+    mark it redelivered), so an entry without this proof is *unknown*, not undelivered."""
+    wanted = {f.action_id: f.entry_id for f in found if f.action_id}
+    proofs: dict[str, CameBack] = {}
+    if not wanted:
+        return proofs
+    marker = ACTION_ID_HEADER.encode()
+    for dlq in dict.fromkeys(dlqs):
+        async for summaries in store.iter_summaries(dlq):
+            for start in range(0, len(summaries), batch):
+                part = summaries[start : start + batch]
+                pipe = store.redis.pipeline(transaction=False)
+                for summary in part:
+                    pipe.hget(store.entry_key(dlq, summary.entry_id), "headers")
+                for summary, raw in zip(part, await pipe.execute(), strict=True):
+                    if not raw or marker not in raw:
+                        continue
+                    action_id = _action_id_in(raw)
+                    doubted = wanted.get(action_id or "")
+                    if doubted is not None and doubted != summary.entry_id:
+                        proofs[doubted] = CameBack(
+                            summary.entry_id, dlq, summary.dead_lettered_at_ms
+                        )
+    return proofs
+
+
+def _action_id_in(raw: bytes) -> str | None:
+    try:
+        headers = orjson.loads(raw)
+        value = decode_value(headers.get(ACTION_ID_HEADER)) if isinstance(headers, dict) else None
+    except (orjson.JSONDecodeError, CodecError):
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value if isinstance(value, str) else None

@@ -256,6 +256,10 @@ def test_recover_and_resolve(parked: Setup, capsys: pytest.CaptureFixture[str]) 
     }
     assert parked.cli("resolve", parked.ids()[0], "--republish") == exit_codes.FAILED
     assert "not in doubt" in capsys.readouterr().err
+    assert parked.cli("resolve", "--all-in-doubt", "--check") == exit_codes.OK  # changes nothing
+    assert "no entries in doubt" in capsys.readouterr().out
+    assert parked.cli("resolve", parked.ids()[0], "--check") == exit_codes.USAGE
+    assert "--check apply with --all-in-doubt only" in capsys.readouterr().err
 
 
 def test_usage_errors(parked: Setup, capsys: pytest.CaptureFixture[str]) -> None:
