@@ -12,7 +12,7 @@ in doubt; 2 usage, configuration or a refusal (read-only, no ``--yes``
 without a terminal, a cancel without ``--note``, the retired ``--reason``); 3
 RabbitMQ or Redis unreachable; 4 RabbitMQ or Redis refused the login; 130
 interrupted (Ctrl+C on a bulk action: it stops after the windows already sent and
-prints its summary first).
+prints its summary first), 143 the same on SIGTERM.
 Card numbers are masked in every output, ``--json`` included.
 """
 
