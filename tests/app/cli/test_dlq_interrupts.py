@@ -30,7 +30,7 @@ from tests.helpers.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 
-N = 6000
+N = 3000
 SMALL = 2000
 CODES = {signal.SIGINT: exit_codes.INTERRUPTED, signal.SIGTERM: exit_codes.TERMINATED}
 
