@@ -156,8 +156,8 @@ def main() -> None:
     assert isinstance(app, QApplication)
     app.setQuitOnLastWindowClosed(False)
     apply_theme(app)
-    state = Path(os.environ.get("TMPDIR", "/tmp")) / "payops-screenshots.ini"
-    qasync.run(live_console(args.seconds, state))
+    with tempfile.TemporaryDirectory() as tmp:  # a first run's layout: no widths remembered
+        qasync.run(live_console(args.seconds, Path(tmp) / "console.ini"))
 
 
 if __name__ == "__main__":

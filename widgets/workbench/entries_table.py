@@ -61,9 +61,6 @@ HIDDEN_BY_DEFAULT: Final = frozenset({"routing_key"})
 CONTENT_ROWS: Final = 300
 """How many rows the widths are fitted to."""
 MAX_FITTED_WIDTH: Final = 280
-VARYING_COLUMNS: Final = frozenset({"amount", "merchant", "reason", "origin_queue"})
-"""Columns whose texts vary most between merchants and failures: fitted to the first rows
-shown, they are never narrower than their usual widest text (``COLUMN_SAMPLES``)."""
 ITEM_PADDING: Final = 3
 """A cell's padding each side: ``QTableView#EntriesTable::item`` in resources/style.qss."""
 
@@ -255,10 +252,7 @@ class EntriesTable(QTableView):
                 texts |= set(STATE_LABELS.values())
             widest = max((metrics.horizontalAdvance(t) for t in texts), default=0)
             sample = metrics.horizontalAdvance(COLUMN_SAMPLES.get(column.name, ""))
-            # never narrower than the usual widest text: the first rows of an incident are
-            # alike ("rejected", short amounts), the ones after them not
-            floor = sample if not texts or column.name in VARYING_COLUMNS else 0
-            widths[column.name] = max(widest, floor)
+            widths[column.name] = max(widest, sample if not texts else 0)
         self._set_widths(widths)
         self._fitted_to_content = True
 
