@@ -35,12 +35,42 @@ def mask_pan(digits: str) -> str:
     return digits[:6] + "*" * (len(digits) - 10) + digits[-4:]
 
 
+_SEPARATOR = re.compile(r"([ -])")
+
+
 def _mask_match(match: re.Match[str]) -> str:
     text = match.group(0)
     digits = text.replace(" ", "").replace("-", "")  # the separators the pattern allows
-    if not luhn_valid(digits):
+    if luhn_valid(digits):
+        return mask_pan(digits)
+    return _mask_inner_pan(text)
+
+
+def _mask_inner_pan(text: str) -> str:
+    """A candidate that fails Luhn as a whole may hold a card number between its
+    separators ("INC-9 4111 1111 1111 1111": the "9 " is not part of it): mask the
+    longest run of whole digit groups that is one."""
+    parts = _SEPARATOR.split(text)  # digit groups at even positions, separators between
+    groups = parts[0::2]
+    best: tuple[int, int] | None = None
+    for start in range(len(groups)):
+        count = 0
+        for end in range(start, len(groups)):
+            count += len(groups[end])
+            if count > 19:
+                break
+            if count >= MIN_PAN_DIGITS and (start, end) != (0, len(groups) - 1):
+                width = end - start
+                if (best is None or width > best[1] - best[0]) and luhn_valid(
+                    "".join(groups[start : end + 1])
+                ):
+                    best = (start, end)
+    if best is None:
         return text
-    return mask_pan(digits)
+    start, end = best
+    head = "".join(parts[: 2 * start])
+    tail = "".join(parts[2 * end + 1 :])
+    return head + mask_pan("".join(groups[start : end + 1])) + tail
 
 
 def mask_text(text: str) -> str:

@@ -40,14 +40,14 @@ from services.masking.json import (
     is_pan_key,
 )
 from services.masking.message import json_value
-from services.masking.text import _PAN_CANDIDATE, luhn_valid, mask_pan
+from services.masking.text import _PAN_CANDIDATE, _mask_inner_pan, luhn_valid, mask_pan
 
 
 def _mask_match(match: re.Match[str]) -> str:
     text = match.group(0)
     digits = re.sub(r"[ -]", "", text)
     if not luhn_valid(digits):
-        return text
+        return _mask_inner_pan(text)  # a card number between the candidate's separators
     return mask_pan(digits)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from services.masking.text import luhn_valid, mask_pan, mask_text
 
 
@@ -30,3 +32,20 @@ def test_short_and_long_digit_runs_are_left_alone() -> None:
     assert mask_text("amount 123456789012") == "amount 123456789012"
     twenty = "41111111111111111113"
     assert mask_text(twenty) == twenty
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("INC-9 4111111111111111", "INC-9 411111******1111"),
+        ("ref 12 4111111111111111 x", "ref 12 411111******1111 x"),
+        ("9 4111 1111 1111 1111", "9 411111******1111"),
+        ("4111 1111 1111 1111 7", "411111******1111 7"),
+        ("1234567890123", "1234567890123"),  # no card number in it
+    ],
+)
+def test_a_card_number_beside_other_digits_is_still_masked(text: str, expected: str) -> None:
+    # A number just before or after the card number, separated by one space or dash,
+    # makes a longer candidate that fails Luhn as a whole: the card number inside it
+    # must still be found.
+    assert mask_text(text) == expected
