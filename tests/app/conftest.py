@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import multiprocessing
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 
+import aio_pika
 import pytest
 import qasync
 from PySide6.QtWidgets import QApplication
 
+from app.console import ConsoleSession
+from services.config import Profile
 from tests.helpers.consoles import Consoles
+from tests.helpers.live_console import drop_keys
 from widgets.common.theme import apply_theme
 
 
@@ -48,3 +53,33 @@ async def consoles(tmp_path: Path) -> AsyncIterator[Consoles]:
     kit = Consoles(tmp_path)
     yield kit
     await kit.close()
+
+
+@pytest.fixture
+async def exchange(amqp_url: str, unique_prefix: str) -> AsyncIterator[str]:
+    """A topic exchange of the test's own for a console to tap; deleted afterwards."""
+    name = f"{unique_prefix}events"
+    connection = await aio_pika.connect(amqp_url)
+    channel = await connection.channel()
+    await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, auto_delete=False)
+    yield name
+    await channel.exchange_delete(name)
+    await connection.close()
+
+
+@pytest.fixture
+async def session_factory(consoles: Consoles) -> AsyncIterator[Callable[[Profile], ConsoleSession]]:
+    """Start consoles at 1280x800; afterwards close them, check the flow process is
+    reaped, and drop their Redis keys."""
+
+    def start(profile: Profile) -> ConsoleSession:
+        session = consoles.start(profile)
+        session.window.resize(1280, 800)
+        return session
+
+    yield start
+    await consoles.close(15)
+    # Closing the window stopped the live flow's process, and reaped it.
+    assert multiprocessing.active_children() == []
+    for session in consoles.sessions:
+        await drop_keys(session.profile)

@@ -4,44 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
-import aio_pika
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
 from app.console import ConsoleSession
-from services.config import Profile
-from tests.app.test_console_live import drop_keys, profile_for, publish_with_pika
-from tests.helpers.consoles import Consoles
+from tests.helpers.live_console import profile_for, publish_with_pika
 from tests.helpers.waiting import eventually
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def exchange(amqp_url: str, unique_prefix: str) -> AsyncIterator[str]:
-    name = f"{unique_prefix}events"
-    connection = await aio_pika.connect(amqp_url)
-    channel = await connection.channel()
-    await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, auto_delete=False)
-    yield name
-    await channel.exchange_delete(name)
-    await connection.close()
-
-
-@pytest.fixture
-async def session_factory(consoles: Consoles) -> AsyncIterator[Callable[[Profile], ConsoleSession]]:
-    def start(profile: Profile) -> ConsoleSession:
-        session = consoles.start(profile)
-        session.window.resize(1280, 800)
-        return session
-
-    yield start
-    await consoles.close(15)
-    for session in consoles.sessions:
-        await drop_keys(session.profile)
 
 
 def plotted(session: ConsoleSession, statuses: dict[str, int]) -> dict[str, int]:

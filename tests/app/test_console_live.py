@@ -3,88 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import multiprocessing
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
-import aio_pika
 import numpy as np
-import orjson
-import pika
 import pytest
-import redis.asyncio as aioredis
 from PySide6.QtGui import QImage
 
 from app.console import ConsoleSession
-from services.config import Profile, TapBinding, load_profile
 from services.links.status import LinkState
-from tests.helpers.consoles import Consoles
+from tests.helpers.live_console import profile_for, publish_with_pika
 from tests.helpers.tcp_proxy import TcpProxy, free_port
 from tests.helpers.waiting import eventually
 
 pytestmark = pytest.mark.integration
-
-
-def profile_for(exchange: str, amqp_url: str, redis_url: str) -> Profile:
-    base = load_profile(env={})
-    return dataclasses.replace(
-        base,
-        name="test",
-        amqp_url=amqp_url,
-        redis_url=redis_url,
-        tap_exchanges=(TapBinding(exchange),),
-        watch_queues=(),
-        dead_letter_queues=(),
-        redis_prefix=exchange,  # its own flow history and alert log
-    )
-
-
-@pytest.fixture
-async def exchange(amqp_url: str, unique_prefix: str) -> AsyncIterator[str]:
-    name = f"{unique_prefix}events"
-    connection = await aio_pika.connect(amqp_url)
-    channel = await connection.channel()
-    await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, auto_delete=False)
-    yield name
-    await channel.exchange_delete(name)
-    await connection.close()
-
-
-@pytest.fixture
-async def session_factory(consoles: Consoles) -> AsyncIterator[Callable[[Profile], ConsoleSession]]:
-    def start(profile: Profile) -> ConsoleSession:
-        session = consoles.start(profile)
-        session.window.resize(1280, 800)
-        return session
-
-    yield start
-    await consoles.close(15)
-    # Closing the window stopped the live flow's process, and reaped it.
-    assert multiprocessing.active_children() == []
-    for session in consoles.sessions:
-        await drop_keys(session.profile)
-
-
-async def drop_keys(profile: Profile) -> None:
-    client = aioredis.from_url(profile.redis_url)
-    keys = [k async for k in client.scan_iter(match=f"{profile.redis_prefix}:*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
-
-
-def publish_with_pika(amqp_url: str, exchange: str, statuses: dict[str, int]) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    channel = connection.channel()
-    channel.confirm_delivery()
-    now_ms = int(time.time() * 1000)
-    for status, count in statuses.items():
-        for i in range(count):
-            body = orjson.dumps({"payment_id": f"p{i}", "status": status, "created_at": now_ms})
-            channel.basic_publish(exchange, f"payment.{status}", body)
-    connection.close()
 
 
 async def test_console_counts_exactly_what_was_published_and_plots_it(
