@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import qasync
 from PySide6.QtCore import QTimer
@@ -16,6 +17,7 @@ from qasync import asyncSlot
 
 from app.controllers.live import LiveController
 from app.controllers.snapshot import SnapshotController
+from app.controllers.stopping import bounded
 from app.controllers.workbench import WorkbenchController
 from app.ui_state import UiState, state_dir
 from services.config import (
@@ -32,6 +34,10 @@ from widgets.common.theme import apply_theme
 from widgets.main_window import MainWindow
 
 log = logging.getLogger(__name__)
+
+SHUTDOWN_STEP_TIMEOUT_S = 20.0
+"""The most one controller's stop may take on close (each bounds its own steps well
+below this); after it the console closes without waiting for it."""
 
 
 def resolve_profile(
@@ -202,10 +208,18 @@ class ConsoleSession:
         try:
             await self.closed.wait()
         finally:
-            await self.snapshots.stop()
-            if self.workbench is not None:
-                await self.workbench.stop()
-            await self.live.stop()
+            await self.shut_down()
+
+    async def shut_down(self) -> None:
+        """Stop every controller, the workbench and the live view side by side; bounded."""
+        started = time.monotonic()
+        await bounded(self.snapshots.stop(), "stopping the snapshot export")
+        steps = [bounded(self.live.stop(), "stopping the live view", SHUTDOWN_STEP_TIMEOUT_S)]
+        if self.workbench is not None:
+            stop = self.workbench.stop()
+            steps.append(bounded(stop, "stopping the workbench", SHUTDOWN_STEP_TIMEOUT_S))
+        await asyncio.gather(*steps)
+        log.info("console stopped in %.2f s", time.monotonic() - started)
 
 
 def run_console(

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 
 from app.console import ConsoleSession, DemoSimulator
 from app.ui_state import UiState
-from services.config import load_profile
+from services.config import ENV_AMQP_URL, ENV_REDIS_URL, load_profile
 from services.demo.topology import declare_demo_topology_at
 from widgets.common.theme import apply_theme
 from widgets.snapshot.dialog import SnapshotState
@@ -38,7 +38,11 @@ OUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 
 async def live_console(seconds: float, state_path: Path) -> None:
     """Run the console on the demo flow for ``seconds`` and save the window."""
-    profile = load_profile(env={})
+    # The built-in demo profile; its broker and Redis from the environment, as the simulator
+    # takes them (a vhost and database of one's own beside other users of a shared broker).
+    profile = load_profile(
+        env={k: os.environ[k] for k in (ENV_AMQP_URL, ENV_REDIS_URL) if k in os.environ}
+    )
     await declare_demo_topology_at(profile.amqp_url)
     simulator = DemoSimulator(
         [
@@ -152,8 +156,8 @@ def main() -> None:
     assert isinstance(app, QApplication)
     app.setQuitOnLastWindowClosed(False)
     apply_theme(app)
-    state = Path(os.environ.get("TMPDIR", "/tmp")) / "payops-screenshots.ini"
-    qasync.run(live_console(args.seconds, state))
+    with tempfile.TemporaryDirectory() as tmp:  # a first run's layout: no widths remembered
+        qasync.run(live_console(args.seconds, Path(tmp) / "console.ini"))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -11,6 +10,7 @@ from collections import deque
 from PySide6.QtCore import QObject, QTimer, Slot
 from redis.exceptions import RedisError
 
+from app.controllers.stopping import stop_tasks
 from services.alerts.log import AlertLog
 from services.alerts.model import Alert, AlertEvent
 from services.alerts.timeline import alert_marks, incident_window, merged_events
@@ -86,10 +86,8 @@ class AlertsController(QObject):
         self._retry.stop()
         self._window.alerts_refresh_requested.disconnect(self.refresh_log)
         task, self._refresh = self._refresh, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if task is not None:
+            await stop_tasks([task], "alerts")
 
     def on_alerts(self, active: list[Alert], events: list[AlertEvent]) -> None:
         """The engine's latest active alerts and the transitions since its last report."""

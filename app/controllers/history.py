@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
 from PySide6.QtCore import QObject, Slot
 from redis.exceptions import RedisError
 
+from app.controllers.stopping import stop_tasks
 from services.config import Profile
 from services.flow.history import HistoryStore
 from services.flow.mirror import FlowMirror
@@ -66,12 +66,9 @@ class HistoryController(QObject):
     async def stop(self) -> None:
         """Stop any read in progress."""
         self._window.history_requested.disconnect(self.on_history_requested)
-        for task in (self._seeder, self._reader):
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        tasks = [task for task in (self._seeder, self._reader) if task is not None]
         self._seeder = self._reader = None
+        await stop_tasks(tasks, "history")
 
     async def _seed(self) -> None:
         while True:

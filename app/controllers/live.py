@@ -9,6 +9,7 @@ from PySide6.QtCore import QEvent, QObject, QTimer, Slot
 
 from app.controllers.alerts import AlertsController
 from app.controllers.history import HistoryController
+from app.controllers.stopping import bounded
 from services.alerts.model import Alert, AlertEvent
 from services.config import Profile
 from services.flow.live_flow import LiveFlow
@@ -17,6 +18,9 @@ from services.flow.recorder import RecorderState
 from widgets.main_window import MainWindow
 
 FRAME_HZ = 15
+FLOW_STOP_TIMEOUT_S = 15.0
+"""The live flow stops its process (terminate, then kill after a grace) and closes both
+connections; longer than that and the console closes without it."""
 
 
 class LiveController(QObject):
@@ -150,4 +154,4 @@ class LiveController(QObject):
         self._timer.stop()
         await self.alerts.stop()
         await self.history.stop()
-        await self.flow.stop()
+        await bounded(self.flow.stop(), "stopping the live flow", FLOW_STOP_TIMEOUT_S)

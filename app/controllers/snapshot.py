@@ -13,6 +13,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QStandardPaths, Slot
 from redis.exceptions import RedisError
 
+from app.controllers.stopping import stop_tasks
 from services.config import Profile
 from services.links.redis import RedisLink
 from services.snapshot.job import write_snapshot
@@ -130,10 +131,8 @@ class SnapshotController(QObject):
             self._window.snapshot_requested.disconnect(self.open_dialog)
         self._cancel.set()
         task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if task is not None:
+            await stop_tasks([task], "snapshot export")
         if self.dialog is not None:
             self.dialog.finished.disconnect(self._on_dialog_finished)
             self.dialog.close()

@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, QTimer, Slot
 from PySide6.QtWidgets import QMessageBox
 from qasync import asyncSlot
 
+from app.controllers.stopping import bounded, stop_tasks
 from services.config import Profile
 from services.links.redis import describe_redis_error
 from services.links.urls import host_port, url_password
@@ -41,6 +42,9 @@ CHANGES_BLOCK_MS = 1000
 AUDIT_COUNT = 500
 AUDIT_REFRESH_MS = 5000
 RETRY_S = 3.0
+PARK_STOP_GRACE_S = 3.0
+"""On stop, how long the parkers get to park and ack what they were delivered before
+they are cancelled (cancelled, their unacked deliveries go back to the queue)."""
 
 
 class WorkbenchController(QObject):
@@ -67,7 +71,11 @@ class WorkbenchController(QObject):
         self.store: ParkingStore | None = None
         self.actions: ActionService | None = None
         self.publisher: ActionPublisher | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: dict[str, asyncio.Future[None]] = {}
+        self._runner: ParkingRunner | None = None
+        self._stopping = False
+        self._dialog: ConfirmActionDialog | None = None
+        self._action_stop: asyncio.Event | None = None
         self._shown: ParkedEntry | None = None
         self._busy = False
         self._list_problem: str | None = None
@@ -89,6 +97,7 @@ class WorkbenchController(QObject):
 
     async def start(self) -> None:
         """Connect to Redis (and the broker for parking and actions) in the background."""
+        self._stopping = False
         self.redis = aioredis.Redis.from_url(self.profile.redis_url, socket_timeout=10)
         self.store = ParkingStore(self.redis, self.profile.redis_prefix)
         self.publisher = ActionPublisher(self.profile.amqp_url)
@@ -100,18 +109,40 @@ class WorkbenchController(QObject):
         self._audit_timer.start()
 
     async def stop(self) -> None:
-        """Stop loading, following and parking; close the connections."""
+        """Stop loading, following and parking; close the connections. Bounded in time.
+
+        The loops are told to stop (they end at their next turn even if a cancel is
+        lost, see :mod:`app.controllers.stopping`); the parkers first park and ack
+        what they hold, then whatever still runs is cancelled. A task that does not
+        finish is logged and left: the connections are closed anyway, and a parker's
+        unacked deliveries go back to the queue when its connection closes.
+        """
+        self._stopping = True
         self._audit_timer.stop()
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        self._abandon_action()
+        if self._runner is not None:
+            self._runner.request_stop()
+        tasks, self._tasks = self._tasks, {}
+        parking = [task for name, task in tasks.items() if name == "parking"]
+        others = [task for name, task in tasks.items() if name != "parking"]
+        await asyncio.gather(
+            stop_tasks(others, "workbench"),
+            stop_tasks(parking, "workbench parking", grace_s=PARK_STOP_GRACE_S),
+        )
         if self.publisher is not None:
             with contextlib.suppress(Exception):
-                await self.publisher.close()
+                await bounded(self.publisher.close(), "closing the action publisher")
         if self.redis is not None:
             with contextlib.suppress(Exception):
-                await self.redis.aclose()
+                await bounded(self.redis.aclose(), "closing the workbench's Redis client")
+
+    def _abandon_action(self) -> None:
+        """The console closes: an open confirmation is declined, a running action stops
+        after the message in hand (the rest stay parked, as after its Stop button)."""
+        if self._dialog is not None:
+            self._dialog.reject()
+        if self._action_stop is not None:
+            self._action_stop.set()
 
     def _spawn(
         self,
@@ -119,7 +150,8 @@ class WorkbenchController(QObject):
         name: str,
         on_error: Callable[[Exception], None] | None = None,
     ) -> None:
-        self._tasks.append(asyncio.ensure_future(_retrying(start, name, on_error)))
+        task = _retrying(start, name, on_error, stopping=lambda: self._stopping)
+        self._tasks[name] = asyncio.ensure_future(task)
 
     def _list_unreadable(self, exc: Exception) -> None:
         """Say on the page and in the status bar's problems that the list cannot be read."""
@@ -192,7 +224,7 @@ class WorkbenchController(QObject):
         """Apply another console's (or our own) changes as they happen."""
         store = self.store
         assert store is not None
-        while True:
+        while not self._stopping:  # not only a cancel: one can be lost (see stop)
             changes = await store.read_changes(dlq, cursor, block_ms=CHANGES_BLOCK_MS)
             if not changes:
                 continue
@@ -246,10 +278,13 @@ class WorkbenchController(QObject):
             log.error("%s", exc)
             self.window.show_problem(str(exc))
             return
+        self._runner = runner
         try:
-            await runner.run()
+            if not self._stopping:
+                await runner.run()
         finally:
             runner.request_stop()
+            self._runner = None
 
     def _parking_problem(self, text: str, active: bool) -> None:
         if active:
@@ -349,11 +384,15 @@ class WorkbenchController(QObject):
         if action is Action.RETRY and shown is not None and target.entry_ids == (shown.entry_id,):
             raw_body = shown.record.body
         dialog = ConfirmActionDialog(plan, raw_body=raw_body, parent=self.window)
-        request = await _answer(dialog)
-        if request is None:
+        self._dialog = dialog
+        try:
+            request = await _answer(dialog)
+        finally:
+            self._dialog = None
+        if request is None or self._stopping:
             return None
         progress = ActionProgressDialog(action, max(plan.total, 1), parent=self.window)
-        stop = asyncio.Event()
+        stop = self._action_stop = asyncio.Event()
         progress.cancel_requested.connect(stop.set)
         progress.show()
         try:
@@ -364,7 +403,10 @@ class WorkbenchController(QObject):
                 cancel_event=stop,
             )
         finally:
+            self._action_stop = None
             progress.finish()
+        if self._stopping:
+            return report
         ActionSummaryDialog(report, parent=self.window).open()
         await self._refresh_audit()
         shown = self._shown
@@ -393,18 +435,23 @@ async def _retrying(
     start: Callable[[], Coroutine[Any, Any, None]],
     name: str,
     on_error: Callable[[Exception], None] | None = None,
+    *,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> None:
-    """Run ``start()`` until it returns; after a failure (Redis or the broker away), again.
+    """Run ``start()`` until it returns; after a failure (Redis or the broker away), again,
+    unless ``stopping()``.
 
     ``on_error`` is told each failure (to say what cannot be shown, and why).
     """
-    while True:
+    while not stopping():
         try:
             await start()
             return
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if stopping():
+                return
             log.warning("%s: %s; retrying in %.0f s", name, exc or type(exc).__name__, RETRY_S)
             if on_error is not None:
                 on_error(exc)

@@ -104,6 +104,11 @@ CAUSE_RECHECK_S: Final = (2.0, 10.0, 30.0)
 after the parking its cause is looked up again (the flow's event may come after the
 dead letter: the tap and the recorder run beside the parker)."""
 
+CANCEL_TIMEOUT_S: Final = 2.0
+"""How long stopping waits for the broker's ``basic.cancel-ok`` or channel close; a
+broker that does not answer gets the connection closed under it instead (what was
+delivered and not acked goes back to the queue either way)."""
+
 log = logging.getLogger(__name__)
 
 
@@ -343,7 +348,8 @@ class Parker:
         consumer_tag, self._consumer_tag = self._consumer_tag, None
         if consumer_tag is None or amqp.is_closed:
             return
-        await amqp.basic_cancel(consumer_tag)
+        async with asyncio.timeout(CANCEL_TIMEOUT_S):
+            await amqp.basic_cancel(consumer_tag)
         # Deliveries read before the CancelOk are handed to tasks; let them run.
         for _ in range(3):
             await asyncio.sleep(0)
@@ -501,7 +507,8 @@ class Parker:
         self._unacked = []
         self._buffer.clear()
         with contextlib.suppress(Exception):
-            await channel.close()
+            async with asyncio.timeout(CANCEL_TIMEOUT_S):
+                await channel.close()
 
     def _report(self) -> None:
         if self.on_progress is not None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import io
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,6 +18,7 @@ import aio_pika
 import pytest
 import redis.asyncio as aioredis
 
+from app.controllers.stopping import describe_task
 from services.config import Profile, TapBinding, load_profile
 from services.demo.simulator import SimulationOptions, SimulationStats, run_simulation
 from services.demo.topology import DemoTopology, delete_demo_topology
@@ -41,7 +41,7 @@ RETRY_DELAY_S = 60
 @pytest.fixture
 async def consoles(tmp_path: Path) -> AsyncIterator[Consoles]:
     """Consoles closed after the test; one that does not finish closing fails the test
-    (with where it is stuck) instead of hanging the suite."""
+    (with where every task of the loop is stuck) instead of hanging the suite."""
     kit = Consoles(tmp_path)
     yield kit
     running, kit.running = kit.running, []
@@ -49,11 +49,8 @@ async def consoles(tmp_path: Path) -> AsyncIterator[Consoles]:
         session.window.close()
         done, _ = await asyncio.wait({runner}, timeout=CLOSE_TIMEOUT_S)
         if not done:
-            stack = io.StringIO()
-            runner.print_stack(file=stack)
-            pytest.fail(
-                f"the console did not finish closing in {CLOSE_TIMEOUT_S} s:\n{stack.getvalue()}"
-            )
+            tasks = "\n".join(describe_task(task) for task in asyncio.all_tasks())
+            pytest.fail(f"the console did not finish closing in {CLOSE_TIMEOUT_S} s:\n{tasks}")
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ test's tmp_path).
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
 import aio_pika
@@ -44,11 +43,6 @@ from widgets.workbench.browser import FailedPaymentsView
 
 pytestmark = [
     pytest.mark.integration,
-    # Opt-in until its intermittent hang is found: about 1 run in 3 the console does not
-    # finish closing after the actions (or a failure), and the suite would hang there.
-    pytest.mark.skipif(
-        os.environ.get("PAYOPS_E2E") != "1", reason="set PAYOPS_E2E=1 to run (hangs 1 in 3)"
-    ),
     pytest.mark.timeout(180),
     pytest.mark.qt_log_ignore(
         "This plugin does not support raise", "This plugin does not support grabbing"

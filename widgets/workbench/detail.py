@@ -17,19 +17,17 @@ from collections.abc import Sequence
 from typing import Final
 
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtGui import QFontMetrics
+from PySide6.QtGui import QFontMetrics, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QComboBox,
     QFrame,
-    QGridLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QPlainTextEdit,
     QPushButton,
-    QSizePolicy,
     QStackedWidget,
     QTableView,
     QTabWidget,
@@ -54,6 +52,7 @@ from widgets.workbench.body_views import (
     JsonHighlighter,
     monospace_font,
 )
+from widgets.workbench.detail_facts import FactsGrid
 from widgets.workbench.detail_tables import (
     count_items,
     deaths_note,
@@ -88,10 +87,10 @@ def not_actionable_reason(entry: ParkedEntry) -> str | None:
     return f"{state.value.capitalize()}{who}{at}"
 
 
-def _value_label(text: str = "") -> ElidedLabel:
-    label = ElidedLabel(text)
-    label.setObjectName("FactValue")
-    return label
+TAB_STYLE: Final = """
+QTabBar::tab { padding: 6px 8px; }
+QTabBar::tab:focus { padding: 5px 7px 6px 7px; }
+"""
 
 
 class EntryDetailPane(QWidget):
@@ -145,10 +144,12 @@ class EntryDetailPane(QWidget):
         self.header_frame = frame
         self.state_badge = QLabel()
         self.state_badge.setObjectName("StateBadge")
+        # The payment id on a line of its own, whole and selectable (never cut: an operator
+        # copies it into other tools); the layout gives it at least its width.
         self.payment_label = QLabel()
         self.payment_label.setObjectName("PaymentId")
+        self.payment_label.setTextFormat(Qt.TextFormat.PlainText)
         self.payment_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.payment_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.entry_id_label = QLabel()
         self.entry_id_label.setObjectName("FactCaption")
         self.entry_id_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -160,34 +161,15 @@ class EntryDetailPane(QWidget):
         top = QHBoxLayout()
         top.setSpacing(8)
         top.addWidget(self.state_badge, 0, Qt.AlignmentFlag.AlignVCenter)
-        top.addWidget(self.payment_label, 1)
+        top.addStretch(1)
         top.addWidget(self.entry_id_label, 0, Qt.AlignmentFlag.AlignVCenter)
         money = QHBoxLayout()
         money.setSpacing(10)
         money.addWidget(self.amount_label)
         money.addWidget(self.merchant_label, 1)
 
-        self.facts: dict[str, ElidedLabel] = {}
-        grid = QGridLayout()
-        grid.setHorizontalSpacing(10)
-        grid.setVerticalSpacing(3)
-        layout = (
-            ("reason", "Reason", 0, 0),
-            ("origin_queue", "Origin queue", 0, 1),
-            ("attempts", "Attempts", 1, 0),
-            ("dead_lettered_at", "Dead-lettered", 1, 1),
-            ("dlq", "Parked from", 2, 0),
-            ("routing_key", "Routing key", 2, 1),
-        )
-        for key, caption, row, col in layout:
-            caption_label = QLabel(caption)
-            caption_label.setObjectName("FactCaption")
-            value = _value_label()
-            self.facts[key] = value
-            grid.addWidget(caption_label, row, col * 2)
-            grid.addWidget(value, row, col * 2 + 1)
-        grid.setColumnStretch(1, 1)
-        grid.setColumnStretch(3, 1)
+        self.facts_grid = grid = FactsGrid()
+        self.facts: dict[str, ElidedLabel] = grid.labels
 
         self.last_error_label = QLabel()
         self.last_error_label.setObjectName("LastError")
@@ -220,6 +202,7 @@ class EntryDetailPane(QWidget):
         column.setContentsMargins(12, 10, 12, 10)
         column.setSpacing(6)
         column.addLayout(top)
+        column.addWidget(self.payment_label)
         column.addLayout(money)
         column.addSpacing(2)
         column.addLayout(grid)
@@ -227,15 +210,43 @@ class EntryDetailPane(QWidget):
         column.addSpacing(2)
         column.addLayout(buttons)
 
+    def _fit_facts(self) -> None:
+        """Two fact columns when the header is wide enough for every value in full."""
+        margins = self.header_frame.contentsMargins()
+        layout_margins = self.header_frame.layout().contentsMargins()  # type: ignore[union-attr]
+        width = (
+            self.header_frame.width()
+            - margins.left()
+            - margins.right()
+            - layout_margins.left()
+            - layout_margins.right()
+        )
+        self.facts_grid.fit(width)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit_facts()
+
     def _build_tabs(self) -> None:
         self.tabs = QTabWidget()
         self.tabs.setObjectName("DetailTabs")
         self.tabs.setDocumentMode(True)
+        # Every title whole in the default ~400 px pane: tighter padding than the app's tabs
+        # (the same size with the focus ring's thicker border), never elided; in a pane
+        # dragged narrower still, scroll buttons rather than "A…".
+        tab_bar = self.tabs.tabBar()
+        tab_bar.setStyleSheet(TAB_STYLE)
+        tab_bar.setElideMode(Qt.TextElideMode.ElideNone)
+        tab_bar.setUsesScrollButtons(True)
+        tab_bar.setExpanding(False)
 
         # Body.
         body = QWidget()
         self.body_info_label = QLabel()
         self.body_info_label.setObjectName("BodyInfo")
+        # Wraps at its " · " in a narrow pane instead of widening the pane (and the table
+        # beside it giving up a column).
+        self.body_info_label.setWordWrap(True)
         self.view_combo = QComboBox()
         self.view_combo.setObjectName("BodyViewCombo")
         self.view_combo.setToolTip("How to show the body")
@@ -334,7 +345,7 @@ class EntryDetailPane(QWidget):
         self.audit_stack = QStackedWidget()
         self.audit_stack.addWidget(self.audit_table)
         self.audit_stack.addWidget(self.audit_empty_label)
-        self.tabs.addTab(self._padded(self.audit_stack), "Audit trail")
+        self.tabs.addTab(self._padded(self.audit_stack), "Audit")
 
     @staticmethod
     def _padded(*widgets: QWidget) -> QWidget:
@@ -503,6 +514,7 @@ class EntryDetailPane(QWidget):
             label = self.facts[key]
             label.set_full_text(text)
             label.setToolTip(text)
+        self._fit_facts()
         self.facts["origin_queue"].setToolTip(
             f"{summary.origin_queue}: the queue it was dead-lettered from; a requeue sends it back"
             " there"
@@ -534,7 +546,7 @@ class EntryDetailPane(QWidget):
 
     def _update_audit_tab(self) -> None:
         count = self.audit_model.rowCount()
-        self.tabs.setTabText(4, f"Audit trail ({count})" if count else "Audit trail")
+        self.tabs.setTabText(4, f"Audit ({count})" if count else "Audit")
         self.audit_stack.setCurrentWidget(self.audit_table if count else self.audit_empty_label)
 
     def _render_body(self, entry: ParkedEntry) -> None:

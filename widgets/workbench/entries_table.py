@@ -193,6 +193,9 @@ class EntriesTable(QTableView):
         self.setWordWrap(False)
         self.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.setCornerButtonEnabled(False)
+        # Rows are selected whole: Tab and Shift+Tab move on to the next field of the page
+        # (arrows move between rows), instead of walking the cells and never leaving.
+        self.setTabKeyNavigation(False)
         self.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         vertical = self.verticalHeader()

@@ -503,7 +503,7 @@ def test_audit_trail_shows_this_entry_newest_first(pane):
     model = pane.audit_model
     assert model.rowCount() == 2  # the third record is about another entry
     assert [model.record(r).operator for r in range(2)] == ["bob", "alice"]
-    assert pane.tabs.tabText(4) == "Audit trail (2)"
+    assert pane.tabs.tabText(4) == "Audit (2)"
     assert pane.audit_stack.currentWidget() is pane.audit_table
     detail = model.index(0, model.columns.index("detail")).data()
     assert PAN not in detail and CVV not in detail
@@ -515,7 +515,7 @@ def test_audit_trail_is_cleared_for_another_entry(pane):
     pane.show_entry(make_entry(entry_id="01900a1b2c3d00000005"))
     assert pane.audit_model.rowCount() == 0
     assert pane.audit_stack.currentWidget() is pane.audit_empty_label
-    assert pane.tabs.tabText(4) == "Audit trail"
+    assert pane.tabs.tabText(4) == "Audit"
 
 
 def test_live_update_keeps_the_tab_and_refreshes_the_state(pane):

@@ -15,7 +15,12 @@ from PySide6.QtWidgets import QApplication, QMenu, QStyle, QStyleOptionViewItem
 from services.workbench.index import EntryIndex
 from tests.helpers.screens import right_click, save_screenshot, show
 from tests.helpers.summaries import realistic_summaries
-from tests.widgets.workbench.test_detail import make_entry
+from tests.widgets.workbench.test_detail import (
+    audit_records,
+    death_headers,
+    make_entry,
+    payment_body,
+)
 from widgets.main_window import MainWindow
 from widgets.workbench.page import WorkbenchPage
 from widgets.workbench.table_model import COLUMN_NAMES, COLUMNS
@@ -231,7 +236,7 @@ def _tab_stops(qtbot, start, end, key=Qt.Key.Key_Tab, limit=25) -> list:
     start.setFocus()
     qtbot.waitUntil(start.hasFocus)
     stops = [start]
-    while QApplication.focusWidget() is not end:
+    while len(stops) == 1 or QApplication.focusWidget() is not end:
         assert len(stops) < limit, [type(w).__name__ for w in stops]
         qtbot.keyClick(QApplication.focusWidget(), key)
         stops.append(QApplication.focusWidget())
@@ -271,3 +276,95 @@ def test_tab_walks_from_the_search_box_through_every_filter_to_the_table(qtbot):
     qtbot.keyClick(bar.dead_from, Qt.Key.Key_Right)
     qtbot.keyClick(bar.dead_from, Qt.Key.Key_Up)
     assert bar.dead_from.dateTime() != before and bar.dead_from.hasFocus()
+
+
+def _drawn_whole(label) -> bool:
+    """``label`` shows its whole text: not elided, and no wider than the room it is drawn in."""
+    full = label.full_text() if hasattr(label, "full_text") else label.text()
+    room = label.contentsRect().width() - 2 * max(label.margin(), 0)
+    return label.text() == full and label.fontMetrics().horizontalAdvance(full) <= room
+
+
+def test_the_detail_header_shows_ids_and_facts_whole_at_the_default_width(qtbot, tmp_path):
+    window = _main_window(qtbot, 1600, 1000)
+    page = window.workbench
+    rows = realistic_summaries(200, seed=3)  # an incident's rows: the longest queue and key
+    row = max(rows, key=lambda r: len(r.origin_queue or "") + len(r.routing_key or ""))
+    headers = death_headers()
+    headers["x-death"][0].update(
+        reason="delivery_limit", queue=row.origin_queue, **{"routing-keys": [row.routing_key]}
+    )
+    body = payment_body(payment_id="pay_17d5570756950439", merchant="Umbrella Pharmacy")
+    page.detail.show_entry(make_entry(body, headers=headers, entry_id=row.entry_id))
+    qtbot.wait(20)
+    assert page.detail_open and page.detail.width() < 480  # the default, narrow pane
+    save_screenshot(page.detail, tmp_path, "payops_detail_header_default_width.png")
+
+    detail = page.detail
+    assert detail.payment_label.text() == "pay_17d5570756950439"
+    assert _drawn_whole(detail.payment_label) and _drawn_whole(detail.entry_id_label)
+    assert (
+        detail.payment_label.textInteractionFlags() & Qt.TextInteractionFlag.TextSelectableByMouse
+    )
+    cut = [key for key, label in detail.facts.items() if not _drawn_whole(label)]
+    assert cut == [], [(k, detail.facts[k].full_text(), detail.facts[k].text()) for k in cut]
+    assert detail.facts["routing_key"].full_text() == row.routing_key
+    view = page.table_view  # and the table beside it keeps every important column whole
+    assert view.table.shown_columns() == IMPORTANT
+    assert not _off_screen(page), _off_screen(page)
+    assert not view.table.horizontalScrollBar().isVisible()
+
+
+def test_tab_and_shift_tab_leave_the_entries_table_both_ways(qtbot):
+    window = _main_window(qtbot, 1600, 1000)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    page = window.workbench
+    view = page.table_view
+    page.detail.show_entry(make_entry())  # the pane's tabs and buttons take focus too
+    table = view.table
+    table.setFocus()
+    qtbot.waitUntil(table.hasFocus)
+    qtbot.keyClick(table, Qt.Key.Key_Down)  # a current row: Tab must not walk its cells
+    row = table.currentIndex().row()
+
+    qtbot.keyClick(table, Qt.Key.Key_Backtab)
+    assert QApplication.focusWidget() is view.filter_bar.amount_max  # the field before it
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Tab)
+    assert QApplication.focusWidget() is table
+    assert table.currentIndex().row() == row
+
+    qtbot.keyClick(table, Qt.Key.Key_Tab)
+    after = QApplication.focusWidget()
+    assert after is not table and after is not None
+    assert page.isAncestorOf(after) and not view.filter_bar.isAncestorOf(after)
+    qtbot.keyClick(after, Qt.Key.Key_Backtab)
+    assert QApplication.focusWidget() is table  # and back again
+
+    # the whole ring, forwards and backwards, is the same stops in reverse
+    forwards = _tab_stops(qtbot, view.search_box, view.search_box, limit=60)
+    backwards = _tab_stops(qtbot, view.search_box, view.search_box, Qt.Key.Key_Backtab, 60)
+    assert table in forwards and len(set(forwards)) == len(forwards) - 1
+    assert backwards == forwards[::-1]
+
+
+def test_every_detail_tab_title_is_whole_and_on_screen_at_the_default_width(qtbot, tmp_path):
+    window = _main_window(qtbot, 1600, 1000)
+    detail = window.workbench.detail
+    detail.show_entry(make_entry(headers=death_headers()))  # "Headers (n)", "x-death (2)"
+    detail.show_audit(audit_records())  # "Audit (2)"
+    qtbot.wait(20)
+    assert window.workbench.detail_open and detail.width() < 480
+    save_screenshot(detail, tmp_path, "payops_detail_tabs_default_width.png")
+    bar = detail.tabs.tabBar()
+    titles = [bar.tabText(i) for i in range(bar.count())]
+    assert titles[2].startswith("Headers (") and titles[3] == "x-death (2)"
+    assert titles[4] == "Audit (2)"
+    metrics = bar.fontMetrics()
+    for i, title in enumerate(titles):
+        rect = bar.tabRect(i)
+        assert rect.left() >= 0 and rect.right() < bar.width(), (title, rect, bar.width())
+        assert metrics.horizontalAdvance(title) + 2 * 8 <= rect.width(), (title, rect)
+    # and a click on the last one, where it is drawn, opens it
+    qtbot.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(4).center())
+    assert detail.tabs.currentIndex() == 4
