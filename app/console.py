@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 
-import qasync
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 from qasync import asyncSlot
@@ -19,6 +18,7 @@ from app.controllers.live import LiveController
 from app.controllers.snapshot import SnapshotController
 from app.controllers.stopping import bounded
 from app.controllers.workbench import WorkbenchController
+from app.event_loop import console_event_loop
 from app.ui_state import UiState, state_dir
 from services.config import (
     ENV_PROFILE,
@@ -248,7 +248,8 @@ def run_console(
         await session.run()
 
     try:
-        qasync.run(main())
+        with asyncio.Runner(loop_factory=console_event_loop) as runner:
+            runner.run(main())
     finally:
         if simulator:
             simulator.stop()

@@ -287,6 +287,8 @@ class WorkbenchController(QObject):
             self._runner = None
 
     def _parking_problem(self, text: str, active: bool) -> None:
+        if self._stopping:
+            return  # closing: the parkers' last words go to the log only
         if active:
             self.window.show_problem(text)
         else:

@@ -179,7 +179,7 @@ class ParkingRunner:
             self.on_problem(shown, False)
         self._problems[key] = text
         log.warning("%s", text)
-        if self.on_problem is not None:
+        if self.on_problem is not None and not self._stop.is_set():
             self.on_problem(text, True)
 
     def _clear(self, dlq: str, kind: str) -> None:

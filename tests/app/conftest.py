@@ -10,10 +10,10 @@ from pathlib import Path
 
 import aio_pika
 import pytest
-import qasync
 from PySide6.QtWidgets import QApplication
 
 from app.console import ConsoleSession
+from app.event_loop import console_event_loop
 from services.config import Profile
 from tests.helpers.consoles import Consoles
 from tests.helpers.live_console import drop_keys
@@ -25,13 +25,13 @@ def _qt_event_loop() -> asyncio.AbstractEventLoop:
     assert isinstance(app, QApplication)
     app.setQuitOnLastWindowClosed(False)
     apply_theme(app)
-    return qasync.QEventLoop(app)
+    return console_event_loop()
 
 
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
 ) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
-    """Every async test in this folder runs on a QEventLoop."""
+    """Every async test in this folder runs on the console's loop (qasync's QEventLoop)."""
     return {"qt": _qt_event_loop}
 
 

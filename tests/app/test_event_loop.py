@@ -1,0 +1,37 @@
+"""The console's loop runs a task's steps as the running loop, even when Qt dispatches them
+outside ``run_forever`` (qasync's last round of events, ``processEvents`` elsewhere)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from PySide6.QtWidgets import QApplication
+
+from app.event_loop import console_event_loop
+
+
+def test_a_task_stepped_outside_run_forever_finds_its_loop(qapp: QApplication) -> None:
+    loop = console_event_loop()
+    seen: list[asyncio.AbstractEventLoop] = []
+
+    async def in_the_background() -> None:
+        await asyncio.sleep(0.05)  # wakes up after the loop has stopped running
+        seen.append(asyncio.get_running_loop())
+        await asyncio.sleep(0)  # needs the running loop, as wait_for and timeout do
+
+    async def start() -> asyncio.Task[None]:
+        return asyncio.ensure_future(in_the_background())
+
+    try:
+        task = loop.run_until_complete(start())
+        assert not loop.is_running()
+        deadline = time.monotonic() + 10
+        while not task.done() and time.monotonic() < deadline:
+            qapp.processEvents()  # as pytest-qt and modal dialogs do
+        assert task.done()
+        task.result()  # no RuntimeError('no running event loop')
+        assert seen == [loop]
+        assert asyncio._get_running_loop() is None  # and left as it was
+    finally:
+        loop.close()
