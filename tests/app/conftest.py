@@ -10,7 +10,7 @@ from pathlib import Path
 
 import aio_pika
 import pytest
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 from app.console import ConsoleSession
 from app.event_loop import console_event_loop
@@ -35,15 +35,25 @@ def pytest_asyncio_loop_factories(
     return {"qt": _qt_event_loop}
 
 
-@pytest.fixture(autouse=True)
-def collect_qt_garbage() -> Iterator[None]:
-    """After each test, free what it left in reference cycles: here, on the GUI thread.
+_KEPT_WINDOWS: list[QWidget] = []
 
-    A closed console's window sits in reference cycles with its controllers. Left to the
-    cyclic collector it is freed whenever a later test happens to allocate, from whatever
-    thread that is (a pika publisher thread, a Qt timer event), and Qt crashes.
+
+@pytest.fixture(autouse=True)
+def keep_windows_until_exit() -> Iterator[None]:
+    """Keep every window a test leaves alive until the process exits, then free cycles.
+
+    A closed console's window sits in reference cycles with its controllers. Freed by the
+    cyclic collector, its widgets go in no particular order: a child button's wrapper can
+    be freed before its window and delete the button under a parent being torn down, and
+    a plot's scene deleted by Qt calls into pyqtgraph items half torn down (segfaults in
+    ``QObject::~QObject`` and ``QGraphicsScene::clear``, one run of the session tests in
+    four). Tests are not about freeing windows, so none is freed: each is hidden and kept;
+    the collector then finds no window in what it frees.
     """
     yield
+    for widget in QApplication.topLevelWidgets():
+        widget.hide()
+        _KEPT_WINDOWS.append(widget)
     gc.collect()
 
 

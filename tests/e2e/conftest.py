@@ -26,7 +26,7 @@ from services.workbench.actions.pika_link import delay_queue_name
 
 # The console's tests run on qasync's Qt event loop, one console per test: the same kit.
 from tests.app.conftest import (  # noqa: F401 (a fixture and the loop hook, re-exported)
-    collect_qt_garbage,
+    keep_windows_until_exit,
     pytest_asyncio_loop_factories,
 )
 from tests.helpers.consoles import Consoles
