@@ -2,7 +2,9 @@
 
 NAME is one of ingest, park, requeue, table, snapshot, console_cpu; without it every benchmark runs,
 each in its own process, with its defaults. ARGS go to the benchmark
-(``--help`` lists them).
+(``--help`` lists them). The figures also go to a JSON file,
+``$PAYOPS_BENCH_JSON`` or ``bench-results/<time>-<commit>.json`` (see
+:mod:`tests.benchmarks.results`).
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
+import os
 import subprocess
 import sys
+
+from tests.benchmarks.results import RESULTS_ENV, new_results_file, results_path
 
 BENCHMARKS = {
     "ingest": "tests.benchmarks.bench_ingest",
@@ -34,8 +39,11 @@ def run_one(name: str, argv: list[str]) -> None:
 
 def main() -> int:
     args = sys.argv[1:]
+    if results_path() is None:  # the figures go to a file too; the children write to it
+        os.environ[RESULTS_ENV] = str(new_results_file())
     if args and args[0] in BENCHMARKS:
         run_one(args[0], args[1:])
+        print(f"figures written to {results_path()}")
         return 0
     if args and args[0] not in ("all",):
         known = ", ".join(BENCHMARKS)
@@ -47,8 +55,9 @@ def main() -> int:
         result = subprocess.run([sys.executable, "-m", "tests.benchmarks", name], check=False)
         if result.returncode != 0:
             failed.append(name)
+    print(f"\nfigures written to {results_path()}")
     if failed:
-        print(f"\nbenchmarks that failed to run: {', '.join(failed)}", file=sys.stderr)
+        print(f"benchmarks that failed to run: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
 

@@ -37,6 +37,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.benchmarks.results import record_figures
+
 DEFAULT_AMQP_URL = os.environ.get("PAYOPS_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 BENCH_REDIS_URL = os.environ.get("PAYOPS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 TARGET_IDLE_PCT = 3.0
@@ -340,6 +342,16 @@ def run(amqp_url: str, seconds: float, rate: float) -> None:
     print(row("no traffic", idle, idle_ref, TARGET_IDLE_PCT))
     print(row(f"{rate:,.0f} events/s", loaded, loaded_ref, TARGET_LOADED_PCT))
     print(f"  published during the loaded window: {published:,.0f} events/s")
+    record_figures(
+        "console_cpu",
+        {
+            "idle_pct": idle.total,
+            "idle_reference_pct": idle_ref.total,
+            "loaded_pct": loaded.total,
+            "loaded_reference_pct": loaded_ref.total,
+            "published_per_s": published,
+        },
+    )
     print("  reference: a bare QApplication on the same qasync loop, same windows;")
     print("  ratio: console total / target (<= 1 meets it)")
 

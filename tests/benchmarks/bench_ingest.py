@@ -48,6 +48,8 @@ import aio_pika
 import orjson
 import redis.asyncio as aioredis
 
+from tests.benchmarks.results import record_figures
+
 DEFAULT_AMQP_URL = os.environ.get("PAYOPS_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 TARGET_RATIO = 1.0
 TARGET_LAG_P99_MS = 33.0
@@ -300,6 +302,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.record == "both":
         results = [run_variant(args.amqp_url, args.n, record) for record in ("on", "off")]
         print_ratios(args.n, results)
+        record_figures(
+            "ingest",
+            {
+                f"{'on' if r.payment_events else 'off'}_{name}": value
+                for r in results
+                for name, value in (("ratio", r.ratio), ("lag_p99_ms", r.lag_p99_ms))
+            },
+        )
         return
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")

@@ -43,6 +43,7 @@ from services.workbench.parker import Parker
 from services.workbench.query import ActionTarget, Query
 from services.workbench.store import ParkingStore
 from tests.benchmarks.common import event_bodies
+from tests.benchmarks.results import record_figures
 
 DEFAULT_AMQP_URL = os.environ.get("PAYOPS_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 DEFAULT_REDIS_URL = os.environ.get("PAYOPS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -276,7 +277,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def main(argv: list[str] | None = None) -> None:
-    await run(parse_args(argv))
+    record_figures("requeue", await run(parse_args(argv)))
 
 
 if __name__ == "__main__":

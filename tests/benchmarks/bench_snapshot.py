@@ -82,6 +82,7 @@ from services.workbench.codec import MessageRecord
 from services.workbench.model import AuditRecord
 from services.workbench.store import ParkingStore, ParkItem, new_entry_id
 from tests.benchmarks.common import MERCHANTS
+from tests.benchmarks.results import record_figures
 
 DEFAULT_REDIS_URL = os.environ.get("PAYOPS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 DLQ = "payments.dlq"
@@ -887,7 +888,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def main(argv: list[str] | None = None) -> None:
-    await run(parse_args(argv))
+    record_figures("snapshot", await run(parse_args(argv)))
 
 
 if __name__ == "__main__":

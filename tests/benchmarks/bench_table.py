@@ -46,6 +46,7 @@ from services.config import FieldPaths
 from services.workbench.codec import MessageRecord
 from services.workbench.store import ParkingStore, ParkItem
 from tests.benchmarks.common import MERCHANTS
+from tests.benchmarks.results import record_figures
 
 DEFAULT_REDIS_URL = os.environ.get("PAYOPS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 DLQ = "payments.dlq"
@@ -486,6 +487,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 async def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     figures = await run(args)
+    record_figures("table", {f"{figure.name} [{figure.unit}]": figure.value for figure in figures})
     print(f"\n  {'figure':<42} {'value':>12}   {'target':>12}   ratio")
     for figure in figures:
         print(figure.render())
