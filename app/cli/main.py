@@ -332,7 +332,7 @@ def _cmd_topology_declare(args: argparse.Namespace) -> int:
     return exit_codes.OK
 
 
-_SHOWN_APART: Final = frozenset({"name", "source", "alert_rules", "fields"})
+_SHOWN_APART: Final = frozenset({"name", "source", "alert_rules", "failure_group_alert", "fields"})
 """Profile fields ``config show`` prints in a form of their own (a header, the rules)."""
 
 
@@ -375,7 +375,10 @@ def _cmd_config_show(args: argparse.Namespace) -> int:
         )
     origin = "defaults" if profile.alert_rules is None else "configured"
     print(f"# alert rules ({origin})")
-    for rule in profile.alerts:
+    for rule in (*profile.alerts, profile.failure_group_alert):
+        if rule is None:
+            print("alert new_failure_group: off")
+            continue
         settings = ", ".join(
             f"{key}={value!r}" for key, value in vars(rule).items() if key != "name"
         )

@@ -84,6 +84,8 @@ def test_config_show_lists_retention_and_alert_rules(
     assert "history_retention_h = 24" in out
     assert "alert failure_rate: threshold_pct=5" in out
     assert "alert queue_depth:payments.dlq:" in out
+    assert "alert new_failure_group: min_entries=5, severity='warning'" in out
+    assert "NewFailureGroupRule(" not in out  # a rule, not a Python repr
 
 
 def test_config_show_prints_every_setting_in_force(
@@ -103,7 +105,7 @@ def test_config_show_prints_every_setting_in_force(
     assert main(["config", "show", "--config", str(path), "--profile", "a"]) == exit_codes.OK
     out = capsys.readouterr().out
     keys = {line.split(" = ")[0] for line in out.splitlines() if " = " in line}
-    apart = {"name", "source", "alert_rules", "fields"}
+    apart = {"name", "source", "alert_rules", "failure_group_alert", "fields"}
     assert {f.name for f in dataclasses.fields(Profile)} - apart <= keys
     assert "redis_prefix = 'ops2'" in out and "read_only = true" in out
     assert "operator = 'nightshift'  # not set: the OS user" in out
