@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from PySide6.QtCore import QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication
 
 from app.event_loop import console_event_loop
@@ -35,3 +36,37 @@ def test_a_task_stepped_outside_run_forever_finds_its_loop(qapp: QApplication) -
         assert asyncio._get_running_loop() is None  # and left as it was
     finally:
         loop.close()
+
+
+def test_a_nested_qt_event_loop_in_a_task_loses_no_callback(qapp: QApplication) -> None:
+    """A task that runs a nested Qt event loop (a popup menu's ``exec``, as a click on a
+    menu button does) must not cost another task its wake-up: qasync ran the other
+    task's step inside, asyncio refused it, and that task hung for ever."""
+    loop = console_event_loop()
+    ticks: list[int] = []
+
+    async def ticking() -> None:
+        for tick in range(200):
+            await asyncio.sleep(0)
+            ticks.append(tick)
+
+    async def nested_loops() -> None:
+        for _ in range(20):
+            nested = QEventLoop()
+            QTimer.singleShot(5, nested.quit)
+            nested.exec()  # inside this task's step, as QMenu.exec() would be
+            await asyncio.sleep(0)
+
+    async def scenario() -> None:
+        ticker = asyncio.ensure_future(ticking())
+        await nested_loops()
+        await asyncio.wait_for(ticker, 10)
+
+    errors: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    try:
+        loop.run_until_complete(scenario())
+    finally:
+        loop.close()
+    assert ticks == list(range(200))
+    assert errors == []  # no "Cannot enter into task ... while another task is being executed"
