@@ -4,6 +4,7 @@ configured each way (the shared one is never reconfigured)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -137,7 +138,9 @@ async def test_park_ack_after_aof_needs_redis_7_2_and_replica_needs_a_replica(
         await check_parking_store(redis, allow_volatile=False, ack_after="replica")
 
     start_redis(*AOF, "--replicaof", "127.0.0.1", str(primary.port))  # type: ignore[operator]
+    deadline = time.monotonic() + 30
     while int((await redis.info("replication")).get("connected_slaves", 0)) < 1:
+        assert time.monotonic() < deadline, "the replica never connected"
         await asyncio.sleep(0.05)
     await check_parking_store(redis, allow_volatile=False, ack_after="replica")
     store = ParkingStore(redis, "wait")

@@ -17,6 +17,7 @@ from services.workbench.actions.report import ActionReport
 from services.workbench.codec import F_PROPS, encode_record
 from services.workbench.death_history import DEATHS_HEADER, HISTORY_HEADER, total_deaths
 from services.workbench.store import ParkingStore
+from services.workbench.wire import decode_properties
 from tests.helpers.action_kit import (
     Broker,
     DeadLetterFlow,
@@ -66,6 +67,12 @@ def original_properties(message_id: bytes = b"m-1", headers: bytes | None = None
     )
 
 
+def header_order(raw: bytes) -> list[str]:
+    """The keys of the headers a requeue keeps, in their order on the wire."""
+    fields = decode_properties(raw).header_fields
+    return [f.key for f in fields if f.key and not f.key.startswith(("x-", "payops-"))]
+
+
 async def dead_letter_raw(
     broker: Broker, store: ParkingStore, messages: list[tuple[bytes, bytes]]
 ) -> DeadLetterFlow:
@@ -106,6 +113,7 @@ async def test_requeue_sends_back_every_property_and_header_byte_for_byte(
     assert back == comparable(sent) | {"headers": dead_lettered["headers"]}
     assert back["headers"] == comparable(sent)["headers"]  # every type, byte for byte
     assert "cluster_id" not in back
+    assert header_order(message.wire) == header_order(parked.record.wire)  # as dead-lettered
     assert message.headers[DEATHS_HEADER] == 1
 
 
