@@ -139,7 +139,8 @@ def summary_json(summary: EntrySummary) -> dict[str, Any]:
     for key in ("payment_id", "message_id"):
         data[key] = mask_optional_identifier(data[key]) or None
     # merchant comes masked from the summary; these are free text too.
-    return _masked_texts(data, ("reason", "origin_queue", "routing_key", "cause", "failure_group"))
+    texts = ("reason", "origin_queue", "origin_exchange", "routing_key", "cause", "failure_group")
+    return _masked_texts(data, texts)
 
 
 # --------------------------------------------------------------------------- failure groups
@@ -239,7 +240,10 @@ def entry_text(
         f"merchant     {masked(s.merchant) or '-'}",
         f"amount       {' '.join(p for p in (s.amount, s.currency) if p) or '-'}",
         f"reason       {s.reason or '-'} in queue {s.origin_queue or '-'}"
-        f" (routing key {masked(s.routing_key) or '-'})",
+        f" (routing key {masked(s.routing_key) or '-'})"
+        if s.origin_exchange is None
+        else f"reason       {s.reason or '-'}; goes back through exchange"
+        f" {masked(s.origin_exchange)} (routing key {masked(s.routing_key) or '-'})",
         f"cause        {masked(s.cause) or '-'}  (from {s.cause_source.replace('_', '-')})",
         f"group        {masked(s.failure_group) or '-'}",
         f"dead-letter  {_when(s.dead_lettered_at_ms)}, parked {_when(s.parked_at_ms)}"

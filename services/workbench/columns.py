@@ -217,6 +217,14 @@ COLUMNS: Final[tuple[EntryColumn, ...]] = (
         searchable=True,
     ),
     EntryColumn(
+        "origin_exchange",
+        "origin_exchange",
+        "category",
+        "Original exchange",
+        "Where a requeue sends a dead letter that names no queue (Spring AMQP's"
+        " x-original-exchange, with the routing key)",
+    ),
+    EntryColumn(
         "attempts",
         "attempts",
         "count",

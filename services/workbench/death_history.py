@@ -13,6 +13,15 @@ in two headers of our own (:func:`carried_headers`):
   most recent first (tables with ``queue``, ``reason``, ``count``, ``time``,
   ``exchange``, ``routing-keys``), at most :data:`MAX_HOPS`.
 
+Where a requeue sends a message back (:func:`origin_of`): the queue it was
+dead-lettered from, ``x-death[0].queue`` (else ``x-first-death-queue``),
+through the default exchange - that queue only. A dead letter that the
+application republished itself, as Spring AMQP's ``RepublishMessageRecoverer``
+does, has no ``x-death``: it names its original exchange and routing key in
+``x-original-exchange`` and ``x-original-routingKey``, and goes back through
+them (every queue bound to that exchange with that key gets it, as when it
+was first published).
+
 Restoring ``expiration``: when RabbitMQ dead-letters a message it removes the
 ``expiration`` property and records it as ``original-expiration`` in
 ``x-death``; :func:`republish_properties` puts it back, so the message returns
@@ -22,6 +31,7 @@ with the properties it was published with.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 from services.workbench.codec import DeathRecord, MessageRecord, parse_x_death
@@ -29,6 +39,66 @@ from services.workbench.codec import DeathRecord, MessageRecord, parse_x_death
 DEATHS_HEADER: Final = "payops-deaths"
 HISTORY_HEADER: Final = "payops-death-history"
 MAX_HOPS: Final = 50
+ORIGINAL_EXCHANGE_HEADER: Final = "x-original-exchange"
+ORIGINAL_ROUTING_KEY_HEADER: Final = "x-original-routingKey"
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a requeue or retry publishes a parked message: ``exchange`` ("" is the
+    default exchange, whose routing key is the queue's name) and ``routing_key``."""
+
+    exchange: str
+    routing_key: str
+
+    @property
+    def queue(self) -> str | None:
+        """The one queue it goes to (None when an exchange routes it)."""
+        return self.routing_key if not self.exchange else None
+
+    def describe(self) -> str:
+        """``queue 'q'`` or ``exchange 'e' (routing key 'k')``, for people."""
+        if self.queue is not None:
+            return f"queue '{self.queue}'"
+        return f"exchange '{self.exchange}' (routing key '{self.routing_key}')"
+
+    @property
+    def name(self) -> str:
+        """Short: the queue's name, or ``e/k`` for an exchange and routing key."""
+        return self.queue if self.queue is not None else f"{self.exchange}/{self.routing_key}"
+
+
+def _header_str(headers: Mapping[str, Any], key: str) -> str | None:
+    value = headers.get(key)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    return None
+
+
+def original_routing_key(headers: Mapping[str, Any]) -> str | None:
+    """The routing key an application's republished dead letter names
+    (``x-original-routingKey``), None without one."""
+    return _header_str(headers, ORIGINAL_ROUTING_KEY_HEADER)
+
+
+def origin_of(headers: Mapping[str, Any]) -> Origin | None:
+    """Where a requeue sends a message with ``headers`` back (see the module docstring);
+    None when the headers name no queue and no original routing."""
+    deaths = parse_x_death(headers)
+    queue = deaths[0].queue if deaths else ""
+    if not queue:
+        queue = _header_str(headers, "x-first-death-queue") or ""
+    if queue:
+        return Origin("", queue)
+    routing_key = original_routing_key(headers)
+    if routing_key is None:
+        return None
+    exchange = _header_str(headers, ORIGINAL_EXCHANGE_HEADER) or ""
+    if not exchange and not routing_key:
+        return None
+    return Origin(exchange, routing_key)
 
 
 def _count(value: Any) -> int:

@@ -386,6 +386,7 @@ class EntryIndex:
             cause=d["cause"].values[c["cause"][i]] or "",
             cause_source=source_of(d["cause_source"].values[c["cause_source"][i]]),
             failure_group=d["failure_group"].values[c["failure_group"][i]] or "",
+            origin_exchange=d["origin_exchange"].values[c["origin_exchange"][i]],
         )
 
     def rows(self, positions: Iterable[int]) -> list[EntrySummary]:

@@ -25,7 +25,12 @@ from services.masking.json import mask_identifier
 from services.masking.text import mask_text
 from services.workbench.cause import Cause, CauseSource, dead_letter_cause, resolve
 from services.workbench.codec import DeathRecord, MessageRecord, parse_x_death
-from services.workbench.death_history import total_deaths
+from services.workbench.death_history import (
+    Origin,
+    origin_of,
+    original_routing_key,
+    total_deaths,
+)
 
 ATTEMPT_HEADER = "payops-attempt"
 """Our own attempt counter (a retry sets it); not an ``x-`` header, which
@@ -73,7 +78,12 @@ class EntrySummary:
     ``dead_lettered_at_ms`` is the time of the most recent ``x-death`` entry,
     or the parking time when the message carries none. ``origin_queue`` is the
     queue the message was dead-lettered from (``x-death[0].queue``), where a
-    requeue sends it back. ``attempts`` sums the ``x-death`` counts, the deaths
+    requeue sends it back through the default exchange; a dead letter the
+    application republished without ``x-death`` (Spring AMQP) names its original
+    exchange (``origin_exchange``, with ``origin_queue`` empty unless that is the
+    default exchange) and routing key (``routing_key``) instead, see
+    :func:`~services.workbench.death_history.origin_of` and :attr:`origin`.
+    ``attempts`` sums the ``x-death`` counts, the deaths
     of earlier cycles (``payops-deaths``, see :mod:`.death_history`) and our own
     ``payops-attempt`` header. Payment ids are masked as identifiers, merchants
     as text (:mod:`services.masking.json`). ``cause`` is why the payment failed
@@ -103,10 +113,18 @@ class EntrySummary:
     cause: str = ""
     cause_source: CauseSource = "dead_letter"
     failure_group: str = ""
+    origin_exchange: str | None = None
 
     def with_cause(self, cause: Cause) -> EntrySummary:
         """The same row with another cause."""
         return replace(self, cause=cause.text, cause_source=cause.source, failure_group=cause.group)
+
+    @property
+    def origin(self) -> Origin | None:
+        """Where a requeue or retry sends the message (None: nowhere known)."""
+        if self.origin_exchange is not None:
+            return Origin(self.origin_exchange, self.routing_key)
+        return Origin("", self.origin_queue) if self.origin_queue else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,8 +386,11 @@ def summarize(
     deaths = parse_x_death(headers)
     latest = deaths[0] if deaths else None
     reason = latest.reason if latest and latest.reason else _header_text(headers, "reason")
-    origin = latest.queue if latest and latest.queue else _header_text(headers, "queue")
-    routing_key = latest.routing_keys[0] if latest and latest.routing_keys else record.routing_key
+    origin = origin_of(headers)
+    if latest and latest.routing_keys:
+        routing_key = latest.routing_keys[0]
+    else:
+        routing_key = original_routing_key(headers) or record.routing_key
     dead_at = latest.time_ms if latest else None
     attempts = total_deaths(headers) + attempt_header(headers)
     message_id = record.properties.get("message_id")
@@ -390,7 +411,8 @@ def summarize(
         amount_value=amount_value,
         currency=currency,
         reason=reason,
-        origin_queue=origin,
+        origin_queue=origin.queue or "" if origin is not None else "",
+        origin_exchange=origin.exchange if origin is not None and origin.queue is None else None,
         routing_key=routing_key,
         attempts=attempts,
         state=state,

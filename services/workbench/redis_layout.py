@@ -156,6 +156,7 @@ def summary_blob(summary: EntrySummary) -> bytes:
             summary.body_kind,
             summary.size,
             summary.message_id,
+            summary.origin_exchange,
         ]
     )
 
@@ -182,7 +183,8 @@ def summary_from_blob(
 ) -> EntrySummary:
     """The table row of an entry from its ``summary`` field (a damaged one gives an
     empty row) and the fields that change. An entry without a cause (parked before
-    causes were kept) shows its dead-letter reason as its cause."""
+    causes were kept) shows its dead-letter reason as its cause; one stored before
+    ``origin_exchange`` was (14 fields) has none."""
     row: list[Any] = []
     if blob:
         try:
@@ -220,6 +222,7 @@ def summary_from_blob(
         body_kind=_BODY_KINDS.get(row[11], "binary"),
         size=row[12] if isinstance(row[12], int) else 0,
         message_id=row[13],
+        origin_exchange=row[14] if len(row) > 14 and isinstance(row[14], str) else None,
         cause=found.text,
         cause_source=found.source,
         failure_group=found.group,

@@ -157,6 +157,15 @@ def held_text(state: EntryState | None, operator: str | None, action: str | None
     return f"already {state}{who}"
 
 
+def where_text(summary: EntrySummary) -> str:
+    """Where an entry's requeue or retry went: ``'queue'``, or the original exchange and
+    routing key of a dead letter that names no queue."""
+    origin = summary.origin
+    if origin is None or origin.queue is not None:
+        return f"'{summary.origin_queue}'"
+    return origin.describe()
+
+
 def failed_outcome(summary: EntrySummary, detail: str) -> ActionOutcome:
     return ActionOutcome(summary.entry_id, summary.payment_id, False, "failed", detail)
 
@@ -568,20 +577,24 @@ class ActionRun:
                     "app_id": "payops-console",
                 },
             )
-        origin = summary.origin_queue
-        routing_key = origin
-        target = f"queue '{origin}'"
+        origin = summary.origin
+        if origin is None:  # refused before the claim; kept for safety
+            raise ValueError("no origin queue to send it back to")
+        exchange, routing_key = origin.exchange, origin.routing_key
+        target = origin.describe()
         attempt = None
         if self.params.action is Action.RETRY:
             attempt = attempt_header(item.record.headers) + 1
             if self.params.delay_s:
-                routing_key = delay_queue_name(origin, self.params.delay_s)
+                if origin.queue is None:
+                    raise ValueError("a delayed retry needs the queue the message died in")
+                routing_key = delay_queue_name(origin.queue, self.params.delay_s)
                 after = format_delay(self.params.delay_s)
-                target = f"queue '{origin}' after {after} (via '{routing_key}')"
+                target = f"queue '{origin.queue}' after {after} (via '{routing_key}')"
         return PendingSend(
             action=self.params.action,
             action_id=action_id,
-            exchange="",
+            exchange=exchange,
             routing_key=routing_key,
             target=target,
             operator=self.operator,
@@ -594,10 +607,11 @@ class ActionRun:
 
     def _done_detail(self, item: _Claimed) -> str:
         pending = cast(PendingSend, item.pending)
+        where = where_text(item.summary)
         if self.params.action is Action.REQUEUE:
-            return f"requeued to '{item.summary.origin_queue}'"
+            return f"requeued to {where}"
         if self.params.action is Action.RETRY:
-            text = f"retried through '{item.summary.origin_queue}' (attempt {pending.attempt})"
+            text = f"retried through {where} (attempt {pending.attempt})"
             if self.params.delay_s:
                 text += f" after {format_delay(self.params.delay_s)}"
             if self.params.edited_body is not None:

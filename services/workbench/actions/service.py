@@ -12,7 +12,8 @@ per entry - done, skipped (someone else acted first, and who) or failed
   every header but the broker's dead-letter headers - through the default
   exchange to the queue it was dead-lettered from (``x-death[0].queue``),
   and to no other queue, with ``payops-action-id`` and ``payops-action``
-  headers added.
+  headers added; one with no ``x-death`` (Spring AMQP) through its
+  ``x-original-exchange`` and ``-routingKey`` (``death_history.origin_of``).
 - **Retry** does the same with ``payops-attempt`` raised by one, optionally
   after a delay (a TTL wait queue that dead-letters into the target; no
   plugin) and optionally with an edited JSON body (one entry; validated;
@@ -58,6 +59,7 @@ from services.workbench.actions.pipeline import (
     failed_outcome,
     held_text,
     skipped_outcome,
+    where_text,
 )
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.recovery import (
@@ -78,6 +80,7 @@ from services.workbench.actions.report import (
     format_delay,
 )
 from services.workbench.codec import CodecError, MessageRecord, decode_record
+from services.workbench.death_history import Origin
 from services.workbench.index import EntryIndex
 from services.workbench.model import EntryState, EntrySummary, summarize
 from services.workbench.query import ActionTarget, Query
@@ -574,18 +577,17 @@ class ActionService:
                     )
                     continue
                 if params.action is not Action.CANCEL:
-                    if not summary.origin_queue:
+                    origin = summary.origin
+                    if origin is None:
                         problem = (
-                            "no origin queue: the message carries no x-death header, so there"
-                            " is no queue to send it back to"
+                            "no origin queue: the message carries no x-death header (nor"
+                            " x-original-exchange and x-original-routingKey)"
                         )
                     else:
-                        tally.queues.add(summary.origin_queue)
+                        tally.queues.add(origin.name)
                         if params.delay_s and not problem:
                             problem = (
-                                await self._delay_problem(
-                                    summary.origin_queue, params.delay_s, delay_problems
-                                )
+                                await self._delay_problem(origin, params.delay_s, delay_problems)
                                 or ""
                             )
                 if problem:
@@ -615,10 +617,16 @@ class ActionService:
         return ""
 
     async def _delay_problem(
-        self, queue: str, delay_s: int, known: dict[str, str | None]
+        self, origin: Origin, delay_s: int, known: dict[str, str | None]
     ) -> str | None:
-        """A delayed retry needs its target to exist (the wait queue would drop the
+        """A delayed retry needs its target queue to exist (the wait queue would drop the
         message otherwise) and its wait queue declared; checked once per queue."""
+        queue = origin.queue
+        if queue is None:
+            return (
+                "a delayed retry needs the queue the message died in; it names only its"
+                f" original {origin.describe()}: retry it without a delay, or requeue it"
+            )
         if queue not in known:
             try:
                 if not await self.publisher.queue_exists(queue):
@@ -637,7 +645,7 @@ class ActionService:
         if params.action is Action.CANCEL:
             event = self.cancel_event_description()
             return "cancel" + (f" and publish payment.cancelled to {event}" if event else "")
-        where = f"'{summary.origin_queue}'"
+        where = where_text(summary)
         if params.action is Action.REQUEUE:
             return f"requeue to {where}"
         delay = f" after {format_delay(params.delay_s)}" if params.delay_s else ""

@@ -91,6 +91,7 @@ BRUTE_KEYS: dict[str, Callable[[EntrySummary], Any]] = {
     "reason": lambda s: _text_key(s.reason),
     "origin_queue": lambda s: _text_key(s.origin_queue),
     "routing_key": lambda s: _text_key(s.routing_key),
+    "origin_exchange": lambda s: _text_key(s.origin_exchange),
     "attempts": lambda s: s.attempts,
     "state": lambda s: STATES.index(s.state),
     "last_operator": lambda s: _text_key(s.last_operator),
