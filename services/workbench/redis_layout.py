@@ -23,7 +23,11 @@ each multi-key script touches one slot::
                               session consumes one (see workbench.parker)
     P:{D}:inflight    SET     ids in state ``claimed`` (crash recovery)
     P:{D}:pay         HASH    payment id (as shown, masked as an identifier) -> its
-                              entry ids, space-separated, oldest first
+                              entry ids, space-separated (kept by the park and
+                              delete scripts; entries parked before it existed
+                              are added by the first reader, see below)
+    P:{D}:pay:all     STRING  set once every entry parked before ``P:{D}:pay``
+                              existed was added to it (ParkingStore.index_payments)
     P:dlqs            SET     every DLQ something was parked from (a payment's
                               entries are looked up in each)
     P:{D}:changes     STREAM  id, state, op, ts, operator per transition
@@ -89,6 +93,10 @@ class DlqKeys:
     @property
     def payments(self) -> str:
         return f"{self.base}:pay"
+
+    @property
+    def payments_complete(self) -> str:
+        return f"{self.base}:pay:all"
 
     @property
     def inflight(self) -> str:

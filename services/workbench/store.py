@@ -25,7 +25,7 @@ import itertools
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final, cast
 
@@ -110,6 +110,8 @@ class ParkingStore(StoreReader):
         self._delete = redis.register_script(lua.script("delete_entries"))
         self._clear_marks = redis.register_script(lua.script("clear_marks"))
         self._set_cause = redis.register_script(lua.script("set_cause", clock=True))
+        self._index_payments = redis.register_script(lua.script("index_payments"))
+        self._payments_complete: set[str] = set()
 
     # ------------------------------------------------------------------ parking
 
@@ -340,6 +342,42 @@ class ParkingStore(StoreReader):
 
     # ------------------------------------------------------------------ housekeeping
 
+    # ------------------------------------------------------------------ a payment's entries
+
+    async def entries_for_payment(
+        self, payment_id: str, dlqs: Iterable[str] | None = None
+    ) -> list[tuple[str, str]]:
+        """The entries of one payment (see :meth:`StoreReader.entries_for_payment`), those
+        parked before the per-payment index existed included: each DLQ's are added to the
+        index the first time it is read (:meth:`index_payments`)."""
+        names = list(dict.fromkeys(dlqs)) if dlqs is not None else await self.known_dlqs()
+        unsure = [dlq for dlq in names if dlq not in self._payments_complete]
+        if unsure:
+            pipe = self.redis.pipeline(transaction=False)
+            for dlq in unsure:
+                pipe.exists(self.keys(dlq).payments_complete)
+            for dlq, complete in zip(unsure, await pipe.execute(), strict=True):
+                if not complete:
+                    await self.index_payments(dlq)
+                self._payments_complete.add(dlq)
+        return await super().entries_for_payment(payment_id, names)
+
+    async def index_payments(self, dlq: str) -> int:
+        """Add the entries of ``dlq`` that are not in its per-payment index (parked before
+        it existed) to it: one pass over the DLQ's rows, then ``P:{D}:pay:all`` says it
+        needs no other. Safe beside parkers and other readers; how many were added."""
+        keys = self.keys(dlq)
+        added = 0
+        async for batch in self.iter_summaries(dlq, batch=1000):
+            rows = [s for s in batch if s.payment_id]
+            if not rows:
+                continue
+            names = [keys.payments, *(keys.entry(s.entry_id) for s in rows)]
+            args = [value for s in rows for value in (s.entry_id, cast(str, s.payment_id))]
+            added += int(await self._index_payments(keys=names, args=args))
+        await self.redis.set(keys.payments_complete, b"1")
+        return added
+
     async def durability(self) -> Durability:
         """Whether Redis keeps the parked messages (see :mod:`services.workbench.durability`)."""
         return await inspect_durability(self.redis)
@@ -379,6 +417,7 @@ class ParkingStore(StoreReader):
         if batch:
             deleted += int(await self.redis.unlink(*batch))
         await self.redis.srem(self.dlqs_key, dlq)
+        self._payments_complete.discard(dlq)
         return deleted
 
 

@@ -3,6 +3,7 @@ between) and its recorded flow events, assembled into one timeline."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aio_pika
@@ -10,9 +11,11 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from services.config import FieldPaths
 from services.flow.payment_events import PaymentEvent, PaymentEventStore
 from services.links.headers import ACTION_ID_HEADER
 from services.trace import trace_payment
+from services.workbench.codec import MessageRecord
 from services.workbench.model import EntryState
 from services.workbench.store import ParkingStore
 from tests.helpers.action_kit import (
@@ -116,3 +119,61 @@ async def test_a_payment_dead_lettered_twice_reads_as_one_story(
     assert [s.kind for s in trace.steps][:2] == ["dead_letter", "parked"]
     unknown = await trace_payment(redis_client, profile, "pay_404")
     assert not unknown.found and unknown.steps == () and unknown.entries == ()
+
+
+def _dead_letter(payment_id: str | None, n: int) -> MessageRecord:
+    body = orjson.dumps({"payment_id": payment_id} if payment_id else {"n": n})
+    death = {"count": 1, "reason": "rejected", "queue": "payments.process", "exchange": "p"}
+    return MessageRecord(body, {"message_id": f"m-{n}"}, headers={"x-death": [death]})
+
+
+async def test_entries_parked_before_the_payment_index_existed_are_traced_too(
+    amqp_url: str, redis_url: str, prefix: str, redis_client: aioredis.Redis
+) -> None:
+    dlq = f"{prefix}.old.dlq"
+    profile = make_profile(amqp_url, redis_url, prefix, [dlq])
+    store = ParkingStore(redis_client, prefix)
+    parked = [
+        await store.park(dlq, _dead_letter(payment_id, n), FieldPaths())
+        for n, payment_id in enumerate(["pay_21", "pay_22", None, "pay_21"])
+    ]
+    # What a version without the per-payment index left: no pid, no index.
+    keys = store.keys(dlq)
+    for result in parked:
+        await redis_client.hdel(store.entry_key(dlq, result.entry_id), "pid")
+    await redis_client.delete(keys.payments, keys.payments_complete)
+
+    trace = await trace_payment(redis_client, profile, "pay_21")
+    assert [e.entry_id for e in trace.entries] == [parked[0].entry_id, parked[3].entry_id]
+    assert [s.what for s in trace.steps].count("parked") == 2
+
+    # The index now holds them, once, and says so; a second pass adds nothing.
+    assert await redis_client.hget(keys.payments, "pay_21") == (
+        f"{parked[0].entry_id} {parked[3].entry_id}".encode()
+    )
+    assert await redis_client.exists(keys.payments_complete)
+    assert await store.index_payments(dlq) == 0
+    fresh = ParkingStore(redis_client, prefix)
+    assert await fresh.entries_for_payment("pay_22", [dlq]) == [(dlq, parked[1].entry_id)]
+    # Deleting an entry keeps the index right (the delete script reads the pid written).
+    await store.delete_entries(dlq, [parked[0].entry_id])
+    assert await fresh.entries_for_payment("pay_21", [dlq]) == [(dlq, parked[3].entry_id)]
+
+
+async def test_two_readers_indexing_old_entries_at_once_add_each_once(
+    prefix: str, redis_client: aioredis.Redis
+) -> None:
+    dlq = f"{prefix}.old.dlq"
+    store = ParkingStore(redis_client, prefix)
+    parked = [
+        await store.park(dlq, _dead_letter(f"pay_{n % 7}", n), FieldPaths()) for n in range(60)
+    ]
+    for result in parked:
+        await redis_client.hdel(store.entry_key(dlq, result.entry_id), "pid")
+    await redis_client.delete(store.keys(dlq).payments)
+
+    added = await asyncio.gather(store.index_payments(dlq), store.index_payments(dlq))
+    assert sum(added) == 60
+    for n in range(7):
+        ids = (await redis_client.hget(store.keys(dlq).payments, f"pay_{n}") or b"").split()
+        assert sorted(ids) == sorted(r.entry_id.encode() for r in parked[n::7])
