@@ -31,6 +31,7 @@ pytestmark = [
 DLQ = "payments.dlq"
 MISSING = "payments.nowhere"
 WAVE = 500
+TOTAL = 7 * WAVE
 
 
 @pytest.fixture
@@ -108,13 +109,16 @@ async def test_payops_dlq_park_survives_a_broker_restart_and_redis_outages(
         await asyncio.to_thread(rabbit.kill)  # mid-park or just after: either way
         await asyncio.to_thread(rabbit.start)
         await publish(rabbit.url, 2 * WAVE, WAVE)
-        for _ in range(3):  # Redis away longer than the old 1.6 s give-up, three times
-            await asyncio.sleep(0.3)
+        await wait_parked(store, 3 * WAVE)  # reconnected to the restarted broker
+        for outage in range(3):  # Redis away longer than the old 1.6 s give-up, three times
             await asyncio.to_thread(redis_server.kill)
+            # Dead letters keep coming while Redis is away: the parker has them to hold
+            # (with none, it would not touch Redis and the outage would go unnoticed).
+            await publish(rabbit.url, (3 + outage) * WAVE, WAVE)
             await asyncio.sleep(2.5)
             await asyncio.to_thread(redis_server.start)
-        await publish(rabbit.url, 3 * WAVE, WAVE)
-        await wait_parked(store, 4 * WAVE)
+        await publish(rabbit.url, 6 * WAVE, WAVE)
+        await wait_parked(store, TOTAL)
         assert process.returncode is None, "payops dlq park stopped"
     finally:
         if process.returncode is None:
@@ -123,7 +127,7 @@ async def test_payops_dlq_park_survives_a_broker_restart_and_redis_outages(
     err = err_bytes.decode()
 
     ids = await parked_ids(store)
-    assert sorted(ids) == sorted(f"pay_{i}" for i in range(4 * WAVE))  # each exactly once
+    assert sorted(ids) == sorted(f"pay_{i}" for i in range(TOTAL))  # each exactly once
     assert "reconnecting in" in err and MISSING in err  # said on stderr, kept going
     assert "Redis unavailable since" in err
     assert process.returncode == 0, err
