@@ -23,6 +23,16 @@ from services.alerts.rules import (
     failure_group_rule_from_table,
     rule_from_table,
 )
+from services.links.endpoints import (
+    REDIS_MODES,
+    SENTINEL_PORT,
+    AmqpEndpoint,
+    RedisSettings,
+    amqp_uses_tls,
+    parse_host_port,
+    redis_uses_tls,
+)
+from services.links.tls import TlsFiles, TlsSetting
 from services.links.urls import redact_url
 
 ENV_CONFIG = "PAYOPS_CONFIG"
@@ -32,6 +42,8 @@ ENV_REDIS_URL = "PAYOPS_REDIS_URL"
 CONFIG_FILE_NAME = "config.toml"
 PARK_ACK_AFTER = ("write", "aof", "replica")
 """When the parker acks a parked batch (see services.workbench.durability)."""
+TLS_FILES = ("ca", "cert", "key")
+"""The TLS file settings: ``tls_ca`` for both services, ``redis_tls_ca``/``amqp_tls_ca`` for one."""
 
 
 class ConfigError(Exception):
@@ -86,6 +98,22 @@ class Profile:
     name: str
     amqp_url: str
     redis_url: str
+    amqp_urls: tuple[str, ...] = ()
+    """The broker's nodes, tried in order (empty: ``amqp_url`` alone)."""
+    redis_mode: str = "standalone"
+    """``standalone``, ``sentinel`` or ``cluster`` (see services.links.redis_client)."""
+    redis_sentinels: tuple[str, ...] = ()
+    redis_sentinel_master: str | None = None
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    redis_tls_ca: str | None = None
+    redis_tls_cert: str | None = None
+    redis_tls_key: str | None = None
+    amqp_tls_ca: str | None = None
+    amqp_tls_cert: str | None = None
+    amqp_tls_key: str | None = None
+    tls_check_hostname: bool = True
     tap_exchanges: tuple[TapBinding, ...] = ()
     watch_queues: tuple[str, ...] = ()
     dead_letter_queues: tuple[str, ...] = ()
@@ -141,6 +169,36 @@ class Profile:
     def redis_display_url(self) -> str:
         """The Redis URL with any password removed, safe to show and log."""
         return redact_url(self.redis_url)
+
+    @property
+    def amqp_endpoint(self) -> AmqpEndpoint:
+        """Where RabbitMQ is: its nodes and, for ``amqps://``, the TLS files."""
+        urls = self.amqp_urls or (self.amqp_url,)
+        return AmqpEndpoint(urls, self.tls_files("amqp") if amqp_uses_tls(urls[0]) else None)
+
+    @property
+    def redis_settings(self) -> RedisSettings:
+        """Where Redis is: the mode, the URL, the sentinels and, for ``rediss://``, TLS."""
+        tls = self.tls_files("redis") if redis_uses_tls(self.redis_url) else None
+        return RedisSettings(
+            self.redis_url, self.redis_mode, self.redis_sentinels, self.redis_sentinel_master, tls
+        )
+
+    def tls_files(self, service: str) -> TlsFiles:
+        """The TLS files of ``service`` (``"redis"`` or ``"amqp"``): its own settings where
+        given (``redis_tls_ca``), else the shared ones (``tls_ca``)."""
+        chosen: dict[str, TlsSetting | None] = {}
+        for part in TLS_FILES:
+            own_key, shared_key = f"{service}_tls_{part}", f"tls_{part}"
+            own, shared = getattr(self, own_key), getattr(self, shared_key)
+            chosen[part] = (
+                TlsSetting(own_key, own)
+                if own
+                else TlsSetting(shared_key, shared)
+                if shared
+                else None
+            )
+        return TlsFiles(chosen["ca"], chosen["cert"], chosen["key"], self.tls_check_hostname)
 
 
 @dataclass(frozen=True)
@@ -264,7 +322,19 @@ def build_profile(loaded: LoadedConfig, name: str, env: Mapping[str, str]) -> Pr
     checker = _Checker(loaded.label, where)
     _reject_unknown(raw, _PROFILE_KEYS, where, loaded.label)
 
-    amqp_url = env.get(ENV_AMQP_URL) or checker.optional_string(raw, "amqp_url")
+    amqp_urls = tuple(checker.string_list(raw, "amqp_urls"))
+    if amqp_urls and "amqp_url" in raw:
+        raise ConfigError(
+            f"config file {loaded.label}: {where} gives both amqp_url and amqp_urls;"
+            " keep amqp_urls (the cluster's nodes) or amqp_url (one node)"
+        )
+    if "amqp_urls" in raw and not amqp_urls:
+        raise checker.fail("amqp_urls", "a list of at least one AMQP URL", raw["amqp_urls"])
+    amqp_url = env.get(ENV_AMQP_URL) or (
+        amqp_urls[0] if amqp_urls else checker.optional_string(raw, "amqp_url")
+    )
+    if env.get(ENV_AMQP_URL):
+        amqp_urls = ()  # the environment names the one node to use
     redis_url = env.get(ENV_REDIS_URL) or checker.optional_string(raw, "redis_url")
     if not amqp_url:
         raise ConfigError(
@@ -276,8 +346,16 @@ def build_profile(loaded: LoadedConfig, name: str, env: Mapping[str, str]) -> Pr
             f"config file {loaded.label}: {where}.redis_url is missing"
             f" (set it in the file or in {ENV_REDIS_URL})"
         )
-    _check_url_scheme(amqp_url, ("amqp", "amqps"), f"{where}.amqp_url", loaded.label)
+    for number, url in enumerate(amqp_urls or (amqp_url,)):
+        key = f"{where}.amqp_urls[{number}]" if amqp_urls else f"{where}.amqp_url"
+        _check_url_scheme(url, ("amqp", "amqps"), key, loaded.label)
+    if len({amqp_uses_tls(url) for url in amqp_urls}) > 1:
+        raise ConfigError(
+            f"config file {loaded.label}: {where}.amqp_urls mixes amqp:// and amqps://;"
+            " use one scheme for all of the cluster's nodes"
+        )
     _check_url_scheme(redis_url, ("redis", "rediss", "unix"), f"{where}.redis_url", loaded.label)
+    links = _link_settings(raw, checker, amqp_url, redis_url)
 
     fields_raw = raw.get("fields", {})
     if not isinstance(fields_raw, dict):
@@ -298,6 +376,8 @@ def build_profile(loaded: LoadedConfig, name: str, env: Mapping[str, str]) -> Pr
         name=name,
         amqp_url=amqp_url,
         redis_url=redis_url,
+        amqp_urls=amqp_urls,
+        **links,
         tap_exchanges=bindings,
         watch_queues=tuple(checker.string_list(raw, "watch_queues")),
         dead_letter_queues=tuple(checker.string_list(raw, "dead_letter_queues")),
@@ -334,6 +414,78 @@ def build_profile(loaded: LoadedConfig, name: str, env: Mapping[str, str]) -> Pr
     rules = _alert_rules(raw, profile, checker)
     profile = replace(profile, failure_group_alert=_failure_group_rule(raw, checker))
     return profile if rules is None else replace(profile, alert_rules=rules)
+
+
+def _link_settings(
+    raw: Mapping[str, Any], checker: _Checker, amqp_url: str, redis_url: str
+) -> dict[str, Any]:
+    """The Redis topology and TLS settings of a profile, checked against its URLs."""
+    mode = checker.choice(raw, "redis_mode", "standalone", REDIS_MODES)
+    sentinels = tuple(checker.string_list(raw, "redis_sentinels"))
+    master = checker.optional_string(raw, "redis_sentinel_master")
+    if mode == "sentinel":
+        if not sentinels or not master:
+            raise ConfigError(
+                f'config file {checker.label}: {checker.where}: redis_mode = "sentinel" needs'
+                ' redis_sentinels (["host:26379", ...]) and redis_sentinel_master (its name)'
+            )
+        for number, text in enumerate(sentinels):
+            try:
+                parse_host_port(text, SENTINEL_PORT)
+            except ValueError:
+                raise checker.fail(f"redis_sentinels[{number}]", '"host:port"', text) from None
+    elif sentinels or master:
+        raise ConfigError(
+            f"config file {checker.label}: {checker.where}: redis_sentinels and"
+            f' redis_sentinel_master are for redis_mode = "sentinel" (the mode is "{mode}")'
+        )
+    if mode != "standalone" and redis_url.startswith("unix://"):
+        raise ConfigError(
+            f'config file {checker.label}: {checker.where}: redis_mode = "{mode}" needs a'
+            " redis:// or rediss:// redis_url, not a unix socket"
+        )
+    if mode == "cluster" and urlsplit(redis_url).path.strip("/") not in ("", "0"):
+        raise ConfigError(
+            f"config file {checker.label}: {checker.where}.redis_url: a Redis Cluster has only"
+            f" database 0 (got {redact_url(redis_url)!r})"
+        )
+    tls: dict[str, Any] = {"tls_check_hostname": checker.boolean(raw, "tls_check_hostname", True)}
+    uses = {"redis": redis_uses_tls(redis_url), "amqp": amqp_uses_tls(amqp_url)}
+    for part in TLS_FILES:
+        for service, key in ((None, f"tls_{part}"), *((s, f"{s}_tls_{part}") for s in uses)):
+            path = checker.optional_string(raw, key)
+            if path is not None and service is not None and not uses[service]:
+                url_key, scheme = (
+                    ("redis_url", "rediss://") if service == "redis" else ("amqp_url", "amqps://")
+                )
+                raise ConfigError(
+                    f"config file {checker.label}: {checker.where}.{key} is set but {url_key}"
+                    f" does not use TLS (it would start with {scheme})"
+                )
+            if path is not None and not any(uses.values()):
+                raise ConfigError(
+                    f"config file {checker.label}: {checker.where}.{key} is set but neither"
+                    " amqp_url (amqps://) nor redis_url (rediss://) uses TLS"
+                )
+            if path is not None and not Path(path).expanduser().is_file():
+                raise ConfigError(
+                    f"config file {checker.label}: {checker.where}.{key} = {path!r}: no such file"
+                )
+            tls[key] = str(Path(path).expanduser()) if path is not None else None
+    for service in ("redis", "amqp"):
+        has_key = tls[f"{service}_tls_key"] or tls["tls_key"]
+        has_cert = tls[f"{service}_tls_cert"] or tls["tls_cert"]
+        if uses[service] and has_key and not has_cert:
+            raise ConfigError(
+                f"config file {checker.label}: {checker.where}: a TLS key without a certificate"
+                f" for {service}: set tls_cert (or {service}_tls_cert) too"
+            )
+    return {
+        "redis_mode": mode,
+        "redis_sentinels": sentinels,
+        "redis_sentinel_master": master,
+        **tls,
+    }
 
 
 def _failure_group_rule(raw: Mapping[str, Any], checker: _Checker) -> NewFailureGroupRule | None:

@@ -24,7 +24,7 @@ async def parking_store(profile: Profile) -> AsyncIterator[ParkingStore]:
 @contextlib.asynccontextmanager
 async def action_service(profile: Profile, read_only: bool) -> AsyncIterator[ActionService]:
     """An ActionService on a reachable Redis, its publisher closed afterwards."""
-    publisher = ActionPublisher(profile.amqp_url)
+    publisher = ActionPublisher(profile.amqp_endpoint)
     try:
         async with parking_store(profile) as store:
             yield ActionService(

@@ -15,6 +15,7 @@ from app.cli.progress import overwrite_line
 from app.cli.runner import Refused, amqp_failure
 from app.flow_causes import flow_failure_lookup
 from services.config import Profile
+from services.links.amqp_connect import connect_aio_pika
 
 log = logging.getLogger(__name__)
 
@@ -24,15 +25,13 @@ ONCE_GIVE_UP_S = 30.0
 
 def cmd_park(args: argparse.Namespace) -> int:
     async def body(profile: Profile) -> int:
-        import aio_pika
-
         from services.workbench.durability import VolatileStore
         from services.workbench.park_runner import ParkingRunner
         from services.workbench.parker import ParkerStats
 
         dlqs = args.queue or dead_letter_queues(profile)
         try:  # fail fast on a wrong URL; later outages are reconnected
-            await (await aio_pika.connect(profile.amqp_url, timeout=10)).close()
+            await (await connect_aio_pika(profile.amqp_endpoint, timeout=10)).close()
         except (TimeoutError, OSError) as exc:
             raise amqp_failure(profile, exc) from None
         tty = sys.stderr.isatty()

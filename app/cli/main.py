@@ -30,6 +30,7 @@ from app.cli.runner import (
 from app.cli.snapshot import add_snapshot_command
 from app.cli.trace import add_trace_command
 from services.config import ConfigError, Profile, user_config_path
+from services.links.urls import redact_url
 from services.time_range import format_local_time
 
 if TYPE_CHECKING:
@@ -235,7 +236,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     profile = profile_from(args)
     _simulation_options(args)  # refuse a bad option (an --incident-at that has passed) now
     try:
-        asyncio.run(declare_demo_topology_at(profile.amqp_url))
+        asyncio.run(declare_demo_topology_at(profile.amqp_endpoint))
     except OSError as exc:
         return amqp_unavailable(profile, exc)
     simulator = [
@@ -282,7 +283,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         # The workers record captured payments in the profile's Redis (idempotency).
         async with redis_client(profile) as client:
             return await run_simulation(
-                profile.amqp_url,
+                profile.amqp_endpoint,
                 options,
                 on_progress=progress,
                 redis=client,
@@ -324,7 +325,7 @@ def _cmd_topology_declare(args: argparse.Namespace) -> int:
 
     profile = profile_from(args)
     try:
-        topology = asyncio.run(declare_demo_topology_at(profile.amqp_url))
+        topology = asyncio.run(declare_demo_topology_at(profile.amqp_endpoint))
     except OSError as exc:
         return amqp_unavailable(profile, exc)
     print(f"declared the demo topology on {profile.amqp_display_url}:")
@@ -343,6 +344,10 @@ def _setting(profile: Profile, name: str) -> str:
     value = getattr(profile, name)
     if name in ("amqp_url", "redis_url"):
         value = profile.amqp_display_url if name == "amqp_url" else profile.redis_display_url
+    if name == "amqp_urls":
+        value = [redact_url(url) for url in value]
+    if value is None and ("tls_" in name or name == "redis_sentinel_master"):
+        return f"{name} = ''  # not set"
     if name == "tap_exchanges":
         value = [str(binding) for binding in value]
     if name == "operator" and value is None:

@@ -20,6 +20,9 @@ import redis.exceptions
 
 from app.cli import exit_codes
 from services.config import Profile, load_profile
+from services.links.endpoints import node_target
+from services.links.redis_client import make_redis_client
+from services.links.tls import describe_tls_error
 from services.links.urls import host_port, url_password, url_user
 from services.workbench.actions.pika_link import AmqpLoginRefused, AmqpUnavailable
 from services.workbench.actions.service import ActionRefused
@@ -40,7 +43,7 @@ class LoginRefused(Exception):
     @classmethod
     def amqp(cls, profile: Profile) -> LoginRefused:
         """``RabbitMQ at host:5672 refused the login for user ops``."""
-        where = host_port(profile.amqp_url, 5671 if profile.amqp_url.startswith("amqps") else 5672)
+        where = node_target(profile.amqp_url)
         user = url_user(profile.amqp_url, "guest")
         return cls(
             f"RabbitMQ at {where} refused the login for user {user}:"
@@ -74,6 +77,10 @@ def amqp_failure(profile: Profile, exc: BaseException) -> Exception:
     )
     if isinstance(exc, refused):
         return LoginRefused.amqp(profile)
+    endpoint = profile.amqp_endpoint
+    tls_failure = describe_tls_error(exc, "RabbitMQ", endpoint.tls, node_target(endpoint.url))
+    if tls_failure is not None:
+        return Unreachable(tls_failure)
     return Unreachable.at("RabbitMQ", profile.amqp_display_url, exc)
 
 
@@ -100,13 +107,17 @@ def fail(message: object, code: int) -> int:
 async def redis_client(profile: Profile) -> AsyncIterator[aioredis.Redis]:
     """The profile's Redis, answering a PING (else :class:`Unreachable`, or
     :class:`LoginRefused` when it refuses the password); closed afterwards."""
-    client = aioredis.from_url(profile.redis_url, socket_connect_timeout=5)
+    settings = profile.redis_settings
+    client = make_redis_client(settings, socket_connect_timeout=5)
     try:
         try:
             await client.ping()
         except redis.exceptions.AuthenticationError:
             raise LoginRefused.redis(profile) from None
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+            tls_failure = describe_tls_error(exc, "Redis", settings.tls, settings.target)
+            if tls_failure is not None:
+                raise Unreachable(tls_failure) from None
             raise Unreachable.at("Redis", profile.redis_display_url, exc) from None
         yield client
     finally:

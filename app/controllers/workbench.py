@@ -18,7 +18,8 @@ from qasync import asyncSlot
 from app.controllers.stopping import bounded, stop_tasks
 from services.config import Profile
 from services.links.redis import describe_redis_error
-from services.links.urls import host_port, url_password
+from services.links.redis_client import make_redis_client
+from services.links.urls import url_password
 from services.workbench.actions.names import Action
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.report import ActionReport, ActionRequest
@@ -98,9 +99,9 @@ class WorkbenchController(QObject):
     async def start(self) -> None:
         """Connect to Redis (and the broker for parking and actions) in the background."""
         self._stopping = False
-        self.redis = aioredis.Redis.from_url(self.profile.redis_url, socket_timeout=10)
+        self.redis = make_redis_client(self.profile.redis_settings, socket_timeout=10)
         self.store = ParkingStore(self.redis, self.profile.redis_prefix)
-        self.publisher = ActionPublisher(self.profile.amqp_url)
+        self.publisher = ActionPublisher(self.profile.amqp_endpoint)
         self.actions = ActionService(
             self.store, self.publisher, self.profile, read_only=self.read_only
         )
@@ -155,9 +156,11 @@ class WorkbenchController(QObject):
 
     def _list_unreadable(self, exc: Exception) -> None:
         """Say on the page and in the status bar's problems that the list cannot be read."""
-        url = self.profile.redis_url
-        where = host_port(url, 6379)
-        why = describe_redis_error(exc, f"Redis at {where}", url_password(url))
+        settings = self.profile.redis_settings
+        where = settings.target
+        why = describe_redis_error(
+            exc, f"Redis at {where}", url_password(settings.url), settings.tls
+        )
         if where not in why:  # "authentication failed": say which Redis
             why = f"Redis at {where}: {why}"
         problem = f"Failed payments cannot be read: {why}"

@@ -68,6 +68,8 @@ from services.demo.payments import REQUESTED, Payment, PaymentGenerator
 from services.demo.stage import Outlet, Stage
 from services.demo.topology import DemoTopology, declare_demo_topology
 from services.demo.workers import APP_ID, JSON, Tally, Workers, now_ms
+from services.links.amqp_connect import connect_aio_pika
+from services.links.endpoints import AmqpTarget
 
 __all__ = ["ProgressCallback", "SimulationOptions", "SimulationStats", "run_simulation"]
 
@@ -85,7 +87,7 @@ ProgressCallback = Callable[[SimulationStats], None]
 
 
 async def run_simulation(
-    amqp_url: str,
+    amqp: AmqpTarget,
     options: SimulationOptions,
     on_progress: ProgressCallback | None = None,
     *,
@@ -108,7 +110,7 @@ async def run_simulation(
         if redis is None
         else RedisCaptureLedger(redis, redis_prefix, options.prefix, options.idempotency_ttl_s)
     )
-    return await _Simulation(amqp_url, options, on_progress, ledger).run()
+    return await _Simulation(amqp, options, on_progress, ledger).run()
 
 
 # -- the machinery ---------------------------------------------------------------
@@ -117,12 +119,12 @@ async def run_simulation(
 class _Simulation:
     def __init__(
         self,
-        amqp_url: str,
+        amqp: AmqpTarget,
         options: SimulationOptions,
         on_progress: ProgressCallback | None,
         ledger: CaptureLedger,
     ) -> None:
-        self._url = amqp_url
+        self._amqp = amqp
         self._options = options
         self._on_progress = on_progress
         self._seed = (
@@ -147,7 +149,7 @@ class _Simulation:
     # -- lifecycle --------------------------------------------------------------
 
     async def run(self) -> SimulationStats:
-        connection = await aio_pika.connect(self._url)
+        connection = await connect_aio_pika(self._amqp)
         try:
             ops = await self._open_channel(connection)
             await declare_demo_topology(

@@ -38,9 +38,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import aio_pika
 from aio_pika.abc import AbstractChannel, ExchangeType, HeadersType
 from aio_pika.exceptions import ChannelPreconditionFailed
+
+from services.links.amqp_connect import connect_aio_pika
+from services.links.endpoints import AmqpTarget
 
 DEFAULT_FRAUDCHECK_TTL_MS = 10_000
 """How long a payment waits for the risk engine before it expires (ms)."""
@@ -236,13 +238,14 @@ async def declare_demo_topology(
 
 
 async def declare_demo_topology_at(
-    amqp_url: str,
+    amqp: AmqpTarget,
     prefix: str = "",
     *,
     fraudcheck_ttl_ms: int = DEFAULT_FRAUDCHECK_TTL_MS,
 ) -> DemoTopology:
-    """Connect to ``amqp_url``, declare the demo topology and disconnect."""
-    connection = await aio_pika.connect(amqp_url)
+    """Connect to ``amqp`` (the profile's endpoint, or a URL), declare the demo topology
+    and disconnect."""
+    connection = await connect_aio_pika(amqp)
     try:
         channel = await connection.channel()
         return await declare_demo_topology(channel, prefix, fraudcheck_ttl_ms=fraudcheck_ttl_ms)

@@ -113,7 +113,7 @@ class FlowChild:
             self._resolved,
         )
         self.amqp = AmqpLink(
-            profile.amqp_url, self._status, self._run_session, backoff=config.backoff
+            profile.amqp_endpoint, self._status, self._run_session, backoff=config.backoff
         )
         self.recorder = FlowRecorder(
             profile,

@@ -73,7 +73,7 @@ class LiveFlow:
             on_alerts=on_alerts,
             on_recorder=on_recorder,
         )
-        self.redis = RedisLink(profile.redis_url, on_status)
+        self.redis = RedisLink(profile.redis_settings, on_status)
         self._redis_task: asyncio.Task[None] | None = None
         self._started = False
 

@@ -75,7 +75,9 @@ from services.flow.payment_events import PaymentEvent, PaymentEventBuffer, Payme
 from services.flow.types import FlowFrame
 from services.links.amqp import describe_error
 from services.links.backoff import DEFAULT_BACKOFF_S, Backoff
-from services.links.urls import host_port, scrub, url_password
+from services.links.redis_client import make_redis_client
+from services.links.tls import describe_tls_error
+from services.links.urls import scrub, url_password
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +239,7 @@ class FlowRecorder:
         self._ttl = lease_ttl_s
         self._clock = clock
         self._stop = asyncio.Event()
-        self._target = host_port(profile.redis_url, 6379)
+        self._target = profile.redis_settings.target
         self._password = url_password(profile.redis_url)
         # Redis side (created on first use).
         self._client: aioredis.Redis | None = None
@@ -381,8 +383,8 @@ class FlowRecorder:
     def _connect(self) -> HistoryLease:
         if self._lease is None:
             profile = self.profile
-            client = aioredis.Redis.from_url(
-                profile.redis_url,
+            client = make_redis_client(
+                profile.redis_settings,
                 decode_responses=False,
                 socket_timeout=REDIS_TIMEOUT_S,
                 socket_connect_timeout=REDIS_TIMEOUT_S,
@@ -601,7 +603,10 @@ class FlowRecorder:
 
     def _describe(self, exc: BaseException) -> str:
         target = self._target
-        if isinstance(exc, redis.exceptions.AuthenticationError):
+        tls_failure = describe_tls_error(exc, "Redis", self.profile.redis_settings.tls, target)
+        if tls_failure is not None:
+            text = tls_failure
+        elif isinstance(exc, redis.exceptions.AuthenticationError):
             text = f"Redis {target}: authentication failed"
         elif isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
             cause = exc.__cause__ or exc.__context__

@@ -9,15 +9,17 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import aio_pika
 import aiormq.exceptions
 from aio_pika.abc import AbstractConnection
 from pamqp.common import FieldTable
 
+from services.links.amqp_connect import connect_aio_pika
 from services.links.backoff import DEFAULT_BACKOFF_S, Backoff, pause
 from services.links.close import close_quietly
+from services.links.endpoints import AmqpTarget, as_endpoint, node_target
 from services.links.status import LinkState, LinkStatus
-from services.links.urls import host_port, redact_url, scrub, url_password
+from services.links.tls import describe_tls_error
+from services.links.urls import scrub, url_password
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,7 @@ class AmqpLink:
 
     def __init__(
         self,
-        url: str,
+        amqp: AmqpTarget,
         on_status: StatusCallback,
         on_connected: SessionCallback,
         service: str = "RabbitMQ",
@@ -55,15 +57,15 @@ class AmqpLink:
         connection_name: str = "PayOps Console",
     ) -> None:
         self._backoff = Backoff(backoff)
-        self._url = url
+        self._endpoint = as_endpoint(amqp)
         self._on_status = on_status
         self._on_connected = on_connected
         self._service = service
         self._timeout = connect_timeout_s
         self._client_properties: FieldTable = {"connection_name": connection_name}
-        self._display = redact_url(url)
-        self._target = host_port(url, 5671 if url.startswith("amqps") else 5672)
-        self._password = url_password(url)
+        self._display = self._endpoint.display_url
+        self._target = node_target(self._endpoint.url)
+        self._password = url_password(self._endpoint.url)
         self._connection: AbstractConnection | None = None
         self._stopping = asyncio.Event()
         self.status = LinkStatus(service, LinkState.CONNECTING, self._display)
@@ -81,8 +83,10 @@ class AmqpLink:
         while not self._stopping.is_set():
             self._report(LinkState.CONNECTING, reason)
             try:
-                connection = await aio_pika.connect(
-                    self._url, timeout=self._timeout, client_properties=self._client_properties
+                connection = await connect_aio_pika(
+                    self._endpoint,
+                    timeout=self._timeout,
+                    client_properties=self._client_properties,
                 )
             except asyncio.CancelledError:
                 raise
@@ -155,7 +159,8 @@ class AmqpLink:
             connection.close_callbacks.discard(on_close)
 
     def _describe(self, exc: BaseException) -> str:
-        return scrub(describe_error(exc, self._target), self._password)
+        text = describe_tls_error(exc, "RabbitMQ", self._endpoint.tls, self._target)
+        return scrub(text or describe_error(exc, self._target), self._password)
 
     def _report(self, state: LinkState, detail: str = "", retry_in_s: float | None = None) -> None:
         self.status = LinkStatus(self._service, state, self._display, detail, retry_in_s)

@@ -12,8 +12,11 @@ import redis.exceptions
 
 from services.links.amqp import StatusCallback, describe_error
 from services.links.backoff import DEFAULT_BACKOFF_S, Backoff, pause
+from services.links.endpoints import RedisSettings
+from services.links.redis_client import make_redis_client
 from services.links.status import LinkState, LinkStatus
-from services.links.urls import host_port, redact_url, scrub, url_password
+from services.links.tls import TlsFiles, describe_tls_error
+from services.links.urls import redact_url, scrub, url_password
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +34,7 @@ class RedisLink:
 
     def __init__(
         self,
-        url: str,
+        redis: RedisSettings | str,
         on_status: StatusCallback,
         service: str = "Redis",
         backoff: Sequence[float] = DEFAULT_BACKOFF_S,
@@ -40,14 +43,14 @@ class RedisLink:
         timeout_s: float = 5.0,
     ) -> None:
         self._backoff = Backoff(backoff)
-        self._url = url
+        self._settings = RedisSettings.standalone(redis) if isinstance(redis, str) else redis
         self._on_status = on_status
         self._service = service
         self._ping_interval = ping_interval_s
         self._timeout = timeout_s
-        self._display = redact_url(url)
-        self._target = host_port(url, 6379)
-        self._password = url_password(url)
+        self._display = redact_url(self._settings.url)
+        self._target = self._settings.target
+        self._password = url_password(self._settings.url)
         self._client: aioredis.Redis | None = None
         self._stopping = asyncio.Event()
         self.status = LinkStatus(service, LinkState.CONNECTING, self._display)
@@ -70,8 +73,8 @@ class RedisLink:
                     self._report(LinkState.CONNECTING, reason)
                 try:
                     if client is None:
-                        client = aioredis.Redis.from_url(
-                            self._url,
+                        client = make_redis_client(
+                            self._settings,
                             socket_connect_timeout=self._timeout,
                             socket_timeout=self._timeout,
                         )
@@ -116,7 +119,7 @@ class RedisLink:
         self._client = None
 
     def _describe(self, exc: BaseException) -> str:
-        return describe_redis_error(exc, self._target, self._password)
+        return describe_redis_error(exc, self._target, self._password, self._settings.tls)
 
     def _report(self, state: LinkState, detail: str = "", retry_in_s: float | None = None) -> None:
         self.status = LinkStatus(self._service, state, self._display, detail, retry_in_s)
@@ -126,9 +129,15 @@ class RedisLink:
             log.exception("%s status callback failed", self._service)
 
 
-def describe_redis_error(exc: BaseException, target: str, password: str | None = None) -> str:
-    """A short human reason why Redis at ``target`` (``host:port``) failed, without secrets."""
-    if isinstance(exc, redis.exceptions.AuthenticationError):
+def describe_redis_error(
+    exc: BaseException, target: str, password: str | None = None, tls: TlsFiles | None = None
+) -> str:
+    """A short human reason why Redis at ``target`` (``host:port``) failed, without secrets;
+    a TLS failure names the certificate setting at fault (``tls`` is the TLS in use)."""
+    tls_failure = describe_tls_error(exc, "Redis", tls, target)
+    if tls_failure is not None:
+        text = tls_failure
+    elif isinstance(exc, redis.exceptions.AuthenticationError):
         text = "authentication failed"
     elif isinstance(exc, redis.exceptions.ResponseError):
         text = f"Redis refused: {exc}"

@@ -21,13 +21,15 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
-import aio_pika
 import aio_pika.abc
 
 from services.alerts.new_groups import NewFailureGroups
 from services.config import Profile
+from services.links.amqp_connect import connect_aio_pika
 from services.links.backoff import DEFAULT_BACKOFF_S, Backoff, pause
 from services.links.close import close_quietly
+from services.links.endpoints import node_target
+from services.links.tls import describe_tls_error
 from services.workbench.cause import FailureLookup
 from services.workbench.durability import check_parking_store
 from services.workbench.model import Durability
@@ -135,8 +137,8 @@ class ParkingRunner:
             started = time.monotonic()
             connection: aio_pika.abc.AbstractConnection | None = None
             try:
-                connection = await aio_pika.connect(
-                    self.profile.amqp_url, timeout=CONNECT_TIMEOUT_S
+                connection = await connect_aio_pika(
+                    self.profile.amqp_endpoint, timeout=CONNECT_TIMEOUT_S
                 )
                 channel = await connection.channel()
                 self._clear(parker.dlq, "amqp")
@@ -149,7 +151,10 @@ class ParkingRunner:
                 if time.monotonic() - started >= SESSION_LASTED_S:
                     backoff.reset()
                 delay = backoff.next_delay()
-                why = str(exc) or type(exc).__name__
+                endpoint = self.profile.amqp_endpoint
+                why = describe_tls_error(
+                    exc, "RabbitMQ", endpoint.tls, node_target(endpoint.url)
+                ) or (str(exc) or type(exc).__name__)
                 self._report(
                     parker.dlq,
                     "amqp",

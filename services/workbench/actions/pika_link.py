@@ -26,6 +26,9 @@ import pika.connection
 import pika.exceptions
 from pika.adapters.asyncio_connection import AsyncioConnection
 
+from services.links.amqp_connect import pika_parameters
+from services.links.endpoints import AmqpTarget, as_endpoint, node_target
+from services.links.tls import describe_tls_error, describe_tls_setup_error
 from services.links.urls import redact_url
 
 log = logging.getLogger(__name__)
@@ -91,13 +94,14 @@ class PikaLink:
 
     def __init__(
         self,
-        amqp_url: str,
+        amqp: AmqpTarget,
         *,
         connect_timeout_s: float = 10.0,
         connection_name: str = "PayOps Console actions",
     ) -> None:
-        self._url = amqp_url
-        self.display_url = redact_url(amqp_url)
+        self._endpoint = as_endpoint(amqp)
+        self._url = self._endpoint.url
+        self.display_url = self._endpoint.display_url
         self.connect_timeout_s = connect_timeout_s
         self.connection_name = connection_name
         self._connection: _CoalescingConnection | None = None
@@ -151,11 +155,32 @@ class PikaLink:
         """The connection closed (``reason``), whether asked to or not."""
 
     async def _open_connection(self) -> None:
+        """Connect to the first node that answers (the last node's failure if none does)."""
+        failure: AmqpUnavailable | None = None
+        for url in self._endpoint.urls:
+            try:
+                await self._open_node(url)
+            except AmqpLoginRefused:
+                raise
+            except AmqpUnavailable as exc:
+                failure = exc
+            else:
+                self._url = url
+                return
+        assert failure is not None  # an endpoint has at least one URL
+        raise failure
+
+    async def _open_node(self, url: str) -> None:
         loop = asyncio.get_running_loop()
+        display = redact_url(url)
         try:
-            params = pika.URLParameters(self._url)
+            params = pika_parameters(self._endpoint, url)
+        except OSError as exc:  # ssl.SSLError included: a TLS file that cannot be used
+            tls = self._endpoint.tls
+            assert tls is not None  # only amqps:// loads TLS files
+            raise AmqpUnavailable(describe_tls_setup_error(exc, "RabbitMQ", tls)) from None
         except Exception as exc:  # pika raises ValueError and friends for bad URLs
-            raise AmqpUnavailable(f"bad AMQP URL {self.display_url}: {exc}") from None
+            raise AmqpUnavailable(f"bad AMQP URL {display}: {exc}") from None
         params.client_properties = {"connection_name": self.connection_name}
         params.socket_timeout = self.connect_timeout_s
         params.stack_timeout = self.connect_timeout_s + 5
@@ -169,8 +194,11 @@ class PikaLink:
         def on_open_error(_connection: pika.connection.Connection, error: BaseException) -> None:
             if not opened.done():
                 kind = AmqpLoginRefused if _login_refused(error) else AmqpUnavailable
+                why = describe_tls_error(
+                    _cause(error), "RabbitMQ", self._endpoint.tls, node_target(url)
+                )
                 opened.set_exception(
-                    kind(f"cannot connect to RabbitMQ at {self.display_url}: {_describe(error)}")
+                    kind(why or f"cannot connect to RabbitMQ at {display}: {_describe(error)}")
                 )
 
         def on_close(_connection: pika.connection.Connection, reason: BaseException) -> None:
@@ -190,9 +218,7 @@ class PikaLink:
             self._connection = None
             with contextlib.suppress(Exception):
                 connection.close()
-            raise AmqpUnavailable(
-                f"cannot connect to RabbitMQ at {self.display_url}: timed out"
-            ) from None
+            raise AmqpUnavailable(f"cannot connect to RabbitMQ at {display}: timed out") from None
         except AmqpUnavailable:
             self._connection = None
             raise

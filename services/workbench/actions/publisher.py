@@ -46,6 +46,7 @@ import pika.exceptions
 import pika.frame
 import pika.spec
 
+from services.links.endpoints import AmqpTarget
 from services.links.headers import ACTION_ID_HEADER
 from services.workbench.actions.pika_link import (
     AmqpUnavailable,
@@ -175,7 +176,7 @@ class ActionPublisher(PikaLink):
 
     def __init__(
         self,
-        amqp_url: str,
+        amqp: AmqpTarget,
         *,
         window: int = 2000,
         max_inflight_bytes: int = 64 * 1024 * 1024,
@@ -185,9 +186,7 @@ class ActionPublisher(PikaLink):
     ) -> None:
         if window < 1:
             raise ValueError("window must be at least 1")
-        super().__init__(
-            amqp_url, connect_timeout_s=connect_timeout_s, connection_name=connection_name
-        )
+        super().__init__(amqp, connect_timeout_s=connect_timeout_s, connection_name=connection_name)
         self.window = window
         self.max_inflight_bytes = max_inflight_bytes
         self.confirm_timeout_s = confirm_timeout_s
