@@ -16,6 +16,7 @@ import socket
 import subprocess
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.helpers.tcp_proxy import free_port
@@ -58,12 +59,34 @@ def _kill_group(process: subprocess.Popen[bytes] | None, sig: signal.Signals) ->
     raise RuntimeError(f"process group {process.pid} outlived {sig.name} by 30 s")
 
 
-class PrivateRedis:
-    """``redis-server`` on a free port; ``extra`` are more command-line settings."""
+@dataclass(frozen=True)
+class ServerTls:
+    """A server's TLS files: its certificate and key, and the CA its clients must be
+    signed by (clients without a certificate are refused)."""
 
-    def __init__(self, directory: Path, *extra: str, port: int | None = None) -> None:
+    cert: Path
+    key: Path
+    ca: Path
+
+
+class PrivateRedis:
+    """``redis-server`` on a free port; ``extra`` are more command-line settings.
+
+    With ``tls``, it also listens with TLS on :attr:`tls_port` (mutual TLS: clients
+    need a certificate signed by ``tls.ca``).
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *extra: str,
+        port: int | None = None,
+        tls: ServerTls | None = None,
+    ) -> None:
         self.directory = directory
         self.port = port or free_port()
+        self.tls = tls
+        self.tls_port = free_port() if tls else None
         self.extra = extra
         self.process: subprocess.Popen[bytes] | None = None
         directory.mkdir(parents=True, exist_ok=True)
@@ -72,16 +95,34 @@ class PrivateRedis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def tls_url(self) -> str:
+        """The TLS listener (``rediss://``)."""
+        assert self.tls_port is not None, "started without tls"
+        return f"rediss://127.0.0.1:{self.tls_port}/0"
+
+    def _tls_args(self) -> list[str]:
+        if self.tls is None:
+            return []
+        return [
+            "--tls-port", str(self.tls_port), "--tls-cert-file", str(self.tls.cert),
+            "--tls-key-file", str(self.tls.key), "--tls-ca-cert-file", str(self.tls.ca),
+            "--tls-auth-clients", "yes",
+        ]  # fmt: skip
+
     def start(self) -> None:
         command = [
             "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-            "--dir", str(self.directory), "--save", "", "--appendonly", "no", *self.extra,
+            "--dir", str(self.directory), "--save", "", "--appendonly", "no",
+            *self._tls_args(), *self.extra,
         ]  # fmt: skip
         log = (self.directory / "redis.log").open("ab")
         self.process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         _wait_port(self.port, 20, "redis-server", self.process)
+        if self.tls_port is not None:
+            _wait_port(self.tls_port, 20, "redis-server (TLS)", self.process)
 
     def kill(self) -> None:
         """``kill -9``: whatever was not on disk is gone."""
@@ -102,20 +143,37 @@ class PrivateRabbit:
     :meth:`start`, so durable queues and quorum queues come back.
     """
 
-    def __init__(self, directory: Path, *, port: int | None = None) -> None:
+    def __init__(
+        self, directory: Path, *, port: int | None = None, tls: ServerTls | None = None
+    ) -> None:
         self.directory = directory
         self.port = port or free_port()
         self.dist_port = free_port()
+        self.tls_port = free_port() if tls else None
         self.nodename = f"payops-test-{uuid.uuid4().hex[:8]}@localhost"
         self.process: subprocess.Popen[bytes] | None = None
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / "rabbitmq.conf").write_text(
-            f"listeners.tcp.local = 127.0.0.1:{self.port}\nloopback_users = none\n"
-        )
+        lines = [f"listeners.tcp.local = 127.0.0.1:{self.port}", "loopback_users = none"]
+        if tls is not None:  # mutual TLS: a client without a certificate of ``tls.ca`` is refused
+            lines += [
+                f"listeners.ssl.default = 127.0.0.1:{self.tls_port}",
+                f"ssl_options.cacertfile = {tls.ca}",
+                f"ssl_options.certfile = {tls.cert}",
+                f"ssl_options.keyfile = {tls.key}",
+                "ssl_options.verify = verify_peer",
+                "ssl_options.fail_if_no_peer_cert = true",
+            ]
+        (directory / "rabbitmq.conf").write_text("\n".join(lines) + "\n")
 
     @property
     def url(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.port}/"
+
+    @property
+    def tls_url(self) -> str:
+        """The TLS listener (``amqps://``)."""
+        assert self.tls_port is not None, "started without tls"
+        return f"amqps://guest:guest@127.0.0.1:{self.tls_port}/"
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -143,6 +201,8 @@ class PrivateRabbit:
         _wait_port(self.port, timeout_s, f"RabbitMQ node {self.nodename}", self.process)
         # The listener opens before the vhosts and queues have recovered.
         self.ctl("await_startup", "--timeout", str(int(timeout_s)))
+        if self.tls_port is not None:
+            _wait_port(self.tls_port, timeout_s, f"{self.nodename} (TLS)", self.process)
 
     def kill(self) -> None:
         """``kill -9`` of the whole node: unacked deliveries go back to their queues."""
