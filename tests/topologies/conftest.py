@@ -1,0 +1,77 @@
+"""Servers of the topology tests' own: a Redis and a RabbitMQ node with mutual TLS.
+
+Each is started once per session on free ports, with certificates the tests make
+(:mod:`tests.helpers.certs`); the shared servers on 5672 and 6379 are never used.
+Both also listen without TLS, for the tests' own set-up and checks: what is under
+test connects only over TLS.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.certs import Certificates, make_certificates
+from tests.helpers.private_servers import PrivateRabbit, PrivateRedis, ServerTls, servers_available
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    """A CA with a server and a client certificate, and a stranger CA."""
+    return make_certificates(tmp_path_factory.mktemp("certs"))
+
+
+def _server_tls(certs: Certificates) -> ServerTls:
+    return ServerTls(certs.server_cert, certs.server_key, certs.ca)
+
+
+@pytest.fixture(scope="session")
+def tls_redis(
+    tmp_path_factory: pytest.TempPathFactory, certs: Certificates
+) -> Iterator[PrivateRedis]:
+    """A private Redis listening with mutual TLS on ``tls_port`` (and plainly on ``port``),
+    on 127.0.0.1 and 127.0.0.2 (a name its certificate does not hold)."""
+    if not servers_available():
+        pytest.skip("redis-server and rabbitmq-server are needed for the topology tests")
+    server = PrivateRedis(
+        tmp_path_factory.mktemp("tls-redis"),
+        "--bind", "127.0.0.1 127.0.0.2",
+        tls=_server_tls(certs),
+    )  # fmt: skip
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_rabbit(
+    tmp_path_factory: pytest.TempPathFactory, certs: Certificates
+) -> Iterator[PrivateRabbit]:
+    """A private RabbitMQ node with a mutual-TLS listener on ``tls_port``."""
+    if not servers_available():
+        pytest.skip("redis-server and rabbitmq-server are needed for the topology tests")
+    node = PrivateRabbit(tmp_path_factory.mktemp("tls-rabbit"), tls=_server_tls(certs))
+    node.start()
+    yield node
+    node.stop()
+
+
+ConfigWriter = Callable[..., Path]
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> ConfigWriter:
+    """Write a one-profile config file (``[profiles.t]``) of keyword settings; its path."""
+    written = itertools.count()
+
+    def write(**settings: object) -> Path:
+        path = tmp_path / f"payops-{next(written)}.toml"
+        lines = ["[profiles.t]", *(f"{key} = {json.dumps(v)}" for key, v in settings.items())]
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    return write
