@@ -78,7 +78,9 @@ def amqp_failure(profile: Profile, exc: BaseException) -> Exception:
     if isinstance(exc, refused):
         return LoginRefused.amqp(profile)
     endpoint = profile.amqp_endpoint
-    tls_failure = describe_tls_error(exc, "RabbitMQ", endpoint.tls, node_target(endpoint.url))
+    tls_failure = describe_tls_error(
+        exc, "RabbitMQ", endpoint.tls, node_target(endpoint.url), connecting=True
+    )
     if tls_failure is not None:
         return Unreachable(tls_failure)
     return Unreachable.at("RabbitMQ", profile.amqp_display_url, exc)
@@ -115,7 +117,9 @@ async def redis_client(profile: Profile) -> AsyncIterator[aioredis.Redis]:
         except redis.exceptions.AuthenticationError:
             raise LoginRefused.redis(profile) from None
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
-            tls_failure = describe_tls_error(exc, "Redis", settings.tls, settings.target)
+            tls_failure = describe_tls_error(
+                exc, "Redis", settings.tls, settings.target, connecting=True
+            )
             if tls_failure is not None:
                 raise Unreachable(tls_failure) from None
             raise Unreachable.at("Redis", profile.redis_display_url, exc) from None

@@ -91,7 +91,7 @@ class AmqpLink:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                reason = self._describe(exc)
+                reason = self._describe(exc, connecting=True)
                 refused = isinstance(exc, aiormq.exceptions.ProbableAuthenticationError)
                 state = (
                     LinkState.FAILED if refused or not ever_connected else LinkState.RECONNECTING
@@ -158,8 +158,10 @@ class AmqpLink:
             await asyncio.gather(session, return_exceptions=True)
             connection.close_callbacks.discard(on_close)
 
-    def _describe(self, exc: BaseException) -> str:
-        text = describe_tls_error(exc, "RabbitMQ", self._endpoint.tls, self._target)
+    def _describe(self, exc: BaseException, *, connecting: bool = False) -> str:
+        text = describe_tls_error(
+            exc, "RabbitMQ", self._endpoint.tls, self._target, connecting=connecting
+        )
         return scrub(text or describe_error(exc, self._target), self._password)
 
     def _report(self, state: LinkState, detail: str = "", retry_in_s: float | None = None) -> None:

@@ -83,7 +83,7 @@ class RedisLink:
                     raise
                 except Exception as exc:
                     self._client = None
-                    reason = self._describe(exc)
+                    reason = self._describe(exc, connecting=not connected)
                     refused = isinstance(exc, redis.exceptions.AuthenticationError)
                     if connected:
                         self._backoff.reset()
@@ -118,8 +118,10 @@ class RedisLink:
         self._stopping.set()
         self._client = None
 
-    def _describe(self, exc: BaseException) -> str:
-        return describe_redis_error(exc, self._target, self._password, self._settings.tls)
+    def _describe(self, exc: BaseException, *, connecting: bool = False) -> str:
+        return describe_redis_error(
+            exc, self._target, self._password, self._settings.tls, connecting=connecting
+        )
 
     def _report(self, state: LinkState, detail: str = "", retry_in_s: float | None = None) -> None:
         self.status = LinkStatus(self._service, state, self._display, detail, retry_in_s)
@@ -130,11 +132,17 @@ class RedisLink:
 
 
 def describe_redis_error(
-    exc: BaseException, target: str, password: str | None = None, tls: TlsFiles | None = None
+    exc: BaseException,
+    target: str,
+    password: str | None = None,
+    tls: TlsFiles | None = None,
+    *,
+    connecting: bool = False,
 ) -> str:
     """A short human reason why Redis at ``target`` (``host:port``) failed, without secrets;
-    a TLS failure names the certificate setting at fault (``tls`` is the TLS in use)."""
-    tls_failure = describe_tls_error(exc, "Redis", tls, target)
+    a TLS failure names the certificate setting at fault (``tls`` is the TLS in use,
+    ``connecting``: ``exc`` ended a connection attempt)."""
+    tls_failure = describe_tls_error(exc, "Redis", tls, target, connecting=connecting)
     if tls_failure is not None:
         text = tls_failure
     elif isinstance(exc, redis.exceptions.AuthenticationError):

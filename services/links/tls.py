@@ -12,6 +12,8 @@ failed: self-signed certificate in certificate chain)``.
 
 from __future__ import annotations
 
+import asyncio
+import re
 import ssl
 from dataclasses import dataclass
 from typing import Any, Final
@@ -22,6 +24,7 @@ _EXPIRED: Final = 10
 _NOT_YET_VALID: Final = 9
 _HOSTNAME_MISMATCH: Final = 62
 _IP_MISMATCH: Final = 64
+_SSL_REASON: Final = re.compile(r"\[(?:SSL|X509): ([A-Z0-9_]+)\]")
 
 
 @dataclass(frozen=True)
@@ -99,15 +102,40 @@ def find_ssl_error(exc: BaseException) -> ssl.SSLError | None:
 
 
 def describe_tls_error(
-    exc: BaseException, service: str, tls: TlsFiles | None, target: str
+    exc: BaseException,
+    service: str,
+    tls: TlsFiles | None,
+    target: str,
+    *,
+    connecting: bool = False,
 ) -> str | None:
     """One line saying which certificate failed and why, or None when ``exc`` is no TLS
-    failure. ``service`` is ``"Redis"`` or ``"RabbitMQ"``; ``target`` is ``host:port``."""
+    failure. ``service`` is ``"Redis"`` or ``"RabbitMQ"``; ``target`` is ``host:port``.
+
+    With ``connecting`` (``exc`` ended a connection attempt), a TLS connection the server
+    closed before it answered is taken for a refused client certificate: with TLS 1.3 the
+    server checks it after the client's handshake is done, and its alert may be lost.
+    """
     error = find_ssl_error(exc)
-    if error is None:
-        return None
+    reason = error.reason if error is not None else _reason_in_text(exc)
     files = tls or TlsFiles()
     prefix = f"{service} TLS ({target})"
+    if error is None and reason is None:
+        if tls is not None and isinstance(exc, OSError) and exc.filename:
+            return describe_tls_setup_error(exc, service, tls, target)
+        if tls is None or not connecting or not _closed_by_peer(exc):
+            return None
+        if files.cert is None:
+            return (
+                f"{prefix}: the server closed the connection during the TLS handshake; it"
+                " probably requires a client certificate and refused ours (none: set tls_cert"
+                " and tls_key)"
+            )
+        return (
+            f"{prefix}: the server closed the connection during the TLS handshake; it"
+            f" probably refused our client certificate {files.cert} (is it signed by a CA"
+            " the server trusts?)"
+        )
     if isinstance(error, ssl.SSLCertVerificationError):
         code = error.verify_code
         why = f"certificate verify failed: {error.verify_message}"
@@ -123,7 +151,7 @@ def describe_tls_error(
         if code == _NOT_YET_VALID:
             return f"{prefix}: the server's certificate is not valid yet ({why})"
         return f"{prefix}: the server's certificate was refused ({why})"
-    reason = (error.reason or "").upper()
+    reason = (reason or "").upper()
     if "KEY_VALUES_MISMATCH" in reason:
         return (
             f"{prefix}: the client key {files.key or '(in tls_cert)'} does not match {files.cert}"
@@ -142,15 +170,46 @@ def describe_tls_error(
         )
     if "WRONG_VERSION_NUMBER" in reason or "RECORD_LAYER_FAILURE" in reason:
         return f"{prefix}: the server does not speak TLS on that port ({reason.lower()})"
-    return f"{prefix}: {error}"
+    return f"{prefix}: {error or reason.lower()}"
 
 
-def describe_tls_setup_error(exc: OSError, service: str, tls: TlsFiles) -> str:
-    """Why the TLS files could not be loaded (missing file, unreadable key)."""
+def _closed_by_peer(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) says the other end closed or reset the connection."""
+    current: BaseException | None = exc
+    for _ in range(10):  # a bounded walk: chains can loop
+        if current is None:
+            return False
+        if isinstance(current, ConnectionResetError | BrokenPipeError | ssl.SSLEOFError):
+            return True
+        if isinstance(current, asyncio.IncompleteReadError):
+            return True
+        text = str(current)
+        if "ConnectionResetError" in text or "Connection reset" in text or "EOF" in text:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _reason_in_text(exc: BaseException) -> str | None:
+    """OpenSSL's reason (``TLSV1_ALERT_UNKNOWN_CA``) written into an error's text: pika
+    reports a TLS alert as a lost stream whose message quotes the ``SSLError``."""
+    current: BaseException | None = exc
+    for _ in range(10):  # a bounded walk: chains can loop
+        if current is None:
+            return None
+        found = _SSL_REASON.search(str(current))
+        if found:
+            return found.group(1)
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def describe_tls_setup_error(exc: OSError, service: str, tls: TlsFiles, target: str) -> str:
+    """Why the TLS files for ``target`` could not be loaded (missing file, unreadable key)."""
     if isinstance(exc, ssl.SSLError):
-        return describe_tls_error(exc, service, tls, "client") or str(exc)
-    name = exc.filename or "a TLS file"
+        return describe_tls_error(exc, service, tls, target) or str(exc)
+    name = str(exc.filename or "a TLS file")
     for setting in (tls.ca, tls.cert, tls.key):
         if setting is not None and setting.path == name:
             name = str(setting)
-    return f"{service} TLS: cannot read {name}: {exc.strerror or exc}"
+    return f"{service} TLS ({target}): cannot read {name}: {exc.strerror or exc}"

@@ -67,8 +67,8 @@ async def test_a_profile_reaches_redis_over_mutual_tls(
     ("case", "expected"),
     [
         ("stranger_ca", "the server's certificate is not signed by tls_ca={other_ca}"),
-        ("no_client_cert", "the server requires a client certificate and refused ours"),
-        ("stranger_client_cert", "the server refused our client certificate tls_cert={other_cert}"),
+        ("no_client_cert", "requires a client certificate and refused ours"),
+        ("stranger_client_cert", "refused our client certificate tls_cert={other_cert}"),
         ("key_of_another_cert", "the client key tls_key={other_key} does not match"),
         ("other_host_name", "the server's certificate does not name the host"),
     ],

@@ -178,7 +178,9 @@ class PikaLink:
         except OSError as exc:  # ssl.SSLError included: a TLS file that cannot be used
             tls = self._endpoint.tls
             assert tls is not None  # only amqps:// loads TLS files
-            raise AmqpUnavailable(describe_tls_setup_error(exc, "RabbitMQ", tls)) from None
+            raise AmqpUnavailable(
+                describe_tls_setup_error(exc, "RabbitMQ", tls, node_target(url))
+            ) from None
         except Exception as exc:  # pika raises ValueError and friends for bad URLs
             raise AmqpUnavailable(f"bad AMQP URL {display}: {exc}") from None
         params.client_properties = {"connection_name": self.connection_name}
@@ -195,7 +197,11 @@ class PikaLink:
             if not opened.done():
                 kind = AmqpLoginRefused if _login_refused(error) else AmqpUnavailable
                 why = describe_tls_error(
-                    _cause(error), "RabbitMQ", self._endpoint.tls, node_target(url)
+                    _cause(error),
+                    "RabbitMQ",
+                    self._endpoint.tls,
+                    node_target(url),
+                    connecting=True,
                 )
                 opened.set_exception(
                     kind(why or f"cannot connect to RabbitMQ at {display}: {_describe(error)}")
