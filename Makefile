@@ -6,12 +6,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 export QT_API := pyside6
 
-.PHONY: help system services venv demo console test lint typecheck unit faults bench screenshots clean
+.PHONY: help system services venv demo console test lint typecheck unit faults test-topologies bench screenshots clean
 
 help:
 	@echo "make demo    set everything up and open the console on a moving demo flow"
 	@echo "make test    set everything up and run lint, type checks and the test suite"
 	@echo "make faults  run every fault-injection test, the slow ones too (private RabbitMQ/Redis)"
+	@echo "make test-topologies  run the TLS / cluster / Sentinel tests alone (private servers)"
 	@echo "make bench   run the benchmarks (prints ratios against references)"
 
 system:
@@ -49,6 +50,9 @@ test: lint typecheck unit
 
 faults: $(STAMP) services
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -m '' tests/faults $(PYTEST_ARGS)
+
+test-topologies: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -m topologies tests/topologies $(PYTEST_ARGS)
 
 bench: $(STAMP) services
 	QT_QPA_PLATFORM=offscreen $(PY) -m tests.benchmarks $(BENCH_ARGS)
