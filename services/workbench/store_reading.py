@@ -40,8 +40,7 @@ class StoreReader:
     def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
         if not prefix or "{" in prefix or "}" in prefix:
             raise ValueError(f"redis prefix must be non-empty without braces: {prefix!r}")
-        kwargs = redis.connection_pool.connection_kwargs
-        if kwargs.get("decode_responses"):
+        if redis.get_encoder().decode_responses:  # a cluster client has no connection_pool
             raise ValueError("the parking store needs a Redis client with decode_responses=False")
         self.redis = redis
         self.prefix = prefix

@@ -226,3 +226,53 @@ class PrivateRabbit:
             check=True,
         )
         return done.stdout
+
+
+class PrivateRedisCluster:
+    """A Redis Cluster of ``masters`` private ``redis-server`` nodes (no replicas), its
+    slots spread by ``redis-cli --cluster create``."""
+
+    def __init__(self, directory: Path, masters: int = 3) -> None:
+        settings = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+        settings += ["--cluster-node-timeout", "2000"]
+        self.nodes = [
+            PrivateRedis(directory / f"node-{n}", *settings, "--cluster-port", str(free_port()))
+            for n in range(masters)
+        ]
+
+    @property
+    def url(self) -> str:
+        """The first node: a seed the client discovers the others from."""
+        return self.nodes[0].url
+
+    def start(self, timeout_s: float = 30) -> None:
+        for node in self.nodes:
+            node.start()
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        subprocess.run(
+            ["redis-cli", "--cluster", "create", *addresses, "--cluster-yes"],
+            check=True,
+            capture_output=True,
+            timeout=timeout_s,
+        )
+        deadline = time.monotonic() + timeout_s
+        for node in self.nodes:  # every node must see every slot served
+            while "cluster_state:ok" not in self._cluster_info(node.port):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the cluster was not ready within {timeout_s:.0f} s")
+                time.sleep(0.05)
+
+    @staticmethod
+    def _cluster_info(port: int) -> str:
+        done = subprocess.run(
+            ["redis-cli", "-p", str(port), "cluster", "info"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        return done.stdout
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()

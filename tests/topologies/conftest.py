@@ -16,7 +16,13 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.certs import Certificates, make_certificates
-from tests.helpers.private_servers import PrivateRabbit, PrivateRedis, ServerTls, servers_available
+from tests.helpers.private_servers import (
+    PrivateRabbit,
+    PrivateRedis,
+    PrivateRedisCluster,
+    ServerTls,
+    servers_available,
+)
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +64,19 @@ def tls_rabbit(
     node.start()
     yield node
     node.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedisCluster]:
+    """A private three-master Redis Cluster (no replicas)."""
+    if not servers_available():
+        pytest.skip("redis-server and rabbitmq-server are needed for the topology tests")
+    cluster = PrivateRedisCluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 ConfigWriter = Callable[..., Path]
