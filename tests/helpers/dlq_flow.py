@@ -53,17 +53,18 @@ def payments_in(amqp_url: str, prefix: str, queue: str) -> Counter[str]:
     return asyncio.run(run())
 
 
-def drop_keys(redis_urls: Sequence[str], prefix: str) -> None:
+async def unlink_prefix(redis_urls: Sequence[str], prefix: str) -> None:
     """Delete every key under ``prefix`` from each server (every node of a cluster), one
     key at a time (a cluster refuses a command on keys of different slots)."""
+    for url in redis_urls:
+        client = aioredis.from_url(url)
+        try:
+            async for key in client.scan_iter(match=f"{prefix}:*"):
+                await client.unlink(key)
+        finally:
+            await client.aclose()
 
-    async def run() -> None:
-        for url in redis_urls:
-            client = aioredis.from_url(url)
-            try:
-                async for key in client.scan_iter(match=f"{prefix}:*"):
-                    await client.unlink(key)
-            finally:
-                await client.aclose()
 
-    asyncio.run(run())
+def drop_keys(redis_urls: Sequence[str], prefix: str) -> None:
+    """:func:`unlink_prefix` outside an event loop."""
+    asyncio.run(unlink_prefix(redis_urls, prefix))
