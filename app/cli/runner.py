@@ -122,7 +122,8 @@ async def redis_client(profile: Profile) -> AsyncIterator[aioredis.Redis]:
             )
             if tls_failure is not None:
                 raise Unreachable(tls_failure) from None
-            raise Unreachable.at("Redis", profile.redis_display_url, exc) from None
+            where = settings.target if settings.mode == "sentinel" else profile.redis_display_url
+            raise Unreachable.at("Redis", where, exc) from None
         yield client
     finally:
         await client.aclose()

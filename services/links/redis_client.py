@@ -69,3 +69,10 @@ def _sentinel_master(
     assert settings.sentinel_master is not None  # the config checks it
     master: aioredis.Redis = sentinel.master_for(settings.sentinel_master)
     return master
+
+
+def decodes_responses(client: aioredis.Redis) -> bool:
+    """Whether ``client`` decodes replies to ``str`` (a standalone, Sentinel or cluster
+    client alike: a cluster client has no ``connection_pool``)."""
+    encoder = client.get_encoder()  # type: ignore[no-untyped-call]
+    return bool(encoder.decode_responses)

@@ -13,6 +13,7 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
+from services.links.redis_client import decodes_responses
 from services.masking.json import mask_identifier
 from services.workbench import lua
 from services.workbench import redis_layout as layout
@@ -40,7 +41,7 @@ class StoreReader:
     def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
         if not prefix or "{" in prefix or "}" in prefix:
             raise ValueError(f"redis prefix must be non-empty without braces: {prefix!r}")
-        if redis.get_encoder().decode_responses:  # a cluster client has no connection_pool
+        if decodes_responses(redis):
             raise ValueError("the parking store needs a Redis client with decode_responses=False")
         self.redis = redis
         self.prefix = prefix

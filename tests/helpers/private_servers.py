@@ -16,6 +16,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -264,15 +265,103 @@ class PrivateRedisCluster:
 
     @staticmethod
     def _cluster_info(port: int) -> str:
-        done = subprocess.run(
-            ["redis-cli", "-p", str(port), "cluster", "info"],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        return done.stdout
+        return _redis_cli(port, "cluster", "info")
 
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
+
+
+class PrivateSentinel:
+    """A private Redis master with one replica, watched by one ``redis-sentinel`` (quorum
+    1) under the name ``master_name``; it fails over about a second after the master
+    stops answering."""
+
+    def __init__(self, directory: Path, master_name: str = "payops") -> None:
+        self.master_name = master_name
+        self.directory = directory
+        self.master = PrivateRedis(directory / "master")
+        self.replica = PrivateRedis(
+            directory / "replica", "--replicaof", "127.0.0.1", str(self.master.port)
+        )
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def sentinel(self) -> str:
+        """``host:port`` of the sentinel."""
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 30) -> None:
+        self.master.start()
+        self.replica.start()
+        self._wait_for(
+            lambda: "master_link_status:up" in _redis_cli(self.replica.port, "info", "replication"),
+            timeout_s,
+            "the replica to sync",
+        )
+        config = self.directory / "sentinel.conf"
+        config.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.directory}\n"
+            f"sentinel monitor {self.master_name} 127.0.0.1 {self.master.port} 1\n"
+            f"sentinel down-after-milliseconds {self.master_name} 1000\n"
+            f"sentinel failover-timeout {self.master_name} 10000\n"
+        )
+        log = (self.directory / "sentinel.log").open("ab")
+        self.process = subprocess.Popen(
+            ["redis-server", str(config), "--sentinel"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        _wait_port(self.port, timeout_s, "redis-sentinel", self.process)
+        self._wait_for(
+            lambda: "slaves=1" in _redis_cli(self.port, "info", "sentinel"),
+            timeout_s,
+            "the sentinel to know the replica",
+        )
+
+    def master_port(self) -> int | None:
+        """The port of the master the sentinel names now."""
+        reply = _redis_cli(self.port, "sentinel", "get-master-addr-by-name", self.master_name)
+        lines = reply.split()
+        return int(lines[1]) if len(lines) == 2 else None
+
+    @staticmethod
+    def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+            time.sleep(0.05)
+
+    def wait_for_failover(self, timeout_s: float = 30) -> None:
+        """Until the sentinel names the replica as the master, is connected to it (clients
+        are told "no master" until then) and it accepts writes."""
+
+        def promoted() -> bool:
+            state = _redis_cli(self.port, "sentinel", "master", self.master_name).split("\n")
+            flags = state[state.index("flags") + 1] if "flags" in state else ""
+            return (
+                self.master_port() == self.replica.port
+                and flags == "master"
+                and "role:master" in _redis_cli(self.replica.port, "info", "replication")
+            )
+
+        self._wait_for(promoted, timeout_s, "the sentinel to promote the replica")
+
+    def stop(self) -> None:
+        _kill_group(self.process, signal.SIGTERM)
+        self.replica.stop()
+        self.master.stop()
+
+
+def _redis_cli(port: int, *command: str) -> str:
+    done = subprocess.run(
+        ["redis-cli", "-p", str(port), *command],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    return done.stdout

@@ -20,6 +20,7 @@ from tests.helpers.private_servers import (
     PrivateRabbit,
     PrivateRedis,
     PrivateRedisCluster,
+    PrivateSentinel,
     ServerTls,
     servers_available,
 )
@@ -77,6 +78,20 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateR
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+def sentinel(tmp_path: Path) -> Iterator[PrivateSentinel]:
+    """A private Redis master and replica behind one sentinel (one per test: tests kill the
+    master)."""
+    if not servers_available():
+        pytest.skip("redis-server and rabbitmq-server are needed for the topology tests")
+    servers = PrivateSentinel(tmp_path / "sentinel")
+    try:
+        servers.start()
+        yield servers
+    finally:
+        servers.stop()
 
 
 ConfigWriter = Callable[..., Path]
