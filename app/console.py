@@ -16,7 +16,6 @@ from qasync import asyncSlot
 
 from app.controllers.live import LiveController
 from app.controllers.snapshot import SnapshotController
-from app.controllers.stopping import bounded
 from app.controllers.workbench import WorkbenchController
 from app.event_loop import console_event_loop
 from app.ui_state import UiState, state_dir
@@ -30,6 +29,7 @@ from services.config import (
     pick_profile_name,
     read_config,
 )
+from services.stopping import bounded
 from widgets.common.theme import apply_theme
 from widgets.main_window import MainWindow
 

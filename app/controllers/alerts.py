@@ -10,12 +10,12 @@ from collections import deque
 from PySide6.QtCore import QObject, QTimer, Slot
 from redis.exceptions import RedisError
 
-from app.controllers.stopping import stop_tasks
 from services.alerts.log import AlertLog
 from services.alerts.model import Alert, AlertEvent
 from services.alerts.timeline import alert_marks, incident_window, merged_events
 from services.config import Profile
 from services.links.redis import RedisLink
+from services.stopping import stop_tasks
 from widgets.main_window import MainWindow
 
 log = logging.getLogger(__name__)

@@ -9,11 +9,11 @@ import time
 from PySide6.QtCore import QObject, Slot
 from redis.exceptions import RedisError
 
-from app.controllers.stopping import stop_tasks
 from services.config import Profile
 from services.flow.history import HistoryStore
 from services.flow.mirror import FlowMirror
 from services.links.redis import RedisLink
+from services.stopping import stop_tasks
 from widgets.main_window import MainWindow
 
 log = logging.getLogger(__name__)

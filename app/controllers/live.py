@@ -9,12 +9,12 @@ from PySide6.QtCore import QEvent, QObject, QTimer, Slot
 
 from app.controllers.alerts import AlertsController
 from app.controllers.history import HistoryController
-from app.controllers.stopping import bounded
 from services.alerts.model import Alert, AlertEvent
 from services.config import Profile
 from services.flow.live_flow import LiveFlow
 from services.flow.protocol import HISTORY_CAPACITY_S
 from services.flow.recorder import RecorderState
+from services.stopping import bounded
 from widgets.main_window import MainWindow
 
 FRAME_HZ = 15

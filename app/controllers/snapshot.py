@@ -13,7 +13,6 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QStandardPaths, Slot
 from redis.exceptions import RedisError
 
-from app.controllers.stopping import stop_tasks
 from services.config import Profile
 from services.links.redis import RedisLink
 from services.snapshot.job import write_snapshot
@@ -23,6 +22,7 @@ from services.snapshot.model import (
     SnapshotRequest,
     SnapshotResult,
 )
+from services.stopping import stop_tasks
 from widgets.main_window import MainWindow
 from widgets.snapshot.charts import render_snapshot_charts
 from widgets.snapshot.dialog import SnapshotChoice, SnapshotDialog

@@ -15,11 +15,11 @@ from PySide6.QtCore import QObject, QTimer, Slot
 from PySide6.QtWidgets import QMessageBox
 from qasync import asyncSlot
 
-from app.controllers.stopping import bounded, stop_tasks
 from services.config import Profile
 from services.links.redis import describe_redis_error
 from services.links.redis_client import make_redis_client
 from services.links.urls import url_password
+from services.stopping import bounded, stop_tasks
 from services.workbench.actions.names import Action
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.report import ActionReport, ActionRequest
@@ -113,7 +113,7 @@ class WorkbenchController(QObject):
         """Stop loading, following and parking; close the connections. Bounded in time.
 
         The loops are told to stop (they end at their next turn even if a cancel is
-        lost, see :mod:`app.controllers.stopping`); the parkers first park and ack
+        lost, see :mod:`services.stopping`); the parkers first park and ack
         what they hold, then whatever still runs is cancelled. A task that does not
         finish is logged and left: the connections are closed anyway, and a parker's
         unacked deliveries go back to the queue when its connection closes.

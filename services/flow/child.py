@@ -52,6 +52,7 @@ from services.flow.tap import FlowTap
 from services.links.amqp import AmqpLink
 from services.links.status import LinkStatus
 from services.masking.text import MaskingFilter
+from services.stopping import bounded, stop_tasks
 
 UPDATE_HZ: Final = 15
 RECORDER_STOP_S: Final = FINISH_TIMEOUT_S + 1.0
@@ -71,8 +72,14 @@ def child_main(conn: Connection, config: ChildConfig) -> None:
     for handler in logging.getLogger().handlers:
         handler.addFilter(MaskingFilter())  # card numbers never reach a log line
     # A plain selector loop, whatever event-loop policy an imported module set.
+    child = FlowChild(conn, config)
     with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
-        runner.run(FlowChild(conn, config).run())
+        runner.run(child.run())
+        if child.abandoned:
+            # A task that ignored every cancel would hang the runner's close (it cancels
+            # once and waits for ever); the last update is sent and the pipe closed.
+            logging.shutdown()
+            os._exit(0)
 
 
 class FlowChild:
@@ -133,6 +140,12 @@ class FlowChild:
         self._sent_version = -1
         self._sent_tap = TapState()
         self._pending: tuple[int, int, TapState] = (0, -1, TapState())
+        self._abandoned: list[asyncio.Future[object]] = []
+
+    @property
+    def abandoned(self) -> bool:
+        """Whether a task did not stop when ``run`` ended (logged with where it was)."""
+        return any(not task.done() for task in self._abandoned)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -148,14 +161,13 @@ class FlowChild:
             # The recorder first, while the tap still consumes: its last write
             # covers every finished second, then it releases the lease.
             self.recorder.request_stop()
-            _, pending = await asyncio.wait([recorder], timeout=RECORDER_STOP_S)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(recorder, return_exceptions=True)
-            ticker.cancel()
-            link.cancel()
-            await asyncio.gather(ticker, link, return_exceptions=True)
-            await self.amqp.close()
+            # Bounded: a cancel that redis-py's wait_for drops must not keep the child
+            # alive after its parent has gone (see services.stopping).
+            self._abandoned = await stop_tasks(
+                [recorder], "the flow recorder", grace_s=RECORDER_STOP_S
+            )
+            self._abandoned += await stop_tasks([ticker, link], "the flow child")
+            await bounded(self.amqp.close(), "closing the flow child's RabbitMQ link")
             self._queue_update(force=True)
             self._flush(wait_s=1.0)
             self._conn.close()

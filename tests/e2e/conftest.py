@@ -18,10 +18,10 @@ import aio_pika
 import pytest
 import redis.asyncio as aioredis
 
-from app.controllers.stopping import describe_task
 from services.config import Profile, TapBinding, load_profile
 from services.demo.simulator import SimulationOptions, SimulationStats, run_simulation
 from services.demo.topology import DemoTopology, delete_demo_topology
+from services.stopping import describe_task
 from services.workbench.actions.pika_link import delay_queue_name
 
 # The console's tests run on qasync's Qt event loop, one console per test: the same kit.

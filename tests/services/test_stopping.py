@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from app.controllers.stopping import stop_tasks
+from services.stopping import stop_tasks
 
 
 async def test_a_cancel_dropped_by_wait_for_does_not_keep_a_loop_running() -> None:
@@ -56,7 +56,7 @@ async def test_a_task_that_will_not_stop_is_named_in_the_log_and_left(
 
     task = asyncio.ensure_future(stubborn_parker())
     await asyncio.sleep(0)
-    with caplog.at_level(logging.ERROR, logger="app.controllers.stopping"):
+    with caplog.at_level(logging.ERROR, logger="services.stopping"):
         left = await stop_tasks([task], "workbench parking", timeout_s=0.3)
     assert left == [task]
     assert not task.done()

@@ -1,4 +1,5 @@
-"""Stopping a controller's background work: bounded in time, and sure to reach every task.
+"""Stopping background tasks: bounded in time, and sure to reach every task (the console's
+controllers, the flow child).
 
 Why a plain ``task.cancel(); await task`` is not enough here: on Python 3.11,
 ``asyncio.wait_for`` drops a cancellation that arrives just as the future it
