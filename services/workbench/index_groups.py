@@ -36,9 +36,9 @@ def failure_group_stats(
     newest last seen first, then by group); only the first ``groups`` when given."""
     if rows is None:
         rows = np.arange(len(index), dtype=np.int64)
-    group, group_values = index.category_codes("failure_group", rows)
+    codes, group_values = index.category_codes("failure_group", rows)
     size = len(group_values)
-    group = group.astype(np.int64)
+    group: npt.NDArray[np.int64] = codes.astype(np.int64)
     counts = np.bincount(group, minlength=size)
     present = np.flatnonzero(counts)
     if not len(present):
@@ -110,9 +110,11 @@ def _distinct_merchants(
     if size * width <= _BITMAP_MAX:
         seen = np.zeros(size * width, dtype=np.bool_)
         seen[pairs] = True
-        return seen.reshape(size, width).sum(axis=1).astype(np.int64)
+        per_group: npt.NDArray[np.int64] = seen.reshape(size, width).sum(axis=1, dtype=np.int64)
+        return per_group
     distinct = np.unique(pairs)
-    return np.bincount(distinct // width, minlength=size)
+    counts: npt.NDArray[np.int64] = np.bincount(distinct // width, minlength=size)
+    return counts
 
 
 def _sources(
