@@ -29,7 +29,7 @@ CAUSES: tuple[tuple[str, CauseSource, float], ...] = (
     ("acquirer outage: acq-{n} refused the connection (10.20.0.1{n}:8443)", "flow", 0.45),
     ("acquirer timeout after {ms} ms on acq-{n}", "flow", 0.2),
     ("risk engine unavailable: HTTP 503 from risk-{n} after {ms} ms", "flow", 0.12),
-    ("schema validation failed: amount {n}.{ms} has more than 2 decimals", "message", 0.08),
+    ("schema validation failed: amount {n}.{d} has more than 2 decimals", "message", 0.08),
 )
 """The demo's causes (see services.demo.failures); the rest have the dead-letter reason."""
 
@@ -39,7 +39,8 @@ def _cause(rng: random.Random, reason: str) -> Cause:
     for text, source, weight in CAUSES:
         total += weight
         if pick < total:
-            return Cause.of(text.format(n=rng.randint(1, 6), ms=rng.randint(800, 4000)), source)
+            n, ms, d = rng.randint(1, 6), rng.randint(800, 4000), rng.randint(100, 999)
+            return Cause.of(text.format(n=n, ms=ms, d=d), source)
     return dead_letter_cause(reason)
 
 

@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from services.workbench.columns import TABLE_HIDDEN
 from services.workbench.index_storage import Rows
 from services.workbench.model import EntryState
 from widgets.common import colors
@@ -56,11 +57,17 @@ from widgets.workbench.table_model import (
 )
 
 ROW_HEIGHT: Final = 26
-HIDDEN_BY_DEFAULT: Final = frozenset({"routing_key"})
-"""Columns an operator turns on from the header's menu (the queue says nearly as much)."""
+HIDDEN_BY_DEFAULT: Final = TABLE_HIDDEN
+"""Columns an operator turns on from the header's menu (``services.workbench.columns``)."""
 CONTENT_ROWS: Final = 300
 """How many rows the widths are fitted to."""
 MAX_FITTED_WIDTH: Final = 280
+GIVES_WAY: Final = "cause"
+"""The column that narrows (elided) when the columns are wider than the table: the
+cause is long, and its tooltip and the detail pane show it whole."""
+GIVES_WAY_MAX: Final = 560
+"""The widest the cause column is fitted (the demo's causes whole at 1600 px)."""
+GIVES_WAY_FLOOR: Final = 140
 ITEM_PADDING: Final = 3
 """A cell's padding each side: ``QTableView#EntriesTable::item`` in resources/style.qss."""
 
@@ -71,6 +78,7 @@ COLUMN_SAMPLES: Final[dict[str, str]] = {
     "merchant": "Umbrella Pharmacy",
     "amount": "1,234.56 EUR",
     "reason": "delivery_limit",
+    "cause": "acquirer timeout after 3012 ms on acq-7",
     "origin_queue": "payments.authorize",
     "routing_key": "payment.refund",
     "attempts": "Attempts",
@@ -266,7 +274,8 @@ class EntriesTable(QTableView):
         self._sizing = True
         try:
             for position, column in enumerate(COLUMNS):
-                text = min(text_widths.get(column.name, 0), MAX_FITTED_WIDTH) + padding
+                widest = GIVES_WAY_MAX if column.name == GIVES_WAY else MAX_FITTED_WIDTH
+                text = min(text_widths.get(column.name, 0), widest) + padding
                 if column.name == "state":
                     text += 22 - padding  # the pill: 14 px of ends, 8 px from the cell's edges
                 arrow = 14 if column.sort_key == self._entries.query.sort_key else 0
@@ -278,7 +287,30 @@ class EntriesTable(QTableView):
                 header.setSectionHidden(position, True)
         finally:
             self._sizing = False
+        self._give_way()
         self.columns_changed.emit()
+
+    def _give_way(self) -> None:
+        """Narrow the :data:`GIVES_WAY` column (down to a floor) as far as the others need
+        to stay whole in the table's width; its own width again when there is room."""
+        header = self.horizontalHeader()
+        position = COLUMN_NAMES.index(GIVES_WAY)
+        natural = self._natural.get(position)
+        if natural is None or header.isSectionHidden(position):
+            return
+        others = sum(
+            self._natural.get(i, self.columnWidth(i))
+            for i in range(len(COLUMNS))
+            if i != position and not header.isSectionHidden(i)
+        )
+        room = self.viewport().width() - others
+        width = max(GIVES_WAY_FLOOR, min(natural, room))
+        if header.sectionSize(position) != width:
+            self._sizing = True
+            try:
+                self.setColumnWidth(position, width)
+            finally:
+                self._sizing = False
 
     def _on_section_resized(self, section: int, _old: int, new: int) -> None:
         dragging = QApplication.mouseButtons() & Qt.MouseButton.LeftButton
@@ -296,6 +328,15 @@ class EntriesTable(QTableView):
             if not header.isSectionHidden(i)
         )
         return columns + self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
+
+    def narrowest_width(self) -> int:
+        """The width that shows every visible column whole but the one that gives way
+        (:data:`GIVES_WAY`, at its floor)."""
+        position = COLUMN_NAMES.index(GIVES_WAY)
+        natural = self._natural.get(position, 0)
+        if self.horizontalHeader().isSectionHidden(position) or natural <= GIVES_WAY_FLOOR:
+            return self.preferred_width()
+        return self.preferred_width() - natural + GIVES_WAY_FLOOR
 
     # ------------------------------------------------------------------ columns
 
@@ -316,6 +357,7 @@ class EntriesTable(QTableView):
 
     def set_column_shown(self, name: str, shown: bool) -> None:
         self.horizontalHeader().setSectionHidden(COLUMN_NAMES.index(name), not shown)
+        self._give_way()
         self.columns_changed.emit()
 
     def shown_columns(self) -> list[str]:
@@ -537,6 +579,7 @@ class EntriesTable(QTableView):
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
+        self._give_way()
         self._place_new_entries_bar()
 
     def updateGeometries(self) -> None:

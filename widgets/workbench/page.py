@@ -96,7 +96,11 @@ class WorkbenchPage(QWidget):
         total = sum(self.splitter.sizes())
         if open_:
             wanted = self._detail_width or self.detail.minimumSizeHint().width() + 60
-            width = min(wanted, max(total - self.table_view.minimumSizeHint().width(), 0))
+            view = self.table_view
+            # the table less what its cause column gives up, beside the group panel
+            table = view.table.narrowest_width() + view.group_panel.width()
+            table += view.splitter.handleWidth()
+            width = min(wanted, max(total - max(table, view.minimumSizeHint().width()), 0))
             self.splitter.setSizes([total - width, width])
         else:
             self._detail_width = self.splitter.sizes()[1]
