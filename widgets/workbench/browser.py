@@ -425,6 +425,18 @@ class FailedPaymentsView(QWidget):
         new = () if query.group_values(group) == chosen else chosen
         self._run(query.with_group(group, new))
 
+    @Slot(str)
+    def select_entry(self, entry_id: str) -> bool:
+        """Select one entry's row and bring it into view; False when the table does not
+        show it (not loaded, or filtered out)."""
+        rows = self.model.table_rows(self.index.positions([entry_id]))
+        if not len(rows):
+            return False
+        row = int(rows[0])
+        self.table.selectRow(row)
+        self.table.scrollTo(self.model.index_at(row, 0))
+        return True
+
     @Slot()
     def select_all_in_group(self) -> None:
         """Select every row of the group the table is filtered to."""

@@ -1,5 +1,7 @@
-"""The detail header's facts (reason, origin queue, attempts, …): caption/value pairs laid
-out in two columns where every value fits whole, one under the other in a narrow pane."""
+"""The detail header's facts: the cause on a line of its own (wrapped, never cut; where it
+came from in its tooltip), then caption/value pairs (reason, origin queue, attempts, …)
+laid out in two columns where every value fits whole, one under the other in a narrow
+pane."""
 
 from __future__ import annotations
 
@@ -35,7 +37,8 @@ def text_width(label: ElidedLabel) -> int:
 
 class FactsGrid(QGridLayout):
     """``labels[key]``: each fact's value (elided only where even one column is too narrow,
-    selectable); :meth:`fit` picks two columns or one for the width there is."""
+    selectable); ``cause``: the cause, across the grid; :meth:`fit` picks two columns or
+    one for the width there is."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -43,6 +46,15 @@ class FactsGrid(QGridLayout):
         self.setVerticalSpacing(3)
         self.labels: dict[str, ElidedLabel] = {}
         self._pairs: list[tuple[QLabel, ElidedLabel]] = []
+        self.cause_caption = QLabel("Cause")
+        self.cause_caption.setObjectName("FactCaption")
+        self.cause = QLabel()
+        self.cause.setObjectName("FactValue")
+        self.cause.setWordWrap(True)
+        self.cause.setTextFormat(Qt.TextFormat.PlainText)
+        self.cause.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.addWidget(self.cause_caption, 0, 0, Qt.AlignmentFlag.AlignTop)
+        self.addWidget(self.cause, 0, 1, 1, 3)
         for key, caption in FACTS:
             caption_label = QLabel(caption)
             caption_label.setObjectName("FactCaption")
@@ -74,6 +86,7 @@ class FactsGrid(QGridLayout):
             self.removeWidget(value)
         for index, (caption, value) in enumerate(self._pairs):
             row, col = divmod(index, columns)
+            row += 1  # under the cause
             self.addWidget(caption, row, col * 2)
             self.addWidget(value, row, col * 2 + 1)
         for col in range(4):

@@ -67,7 +67,7 @@ GIVES_WAY: Final = "cause"
 cause is long, and its tooltip and the detail pane show it whole."""
 GIVES_WAY_MAX: Final = 560
 """The widest the cause column is fitted (the demo's causes whole at 1600 px)."""
-GIVES_WAY_FLOOR: Final = 140
+GIVES_WAY_FLOOR: Final = 80
 ITEM_PADDING: Final = 3
 """A cell's padding each side: ``QTableView#EntriesTable::item`` in resources/style.qss."""
 
