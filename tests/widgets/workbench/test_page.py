@@ -14,14 +14,14 @@ from PySide6.QtWidgets import QApplication, QMenu, QStyle, QStyleOptionViewItem
 
 from services.workbench.columns import TABLE_HIDDEN
 from services.workbench.index import EntryIndex
-from tests.helpers.screens import right_click, save_screenshot, show
-from tests.helpers.summaries import realistic_summaries
-from tests.widgets.workbench.test_detail import (
+from tests.helpers.detail_entries import (
     audit_records,
     death_headers,
     make_entry,
     payment_body,
 )
+from tests.helpers.screens import right_click, save_screenshot, show
+from tests.helpers.summaries import realistic_summaries
 from widgets.main_window import MainWindow
 from widgets.workbench.page import WorkbenchPage
 from widgets.workbench.table_model import COLUMN_NAMES, COLUMNS
