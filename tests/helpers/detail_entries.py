@@ -8,6 +8,7 @@ import json
 import time
 
 from services.config import FieldPaths
+from services.trace_model import PaymentTrace, TracedEntry, TraceStep
 from services.workbench.codec import MessageRecord, parse_x_death
 from services.workbench.model import AuditRecord, EntryState, ParkedEntry, summarize
 
@@ -151,3 +152,34 @@ def audit_records(entry_id: str = ENTRY_ID) -> list[AuditRecord]:
             stream_id=f"{NOW_MS - 100_000}-0",
         ),
     ]
+
+
+def timeline_trace(
+    payment_id: str = "pay_17d5570756950439", *, parked: bool = True
+) -> PaymentTrace:
+    """A payment that failed on the flow, was dead-lettered, parked, requeued by alice and
+    captured (``parked``); else only its flow events and the dead-lettering."""
+    t = NOW_MS - 60_000
+    steps = [
+        TraceStep(t, "event", "requested"),
+        TraceStep(t + 900, "event", "failed", "acquirer timeout after 3012 ms on acq-7"),
+        TraceStep(
+            t + 1000, "dead_letter", "dead-lettered", "rejected in payments.process", exact=False
+        ),
+    ]
+    entries: tuple[TracedEntry, ...] = ()
+    if parked:
+        steps += [
+            TraceStep(t + 1200, "parked", "parked", "in payments.dlq as entry e1"),
+            TraceStep(
+                t + 30_000,
+                "action",
+                "requeue",
+                "acquirer back; requeued 1",
+                operator="alice",
+                after=("captured",),
+            ),
+            TraceStep(t + 31_000, "event", "captured", replayed=True),
+        ]
+        entries = (TracedEntry("payments.dlq", "e1", EntryState.REQUEUED, t + 1200),)
+    return PaymentTrace(payment_id, tuple(steps), entries, events_recorded=True)

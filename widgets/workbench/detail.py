@@ -217,6 +217,7 @@ class EntryDetailPane(QWidget):
         column.addWidget(self.payment_label)
         column.addLayout(money)
         column.addSpacing(2)
+        column.addLayout(grid.cause_row)
         column.addLayout(grid)
         column.addWidget(self.last_error_label)
         column.addSpacing(2)
@@ -226,8 +227,8 @@ class EntryDetailPane(QWidget):
         """Two fact columns when the header is wide enough for every value in full."""
         margins = self.header_frame.contentsMargins()
         layout_margins = self.header_frame.layout().contentsMargins()  # type: ignore[union-attr]
-        width = (
-            self.header_frame.width()
+        width = (  # the pane's width: at a resize, the header's may not follow it yet
+            self.width()
             - margins.left()
             - margins.right()
             - layout_margins.left()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Final
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QGridLayout, QLabel
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel
 
 from widgets.common.elided_label import ElidedLabel
 
@@ -37,8 +37,8 @@ def text_width(label: ElidedLabel) -> int:
 
 class FactsGrid(QGridLayout):
     """``labels[key]``: each fact's value (elided only where even one column is too narrow,
-    selectable); ``cause``: the cause, across the grid; :meth:`fit` picks two columns or
-    one for the width there is."""
+    selectable); ``cause`` in ``cause_row``: the cause, laid out over the grid;
+    :meth:`fit` picks two columns or one for the width there is."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -53,8 +53,11 @@ class FactsGrid(QGridLayout):
         self.cause.setWordWrap(True)
         self.cause.setTextFormat(Qt.TextFormat.PlainText)
         self.cause.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.addWidget(self.cause_caption, 0, 0, Qt.AlignmentFlag.AlignTop)
-        self.addWidget(self.cause, 0, 1, 1, 3)
+        # Over the grid, not in it: a long cause would widen the grid's first columns.
+        self.cause_row = QHBoxLayout()
+        self.cause_row.setSpacing(10)
+        self.cause_row.addWidget(self.cause_caption, 0, Qt.AlignmentFlag.AlignTop)
+        self.cause_row.addWidget(self.cause, 1)
         for key, caption in FACTS:
             caption_label = QLabel(caption)
             caption_label.setObjectName("FactCaption")
@@ -70,12 +73,17 @@ class FactsGrid(QGridLayout):
         """Two fact columns when ``width`` holds every value in full, else one."""
         spacing = self.horizontalSpacing()
         needed = 0
+        values_width = []
         for col in range(2):
             pairs = self._pairs[col::2]
             captions = max(c.sizeHint().width() for c, _ in pairs)
             values = max(text_width(v) for _, v in pairs)
+            values_width.append(values)
             needed += captions + spacing + values
-        self._place(2 if needed + spacing <= width else 1)
+        columns = 2 if needed + spacing <= width else 1
+        self._place(columns)
+        for col, values in enumerate(values_width):  # two: each value column its text's width
+            self.setColumnMinimumWidth(col * 2 + 1, values if columns == 2 else 0)
 
     def _place(self, columns: int) -> None:
         if columns == self.columns:
@@ -86,7 +94,6 @@ class FactsGrid(QGridLayout):
             self.removeWidget(value)
         for index, (caption, value) in enumerate(self._pairs):
             row, col = divmod(index, columns)
-            row += 1  # under the cause
             self.addWidget(caption, row, col * 2)
             self.addWidget(value, row, col * 2 + 1)
         for col in range(4):

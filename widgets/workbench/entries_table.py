@@ -61,20 +61,23 @@ HIDDEN_BY_DEFAULT: Final = TABLE_HIDDEN
 """Columns an operator turns on from the header's menu (``services.workbench.columns``)."""
 CONTENT_ROWS: Final = 300
 """How many rows the widths are fitted to."""
+FLOORED: Final = frozenset({"payment_id", "merchant", "amount"})
+"""Columns never fitted narrower than their sample: an incident's first rows are alike,
+and the payment, merchant and amount of the rows after them must show whole."""
 MAX_FITTED_WIDTH: Final = 280
 GIVES_WAY: Final = "cause"
 """The column that narrows (elided) when the columns are wider than the table: the
 cause is long, and its tooltip and the detail pane show it whole."""
 GIVES_WAY_MAX: Final = 560
 """The widest the cause column is fitted (the demo's causes whole at 1600 px)."""
-GIVES_WAY_FLOOR: Final = 80
+GIVES_WAY_FLOOR: Final = 48
 ITEM_PADDING: Final = 3
 """A cell's padding each side: ``QTableView#EntriesTable::item`` in resources/style.qss."""
 
 COLUMN_SAMPLES: Final[dict[str, str]] = {
     # the widest usual text of each column: the table sizes its columns to fit these
     "dead_lettered_at": "May 17 14:03:07",
-    "payment_id": "pay_d8d8d8d8d8d8d8",
+    "payment_id": "pay_d8d8d8d8d8d8d8d8",
     "merchant": "Umbrella Pharmacy",
     "amount": "1,234.56 EUR",
     "reason": "delivery_limit",
@@ -223,6 +226,8 @@ class EntriesTable(QTableView):
         self.header_menu: QMenu | None = None
         self._sizing = False  # the table sizes columns itself (not the operator)
         self._fitted_to_content = False
+        self._operator_sized = False  # widths the operator chose (dragged, restored) stay
+        self._text_widths: dict[str, int] = {}  # the text widths the columns were sized to
         self._natural: dict[int, int] = {}  # widths before the last column stretched
         self.doubleClicked.connect(lambda index: self.activated_row.emit(index.row()))
         self.setModel(model)
@@ -249,6 +254,12 @@ class EntriesTable(QTableView):
 
     def fit_columns_to_content(self) -> None:
         """Size every column to its header and the widest text of the first rows shown."""
+        self._set_widths(self._content_widths())
+        self._fitted_to_content = True
+
+    def _content_widths(self) -> dict[str, int]:
+        """Each column's widest text among the first rows shown (its sample when none,
+        and at least its sample for :data:`FLOORED` columns)."""
         self.ensurePolished()  # the stylesheet's font, not the default one
         metrics = self.fontMetrics()
         model = self._entries
@@ -260,11 +271,27 @@ class EntriesTable(QTableView):
                 texts |= set(STATE_LABELS.values())
             widest = max((metrics.horizontalAdvance(t) for t in texts), default=0)
             sample = metrics.horizontalAdvance(COLUMN_SAMPLES.get(column.name, ""))
-            widths[column.name] = max(widest, sample if not texts else 0)
-        self._set_widths(widths)
-        self._fitted_to_content = True
+            floored = not texts or column.name in FLOORED
+            cap = GIVES_WAY_MAX if column.name == GIVES_WAY else MAX_FITTED_WIDTH
+            widths[column.name] = min(max(widest, sample if floored else 0), cap)
+        return widths
+
+    def _grow_to_content(self) -> None:
+        """New rows wider than the columns (an incident's later merchants, amounts,
+        causes): the columns grow to show them whole; they never shrink under the eyes."""
+        if self._operator_sized:
+            return
+        fitted = self._text_widths
+        wider = {
+            name: width
+            for name, width in self._content_widths().items()
+            if width > fitted.get(name, 0)
+        }
+        if wider:
+            self._set_widths({**fitted, **wider})
 
     def _set_widths(self, text_widths: dict[str, int]) -> None:
+        self._text_widths = dict(text_widths)
         header = self.horizontalHeader()
         header_metrics = header.fontMetrics()
         hidden = [i for i in range(len(COLUMNS)) if header.isSectionHidden(i)]
@@ -316,6 +343,7 @@ class EntriesTable(QTableView):
         dragging = QApplication.mouseButtons() & Qt.MouseButton.LeftButton
         if not self._sizing and dragging:
             self._fitted_to_content = True  # the operator chose a width: keep it
+            self._operator_sized = True
             self._natural[section] = new
             self.columns_changed.emit()
 
@@ -372,6 +400,7 @@ class EntriesTable(QTableView):
         for position, name in enumerate(COLUMN_NAMES):
             header.moveSection(header.visualIndex(position), position)
             header.setSectionHidden(position, name in HIDDEN_BY_DEFAULT)
+        self._operator_sized = False
         self.fit_columns_to_content()
 
     def _on_header_menu(self, point: QPoint) -> None:
@@ -424,6 +453,7 @@ class EntriesTable(QTableView):
                         self.setColumnWidth(position, self._natural[position])
                         header.setSectionHidden(position, was_hidden)
                 self._fitted_to_content = True
+                self._operator_sized = True
         finally:
             self._sizing = False
         self.columns_changed.emit()
@@ -530,6 +560,8 @@ class EntriesTable(QTableView):
     def _restore_view_state(self, rows: int) -> None:
         if rows and not self._fitted_to_content:
             self.fit_columns_to_content()
+        elif rows:
+            self._grow_to_content()
         saved, self._saved = self._saved, None
         try:
             if saved is None:

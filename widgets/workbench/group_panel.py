@@ -65,6 +65,9 @@ GROUP_CHOICES: Final[tuple[tuple[GroupBy, str], ...]] = (
 )
 MAX_GROUPS_SHOWN: Final = 200
 DEFAULT_GROUP_BY: Final[GroupBy] = "failure_group"
+SHOWN_CURRENCIES: Final = 3
+"""A failure group's amounts at risk under its name: the largest currencies (all of them
+in its tooltip)."""
 SOURCE_NAMES: Final[dict[str, str]] = {
     "flow": "the flow's failure events",
     "message": "the messages' error headers",
@@ -102,7 +105,11 @@ def stats_lines(stats: FailureGroupStats, today: datetime.date | None = None) ->
     seen = first if first == last else f"{first}–{last}"
     parts = sorted(stats.amount_at_risk.items(), key=lambda kv: (-kv[1], kv[0]))
     # one amount never wraps inside itself: "47,625.72 EUR" is held together (no-break space)
-    risk = " · ".join(f"{amount:,.2f}\u00a0{currency}".rstrip() for currency, amount in parts)
+    shown = [f"{amount:,.2f}\u00a0{currency}".rstrip() for currency, amount in parts]
+    if len(shown) > SHOWN_CURRENCIES:  # the rest in the tooltip
+        more = len(shown) - SHOWN_CURRENCIES + 1
+        shown = [*shown[: SHOWN_CURRENCIES - 1], f"+{more}\u00a0more\u00a0currencies"]
+    risk = " · ".join(shown)
     return [f"{risk} at risk" if risk else "nothing at risk", f"{merchants} · {seen}"]
 
 

@@ -22,6 +22,9 @@ from widgets.workbench.browser import FailedPaymentsView
 from widgets.workbench.detail import EntryDetailPane
 
 DETAIL_KEYS: Final = "Ctrl+D"
+DETAIL_WIDTH: Final = 472
+"""The detail pane's width when it first opens beside a wide table: every tab title whole
+(Body, Properties, Headers (n), x-death (n), Audit (n), Timeline (n))."""
 
 
 class WorkbenchPage(QWidget):
@@ -152,7 +155,7 @@ class WorkbenchPage(QWidget):
             self.splitter.setSizes([table, detail])
             self._detail_width = detail
         else:
-            self._detail_width = max(minimum, min(total // 3, 460))
+            self._detail_width = max(minimum, min(total // 3, DETAIL_WIDTH))
             self.splitter.setSizes([total, 0])
         self._show_detail_state()
 

@@ -16,7 +16,7 @@ import datetime
 from typing import Final
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QResizeEvent
 from PySide6.QtWidgets import QLabel, QStackedWidget, QTableWidget, QVBoxLayout, QWidget
 
 from services.masking.json import mask_sensitive_text
@@ -25,7 +25,8 @@ from services.trace_model import PaymentTrace, TraceStep
 from widgets.common import colors
 from widgets.workbench.detail_tables import plain_table, table_item
 
-TIMELINE_COLUMNS: Final = ("Time", "What", "Detail", "By")
+TIMELINE_COLUMNS: Final = ("Time", "What", "By", "Detail")
+"""The detail last: it takes the room left and wraps."""
 KIND_LABELS: Final[dict[str, str]] = {
     "event": "flow",
     "dead_letter": "dead-letter",
@@ -90,6 +91,7 @@ class TimelineView(QWidget):
         self.table: QTableWidget = plain_table(TIMELINE_COLUMNS)
         self.table.setObjectName("TimelineTable")
         self.table.setWordWrap(True)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.empty_label = QLabel("Nothing is known of this payment yet")
         self.empty_label.setObjectName("Placeholder")
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -122,6 +124,10 @@ class TimelineView(QWidget):
             for row in range(table.rowCount())
         ]
 
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self.table.resizeRowsToContents()  # the details wrap to the new width
+
     def show_trace(self, trace: PaymentTrace | None) -> None:
         """Show ``trace`` (None: nothing yet)."""
         self._trace = trace
@@ -151,10 +157,9 @@ class TimelineView(QWidget):
             detail = table_item(step_detail(step))
             detail.setToolTip(step_detail(step))
             who = table_item(mask_sensitive_text(step.operator) if step.operator else "")
-            for col, item in enumerate((when, what, detail, who)):
+            for col, item in enumerate((when, what, who, detail)):
                 table.setItem(row, col, item)
-        table.resizeColumnsToContents()
-        header = table.horizontalHeader()
-        header.resizeSection(2, min(max(header.sectionSize(2), 160), 420))
+        for col in range(3):
+            table.resizeColumnToContents(col)
         table.resizeRowsToContents()
         self.stack.setCurrentWidget(table if trace.steps else self.empty_label)

@@ -11,10 +11,9 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QMenu
 
-from services.trace_model import PaymentTrace, TracedEntry, TraceStep
 from services.workbench.index import EntryIndex
 from services.workbench.model import EntryState, EntrySummary
-from tests.helpers.detail_entries import make_entry
+from tests.helpers.detail_entries import make_entry, timeline_trace
 from tests.helpers.screens import right_click, save_screenshot
 from tests.helpers.summaries import realistic_summaries
 from widgets.workbench.browser import FailedPaymentsView
@@ -168,33 +167,6 @@ def test_enter_on_one_word_in_the_search_box_asks_for_that_payments_timeline(qtb
         qtbot.keyClick(search, Qt.Key.Key_Return)
 
 
-def _trace(payment_id: str = "pay_17d5570756950439", *, parked: bool = True) -> PaymentTrace:
-    t = NOW_MS - 60_000
-    steps = [
-        TraceStep(t, "event", "requested"),
-        TraceStep(t + 900, "event", "failed", "acquirer timeout after 3012 ms on acq-7"),
-        TraceStep(
-            t + 1000, "dead_letter", "dead-lettered", "rejected in payments.process", exact=False
-        ),
-    ]
-    entries: tuple[TracedEntry, ...] = ()
-    if parked:
-        steps += [
-            TraceStep(t + 1200, "parked", "parked", "in payments.dlq as entry e1"),
-            TraceStep(
-                t + 30_000,
-                "action",
-                "requeue",
-                "acquirer back; requeued 1",
-                operator="alice",
-                after=("captured",),
-            ),
-            TraceStep(t + 31_000, "event", "captured", replayed=True),
-        ]
-        entries = (TracedEntry("payments.dlq", "e1", EntryState.REQUEUED, t + 1200),)
-    return PaymentTrace(payment_id, tuple(steps), entries, events_recorded=True)
-
-
 def test_the_timeline_tab_tells_the_payments_whole_story(qtbot, tmp_path: Path):
     pane = EntryDetailPane()
     qtbot.addWidget(pane)
@@ -205,7 +177,7 @@ def test_the_timeline_tab_tells_the_payments_whole_story(qtbot, tmp_path: Path):
     bar = pane.tabs.tabBar()
     titles = [bar.tabText(i) for i in range(bar.count())]
     assert titles[-1] == "Timeline"  # nothing known yet
-    pane.show_timeline(_trace())
+    pane.show_timeline(timeline_trace())
     index = pane.tabs.indexOf(pane.timeline)
     assert bar.tabText(index) == "Timeline (6)"
     qtbot.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(index).center())
@@ -220,9 +192,9 @@ def test_the_timeline_tab_tells_the_payments_whole_story(qtbot, tmp_path: Path):
         "requeue",
         "captured (replayed)",
     ]
-    assert rows[1][2] == "acquirer timeout after 3012 ms on acq-7"
-    assert rows[2][2] == "rejected in payments.process"
-    assert rows[4][2:] == ("acquirer back; requeued 1 · then captured", "alice")
+    assert rows[1][3] == "acquirer timeout after 3012 ms on acq-7"
+    assert rows[2][3] == "rejected in payments.process"
+    assert rows[4][2:] == ("alice", "acquirer back; requeued 1 · then captured")
     assert "." not in rows[2][0].split()[-1]  # an x-death time: to the second only
     assert "parked entries: requeued in payments.dlq" in pane.timeline.note.text()
 
@@ -236,7 +208,7 @@ def test_a_payment_with_no_parked_entry_shows_its_timeline_alone(qtbot):
     qtbot.addWidget(pane)
     pane.resize(620, 800)
     pane.show()
-    pane.show_payment(_trace("pay_flow_only", parked=False))
+    pane.show_payment(timeline_trace("pay_flow_only", parked=False))
     assert pane.stack.currentWidget() is pane.payment_page
     assert pane.payment_title.text() == "pay_flow_only · not in the workbench"
     assert [r[1] for r in pane.payment_timeline.rows()] == ["requested", "failed", "dead-lettered"]

@@ -19,6 +19,7 @@ from tests.helpers.detail_entries import (
     death_headers,
     make_entry,
     payment_body,
+    timeline_trace,
 )
 from tests.helpers.screens import right_click, save_screenshot, show
 from tests.helpers.summaries import realistic_summaries
@@ -378,13 +379,14 @@ def test_every_detail_tab_title_is_whole_and_on_screen_at_the_default_width(qtbo
     detail = window.workbench.detail
     detail.show_entry(make_entry(headers=death_headers()))  # "Headers (n)", "x-death (2)"
     detail.show_audit(audit_records())  # "Audit (2)"
+    detail.show_timeline(timeline_trace())  # "Timeline (6)"
     _open_pane(qtbot, window.workbench)
     assert window.workbench.detail_open and detail.width() < 480
     save_screenshot(detail, tmp_path, "payops_detail_tabs_default_width.png")
     bar = detail.tabs.tabBar()
     titles = [bar.tabText(i) for i in range(bar.count())]
     assert titles[2].startswith("Headers (") and titles[3] == "x-death (2)"
-    assert titles[4] == "Audit (2)"
+    assert titles[4:] == ["Audit (2)", "Timeline (6)"]
     metrics = bar.fontMetrics()
     for i, title in enumerate(titles):
         rect = bar.tabRect(i)
