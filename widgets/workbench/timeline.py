@@ -16,7 +16,7 @@ import datetime
 from typing import Final
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QResizeEvent
+from PySide6.QtGui import QColor, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import QLabel, QStackedWidget, QTableWidget, QVBoxLayout, QWidget
 
 from services.masking.json import mask_sensitive_text
@@ -92,6 +92,9 @@ class TimelineView(QWidget):
         self.table.setObjectName("TimelineTable")
         self.table.setWordWrap(True)
         self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideNone)
+        # the details wrap to the column's width whenever it changes (shown, resized)
+        self.table.horizontalHeader().sectionResized.connect(self._fit_rows)
         self.empty_label = QLabel("Nothing is known of this payment yet")
         self.empty_label.setObjectName("Placeholder")
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -126,7 +129,14 @@ class TimelineView(QWidget):
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
-        self.table.resizeRowsToContents()  # the details wrap to the new width
+        self._fit_rows()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._fit_rows()
+
+    def _fit_rows(self, *_args: object) -> None:
+        self.table.resizeRowsToContents()
 
     def show_trace(self, trace: PaymentTrace | None) -> None:
         """Show ``trace`` (None: nothing yet)."""

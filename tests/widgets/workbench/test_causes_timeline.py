@@ -213,3 +213,22 @@ def test_a_payment_with_no_parked_entry_shows_its_timeline_alone(qtbot):
     assert pane.payment_title.text() == "pay_flow_only · not in the workbench"
     assert [r[1] for r in pane.payment_timeline.rows()] == ["requested", "failed", "dead-lettered"]
     assert "not parked" in pane.payment_timeline.note.text()
+
+
+def test_a_long_detail_wraps_in_the_timeline_instead_of_being_cut(qtbot, tmp_path: Path):
+    pane = EntryDetailPane()
+    qtbot.addWidget(pane)
+    pane.resize(440, 700)
+    pane.show()
+    qtbot.waitExposed(pane)
+    pane.show_entry(make_entry())
+    pane.show_timeline(timeline_trace())  # filled while another tab is in front
+    bar = pane.tabs.tabBar()
+    qtbot.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(bar.count() - 1).center())
+    table = pane.timeline.table
+    qtbot.waitUntil(lambda: table.rowHeight(4) > table.rowHeight(0))  # the action's note wraps
+    save_screenshot(pane, tmp_path, "payops_detail_timeline_narrow.png")
+    detail = table.item(4, 3)
+    column = table.columnWidth(3)
+    lines = table.rowHeight(4) // table.fontMetrics().lineSpacing()
+    assert lines * column >= table.fontMetrics().horizontalAdvance(detail.text())
