@@ -337,6 +337,11 @@ class FailedPaymentsView(QWidget):
     def refresh(self) -> None:
         """Run the query again (rows added, states changed), keeping selection and scroll."""
         self._refresh_timer.stop()
+        if self._search_timer.isActive():  # the operator's edits not applied yet: with them
+            self._search_timer.stop()  # (a refresh would set the filters back to the query)
+            query = self.filter_bar.apply_to(replace(self.model.query, text=self.search_box.text()))
+            self._run(query)
+            return
         self._run(self.model.query)
 
     @Slot()

@@ -341,11 +341,21 @@ class EntriesTable(QTableView):
 
     def _on_section_resized(self, section: int, _old: int, new: int) -> None:
         dragging = QApplication.mouseButtons() & Qt.MouseButton.LeftButton
-        if not self._sizing and dragging:
+        if not self._sizing and dragging and section != self._last_shown():
             self._fitted_to_content = True  # the operator chose a width: keep it
             self._operator_sized = True
             self._natural[section] = new
             self.columns_changed.emit()
+
+    def _last_shown(self) -> int | None:
+        """The rightmost shown column: it stretches to the table's edge, so its width
+        changes with the table's (a click elsewhere while the pane opens is no choice)."""
+        header = self.horizontalHeader()
+        for visual in range(header.count() - 1, -1, -1):
+            logical = header.logicalIndex(visual)
+            if not header.isSectionHidden(logical):
+                return logical
+        return None
 
     def preferred_width(self) -> int:
         """The width that shows every visible column whole (and the scroll bar)."""

@@ -16,7 +16,7 @@ from services.workbench.model import EntryState, EntrySummary
 from tests.helpers.detail_entries import make_entry, timeline_trace
 from tests.helpers.screens import right_click, save_screenshot
 from tests.helpers.summaries import realistic_summaries
-from widgets.workbench.browser import FailedPaymentsView
+from widgets.workbench.browser import SEARCH_DEBOUNCE_MS, FailedPaymentsView
 from widgets.workbench.detail import EntryDetailPane
 from widgets.workbench.group_panel import GroupByPanel
 from widgets.workbench.table_model import COLUMN_NAMES
@@ -232,3 +232,16 @@ def test_a_long_detail_wraps_in_the_timeline_instead_of_being_cut(qtbot, tmp_pat
     column = table.columnWidth(3)
     lines = table.rowHeight(4) // table.fontMetrics().lineSpacing()
     assert lines * column >= table.fontMetrics().horizontalAdvance(detail.text())
+
+
+def test_a_live_change_right_after_a_filter_choice_does_not_undo_it(qtbot, view, rows):
+    # The flow tells a cause after parking (an op=cause change) while the operator's choice
+    # waits for the search debounce: the refresh that change brings applies the choice.
+    reason = view.filter_bar.buttons["reason"]
+    reason.choose({"expired"})  # what a click in the filter's menu does
+    view.refresh()  # the live change, before the debounce ran out
+    assert view.query.reasons == {"expired"}
+    assert reason.text() == "Reason: expired"
+    qtbot.wait(SEARCH_DEBOUNCE_MS + 50)
+    assert view.query.reasons == {"expired"}
+    assert view.model.rowCount() == sum(r.reason == "expired" for r in rows)
