@@ -82,8 +82,20 @@ async def live_console(seconds: float, state_path: Path) -> None:
         view = window.workbench.table_view
         view.refresh()
         await asyncio.sleep(0.5)
-        await asyncio.sleep(1.5)  # nothing selected: the table follows the new entries
+        # The largest failure group chosen in the group panel, as an operator does first.
+        # (Unfiltered, the newest second of dead letters would fill the table, each showing
+        # its dead-letter reason until the parker looks its payment up on the flow again,
+        # 2 s after parking: the flow's events are recorded about once a second.)
+        await asyncio.sleep(3.0)
+        panel = view.group_panel
+        items = panel.group_items()
+        if items:
+            rect = panel.list.visualItemRect(items[0])
+            QTest.mouseClick(panel.list.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+        await asyncio.sleep(1.0)
         save(window, "workbench.png")
+        if items:  # all groups again
+            QTest.mouseClick(panel.list.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
         await timeline_screen(window)
 
         await asyncio.sleep(max(0.0, seconds * 0.3 - 3))

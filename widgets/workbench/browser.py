@@ -81,7 +81,7 @@ from widgets.workbench.group_panel import (
 from widgets.workbench.table_model import COLUMNS, FailedPaymentsModel
 
 SEARCH_DEBOUNCE_MS: Final = 150
-GROUP_PANEL_WIDTH: Final = 240
+GROUP_PANEL_WIDTH: Final = 230
 """The group panel's first width: a failure group's name and numbers on a few lines."""
 MIN_REFRESH_INTERVAL_MS: Final = 250
 

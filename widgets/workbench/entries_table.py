@@ -70,7 +70,7 @@ GIVES_WAY: Final = "cause"
 cause is long, and its tooltip and the detail pane show it whole."""
 GIVES_WAY_MAX: Final = 560
 """The widest the cause column is fitted (the demo's causes whole at 1600 px)."""
-GIVES_WAY_FLOOR: Final = 48
+GIVES_WAY_FLOOR: Final = 32
 ITEM_PADDING: Final = 3
 """A cell's padding each side: ``QTableView#EntriesTable::item`` in resources/style.qss."""
 
@@ -297,7 +297,7 @@ class EntriesTable(QTableView):
         hidden = [i for i in range(len(COLUMNS)) if header.isSectionHidden(i)]
         # the style keeps a margin inside the padding: text narrower than this is elided
         margin = self.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, self)
-        padding = 2 * (ITEM_PADDING + margin + 1)
+        padding = 2 * (ITEM_PADDING + margin + 1) + 1  # + text drawn at fractional widths
         self._sizing = True
         try:
             for position, column in enumerate(COLUMNS):
@@ -365,7 +365,9 @@ class EntriesTable(QTableView):
             for i in range(len(COLUMNS))
             if not header.isSectionHidden(i)
         )
-        return columns + self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
+        bar = self.verticalScrollBar()
+        bar_width = max(bar.sizeHint().width(), bar.width() if bar.isVisible() else 0)
+        return columns + bar_width + 2 * self.frameWidth()
 
     def narrowest_width(self) -> int:
         """The width that shows every visible column whole but the one that gives way
@@ -374,7 +376,7 @@ class EntriesTable(QTableView):
         natural = self._natural.get(position, 0)
         if self.horizontalHeader().isSectionHidden(position) or natural <= GIVES_WAY_FLOOR:
             return self.preferred_width()
-        return self.preferred_width() - natural + GIVES_WAY_FLOOR
+        return self.preferred_width() - natural + GIVES_WAY_FLOOR + 8  # the pill's ends
 
     # ------------------------------------------------------------------ columns
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QFontMetricsF
 from PySide6.QtWidgets import QApplication, QMenu, QStyle, QStyleOptionViewItem
 
 from services.workbench.columns import TABLE_HIDDEN
@@ -73,9 +74,11 @@ def _cut_cells(page: WorkbenchPage) -> list[tuple[str, str]]:
             table.initViewItemOption(option)
             option.rect = table.visualRect(index)
             table.itemDelegateForIndex(index).initStyleOption(option, index)
-            width = option.fontMetrics.horizontalAdvance(option.text)
-            if column.name == "state":  # the pill: text + 14 inside the cell less 8
-                room = option.rect.width() - 8 - 14
+            # fractional: Qt elides text a fraction of a pixel wider than its room
+            width = QFontMetricsF(option.font).horizontalAdvance(option.text)
+            if column.name == "state":  # the pill: text + 14 inside the cell less 8 (drawn
+                room = option.rect.width() - 8 - 14  # whole, not elided, in its pill)
+                width = option.fontMetrics.horizontalAdvance(option.text)
             else:
                 area = style.subElementRect(QStyle.SubElement.SE_ItemViewItemText, option, table)
                 room = area.width() - 2 * margin
