@@ -15,9 +15,16 @@ from __future__ import annotations
 import datetime
 from typing import Final
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QRect, Qt, QTimer
 from PySide6.QtGui import QColor, QResizeEvent, QShowEvent
-from PySide6.QtWidgets import QLabel, QStackedWidget, QTableWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QHeaderView,
+    QLabel,
+    QStackedWidget,
+    QTableWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from services.masking.json import mask_sensitive_text
 from services.time_range import zone_name
@@ -27,6 +34,9 @@ from widgets.workbench.detail_tables import plain_table, table_item
 
 TIMELINE_COLUMNS: Final = ("Time", "What", "By", "Detail")
 """The detail last: it takes the room left and wraps."""
+DETAIL_COLUMN: Final = 3
+ROW_PADDING: Final = 10
+"""A row's height beyond its text (as ``plain_table`` sizes one-line rows)."""
 KIND_LABELS: Final[dict[str, str]] = {
     "event": "flow",
     "dead_letter": "dead-letter",
@@ -93,8 +103,14 @@ class TimelineView(QWidget):
         self.table.setWordWrap(True)
         self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.table.setTextElideMode(Qt.TextElideMode.ElideNone)
-        # the details wrap to the column's width whenever it changes (shown, resized)
-        self.table.horizontalHeader().sectionResized.connect(self._fit_rows)
+        # rows as tall as their wrapped details whenever the column's width changes (a
+        # payment has at most a few hundred steps: measuring them is cheap)
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.table.horizontalHeader().sectionResized.connect(self._on_section_resized)
+        self._fit_timer = QTimer(self)  # dies with the view: never fires on a deleted table
+        self._fit_timer.setSingleShot(True)
+        self._fit_timer.setInterval(0)
+        self._fit_timer.timeout.connect(self.fit_rows)
         self.empty_label = QLabel("Nothing is known of this payment yet")
         self.empty_label.setObjectName("Placeholder")
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -107,6 +123,32 @@ class TimelineView(QWidget):
         column.addWidget(self.note)
         column.addWidget(self.stack, 1)
         self._muted = QColor(colors.TEXT_MUTED)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._fit_timer.start()  # once the layout has given the columns their widths
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit_timer.start()
+
+    def _on_section_resized(self, section: int, _old: int, _new: int) -> None:
+        if section == DETAIL_COLUMN:
+            self.fit_rows()
+
+    def fit_rows(self) -> None:
+        """Each row as tall as its detail wrapped to the Detail column's width."""
+        table = self.table
+        metrics = table.fontMetrics()
+        room = max(table.columnWidth(DETAIL_COLUMN) - ROW_PADDING, 20)
+        base = metrics.height() + ROW_PADDING
+        for row in range(table.rowCount()):
+            item = table.item(row, DETAIL_COLUMN)
+            text = item.text() if item is not None else ""
+            lines = metrics.boundingRect(
+                QRect(0, 0, room, 100_000), int(Qt.TextFlag.TextWordWrap), text
+            ).height()
+            table.setRowHeight(row, max(base, lines + ROW_PADDING))
 
     @property
     def trace(self) -> PaymentTrace | None:
@@ -126,17 +168,6 @@ class TimelineView(QWidget):
             )
             for row in range(table.rowCount())
         ]
-
-    def resizeEvent(self, event: QResizeEvent) -> None:
-        super().resizeEvent(event)
-        self._fit_rows()
-
-    def showEvent(self, event: QShowEvent) -> None:
-        super().showEvent(event)
-        self._fit_rows()
-
-    def _fit_rows(self, *_args: object) -> None:
-        self.table.resizeRowsToContents()
 
     def show_trace(self, trace: PaymentTrace | None) -> None:
         """Show ``trace`` (None: nothing yet)."""
@@ -169,7 +200,8 @@ class TimelineView(QWidget):
             who = table_item(mask_sensitive_text(step.operator) if step.operator else "")
             for col, item in enumerate((when, what, who, detail)):
                 table.setItem(row, col, item)
-        for col in range(3):
+        for col in range(DETAIL_COLUMN):
             table.resizeColumnToContents(col)
-        table.resizeRowsToContents()
+        self.fit_rows()
+        self._fit_timer.start()  # the Detail column's width once laid out
         self.stack.setCurrentWidget(table if trace.steps else self.empty_label)
