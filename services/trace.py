@@ -23,79 +23,23 @@ id is an identifier (:func:`services.masking.json.mask_identifier` when shown).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Final, Literal
+from dataclasses import replace
+from typing import Final
 
 import redis.asyncio as aioredis
 
 from services.config import Profile
 from services.flow.payment_events import PaymentEvent, PaymentEventStore
 from services.masking.json import mask_identifier, mask_sensitive_text
+from services.trace_model import PaymentTrace, StepKind, TracedEntry, TraceStep
 from services.workbench.codec import DeathRecord
 from services.workbench.death_history import earlier_hops
-from services.workbench.model import AuditRecord, EntryState, ParkedEntry
+from services.workbench.model import AuditRecord, ParkedEntry
 from services.workbench.store import ParkingStore
 
-StepKind = Literal["event", "dead_letter", "parked", "action"]
 _RANK: Final[dict[str, int]] = {"event": 0, "dead_letter": 1, "parked": 2, "action": 3}
 AUDIT_SCAN: Final = 100
 """The most audit records read per entry (the newest)."""
-
-
-@dataclass(frozen=True, slots=True)
-class TraceStep:
-    """One step of a payment's timeline.
-
-    ``what`` is the event's status, ``dead-lettered``, ``parked`` or the
-    action's name; ``detail`` the failure reason, the hop (``rejected in
-    payments.process``), where it was parked, or the action's note and result
-    (masked). ``exact``: False when the time is known to the second only.
-    ``after`` (actions): the statuses of the flow events that followed, up to
-    the next action.
-    """
-
-    at_ms: int
-    kind: StepKind
-    what: str
-    detail: str = ""
-    operator: str | None = None
-    dlq: str | None = None
-    entry_id: str | None = None
-    replayed: bool = False
-    exact: bool = True
-    after: tuple[str, ...] = ()
-    sort_ms: int = field(default=0, compare=False, repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class TracedEntry:
-    """A parked entry of the payment: where it is and in which state."""
-
-    dlq: str
-    entry_id: str
-    state: EntryState
-    parked_at_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentTrace:
-    """Everything known of one payment, oldest first."""
-
-    payment_id: str
-    steps: tuple[TraceStep, ...]
-    entries: tuple[TracedEntry, ...]
-    events_recorded: bool
-    """Whether the flow's record had events of it (it may have expired, or be off)."""
-
-    @property
-    def found(self) -> bool:
-        """Whether anything at all is known of the payment."""
-        return bool(self.steps)
-
-    @property
-    def shown_id(self) -> str:
-        """The payment id as shown to people."""
-        return mask_identifier(self.payment_id)
 
 
 async def trace_payment(client: aioredis.Redis, profile: Profile, payment_id: str) -> PaymentTrace:
@@ -245,3 +189,13 @@ def _with_after(steps: Sequence[TraceStep]) -> tuple[TraceStep, ...]:
         if after:
             out[i] = replace(step, after=tuple(after))
     return tuple(out)
+
+
+__all__ = [
+    "PaymentTrace",
+    "StepKind",
+    "TraceStep",
+    "TracedEntry",
+    "entries_of_payment",
+    "trace_payment",
+]

@@ -3,7 +3,8 @@
 ``make screenshots`` (offscreen): starts the demo simulator with an incident,
 opens the console on the demo profile, lets the flow run, and saves PNGs
 under ``docs/screenshots/``: the live console during the incident (alert
-banner and marks), the workbench, the alerts page, the snapshot dialog
+banner and marks), the workbench grouped by cause, a failed payment's timeline
+(its id entered in the search box), the alerts page, the snapshot dialog
 pre-filled with the incident, and the snapshot's report.html rendered by
 headless Chromium when it is installed (``apt-get install chromium``).
 """
@@ -24,6 +25,8 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import qasync
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QWidget
 
 from app.console import ConsoleSession, DemoSimulator
@@ -31,6 +34,7 @@ from app.ui_state import UiState
 from services.config import ENV_AMQP_URL, ENV_REDIS_URL, load_profile
 from services.demo.topology import declare_demo_topology_at
 from widgets.common.theme import apply_theme
+from widgets.main_window import MainWindow
 from widgets.snapshot.dialog import SnapshotState
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
@@ -78,9 +82,21 @@ async def live_console(seconds: float, state_path: Path) -> None:
         view = window.workbench.table_view
         view.refresh()
         await asyncio.sleep(0.5)
-        view.table.selectRow(0)
-        await asyncio.sleep(1.5)
+        # The largest failure group chosen in the group panel, as an operator does first.
+        # (Unfiltered, the newest second of dead letters would fill the table, each showing
+        # its dead-letter reason until the parker looks its payment up on the flow again,
+        # 2 s after parking: the flow's events are recorded about once a second.)
+        await asyncio.sleep(3.0)
+        panel = view.group_panel
+        items = panel.group_items()
+        if items:
+            rect = panel.list.visualItemRect(items[0])
+            QTest.mouseClick(panel.list.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+        await asyncio.sleep(1.0)
         save(window, "workbench.png")
+        if items:  # all groups again
+            QTest.mouseClick(panel.list.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+        await timeline_screen(window)
 
         await asyncio.sleep(max(0.0, seconds * 0.3 - 3))
         session.live.alerts.refresh_log()
@@ -92,6 +108,28 @@ async def live_console(seconds: float, state_path: Path) -> None:
         simulator.stop()
         window.close()
         await runner
+
+
+async def timeline_screen(window: MainWindow) -> None:
+    """A failed payment's timeline, opened as an operator does: its id typed into the
+    search box and Enter (the pane opens on the Timeline tab)."""
+    page = window.workbench
+    view = page.table_view
+    model = view.model
+    rows = [model.summary_at(r) for r in range(min(model.rowCount(), 200))]
+    flow = [s for s in rows if s.cause_source == "flow" and s.payment_id]
+    chosen = (flow or [s for s in rows if s.payment_id] or [None])[0]
+    if chosen is None or chosen.payment_id is None:
+        print("no parked payment: no timeline screenshot")
+        return
+    view.search_box.setFocus()
+    QTest.keyClicks(view.search_box, chosen.payment_id)
+    QTest.keyClick(view.search_box, Qt.Key.Key_Return)
+    await asyncio.sleep(2.5)
+    save(window, "workbench-timeline.png")
+    view.search_box.clear()
+    QTest.keyClick(view.search_box, Qt.Key.Key_Return)
+    page.set_detail_open(False)
 
 
 def save(widget: QWidget, name: str) -> Path:

@@ -15,6 +15,8 @@ from PySide6.QtCore import QObject, QTimer, Slot
 from PySide6.QtWidgets import QMessageBox
 from qasync import asyncSlot
 
+from app.controllers.payment_timeline import PaymentTimelines
+from app.flow_causes import flow_failure_lookup
 from services.config import Profile
 from services.links.redis import describe_redis_error
 from services.links.redis_client import make_redis_client
@@ -83,6 +85,7 @@ class WorkbenchController(QObject):
         self._loaded = False
         self._audit_timer = QTimer(self)
         self._audit_timer.setInterval(AUDIT_REFRESH_MS)
+        self.timelines = PaymentTimelines(self.page, profile, lambda: self.redis, self)
         self._connect_signals()
 
     def _connect_signals(self) -> None:
@@ -92,6 +95,7 @@ class WorkbenchController(QObject):
         view.action_requested.connect(self.on_action_requested)
         self.page.detail.action_requested.connect(self.on_detail_action_requested)
         self.window.audit_panel.entry_activated.connect(self.on_entry_activated)
+        view.payment_entered.connect(self.timelines.on_payment_entered)
         self._audit_timer.timeout.connect(self.on_audit_timer)
 
     # -- life cycle -------------------------------------------------------------------
@@ -237,9 +241,10 @@ class WorkbenchController(QObject):
     async def _apply(self, dlq: str, changes: list[Change]) -> None:
         store = self.store
         assert store is not None
-        new_ids = []
+        new_ids = []  # rows to read: new entries, and a cause the flow told after parking
         for change in changes:
-            if change.op == "park" and self.index.find(change.entry_id) is None:
+            new = change.op == "park" and self.index.find(change.entry_id) is None
+            if new or change.op == "cause":
                 new_ids.append(change.entry_id)
             else:
                 self.index.update_state(change.entry_id, change.state, change.operator)
@@ -273,7 +278,11 @@ class WorkbenchController(QObject):
         store = self.store
         assert store is not None
         runner = ParkingRunner(
-            self.profile, store, self.profile.dead_letter_queues, on_problem=self._parking_problem
+            self.profile,
+            store,
+            self.profile.dead_letter_queues,
+            on_problem=self._parking_problem,
+            flow_failures=flow_failure_lookup(store.redis, self.profile),
         )
         try:
             await runner.check_store()
@@ -336,6 +345,7 @@ class WorkbenchController(QObject):
         self.page.detail.show_entry(entry)
         if entry is not None:
             self.page.detail.show_audit(await self.store.read_audit(dlq, 50, entry_id=entry_id))
+            await self.timelines.show_for(entry)
 
     @asyncSlot()
     async def on_audit_timer(self) -> None:

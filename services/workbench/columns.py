@@ -39,9 +39,11 @@ class EntryColumn:
     :class:`EntrySummary` that holds the value (of the :class:`ParkedEntry`
     for ``detail`` columns). ``title`` heads the console's table, ``cli_title``
     (``cli_width`` characters wide) the CLI's list. ``table``, ``cli`` and
-    ``csv`` say which views show it; ``searchable`` columns are matched by
-    the free-text search; ``max_bytes`` is the widest an ``id`` column is
-    kept in the index (longer values are kept whole beside it).
+    ``csv`` say which views show it (``table_hidden``: the console's table
+    offers it in its column chooser but does not show it until chosen);
+    ``searchable`` columns are matched by the free-text search; ``max_bytes``
+    is the widest an ``id`` column is kept in the index (longer values are
+    kept whole beside it).
     """
 
     name: str
@@ -50,6 +52,7 @@ class EntryColumn:
     title: str
     tooltip: str = ""
     table: bool = False
+    table_hidden: bool = False
     cli_title: str = ""
     cli_width: int = 0
     csv: bool = False
@@ -157,6 +160,7 @@ COLUMNS: Final[tuple[EntryColumn, ...]] = (
         "Reason",
         "Why it was dead-lettered (x-death)",
         table=True,
+        table_hidden=True,  # the cause says more; it is the cause when nothing else is known
         cli_title="REASON",
         cli_width=14,
         csv=True,
@@ -169,9 +173,7 @@ COLUMNS: Final[tuple[EntryColumn, ...]] = (
         "Cause",
         "Why the payment failed: its failure event on the flow, else the message's own"
         " error, else the dead-letter reason",
-        # Not in the console's table yet: one more column folds the detail pane at
-        # 1600x1000 (tests/widgets/workbench/test_page.py); the GUI's layout comes first.
-        table=False,
+        table=True,
         cli_title="CAUSE",
         cli_width=32,
         csv=True,
@@ -213,6 +215,7 @@ COLUMNS: Final[tuple[EntryColumn, ...]] = (
         "Routing key",
         "The original routing key",
         table=True,
+        table_hidden=True,  # the queue says nearly as much
         csv=True,
         searchable=True,
     ),
@@ -253,6 +256,7 @@ COLUMNS: Final[tuple[EntryColumn, ...]] = (
         "Last operator",
         "Who last acted on the entry",
         table=True,
+        table_hidden=True,  # the state's tooltip and the audit trail say it too
         cli_title="BY",
         cli_width=10,
         csv=True,
@@ -264,6 +268,8 @@ COLUMNS: Final[tuple[EntryColumn, ...]] = (
 
 COLUMN: Final[dict[str, EntryColumn]] = {column.name: column for column in COLUMNS}
 TABLE_COLUMNS: Final = tuple(column for column in COLUMNS if column.table)
+TABLE_HIDDEN: Final = frozenset(column.name for column in TABLE_COLUMNS if column.table_hidden)
+"""The console table's columns an operator turns on from the header's menu."""
 CLI_COLUMNS: Final = tuple(column for column in COLUMNS if column.cli)
 CSV_COLUMNS: Final = tuple(column for column in COLUMNS if column.csv)
 SORT_KEYS: Final[tuple[SortKey, ...]] = tuple(c.name for c in COLUMNS if c.sortable)

@@ -403,6 +403,19 @@ class EntryIndex:
         """State codes (indexes into :data:`STATES`) of ``positions``."""
         return self._state[positions]
 
+    def category_codes(
+        self, name: str, rows: Rows
+    ) -> tuple[npt.NDArray[np.int32], list[str | None]]:
+        """A category column at ``rows``: its codes, and the values they stand for."""
+        return self._codes[name][rows], self._dicts[name].values
+
+    def row_numbers(
+        self, rows: Rows
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int8]]:
+        """``dead_lettered_at_ms``, ``amount_value`` (NaN: none) and the state code
+        (into :data:`STATES`) of ``rows``."""
+        return self._dead[rows], self._amount[rows], self._state[rows]
+
     def dead_lettered_range(self) -> tuple[int, int] | None:
         """The oldest and newest ``dead_lettered_at_ms`` (None when empty)."""
         if not self._n:

@@ -231,7 +231,13 @@ async def test_an_operator_handles_an_incident_through_the_console(
         )
         steps.save(window, "requeued-one")
 
-        # 4. Retry a group (the expired ones) in 1 min, with a note.
+        # 4. Retry a group (the expired ones) in 1 min, with a note: grouped by reason
+        # (the panel groups by cause at first), chosen with the keyboard.
+        choice = view.group_panel.choice
+        assert choice.currentText() == "Cause"
+        choice.setFocus()
+        QTest.keyClicks(choice, "Reason")
+        assert view.group_panel.by == "reason"
         click_group(view, "expired")
         expired = stats.expired
         await eventually(lambda: view.model.rowCount() == expired, 10, "only expired rows")

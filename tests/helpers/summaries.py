@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import uuid
 
+from services.workbench.cause import Cause, CauseSource, dead_letter_cause
 from services.workbench.model import EntryState, EntrySummary
 from tests.benchmarks.common import MERCHANTS
 
@@ -24,6 +25,23 @@ STATE_MIX = (
     (EntryState.CLAIMED, 0.02),
 )
 NOW_MS = 1_716_000_000_000
+CAUSES: tuple[tuple[str, CauseSource, float], ...] = (
+    ("acquirer outage: acq-{n} refused the connection (10.20.0.1{n}:8443)", "flow", 0.45),
+    ("acquirer timeout after {ms} ms on acq-{n}", "flow", 0.2),
+    ("risk engine unavailable: HTTP 503 from risk-{n} after {ms} ms", "flow", 0.12),
+    ("schema validation failed: amount {n}.{d} has more than 2 decimals", "message", 0.08),
+)
+"""The demo's causes (see services.demo.failures); the rest have the dead-letter reason."""
+
+
+def _cause(rng: random.Random, reason: str) -> Cause:
+    pick, total = rng.random(), 0.0
+    for text, source, weight in CAUSES:
+        total += weight
+        if pick < total:
+            n, ms, d = rng.randint(1, 6), rng.randint(800, 4000), rng.randint(100, 999)
+            return Cause.of(text.format(n=n, ms=ms, d=d), source)
+    return dead_letter_cause(reason)
 
 
 def _weighted(rng: random.Random, choices):
@@ -38,6 +56,7 @@ def _weighted(rng: random.Random, choices):
 def realistic_summaries(n: int, seed: int = 42, now_ms: int = NOW_MS) -> list[EntrySummary]:
     """``n`` rows like an incident's: six hours of dead letters, mostly still parked."""
     rng = random.Random(seed)
+    causes = random.Random(seed + 1)  # its own draws: the other fields stay as they were
     start = now_ms - 6 * 3600 * 1000
     rows = []
     for i in range(n):
@@ -72,4 +91,5 @@ def realistic_summaries(n: int, seed: int = 42, now_ms: int = NOW_MS) -> list[En
                 message_id=str(uuid.UUID(int=rng.getrandbits(128))),
             )
         )
+        rows[-1] = rows[-1].with_cause(_cause(causes, rows[-1].reason))
     return rows

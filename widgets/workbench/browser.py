@@ -6,13 +6,17 @@ through a :class:`~widgets.workbench.table_model.FailedPaymentsModel` in an
 (debounced) with the action buttons, a
 :class:`~widgets.workbench.filter_bar.FilterBar` (state, reason, queue, DLQ,
 merchant, dead-lettered time range, amount range), a
-:class:`~widgets.workbench.group_panel.GroupByPanel` (counts per reason /
-queue / merchant / state / DLQ; a click filters to a group) and a count line.
+:class:`~widgets.workbench.group_panel.GroupByPanel` (counts per cause - the
+failure group, with its amount at risk, merchants and first/last seen - /
+reason / queue / merchant / state / DLQ; a click filters to a group) and a
+count line.
 Every filter is one :class:`~services.workbench.query.Query` run by the index
 with numpy on the UI thread, fast enough at a million rows.
 
 It never acts itself. It emits intents with plain data:
-``selection_changed(list[str])`` (entry ids) and ``action_requested(str,
+``selection_changed(list[str])`` (entry ids), ``payment_entered(str)`` (Enter
+on one word in the search box: the app opens that payment's timeline when it
+knows the payment) and ``action_requested(str,
 ActionTarget)`` - "requeue", "retry" or "cancel" on the selected entries, or
 on everything matching the filter or a group (a :class:`Query` target).
 ``set_read_only(True)`` disables every action.
@@ -59,6 +63,7 @@ from PySide6.QtWidgets import (
 from services.masking.json import mask_sensitive_text
 from services.workbench.actions.names import Action
 from services.workbench.index import STATES, EntryIndex
+from services.workbench.index_groups import failure_group_stats
 from services.workbench.index_storage import Rows
 from services.workbench.query import ActionTarget, GroupBy, GroupValue, Query
 from widgets.common import colors
@@ -66,10 +71,18 @@ from widgets.common.menus import popup_menu
 from widgets.workbench.action_texts import ACTION_TEXT, READ_ONLY_TIP
 from widgets.workbench.entries_table import EntriesTable
 from widgets.workbench.filter_bar import FilterBar, FilterOption, FilterScroll
-from widgets.workbench.group_panel import GROUP_CHOICES, GroupByPanel, as_group_by, group_label
+from widgets.workbench.group_panel import (
+    GROUP_CHOICES,
+    MAX_GROUPS_SHOWN,
+    GroupByPanel,
+    as_group_by,
+    group_label,
+)
 from widgets.workbench.table_model import COLUMNS, FailedPaymentsModel
 
 SEARCH_DEBOUNCE_MS: Final = 150
+GROUP_PANEL_WIDTH: Final = 230
+"""The group panel's first width: a failure group's name and numbers on a few lines."""
 MIN_REFRESH_INTERVAL_MS: Final = 250
 
 
@@ -94,6 +107,8 @@ class FailedPaymentsView(QWidget):
     action_requested = Signal(str, object)
     entry_activated = Signal(str)
     query_changed = Signal(object)
+    payment_entered = Signal(str)
+    """Enter in the search box on one word: it may be a payment id (its timeline)."""
 
     def __init__(self, index: EntryIndex | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -119,7 +134,7 @@ class FailedPaymentsView(QWidget):
         self.splitter.addWidget(self.group_panel)
         self.splitter.setStretchFactor(0, 1)
         self.splitter.setStretchFactor(1, 0)
-        self.splitter.setSizes([1080, 200])
+        self.splitter.setSizes([1080, GROUP_PANEL_WIDTH])
         self.group_panel.setMinimumWidth(160)
         self._build_status_strip()
         self._build_unavailable_note()
@@ -265,7 +280,7 @@ class FailedPaymentsView(QWidget):
     def _connect_signals(self) -> None:
         """All of the view's own wiring, in one place."""
         self.search_box.textChanged.connect(self._on_search_edited)
-        self.search_box.returnPressed.connect(self._apply_filters)
+        self.search_box.returnPressed.connect(self._on_search_entered)
         self._search_timer.timeout.connect(self._apply_filters)
         self.filter_bar.filters_edited.connect(self._on_filters_edited)
         self.filter_bar.clear_button.clicked.connect(self.clear_filters)
@@ -322,6 +337,11 @@ class FailedPaymentsView(QWidget):
     def refresh(self) -> None:
         """Run the query again (rows added, states changed), keeping selection and scroll."""
         self._refresh_timer.stop()
+        if self._search_timer.isActive():  # the operator's edits not applied yet: with them
+            self._search_timer.stop()  # (a refresh would set the filters back to the query)
+            query = self.filter_bar.apply_to(replace(self.model.query, text=self.search_box.text()))
+            self._run(query)
+            return
         self._run(self.model.query)
 
     @Slot()
@@ -410,6 +430,18 @@ class FailedPaymentsView(QWidget):
         new = () if query.group_values(group) == chosen else chosen
         self._run(query.with_group(group, new))
 
+    @Slot(str)
+    def select_entry(self, entry_id: str) -> bool:
+        """Select one entry's row and bring it into view; False when the table does not
+        show it (not loaded, or filtered out)."""
+        rows = self.model.table_rows(self.index.positions([entry_id]))
+        if not len(rows):
+            return False
+        row = int(rows[0])
+        self.table.selectRow(row)
+        self.table.scrollTo(self.model.index_at(row, 0))
+        return True
+
     @Slot()
     def select_all_in_group(self) -> None:
         """Select every row of the group the table is filtered to."""
@@ -430,6 +462,12 @@ class FailedPaymentsView(QWidget):
 
     def _on_filters_edited(self) -> None:
         self._search_timer.start()
+
+    def _on_search_entered(self) -> None:
+        self._apply_filters()
+        words = self.search_box.text().split()
+        if len(words) == 1:
+            self.payment_entered.emit(words[0])
 
     def _apply_filters(self) -> None:
         self._search_timer.stop()
@@ -481,7 +519,12 @@ class FailedPaymentsView(QWidget):
         # Facet counts: the other filters apply, this column's own filter does not,
         # so every group stays visible (and clickable) while one is chosen.
         rows = self.index.matching(query.without_group(by))
-        self.group_panel.show_groups(self.index.group_counts(by, rows), query.group_values(by))
+        pairs = self.index.group_counts(by, rows)
+        stats = None
+        if by == "failure_group":  # each group's amount at risk, merchants, first/last seen
+            found = failure_group_stats(self.index, rows, groups=MAX_GROUPS_SHOWN)
+            stats = {s.group: s for s in found}
+        self.group_panel.show_groups(pairs, query.group_values(by), stats)
 
     def _filter_options(self, by: GroupBy) -> list[FilterOption]:
         """Values for a filter menu with their counts under the other filters."""
@@ -604,6 +647,7 @@ class FailedPaymentsView(QWidget):
         if clicked.isValid():
             column = COLUMNS[clicked.column()].name
             by_column: dict[str, GroupBy] = {
+                "cause": "failure_group",
                 "reason": "reason",
                 "origin_queue": "origin_queue",
                 "merchant": "merchant",
@@ -614,9 +658,9 @@ class FailedPaymentsView(QWidget):
                 summary = self.model.summary_at(clicked.row())
                 value: GroupValue = summary.state if by == "state" else getattr(summary, by)
                 menu.addSeparator()
+                what = dict(GROUP_CHOICES)[by].lower() if by != "failure_group" else "cause"
                 menu.addAction(
-                    f"Show only {COLUMNS[clicked.column()].title.lower()}"
-                    f" “{group_label(by, value)}”",
+                    f"Show only {what} “{group_label(by, value)}”",
                     lambda: self._run(self.model.query.with_group(by, {value})),
                 )
         menu.addSeparator()

@@ -1,8 +1,11 @@
-"""One parked entry in full: payment header, body, properties, headers, x-death, audit trail.
+"""One parked entry in full: payment header and cause, body, properties, headers, x-death,
+audit trail, and the payment's whole story (Timeline).
 
 ``EntryDetailPane`` takes a :class:`~services.workbench.model.ParkedEntry` (plain
-data) through ``show_entry`` and this entry's audit records through
-``show_audit``; its Requeue / Retry… / Cancel… buttons emit
+data) through ``show_entry``, this entry's audit records through ``show_audit``
+and its payment's :class:`~services.trace_model.PaymentTrace` through
+``show_timeline``; ``show_payment`` shows the timeline of a payment that has no
+parked entry. Its Requeue / Retry… / Cancel… buttons emit
 ``action_requested(name)`` (the app knows which entry is shown).
 
 Everything shown is masked: card numbers to the first 6 / last 4 digits, CVV
@@ -38,6 +41,7 @@ from PySide6.QtWidgets import (
 
 from services.config import FieldPaths
 from services.masking.json import IdTree, id_tree, mask_identifier, mask_sensitive_text
+from services.trace_model import PaymentTrace
 from services.workbench.actions.names import Action
 from services.workbench.body_format import BodyView, FormattedBody, format_body, format_size
 from services.workbench.death_history import earlier_hops
@@ -63,6 +67,8 @@ from widgets.workbench.detail_tables import (
     short_time,
     table_item,
 )
+from widgets.workbench.table_model import cause_tooltip
+from widgets.workbench.timeline import TimelineView
 
 READ_ONLY_REASON: Final = "Read-only console: actions are disabled"
 NO_ENTRY_TEXT: Final = "Select a failed payment to see its body, headers and history"
@@ -126,9 +132,15 @@ class EntryDetailPane(QWidget):
         content_column.addWidget(self.header_frame)
         content_column.addWidget(self.tabs, 1)
         self.content = content
+        self.payment_title = QLabel()  # a payment with no parked entry: its timeline alone
+        self.payment_title.setObjectName("PaymentId")
+        self.payment_title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.payment_timeline = TimelineView()
+        self.payment_page = self._padded(self.payment_title, self.payment_timeline)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.placeholder)
         self.stack.addWidget(self.content)
+        self.stack.addWidget(self.payment_page)
         column = QVBoxLayout(self)
         column.setContentsMargins(0, 0, 0, 0)
         column.addWidget(self.stack)
@@ -205,6 +217,7 @@ class EntryDetailPane(QWidget):
         column.addWidget(self.payment_label)
         column.addLayout(money)
         column.addSpacing(2)
+        column.addLayout(grid.cause_row)
         column.addLayout(grid)
         column.addWidget(self.last_error_label)
         column.addSpacing(2)
@@ -214,8 +227,8 @@ class EntryDetailPane(QWidget):
         """Two fact columns when the header is wide enough for every value in full."""
         margins = self.header_frame.contentsMargins()
         layout_margins = self.header_frame.layout().contentsMargins()  # type: ignore[union-attr]
-        width = (
-            self.header_frame.width()
+        width = (  # the pane's width: at a resize, the header's may not follow it yet
+            self.width()
             - margins.left()
             - margins.right()
             - layout_margins.left()
@@ -347,6 +360,10 @@ class EntryDetailPane(QWidget):
         self.audit_stack.addWidget(self.audit_empty_label)
         self.tabs.addTab(self._padded(self.audit_stack), "Audit")
 
+        # The payment's whole story (the app fills it from services.trace).
+        self.timeline = TimelineView()
+        self.tabs.addTab(self.timeline, "Timeline")
+
     @staticmethod
     def _padded(*widgets: QWidget) -> QWidget:
         page = QWidget()
@@ -410,6 +427,7 @@ class EntryDetailPane(QWidget):
         if previous is None or previous.entry_id != entry.entry_id:
             self.audit_model.clear()
             self._update_audit_tab()
+            self.show_timeline(None)
         self.stack.setCurrentWidget(self.content)
         self._render_header(entry)
         key = (entry.entry_id, entry.fingerprint)
@@ -432,6 +450,26 @@ class EntryDetailPane(QWidget):
             return
         self.audit_model.set_records(r for r in records if entry.entry_id in r.entry_ids)
         self._update_audit_tab()
+
+    @Slot(object)
+    def show_timeline(self, trace: PaymentTrace | None) -> None:
+        """The shown entry's payment, its whole story (None: not known yet)."""
+        self.timeline.show_trace(trace)
+        count = self.timeline.step_count
+        index = self.tabs.indexOf(self.timeline)
+        self.tabs.setTabText(index, f"Timeline ({count})" if count else "Timeline")
+
+    @Slot(object)
+    def show_payment(self, trace: PaymentTrace) -> None:
+        """A payment with no parked entry: its timeline alone, in place of an entry."""
+        self.show_entry(None)
+        self.payment_title.setText(f"{trace.shown_id} · not in the workbench")
+        self.payment_timeline.show_trace(trace)
+        self.stack.setCurrentWidget(self.payment_page)
+
+    def show_timeline_tab(self) -> None:
+        """Bring the Timeline tab to the front."""
+        self.tabs.setCurrentWidget(self.timeline)
 
     def set_id_paths(self, paths: Sequence[str]) -> None:
         """Where the profile's bodies hold identifiers (``FieldPaths.id_paths``): shown as ids."""
@@ -501,6 +539,8 @@ class EntryDetailPane(QWidget):
         self.merchant_label.set_full_text(merchant)
         self.merchant_label.setToolTip(merchant)
 
+        self.facts_grid.cause.setText(mask_sensitive_text(summary.cause) or "—")
+        self.facts_grid.cause.setToolTip(cause_tooltip(summary))
         dead_at = format_local_time(summary.dead_lettered_at_ms)
         facts = {
             "reason": summary.reason or "—",

@@ -1,12 +1,14 @@
-"""The detail header's facts (reason, origin queue, attempts, …): caption/value pairs laid
-out in two columns where every value fits whole, one under the other in a narrow pane."""
+"""The detail header's facts: the cause on a line of its own (wrapped, never cut; where it
+came from in its tooltip), then caption/value pairs (reason, origin queue, attempts, …)
+laid out in two columns where every value fits whole, one under the other in a narrow
+pane."""
 
 from __future__ import annotations
 
 from typing import Final
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QGridLayout, QLabel
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel
 
 from widgets.common.elided_label import ElidedLabel
 
@@ -35,7 +37,8 @@ def text_width(label: ElidedLabel) -> int:
 
 class FactsGrid(QGridLayout):
     """``labels[key]``: each fact's value (elided only where even one column is too narrow,
-    selectable); :meth:`fit` picks two columns or one for the width there is."""
+    selectable); ``cause`` in ``cause_row``: the cause, laid out over the grid;
+    :meth:`fit` picks two columns or one for the width there is."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -43,6 +46,18 @@ class FactsGrid(QGridLayout):
         self.setVerticalSpacing(3)
         self.labels: dict[str, ElidedLabel] = {}
         self._pairs: list[tuple[QLabel, ElidedLabel]] = []
+        self.cause_caption = QLabel("Cause")
+        self.cause_caption.setObjectName("FactCaption")
+        self.cause = QLabel()
+        self.cause.setObjectName("FactValue")
+        self.cause.setWordWrap(True)
+        self.cause.setTextFormat(Qt.TextFormat.PlainText)
+        self.cause.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # Over the grid, not in it: a long cause would widen the grid's first columns.
+        self.cause_row = QHBoxLayout()
+        self.cause_row.setSpacing(10)
+        self.cause_row.addWidget(self.cause_caption, 0, Qt.AlignmentFlag.AlignTop)
+        self.cause_row.addWidget(self.cause, 1)
         for key, caption in FACTS:
             caption_label = QLabel(caption)
             caption_label.setObjectName("FactCaption")
@@ -58,12 +73,17 @@ class FactsGrid(QGridLayout):
         """Two fact columns when ``width`` holds every value in full, else one."""
         spacing = self.horizontalSpacing()
         needed = 0
+        values_width = []
         for col in range(2):
             pairs = self._pairs[col::2]
             captions = max(c.sizeHint().width() for c, _ in pairs)
             values = max(text_width(v) for _, v in pairs)
+            values_width.append(values)
             needed += captions + spacing + values
-        self._place(2 if needed + spacing <= width else 1)
+        columns = 2 if needed + spacing <= width else 1
+        self._place(columns)
+        for col, values in enumerate(values_width):  # two: each value column its text's width
+            self.setColumnMinimumWidth(col * 2 + 1, values if columns == 2 else 0)
 
     def _place(self, columns: int) -> None:
         if columns == self.columns:

@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from services.workbench.columns import TABLE_HIDDEN
 from services.workbench.index_storage import Rows
 from services.workbench.model import EntryState
 from widgets.common import colors
@@ -56,21 +57,31 @@ from widgets.workbench.table_model import (
 )
 
 ROW_HEIGHT: Final = 26
-HIDDEN_BY_DEFAULT: Final = frozenset({"routing_key"})
-"""Columns an operator turns on from the header's menu (the queue says nearly as much)."""
+HIDDEN_BY_DEFAULT: Final = TABLE_HIDDEN
+"""Columns an operator turns on from the header's menu (``services.workbench.columns``)."""
 CONTENT_ROWS: Final = 300
 """How many rows the widths are fitted to."""
+FLOORED: Final = frozenset({"payment_id", "merchant", "amount"})
+"""Columns never fitted narrower than their sample: an incident's first rows are alike,
+and the payment, merchant and amount of the rows after them must show whole."""
 MAX_FITTED_WIDTH: Final = 280
+GIVES_WAY: Final = "cause"
+"""The column that narrows (elided) when the columns are wider than the table: the
+cause is long, and its tooltip and the detail pane show it whole."""
+GIVES_WAY_MAX: Final = 560
+"""The widest the cause column is fitted (the demo's causes whole at 1600 px)."""
+GIVES_WAY_FLOOR: Final = 32
 ITEM_PADDING: Final = 3
 """A cell's padding each side: ``QTableView#EntriesTable::item`` in resources/style.qss."""
 
 COLUMN_SAMPLES: Final[dict[str, str]] = {
     # the widest usual text of each column: the table sizes its columns to fit these
     "dead_lettered_at": "May 17 14:03:07",
-    "payment_id": "pay_d8d8d8d8d8d8d8",
+    "payment_id": "pay_d8d8d8d8d8d8d8d8",
     "merchant": "Umbrella Pharmacy",
     "amount": "1,234.56 EUR",
     "reason": "delivery_limit",
+    "cause": "acquirer timeout after 3012 ms on acq-7",
     "origin_queue": "payments.authorize",
     "routing_key": "payment.refund",
     "attempts": "Attempts",
@@ -215,6 +226,8 @@ class EntriesTable(QTableView):
         self.header_menu: QMenu | None = None
         self._sizing = False  # the table sizes columns itself (not the operator)
         self._fitted_to_content = False
+        self._operator_sized = False  # widths the operator chose (dragged, restored) stay
+        self._text_widths: dict[str, int] = {}  # the text widths the columns were sized to
         self._natural: dict[int, int] = {}  # widths before the last column stretched
         self.doubleClicked.connect(lambda index: self.activated_row.emit(index.row()))
         self.setModel(model)
@@ -241,6 +254,12 @@ class EntriesTable(QTableView):
 
     def fit_columns_to_content(self) -> None:
         """Size every column to its header and the widest text of the first rows shown."""
+        self._set_widths(self._content_widths())
+        self._fitted_to_content = True
+
+    def _content_widths(self) -> dict[str, int]:
+        """Each column's widest text among the first rows shown (its sample when none,
+        and at least its sample for :data:`FLOORED` columns)."""
         self.ensurePolished()  # the stylesheet's font, not the default one
         metrics = self.fontMetrics()
         model = self._entries
@@ -252,21 +271,38 @@ class EntriesTable(QTableView):
                 texts |= set(STATE_LABELS.values())
             widest = max((metrics.horizontalAdvance(t) for t in texts), default=0)
             sample = metrics.horizontalAdvance(COLUMN_SAMPLES.get(column.name, ""))
-            widths[column.name] = max(widest, sample if not texts else 0)
-        self._set_widths(widths)
-        self._fitted_to_content = True
+            floored = not texts or column.name in FLOORED
+            cap = GIVES_WAY_MAX if column.name == GIVES_WAY else MAX_FITTED_WIDTH
+            widths[column.name] = min(max(widest, sample if floored else 0), cap)
+        return widths
+
+    def _grow_to_content(self) -> None:
+        """New rows wider than the columns (an incident's later merchants, amounts,
+        causes): the columns grow to show them whole; they never shrink under the eyes."""
+        if self._operator_sized:
+            return
+        fitted = self._text_widths
+        wider = {
+            name: width
+            for name, width in self._content_widths().items()
+            if width > fitted.get(name, 0)
+        }
+        if wider:
+            self._set_widths({**fitted, **wider})
 
     def _set_widths(self, text_widths: dict[str, int]) -> None:
+        self._text_widths = dict(text_widths)
         header = self.horizontalHeader()
         header_metrics = header.fontMetrics()
         hidden = [i for i in range(len(COLUMNS)) if header.isSectionHidden(i)]
         # the style keeps a margin inside the padding: text narrower than this is elided
         margin = self.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, self)
-        padding = 2 * (ITEM_PADDING + margin + 1)
+        padding = 2 * (ITEM_PADDING + margin + 1) + 1  # + text drawn at fractional widths
         self._sizing = True
         try:
             for position, column in enumerate(COLUMNS):
-                text = min(text_widths.get(column.name, 0), MAX_FITTED_WIDTH) + padding
+                widest = GIVES_WAY_MAX if column.name == GIVES_WAY else MAX_FITTED_WIDTH
+                text = min(text_widths.get(column.name, 0), widest) + padding
                 if column.name == "state":
                     text += 22 - padding  # the pill: 14 px of ends, 8 px from the cell's edges
                 arrow = 14 if column.sort_key == self._entries.query.sort_key else 0
@@ -278,14 +314,48 @@ class EntriesTable(QTableView):
                 header.setSectionHidden(position, True)
         finally:
             self._sizing = False
+        self._give_way()
         self.columns_changed.emit()
+
+    def _give_way(self) -> None:
+        """Narrow the :data:`GIVES_WAY` column (down to a floor) as far as the others need
+        to stay whole in the table's width; its own width again when there is room."""
+        header = self.horizontalHeader()
+        position = COLUMN_NAMES.index(GIVES_WAY)
+        natural = self._natural.get(position)
+        if natural is None or header.isSectionHidden(position):
+            return
+        others = sum(
+            self._natural.get(i, self.columnWidth(i))
+            for i in range(len(COLUMNS))
+            if i != position and not header.isSectionHidden(i)
+        )
+        room = self.viewport().width() - others
+        width = max(GIVES_WAY_FLOOR, min(natural, room))
+        if header.sectionSize(position) != width:
+            self._sizing = True
+            try:
+                self.setColumnWidth(position, width)
+            finally:
+                self._sizing = False
 
     def _on_section_resized(self, section: int, _old: int, new: int) -> None:
         dragging = QApplication.mouseButtons() & Qt.MouseButton.LeftButton
-        if not self._sizing and dragging:
+        if not self._sizing and dragging and section != self._last_shown():
             self._fitted_to_content = True  # the operator chose a width: keep it
+            self._operator_sized = True
             self._natural[section] = new
             self.columns_changed.emit()
+
+    def _last_shown(self) -> int | None:
+        """The rightmost shown column: it stretches to the table's edge, so its width
+        changes with the table's (a click elsewhere while the pane opens is no choice)."""
+        header = self.horizontalHeader()
+        for visual in range(header.count() - 1, -1, -1):
+            logical = header.logicalIndex(visual)
+            if not header.isSectionHidden(logical):
+                return logical
+        return None
 
     def preferred_width(self) -> int:
         """The width that shows every visible column whole (and the scroll bar)."""
@@ -295,7 +365,18 @@ class EntriesTable(QTableView):
             for i in range(len(COLUMNS))
             if not header.isSectionHidden(i)
         )
-        return columns + self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
+        bar = self.verticalScrollBar()
+        bar_width = max(bar.sizeHint().width(), bar.width() if bar.isVisible() else 0)
+        return columns + bar_width + 2 * self.frameWidth()
+
+    def narrowest_width(self) -> int:
+        """The width that shows every visible column whole but the one that gives way
+        (:data:`GIVES_WAY`, at its floor)."""
+        position = COLUMN_NAMES.index(GIVES_WAY)
+        natural = self._natural.get(position, 0)
+        if self.horizontalHeader().isSectionHidden(position) or natural <= GIVES_WAY_FLOOR:
+            return self.preferred_width()
+        return self.preferred_width() - natural + GIVES_WAY_FLOOR + 8  # the pill's ends
 
     # ------------------------------------------------------------------ columns
 
@@ -316,6 +397,7 @@ class EntriesTable(QTableView):
 
     def set_column_shown(self, name: str, shown: bool) -> None:
         self.horizontalHeader().setSectionHidden(COLUMN_NAMES.index(name), not shown)
+        self._give_way()
         self.columns_changed.emit()
 
     def shown_columns(self) -> list[str]:
@@ -330,6 +412,7 @@ class EntriesTable(QTableView):
         for position, name in enumerate(COLUMN_NAMES):
             header.moveSection(header.visualIndex(position), position)
             header.setSectionHidden(position, name in HIDDEN_BY_DEFAULT)
+        self._operator_sized = False
         self.fit_columns_to_content()
 
     def _on_header_menu(self, point: QPoint) -> None:
@@ -382,6 +465,7 @@ class EntriesTable(QTableView):
                         self.setColumnWidth(position, self._natural[position])
                         header.setSectionHidden(position, was_hidden)
                 self._fitted_to_content = True
+                self._operator_sized = True
         finally:
             self._sizing = False
         self.columns_changed.emit()
@@ -488,6 +572,8 @@ class EntriesTable(QTableView):
     def _restore_view_state(self, rows: int) -> None:
         if rows and not self._fitted_to_content:
             self.fit_columns_to_content()
+        elif rows:
+            self._grow_to_content()
         saved, self._saved = self._saved, None
         try:
             if saved is None:
@@ -537,6 +623,7 @@ class EntriesTable(QTableView):
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
+        self._give_way()
         self._place_new_entries_bar()
 
     def updateGeometries(self) -> None:

@@ -1,20 +1,34 @@
 """The "group by" panel beside the failed-payments table.
 
-Counts the matching entries per reason, queue, merchant, state or DLQ (the
-other filters apply, the grouped column's own filter does not); a click
-filters the table to a group, its context menu acts on a whole group.
+Counts the matching entries per cause (failure group, the default), reason,
+queue, merchant, state or DLQ (the other filters apply, the grouped column's
+own filter does not); a click filters the table to a group, its context menu
+acts on a whole group. A failure group shows, under its name, the amount at
+risk per currency, the merchants affected and when it was first and last seen
+(:class:`~services.workbench.failure_groups.FailureGroupStats`, plain data).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import datetime
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Final
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QPainter
+from PySide6.QtCore import (
+    QModelIndex,
+    QPersistentModelIndex,
+    QPoint,
+    QRect,
+    QRectF,
+    QSize,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QColor, QPainter, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QComboBox,
     QFrame,
     QHBoxLayout,
@@ -22,6 +36,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMenu,
     QPushButton,
+    QStyle,
     QStyledItemDelegate,
     QStyleOptionViewItem,
     QTreeWidget,
@@ -30,7 +45,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from services.masking.json import mask_sensitive_text
 from services.workbench.actions.names import Action
+from services.workbench.failure_groups import FailureGroupStats
 from services.workbench.model import EntryState
 from services.workbench.query import GROUP_BYS, GroupBy, GroupValue
 from widgets.common import colors
@@ -39,6 +56,7 @@ from widgets.workbench.action_texts import READ_ONLY_TIP
 from widgets.workbench.table_model import STATE_LABELS
 
 GROUP_CHOICES: Final[tuple[tuple[GroupBy, str], ...]] = (
+    ("failure_group", "Cause"),
     ("reason", "Reason"),
     ("origin_queue", "Queue"),
     ("merchant", "Merchant"),
@@ -46,6 +64,15 @@ GROUP_CHOICES: Final[tuple[tuple[GroupBy, str], ...]] = (
     ("dlq", "DLQ"),
 )
 MAX_GROUPS_SHOWN: Final = 200
+DEFAULT_GROUP_BY: Final[GroupBy] = "failure_group"
+SHOWN_CURRENCIES: Final = 3
+"""A failure group's amounts at risk under its name: the largest currencies (all of them
+in its tooltip)."""
+SOURCE_NAMES: Final[dict[str, str]] = {
+    "flow": "the flow's failure events",
+    "message": "the messages' error headers",
+    "dead_letter": "the dead-letter reason",
+}
 
 
 def as_group_by(name: str, default: GroupBy) -> GroupBy:
@@ -64,12 +91,131 @@ def group_label(by: GroupBy, value: GroupValue) -> str:
     return value
 
 
+def _clock(ms: int, today: datetime.date) -> str:
+    moment = datetime.datetime.fromtimestamp(ms / 1000)
+    return f"{moment:%H:%M}" if moment.date() == today else f"{moment:%b %d %H:%M}"
+
+
+def stats_lines(stats: FailureGroupStats, today: datetime.date | None = None) -> list[str]:
+    """A failure group's numbers under its name: the amount at risk per currency, then
+    the merchants affected and the first and last dead-lettering (local time)."""
+    today = today or datetime.date.today()
+    merchants = f"{stats.merchants:,} merchant{'s' if stats.merchants != 1 else ''}"
+    first, last = _clock(stats.first_seen_ms, today), _clock(stats.last_seen_ms, today)
+    seen = first if first == last else f"{first}–{last}"
+    parts = sorted(stats.amount_at_risk.items(), key=lambda kv: (-kv[1], kv[0]))
+    # one amount never wraps inside itself: "47,625.72 EUR" is held together (no-break space)
+    shown = [f"{amount:,.2f}\u00a0{currency}".rstrip() for currency, amount in parts]
+    if len(shown) > SHOWN_CURRENCIES:  # the rest in the tooltip
+        more = len(shown) - SHOWN_CURRENCIES + 1
+        shown = [*shown[: SHOWN_CURRENCIES - 1], f"+{more}\u00a0more\u00a0currencies"]
+    risk = " · ".join(shown)
+    return [f"{risk} at risk" if risk else "nothing at risk", f"{merchants} · {seen}"]
+
+
+def stats_tooltip(label: str, stats: FailureGroupStats, share: str) -> str:
+    """Everything about a failure group: the newest cause whole, counts, where from."""
+    first = datetime.datetime.fromtimestamp(stats.first_seen_ms / 1000)
+    last = datetime.datetime.fromtimestamp(stats.last_seen_ms / 1000)
+    sources = ", ".join(
+        f"{SOURCE_NAMES.get(name, name)} ({count:,})"
+        for name, count in sorted(stats.sources.items(), key=lambda kv: -kv[1])
+    )
+    lines = [
+        label,
+        f"{stats.count:,} entries ({share}), {stats.open:,} still parked or claimed",
+        f"At risk: {stats.amount_text}",
+        f"Merchants affected: {stats.merchants:,}",
+        f"First seen {first:%Y-%m-%d %H:%M:%S}, last seen {last:%Y-%m-%d %H:%M:%S}",
+    ]
+    if sources:
+        lines.append(f"Causes from {sources}")
+    if stats.example and stats.example != label:
+        lines.append(f"Newest: {mask_sensitive_text(stats.example)}")
+    return "\n".join(lines)
+
+
 class _GroupBarDelegate(QStyledItemDelegate):
-    """Draws a group's share as a faint bar behind its name."""
+    """Draws a group's share as a faint bar under its name; a failure group's name
+    wraps, with its numbers (:data:`STATS_ROLE`) in muted lines under it."""
 
     SHARE_ROLE = Qt.ItemDataRole.UserRole + 10
+    STATS_ROLE = Qt.ItemDataRole.UserRole + 11
+    _PAD = 4
+
+    def _text_width(self, option: QStyleOptionViewItem) -> int:
+        view = self.parent()
+        width = view.columnWidth(0) if isinstance(view, QTreeWidget) else option.rect.width()
+        return max(width - 2 * self._PAD - 4, 40)
+
+    def _blocks(
+        self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> tuple[str, list[str], int, int]:
+        name = str(index.data(Qt.ItemDataRole.DisplayRole) or "")
+        lines = index.data(self.STATS_ROLE)
+        stats = [str(line) for line in lines] if isinstance(lines, list) else []
+        width = self._text_width(option)
+        flags = int(Qt.TextFlag.TextWordWrap)
+        metrics = option.fontMetrics
+        name_height = metrics.boundingRect(QRect(0, 0, width, 10_000), flags, name).height()
+        stats_height = sum(
+            metrics.boundingRect(QRect(0, 0, width, 10_000), flags, line).height() for line in stats
+        )
+        return name, stats, name_height, stats_height
+
+    def sizeHint(
+        self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> QSize:
+        hint = super().sizeHint(option, index)
+        if not isinstance(index.data(self.STATS_ROLE), list):
+            return hint
+        _name, _stats, name_height, stats_height = self._blocks(option, index)
+        return QSize(hint.width(), name_height + stats_height + 2 * self._PAD + 6)
 
     def paint(
+        self,
+        painter: QPainter,
+        option: QStyleOptionViewItem,
+        index: QModelIndex | QPersistentModelIndex,
+    ) -> None:
+        if isinstance(index.data(self.STATS_ROLE), list):
+            self._paint_stats(painter, option, index)
+        else:
+            self._paint_bar(painter, option, index)
+            super().paint(painter, option, index)
+
+    def _paint_stats(
+        self,
+        painter: QPainter,
+        option: QStyleOptionViewItem,
+        index: QModelIndex | QPersistentModelIndex,
+    ) -> None:
+        opt = QStyleOptionViewItem(option)
+        self.initStyleOption(opt, index)
+        opt.text = ""
+        widget = opt.widget
+        style = widget.style() if widget is not None else QApplication.style()
+        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, widget)
+        name, stats, name_height, _ = self._blocks(option, index)
+        flags = int(Qt.TextFlag.TextWordWrap)
+        cell = option.rect
+        width = self._text_width(option)
+        top = cell.top() + self._PAD
+        painter.save()
+        ink = index.data(Qt.ItemDataRole.ForegroundRole)
+        painter.setPen(ink.color() if hasattr(ink, "color") else option.palette.text().color())
+        painter.drawText(QRect(cell.left() + self._PAD, top, width, name_height), flags, name)
+        top += name_height
+        painter.setPen(QColor(colors.TEXT_MUTED))
+        metrics = option.fontMetrics
+        for line in stats:
+            height = metrics.boundingRect(QRect(0, 0, width, 10_000), flags, line).height()
+            painter.drawText(QRect(cell.left() + self._PAD, top, width, height), flags, line)
+            top += height
+        painter.restore()
+        self._paint_bar(painter, option, index)
+
+    def _paint_bar(
         self,
         painter: QPainter,
         option: QStyleOptionViewItem,
@@ -88,7 +234,6 @@ class _GroupBarDelegate(QStyledItemDelegate):
             painter.setBrush(colour)
             painter.drawRoundedRect(bar, 1.5, 1.5)
             painter.restore()
-        super().paint(painter, option, index)
 
 
 class GroupByPanel(QFrame):
@@ -102,7 +247,7 @@ class GroupByPanel(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("GroupPanel")
-        self._by: GroupBy = "reason"
+        self._by: GroupBy = DEFAULT_GROUP_BY
         self._active: frozenset[GroupValue] = frozenset()
         self._counts: dict[GroupValue, int] = {}
         self._read_only = False
@@ -118,11 +263,12 @@ class GroupByPanel(QFrame):
         self.list.setColumnCount(2)
         self.list.setHeaderHidden(True)
         self.list.setRootIsDecorated(False)
-        self.list.setUniformRowHeights(True)
+        self.list.setUniformRowHeights(False)  # a failure group's name wraps
         self.list.setIndentation(0)
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list.setItemDelegateForColumn(0, _GroupBarDelegate(self.list))
+        self.list.setWordWrap(True)
         self.list.setToolTip("Click a group to show only it; click it again to show all")
         header = self.list.header()
         header.setStretchLastSection(False)
@@ -175,8 +321,10 @@ class GroupByPanel(QFrame):
         self,
         pairs: Sequence[tuple[GroupValue, int]],
         active: frozenset[GroupValue],
+        stats: Mapping[str, FailureGroupStats] | None = None,
     ) -> None:
-        """Show (value, count) pairs, most common first; highlight ``active``."""
+        """Show (value, count) pairs, most common first; highlight ``active``. ``stats``
+        (grouped by failure group): each group's numbers, by its value."""
         self._active = active
         self._counts = dict(pairs)
         shown = list(pairs[:MAX_GROUPS_SHOWN])
@@ -184,6 +332,7 @@ class GroupByPanel(QFrame):
         shown += [(v, 0) for v in active if v not in shown_values]
         top = max((count for _, count in shown), default=0)
         total = sum(count for _, count in pairs)
+        today = datetime.date.today()
         self.list.setUpdatesEnabled(False)
         try:
             self.list.clear()
@@ -197,7 +346,14 @@ class GroupByPanel(QFrame):
                 )
                 item.setForeground(1, QColor(colors.TEXT_MUTED))
                 share = f"{100 * count / total:.1f} %" if total else "—"
-                item.setToolTip(0, f"{group_label(self._by, value)}: {count:,} entries ({share})")
+                label = group_label(self._by, value)
+                numbers = stats.get(value or "") if stats is not None else None
+                if numbers is not None:
+                    item.setData(0, _GroupBarDelegate.STATS_ROLE, stats_lines(numbers, today))
+                    item.setToolTip(0, stats_tooltip(label, numbers, share))
+                else:
+                    item.setToolTip(0, f"{label}: {count:,} entries ({share})")
+                item.setToolTip(1, item.toolTip(0))
                 if self._by == "state" and value is not None:
                     item.setForeground(0, QColor(colors.STATE_COLORS[EntryState(value)]))
                 items.append(item)
@@ -230,6 +386,18 @@ class GroupByPanel(QFrame):
             _value, count = chosen
             self.select_all_button.setText(f"Select all {count:,} in group")
             self.select_all_button.setEnabled(count > 0)
+
+    def group_items(self) -> list[QTreeWidgetItem]:
+        """The groups listed, top to bottom."""
+        return [
+            item
+            for i in range(self.list.topLevelItemCount())
+            if (item := self.list.topLevelItem(i)) is not None
+        ]
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self.list.doItemsLayout()  # a failure group's name wraps to the new width
 
     def _on_choice_changed(self, position: int) -> None:
         self._by = GROUP_CHOICES[position][0]

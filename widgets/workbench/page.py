@@ -22,6 +22,9 @@ from widgets.workbench.browser import FailedPaymentsView
 from widgets.workbench.detail import EntryDetailPane
 
 DETAIL_KEYS: Final = "Ctrl+D"
+DETAIL_WIDTH: Final = 472
+"""The detail pane's width when it first opens beside a wide table: every tab title whole
+(Body, Properties, Headers (n), x-death (n), Audit (n), Timeline (n))."""
 
 
 class WorkbenchPage(QWidget):
@@ -96,7 +99,11 @@ class WorkbenchPage(QWidget):
         total = sum(self.splitter.sizes())
         if open_:
             wanted = self._detail_width or self.detail.minimumSizeHint().width() + 60
-            width = min(wanted, max(total - self.table_view.minimumSizeHint().width(), 0))
+            view = self.table_view
+            # the table less what its cause column gives up, beside the group panel
+            table = view.table.narrowest_width() + view.group_panel.width()
+            table += view.splitter.handleWidth()
+            width = min(wanted, max(total - max(table, view.minimumSizeHint().width()), 0))
             self.splitter.setSizes([total - width, width])
         else:
             self._detail_width = self.splitter.sizes()[1]
@@ -148,7 +155,7 @@ class WorkbenchPage(QWidget):
             self.splitter.setSizes([table, detail])
             self._detail_width = detail
         else:
-            self._detail_width = max(minimum, min(total // 3, 460))
+            self._detail_width = max(minimum, min(total // 3, DETAIL_WIDTH))
             self.splitter.setSizes([total, 0])
         self._show_detail_state()
 

@@ -130,6 +130,26 @@ def format_amount(amount: str | None, currency: str | None) -> str:
     return f"{text} {currency}" if currency else text
 
 
+CAUSE_SOURCE_TEXT: Final[dict[str, str]] = {
+    "flow": "the payment's failure event on the flow",
+    "message": "the message's own error headers",
+    "dead_letter": "the dead-letter reason (x-death): nothing else said why",
+}
+"""Where a cause came from, as the Cause column's tooltip says it."""
+
+
+def cause_tooltip(s: EntrySummary) -> str:
+    """The cause whole, where it came from, and its failure group (masked)."""
+    if not s.cause:
+        return "No cause known"
+    lines = [mask_text(s.cause), f"From {CAUSE_SOURCE_TEXT.get(s.cause_source, s.cause_source)}"]
+    if s.failure_group and s.failure_group != s.cause:
+        lines.append(f"Failure group: {mask_text(s.failure_group)}")
+    if s.reason and s.cause_source != "dead_letter":
+        lines.append(f"Dead-lettered: {mask_text(s.reason)}")
+    return "\n".join(lines)
+
+
 class FailedPaymentsModel(QAbstractTableModel):
     """Rows of an :class:`EntryIndex` matching a :class:`Query`, shown lazily.
 
@@ -338,6 +358,8 @@ class FailedPaymentsModel(QAbstractTableModel):
             return mask_text(format_amount(s.amount, s.currency))
         if name == "reason":
             return mask_text(s.reason) if s.reason else NO_VALUE
+        if name == "cause":
+            return mask_text(s.cause) if s.cause else NO_VALUE
         if name == "origin_queue":
             return mask_text(s.origin_queue) if s.origin_queue else NO_VALUE
         if name == "routing_key":
@@ -376,4 +398,6 @@ class FailedPaymentsModel(QAbstractTableModel):
             payment = mask_identifier(s.payment_id) if s.payment_id else "no payment id"
             message = f"\nMessage id {mask_identifier(s.message_id)}" if s.message_id else ""
             return f"{payment}{message}\n{s.body_kind} body, {s.size:,} bytes"
+        if name == "cause":
+            return cause_tooltip(s)
         return FailedPaymentsModel._display(s, name)

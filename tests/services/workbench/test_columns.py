@@ -9,6 +9,7 @@ from services.workbench.columns import (
     CSV_COLUMNS,
     SORT_KEYS,
     TABLE_COLUMNS,
+    TABLE_HIDDEN,
 )
 from services.workbench.model import EntrySummary, ParkedEntry
 
@@ -53,12 +54,15 @@ def test_each_view_lists_the_columns_it_always_showed() -> None:
         ("merchant", "Merchant"),
         ("amount", "Amount"),
         ("reason", "Reason"),
+        ("cause", "Cause"),
         ("origin_queue", "Queue"),
         ("routing_key", "Routing key"),
         ("attempts", "Attempts"),
         ("state", "State"),
         ("last_operator", "Last operator"),
     ]
+    # the cause in place of the reason; these three are a click away in the column chooser
+    assert {"reason", "routing_key", "last_operator"} == TABLE_HIDDEN
     assert [c.name for c in TABLE_COLUMNS if c.numeric] == ["amount", "attempts"]
     assert [c.name for c in TABLE_COLUMNS if c.descending_first] == [
         "dead_lettered_at",

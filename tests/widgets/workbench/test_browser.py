@@ -168,6 +168,8 @@ def test_header_click_sorts_through_the_model(qtbot, view):
 
 def test_group_click_filters_and_a_second_click_shows_all(qtbot, view, rows):
     panel = view.group_panel
+    assert panel.by == "failure_group"  # by cause: the default
+    panel.choice.setCurrentIndex(panel.choice.findText("Reason"))
     assert panel.by == "reason"
     counts = {
         panel.list.topLevelItem(i).data(0, Qt.ItemDataRole.UserRole): panel.list.topLevelItem(
@@ -206,6 +208,7 @@ def test_group_by_other_columns(qtbot, view, rows):
 
 
 def test_select_all_in_group_then_requeue_names_exactly_that_group(qtbot, view, rows):
+    view.group_panel.set_by("reason")
     click_group(qtbot, view, "delivery_limit")
     expected = [s.entry_id for s in rows if s.reason == "delivery_limit"]
     with qtbot.waitSignal(view.selection_changed, timeout=2000) as selected:
@@ -234,6 +237,7 @@ def right_click_group(view: FailedPaymentsView, value) -> QMenu:
 
 @POPUP_WARNINGS
 def test_group_context_actions_target_the_group_query(qtbot, view, rows):
+    view.group_panel.set_by("reason")
     view.set_query(Query(states=frozenset({EntryState.PARKED})))
     menu = right_click_group(view, "expired")
     cancel = next(a for a in menu.actions() if a.text().startswith("Cancel all"))
@@ -421,6 +425,7 @@ def test_selecting_every_row_stays_cheap(qtbot):
 
 @POPUP_WARNINGS
 def test_context_menu_offers_actions_and_a_filter_on_the_clicked_value(qtbot, view):
+    view.table.set_column_shown("reason", True)  # off by default: the cause says more
     reason = COLUMN_NAMES.index("reason")
     cell = view.model.index(5, reason)
     value = view.model.summary_at(5).reason
@@ -441,6 +446,7 @@ def test_context_menu_offers_actions_and_a_filter_on_the_clicked_value(qtbot, vi
 @POPUP_WARNINGS
 def test_group_context_menu_names_the_group(qtbot, view, rows):
     panel = view.group_panel
+    panel.set_by("reason")
     item = group_item(view, "maxlen")
     panel.list.customContextMenuRequested.emit(panel.list.visualItemRect(item).center())
     menu = panel.context_menu

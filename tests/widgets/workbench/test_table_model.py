@@ -83,6 +83,7 @@ def test_headers_name_every_column():
         "Merchant",
         "Amount",
         "Reason",
+        "Cause",
         "Queue",
         "Routing key",
         "Attempts",
