@@ -2,7 +2,7 @@
 
 Multi-select menus for state, reason, queue, DLQ and merchant (each value with
 its count under the other filters), a dead-lettered time range with presets,
-an amount range, and "Clear filters". :class:`FilterBar` turns its controls
+an amount range, and "Clear" (every filter). :class:`FilterBar` turns its controls
 into a :class:`~services.workbench.query.Query` and shows one.
 """
 
@@ -260,13 +260,13 @@ class FilterBar(QFrame):
         self.amount_max = self._amount_edit("max", "Largest amount (inclusive)")
         self.clear_button = QToolButton()
         self.clear_button.setObjectName("ClearFilters")
-        self.clear_button.setText("Clear filters")
-        self.clear_button.setToolTip("Show every entry (keeps the sort order)")
+        self.clear_button.setText("Clear")
+        self.clear_button.setToolTip("Clear every filter: show every entry (keeps the sort order)")
         self.clear_button.setCursor(Qt.CursorShape.PointingHandCursor)
 
         row = QHBoxLayout(self)
         row.setContentsMargins(10, 6, 10, 6)
-        row.setSpacing(6)
+        row.setSpacing(4)
         for button in self.buttons.values():
             row.addWidget(button)
         row.addSpacing(8)
