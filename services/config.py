@@ -118,6 +118,12 @@ class Profile:
     watch_queues: tuple[str, ...] = ()
     dead_letter_queues: tuple[str, ...] = ()
     failure_statuses: tuple[str, ...] = ("failed",)
+    success_statuses: tuple[str, ...] = ("captured",)
+    """Event statuses that settle a replayed payment's outcome as ``succeeded``."""
+    declined_statuses: tuple[str, ...] = ("declined",)
+    """Event statuses that settle a replayed payment's outcome as ``declined``."""
+    outcome_timeout_s: float = 600.0
+    """How long a replayed entry waits for its outcome before it is ``no outcome``."""
     fields: FieldPaths = field(default_factory=FieldPaths)
     tap_max_length: int = 50_000
     tap_expires_s: int = 60
@@ -384,6 +390,13 @@ def build_profile(loaded: LoadedConfig, name: str, env: Mapping[str, str]) -> Pr
         failure_statuses=tuple(
             checker.string_list(raw, "failure_statuses", default=defaults.failure_statuses)
         ),
+        success_statuses=tuple(
+            checker.string_list(raw, "success_statuses", default=defaults.success_statuses)
+        ),
+        declined_statuses=tuple(
+            checker.string_list(raw, "declined_statuses", default=defaults.declined_statuses)
+        ),
+        outcome_timeout_s=checker.number(raw, "outcome_timeout_s", defaults.outcome_timeout_s, 1),
         fields=field_paths,
         tap_max_length=checker.integer(raw, "tap_max_length", defaults.tap_max_length, 1),
         tap_expires_s=checker.integer(raw, "tap_expires_s", defaults.tap_expires_s, 1),

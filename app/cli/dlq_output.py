@@ -198,6 +198,16 @@ def _headers(entry: ParkedEntry) -> Any:
     return mask_untrusted({k: v for k, v in entry.record.headers.items() if k != "x-death"})
 
 
+def _outcome_json(entry: ParkedEntry) -> dict[str, Any] | None:
+    """What became of the payment after the last action, for ``--json``."""
+    if entry.outcome is None:
+        return None
+    data = entry.outcome.as_json()
+    data["detail"] = masked(entry.outcome.detail) or None
+    data["at"] = iso_local(entry.outcome.at_ms)
+    return data
+
+
 def entry_json(
     entry: ParkedEntry, audit: Sequence[AuditRecord], fields: FieldPaths | None = None
 ) -> dict[str, Any]:
@@ -211,6 +221,7 @@ def entry_json(
         "operator": entry.operator,
         "detail": masked(entry.detail),
         "last_error": masked(entry.last_error),
+        "outcome": _outcome_json(entry),
         "updated_at_ms": entry.updated_at_ms,
         "updated_at": iso_local(entry.updated_at_ms or None),
         "exchange": entry.record.exchange,
@@ -253,6 +264,9 @@ def entry_text(
         out.append(f"last action  {entry.action} ({entry.action_id}) {masked(entry.detail)}")
     if entry.last_error:
         out.append(f"last error   {masked(entry.last_error)}")
+    if entry.outcome is not None:
+        job = f"  (job {entry.outcome.job})" if entry.outcome.job else ""
+        out.append(f"outcome      {masked(entry.outcome.text)}{job}")
     out.append("")
     out.append("properties")
     for key, value in mask_untrusted(entry.record.properties, ID_PROPERTIES).items():

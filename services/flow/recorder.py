@@ -38,7 +38,9 @@ letter or a replayed event is kept for the retention window). A recorder not
 holding keeps only the last ``handover_s`` of it and writes that when it takes
 the lease, so a holder that died leaves no gap; the writes are idempotent, so
 what both wrote is stored once. Only the holder writes, so with several
-consoles every event is written once.
+consoles every event is written once. The holder also settles the outcomes of
+replayed entries the events finish (``services.outcomes.tracker``: captured ->
+succeeded, …) and, every ``OUTCOME_SWEEP_S``, those whose time ran out.
 
 Redis trouble never reaches the tap: the recorder has its own client (short
 timeouts, one quick retry), reports ``unavailable`` with the reason, keeps
@@ -78,6 +80,7 @@ from services.links.backoff import DEFAULT_BACKOFF_S, Backoff
 from services.links.redis_client import make_redis_client
 from services.links.tls import describe_tls_error
 from services.links.urls import scrub, url_password
+from services.outcomes.tracker import OutcomeTracker
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +94,8 @@ FINISH_TIMEOUT_S: Final = 3.0
 """How long the last write and the lease's release may take on stop."""
 WRITE_CHUNK: Final = 600
 """Rows per Redis pipeline when back-filling."""
+OUTCOME_SWEEP_S: Final = 5.0
+"""How often the holder settles the replayed entries whose outcome timed out."""
 OPEN_SCAN: Final = 1000
 """How many of the newest alert-log events are read to find the alerts it shows firing."""
 MAX_RUNS: Final = 64
@@ -249,6 +254,8 @@ class FlowRecorder:
         # The payment record: what the tap buffered, and what a failed write left.
         self._payments = payment_events if record else None
         self._payment_store: PaymentEventStore | None = None
+        self._outcomes: OutcomeTracker | None = None
+        self._next_sweep = 0.0
         self._unsent: tuple[list[PaymentEvent], list[str]] = ([], [])
         self.handover_s = 2 * lease_ttl_s + 5
         """How much of the payment record a recorder not holding keeps for a take-over."""
@@ -395,12 +402,14 @@ class FlowRecorder:
             self._store = HistoryStore.for_profile(client, profile)
             self._alert_log = AlertLog(client, profile.redis_prefix)
             self._payment_store = PaymentEventStore.for_profile(client, profile)
+            self._outcomes = OutcomeTracker.for_profile(client, profile)
         return self._lease
 
     async def _close_client(self) -> None:
         client, self._client = self._client, None
         self._lease = self._store = self._alert_log = None
         self._payment_store = None
+        self._outcomes = None
         if client is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.aclose(), REDIS_TIMEOUT_S)
@@ -419,10 +428,16 @@ class FlowRecorder:
             self._pending.clear()
 
     async def _write_payment_events(self) -> None:
-        """Drain the tap's buffer into the payment record (only the holder does)."""
+        """Drain the tap's buffer into the payment record, and settle the outcomes of
+        replayed entries its events finish (only the holder does)."""
         buffer, store = self._payments, self._payment_store
         if buffer is None or store is None:
             return
+        outcomes = self._outcomes
+        now = self._clock()
+        if outcomes is not None and now >= self._next_sweep:
+            self._next_sweep = now + OUTCOME_SWEEP_S
+            await outcomes.sweep(round(now * 1000))
         overflowed = buffer.overflowed
         events, kept = buffer.drain()
         if buffer.overflowed != overflowed:
@@ -436,6 +451,8 @@ class FlowRecorder:
         await store.append(events, lasting_statuses=self.profile.failure_statuses)
         if kept:
             await store.keep(kept)
+        if outcomes is not None:
+            await outcomes.observe(events)
         self._unsent = ([], [])
 
     def _trim_payment_events(self, now: float) -> None:

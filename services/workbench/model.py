@@ -23,6 +23,7 @@ from services.config import FieldPaths
 from services.json_paths import JsonGetter, compile_path
 from services.masking.json import mask_identifier
 from services.masking.text import mask_text
+from services.outcomes.model import EntryOutcome
 from services.workbench.cause import Cause, CauseSource, dead_letter_cause, resolve
 from services.workbench.codec import DeathRecord, MessageRecord, parse_x_death
 from services.workbench.death_history import (
@@ -114,6 +115,9 @@ class EntrySummary:
     cause_source: CauseSource = "dead_letter"
     failure_group: str = ""
     origin_exchange: str | None = None
+    outcome: str | None = None
+    """What became of the payment after a replay (an ``outcomes.model.Outcome`` value;
+    None before any action)."""
 
     def with_cause(self, cause: Cause) -> EntrySummary:
         """The same row with another cause."""
@@ -147,6 +151,8 @@ class ParkedEntry:
     operator: str | None = None
     detail: str | None = None
     updated_at_ms: int | None = None
+    outcome: EntryOutcome | None = None
+    """What became of the payment after the last action (None before any)."""
 
     @property
     def entry_id(self) -> str:

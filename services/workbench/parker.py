@@ -85,6 +85,7 @@ from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError
 from services.alerts.new_groups import NewFailureGroups
 from services.config import FieldPaths
 from services.links.backoff import Backoff
+from services.outcomes.tracker import OutcomeRules, OutcomeTracker
 from services.time_range import format_local_time
 from services.workbench import amqp_raw
 from services.workbench.cause import Cause, FailureLookup
@@ -227,6 +228,7 @@ class Parker:
         self.flow_failures = flow_failures
         self.cause_recheck_s = tuple(sorted(cause_recheck_s))
         self.new_groups = new_groups
+        self._outcomes = OutcomeTracker(store.redis, store.prefix, OutcomeRules())
         self._rechecks: list[tuple[float, int, list[tuple[str, str]]]] = []
         """(due on the monotonic clock, index into cause_recheck_s, [(entry, payment)])"""
 
@@ -413,10 +415,17 @@ class Parker:
             return results
 
     async def _after_parking(self, results: Sequence[ParkResult]) -> None:
-        """Count the new entries' failure groups and plan the cause re-checks."""
+        """Settle the outcomes of replayed entries that failed again, count the new
+        entries' failure groups and plan the cause re-checks."""
         parked = [r.summary for r in results if r.created and r.summary is not None]
         if not parked:
             return
+        again = [(s.payment_id, s.entry_id, s.parked_at_ms) for s in parked if s.payment_id]
+        if again:
+            try:
+                await self._outcomes.dead_lettered(again, self.store.entries_for_payments)
+            except (RedisError, OSError) as exc:
+                log.warning("%s: outcomes of replayed payments not settled: %s", self.dlq, exc)
         if self.flow_failures is not None and self.cause_recheck_s:
             waiting = [
                 (s.entry_id, s.payment_id)

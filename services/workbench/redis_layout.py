@@ -34,6 +34,10 @@ each multi-key script touches one slot::
                               (XADD MAXLEN ~ 100000): live views of other consoles
     P:{D}:audit       STREAM  one record per action (never trimmed)
     P:{D}:lease:<run> STRING  a running action's lease (see actions.ledger)
+    P:{D}:outpend, P:{D}:outdue, P:{D}:jobc:<job>
+                              replayed entries waiting for their outcome, and
+                              each job's outcome counters (see outcomes.model;
+                              the entry's outcome fields are listed there too)
 
 Entry ids (:func:`services.workbench.store.new_entry_id`) are 20 hex digits:
 12 of the parking time in milliseconds and 8 of a per-process counter with a
@@ -48,6 +52,7 @@ from typing import Any, Final
 
 import orjson
 
+from services.outcomes.model import dlq_base, due_key, pending_key
 from services.workbench.cause import Cause, dead_letter_cause, source_of
 from services.workbench.cause import failure_group as failure_group_of
 from services.workbench.model import (
@@ -70,9 +75,7 @@ class DlqKeys:
 
     @classmethod
     def of(cls, prefix: str, dlq: str) -> DlqKeys:
-        if not dlq:
-            raise ValueError("dead-letter queue name must not be empty")
-        return cls(f"{prefix}:{{{dlq}}}")
+        return cls(dlq_base(prefix, dlq))
 
     @property
     def idx(self) -> str:
@@ -115,6 +118,14 @@ class DlqKeys:
 
     def lease(self, run_id: str) -> str:
         return f"{self.base}:lease:{run_id}"
+
+    @property
+    def outcomes_pending(self) -> str:
+        return pending_key(self.base)
+
+    @property
+    def outcomes_due(self) -> str:
+        return due_key(self.base)
 
 
 def text(value: bytes | None) -> str | None:
@@ -188,6 +199,7 @@ def summary_from_blob(
     cause: bytes | None = None,
     cause_source: bytes | None = None,
     failure_group: bytes | None = None,
+    outcome: bytes | None = None,
 ) -> EntrySummary:
     """The table row of an entry from its ``summary`` field (a damaged one gives an
     empty row) and the fields that change. An entry without a cause (parked before
@@ -234,6 +246,7 @@ def summary_from_blob(
         cause=found.text,
         cause_source=found.source,
         failure_group=found.group,
+        outcome=text(outcome),
     )
 
 

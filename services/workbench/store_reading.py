@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from services.links.redis_client import decodes_responses
 from services.masking.json import mask_identifier
+from services.outcomes.model import dlqs_key, outcome_from_fields
 from services.workbench import lua
 from services.workbench import redis_layout as layout
 from services.workbench.codec import decode_record, parse_x_death
@@ -63,7 +64,7 @@ class StoreReader:
     @property
     def dlqs_key(self) -> str:
         """``P:dlqs``: every DLQ something was parked from."""
-        return f"{self.prefix}:dlqs"
+        return dlqs_key(self.prefix)
 
     async def known_dlqs(self) -> list[str]:
         """The DLQs something was parked from, by name."""
@@ -94,6 +95,32 @@ class StoreReader:
         ]
         return sorted(found, key=lambda pair: (pair[1], pair[0]))
 
+    async def entries_for_payments(
+        self, payment_ids: Iterable[str]
+    ) -> dict[str, list[tuple[str, str]]]:
+        """:meth:`entries_for_payment` of many payments in two round trips (the DLQs, then
+        one pipeline); a payment with no entry is left out."""
+        shown = list(dict.fromkeys(mask_identifier(p.strip()) for p in payment_ids if p))
+        shown = [p for p in shown if p]
+        names = await self.known_dlqs() if shown else []
+        if not names:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for payment in shown:
+            for dlq in names:
+                pipe.hget(self.keys(dlq).payments, payment)
+        replies = cast(list[bytes | None], await pipe.execute())
+        found: dict[str, list[tuple[str, str]]] = {}
+        for i, payment in enumerate(shown):
+            pairs = [
+                (dlq, entry_id)
+                for j, dlq in enumerate(names)
+                for entry_id in (replies[i * len(names) + j] or b"").decode().split()
+            ]
+            if pairs:
+                found[payment] = sorted(pairs, key=lambda pair: (pair[1], pair[0]))
+        return found
+
     # ------------------------------------------------------------------ reading
 
     async def get(self, dlq: str, entry_id: str) -> ParkedEntry | None:
@@ -117,6 +144,7 @@ class StoreReader:
             cause=raw.get(b"cause"),
             cause_source=raw.get(b"cause_src"),
             failure_group=raw.get(b"fgroup"),
+            outcome=raw.get(b"outcome"),
         )
         record = decode_record(raw)
         return ParkedEntry(
@@ -131,6 +159,7 @@ class StoreReader:
             operator=operator,
             detail=layout.text(raw.get(b"detail")),
             updated_at_ms=layout.integer(raw.get(b"updated_at")) or None,
+            outcome=outcome_from_fields(raw),
         )
 
     async def locate(self, entry_id: str, dlqs: Iterable[str]) -> ParkedEntry | None:
@@ -204,10 +233,10 @@ class StoreReader:
             return []
         keys = self.keys(dlq)
         flat = await self._rows(keys=[keys.entry(member.decode()) for member, _ in rows])
-        replies = zip(*(flat[i::6] for i in range(6)), strict=True)
+        replies = zip(*(flat[i::7] for i in range(7)), strict=True)
         summaries: list[EntrySummary] = []
         for (member, score), reply in zip(rows, replies, strict=True):
-            blob, state, operator, cause, cause_source, failure_group = reply
+            blob, state, operator, cause, cause_source, failure_group, outcome = reply
             if blob is None and state is None:
                 continue  # removed since the index was read
             summaries.append(
@@ -221,6 +250,7 @@ class StoreReader:
                     cause=cause,
                     cause_source=cause_source,
                     failure_group=failure_group,
+                    outcome=outcome,
                 )
             )
         return summaries

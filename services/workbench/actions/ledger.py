@@ -72,6 +72,8 @@ SENDING_FIELD: Final = "sending"
 LEASE_TTL_MS: Final = 60_000
 LEASE_REFRESH_S: Final = 5.0
 FENCE_TTL_MS: Final = 7 * 24 * 3600 * 1000
+OUTCOME_TIMEOUT_S: Final = 600.0
+"""The default wait for a replayed entry's outcome (the profile's ``outcome_timeout_s``)."""
 
 DROPPED_HEADERS: Final = frozenset(
     {
@@ -226,6 +228,11 @@ class Finish:
     state: EntryState | None
     detail: str = ""
     error: str = ""
+    job: str = ""
+    """The job the action belongs to (its outcome counters move with the entry's)."""
+    sent_at_ms: int = 0
+    """When the message was handed to the broker: the flow's events from then on count
+    toward the entry's outcome (0: from the finish)."""
 
 
 _RECORD_FIELDS: Final = tuple(name.encode() for name in RECORD_FIELDS)
@@ -239,9 +246,11 @@ class ActionLedger:
     this module's.
     """
 
-    def __init__(self, store: ParkingStore) -> None:
+    def __init__(self, store: ParkingStore, outcome_timeout_s: float = OUTCOME_TIMEOUT_S) -> None:
         self.store = store
         self.redis: aioredis.Redis = store.redis
+        self.outcome_timeout_ms = round(outcome_timeout_s * 1000)
+        """How long a replayed entry waits for its outcome before it is ``no_outcome``."""
         register = self.redis.register_script
         self._mark = register(lua.script("mark_sending"))
         self._claim_many = register(lua.script("claim_many", clock=True, functions=["claim"]))
@@ -364,7 +373,15 @@ class ActionLedger:
         one script call."""
         if not finishes:
             return []
-        keys = self._window_keys(dlq, [f.entry_id for f in finishes])
+        where = self.store.keys(dlq)
+        keys = [
+            where.inflight,
+            where.changes,
+            where.outcomes_pending,
+            where.outcomes_due,
+            *(where.entry(f.entry_id) for f in finishes),
+        ]
+        at = now_ms()
         items = [
             [
                 f.entry_id,
@@ -373,10 +390,15 @@ class ActionLedger:
                 "complete" if f.state is not None else "release",
                 f.detail,
                 f.error,
+                f.job,
+                str(f.sent_at_ms or at),
+                str((f.sent_at_ms or at) + self.outcome_timeout_ms),
             ]
             for f in finishes
         ]
-        replies = await self._finish_many(keys=keys, args=[CHANGES_MAXLEN, orjson.dumps(items)])
+        replies = await self._finish_many(
+            keys=keys, args=[CHANGES_MAXLEN, orjson.dumps(items), where.base]
+        )
         return [layout.claim_result(reply) for reply in replies]
 
     async def pending_of(self, dlq: str, entry_ids: Sequence[str]) -> list[bytes | None]:

@@ -197,7 +197,9 @@ class ActionRun:
         operator: str,
         host: str,
         depth: int,
+        job_id: str = "",
     ) -> None:
+        self.job_id = job_id
         self.store = store
         self.publisher = publisher
         self.ledger = ledger
@@ -355,7 +357,7 @@ class ActionRun:
             if self.params.action is Action.CANCEL and self.params.cancel_exchange is None:
                 detail = f"cancelled: {self.params.reason}; no cancel event configured"
                 prepared.finishes[dlq].append(
-                    Finish(entry_id, item.action_id, EntryState.CANCELLED, detail)
+                    Finish(entry_id, item.action_id, EntryState.CANCELLED, detail, job=self.job_id)
                 )
                 item.done_detail = detail
                 prepared.claimed.append(item)
@@ -440,9 +442,7 @@ class ActionRun:
             for index in batch:
                 item = prepared.to_publish[index]
                 item.done_detail = self._done_detail(item)
-                finish = Finish(
-                    item.summary.entry_id, item.action_id, final_state, item.done_detail
-                )
+                finish = self._done_finish(item, final_state)
                 by_dlq[item.summary.dlq].append((index, finish))
             for dlq, pairs in by_dlq.items():
                 replies = await self.ledger.finish(dlq, [f for _, f in pairs])
@@ -476,9 +476,7 @@ class ActionRun:
                 outcomes.append(self._completed(item, recorded))
             elif sent.ok:
                 item.done_detail = self._done_detail(item)
-                finishes[dlq].append(
-                    Finish(entry_id, item.action_id, final_state, item.done_detail)
-                )
+                finishes[dlq].append(self._done_finish(item, final_state))
             elif sent.maybe_delivered:
                 outcomes.append(failed_outcome(item.summary, self._in_doubt_text(item, sent)))
             else:
@@ -493,6 +491,18 @@ class ActionRun:
                     continue  # a release: its outcome is already reported
                 outcomes.append(self._completed(done, reply))
         return outcomes
+
+    def _done_finish(self, item: _Claimed, final_state: EntryState) -> Finish:
+        """The finish of a confirmed entry: its outcome is followed from the send on."""
+        sent_at = item.pending.at_ms if item.pending is not None else 0
+        return Finish(
+            item.summary.entry_id,
+            item.action_id,
+            final_state,
+            cast(str, item.done_detail),
+            job=self.job_id,
+            sent_at_ms=sent_at,
+        )
 
     @staticmethod
     def _completed(item: _Claimed, reply: ClaimResult) -> ActionOutcome:

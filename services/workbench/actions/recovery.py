@@ -388,7 +388,11 @@ async def _resolve_chunk(
             detail = f"republished to {pending.target} by {operator} with the same action id"
         else:
             detail = f"resolved by {operator}: delivered to {pending.target}"
-        finishes.append(Finish(entry_id, action_id, pending.final_state, detail=detail))
+        finishes.append(
+            Finish(
+                entry_id, action_id, pending.final_state, detail=detail, sent_at_ms=pending.at_ms
+            )
+        )
         details[entry_id] = detail
     replies = await ledger.finish(dlq, finishes)
     payments = {e.entry_id: e.summary.payment_id for e, _ in ready}

@@ -151,7 +151,7 @@ class ActionService:
         self.window = window
         self.depth = depth
         self.dlqs: tuple[str, ...] = tuple(dlqs if dlqs is not None else profile.dead_letter_queues)
-        self.ledger = ActionLedger(store)
+        self.ledger = ActionLedger(store, profile.outcome_timeout_s)
 
     # ------------------------------------------------------------------ targets
 

@@ -1,0 +1,187 @@
+"""Outcomes of replayed entries against the real RabbitMQ and Redis: a requeued payment
+captured by a worker succeeds, one dead-lettered again fails again (linked to its new
+entry), one the flow never finishes has no outcome, a cancel's outcome is the cancel."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import aio_pika
+import pytest
+
+from services.config import TapBinding
+from services.flow.process import FlowProcess
+from services.flow.protocol import ChildConfig
+from services.flow.recorder import RecorderState
+from services.outcomes.model import Outcome
+from services.outcomes.tracker import OutcomeTracker
+from services.workbench.actions.publisher import ActionPublisher
+from services.workbench.actions.service import ActionService
+from services.workbench.query import ActionTarget
+from services.workbench.store import ParkingStore
+from tests.helpers.action_kit import (
+    Broker,
+    entry_ids,
+    make_profile,
+    park_all,
+    parked_payments,
+    publish_with_pika,
+)
+from tests.helpers.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def publisher(amqp_url: str) -> AsyncIterator[ActionPublisher]:
+    publisher = ActionPublisher(amqp_url)
+    await publisher.connect()
+    yield publisher
+    await publisher.close()
+
+
+async def outcomes(store: ParkingStore, dlq: str, ids: list[str]) -> dict[str, str | None]:
+    found = {}
+    for entry_id in ids:
+        entry = await store.get(dlq, entry_id)
+        assert entry is not None
+        found[entry_id] = entry.outcome.outcome.value if entry.outcome else None
+    return found
+
+
+async def wait_outcomes(
+    store: ParkingStore, dlq: str, ids: list[str], expected: str, timeout_s: float = 8.0
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = await outcomes(store, dlq, ids)
+        if all(value == expected for value in found.values()):
+            return
+        assert time.monotonic() < deadline, f"outcomes {found}, expected all {expected}"
+        await _pause()
+
+
+async def _pause() -> None:
+    import asyncio
+
+    await asyncio.sleep(0.05)
+
+
+async def test_requeued_entries_succeed_as_a_worker_captures_them(
+    broker: Broker,
+    store: ParkingStore,
+    publisher: ActionPublisher,
+    amqp_url: str,
+    redis_url: str,
+    prefix: str,
+) -> None:
+    flow = await parked_payments(broker, store, 3)
+    events = await broker.exchange("events", aio_pika.ExchangeType.TOPIC)
+    profile = make_profile(
+        amqp_url,
+        redis_url,
+        prefix,
+        [flow.dlq],
+        tap_exchanges=(TapBinding(events.name),),
+        alert_rules=(),
+    )
+    states: list[RecorderState] = []
+    process = FlowProcess(
+        ChildConfig(profile, capacity_s=60), lambda _: None, on_recorder=states.append
+    )
+    process.start()
+    try:
+        await eventually(
+            lambda: process.tap.ready.is_set() and bool(states) and states[-1].role == "writer",
+            20,
+            "the recorder writing",
+        )
+        ids = await entry_ids(store, flow.dlq)
+        service = ActionService(store, publisher, profile, "alice", "test-host")
+        report = await service.requeue(ActionTarget.for_entries(ids))
+        assert report.succeeded == 3
+        assert set((await outcomes(store, flow.dlq, ids)).values()) == {"pending"}
+        # The worker: takes each requeued payment off its queue and captures it.
+        for record in await broker.drain(flow.work):
+            publish_with_pika(
+                amqp_url,
+                events.name,
+                "payment.captured",
+                [record.body.replace(b'"amount"', b'"status":"captured","amount"')],
+            )
+        await wait_outcomes(store, flow.dlq, ids, "succeeded")
+        entry = await store.get(flow.dlq, ids[0])
+        assert entry is not None and entry.outcome is not None
+        assert entry.outcome.detail.startswith("captured at ")
+    finally:
+        await process.stop()
+
+
+async def test_a_payment_dead_lettered_again_fails_again_linked_to_its_new_entry(
+    broker: Broker,
+    store: ParkingStore,
+    publisher: ActionPublisher,
+    amqp_url: str,
+    redis_url: str,
+    prefix: str,
+) -> None:
+    flow = await parked_payments(broker, store, 2)
+    ids = await entry_ids(store, flow.dlq)
+    profile = make_profile(amqp_url, redis_url, prefix, [flow.dlq])
+    service = ActionService(store, publisher, profile, "alice", "test-host")
+    await service.requeue(ActionTarget.for_entries(ids[:1]))
+    # The worker rejects it again: RabbitMQ dead-letters it, the parker parks it anew.
+    assert broker.channel is not None
+    work = await broker.channel.get_queue(flow.work)
+    message = await work.get(no_ack=False, timeout=5)
+    await message.reject(requeue=False)
+    await broker.wait_depth(flow.dlq, 1)
+    assert await park_all(broker.connection, store, flow.dlq) == 1
+    new = [i for i in await entry_ids(store, flow.dlq) if i not in ids]
+    assert len(new) == 1
+    entry = await store.get(flow.dlq, ids[0])
+    assert entry is not None and entry.outcome is not None
+    assert entry.outcome.outcome is Outcome.FAILED_AGAIN
+    assert entry.outcome.link == new[0]
+    untouched = await store.get(flow.dlq, ids[1])
+    assert untouched is not None and untouched.outcome is None
+
+
+async def test_no_final_event_within_the_timeout_is_no_outcome_and_settles_once(
+    broker: Broker,
+    store: ParkingStore,
+    publisher: ActionPublisher,
+    amqp_url: str,
+    redis_url: str,
+    prefix: str,
+) -> None:
+    flow = await parked_payments(broker, store, 2)
+    ids = await entry_ids(store, flow.dlq)
+    profile = make_profile(amqp_url, redis_url, prefix, [flow.dlq], outcome_timeout_s=60)
+    service = ActionService(store, publisher, profile, "alice", "test-host")
+    await service.requeue(ActionTarget.for_entries(ids))
+    tracker = OutcomeTracker.for_profile(store.redis, profile)
+    now = int(time.time() * 1000)
+    assert await tracker.sweep(now) == []  # not due yet
+    later = now + 61_000
+    settled = await tracker.sweep(later)
+    assert sorted(settled) == sorted((i, Outcome.NO_OUTCOME) for i in ids)
+    assert await tracker.sweep(later) == []  # once
+    assert set((await outcomes(store, flow.dlq, ids)).values()) == {"no_outcome"}
+
+
+async def test_a_cancels_outcome_is_the_cancellation(
+    broker: Broker,
+    store: ParkingStore,
+    publisher: ActionPublisher,
+    amqp_url: str,
+    redis_url: str,
+    prefix: str,
+) -> None:
+    flow = await parked_payments(broker, store, 1)
+    ids = await entry_ids(store, flow.dlq)
+    profile = make_profile(amqp_url, redis_url, prefix, [flow.dlq])
+    service = ActionService(store, publisher, profile, "alice", "test-host")
+    await service.cancel(ActionTarget.for_entries(ids), reason="customer asked")
+    assert await outcomes(store, flow.dlq, ids) == {ids[0]: "cancelled"}
