@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Final, Protocol, cast
+from typing import Any, Final, Protocol, cast
 
 import orjson
 import redis.asyncio as aioredis
@@ -33,8 +33,23 @@ from services.outcomes.model import (
 )
 from services.time_range import format_duration, format_local_time
 
-if TYPE_CHECKING:
-    from services.config import Profile
+
+class Profile(Protocol):
+    """What the tracker reads of a ``services.config.Profile`` (not imported: the profile
+    knows the alert rules, a layer above)."""
+
+    @property
+    def redis_prefix(self) -> str: ...
+    @property
+    def dead_letter_queues(self) -> tuple[str, ...]: ...
+    @property
+    def success_statuses(self) -> tuple[str, ...]: ...
+    @property
+    def declined_statuses(self) -> tuple[str, ...]: ...
+    @property
+    def failure_statuses(self) -> tuple[str, ...]: ...
+    @property
+    def outcome_timeout_s(self) -> float: ...
 
 log = logging.getLogger(__name__)
 
