@@ -9,6 +9,7 @@ from typing import Any
 
 from app.cli.runner import profile_from, redis_client, run_command
 from services.config import ConfigError, Profile
+from services.flow.payment_events import PaymentEventStore
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.service import ActionService, default_operator
 from services.workbench.index import EntryIndex
@@ -27,8 +28,14 @@ async def action_service(profile: Profile, read_only: bool) -> AsyncIterator[Act
     publisher = ActionPublisher(profile.amqp_endpoint)
     try:
         async with parking_store(profile) as store:
+            finals = PaymentEventStore.for_profile(store.redis, profile).latest_with
             yield ActionService(
-                store, publisher, profile, default_operator(profile), read_only=read_only
+                store,
+                publisher,
+                profile,
+                default_operator(profile),
+                read_only=read_only,
+                finals=finals,
             )
     finally:
         await publisher.close()

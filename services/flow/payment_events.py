@@ -278,6 +278,14 @@ class PaymentEventStore:
                     found[payment_id] = event
         return found
 
+    async def latest_with(
+        self, payment_ids: list[str], statuses: tuple[str, ...]
+    ) -> dict[str, tuple[str, int]]:
+        """Each payment's latest event with one of ``statuses``, as ``(status, at ms)``: the
+        replay gate's question (``workbench.actions.gate.FinalLookup``)."""
+        found = await self.last_failures(payment_ids, statuses)
+        return {payment: (event.status, event.at_ms) for payment, event in found.items()}
+
     async def last_failure(
         self, payment_id: str, failure_statuses: Sequence[str], *, before_ms: int | None = None
     ) -> PaymentEvent | None:

@@ -51,6 +51,7 @@ class Profile(Protocol):
     @property
     def outcome_timeout_s(self) -> float: ...
 
+
 log = logging.getLogger(__name__)
 
 CHANGES_MAXLEN: Final = 100_000

@@ -74,6 +74,8 @@ class ActionParams:
     note: str = ""
     cancel_exchange: str | None = None
     cancel_routing_key: str = ""
+    force: bool = False
+    """Send past the replay gate (see ``actions.gate``); the note says why."""
 
 
 @dataclass(slots=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal, cast
 
 from services.masking.json import mask_identifier, mask_sensitive_text
 from services.time_range import format_local_time
@@ -230,6 +230,8 @@ class ActionReport:
     requested: int | None = None
     stopped: bool = False
     delay_s: int = 0
+    job_id: str = ""
+    """The job the action ran as ("" for a dry run): ``payops dlq job ID``."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "action", Action(self.action))
@@ -356,3 +358,26 @@ def _failed_fate(detail: str, count: int) -> str:
     if detail.startswith(("in doubt", "no such entry", "unsettled")):
         return ""
     return f"; {_they(count)} {'stays' if count == 1 else 'stay'} parked"
+
+
+def summary_line(report: ActionReport) -> str:
+    """``requeued 98, skipped 2 (already requeued by alice), failed 0`` - for the CLI."""
+    verb = report.action.past
+
+    def reasons(status: str, limit: int = 3) -> str:
+        found = report.reasons(cast(Any, status))
+        if not found:
+            return ""
+        shown = [text if count == 1 else f"{count:,} {text}" for text, count in found[:limit]]
+        if len(shown) == 1 and len(found) == 1:
+            shown = [found[0][0]]
+        more = f"; +{len(found) - limit} more" if len(found) > limit else ""
+        return f" ({'; '.join(shown)}{more})"
+
+    line = (
+        f"{verb} {report.succeeded:,}, skipped {report.skipped:,}{reasons('skipped')},"
+        f" failed {report.failed:,}{reasons('failed')}"
+    )
+    if report.stopped:
+        line += f", stopped ({report.not_attempted:,} not attempted)"
+    return line

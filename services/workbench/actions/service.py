@@ -44,12 +44,14 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import replace
-from typing import Any, cast
 
 from services.config import Profile
 from services.masking.json import dumps_compact, loads_exact, mask_json, mask_sensitive_text
-from services.workbench.actions.ledger import ActionLedger, now_ms, owner_is_dead, run_of
+from services.outcomes.tracker import OutcomeTracker
+from services.workbench.actions.gate import FinalLookup, ReplayGate
+from services.workbench.actions.job_control import JobControl
+from services.workbench.actions.jobs import JobState, JobStore, Pace, runner_token
+from services.workbench.actions.ledger import ActionLedger, now_ms
 from services.workbench.actions.names import Action
 from services.workbench.actions.pika_link import PublisherError
 from services.workbench.actions.pipeline import (
@@ -62,39 +64,27 @@ from services.workbench.actions.pipeline import (
     where_text,
 )
 from services.workbench.actions.publisher import ActionPublisher
-from services.workbench.actions.recovery import (
-    RESOLVE_HOWS,
-    RecoveredEntry,
-    RecoveryReport,
-    ResolveHow,
-    pending_target,
-    recover,
-    resolve,
-    resolve_many,
-)
 from services.workbench.actions.report import (
     ActionOutcome,
     ActionPlan,
     ActionReport,
     ActionRequest,
     format_delay,
+    summary_line,
 )
-from services.workbench.codec import CodecError, MessageRecord, decode_record
 from services.workbench.death_history import Origin
+from services.workbench.actions.rows import rows_by_id
+from services.workbench.actions.service_recovery import ActionRefused, RecoveryActions
 from services.workbench.index import EntryIndex
-from services.workbench.model import EntryState, EntrySummary, summarize
+from services.workbench.model import EntryState, EntrySummary
 from services.workbench.query import ActionTarget, Query
-from services.workbench.store import ParkingStore, entry_id_time_ms
+from services.workbench.store import ParkingStore
 
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int, int], None]
 """``progress(done, total, failed)``: entries settled so far (any outcome), how many
 the action covers, and how many of the settled ones failed."""
-
-
-class ActionRefused(ValueError):
-    """The action was refused before it touched anything (read-only, bad input)."""
 
 
 def default_operator(profile: Profile | None = None) -> str:
@@ -113,12 +103,14 @@ async def _one_batch(
     yield rows, missing
 
 
-class ActionService:
+class ActionService(RecoveryActions):
     """Actions on parked entries (see the module docstring).
 
     ``operator`` and ``host`` go into the audit trail (defaults: the
     profile's operator or the OS user; the host name). ``read_only`` (or the
-    profile's ``read_only``) refuses every action with :class:`ActionRefused`.
+    profile's ``read_only``) refuses every action with :class:`ActionRefused`. Every
+    action that runs is a job (:mod:`.jobs`); requeue and retry pass the replay gate
+    (:mod:`.gate`, asking ``finals`` about the flow) unless forced.
     ``dlqs`` are the dead-letter queues entry ids are looked up in (default:
     the profile's). ``window`` entries are claimed, published and finished
     together, ``depth`` windows at a time await their confirms (give the
@@ -139,6 +131,7 @@ class ActionService:
         window: int = 200,
         depth: int = 3,
         dlqs: Sequence[str] | None = None,
+        finals: FinalLookup | None = None,
     ) -> None:
         if window < 1 or depth < 1:
             raise ValueError("window and depth must be at least 1")
@@ -152,6 +145,11 @@ class ActionService:
         self.depth = depth
         self.dlqs: tuple[str, ...] = tuple(dlqs if dlqs is not None else profile.dead_letter_queues)
         self.ledger = ActionLedger(store, profile.outcome_timeout_s)
+        self.jobs = JobStore(store.redis, store.prefix)
+        self.tracker = OutcomeTracker.for_profile(store.redis, profile)
+        self.finals = finals
+        """The flow's final events of payments, for the replay gate (None: the gate asks
+        only the workbench)."""
 
     # ------------------------------------------------------------------ targets
 
@@ -184,59 +182,7 @@ class ActionService:
         return [by_id[entry_id] for entry_id in index.entry_ids(rows) if entry_id in by_id]
 
     async def _id_rows(self, entry_ids: Iterable[str]) -> tuple[list[EntrySummary], list[str]]:
-        ids = list(dict.fromkeys(entry_ids))
-        if not ids:
-            return [], []
-        dlqs = list(self.dlqs)
-        found: dict[str, EntrySummary] = {}
-        for start in range(0, len(ids), 1000):
-            chunk = ids[start : start + 1000]
-            pipe = self.store.redis.pipeline(transaction=False)
-            for entry_id in chunk:
-                for dlq in dlqs:
-                    pipe.exists(self.store.entry_key(dlq, entry_id))
-            exists = await pipe.execute()
-            located: list[tuple[str, str]] = []
-            for i, entry_id in enumerate(chunk):
-                for j, dlq in enumerate(dlqs):
-                    if exists[i * len(dlqs) + j]:
-                        located.append((dlq, entry_id))
-                        break
-            pipe = self.store.redis.pipeline(transaction=False)
-            for dlq, entry_id in located:
-                pipe.hgetall(self.store.entry_key(dlq, entry_id))
-            raws = await pipe.execute()
-            for (dlq, entry_id), raw in zip(located, raws, strict=True):
-                summary = self._summary(dlq, entry_id, cast(dict[bytes, bytes], raw))
-                if summary is not None:
-                    found[entry_id] = summary
-        return [found[i] for i in ids if i in found], [i for i in ids if i not in found]
-
-    def _summary(self, dlq: str, entry_id: str, raw: dict[bytes, bytes]) -> EntrySummary | None:
-        if not raw:
-            return None
-        try:
-            record = decode_record(raw)
-        except CodecError:
-            record = MessageRecord(body=raw.get(b"body", b""))
-        try:
-            state = EntryState((raw.get(b"state") or b"parked").decode())
-        except ValueError:
-            state = EntryState.PARKED
-        operator = (raw.get(b"operator") or b"").decode("utf-8", "replace") or None
-        try:
-            parked_at = int(raw.get(b"parked_at") or 0)
-        except ValueError:
-            parked_at = 0
-        return summarize(
-            dlq,
-            entry_id,
-            record,
-            self.profile.fields,
-            parked_at or entry_id_time_ms(entry_id) or 0,
-            state=state,
-            last_operator=operator,
-        )
+        return await rows_by_id(self.store, self.profile.fields, self.dlqs, entry_ids)
 
     def cancel_event_description(self) -> str | None:
         """Where cancel publishes its event (None: no event configured)."""
@@ -262,32 +208,29 @@ class ActionService:
         dry_run: bool = False,
         progress: ProgressCallback | None = None,
         cancel_event: asyncio.Event | None = None,
+        pace: Pace | None = None,
+        force: bool = False,
     ) -> ActionReport:
         """Run what the operator confirmed (an :class:`~.report.ActionRequest`)."""
-        if request.action is Action.REQUEUE:
-            return await self.requeue(
+        if request.action is Action.CANCEL:
+            return await self.cancel(
                 target,
-                note=request.reason,
+                reason=request.reason,
                 dry_run=dry_run,
                 progress=progress,
                 cancel_event=cancel_event,
             )
-        if request.action is Action.RETRY:
-            return await self.retry(
-                target,
-                delay_s=request.delay_s or None,
-                edited_body=request.edited_body,
-                note=request.reason,
-                dry_run=dry_run,
-                progress=progress,
-                cancel_event=cancel_event,
-            )
-        return await self.cancel(
+        return await self.replay(
+            request.action,
             target,
-            reason=request.reason,
+            delay_s=request.delay_s or None,
+            edited_body=request.edited_body,
+            note=request.reason,
             dry_run=dry_run,
             progress=progress,
             cancel_event=cancel_event,
+            pace=pace,
+            force=force,
         )
 
     async def requeue(
@@ -298,11 +241,21 @@ class ActionService:
         dry_run: bool = False,
         progress: ProgressCallback | None = None,
         cancel_event: asyncio.Event | None = None,
+        pace: Pace | None = None,
+        force: bool = False,
     ) -> ActionReport:
         """Send each entry's message back, unchanged, to the queue it died in; ``note``
         (the operator's, masked) goes into the audit trail."""
-        params = ActionParams(Action.REQUEUE, note=_note(note))
-        return await self._run(params, target, dry_run, progress, cancel_event)
+        return await self.replay(
+            Action.REQUEUE,
+            target,
+            note=note,
+            dry_run=dry_run,
+            progress=progress,
+            cancel_event=cancel_event,
+            pace=pace,
+            force=force,
+        )
 
     async def retry(
         self,
@@ -314,14 +267,51 @@ class ActionService:
         dry_run: bool = False,
         progress: ProgressCallback | None = None,
         cancel_event: asyncio.Event | None = None,
+        pace: Pace | None = None,
+        force: bool = False,
     ) -> ActionReport:
         """A new attempt through the origin queue (``payops-attempt`` + 1), optionally
         after ``delay_s`` seconds and with an edited JSON body (one entry only); ``note``
         (the operator's, masked) goes into the audit trail."""
+        return await self.replay(
+            Action.RETRY,
+            target,
+            delay_s=delay_s,
+            edited_body=edited_body,
+            note=note,
+            dry_run=dry_run,
+            progress=progress,
+            cancel_event=cancel_event,
+            pace=pace,
+            force=force,
+        )
+
+    async def replay(
+        self,
+        action: Action,
+        target: ActionTarget,
+        *,
+        delay_s: int | None = None,
+        edited_body: bytes | None = None,
+        note: str = "",
+        dry_run: bool = False,
+        progress: ProgressCallback | None = None,
+        cancel_event: asyncio.Event | None = None,
+        pace: Pace | None = None,
+        force: bool = False,
+        resume: str = "",
+    ) -> ActionReport:
+        """Requeue or retry (see those): at ``pace`` (default full speed), through the
+        replay gate unless ``force`` (which needs a ``note``); ``resume`` continues that
+        job (its frozen selection) instead of starting one."""
+        if force and not note.strip():
+            raise ActionRefused("forcing past the replay gate needs a note (why)")
         delay = 0 if delay_s is None else delay_s
         if isinstance(delay, bool) or not isinstance(delay, int) or delay < 0:
             raise ActionRefused(f"a retry delay is a whole number of seconds >= 0, not {delay_s!r}")
         parts = [_note(note)] if note.strip() else []
+        if force:
+            parts.append("forced past the replay gate")
         if delay:
             parts.append(f"delay {format_delay(delay)}")
         note = "; ".join(parts)
@@ -333,8 +323,12 @@ class ActionService:
                 raise ActionRefused(f"the edited body is not valid JSON: {exc}") from None
             masked = dumps_compact(mask_json(parsed)).decode("utf-8", "replace")
             note = (note + "; " if note else "") + f"body edited to {masked}"
-        params = ActionParams(Action.RETRY, delay_s=delay, edited_body=edited_body, note=note)
-        return await self._run(params, target, dry_run, progress, cancel_event)
+        params = ActionParams(
+            action, delay_s=delay, edited_body=edited_body, note=note, force=force
+        )
+        return await self._run(
+            params, target, dry_run, progress, cancel_event, pace=pace, resume=resume
+        )
 
     async def cancel(
         self,
@@ -360,93 +354,6 @@ class ActionService:
         )
         return await self._run(params, target, dry_run, progress, cancel_event)
 
-    # ------------------------------------------------------------------ recovery
-
-    async def recover(self, dlqs: Iterable[str] | None = None) -> RecoveryReport:
-        """Find actions interrupted by a crash (see :mod:`services.workbench.actions.recovery`).
-
-        Read-only consoles only report what they find.
-        """
-        names = list(dlqs) if dlqs is not None else list(self.dlqs)
-        if self.read_only:
-            return await self._inspect(names)
-        return await recover(self.ledger, names, operator=self.operator, host=self.host)
-
-    async def _inspect(self, dlqs: Sequence[str]) -> RecoveryReport:
-        """What recovery would find, touching nothing (read-only)."""
-        in_doubt: list[RecoveredEntry] = []
-        in_progress: list[RecoveredEntry] = []
-        released: list[RecoveredEntry] = []
-        for dlq in dlqs:
-            entries = await self.store.in_flight(dlq)
-            pendings = await self.ledger.pending_of(dlq, [e.entry_id for e in entries])
-            for entry, raw in zip(entries, pendings, strict=True):
-                action_id = entry.action_id or ""
-                lease = await self.store.redis.get(self.ledger.lease_key(dlq, run_of(action_id)))
-                found = RecoveredEntry(
-                    entry.entry_id,
-                    dlq,
-                    entry.summary.payment_id,
-                    entry.action or "",
-                    action_id,
-                    entry.operator or "",
-                    pending_target(raw, action_id),
-                    entry.updated_at_ms or 0,
-                    "",
-                )
-                live = isinstance(lease, bytes) and lease.startswith(b"live:")
-                if live and not owner_is_dead(cast(bytes, lease).decode("utf-8", "replace")):
-                    in_progress.append(replace(found, note="still running"))
-                elif raw and raw.startswith(action_id.encode() + b"|"):
-                    in_doubt.append(replace(found, note="in doubt (read-only: not resolved)"))
-                else:
-                    released.append(replace(found, note="would be released (read-only)"))
-        return RecoveryReport(tuple(released), tuple(in_doubt), tuple(in_progress))
-
-    async def in_doubt(
-        self, query: Query | None = None, *, inspect_only: bool = False
-    ) -> tuple[RecoveryReport, list[RecoveredEntry]]:
-        """Recovery's report (``inspect_only``: touching nothing, as read-only) and its
-        in-doubt entries that ``query`` matches (its dlqs, filters; state ignored)."""
-        dlqs = sorted(query.dlqs) if query is not None and query.dlqs else list(self.dlqs)
-        if inspect_only or self.read_only:
-            report = await self._inspect(dlqs)
-        else:
-            report = await recover(self.ledger, dlqs, operator=self.operator, host=self.host)
-        found = list(report.in_doubt)
-        if query is not None and found:
-            claimed = replace(query, states=frozenset({EntryState.CLAIMED}))
-            matching = {s.entry_id for s in await self._query_rows(claimed)}
-            found = [f for f in found if f.entry_id in matching]
-        return report, found
-
-    async def resolve_many(
-        self, found: Sequence[RecoveredEntry], how: ResolveHow
-    ) -> list[ActionOutcome]:
-        """Settle in-doubt entries (from :meth:`in_doubt`) in bulk, all the same way."""
-        self.refuse_if_read_only("resolve")
-        if how not in RESOLVE_HOWS:
-            raise ActionRefused(f"resolve how must be one of {', '.join(RESOLVE_HOWS)}")
-        return await resolve_many(
-            self.ledger, self.publisher, found, how, operator=self.operator, host=self.host
-        )
-
-    async def resolve(self, entry_id: str, how: ResolveHow) -> ActionOutcome:
-        """Settle one in-doubt entry: ``delivered``, ``republish`` (same action id) or
-        ``release`` (see :func:`services.workbench.actions.recovery.resolve`)."""
-        self.refuse_if_read_only("resolve")
-        if how not in RESOLVE_HOWS:
-            raise ActionRefused(f"resolve how must be one of {', '.join(RESOLVE_HOWS)}")
-        return await resolve(
-            self.ledger,
-            self.publisher,
-            self.dlqs,
-            entry_id,
-            how,
-            operator=self.operator,
-            host=self.host,
-        )
-
     # ------------------------------------------------------------------ the run
 
     async def _run(
@@ -456,18 +363,26 @@ class ActionService:
         dry_run: bool,
         progress: ProgressCallback | None,
         cancel_event: asyncio.Event | None,
+        *,
+        pace: Pace | None = None,
+        resume: str = "",
     ) -> ActionReport:
         """Resolve the target batch by batch and act on each window as it comes: the
-        store is read while the first windows are already being published."""
+        store is read while the first windows are already being published. A paced job
+        (or a resumed one) freezes its selection first."""
         action = params.action
         if not dry_run:
             self.refuse_if_read_only(action.label)
         started = now_ms()
         tally = Tally(estimate=target.count)
         batches: AsyncIterator[tuple[list[EntrySummary], list[str]]]
-        if params.edited_body is not None:
+        if resume:
+            rows, missing = await self._id_rows(i for _, i in await self.jobs.selection(resume))
+            parked = [r for r in rows if r.state is EntryState.PARKED]  # the rest: handled
+            batches = _one_batch(parked, [])
+        elif params.edited_body is not None or (pace is not None and pace.paced):
             rows, missing = await self.targets(target)
-            if len(rows) + len(missing) != 1:
+            if params.edited_body is not None and len(rows) + len(missing) != 1:
                 raise ActionRefused(
                     "an edited body applies to exactly one entry;"
                     f" the target has {len(rows) + len(missing):,}"
@@ -482,7 +397,13 @@ class ActionService:
         windows = self._windows(params, batches, tally, refusal=refusal)
         stopped = False
         run: ActionRun | None = None
+        job_id = ""
         if dry_run:
+            if action is not Action.CANCEL and not params.force:
+                gate = ReplayGate(
+                    self.store, self.profile.success_statuses, self.finals, dry_run=True
+                )
+                windows = gate.filter(windows, tally)
             async for window in windows:
                 tally.outcomes.extend(
                     skipped_outcome(s, f"dry run: would {self._would(params, s)}") for s in window
@@ -494,6 +415,15 @@ class ActionService:
                     progress(len(tally.outcomes), tally.total, tally.failed)
 
             report_progress()
+            job_id = resume or await self.jobs.create(
+                action,
+                operator=self.operator,
+                host=self.host,
+                note=params.note,
+                target=target.description,
+                pace=pace or Pace(),
+                force=params.force,
+            )
             run = ActionRun(
                 self.store,
                 self.publisher,
@@ -502,13 +432,18 @@ class ActionService:
                 operator=self.operator,
                 host=self.host,
                 depth=self.depth,
+                job_id=job_id,
             )
-            stopped = await run.run(
-                target,
-                windows,
-                tally,
-                cancel_event=cancel_event,
+            stopped = await self._run_job(
+                run,
+                job_id=job_id,
+                target=target,
+                windows=windows,
+                tally=tally,
                 report_progress=report_progress,
+                cancel_event=cancel_event,
+                pace=pace,
+                resume=resume,
             )
         report_target = self._report_target(params, tally.queues)
         if dry_run:
@@ -522,12 +457,64 @@ class ActionService:
             tally.requested,
             stopped,
             params.delay_s,
+            job_id,
         )
         if run is not None:
             if progress is not None:
                 progress(len(tally.outcomes), tally.requested, tally.failed)
             await run.audit(target, report, tally)
+            await self.jobs.record(job_id, report.outcomes)
         return report
+
+    async def _run_job(
+        self,
+        run: ActionRun,
+        *,
+        job_id: str,
+        target: ActionTarget,
+        windows: AsyncIterator[list[EntrySummary]],
+        tally: Tally,
+        report_progress: Callable[[], None],
+        cancel_event: asyncio.Event | None,
+        pace: Pace | None,
+        resume: str,
+    ) -> bool:
+        """Run a job: its selection recorded (frozen), through the replay gate, at its
+        pace; its state at the end (done, cancelled, stopped). True when stopped."""
+        if not resume:
+            windows = self._recorded(job_id, windows)
+        gate: ReplayGate | None = None
+        if run.params.action is not Action.CANCEL and not run.params.force:
+            gate = ReplayGate(self.store, self.profile.success_statuses, self.finals)
+            windows = gate.filter(windows, tally)
+        stop = cancel_event if cancel_event is not None else asyncio.Event()
+        token = runner_token()
+        if pace is not None and pace.paced:
+            await self.jobs.refresh_runner(job_id, token)
+            control = JobControl(
+                self.jobs, self.store, job_id, pace, self.tracker, token=token, stop=stop
+            )
+            windows = control.steer(windows)
+        try:
+            stopped = await run.run(
+                target, windows, tally, cancel_event=stop, report_progress=report_progress
+            )
+        finally:
+            await self.jobs.drop_runner(job_id, token)
+        state, _ = await self.jobs.state(job_id)
+        if state is not JobState.CANCELLED:
+            await self.jobs.finish(job_id, JobState.STOPPED if stopped else JobState.DONE)
+        if gate is not None:
+            await gate.release_unsent(tally.outcomes)
+        return stopped
+
+    async def _recorded(
+        self, job_id: str, windows: AsyncIterator[list[EntrySummary]]
+    ) -> AsyncIterator[list[EntrySummary]]:
+        """``windows``, each appended to the job's selection first."""
+        async for window in windows:
+            await self.jobs.add_selection(job_id, [(s.dlq, s.entry_id) for s in window])
+            yield window
 
     async def _row_batches(
         self, target: ActionTarget
@@ -666,29 +653,6 @@ def _note(text: str) -> str:
     """The operator's note as the audit trail keeps it: ``note: ...``, card data masked."""
     text = text.strip()
     return f"note: {mask_sensitive_text(text)}" if text else ""
-
-
-def summary_line(report: ActionReport) -> str:
-    """``requeued 98, skipped 2 (already requeued by alice), failed 0`` - for the CLI."""
-    verb = report.action.past
-
-    def reasons(status: str, limit: int = 3) -> str:
-        found = report.reasons(cast(Any, status))
-        if not found:
-            return ""
-        shown = [text if count == 1 else f"{count:,} {text}" for text, count in found[:limit]]
-        if len(shown) == 1 and len(found) == 1:
-            shown = [found[0][0]]
-        more = f"; +{len(found) - limit} more" if len(found) > limit else ""
-        return f" ({'; '.join(shown)}{more})"
-
-    line = (
-        f"{verb} {report.succeeded:,}, skipped {report.skipped:,}{reasons('skipped')},"
-        f" failed {report.failed:,}{reasons('failed')}"
-    )
-    if report.stopped:
-        line += f", stopped ({report.not_attempted:,} not attempted)"
-    return line
 
 
 __all__ = [

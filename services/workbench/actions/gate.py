@@ -1,0 +1,215 @@
+"""The replay gate: hold back a requeue or retry that could charge a payment twice.
+
+Before an entry is sent back, :class:`ReplayGate` asks:
+
+- has a final event (one of ``success_statuses``, or ``cancelled``) of its payment been
+  seen on the flow since it was dead-lettered? (``captured at 14:05:31 CEST by the flow``)
+- is another entry of the same payment being acted on, or already replayed with its
+  outcome pending or settled other than ``failed again``? (``entry 01a2… for this
+  payment was requeued by alice at 14:03:10 CEST, outcome pending``)
+- is another entry of the same payment earlier in this very action?
+
+and, for what passes, takes the payment's replay claim ``P:replay:<payment id>``
+(``SET NX``, the entry id, ``CLAIM_TTL_MS``), so two operators replaying two entries of
+one payment at the same moment send one: the loser is held back naming the winner.
+An entry held back is reported skipped with ``held back: <why>``. ``force`` (with a
+note, audited) skips the gate; a dry run asks every question but takes no claim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Final, cast
+
+import redis.asyncio as aioredis
+
+from services.masking.json import mask_identifier
+from services.outcomes.model import CANCELLED_STATUS, Outcome
+from services.time_range import format_local_time
+from services.workbench import redis_layout as layout
+from services.workbench.actions.jobs import HELD_PREFIX
+from services.workbench.actions.names import Action
+from services.workbench.actions.pipeline import Tally, skipped_outcome
+from services.workbench.actions.report import ActionOutcome
+from services.workbench.model import EntryState, EntrySummary
+from services.workbench.store import ParkingStore
+
+FinalLookup = Callable[[list[str], tuple[str, ...]], Awaitable[dict[str, tuple[str, int]]]]
+"""``lookup(payment ids, statuses)`` -> payment id -> (status, at ms) of its latest event
+with one of ``statuses`` (the flow's payment record: ``PaymentEventStore.latest_with``)."""
+
+CLAIM_TTL_MS: Final = 120_000
+"""How long a payment's replay claim holds: past the action's send, the entry's pending
+outcome (read from the store) holds the payment."""
+
+_CLAIM: Final = """
+local cur = redis.call('GET', KEYS[1])
+if not cur or cur == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return false
+end
+return cur
+"""
+
+
+def _when(ms: int) -> str:
+    return format_local_time(ms / 1000, date=False)
+
+
+class ReplayGate:
+    """Holds back entries whose payment is finished or already being replayed."""
+
+    def __init__(
+        self,
+        store: ParkingStore,
+        success_statuses: Sequence[str],
+        finals: FinalLookup | None,
+        *,
+        dry_run: bool = False,
+    ) -> None:
+        self.store = store
+        self.redis: aioredis.Redis = store.redis
+        self.final_statuses = (*success_statuses, CANCELLED_STATUS)
+        self.finals = finals
+        self.dry_run = dry_run
+        self._claim = self.redis.register_script(_CLAIM)
+        self._seen: dict[str, str] = {}
+        """payment -> the entry of it this action sends."""
+
+    def claim_key(self, payment: str) -> str:
+        return f"{self.store.prefix}:replay:{payment}"
+
+    async def filter(
+        self, windows: AsyncIterator[list[EntrySummary]], tally: Tally
+    ) -> AsyncIterator[list[EntrySummary]]:
+        """The windows without the entries held back (reported into ``tally``)."""
+        async for window in windows:
+            passed = await self.check(window, tally)
+            if passed:
+                yield passed
+
+    async def check(self, window: Sequence[EntrySummary], tally: Tally) -> list[EntrySummary]:
+        """What of ``window`` may be sent; the others get a ``held back`` outcome."""
+        payments = {s.payment_id for s in window if s.payment_id}
+        finals = (
+            await self.finals(sorted(payments), self.final_statuses)
+            if self.finals is not None and payments
+            else {}
+        )
+        others = await self._others(window)
+        passed: list[EntrySummary] = []
+        for summary in window:
+            why = self._why(summary, finals, others)
+            if not why and summary.payment_id and not self.dry_run:
+                why = await self._take_claim(summary)
+            if why:
+                tally.outcomes.append(skipped_outcome(summary, HELD_PREFIX + why))
+                continue
+            if summary.payment_id:
+                self._seen[mask_identifier(summary.payment_id)] = summary.entry_id
+            passed.append(summary)
+        return passed
+
+    def _why(
+        self,
+        summary: EntrySummary,
+        finals: dict[str, tuple[str, int]],
+        others: dict[str, list[dict[str, Any]]],
+    ) -> str:
+        if not summary.payment_id:
+            return ""
+        final = finals.get(summary.payment_id)
+        if final is not None and final[1] >= summary.dead_lettered_at_ms:
+            return f"{final[0]} at {_when(final[1])} by the flow"
+        payment = mask_identifier(summary.payment_id)
+        earlier = self._seen.get(payment)
+        if earlier is not None and earlier != summary.entry_id:
+            return f"entry {earlier} of this payment is sent by this same action"
+        for other in others.get(summary.entry_id, ()):
+            text = _holding(other)
+            if text:
+                return text
+        return ""
+
+    async def _others(self, window: Sequence[EntrySummary]) -> dict[str, list[dict[str, Any]]]:
+        """Each entry's other entries of the same payment: their state, operator, action,
+        outcome and when they changed (one pipeline)."""
+        with_payment = [s for s in window if s.payment_id]
+        if not with_payment:
+            return {}
+        known = await self.store.entries_for_payments(
+            [cast(str, s.payment_id) for s in with_payment]
+        )
+        wanted: list[tuple[str, str, str]] = []
+        for summary in with_payment:
+            for dlq, entry_id in known.get(mask_identifier(cast(str, summary.payment_id)), ()):
+                if entry_id != summary.entry_id:
+                    wanted.append((summary.entry_id, dlq, entry_id))
+        if not wanted:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for _, dlq, entry_id in wanted:
+            pipe.hmget(
+                self.store.entry_key(dlq, entry_id),
+                "state",
+                "operator",
+                "action",
+                "outcome",
+                "updated_at",
+            )
+        found: dict[str, list[dict[str, Any]]] = {}
+        for (of, _, entry_id), reply in zip(wanted, await pipe.execute(), strict=True):
+            state, operator, action, outcome, updated = reply
+            found.setdefault(of, []).append(
+                {
+                    "entry_id": entry_id,
+                    "state": layout.state_of(state),
+                    "operator": layout.text(operator) or "",
+                    "action": layout.text(action) or "",
+                    "outcome": Outcome.named(outcome),
+                    "updated": layout.integer(updated),
+                }
+            )
+        return found
+
+    async def _take_claim(self, summary: EntrySummary) -> str:
+        """Take the payment's replay claim; why not when another entry holds it."""
+        payment = mask_identifier(cast(str, summary.payment_id))
+        holder = await self._claim(
+            keys=[self.claim_key(payment)], args=[summary.entry_id, CLAIM_TTL_MS]
+        )
+        if not holder:
+            return ""
+        other = layout.text(cast(bytes, holder)) or "?"
+        return f"entry {other} of this payment is being replayed by another action right now"
+
+    async def release_unsent(self, outcomes: Sequence[ActionOutcome]) -> None:
+        """Give up the claims of the entries that passed but were not sent after all."""
+        if self.dry_run:
+            return
+        unsent = {o.entry_id for o in outcomes if o.status != "done"}
+        for payment, entry_id in self._seen.items():
+            if entry_id not in unsent:
+                continue
+            key = self.claim_key(payment)
+            current = cast(bytes | None, await self.redis.get(key))
+            if current is not None and current.decode() == entry_id:
+                await self.redis.delete(key)
+
+
+def _holding(other: dict[str, Any]) -> str:
+    """Why another entry of the payment holds it back ("" when it does not)."""
+    state: EntryState | None = other["state"]
+    who = f" by {other['operator']}" if other["operator"] else ""
+    when = f" at {_when(other['updated'])}" if other["updated"] else ""
+    if state is EntryState.CLAIMED:
+        known = Action.named(other["action"])
+        doing = known.past if known else "acted on"
+        return f"entry {other['entry_id']} of this payment is being {doing}{who}"
+    if state not in (EntryState.REQUEUED, EntryState.RETRIED):
+        return ""
+    outcome: Outcome | None = other["outcome"]
+    if outcome is Outcome.FAILED_AGAIN:
+        return ""
+    said = outcome.label if outcome is not None else "unknown"
+    return f"entry {other['entry_id']} of this payment was {state.value}{who}{when}, outcome {said}"

@@ -1,0 +1,360 @@
+"""Jobs: every bulk action (requeue, retry, cancel) as a record in Redis that other
+consoles and processes can read and steer.
+
+Keys (``P`` is the profile's ``redis_prefix``; a job's keys are single-key commands
+only, so they need no hash tag)::
+
+    P:jobs              ZSET    job id -> created at (epoch ms): the list, newest last
+    P:job:<id>          HASH    action, operator, host, note, target, created, state,
+                                reason (why it paused or stopped), finished, rate,
+                                canary, max_failed_pct, force, and the action's counters
+                                (done, skipped, held, failed)
+    P:job:<id>:sel      LIST    the frozen selection: ``<dlq> <entry id>``, in order
+    P:job:<id>:dlqs     SET     the DLQs of its selection (where its outcome counters are)
+    P:job:<id>:runner   STRING  the process running it (``SET PX``, refreshed while it
+                                runs): a job whose runner is gone can be resumed
+    P:{D}:jobc:<id>     HASH    outcome -> count, per DLQ (see ``outcomes.model``)
+
+States: ``running`` -> ``paused`` (by an operator, the canary or the failure share) ->
+``running`` ... -> ``done`` | ``cancelled``; ``stopped`` when the operator stopped the
+process that ran it. A state change is a compare-and-set, so two consoles pressing
+pause and resume at once leave one answer.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Final, cast
+
+import redis.asyncio as aioredis
+
+from services.outcomes.model import OUTCOME_ORDER, Outcome, dlq_base, job_counter_key
+from services.workbench.actions.report import ActionOutcome
+
+RUNNER_TTL_MS: Final = 15_000
+"""A job's runner key lives this long unless refreshed (every few seconds while it runs)."""
+SELECTION_CHUNK: Final = 1000
+
+
+class JobState(StrEnum):
+    RUNNING = "running"
+    PAUSED = "paused"
+    DONE = "done"
+    CANCELLED = "cancelled"
+    STOPPED = "stopped"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (JobState.DONE, JobState.CANCELLED)
+
+
+_SET_STATE: Final = """
+local cur = redis.call('HGET', KEYS[1], 'state')
+if not cur then return {0, false} end
+local allowed = false
+for i = 3, #ARGV do if ARGV[i] == cur then allowed = true end end
+if not allowed then return {0, cur} end
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'reason', ARGV[2])
+return {1, cur}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Pace:
+    """How a job sends: ``rate`` entries a second (0: full speed), a ``canary`` of that many
+    first (sent, then waited for until their outcomes are in), and the share of
+    ``failed again`` outcomes above which it pauses by itself."""
+
+    rate: float = 0.0
+    canary: int = 0
+    max_failed_pct: float = 20.0
+
+    @property
+    def paced(self) -> bool:
+        return self.rate > 0 or self.canary > 0
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A job as stored (see the module docstring)."""
+
+    job_id: str
+    action: str
+    operator: str
+    host: str
+    note: str
+    target: str
+    created_ms: int
+    state: JobState
+    reason: str = ""
+    finished_ms: int | None = None
+    pace: Pace = field(default_factory=Pace)
+    force: bool = False
+    total: int = 0
+    counts: Mapping[str, int] = field(default_factory=dict)
+    """done, skipped, held, failed: what the action did."""
+    outcomes: Mapping[str, int] = field(default_factory=dict)
+    """outcome value -> how many of its entries have it."""
+    runner_alive: bool = False
+
+    def outcome_line(self) -> str:
+        """``180 succeeded, 12 failed again, 8 pending``."""
+        parts = [
+            f"{self.outcomes[o.value]:,} {o.label}"
+            for o in OUTCOME_ORDER
+            if self.outcomes.get(o.value)
+        ]
+        return ", ".join(parts) or "no outcomes yet"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "action": self.action,
+            "operator": self.operator,
+            "host": self.host,
+            "note": self.note,
+            "target": self.target,
+            "created_ms": self.created_ms,
+            "state": self.state.value,
+            "reason": self.reason or None,
+            "finished_ms": self.finished_ms,
+            "rate_per_s": self.pace.rate or None,
+            "canary": self.pace.canary or None,
+            "max_failed_pct": self.pace.max_failed_pct,
+            "force": self.force,
+            "selected": self.total,
+            "counts": dict(self.counts),
+            "outcomes": {o.value: self.outcomes.get(o.value, 0) for o in OUTCOME_ORDER},
+            "runner_alive": self.runner_alive,
+        }
+
+
+def new_job_id() -> str:
+    """12 hex digits of the time in ms and 6 random: sortable by time, unique."""
+    return f"{int(time.time() * 1000):012x}{secrets.token_hex(3)}"
+
+
+def runner_token() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _text(value: bytes | None) -> str:
+    return value.decode("utf-8", "replace") if value else ""
+
+
+def _number(value: bytes | None) -> float:
+    try:
+        return float(_text(value) or 0)
+    except ValueError:
+        return 0.0
+
+
+class JobStore:
+    """Jobs in Redis (see the module docstring)."""
+
+    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self._set_state = redis.register_script(_SET_STATE)
+
+    def key(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}"
+
+    @property
+    def index_key(self) -> str:
+        return f"{self.prefix}:jobs"
+
+    async def create(
+        self,
+        action: str,
+        *,
+        operator: str,
+        host: str,
+        note: str,
+        target: str,
+        pace: Pace,
+        force: bool = False,
+    ) -> str:
+        """A new running job; its id."""
+        job_id = new_job_id()
+        now = int(time.time() * 1000)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(
+            self.key(job_id),
+            mapping={
+                "action": action,
+                "operator": operator,
+                "host": host,
+                "note": note,
+                "target": target,
+                "created": now,
+                "state": JobState.RUNNING.value,
+                "reason": "",
+                "rate": pace.rate,
+                "canary": pace.canary,
+                "max_failed_pct": pace.max_failed_pct,
+                "force": int(force),
+            },
+        )
+        pipe.zadd(self.index_key, {job_id: now})
+        await pipe.execute()
+        return job_id
+
+    async def add_selection(self, job_id: str, pairs: Sequence[tuple[str, str]]) -> None:
+        """Append ``(dlq, entry id)`` pairs to the job's frozen selection."""
+        if not pairs:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        key = self.key(job_id)
+        for start in range(0, len(pairs), SELECTION_CHUNK):
+            chunk = pairs[start : start + SELECTION_CHUNK]
+            pipe.rpush(f"{key}:sel", *(f"{dlq} {entry_id}" for dlq, entry_id in chunk))
+        pipe.sadd(f"{key}:dlqs", *{dlq for dlq, _ in pairs})
+        await pipe.execute()
+
+    async def selection(self, job_id: str) -> list[tuple[str, str]]:
+        """The job's frozen selection, in order."""
+        raw = cast(list[bytes], await self.redis.lrange(f"{self.key(job_id)}:sel", 0, -1))
+        pairs = []
+        for item in raw:
+            dlq, _, entry_id = item.decode("utf-8", "replace").rpartition(" ")
+            pairs.append((dlq, entry_id))
+        return pairs
+
+    async def record(self, job_id: str, outcomes: Iterable[ActionOutcome]) -> None:
+        """Count what the action did to entries (done, skipped, held, failed)."""
+        counts = Counter(
+            "held" if o.status == "skipped" and o.detail.startswith(HELD_PREFIX) else o.status
+            for o in outcomes
+        )
+        if counts:
+            pipe = self.redis.pipeline(transaction=False)
+            for name, count in counts.items():
+                pipe.hincrby(self.key(job_id), name, count)
+            await pipe.execute()
+
+    async def set_state(
+        self, job_id: str, state: JobState, reason: str = "", *, only_from: Iterable[JobState]
+    ) -> tuple[bool, JobState | None]:
+        """Compare-and-set the job's state (from one of ``only_from``): whether it moved,
+        and the state it was in (None: no such job)."""
+        reply = await self._set_state(
+            keys=[self.key(job_id)], args=[state.value, reason, *(s.value for s in only_from)]
+        )
+        before = _text(reply[1]) if reply[1] else ""
+        return bool(int(reply[0])), JobState(before) if before else None
+
+    async def finish(self, job_id: str, state: JobState, reason: str = "") -> None:
+        """The run ended: ``done`` / ``cancelled`` / ``stopped`` (paused stays paused)."""
+        await self.set_state(job_id, state, reason, only_from=(JobState.RUNNING, JobState.PAUSED))
+        await self.redis.hset(self.key(job_id), "finished", int(time.time() * 1000))
+
+    async def state(self, job_id: str) -> tuple[JobState | None, str]:
+        state, reason = cast(
+            list[bytes | None], await self.redis.hmget(self.key(job_id), "state", "reason")
+        )
+        return (JobState(_text(state)) if state else None), _text(reason)
+
+    # ------------------------------------------------------------------ runner
+
+    async def claim_runner(self, job_id: str, token: str) -> bool:
+        """Become the job's runner (none alive); True when taken."""
+        key = f"{self.key(job_id)}:runner"
+        return bool(await self.redis.set(key, token, px=RUNNER_TTL_MS, nx=True))
+
+    async def refresh_runner(self, job_id: str, token: str) -> bool:
+        key = f"{self.key(job_id)}:runner"
+        current = cast(bytes | None, await self.redis.get(key))
+        if current is not None and current.decode() != token:
+            return False
+        await self.redis.set(key, token, px=RUNNER_TTL_MS)
+        return True
+
+    async def drop_runner(self, job_id: str, token: str) -> None:
+        key = f"{self.key(job_id)}:runner"
+        current = cast(bytes | None, await self.redis.get(key))
+        if current is not None and current.decode() == token:
+            await self.redis.delete(key)
+
+    # ------------------------------------------------------------------ reading
+
+    async def outcome_counts(self, job_id: str) -> dict[str, int]:
+        """Outcome -> how many of the job's entries have it (summed over its DLQs)."""
+        dlqs = cast(set[bytes], await self.redis.smembers(f"{self.key(job_id)}:dlqs"))
+        if not dlqs:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for dlq in sorted(dlqs):
+            pipe.hgetall(job_counter_key(dlq_base(self.prefix, dlq.decode()), job_id))
+        totals: Counter[str] = Counter()
+        for raw in await pipe.execute():
+            for name, value in cast(dict[bytes, bytes], raw).items():
+                totals[_text(name)] += int(_number(value))
+        return {name: count for name, count in totals.items() if count > 0}
+
+    async def get(self, job_id: str) -> Job | None:
+        key = self.key(job_id)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(key)
+        pipe.llen(f"{key}:sel")
+        pipe.exists(f"{key}:runner")
+        raw, total, alive = await pipe.execute()
+        raw = cast(dict[bytes, bytes], raw)
+        if not raw:
+            return None
+        state = _text(raw.get(b"state")) or JobState.RUNNING.value
+        counts = {
+            name: int(_number(raw.get(name.encode())))
+            for name in ("done", "skipped", "held", "failed")
+        }
+        finished = int(_number(raw.get(b"finished"))) or None
+        return Job(
+            job_id=job_id,
+            action=_text(raw.get(b"action")),
+            operator=_text(raw.get(b"operator")),
+            host=_text(raw.get(b"host")),
+            note=_text(raw.get(b"note")),
+            target=_text(raw.get(b"target")),
+            created_ms=int(_number(raw.get(b"created"))),
+            state=JobState(state) if state in JobState._value2member_map_ else JobState.STOPPED,
+            reason=_text(raw.get(b"reason")),
+            finished_ms=finished,
+            pace=Pace(
+                _number(raw.get(b"rate")),
+                int(_number(raw.get(b"canary"))),
+                _number(raw.get(b"max_failed_pct")) or Pace().max_failed_pct,
+            ),
+            force=bool(int(_number(raw.get(b"force")))),
+            total=int(total),
+            counts=counts,
+            outcomes=await self.outcome_counts(job_id),
+            runner_alive=bool(alive),
+        )
+
+    async def recent(self, limit: int = 20) -> list[Job]:
+        """The newest jobs, newest first."""
+        ids = cast(list[bytes], await self.redis.zrevrange(self.index_key, 0, limit - 1))
+        jobs = [await self.get(job_id.decode()) for job_id in ids]
+        return [job for job in jobs if job is not None]
+
+
+HELD_PREFIX: Final = "held back: "
+"""How a skipped outcome held back by the replay gate starts (counted as ``held``)."""
+
+__all__ = [
+    "HELD_PREFIX",
+    "Job",
+    "JobState",
+    "JobStore",
+    "Outcome",
+    "Pace",
+    "new_job_id",
+    "runner_token",
+]
