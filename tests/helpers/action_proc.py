@@ -3,9 +3,11 @@
     python -m tests.helpers.action_proc AMQP_URL REDIS_URL PREFIX DLQ
         [--window N] [--pause-s S] [--operator NAME]
         [--crash-after-claim W | --crash-after-mark W | --crash-after-publish W]
+        [--rate R]
 
 Requeues every parked entry of DLQ. Prints ``progress DONE TOTAL FAILED`` after
-every window and ``DONE succeeded skipped failed`` at the end. ``--pause-s``
+every window and ``DONE succeeded skipped failed`` at the end. ``--rate`` runs it as a
+paced job (R entries a second). ``--pause-s``
 sleeps before each window is sent so a test can kill it mid-way; the ``--crash-*``
 options SIGKILL the process at a chosen point of window W: right after the
 claims (nothing announced), right after the publishes were announced (nothing
@@ -24,6 +26,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from services.config import Profile
+from services.workbench.actions.jobs import Pace
 from services.workbench.actions.pipeline import ActionRun
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.service import ActionService
@@ -79,7 +82,8 @@ async def main(args: argparse.Namespace) -> None:
         print("progress", done, total, failed, flush=True)
 
     query = Query(states=frozenset({EntryState.PARKED}))
-    report = await service.requeue(ActionTarget.for_query(query, 0), progress=progress)
+    pace = Pace(rate=args.rate) if args.rate else None
+    report = await service.requeue(ActionTarget.for_query(query, 0), progress=progress, pace=pace)
     print("DONE", report.succeeded, report.skipped, report.failed, flush=True)
     await publisher.close()
     await redis.aclose()
@@ -97,4 +101,5 @@ if __name__ == "__main__":
     parser.add_argument("--crash-after-claim", type=int, default=0)
     parser.add_argument("--crash-after-mark", type=int, default=0)
     parser.add_argument("--crash-after-publish", type=int, default=0)
+    parser.add_argument("--rate", type=float, default=0.0)
     asyncio.run(main(parser.parse_args()))

@@ -145,6 +145,21 @@ def runner_token() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
+def runner_is_dead(token: str) -> bool:
+    """Whether a runner token names a process on this machine that no longer exists."""
+    host, _, rest = token.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def _text(value: bytes | None) -> str:
     return value.decode("utf-8", "replace") if value else ""
 
@@ -265,9 +280,24 @@ class JobStore:
     # ------------------------------------------------------------------ runner
 
     async def claim_runner(self, job_id: str, token: str) -> bool:
-        """Become the job's runner (none alive); True when taken."""
+        """Become the job's runner when none is alive (a runner on this machine whose
+        process is gone counts as dead at once); True when taken."""
         key = f"{self.key(job_id)}:runner"
-        return bool(await self.redis.set(key, token, px=RUNNER_TTL_MS, nx=True))
+        if await self.redis.set(key, token, px=RUNNER_TTL_MS, nx=True):
+            return True
+        current = cast(bytes | None, await self.redis.get(key))
+        if current is None or not runner_is_dead(current.decode("utf-8", "replace")):
+            return False
+        taken = await self.redis.eval(
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then"
+            " redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end return 0",
+            1,
+            key,
+            current,
+            token,
+            RUNNER_TTL_MS,
+        )
+        return bool(int(cast(int, taken)))
 
     async def refresh_runner(self, job_id: str, token: str) -> bool:
         key = f"{self.key(job_id)}:runner"

@@ -44,6 +44,7 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import replace
 
 from services.config import Profile
 from services.masking.json import dumps_compact, loads_exact, mask_json, mask_sensitive_text
@@ -328,6 +329,45 @@ class ActionService(RecoveryActions):
         )
         return await self._run(
             params, target, dry_run, progress, cancel_event, pace=pace, resume=resume
+        )
+
+    async def resume_job(
+        self,
+        job_id: str,
+        *,
+        progress: ProgressCallback | None = None,
+        cancel_event: asyncio.Event | None = None,
+    ) -> ActionReport | None:
+        """Resume a paused job; when its runner is gone (the process died), run the rest
+        of its frozen selection here - after :meth:`recover`, so nothing is sent twice.
+        None when its runner is alive and takes it from here."""
+        job = await self.jobs.get(job_id)
+        if job is None:
+            raise ActionRefused(f"no job {job_id}")
+        if job.state.is_final:
+            raise ActionRefused(f"job {job_id} is {job.state}: nothing to resume")
+        self.refuse_if_read_only("resume")
+        reason = "resumed by " + self.operator
+        await self.jobs.set_state(job_id, JobState.RUNNING, reason, only_from=(JobState.PAUSED,))
+        if job.runner_alive or not await self.jobs.claim_runner(job_id, runner_token()):
+            return None
+        await self.jobs.set_state(job_id, JobState.RUNNING, reason, only_from=(JobState.STOPPED,))
+        await self.recover()
+        action = Action(job.action)
+        params = ActionParams(action, note=job.note, force=job.force)
+        if action is Action.CANCEL:
+            reason = job.note.removeprefix("reason: ")
+            params = replace(
+                params,
+                reason=reason,
+                cancel_exchange=self.profile.cancel_exchange,
+                cancel_routing_key=self.profile.cancel_routing_key,
+            )
+        ids = [entry_id for _, entry_id in await self.jobs.selection(job_id)]
+        target = ActionTarget.for_entries(ids, job.target)
+        pace = job.pace if job.pace.paced else None
+        return await self._run(
+            params, target, False, progress, cancel_event, pace=pace, resume=job_id
         )
 
     async def cancel(

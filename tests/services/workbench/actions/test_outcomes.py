@@ -1,6 +1,7 @@
 """Outcomes of replayed entries against the real RabbitMQ and Redis: a requeued payment
-captured by a worker succeeds, one dead-lettered again fails again (linked to its new
-entry), one the flow never finishes has no outcome, a cancel's outcome is the cancel."""
+captured by a worker succeeds (and its job's counters with it), one dead-lettered again
+fails again (linked to its new entry), one the flow never finishes has no outcome, a
+cancel's outcome is the cancel."""
 
 from __future__ import annotations
 
@@ -11,24 +12,20 @@ import aio_pika
 import pytest
 
 from services.config import TapBinding
-from services.flow.process import FlowProcess
-from services.flow.protocol import ChildConfig
-from services.flow.recorder import RecorderState
 from services.outcomes.model import Outcome
 from services.outcomes.tracker import OutcomeTracker
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.service import ActionService
 from services.workbench.query import ActionTarget
 from services.workbench.store import ParkingStore
-from tests.helpers.action_kit import (
-    Broker,
-    entry_ids,
-    make_profile,
-    park_all,
-    parked_payments,
-    publish_with_pika,
+from tests.helpers.action_kit import Broker, entry_ids, make_profile, park_all, parked_payments
+from tests.helpers.outcome_kit import (
+    outcomes_of,
+    payment_of,
+    publish_status,
+    recording_flow,
+    until,
 )
-from tests.helpers.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -41,34 +38,7 @@ async def publisher(amqp_url: str) -> AsyncIterator[ActionPublisher]:
     await publisher.close()
 
 
-async def outcomes(store: ParkingStore, dlq: str, ids: list[str]) -> dict[str, str | None]:
-    found = {}
-    for entry_id in ids:
-        entry = await store.get(dlq, entry_id)
-        assert entry is not None
-        found[entry_id] = entry.outcome.outcome.value if entry.outcome else None
-    return found
-
-
-async def wait_outcomes(
-    store: ParkingStore, dlq: str, ids: list[str], expected: str, timeout_s: float = 8.0
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        found = await outcomes(store, dlq, ids)
-        if all(value == expected for value in found.values()):
-            return
-        assert time.monotonic() < deadline, f"outcomes {found}, expected all {expected}"
-        await _pause()
-
-
-async def _pause() -> None:
-    import asyncio
-
-    await asyncio.sleep(0.05)
-
-
-async def test_requeued_entries_succeed_as_a_worker_captures_them(
+async def test_requeued_entries_succeed_as_a_worker_captures_them_and_the_job_counts(
     broker: Broker,
     store: ParkingStore,
     publisher: ActionPublisher,
@@ -86,36 +56,31 @@ async def test_requeued_entries_succeed_as_a_worker_captures_them(
         tap_exchanges=(TapBinding(events.name),),
         alert_rules=(),
     )
-    states: list[RecorderState] = []
-    process = FlowProcess(
-        ChildConfig(profile, capacity_s=60), lambda _: None, on_recorder=states.append
-    )
-    process.start()
-    try:
-        await eventually(
-            lambda: process.tap.ready.is_set() and bool(states) and states[-1].role == "writer",
-            20,
-            "the recorder writing",
-        )
+    async with recording_flow(profile):
         ids = await entry_ids(store, flow.dlq)
         service = ActionService(store, publisher, profile, "alice", "test-host")
         report = await service.requeue(ActionTarget.for_entries(ids))
         assert report.succeeded == 3
-        assert set((await outcomes(store, flow.dlq, ids)).values()) == {"pending"}
+        assert set((await outcomes_of(store, flow.dlq, ids)).values()) == {"pending"}
+        job = await service.jobs.get(report.job_id)
+        assert job is not None and job.counts["done"] == 3
+        assert job.outcomes == {"pending": 3}
         # The worker: takes each requeued payment off its queue and captures it.
         for record in await broker.drain(flow.work):
-            publish_with_pika(
-                amqp_url,
-                events.name,
-                "payment.captured",
-                [record.body.replace(b'"amount"', b'"status":"captured","amount"')],
-            )
-        await wait_outcomes(store, flow.dlq, ids, "succeeded")
+            publish_status(amqp_url, events.name, payment_of(record), "captured")
+
+        async def all_succeeded() -> bool:
+            found = await outcomes_of(store, flow.dlq, ids)
+            return set(found.values()) == {"succeeded"}
+
+        await until(all_succeeded, 8, "every outcome succeeded")
         entry = await store.get(flow.dlq, ids[0])
         assert entry is not None and entry.outcome is not None
         assert entry.outcome.detail.startswith("captured at ")
-    finally:
-        await process.stop()
+        assert entry.outcome.job == report.job_id
+        job = await service.jobs.get(report.job_id)
+        assert job is not None and job.outcomes == {"succeeded": 3}
+        assert job.outcome_line() == "3 succeeded"
 
 
 async def test_a_payment_dead_lettered_again_fails_again_linked_to_its_new_entry(
@@ -130,7 +95,7 @@ async def test_a_payment_dead_lettered_again_fails_again_linked_to_its_new_entry
     ids = await entry_ids(store, flow.dlq)
     profile = make_profile(amqp_url, redis_url, prefix, [flow.dlq])
     service = ActionService(store, publisher, profile, "alice", "test-host")
-    await service.requeue(ActionTarget.for_entries(ids[:1]))
+    report = await service.requeue(ActionTarget.for_entries(ids[:1]))
     # The worker rejects it again: RabbitMQ dead-letters it, the parker parks it anew.
     assert broker.channel is not None
     work = await broker.channel.get_queue(flow.work)
@@ -146,6 +111,8 @@ async def test_a_payment_dead_lettered_again_fails_again_linked_to_its_new_entry
     assert entry.outcome.link == new[0]
     untouched = await store.get(flow.dlq, ids[1])
     assert untouched is not None and untouched.outcome is None
+    job = await service.jobs.get(report.job_id)
+    assert job is not None and job.outcomes == {"failed_again": 1}
 
 
 async def test_no_final_event_within_the_timeout_is_no_outcome_and_settles_once(
@@ -168,7 +135,7 @@ async def test_no_final_event_within_the_timeout_is_no_outcome_and_settles_once(
     settled = await tracker.sweep(later)
     assert sorted(settled) == sorted((i, Outcome.NO_OUTCOME) for i in ids)
     assert await tracker.sweep(later) == []  # once
-    assert set((await outcomes(store, flow.dlq, ids)).values()) == {"no_outcome"}
+    assert set((await outcomes_of(store, flow.dlq, ids)).values()) == {"no_outcome"}
 
 
 async def test_a_cancels_outcome_is_the_cancellation(
@@ -184,4 +151,4 @@ async def test_a_cancels_outcome_is_the_cancellation(
     profile = make_profile(amqp_url, redis_url, prefix, [flow.dlq])
     service = ActionService(store, publisher, profile, "alice", "test-host")
     await service.cancel(ActionTarget.for_entries(ids), reason="customer asked")
-    assert await outcomes(store, flow.dlq, ids) == {ids[0]: "cancelled"}
+    assert await outcomes_of(store, flow.dlq, ids) == {ids[0]: "cancelled"}

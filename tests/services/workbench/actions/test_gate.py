@@ -1,0 +1,152 @@
+"""The replay gate against the real RabbitMQ and Redis: a payment the flow captured after
+its dead letter is held back and nothing reaches its queue; a payment whose other entry
+was replayed is held back naming it; two operators replaying two entries of one payment
+at once send one; --force with a note sends it anyway, audited."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aio_pika
+import pytest
+
+from services.config import TapBinding
+from services.flow.payment_events import PaymentEventStore
+from services.workbench.actions.publisher import ActionPublisher
+from services.workbench.actions.service import ActionRefused, ActionService
+from services.workbench.query import ActionTarget
+from services.workbench.store import ParkingStore
+from tests.helpers.action_kit import Broker, entry_ids, make_profile
+from tests.helpers.outcome_kit import (
+    parked_with_payments,
+    payment_of,
+    publish_status,
+    recording_flow,
+    until,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def publisher(amqp_url: str) -> AsyncIterator[ActionPublisher]:
+    publisher = ActionPublisher(amqp_url)
+    await publisher.connect()
+    yield publisher
+    await publisher.close()
+
+
+async def test_a_payment_captured_after_its_dead_letter_is_held_back_and_not_sent(
+    broker: Broker,
+    store: ParkingStore,
+    publisher: ActionPublisher,
+    amqp_url: str,
+    redis_url: str,
+    prefix: str,
+) -> None:
+    flow = await parked_with_payments(broker, store, ["pay_done", "pay_open"])
+    events = await broker.exchange("events", aio_pika.ExchangeType.TOPIC)
+    profile = make_profile(
+        amqp_url,
+        redis_url,
+        prefix,
+        [flow.dlq],
+        tap_exchanges=(TapBinding(events.name),),
+        alert_rules=(),
+    )
+    record = PaymentEventStore.for_profile(store.redis, profile)
+    async with recording_flow(profile):
+        publish_status(amqp_url, events.name, "pay_done", "captured")  # plain pika
+
+        async def recorded() -> bool:
+            return bool(await record.events("pay_done"))
+
+        await until(recorded, 8, "the captured event recorded")
+    ids = await entry_ids(store, flow.dlq)
+    service = ActionService(
+        store, publisher, profile, "alice", "test-host", finals=record.latest_with
+    )
+    dry = await service.requeue(ActionTarget.for_entries(ids), dry_run=True)
+    assert [o.detail.startswith("held back: captured at ") for o in dry.outcomes] == [True, False]
+    report = await service.requeue(ActionTarget.for_entries(ids))
+    held = [o for o in report.outcomes if o.status == "skipped"]
+    assert len(held) == 1 and held[0].payment_id == "pay_done"
+    assert held[0].detail.endswith("by the flow")
+    assert report.succeeded == 1
+    assert [payment_of(m) for m in await broker.drain(flow.work)] == ["pay_open"]
+    job = await service.jobs.get(report.job_id)
+    assert job is not None and job.counts["held"] == 1 and job.counts["done"] == 1
+
+
+async def test_an_entry_whose_payment_was_replayed_is_held_back_unless_forced(
+    broker: Broker,
+    store: ParkingStore,
+    publisher: ActionPublisher,
+    amqp_url: str,
+    redis_url: str,
+    prefix: str,
+) -> None:
+    flow = await parked_with_payments(broker, store, ["pay_twice", "pay_twice"])
+    first, second = await entry_ids(store, flow.dlq)
+    profile = make_profile(amqp_url, redis_url, prefix, [flow.dlq])
+    alice = ActionService(store, publisher, profile, "alice", "test-host")
+    bob = ActionService(store, publisher, profile, "bob", "test-host")
+    assert (await alice.requeue(ActionTarget.for_entries([first]))).succeeded == 1
+    report = await bob.retry(ActionTarget.for_entries([second]))
+    assert report.succeeded == 0
+    detail = report.outcomes[0].detail
+    assert detail.startswith(f"held back: entry {first} of this payment was requeued by alice")
+    assert detail.endswith("outcome pending")
+    with pytest.raises(ActionRefused, match="needs a note"):
+        await bob.retry(ActionTarget.for_entries([second]), force=True)
+    forced = await bob.retry(
+        ActionTarget.for_entries([second]), force=True, note="acquirer confirmed no charge"
+    )
+    assert forced.succeeded == 1
+    assert len(await broker.drain(flow.work)) == 2
+    audit = await store.read_audit(flow.dlq, count=10, entry_id=second)
+    assert any("forced past the replay gate" in record.detail for record in audit)
+
+
+async def test_two_operators_replaying_two_entries_of_one_payment_at_once_send_one(
+    broker: Broker,
+    store: ParkingStore,
+    publisher: ActionPublisher,
+    amqp_url: str,
+    redis_url: str,
+    prefix: str,
+) -> None:
+    flow = await parked_with_payments(broker, store, ["pay_race", "pay_race", "pay_other"])
+    first, second, other = await entry_ids(store, flow.dlq)
+    profile = make_profile(amqp_url, redis_url, prefix, [flow.dlq])
+    alice = ActionService(store, publisher, profile, "alice", "host-a")
+    bob = ActionService(store, publisher, profile, "bob", "host-b")
+    reports = await asyncio.gather(
+        alice.requeue(ActionTarget.for_entries([first, other])),
+        bob.requeue(ActionTarget.for_entries([second])),
+    )
+    sent = sorted(payment_of(m) for m in await broker.drain(flow.work))
+    assert sent == ["pay_other", "pay_race"]
+    race = [o for r in reports for o in r.outcomes if o.payment_id == "pay_race"]
+    assert sorted(o.status for o in race) == ["done", "skipped"]
+    assert next(o for o in race if o.status == "skipped").detail.startswith("held back: entry ")
+
+
+async def test_two_entries_of_one_payment_in_one_action_send_the_first(
+    broker: Broker,
+    store: ParkingStore,
+    publisher: ActionPublisher,
+    amqp_url: str,
+    redis_url: str,
+    prefix: str,
+) -> None:
+    flow = await parked_with_payments(broker, store, ["pay_dup", "pay_dup"])
+    first, second = await entry_ids(store, flow.dlq)
+    profile = make_profile(amqp_url, redis_url, prefix, [flow.dlq])
+    service = ActionService(store, publisher, profile, "alice", "test-host")
+    report = await service.requeue(ActionTarget.for_entries([first, second]))
+    assert report.succeeded == 1
+    skipped = next(o for o in report.outcomes if o.status == "skipped")
+    assert skipped.entry_id == second
+    assert len(await broker.drain(flow.work)) == 1
