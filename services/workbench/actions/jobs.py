@@ -23,20 +23,24 @@ pause and resume at once leave one answer.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import secrets
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final, cast
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from services.outcomes.model import OUTCOME_ORDER, Outcome, dlq_base, job_counter_key
 from services.workbench.actions.report import ActionOutcome
+from services.workbench.model import EntrySummary
 
 RUNNER_TTL_MS: Final = 15_000
 """A job's runner key lives this long unless refreshed (every few seconds while it runs)."""
@@ -234,6 +238,14 @@ class JobStore:
         pipe.sadd(f"{key}:dlqs", *{dlq for dlq, _ in pairs})
         await pipe.execute()
 
+    async def recorded(
+        self, job_id: str, windows: AsyncIterator[list[EntrySummary]]
+    ) -> AsyncIterator[list[EntrySummary]]:
+        """``windows``, each appended to the job's selection before it goes on."""
+        async for window in windows:
+            await self.add_selection(job_id, [(s.dlq, s.entry_id) for s in window])
+            yield window
+
     async def selection(self, job_id: str) -> list[tuple[str, str]]:
         """The job's frozen selection, in order."""
         raw = cast(list[bytes], await self.redis.lrange(f"{self.key(job_id)}:sel", 0, -1))
@@ -306,6 +318,14 @@ class JobStore:
             return False
         await self.redis.set(key, token, px=RUNNER_TTL_MS)
         return True
+
+    async def keep_runner(self, job_id: str, token: str) -> None:
+        """Refresh the runner key every few seconds until cancelled (Redis errors are
+        ridden out: the run's own lease says whether it may go on)."""
+        while True:
+            await asyncio.sleep(RUNNER_TTL_MS / 5000)
+            with contextlib.suppress(RedisError, OSError):
+                await self.refresh_runner(job_id, token)
 
     async def drop_runner(self, job_id: str, token: str) -> None:
         key = f"{self.key(job_id)}:runner"

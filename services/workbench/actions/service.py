@@ -349,8 +349,10 @@ class ActionService(RecoveryActions):
         self.refuse_if_read_only("resume")
         reason = "resumed by " + self.operator
         await self.jobs.set_state(job_id, JobState.RUNNING, reason, only_from=(JobState.PAUSED,))
-        if job.runner_alive or not await self.jobs.claim_runner(job_id, runner_token()):
-            return None
+        token = runner_token()
+        if not await self.jobs.claim_runner(job_id, token):
+            return None  # its runner is alive and goes on
+        await self.jobs.drop_runner(job_id, token)  # the run below takes it with its own
         await self.jobs.set_state(job_id, JobState.RUNNING, reason, only_from=(JobState.STOPPED,))
         await self.recover()
         action = Action(job.action)
@@ -522,15 +524,16 @@ class ActionService(RecoveryActions):
         """Run a job: its selection recorded (frozen), through the replay gate, at its
         pace; its state at the end (done, cancelled, stopped). True when stopped."""
         if not resume:
-            windows = self._recorded(job_id, windows)
+            windows = self.jobs.recorded(job_id, windows)
         gate: ReplayGate | None = None
         if run.params.action is not Action.CANCEL and not run.params.force:
             gate = ReplayGate(self.store, self.profile.success_statuses, self.finals)
             windows = gate.filter(windows, tally)
         stop = cancel_event if cancel_event is not None else asyncio.Event()
         token = runner_token()
+        await self.jobs.refresh_runner(job_id, token)
+        keeper = asyncio.create_task(self.jobs.keep_runner(job_id, token))
         if pace is not None and pace.paced:
-            await self.jobs.refresh_runner(job_id, token)
             control = JobControl(
                 self.jobs, self.store, job_id, pace, self.tracker, token=token, stop=stop
             )
@@ -540,6 +543,8 @@ class ActionService(RecoveryActions):
                 target, windows, tally, cancel_event=stop, report_progress=report_progress
             )
         finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
             await self.jobs.drop_runner(job_id, token)
         state, _ = await self.jobs.state(job_id)
         if state is not JobState.CANCELLED:
@@ -547,14 +552,6 @@ class ActionService(RecoveryActions):
         if gate is not None:
             await gate.release_unsent(tally.outcomes)
         return stopped
-
-    async def _recorded(
-        self, job_id: str, windows: AsyncIterator[list[EntrySummary]]
-    ) -> AsyncIterator[list[EntrySummary]]:
-        """``windows``, each appended to the job's selection first."""
-        async for window in windows:
-            await self.jobs.add_selection(job_id, [(s.dlq, s.entry_id) for s in window])
-            yield window
 
     async def _row_batches(
         self, target: ActionTarget
