@@ -34,6 +34,14 @@ from app.cli.dlq_common import (
     parking_store,
     run_dlq,
 )
+from app.cli.dlq_jobs import (
+    add_job_commands,
+    add_replay_arguments,
+    check_force,
+    held_back_line,
+    job_line,
+    pace_from,
+)
 from app.cli.dlq_output import (
     RESOLVE_VERBS,
     action_progress,
@@ -267,6 +275,8 @@ def add_dlq_commands(
                 else "why, for the audit trail"
             ),
         )
+        if action is not Action.CANCEL:
+            add_replay_arguments(command)
         command.add_argument("--dry-run", action="store_true", help="say what would happen")
         command.add_argument("--yes", "-y", action="store_true", help="do not ask")
         command.add_argument("--read-only", action="store_true", help="refuse to act")
@@ -310,6 +320,8 @@ def add_dlq_commands(
     )  # fmt: skip
     resolve.add_argument("--read-only", action="store_true", help="refuse to act")
     resolve.set_defaults(handler=_cmd_resolve)
+
+    add_job_commands(sub, common)
 
     audit = sub.add_parser("audit", parents=common, help="the audit trail")
     audit.add_argument("--entry", metavar="ID", help="records naming this entry")
@@ -419,6 +431,7 @@ def _cmd_action(args: argparse.Namespace) -> int:
 
     async def body(profile: Profile) -> int:
         target = _target(args)
+        check_force(args)
         delay = getattr(args, "delay", None) or 0
         edited = _read_body(args.edit_body) if getattr(args, "edit_body", None) else None
         async with action_service(profile, args.read_only) as service:
@@ -439,7 +452,15 @@ def _cmd_action(args: argparse.Namespace) -> int:
                 )
                 print(plan.describe(delay))
                 print(dry_line(report))
+                if held_back_line(report):
+                    print(held_back_line(report))
                 return exit_codes.FAILED if missing else exit_codes.OK
+            if action is not Action.CANCEL and not getattr(args, "force", False):
+                preview = await _act(
+                    service, action, target, args, delay=delay, edited=edited, dry_run=True
+                )
+                if held_back_line(preview):
+                    print(f"payops: {held_back_line(preview)}", file=sys.stderr)
             if not _confirm(plan, delay, args):
                 print("payops: nothing done", file=sys.stderr)
                 return exit_codes.FAILED
@@ -455,6 +476,8 @@ def _cmd_action(args: argparse.Namespace) -> int:
                 print(file=sys.stderr)
             print_failures(report, sys.stderr)
             print_outcomes(report)
+            if job_line(report):
+                print(f"payops: {job_line(report)}", file=sys.stderr)
             if report.failed:
                 print(f"payops: {masked(report.caption())}", file=sys.stderr)
             if interrupts.stop.is_set():
@@ -500,12 +523,9 @@ async def _act(
 ) -> ActionReport:
     progress = None if dry_run else action_progress(action)
     stop = cancel_event
-    if action is Action.REQUEUE:
-        return await service.requeue(
-            target, note=args.note or "", dry_run=dry_run, progress=progress, cancel_event=stop
-        )
-    if action is Action.RETRY:
-        return await service.retry(
+    if action is not Action.CANCEL:
+        return await service.replay(
+            action,
             target,
             delay_s=delay or None,
             edited_body=edited,
@@ -513,6 +533,8 @@ async def _act(
             dry_run=dry_run,
             progress=progress,
             cancel_event=stop,
+            pace=pace_from(args),
+            force=args.force,
         )
     return await service.cancel(
         target, reason=args.note or "", dry_run=dry_run, progress=progress, cancel_event=stop
