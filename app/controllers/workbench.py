@@ -18,6 +18,7 @@ from qasync import asyncSlot
 from app.controllers.payment_timeline import PaymentTimelines
 from app.flow_causes import flow_failure_lookup
 from services.config import Profile
+from services.flow.payment_events import PaymentEventStore
 from services.links.redis import describe_redis_error
 from services.links.redis_client import make_redis_client
 from services.links.urls import url_password
@@ -107,7 +108,11 @@ class WorkbenchController(QObject):
         self.store = ParkingStore(self.redis, self.profile.redis_prefix)
         self.publisher = ActionPublisher(self.profile.amqp_endpoint)
         self.actions = ActionService(
-            self.store, self.publisher, self.profile, read_only=self.read_only
+            self.store,
+            self.publisher,
+            self.profile,
+            read_only=self.read_only,
+            finals=PaymentEventStore.for_profile(self.redis, self.profile).latest_with,
         )
         self._spawn(self._load_and_follow, "workbench", on_error=self._list_unreadable)
         self._spawn(self._park_dead_letters, "parking")

@@ -13,6 +13,8 @@
 ``failed_payments.jsonl``  the same entries with properties, headers, x-death
                            and the body, masked
 ``audit.jsonl``            the audit records of the range (every DLQ)
+``jobs.jsonl``             the jobs (bulk actions) started in the range, each with
+                           its counters and the outcome summary of its payments
 ``alerts.jsonl``           the alert events of the range
 ``manifest.json``          tool version, profile without credentials, range,
                            counts, SHA-256 and size of every other file
@@ -55,6 +57,8 @@ def bundle_files(chart_names: Iterable[str]) -> list[tuple[str, str, bool]]:
         ("failed_payments.jsonl", "The failed payments with properties, headers,"
          " x-death and the masked body.", True),
         ("audit.jsonl", "The operator actions (audit records) of the range.", True),
+        ("jobs.jsonl", "The jobs (bulk actions) of the range with their outcome"
+         " summary.", True),
         ("alerts.jsonl", "The alert events of the range.", True),
         ("manifest.json", "Tool version, profile (no credentials), range, counts and the"
          " SHA-256 of every file.", False),

@@ -34,6 +34,7 @@ from services.masking.json import (
 )
 from services.masking.message import mask_untrusted
 from services.time_range import iso_utc
+from services.workbench.actions.jobs import Job
 from services.workbench.columns import CSV_COLUMNS
 from services.workbench.model import AuditRecord, ParkedEntry, body_kind
 
@@ -168,8 +169,30 @@ def entry_document(
             }
             for d in entry.deaths
         ],
+        "outcome": _outcome(entry),
         "body": body_for_export(record.body, ids),
     }
+
+
+def _outcome(entry: ParkedEntry) -> dict[str, Any] | None:
+    """What became of the payment after the last action (masked), None before any."""
+    if entry.outcome is None:
+        return None
+    data = entry.outcome.as_json()
+    data["detail"] = mask_optional_text(entry.outcome.detail) or None
+    data["at"] = iso_utc(entry.outcome.at_ms) or None
+    return data
+
+
+def job_document(job: Job) -> dict[str, Any]:
+    """The JSONL record of one job: who, what, its counters and its outcome summary."""
+    data = job.as_json()
+    for key in ("note", "target", "reason", "operator"):
+        data[key] = mask_optional_text(data[key]) or None
+    data["created_at"] = iso_utc(job.created_ms)
+    data["finished_at"] = iso_utc(job.finished_ms) or None
+    data["outcome_summary"] = job.outcome_line()
+    return data
 
 
 def audit_document(record: AuditRecord, dlq: str) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from services.snapshot.documents import (
     dumps_line,
     entry_document,
     entry_row,
+    job_document,
     throughput_header,
     throughput_rows,
 )
@@ -84,6 +85,7 @@ from services.snapshot.report import (
 )
 from services.snapshot.series import SeriesBuilder
 from services.time_range import format_duration
+from services.workbench.actions.jobs import JobStore
 from services.workbench.model import ParkedEntry
 from services.workbench.store import ParkingStore, entry_id_time_ms
 
@@ -93,6 +95,8 @@ HISTORY_CHUNK_S: Final = 900
 AUDIT_SKEW_MS: Final = 5 * 60 * 1000
 """Audit records are looked up by their stream id (Redis's clock) this much beyond the
 range, then kept by their own ``ts`` (the acting console's clock)."""
+MAX_JOBS: Final = 1000
+"""The newest jobs looked at for the range (older ones are left out of jobs.jsonl)."""
 ALERT_LOOKBACK_S: Final = 7 * 86400
 """How far before the range the alert log is read to know what was firing at its start."""
 
@@ -230,6 +234,7 @@ class _SnapshotJob:
         await self._write_throughput()
         await self._read_alerts()
         await self._read_audit()
+        await self._read_jobs()
         await self._read_entries()
         await self._render_charts()
         self._write_report()
@@ -317,6 +322,16 @@ class _SnapshotJob:
                 await self._tick()
         member.close()
         self._report(STAGE_AUDIT, member.rows, member.rows)
+
+    async def _read_jobs(self) -> None:
+        """The jobs started in the range, oldest first, with their outcome summary."""
+        member = self._member("jobs.jsonl")
+        jobs = JobStore(self.store.redis, self.store.prefix)
+        for job in reversed(await jobs.recent(MAX_JOBS)):
+            if self.from_ms <= job.created_ms < self.to_ms:
+                member.write(dumps_line(job_document(job)))
+                member.rows += 1
+        member.close()
 
     async def _read_entries(self) -> None:
         csv_out = CsvMember(self._member("failed_payments.csv"), ENTRY_COLUMNS)

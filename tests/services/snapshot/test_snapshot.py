@@ -426,6 +426,7 @@ async def test_the_bundle_is_complete_and_consistent(
         "failed_payments.csv",
         "failed_payments.jsonl",
         "audit.jsonl",
+        "jobs.jsonl",
         "alerts.jsonl",
         "manifest.json",
     ]

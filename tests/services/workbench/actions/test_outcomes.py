@@ -5,8 +5,12 @@ cancel's outcome is the cancel."""
 
 from __future__ import annotations
 
+import json
 import time
+import zipfile
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import aio_pika
 import pytest
@@ -14,6 +18,8 @@ import pytest
 from services.config import TapBinding
 from services.outcomes.model import Outcome
 from services.outcomes.tracker import OutcomeTracker
+from services.snapshot.job import write_snapshot
+from services.snapshot.model import SnapshotRequest
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.service import ActionService
 from services.workbench.query import ActionTarget
@@ -152,3 +158,41 @@ async def test_a_cancels_outcome_is_the_cancellation(
     service = ActionService(store, publisher, profile, "alice", "test-host")
     await service.cancel(ActionTarget.for_entries(ids), reason="customer asked")
     assert await outcomes_of(store, flow.dlq, ids) == {ids[0]: "cancelled"}
+
+
+async def test_the_snapshot_has_each_entrys_outcome_and_each_jobs_outcome_summary(
+    broker: Broker,
+    store: ParkingStore,
+    publisher: ActionPublisher,
+    amqp_url: str,
+    redis_url: str,
+    prefix: str,
+    tmp_path: Path,
+) -> None:
+    started = int(time.time()) - 1
+    flow = await parked_payments(broker, store, 2)
+    ids = await entry_ids(store, flow.dlq)
+    profile = make_profile(amqp_url, redis_url, prefix, [flow.dlq])
+    service = ActionService(store, publisher, profile, "alice", "test-host")
+    report = await service.requeue(ActionTarget.for_entries(ids))
+    await OutcomeTracker.for_profile(store.redis, profile).observe(
+        [Sighting("pay_00000", int(time.time() * 1000), "captured")]
+    )
+    out = tmp_path / "snap.zip"
+    await write_snapshot(SnapshotRequest(profile, started, int(time.time()) + 2, out), store.redis)
+    with zipfile.ZipFile(out) as bundle:
+        jobs = [json.loads(line) for line in bundle.read("jobs.jsonl").splitlines()]
+        entries = [json.loads(line) for line in bundle.read("failed_payments.jsonl").splitlines()]
+    (job,) = jobs
+    assert job["job_id"] == report.job_id
+    assert job["outcome_summary"] == "1 pending, 1 succeeded"
+    by_payment = {e["payment_id"]: e["outcome"]["outcome"] for e in entries}
+    assert by_payment == {"pay_00000": "succeeded", "pay_00001": "pending"}
+
+
+@dataclass(frozen=True)
+class Sighting:
+    payment_id: str
+    at_ms: int
+    status: str
+    reason: str | None = None
