@@ -58,8 +58,15 @@ class Outcome(StrEnum):
         return cls(value)
 
 
-OUTCOME_ORDER: Final = tuple(Outcome)
-"""The order counters are shown in."""
+OUTCOME_ORDER: Final = (
+    Outcome.SUCCEEDED,
+    Outcome.DECLINED,
+    Outcome.FAILED_AGAIN,
+    Outcome.NO_OUTCOME,
+    Outcome.CANCELLED,
+    Outcome.PENDING,
+)
+"""The order counters are shown in (``180 succeeded, 12 failed again, 8 pending``)."""
 
 CANCELLED_STATUS: Final = "cancelled"
 """The event status that settles a replayed payment as cancelled."""

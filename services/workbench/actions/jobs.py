@@ -395,6 +395,29 @@ class JobStore:
         return [job for job in jobs if job is not None]
 
 
+class LiveCounts:
+    """Counts a running job's results into Redis as they come (``tick`` after every
+    window; ``flush`` at the end), so other consoles see its counters move."""
+
+    def __init__(self, jobs: JobStore, job_id: str, outcomes: list[ActionOutcome]) -> None:
+        self.jobs = jobs
+        self.job_id = job_id
+        self.outcomes = outcomes
+        self.counted = 0
+        self._writes: list[asyncio.Future[None]] = []
+
+    def tick(self) -> None:
+        new = self.outcomes[self.counted :]
+        self.counted = len(self.outcomes)
+        if new:
+            self._writes.append(asyncio.ensure_future(self.jobs.record(self.job_id, new)))
+
+    async def flush(self) -> None:
+        self.tick()
+        writes, self._writes = self._writes, []
+        await asyncio.gather(*writes)
+
+
 HELD_PREFIX: Final = "held back: "
 """How a skipped outcome held back by the replay gate starts (counted as ``held``)."""
 
@@ -403,6 +426,7 @@ __all__ = [
     "Job",
     "JobState",
     "JobStore",
+    "LiveCounts",
     "Outcome",
     "Pace",
     "new_job_id",

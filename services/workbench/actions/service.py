@@ -51,7 +51,7 @@ from services.masking.json import dumps_compact, loads_exact, mask_json, mask_se
 from services.outcomes.tracker import OutcomeTracker
 from services.workbench.actions.gate import FinalLookup, ReplayGate
 from services.workbench.actions.job_control import JobControl
-from services.workbench.actions.jobs import JobState, JobStore, Pace, runner_token
+from services.workbench.actions.jobs import JobState, JobStore, LiveCounts, Pace, runner_token
 from services.workbench.actions.ledger import ActionLedger, now_ms
 from services.workbench.actions.names import Action
 from services.workbench.actions.pika_link import PublisherError
@@ -505,7 +505,6 @@ class ActionService(RecoveryActions):
             if progress is not None:
                 progress(len(tally.outcomes), tally.requested, tally.failed)
             await run.audit(target, report, tally)
-            await self.jobs.record(job_id, report.outcomes)
         return report
 
     async def _run_job(
@@ -538,10 +537,17 @@ class ActionService(RecoveryActions):
                 self.jobs, self.store, job_id, pace, self.tracker, token=token, stop=stop
             )
             windows = control.steer(windows)
+        counts = LiveCounts(self.jobs, job_id, tally.outcomes)
+
+        def progress() -> None:
+            report_progress()
+            counts.tick()
+
         try:
             stopped = await run.run(
-                target, windows, tally, cancel_event=stop, report_progress=report_progress
+                target, windows, tally, cancel_event=stop, report_progress=progress
             )
+            await counts.flush()
         finally:
             keeper.cancel()
             await asyncio.gather(keeper, return_exceptions=True)

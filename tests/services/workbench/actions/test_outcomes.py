@@ -185,7 +185,7 @@ async def test_the_snapshot_has_each_entrys_outcome_and_each_jobs_outcome_summar
         entries = [json.loads(line) for line in bundle.read("failed_payments.jsonl").splitlines()]
     (job,) = jobs
     assert job["job_id"] == report.job_id
-    assert job["outcome_summary"] == "1 pending, 1 succeeded"
+    assert job["outcome_summary"] == "1 succeeded, 1 pending"
     by_payment = {e["payment_id"]: e["outcome"]["outcome"] for e in entries}
     assert by_payment == {"pay_00000": "succeeded", "pay_00001": "pending"}
 
