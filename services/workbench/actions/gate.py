@@ -44,7 +44,7 @@ outcome (read from the store) holds the payment."""
 
 _CLAIM: Final = """
 local cur = redis.call('GET', KEYS[1])
-if not cur or cur == ARGV[1] then
+if not cur or cur == ARGV[1] or cur == ARGV[3] then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return false
 end
@@ -101,7 +101,7 @@ class ReplayGate:
         for summary in window:
             why = self._why(summary, finals, others)
             if not why and summary.payment_id and not self.dry_run:
-                why = await self._take_claim(summary)
+                why = await self._take_claim(summary, others.get(summary.entry_id, []))
             if why:
                 tally.outcomes.append(skipped_outcome(summary, HELD_PREFIX + why))
                 continue
@@ -172,15 +172,22 @@ class ReplayGate:
             )
         return found
 
-    async def _take_claim(self, summary: EntrySummary) -> str:
-        """Take the payment's replay claim; why not when another entry holds it."""
+    async def _take_claim(self, summary: EntrySummary, others: list[dict[str, Any]]) -> str:
+        """Take the payment's replay claim; why not when another entry holds it. The claim
+        of an entry that failed again is taken over."""
         payment = mask_identifier(cast(str, summary.payment_id))
-        holder = await self._claim(
-            keys=[self.claim_key(payment)], args=[summary.entry_id, CLAIM_TTL_MS]
-        )
+        key = self.claim_key(payment)
+        holder = await self._claim(keys=[key], args=[summary.entry_id, CLAIM_TTL_MS, ""])
         if not holder:
             return ""
         other = layout.text(cast(bytes, holder)) or "?"
+        known = next((o for o in others if o["entry_id"] == other), None)
+        # Failed again is final: that entry's replay is over. (Back to parked is not: it
+        # may be about to be claimed by the action holding its claim; a send that
+        # failed gives its claim up at the end of its action.)
+        over = known is not None and known["outcome"] is Outcome.FAILED_AGAIN
+        if over and not await self._claim(keys=[key], args=[summary.entry_id, CLAIM_TTL_MS, other]):
+            return ""
         return f"entry {other} of this payment is being replayed by another action right now"
 
     async def release_unsent(self, outcomes: Sequence[ActionOutcome]) -> None:

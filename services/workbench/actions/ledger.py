@@ -233,6 +233,8 @@ class Finish:
     sent_at_ms: int = 0
     """When the message was handed to the broker: the flow's events from then on count
     toward the entry's outcome (0: from the finish)."""
+    delay_s: int = 0
+    """A delayed retry's wait: its outcome may take that much longer."""
 
 
 _RECORD_FIELDS: Final = tuple(name.encode() for name in RECORD_FIELDS)
@@ -392,7 +394,7 @@ class ActionLedger:
                 f.error,
                 f.job,
                 str(f.sent_at_ms or at),
-                str((f.sent_at_ms or at) + self.outcome_timeout_ms),
+                str((f.sent_at_ms or at) + f.delay_s * 1000 + self.outcome_timeout_ms),
             ]
             for f in finishes
         ]

@@ -504,6 +504,7 @@ class ActionRun:
             cast(str, item.done_detail),
             job=self.job_id,
             sent_at_ms=sent_at,
+            delay_s=self.params.delay_s,
         )
 
     @staticmethod

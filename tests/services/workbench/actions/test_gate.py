@@ -17,7 +17,7 @@ from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.service import ActionRefused, ActionService
 from services.workbench.query import ActionTarget
 from services.workbench.store import ParkingStore
-from tests.helpers.action_kit import Broker, entry_ids, make_profile
+from tests.helpers.action_kit import Broker, entry_ids, make_profile, park_all
 from tests.helpers.outcome_kit import (
     parked_with_payments,
     payment_of,
@@ -150,3 +150,28 @@ async def test_two_entries_of_one_payment_in_one_action_send_the_first(
     skipped = next(o for o in report.outcomes if o.status == "skipped")
     assert skipped.entry_id == second
     assert len(await broker.drain(flow.work)) == 1
+
+
+async def test_the_new_entry_of_a_payment_that_failed_again_may_be_replayed_at_once(
+    broker: Broker,
+    store: ParkingStore,
+    publisher: ActionPublisher,
+    amqp_url: str,
+    redis_url: str,
+    prefix: str,
+) -> None:
+    flow = await parked_with_payments(broker, store, ["pay_again"])
+    (first,) = await entry_ids(store, flow.dlq)
+    profile = make_profile(amqp_url, redis_url, prefix, [flow.dlq])
+    service = ActionService(store, publisher, profile, "alice", "test-host")
+    assert (await service.requeue(ActionTarget.for_entries([first]))).succeeded == 1
+    assert broker.channel is not None
+    work = await broker.channel.get_queue(flow.work)
+    message = await work.get(no_ack=False, timeout=5)
+    await message.reject(requeue=False)  # the downstream fails it again
+    await broker.wait_depth(flow.dlq, 1)
+    assert await park_all(broker.connection, store, flow.dlq) == 1
+    (second,) = [i for i in await entry_ids(store, flow.dlq) if i != first]
+    report = await service.requeue(ActionTarget.for_entries([second]))
+    assert report.succeeded == 1, report.outcomes
+    assert [payment_of(m) for m in await broker.drain(flow.work)] == ["pay_again"]
