@@ -8,7 +8,8 @@ each out when it is due; before each piece it reads the job's state (``paused``:
 that many, waits until their outcomes are in (their ``no outcome`` time-out included)
 and pauses the job when more than ``max_failed_pct`` of them failed again; later, the
 job pauses by itself when the share of its settled entries that failed again passes
-the same threshold. A paused job goes on when an operator resumes it.
+the same threshold, or when a critical alert fires (the alert log, written by the
+recorder holding the history lease). A paused job goes on when an operator resumes it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Final, cast
 
+from redis.exceptions import RedisError
+
+from services.alerts.log import AlertLog
 from services.outcomes.model import Outcome
 from services.outcomes.tracker import OutcomeTracker
 from services.workbench.actions.jobs import JobState, JobStore, Pace
@@ -31,6 +35,8 @@ log = logging.getLogger(__name__)
 POLL_S: Final = 0.1
 """How often a paused job, or a canary waiting for its outcomes, looks again."""
 RUNNER_REFRESH_S: Final = 3.0
+ALERT_CHECK_S: Final = 1.0
+"""How often a paced job looks for a critical alert."""
 MIN_JUDGED: Final = 10
 """The failure share pauses a job only once this many of its entries (or its canary)
 have an outcome."""
@@ -65,6 +71,9 @@ class JobControl:
         self._canary_ids: list[tuple[str, str]] = []
         self._canary_judged = pace.canary <= 0
         self._next_refresh = 0.0
+        self.alerts = AlertLog(jobs.redis, jobs.prefix)
+        self._alerts_since_ms = int(time.time() * 1000)
+        self._next_alert_check = 0.0
 
     async def steer(
         self, windows: AsyncIterator[list[EntrySummary]]
@@ -104,7 +113,27 @@ class JobControl:
             why = await self._failure_share()
             if why:
                 await self._pause(why)
+        why = await self._critical_alert()
+        if why:
+            await self._pause(why)
         await self._wait_runnable()
+
+    async def _critical_alert(self) -> str:
+        """A critical alert that fired since the job started (or since the last one that
+        paused it), at most once a second; "" when none."""
+        now = self.clock()
+        if now < self._next_alert_check:
+            return ""
+        self._next_alert_check = now + ALERT_CHECK_S
+        try:
+            events = await self.alerts.read_range(self._alerts_since_ms, count=100)
+        except RedisError:
+            return ""
+        for event in events:  # newest first
+            if event.kind == "firing" and event.severity == "critical":
+                self._alerts_since_ms = event.ts_ms + 1
+                return f"critical alert {event.rule} fired: {event.message}"
+        return ""
 
     async def _pause(self, why: str) -> None:
         moved, _ = await self.jobs.set_state(

@@ -17,6 +17,8 @@ import aio_pika
 import pytest
 import redis.asyncio as aioredis
 
+from services.alerts.log import AlertLog
+from services.alerts.model import AlertEvent
 from services.workbench.actions.jobs import JobState, JobStore, Pace
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.service import ActionService
@@ -227,3 +229,36 @@ async def test_a_killed_job_resumes_elsewhere_with_nothing_sent_twice(
     assert len(payments) >= n - states[EntryState.CLAIMED]
     resumed = await service.jobs.get(job.job_id)
     assert resumed is not None and resumed.state is JobState.DONE
+
+
+async def test_a_critical_alert_pauses_a_paced_job(
+    broker: Broker,
+    store: ParkingStore,
+    publisher: ActionPublisher,
+    amqp_url: str,
+    redis_url: str,
+    prefix: str,
+) -> None:
+    flow = await parked_payments(broker, store, 6)
+    profile = make_profile(amqp_url, redis_url, prefix, [flow.dlq])
+    service = ActionService(store, publisher, profile, "alice", "test-host")
+    ids = await entry_ids(store, flow.dlq)
+    job = asyncio.create_task(service.requeue(ActionTarget.for_entries(ids), pace=Pace(rate=4)))
+
+    async def sending() -> bool:
+        return await broker.depth(flow.work) >= 1
+
+    await until(sending, 8, "the job sending")
+    fired = AlertEvent(time.time(), "acquirer_down", "firing", 1.0, "acquirer down", "critical")
+    await AlertLog(store.redis, prefix).append(fired)
+
+    async def paused() -> bool:
+        found = await service.jobs.recent(1)
+        return bool(found) and found[0].state is JobState.PAUSED
+
+    await until(paused, 8, "the job paused by the alert")
+    (found,) = await service.jobs.recent(1)
+    assert found.reason == "critical alert acquirer_down fired: acquirer down"
+    await service.jobs.set_state(found.job_id, JobState.CANCELLED, only_from=(JobState.PAUSED,))
+    report = await asyncio.wait_for(job, 8)
+    assert report.stopped and report.succeeded < 6
