@@ -97,17 +97,38 @@ class ReplayGate:
             else {}
         )
         others = await self._others(window)
-        passed: list[EntrySummary] = []
+        held: dict[str, str] = {}
+        claiming: list[EntrySummary] = []
         for summary in window:
             why = self._why(summary, finals, others)
-            if not why and summary.payment_id and not self.dry_run:
-                why = await self._take_claim(summary, others.get(summary.entry_id, []))
+            if why:
+                held[summary.entry_id] = why
+            elif summary.payment_id:
+                self._seen[mask_identifier(summary.payment_id)] = summary.entry_id
+                claiming.append(summary)
+        if claiming and not self.dry_run:
+            pipe = self.redis.pipeline(transaction=False)
+            for summary in claiming:
+                key = self.claim_key(mask_identifier(cast(str, summary.payment_id)))
+                await self._claim(
+                    keys=[key], args=[summary.entry_id, CLAIM_TTL_MS, ""], client=pipe
+                )
+            for summary, holder in zip(claiming, await pipe.execute(), strict=True):
+                if not holder:
+                    continue
+                why = await self._contested(
+                    summary, layout.text(holder) or "?", others.get(summary.entry_id, [])
+                )
+                if why:
+                    held[summary.entry_id] = why
+                    self._seen.pop(mask_identifier(cast(str, summary.payment_id)), None)
+        passed: list[EntrySummary] = []
+        for summary in window:
+            why = held.get(summary.entry_id, "")
             if why:
                 tally.outcomes.append(skipped_outcome(summary, HELD_PREFIX + why))
-                continue
-            if summary.payment_id:
-                self._seen[mask_identifier(summary.payment_id)] = summary.entry_id
-            passed.append(summary)
+            else:
+                passed.append(summary)
         return passed
 
     def _why(
@@ -172,22 +193,19 @@ class ReplayGate:
             )
         return found
 
-    async def _take_claim(self, summary: EntrySummary, others: list[dict[str, Any]]) -> str:
-        """Take the payment's replay claim; why not when another entry holds it. The claim
-        of an entry that failed again is taken over."""
-        payment = mask_identifier(cast(str, summary.payment_id))
-        key = self.claim_key(payment)
-        holder = await self._claim(keys=[key], args=[summary.entry_id, CLAIM_TTL_MS, ""])
-        if not holder:
-            return ""
-        other = layout.text(cast(bytes, holder)) or "?"
+    async def _contested(
+        self, summary: EntrySummary, other: str, others: list[dict[str, Any]]
+    ) -> str:
+        """Another entry holds the payment's replay claim: why this one is held back (""
+        when that entry failed again - its replay is over - and the claim is taken over)."""
         known = next((o for o in others if o["entry_id"] == other), None)
-        # Failed again is final: that entry's replay is over. (Back to parked is not: it
-        # may be about to be claimed by the action holding its claim; a send that
-        # failed gives its claim up at the end of its action.)
-        over = known is not None and known["outcome"] is Outcome.FAILED_AGAIN
-        if over and not await self._claim(keys=[key], args=[summary.entry_id, CLAIM_TTL_MS, other]):
-            return ""
+        # Failed again is final. (Back to parked is not: it may be about to be claimed by
+        # the action holding its claim; a send that failed gives its claim up at the end
+        # of its action.)
+        if known is not None and known["outcome"] is Outcome.FAILED_AGAIN:
+            key = self.claim_key(mask_identifier(cast(str, summary.payment_id)))
+            if not await self._claim(keys=[key], args=[summary.entry_id, CLAIM_TTL_MS, other]):
+                return ""
         return f"entry {other} of this payment is being replayed by another action right now"
 
     async def release_unsent(self, outcomes: Sequence[ActionOutcome]) -> None:
