@@ -156,7 +156,17 @@ class OutcomeTracker:
             items.append([pid, outcome.value, str(event.at_ms), detail, "", ""])
         if not items:
             return []
-        return await self._settle({dlq: items for dlq in await self._all_dlqs()})
+        waiting = await self._waiting_dlqs()
+        return await self._settle({dlq: items for dlq in waiting}) if waiting else []
+
+    async def _waiting_dlqs(self) -> list[str]:
+        """The DLQs with entries waiting for their outcome (most seconds: none, and the
+        flow's events need not be sent anywhere)."""
+        dlqs = await self._all_dlqs()
+        pipe = self.client.pipeline(transaction=False)
+        for dlq in dlqs:
+            pipe.exists(pending_key(dlq_base(self.prefix, dlq)))
+        return [dlq for dlq, found in zip(dlqs, await pipe.execute(), strict=True) if found]
 
     async def dead_lettered(
         self, new_entries: Iterable[tuple[str, str, int]], entries_of: EntriesOfPayments

@@ -123,6 +123,7 @@ class EntryIndex:
         self._body = np.zeros(0, dtype=np.int8)
         self._row_seg = np.zeros(0, dtype=np.int64)
         self._dicts = {c.name: Dictionary() for c in _CATEGORIES}
+        self._dicts["outcome"] = Dictionary()  # kept for the rows, not a column (yet)
         self._codes: dict[str, npt.NDArray[np.int32]] = {
             name: np.zeros(0, dtype=np.int32) for name in self._dicts
         }
@@ -281,6 +282,7 @@ class EntryIndex:
         for column in _CATEGORIES:
             codes = self._dicts[column.name].encode(values[column.field])
             self._codes[column.name][rows] = codes
+        self._codes["outcome"][rows] = self._dicts["outcome"].encode(values["outcome"])
         texts = _haystack_texts(values, len(items))
         if fresh:
             self._row_seg[rows] = self._hay.append(rows, texts)
@@ -387,6 +389,7 @@ class EntryIndex:
             cause_source=source_of(d["cause_source"].values[c["cause_source"][i]]),
             failure_group=d["failure_group"].values[c["failure_group"][i]] or "",
             origin_exchange=d["origin_exchange"].values[c["origin_exchange"][i]],
+            outcome=d["outcome"].values[c["outcome"][i]],
         )
 
     def rows(self, positions: Iterable[int]) -> list[EntrySummary]:

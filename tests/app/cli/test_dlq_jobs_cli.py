@@ -57,6 +57,9 @@ def test_a_bulk_requeue_is_a_job_with_counters_and_outcomes_and_the_gate_holds_a
     assert setup.cli("show", sent[0], "--json") == exit_codes.OK
     shown = json.loads(capsys.readouterr().out)
     assert shown["outcome"]["outcome"] == "pending" and shown["outcome"]["job"] == job_id
+    assert setup.cli("list", "--json") == exit_codes.OK
+    listed_outcomes = sorted(str(row["outcome"]) for row in json.loads(capsys.readouterr().out))
+    assert listed_outcomes == ["None", "pending", "pending"]
     assert setup.cli("show", sent[0]) == exit_codes.OK
     assert f"outcome      pending  (job {job_id})" in capsys.readouterr().out
 
