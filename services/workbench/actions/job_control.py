@@ -1,5 +1,6 @@
 """Steer a running job's windows: its pace, its canary, and pause / resume / cancel
-from Redis (so from any console or process).
+from Redis (so from any console or process; a job at full speed looks at its state
+every ``STATE_CHECK_S`` only).
 
 :class:`JobControl` wraps the windows an :class:`~.pipeline.ActionRun` acts on. It cuts
 them into pieces of about a tenth of a second's worth at the job's ``rate`` and hands
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 POLL_S: Final = 0.1
 """How often a paused job, or a canary waiting for its outcomes, looks again."""
 RUNNER_REFRESH_S: Final = 3.0
+STATE_CHECK_S: Final = 0.5
+"""How often a job at full speed looks whether it was paused or cancelled."""
 ALERT_CHECK_S: Final = 1.0
 """How often a paced job looks for a critical alert."""
 MIN_JUDGED: Final = 10
@@ -74,6 +77,7 @@ class JobControl:
         self.alerts = AlertLog(jobs.redis, jobs.prefix)
         self._alerts_since_ms = int(time.time() * 1000)
         self._next_alert_check = 0.0
+        self._next_state_check = 0.0
 
     async def steer(
         self, windows: AsyncIterator[list[EntrySummary]]
@@ -102,8 +106,16 @@ class JobControl:
                 yield piece
 
     async def _before(self, piece: Sequence[EntrySummary]) -> None:
-        """Judge the canary when it is out, pause on a high failure share, wait while the
-        job is paused; a cancel sets ``stop``."""
+        """Judge the canary when it is out, pause on a high failure share or a critical
+        alert (paced jobs), wait while the job is paused; a cancel sets ``stop``. A job at
+        full speed only looks at its state, at most every ``STATE_CHECK_S``."""
+        if not self.pace.paced:
+            now = self.clock()
+            if now < self._next_state_check:
+                return
+            self._next_state_check = now + STATE_CHECK_S
+            await self._wait_runnable()
+            return
         if not self._canary_judged and self.sent >= self.pace.canary:
             self._canary_judged = True
             why = await self._judge_canary()
@@ -214,3 +226,29 @@ class JobControl:
         for dlq, entry_id in ids:
             pipe.hget(self.store.entry_key(dlq, entry_id), "state")
         return all(v != b"claimed" for v in await pipe.execute())
+
+
+async def attend(
+    jobs: JobStore,
+    job_id: str,
+    token: str,
+    operator_stop: asyncio.Event | None,
+    stop: asyncio.Event,
+) -> None:
+    """While a job runs: keep its runner key alive, and pass the operator's stop (Ctrl+C,
+    the dialog's Stop) on to the run's ``stop``. Cancel it when the run ends."""
+    waiting = asyncio.ensure_future(operator_stop.wait()) if operator_stop is not None else None
+    try:
+        while True:
+            if waiting is None:
+                await asyncio.sleep(RUNNER_REFRESH_S)
+            else:
+                done, _ = await asyncio.wait({waiting}, timeout=RUNNER_REFRESH_S)
+                if done:
+                    stop.set()
+                    waiting = None
+            with contextlib.suppress(RedisError, OSError):
+                await jobs.refresh_runner(job_id, token)
+    finally:
+        if waiting is not None:
+            waiting.cancel()

@@ -24,7 +24,6 @@ pause and resume at once leave one answer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import secrets
 import socket
@@ -36,7 +35,6 @@ from enum import StrEnum
 from typing import Any, Final, cast
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from services.outcomes.model import OUTCOME_ORDER, Outcome, dlq_base, job_counter_key
 from services.workbench.actions.report import ActionOutcome
@@ -318,14 +316,6 @@ class JobStore:
             return False
         await self.redis.set(key, token, px=RUNNER_TTL_MS)
         return True
-
-    async def keep_runner(self, job_id: str, token: str) -> None:
-        """Refresh the runner key every few seconds until cancelled (Redis errors are
-        ridden out: the run's own lease says whether it may go on)."""
-        while True:
-            await asyncio.sleep(RUNNER_TTL_MS / 5000)
-            with contextlib.suppress(RedisError, OSError):
-                await self.refresh_runner(job_id, token)
 
     async def drop_runner(self, job_id: str, token: str) -> None:
         key = f"{self.key(job_id)}:runner"

@@ -50,7 +50,7 @@ from services.config import Profile
 from services.masking.json import dumps_compact, loads_exact, mask_json, mask_sensitive_text
 from services.outcomes.tracker import OutcomeTracker
 from services.workbench.actions.gate import FinalLookup, ReplayGate
-from services.workbench.actions.job_control import JobControl
+from services.workbench.actions.job_control import JobControl, attend
 from services.workbench.actions.jobs import JobState, JobStore, LiveCounts, Pace, runner_token
 from services.workbench.actions.ledger import ActionLedger, now_ms
 from services.workbench.actions.names import Action
@@ -528,15 +528,14 @@ class ActionService(RecoveryActions):
         if run.params.action is not Action.CANCEL and not run.params.force:
             gate = ReplayGate(self.store, self.profile.success_statuses, self.finals)
             windows = gate.filter(windows, tally)
-        stop = cancel_event if cancel_event is not None else asyncio.Event()
+        stop = asyncio.Event()  # the operator's stop (cancel_event) or the job's cancel
         token = runner_token()
         await self.jobs.refresh_runner(job_id, token)
-        keeper = asyncio.create_task(self.jobs.keep_runner(job_id, token))
-        if pace is not None and pace.paced:
-            control = JobControl(
-                self.jobs, self.store, job_id, pace, self.tracker, token=token, stop=stop
-            )
-            windows = control.steer(windows)
+        keeper = asyncio.create_task(attend(self.jobs, job_id, token, cancel_event, stop))
+        control = JobControl(
+            self.jobs, self.store, job_id, pace or Pace(), self.tracker, token=token, stop=stop
+        )
+        windows = control.steer(windows)
         counts = LiveCounts(self.jobs, job_id, tally.outcomes)
 
         def progress() -> None:
