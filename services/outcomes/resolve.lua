@@ -28,6 +28,11 @@ local function settle(id, a)
   if a[5] ~= '' and a[5] == id then return end  -- a dead letter is not its own outcome
   local key = base .. ':e:' .. id
   local cur = redis.call('HMGET', key, 'outcome', 'out_since', 'job', 'out_link', 'pid')
+  if not cur[1] and redis.call('EXISTS', key) == 0 then  -- deleted meanwhile: forget it
+    redis.call('ZREM', KEYS[2], id)
+    if a[1] ~= '' then drop_pending(a[1], id) end
+    return
+  end
   if cur[1] == 'pending' then
     if tonumber(a[3]) < tonumber(cur[2] or '0') then return end
     redis.call('HSET', key, 'outcome', a[2], 'out_at', a[3], 'out_detail', a[4],

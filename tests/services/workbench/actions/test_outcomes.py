@@ -144,6 +144,26 @@ async def test_no_final_event_within_the_timeout_is_no_outcome_and_settles_once(
     assert set((await outcomes_of(store, flow.dlq, ids)).values()) == {"no_outcome"}
 
 
+async def test_a_deleted_entry_waiting_for_its_outcome_is_forgotten(
+    broker: Broker,
+    store: ParkingStore,
+    publisher: ActionPublisher,
+    amqp_url: str,
+    redis_url: str,
+    prefix: str,
+) -> None:
+    flow = await parked_payments(broker, store, 2)
+    ids = await entry_ids(store, flow.dlq)
+    profile = make_profile(amqp_url, redis_url, prefix, [flow.dlq], outcome_timeout_s=60)
+    service = ActionService(store, publisher, profile, "alice", "test-host")
+    await service.requeue(ActionTarget.for_entries(ids))
+    assert await store.delete_entries(flow.dlq, ids[:1]) == 1
+    tracker = OutcomeTracker.for_profile(store.redis, profile)
+    later = int(time.time() * 1000) + 61_000
+    assert await tracker.sweep(later) == [(ids[1], Outcome.NO_OUTCOME)]
+    assert await store.redis.zcard(store.keys(flow.dlq).outcomes_due) == 0
+
+
 async def test_a_cancels_outcome_is_the_cancellation(
     broker: Broker,
     store: ParkingStore,
