@@ -48,6 +48,12 @@ def test_a_bulk_requeue_is_a_job_with_counters_and_outcomes_and_the_gate_holds_a
     assert listed["outcomes"]["pending"] == 2
     assert listed["note"] == "note: acquirer back"
 
+    assert setup.cli("jobs") == exit_codes.OK
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["JOB", "ACTION", "OPERATOR", "STARTED", "STATE", "OUTCOMES"]
+    assert table[1].split()[:3] == [job_id, "requeue", "cli-tester"]
+    assert table[1].endswith("2 pending  [2 done, 1 held]")
+
     assert setup.cli("job", job_id) == exit_codes.OK
     text = capsys.readouterr().out
     assert "outcomes     2 pending" in text
