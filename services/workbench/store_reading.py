@@ -96,13 +96,15 @@ class StoreReader:
         return sorted(found, key=lambda pair: (pair[1], pair[0]))
 
     async def entries_for_payments(
-        self, payment_ids: Iterable[str]
+        self, payment_ids: Iterable[str], dlqs: Sequence[str] | None = None
     ) -> dict[str, list[tuple[str, str]]]:
-        """:meth:`entries_for_payment` of many payments in two round trips (the DLQs, then
-        one pipeline); a payment with no entry is left out."""
+        """:meth:`entries_for_payment` of many payments in two round trips (the DLQs
+        unless given, then one pipeline); a payment with no entry is left out."""
         shown = list(dict.fromkeys(mask_identifier(p.strip()) for p in payment_ids if p))
         shown = [p for p in shown if p]
-        names = await self.known_dlqs() if shown else []
+        if not shown:
+            return {}
+        names = list(dlqs) if dlqs is not None else await self.known_dlqs()
         if not names:
             return {}
         pipe = self.redis.pipeline(transaction=False)

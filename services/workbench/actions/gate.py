@@ -73,6 +73,7 @@ class ReplayGate:
         self.finals = finals
         self.dry_run = dry_run
         self._claim = self.redis.register_script(_CLAIM)
+        self._dlqs: list[str] | None = None
         self._seen: dict[str, str] = {}
         """payment -> the entry of it this action sends."""
 
@@ -158,8 +159,10 @@ class ReplayGate:
         with_payment = [s for s in window if s.payment_id]
         if not with_payment:
             return {}
+        if self._dlqs is None:  # once per action: a DLQ appearing meanwhile holds none
+            self._dlqs = await self.store.known_dlqs()
         known = await self.store.entries_for_payments(
-            [cast(str, s.payment_id) for s in with_payment]
+            [cast(str, s.payment_id) for s in with_payment], self._dlqs
         )
         wanted: list[tuple[str, str, str]] = []
         for summary in with_payment:
