@@ -74,8 +74,7 @@ class ActionParams:
     note: str = ""
     cancel_exchange: str | None = None
     cancel_routing_key: str = ""
-    force: bool = False
-    """Send past the replay gate (see ``actions.gate``); the note says why."""
+    force: bool = False  # send past the replay gate (actions.gate); the note says why
 
 
 @dataclass(slots=True)
@@ -497,15 +496,9 @@ class ActionRun:
     def _done_finish(self, item: _Claimed, final_state: EntryState) -> Finish:
         """The finish of a confirmed entry: its outcome is followed from the send on."""
         sent_at = item.pending.at_ms if item.pending is not None else 0
-        return Finish(
-            item.summary.entry_id,
-            item.action_id,
-            final_state,
-            cast(str, item.done_detail),
-            job=self.job_id,
-            sent_at_ms=sent_at,
-            delay_s=self.params.delay_s,
-        )
+        summary, detail = item.summary, cast(str, item.done_detail)
+        return Finish(summary.entry_id, item.action_id, final_state, detail, job=self.job_id,
+                      sent_at_ms=sent_at, delay_s=self.params.delay_s)  # fmt: skip
 
     @staticmethod
     def _completed(item: _Claimed, reply: ClaimResult) -> ActionOutcome:

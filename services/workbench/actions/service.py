@@ -44,7 +44,6 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import replace
 
 from services.config import Profile
 from services.masking.json import dumps_compact, loads_exact, mask_json, mask_sensitive_text
@@ -73,19 +72,19 @@ from services.workbench.actions.report import (
     format_delay,
     summary_line,
 )
-from services.workbench.death_history import Origin
 from services.workbench.actions.rows import rows_by_id
-from services.workbench.actions.service_recovery import ActionRefused, RecoveryActions
+from services.workbench.actions.service_recovery import (
+    ActionRefused,
+    ProgressCallback,
+    RecoveryActions,
+)
+from services.workbench.death_history import Origin
 from services.workbench.index import EntryIndex
 from services.workbench.model import EntryState, EntrySummary
 from services.workbench.query import ActionTarget, Query
 from services.workbench.store import ParkingStore
 
 log = logging.getLogger(__name__)
-
-ProgressCallback = Callable[[int, int, int], None]
-"""``progress(done, total, failed)``: entries settled so far (any outcome), how many
-the action covers, and how many of the settled ones failed."""
 
 
 def default_operator(profile: Profile | None = None) -> str:
@@ -329,47 +328,6 @@ class ActionService(RecoveryActions):
         )
         return await self._run(
             params, target, dry_run, progress, cancel_event, pace=pace, resume=resume
-        )
-
-    async def resume_job(
-        self,
-        job_id: str,
-        *,
-        progress: ProgressCallback | None = None,
-        cancel_event: asyncio.Event | None = None,
-    ) -> ActionReport | None:
-        """Resume a paused job; when its runner is gone (the process died), run the rest
-        of its frozen selection here - after :meth:`recover`, so nothing is sent twice.
-        None when its runner is alive and takes it from here."""
-        job = await self.jobs.get(job_id)
-        if job is None:
-            raise ActionRefused(f"no job {job_id}")
-        if job.state.is_final:
-            raise ActionRefused(f"job {job_id} is {job.state}: nothing to resume")
-        self.refuse_if_read_only("resume")
-        reason = "resumed by " + self.operator
-        await self.jobs.set_state(job_id, JobState.RUNNING, reason, only_from=(JobState.PAUSED,))
-        token = runner_token()
-        if not await self.jobs.claim_runner(job_id, token):
-            return None  # its runner is alive and goes on
-        await self.jobs.drop_runner(job_id, token)  # the run below takes it with its own
-        await self.jobs.set_state(job_id, JobState.RUNNING, reason, only_from=(JobState.STOPPED,))
-        await self.recover()
-        action = Action(job.action)
-        params = ActionParams(action, note=job.note, force=job.force)
-        if action is Action.CANCEL:
-            reason = job.note.removeprefix("reason: ")
-            params = replace(
-                params,
-                reason=reason,
-                cancel_exchange=self.profile.cancel_exchange,
-                cancel_routing_key=self.profile.cancel_routing_key,
-            )
-        ids = [entry_id for _, entry_id in await self.jobs.selection(job_id)]
-        target = ActionTarget.for_entries(ids, job.target)
-        pace = job.pace if job.pace.paced else None
-        return await self._run(
-            params, target, False, progress, cancel_event, pace=pace, resume=job_id
         )
 
     async def cancel(

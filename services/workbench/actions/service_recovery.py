@@ -4,11 +4,16 @@ actions interrupted by a crash, and settle the entries they left in doubt (see
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import asyncio
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import cast
 
+from services.config import Profile
+from services.workbench.actions.jobs import JobState, JobStore, Pace, runner_token
 from services.workbench.actions.ledger import ActionLedger, owner_is_dead, run_of
+from services.workbench.actions.names import Action
+from services.workbench.actions.pipeline import ActionParams
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.recovery import (
     RESOLVE_HOWS,
@@ -20,10 +25,14 @@ from services.workbench.actions.recovery import (
     resolve,
     resolve_many,
 )
-from services.workbench.actions.report import ActionOutcome
+from services.workbench.actions.report import ActionOutcome, ActionReport
 from services.workbench.model import EntryState, EntrySummary
-from services.workbench.query import Query
+from services.workbench.query import ActionTarget, Query
 from services.workbench.store import ParkingStore
+
+ProgressCallback = Callable[[int, int, int], None]
+"""``progress(done, total, failed)``: entries settled so far (any outcome), how many
+the action covers, and how many of the settled ones failed."""
 
 
 class ActionRefused(ValueError):
@@ -41,7 +50,23 @@ class RecoveryActions:
     read_only: bool
     dlqs: tuple[str, ...]
 
+    jobs: JobStore
+    profile: Profile
+
     def refuse_if_read_only(self, what: str) -> None:
+        raise NotImplementedError
+
+    async def _run(
+        self,
+        params: ActionParams,
+        target: ActionTarget,
+        dry_run: bool,
+        progress: ProgressCallback | None,
+        cancel_event: asyncio.Event | None,
+        *,
+        pace: Pace | None = None,
+        resume: str = "",
+    ) -> ActionReport:
         raise NotImplementedError
 
     async def _query_rows(self, query: Query) -> list[EntrySummary]:
@@ -132,4 +157,45 @@ class RecoveryActions:
             how,
             operator=self.operator,
             host=self.host,
+        )
+
+    async def resume_job(
+        self,
+        job_id: str,
+        *,
+        progress: ProgressCallback | None = None,
+        cancel_event: asyncio.Event | None = None,
+    ) -> ActionReport | None:
+        """Resume a paused job; when its runner is gone (the process died), run the rest
+        of its frozen selection here - after :meth:`recover`, so nothing is sent twice.
+        None when its runner is alive and takes it from here."""
+        job = await self.jobs.get(job_id)
+        if job is None:
+            raise ActionRefused(f"no job {job_id}")
+        if job.state.is_final:
+            raise ActionRefused(f"job {job_id} is {job.state}: nothing to resume")
+        self.refuse_if_read_only("resume")
+        reason = "resumed by " + self.operator
+        await self.jobs.set_state(job_id, JobState.RUNNING, reason, only_from=(JobState.PAUSED,))
+        token = runner_token()
+        if not await self.jobs.claim_runner(job_id, token):
+            return None  # its runner is alive and goes on
+        await self.jobs.drop_runner(job_id, token)  # the run below takes it with its own
+        await self.jobs.set_state(job_id, JobState.RUNNING, reason, only_from=(JobState.STOPPED,))
+        await self.recover()
+        action = Action(job.action)
+        params = ActionParams(action, note=job.note, force=job.force)
+        if action is Action.CANCEL:
+            reason = job.note.removeprefix("reason: ")
+            params = replace(
+                params,
+                reason=reason,
+                cancel_exchange=self.profile.cancel_exchange,
+                cancel_routing_key=self.profile.cancel_routing_key,
+            )
+        ids = [entry_id for _, entry_id in await self.jobs.selection(job_id)]
+        target = ActionTarget.for_entries(ids, job.target)
+        pace = job.pace if job.pace.paced else None
+        return await self._run(
+            params, target, False, progress, cancel_event, pace=pace, resume=job_id
         )
