@@ -17,10 +17,13 @@ for the sentinels too.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.sentinel import Sentinel
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError, ResponseError
 from yarl import URL
 
 from services.links.endpoints import SENTINEL_PORT, RedisSettings, parse_host_port
@@ -76,3 +79,30 @@ def decodes_responses(client: aioredis.Redis) -> bool:
     client alike: a cluster client has no ``connection_pool``)."""
     encoder = client.get_encoder()  # type: ignore[no-untyped-call]
     return bool(encoder.decode_responses)
+
+
+async def execute_scripts(
+    client: aioredis.Redis,
+    build: Callable[[Any], Awaitable[None]],
+    scripts: Sequence[AsyncScript],
+) -> list[Any]:
+    """Run the pipeline that ``build`` fills with calls of ``scripts``; its replies.
+
+    A Redis Cluster's pipelines do not load scripts first as a plain client's do, and a
+    restart or failover empties a server's script cache: then the scripts are loaded
+    (on every primary of a cluster) and the pipeline runs once more. The scripts must be
+    safe to run twice.
+    """
+    for attempt in range(2):
+        pipe = client.pipeline(transaction=False)
+        await build(pipe)
+        try:
+            replies: list[Any] = await pipe.execute()
+            return replies
+        except ResponseError as exc:
+            missing = isinstance(exc, NoScriptError) or "No matching script" in str(exc)
+            if attempt or not missing:
+                raise
+            for script in scripts:
+                script.sha = await client.script_load(script.script)
+    raise AssertionError("unreachable")  # pragma: no cover

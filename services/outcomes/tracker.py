@@ -22,6 +22,7 @@ from typing import Any, Final, Protocol, cast
 import orjson
 import redis.asyncio as aioredis
 
+from services.links.redis_client import execute_scripts
 from services.masking.json import mask_identifier
 from services.outcomes.model import (
     CANCELLED_STATUS,
@@ -206,15 +207,17 @@ class OutcomeTracker:
         return await self._settle(by_dlq) if by_dlq else []
 
     async def _settle(self, by_dlq: dict[str, list[list[Any]]]) -> list[tuple[str, Outcome]]:
-        pipe = self.client.pipeline(transaction=False)
-        for dlq, items in by_dlq.items():
-            base = dlq_base(self.prefix, dlq)
-            await self._resolve(
-                keys=[pending_key(base), due_key(base), f"{base}:changes"],
-                args=[base, CHANGES_MAXLEN, orjson.dumps(items)],
-                client=pipe,
-            )
-        replies = await pipe.execute()
+
+        async def resolve(pipe: Any) -> None:
+            for dlq, items in by_dlq.items():
+                base = dlq_base(self.prefix, dlq)
+                await self._resolve(
+                    keys=[pending_key(base), due_key(base), f"{base}:changes"],
+                    args=[base, CHANGES_MAXLEN, orjson.dumps(items)],
+                    client=pipe,
+                )
+
+        replies = await execute_scripts(self.client, resolve, [self._resolve])
         settled: list[tuple[str, Outcome]] = []
         for reply in replies:
             flat = [v.decode() if isinstance(v, bytes) else str(v) for v in reply]

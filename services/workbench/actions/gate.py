@@ -23,6 +23,7 @@ from typing import Any, Final, cast
 
 import redis.asyncio as aioredis
 
+from services.links.redis_client import execute_scripts
 from services.masking.json import mask_identifier
 from services.outcomes.model import CANCELLED_STATUS, Outcome
 from services.time_range import format_local_time
@@ -108,13 +109,16 @@ class ReplayGate:
                 self._seen[mask_identifier(summary.payment_id)] = summary.entry_id
                 claiming.append(summary)
         if claiming and not self.dry_run:
-            pipe = self.redis.pipeline(transaction=False)
-            for summary in claiming:
-                key = self.claim_key(mask_identifier(cast(str, summary.payment_id)))
-                await self._claim(
-                    keys=[key], args=[summary.entry_id, CLAIM_TTL_MS, ""], client=pipe
-                )
-            for summary, holder in zip(claiming, await pipe.execute(), strict=True):
+
+            async def claims(pipe: Any) -> None:
+                for summary in claiming:
+                    key = self.claim_key(mask_identifier(cast(str, summary.payment_id)))
+                    await self._claim(
+                        keys=[key], args=[summary.entry_id, CLAIM_TTL_MS, ""], client=pipe
+                    )
+
+            holders = await execute_scripts(self.redis, claims, [self._claim])
+            for summary, holder in zip(claiming, holders, strict=True):
                 if not holder:
                     continue
                 why = await self._contested(

@@ -202,7 +202,9 @@ class JobStore:
         """A new running job; its id."""
         job_id = new_job_id()
         now = int(time.time() * 1000)
-        pipe = self.redis.pipeline(transaction=True)
+        # Not a transaction: the job and the list of jobs are in two hash slots on a
+        # Redis Cluster. The job is written first, so a listed job always has its record.
+        pipe = self.redis.pipeline(transaction=False)
         pipe.hset(
             self.key(job_id),
             mapping={
