@@ -39,11 +39,14 @@ already sent finish and stops there, never half-way through one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import logging
 import os
 import socket
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+
+from redis.exceptions import RedisError
 
 from services.config import Profile
 from services.masking.json import dumps_compact, loads_exact, mask_json, mask_sensitive_text
@@ -504,16 +507,25 @@ class ActionService(RecoveryActions):
             stopped = await run.run(
                 target, windows, tally, cancel_event=stop, report_progress=progress
             )
-            await counts.flush()
         finally:
             keeper.cancel()
             await asyncio.gather(keeper, return_exceptions=True)
-            await self.jobs.drop_runner(job_id, token)
-        state, _ = await self.jobs.state(job_id)
-        if state is not JobState.CANCELLED:
-            await self.jobs.finish(job_id, JobState.STOPPED if stopped else JobState.DONE)
-        if gate is not None:
-            await gate.release_unsent(tally.outcomes)
+            with contextlib.suppress(RedisError, OSError):
+                await self.jobs.drop_runner(job_id, token)
+        try:  # the job's books: Redis may be why the run ended, and the report says so
+            await counts.flush()
+            state, _ = await self.jobs.state(job_id)
+            if state is not JobState.CANCELLED:
+                await self.jobs.finish(job_id, JobState.STOPPED if stopped else JobState.DONE)
+            if gate is not None:
+                await gate.release_unsent(tally.outcomes)
+        except (RedisError, OSError) as exc:
+            log.warning(
+                "job %s: its record could not be closed (%s); it shows as running until"
+                " its runner key expires, then `payops dlq job resume` takes it up",
+                job_id,
+                exc,
+            )
         return stopped
 
     async def _row_batches(
