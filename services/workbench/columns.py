@@ -250,6 +250,15 @@ COLUMNS: Final[tuple[EntryColumn, ...]] = (
         csv=True,
     ),
     EntryColumn(
+        "outcome",
+        "outcome",
+        "category",
+        "Outcome",
+        "What became of the payment after a requeue or retry: pending, succeeded,"
+        " declined, failed again or no outcome",
+        table=True,
+    ),
+    EntryColumn(
         "last_operator",
         "last_operator",
         "category",

@@ -59,6 +59,7 @@ def test_each_view_lists_the_columns_it_always_showed() -> None:
         ("routing_key", "Routing key"),
         ("attempts", "Attempts"),
         ("state", "State"),
+        ("outcome", "Outcome"),
         ("last_operator", "Last operator"),
     ]
     # the cause in place of the reason; these three are a click away in the column chooser
