@@ -234,6 +234,7 @@ COLUMNS: Final[tuple[EntryColumn, ...]] = (
         "Attempts",
         "Deaths counted in x-death plus retries by the console",
         table=True,
+        table_hidden=True,  # the detail pane says it; the outcome takes its room at 1600 px
         cli_title="TRIES",
         cli_width=5,
         csv=True,
