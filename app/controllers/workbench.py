@@ -22,6 +22,7 @@ from services.flow.payment_events import PaymentEventStore
 from services.links.redis import describe_redis_error
 from services.links.redis_client import make_redis_client
 from services.links.urls import url_password
+from services.outcomes.model import Outcome
 from services.stopping import bounded, stop_tasks
 from services.workbench.actions.names import Action
 from services.workbench.actions.publisher import ActionPublisher
@@ -96,6 +97,7 @@ class WorkbenchController(QObject):
         view.action_requested.connect(self.on_action_requested)
         self.page.detail.action_requested.connect(self.on_detail_action_requested)
         self.window.audit_panel.entry_activated.connect(self.on_entry_activated)
+        self.page.detail.outcome_line.entry_link_activated.connect(self.on_entry_activated)
         view.payment_entered.connect(self.timelines.on_payment_entered)
         self._audit_timer.timeout.connect(self.on_audit_timer)
 
@@ -247,20 +249,42 @@ class WorkbenchController(QObject):
         store = self.store
         assert store is not None
         new_ids = []  # rows to read: new entries, and a cause the flow told after parking
+        outcome_ids = []  # rows whose outcome moved: a finished replay (pending), or settled
         for change in changes:
             new = change.op == "park" and self.index.find(change.entry_id) is None
             if new or change.op == "cause":
                 new_ids.append(change.entry_id)
             else:
                 self.index.update_state(change.entry_id, change.state, change.operator)
+                if change.op in ("outcome", "complete"):
+                    outcome_ids.append(change.entry_id)
         for entry_id in new_ids:
             entry = await store.get(dlq, entry_id)
             if entry is not None:
                 self.index.add([entry.summary])
+        await self._read_outcomes(dlq, outcome_ids)
         self.page.table_view.request_refresh()
         shown = self._shown
         if shown is not None and any(c.entry_id == shown.entry_id for c in changes):
             await self._show(shown.dlq, shown.entry_id)
+
+    async def _read_outcomes(self, dlq: str, entry_ids: list[str]) -> None:
+        """Put the entries' outcomes, as stored now, into their rows (one round trip)."""
+        store = self.store
+        known = [(i, p) for i in dict.fromkeys(entry_ids) if (p := self.index.find(i)) is not None]
+        if store is None or not known:
+            return
+        pipe = store.redis.pipeline(transaction=False)
+        for entry_id, _ in known:
+            pipe.hget(store.entry_key(dlq, entry_id), "outcome")
+        values = await pipe.execute()
+        rows = []
+        for (_, position), value in zip(known, values, strict=True):
+            outcome = Outcome.named(value)
+            row = self.index.row(position)
+            if (outcome.value if outcome else None) != row.outcome:
+                rows.append(replace(row, outcome=outcome.value if outcome else None))
+        self.index.add(rows)
 
     async def _recover(self) -> None:
         """Finish what a crash interrupted, and say what could not be finished."""
