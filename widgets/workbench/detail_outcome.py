@@ -50,7 +50,9 @@ class OutcomeLine(QWidget):
             self.label.setText("")
             return
         if outcome.link:
-            self.open_button.setToolTip(f"The payment was dead-lettered again: entry {outcome.link}")
+            self.open_button.setToolTip(
+                f"The payment was dead-lettered again: entry {outcome.link}"
+            )
         colour = colors.OUTCOME_COLORS[outcome.outcome]
         detail = f": {html.escape(mask_text(outcome.detail))}" if outcome.detail else ""
         job = f" · job {html.escape(outcome.job)}" if outcome.job else ""
