@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, QTimer, Slot
 from PySide6.QtWidgets import QMessageBox
 from qasync import asyncSlot
 
+from app.controllers.job_watch import JobWatch
 from app.controllers.payment_timeline import PaymentTimelines
 from app.flow_causes import flow_failure_lookup
 from services.config import Profile
@@ -85,6 +86,7 @@ class WorkbenchController(QObject):
         self._busy = False
         self._list_problem: str | None = None
         self._loaded = False
+        self._job_watches: set[JobWatch] = set()
         self._audit_timer = QTimer(self)
         self._audit_timer.setInterval(AUDIT_REFRESH_MS)
         self.timelines = PaymentTimelines(self.page, profile, lambda: self.redis, self)
@@ -132,6 +134,10 @@ class WorkbenchController(QObject):
         self._stopping = True
         self._audit_timer.stop()
         self._abandon_action()
+        watches, self._job_watches = list(self._job_watches), set()
+        for watch in watches:
+            watch.stop()
+        await asyncio.gather(*(w.task for w in watches), return_exceptions=True)
         if self._runner is not None:
             self._runner.request_stop()
         tasks, self._tasks = self._tasks, {}
@@ -451,7 +457,12 @@ class WorkbenchController(QObject):
             progress.finish()
         if self._stopping:
             return report
-        ActionSummaryDialog(report, parent=self.window).open()
+        summary = ActionSummaryDialog(report, parent=self.window)
+        if report.job_id:  # its outcome counters move live until it is closed
+            watch = JobWatch(actions, summary)
+            self._job_watches.add(watch)
+            summary.finished.connect(lambda _=0, w=watch: self._job_watches.discard(w))
+        summary.open()
         await self._refresh_audit()
         shown = self._shown
         if shown is not None:  # its state and its audit tab, with the record just written
