@@ -25,6 +25,7 @@ from services.links.redis_client import make_redis_client
 from services.links.urls import url_password
 from services.outcomes.model import Outcome
 from services.stopping import bounded, stop_tasks
+from services.workbench.actions.jobs import HELD_PREFIX
 from services.workbench.actions.names import Action
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.report import ActionReport, ActionRequest
@@ -424,6 +425,19 @@ class WorkbenchController(QObject):
         finally:
             self._busy = False
 
+    async def _held_back(self, action: Action, target: ActionTarget) -> tuple[str, ...]:
+        """Why each entry the replay gate would hold back is held (a dry run: nothing is
+        sent, no claim taken); none for a cancel."""
+        actions = self.actions
+        if action is Action.CANCEL or actions is None:
+            return ()
+        preview = await actions.run(ActionRequest(action), target, dry_run=True)
+        return tuple(
+            o.detail.removeprefix(HELD_PREFIX)
+            for o in preview.outcomes
+            if o.detail.startswith(HELD_PREFIX)
+        )
+
     async def _act(self, action: Action, target: ActionTarget) -> ActionReport | None:
         actions = self.actions
         assert actions is not None
@@ -433,10 +447,13 @@ class WorkbenchController(QObject):
         shown = self._shown
         if action is Action.RETRY and shown is not None and target.entry_ids == (shown.entry_id,):
             raw_body = shown.record.body
-        dialog = ConfirmActionDialog(plan, raw_body=raw_body, parent=self.window)
+        held_back = await self._held_back(action, target) if plan.total else ()
+        dialog = ConfirmActionDialog(
+            plan, raw_body=raw_body, held_back=held_back, parent=self.window
+        )
         self._dialog = dialog
         try:
-            request = await _answer(dialog)
+            request, forced = await _answer(dialog)
         finally:
             self._dialog = None
         if request is None or self._stopping:
@@ -451,6 +468,7 @@ class WorkbenchController(QObject):
                 target,
                 progress=progress.show_progress,
                 cancel_event=stop,
+                force=forced,
             )
         finally:
             self._action_stop = None
@@ -470,13 +488,16 @@ class WorkbenchController(QObject):
         return report
 
 
-async def _answer(dialog: ConfirmActionDialog) -> ActionRequest | None:
-    """Open the confirmation dialog (not a nested event loop) and await its answer."""
-    done: asyncio.Future[ActionRequest | None] = asyncio.get_running_loop().create_future()
+async def _answer(dialog: ConfirmActionDialog) -> tuple[ActionRequest | None, bool]:
+    """Open the confirmation dialog (not a nested event loop) and await its answer: the
+    request (None unless confirmed), and whether it sends past the replay gate."""
+    done: asyncio.Future[tuple[ActionRequest | None, bool]] = (
+        asyncio.get_running_loop().create_future()
+    )
 
     def finished() -> None:  # accepted or not; request() is None unless accepted
         if not done.done():
-            done.set_result(dialog.request())
+            done.set_result((dialog.request(), dialog.forced))
 
     dialog.finished.connect(finished)
     dialog.open()
