@@ -40,6 +40,9 @@ def job_status(job: Job) -> JobStatus:
         job.total,
         dict(job.outcomes),
         job.runner_alive,
+        job.action,
+        job.operator,
+        job.created_ms,
     )
 
 

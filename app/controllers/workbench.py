@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, QTimer, Slot
 from PySide6.QtWidgets import QMessageBox
 from qasync import asyncSlot
 
-from app.controllers.job_watch import JobWatch
+from app.controllers.job_watch import JobWatch, job_status
 from app.controllers.payment_timeline import PaymentTimelines
 from app.flow_causes import flow_failure_lookup
 from services.config import Profile
@@ -48,6 +48,7 @@ LOAD_BATCH = 5000
 CHANGES_BLOCK_MS = 1000
 AUDIT_COUNT = 500
 AUDIT_REFRESH_MS = 5000
+AUDIT_JOBS = 20
 RETRY_S = 3.0
 PARK_STOP_GRACE_S = 3.0
 """On stop, how long the parkers get to park and ack what they were delivered before
@@ -396,6 +397,9 @@ class WorkbenchController(QObject):
             records += await self.store.read_audit(dlq, AUDIT_COUNT)
         records.sort(key=lambda r: r.ts, reverse=True)
         self.window.audit_panel.show_records(records[:AUDIT_COUNT])
+        if self.actions is not None:
+            jobs = await self.actions.jobs.recent(AUDIT_JOBS)
+            self.window.audit_panel.jobs_table.show_jobs([job_status(j) for j in jobs])
 
     # -- actions --------------------------------------------------------------------------
 

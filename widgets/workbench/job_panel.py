@@ -41,6 +41,9 @@ class JobStatus:
     selected: int = 0
     outcomes: Mapping[str, int] = field(default_factory=dict)
     runner_alive: bool = True
+    action: str = ""
+    operator: str = ""
+    created_ms: int = 0
 
     def count(self, outcome: Outcome) -> int:
         return int(self.outcomes.get(outcome.value, 0))

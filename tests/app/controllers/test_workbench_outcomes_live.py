@@ -133,6 +133,19 @@ async def test_requeued_from_the_console_the_jobs_counters_and_the_outcome_colum
             "the detail pane's outcome",
         )
         QTest.mouseClick(summary.close_button, Qt.MouseButton.LeftButton)
+
+        # The Audit page lists the job with its outcome summary (refreshed every 5 s).
+        bar = window.tabs.tabBar()
+        QTest.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(2).center())
+        assert window.tabs.currentWidget() is window.audit_panel
+        jobs = window.audit_panel.jobs_table.jobs_model
+        outcomes = jobs.columns.index("outcomes")
+        await eventually(
+            lambda: jobs.rowCount() == 1 and jobs.index(0, outcomes).data() == "3 succeeded",
+            15,
+            "the job on the Audit page",
+        )
+        assert jobs.job(0).job_id == summary.report.job_id
     finally:
         await channel.close()
         await connection.close()
