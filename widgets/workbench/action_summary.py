@@ -203,10 +203,10 @@ class ActionSummaryDialog(QDialog):
         column.addWidget(self.headline_label)
         column.addWidget(self.subline_label)
         column.addLayout(tiles)
-        if self.job_panel is not None:
-            column.addWidget(self.job_panel)
         column.addWidget(self.reasons_label)
         column.addWidget(self.table_caption)
+        if self.job_panel is not None:
+            column.addWidget(self.job_panel)
         column.addWidget(self.table, 1)
         if not problems:
             column.addStretch(1)
@@ -221,7 +221,7 @@ class ActionSummaryDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         self.close_button.clicked.connect(self.accept)
         self.setMinimumWidth(560)
-        self.resize(760, (520 if problems else 300) + (170 if self.job_panel else 0))
+        self.resize(760, (520 if problems else 300) + (150 if self.job_panel else 0))
         self.close_button.setFocus()
 
     @Slot(object)

@@ -90,7 +90,7 @@ class JobPanel(QFrame):
         self.setObjectName("JobPanel")
         self.job_id = job_id
         self.status: JobStatus | None = None
-        self.title_label = QLabel(f"Job {job_id}")
+        self.title_label = QLabel(f"What became of the payments · job {job_id}")
         self.title_label.setObjectName("FieldCaption")
         self.title_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.state_label = QLabel("reading its outcomes…")
@@ -128,11 +128,12 @@ class JobPanel(QFrame):
             button_row.addWidget(button)
         button_row.addStretch(1)
         column = QVBoxLayout(self)
-        column.setContentsMargins(0, 4, 0, 0)
+        column.setContentsMargins(0, 8, 0, 0)
         column.setSpacing(6)
         head = QHBoxLayout()
         head.addWidget(self.title_label)
-        head.addWidget(self.state_label, 1)
+        head.addStretch(1)
+        head.addWidget(self.state_label)
         column.addLayout(head)
         column.addLayout(self._tile_row)
         column.addWidget(self.outcome_label)
