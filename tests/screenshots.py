@@ -5,8 +5,9 @@ opens the console on the demo profile, lets the flow run, and saves PNGs
 under ``docs/screenshots/``: the live console during the incident (alert
 banner and marks), the workbench grouped by cause, a failed payment's timeline
 (its id entered in the search box), the alerts page, the snapshot dialog
-pre-filled with the incident, and the snapshot's report.html rendered by
-headless Chromium when it is installed (``apt-get install chromium``).
+pre-filled with the incident, the snapshot's report.html rendered by
+headless Chromium when it is installed (``apt-get install chromium``), and,
+after the incident, the largest group requeued with its job's live outcomes.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from services.demo.topology import declare_demo_topology_at
 from widgets.common.theme import apply_theme
 from widgets.main_window import MainWindow
 from widgets.snapshot.dialog import SnapshotState
+from widgets.workbench.action_dialogs import ConfirmActionDialog
+from widgets.workbench.action_summary import ActionSummaryDialog
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 
@@ -104,6 +107,7 @@ async def live_console(seconds: float, state_path: Path) -> None:
         await asyncio.sleep(1.5)
         save(window, "alerts.png")
         await snapshot_screens(session)
+        await job_screen(window)
     finally:
         simulator.stop()
         window.close()
@@ -130,6 +134,52 @@ async def timeline_screen(window: MainWindow) -> None:
     view.search_box.clear()
     QTest.keyClick(view.search_box, Qt.Key.Key_Return)
     page.set_detail_open(False)
+
+
+async def job_screen(window: MainWindow) -> None:
+    """After the incident: the largest failure group requeued from the console (chosen,
+    "Select all in group", Requeue, a note, confirmed), and its result dialog a while
+    later, its job's outcome counters moving as the demo's workers capture the payments."""
+    page = window.workbench
+    window.tabs.setCurrentWidget(page)
+    view = page.table_view
+    panel = view.group_panel
+    items = panel.group_items()
+    if not items:
+        print("no failure group: no job screenshot")
+        return
+    rect = panel.list.visualItemRect(items[0])
+    QTest.mouseClick(panel.list.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    await asyncio.sleep(0.5)
+    QTest.mouseClick(panel.select_all_button, Qt.MouseButton.LeftButton)
+    await asyncio.sleep(0.5)
+    QTest.mouseClick(view.action_buttons["requeue"], Qt.MouseButton.LeftButton)
+    dialog = await _modal(ConfirmActionDialog, 20)
+    if dialog is None:
+        print("no confirmation dialog: no job screenshot")
+        return
+    QTest.keyClicks(dialog.reason_edit, "acquirer back after INC-4411")
+    QTest.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
+    deadline = time.monotonic() + 120
+    while not window.findChildren(ActionSummaryDialog) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    summaries = window.findChildren(ActionSummaryDialog)
+    if not summaries:
+        print("no result dialog: no job screenshot")
+        return
+    await asyncio.sleep(8.0)  # the outcomes arrive as the workers capture the payments
+    save(summaries[0], "job-outcomes.png")
+    summaries[0].close()
+
+
+async def _modal(kind: type[ConfirmActionDialog], timeout_s: float) -> ConfirmActionDialog | None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        widget = QApplication.activeModalWidget()
+        if isinstance(widget, kind):
+            return widget
+        await asyncio.sleep(0.1)
+    return None
 
 
 def save(widget: QWidget, name: str) -> Path:

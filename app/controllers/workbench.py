@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, QTimer, Slot
 from PySide6.QtWidgets import QMessageBox
 from qasync import asyncSlot
 
+from app.controllers.job_watch import JobWatch, job_status
 from app.controllers.payment_timeline import PaymentTimelines
 from app.flow_causes import flow_failure_lookup
 from services.config import Profile
@@ -22,7 +23,9 @@ from services.flow.payment_events import PaymentEventStore
 from services.links.redis import describe_redis_error
 from services.links.redis_client import make_redis_client
 from services.links.urls import url_password
+from services.outcomes.model import Outcome
 from services.stopping import bounded, stop_tasks
+from services.workbench.actions.jobs import HELD_PREFIX
 from services.workbench.actions.names import Action
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.report import ActionReport, ActionRequest
@@ -45,6 +48,7 @@ LOAD_BATCH = 5000
 CHANGES_BLOCK_MS = 1000
 AUDIT_COUNT = 500
 AUDIT_REFRESH_MS = 5000
+AUDIT_JOBS = 20
 RETRY_S = 3.0
 PARK_STOP_GRACE_S = 3.0
 """On stop, how long the parkers get to park and ack what they were delivered before
@@ -84,6 +88,7 @@ class WorkbenchController(QObject):
         self._busy = False
         self._list_problem: str | None = None
         self._loaded = False
+        self._job_watches: set[JobWatch] = set()
         self._audit_timer = QTimer(self)
         self._audit_timer.setInterval(AUDIT_REFRESH_MS)
         self.timelines = PaymentTimelines(self.page, profile, lambda: self.redis, self)
@@ -96,6 +101,7 @@ class WorkbenchController(QObject):
         view.action_requested.connect(self.on_action_requested)
         self.page.detail.action_requested.connect(self.on_detail_action_requested)
         self.window.audit_panel.entry_activated.connect(self.on_entry_activated)
+        self.page.detail.outcome_line.entry_link_activated.connect(self.on_entry_activated)
         view.payment_entered.connect(self.timelines.on_payment_entered)
         self._audit_timer.timeout.connect(self.on_audit_timer)
 
@@ -130,6 +136,10 @@ class WorkbenchController(QObject):
         self._stopping = True
         self._audit_timer.stop()
         self._abandon_action()
+        watches, self._job_watches = list(self._job_watches), set()
+        for watch in watches:
+            watch.stop()
+        await asyncio.gather(*(w.task for w in watches), return_exceptions=True)
         if self._runner is not None:
             self._runner.request_stop()
         tasks, self._tasks = self._tasks, {}
@@ -247,20 +257,42 @@ class WorkbenchController(QObject):
         store = self.store
         assert store is not None
         new_ids = []  # rows to read: new entries, and a cause the flow told after parking
+        outcome_ids = []  # rows whose outcome moved: a finished replay (pending), or settled
         for change in changes:
             new = change.op == "park" and self.index.find(change.entry_id) is None
             if new or change.op == "cause":
                 new_ids.append(change.entry_id)
             else:
                 self.index.update_state(change.entry_id, change.state, change.operator)
+                if change.op in ("outcome", "complete"):
+                    outcome_ids.append(change.entry_id)
         for entry_id in new_ids:
             entry = await store.get(dlq, entry_id)
             if entry is not None:
                 self.index.add([entry.summary])
+        await self._read_outcomes(dlq, outcome_ids)
         self.page.table_view.request_refresh()
         shown = self._shown
         if shown is not None and any(c.entry_id == shown.entry_id for c in changes):
             await self._show(shown.dlq, shown.entry_id)
+
+    async def _read_outcomes(self, dlq: str, entry_ids: list[str]) -> None:
+        """Put the entries' outcomes, as stored now, into their rows (one round trip)."""
+        store = self.store
+        known = [(i, p) for i in dict.fromkeys(entry_ids) if (p := self.index.find(i)) is not None]
+        if store is None or not known:
+            return
+        pipe = store.redis.pipeline(transaction=False)
+        for entry_id, _ in known:
+            pipe.hget(store.entry_key(dlq, entry_id), "outcome")
+        values = await pipe.execute()
+        rows = []
+        for (_, position), value in zip(known, values, strict=True):
+            outcome = Outcome.named(value)
+            row = self.index.row(position)
+            if (outcome.value if outcome else None) != row.outcome:
+                rows.append(replace(row, outcome=outcome.value if outcome else None))
+        self.index.add(rows)
 
     async def _recover(self) -> None:
         """Finish what a crash interrupted, and say what could not be finished."""
@@ -365,6 +397,9 @@ class WorkbenchController(QObject):
             records += await self.store.read_audit(dlq, AUDIT_COUNT)
         records.sort(key=lambda r: r.ts, reverse=True)
         self.window.audit_panel.show_records(records[:AUDIT_COUNT])
+        if self.actions is not None:
+            jobs = await self.actions.jobs.recent(AUDIT_JOBS)
+            self.window.audit_panel.jobs_table.show_jobs([job_status(j) for j in jobs])
 
     # -- actions --------------------------------------------------------------------------
 
@@ -394,6 +429,19 @@ class WorkbenchController(QObject):
         finally:
             self._busy = False
 
+    async def _held_back(self, action: Action, target: ActionTarget) -> tuple[str, ...]:
+        """Why each entry the replay gate would hold back is held (a dry run: nothing is
+        sent, no claim taken); none for a cancel."""
+        actions = self.actions
+        if action is Action.CANCEL or actions is None:
+            return ()
+        preview = await actions.run(ActionRequest(action), target, dry_run=True)
+        return tuple(
+            o.detail.removeprefix(HELD_PREFIX)
+            for o in preview.outcomes
+            if o.detail.startswith(HELD_PREFIX)
+        )
+
     async def _act(self, action: Action, target: ActionTarget) -> ActionReport | None:
         actions = self.actions
         assert actions is not None
@@ -403,10 +451,13 @@ class WorkbenchController(QObject):
         shown = self._shown
         if action is Action.RETRY and shown is not None and target.entry_ids == (shown.entry_id,):
             raw_body = shown.record.body
-        dialog = ConfirmActionDialog(plan, raw_body=raw_body, parent=self.window)
+        held_back = await self._held_back(action, target) if plan.total else ()
+        dialog = ConfirmActionDialog(
+            plan, raw_body=raw_body, held_back=held_back, parent=self.window
+        )
         self._dialog = dialog
         try:
-            request = await _answer(dialog)
+            request, forced = await _answer(dialog)
         finally:
             self._dialog = None
         if request is None or self._stopping:
@@ -421,13 +472,19 @@ class WorkbenchController(QObject):
                 target,
                 progress=progress.show_progress,
                 cancel_event=stop,
+                force=forced,
             )
         finally:
             self._action_stop = None
             progress.finish()
         if self._stopping:
             return report
-        ActionSummaryDialog(report, parent=self.window).open()
+        summary = ActionSummaryDialog(report, parent=self.window)
+        if report.job_id:  # its outcome counters move live until it is closed
+            watch = JobWatch(actions, summary)
+            self._job_watches.add(watch)
+            summary.finished.connect(lambda _=0, w=watch: self._job_watches.discard(w))
+        summary.open()
         await self._refresh_audit()
         shown = self._shown
         if shown is not None:  # its state and its audit tab, with the record just written
@@ -435,13 +492,16 @@ class WorkbenchController(QObject):
         return report
 
 
-async def _answer(dialog: ConfirmActionDialog) -> ActionRequest | None:
-    """Open the confirmation dialog (not a nested event loop) and await its answer."""
-    done: asyncio.Future[ActionRequest | None] = asyncio.get_running_loop().create_future()
+async def _answer(dialog: ConfirmActionDialog) -> tuple[ActionRequest | None, bool]:
+    """Open the confirmation dialog (not a nested event loop) and await its answer: the
+    request (None unless confirmed), and whether it sends past the replay gate."""
+    done: asyncio.Future[tuple[ActionRequest | None, bool]] = (
+        asyncio.get_running_loop().create_future()
+    )
 
     def finished() -> None:  # accepted or not; request() is None unless accepted
         if not done.done():
-            done.set_result(dialog.request())
+            done.set_result((dialog.request(), dialog.forced))
 
     dialog.finished.connect(finished)
     dialog.open()

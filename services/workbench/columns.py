@@ -234,6 +234,7 @@ COLUMNS: Final[tuple[EntryColumn, ...]] = (
         "Attempts",
         "Deaths counted in x-death plus retries by the console",
         table=True,
+        table_hidden=True,  # the detail pane says it; the outcome takes its room at 1600 px
         cli_title="TRIES",
         cli_width=5,
         csv=True,
@@ -248,6 +249,15 @@ COLUMNS: Final[tuple[EntryColumn, ...]] = (
         cli_title="STATE",
         cli_width=9,
         csv=True,
+    ),
+    EntryColumn(
+        "outcome",
+        "outcome",
+        "category",
+        "Outcome",
+        "What became of the payment after a requeue or retry: pending, succeeded,"
+        " declined, failed again or no outcome",
+        table=True,
     ),
     EntryColumn(
         "last_operator",

@@ -100,11 +100,11 @@ async def test_workbench_columns_and_detail_pane_survive_a_restart(
     right_click(header.viewport(), QPoint(header.sectionViewportPosition(1) + 10, 8))
     menu = page.table_view.table.header_menu
     assert menu is not None
-    next(a for a in menu.actions() if a.text() == "Attempts").trigger()
+    next(a for a in menu.actions() if a.text() == "Outcome").trigger()
     menu.close()
     page.detail_button.click()
     shown = page.table_view.table.shown_columns()
-    assert "attempts" not in shown and not page.detail_open
+    assert "outcome" not in shown and not page.detail_open
     window.close()  # the session remembers on close
     assert first.closed.is_set()
 

@@ -7,6 +7,7 @@ import math
 from collections.abc import Collection
 
 from services.links.status import LinkState
+from services.outcomes.model import Outcome
 from services.workbench.model import EntryState
 
 # Surfaces and text (dark theme).
@@ -118,6 +119,17 @@ STATE_COLORS: dict[EntryState, str] = {
 }
 """A parked entry's colour, wherever its state is shown: parked (waiting for someone)
 amber, in progress blue, done green/teal, cancelled grey."""
+
+OUTCOME_COLORS: dict[Outcome, str] = {
+    Outcome.PENDING: ACCENT,
+    Outcome.SUCCEEDED: GREEN,
+    Outcome.DECLINED: AMBER,
+    Outcome.FAILED_AGAIN: RED,
+    Outcome.NO_OUTCOME: TEXT_MUTED,
+    Outcome.CANCELLED: TEXT_MUTED,
+}
+"""A replayed entry's outcome, wherever it is shown: waiting blue, succeeded green,
+declined amber, failed again red, no outcome and cancelled grey."""
 
 PILL_FILL_ALPHA = 36 / 255
 PILL_EDGE_ALPHA = 120 / 255

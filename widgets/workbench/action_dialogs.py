@@ -51,6 +51,7 @@ from services.masking.json import (
     dumps_compact,
     leftover_masks,
     mask_for_edit,
+    mask_sensitive_text,
     unmask_edit,
 )
 from services.workbench.actions.names import Action
@@ -86,6 +87,20 @@ LIVE_VALIDATION_CHARS: Final = 64 * 1024
 """Bodies up to this size are validated on every keystroke, larger ones after a pause."""
 
 
+def held_back_text(reasons: tuple[str, ...], shown: int = 3) -> str:
+    """``2 will be held back by the replay gate: captured at 14:05:31 CET by the flow; ...``
+    (masked; "" when none)."""
+    if not reasons:
+        return ""
+    distinct = sorted(set(reasons))
+    why = "; ".join(mask_sensitive_text(r) for r in distinct[:shown])
+    more = f"; and {len(distinct) - shown:,} other reasons" if len(distinct) > shown else ""
+    return (
+        f"{len(reasons):,} will be held back by the replay gate (nothing is sent for"
+        f" {'it' if len(reasons) == 1 else 'them'}): {why}{more}"
+    )
+
+
 def _caption(text: str) -> QLabel:
     label = QLabel(text)
     label.setObjectName("FieldCaption")
@@ -118,11 +133,13 @@ class ConfirmActionDialog(QDialog):
         plan: ActionPlan,
         *,
         raw_body: bytes | None = None,
+        held_back: tuple[str, ...] = (),
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("ConfirmActionDialog")
         self.plan = plan
+        self.held_back = held_back
         self._document: MaskedDocument | None = None
         self._body_error: str | None = None
         self._edited: bytes | None = None
@@ -142,6 +159,18 @@ class ConfirmActionDialog(QDialog):
         self.skipped_label.setObjectName("SkippedNote")
         self.skipped_label.setWordWrap(True)
         self.skipped_label.setVisible(plan.skipped > 0)
+        # The replay gate: what it will hold back, and the explicit choice to send anyway.
+        self.held_label = QLabel(held_back_text(held_back))
+        self.held_label.setObjectName("SkippedNote")
+        self.held_label.setWordWrap(True)
+        self.held_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.held_label.setVisible(bool(held_back))
+        self.force_check = QCheckBox(
+            f"Send {'it' if len(held_back) == 1 else 'them'} anyway"
+            " (needs a note; audited as forced past the replay gate)"
+        )
+        self.force_check.setObjectName("ForceCheck")
+        self.force_check.setVisible(bool(held_back))
 
         form = QFormLayout()
         form.setContentsMargins(0, 4, 0, 0)
@@ -252,6 +281,8 @@ class ConfirmActionDialog(QDialog):
         column.addWidget(self.headline_label)
         column.addWidget(self.consequence_label)
         column.addWidget(self.skipped_label)
+        column.addWidget(self.held_label)
+        column.addWidget(self.force_check)
         column.addLayout(form)
         column.addWidget(self.edit_check)
         column.addWidget(self.editor_box, 1)
@@ -270,6 +301,7 @@ class ConfirmActionDialog(QDialog):
         self.delay_combo.currentIndexChanged.connect(self.on_delay_changed)
         self.custom_delay_spin.valueChanged.connect(self._refresh)
         self.reason_edit.textChanged.connect(self._refresh)
+        self.force_check.toggled.connect(self.on_force_toggled)
         self.edit_check.toggled.connect(self.on_edit_toggled)
         self.body_edit.textChanged.connect(self.on_body_text_changed)
         self._validate_timer.timeout.connect(self.validate_body)
@@ -310,7 +342,14 @@ class ConfirmActionDialog(QDialog):
             return "Give a reason to cancel: it is recorded in the audit trail"
         if self.edit_check.isChecked() and self._body_error is not None:
             return "The edited body is not valid JSON"
+        if self.forced and not self.reason_edit.text().strip():
+            return "Say why you send past the replay gate: the note is audited"
         return None
+
+    @property
+    def forced(self) -> bool:
+        """Whether the operator chose to send what the replay gate holds back."""
+        return bool(self.held_back) and self.force_check.isChecked()
 
     def is_valid(self) -> bool:
         return self.problem() is None
@@ -325,6 +364,8 @@ class ConfirmActionDialog(QDialog):
         ]
         if self.plan.skipped:
             lines.append(self.plan.skipped_line())
+        if self.held_back:
+            lines.append(held_back_text(self.held_back))
         return "\n".join(lines)
 
     def request(self) -> ActionRequest | None:
@@ -346,6 +387,17 @@ class ConfirmActionDialog(QDialog):
     @Slot(int)
     def on_delay_changed(self, index: int) -> None:
         self.custom_delay_spin.setVisible(self.delay_combo.itemData(index) is None)
+        self._refresh()
+
+    @Slot(bool)
+    def on_force_toggled(self, checked: bool) -> None:
+        self.reason_edit.setPlaceholderText(
+            "Why the replay gate is overridden (required)"
+            if checked
+            else "A note for the audit trail (optional)"
+        )
+        if checked:
+            self.reason_edit.setFocus()
         self._refresh()
 
     @Slot(bool)
@@ -450,7 +502,9 @@ class ConfirmActionDialog(QDialog):
         self.ok_button.setEnabled(problem is None)
         self.ok_button.setToolTip(problem or "")
         # the missing reason is said under its field (the body's problems under the editor)
-        missing_reason = plan.action is Action.CANCEL and not self.reason_edit.text().strip()
+        missing_reason = (plan.action is Action.CANCEL or self.forced) and not (
+            self.reason_edit.text().strip()
+        )
         self.problem_label.setText(problem if missing_reason and problem else "")
         self.problem_label.setVisible(bool(self.problem_label.text()))
 
@@ -461,7 +515,8 @@ class ConfirmActionDialog(QDialog):
         if self.edit_check.isChecked():
             self.validate_body()
         if not self.is_valid():
-            if self.plan.action is Action.CANCEL and not self.reason_edit.text().strip():
+            needs_note = self.plan.action is Action.CANCEL or self.forced
+            if needs_note and not self.reason_edit.text().strip():
                 self.reason_edit.setFocus(Qt.FocusReason.OtherFocusReason)
             return
         self._request = self.build_request()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from typing import Any, ClassVar, Final
 
-from PySide6.QtCore import QObject, Qt, QTimer, Slot
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QColor, QGuiApplication
 from PySide6.QtWidgets import (
     QDialog,
@@ -26,6 +26,7 @@ from widgets.common.record_tables import configure_table
 from widgets.common.table_models import ListTableModel
 from widgets.workbench.action_progress import format_duration
 from widgets.workbench.body_views import monospace_font
+from widgets.workbench.job_panel import JobPanel, JobStatus
 
 _STATUS_TEXT: Final = {"failed": "Failed", "skipped": "Skipped", "done": "Done"}
 _OUTCOME_TITLES: Final = {
@@ -123,8 +124,13 @@ class ActionSummaryDialog(QDialog):
     """What an action did: counts per outcome with the reasons, and the entries that failed.
 
     "Copy" puts a plain-text report on the clipboard (payment ids and
-    reasons masked like on screen).
+    reasons masked like on screen). An action that ran as a job has a
+    :class:`~widgets.workbench.job_panel.JobPanel`: the app pushes the job's live
+    outcome counters into :meth:`show_job`, and its buttons emit
+    ``job_control_requested(job id, verb)``.
     """
+
+    job_control_requested = Signal(str, str)
 
     def __init__(self, report: ActionReport, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -179,6 +185,11 @@ class ActionSummaryDialog(QDialog):
         self.table_caption.setObjectName("FieldCaption" if problems else "ValidationOk")
         self.table.setVisible(bool(problems))
 
+        self.job_panel: JobPanel | None = None
+        if report.job_id:
+            self.job_panel = JobPanel(report.job_id)
+            self.job_panel.control_requested.connect(self.on_job_control_requested)
+
         self.buttons = QDialogButtonBox()
         self.copy_button = self.buttons.addButton("Copy", QDialogButtonBox.ButtonRole.ActionRole)
         self.copy_button.setToolTip("Copy this summary as text (ids and reasons, masked)")
@@ -194,6 +205,8 @@ class ActionSummaryDialog(QDialog):
         column.addLayout(tiles)
         column.addWidget(self.reasons_label)
         column.addWidget(self.table_caption)
+        if self.job_panel is not None:
+            column.addWidget(self.job_panel)
         column.addWidget(self.table, 1)
         if not problems:
             column.addStretch(1)
@@ -208,8 +221,19 @@ class ActionSummaryDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         self.close_button.clicked.connect(self.accept)
         self.setMinimumWidth(560)
-        self.resize(760, 520 if problems else 300)
+        self.resize(760, (520 if problems else 300) + (150 if self.job_panel else 0))
         self.close_button.setFocus()
+
+    @Slot(object)
+    def show_job(self, status: JobStatus) -> None:
+        """The job's outcomes and state as they are now (the app polls them)."""
+        if self.job_panel is not None and status.job_id == self.job_panel.job_id:
+            self.job_panel.show_status(status)
+
+    @Slot(str)
+    def on_job_control_requested(self, verb: str) -> None:
+        if self.job_panel is not None:
+            self.job_control_requested.emit(self.job_panel.job_id, verb)
 
     def summary_text(self) -> str:
         """The summary as plain text: headline, reasons, then one line per entry not done."""
@@ -218,6 +242,10 @@ class ActionSummaryDialog(QDialog):
         if report.target:
             lines.append(f"Target: {mask_sensitive_text(report.target)}")
         lines.append(f"Took: {format_duration(report.duration_s)}")
+        if self.job_panel is not None:
+            job = self.job_panel.status
+            outcomes = job.outcome_line() if job is not None else "not read yet"
+            lines.append(f"Job {self.report.job_id}: {outcomes}")
         statuses: tuple[OutcomeStatus, ...] = ("failed", "skipped")
         for status in statuses:
             for detail, count in report.reasons(status):

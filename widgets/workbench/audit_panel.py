@@ -40,6 +40,7 @@ from services.workbench.model import AuditRecord
 from widgets.common import colors
 from widgets.common.record_tables import configure_table
 from widgets.common.table_models import ListTableModel, RowFilterProxy, SortRole
+from widgets.workbench.jobs_table import JobsTable
 
 AUDIT_COLUMNS: Final = (
     "time",
@@ -433,6 +434,11 @@ class AuditPanel(QWidget):
         column.setSpacing(6)
         column.addLayout(controls)
         column.addWidget(self.stack, 1)
+        self.jobs_caption = QLabel("Jobs: what became of each bulk action's payments")
+        self.jobs_caption.setObjectName("FieldCaption")
+        self.jobs_table = JobsTable()  # show_jobs: the app reads them from Redis
+        column.addWidget(self.jobs_caption)
+        column.addWidget(self.jobs_table)
 
         self._refresh_actions()
         self._connect_signals()

@@ -57,6 +57,7 @@ from widgets.workbench.body_views import (
     monospace_font,
 )
 from widgets.workbench.detail_facts import FactsGrid
+from widgets.workbench.detail_outcome import OutcomeLine
 from widgets.workbench.detail_tables import (
     count_items,
     deaths_note,
@@ -183,6 +184,7 @@ class EntryDetailPane(QWidget):
         self.facts_grid = grid = FactsGrid()
         self.facts: dict[str, ElidedLabel] = grid.labels
 
+        self.outcome_line = OutcomeLine()  # its link to a new entry: the controller
         self.last_error_label = QLabel()
         self.last_error_label.setObjectName("LastError")
         self.last_error_label.setWordWrap(True)
@@ -220,6 +222,7 @@ class EntryDetailPane(QWidget):
         column.addLayout(grid.cause_row)
         column.addLayout(grid)
         column.addWidget(self.last_error_label)
+        column.addWidget(self.outcome_line)
         column.addSpacing(2)
         column.addLayout(buttons)
 
@@ -560,6 +563,7 @@ class EntryDetailPane(QWidget):
             " there"
         )
         error = entry.last_error
+        self.outcome_line.show_outcome(entry.outcome)
         self.last_error_label.setVisible(bool(error))
         if error:
             self.last_error_label.setText(f"Last error: {mask_sensitive_text(error)}")

@@ -30,6 +30,7 @@ from PySide6.QtGui import QColor
 
 from services.masking.json import mask_identifier
 from services.masking.text import mask_text
+from services.outcomes.model import Outcome
 from services.time_range import zone_name
 from services.workbench.columns import TABLE_COLUMNS, EntryColumn, SortKey
 from services.workbench.index import EntryIndex
@@ -370,11 +371,16 @@ class FailedPaymentsModel(QAbstractTableModel):
             return STATE_LABELS.get(s.state, str(s.state))
         if name == "last_operator":
             return mask_text(s.last_operator) if s.last_operator else NO_VALUE
+        if name == "outcome":
+            outcome = Outcome.named(s.outcome)
+            return outcome.label if outcome is not None else NO_VALUE
         return ""
 
     def _foreground(self, s: EntrySummary, name: str) -> QColor | None:
         if name == "state":
             return self._state_colors.get(s.state)
+        if name == "outcome" and (outcome := Outcome.named(s.outcome)) is not None:
+            return QColor(colors.OUTCOME_COLORS[outcome])
         if self._display(s, name) == NO_VALUE:
             return self._faint
         if s.state.is_final or name == "last_operator":

@@ -59,10 +59,11 @@ def test_each_view_lists_the_columns_it_always_showed() -> None:
         ("routing_key", "Routing key"),
         ("attempts", "Attempts"),
         ("state", "State"),
+        ("outcome", "Outcome"),
         ("last_operator", "Last operator"),
     ]
     # the cause in place of the reason; these three are a click away in the column chooser
-    assert {"reason", "routing_key", "last_operator"} == TABLE_HIDDEN
+    assert {"reason", "routing_key", "attempts", "last_operator"} == TABLE_HIDDEN
     assert [c.name for c in TABLE_COLUMNS if c.numeric] == ["amount", "attempts"]
     assert [c.name for c in TABLE_COLUMNS if c.descending_first] == [
         "dead_lettered_at",

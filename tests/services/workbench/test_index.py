@@ -102,6 +102,7 @@ BRUTE_KEYS: dict[str, Callable[[EntrySummary], Any]] = {
     "cause": lambda s: _text_key(s.cause),
     "cause_source": lambda s: _text_key(s.cause_source),
     "failure_group": lambda s: _text_key(s.failure_group),
+    "outcome": lambda s: _text_key(s.outcome),
 }
 
 

@@ -364,3 +364,38 @@ def test_confirm_masks_a_card_number_used_as_payment_id(qtbot):
     dialog = show(qtbot, ConfirmActionDialog(plan))
     assert dialog.headline_label.text() == f"Requeue payment {MASKED_PAN} to q"
     assert PAN not in dialog.summary_text()
+
+
+# --------------------------------------------------------------------------- replay gate
+
+
+def test_the_dialog_says_what_the_replay_gate_holds_back_and_sending_anyway_needs_a_note(
+    qtbot,
+):
+    plan = ActionPlan("requeue", (("payments.process", 5),))
+    held = ("captured at 14:05:31 CET by the flow",) * 2
+    dialog = show(qtbot, ConfirmActionDialog(plan, held_back=held))
+    assert dialog.held_label.isVisible()
+    assert dialog.held_label.text().startswith("2 will be held back by the replay gate")
+    assert "captured at 14:05:31 CET by the flow" in dialog.summary_text()
+    assert dialog.ok_button.isEnabled() and not dialog.forced  # the rest go, the 2 stay
+
+    qtbot.mouseClick(dialog.force_check, Qt.MouseButton.LeftButton)
+    assert dialog.forced
+    assert not dialog.ok_button.isEnabled()  # overriding the gate needs a note
+    assert dialog.problem_label.isVisible() and "replay gate" in dialog.problem_label.text()
+
+    qtbot.keyClicks(dialog.reason_edit, "acquirer says the capture was rolled back")
+    assert dialog.ok_button.isEnabled()
+    qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
+    assert dialog.result() == QDialog.DialogCode.Accepted
+    assert dialog.forced
+    assert dialog.request() == ActionRequest(
+        "requeue", reason="acquirer says the capture was rolled back"
+    )
+
+
+def test_nothing_held_back_no_gate_text_and_no_choice(qtbot):
+    dialog = show(qtbot, ConfirmActionDialog(ActionPlan("retry", (("q", 2),))))
+    assert not dialog.held_label.isVisible() and not dialog.force_check.isVisible()
+    assert not dialog.forced

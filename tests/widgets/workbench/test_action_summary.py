@@ -5,9 +5,11 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
+from services.outcomes.model import Outcome
 from services.workbench.actions.report import ActionOutcome, ActionReport
 from tests.helpers.screens import save_screenshot, show
 from widgets.workbench.action_summary import ActionSummaryDialog
+from widgets.workbench.job_panel import JobStatus
 
 PAN = "4111111111111111"
 MASKED_PAN = "411111******1111"
@@ -94,3 +96,65 @@ def test_summary_screenshot(qtbot, tmp_path):
     qtbot.wait(20)
     image = save_screenshot(dialog, tmp_path, "payops_summary.png")
     assert (image.width(), image.height()) == (760, 520)
+
+
+def job_report(job_id: str = "0193a7c2e4f1a3b9c2") -> ActionReport:
+    outcomes = tuple(ActionOutcome(f"e{i:03d}", f"pay_{i}", True, "done") for i in range(200))
+    return ActionReport("requeue", "payments.settlement", outcomes, 0, 4000, job_id=job_id)
+
+
+def test_a_jobs_counters_move_as_outcomes_arrive_and_its_buttons_follow_its_state(qtbot):
+    dialog = show(qtbot, ActionSummaryDialog(job_report()))
+    panel = dialog.job_panel
+    assert panel is not None and panel.isVisible()
+    assert not any(b.isEnabled() for b in panel.buttons.values())  # nothing read yet
+
+    dialog.show_job(
+        JobStatus("0193a7c2e4f1a3b9c2", "running", selected=200, outcomes={"pending": 200})
+    )
+    assert panel.outcome_label.text() == "200 pending"
+    assert panel.pause_button.isEnabled() and panel.cancel_button.isEnabled()
+    assert not panel.resume_button.isEnabled()
+
+    dialog.show_job(
+        JobStatus(
+            "0193a7c2e4f1a3b9c2",
+            "paused",
+            "canary: 3 of 10 failed again (30 % > 20 %)",
+            200,
+            {"succeeded": 180, "failed_again": 12, "pending": 8},
+        )
+    )
+    assert panel.outcome_label.text() == "180 succeeded, 12 failed again, 8 pending"
+    assert panel.tiles[Outcome.SUCCEEDED].value_label.text() == "180"
+    assert panel.tiles[Outcome.FAILED_AGAIN].value_label.text() == "12"
+    assert "paused: canary" in panel.state_label.text()
+    assert panel.resume_button.isEnabled() and not panel.pause_button.isEnabled()
+    assert "180 succeeded, 12 failed again, 8 pending" in dialog.summary_text()
+
+    dialog.show_job(JobStatus("someone-else", "done", outcomes={"succeeded": 1}))
+    assert panel.tiles[Outcome.SUCCEEDED].value_label.text() == "180"  # another job's: no
+
+
+def test_the_job_buttons_ask_the_app_to_steer_the_job(qtbot):
+    dialog = show(qtbot, ActionSummaryDialog(job_report("j1")))
+    panel = dialog.job_panel
+    assert panel is not None
+    asked = []
+    dialog.job_control_requested.connect(lambda job, verb: asked.append((job, verb)))
+    dialog.show_job(JobStatus("j1", "running", outcomes={"pending": 5}))
+    qtbot.mouseClick(panel.pause_button, Qt.MouseButton.LeftButton)
+    assert asked == [("j1", "pause")]
+    assert not panel.pause_button.isEnabled()  # until the next status says what it is
+    dialog.show_job(JobStatus("j1", "paused", outcomes={"pending": 5}))
+    qtbot.mouseClick(panel.resume_button, Qt.MouseButton.LeftButton)
+    dialog.show_job(JobStatus("j1", "running", outcomes={"pending": 5}))
+    qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
+    assert asked == [("j1", "pause"), ("j1", "resume"), ("j1", "cancel")]
+    dialog.show_job(JobStatus("j1", "cancelled", outcomes={"succeeded": 5}))
+    assert not any(b.isEnabled() for b in panel.buttons.values())
+
+
+def test_an_action_without_a_job_has_no_job_panel(qtbot):
+    dialog = show(qtbot, ActionSummaryDialog(make_report()))
+    assert dialog.job_panel is None

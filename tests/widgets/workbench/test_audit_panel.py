@@ -12,6 +12,7 @@ from PySide6.QtGui import QImage
 
 from services.workbench.model import AuditRecord
 from tests.helpers.images import pixels
+from widgets.common import colors
 from widgets.workbench.audit_panel import (
     ALL_ACTIONS,
     AuditPanel,
@@ -20,6 +21,7 @@ from widgets.workbench.audit_panel import (
     RecordRole,
     format_local_time,
 )
+from widgets.workbench.job_panel import JobStatus
 
 BASE_MS = 1_714_740_000_000
 PAN = "4111111111111111"
@@ -292,3 +294,36 @@ def test_results_are_coloured_by_outcome_and_shown_whole(qtbot, tmp_path):
     save_shot = tmp_path / "audit_results.png"
     assert panel.grab().save(str(save_shot))
     shutil.copy(save_shot, "/tmp/audit_results.png")
+
+
+def test_the_audit_page_lists_each_jobs_outcome_summary(panel):
+    jobs = [
+        JobStatus(
+            "0193b000000000aa01",
+            "done",
+            selected=200,
+            outcomes={"succeeded": 180, "failed_again": 12, "pending": 8},
+            action="requeue",
+            operator="alice",
+            created_ms=1_764_856_990_000,
+        ),
+        JobStatus(
+            "0193a000000000bb02",
+            "paused",
+            "canary: 3 of 10 failed again (30 % > 20 %)",
+            40,
+            {"succeeded": 7, "failed_again": 3},
+            action="retry",
+            operator="bob",
+            created_ms=1_764_856_000_000,
+        ),
+    ]
+    panel.jobs_table.show_jobs(jobs)
+    model = panel.jobs_table.jobs_model
+    assert panel.jobs_table.isVisible() and model.rowCount() == 2
+    outcomes = model.columns.index("outcomes")
+    assert model.index(0, outcomes).data() == "180 succeeded, 12 failed again, 8 pending"
+    assert model.index(1, model.columns.index("state")).data().startswith("paused: canary")
+    assert model.index(1, model.columns.index("operator")).data() == "bob"
+    red = model.index(0, outcomes).data(Qt.ItemDataRole.ForegroundRole)
+    assert red.name() == colors.RED.lower()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import decimal
 import json
@@ -32,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from services.config import FieldPaths
 from services.masking.json import HIDDEN
+from services.outcomes.model import EntryOutcome, Outcome
 from services.workbench.body_format import PREVIEW_BYTES
 from services.workbench.codec import MessageRecord
 from services.workbench.death_history import DEATHS_HEADER, HISTORY_HEADER
@@ -532,3 +534,24 @@ def test_nothing_cvv_like_is_shown_in_headers_or_in_free_text_of_the_body(pane):
     text = pane.text_view.toPlainText()
     assert f'"memo": "cvv {HIDDEN} / CVC: {HIDDEN}"' in text
     assert "918" not in text and "1234" not in text
+
+
+def test_the_outcome_line_says_what_became_of_the_payment_and_opens_its_new_entry(pane, qtbot):
+    entry = make_entry()
+    pane.show_entry(entry)
+    assert not pane.outcome_line.isVisible()  # never replayed: no outcome to tell
+
+    failed = EntryOutcome(
+        Outcome.FAILED_AGAIN, detail="failed at 14:05:31 CET", link="0193aa01", job="0193j"
+    )
+    pane.show_entry(dataclasses.replace(entry, outcome=failed))
+    line = pane.outcome_line
+    assert line.isVisible()
+    assert line.plain_text() == "Outcome failed again: failed at 14:05:31 CET (new entry 0193aa01)"
+    assert "failed again" in line.label.text() and line.open_button.isVisible()
+    with qtbot.waitSignal(line.entry_link_activated) as opened:
+        qtbot.mouseClick(line.open_button, Qt.MouseButton.LeftButton)
+    assert opened.args == ["0193aa01"]
+
+    pane.show_entry(dataclasses.replace(entry, outcome=EntryOutcome(Outcome.SUCCEEDED)))
+    assert "succeeded" in line.label.text() and not line.open_button.isVisible()

@@ -74,6 +74,25 @@ def test_model_passes_qt_model_tester(qtmodeltester, model):
     qtmodeltester.check(model, force_py=True)
 
 
+def test_the_outcome_column_says_what_became_of_a_replayed_payment():
+    index = EntryIndex()
+    rows = realistic_summaries(3, seed=2)
+    index.add(
+        [
+            replace(rows[0], outcome="failed_again"),
+            replace(rows[1], outcome="succeeded"),
+            replace(rows[2], outcome=None),
+        ]
+    )
+    model = FailedPaymentsModel(index)
+    by_id = {model.entry_id_at(row): row for row in range(model.rowCount())}
+    assert cell(model, by_id[rows[0].entry_id], "outcome") == "failed again"
+    assert cell(model, by_id[rows[1].entry_id], "outcome") == "succeeded"
+    assert cell(model, by_id[rows[2].entry_id], "outcome") == "—"
+    red = cell(model, by_id[rows[0].entry_id], "outcome", Qt.ItemDataRole.ForegroundRole)
+    assert red.name() == colors.RED.lower()
+
+
 def test_headers_name_every_column():
     model = FailedPaymentsModel()
     titles = [model.headerData(i, Qt.Orientation.Horizontal) for i in range(model.columnCount())]
@@ -88,6 +107,7 @@ def test_headers_name_every_column():
         "Routing key",
         "Attempts",
         "State",
+        "Outcome",
         "Last operator",
     ]
     amount = COLUMN_NAMES.index("amount")

@@ -1,0 +1,168 @@
+"""A job's live outcome counters and its Pause / Resume / Cancel buttons (the action
+result dialog shows it while the outcomes arrive).
+
+Plain data in (:class:`JobStatus`, polled from Redis by the app), intents out
+(``control_requested("pause" | "resume" | "cancel")``): the app steers the job through
+Redis, so the buttons work on a job that runs in another console or process too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from services.masking.text import mask_text
+from services.outcomes.model import OUTCOME_ORDER, Outcome
+from widgets.common import colors
+
+STEERABLE: Final = {
+    "pause": frozenset({"running"}),
+    "resume": frozenset({"paused", "stopped"}),
+    "cancel": frozenset({"running", "paused", "stopped"}),
+}
+"""Which job states each button acts from (the states of ``jobs.JobState``)."""
+TILES: Final = (Outcome.SUCCEEDED, Outcome.FAILED_AGAIN, Outcome.PENDING)
+"""The outcomes that always have a tile; the others get one once they occur."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    """One job as the dialog shows it: its state (``running``, ``paused``, ``done``,
+    ``cancelled``, ``stopped``), why it is in it, how many entries it selected, and how
+    many of them have each outcome (``Outcome`` value -> count)."""
+
+    job_id: str
+    state: str
+    reason: str = ""
+    selected: int = 0
+    outcomes: Mapping[str, int] = field(default_factory=dict)
+    runner_alive: bool = True
+    action: str = ""
+    operator: str = ""
+    created_ms: int = 0
+
+    def count(self, outcome: Outcome) -> int:
+        return int(self.outcomes.get(outcome.value, 0))
+
+    def outcome_line(self) -> str:
+        """``180 succeeded, 12 failed again, 8 pending``."""
+        parts = [f"{self.count(o):,} {o.label}" for o in OUTCOME_ORDER if self.count(o)]
+        return ", ".join(parts) or "no outcomes yet"
+
+    @property
+    def settled(self) -> bool:
+        """Nothing more will move: the job is over and no outcome is pending."""
+        return self.state in ("done", "cancelled") and not self.count(Outcome.PENDING)
+
+
+class _OutcomeTile(QFrame):
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__()
+        self.setObjectName("CountTile")
+        self.outcome = outcome
+        self.value_label = QLabel("0")
+        self.value_label.setObjectName("TileValue")
+        title = QLabel(outcome.label.upper())
+        title.setObjectName("TileCaption")
+        column = QVBoxLayout(self)
+        column.setContentsMargins(12, 8, 12, 8)
+        column.setSpacing(0)
+        column.addWidget(title)
+        column.addWidget(self.value_label)
+
+    def set_count(self, count: int) -> None:
+        self.value_label.setText(f"{count:,}")
+        colour = colors.OUTCOME_COLORS[self.outcome] if count else colors.TEXT_FAINT
+        self.value_label.setStyleSheet(f"color: {colour}")
+
+
+class JobPanel(QFrame):
+    """The job's outcome counters and its buttons (see the module docstring)."""
+
+    control_requested = Signal(str)
+
+    def __init__(self, job_id: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("JobPanel")
+        self.job_id = job_id
+        self.status: JobStatus | None = None
+        self.title_label = QLabel(f"What became of the payments · job {job_id}")
+        self.title_label.setObjectName("FieldCaption")
+        self.title_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.state_label = QLabel("reading its outcomes…")
+        self.state_label.setObjectName("DialogSubline")
+        self.state_label.setWordWrap(True)
+        self.outcome_label = QLabel("no outcomes yet")
+        self.outcome_label.setObjectName("JobOutcomes")
+        self.outcome_label.setWordWrap(True)
+        self.tiles: dict[Outcome, _OutcomeTile] = {}
+        self._tile_row = QHBoxLayout()
+        self._tile_row.setSpacing(8)
+        for outcome in TILES:
+            self._add_tile(outcome)
+        self.pause_button = QPushButton("Pause")
+        self.resume_button = QPushButton("Resume")
+        self.cancel_button = QPushButton("Cancel job")
+        self.cancel_button.setObjectName("DangerAction")
+        self.buttons = {
+            "pause": self.pause_button,
+            "resume": self.resume_button,
+            "cancel": self.cancel_button,
+        }
+        tips = {
+            "pause": "Stop sending after the entries in flight; Resume goes on (any console)",
+            "resume": "Go on sending the job's selection (here, when its process is gone)",
+            "cancel": "Send nothing more; what was sent keeps its outcome",
+        }
+        button_row = QHBoxLayout()
+        button_row.setSpacing(6)
+        for verb, button in self.buttons.items():
+            button.setAutoDefault(False)
+            button.setEnabled(False)
+            button.setToolTip(tips[verb])
+            button.clicked.connect(lambda _=False, v=verb: self.on_button_clicked(v))
+            button_row.addWidget(button)
+        button_row.addStretch(1)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(0, 8, 0, 0)
+        column.setSpacing(6)
+        head = QHBoxLayout()
+        head.addWidget(self.title_label)
+        head.addStretch(1)
+        head.addWidget(self.state_label)
+        column.addLayout(head)
+        column.addLayout(self._tile_row)
+        column.addWidget(self.outcome_label)
+        column.addLayout(button_row)
+
+    def _add_tile(self, outcome: Outcome) -> None:
+        tile = _OutcomeTile(outcome)
+        self.tiles[outcome] = tile
+        order = [o for o in OUTCOME_ORDER if o in self.tiles]
+        self._tile_row.insertWidget(order.index(outcome), tile, 1)
+
+    @Slot(object)
+    def show_status(self, status: JobStatus) -> None:
+        """Show the job as it is now (the counters move, the buttons follow its state)."""
+        self.status = status
+        for outcome in OUTCOME_ORDER:
+            if outcome not in self.tiles and status.count(outcome):
+                self._add_tile(outcome)
+        for outcome, tile in self.tiles.items():
+            tile.set_count(status.count(outcome))
+        self.outcome_label.setText(status.outcome_line())
+        state = status.state + (f": {mask_text(status.reason)}" if status.reason else "")
+        if status.state in ("running", "paused") and not status.runner_alive:
+            state += " · its process is gone: Resume runs the rest here"
+        self.state_label.setText(f"{state} · {status.selected:,} selected")
+        for verb, button in self.buttons.items():
+            button.setEnabled(status.state in STEERABLE[verb])
+
+    def on_button_clicked(self, verb: str) -> None:
+        for button in self.buttons.values():  # until the next status says what it is now
+            button.setEnabled(False)
+        self.control_requested.emit(verb)
