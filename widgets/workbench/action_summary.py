@@ -82,7 +82,7 @@ class _CountTile(QFrame):
         self.setProperty("tone", tone if value else "none")
         self.value_label = QLabel(f"{value:,}")
         self.value_label.setObjectName("TileValue")
-        title = QLabel(caption.upper())
+        self.caption_label = title = QLabel(caption.upper())
         title.setObjectName("TileCaption")
         self.detail_label = QLabel(detail)
         self.detail_label.setObjectName("TileDetail")
@@ -152,7 +152,7 @@ class ActionSummaryDialog(QDialog):
         tiles = QHBoxLayout()
         tiles.setSpacing(8)
         self.tiles = {
-            "done": _CountTile("Succeeded", report.succeeded, "ok"),
+            "done": _CountTile(report.action.past.capitalize(), report.succeeded, "ok"),
             "skipped": _CountTile("Skipped", report.skipped, "warn"),
             "failed": _CountTile("Failed", report.failed, "bad"),
         }

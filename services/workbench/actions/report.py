@@ -276,8 +276,9 @@ class ActionReport:
         return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
 
     def headline(self) -> str:
-        """``Requeue: 1,230 succeeded, 2 skipped, 2 failed``."""
-        parts = [f"{self.succeeded:,} succeeded"]
+        """``Requeue: 1,230 requeued, 2 skipped, 2 failed`` (what became of the payments
+        afterwards, their outcomes, is the job's to say: "succeeded" is kept for that)."""
+        parts = [f"{self.succeeded:,} {self.action.past}"]
         if self.skipped:
             parts.append(f"{self.skipped:,} skipped")
         if self.failed:

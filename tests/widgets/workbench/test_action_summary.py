@@ -43,15 +43,16 @@ def test_report_counts():
         2,
         6,
     )
-    assert report.headline() == ("Requeue: 1,230 succeeded, 2 skipped, 2 failed, 6 not attempted")
+    assert report.headline() == ("Requeue: 1,230 requeued, 2 skipped, 2 failed, 6 not attempted")
     assert report.reasons("skipped") == [("already requeued by alice", 2)]
     assert [o.status for o in report.problems] == ["failed", "failed", "skipped", "skipped"]
 
 
 def test_summary_lists_what_did_not_succeed_and_why(qtbot):
     dialog = show(qtbot, ActionSummaryDialog(make_report()))
-    assert dialog.headline_label.text() == "Requeue: 1,230 succeeded, 2 skipped, 2 failed"
+    assert dialog.headline_label.text() == "Requeue: 1,230 requeued, 2 skipped, 2 failed"
     assert dialog.tiles["done"].value_label.text() == "1,230"
+    assert dialog.tiles["done"].caption_label.text() == "REQUEUED"  # "succeeded" is the job's
     assert dialog.tiles["failed"].value_label.text() == "2"
     assert dialog.tiles["skipped"].value_label.text() == "2"
     assert "not_attempted" not in dialog.tiles
@@ -76,7 +77,7 @@ def test_summary_copy_puts_a_masked_text_report_on_the_clipboard(qtbot):
     assert "not_attempted" in dialog.tiles
     qtbot.mouseClick(dialog.copy_button, Qt.MouseButton.LeftButton)
     text = QGuiApplication.clipboard().text()
-    assert text.startswith("Requeue: 1,230 succeeded, 2 skipped, 2 failed, 6 not attempted\n")
+    assert text.startswith("Requeue: 1,230 requeued, 2 skipped, 2 failed, 6 not attempted\n")
     assert "Failed\te9001\tpay_9001\tunroutable: NO_ROUTE" in text
     assert PAN not in text and MASKED_PAN in text
     assert dialog.copy_button.text() == "Copied"
