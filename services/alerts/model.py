@@ -50,3 +50,12 @@ class AlertMark:
     end_s: float | None
     rule: str
     severity: Severity
+
+    @property
+    def label(self) -> str:
+        """The rule as the mark's label says it: ``queue_depth:payments.dlq`` whole, a new
+        failure group without its digest (``new_failure_group:1f08…`` means nothing on a
+        plot, and several of them at once overlapped into an unreadable line; the
+        tooltip and the alert log name the group)."""
+        name, _, _ = self.rule.partition(":")
+        return "new failure group" if name == "new_failure_group" else self.rule

@@ -280,7 +280,7 @@ class AlertMarkItems:
 
     def show(self, mark: AlertMark, open_end_s: float, label_at: float = 0.96) -> None:
         """Put the items on ``mark``'s span (to ``open_end_s`` while it still fires)."""
-        look = (mark.severity, mark.rule, mark.end_s is None)
+        look = (mark.severity, mark.rule, mark.end_s is None)  # the label follows the rule
         old = self.mark
         changed_look = old is None or (old.severity, old.rule, old.end_s is None) != look
         self.mark = mark
@@ -297,7 +297,7 @@ class AlertMarkItems:
                 line.setToolTip(tip)
                 label = getattr(line, "label", None)
                 if isinstance(label, pg.InfLineLabel):
-                    label.format = mark.rule.replace("{", "{{").replace("}", "}}")
+                    label.format = mark.label.replace("{", "{{").replace("}", "}}")
                     label.setColor(colour)
         label = getattr(self.lines[0], "label", None)
         if isinstance(label, pg.InfLineLabel) and label.orthoPos != label_at:

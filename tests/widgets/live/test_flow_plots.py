@@ -298,6 +298,16 @@ def test_alert_marks_shade_every_plot_and_are_replaced(clocked):
         assert 0 < closed.brush.color().alpha() < 80  # translucent
     label = clocked.alert_mark_items(clocked.throughput_plot)[0][1].label
     assert label.textItem.toPlainText() == "failure_rate"
+    label = clocked.alert_mark_items(clocked.throughput_plot)[1][1].label
+    assert label.textItem.toPlainText() == "queue_depth:payments.dlq"  # its queue matters
+
+    # a new failure group's digest means nothing on a plot: its label is the kind alone
+    clocked.set_alert_marks([AlertMark(T[2], T[2], "new_failure_group:1f08c3a2e9", "warning")])
+    label = clocked.alert_mark_items(clocked.throughput_plot)[0][1].label
+    assert label.textItem.toPlainText() == "new failure group"
+    line = clocked.alert_mark_items(clocked.throughput_plot)[0][1]
+    assert "new_failure_group:1f08c3a2e9" in line.toolTip()  # the tooltip names the group
+    clocked.set_alert_marks(marks)
 
     item_count = sum(len(plot.items) for plot in clocked.plots)
     clocked.set_alert_marks([AlertMark(T[2], T[5], "latency_p99", "warning")])
