@@ -382,8 +382,15 @@ class FlowPlots(QWidget):
             self._mark_items.append(AlertMarkItems(self.plots))
         open_end = self._clock() + _OPEN_END_AHEAD_S
         self._open_end_s = open_end if any(m.end_s is None for m in marks) else None
+        # One label for a run of marks of the same name (new failure groups come in
+        # bursts): the next is labelled again an eighth of the window later.
+        labelled_until: dict[str, float] = {}
         for k, (items, mark) in enumerate(zip(self._mark_items, marks, strict=False)):
-            items.show(mark, open_end, label_at=0.96 - 0.16 * (k % 3))  # labels stagger
+            labelled = mark.start_s >= labelled_until.get(mark.label, -math.inf)
+            if labelled:
+                labelled_until[mark.label] = mark.start_s + self._window_s / 8
+            # labels stagger in three rows
+            items.show(mark, open_end, label_at=0.96 - 0.16 * (k % 3), labelled=labelled)
         for items in self._mark_items[len(marks) :]:
             if items.visible:
                 items.hide()

@@ -251,6 +251,7 @@ class AlertMarkItems:
         self.regions: list[pg.LinearRegionItem] = []
         self.lines: list[pg.InfiniteLine] = []
         self.mark: AlertMark | None = None
+        self._look: tuple[object, ...] = ()
         for row, plot in enumerate(plots):
             region = pg.LinearRegionItem(
                 values=(0.0, 1.0), movable=False, pen=pg.mkPen(None), brush=pg.mkBrush(None)
@@ -278,11 +279,14 @@ class AlertMarkItems:
             self.regions.append(region)
             self.lines.append(line)
 
-    def show(self, mark: AlertMark, open_end_s: float, label_at: float = 0.96) -> None:
-        """Put the items on ``mark``'s span (to ``open_end_s`` while it still fires)."""
-        look = (mark.severity, mark.rule, mark.end_s is None)  # the label follows the rule
-        old = self.mark
-        changed_look = old is None or (old.severity, old.rule, old.end_s is None) != look
+    def show(
+        self, mark: AlertMark, open_end_s: float, label_at: float = 0.96, labelled: bool = True
+    ) -> None:
+        """Put the items on ``mark``'s span (to ``open_end_s`` while it still fires); its
+        label unless ``labelled`` is False (a mark of the same name just before has it)."""
+        look = (mark.severity, mark.rule, mark.end_s is None, labelled)
+        changed_look = self._look != look
+        self._look = look
         self.mark = mark
         end = open_end_s if mark.end_s is None else max(mark.end_s, mark.start_s)
         colour = mark_color(mark.severity)
@@ -307,10 +311,15 @@ class AlertMarkItems:
             line.setValue(mark.start_s)
             region.show()
             line.show()
+        if isinstance(label, pg.InfLineLabel):
+            label.setVisible(labelled)
+            if labelled:
+                label.valueChanged()  # its text, set while it was hidden, is drawn now
 
     def hide(self) -> None:
         """Take the items off the plots (kept for the next marks)."""
         self.mark = None
+        self._look = ()
         for region, line in zip(self.regions, self.lines, strict=True):
             region.hide()
             line.hide()

@@ -307,6 +307,17 @@ def test_alert_marks_shade_every_plot_and_are_replaced(clocked):
     assert label.textItem.toPlainText() == "new failure group"
     line = clocked.alert_mark_items(clocked.throughput_plot)[0][1]
     assert "new_failure_group:1f08c3a2e9" in line.toolTip()  # the tooltip names the group
+    # a burst of them: one label for the run, every line and tooltip kept
+    burst = [AlertMark(T[2] + i, T[2] + i, f"new_failure_group:{i:x}", "warning") for i in range(3)]
+    clocked.set_alert_marks(burst)
+    items = clocked.alert_mark_items(clocked.throughput_plot)
+    assert [line.label.isVisible() for _region, line in items] == [True, False, False]
+    assert items[0][1].label.textItem.toPlainText() == "new failure group"
+    assert "new_failure_group:2" in items[2][1].toolTip()
+    clocked.set_alert_marks([burst[0], AlertMark(T[4], T[5], "latency_p99", "warning")])
+    (_r0, _first), (_r1, second) = clocked.alert_mark_items(clocked.throughput_plot)
+    assert second.label.isVisible()  # shown again, with its own name
+    assert second.label.textItem.toPlainText() == "latency_p99"
     clocked.set_alert_marks(marks)
 
     item_count = sum(len(plot.items) for plot in clocked.plots)
