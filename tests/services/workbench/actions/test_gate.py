@@ -6,7 +6,6 @@ at once send one; --force with a note sends it anyway, audited."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import aio_pika
 import pytest
@@ -27,14 +26,6 @@ from tests.helpers.outcome_kit import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def publisher(amqp_url: str) -> AsyncIterator[ActionPublisher]:
-    publisher = ActionPublisher(amqp_url)
-    await publisher.connect()
-    yield publisher
-    await publisher.close()
 
 
 async def test_a_payment_captured_after_its_dead_letter_is_held_back_and_not_sent(

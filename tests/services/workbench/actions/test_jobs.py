@@ -11,7 +11,6 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 
 import aio_pika
 import pytest
@@ -30,14 +29,6 @@ from tests.helpers.outcome_kit import payment_of, until
 from tests.helpers.paths import REPO_ROOT
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def publisher(amqp_url: str) -> AsyncIterator[ActionPublisher]:
-    publisher = ActionPublisher(amqp_url)
-    await publisher.connect()
-    yield publisher
-    await publisher.close()
 
 
 async def arrivals(broker: Broker, queue: str, count: int) -> list[float]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import time
 import zipfile
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,14 +33,6 @@ from tests.helpers.outcome_kit import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def publisher(amqp_url: str) -> AsyncIterator[ActionPublisher]:
-    publisher = ActionPublisher(amqp_url)
-    await publisher.connect()
-    yield publisher
-    await publisher.close()
 
 
 async def test_requeued_entries_succeed_as_a_worker_captures_them_and_the_job_counts(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -33,14 +33,6 @@ from tests.helpers.action_kit import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def publisher(amqp_url: str) -> AsyncIterator[ActionPublisher]:
-    publisher = ActionPublisher(amqp_url)
-    await publisher.connect()
-    yield publisher
-    await publisher.close()
 
 
 ServiceFactory = Callable[..., ActionService]
