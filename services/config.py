@@ -139,6 +139,9 @@ class Profile:
     cancel_exchange: str | None = None
     cancel_routing_key: str = "payment.cancelled"
     history_retention_h: float = 24.0
+    job_retention_days: float = 30.0
+    """How long a job that is over (done, cancelled, stopped) is kept in Redis with its
+    selection and outcome counters; running and paused jobs are kept until they end."""
     payment_events: bool = True
     """Record each payment's flow events in Redis (``payops trace``, the Timeline)."""
     payment_events_recent_min: float = 15.0
@@ -153,6 +156,11 @@ class Profile:
     def history_retention_s(self) -> int:
         """How long the per-second flow history is kept, in seconds."""
         return round(self.history_retention_h * 3600)
+
+    @property
+    def job_retention_s(self) -> int:
+        """How long a job that is over is kept, in seconds."""
+        return max(1, round(self.job_retention_days * 86400))
 
     @property
     def payment_events_recent_s(self) -> int:
@@ -417,6 +425,9 @@ def build_profile(loaded: LoadedConfig, name: str, env: Mapping[str, str]) -> Pr
         or defaults.cancel_routing_key,
         history_retention_h=checker.number(
             raw, "history_retention_h", defaults.history_retention_h, 0.25
+        ),
+        job_retention_days=checker.number(
+            raw, "job_retention_days", defaults.job_retention_days, 0.0001
         ),
         payment_events=checker.boolean(raw, "payment_events", defaults.payment_events),
         payment_events_recent_min=checker.number(

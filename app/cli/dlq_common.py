@@ -29,7 +29,7 @@ async def action_service(profile: Profile, read_only: bool) -> AsyncIterator[Act
     try:
         async with parking_store(profile) as store:
             finals = PaymentEventStore.for_profile(store.redis, profile).latest_with
-            yield ActionService(
+            service = ActionService(
                 store,
                 publisher,
                 profile,
@@ -37,6 +37,8 @@ async def action_service(profile: Profile, read_only: bool) -> AsyncIterator[Act
                 read_only=read_only,
                 finals=finals,
             )
+            service.jobs.retention_s = profile.job_retention_s
+            yield service
     finally:
         await publisher.close()
 

@@ -10,7 +10,6 @@ succeeded, declined, failed again, no outcome), readable and steerable from any 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from typing import Any
 
@@ -20,34 +19,31 @@ from app.cli.dlq_output import masked, print_json
 from app.cli.runner import Refused
 from services.config import Profile
 from services.time_range import format_local_time, iso_local
-from services.workbench.actions.jobs import HELD_PREFIX, Job, JobState, Pace
+from services.workbench.actions.jobs import HELD_PREFIX, Job, JobState
+from services.workbench.actions.pace import (
+    DEFAULT_MAX_FAILED_PCT,
+    Pace,
+    pace_of,
+    parse_percent,
+    parse_rate,
+)
 from services.workbench.actions.report import ActionReport
-
-_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|second|min|minute))?\s*$")
 
 
 def rate(text: str) -> float:
     """``50/s``, ``50``, ``600/min``: entries a second, more than 0."""
-    found = _RATE.match(text)
-    if found is None:
-        raise argparse.ArgumentTypeError(f"a rate is like 50/s or 600/min, not {text!r}")
-    value = float(found.group(1))
-    if found.group(2) and found.group(2).startswith("min"):
-        value /= 60
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"a rate must be more than 0: {text!r}")
-    return value
+    try:
+        return parse_rate(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def percent(text: str) -> float:
     """``10``, ``10%``: a share from 0 to 100."""
     try:
-        value = float(text.strip().removesuffix("%"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a percentage is like 10 or 10%, not {text!r}") from None
-    if not 0 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"a percentage is from 0 to 100: {text!r}")
-    return value
+        return parse_percent(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_replay_arguments(command: argparse.ArgumentParser) -> None:
@@ -66,7 +62,7 @@ def add_replay_arguments(command: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--max-failed-pct",
         type=percent,
-        default=Pace().max_failed_pct,
+        default=DEFAULT_MAX_FAILED_PCT,
         metavar="PCT",
         help="pause when more of the replayed payments failed again (default %(default)g)",
     )
@@ -79,11 +75,11 @@ def add_replay_arguments(command: argparse.ArgumentParser) -> None:
 
 def pace_from(args: argparse.Namespace) -> Pace | None:
     """The pace the options ask for (None: full speed)."""
-    rate_ = getattr(args, "rate", None) or 0.0
-    canary = getattr(args, "canary", 0) or 0
-    if not rate_ and not canary:
-        return None
-    return Pace(rate_, canary, getattr(args, "max_failed_pct", Pace().max_failed_pct))
+    return pace_of(
+        getattr(args, "rate", None),
+        getattr(args, "canary", 0) or 0,
+        getattr(args, "max_failed_pct", DEFAULT_MAX_FAILED_PCT),
+    )
 
 
 def check_force(args: argparse.Namespace) -> None:

@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, QTimer, Slot
 from PySide6.QtWidgets import QMessageBox
 from qasync import asyncSlot
 
-from app.controllers.job_watch import JobWatch, job_status
+from app.controllers.job_watch import ConsoleJobs, JobWatch, job_status
 from app.controllers.payment_timeline import PaymentTimelines
 from app.flow_causes import flow_failure_lookup
 from services.config import Profile
@@ -27,6 +27,7 @@ from services.outcomes.model import Outcome
 from services.stopping import bounded, stop_tasks
 from services.workbench.actions.jobs import HELD_PREFIX
 from services.workbench.actions.names import Action
+from services.workbench.actions.pace import Pace
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.report import ActionReport, ActionRequest
 from services.workbench.actions.service import ActionRefused, ActionService
@@ -119,6 +120,9 @@ class WorkbenchController(QObject):
             self.profile,
             read_only=self.read_only,
             finals=PaymentEventStore.for_profile(self.redis, self.profile).latest_with,
+        )
+        self.actions.jobs = ConsoleJobs(
+            self.redis, self.profile.redis_prefix, self.profile.job_retention_s
         )
         self._spawn(self._load_and_follow, "workbench", on_error=self._list_unreadable)
         self._spawn(self._park_dead_letters, "parking")
@@ -429,6 +433,17 @@ class WorkbenchController(QObject):
         finally:
             self._busy = False
 
+    def _watch(self, dialog: ActionSummaryDialog | ActionProgressDialog, job_id: str) -> None:
+        """Keep ``dialog`` live for its job (polled from Redis) until it closes."""
+        actions = self.actions
+        if actions is None:
+            return
+        if isinstance(dialog, ActionProgressDialog):
+            dialog.attach_job(job_id)
+        watch = JobWatch(actions, dialog, job_id)
+        self._job_watches.add(watch)
+        dialog.finished.connect(lambda _=0, w=watch: self._job_watches.discard(w))
+
     async def _held_back(self, action: Action, target: ActionTarget) -> tuple[str, ...]:
         """Why each entry the replay gate would hold back is held (a dry run: nothing is
         sent, no claim taken); none for a cancel."""
@@ -457,7 +472,7 @@ class WorkbenchController(QObject):
         )
         self._dialog = dialog
         try:
-            request, forced = await _answer(dialog)
+            request, forced, pace = await _answer(dialog)
         finally:
             self._dialog = None
         if request is None or self._stopping:
@@ -465,6 +480,9 @@ class WorkbenchController(QObject):
         progress = ActionProgressDialog(action, max(plan.total, 1), parent=self.window)
         stop = self._action_stop = asyncio.Event()
         progress.cancel_requested.connect(stop.set)
+        jobs = actions.jobs
+        if pace is not None and isinstance(jobs, ConsoleJobs):  # followed live as it runs
+            jobs.on_created = lambda job_id: self._watch(progress, job_id)
         progress.show()
         try:
             report = await actions.run(
@@ -473,17 +491,18 @@ class WorkbenchController(QObject):
                 progress=progress.show_progress,
                 cancel_event=stop,
                 force=forced,
+                pace=pace,
             )
         finally:
+            if isinstance(jobs, ConsoleJobs):
+                jobs.on_created = None
             self._action_stop = None
             progress.finish()
         if self._stopping:
             return report
         summary = ActionSummaryDialog(report, parent=self.window)
         if report.job_id:  # its outcome counters move live until it is closed
-            watch = JobWatch(actions, summary)
-            self._job_watches.add(watch)
-            summary.finished.connect(lambda _=0, w=watch: self._job_watches.discard(w))
+            self._watch(summary, report.job_id)
         summary.open()
         await self._refresh_audit()
         shown = self._shown
@@ -492,16 +511,19 @@ class WorkbenchController(QObject):
         return report
 
 
-async def _answer(dialog: ConfirmActionDialog) -> tuple[ActionRequest | None, bool]:
+async def _answer(
+    dialog: ConfirmActionDialog,
+) -> tuple[ActionRequest | None, bool, Pace | None]:
     """Open the confirmation dialog (not a nested event loop) and await its answer: the
-    request (None unless confirmed), and whether it sends past the replay gate."""
-    done: asyncio.Future[tuple[ActionRequest | None, bool]] = (
+    request (None unless confirmed), whether it sends past the replay gate, and its pace
+    (None: full speed)."""
+    done: asyncio.Future[tuple[ActionRequest | None, bool, Pace | None]] = (
         asyncio.get_running_loop().create_future()
     )
 
     def finished() -> None:  # accepted or not; request() is None unless accepted
         if not done.done():
-            done.set_result((dialog.request(), dialog.forced))
+            done.set_result((dialog.request(), dialog.forced, dialog.pace()))
 
     dialog.finished.connect(finished)
     dialog.open()

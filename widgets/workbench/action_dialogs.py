@@ -2,8 +2,10 @@
 
 - :class:`ConfirmActionDialog` says exactly what will happen ("Requeue 1,234
   failed payments to payments.process"), asks for a reason (required to
-  cancel), a retry delay, and for a single JSON entry an optional edited body;
-  it returns an :class:`~services.workbench.actions.report.ActionRequest`.
+  cancel), a retry delay, for a bulk requeue or retry its pace (full speed, a rate,
+  a canary: :class:`~widgets.workbench.pace_chooser.PaceChooser`), and for a single
+  JSON entry an optional edited body; it returns an
+  :class:`~services.workbench.actions.report.ActionRequest` (and :meth:`pace`).
 - :class:`~widgets.workbench.action_progress.ActionProgressDialog` shows bulk
   work: done / total, rate, elapsed, ETA, and a Cancel button that asks the
   app to stop after the entry in flight.
@@ -55,6 +57,7 @@ from services.masking.json import (
     unmask_edit,
 )
 from services.workbench.actions.names import Action
+from services.workbench.actions.pace import Pace
 from services.workbench.actions.report import (
     ActionPlan,
     ActionRequest,
@@ -64,6 +67,7 @@ from services.workbench.actions.report import (
 from widgets.common import colors
 from widgets.common.theme import repolish
 from widgets.workbench.body_views import JsonHighlighter, monospace_font
+from widgets.workbench.pace_chooser import PaceChooser
 
 __all__ = [
     "DELAY_CHOICES",
@@ -203,6 +207,22 @@ class ConfirmActionDialog(QDialog):
             for widget in (self.delay_combo, self.custom_delay_spin, self.delay_hint):
                 widget.setVisible(False)
 
+        # Pace (a bulk requeue or retry): full speed unless the operator chooses otherwise.
+        self.pace_chooser: PaceChooser | None = None
+        self.pace_problem_label = QLabel()
+        self.pace_problem_label.setObjectName("ValidationWarn")
+        self.pace_problem_label.setWordWrap(True)
+        self.pace_problem_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.pace_problem_label.setVisible(False)
+        if plan.action is not Action.CANCEL and plan.total > 1:
+            self.pace_chooser = PaceChooser(plan.total)
+            pace_box = QVBoxLayout()
+            pace_box.setContentsMargins(0, 0, 0, 0)
+            pace_box.setSpacing(4)
+            pace_box.addWidget(self.pace_chooser)
+            pace_box.addWidget(self.pace_problem_label)
+            form.addRow(_caption("Pace"), pace_box)
+
         # Reason.
         self.reason_edit = QLineEdit()
         self.reason_edit.setObjectName("ReasonEdit")
@@ -303,6 +323,8 @@ class ConfirmActionDialog(QDialog):
         self.reason_edit.textChanged.connect(self._refresh)
         self.force_check.toggled.connect(self.on_force_toggled)
         self.edit_check.toggled.connect(self.on_edit_toggled)
+        if self.pace_chooser is not None:
+            self.pace_chooser.changed.connect(self._refresh)
         self.body_edit.textChanged.connect(self.on_body_text_changed)
         self._validate_timer.timeout.connect(self.validate_body)
 
@@ -344,7 +366,13 @@ class ConfirmActionDialog(QDialog):
             return "The edited body is not valid JSON"
         if self.forced and not self.reason_edit.text().strip():
             return "Say why you send past the replay gate: the note is audited"
+        if self.pace_chooser is not None:
+            return self.pace_chooser.problem()
         return None
+
+    def pace(self) -> Pace | None:
+        """The chosen pace of the job (None: full speed)."""
+        return self.pace_chooser.pace() if self.pace_chooser is not None else None
 
     @property
     def forced(self) -> bool:
@@ -366,6 +394,8 @@ class ConfirmActionDialog(QDialog):
             lines.append(self.plan.skipped_line())
         if self.held_back:
             lines.append(held_back_text(self.held_back))
+        if self.pace_chooser is not None and self.pace_chooser.paced:
+            lines.append(f"Paced: {self.pace_chooser.describe()}")
         return "\n".join(lines)
 
     def request(self) -> ActionRequest | None:
@@ -497,7 +527,8 @@ class ConfirmActionDialog(QDialog):
             self.ok_button.setText(f"{verb} {plural(plan.total, 'payment')}")
         else:
             count = f" {plan.total:,}" if plan.total > 1 else ""
-            self.ok_button.setText(f"{verb}{count}")
+            paced = self.pace_chooser is not None and self.pace_chooser.paced
+            self.ok_button.setText(f"{verb}{count}" + (" paced" if paced else ""))
         problem = self.problem()
         self.ok_button.setEnabled(problem is None)
         self.ok_button.setToolTip(problem or "")
@@ -507,6 +538,9 @@ class ConfirmActionDialog(QDialog):
         )
         self.problem_label.setText(problem if missing_reason and problem else "")
         self.problem_label.setVisible(bool(self.problem_label.text()))
+        pace_problem = self.pace_chooser.problem() if self.pace_chooser is not None else None
+        self.pace_problem_label.setText(pace_problem or "")
+        self.pace_problem_label.setVisible(pace_problem is not None)
 
     # -- QDialog -------------------------------------------------------------------------
 
@@ -518,6 +552,10 @@ class ConfirmActionDialog(QDialog):
             needs_note = self.plan.action is Action.CANCEL or self.forced
             if needs_note and not self.reason_edit.text().strip():
                 self.reason_edit.setFocus(Qt.FocusReason.OtherFocusReason)
+            elif self.pace_chooser is not None and self.pace_chooser.problem():
+                chooser = self.pace_chooser
+                field = chooser.rate_edit if chooser.rate_problem() else chooser.canary_spin
+                field.setFocus(Qt.FocusReason.OtherFocusReason)
             return
         self._request = self.build_request()
         super().accept()

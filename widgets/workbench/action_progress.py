@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 from services.workbench.actions.names import Action
 from services.workbench.actions.report import plural
 from widgets.common.theme import repolish
+from widgets.workbench.job_panel import JobPanel, JobStatus
 
 
 def format_duration(seconds: float) -> str:
@@ -46,9 +47,16 @@ class ActionProgressDialog(QDialog):
     handled so far (whatever its outcome), ``failed`` those among them that
     failed. Cancel (or Esc, or closing the window) emits ``cancel_requested``
     once; the app stops after the entry in flight and calls :meth:`finish`.
+
+    A paced job gets its :class:`~widgets.workbench.job_panel.JobPanel` while it runs
+    (:meth:`attach_job`): sent / selected, its pace and canary, its outcome counters,
+    why it paused by itself, and Pause / Resume / Cancel job
+    (``job_control_requested(job id, verb)``); the dialog's own button then says
+    *Stop here* (the job stops, resumable).
     """
 
     cancel_requested = Signal()
+    job_control_requested = Signal(str, str)
     RATE_WINDOW_S: ClassVar[float] = 5.0
 
     def __init__(
@@ -87,6 +95,7 @@ class ActionProgressDialog(QDialog):
         self.stopping_label = QLabel("Stopping after the payment in flight…")
         self.stopping_label.setObjectName("StoppingNote")
         self.stopping_label.setVisible(False)
+        self.job_panel: JobPanel | None = None
 
         stats = QHBoxLayout()
         stats.setSpacing(18)
@@ -120,6 +129,7 @@ class ActionProgressDialog(QDialog):
         column.addWidget(self.progress_bar)
         column.addLayout(stats)
         column.addWidget(self.stopping_label)
+        self._column = column
         column.addWidget(self.buttons)
 
         self._tick = QTimer(self)
@@ -129,6 +139,29 @@ class ActionProgressDialog(QDialog):
         self.cancel_button.clicked.connect(self.request_cancel)
         self.setMinimumWidth(480)
         self._render()
+
+    def attach_job(self, job_id: str) -> JobPanel:
+        """Follow the action's job live here (a paced job: it may run for long, and pause)."""
+        if self.job_panel is None:
+            self.job_panel = JobPanel(job_id, self)
+            self.job_panel.control_requested.connect(
+                lambda verb: self.job_control_requested.emit(job_id, verb)
+            )
+            self._column.insertWidget(self._column.indexOf(self.buttons), self.job_panel)
+            self.cancel_button.setText("Stop here")
+            self.cancel_button.setToolTip(
+                "Stop this console's run after the payment in flight; the job stays"
+                " resumable (Cancel job ends it for good)"
+            )
+            self.setMinimumWidth(680)
+            self.adjustSize()
+        return self.job_panel
+
+    @Slot(object)
+    def show_job(self, status: JobStatus) -> None:
+        """The job's progress, pace and outcomes as they are now (the app polls them)."""
+        if self.job_panel is not None and status.job_id == self.job_panel.job_id:
+            self.job_panel.show_status(status)
 
     @property
     def cancelling(self) -> bool:

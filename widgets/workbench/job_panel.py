@@ -44,6 +44,61 @@ class JobStatus:
     action: str = ""
     operator: str = ""
     created_ms: int = 0
+    rate: float = 0.0
+    """Entries a second (0: full speed)."""
+    canary: int = 0
+    max_failed_pct: float = 20.0
+    counts: Mapping[str, int] = field(default_factory=dict)
+    """What the action did so far: done (sent), skipped, held, failed."""
+
+    @property
+    def paced(self) -> bool:
+        return self.rate > 0 or self.canary > 0
+
+    @property
+    def sent(self) -> int:
+        return int(self.counts.get("done", 0))
+
+    @property
+    def paused_by_itself(self) -> bool:
+        """Paused by its canary, its failure share or a critical alert (not by a person)."""
+        return self.state == "paused" and not self.reason.startswith(("paused by", "resumed"))
+
+    def progress_line(self) -> str:
+        """``Sent 40 of 200 · 2 held back by the replay gate``."""
+        parts = [f"Sent {self.sent:,} of {self.selected:,}"]
+        for name, words in (
+            ("held", "held back by the replay gate"),
+            ("skipped", "skipped"),
+            ("failed", "failed to send"),
+        ):
+            if self.counts.get(name):
+                parts.append(f"{self.counts[name]:,} {words}")
+        return " · ".join(parts)
+
+    def canary_line(self) -> str:
+        """Where the canary is: sending, out and waited for, judged, or why it paused."""
+        if not self.canary:
+            return ""
+        first = f"canary of {self.canary:,}"
+        if self.paused_by_itself and self.reason.startswith("canary"):
+            return f"{first}: failed again, job paused"
+        if self.sent < self.canary and self.state == "running":
+            return f"{first}: sending ({self.sent:,} out)"
+        if self.sent == self.canary and self.state == "running" and self.selected > self.canary:
+            return f"{first}: out, waiting for its outcomes"
+        return f"{first}: judged" + (", sending the rest" if self.state == "running" else "")
+
+    def pace_line(self) -> str:
+        """``Pace 20/s · canary of 10: out, waiting for its outcomes · pauses above 20 %
+        failed again or on a critical alert``; ``Full speed``."""
+        if not self.paced:
+            return "Full speed"
+        parts = [f"Pace {self.rate:g}/s" if self.rate else "Full speed after the canary"]
+        if self.canary:
+            parts.append(self.canary_line())
+        parts.append(f"pauses above {self.max_failed_pct:g} % failed again or on a critical alert")
+        return " · ".join(parts)
 
     def count(self, outcome: Outcome) -> int:
         return int(self.outcomes.get(outcome.value, 0))
@@ -96,6 +151,16 @@ class JobPanel(QFrame):
         self.state_label = QLabel("reading its outcomes…")
         self.state_label.setObjectName("DialogSubline")
         self.state_label.setWordWrap(True)
+        self.progress_label = QLabel()
+        self.progress_label.setObjectName("JobProgress")
+        self.pace_label = QLabel()
+        self.pace_label.setObjectName("JobPace")
+        self.pace_label.setWordWrap(True)
+        self.pause_note = QLabel()  # why it paused by itself: said, not only in the state
+        self.pause_note.setObjectName("ValidationWarn")
+        self.pause_note.setWordWrap(True)
+        self.pause_note.setTextFormat(Qt.TextFormat.PlainText)
+        self.pause_note.setVisible(False)
         self.outcome_label = QLabel("no outcomes yet")
         self.outcome_label.setObjectName("JobOutcomes")
         self.outcome_label.setWordWrap(True)
@@ -135,6 +200,9 @@ class JobPanel(QFrame):
         head.addStretch(1)
         head.addWidget(self.state_label)
         column.addLayout(head)
+        column.addWidget(self.progress_label)
+        column.addWidget(self.pace_label)
+        column.addWidget(self.pause_note)
         column.addLayout(self._tile_row)
         column.addWidget(self.outcome_label)
         column.addLayout(button_row)
@@ -159,6 +227,16 @@ class JobPanel(QFrame):
         if status.state in ("running", "paused") and not status.runner_alive:
             state += " · its process is gone: Resume runs the rest here"
         self.state_label.setText(f"{state} · {status.selected:,} selected")
+        self.progress_label.setText(status.progress_line())
+        self.pace_label.setText(status.pace_line())
+        self.pace_label.setVisible(status.paced)
+        self.pause_note.setText(
+            f"Paused by itself: {mask_text(status.reason)}. Resume sends the rest anyway;"
+            " Cancel job sends nothing more."
+            if status.paused_by_itself
+            else ""
+        )
+        self.pause_note.setVisible(status.paused_by_itself)
         for verb, button in self.buttons.items():
             button.setEnabled(status.state in STEERABLE[verb])
 

@@ -156,7 +156,7 @@ class JobControl:
             log.warning("job %s paused: %s", self.job_id, why)
 
     async def _wait_runnable(self) -> None:
-        while True:
+        while not self.stop.is_set():  # the operator's stop ends a pause too
             await self._refresh_runner()
             state, _ = await self.jobs.state(self.job_id)
             if state is JobState.CANCELLED or state is None:
@@ -178,7 +178,7 @@ class JobControl:
         ids = self._canary_ids
         deadline = self.clock() + self.tracker.rules.timeout_s + 30
         outcomes: list[Outcome | None] = []
-        while True:
+        while not self.stop.is_set():
             await self._refresh_runner()
             outcomes = await self._outcomes_of(ids)
             waiting = [o for o in outcomes if o is Outcome.PENDING]

@@ -15,6 +15,12 @@ only, so they need no hash tag)::
                                 runs): a job whose runner is gone can be resumed
     P:{D}:jobc:<id>     HASH    outcome -> count, per DLQ (see ``outcomes.model``)
 
+Expiry: a job that is over (``done``, ``cancelled``, ``stopped``) keeps its keys, its
+selection and its outcome counters for the profile's ``job_retention_days``
+(``JobStore.retention_s``), counted from the moment it ended; a ``running`` or ``paused``
+job never expires (resuming a stopped job takes the expiry off again). The list drops
+the ids of expired jobs as it meets them.
+
 States: ``running`` -> ``paused`` (by an operator, the canary or the failure share) ->
 ``running`` ... -> ``done`` | ``cancelled``; ``stopped`` when the operator stopped the
 process that ran it. A state change is a compare-and-set, so two consoles pressing
@@ -37,9 +43,14 @@ from typing import Any, Final, cast
 import redis.asyncio as aioredis
 
 from services.outcomes.model import OUTCOME_ORDER, Outcome, dlq_base, job_counter_key
+from services.workbench.actions.pace import Pace
 from services.workbench.actions.report import ActionOutcome
 from services.workbench.model import EntrySummary
 
+DEFAULT_RETENTION_S: Final = 30 * 24 * 3600
+"""How long a job that is over is kept by default (``job_retention_days`` = 30)."""
+PRUNE_BATCH: Final = 100
+"""How many of the oldest ids in the list of jobs a new job looks at for expired ones."""
 RUNNER_TTL_MS: Final = 15_000
 """A job's runner key lives this long unless refreshed (every few seconds while it runs)."""
 SELECTION_CHUNK: Final = 1000
@@ -56,6 +67,11 @@ class JobState(StrEnum):
     def is_final(self) -> bool:
         return self in (JobState.DONE, JobState.CANCELLED)
 
+    @property
+    def expires(self) -> bool:
+        """Whether a job in this state is over and expires after the retention."""
+        return self not in (JobState.RUNNING, JobState.PAUSED)
+
 
 _SET_STATE: Final = """
 local cur = redis.call('HGET', KEYS[1], 'state')
@@ -66,21 +82,6 @@ if not allowed then return {0, cur} end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'reason', ARGV[2])
 return {1, cur}
 """
-
-
-@dataclass(frozen=True, slots=True)
-class Pace:
-    """How a job sends: ``rate`` entries a second (0: full speed), a ``canary`` of that many
-    first (sent, then waited for until their outcomes are in), and the share of
-    ``failed again`` outcomes above which it pauses by itself."""
-
-    rate: float = 0.0
-    canary: int = 0
-    max_failed_pct: float = 20.0
-
-    @property
-    def paced(self) -> bool:
-        return self.rate > 0 or self.canary > 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,9 +177,13 @@ def _number(value: bytes | None) -> float:
 class JobStore:
     """Jobs in Redis (see the module docstring)."""
 
-    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, prefix: str, retention_s: int = DEFAULT_RETENTION_S
+    ) -> None:
         self.redis = redis
         self.prefix = prefix
+        self.retention_s = retention_s
+        """How long a job that is over is kept (seconds)."""
         self._set_state = redis.register_script(_SET_STATE)
 
     def key(self, job_id: str) -> str:
@@ -224,7 +229,42 @@ class JobStore:
         )
         pipe.zadd(self.index_key, {job_id: now})
         await pipe.execute()
+        await self.prune()
         return job_id
+
+    async def prune(self, count: int = PRUNE_BATCH) -> int:
+        """Drop from the list of jobs the oldest ids whose job expired; how many."""
+        oldest = cast(
+            list[tuple[bytes, float]],
+            await self.redis.zrange(self.index_key, 0, count - 1, withscores=True),
+        )
+        cutoff = (time.time() - self.retention_s) * 1000
+        old = [job_id for job_id, created in oldest if created <= cutoff]
+        if not old:
+            return 0
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in old:
+            pipe.exists(self.key(job_id.decode()))
+        alive = await pipe.execute()
+        gone = [job_id for job_id, there in zip(old, alive, strict=True) if not there]
+        if gone:
+            await self.redis.zrem(self.index_key, *gone)
+        return len(gone)
+
+    async def _keep(self, job_id: str, state: JobState) -> None:
+        """Expire the keys of a job that is over after the retention; keep a live one's."""
+        key = self.key(job_id)
+        dlqs = cast(set[bytes], await self.redis.smembers(f"{key}:dlqs"))
+        keys = [key, f"{key}:sel", f"{key}:dlqs"] + [
+            job_counter_key(dlq_base(self.prefix, dlq.decode()), job_id) for dlq in sorted(dlqs)
+        ]
+        pipe = self.redis.pipeline(transaction=False)
+        for name in keys:
+            if state.expires:
+                pipe.expire(name, max(1, self.retention_s))
+            else:
+                pipe.persist(name)
+        await pipe.execute()
 
     async def add_selection(self, job_id: str, pairs: Sequence[tuple[str, str]]) -> None:
         """Append ``(dlq, entry id)`` pairs to the job's frozen selection."""
@@ -276,7 +316,10 @@ class JobStore:
             keys=[self.key(job_id)], args=[state.value, reason, *(s.value for s in only_from)]
         )
         before = _text(reply[1]) if reply[1] else ""
-        return bool(int(reply[0])), JobState(before) if before else None
+        moved = bool(int(reply[0]))
+        if moved:
+            await self._keep(job_id, state)
+        return moved, JobState(before) if before else None
 
     async def finish(self, job_id: str, state: JobState, reason: str = "") -> None:
         """The run ended: ``done`` / ``cancelled`` / ``stopped`` (paused stays paused)."""
@@ -381,9 +424,12 @@ class JobStore:
         )
 
     async def recent(self, limit: int = 20) -> list[Job]:
-        """The newest jobs, newest first."""
+        """The newest jobs, newest first (the ids of expired ones are dropped)."""
         ids = cast(list[bytes], await self.redis.zrevrange(self.index_key, 0, limit - 1))
         jobs = [await self.get(job_id.decode()) for job_id in ids]
+        gone = [job_id for job_id, job in zip(ids, jobs, strict=True) if job is None]
+        if gone:
+            await self.redis.zrem(self.index_key, *gone)
         return [job for job in jobs if job is not None]
 
 
@@ -414,6 +460,7 @@ HELD_PREFIX: Final = "held back: "
 """How a skipped outcome held back by the replay gate starts (counted as ``held``)."""
 
 __all__ = [
+    "DEFAULT_RETENTION_S",
     "HELD_PREFIX",
     "Job",
     "JobState",
