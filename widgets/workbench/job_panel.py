@@ -65,8 +65,9 @@ class JobStatus:
         return self.state == "paused" and not self.reason.startswith(("paused by", "resumed"))
 
     def progress_line(self) -> str:
-        """``Sent 40 of 200 · 2 held back by the replay gate``."""
-        parts = [f"Sent {self.sent:,} of {self.selected:,}"]
+        """``Sent and confirmed 40 of 200 · 2 held back by the replay gate`` (a payment
+        counts once the broker confirmed it and the workbench recorded it)."""
+        parts = [f"Sent and confirmed {self.sent:,} of {self.selected:,}"]
         for name, words in (
             ("held", "held back by the replay gate"),
             ("skipped", "skipped"),

@@ -1,0 +1,315 @@
+"""A paced job from the console, against the real broker and Redis, driven as a person
+drives it: a failure group requeued from its context menu with a real click, a rate and
+a canary typed into the confirmation's real fields, the job's progress dialog followed
+live (sent, pace, canary, outcomes), Pause / Resume clicked; a canary whose payments
+fail again pauses the job, and the dialog and the Audit page say why.
+
+A fake worker consumes the work queue (recording when each payment arrives) and publishes
+each arrived payment's status event onto the exchange the console taps, as the demo's
+workers do; the arrivals' spacing shows the pace (no wall-clock asserts)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import statistics
+import time
+from collections.abc import AsyncIterator
+
+import aio_pika
+import orjson
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QContextMenuEvent
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QMenu, QWidget
+
+from app.console import ConsoleSession
+from services.config import Profile, TapBinding
+from services.outcomes.model import Outcome
+from tests.app.controllers.conftest import profile_for
+from tests.helpers.consoles import Consoles
+from tests.helpers.waiting import eventually
+from widgets.workbench.action_dialogs import ConfirmActionDialog
+from widgets.workbench.action_progress import ActionProgressDialog
+from widgets.workbench.action_summary import ActionSummaryDialog
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.qt_log_ignore(
+        "This plugin does not support raise", "This plugin does not support grabbing"
+    ),  # the offscreen platform on showing a popup menu: not ours
+]
+
+
+class Worker:
+    """Consumes the work queue: each arrival's time and payment, then its status event
+    (published again every second until the test ends: the console's tap may still be
+    binding when the first goes out, and an outcome moves only once)."""
+
+    def __init__(self, channel: aio_pika.abc.AbstractChannel, events: str, status: str) -> None:
+        self.channel = channel
+        self.events = events
+        self.status = status
+        self.arrivals: list[tuple[float, str]] = []
+        self._exchange: aio_pika.abc.AbstractExchange | None = None
+
+    async def start(self, queue: aio_pika.abc.AbstractQueue) -> asyncio.Task[None]:
+        self._exchange = await self.channel.get_exchange(self.events)
+        await queue.consume(self._on_message)
+        return asyncio.ensure_future(self._repeat())
+
+    async def _on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        payment = str(orjson.loads(message.body)["payment_id"])
+        self.arrivals.append((time.monotonic(), payment))
+        await message.ack()
+        await self._publish(payment)
+
+    async def _publish(self, payment: str) -> None:
+        assert self._exchange is not None
+        body = orjson.dumps(
+            {"payment_id": payment, "status": self.status, "event_at": int(time.time() * 1000)}
+        )
+        await self._exchange.publish(aio_pika.Message(body), routing_key=f"payment.{self.status}")
+
+    async def _repeat(self) -> None:
+        while True:
+            await asyncio.sleep(1)
+            for _, payment in list(self.arrivals):
+                await self._publish(payment)
+
+
+@dataclasses.dataclass
+class PacedFlow:
+    profile: Profile
+    channel: aio_pika.abc.AbstractChannel
+    work: aio_pika.abc.AbstractQueue
+    events: str
+
+
+async def _dead_letters(
+    amqp_url: str, redis_url: str, prefix: str, count: int
+) -> AsyncIterator[PacedFlow]:
+    names = {"work": f"{prefix}work", "dlx": f"{prefix}dlx", "dlq": f"{prefix}dlq"}
+    events = f"{prefix}events"
+    connection = await aio_pika.connect(amqp_url)
+    channel = await connection.channel()
+    await channel.declare_exchange(events, aio_pika.ExchangeType.TOPIC, auto_delete=True)
+    dlx = await channel.declare_exchange(names["dlx"], aio_pika.ExchangeType.FANOUT)
+    dlq = await channel.declare_queue(names["dlq"])
+    await dlq.bind(dlx)
+    work = await channel.declare_queue(
+        names["work"], arguments={"x-dead-letter-exchange": names["dlx"]}
+    )
+    for i in range(count):
+        body = orjson.dumps({"payment_id": f"pay_{i:03d}", "merchant": "Acme", "amount": "9.00"})
+        await channel.default_exchange.publish(
+            aio_pika.Message(body, content_type="application/json"), routing_key=names["work"]
+        )
+    for _ in range(count):
+        message = await work.get(timeout=5)
+        assert message is not None
+        await message.reject(requeue=False)
+    profile = dataclasses.replace(
+        profile_for(names, amqp_url, redis_url, prefix), tap_exchanges=(TapBinding(events),)
+    )
+    try:
+        yield PacedFlow(profile, channel, work, events)
+    finally:
+        for queue in ("work", "dlq"):
+            await channel.queue_delete(names[queue])
+        await channel.exchange_delete(names["dlx"])
+        await connection.close()
+
+
+@pytest.fixture
+async def thirty(amqp_url: str, redis_url: str, unique_prefix: str) -> AsyncIterator[PacedFlow]:
+    async for flow in _dead_letters(amqp_url, redis_url, unique_prefix, 30):
+        yield flow
+
+
+@pytest.fixture
+async def twelve(amqp_url: str, redis_url: str, unique_prefix: str) -> AsyncIterator[PacedFlow]:
+    async for flow in _dead_letters(amqp_url, redis_url, unique_prefix, 12):
+        yield flow
+
+
+def _click(widget: QWidget) -> None:
+    QTest.mouseClick(widget, Qt.MouseButton.LeftButton)
+
+
+def _type_over(field: QWidget, text: str) -> None:
+    """Select what the field holds (Ctrl+A) and type ``text`` over it."""
+    field.setFocus()
+    QTest.keyClick(field, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    QTest.keyClicks(field, text)
+
+
+async def _requeue_the_group(session: ConsoleSession, count: int) -> ConfirmActionDialog:
+    """Right-click the failure group and click 'Requeue all N in …' in its menu."""
+    view = session.window.workbench.table_view
+    await eventually(lambda: view.model.rowCount() == count, 30, f"{count} parked entries")
+    panel = view.group_panel
+    await eventually(lambda: panel.list.topLevelItemCount() >= 1, 10, "the failure group")
+    item = panel.list.topLevelItem(0)
+    assert item is not None
+    viewport = panel.list.viewport()
+    pos = panel.list.visualItemRect(item).center()
+    QApplication.sendEvent(
+        viewport,
+        QContextMenuEvent(QContextMenuEvent.Reason.Mouse, pos, viewport.mapToGlobal(pos)),
+    )
+    menu = panel.context_menu
+    assert isinstance(menu, QMenu) and menu.isVisible()
+    requeue = next(a for a in menu.actions() if a.text().startswith(f"Requeue all {count}"))
+    QTest.mouseClick(menu, Qt.MouseButton.LeftButton, pos=menu.actionGeometry(requeue).center())
+    await eventually(
+        lambda: isinstance(QApplication.activeModalWidget(), ConfirmActionDialog),
+        20,
+        "the confirmation",
+    )
+    dialog = QApplication.activeModalWidget()
+    assert isinstance(dialog, ConfirmActionDialog)
+    return dialog
+
+
+def _choose_pace(dialog: ConfirmActionDialog, rate: str, canary: str) -> None:
+    chooser = dialog.pace_chooser
+    assert chooser is not None and not chooser.paced  # full speed unless chosen
+    assert dialog.ok_button.text().endswith("paced") is False
+    _click(chooser.rate_check)
+    _type_over(chooser.rate_edit, "fast")  # a wrong rate says why and blocks the button
+    assert not dialog.ok_button.isEnabled()
+    assert dialog.pace_problem_label.text() == "Rate: a rate is like 50/s or 600/min, not 'fast'"
+    _type_over(chooser.rate_edit, rate)
+    _click(chooser.canary_check)
+    _type_over(chooser.canary_spin, canary)
+    assert dialog.pace_problem_label.isHidden()
+    assert dialog.ok_button.isEnabled() and dialog.ok_button.text().endswith("paced")
+
+
+async def _progress_dialog(session: ConsoleSession) -> ActionProgressDialog:
+    window = session.window
+    await eventually(
+        lambda: any(d.job_panel is not None for d in window.findChildren(ActionProgressDialog)),
+        20,
+        "the progress dialog following its job",
+    )
+    return next(d for d in window.findChildren(ActionProgressDialog) if d.job_panel)
+
+
+async def test_a_paced_job_with_a_canary_runs_at_its_rate_and_pauses_and_resumes_by_clicks(
+    thirty: PacedFlow, consoles: Consoles
+) -> None:
+    worker = Worker(thirty.channel, thirty.events, "captured")
+    repeating = await worker.start(thirty.work)
+    try:
+        session = consoles.start(thirty.profile)
+        session.window.resize(1366, 768)
+        dialog = await _requeue_the_group(session, 30)
+        _choose_pace(dialog, "10/s", "5")
+        assert dialog.pace() is not None and dialog.pace().rate == 10  # type: ignore[union-attr]
+        _click(dialog.ok_button)
+
+        progress = await _progress_dialog(session)
+        panel = progress.job_panel
+        assert panel is not None
+        await eventually(lambda: panel.status is not None, 10, "the job read")
+        assert panel.pace_label.text().startswith("Pace 10/s · canary of 5")
+        assert progress.cancel_button.text() == "Stop here"
+        # The canary's five go, are captured, then the rest follows at 10 a second.
+        await eventually(lambda: len(worker.arrivals) >= 14, 60, "the canary and more")
+        assert panel.status is not None and panel.status.count(Outcome.SUCCEEDED) >= 5
+        assert "canary of 5: judged" in panel.pace_label.text()
+        _click(panel.pause_button)
+        await eventually(
+            lambda: panel.status is not None and panel.status.state == "paused", 10, "paused"
+        )
+        assert not panel.pause_note.isVisible()  # paused by a person: no "by itself" note
+        assert panel.resume_button.isEnabled() and not panel.pause_button.isEnabled()
+        await asyncio.sleep(0.5)  # a payment in flight when the pause landed may still arrive
+        paused_at = len(worker.arrivals)
+        assert paused_at < 30
+        await asyncio.sleep(2.0)  # 20 would arrive at 10/s
+        assert len(worker.arrivals) == paused_at, "sent while paused"
+        # Counted once confirmed and recorded: the pieces still in the pipeline's overlap
+        # (up to two) are counted when the job goes on.
+        confirmed = panel.status.sent if panel.status is not None else -1
+        assert paused_at - 2 <= confirmed <= paused_at
+        assert panel.progress_label.text().startswith(f"Sent and confirmed {confirmed} of 30")
+        _click(panel.resume_button)
+
+        window = session.window
+        await eventually(lambda: bool(window.findChildren(ActionSummaryDialog)), 30, "the end")
+        (summary,) = window.findChildren(ActionSummaryDialog)
+        assert summary.report.succeeded == 30
+        await eventually(lambda: len(worker.arrivals) == 30, 10, "all thirty")
+        assert len({payment for _, payment in worker.arrivals}) == 30  # none twice
+        # The pace: after the canary, one about every 0.1 s (the pause's gap left out).
+        times = [t for t, _ in worker.arrivals]
+        gaps = [b - a for a, b in zip(times[5:], times[6:], strict=False)]
+        steady = [g for g in gaps if g < 1.0]
+        assert len(steady) >= len(gaps) - 2  # the pause is the one long gap (and a resume)
+        assert 0.06 <= statistics.median(steady) <= 0.2, steady
+        span = times[paused_at - 1] - times[5]
+        assert span >= 0.7 * (paused_at - 6) / 10, (span, paused_at)
+        QTest.mouseClick(summary.close_button, Qt.MouseButton.LeftButton)
+    finally:
+        repeating.cancel()
+
+
+async def test_a_canary_that_fails_again_pauses_the_job_and_says_why(
+    twelve: PacedFlow, consoles: Consoles
+) -> None:
+    worker = Worker(twelve.channel, twelve.events, "failed")
+    repeating = await worker.start(twelve.work)
+    try:
+        session = consoles.start(twelve.profile)
+        window = session.window
+        window.resize(1366, 768)
+        dialog = await _requeue_the_group(session, 12)
+        _choose_pace(dialog, "5/s", "3")
+        _click(dialog.ok_button)
+
+        progress = await _progress_dialog(session)
+        panel = progress.job_panel
+        assert panel is not None
+        await eventually(
+            lambda: panel.status is not None and panel.status.state == "paused",
+            60,
+            "the job paused by its canary",
+        )
+        note = panel.pause_note.text()
+        assert panel.pause_note.isVisible()
+        assert note.startswith("Paused by itself: canary: 3 of 3 failed again (100 % > 20 %)")
+        assert "canary of 3: failed again, job paused" in panel.pace_label.text()
+        assert panel.status is not None and panel.status.count(Outcome.FAILED_AGAIN) == 3
+        await asyncio.sleep(1.0)
+        assert len(worker.arrivals) == 3  # the canary only
+        # The Audit page's jobs say it too (refreshed every 5 s).
+        jobs = window.audit_panel.jobs_table.jobs_model
+        state = jobs.columns.index("state")
+        await eventually(
+            lambda: jobs.rowCount() == 1 and "canary: 3 of 3" in jobs.index(0, state).data(),
+            15,
+            "the job's pause on the Audit page",
+        )
+        assert jobs.index(0, state).data().startswith("paused: canary: 3 of 3 failed again")
+
+        _click(panel.cancel_button)
+        await eventually(lambda: bool(window.findChildren(ActionSummaryDialog)), 30, "the end")
+        (summary,) = window.findChildren(ActionSummaryDialog)
+        assert summary.report.succeeded == 3
+        assert summary.job_panel is not None
+        await eventually(
+            lambda: summary.job_panel is not None
+            and summary.job_panel.status is not None
+            and summary.job_panel.status.state == "cancelled",
+            10,
+            "cancelled",
+        )
+        assert len(worker.arrivals) == 3
+        QTest.mouseClick(summary.close_button, Qt.MouseButton.LeftButton)
+    finally:
+        repeating.cancel()
+
