@@ -427,7 +427,7 @@ def build_profile(loaded: LoadedConfig, name: str, env: Mapping[str, str]) -> Pr
             raw, "history_retention_h", defaults.history_retention_h, 0.25
         ),
         job_retention_days=checker.number(
-            raw, "job_retention_days", defaults.job_retention_days, 0.0001
+            raw, "job_retention_days", defaults.job_retention_days, 0.01
         ),
         payment_events=checker.boolean(raw, "payment_events", defaults.payment_events),
         payment_events_recent_min=checker.number(

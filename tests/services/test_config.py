@@ -196,6 +196,13 @@ def test_history_retention_and_alert_rules_default_sensibly(tmp_path: Path) -> N
     assert failure.failure_statuses == ("failed", "error")
 
 
+def test_job_retention_defaults_to_30_days_and_is_read_in_days(tmp_path: Path) -> None:
+    profile = load_profile(write(tmp_path, BASE), env={})
+    assert profile.job_retention_days == 30.0 and profile.job_retention_s == 30 * 86_400
+    profile = load_profile(write(tmp_path, BASE + "job_retention_days = 7\n"), env={})
+    assert profile.job_retention_s == 7 * 86_400
+
+
 def test_alert_tables_replace_drop_and_add_rules(tmp_path: Path) -> None:
     text = (
         BASE
@@ -243,6 +250,7 @@ def test_alert_defaults_can_be_switched_off(tmp_path: Path) -> None:
     ("extra", "expected"),
     [
         ("history_retention_h = 0\n", "profiles.p.history_retention_h must be a number >= 0.25"),
+        ("job_retention_days = 0\n", "profiles.p.job_retention_days must be a number >= 0.01"),
         ('history_retention_h = "1d"\n', "profiles.p.history_retention_h must be a number"),
         ('[[profiles.p.alerts]]\nkind = "loud"\n', "profiles.p.alerts[1]: unknown alert rule"),
         ("[[profiles.p.alerts]]\nthreshold_pct = 3\n", "profiles.p.alerts[1].kind must be one of"),
