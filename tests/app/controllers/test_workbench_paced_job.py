@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import statistics
 import time
 from collections.abc import AsyncIterator
@@ -247,7 +248,7 @@ async def test_a_paced_job_with_a_canary_runs_at_its_rate_and_pauses_and_resumes
         assert len({payment for _, payment in worker.arrivals}) == 30  # none twice
         # The pace: after the canary, one about every 0.1 s (the pause's gap left out).
         times = [t for t, _ in worker.arrivals]
-        gaps = [b - a for a, b in zip(times[5:], times[6:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(times[5:])]
         steady = [g for g in gaps if g < 1.0]
         assert len(steady) >= len(gaps) - 2  # the pause is the one long gap (and a resume)
         assert 0.06 <= statistics.median(steady) <= 0.2, steady
@@ -302,9 +303,11 @@ async def test_a_canary_that_fails_again_pauses_the_job_and_says_why(
         assert summary.report.succeeded == 3
         assert summary.job_panel is not None
         await eventually(
-            lambda: summary.job_panel is not None
-            and summary.job_panel.status is not None
-            and summary.job_panel.status.state == "cancelled",
+            lambda: (
+                summary.job_panel is not None
+                and summary.job_panel.status is not None
+                and summary.job_panel.status.state == "cancelled"
+            ),
             10,
             "cancelled",
         )
@@ -312,4 +315,3 @@ async def test_a_canary_that_fails_again_pauses_the_job_and_says_why(
         QTest.mouseClick(summary.close_button, Qt.MouseButton.LeftButton)
     finally:
         repeating.cancel()
-
