@@ -311,7 +311,7 @@ class ConfirmActionDialog(QDialog):
 
         self._connect_signals()
         self._refresh()
-        self.setMinimumWidth(520)
+        self.setMinimumWidth(520 if self.pace_chooser is None else 640)
         if cancel:
             self.reason_edit.setFocus()
 

@@ -225,6 +225,8 @@ class JobPanel(QFrame):
             tile.set_count(status.count(outcome))
         self.outcome_label.setText(status.outcome_line())
         state = status.state + (f": {mask_text(status.reason)}" if status.reason else "")
+        if status.paused_by_itself:  # the why is said whole under the pace
+            state = "paused by itself"
         if status.state in ("running", "paused") and not status.runner_alive:
             state += " · its process is gone: Resume runs the rest here"
         self.state_label.setText(f"{state} · {status.selected:,} selected")

@@ -62,7 +62,7 @@ class PaceChooser(QWidget):
         self.canary_spin.setValue(max(1, min(DEFAULT_CANARY, selected // 10 or 1)))
         self.canary_spin.setSuffix(" payments")
         self.canary_spin.setMaximumWidth(140)
-        self.canary_hint = QLabel("then wait for their outcomes before the rest")
+        self.canary_hint = QLabel("their outcomes judged before the rest go")
         self.canary_hint.setObjectName("DialogSubline")
         self.max_failed_caption = QLabel("Pause by itself above")
         self.max_failed_spin = QSpinBox()
@@ -77,6 +77,8 @@ class PaceChooser(QWidget):
         )
         self.max_failed_caption.setBuddy(self.max_failed_spin)
         self.max_failed_hint = QLabel("failed again, or on a critical alert")
+        for hint in (self.rate_hint, self.canary_hint, self.max_failed_hint):
+            hint.setWordWrap(True)
         self.max_failed_hint.setObjectName("DialogSubline")
 
         grid = QGridLayout(self)
@@ -140,6 +142,7 @@ class PaceChooser(QWidget):
 
     @Slot(bool)
     def on_choice_toggled(self, checked: bool) -> None:
+        self._refresh()  # enabled first: a disabled field takes no focus
         sender = self.sender()
         if checked and sender is self.rate_check:
             self.rate_edit.setFocus()
@@ -147,7 +150,6 @@ class PaceChooser(QWidget):
         elif checked and sender is self.canary_check:
             self.canary_spin.setFocus()
             self.canary_spin.selectAll()
-        self._refresh()
 
     def _refresh(self) -> None:
         self.rate_edit.setEnabled(self.rate_check.isChecked())
@@ -160,9 +162,7 @@ class PaceChooser(QWidget):
         elif pace is not None and pace.rate > 0:
             seconds = max(self.selected - pace.canary, 0) / pace.rate
             minutes = f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
-            self.rate_hint.setText(
-                f"{pace.rate:g} a second: all {self.selected:,} in about {minutes}"
-            )
+            self.rate_hint.setText(f"{pace.rate:g}/s: all {self.selected:,} in about {minutes}")
         else:
-            self.rate_hint.setText("entries a second (50/s) or a minute (600/min)")
+            self.rate_hint.setText("50/s or 600/min")
         self.changed.emit()

@@ -129,7 +129,8 @@ def test_a_jobs_counters_move_as_outcomes_arrive_and_its_buttons_follow_its_stat
     assert panel.outcome_label.text() == "180 succeeded, 12 failed again, 8 pending"
     assert panel.tiles[Outcome.SUCCEEDED].value_label.text() == "180"
     assert panel.tiles[Outcome.FAILED_AGAIN].value_label.text() == "12"
-    assert "paused: canary" in panel.state_label.text()
+    assert panel.state_label.text().startswith("paused by itself")
+    assert panel.pause_note.text().startswith("Paused by itself: canary: 3 of 10 failed again")
     assert panel.resume_button.isEnabled() and not panel.pause_button.isEnabled()
     assert "180 succeeded, 12 failed again, 8 pending" in dialog.summary_text()
 
