@@ -7,7 +7,10 @@ banner and marks), the workbench grouped by cause, a failed payment's timeline
 (its id entered in the search box), the alerts page, the snapshot dialog
 pre-filled with the incident, the snapshot's report.html rendered by
 headless Chromium when it is installed (``apt-get install chromium``), and,
-after the incident, the largest group requeued with its job's live outcomes.
+after the incident, the largest group requeued with its job's live outcomes, then the
+next group requeued paced (a rate and a canary typed into the confirmation,
+``confirm-paced.png``) and its progress dialog following the job live
+(``job-paced.png``: sent, pace, canary, outcome counters, Pause / Resume / Cancel job).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from widgets.common.theme import apply_theme
 from widgets.main_window import MainWindow
 from widgets.snapshot.dialog import SnapshotState
 from widgets.workbench.action_dialogs import ConfirmActionDialog
+from widgets.workbench.action_progress import ActionProgressDialog
 from widgets.workbench.action_summary import ActionSummaryDialog
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
@@ -108,6 +112,7 @@ async def live_console(seconds: float, state_path: Path) -> None:
         save(window, "alerts.png")
         await snapshot_screens(session)
         await job_screen(window)
+        await paced_job_screen(window)
     finally:
         simulator.stop()
         window.close()
@@ -170,6 +175,60 @@ async def job_screen(window: MainWindow) -> None:
     await asyncio.sleep(8.0)  # the outcomes arrive as the workers capture the payments
     save(summaries[0], "job-outcomes.png")
     summaries[0].close()
+
+
+async def paced_job_screen(window: MainWindow) -> None:
+    """The next failure group requeued paced: 20/s with a canary of 10 typed into the
+    confirmation (saved), then its progress dialog a while into the run (saved); the job
+    is cancelled from the dialog afterwards."""
+    view = window.workbench.table_view
+    panel = view.group_panel
+    await asyncio.sleep(2.0)
+    items = panel.group_items()
+    if not items:
+        print("no failure group left: no paced job screenshots")
+        return
+    rect = panel.list.visualItemRect(items[0])
+    QTest.mouseClick(panel.list.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    await asyncio.sleep(0.5)
+    QTest.mouseClick(panel.select_all_button, Qt.MouseButton.LeftButton)
+    await asyncio.sleep(0.5)
+    QTest.mouseClick(view.action_buttons["requeue"], Qt.MouseButton.LeftButton)
+    dialog = await _modal(ConfirmActionDialog, 20)
+    chooser = dialog.pace_chooser if dialog is not None else None
+    if dialog is None or chooser is None:
+        print("no bulk confirmation: no paced job screenshots")
+        return
+    for check, field, text in (
+        (chooser.rate_check, chooser.rate_edit, "20/s"),
+        (chooser.canary_check, chooser.canary_spin, "10"),
+    ):
+        QTest.mouseClick(check, Qt.MouseButton.LeftButton)
+        QTest.keyClick(field, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+        QTest.keyClicks(field, text)
+    QTest.keyClicks(dialog.reason_edit, "acquirer back: paced, canary first")
+    await asyncio.sleep(0.3)
+    save(dialog, "confirm-paced.png")
+    QTest.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
+    deadline = time.monotonic() + 30
+    progress: list[ActionProgressDialog] = []
+    while not progress and time.monotonic() < deadline:
+        progress = [d for d in window.findChildren(ActionProgressDialog) if d.job_panel]
+        await asyncio.sleep(0.2)
+    if not progress:
+        print("no paced progress dialog: no job-paced screenshot")
+        return
+    await asyncio.sleep(12.0)  # the canary judged on the workers' outcomes, the rest going
+    save(progress[0], "job-paced.png")
+    job_panel = progress[0].job_panel
+    if job_panel is not None and job_panel.cancel_button.isEnabled():
+        QTest.mouseClick(job_panel.cancel_button, Qt.MouseButton.LeftButton)
+    deadline = time.monotonic() + 30
+    while progress[0].isVisible() and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(0.5)
+    for summary in window.findChildren(ActionSummaryDialog):
+        summary.close()
 
 
 async def _modal(kind: type[ConfirmActionDialog], timeout_s: float) -> ConfirmActionDialog | None:
