@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 from services.workbench.actions.names import Action
 from services.workbench.actions.report import plural
 from widgets.common.theme import repolish
-from widgets.workbench.job_panel import JobPanel, JobStatus
+from widgets.workbench.job_panel import JobPanel, JobStatus, grow_to_fit
 
 
 def format_duration(seconds: float) -> str:
@@ -75,6 +75,7 @@ class ActionProgressDialog(QDialog):
         self._done = 0
         self._total = max(total, 0)
         self._failed = 0
+        self._job_state = ""
         self._cancelling = False
         self._finished = False
         verb = self.action.ongoing
@@ -154,6 +155,7 @@ class ActionProgressDialog(QDialog):
                 " resumable (Cancel job ends it for good)"
             )
             self.setMinimumWidth(680)
+            self.job_panel.show()  # now, not on the next turn: the dialog grows to hold it
             self.adjustSize()
         return self.job_panel
 
@@ -162,6 +164,12 @@ class ActionProgressDialog(QDialog):
         """The job's progress, pace and outcomes as they are now (the app polls them)."""
         if self.job_panel is not None and status.job_id == self.job_panel.job_id:
             self.job_panel.show_status(status)
+            grow_to_fit(self)
+            self._job_state = status.state
+            if status.sent > self._done:  # sent, its record still in the action's overlap
+                self.show_progress(status.sent, self._total, self._failed)
+            else:
+                self._render()
 
     @property
     def cancelling(self) -> bool:
@@ -172,7 +180,7 @@ class ActionProgressDialog(QDialog):
     def show_progress(self, done: int, total: int, failed: int) -> None:
         """Show how far the action is."""
         now = self._clock()
-        self._done = max(done, 0)
+        self._done = max(done, self._done if self.job_panel is not None else 0, 0)
         self._total = max(total, self._done)
         self._failed = max(failed, 0)
         self._samples.append((now, self._done))
@@ -227,7 +235,10 @@ class ActionProgressDialog(QDialog):
         self.rate_label.setText(format_rate(rate))
         self.elapsed_label.setText(format_duration(self._clock() - self._started))
         eta = self.eta_s()
-        self.eta_label.setText("—" if eta is None else format_duration(eta))
+        if self._job_state == "paused":
+            self.eta_label.setText("paused")
+        else:
+            self.eta_label.setText("—" if eta is None else format_duration(eta))
 
     def reject(self) -> None:
         """Esc and the close button ask to stop; the dialog closes when the work has."""

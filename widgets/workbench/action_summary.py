@@ -26,7 +26,7 @@ from widgets.common.record_tables import configure_table
 from widgets.common.table_models import ListTableModel
 from widgets.workbench.action_progress import format_duration
 from widgets.workbench.body_views import monospace_font
-from widgets.workbench.job_panel import JobPanel, JobStatus
+from widgets.workbench.job_panel import JobPanel, JobStatus, grow_to_fit
 
 _STATUS_TEXT: Final = {"failed": "Failed", "skipped": "Skipped", "done": "Done"}
 _OUTCOME_TITLES: Final = {
@@ -229,6 +229,7 @@ class ActionSummaryDialog(QDialog):
         """The job's outcomes and state as they are now (the app polls them)."""
         if self.job_panel is not None and status.job_id == self.job_panel.job_id:
             self.job_panel.show_status(status)
+            grow_to_fit(self)
 
     @Slot(str)
     def on_job_control_requested(self, verb: str) -> None:

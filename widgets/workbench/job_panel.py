@@ -57,7 +57,9 @@ class JobStatus:
 
     @property
     def sent(self) -> int:
-        return int(self.counts.get("done", 0))
+        """Sent so far: confirmed and recorded, or already following an outcome (the
+        pieces still in the action's overlap are recorded a little later)."""
+        return max(int(self.counts.get("done", 0)), sum(self.outcomes.values()))
 
     @property
     def paused_by_itself(self) -> bool:
@@ -65,9 +67,8 @@ class JobStatus:
         return self.state == "paused" and not self.reason.startswith(("paused by", "resumed"))
 
     def progress_line(self) -> str:
-        """``Sent and confirmed 40 of 200 · 2 held back by the replay gate`` (a payment
-        counts once the broker confirmed it and the workbench recorded it)."""
-        parts = [f"Sent and confirmed {self.sent:,} of {self.selected:,}"]
+        """``Sent 40 of 200 · 2 held back by the replay gate``."""
+        parts = [f"Sent {self.sent:,} of {self.selected:,}"]
         for name, words in (
             ("held", "held back by the replay gate"),
             ("skipped", "skipped"),
@@ -113,6 +114,17 @@ class JobStatus:
     def settled(self) -> bool:
         """Nothing more will move: the job is over and no outcome is pending."""
         return self.state in ("done", "cancelled") and not self.count(Outcome.PENDING)
+
+
+def grow_to_fit(window: QWidget) -> None:
+    """Make ``window`` at least as large as its layout asks (a line the panel just showed,
+    such as why the job paused, must not squeeze the tiles); it never shrinks."""
+    layout = window.layout()
+    if layout is not None:
+        layout.activate()
+    hint = window.sizeHint()
+    if hint.height() > window.height() or hint.width() > window.width():
+        window.resize(max(hint.width(), window.width()), max(hint.height(), window.height()))
 
 
 class _OutcomeTile(QFrame):

@@ -35,9 +35,7 @@ def test_a_paced_jobs_progress_dialog_shows_its_pace_canary_and_outcomes_live(qt
     assert dialog.job_panel is panel and dialog.cancel_button.text() == "Stop here"
     dialog.show_progress(4, 200, 0)
     dialog.show_job(status("running", 4, pending=4))
-    assert panel.progress_label.text() == (
-        "Sent and confirmed 4 of 200 · 2 held back by the replay gate"
-    )
+    assert panel.progress_label.text() == ("Sent 4 of 200 · 2 held back by the replay gate")
     assert panel.pace_label.text() == (
         "Pace 20/s · canary of 10: sending (4 out) · pauses above 20 % failed again or on a"
         " critical alert"
@@ -72,6 +70,7 @@ def test_a_job_paused_by_its_canary_says_why_and_offers_resume_and_cancel(qtbot,
     assert "canary of 10: failed again, job paused" in panel.pace_label.text()
     assert panel.state_label.text() == "paused by itself · 200 selected"
     assert panel.resume_button.isEnabled() and panel.cancel_button.isEnabled()
+    assert dialog.progress_bar.format() == "10 / 200" and dialog.eta_label.text() == "paused"
     assert not panel.pause_button.isEnabled()
     dialog.adjustSize()
     qtbot.wait(50)
