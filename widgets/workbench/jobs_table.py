@@ -53,7 +53,8 @@ class JobsTableModel(ListTableModel[JobStatus]):
         if column == "operator":
             return mask_text(job.operator)
         if column == "state":
-            return job.state + (f": {mask_text(job.reason)}" if job.reason else "")
+            state = "paused by itself" if job.paused_by_itself else job.state
+            return state + (f": {mask_text(job.reason)}" if job.reason else "")
         return job.outcome_line()
 
     def _cell_data(self, row: JobStatus, column: str, role: int) -> Any:

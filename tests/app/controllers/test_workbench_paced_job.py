@@ -302,7 +302,11 @@ async def test_a_canary_that_fails_again_pauses_the_job_and_says_why(
             15,
             "the job's pause on the Audit page",
         )
-        assert jobs.index(0, state).data().startswith("paused: canary: 3 of 3 failed again")
+        assert (
+            jobs.index(0, state)
+            .data()
+            .startswith("paused by itself: canary: 3 of 3 failed again (100 % > 20 %)")
+        )
 
         _click(panel.cancel_button)
         await eventually(lambda: bool(window.findChildren(ActionSummaryDialog)), 30, "the end")

@@ -323,7 +323,8 @@ def test_the_audit_page_lists_each_jobs_outcome_summary(panel):
     assert panel.jobs_table.isVisible() and model.rowCount() == 2
     outcomes = model.columns.index("outcomes")
     assert model.index(0, outcomes).data() == "180 succeeded, 12 failed again, 8 pending"
-    assert model.index(1, model.columns.index("state")).data().startswith("paused: canary")
+    state = model.index(1, model.columns.index("state")).data()
+    assert state.startswith("paused by itself: canary")
     assert model.index(1, model.columns.index("operator")).data() == "bob"
     red = model.index(0, outcomes).data(Qt.ItemDataRole.ForegroundRole)
     assert red.name() == colors.RED.lower()
