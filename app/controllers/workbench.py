@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from PySide6.QtCore import QObject, QTimer, Slot
 from PySide6.QtWidgets import QMessageBox
 from qasync import asyncSlot
+from redis.exceptions import RedisError
 
 from app.controllers.job_watch import ConsoleJobs, JobWatch, job_status
 from app.controllers.payment_timeline import PaymentTimelines
@@ -504,7 +505,9 @@ class WorkbenchController(QObject):
         if report.job_id:  # its outcome counters move live until it is closed
             self._watch(summary, report.job_id)
         summary.open()
-        await self._refresh_audit()
+        # Best effort: the action is done and said; the console may be closing meanwhile.
+        with contextlib.suppress(RedisError, OSError):
+            await self._refresh_audit()
         shown = self._shown
         if shown is not None:  # its state and its audit tab, with the record just written
             await self._show(shown.dlq, shown.entry_id)

@@ -257,6 +257,10 @@ async def test_a_paced_job_with_a_canary_runs_at_its_rate_and_pauses_and_resumes
         span = times[paused_at - 1] - times[5]
         assert span >= 0.7 * (paused_at - 6) / 10, (span, paused_at)
         QTest.mouseClick(summary.close_button, Qt.MouseButton.LeftButton)
+        jobs = window.audit_panel.jobs_table.jobs_model
+        await eventually(
+            lambda: jobs.rowCount() == 1 and jobs.job(0).state == "done", 15, "the job done"
+        )
     finally:
         repeating.cancel()
 
@@ -324,5 +328,6 @@ async def test_a_canary_that_fails_again_pauses_the_job_and_says_why(
         )
         assert len(worker.arrivals) == 3
         QTest.mouseClick(summary.close_button, Qt.MouseButton.LeftButton)
+        await eventually(lambda: jobs.job(0).state == "cancelled", 15, "cancelled, on Audit")
     finally:
         repeating.cancel()
