@@ -424,7 +424,7 @@ class WorkbenchController(QObject):
             return None
         self._busy = True
         try:
-            return await self._act(Action(action), target)
+            report = await self._act(Action(action), target)
         except ActionRefused as exc:
             QMessageBox.warning(self.window, "Action refused", str(exc))
             return None
@@ -432,7 +432,21 @@ class WorkbenchController(QObject):
             QMessageBox.critical(self.window, "Action failed", f"{type(exc).__name__}: {exc}")
             return None
         finally:
+            # Free before the refresh below: a click on the next action while it reads
+            # Redis was dropped without a word.
             self._busy = False
+        if report is not None and not self._stopping:
+            await self._after_action()
+        return report
+
+    async def _after_action(self) -> None:
+        """The Audit page and the shown entry (its state, its audit tab) as they are now."""
+        # Best effort: the action is done and said; the console may be closing meanwhile.
+        with contextlib.suppress(RedisError, OSError):
+            await self._refresh_audit()
+        shown = self._shown
+        if shown is not None:
+            await self._show(shown.dlq, shown.entry_id)
 
     def _watch(self, dialog: ActionSummaryDialog | ActionProgressDialog, job_id: str) -> None:
         """Keep ``dialog`` live for its job (polled from Redis) until it closes."""
@@ -505,12 +519,6 @@ class WorkbenchController(QObject):
         if report.job_id:  # its outcome counters move live until it is closed
             self._watch(summary, report.job_id)
         summary.open()
-        # Best effort: the action is done and said; the console may be closing meanwhile.
-        with contextlib.suppress(RedisError, OSError):
-            await self._refresh_audit()
-        shown = self._shown
-        if shown is not None:  # its state and its audit tab, with the record just written
-            await self._show(shown.dlq, shown.entry_id)
         return report
 
 
