@@ -78,7 +78,7 @@ class EventDecoder:
         body: bytes,
         routing_key: str,
         headers: Mapping[str, Any] | None,
-        timestamp: datetime | None,
+        timestamp: datetime | int | None,
         now_ms: float,
     ) -> tuple[str, float | None, str | None, str | None]:
         """Return ``(status, latency_ms, reason, payment_id)``; None for what cannot be told."""
@@ -98,8 +98,12 @@ class EventDecoder:
                 created_ms = _number_ms(headers.get(_TIMESTAMP_HEADER))
             except Exception:
                 created_ms = None
-        if created_ms is None and isinstance(timestamp, datetime):
-            created_ms = _datetime_ms(timestamp)
+        if created_ms is None and timestamp is not None:
+            # pika gives the AMQP timestamp as epoch seconds, aiormq as a datetime.
+            if isinstance(timestamp, datetime):
+                created_ms = _datetime_ms(timestamp)
+            elif isinstance(timestamp, int) and not isinstance(timestamp, bool):
+                created_ms = timestamp * 1000.0
         status = self._status(raw_status, routing_key)
         reason: str | None = None
         if document is not None and status in self._failure_statuses:

@@ -15,18 +15,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import aiormq.exceptions
-from aio_pika.abc import AbstractChannel, AbstractConnection
-from aiormq.abc import AbstractChannel as RawChannel
-from aiormq.abc import DeliveredMessage
-from pamqp.commands import Basic
+import pika
+import pika.channel
+import pika.spec
+from aio_pika.abc import AbstractConnection
 from pamqp.common import FieldTable
 
 from services.config import Profile, TapBinding
 from services.flow.aggregator import FlowAggregator
 from services.flow.decoder import REPLAY_HEADER, EventDecoder
 from services.flow.payment_events import PaymentEventBuffer
-from services.links.close import close_quietly
+from services.flow.tap_link import AmqpChannelError, TapChannel, TapLink
 from services.problems import ProblemReporter
 
 log = logging.getLogger(__name__)
@@ -51,6 +50,7 @@ PROBE_RETRY_S = 1.0
 PROBE_IDLE_HZ = 1.0
 PROBE_BUSY_HOLD_S = 2.0  # full rate until this long after the last delivery
 PROBE_IDLE_CHECK_S = 0.1
+ACCESS_REFUSED = 403
 
 
 def tap_queue_arguments(profile: Profile) -> FieldTable:
@@ -263,8 +263,10 @@ class FlowTap:
     is reported through ``on_problem`` and in ``problems``, retried every
     ``REBIND_INTERVAL_S`` (``on_resolved`` says when it bound after all), and
     the tap carries on with the others. Deliveries
-    are consumed no-ack on the underlying aiormq channel, below aio-pika's
-    ``IncomingMessage``.
+    are consumed no-ack on a pika connection of the tap's own
+    (``services.flow.tap_link``: pika calls a plain callback per delivery,
+    where aiormq ran a Task; chosen by measurement, see the README's
+    ``ingest`` benchmark).
 
     Messages dropped by the broker while the console fell behind are
     estimated with probes (``ProbeDropEstimator``): while it runs, the tap
@@ -302,6 +304,7 @@ class FlowTap:
         self._poll_interval = poll_interval_s
         self._consume_gate = consume_gate
         self.queue_name: str | None = None
+        self.link: TapLink | None = None  # the tap's own connection, while it runs
         self.bound = asyncio.Event()  # set once the tap queue is declared and bound
         self.ready = asyncio.Event()  # set while the tap is consuming
         self.problems = self._reporter.problems
@@ -328,7 +331,12 @@ class FlowTap:
         self._keep_payment = payment_events.kept.append if payment_events is not None else None
 
     async def run(self, connection: AbstractConnection) -> None:
-        """Tap until cancelled or the connection fails (then it raises)."""
+        """Tap until cancelled or a connection fails (then it raises).
+
+        ``connection`` is the live flow's link (aio-pika); the tap works on a
+        pika connection of its own to the same broker (``TapLink``) and ends,
+        raising, when either closes.
+        """
         bindings = self._profile.tap_exchanges
         if not bindings:
             self._reporter.report(
@@ -341,26 +349,26 @@ class FlowTap:
         self._probes = ProbeDropEstimator()
         self._probes_refused = False
         name = tap_queue_name()
-        control = await connection.channel(publisher_confirms=False)
-        consumer: AbstractChannel | None = None
+        link = self.link = TapLink(self._profile.amqp_endpoint)
         prober: asyncio.Task[None] | None = None
         try:
-            await control.declare_queue(
+            await link.open()
+            control = await link.channel()
+            await control.queue_declare(
                 name,
                 exclusive=True,
                 auto_delete=True,
-                arguments=tap_queue_arguments(self._profile),
+                arguments=dict(tap_queue_arguments(self._profile)),
             )
             self.queue_name = name
-            control, unbound = await self._bind(connection, control, name, bindings, report=True)
+            control, unbound = await self._bind(link, control, name, bindings, report=True)
             self.bound.set()
             if self._consume_gate is not None:  # benchmarks fill the queue before consuming
                 while not self._consume_gate.is_set():
                     await asyncio.sleep(0.005)
-            consumer = await connection.channel(publisher_confirms=False)
-            raw = await consumer.get_underlay_channel()
-            await raw.basic_consume(name, self._on_delivery, no_ack=True)
-            prober = asyncio.create_task(self._send_probes(connection, name), name="payops-probes")
+            consumer = await link.channel()
+            await consumer.consume(name, self._on_delivery)
+            prober = asyncio.create_task(self._send_probes(link, name), name="payops-probes")
             self.ready.set()
             log.info("tap %s consuming %s", name, ", ".join(map(str, bindings)))
 
@@ -368,10 +376,15 @@ class FlowTap:
             next_rebind = time.monotonic() + REBIND_INTERVAL_S
             while True:
                 await asyncio.sleep(self._poll_interval)
+                if connection.is_closed:
+                    raise ConnectionError("the live flow's RabbitMQ connection closed")
+                if link.is_closed:
+                    raise link.close_reason()
+                if consumer.is_closed:
+                    raise consumer.close_reason()
                 if control.is_closed:
-                    control = await connection.channel(publisher_confirms=False)
-                declared = await control.declare_queue(name, passive=True)
-                depth = self._depth = declared.declaration_result.message_count or 0
+                    control = await link.channel()
+                depth = self._depth = await control.queue_declare(name, passive=True)
                 dropped_by_age = by_age.update(
                     time.monotonic(), depth, self.consumed, self._median_age_s()
                 )
@@ -380,23 +393,23 @@ class FlowTap:
                     self._aggregator.record_tap_dropped(dropped)
                 if unbound and time.monotonic() >= next_rebind:
                     next_rebind = time.monotonic() + REBIND_INTERVAL_S
-                    control, unbound = await self._bind(
-                        connection, control, name, unbound, report=False
-                    )
+                    control, unbound = await self._bind(link, control, name, unbound, report=False)
         finally:
             self.ready.clear()
             self.bound.clear()
             if prober is not None:
                 prober.cancel()
-                await asyncio.wait([prober])  # it closes its own channel
-            for channel in (consumer, control):
-                await close_quietly(channel)
+                await asyncio.wait([prober])
+            await link.close()  # its channels and the exclusive tap queue with it
 
-    async def _on_delivery(self, message: DeliveredMessage) -> None:
-        # aiormq runs every delivery in its own task (Channel._on_deliver_frame
-        # -> create_task(consumer(message))) and wraps a plain function in a
-        # coroutine, so a coroutine function is the cheapest callback.
-        properties = message.header.properties
+    def _on_delivery(
+        self,
+        _channel: pika.channel.Channel,
+        method: pika.spec.Basic.Deliver,
+        properties: pika.spec.BasicProperties,
+        body: bytes,
+    ) -> None:
+        # pika calls this for each delivery, directly from its frame loop.
         headers = properties.headers
         if headers:
             if PROBE_HEADER in headers:
@@ -406,13 +419,13 @@ class FlowTap:
                 self._record_dead_letter()
                 self.consumed += 1
                 if self._keep_payment is not None:
-                    payment_id = self._payment_id(message.body)
+                    payment_id = self._payment_id(body)
                     if payment_id is not None:
                         self._keep_payment((time.time() * 1000.0, payment_id))
                 return
         now_ms = time.time() * 1000.0
         status, latency, reason, payment_id = self._decode(
-            message.body, message.routing_key or "", headers, properties.timestamp, now_ms
+            body, method.routing_key or "", headers, properties.timestamp, now_ms
         )
         replayed = headers is not None and REPLAY_HEADER in headers
         if replayed:  # its age is its parking time
@@ -425,7 +438,7 @@ class FlowTap:
         if payment_id is not None and self._add_payment_event is not None:
             key = properties.message_id
             if not key or len(key) > MAX_KEY_LENGTH:
-                key = _digest(message.body)
+                key = _digest(body)
             self._add_payment_event((payment_id, now_ms, status, reason, replayed, key))
 
     def _on_probe(self, headers: Mapping[str, Any]) -> None:
@@ -439,7 +452,7 @@ class FlowTap:
             self.probes_received += 1
             self._probes.probe_received(source, seq, self.consumed)
 
-    async def _send_probes(self, connection: AbstractConnection, queue: str) -> None:
+    async def _send_probes(self, link: TapLink, queue: str) -> None:
         """Publish probes into ``queue`` until cancelled, refused, or the connection fails.
 
         Each (re)opened channel is a new probe source numbering from 0, so the
@@ -448,33 +461,37 @@ class FlowTap:
         while True:
             self._probe_generation += 1
             source = f"{self._probe_prefix}{self._probe_generation}"
-            channel: AbstractChannel | None = None
+            channel: TapChannel | None = None
             try:
-                channel = await connection.channel(publisher_confirms=False)
-                raw = await channel.get_underlay_channel()
-                await self._probe_loop(raw, queue, source)
-            except aiormq.exceptions.ChannelAccessRefused as exc:
-                self._probes_refused = True
-                if not self._refusal_reported:
-                    self._refusal_reported = True
-                    reason = exc.args[0] if exc.args else type(exc).__name__
-                    self._reporter.report(
-                        "probes",
-                        "tap cannot publish drop probes to its own queue through the "
-                        f"default exchange ({reason}): 'tap dropped' is estimated "
-                        "from message ages and reads low when the console falls behind",
-                    )
-                return
+                channel = await link.channel()
+                await self._probe_loop(link, channel, queue, source)
+            except AmqpChannelError as exc:
+                if exc.code != ACCESS_REFUSED:
+                    log.warning("tap probe channel failed (%s); reopening it", exc)
+                else:
+                    self._probes_refused = True
+                    if not self._refusal_reported:
+                        self._refusal_reported = True
+                        self._reporter.report(
+                            "probes",
+                            "tap cannot publish drop probes to its own queue through the "
+                            f"default exchange ({exc}): 'tap dropped' is estimated "
+                            "from message ages and reads low when the console falls behind",
+                        )
+                    return
             except Exception as exc:
-                if connection.is_closed or isinstance(exc, ConnectionError):
+                if link.is_closed or isinstance(exc, ConnectionError):
                     return  # the tap's poll loop sees the connection fail too
                 log.warning("tap probe channel failed (%r); reopening it", exc)
             finally:
-                await close_quietly(channel)
+                if channel is not None:
+                    await channel.close()
             await asyncio.sleep(PROBE_RETRY_S)
 
-    async def _probe_loop(self, raw: RawChannel, queue: str, source: str) -> None:
-        """Publish probes on ``raw`` until its channel fails: ``PROBE_RATE_HZ`` while
+    async def _probe_loop(
+        self, link: TapLink, channel: TapChannel, queue: str, source: str
+    ) -> None:
+        """Publish probes on ``channel`` until it fails: ``PROBE_RATE_HZ`` while
         messages arrive, ``PROBE_IDLE_HZ`` while none do.
 
         Drops are only possible while messages arrive (or wait in the tap queue):
@@ -490,14 +507,15 @@ class FlowTap:
         """
         loop = asyncio.get_running_loop()
         busy_period, idle_period = 1.0 / PROBE_RATE_HZ, 1.0 / PROBE_IDLE_HZ
+        publish = channel.channel.basic_publish
         seq = 0
         next_at = loop.time()
         busy_until = next_at + PROBE_BUSY_HOLD_S  # a baseline first
         seen = self.consumed
         while True:
-            await raw.connection.ready()
-            if raw.is_closed:
-                raise _close_reason(raw)
+            await link.unblocked()
+            if channel.is_closed:
+                raise channel.close_reason()
             now = loop.time()
             if self.consumed != seen or self._depth:
                 seen = self.consumed
@@ -513,16 +531,14 @@ class FlowTap:
                 next_at += (due - PROBE_MAX_BURST) * period
                 due = PROBE_MAX_BURST
             for _ in range(due):
-                properties = Basic.Properties(
+                properties = pika.BasicProperties(
                     headers={PROBE_HEADER: seq, PROBE_SOURCE_HEADER: source},
                     delivery_mode=1,
                 )
                 try:
-                    await raw.basic_publish(
-                        b"", exchange="", routing_key=queue, properties=properties
-                    )
-                except aiormq.exceptions.ChannelInvalidStateError:
-                    raise _close_reason(raw) from None
+                    publish("", queue, b"", properties)
+                except pika.exceptions.AMQPError:
+                    raise channel.close_reason() from None
                 seq = (seq + 1) % PROBE_SEQ_MODULUS
                 self.probes_sent += 1
             if due:
@@ -532,28 +548,26 @@ class FlowTap:
 
     async def _bind(
         self,
-        connection: AbstractConnection,
-        control: AbstractChannel,
+        link: TapLink,
+        control: TapChannel,
         queue: str,
         bindings: tuple[TapBinding, ...],
         *,
         report: bool,
-    ) -> tuple[AbstractChannel, tuple[TapBinding, ...]]:
+    ) -> tuple[TapChannel, tuple[TapBinding, ...]]:
         """Bind what can be bound; return a live channel and the bindings that failed."""
         failed: list[TapBinding] = []
         for binding in bindings:
             if control.is_closed:
-                control = await connection.channel(publisher_confirms=False)
-            raw = await control.get_underlay_channel()
+                control = await link.channel()
             try:
-                await raw.queue_bind(queue, binding.exchange, routing_key=binding.routing_key)
-            except aiormq.exceptions.AMQPChannelError as exc:
+                await control.queue_bind(queue, binding.exchange, binding.routing_key)
+            except AmqpChannelError as exc:
                 failed.append(binding)
                 if report:
-                    reason = exc.args[0] if exc.args else type(exc).__name__
                     self._reporter.report(
                         f"bind:{binding}",
-                        f"tap cannot bind to exchange '{binding.exchange}': {reason}",
+                        f"tap cannot bind to exchange '{binding.exchange}': {exc}",
                     )
             else:
                 self._reporter.resolve(f"bind:{binding}")
@@ -568,13 +582,3 @@ class FlowTap:
 def _digest(body: bytes) -> str:
     """What names a delivery without a message id: a short digest of its body."""
     return "b:" + hashlib.blake2b(body, digest_size=10).hexdigest()
-
-
-def _close_reason(raw: RawChannel) -> BaseException:
-    """Why ``raw`` closed: the broker's channel.close as an exception, when it sent one."""
-    closing = raw.closing
-    if closing.done() and not closing.cancelled():
-        reason = closing.exception()
-        if isinstance(reason, Exception):
-            return reason
-    return aiormq.exceptions.ChannelInvalidStateError(f"probe channel {raw} closed")

@@ -147,18 +147,29 @@ class OutcomeTracker:
 
     async def observe(self, events: Iterable[Sighting]) -> list[tuple[str, Outcome]]:
         """Settle the pending entries of the payments these events finish; what it settled."""
-        items: list[list[Any]] = []
-        for event in events:
-            outcome = self.rules.outcome_of(event.status)
-            if outcome is None or not event.payment_id:
-                continue
-            detail = sighting_detail(event.status, event.at_ms, event.reason)
-            pid = mask_identifier(event.payment_id)
-            items.append([pid, outcome.value, str(event.at_ms), detail, "", ""])
-        if not items:
+        outcome_of = self.rules.outcome_of
+        final = [
+            (event, outcome)
+            for event in events
+            if event.payment_id and (outcome := outcome_of(event.status)) is not None
+        ]
+        if not final:
             return []
         waiting = await self._waiting_dlqs()
-        return await self._settle({dlq: items for dlq in waiting}) if waiting else []
+        if not waiting:
+            return []  # most seconds: no detail worth formatting (a local time each)
+        items: list[list[Any]] = [
+            [
+                mask_identifier(event.payment_id),
+                outcome.value,
+                str(event.at_ms),
+                sighting_detail(event.status, event.at_ms, event.reason),
+                "",
+                "",
+            ]
+            for event, outcome in final
+        ]
+        return await self._settle({dlq: items for dlq in waiting})
 
     async def _waiting_dlqs(self) -> list[str]:
         """The DLQs with entries waiting for their outcome (most seconds: none, and the

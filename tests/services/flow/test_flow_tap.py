@@ -22,6 +22,7 @@ from services.config import Profile, TapBinding
 from services.flow.aggregator import FlowAggregator
 from services.flow.decoder import EventDecoder
 from services.flow.tap import FlowTap, tap_queue_arguments
+from services.flow.tap_link import AmqpChannelError
 from tests.helpers.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -201,25 +202,28 @@ async def test_tap_queue_arguments_and_lifetime(
     name = run.tap.queue_name
     assert name and name.startswith("payops.tap.")
 
-    own = await tap_conn.channel()
+    # The queue belongs to the tap's own connection (it is exclusive): look through it.
+    link = run.tap.link
+    assert link is not None
+    own = await link.channel()
     # Same arguments and flags: accepted (the broker checks equivalence).
-    await own.declare_queue(
-        name, exclusive=True, auto_delete=True, arguments=tap_queue_arguments(prof)
+    await own.queue_declare(
+        name, exclusive=True, auto_delete=True, arguments=dict(tap_queue_arguments(prof))
     )
     # A dead-letter exchange or other limits: refused as inequivalent,
     # which proves the queue has none of them.
-    for kwargs in (
-        {"arguments": {**tap_queue_arguments(prof), "x-dead-letter-exchange": "dlx"}},
-        {"arguments": {**tap_queue_arguments(prof), "x-max-length": 1}},
-        {"arguments": {**tap_queue_arguments(prof), "x-overflow": "reject-publish"}},
-        {"arguments": {**tap_queue_arguments(prof), "x-dead-letter-routing-key": "k"}},
-        {"arguments": {"x-max-length": 1234, "x-overflow": "drop-head"}},
+    for arguments in (
+        {**tap_queue_arguments(prof), "x-dead-letter-exchange": "dlx"},
+        {**tap_queue_arguments(prof), "x-max-length": 1},
+        {**tap_queue_arguments(prof), "x-overflow": "reject-publish"},
+        {**tap_queue_arguments(prof), "x-dead-letter-routing-key": "k"},
+        {"x-max-length": 1234, "x-overflow": "drop-head"},
     ):
         if own.is_closed:
-            own = await tap_conn.channel()
-        kw: dict[str, Any] = {"exclusive": True, "auto_delete": True, **kwargs}
-        with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed):
-            await own.declare_queue(name, **kw)
+            own = await link.channel()
+        with pytest.raises(AmqpChannelError) as refused:
+            await own.queue_declare(name, exclusive=True, auto_delete=True, arguments=arguments)
+        assert refused.value.code == 406  # PRECONDITION_FAILED
 
     # Exclusive: another connection may not even look at it.
     other = await connection.channel()

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pika
+import pika.spec
 import pytest
-from aiormq.abc import DeliveredMessage
-from pamqp.commands import Basic
-from pamqp.header import ContentHeader
 
 from services.config import Profile, TapBinding
 from services.flow.aggregator import FlowAggregator
@@ -161,12 +160,15 @@ def test_a_duplicate_is_harmless() -> None:
 # -- recognising probes in the hot path ---------------------------------------------------
 
 
-def delivery(headers: dict[str, Any] | None, body: bytes = b'{"status": "captured"}') -> Any:
-    return DeliveredMessage(
-        delivery=Basic.Deliver(routing_key="payment.captured"),
-        header=ContentHeader(properties=Basic.Properties(headers=headers)),
-        body=body,
-        channel=None,  # type: ignore[arg-type]
+def delivery(
+    headers: dict[str, Any] | None, body: bytes = b'{"status": "captured"}'
+) -> tuple[Any, pika.spec.Basic.Deliver, pika.BasicProperties, bytes]:
+    """What pika hands the tap's consumer callback for one delivery."""
+    return (
+        None,
+        pika.spec.Basic.Deliver(routing_key="payment.captured"),
+        pika.BasicProperties(headers=headers),
+        body,
     )
 
 
@@ -177,14 +179,14 @@ async def test_probes_are_neither_events_nor_dead_letters() -> None:
     agg = FlowAggregator()
     tap = FlowTap(prof, agg, EventDecoder(prof.fields))
     own = tap._probe_prefix + "1"
-    await tap._on_delivery(delivery(None))
-    await tap._on_delivery(delivery({"app": "x"}))
-    await tap._on_delivery(delivery({"x-death": [], "x-first-death-queue": "q"}))
-    await tap._on_delivery(delivery({PROBE_HEADER: 0, PROBE_SOURCE_HEADER: own}, b""))
-    await tap._on_delivery(delivery({PROBE_HEADER: 3, PROBE_SOURCE_HEADER: own}, b""))
+    tap._on_delivery(*delivery(None))
+    tap._on_delivery(*delivery({"app": "x"}))
+    tap._on_delivery(*delivery({"x-death": [], "x-first-death-queue": "q"}))
+    tap._on_delivery(*delivery({PROBE_HEADER: 0, PROBE_SOURCE_HEADER: own}, b""))
+    tap._on_delivery(*delivery({PROBE_HEADER: 3, PROBE_SOURCE_HEADER: own}, b""))
     # Another console's probe, or a mangled one: ignored, and not counted either.
-    await tap._on_delivery(delivery({PROBE_HEADER: 9, PROBE_SOURCE_HEADER: "other/1"}, b""))
-    await tap._on_delivery(delivery({PROBE_HEADER: "x", PROBE_SOURCE_HEADER: own}, b""))
+    tap._on_delivery(*delivery({PROBE_HEADER: 9, PROBE_SOURCE_HEADER: "other/1"}, b""))
+    tap._on_delivery(*delivery({PROBE_HEADER: "x", PROBE_SOURCE_HEADER: own}, b""))
     await asyncio.sleep(0)
     assert tap.consumed == 3
     assert agg.totals_by_status() == {"captured": 2}
