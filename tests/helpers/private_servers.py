@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from tests.helpers.tcp_proxy import free_port
 
@@ -273,17 +274,24 @@ class PrivateRedisCluster:
 
 
 class PrivateSentinel:
-    """A private Redis master with one replica, watched by one ``redis-sentinel`` (quorum
-    1) under the name ``master_name``; it fails over about a second after the master
-    stops answering."""
+    """A private Redis master with ``replicas`` replicas (one by default), watched by one
+    ``redis-sentinel`` (quorum 1) under the name ``master_name``; it fails over about a
+    second after the master stops answering."""
 
-    def __init__(self, directory: Path, master_name: str = "payops") -> None:
+    def __init__(self, directory: Path, master_name: str = "payops", replicas: int = 1) -> None:
         self.master_name = master_name
         self.directory = directory
         self.master = PrivateRedis(directory / "master")
-        self.replica = PrivateRedis(
-            directory / "replica", "--replicaof", "127.0.0.1", str(self.master.port)
-        )
+        self.replicas = [
+            PrivateRedis(
+                directory / ("replica" if n == 0 else f"replica-{n}"),
+                "--replicaof",
+                "127.0.0.1",
+                str(self.master.port),
+            )
+            for n in range(replicas)
+        ]
+        self.replica = self.replicas[0]
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -292,14 +300,16 @@ class PrivateSentinel:
         """``host:port`` of the sentinel."""
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def servers(self) -> list[PrivateRedis]:
+        """The master first, then the replicas."""
+        return [self.master, *self.replicas]
+
     def start(self, timeout_s: float = 30) -> None:
         self.master.start()
-        self.replica.start()
-        self._wait_for(
-            lambda: "master_link_status:up" in _redis_cli(self.replica.port, "info", "replication"),
-            timeout_s,
-            "the replica to sync",
-        )
+        for replica in self.replicas:
+            replica.start()
+        self.wait_for_replicas(len(self.replicas), timeout_s)
         config = self.directory / "sentinel.conf"
         config.write_text(
             f"port {self.port}\nbind 127.0.0.1\ndir {self.directory}\n"
@@ -316,9 +326,26 @@ class PrivateSentinel:
         )
         _wait_port(self.port, timeout_s, "redis-sentinel", self.process)
         self._wait_for(
-            lambda: "slaves=1" in _redis_cli(self.port, "info", "sentinel"),
+            lambda: f"slaves={len(self.replicas)}" in _redis_cli(self.port, "info", "sentinel"),
             timeout_s,
-            "the sentinel to know the replica",
+            "the sentinel to know the replicas",
+        )
+
+    def connected_replicas(self, server: PrivateRedis | None = None) -> int:
+        """How many replicas are connected to ``server`` (the master) and in sync."""
+        info = _redis_cli((server or self.master).port, "info", "replication")
+        return sum(
+            1 for line in info.splitlines() if line.startswith("slave") and "state=online" in line
+        )
+
+    def wait_for_replicas(
+        self, count: int, timeout_s: float = 30, server: PrivateRedis | None = None
+    ) -> None:
+        """Until ``count`` replicas are connected to ``server`` (the master) and in sync."""
+        self._wait_for(
+            lambda: self.connected_replicas(server) == count,
+            timeout_s,
+            f"{count} replica(s) to be in sync",
         )
 
     def master_port(self) -> int | None:
@@ -326,6 +353,11 @@ class PrivateSentinel:
         reply = _redis_cli(self.port, "sentinel", "get-master-addr-by-name", self.master_name)
         lines = reply.split()
         return int(lines[1]) if len(lines) == 2 else None
+
+    def current_master(self) -> PrivateRedis:
+        """The server the sentinel names as the master now."""
+        port = self.master_port()
+        return next(server for server in self.servers if server.port == port)
 
     @staticmethod
     def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -335,24 +367,28 @@ class PrivateSentinel:
                 raise RuntimeError(f"timed out after {timeout_s:.0f} s waiting for {what}")
             time.sleep(0.05)
 
-    def wait_for_failover(self, timeout_s: float = 30) -> None:
-        """Until the sentinel names the replica as the master, is connected to it (clients
-        are told "no master" until then) and it accepts writes."""
+    def wait_for_failover(self, timeout_s: float = 30) -> PrivateRedis:
+        """Until the sentinel names a replica as the master, is connected to it (clients
+        are told "no master" until then) and it accepts writes; that replica."""
+        ports = {replica.port: replica for replica in self.replicas}
 
         def promoted() -> bool:
             state = _redis_cli(self.port, "sentinel", "master", self.master_name).split("\n")
             flags = state[state.index("flags") + 1] if "flags" in state else ""
+            port = self.master_port()
             return (
-                self.master_port() == self.replica.port
+                port in ports
                 and flags == "master"
-                and "role:master" in _redis_cli(self.replica.port, "info", "replication")
+                and "role:master" in _redis_cli(port, "info", "replication")
             )
 
-        self._wait_for(promoted, timeout_s, "the sentinel to promote the replica")
+        self._wait_for(promoted, timeout_s, "the sentinel to promote a replica")
+        return ports[cast(int, self.master_port())]
 
     def stop(self) -> None:
         _kill_group(self.process, signal.SIGTERM)
-        self.replica.stop()
+        for replica in self.replicas:
+            replica.stop()
         self.master.stop()
 
 
