@@ -94,6 +94,20 @@ def sentinel(tmp_path: Path) -> Iterator[PrivateSentinel]:
         servers.stop()
 
 
+@pytest.fixture
+def sentinel_two_replicas(tmp_path: Path) -> Iterator[PrivateSentinel]:
+    """A private Redis master and two replicas behind one sentinel: after a failover one
+    replica is left to confirm ``WAIT 1``."""
+    if not servers_available():
+        pytest.skip("redis-server and rabbitmq-server are needed for the topology tests")
+    servers = PrivateSentinel(tmp_path / "sentinel-2", replicas=2)
+    try:
+        servers.start()
+        yield servers
+    finally:
+        servers.stop()
+
+
 ConfigWriter = Callable[..., Path]
 
 
