@@ -9,6 +9,7 @@ queues, durable queues with persistent messages, Redis AOF when asked for).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -206,6 +207,10 @@ class PrivateRabbit:
         if self.tls_port is not None:
             _wait_port(self.tls_port, timeout_s, f"{self.nodename} (TLS)", self.process)
 
+    def is_running(self) -> bool:
+        """Whether the node's process is alive."""
+        return self.process is not None and self.process.poll() is None
+
     def kill(self) -> None:
         """``kill -9`` of the whole node: unacked deliveries go back to their queues."""
         _kill_group(self.process, signal.SIGKILL)
@@ -228,6 +233,63 @@ class PrivateRabbit:
             check=True,
         )
         return done.stdout
+
+
+class PrivateRabbitCluster:
+    """A RabbitMQ cluster of ``size`` private nodes on this machine (``name@localhost``, own
+    ports and data folders, the user's Erlang cookie): the others join the first with
+    ``rabbitmqctl join_cluster``. A node keeps its membership across :meth:`PrivateRabbit.kill`
+    and :meth:`PrivateRabbit.start`."""
+
+    def __init__(self, directory: Path, size: int = 3) -> None:
+        self.nodes = [PrivateRabbit(directory / f"node-{n}") for n in range(size)]
+
+    @property
+    def urls(self) -> list[str]:
+        """Every node's AMQP URL, the first node's first."""
+        return [node.url for node in self.nodes]
+
+    def start(self, timeout_s: float = 180) -> None:
+        first, *others = self.nodes
+        first.start(timeout_s)
+        for node in others:
+            node.start(timeout_s)
+            node.ctl("stop_app")
+            node.ctl("reset")
+            node.ctl("join_cluster", first.nodename)
+            node.ctl("start_app")
+            node.ctl("await_startup", "--timeout", str(int(timeout_s)))
+        self.wait_running(len(self.nodes), timeout_s)
+
+    def running(self, via: PrivateRabbit | None = None) -> list[str]:
+        """The names of the nodes the cluster runs on now, as ``via`` (a running node) sees."""
+        node = via or next(n for n in self.nodes if n.is_running())
+        status = json.loads(node.ctl("cluster_status", "--formatter", "json"))
+        return sorted(status.get("running_nodes", []))
+
+    def wait_running(self, count: int, timeout_s: float = 120) -> None:
+        """Until ``count`` nodes run in the cluster."""
+        deadline = time.monotonic() + timeout_s
+        while len(self.running()) != count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the cluster did not run on {count} nodes in {timeout_s} s")
+            time.sleep(0.5)
+
+    def node_named(self, name: str) -> PrivateRabbit:
+        return next(node for node in self.nodes if node.nodename == name)
+
+    def leader_of(self, queue: str, vhost: str = "/") -> PrivateRabbit:
+        """The node that leads quorum queue ``queue`` now."""
+        node = next(n for n in self.nodes if n.is_running())
+        rows = json.loads(
+            node.ctl("list_queues", "-p", vhost, "name", "leader", "--formatter", "json")
+        )
+        leader = next(row["leader"] for row in rows if row["name"] == queue)
+        return self.node_named(leader)
+
+    def stop(self) -> None:
+        for node in reversed(self.nodes):
+            node.stop()
 
 
 class PrivateRedisCluster:

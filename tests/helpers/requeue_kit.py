@@ -63,7 +63,9 @@ class RequeueScenario:
     log: list[str] = field(default_factory=list)
     settings: dict[str, object] = field(default_factory=dict)
     """More profile settings (``redis_mode = "sentinel"``...); ``redis_url`` then says
-    what the profile's does (the store finds Redis as the profile does)."""
+    what the profile's does (the store finds Redis as the profile does). With
+    ``amqp_urls`` the profile has no ``amqp_url``: ``amqp_url`` is then the node the
+    test's own connections use (set it to another when that one goes away)."""
 
     @property
     def work(self) -> str:
@@ -77,9 +79,10 @@ class RequeueScenario:
     def config(self) -> Path:
         path = self.tmp_path / "payops.toml"
         if not path.exists():
+            nodes = "" if "amqp_urls" in self.settings else f'amqp_url = "{self.amqp_url}"\n'
             path.write_text(
-                "[profiles.f]\n"
-                f'amqp_url = "{self.amqp_url}"\nredis_url = "{self.redis_url}"\n'
+                f"[profiles.f]\n{nodes}"
+                f'redis_url = "{self.redis_url}"\n'
                 f'dead_letter_queues = ["{self.dlq}"]\nredis_prefix = "{self.redis_prefix}"\n'
                 'operator = "night-shift"\n'
                 + "".join(f"{key} = {json.dumps(v)}\n" for key, v in self.settings.items())
