@@ -109,9 +109,9 @@ def sentinel_two_replicas(tmp_path: Path) -> Iterator[PrivateSentinel]:
         servers.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def rabbit_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRabbitCluster]:
-    """A private three-node RabbitMQ cluster, once per module (about 30 s to start)."""
+    """A private three-node RabbitMQ cluster, once per session (about 30 s to start)."""
     if not servers_available():
         pytest.skip("redis-server and rabbitmq-server are needed for the topology tests")
     cluster = PrivateRabbitCluster(tmp_path_factory.mktemp("rabbit-cluster"))
