@@ -45,9 +45,9 @@ PARK_ACK_AFTER = ("write", "aof", "replica")
 
 
 def replicas_to_confirm(park_ack_after: str, redis_min_replicas: int) -> int:
-    """How many replicas ``WAIT`` must confirm before a parked batch is acked or an action's
-    intent counts: ``redis_min_replicas``, and at least one with ``park_ack_after =
-    "replica"`` (the one place that says so)."""
+    """How many replicas ``WAIT`` must confirm before the parker acks a parked batch:
+    ``redis_min_replicas``, and at least one with ``park_ack_after = "replica"`` (the one
+    place that says so). An action's intent waits for ``redis_min_replicas`` alone."""
     return max(redis_min_replicas, 1 if park_ack_after == "replica" else 0)
 
 
@@ -146,8 +146,8 @@ class Profile:
     """Ack a parked batch once Redis has it in memory ("write"), in its AOF ("aof") or on a
     replica ("replica")."""
     redis_min_replicas: int = 0
-    """Replicas that must confirm (``WAIT``) a parked batch before it is acked, and an
-    action's intent before it publishes (see :attr:`wait_replicas`)."""
+    """Replicas that must confirm (``WAIT``) a parked batch before it is acked (see
+    :attr:`park_wait_replicas`), and an action's intent before it publishes."""
     cancel_exchange: str | None = None
     cancel_routing_key: str = "payment.cancelled"
     history_retention_h: float = 24.0
@@ -180,8 +180,9 @@ class Profile:
         return round(self.payment_events_recent_min * 60)
 
     @property
-    def wait_replicas(self) -> int:
-        """The replicas ``WAIT`` must confirm (see :func:`replicas_to_confirm`)."""
+    def park_wait_replicas(self) -> int:
+        """The replicas ``WAIT`` must confirm before the parker acks (see
+        :func:`replicas_to_confirm`)."""
         return replicas_to_confirm(self.park_ack_after, self.redis_min_replicas)
 
     @property

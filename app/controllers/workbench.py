@@ -114,7 +114,7 @@ class WorkbenchController(QObject):
         self._stopping = False
         self.redis = make_redis_client(self.profile.redis_settings, socket_timeout=10)
         self.store = ParkingStore(
-            self.redis, self.profile.redis_prefix, min_replicas=self.profile.wait_replicas
+            self.redis, self.profile.redis_prefix, min_replicas=self.profile.redis_min_replicas
         )
         self.publisher = ActionPublisher(self.profile.amqp_endpoint)
         self.actions = ActionService(

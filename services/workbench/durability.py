@@ -13,7 +13,7 @@ refuses writes, and the parker holds its deliveries until it has room.
 batch in its append-only file (``"aof"``: ``WAITAOF 1 0``, Redis 7.2 or later)
 or on a replica (``"replica"``: ``WAIT 1``); ``"write"`` (the default) acks
 once Redis has accepted the write in memory. ``redis_min_replicas = N`` makes
-it wait for ``WAIT N`` (``"replica"`` is N >= 1, see
+it wait for ``WAIT N`` (for parking ``"replica"`` is N >= 1, see
 :func:`services.config.replicas_to_confirm`), and an action's intent counts
 only once ``WAIT N`` confirms it too (:mod:`services.workbench.actions.ledger`):
 a failover to a replica that has the write keeps it. Fewer confirmations

@@ -105,8 +105,9 @@ class ParkingStore(StoreReader):
     def __init__(self, redis: aioredis.Redis, prefix: str, *, min_replicas: int = 0) -> None:
         super().__init__(redis, prefix)
         self.min_replicas = min_replicas
-        """Replicas ``WAIT`` must confirm a parked batch and an action's intent (the
-        profile's :attr:`~services.config.Profile.wait_replicas`)."""
+        """Replicas ``WAIT`` must confirm an action's intent and (at least, see
+        :func:`~services.config.replicas_to_confirm`) a parked batch: the profile's
+        ``redis_min_replicas``."""
         self._park = redis.register_script(lua.script("park", clock=True))
         self._claim = redis.register_script(lua.script("claim", clock=True))
         self._finish = redis.register_script(lua.script("finish", clock=True))

@@ -118,10 +118,10 @@ def test_sentinel_settings(tmp_path: Path) -> None:
         ({"redis_min_replicas": 1, "park_ack_after": "aof"}, 1),
     ],
 )
-def test_park_ack_after_replica_is_one_replica_at_least(
+def test_park_ack_after_replica_parks_with_one_replica_at_least(
     tmp_path: Path, settings: dict[str, object], replicas: int
 ) -> None:
-    assert profile_of(tmp_path, **settings).wait_replicas == replicas
+    assert profile_of(tmp_path, **settings).park_wait_replicas == replicas
 
 
 def test_tls_files_are_shared_and_a_service_may_have_its_own(tmp_path: Path) -> None:

@@ -52,7 +52,7 @@ async def _park_while_the_replica_is_away(config: str, servers: PrivateSentinel)
     reports while it holds them, until the replica is back and everything is acked."""
     profile = load_profile(config)
     redis = make_redis_client(profile.redis_settings, socket_timeout=10)
-    store = ParkingStore(redis, profile.redis_prefix, min_replicas=profile.wait_replicas)
+    store = ParkingStore(redis, profile.redis_prefix, min_replicas=profile.redis_min_replicas)
     problems: list[str] = []
     progress: list[ParkerStats] = []
     runner = ParkingRunner(
