@@ -42,6 +42,15 @@ ENV_REDIS_URL = "PAYOPS_REDIS_URL"
 CONFIG_FILE_NAME = "config.toml"
 PARK_ACK_AFTER = ("write", "aof", "replica")
 """When the parker acks a parked batch (see services.workbench.durability)."""
+
+
+def replicas_to_confirm(park_ack_after: str, redis_min_replicas: int) -> int:
+    """How many replicas ``WAIT`` must confirm before the parker acks a parked batch:
+    ``redis_min_replicas``, and at least one with ``park_ack_after = "replica"`` (the one
+    place that says so). An action's intent waits for ``redis_min_replicas`` alone."""
+    return max(redis_min_replicas, 1 if park_ack_after == "replica" else 0)
+
+
 TLS_FILES = ("ca", "cert", "key")
 """The TLS file settings: ``tls_ca`` for both services, ``redis_tls_ca``/``amqp_tls_ca`` for one."""
 
@@ -136,6 +145,9 @@ class Profile:
     park_ack_after: str = "write"
     """Ack a parked batch once Redis has it in memory ("write"), in its AOF ("aof") or on a
     replica ("replica")."""
+    redis_min_replicas: int = 0
+    """Replicas that must confirm (``WAIT``) a parked batch before it is acked (see
+    :attr:`park_wait_replicas`), and an action's intent before it publishes."""
     cancel_exchange: str | None = None
     cancel_routing_key: str = "payment.cancelled"
     history_retention_h: float = 24.0
@@ -166,6 +178,12 @@ class Profile:
     def payment_events_recent_s(self) -> int:
         """How long an ordinary payment's flow events are kept, in seconds."""
         return round(self.payment_events_recent_min * 60)
+
+    @property
+    def park_wait_replicas(self) -> int:
+        """The replicas ``WAIT`` must confirm before the parker acks (see
+        :func:`replicas_to_confirm`)."""
+        return replicas_to_confirm(self.park_ack_after, self.redis_min_replicas)
 
     @property
     def alerts(self) -> tuple[AlertRule, ...]:
@@ -473,6 +491,13 @@ def _link_settings(
             f"config file {checker.label}: {checker.where}.redis_url: a Redis Cluster has only"
             f" database 0 (got {redact_url(redis_url)!r})"
         )
+    min_replicas = checker.integer(raw, "redis_min_replicas", 0, 0)
+    if mode == "cluster" and min_replicas:
+        raise ConfigError(
+            f"config file {checker.label}: {checker.where}: redis_min_replicas is for"
+            ' redis_mode = "standalone" or "sentinel": a Redis Cluster client cannot WAIT on'
+            " the connection that wrote"
+        )
     tls: dict[str, Any] = {"tls_check_hostname": checker.boolean(raw, "tls_check_hostname", True)}
     uses = {"redis": redis_uses_tls(redis_url), "amqp": amqp_uses_tls(amqp_url)}
     for part in TLS_FILES:
@@ -508,6 +533,7 @@ def _link_settings(
         "redis_mode": mode,
         "redis_sentinels": sentinels,
         "redis_sentinel_master": master,
+        "redis_min_replicas": min_replicas,
         **tls,
     }
 

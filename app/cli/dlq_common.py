@@ -19,7 +19,7 @@ from services.workbench.store import ParkingStore
 @contextlib.asynccontextmanager
 async def parking_store(profile: Profile) -> AsyncIterator[ParkingStore]:
     async with redis_client(profile) as client:
-        yield ParkingStore(client, profile.redis_prefix)
+        yield ParkingStore(client, profile.redis_prefix, min_replicas=profile.redis_min_replicas)
 
 
 @contextlib.asynccontextmanager

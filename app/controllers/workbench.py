@@ -113,7 +113,9 @@ class WorkbenchController(QObject):
         """Connect to Redis (and the broker for parking and actions) in the background."""
         self._stopping = False
         self.redis = make_redis_client(self.profile.redis_settings, socket_timeout=10)
-        self.store = ParkingStore(self.redis, self.profile.redis_prefix)
+        self.store = ParkingStore(
+            self.redis, self.profile.redis_prefix, min_replicas=self.profile.redis_min_replicas
+        )
         self.publisher = ActionPublisher(self.profile.amqp_endpoint)
         self.actions = ActionService(
             self.store,

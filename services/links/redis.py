@@ -53,6 +53,10 @@ class RedisLink:
         self._password = url_password(self._settings.url)
         self._client: aioredis.Redis | None = None
         self._stopping = asyncio.Event()
+        self._master: str | None = None
+        """``host:port`` of the master a Sentinel client last reached."""
+        self._failover_to = ""
+        """The latest failover's new master (shown while connected to it)."""
         self.status = LinkStatus(service, LinkState.CONNECTING, self._display)
 
     @property
@@ -100,18 +104,35 @@ class RedisLink:
                     self._report(state, reason, delay)
                     await pause(delay, self._stopping)
                     continue
-                if not connected:
+                failover = self._failover(client)
+                if not connected or failover:
                     connected = ever_connected = True
                     self._backoff.reset()
                     reason = ""
                     self._client = client
-                    self._report(LinkState.CONNECTED)
+                    self._report(LinkState.CONNECTED, failover_to=failover or self._failover_to)
                 await pause(self._ping_interval, self._stopping)
         finally:
             self._client = None
             if client is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(client.aclose(), self._timeout)
+
+    def _failover(self, client: aioredis.Redis) -> str:
+        """``host:port`` of the master a Sentinel client reached when it is not the one it
+        reached before (a failover, seen even when redis-py's retries hid the lost
+        connection from the ping), else ""."""
+        address = getattr(client.connection_pool, "master_address", None)
+        if self._settings.mode != "sentinel" or not address:
+            return ""
+        host, port = address
+        now = f"{host}:{port}"
+        before, self._master = self._master, now
+        if before is None or before == now:
+            return ""
+        self._failover_to = now
+        log.warning("%s failed over from %s to %s", self._service, before, now)
+        return now
 
     async def close(self) -> None:
         """Stop pinging; ``run()`` closes the client and returns."""
@@ -123,8 +144,17 @@ class RedisLink:
             exc, self._target, self._password, self._settings.tls, connecting=connecting
         )
 
-    def _report(self, state: LinkState, detail: str = "", retry_in_s: float | None = None) -> None:
-        self.status = LinkStatus(self._service, state, self._display, detail, retry_in_s)
+    def _report(
+        self,
+        state: LinkState,
+        detail: str = "",
+        retry_in_s: float | None = None,
+        *,
+        failover_to: str = "",
+    ) -> None:
+        self.status = LinkStatus(
+            self._service, state, self._display, detail, retry_in_s, failover_to=failover_to
+        )
         try:
             self._on_status(self.status)
         except Exception:

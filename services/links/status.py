@@ -21,6 +21,8 @@ class LinkStatus:
     """One service's connection state, with the reason when it is not connected.
 
     ``retry_in_s`` is how long until the next attempt (None when connected).
+    ``failover_to`` (``host:port``): the server it is connected to now is not the one it
+    was connected to before: a Sentinel failover (empty: none seen).
     """
 
     service: str
@@ -29,3 +31,4 @@ class LinkStatus:
     detail: str = ""
     retry_in_s: float | None = None
     since: float = field(default_factory=time.time)
+    failover_to: str = ""

@@ -12,7 +12,13 @@ refuses writes, and the parker holds its deliveries until it has room.
 ``park_ack_after`` makes the parker wait, before it acks, until Redis has the
 batch in its append-only file (``"aof"``: ``WAITAOF 1 0``, Redis 7.2 or later)
 or on a replica (``"replica"``: ``WAIT 1``); ``"write"`` (the default) acks
-once Redis has accepted the write in memory.
+once Redis has accepted the write in memory. ``redis_min_replicas = N`` makes
+it wait for ``WAIT N`` (for parking ``"replica"`` is N >= 1, see
+:func:`services.config.replicas_to_confirm`), and an action's intent counts
+only once ``WAIT N`` confirms it too (:mod:`services.workbench.actions.ledger`):
+a failover to a replica that has the write keeps it. Fewer confirmations
+within :data:`WAIT_TIMEOUT_MS` raise :class:`NotWritten`: the parker holds the
+batch unacked and retries; the action stops before publishing the window.
 """
 
 from __future__ import annotations
@@ -22,11 +28,12 @@ from typing import Any, Final
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
-from services.config import PARK_ACK_AFTER
+from services.config import PARK_ACK_AFTER, replicas_to_confirm
 from services.workbench.model import Durability
 
-WAIT_TIMEOUT_MS: Final = 5000
-"""How long one ``WAITAOF`` / ``WAIT`` waits before the batch counts as not written."""
+WAIT_TIMEOUT_MS: Final = 3000
+"""How long one ``WAITAOF`` / ``WAIT`` waits before the writes count as not written: below
+redis-py's default 5 s socket timeout, so the reply arrives before the client gives up."""
 
 _ALLOW_HINT: Final = (
     " Give Redis persistence (appendonly yes, or save points) and a maxmemory-policy that"
@@ -40,7 +47,8 @@ class VolatileStore(Exception):
 
 
 class NotWritten(RedisError):
-    """``WAITAOF`` / ``WAIT`` did not confirm the batch: it is not acked (the parker retries)."""
+    """``WAITAOF`` / ``WAIT`` did not confirm the writes: a parked batch is not acked (the
+    parker retries), an action's intents do not count (it stops before publishing)."""
 
 
 def _text(value: Any) -> str:
@@ -106,12 +114,14 @@ async def _version(redis: aioredis.Redis) -> tuple[int, ...]:
 
 
 async def check_parking_store(
-    redis: aioredis.Redis, *, allow_volatile: bool, ack_after: str = "write"
+    redis: aioredis.Redis, *, allow_volatile: bool, ack_after: str = "write", min_replicas: int = 0
 ) -> Durability:
     """The store's durability; raises :class:`VolatileStore` when parking must not start.
 
     With ``allow_volatile`` a volatile store is accepted (the returned
     durability still says what can be lost, for the banner and the log).
+    ``min_replicas``: the profile's ``redis_min_replicas`` (so many replicas must be
+    connected).
     """
     durability = await inspect_durability(redis)
     refusal = parking_refusal(durability, allow_volatile)
@@ -129,33 +139,53 @@ async def check_parking_store(
             raise VolatileStore(
                 'parking refused: park_ack_after = "aof" needs appendonly yes on Redis'
             )
-    elif ack_after == "replica":
-        info = await redis.info("replication")
-        if int(info.get("connected_slaves", 0)) < 1:
-            raise VolatileStore(
-                'parking refused: park_ack_after = "replica" needs a connected replica;'
-                " this Redis has none"
-            )
-    elif ack_after != "write":
+    elif ack_after not in PARK_ACK_AFTER:
         raise ValueError(f"park_ack_after must be one of {PARK_ACK_AFTER}, not {ack_after!r}")
+    wanted = replicas_to_confirm(ack_after, min_replicas)
+    if wanted:
+        info = await redis.info("replication")
+        connected = int(info.get("connected_slaves", 0))
+        if connected < wanted:
+            setting = (
+                f"redis_min_replicas = {min_replicas}"
+                if min_replicas >= wanted
+                else 'park_ack_after = "replica"'
+            )
+            need = "a connected replica" if wanted == 1 else f"{wanted} connected replicas"
+            raise VolatileStore(
+                f"parking refused: {setting} needs {need}; this Redis has {connected or 'none'}"
+            )
     return durability
 
 
-def add_wait(pipe: Any, ack_after: str) -> bool:
-    """Append the command that waits for ``ack_after`` to a pipeline of writes (it must run
-    on the connection that wrote them); whether one was added."""
+def add_wait(pipe: Any, ack_after: str, replicas: int = 0) -> int:
+    """Append the commands that wait for ``ack_after`` and ``replicas`` (see
+    :func:`services.config.replicas_to_confirm`) to a pipeline of writes (they must run on
+    the connection that wrote them); how many were added."""
+    added = 0
     if ack_after == "aof":
         pipe.execute_command("WAITAOF", 1, 0, WAIT_TIMEOUT_MS)
-    elif ack_after == "replica":
-        pipe.execute_command("WAIT", 1, WAIT_TIMEOUT_MS)
-    else:
-        return False
-    return True
+        added += 1
+    wanted = replicas_to_confirm(ack_after, replicas)
+    if wanted:
+        pipe.execute_command("WAIT", wanted, WAIT_TIMEOUT_MS)
+        added += 1
+    return added
 
 
-def check_wait(reply: Any, ack_after: str) -> None:
-    """Raise :class:`NotWritten` unless the reply of :func:`add_wait`'s command confirms."""
-    if ack_after == "aof" and int(reply[0]) < 1:
-        raise NotWritten("Redis did not confirm the batch in its append-only file in time")
-    if ack_after == "replica" and int(reply) < 1:
-        raise NotWritten("no replica confirmed the batch in time")
+def check_wait(
+    replies: list[Any], ack_after: str, replicas: int = 0, *, what: str = "the batch"
+) -> None:
+    """Pop the replies of :func:`add_wait`'s commands off ``replies``; raise
+    :class:`NotWritten` unless they confirm ``what`` was written."""
+    wanted = replicas_to_confirm(ack_after, replicas)
+    if wanted:
+        confirmed = int(replies.pop())
+        if confirmed < wanted:
+            raise NotWritten(
+                f"only {confirmed} of {wanted} replica{'s' if wanted > 1 else ''} confirmed"
+                f" {what} within {WAIT_TIMEOUT_MS / 1000:g} s (WAIT {wanted}): a failover"
+                " could lose it"
+            )
+    if ack_after == "aof" and int(replies.pop()[0]) < 1:
+        raise NotWritten(f"Redis did not confirm {what} in its append-only file in time")

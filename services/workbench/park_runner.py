@@ -113,6 +113,7 @@ class ParkingRunner:
             self.store.redis,
             allow_volatile=self.profile.allow_volatile_store,
             ack_after=self.profile.park_ack_after,
+            min_replicas=self.profile.redis_min_replicas,
         )
 
     def request_stop(self) -> None:

@@ -102,8 +102,12 @@ def _glob_escape(text: str) -> str:
 class ParkingStore(StoreReader):
     """Parked dead letters of one profile in Redis (see the module docstring)."""
 
-    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
+    def __init__(self, redis: aioredis.Redis, prefix: str, *, min_replicas: int = 0) -> None:
         super().__init__(redis, prefix)
+        self.min_replicas = min_replicas
+        """Replicas ``WAIT`` must confirm an action's intent and (at least, see
+        :func:`~services.config.replicas_to_confirm`) a parked batch: the profile's
+        ``redis_min_replicas``."""
         self._park = redis.register_script(lua.script("park", clock=True))
         self._claim = redis.register_script(lua.script("claim", clock=True))
         self._finish = redis.register_script(lua.script("finish", clock=True))
@@ -147,8 +151,9 @@ class ParkingStore(StoreReader):
     ) -> list[ParkResult]:
         """Park a batch in one pipelined round trip; results in item order.
 
-        When this returns, Redis holds every item (as ``ack_after`` says, see
-        :mod:`services.workbench.durability`): the caller may ack. On a Redis
+        When this returns, Redis holds every item (as ``ack_after`` and
+        :attr:`min_replicas` say, see :mod:`services.workbench.durability`): the caller
+        may ack. On a Redis
         error calling again with the same items (same entry ids) is safe.
         ``session``, ``batch``: the parker session (one channel's deliveries) and
         batch the marks are kept under (None: a fresh session). ``flow_failures``
@@ -215,11 +220,10 @@ class ParkingStore(StoreReader):
                     args.extend(item_args)
                 pipe.evalsha(self._park.sha, len(names), *names, *args)
             pipe.sadd(self.dlqs_key, dlq)  # the DLQs a payment's entries may be in
-            waits = add_wait(pipe, ack_after)  # on the connection that wrote
+            add_wait(pipe, ack_after, self.min_replicas)  # on the connection that wrote
             try:
                 replies = list(await pipe.execute())
-                if waits:
-                    check_wait(replies.pop(), ack_after)
+                check_wait(replies, ack_after, self.min_replicas)
                 replies.pop()  # SADD
                 return replies
             except NoScriptError:

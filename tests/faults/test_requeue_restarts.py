@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from app.cli import exit_codes
-from tests.faults.requeue_kit import RequeueScenario
 from tests.helpers.private_servers import PrivateRabbit, PrivateRedis, servers_available
+from tests.helpers.requeue_kit import RequeueScenario
 
 pytestmark = [
     pytest.mark.integration,

@@ -9,6 +9,7 @@ queues, durable queues with persistent messages, Redis AOF when asked for).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -19,6 +20,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from tests.helpers.tcp_proxy import free_port
 
@@ -205,6 +207,10 @@ class PrivateRabbit:
         if self.tls_port is not None:
             _wait_port(self.tls_port, timeout_s, f"{self.nodename} (TLS)", self.process)
 
+    def is_running(self) -> bool:
+        """Whether the node's process is alive."""
+        return self.process is not None and self.process.poll() is None
+
     def kill(self) -> None:
         """``kill -9`` of the whole node: unacked deliveries go back to their queues."""
         _kill_group(self.process, signal.SIGKILL)
@@ -227,6 +233,63 @@ class PrivateRabbit:
             check=True,
         )
         return done.stdout
+
+
+class PrivateRabbitCluster:
+    """A RabbitMQ cluster of ``size`` private nodes on this machine (``name@localhost``, own
+    ports and data folders, the user's Erlang cookie): the others join the first with
+    ``rabbitmqctl join_cluster``. A node keeps its membership across :meth:`PrivateRabbit.kill`
+    and :meth:`PrivateRabbit.start`."""
+
+    def __init__(self, directory: Path, size: int = 3) -> None:
+        self.nodes = [PrivateRabbit(directory / f"node-{n}") for n in range(size)]
+
+    @property
+    def urls(self) -> list[str]:
+        """Every node's AMQP URL, the first node's first."""
+        return [node.url for node in self.nodes]
+
+    def start(self, timeout_s: float = 180) -> None:
+        first, *others = self.nodes
+        first.start(timeout_s)
+        for node in others:
+            node.start(timeout_s)
+            node.ctl("stop_app")
+            node.ctl("reset")
+            node.ctl("join_cluster", first.nodename)
+            node.ctl("start_app")
+            node.ctl("await_startup", "--timeout", str(int(timeout_s)))
+        self.wait_running(len(self.nodes), timeout_s)
+
+    def running(self, via: PrivateRabbit | None = None) -> list[str]:
+        """The names of the nodes the cluster runs on now, as ``via`` (a running node) sees."""
+        node = via or next(n for n in self.nodes if n.is_running())
+        status = json.loads(node.ctl("cluster_status", "--formatter", "json"))
+        return sorted(status.get("running_nodes", []))
+
+    def wait_running(self, count: int, timeout_s: float = 120) -> None:
+        """Until ``count`` nodes run in the cluster."""
+        deadline = time.monotonic() + timeout_s
+        while len(self.running()) != count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the cluster did not run on {count} nodes in {timeout_s} s")
+            time.sleep(0.5)
+
+    def node_named(self, name: str) -> PrivateRabbit:
+        return next(node for node in self.nodes if node.nodename == name)
+
+    def leader_of(self, queue: str, vhost: str = "/") -> PrivateRabbit:
+        """The node that leads quorum queue ``queue`` now."""
+        node = next(n for n in self.nodes if n.is_running())
+        rows = json.loads(
+            node.ctl("list_queues", "-p", vhost, "name", "leader", "--formatter", "json")
+        )
+        leader = next(row["leader"] for row in rows if row["name"] == queue)
+        return self.node_named(leader)
+
+    def stop(self) -> None:
+        for node in reversed(self.nodes):
+            node.stop()
 
 
 class PrivateRedisCluster:
@@ -273,17 +336,24 @@ class PrivateRedisCluster:
 
 
 class PrivateSentinel:
-    """A private Redis master with one replica, watched by one ``redis-sentinel`` (quorum
-    1) under the name ``master_name``; it fails over about a second after the master
-    stops answering."""
+    """A private Redis master with ``replicas`` replicas (one by default), watched by one
+    ``redis-sentinel`` (quorum 1) under the name ``master_name``; it fails over about a
+    second after the master stops answering."""
 
-    def __init__(self, directory: Path, master_name: str = "payops") -> None:
+    def __init__(self, directory: Path, master_name: str = "payops", replicas: int = 1) -> None:
         self.master_name = master_name
         self.directory = directory
         self.master = PrivateRedis(directory / "master")
-        self.replica = PrivateRedis(
-            directory / "replica", "--replicaof", "127.0.0.1", str(self.master.port)
-        )
+        self.replicas = [
+            PrivateRedis(
+                directory / ("replica" if n == 0 else f"replica-{n}"),
+                "--replicaof",
+                "127.0.0.1",
+                str(self.master.port),
+            )
+            for n in range(replicas)
+        ]
+        self.replica = self.replicas[0]
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -292,14 +362,16 @@ class PrivateSentinel:
         """``host:port`` of the sentinel."""
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def servers(self) -> list[PrivateRedis]:
+        """The master first, then the replicas."""
+        return [self.master, *self.replicas]
+
     def start(self, timeout_s: float = 30) -> None:
         self.master.start()
-        self.replica.start()
-        self._wait_for(
-            lambda: "master_link_status:up" in _redis_cli(self.replica.port, "info", "replication"),
-            timeout_s,
-            "the replica to sync",
-        )
+        for replica in self.replicas:
+            replica.start()
+        self.wait_for_replicas(len(self.replicas), timeout_s)
         config = self.directory / "sentinel.conf"
         config.write_text(
             f"port {self.port}\nbind 127.0.0.1\ndir {self.directory}\n"
@@ -316,9 +388,26 @@ class PrivateSentinel:
         )
         _wait_port(self.port, timeout_s, "redis-sentinel", self.process)
         self._wait_for(
-            lambda: "slaves=1" in _redis_cli(self.port, "info", "sentinel"),
+            lambda: f"slaves={len(self.replicas)}" in _redis_cli(self.port, "info", "sentinel"),
             timeout_s,
-            "the sentinel to know the replica",
+            "the sentinel to know the replicas",
+        )
+
+    def connected_replicas(self, server: PrivateRedis | None = None) -> int:
+        """How many replicas are connected to ``server`` (the master) and in sync."""
+        info = _redis_cli((server or self.master).port, "info", "replication")
+        return sum(
+            1 for line in info.splitlines() if line.startswith("slave") and "state=online" in line
+        )
+
+    def wait_for_replicas(
+        self, count: int, timeout_s: float = 30, server: PrivateRedis | None = None
+    ) -> None:
+        """Until ``count`` replicas are connected to ``server`` (the master) and in sync."""
+        self._wait_for(
+            lambda: self.connected_replicas(server) == count,
+            timeout_s,
+            f"{count} replica(s) to be in sync",
         )
 
     def master_port(self) -> int | None:
@@ -326,6 +415,11 @@ class PrivateSentinel:
         reply = _redis_cli(self.port, "sentinel", "get-master-addr-by-name", self.master_name)
         lines = reply.split()
         return int(lines[1]) if len(lines) == 2 else None
+
+    def current_master(self) -> PrivateRedis:
+        """The server the sentinel names as the master now."""
+        port = self.master_port()
+        return next(server for server in self.servers if server.port == port)
 
     @staticmethod
     def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -335,24 +429,28 @@ class PrivateSentinel:
                 raise RuntimeError(f"timed out after {timeout_s:.0f} s waiting for {what}")
             time.sleep(0.05)
 
-    def wait_for_failover(self, timeout_s: float = 30) -> None:
-        """Until the sentinel names the replica as the master, is connected to it (clients
-        are told "no master" until then) and it accepts writes."""
+    def wait_for_failover(self, timeout_s: float = 30) -> PrivateRedis:
+        """Until the sentinel names a replica as the master, is connected to it (clients
+        are told "no master" until then) and it accepts writes; that replica."""
+        ports = {replica.port: replica for replica in self.replicas}
 
         def promoted() -> bool:
             state = _redis_cli(self.port, "sentinel", "master", self.master_name).split("\n")
             flags = state[state.index("flags") + 1] if "flags" in state else ""
+            port = self.master_port()
             return (
-                self.master_port() == self.replica.port
+                port in ports
                 and flags == "master"
-                and "role:master" in _redis_cli(self.replica.port, "info", "replication")
+                and "role:master" in _redis_cli(port, "info", "replication")
             )
 
-        self._wait_for(promoted, timeout_s, "the sentinel to promote the replica")
+        self._wait_for(promoted, timeout_s, "the sentinel to promote a replica")
+        return ports[cast(int, self.master_port())]
 
     def stop(self) -> None:
         _kill_group(self.process, signal.SIGTERM)
-        self.replica.stop()
+        for replica in self.replicas:
+            replica.stop()
         self.master.stop()
 
 

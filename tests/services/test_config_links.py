@@ -76,6 +76,8 @@ def test_amqp_urls_list_the_nodes_and_the_first_is_amqp_url(tmp_path: Path) -> N
         ({"tls_ca": "/x"}, "tls_ca is set but neither amqp_url (amqps://) nor redis_url"),
         ({"redis_url": "rediss://r:6380/0", "tls_ca": "/nowhere/ca.pem"}, "no such file"),
         ({"tls_check_hostname": "yes"}, "tls_check_hostname must be true or false"),
+        ({"redis_min_replicas": -1}, "redis_min_replicas must be"),
+        ({"redis_mode": "cluster", "redis_min_replicas": 1}, "a Redis Cluster client cannot"),
     ],
 )
 def test_a_bad_combination_gets_a_clear_message(
@@ -104,6 +106,22 @@ def test_sentinel_settings(tmp_path: Path) -> None:
     assert settings.mode == "sentinel" and settings.sentinel_master == "payops"
     assert settings.sentinels == ("s1:26379", "s2", "[::1]:26380")
     assert settings.target == "master payops via sentinels s1:26379, s2, [::1]:26380"
+
+
+@pytest.mark.parametrize(
+    ("settings", "replicas"),
+    [
+        ({}, 0),
+        ({"park_ack_after": "replica"}, 1),
+        ({"redis_min_replicas": 2}, 2),
+        ({"redis_min_replicas": 2, "park_ack_after": "replica"}, 2),
+        ({"redis_min_replicas": 1, "park_ack_after": "aof"}, 1),
+    ],
+)
+def test_park_ack_after_replica_parks_with_one_replica_at_least(
+    tmp_path: Path, settings: dict[str, object], replicas: int
+) -> None:
+    assert profile_of(tmp_path, **settings).park_wait_replicas == replicas
 
 
 def test_tls_files_are_shared_and_a_service_may_have_its_own(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import pytest
 from tests.helpers.certs import Certificates, make_certificates
 from tests.helpers.private_servers import (
     PrivateRabbit,
+    PrivateRabbitCluster,
     PrivateRedis,
     PrivateRedisCluster,
     PrivateSentinel,
@@ -92,6 +93,43 @@ def sentinel(tmp_path: Path) -> Iterator[PrivateSentinel]:
         yield servers
     finally:
         servers.stop()
+
+
+@pytest.fixture
+def sentinel_two_replicas(tmp_path: Path) -> Iterator[PrivateSentinel]:
+    """A private Redis master and two replicas behind one sentinel: after a failover one
+    replica is left to confirm ``WAIT 1``."""
+    if not servers_available():
+        pytest.skip("redis-server and rabbitmq-server are needed for the topology tests")
+    servers = PrivateSentinel(tmp_path / "sentinel-2", replicas=2)
+    try:
+        servers.start()
+        yield servers
+    finally:
+        servers.stop()
+
+
+@pytest.fixture(scope="session")
+def rabbit_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRabbitCluster]:
+    """A private three-node RabbitMQ cluster, once per session (about 30 s to start)."""
+    if not servers_available():
+        pytest.skip("redis-server and rabbitmq-server are needed for the topology tests")
+    cluster = PrivateRabbitCluster(tmp_path_factory.mktemp("rabbit-cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def cluster(rabbit_cluster: PrivateRabbitCluster) -> Iterator[PrivateRabbitCluster]:
+    """:func:`rabbit_cluster`, every node running again after the test (tests stop one)."""
+    yield rabbit_cluster
+    for node in rabbit_cluster.nodes:
+        if not node.is_running():
+            node.start()
+    rabbit_cluster.wait_running(len(rabbit_cluster.nodes))
 
 
 ConfigWriter = Callable[..., Path]

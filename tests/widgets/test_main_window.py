@@ -140,6 +140,16 @@ def test_link_status_goes_to_the_indicator_of_its_service(window):
     assert "redis://cache/0" in window.redis_indicator.toolTip()
 
 
+def test_a_redis_failover_shows_on_the_redis_indicator_while_connected(window):
+    window.show_link_status(
+        LinkStatus("Redis", LinkState.CONNECTED, "redis://payops/0", failover_to="10.0.0.7:6379")
+    )
+    assert window.redis_indicator.text() == "Redis connected · failover to 10.0.0.7:6379"
+    assert "Failover: the master is now 10.0.0.7:6379" in window.redis_indicator.toolTip()
+    window.show_link_status(LinkStatus("Redis", LinkState.RECONNECTING, "redis://payops/0"))
+    assert "failover" not in window.redis_indicator.text()
+
+
 def test_a_status_of_an_unknown_service_is_a_problem(window):
     window.show_link_status(LinkStatus("Kafka", LinkState.CONNECTED))
     assert "Kafka" in window.problems_view.latest_text()

@@ -58,7 +58,8 @@ def _shorten(text: str, limit: int = _MAX_REASON_CHARS) -> str:
 
 
 class ConnectionIndicator(QWidget):
-    """Shows one service's ``LinkStatus``: green connected, amber (re)connecting, red failed.
+    """Shows one service's ``LinkStatus``: green connected, amber (re)connecting, red failed;
+    "connected · failover to host:port" after a Sentinel failover.
 
     While a retry is pending the text counts down ("retrying in 4 s"); the
     tooltip has the full detail and the target URL.
@@ -134,6 +135,8 @@ class ConnectionIndicator(QWidget):
         retry = self._retry_text()
         if status.state is LinkState.CONNECTED:
             text = f"{self.service} connected"
+            if status.failover_to:
+                text += f" · failover to {status.failover_to}"
         elif status.state is LinkState.FAILED:
             reason = f": {_shorten(status.detail)}" if status.detail else ""
             text = f"{self.service} failed{reason}"
@@ -156,6 +159,10 @@ class ConnectionIndicator(QWidget):
             f"Target: {html.escape(status.target) if status.target else 'not known yet'}",
             f"Since: {since}",
         ]
+        if status.failover_to and status.state is LinkState.CONNECTED:
+            rows.append(
+                f"Failover: the master is now {html.escape(status.failover_to)} (since {since})"
+            )
         if retry:
             rows.append(f"Next attempt: {html.escape(retry)}")
         if status.detail:

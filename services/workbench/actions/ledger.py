@@ -40,6 +40,7 @@ What a crash leaves behind is settled by :mod:`services.workbench.actions.recove
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import socket
 import time
@@ -49,7 +50,9 @@ from typing import Any, Final, cast
 
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
+from services.links.redis_client import execute_scripts
 from services.workbench import lua
 from services.workbench import redis_layout as layout
 from services.workbench.actions.names import Action
@@ -62,6 +65,7 @@ from services.workbench.codec import (
     decode_value,
 )
 from services.workbench.death_history import carried_headers, republish_properties
+from services.workbench.durability import NotWritten, add_wait, check_wait
 from services.workbench.model import ATTEMPT_HEADER, ClaimResult, EntryState
 from services.workbench.store import CHANGES_MAXLEN, ParkingStore
 
@@ -255,6 +259,7 @@ class ActionLedger:
         """How long a replayed entry waits for its outcome before it is ``no_outcome``."""
         register = self.redis.register_script
         self._mark = register(lua.script("mark_sending"))
+        self._unmark_sending = register(lua.script("unmark_sending"))
         self._claim_many = register(lua.script("claim_many", clock=True, functions=["claim"]))
         self._finish_many = register(lua.script("finish_many", clock=True, functions=["finish"]))
         self._refresh = register(lua.script("refresh_lease"))
@@ -358,17 +363,52 @@ class ActionLedger:
         by_dlq: Mapping[str, Sequence[PendingSend]],
         entry_ids: Mapping[str, Sequence[str]],
     ) -> dict[str, list[bool]]:
-        """Write the intents of one window (one script call per DLQ)."""
-        marked: dict[str, list[bool]] = {}
+        """Write the intents of one window (one script call per DLQ).
+
+        With the store's ``min_replicas`` the calls and a ``WAIT`` go in one pipeline (on
+        the connection that wrote): the intents count only once so many replicas have
+        them, else :class:`~services.workbench.durability.NotWritten` (nothing is sent).
+        """
+        calls: list[tuple[str, list[str], list[Any]]] = []
         for dlq, pendings in by_dlq.items():
             if not pendings:
                 continue
             keys = [self.lease_key(dlq, run_id)]
             keys.extend(self.store.entry_key(dlq, entry_id) for entry_id in entry_ids[dlq])
             items = [[p.action_id, p.dumps().decode("utf-8")] for p in pendings]
-            reply = await self._mark(keys=keys, args=[token, orjson.dumps(items)])
-            marked[dlq] = [bool(int(v)) for v in reply]
-        return marked
+            calls.append((dlq, keys, [token, orjson.dumps(items)]))
+        replicas = self.store.min_replicas
+        if replicas and calls:
+
+            async def build(pipe: Any) -> None:
+                for _, keys, args in calls:
+                    await self._mark(keys=keys, args=args, client=pipe)
+                add_wait(pipe, "write", replicas)
+
+            replies = await execute_scripts(self.redis, build, [self._mark])
+            try:
+                check_wait(replies, "write", replicas, what="the action's intents")
+            except NotWritten:
+                await self._unmark(by_dlq, entry_ids)
+                raise
+        else:
+            replies = [await self._mark(keys=keys, args=args) for _, keys, args in calls]
+        return {
+            dlq: [bool(int(v)) for v in reply]
+            for (dlq, _, _), reply in zip(calls, replies, strict=True)
+        }
+
+    async def _unmark(
+        self, by_dlq: Mapping[str, Sequence[PendingSend]], entry_ids: Mapping[str, Sequence[str]]
+    ) -> None:
+        """Drop the intents of a window that ``WAIT`` did not confirm, so that recovery
+        releases its entries as never sent (they stay in doubt if this fails too)."""
+        with contextlib.suppress(RedisError):
+            for dlq, pendings in by_dlq.items():
+                if pendings:
+                    keys = [self.store.entry_key(dlq, entry_id) for entry_id in entry_ids[dlq]]
+                    ids = orjson.dumps([p.action_id for p in pendings])
+                    await self._unmark_sending(keys=keys, args=[ids])
 
     async def finish(self, dlq: str, finishes: Sequence[Finish]) -> list[ClaimResult]:
         """Complete or release entries (the store's script) and drop their intents:

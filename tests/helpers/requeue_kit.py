@@ -18,6 +18,7 @@ once the origin queue holds a random number of them, and afterwards:
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import re
 import sys
@@ -31,7 +32,9 @@ import aio_pika
 import orjson
 import redis.asyncio as aioredis
 
-from services.config import FieldPaths
+from services.config import FieldPaths, load_profile
+from services.links.endpoints import RedisSettings
+from services.links.redis_client import make_redis_client
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.recovery import RecoveredEntry, ResolveHow
 from services.workbench.actions.service import ActionService
@@ -58,6 +61,11 @@ class RequeueScenario:
     n: int
     seed: int = field(default_factory=lambda: random.randrange(1_000_000))
     log: list[str] = field(default_factory=list)
+    settings: dict[str, object] = field(default_factory=dict)
+    """More profile settings (``redis_mode = "sentinel"``...); ``redis_url`` then says
+    what the profile's does (the store finds Redis as the profile does). With
+    ``amqp_urls`` the profile has no ``amqp_url``: ``amqp_url`` is then the node the
+    test's own connections use (set it to another when that one goes away)."""
 
     @property
     def work(self) -> str:
@@ -71,11 +79,13 @@ class RequeueScenario:
     def config(self) -> Path:
         path = self.tmp_path / "payops.toml"
         if not path.exists():
+            nodes = "" if "amqp_urls" in self.settings else f'amqp_url = "{self.amqp_url}"\n'
             path.write_text(
-                "[profiles.f]\n"
-                f'amqp_url = "{self.amqp_url}"\nredis_url = "{self.redis_url}"\n'
+                f"[profiles.f]\n{nodes}"
+                f'redis_url = "{self.redis_url}"\n'
                 f'dead_letter_queues = ["{self.dlq}"]\nredis_prefix = "{self.redis_prefix}"\n'
                 'operator = "night-shift"\n'
+                + "".join(f"{key} = {json.dumps(v)}\n" for key, v in self.settings.items())
             )
         return path
 
@@ -134,7 +144,7 @@ class RequeueScenario:
     # ------------------------------------------------------------------ pieces
 
     def store(self) -> _StoreContext:
-        return _StoreContext(self.redis_url, self.redis_prefix)
+        return _StoreContext(load_profile(self.config).redis_settings, self.redis_prefix)
 
     async def payops(self, *args: str, timeout_s: float = 180) -> tuple[int, str, str]:
         proc = await self.start("dlq", *args)
@@ -267,16 +277,16 @@ class RequeueScenario:
 
 
 class _StoreContext:
-    """``async with``: a parking store on a client of its own (a restarted Redis is met
-    by a new connection)."""
+    """``async with``: a parking store on a client of its own (a restarted Redis, or the
+    master after a failover, is met by a new connection)."""
 
-    def __init__(self, url: str, prefix: str) -> None:
-        self.url = url
+    def __init__(self, settings: RedisSettings, prefix: str) -> None:
+        self.settings = settings
         self.prefix = prefix
         self.client: aioredis.Redis | None = None
 
     async def __aenter__(self) -> ParkingStore:
-        self.client = aioredis.Redis.from_url(self.url, socket_timeout=10)
+        self.client = make_redis_client(self.settings, socket_timeout=10)
         return ParkingStore(self.client, self.prefix)
 
     async def __aexit__(self, *_: object) -> None:
