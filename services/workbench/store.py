@@ -49,6 +49,7 @@ from services.workbench.model import (
     summarize,
 )
 from services.workbench.redis_layout import audit_fields, claim_result, summary_blob
+from services.workbench.republish import requeue_template
 from services.workbench.store_reading import StoreReader, entry_id_time_ms
 
 __all__ = [
@@ -469,6 +470,7 @@ def _item_args(summary: EntrySummary, item: ParkItem) -> list[Any]:
         summary.cause,
         summary.cause_source,
         summary.failure_group,
+        requeue_template(record, summary.entry_id) or b"",
     ]
 
 

@@ -64,13 +64,17 @@ from services.workbench.codec import (
     decode_props,
     decode_value,
 )
-from services.workbench.death_history import carried_headers, republish_properties
+from services.workbench.death_history import republish_properties
 from services.workbench.durability import NotWritten, add_wait, check_wait
 from services.workbench.model import ATTEMPT_HEADER, ClaimResult, EntryState
+from services.workbench.republish import (
+    ACTION_HEADER,
+    DROPPED_HEADERS,
+    REQUEUE_FIELD,
+    requeue_headers,
+    requeue_properties,
+)
 from services.workbench.store import CHANGES_MAXLEN, ParkingStore
-
-ACTION_HEADER: Final = "payops-action"
-"""The header naming the action a republished message comes from (``requeue``, ``retry``)."""
 
 SENDING_FIELD: Final = "sending"
 LEASE_TTL_MS: Final = 60_000
@@ -78,21 +82,6 @@ LEASE_REFRESH_S: Final = 5.0
 FENCE_TTL_MS: Final = 7 * 24 * 3600 * 1000
 OUTCOME_TIMEOUT_S: Final = 600.0
 """The default wait for a replayed entry's outcome (the profile's ``outcome_timeout_s``)."""
-
-DROPPED_HEADERS: Final = frozenset(
-    {
-        "x-death",
-        "x-delivery-count",
-        "x-first-death-queue",
-        "x-first-death-reason",
-        "x-first-death-exchange",
-        "x-last-death-queue",
-        "x-last-death-reason",
-        "x-last-death-exchange",
-    }
-)
-"""Headers the broker wrote when it dead-lettered or redelivered the message:
-left out when it is published again (every other header is kept)."""
 
 
 def action_id_for(run_id: str, entry_id: str) -> str:
@@ -203,9 +192,7 @@ def publish_item(record: MessageRecord, pending: PendingSend) -> PublishItem:
             properties=dict(pending.properties or {}),
             headers={ACTION_HEADER: str(Action.CANCEL), **pending.headers},
         )
-    headers = {k: v for k, v in record.headers.items() if k not in DROPPED_HEADERS}
-    headers.update(carried_headers(record.headers))
-    headers[ACTION_HEADER] = str(pending.action)
+    headers = requeue_headers(record, str(pending.action))
     if pending.action is Action.RETRY and pending.attempt is not None:
         headers[ATTEMPT_HEADER] = pending.attempt
     headers.update(pending.headers)
@@ -217,6 +204,24 @@ def publish_item(record: MessageRecord, pending: PendingSend) -> PublishItem:
         properties=republish_properties(record),
         headers=headers,
         wire=record.wire,
+    )
+
+
+def stored_requeue_item(body: bytes, template: bytes, pending: PendingSend) -> PublishItem | None:
+    """A requeue's message from the entry's body and its stored encoded properties
+    (:mod:`services.workbench.republish`), the very bytes :func:`publish_item` gives;
+    None when ``template`` is not usable (then the record is decoded)."""
+    if pending.action is not Action.REQUEUE or pending.headers or pending.body is not None:
+        return None
+    encoded = requeue_properties(template, pending.action_id)
+    if encoded is None:
+        return None
+    return PublishItem(
+        exchange=pending.exchange,
+        routing_key=pending.routing_key,
+        body=body,
+        action_id=pending.action_id,
+        encoded=encoded,
     )
 
 
@@ -242,6 +247,9 @@ class Finish:
 
 
 _RECORD_FIELDS: Final = tuple(name.encode() for name in RECORD_FIELDS)
+_STORED_FIELDS: Final = (b"body", REQUEUE_FIELD.encode())
+STORED_REQUEUE_KEY: Final = _STORED_FIELDS[1]
+"""Where a claimed entry's fields hold its requeue's stored encoded properties."""
 
 
 class ActionLedger:
@@ -335,9 +343,13 @@ class ActionLedger:
         claims: Sequence[tuple[str, str]],
         action: str,
         operator: str,
+        *,
+        stored_requeue: bool = False,
     ) -> list[tuple[ClaimResult, dict[bytes, bytes]]]:
         """Claim ``(entry_id, action_id)`` pairs (parked -> claimed) and read each won
-        entry's message fields (what :func:`decode_entry_record` needs): one script call."""
+        entry's message fields (what :func:`decode_entry_record` needs): one script call.
+        With ``stored_requeue`` an entry that keeps its requeue's encoded properties gives
+        ``body`` and those (:data:`REQUEUE_FIELD`) instead."""
         if not claims:
             return []
         keys = self._window_keys(dlq, [entry_id for entry_id, _ in claims])
@@ -347,12 +359,14 @@ class ActionLedger:
             operator,
             CHANGES_MAXLEN,
             orjson.dumps([list(pair) for pair in claims]),
+            "1" if stored_requeue else "0",
         ]
         replies = await self._claim_many(keys=keys, args=args)
         out: list[tuple[ClaimResult, dict[bytes, bytes]]] = []
         for reply in replies:
             values = reply[5] if len(reply) > 5 else []
-            raw = {k: v for k, v in zip(_RECORD_FIELDS, values, strict=False) if v is not None}
+            names = _STORED_FIELDS if len(values) == len(_STORED_FIELDS) else _RECORD_FIELDS
+            raw = {k: v for k, v in zip(names, values, strict=False) if v is not None}
             out.append((layout.claim_result(reply), raw))
         return out
 
@@ -442,6 +456,16 @@ class ActionLedger:
             keys=keys, args=[CHANGES_MAXLEN, orjson.dumps(items), where.base]
         )
         return [layout.claim_result(reply) for reply in replies]
+
+    async def fetch_record(self, dlq: str, entry_id: str) -> MessageRecord | None:
+        """An entry's message, decoded as :func:`decode_entry_record` does (None: damaged
+        or gone)."""
+        values = cast(
+            list[bytes | None],
+            await self.redis.hmget(self.store.entry_key(dlq, entry_id), list(RECORD_FIELDS)),
+        )
+        raw = {k: v for k, v in zip(_RECORD_FIELDS, values, strict=True) if v is not None}
+        return decode_entry_record(raw)
 
     async def pending_of(self, dlq: str, entry_ids: Sequence[str]) -> list[bytes | None]:
         pipe = self.redis.pipeline(transaction=False)

@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 from services.masking.json import mask_sensitive_text
 from services.workbench.actions.ledger import (
     LEASE_REFRESH_S,
+    STORED_REQUEUE_KEY,
     ActionLedger,
     Finish,
     PendingSend,
@@ -37,6 +38,7 @@ from services.workbench.actions.ledger import (
     decode_entry_record,
     now_ms,
     publish_item,
+    stored_requeue_item,
 )
 from services.workbench.actions.names import Action
 from services.workbench.actions.pika_link import AmqpUnavailable, delay_queue_name
@@ -110,7 +112,10 @@ class Tally:
 class _Claimed:
     summary: EntrySummary
     action_id: str
-    record: MessageRecord
+    record: MessageRecord | None
+    """None when the entry gave its body and stored requeue properties instead."""
+    stored: tuple[bytes, bytes] | None = None
+    """(body, the requeue's stored encoded properties): see services.workbench.republish."""
     pending: PendingSend | None = None
     message: PublishItem | None = None
     done_detail: str | None = None
@@ -365,7 +370,7 @@ class ActionRun:
                 continue
             try:
                 item.pending = self._pending(item, at)
-                item.message = publish_item(item.record, item.pending)
+                item.message = await self._message(item, item.pending)
             except ValueError as exc:
                 error = f"cannot be published: {exc}"
                 prepared.finishes[dlq].append(Finish(entry_id, item.action_id, None, error=error))
@@ -374,6 +379,18 @@ class ActionRun:
             prepared.claimed.append(item)
             prepared.sends[dlq].append(item)
         return prepared
+
+    async def _message(self, item: _Claimed, pending: PendingSend) -> PublishItem:
+        """The message of a claimed entry: a requeue's from its stored encoded properties
+        when it has them, else from its decoded record."""
+        if item.stored is not None:
+            message = stored_requeue_item(*item.stored, pending)
+            if message is not None:
+                return message
+            item.record = await self.ledger.fetch_record(item.summary.dlq, item.summary.entry_id)
+            if item.record is None:
+                raise ValueError("the stored message is damaged")
+        return publish_item(cast(MessageRecord, item.record), pending)
 
     async def _send(self, prepared: _Prepared) -> list[PublishOutcome]:
         """Write the window's intents (the "maybe sent" window opens), then publish it."""
@@ -522,16 +539,22 @@ class ActionRun:
         for summary in window:
             by_dlq[summary.dlq].append(summary)
         claimed: list[_Claimed] = []
+        stored_requeue = self.params.action is Action.REQUEUE
         for dlq, rows in by_dlq.items():
             pairs = [(s.entry_id, action_id_for(self.run_id, s.entry_id)) for s in rows]
             replies = await self.ledger.claim_and_fetch(
-                dlq, pairs, self.params.action, self.operator
+                dlq, pairs, self.params.action, self.operator, stored_requeue=stored_requeue
             )
             for summary, (entry_id, action_id), (claim, raw) in zip(
                 rows, pairs, replies, strict=True
             ):
                 if not claim.ok:
                     outcomes.append(self._lost(summary, claim))
+                    continue
+                template = raw.get(STORED_REQUEUE_KEY)
+                if template is not None:
+                    stored = (raw.get(b"body", b""), template)
+                    claimed.append(_Claimed(summary, action_id, None, stored))
                     continue
                 record = decode_entry_record(raw)
                 if record is None:
@@ -590,7 +613,7 @@ class ActionRun:
         target = origin.describe()
         attempt = None
         if self.params.action is Action.RETRY:
-            attempt = attempt_header(item.record.headers) + 1
+            attempt = attempt_header(item.record.headers if item.record else {}) + 1
             if self.params.delay_s:
                 if origin.queue is None:
                     raise ValueError("a delayed retry needs the queue the message died in")

@@ -89,6 +89,7 @@ class PublishItem:
     properties: Mapping[str, Any] = field(default_factory=dict)
     headers: Mapping[str, Any] = field(default_factory=dict)
     wire: bytes | None = None
+    encoded: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -455,6 +456,8 @@ class ActionPublisher(PikaLink):
         return self._channel
 
     def _encode(self, item: PublishItem) -> bytes:
+        if item.encoded is not None:
+            return item.encoded
         headers = dict(item.headers)
         headers[ACTION_ID_HEADER] = item.action_id
         user_id = item.properties.get("user_id")

@@ -1,7 +1,8 @@
 -- Park a batch of messages: new entries, or the one already parked (see store.py). After now.lua.
 -- KEYS: idx, fp, changes, pending, marks, payments, entry keys...; ARGV: maxlen, n, own, then
--- 14 per item: id, redelivered, fingerprint, parked_at, summary, body, props, headers, exchange,
--- rkey, payment id ("" for none), cause, cause source, failure group
+-- 15 per item: id, redelivered, fingerprint, parked_at, summary, body, props, headers, exchange,
+-- rkey, payment id ("" for none), cause, cause source, failure group, the requeue's encoded
+-- properties (field rq, see republish.py; "" for none)
 -- A new entry adds one "parked, ack not yet confirmed" mark for its fingerprint to this
 -- batch's marks hash (listed in pending). A redelivered message consumes one mark of a batch
 -- of another parker session (own: the key prefix of this session's batches, whose marks
@@ -25,7 +26,7 @@ local function consume(fp)
 end
 local marked = false
 for i = 1, n do
-  local b = 3 + (i - 1) * 14
+  local b = 3 + (i - 1) * 15
   local id, redelivered, fp = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
   local key = KEYS[6 + i]
   local status, result = 1, id
@@ -43,7 +44,7 @@ for i = 1, n do
       'exchange', ARGV[b + 9], 'rkey', ARGV[b + 10], 'summary', ARGV[b + 5],
       'state', 'parked', 'version', 1, 'parked_at', ARGV[b + 4], 'updated_at', now,
       'fingerprint', fp, 'cause', ARGV[b + 12], 'cause_src', ARGV[b + 13],
-      'fgroup', ARGV[b + 14])
+      'fgroup', ARGV[b + 14], 'rq', ARGV[b + 15])
     local payment = ARGV[b + 11]
     if payment ~= '' then  -- the payment's entries: a space-separated list of ids
       redis.call('HSET', key, 'pid', payment)

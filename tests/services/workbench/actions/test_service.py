@@ -15,7 +15,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from services.workbench.actions.ledger import ACTION_HEADER, DROPPED_HEADERS
+from services.workbench.republish import ACTION_HEADER, DROPPED_HEADERS
 from services.workbench.actions.publisher import ACTION_ID_HEADER, ActionPublisher
 from services.workbench.actions.service import ActionRefused, ActionService, summary_line
 from services.workbench.model import ATTEMPT_HEADER, EntryState

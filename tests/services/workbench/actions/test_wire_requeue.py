@@ -16,6 +16,7 @@ from services.workbench import amqp_raw
 from services.workbench.actions.report import ActionReport
 from services.workbench.codec import F_PROPS, encode_record
 from services.workbench.death_history import DEATHS_HEADER, HISTORY_HEADER, total_deaths
+from services.workbench.republish import REQUEUE_FIELD
 from services.workbench.store import ParkingStore
 from services.workbench.wire import decode_properties
 from tests.helpers.action_kit import (
@@ -124,7 +125,8 @@ async def test_an_entry_parked_by_an_earlier_version_is_still_requeued(
     (entry_id,) = await entry_ids(store, flow.dlq)
     parked = await store.get(flow.dlq, entry_id)
     assert parked is not None
-    # What earlier versions stored: props without the raw bytes, pamqp's empty cluster_id.
+    # What earlier versions stored: props without the raw bytes, pamqp's empty cluster_id,
+    # and no encoded requeue properties (republish.REQUEUE_FIELD).
     old = type(parked.record)(
         body=parked.record.body,
         properties={**parked.record.properties, "cluster_id": ""},
@@ -133,7 +135,9 @@ async def test_an_entry_parked_by_an_earlier_version_is_still_requeued(
         routing_key=parked.record.routing_key,
     )
     key = store.entry_key(flow.dlq, entry_id)
+    assert await redis_client.hexists(key, REQUEUE_FIELD)
     await redis_client.hset(key, F_PROPS, encode_record(old)[F_PROPS])
+    await redis_client.hdel(key, REQUEUE_FIELD)
     reread = await store.get(flow.dlq, entry_id)
     assert reread is not None and reread.record.wire is None
 
