@@ -108,16 +108,15 @@ class StoreReader:
         if not names:
             return {}
         pipe = self.redis.pipeline(transaction=False)
-        for payment in shown:
-            for dlq in names:
-                pipe.hget(self.keys(dlq).payments, payment)
-        replies = cast(list[bytes | None], await pipe.execute())
+        for dlq in names:  # one HMGET per DLQ, not a command per payment
+            pipe.hmget(self.keys(dlq).payments, shown)
+        replies = cast(list[list[bytes | None]], await pipe.execute())
         found: dict[str, list[tuple[str, str]]] = {}
         for i, payment in enumerate(shown):
             pairs = [
                 (dlq, entry_id)
                 for j, dlq in enumerate(names)
-                for entry_id in (replies[i * len(names) + j] or b"").decode().split()
+                for entry_id in (replies[j][i] or b"").decode().split()
             ]
             if pairs:
                 found[payment] = sorted(pairs, key=lambda pair: (pair[1], pair[0]))

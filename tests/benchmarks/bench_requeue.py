@@ -12,8 +12,14 @@ declared again without the TTL, durable, as the requeue target.
   between two durable queues (a dynamic shovel, ``src-delete-after``
   ``queue-length``, confirms), timed from its first message in the
   destination until the destination holds N.
+- **ceiling**: a raw pika publisher (``AsyncioConnection``, the library the
+  requeue publishes with) sending N persistent messages of the same shape to a
+  durable queue with ``mandatory=True`` and confirms, as many awaiting their
+  confirm as the requeue keeps (window x depth), nothing else: what publishing
+  alone allows on this machine.
 
-The ratio is requeue rate / shovel rate (target >= 0.5). The set-up enables
+The ratio is requeue rate / shovel rate (target >= 0.8, issue 12); the raw
+publisher's ratio to the shovel is printed beside it. The set-up enables
 ``rabbitmq_shovel`` with ``rabbitmq-plugins`` (and disables it again if it
 was not enabled; the product itself never needs it), so it needs to run where
 ``rabbitmqctl`` can reach the broker. Queues, the shovel and the Redis keys
@@ -33,6 +39,10 @@ import time
 import uuid
 
 import aio_pika
+import pika
+import pika.adapters.asyncio_connection
+import pika.channel
+import pika.frame
 import redis.asyncio as aioredis
 
 from services.config import FieldPaths, Profile
@@ -47,7 +57,7 @@ from tests.benchmarks.results import record_figures
 
 DEFAULT_AMQP_URL = os.environ.get("PAYOPS_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 DEFAULT_REDIS_URL = os.environ.get("PAYOPS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
-TARGET_RATIO = 0.5
+TARGET_RATIO = 0.8
 SHOVEL_PLUGIN = "rabbitmq_shovel"
 
 
@@ -216,10 +226,70 @@ async def run_shovel(
     return (done - first) * n / max(n - first_depth, 1)
 
 
+async def run_raw_publisher(amqp_url: str, queue: str, n: int, window: int) -> float:
+    """Seconds a bare pika publisher takes to send ``n`` persistent messages to ``queue``
+    (declared durable) with confirms and ``mandatory=True``, ``window`` unconfirmed."""
+    loop = asyncio.get_running_loop()
+    opened: asyncio.Future[pika.adapters.asyncio_connection.AsyncioConnection] = (
+        loop.create_future()
+    )
+    connection = pika.adapters.asyncio_connection.AsyncioConnection(
+        pika.URLParameters(amqp_url),
+        on_open_callback=opened.set_result,
+        on_open_error_callback=lambda _c, exc: opened.set_exception(RuntimeError(str(exc))),
+        custom_ioloop=loop,
+    )
+    await opened
+    ready: asyncio.Future[None] = loop.create_future()
+    channels: list[pika.channel.Channel] = []
+
+    def on_channel(channel: pika.channel.Channel) -> None:
+        channels.append(channel)
+        channel.queue_declare(queue, durable=True, callback=lambda _f: ready.set_result(None))
+
+    connection.channel(on_open_callback=on_channel)
+    await ready
+    channel = channels[0]
+    confirmed = 0
+    space = asyncio.Event()
+    done: asyncio.Future[None] = loop.create_future()
+    unconfirmed: set[int] = set()
+
+    def on_confirm(frame: pika.frame.Method) -> None:
+        nonlocal confirmed
+        tag = frame.method.delivery_tag
+        settled = [t for t in unconfirmed if t <= tag] if frame.method.multiple else [tag]
+        unconfirmed.difference_update(settled)
+        confirmed += len(settled)
+        space.set()
+        if confirmed >= n and not done.done():
+            done.set_result(None)
+
+    selected: asyncio.Future[None] = loop.create_future()
+    channel.confirm_delivery(on_confirm, callback=lambda _f: selected.set_result(None))
+    await selected
+    properties = pika.BasicProperties(content_type="application/json", delivery_mode=2)
+    bodies = [body for _, body in event_bodies(n)]
+    started = time.perf_counter()
+    for tag, body in enumerate(bodies, start=1):
+        while len(unconfirmed) >= window:
+            space.clear()
+            await space.wait()
+        unconfirmed.add(tag)
+        channel.basic_publish("", queue, body, properties=properties, mandatory=True)
+        if tag % 100 == 0:
+            await asyncio.sleep(0)  # let the socket drain, as the requeue's windows do
+    await done
+    elapsed = time.perf_counter() - started
+    connection.close()
+    return elapsed
+
+
 async def run(args: argparse.Namespace) -> dict[str, float]:
     tag = uuid.uuid4().hex[:8]
     work, dlq = f"bench.requeue.{tag}.work", f"bench.requeue.{tag}.dlq"
     shovel_queues = [f"bench.shovel.{tag}.{part}" for part in ("src1", "dest1", "src2", "dest2")]
+    raw_queue = f"bench.raw.{tag}"
     code, _ = await command("rabbitmq-plugins", "is_enabled", SHOVEL_PLUGIN, check=False)
     was_enabled = code == 0
     if not was_enabled:
@@ -235,12 +305,13 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         src, dst = shovel_queues[0], shovel_queues[1]
         shovel_before = await run_shovel(connection, src, dst, args.n, f"bench-{tag}-1")
         requeue_s, resolve_s = await run_requeue(args, connection, store, work, dlq)
+        raw_s = await run_raw_publisher(args.amqp_url, raw_queue, args.n, args.window * args.depth)
         src, dst = shovel_queues[2], shovel_queues[3]
         shovel_after = await run_shovel(connection, src, dst, args.n, f"bench-{tag}-2")
         shovel_s = (shovel_before + shovel_after) / 2
     finally:
         channel = await connection.channel()
-        for queue in (work, dlq, *shovel_queues):
+        for queue in (work, dlq, raw_queue, *shovel_queues):
             with contextlib.suppress(Exception):
                 await channel.queue_delete(queue)
         await connection.close()
@@ -260,10 +331,23 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         f" {shovel_s:.2f} s = {shovel_rate:,.0f} msg/s (mean of a run before,"
         f" {args.n / shovel_before:,.0f} msg/s, and one after, {args.n / shovel_after:,.0f} msg/s)"
     )
+    raw_rate = args.n / raw_s
+    print(
+        f"ceiling:   a raw pika publisher (confirms, mandatory, {args.window * args.depth}"
+        f" unconfirmed), {args.n:,} persistent messages in {raw_s:.2f} s = {raw_rate:,.0f}"
+        f" msg/s = {raw_rate / shovel_rate:.2f} of the shovel; the requeue is"
+        f" {requeue_rate / raw_rate:.2f} of it"
+    )
     verdict = "meets" if ratio >= TARGET_RATIO else "MISSES"
     print(f"ratio:     {ratio:.2f} (target >= {TARGET_RATIO}) - {verdict} the target")
     print("for scale: AWS SQS redrive is capped at 500 msg/s")
-    return {"requeue_rate": requeue_rate, "shovel_rate": shovel_rate, "ratio": ratio}
+    return {
+        "requeue_rate": requeue_rate,
+        "shovel_rate": shovel_rate,
+        "ratio": ratio,
+        "raw_publisher_rate": raw_rate,
+        "raw_publisher_ratio": raw_rate / shovel_rate,
+    }
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Final, cast
 
 import redis.asyncio as aioredis
+from redis.crc import key_slot
 
 from services.links.redis_client import execute_scripts
 from services.masking.json import mask_identifier
@@ -52,6 +53,25 @@ end
 return cur
 """
 
+_CLAIM_MANY: Final = """
+local out = {}
+for i = 1, #KEYS do
+  local cur = redis.call('GET', KEYS[i])
+  if not cur or cur == ARGV[i + 1] then
+    redis.call('SET', KEYS[i], ARGV[i + 1], 'PX', ARGV[1])
+    out[i] = false
+  else
+    out[i] = cur
+  end
+end
+return out
+"""
+"""Take the replay claims of several payments (KEYS, all in one hash slot); ARGV: the
+time to live, then each payment's entry id. Each reply: false when taken, else the
+entry holding it."""
+
+CLAIMS_PER_CALL: Final = 500
+
 
 def _when(ms: int) -> str:
     return format_local_time(ms / 1000, date=False)
@@ -74,6 +94,7 @@ class ReplayGate:
         self.finals = finals
         self.dry_run = dry_run
         self._claim = self.redis.register_script(_CLAIM)
+        self._claim_many = self.redis.register_script(_CLAIM_MANY)
         self._dlqs: list[str] | None = None
         self._seen: dict[str, str] = {}
         """payment -> the entry of it this action sends."""
@@ -109,15 +130,7 @@ class ReplayGate:
                 self._seen[mask_identifier(summary.payment_id)] = summary.entry_id
                 claiming.append(summary)
         if claiming and not self.dry_run:
-
-            async def claims(pipe: Any) -> None:
-                for summary in claiming:
-                    key = self.claim_key(mask_identifier(cast(str, summary.payment_id)))
-                    await self._claim(
-                        keys=[key], args=[summary.entry_id, CLAIM_TTL_MS, ""], client=pipe
-                    )
-
-            holders = await execute_scripts(self.redis, claims, [self._claim])
+            holders = await self._take_claims(claiming)
             for summary, holder in zip(claiming, holders, strict=True):
                 if not holder:
                     continue
@@ -135,6 +148,36 @@ class ReplayGate:
             else:
                 passed.append(summary)
         return passed
+
+    async def _take_claims(self, claiming: Sequence[EntrySummary]) -> list[Any]:
+        """Take the payments' replay claims: one script call per window (per hash slot
+        and at most :data:`CLAIMS_PER_CALL` on a cluster), pipelined. The holders, in
+        order (None where taken)."""
+        keys = [self.claim_key(mask_identifier(cast(str, s.payment_id))) for s in claiming]
+        single = not isinstance(self.redis, aioredis.RedisCluster)
+        groups: dict[int, list[int]] = {}
+        for index, key in enumerate(keys):
+            groups.setdefault(0 if single else key_slot(key.encode()), []).append(index)
+        calls = [
+            indexes[i : i + CLAIMS_PER_CALL]
+            for indexes in groups.values()
+            for i in range(0, len(indexes), CLAIMS_PER_CALL)
+        ]
+
+        async def build(pipe: Any) -> None:
+            for call in calls:
+                await self._claim_many(
+                    keys=[keys[i] for i in call],
+                    args=[CLAIM_TTL_MS, *(claiming[i].entry_id for i in call)],
+                    client=pipe,
+                )
+
+        replies = await execute_scripts(self.redis, build, [self._claim_many])
+        holders: list[Any] = [None] * len(claiming)
+        for call, reply in zip(calls, replies, strict=True):
+            for index, holder in zip(call, reply, strict=True):
+                holders[index] = holder
+        return holders
 
     def _why(
         self,

@@ -35,7 +35,7 @@ import secrets
 import socket
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final, cast
@@ -45,7 +45,6 @@ import redis.asyncio as aioredis
 from services.outcomes.model import OUTCOME_ORDER, Outcome, dlq_base, job_counter_key
 from services.workbench.actions.pace import Pace
 from services.workbench.actions.report import ActionOutcome
-from services.workbench.model import EntrySummary
 
 DEFAULT_RETENTION_S: Final = 30 * 24 * 3600
 """How long a job that is over is kept by default (``job_retention_days`` = 30)."""
@@ -277,14 +276,6 @@ class JobStore:
             pipe.rpush(f"{key}:sel", *(f"{dlq} {entry_id}" for dlq, entry_id in chunk))
         pipe.sadd(f"{key}:dlqs", *{dlq for dlq, _ in pairs})
         await pipe.execute()
-
-    async def recorded(
-        self, job_id: str, windows: AsyncIterator[list[EntrySummary]]
-    ) -> AsyncIterator[list[EntrySummary]]:
-        """``windows``, each appended to the job's selection before it goes on."""
-        async for window in windows:
-            await self.add_selection(job_id, [(s.dlq, s.entry_id) for s in window])
-            yield window
 
     async def selection(self, job_id: str) -> list[tuple[str, str]]:
         """The job's frozen selection, in order."""

@@ -370,20 +370,21 @@ class ActionService(RecoveryActions):
         pace: Pace | None = None,
         resume: str = "",
     ) -> ActionReport:
-        """Resolve the target batch by batch and act on each window as it comes: the
-        store is read while the first windows are already being published. A paced job
-        (or a resumed one) freezes its selection first."""
+        """Resolve the target (the job's selection, frozen: stored in Redis before the
+        first window is sent, so another process can resume the job with nothing sent
+        twice; a resumed job reads it back) and act on it window by window."""
         action = params.action
         if not dry_run:
             self.refuse_if_read_only(action.label)
         started = now_ms()
         tally = Tally(estimate=target.count)
         batches: AsyncIterator[tuple[list[EntrySummary], list[str]]]
+        rows: list[EntrySummary] = []
         if resume:
             rows, missing = await self._id_rows(i for _, i in await self.jobs.selection(resume))
             parked = [r for r in rows if r.state is EntryState.PARKED]  # the rest: handled
             batches = _one_batch(parked, [])
-        elif params.edited_body is not None or (pace is not None and pace.paced):
+        else:  # the selection is frozen first (and stored as the job's, below)
             rows, missing = await self.targets(target)
             if params.edited_body is not None and len(rows) + len(missing) != 1:
                 raise ActionRefused(
@@ -391,8 +392,6 @@ class ActionService(RecoveryActions):
                     f" the target has {len(rows) + len(missing):,}"
                 )
             batches = _one_batch(rows, missing)
-        else:
-            batches = self._row_batches(target)
         refusal = ""
         if not dry_run:
             await self.publisher.connect()  # unreachable: fail before touching anything
@@ -427,6 +426,8 @@ class ActionService(RecoveryActions):
                 pace=pace or Pace(),
                 force=params.force,
             )
+            if not resume:  # frozen: a job resumed elsewhere sends from this list
+                await self.jobs.add_selection(job_id, [(r.dlq, r.entry_id) for r in rows])
             run = ActionRun(
                 self.store,
                 self.publisher,
@@ -481,10 +482,8 @@ class ActionService(RecoveryActions):
         pace: Pace | None,
         resume: str,
     ) -> bool:
-        """Run a job: its selection recorded (frozen), through the replay gate, at its
+        """Run a job (its selection already stored): through the replay gate, at its
         pace; its state at the end (done, cancelled, stopped). True when stopped."""
-        if not resume:
-            windows = self.jobs.recorded(job_id, windows)
         gate: ReplayGate | None = None
         if run.params.action is not Action.CANCEL and not run.params.force:
             gate = ReplayGate(self.store, self.profile.success_statuses, self.finals)
@@ -527,25 +526,6 @@ class ActionService(RecoveryActions):
                 exc,
             )
         return stopped
-
-    async def _row_batches(
-        self, target: ActionTarget
-    ) -> AsyncIterator[tuple[list[EntrySummary], list[str]]]:
-        """The target's rows, a store batch at a time (a query is matched with an
-        :class:`EntryIndex` of each batch), and the entry ids that do not exist."""
-        if target.query is None:
-            rows, missing = await self._id_rows(target.entry_ids or ())
-            yield rows, missing
-            return
-        query = target.query
-        for dlq in sorted(query.dlqs) if query.dlqs else list(self.dlqs):
-            async for batch in self.store.iter_summaries(dlq):
-                index = EntryIndex()
-                index.add(batch)
-                by_id = {summary.entry_id: summary for summary in batch}
-                rows = [by_id[i] for i in index.entry_ids(index.query(query)) if i in by_id]
-                if rows:
-                    yield rows, []
 
     async def _windows(
         self,

@@ -7,32 +7,48 @@
 -- completed cancel's outcome is the cancellation. Started once per action id.
 local items = cjson.decode(ARGV[2])
 local out = {}
+local due = {}        -- ZADD arguments of the outcome deadlines, one call for the window
+local counted = {}    -- job -> outcome -> count, one HINCRBY each for the window
 for i = 1, #KEYS - 4 do
   local key = KEYS[4 + i]
   local a = items[i]
   out[i] = finish({key, KEYS[1], KEYS[2]}, {a[1], a[2], a[3], a[4], a[5], a[6], ARGV[1]})
   -- the intent is settled: drop it, if it is still this action's
-  local v = redis.call('HGET', key, 'sending')
+  local cur = redis.call('HMGET', key, 'sending', 'out_aid', 'pid')
   local prefix = a[2] .. '|'
-  if v and string.sub(v, 1, #prefix) == prefix then redis.call('HDEL', key, 'sending') end
-  if out[i][1] == 1 and a[4] == 'complete' and redis.call('HGET', key, 'out_aid') ~= a[2] then
+  local drop = cur[1] and string.sub(cur[1], 1, #prefix) == prefix
+  if out[i][1] == 1 and a[4] == 'complete' and cur[2] ~= a[2] then
     local job = a[7] or ''
     local outcome = 'pending'
     if a[3] == 'cancelled' then outcome = 'cancelled' end
     redis.call('HSET', key, 'outcome', outcome, 'out_aid', a[2], 'out_since', a[8],
       'job', job, 'out_detail', '', 'out_link', '')
     if outcome == 'pending' then
-      redis.call('HDEL', key, 'out_at')
-      local pid = redis.call('HGET', key, 'pid')
+      if drop then redis.call('HDEL', key, 'out_at', 'sending') else redis.call('HDEL', key, 'out_at') end
+      drop = false
+      local pid = cur[3]
       if pid then
         local ids = redis.call('HGET', KEYS[3], pid)
         redis.call('HSET', KEYS[3], pid, ids and (ids .. ' ' .. a[1]) or a[1])
       end
-      redis.call('ZADD', KEYS[4], a[9], a[1])
+      due[#due + 1] = a[9]
+      due[#due + 1] = a[1]
     else
       redis.call('HSET', key, 'out_at', now)
     end
-    if job ~= '' then redis.call('HINCRBY', ARGV[3] .. ':jobc:' .. job, outcome, 1) end
+    if job ~= '' then
+      counted[job] = counted[job] or {}
+      counted[job][outcome] = (counted[job][outcome] or 0) + 1
+    end
+  end
+  if drop then redis.call('HDEL', key, 'sending') end
+end
+for j = 1, #due, 1000 do
+  redis.call('ZADD', KEYS[4], unpack(due, j, math.min(j + 999, #due)))
+end
+for job, counts in pairs(counted) do
+  for outcome, n in pairs(counts) do
+    redis.call('HINCRBY', ARGV[3] .. ':jobc:' .. job, outcome, n)
   end
 end
 return out
