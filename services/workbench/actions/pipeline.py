@@ -257,6 +257,7 @@ class ActionRun:
         *,
         cancel_event: asyncio.Event | None,
         report_progress: Callable[[], None],
+        operator_stop: asyncio.Event | None = None,
     ) -> bool:
         """Act on ``windows`` under a lease; True when the operator stopped it.
 
@@ -293,7 +294,9 @@ class ActionRun:
                     if prepared is None:
                         break
                     prepare = asyncio.create_task(next_window())
-                    if cancel_event is not None and cancel_event.is_set():
+                    if (cancel_event is not None and cancel_event.is_set()) or (
+                        operator_stop is not None and operator_stop.is_set()
+                    ):  # the operator's own stop is seen at once, not a keeper's turn later
                         stopped = True
                     elif self.halt:
                         halt = self.halt

@@ -504,7 +504,12 @@ class ActionService(RecoveryActions):
 
         try:
             stopped = await run.run(
-                target, windows, tally, cancel_event=stop, report_progress=progress
+                target,
+                windows,
+                tally,
+                cancel_event=stop,
+                report_progress=progress,
+                operator_stop=cancel_event,
             )
         finally:
             keeper.cancel()
