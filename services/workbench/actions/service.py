@@ -45,6 +45,7 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import replace
 
 from redis.exceptions import RedisError
 
@@ -174,6 +175,8 @@ class ActionService(RecoveryActions):
 
     async def _query_rows(self, query: Query) -> list[EntrySummary]:
         dlqs = sorted(query.dlqs) if query.dlqs else list(self.dlqs)
+        if replace(query.filters, states=frozenset(), dlqs=frozenset()) == Query():
+            return await self._rows_in_states(dlqs, query.states)
         index = EntryIndex()
         by_id: dict[str, EntrySummary] = {}
         for dlq in dlqs:
@@ -183,6 +186,15 @@ class ActionService(RecoveryActions):
                     by_id[summary.entry_id] = summary
         rows = index.query(query)
         return [by_id[entry_id] for entry_id in index.entry_ids(rows) if entry_id in by_id]
+
+    async def _rows_in_states(
+        self, dlqs: Sequence[str], states: frozenset[EntryState]
+    ) -> list[EntrySummary]:
+        """The rows of a query that filters on states (and DLQs) only, in the order an
+        :class:`EntryIndex` gives them (newest dead-lettered first, ties newest row
+        first) without building one: most bulk actions are "everything parked"."""
+        batches = [batch for dlq in dlqs async for batch in self.store.iter_summaries(dlq)]
+        return rows_in_states(batches, states)
 
     async def _id_rows(self, entry_ids: Iterable[str]) -> tuple[list[EntrySummary], list[str]]:
         return await rows_by_id(self.store, self.profile.fields, self.dlqs, entry_ids)
@@ -644,6 +656,26 @@ class ActionService(RecoveryActions):
         if len(queues) <= 3:
             return ", ".join(queues)
         return f"{', '.join(queues[:3])} and {len(queues) - 3} other queues"
+
+
+def rows_in_states(
+    batches: Iterable[Sequence[EntrySummary]], states: frozenset[EntryState]
+) -> list[EntrySummary]:
+    """The rows in ``states`` (all when empty) in the order an :class:`EntryIndex` of
+    ``batches`` answers a query on states alone: newest dead-lettered first, ties
+    later row first (the index's stable ascending order, reversed)."""
+    by_id: dict[str, EntrySummary] = {}
+    for batch in batches:
+        for summary in batch:
+            by_id[summary.entry_id] = summary
+    rows = [s for s in by_id.values() if not states or s.state in states]
+    rows.sort(key=_dead_lettered_at)  # stable: ties keep their row order
+    rows.reverse()
+    return rows
+
+
+def _dead_lettered_at(summary: EntrySummary) -> int:
+    return summary.dead_lettered_at_ms
 
 
 def _note(text: str) -> str:

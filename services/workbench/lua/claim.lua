@@ -1,14 +1,13 @@
 -- Compare-and-set: the expected state -> claimed, for one action. After now.lua.
 -- KEYS: entry, inflight, changes; ARGV: id, expected, action, action_id, operator, maxlen
-local cur = redis.call('HMGET', KEYS[1], 'state', 'operator', 'action', 'action_id')
+local cur = redis.call('HMGET', KEYS[1], 'state', 'operator', 'action', 'action_id', 'version')
 if not cur[1] then return {0, false, false, false, false} end
 if cur[1] == 'claimed' and cur[4] == ARGV[4] then
   return {1, 'claimed', cur[2], cur[3], cur[4]}   -- already ours: a repeated call
 end
 if cur[1] ~= ARGV[2] then return {0, cur[1], cur[2], cur[3], cur[4]} end
 redis.call('HSET', KEYS[1], 'state', 'claimed', 'action', ARGV[3], 'action_id', ARGV[4],
-  'operator', ARGV[5], 'detail', '', 'updated_at', now)
-redis.call('HINCRBY', KEYS[1], 'version', 1)
+  'operator', ARGV[5], 'detail', '', 'updated_at', now, 'version', (tonumber(cur[5]) or 0) + 1)
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*',
   'id', ARGV[1], 'state', 'claimed', 'op', 'claim', 'ts', now, 'operator', ARGV[5])

@@ -2,14 +2,13 @@
 -- After now.lua.
 -- KEYS: entry, inflight, changes
 -- ARGV: id, action_id, new state, op, detail, last_error, maxlen
-local cur = redis.call('HMGET', KEYS[1], 'state', 'operator', 'action', 'action_id')
+local cur = redis.call('HMGET', KEYS[1], 'state', 'operator', 'action', 'action_id', 'version')
 if not cur[1] then return {0, false, false, false, false} end
 if cur[4] ~= ARGV[2] then return {0, cur[1], cur[2], cur[3], cur[4]} end
 if cur[1] == ARGV[3] then return {1, cur[1], cur[2], cur[3], cur[4]} end  -- repeated call
 if cur[1] ~= 'claimed' then return {0, cur[1], cur[2], cur[3], cur[4]} end
 redis.call('HSET', KEYS[1], 'state', ARGV[3], 'detail', ARGV[5], 'last_error', ARGV[6],
-  'updated_at', now)
-redis.call('HINCRBY', KEYS[1], 'version', 1)
+  'updated_at', now, 'version', (tonumber(cur[5]) or 0) + 1)
 redis.call('SREM', KEYS[2], ARGV[1])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*',
   'id', ARGV[1], 'state', ARGV[3], 'op', ARGV[4], 'ts', now, 'operator', cur[2] or '')

@@ -15,11 +15,11 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from services.workbench.republish import ACTION_HEADER, DROPPED_HEADERS
 from services.workbench.actions.publisher import ACTION_ID_HEADER, ActionPublisher
 from services.workbench.actions.service import ActionRefused, ActionService, summary_line
 from services.workbench.model import ATTEMPT_HEADER, EntryState
 from services.workbench.query import ActionTarget, Query
+from services.workbench.republish import ACTION_HEADER, DROPPED_HEADERS
 from services.workbench.store import ParkingStore
 from tests.helpers.action_kit import (
     PAN,
