@@ -128,6 +128,8 @@ class MessageRecord:
     exchange: str = ""
     routing_key: str = ""
     wire: bytes | None = None
+    decoded: _wire.WireProperties | None = field(default=None, compare=False, repr=False)
+    """``wire`` as the parker decoded it (not stored): what encoding over it reuses."""
 
 
 class _PropertiesLike(Protocol):
@@ -173,6 +175,7 @@ def record_from_delivery(message: DeliveryLike) -> MessageRecord:
             exchange=message.exchange or "",
             routing_key=message.routing_key or "",
             wire=decoded.raw,
+            decoded=decoded,
         )
     props = message.header.properties
     properties: dict[str, Any] = {}
@@ -551,14 +554,18 @@ def _one_property(name: str, value: Any) -> bytes:
 
 
 def encode_message_properties(
-    properties: Mapping[str, Any], headers: Mapping[str, Any] | None, wire: bytes | None
+    properties: Mapping[str, Any],
+    headers: Mapping[str, Any] | None,
+    wire: bytes | None,
+    decoded: _wire.WireProperties | None = None,
 ) -> bytes:
     """The properties to publish: over the raw bytes the message arrived with when
     they are kept (every unchanged property and header byte for byte, see
-    :func:`services.workbench.wire.encode_over`), else :func:`encode_properties`."""
+    :func:`services.workbench.wire.encode_over`; ``decoded``: those bytes decoded
+    already), else :func:`encode_properties`."""
     if wire is None:
         return encode_properties(properties, headers)
-    return _wire.encode_over(wire, properties, headers, _one_property, encode_field_value)
+    return _wire.encode_over(wire, properties, headers, _one_property, encode_field_value, decoded)
 
 
 # --------------------------------------------------------------------------- x-death

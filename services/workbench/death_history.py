@@ -139,7 +139,7 @@ def carried_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
     """The ``payops-deaths`` headers a requeue or retry of a message with ``headers``
     sets (see the module docstring); empty when the message never died."""
     current = parse_x_death(headers)
-    total = total_deaths(headers)
+    total = earlier_deaths(headers) + sum(d.count for d in current)  # total_deaths
     if not total and not current:
         return {}
     hops: list[Mapping[str, Any]] = [_hop(d) for d in current]

@@ -83,7 +83,9 @@ def requeue_template(record: MessageRecord, entry_id: str) -> bytes | None:
     headers = requeue_headers(record, "requeue")
     headers[ACTION_ID_HEADER] = placeholder
     try:
-        encoded = encode_message_properties(republish_properties(record), headers, record.wire)
+        encoded = encode_message_properties(
+            republish_properties(record), headers, record.wire, record.decoded
+        )
         slot = encode_field_value(placeholder)
     except (ValueError, TypeError):
         return None

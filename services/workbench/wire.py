@@ -265,8 +265,11 @@ def encode_over(
     headers: Mapping[str, Any] | None,
     encode_property: Callable[[str, Any], bytes],
     encode_value: Callable[[Any, str], bytes],
+    *,
+    decoded: WireProperties | None = None,
 ) -> bytes:
-    """Properties to publish, written over the ``original`` raw properties.
+    """Properties to publish, written over the ``original`` raw properties (``decoded``:
+    them decoded already, by :func:`decode_properties`).
 
     Each property and header whose value is unchanged keeps its original
     bytes (wire type, key order); headers no longer in ``headers`` are
@@ -275,7 +278,10 @@ def encode_over(
     new headers after the kept ones in the order given. The undecodable rest
     of a header table, if any, is kept as it came.
     """
-    before = decode_properties(original)
+    if decoded is not None and (decoded.raw is original or decoded.raw == original):
+        before = decoded
+    else:
+        before = decode_properties(original)
     flags = 0
     parts: list[bytes] = []
     for name, bit in PROPERTY_FLAGS:

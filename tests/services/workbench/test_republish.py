@@ -38,8 +38,9 @@ EARLIER_ACTION = (
 def record_of(raw: bytes | None, headers: dict[str, object] | None = None) -> MessageRecord:
     if raw is None:  # parked by a version that kept no raw bytes
         return MessageRecord(b"{}", {"content_type": "application/json"}, headers or {})
-    decoded = decode_properties(raw)
-    return MessageRecord(b"{}", decoded.properties, decoded.headers or {}, wire=raw)
+    decoded = decode_properties(raw)  # as the parker has them: the template reuses them
+    headers = decoded.headers or {}
+    return MessageRecord(b"{}", decoded.properties, headers, wire=raw, decoded=decoded)
 
 
 def encoded_as_before(record: MessageRecord, action_id: str) -> bytes:
