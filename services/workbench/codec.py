@@ -565,7 +565,9 @@ def encode_message_properties(
     already), else :func:`encode_properties`."""
     if wire is None:
         return encode_properties(properties, headers)
-    return _wire.encode_over(wire, properties, headers, _one_property, encode_field_value, decoded)
+    return _wire.encode_over(
+        wire, properties, headers, _one_property, encode_field_value, decoded=decoded
+    )
 
 
 # --------------------------------------------------------------------------- x-death
