@@ -43,7 +43,16 @@ from services.workbench.actions.ledger import (
 from services.workbench.actions.names import Action
 from services.workbench.actions.pika_link import AmqpUnavailable, delay_queue_name
 from services.workbench.actions.publisher import ActionPublisher, PublishItem, PublishOutcome
-from services.workbench.actions.report import ActionOutcome, ActionReport, format_delay
+from services.workbench.actions.report import (
+    ActionOutcome,
+    ActionReport,
+    done_outcome,
+    failed_outcome,
+    format_delay,
+    held_text,
+    skipped_outcome,
+    where_text,
+)
 from services.workbench.codec import MessageRecord
 from services.workbench.model import (
     AUDIT_STARTED,
@@ -148,40 +157,6 @@ class _Confirms:
         if outcome.ok:
             self.indexes.append(index)
             self.wakeup.set()
-
-
-def held_text(state: EntryState | None, operator: str | None, action: str | None = None) -> str:
-    """Why an entry is skipped: ``already requeued by alice`` / ``being retried by bob``."""
-    who = f" by {operator}" if operator else ""
-    if state is None:
-        return "no such entry"
-    if state is EntryState.CLAIMED:
-        known = Action.named(action)
-        return f"being {known.past if known else 'acted on'}{who}"
-    if state is EntryState.PARKED:
-        return "changed meanwhile"
-    return f"already {state}{who}"
-
-
-def where_text(summary: EntrySummary) -> str:
-    """Where an entry's requeue or retry went: ``'queue'``, or the original exchange and
-    routing key of a dead letter that names no queue."""
-    origin = summary.origin
-    if origin is None or origin.queue is not None:
-        return f"'{summary.origin_queue}'"
-    return origin.describe()
-
-
-def failed_outcome(summary: EntrySummary, detail: str) -> ActionOutcome:
-    return ActionOutcome(summary.entry_id, summary.payment_id, False, "failed", detail)
-
-
-def skipped_outcome(summary: EntrySummary, detail: str) -> ActionOutcome:
-    return ActionOutcome(summary.entry_id, summary.payment_id, False, "skipped", detail)
-
-
-def done_outcome(summary: EntrySummary, detail: str) -> ActionOutcome:
-    return ActionOutcome(summary.entry_id, summary.payment_id, True, "done", detail)
 
 
 class ActionRun:

@@ -58,23 +58,19 @@ from services.workbench.actions.jobs import JobState, JobStore, LiveCounts, Pace
 from services.workbench.actions.ledger import ActionLedger, now_ms
 from services.workbench.actions.names import Action
 from services.workbench.actions.pika_link import PublisherError
-from services.workbench.actions.pipeline import (
-    ActionParams,
-    ActionRun,
-    Tally,
-    failed_outcome,
-    held_text,
-    skipped_outcome,
-    where_text,
-)
+from services.workbench.actions.pipeline import ActionParams, ActionRun, Tally
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.report import (
     ActionOutcome,
     ActionPlan,
     ActionReport,
     ActionRequest,
+    failed_outcome,
     format_delay,
+    held_text,
+    skipped_outcome,
     summary_line,
+    where_text,
 )
 from services.workbench.actions.rows import rows_by_id
 from services.workbench.actions.service_recovery import (
