@@ -7,13 +7,20 @@ and all).
 
 - **park**: a :class:`~services.workbench.parker.Parker` drains DLQ A into the parking
   store (Redis), acking only what Redis holds.
-- **reference**: a plain aio-pika consumer with manual acks (``async with
-  message.process()``, the same prefetch) drains DLQ B.
+- **reference**: a raw pika consume-and-batched-ack loop drains DLQ B: pika's
+  ``BlockingConnection`` with the same prefetch; each delivery becomes the same
+  record the parker stores (a :class:`~services.workbench.model.MessageRecord`
+  from pika's decoded properties, :func:`~services.workbench.codec.encode_record`:
+  body, properties, headers, exchange, routing key); every ``BATCH``
+  deliveries (or when no more are waiting) one pipelined round trip writes
+  them as hashes, then one ``basic.ack(multiple=True)``. No durability check,
+  no fingerprints, summaries, index or redelivery marks: the parker's
+  guarantees are what the ratio measures.
 
-Both are timed from the first consume until N acks; the ratio is park rate /
-consumer rate (target >= 0.8). Redis keys live under a unique prefix in the
-benchmark database (``--redis-url``, default db 14) and are deleted
-afterwards, as are the queues.
+Both are timed from the start of consuming until N acks; the ratio is park
+rate / reference rate (target >= 0.6, issue 12). Redis keys live under a
+unique prefix in the benchmark database (``--redis-url``, default db 14) and
+are deleted afterwards, as are the queues.
 
     python -m tests.benchmarks park --n 100000
 """
@@ -27,9 +34,14 @@ import time
 import uuid
 
 import aio_pika
+import pika
+import redis
 import redis.asyncio as aioredis
 
 from services.config import FieldPaths
+from services.workbench.codec import PROPERTY_NAMES, encode_record
+from services.workbench.model import MessageRecord
+from services.workbench.park_link import ParkLink
 from services.workbench.parker import Parker, ParkerStats
 from services.workbench.store import ParkingStore
 from tests.benchmarks.common import event_bodies
@@ -37,8 +49,9 @@ from tests.benchmarks.results import record_figures
 
 DEFAULT_AMQP_URL = os.environ.get("PAYOPS_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 DEFAULT_REDIS_URL = os.environ.get("PAYOPS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
-TARGET_RATIO = 0.8
+TARGET_RATIO = 0.6
 PREFETCH = 2000
+BATCH = 500
 
 
 class Topology:
@@ -99,9 +112,7 @@ async def fill(connection: aio_pika.abc.AbstractConnection, topology: Topology, 
     return time.perf_counter() - started
 
 
-async def run_parker(
-    connection: aio_pika.abc.AbstractConnection, store: ParkingStore, dlq: str, n: int
-) -> float:
+async def run_parker(amqp_url: str, store: ParkingStore, dlq: str, n: int) -> float:
     done = asyncio.Event()
     marks: dict[str, float] = {}
 
@@ -113,39 +124,79 @@ async def run_parker(
             done.set()
 
     parker = Parker(store, dlq, FieldPaths(), on_progress=progress, prefetch=PREFETCH)
-    channel = await connection.channel()
+    link = ParkLink(amqp_url)
+    await link.connect()
     started = time.perf_counter()
-    task = asyncio.ensure_future(parker.run(channel))
+    task = asyncio.ensure_future(parker.run(link))
     await asyncio.wait({task, asyncio.ensure_future(done.wait())}, return_when="FIRST_COMPLETED")
     parker.request_stop()
     stats = await task
-    await channel.close()
+    await link.close()
     if stats.acked < n:
         raise RuntimeError(f"the parker stopped after {stats.acked} of {n}: {stats.last_error}")
     return marks["end"] - started
 
 
-async def run_consumer(connection: aio_pika.abc.AbstractConnection, dlq: str, n: int) -> float:
-    channel = await connection.channel()
-    await channel.set_qos(prefetch_count=PREFETCH)
-    queue = await channel.get_queue(dlq)
-    done = asyncio.Event()
-    count = 0
+def run_reference(amqp_url: str, redis_url: str, dlq: str, prefix: str, n: int) -> float:
+    """The raw pika loop (see the module docstring); its seconds for ``n`` acks."""
+    client = redis.Redis.from_url(redis_url)
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    channel.basic_qos(prefetch_count=PREFETCH)
+    pending: list[tuple[int, bytes, pika.BasicProperties, str, str]] = []
+    acked = 0
 
-    async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        nonlocal count
-        async with message.process():
-            count += 1
-        if count >= n:
-            done.set()
+    def on_message(
+        _channel: object,
+        method: pika.spec.Basic.Deliver,
+        properties: pika.BasicProperties,
+        body: bytes,
+    ) -> None:
+        pending.append((method.delivery_tag, body, properties, method.exchange, method.routing_key))
+
+    def flush() -> None:
+        nonlocal acked
+        pipe = client.pipeline(transaction=False)
+        for tag, body, properties, exchange, routing_key in pending:
+            pipe.hset(
+                f"{prefix}:ref:{tag}",
+                mapping=encode_record(  # type: ignore[arg-type]
+                    MessageRecord(
+                        body=body,
+                        properties={
+                            name: value
+                            for name in PROPERTY_NAMES
+                            if name != "headers"
+                            and (value := getattr(properties, name, None)) is not None
+                        },
+                        headers=properties.headers or {},
+                        exchange=exchange,
+                        routing_key=routing_key,
+                    )
+                ),
+            )
+        pipe.execute()
+        channel.basic_ack(pending[-1][0], multiple=True)
+        acked += len(pending)
+        pending.clear()
 
     started = time.perf_counter()
-    tag = await queue.consume(on_message)
-    await done.wait()
+    channel.basic_consume(dlq, on_message, auto_ack=False)
+    while acked < n:
+        before = len(pending)
+        connection.process_data_events(time_limit=0 if pending else 0.02)
+        if pending and (len(pending) >= BATCH or len(pending) == before):
+            flush()
     elapsed = time.perf_counter() - started
-    await queue.cancel(tag)
-    await channel.close()
+    connection.close()
+    for keys in _batched(list(client.scan_iter(f"{prefix}:ref:*", count=5000)), 5000):
+        client.delete(*keys)
+    client.close()
     return elapsed
+
+
+def _batched(items: list[bytes], size: int) -> list[list[bytes]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 async def run(args: argparse.Namespace) -> dict[str, float]:
@@ -160,8 +211,10 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         await topology.declare(channel)
         fill_s = await fill(connection, topology, args.n)
         print(f"set-up: {args.n:,} dead letters in each DLQ after {fill_s:.1f} s")
-        consumer_s = await run_consumer(connection, topology.dlq_plain, args.n)
-        park_s = await run_parker(connection, store, topology.dlq_park, args.n)
+        consumer_s = await asyncio.to_thread(
+            run_reference, args.amqp_url, args.redis_url, topology.dlq_plain, prefix, args.n
+        )
+        park_s = await run_parker(args.amqp_url, store, topology.dlq_park, args.n)
         parked = await store.count(topology.dlq_park)
         if parked != args.n:
             raise RuntimeError(f"parked {parked} entries, expected {args.n}")
@@ -175,12 +228,13 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
     ratio = park_rate / consumer_rate
     print(f"park:      {args.n:,} dead letters in {park_s:.2f} s = {park_rate:,.0f} msg/s")
     print(
-        f"reference: plain aio-pika consumer (manual ack) {args.n:,} in {consumer_s:.2f} s"
+        f"reference: raw pika consume, pipelined Redis writes, batched acks: {args.n:,}"
+        f" in {consumer_s:.2f} s"
         f" = {consumer_rate:,.0f} msg/s"
     )
     verdict = "meets" if ratio >= TARGET_RATIO else "MISSES"
     print(f"ratio:     {ratio:.2f} (target >= {TARGET_RATIO}) - {verdict} the target")
-    return {"park_rate": park_rate, "consumer_rate": consumer_rate, "ratio": ratio}
+    return {"park_rate": park_rate, "reference_rate": consumer_rate, "ratio": ratio}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

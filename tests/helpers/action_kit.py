@@ -21,6 +21,7 @@ from services.workbench.codec import MessageRecord, record_from_delivery
 from services.workbench.parker import Parker
 from services.workbench.query import ActionTarget
 from services.workbench.store import ParkingStore
+from tests.helpers.park_links import park_link
 
 FIELDS = FieldPaths()
 PAN = "4111111111111111"
@@ -233,11 +234,9 @@ def publish_with_pika(
 async def park_all(
     connection: aio_pika.abc.AbstractConnection, store: ParkingStore, dlq: str
 ) -> int:
-    channel = await connection.channel()
-    try:
-        stats = await Parker(store, dlq, FIELDS).run(channel, once=True)
-    finally:
-        await channel.close()
+    """Park every message of ``dlq`` once, on a link to the broker ``connection`` is on."""
+    async with park_link(str(connection.url)) as link:
+        stats = await Parker(store, dlq, FIELDS).run(link, once=True)
     return stats.parked
 
 
