@@ -14,6 +14,7 @@ import orjson
 from pamqp import commands as spec
 
 from services.config import FieldPaths, Profile
+from services.workbench import amqp_raw
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.report import ActionReport
 from services.workbench.actions.service import ActionService
@@ -110,7 +111,9 @@ class Broker:
             await asyncio.sleep(0.02)
 
     async def drain(self, queue: str) -> list[MessageRecord]:
-        """Every message in ``queue``, taken off it, with all properties (aiormq level)."""
+        """Every message in ``queue``, taken off it, with all properties and their raw
+        bytes (aiormq level, :mod:`services.workbench.amqp_raw` installed)."""
+        amqp_raw.install()
         channel = await self.connection.channel()
         amqp = await channel.get_underlay_channel()
         records: list[MessageRecord] = []
