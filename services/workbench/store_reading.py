@@ -99,8 +99,7 @@ class StoreReader:
         self, payment_ids: Iterable[str], dlqs: Sequence[str] | None = None
     ) -> dict[str, list[tuple[str, str]]]:
         """:meth:`entries_for_payment` of many payments in two round trips (the DLQs
-        unless given, then one pipeline of one ``HMGET`` per DLQ); a payment with no
-        entry is left out."""
+        unless given, then one pipeline); a payment with no entry is left out."""
         shown = list(dict.fromkeys(mask_identifier(p.strip()) for p in payment_ids if p))
         shown = [p for p in shown if p]
         if not shown:
@@ -109,7 +108,7 @@ class StoreReader:
         if not names:
             return {}
         pipe = self.redis.pipeline(transaction=False)
-        for dlq in names:
+        for dlq in names:  # one HMGET per DLQ, not a command per payment
             pipe.hmget(self.keys(dlq).payments, shown)
         replies = cast(list[list[bytes | None]], await pipe.execute())
         found: dict[str, list[tuple[str, str]]] = {}
