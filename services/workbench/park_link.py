@@ -262,6 +262,16 @@ class ParkChannel:
             "setting the prefetch",
         )
 
+    def confirm_processed(self, prefetch: int) -> asyncio.Future[None]:
+        """Send ``basic.qos`` now, without waiting: the future is done at its ``qos-ok``,
+        which proves the broker processed every earlier method of the channel (acks
+        included). It stays pending when the channel closes first."""
+        if self.is_closed:
+            raise self.error("confirming the acks")
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._channel.basic_qos(prefetch_count=prefetch, callback=lambda _f: set_once(done, None))
+        return done
+
     async def consume(self, queue: str, on_delivery: OnDelivery) -> str:
         """Start consuming ``queue`` with manual acks; returns the consumer tag."""
         self._connection.assemblers[self._channel.channel_number] = _Assembler(on_delivery)

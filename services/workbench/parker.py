@@ -76,7 +76,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError
 
@@ -206,6 +206,8 @@ class Parker:
         self._buffer: list[Delivery] = []
         self._unacked: list[Delivery] = []
         self._to_clear: list[int] = []
+        self._confirming: list[tuple[asyncio.Future[None], int]] = []
+        """(the ack's proof, batch number) of acked batches, oldest first"""
         self._session = new_session_id()
         self._batch_no = 0
         self._wakeup = asyncio.Event()
@@ -283,6 +285,7 @@ class Parker:
         self._buffer = []
         self._unacked = []
         self._to_clear = []
+        self._confirming = []
         self._consumer_tag = None
         self._session = new_session_id()  # this channel's deliveries
         self._batch_no = 0
@@ -318,7 +321,7 @@ class Parker:
             await self._cancel(amqp)
             while self._buffer:  # delivered before the broker confirmed the cancel
                 await self._park_next_batch(amqp)
-            await self._clear_marks()
+            await self._await_confirmed(amqp)
         except BaseException:
             with contextlib.suppress(Exception):
                 await self._cancel(amqp)
@@ -372,21 +375,37 @@ class Parker:
         self._unacked = batch
         del self._buffer[: self.batch_size]
         self._batch_no += 1  # this batch's marks hash, kept across retries
+        await self._await_confirmed(amqp)  # the previous batch's, answered meanwhile
         results = await self._park_holding(amqp, items)
-        await self._after_parking(results)
+        amqp.ack(max(message.delivery_tag for message in batch), multiple=True)
+        self._unacked = []
         created = sum(1 for result in results if result.created)
         self._parked += created
         self._already += len(results) - created
-        amqp.ack(max(message.delivery_tag for message in batch), multiple=True)
-        self._unacked = []
         self._acked += len(batch)
         self._batches += 1
-        # A reply on the same channel proves the broker processed the ack (see
-        # the module docstring): only then may the batch's marks go.
-        await amqp.qos(self.prefetch)
-        self._to_clear.append(self._batch_no)
-        await self._clear_marks()
+        # A reply on the same channel proves the broker processed the ack (see the
+        # module docstring): only then may the batch's marks go. It is awaited before
+        # the next batch is parked, so the round trip overlaps reading that batch.
+        self._confirming.append((amqp.confirm_processed(self.prefetch), self._batch_no))
+        await self._after_parking(results)
         self._report()
+
+    def _take_confirmed(self) -> None:
+        """Batches whose ack the broker confirmed processing: their marks may go."""
+        while self._confirming and self._confirming[0][0].done():
+            self._to_clear.append(self._confirming.pop(0)[1])
+
+    async def _await_confirmed(self, amqp: ParkChannel) -> None:
+        """Wait (bounded) for the broker's proof of the acks sent; then clear the marks."""
+        if self._confirming and not amqp.is_closed:
+            last = self._confirming[-1][0]  # qos-oks come in order: the last proves all
+            waiters: set[asyncio.Future[Any]] = {last, amqp.closed}
+            await asyncio.wait(
+                waiters, timeout=CANCEL_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
+            )
+        self._take_confirmed()
+        await self._clear_marks()
 
     async def _park_holding(self, amqp: ParkChannel, items: list[ParkItem]) -> list[ParkResult]:
         """Park ``items``; while Redis refuses, hold every delivery and retry with back-off.
