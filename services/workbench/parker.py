@@ -208,6 +208,8 @@ class Parker:
         self._to_clear: list[int] = []
         self._confirming: list[tuple[asyncio.Future[None], int]] = []
         """(the ack's proof, batch number) of acked batches, oldest first"""
+        self._settling: asyncio.Future[None] | None = None
+        """the last batch's outcomes, failure groups and cause re-checks being settled"""
         self._session = new_session_id()
         self._batch_no = 0
         self._wakeup = asyncio.Event()
@@ -286,6 +288,7 @@ class Parker:
         self._unacked = []
         self._to_clear = []
         self._confirming = []
+        self._settling = None
         self._consumer_tag = None
         self._session = new_session_id()  # this channel's deliveries
         self._batch_no = 0
@@ -321,8 +324,10 @@ class Parker:
             await self._cancel(amqp)
             while self._buffer:  # delivered before the broker confirmed the cancel
                 await self._park_next_batch(amqp)
-            await self._await_confirmed(amqp)
+            await self._await_previous(amqp)
+            await self._clear_marks()
         except BaseException:
+            await self._finish_settling(failing=True)
             with contextlib.suppress(Exception):
                 await self._cancel(amqp)
             if self._unacked or self._buffer:
@@ -375,8 +380,12 @@ class Parker:
         self._unacked = batch
         del self._buffer[: self.batch_size]
         self._batch_no += 1  # this batch's marks hash, kept across retries
-        await self._await_confirmed(amqp)  # the previous batch's, answered meanwhile
-        results = await self._park_holding(amqp, items)
+        await self._await_previous(amqp)  # answered while this batch was read
+        clearing = asyncio.ensure_future(self._clear_marks())  # beside the park round trip
+        try:
+            results = await self._park_holding(amqp, items)
+        finally:
+            await clearing
         amqp.ack(max(message.delivery_tag for message in batch), multiple=True)
         self._unacked = []
         created = sum(1 for result in results if result.created)
@@ -385,27 +394,38 @@ class Parker:
         self._acked += len(batch)
         self._batches += 1
         # A reply on the same channel proves the broker processed the ack (see the
-        # module docstring): only then may the batch's marks go. It is awaited before
-        # the next batch is parked, so the round trip overlaps reading that batch.
+        # module docstring): only then may the batch's marks go. It and the outcomes'
+        # round trip are awaited before the next batch is parked: they overlap reading it.
         self._confirming.append((amqp.confirm_processed(self.prefetch), self._batch_no))
-        await self._after_parking(results)
+        self._settling = asyncio.ensure_future(self._after_parking(results))
         self._report()
 
-    def _take_confirmed(self) -> None:
-        """Batches whose ack the broker confirmed processing: their marks may go."""
-        while self._confirming and self._confirming[0][0].done():
-            self._to_clear.append(self._confirming.pop(0)[1])
-
-    async def _await_confirmed(self, amqp: ParkChannel) -> None:
-        """Wait (bounded) for the broker's proof of the acks sent; then clear the marks."""
+    async def _await_previous(self, amqp: ParkChannel) -> None:
+        """Wait for the previous batch's outcomes and (bounded) for the broker's proof of
+        the acks sent; the batches proven go to ``_to_clear``."""
+        await self._finish_settling()
         if self._confirming and not amqp.is_closed:
             last = self._confirming[-1][0]  # qos-oks come in order: the last proves all
             waiters: set[asyncio.Future[Any]] = {last, amqp.closed}
             await asyncio.wait(
                 waiters, timeout=CANCEL_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
             )
-        self._take_confirmed()
-        await self._clear_marks()
+        while self._confirming and self._confirming[0][0].done():
+            self._to_clear.append(self._confirming.pop(0)[1])
+
+    async def _finish_settling(self, *, failing: bool = False) -> None:
+        """Let the previous batch's outcomes finish (for a bounded time when ``failing``)."""
+        settling, self._settling = self._settling, None
+        if settling is None:
+            return
+        if not failing:
+            await settling
+        else:
+            await asyncio.wait({settling}, timeout=CANCEL_TIMEOUT_S)
+            if not settling.done():
+                settling.cancel()
+            elif not settling.cancelled() and settling.exception() is not None:
+                log.warning("%s: after parking: %s", self.dlq, settling.exception())
 
     async def _park_holding(self, amqp: ParkChannel, items: list[ParkItem]) -> list[ParkResult]:
         """Park ``items``; while Redis refuses, hold every delivery and retry with back-off.
