@@ -12,10 +12,11 @@ producer's retry dead-letters the same body, properties and ``x-death``
 twice), so the park script writes, atomically with each new entry, one
 "parked, ack not yet confirmed" mark for its fingerprint (a count per
 fingerprint in a hash of the batch, listed in ``P:{D}:unacked``). After the
-batch's ``basic.ack`` the parker makes a synchronous round trip on the same
-channel (``basic.qos``: a channel's methods are processed in order, so its
-``QosOk`` proves the broker processed the ack) and then deletes the batch's
-marks. A delivery flagged ``redelivered`` consumes ONE mark of its
+batch's ``basic.ack`` the parker makes a round trip on the same channel
+(``basic.qos``: a channel's methods are processed in order, so its ``QosOk``
+proves the broker processed the ack; it is answered while the next batch is
+read, and awaited before that batch is parked) and then deletes the batch's
+marks, beside the next batch's park round trip. A delivery flagged ``redelivered`` consumes ONE mark of its
 fingerprint and is acked as already parked; with no mark left it is parked
 as new. It never takes a mark of its own parker session (one channel): those
 belong to deliveries the session still holds, so they cannot be this one. A

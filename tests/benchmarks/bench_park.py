@@ -21,9 +21,10 @@ They take turns (reference, park, reference, park..., ``--turns`` each, a
 share of N per turn) so that the load of a shared machine weighs on both
 alike; each turn is timed from the start of consuming until its share is
 acked, and a rate is what was acked in its turns over their time. The ratio
-is park rate / reference rate (target >= 0.6, issue 12). Redis keys live under a
-unique prefix in the benchmark database (``--redis-url``, default db 14) and
-are deleted afterwards, as are the queues.
+is park rate / reference rate (target >= 0.6, issue 12). The CPU each side
+spent per dead letter is printed too (it moves less with the machine's load).
+Redis keys live under a unique prefix in the benchmark database
+(``--redis-url``, default db 14) and are deleted afterwards, as are the queues.
 
     python -m tests.benchmarks park --n 100000
 """
@@ -115,22 +116,25 @@ async def fill(connection: aio_pika.abc.AbstractConnection, topology: Topology, 
     return time.perf_counter() - started
 
 
-async def run_parker(amqp_url: str, store: ParkingStore, dlq: str, n: int) -> tuple[int, float]:
-    """Park until ``n`` are acked: (acked then, seconds); what it holds then is parked
-    and acked untimed before it returns (see :func:`run`)."""
+async def run_parker(
+    amqp_url: str, store: ParkingStore, dlq: str, n: int
+) -> tuple[int, float, float]:
+    """Park until ``n`` are acked: (acked then, seconds, CPU seconds of the process);
+    what it holds then is parked and acked untimed before it returns (see :func:`run`)."""
     done = asyncio.Event()
     marks: dict[str, float] = {}
 
     def progress(stats: ParkerStats) -> None:
         if stats.acked >= n and not done.is_set():
             marks["end"] = time.perf_counter()
+            marks["cpu"] = time.process_time()
             marks["acked"] = stats.acked
             done.set()
 
     parker = Parker(store, dlq, FieldPaths(), on_progress=progress, prefetch=PREFETCH)
     link = ParkLink(amqp_url)
     await link.connect()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     task = asyncio.ensure_future(parker.run(link))
     await asyncio.wait({task, asyncio.ensure_future(done.wait())}, return_when="FIRST_COMPLETED")
     parker.request_stop()
@@ -138,14 +142,15 @@ async def run_parker(amqp_url: str, store: ParkingStore, dlq: str, n: int) -> tu
     await link.close()
     if stats.acked < n:
         raise RuntimeError(f"the parker stopped after {stats.acked} of {n}: {stats.last_error}")
-    return int(marks["acked"]), marks["end"] - started
+    return int(marks["acked"]), marks["end"] - started, marks["cpu"] - cpu
 
 
 def run_reference(
     amqp_url: str, redis_url: str, dlq: str, prefix: str, n: int
-) -> tuple[int, float]:
+) -> tuple[int, float, float]:
     """The raw pika loop (see the module docstring) until ``n`` are acked: (acked,
-    seconds); what it holds unacked then goes back to the queue with the connection."""
+    seconds, CPU seconds of its thread); what it holds unacked then goes back to the
+    queue with the connection."""
     client = redis.Redis.from_url(redis_url)
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     channel = connection.channel()
@@ -187,19 +192,19 @@ def run_reference(
         acked += len(pending)
         pending.clear()
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.thread_time()
     channel.basic_consume(dlq, on_message, auto_ack=False)
     while acked < n:
         before = len(pending)
         connection.process_data_events(time_limit=0 if pending else 0.02)
         if pending and (len(pending) >= BATCH or len(pending) == before):
             flush()
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.thread_time() - cpu
     connection.close()  # what was delivered and not acked goes back to the queue
     for keys in _batched(list(client.scan_iter(f"{prefix}:ref:*", count=5000)), 5000):
         client.delete(*keys)
     client.close()
-    return acked, elapsed
+    return acked, elapsed, cpu
 
 
 def _batched(items: list[bytes], size: int) -> list[list[bytes]]:
@@ -220,10 +225,10 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         print(f"set-up: {args.n:,} dead letters in each DLQ after {fill_s:.1f} s")
         # In turns (reference, park, reference, park...), each its share of N, so that a
         # change in the machine's load during the run weighs on both alike.
-        consumer_n = consumer_s = park_n = park_s = 0.0
+        consumer_n = consumer_s = consumer_cpu = park_n = park_s = park_cpu = 0.0
         consumer_left = park_left = args.n
         for turn in range(args.turns, 0, -1):
-            count, seconds = await asyncio.to_thread(
+            count, seconds, cpu = await asyncio.to_thread(
                 run_reference,
                 args.amqp_url,
                 args.redis_url,
@@ -236,10 +241,11 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
                 consumer_s + seconds,
                 consumer_left - count,
             )
-            count, seconds = await run_parker(
+            consumer_cpu += cpu
+            count, seconds, cpu = await run_parker(
                 args.amqp_url, store, topology.dlq_park, -(-park_left // turn)
             )
-            park_n, park_s = park_n + count, park_s + seconds
+            park_n, park_s, park_cpu = park_n + count, park_s + seconds, park_cpu + cpu
             park_left = args.n - await store.count(topology.dlq_park)
             if consumer_left <= 0 and park_left <= 0:
                 break
@@ -261,7 +267,18 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
     )
     verdict = "meets" if ratio >= TARGET_RATIO else "MISSES"
     print(f"ratio:     {ratio:.2f} (target >= {TARGET_RATIO}) - {verdict} the target")
-    return {"park_rate": park_rate, "reference_rate": consumer_rate, "ratio": ratio}
+    park_us, consumer_us = 1e6 * park_cpu / park_n, 1e6 * consumer_cpu / consumer_n
+    print(
+        f"CPU:       park {park_us:.0f} us per dead letter (its process), reference"
+        f" {consumer_us:.0f} us (its thread): {consumer_us / park_us:.2f} as a ratio of rates"
+    )
+    return {
+        "park_rate": park_rate,
+        "reference_rate": consumer_rate,
+        "ratio": ratio,
+        "park_cpu_us": park_us,
+        "reference_cpu_us": consumer_us,
+    }
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
