@@ -16,11 +16,12 @@ batch's ``basic.ack`` the parker makes a round trip on the same channel
 (``basic.qos``: a channel's methods are processed in order, so its ``QosOk``
 proves the broker processed the ack; it is answered while the next batch is
 read, and awaited before that batch is parked) and then deletes the batch's
-marks, beside the next batch's park round trip. A delivery flagged ``redelivered`` consumes ONE mark of its
-fingerprint and is acked as already parked; with no mark left it is parked
-as new. It never takes a mark of its own parker session (one channel): those
-belong to deliveries the session still holds, so they cannot be this one. A
-fresh delivery never looks at marks. Crash points (parker ``kill -9``,
+marks, beside the next batch's park round trip. A delivery flagged
+``redelivered`` consumes ONE mark of its fingerprint and is acked as already
+parked; with no mark left it is parked as new. It never takes a mark of its
+own parker session (one channel): those belong to deliveries the session
+still holds, so they cannot be this one. A fresh delivery never looks at
+marks. Crash points (parker ``kill -9``,
 connection or broker loss):
 
 - before or during the park script: nothing of the batch is in Redis (the
