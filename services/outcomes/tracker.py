@@ -192,9 +192,9 @@ class OutcomeTracker:
         known = await entries_of([p for p, _, _ in news])
         by_dlq: dict[str, list[list[Any]]] = {}
         for payment_id, entry_id, at_ms in news:
-            detail = f"dead-lettered again at {format_local_time(at_ms / 1000, date=False)}"
             for dlq, earlier in known.get(payment_id, ()):
                 if earlier < entry_id:
+                    detail = f"dead-lettered again at {format_local_time(at_ms / 1000, date=False)}"
                     item = [payment_id, Outcome.FAILED_AGAIN.value, str(at_ms), detail]
                     by_dlq.setdefault(dlq, []).append([*item, entry_id, earlier])
         return await self._settle(by_dlq) if by_dlq else []

@@ -1,4 +1,9 @@
-"""Content headers for the parker: raw property bytes kept, and nothing undecodable fatal.
+"""Content headers for aiormq readers: raw property bytes kept, and nothing undecodable fatal.
+
+The parker no longer goes through pamqp: its pika link keeps the raw bytes
+itself (:mod:`services.workbench.park_link`). This module serves whatever
+else reads dead letters with aio-pika/aiormq and needs their raw bytes (the
+tests' drains of requeued messages).
 
 Why: pamqp (4.x, under aiormq and aio-pika) decodes a content header's
 properties strictly. A header key or a short string property (``message_id``,

@@ -16,23 +16,21 @@ refuses a store that could lose what is parked (see
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
-import aio_pika.abc
-
 from services.alerts.new_groups import NewFailureGroups
 from services.config import Profile
-from services.links.amqp_connect import connect_aio_pika
 from services.links.backoff import DEFAULT_BACKOFF_S, Backoff, pause
-from services.links.close import close_quietly
 from services.links.endpoints import node_target
 from services.links.tls import describe_tls_error
 from services.workbench.cause import FailureLookup
 from services.workbench.durability import check_parking_store
 from services.workbench.model import Durability
+from services.workbench.park_link import ParkLink
 from services.workbench.parker import CAUSE_RECHECK_S, Parker, ParkerStats, ParkingFailed
 from services.workbench.store import ParkingStore
 
@@ -136,14 +134,15 @@ class ParkingRunner:
         backoff = Backoff(self.reconnect_delays)
         while not self._stop.is_set():
             started = time.monotonic()
-            connection: aio_pika.abc.AbstractConnection | None = None
+            link = ParkLink(
+                self.profile.amqp_endpoint,
+                connect_timeout_s=CONNECT_TIMEOUT_S,
+                connection_name=f"PayOps Console parker {parker.dlq}",
+            )
             try:
-                connection = await connect_aio_pika(
-                    self.profile.amqp_endpoint, timeout=CONNECT_TIMEOUT_S
-                )
-                channel = await connection.channel()
+                await link.connect()
                 self._clear(parker.dlq, "amqp")
-                return await parker.run(channel, once=self.once)
+                return await parker.run(link, once=self.once)
             except ParkingFailed:
                 raise
             except Exception as exc:
@@ -164,7 +163,8 @@ class ParkingRunner:
                 )
                 await pause(delay, self._stop)
             finally:
-                await close_quietly(connection)
+                with contextlib.suppress(Exception):
+                    await link.close()
         return parker.stats
 
     def _progress(self, stats: ParkerStats) -> None:

@@ -12,14 +12,16 @@ producer's retry dead-letters the same body, properties and ``x-death``
 twice), so the park script writes, atomically with each new entry, one
 "parked, ack not yet confirmed" mark for its fingerprint (a count per
 fingerprint in a hash of the batch, listed in ``P:{D}:unacked``). After the
-batch's ``basic.ack`` the parker makes a synchronous round trip on the same
-channel (``basic.qos``: a channel's methods are processed in order, so its
-``QosOk`` proves the broker processed the ack) and then deletes the batch's
-marks. A delivery flagged ``redelivered`` consumes ONE mark of its
-fingerprint and is acked as already parked; with no mark left it is parked
-as new. It never takes a mark of its own parker session (one channel): those
-belong to deliveries the session still holds, so they cannot be this one. A
-fresh delivery never looks at marks. Crash points (parker ``kill -9``,
+batch's ``basic.ack`` the parker makes a round trip on the same channel
+(``basic.qos``: a channel's methods are processed in order, so its ``QosOk``
+proves the broker processed the ack; it is answered while the next batch is
+read, and awaited before that batch is parked) and then deletes the batch's
+marks, beside the next batch's park round trip. A delivery flagged
+``redelivered`` consumes ONE mark of its fingerprint and is acked as already
+parked; with no mark left it is parked as new. It never takes a mark of its
+own parker session (one channel): those belong to deliveries the session
+still holds, so they cannot be this one. A fresh delivery never looks at
+marks. Crash points (parker ``kill -9``,
 connection or broker loss):
 
 - before or during the park script: nothing of the batch is in Redis (the
@@ -61,8 +63,9 @@ Only when the channel itself goes (broker restart, ``consumer_timeout``, the
 parker stopped or given up) do the held deliveries return to the queue - by
 the channel closing, never by ``basic.nack``.
 
-It works below aio-pika's ``IncomingMessage`` wrapper, on the aiormq channel,
-to keep per-message cost low. Give each parker a channel of its own: it
+It consumes on a channel of its own of a :class:`~services.workbench.park_link.ParkLink`
+(pika, deliveries read straight off the wire and handed over synchronously: no
+Task per delivery; chosen by measurement, see the README's Benchmarks) and
 acks with ``multiple=True``, which covers every earlier delivery of the channel.
 """
 
@@ -75,11 +78,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
-import aio_pika.abc
-import aiormq.abc
-from aiormq.exceptions import ChannelInvalidStateError
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError
 
 from services.alerts.new_groups import NewFailureGroups
@@ -87,10 +87,10 @@ from services.config import FieldPaths
 from services.links.backoff import Backoff
 from services.outcomes.tracker import OutcomeRules, OutcomeTracker
 from services.time_range import format_local_time
-from services.workbench import amqp_raw
 from services.workbench.cause import Cause, FailureLookup
 from services.workbench.codec import record_from_delivery
 from services.workbench.model import ParkResult
+from services.workbench.park_link import Delivery, ParkChannel, ParkLink
 from services.workbench.store import ParkingStore, ParkItem, new_entry_id, new_session_id
 
 QUIET_S: Final = 0.3
@@ -205,9 +205,13 @@ class Parker:
         self.give_up_after_s = give_up_after_s
         self.quiet_s = QUIET_S
         self._backoff = Backoff(redis_backoff)
-        self._buffer: list[aiormq.abc.DeliveredMessage] = []
-        self._unacked: list[aiormq.abc.DeliveredMessage] = []
+        self._buffer: list[Delivery] = []
+        self._unacked: list[Delivery] = []
         self._to_clear: list[int] = []
+        self._confirming: list[tuple[asyncio.Future[None], int]] = []
+        """(the ack's proof, batch number) of acked batches, oldest first"""
+        self._settling: asyncio.Future[None] | None = None
+        """the last batch's outcomes, failure groups and cause re-checks being settled"""
         self._session = new_session_id()
         self._batch_no = 0
         self._wakeup = asyncio.Event()
@@ -262,25 +266,35 @@ class Parker:
         self._stop.set()
         self._wakeup.set()
 
-    async def run(self, channel: aio_pika.abc.AbstractChannel, once: bool = False) -> ParkerStats:
-        """Consume the DLQ until :meth:`request_stop` (or, with ``once``, until it is empty).
+    async def run(self, link: ParkLink, once: bool = False) -> ParkerStats:
+        """Consume the DLQ on a new channel of ``link`` until :meth:`request_stop` (or, with
+        ``once``, until it is empty); the channel is closed when run() returns.
 
         Redis failures are held out (see the module docstring); after
         ``give_up_after_s`` of them :class:`ParkingFailed` is raised. AMQP
-        errors (queue missing, channel closed: ``ChannelInvalidStateError``)
-        propagate. When run() ends with deliveries it could not park, it
-        closes the channel: they go back to the queue, and nothing unparked
-        was acked. A parker may run again on a new channel (a reconnect).
+        errors (queue missing, channel closed:
+        :class:`~services.workbench.actions.pika_link.ChannelClosed`; connection lost:
+        :class:`~services.workbench.actions.pika_link.AmqpUnavailable`) propagate. What
+        was delivered and not parked goes back to the queue by the channel closing, and
+        nothing unparked was acked. A parker may run again on a new link (a reconnect).
         """
-        amqp_raw.install()  # undecodable properties park instead of closing the connection
-        amqp = await channel.get_underlay_channel()
+        amqp = await link.consuming_channel()
+        try:
+            return await self._run_on(amqp, once)
+        finally:
+            await amqp.close()
+
+    async def _run_on(self, amqp: ParkChannel, once: bool) -> ParkerStats:
+        amqp.closed.add_done_callback(lambda _f: self._wakeup.set())
         self._buffer = []
         self._unacked = []
         self._to_clear = []
+        self._confirming = []
+        self._settling = None
         self._consumer_tag = None
         self._session = new_session_id()  # this channel's deliveries
         self._batch_no = 0
-        await amqp.basic_qos(prefetch_count=self.prefetch)
+        await amqp.qos(self.prefetch)
         if self._stopping:
             return self.stats
         self._started = self._started or time.monotonic()
@@ -290,7 +304,7 @@ class Parker:
         try:
             while True:
                 if amqp.is_closed:
-                    raise ChannelInvalidStateError(f"the channel consuming {self.dlq} closed")
+                    raise amqp.error(f"consuming {self.dlq}")
                 if self._rechecks:
                     await self._recheck_causes()
                 if not self._buffer:
@@ -312,12 +326,14 @@ class Parker:
             await self._cancel(amqp)
             while self._buffer:  # delivered before the broker confirmed the cancel
                 await self._park_next_batch(amqp)
+            await self._await_previous(amqp)
             await self._clear_marks()
         except BaseException:
+            await self._finish_settling(failing=True)
             with contextlib.suppress(Exception):
                 await self._cancel(amqp)
             if self._unacked or self._buffer:
-                await self._give_back(channel)
+                await self._give_back(amqp)
             raise
         finally:
             self._running = False
@@ -326,7 +342,7 @@ class Parker:
 
     # ------------------------------------------------------------------ internals
 
-    async def _on_message(self, message: aiormq.abc.DeliveredMessage) -> None:
+    def _on_delivery(self, message: Delivery) -> None:
         buffer = self._buffer
         buffer.append(message)
         self._received += 1
@@ -334,34 +350,31 @@ class Parker:
         if len(buffer) == 1 or len(buffer) >= self.batch_size:
             self._wakeup.set()
 
-    async def _consume(self, amqp: aiormq.abc.AbstractChannel) -> None:
-        consume = await amqp.basic_consume(self.dlq, self._on_message, no_ack=False)
-        self._consumer_tag = consume.consumer_tag
+    async def _consume(self, amqp: ParkChannel) -> None:
+        self._consumer_tag = await amqp.consume(self.dlq, self._on_delivery)
 
-    async def _drained(self, amqp: aiormq.abc.AbstractChannel) -> bool:
+    async def _drained(self, amqp: ParkChannel) -> bool:
         """``once``: nothing delivered for a quiet period and no message ready."""
         if time.monotonic() - self._last_delivery < self.quiet_s:
             return False
-        declared = await amqp.queue_declare(self.dlq, passive=True)
-        return not declared.message_count and not self._buffer
+        ready = await amqp.message_count(self.dlq)
+        return not ready and not self._buffer
 
-    async def _cancel(self, amqp: aiormq.abc.AbstractChannel) -> None:
-        """Stop deliveries (``basic.cancel``); what was delivered stays unacked with us."""
+    async def _cancel(self, amqp: ParkChannel) -> None:
+        """Stop deliveries (``basic.cancel``); what was delivered stays unacked with us
+        (deliveries read before the ``cancel-ok`` are in the buffer when it returns)."""
         consumer_tag, self._consumer_tag = self._consumer_tag, None
         if consumer_tag is None or amqp.is_closed:
             return
         async with asyncio.timeout(CANCEL_TIMEOUT_S):
-            await amqp.basic_cancel(consumer_tag)
-        # Deliveries read before the CancelOk are handed to tasks; let them run.
-        for _ in range(3):
-            await asyncio.sleep(0)
+            await amqp.cancel(consumer_tag)
 
-    async def _park_next_batch(self, amqp: aiormq.abc.AbstractChannel) -> None:
+    async def _park_next_batch(self, amqp: ParkChannel) -> None:
         batch = self._buffer[: self.batch_size]
         items = [
             ParkItem(
                 record_from_delivery(message),
-                redelivered=bool(message.redelivered),
+                redelivered=message.redelivered,
                 entry_id=new_entry_id(),
             )
             for message in batch
@@ -369,26 +382,54 @@ class Parker:
         self._unacked = batch
         del self._buffer[: self.batch_size]
         self._batch_no += 1  # this batch's marks hash, kept across retries
-        results = await self._park_holding(amqp, items)
-        await self._after_parking(results)
+        await self._await_previous(amqp)  # answered while this batch was read
+        clearing = asyncio.ensure_future(self._clear_marks())  # beside the park round trip
+        try:
+            results = await self._park_holding(amqp, items)
+        finally:
+            await clearing
+        amqp.ack(max(message.delivery_tag for message in batch), multiple=True)
+        self._unacked = []
         created = sum(1 for result in results if result.created)
         self._parked += created
         self._already += len(results) - created
-        max_tag = max(message.delivery_tag or 0 for message in batch)
-        await amqp.basic_ack(max_tag, multiple=True)
-        self._unacked = []
         self._acked += len(batch)
         self._batches += 1
-        # A reply on the same channel proves the broker processed the ack (see
-        # the module docstring): only then may the batch's marks go.
-        await amqp.basic_qos(prefetch_count=self.prefetch)
-        self._to_clear.append(self._batch_no)
-        await self._clear_marks()
+        # A reply on the same channel proves the broker processed the ack (see the
+        # module docstring): only then may the batch's marks go. It and the outcomes'
+        # round trip are awaited before the next batch is parked: they overlap reading it.
+        self._confirming.append((amqp.confirm_processed(self.prefetch), self._batch_no))
+        self._settling = asyncio.ensure_future(self._after_parking(results))
         self._report()
 
-    async def _park_holding(
-        self, amqp: aiormq.abc.AbstractChannel, items: list[ParkItem]
-    ) -> list[ParkResult]:
+    async def _await_previous(self, amqp: ParkChannel) -> None:
+        """Wait for the previous batch's outcomes and (bounded) for the broker's proof of
+        the acks sent; the batches proven go to ``_to_clear``."""
+        await self._finish_settling()
+        if self._confirming and not amqp.is_closed:
+            last = self._confirming[-1][0]  # qos-oks come in order: the last proves all
+            waiters: set[asyncio.Future[Any]] = {last, amqp.closed}
+            await asyncio.wait(
+                waiters, timeout=CANCEL_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
+            )
+        while self._confirming and self._confirming[0][0].done():
+            self._to_clear.append(self._confirming.pop(0)[1])
+
+    async def _finish_settling(self, *, failing: bool = False) -> None:
+        """Let the previous batch's outcomes finish (for a bounded time when ``failing``)."""
+        settling, self._settling = self._settling, None
+        if settling is None:
+            return
+        if not failing:
+            await settling
+        else:
+            await asyncio.wait({settling}, timeout=CANCEL_TIMEOUT_S)
+            if not settling.done():
+                settling.cancel()
+            elif not settling.cancelled() and settling.exception() is not None:
+                log.warning("%s: after parking: %s", self.dlq, settling.exception())
+
+    async def _park_holding(self, amqp: ParkChannel, items: list[ParkItem]) -> list[ParkResult]:
         """Park ``items``; while Redis refuses, hold every delivery and retry with back-off.
 
         Retrying is safe: the items keep their entry ids, so whatever an
@@ -477,7 +518,7 @@ class Parker:
                 self._rechecks.append((started + wait, step, pairs))
         await self._count_groups(moved)
 
-    async def _hold(self, amqp: aiormq.abc.AbstractChannel, size: int, exc: BaseException) -> None:
+    async def _hold(self, amqp: ParkChannel, size: int, exc: BaseException) -> None:
         self._errors += 1
         self._last_error = f"Redis did not accept a batch of {size}: {_refusal(exc)}"
         now = time.time()
@@ -492,7 +533,7 @@ class Parker:
         if self.give_up_after_s is not None and now - self._down_since >= self.give_up_after_s:
             raise ParkingFailed(self._last_error, self.stats)
         if amqp.is_closed:
-            raise ChannelInvalidStateError(f"the channel consuming {self.dlq} closed")
+            raise amqp.error(f"consuming {self.dlq}")
         self._stop.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), self._backoff.next_delay())
@@ -510,14 +551,14 @@ class Parker:
         except (RedisError, OSError):
             self._to_clear = ids + self._to_clear
 
-    async def _give_back(self, channel: aio_pika.abc.AbstractChannel) -> None:
+    async def _give_back(self, amqp: ParkChannel) -> None:
         """Return what is not parked by closing the channel: the broker requeues it
         (``basic.nack`` would, on RabbitMQ 4, spend delivery budget)."""
         self._unacked = []
         self._buffer.clear()
         with contextlib.suppress(Exception):
             async with asyncio.timeout(CANCEL_TIMEOUT_S):
-                await channel.close()
+                await amqp.close()
 
     def _report(self) -> None:
         if self.on_progress is not None:

@@ -16,6 +16,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from services.config import FieldPaths
+from services.workbench.park_link import ParkLink
 from services.workbench.parker import Parker, ParkerStats
 from services.workbench.store import ParkingStore
 from tests.helpers.private_servers import PrivateRedis, servers_available
@@ -61,7 +62,9 @@ async def test_a_quorum_dlq_keeps_every_message_while_redis_dies_and_comes_back(
         on_progress=reports.append,
         redis_backoff=(0.05, 0.1, 0.2),
     )
-    parking = asyncio.ensure_future(parker.run(await connection.channel()))
+    link = ParkLink(amqp_url)
+    await link.connect()
+    parking = asyncio.ensure_future(parker.run(link))
 
     async def publish(first: int, count: int) -> None:
         for start in range(first, first + count, 50):
@@ -108,5 +111,6 @@ async def test_a_quorum_dlq_keeps_every_message_while_redis_dies_and_comes_back(
     declared = await channel.declare_queue(dlq, passive=True)
     assert declared.declaration_result.message_count == 0
     await channel.queue_delete(dlq)
+    await link.close()
     await connection.close()
     await redis.aclose()

@@ -17,6 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from services.config import FieldPaths
+from services.workbench.park_link import ParkLink
 from services.workbench.parker import Parker, ParkerStats
 from services.workbench.store import ParkingStore
 from tests.helpers.private_servers import PrivateRedis, servers_available
@@ -73,7 +74,9 @@ async def test_a_read_only_replica_holds_parking_and_nothing_is_lost_once_promot
         store, dlq, FieldPaths(), batch_size=100, on_progress=reports.append,
         redis_backoff=(0.05, 0.1, 0.2),
     )  # fmt: skip
-    parking = asyncio.ensure_future(parker.run(await connection.channel()))
+    link = ParkLink(amqp_url)
+    await link.connect()
+    parking = asyncio.ensure_future(parker.run(link))
     try:
         await eventually(lambda: parker.stats.errors >= 3, 30, "the replica refusing batches")
         assert parker.stats.acked == 0 and parker.stats.holding > 0
@@ -99,5 +102,6 @@ async def test_a_read_only_replica_holds_parking_and_nothing_is_lost_once_promot
     declared = await channel.declare_queue(dlq, passive=True)
     assert declared.declaration_result.message_count == 0
     await channel.queue_delete(dlq)
+    await link.close()
     await connection.close()
     await redis.aclose()

@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 from services.config import FieldPaths
 from services.workbench.parker import Parker
 from services.workbench.store import ParkingStore
+from tests.helpers.park_links import park_link
 from tests.helpers.paths import REPO_ROOT
 from tests.helpers.private_servers import servers_available
 
@@ -100,9 +101,8 @@ async def test_twins_and_a_parker_killed_between_park_and_ack_every_twin_parked_
     assert 0 < in_doubt <= BATCH  # the third batch is in Redis, its ack never sent
 
     connection = await aio_pika.connect(amqp_url)
-    channel = await connection.channel()
-    stats = await Parker(store, dlq, FieldPaths(), batch_size=BATCH).run(channel, once=True)
-    await channel.close()
+    async with park_link(amqp_url) as link:
+        stats = await Parker(store, dlq, FieldPaths(), batch_size=BATCH).run(link, once=True)
     assert stats.already_parked == in_doubt  # recognised by their marks, not their content
     assert await depth(connection, dlq) == 0
     await connection.close()

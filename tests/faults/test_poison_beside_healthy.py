@@ -62,7 +62,7 @@ async def test_poison_at_the_head_of_one_queue_stops_neither_it_nor_another(
     others = [(f"other-{n}".encode(), properties(app_id=short(b"gateway"))) for n in range(20)]
     await asyncio.to_thread(publish_raw, amqp_url, "", poisoned, POISON + behind)
     await asyncio.to_thread(publish_raw, amqp_url, "", healthy, others)
-    # The runner must install the tolerant decoding itself, not find it installed.
+    # pamqp's strict decoding in place: the parker (pika, raw bytes) must not need it.
     monkeypatch.setattr(pamqp.frame, "_unmarshal_header_frame", amqp_raw.PAMQP_UNMARSHAL_HEADER)
 
     store = ParkingStore(redis_client, prefix)

@@ -14,6 +14,7 @@ import orjson
 from pamqp import commands as spec
 
 from services.config import FieldPaths, Profile
+from services.workbench import amqp_raw
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.report import ActionReport
 from services.workbench.actions.service import ActionService
@@ -21,6 +22,7 @@ from services.workbench.codec import MessageRecord, record_from_delivery
 from services.workbench.parker import Parker
 from services.workbench.query import ActionTarget
 from services.workbench.store import ParkingStore
+from tests.helpers.park_links import park_link
 
 FIELDS = FieldPaths()
 PAN = "4111111111111111"
@@ -109,7 +111,9 @@ class Broker:
             await asyncio.sleep(0.02)
 
     async def drain(self, queue: str) -> list[MessageRecord]:
-        """Every message in ``queue``, taken off it, with all properties (aiormq level)."""
+        """Every message in ``queue``, taken off it, with all properties and their raw
+        bytes (aiormq level, :mod:`services.workbench.amqp_raw` installed)."""
+        amqp_raw.install()
         channel = await self.connection.channel()
         amqp = await channel.get_underlay_channel()
         records: list[MessageRecord] = []
@@ -233,11 +237,9 @@ def publish_with_pika(
 async def park_all(
     connection: aio_pika.abc.AbstractConnection, store: ParkingStore, dlq: str
 ) -> int:
-    channel = await connection.channel()
-    try:
-        stats = await Parker(store, dlq, FIELDS).run(channel, once=True)
-    finally:
-        await channel.close()
+    """Park every message of ``dlq`` once, on a link to the broker ``connection`` is on."""
+    async with park_link(str(connection.url)) as link:
+        stats = await Parker(store, dlq, FIELDS).run(link, once=True)
     return stats.parked
 
 

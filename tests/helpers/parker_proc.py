@@ -17,17 +17,16 @@ import os
 import signal
 from typing import Any
 
-import aio_pika
 import redis.asyncio as aioredis
 
 from services.config import FieldPaths
 from services.workbench.model import ParkResult
 from services.workbench.parker import Parker, ParkerStats
 from services.workbench.store import ParkingStore
+from tests.helpers.park_links import park_link
 
 
 async def main(args: argparse.Namespace) -> None:
-    connection = await aio_pika.connect(args.amqp_url)
     redis = aioredis.from_url(args.redis_url)
     store = ParkingStore(redis, args.prefix)
     original = store.park_many
@@ -48,11 +47,10 @@ async def main(args: argparse.Namespace) -> None:
     def progress(stats: ParkerStats) -> None:
         print(stats.parked, stats.acked, flush=True)
 
-    channel = await connection.channel()
     parker = Parker(store, args.dlq, FieldPaths(), on_progress=progress, batch_size=args.batch)
-    stats = await parker.run(channel, once=args.once)
+    async with park_link(args.amqp_url) as link:
+        stats = await parker.run(link, once=args.once)
     print("DONE", stats.parked, stats.already_parked, flush=True)
-    await connection.close()
     await redis.aclose()
 
 

@@ -42,6 +42,7 @@ from services.workbench.model import EntryState
 from services.workbench.parker import Parker
 from services.workbench.store import ParkingStore
 from tests.helpers.action_kit import Broker, make_profile
+from tests.helpers.park_links import park_link
 from tests.helpers.paths import REPO_ROOT
 
 
@@ -121,9 +122,8 @@ class RequeueScenario:
             await broker.wait_depth(self.dlq, self.n, timeout=60)
             await channel.queue_delete(self.work)
             await channel.declare_queue(self.work, durable=True, arguments=quorum)
-            parking = await connection.channel()
-            async with self.store() as store:
-                stats = await Parker(store, self.dlq, FieldPaths()).run(parking, once=True)
+            async with self.store() as store, park_link(self.amqp_url) as link:
+                stats = await Parker(store, self.dlq, FieldPaths()).run(link, once=True)
             assert stats.parked == self.n
         finally:
             await connection.close()

@@ -92,6 +92,9 @@ class PikaLink:
     after it was lost. Subclasses open their own channels in :meth:`connect` and
     hear of a lost connection in :meth:`_connection_lost`."""
 
+    connection_class: type[_CoalescingConnection] = _CoalescingConnection
+    """What :meth:`connect` opens (the parker's link reads deliveries itself)."""
+
     def __init__(
         self,
         amqp: AmqpTarget,
@@ -210,7 +213,7 @@ class PikaLink:
         def on_close(_connection: pika.connection.Connection, reason: BaseException) -> None:
             self._on_connection_closed(reason)
 
-        connection = _CoalescingConnection(
+        connection = self.connection_class(
             params,
             on_open_callback=on_open,
             on_open_error_callback=on_open_error,
@@ -236,7 +239,9 @@ class PikaLink:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
         if not self._closing:
-            log.warning("action publisher: connection to %s closed: %s", self.display_url, reason)
+            log.warning(
+                "%s: connection to %s closed: %s", self.connection_name, self.display_url, reason
+            )
 
     async def _new_channel(self) -> tuple[pika.channel.Channel, asyncio.Future[BaseException]]:
         """A fresh channel, and a future set when it closes (with the reason)."""

@@ -15,19 +15,19 @@ from typing import Any
 
 import aio_pika
 import aio_pika.abc
-import aiormq.exceptions
 import orjson
 import pytest
 import redis.asyncio as aioredis
-from aiormq.exceptions import ChannelInvalidStateError
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from services.config import FieldPaths
+from services.workbench.actions.pika_link import AmqpUnavailable, ChannelClosed
 from services.workbench.codec import record_from_delivery
 from services.workbench.model import EntryState, ParkedEntry
 from services.workbench.parker import Parker, ParkerStats, ParkingFailed
 from services.workbench.store import ParkingStore
+from tests.helpers.park_links import park_link
 from tests.helpers.paths import REPO_ROOT
 from tests.helpers.raw_str import RawStr
 
@@ -108,11 +108,8 @@ async def broker(amqp_url: str, unique_prefix: str) -> AsyncIterator[Broker]:
 async def park_once(
     broker: Broker, store: ParkingStore, dlq: str, **kwargs: Any
 ) -> tuple[ParkerStats, list[ParkedEntry]]:
-    channel = await broker.connection.channel()
-    try:
-        stats = await Parker(store, dlq, FIELDS, **kwargs).run(channel, once=True)
-    finally:
-        await channel.close()
+    async with park_link(broker.amqp_url) as link:
+        stats = await Parker(store, dlq, FIELDS, **kwargs).run(link, once=True)
     entries: list[ParkedEntry] = []
     async for batch in store.iter_summaries(dlq):
         for summary in batch:
@@ -484,9 +481,8 @@ async def test_a_parker_killed_between_park_and_ack_duplicates_nothing(
     assert 0 < in_doubt <= 100  # the third batch is in Redis, never acked
     await broker.wait_depth(dlq.name, n - acked)
 
-    channel = await broker.connection.channel()
-    stats = await Parker(store, dlq.name, FIELDS).run(channel, once=True)
-    await channel.close()
+    async with park_link(broker.amqp_url) as link:
+        stats = await Parker(store, dlq.name, FIELDS).run(link, once=True)
     assert stats.received == n - acked
     assert stats.already_parked == in_doubt and stats.parked == n - parked
     await assert_one_entry_per_message(broker, store, dlq.name, n)
@@ -516,10 +512,11 @@ async def test_redis_down_nothing_is_acked_nor_nacked_and_the_run_gives_up_when_
         give_up_after_s=1.0,
         redis_backoff=(0.1,),
     )
-    channel = await broker.connection.channel()
     try:
-        with pytest.raises(ParkingFailed) as failure:
-            await parker.run(channel, once=True)
+        async with park_link(broker.amqp_url) as link:
+            with pytest.raises(ParkingFailed) as failure:
+                await parker.run(link, once=True)
+            assert link.is_open  # handed back by closing the channel, never by basic.nack
     finally:
         await dead.aclose()
     stats = failure.value.stats
@@ -527,7 +524,6 @@ async def test_redis_down_nothing_is_acked_nor_nacked_and_the_run_gives_up_when_
     assert "Redis did not accept" in (stats.last_error or "")
     held = [r.problem or "" for r in reports if r.problem]
     assert any("holding 20 dead letters: Redis unavailable since" in text for text in held)
-    assert channel.is_closed  # handed back by closing the channel, never by basic.nack
     await broker.wait_depth(dlq.name, 20)
     counts = await delivery_counts(broker, dlq.name, 20)
     # Held without a single hand-back, then returned once by the channel closing (RabbitMQ
@@ -555,33 +551,33 @@ async def test_request_stop_parks_what_was_delivered_and_returns(
     await publish_many(broker, dlq.name, 300)
     await broker.wait_depth(dlq.name, 300)
     parker = Parker(store, dlq.name, FIELDS, batch_size=50)
-    channel = await broker.connection.channel()
-    task = asyncio.create_task(parker.run(channel))
-    while parker.stats.acked < 100:
-        await asyncio.sleep(0.005)
-    parker.request_stop()
-    stats = await asyncio.wait_for(task, 10)
-    await channel.close()
+    async with park_link(broker.amqp_url) as link:
+        task = asyncio.create_task(parker.run(link))
+        while parker.stats.acked < 100:
+            await asyncio.sleep(0.005)
+        parker.request_stop()
+        stats = await asyncio.wait_for(task, 10)
     assert stats.parked == stats.acked == stats.received
     assert await store.count(dlq.name) == stats.parked
     assert await broker.depth(dlq.name) == 300 - stats.parked
 
 
-async def test_a_channel_closed_under_the_parker_ends_the_run(
+async def test_a_connection_closed_under_the_parker_ends_the_run(
     broker: Broker, store: ParkingStore
 ) -> None:
     dlq = await broker.queue("dlq")
-    channel = await broker.connection.channel()
     parker = Parker(store, dlq.name, FIELDS)
-    task = asyncio.create_task(parker.run(channel))
-    await asyncio.sleep(0.2)
-    await channel.close()
-    with pytest.raises(ChannelInvalidStateError):
-        await asyncio.wait_for(task, 5)
+    async with park_link(broker.amqp_url) as link:
+        task = asyncio.create_task(parker.run(link))
+        await asyncio.sleep(0.2)
+        await link.close()
+        with pytest.raises(AmqpUnavailable):
+            await asyncio.wait_for(task, 5)
     assert not parker.stats.running
 
 
 async def test_a_missing_queue_is_an_error(broker: Broker, store: ParkingStore) -> None:
-    channel = await broker.connection.channel()
-    with pytest.raises(aiormq.exceptions.ChannelNotFoundEntity):
-        await Parker(store, broker.prefix + "nope", FIELDS).run(channel, once=True)
+    async with park_link(broker.amqp_url) as link:
+        with pytest.raises(ChannelClosed) as closed:
+            await Parker(store, broker.prefix + "nope", FIELDS).run(link, once=True)
+        assert closed.value.code == 404

@@ -159,7 +159,7 @@ async def test_undecodable_headers_are_parked_with_everything_behind_them(
         (b"year-10000", properties(timestamp=struct.pack(">Q", 253_402_300_800_000_000))),
     ]
     healthy = [(f"ok-{n}".encode(), properties(app_id=short(b"gateway"))) for n in range(5)]
-    # The parker must install the tolerant decoding itself, not find it installed.
+    # pamqp's strict decoding in place: the parker (pika, raw bytes) must not need it.
     monkeypatch.setattr(pamqp.frame, "_unmarshal_header_frame", amqp_raw.PAMQP_UNMARSHAL_HEADER)
     flow = await dead_letter_raw(broker, store, poison + healthy)
     assert await broker.depth(flow.dlq) == 0
