@@ -184,7 +184,7 @@ async def paced_job_screen(window: MainWindow) -> None:
     view = window.workbench.table_view
     panel = view.group_panel
     await asyncio.sleep(2.0)
-    items = panel.group_items()
+    items = panel.group_items()[1:]  # the first was requeued by job_screen
     if not items:
         print("no failure group left: no paced job screenshots")
         return
