@@ -46,7 +46,7 @@ from widgets.workbench.action_summary import ActionSummaryDialog
 log = logging.getLogger(__name__)
 
 FIRST_PAGE = 300
-LOAD_BATCH = 5000
+LOAD_BATCH = 1000  # rows per step of the full load: each step (decode, add) stays short
 CHANGES_BLOCK_MS = 1000
 AUDIT_COUNT = 500
 AUDIT_REFRESH_MS = 5000

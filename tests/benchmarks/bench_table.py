@@ -56,6 +56,24 @@ PARK_BATCH = 2000
 TARGET_FIRST_ROWS_S = 1.0
 TARGET_INTERACTIVE_S = 0.300
 TARGET_RSS_BYTES = 1 << 30
+TARGET_STEP_S = 0.100  # issue 12: no GUI step longer
+
+
+class LoopLag:
+    """The longest the event loop was kept from running a short sleep: the longest step
+    of what shares the loop (the console runs Qt and asyncio on one)."""
+
+    def __init__(self, interval_s: float = 0.002) -> None:
+        self.interval_s = interval_s
+        self.longest_s = 0.0
+
+    async def watch(self) -> None:
+        while True:
+            started = time.perf_counter()
+            await asyncio.sleep(self.interval_s)
+            late = time.perf_counter() - started - self.interval_s
+            self.longest_s = max(self.longest_s, late)
+
 
 QUEUES = (
     ("payments.authorize", "payment.authorize"),
@@ -237,6 +255,8 @@ async def run(args: argparse.Namespace) -> list[Figure]:
         view.resize(1280, 800)
         view.show()
         app.processEvents()
+        grouped_by = view.group_panel.by
+        print(f"  the view groups by {grouped_by!r} (its default)", flush=True)
 
         def settle() -> None:
             """Let Qt handle what is pending, painting included (offscreen)."""
@@ -256,7 +276,11 @@ async def run(args: argparse.Namespace) -> list[Figure]:
             Figure("first rows (page + index + view)", first_rows_s, "s", TARGET_FIRST_ROWS_S)
         )
 
-        # -- the full load, refreshing the view (throttled) as it goes
+        # -- the full load, refreshing the view (throttled) as it goes; a watcher on the
+        # loop sees every step: decoding a batch, adding it, the view's refresh when due
+        lag = LoopLag()
+        watching = asyncio.ensure_future(lag.watch())
+        await asyncio.sleep(0)
         started = time.perf_counter()
         total = await store.count(DLQ)
         index.reserve(total)  # the columns are not copied on the way
@@ -274,8 +298,11 @@ async def run(args: argparse.Namespace) -> list[Figure]:
             adding_s += added - step
             viewing_s += done - added
         view.set_loading(total, total)
+        await asyncio.sleep(0)
         view.refresh()
         settle()
+        await asyncio.sleep(0)
+        watching.cancel()
         load_s = time.perf_counter() - started
         assert len(index) == total == args.n, (len(index), total)
         figures.append(
@@ -292,13 +319,14 @@ async def run(args: argparse.Namespace) -> list[Figure]:
         step_s, add_s, view_s = longest_step
         figures.append(
             Figure(
-                "longest UI step during the load",
-                step_s * 1000,
+                "longest GUI step during the load",
+                lag.longest_s * 1000,
                 "ms",
-                TARGET_INTERACTIVE_S * 1000,
+                TARGET_STEP_S * 1000,
                 note=(
-                    f"{args.batch:,} rows: add {add_s * 1000:.0f} ms"
-                    f" + view {view_s * 1000:.0f} ms (refresh when due)"
+                    f"loop lag: decode + add + refresh when due, {args.batch:,} rows a step,"
+                    f" grouped by {grouped_by}; longest add + view {step_s * 1000:.0f} ms"
+                    f" (add {add_s * 1000:.0f} + view {view_s * 1000:.0f})"
                 ),
             )
         )
@@ -445,22 +473,27 @@ async def run(args: argparse.Namespace) -> list[Figure]:
                     note=f"{view.group_panel.list.topLevelItemCount():,} listed",
                 )
             )
+        view.group_panel.set_by(grouped_by)  # back to the default view for select-all
+        settle()
         emitted: list[int] = []
         view.selection_changed.connect(lambda ids: emitted.append(len(ids)))
+        steps: list[float] = []
 
         def select_all() -> None:
-            view.table.selectAll()
+            steps.append(timed(view.table.selectAll))
             while not emitted:  # the ids go out from a zero-delay timer
-                app.processEvents()
-            settle()
+                steps.append(timed(app.processEvents))
+            steps.append(timed(settle))
 
         select_s = timed(select_all)
+        assert emitted == [len(index)], emitted
         figures.append(
             Figure(
-                f"select all {len(index):,} (ids emitted)",
-                select_s * 1000,
+                f"select all {len(index):,}: longest GUI step",
+                max(steps) * 1000,
                 "ms",
-                TARGET_INTERACTIVE_S * 1000,
+                TARGET_STEP_S * 1000,
+                note=f"grouped by {grouped_by}; all {len(steps)} steps {select_s * 1000:.0f} ms",
             )
         )
         view.close()
@@ -473,10 +506,14 @@ async def run(args: argparse.Namespace) -> list[Figure]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from app.controllers.workbench import LOAD_BATCH  # here: the parkers need no Qt
+
     parser = argparse.ArgumentParser(prog="bench table", description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="entries to park")
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
-    parser.add_argument("--batch", type=int, default=5000, help="rows per iter_summaries batch")
+    parser.add_argument(
+        "--batch", type=int, default=LOAD_BATCH, help="rows per iter_summaries batch (the app's)"
+    )
     parser.add_argument(
         "--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)), help="parkers"
     )

@@ -14,7 +14,7 @@ Every filter is one :class:`~services.workbench.query.Query` run by the index
 with numpy on the UI thread, fast enough at a million rows.
 
 It never acts itself. It emits intents with plain data:
-``selection_changed(list[str])`` (entry ids), ``payment_entered(str)`` (Enter
+``selection_changed(EntryIds)`` (entry ids, looked up when read), ``payment_entered(str)`` (Enter
 on one word in the search box: the app opens that payment's timeline when it
 knows the payment) and ``action_requested(str,
 ActionTarget)`` - "requeue", "retry" or "cancel" on the selected entries, or
@@ -62,6 +62,7 @@ from PySide6.QtWidgets import (
 
 from services.masking.json import mask_sensitive_text
 from services.workbench.actions.names import Action
+from services.workbench.entry_ids import EntryIds
 from services.workbench.index import STATES, EntryIndex
 from services.workbench.index_groups import failure_group_stats
 from services.workbench.index_storage import Rows
@@ -103,7 +104,7 @@ def _search_icon(colour: str = colors.TEXT_MUTED) -> QIcon:
 class FailedPaymentsView(QWidget):
     """Browse parked failed payments and ask for actions on them (see the module docstring)."""
 
-    selection_changed = Signal(object)  # list[str]: entry ids (object: no copy into Qt types)
+    selection_changed = Signal(object)  # EntryIds: a sequence of entry ids (no copy into Qt)
     action_requested = Signal(str, object)
     entry_activated = Signal(str)
     query_changed = Signal(object)
@@ -555,7 +556,7 @@ class FailedPaymentsView(QWidget):
         if np.array_equal(rows, self._emitted_rows):
             return
         self._emitted_rows = rows
-        self.selection_changed.emit(self.index.entry_ids(rows))
+        self.selection_changed.emit(EntryIds(self.index, rows))  # ids looked up when read
 
     def _update_counts(self) -> None:
         shown, total = self.model.rowCount(), len(self.index)
