@@ -243,8 +243,8 @@ class WorkbenchController(QObject):
                 self.page.table_view.set_loading(len(self.index), max(total, len(self.index)))
                 self.page.table_view.request_refresh()
                 await asyncio.sleep(0)
+        self.page.table_view.refresh()  # still loading: the groups follow in a step of their own
         self.page.table_view.set_loading(len(self.index), len(self.index))
-        self.page.table_view.refresh()
         await self._refresh_audit()
         self._loaded = True
         await asyncio.gather(*(self._follow(dlq, cursors[dlq]) for dlq in dlqs))

@@ -158,6 +158,9 @@ class FailedPaymentsView(QWidget):
         self._selection_timer.setInterval(0)
         self._refresh_timer = QTimer(self)
         self._refresh_timer.setSingleShot(True)
+        self._groups_timer = QTimer(self)  # while loading: the groups a GUI step of their own
+        self._groups_timer.setSingleShot(True)
+        self._groups_timer.setInterval(0)
         self._connect_signals()
 
         header = self.table.horizontalHeader()
@@ -294,6 +297,7 @@ class FailedPaymentsView(QWidget):
         selection.selectionChanged.connect(self._on_selection_changed)
         self._selection_timer.timeout.connect(self._emit_selection)
         self._refresh_timer.timeout.connect(self.refresh)
+        self._groups_timer.timeout.connect(self._update_groups)
         self.table.customContextMenuRequested.connect(self._on_context_menu)
         self.table.activated_row.connect(self._on_row_activated)
         self.focus_search_action.triggered.connect(self.focus_search)
@@ -506,7 +510,10 @@ class FailedPaymentsView(QWidget):
         else:
             self.table.empty_text = "No parked failed payments"
         self.table.viewport().update()
-        self._update_groups()
+        if self._loading is None:
+            self._update_groups()
+        else:  # a million rows' groups and the table's refresh: two steps, not one long
+            self._groups_timer.start()
         self._update_counts()
         self._update_actions()
         self.query_changed.emit(query)
