@@ -27,6 +27,7 @@ written, and :func:`pack` zips the members in the order above (the manifest last
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime
 import hashlib
@@ -36,7 +37,7 @@ import time
 import zipfile
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Any, Final
 
 from services.snapshot.model import CHARTS
 
@@ -153,21 +154,36 @@ async def pack(
             info.external_attr = 0o644 << 16
             info.file_size = member.size
             with member.path.open("rb") as src, bundle.open(info, "w") as dst:
-                while chunk := src.read(PACK_CHUNK):
-                    dst.write(chunk)
-                    done += len(chunk)
+                # Reading, deflating and writing a chunk off the event loop: a disk
+                # busy with other work stalled a write for half a second.
+                while copied := await asyncio.to_thread(_copy_chunk, src, dst):
+                    done += copied
                     progress(done, total)
                     await tick()
-            member.path.unlink()
+            await asyncio.to_thread(member.path.unlink)
     digest = hashlib.sha256()
     size = 0
     with partial.open("rb") as packed:
-        while chunk := packed.read(PACK_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
+        while hashed := await asyncio.to_thread(_hash_chunk, packed, digest):
+            size += hashed
             await tick()
     progress(total, total)
     return digest.hexdigest(), size
+
+
+def _copy_chunk(src: IO[bytes], dst: IO[bytes]) -> int:
+    """Copy one chunk of ``src`` to ``dst``; its size (0: the end)."""
+    chunk = src.read(PACK_CHUNK)
+    if chunk:
+        dst.write(chunk)
+    return len(chunk)
+
+
+def _hash_chunk(src: IO[bytes], digest: Any) -> int:
+    """Hash one chunk of ``src``; its size (0: the end)."""
+    chunk = src.read(PACK_CHUNK)
+    digest.update(chunk)
+    return len(chunk)
 
 
 def default_file_name(profile_name: str, from_s: int, to_s: int) -> str:

@@ -90,7 +90,10 @@ from services.workbench.store import ParkingStore, entry_id_time_ms
 
 log = logging.getLogger(__name__)
 
-HISTORY_CHUNK_S: Final = 900
+HISTORY_CHUNK_S: Final = 300
+"""Seconds of history read and decoded per step (a short step of the GUI's loop)."""
+THROUGHPUT_STEP_S: Final = 600
+"""Rows of throughput.csv written per step."""
 AUDIT_SKEW_MS: Final = 5 * 60 * 1000
 """Audit records are looked up by their stream id (Redis's clock) this much beyond the
 range, then kept by their own ``ts`` (the acting console's clock)."""
@@ -283,8 +286,9 @@ class _SnapshotJob:
         frame = self.frame
         assert frame is not None
         out = CsvMember(self._member("throughput.csv"), throughput_header(frame))
-        for start in range(0, frame.seconds, 3600):
-            for row in throughput_rows(frame, start, min(start + 3600, frame.seconds)):
+        for start in range(0, frame.seconds, THROUGHPUT_STEP_S):
+            stop = min(start + THROUGHPUT_STEP_S, frame.seconds)
+            for row in throughput_rows(frame, start, stop):
                 out.row(row)
             out.flush()
             await self._tick()

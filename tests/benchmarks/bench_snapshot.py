@@ -590,14 +590,17 @@ class LoopLag:
         self.interval_s = interval_s
         self.longest_s = 0.0
         self.stage = ""
+        self.per_stage: dict[str, float] = {}
 
     async def watch(self) -> None:
         while True:
             started = time.perf_counter()
             await asyncio.sleep(self.interval_s)
             late = time.perf_counter() - started - self.interval_s
+            stage = self.sampler.stage
+            self.per_stage[stage] = max(self.per_stage.get(stage, 0.0), late)
             if late > self.longest_s:
-                self.longest_s, self.stage = late, self.sampler.stage
+                self.longest_s, self.stage = late, stage
 
 
 @dataclasses.dataclass
@@ -613,6 +616,7 @@ class PhaseResult:
     sha256: str = ""
     max_lag_s: float = 0.0
     lag_stage: str = ""
+    lag_per_stage: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- the phases
@@ -749,6 +753,7 @@ async def _snapshot(plan: Plan, render: Callable[..., Any]) -> PhaseResult:
         sha256=result.sha256,
         max_lag_s=lag.longest_s,
         lag_stage=lag.stage,
+        lag_per_stage=lag.per_stage,
     )
 
 
@@ -859,6 +864,10 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
             f"GUI:       longest loop step during the export {lag_ms:.0f} ms (in"
             f" {snapshot.lag_stage!r}; the console runs the writer on its GUI loop, charts"
             f" drawn in a child process; target <= {TARGET_LAG_MS:g} ms) - {verdict} the target"
+        )
+        print(
+            "           longest step per stage: "
+            + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in snapshot.lag_per_stage.items())
         )
         print(
             f"memory:    snapshot peak RSS growth / parked bodies = {mib(snapshot.rss_growth)}"
