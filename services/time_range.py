@@ -14,6 +14,7 @@ and what is accepted.
 from __future__ import annotations
 
 import datetime
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -209,8 +210,14 @@ def iso_utc(epoch_ms: int | None) -> str:
     """``2024-05-17T12:00:00.123Z`` (empty for None)."""
     if epoch_ms is None:
         return ""
-    moment = datetime.datetime.fromtimestamp(epoch_ms / 1000, tz=datetime.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
+    seconds, ms = divmod(epoch_ms, 1000)
+    return f"{_iso_second(seconds)}.{ms:03d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_second(epoch_s: int) -> str:
+    """``2024-05-17T12:00:00``: remembered, exports format the same seconds many times."""
+    return datetime.datetime.fromtimestamp(epoch_s, tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def format_duration(seconds: float) -> str:

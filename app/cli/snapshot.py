@@ -10,17 +10,16 @@ configuration; 3 Redis unreachable; 130 interrupted (nothing is left behind).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from app.cli import exit_codes
 from app.cli.progress import SnapshotProgressLine
 from app.cli.runner import Failed, fail, profile_from, redis_client, run_command
 from services.config import Profile
 from services.snapshot.bundle import default_file_name
+from services.snapshot.entries import default_workers
 from services.snapshot.job import write_snapshot
 from services.snapshot.model import (
     MAX_RANGE_S,
@@ -81,23 +80,12 @@ def add_snapshot_command(
 
 
 def _chart_renderer() -> ChartRenderer:
-    """The Qt chart renderer, with a QApplication on the offscreen platform.
+    """The console's chart renderer: the charts drawn in a child process of their own,
+    on the offscreen platform (never a display: a stale ``DISPLAY``, an old SSH
+    session, would abort Qt), while the failed payments are written."""
+    from widgets.snapshot.chart_process import ChartProcess
 
-    Offscreen unless ``QT_QPA_PLATFORM`` says otherwise: the charts never need
-    a display, and a stale ``DISPLAY`` (an old SSH session) would abort Qt.
-    """
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtWidgets import QApplication
-
-    from widgets.snapshot.charts import render_snapshot_charts
-
-    app = QApplication.instance() or QApplication(["payops"])
-
-    def render(frame: Any, spans: Any) -> dict[str, bytes]:
-        assert app is not None  # keeps the application alive while rendering
-        return render_snapshot_charts(frame, spans)
-
-    return render
+    return ChartProcess()
 
 
 async def _write(
@@ -109,7 +97,9 @@ async def _write(
     progress = SnapshotProgressLine(sys.stderr)
     try:
         async with redis_client(profile) as client:
-            result = await write_snapshot(request, client, render_charts=render, progress=progress)
+            result = await write_snapshot(
+                request, client, render_charts=render, progress=progress, workers=default_workers()
+            )
     except OSError as exc:
         raise Failed(f"cannot write {request.out}: {exc}") from None
     finally:

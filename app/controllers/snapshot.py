@@ -24,7 +24,7 @@ from services.snapshot.model import (
 )
 from services.stopping import stop_tasks
 from widgets.main_window import MainWindow
-from widgets.snapshot.charts import render_snapshot_charts
+from widgets.snapshot.chart_process import ChartProcess
 from widgets.snapshot.dialog import SnapshotChoice, SnapshotDialog
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ class SnapshotController(QObject):
             result = await write_snapshot(
                 request,
                 client,
-                render_charts=render_snapshot_charts,
+                render_charts=ChartProcess(),  # drawn in a child: the GUI thread never waits
                 progress=progress,
                 cancel=self._cancel,
             )

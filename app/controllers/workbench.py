@@ -46,7 +46,7 @@ from widgets.workbench.action_summary import ActionSummaryDialog
 log = logging.getLogger(__name__)
 
 FIRST_PAGE = 300
-LOAD_BATCH = 5000
+LOAD_BATCH = 1000  # rows per step of the full load: each step (decode, add) stays short
 CHANGES_BLOCK_MS = 1000
 AUDIT_COUNT = 500
 AUDIT_REFRESH_MS = 5000
@@ -243,8 +243,8 @@ class WorkbenchController(QObject):
                 self.page.table_view.set_loading(len(self.index), max(total, len(self.index)))
                 self.page.table_view.request_refresh()
                 await asyncio.sleep(0)
+        self.page.table_view.refresh()  # still loading: the groups follow in a step of their own
         self.page.table_view.set_loading(len(self.index), len(self.index))
-        self.page.table_view.refresh()
         await self._refresh_audit()
         self._loaded = True
         await asyncio.gather(*(self._follow(dlq, cursors[dlq]) for dlq in dlqs))

@@ -27,6 +27,7 @@ written, and :func:`pack` zips the members in the order above (the manifest last
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime
 import hashlib
@@ -36,11 +37,18 @@ import time
 import zipfile
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Any, Final
 
 from services.snapshot.model import CHARTS
 
 PACK_CHUNK: Final = 1024 * 1024
+PACK_LEVEL: Final = 1
+"""zlib's fastest level: 5.6 times faster than its default (6) on the members of a bundle
+of 100,000 failed payments, the zip 37 MiB instead of 27 (of 215 MiB)."""
+_LEVEL_ATTRIBUTE: Final = (
+    "compress_level" if hasattr(zipfile.ZipInfo, "compress_level") else "_compresslevel"
+)
+"""ZipInfo's compression level as this Python names it (3.13 renamed it)."""
 
 
 def bundle_files(chart_names: Iterable[str]) -> list[tuple[str, str, bool]]:
@@ -107,6 +115,12 @@ class CsvMember:
         self._writer.writerow(cells)
         self.member.rows += 1
 
+    def write_rows(self, data: bytes, rows: int) -> None:
+        """Rows written elsewhere (UTF-8, CRLF-terminated, as :meth:`row` writes them)."""
+        self.flush()
+        self.member.write(data)
+        self.member.rows += rows
+
     def flush(self) -> None:
         self.member.write(self._buffer.getvalue().encode("utf-8"))
         self._buffer.seek(0)
@@ -130,28 +144,46 @@ async def pack(
     done = 0
     progress(0, total)
     stamp = time.localtime(created_at)[:6]
-    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+    with zipfile.ZipFile(
+        partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=PACK_LEVEL
+    ) as bundle:
         for member in members:
             info = zipfile.ZipInfo(member.name, date_time=stamp)
             info.compress_type = zipfile.ZIP_DEFLATED
+            setattr(info, _LEVEL_ATTRIBUTE, PACK_LEVEL)  # open(info) ignores compresslevel
             info.external_attr = 0o644 << 16
             info.file_size = member.size
             with member.path.open("rb") as src, bundle.open(info, "w") as dst:
-                while chunk := src.read(PACK_CHUNK):
-                    dst.write(chunk)
-                    done += len(chunk)
+                # Reading, deflating and writing a chunk off the event loop: a disk
+                # busy with other work stalled a write for half a second.
+                while copied := await asyncio.to_thread(_copy_chunk, src, dst):
+                    done += copied
                     progress(done, total)
                     await tick()
-            member.path.unlink()
+            await asyncio.to_thread(member.path.unlink)
     digest = hashlib.sha256()
     size = 0
     with partial.open("rb") as packed:
-        while chunk := packed.read(PACK_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
+        while hashed := await asyncio.to_thread(_hash_chunk, packed, digest):
+            size += hashed
             await tick()
     progress(total, total)
     return digest.hexdigest(), size
+
+
+def _copy_chunk(src: IO[bytes], dst: IO[bytes]) -> int:
+    """Copy one chunk of ``src`` to ``dst``; its size (0: the end)."""
+    chunk = src.read(PACK_CHUNK)
+    if chunk:
+        dst.write(chunk)
+    return len(chunk)
+
+
+def _hash_chunk(src: IO[bytes], digest: Any) -> int:
+    """Hash one chunk of ``src``; its size (0: the end)."""
+    chunk = src.read(PACK_CHUNK)
+    digest.update(chunk)
+    return len(chunk)
 
 
 def default_file_name(profile_name: str, from_s: int, to_s: int) -> str:

@@ -17,6 +17,7 @@ the event loop between batches, so it can run on the GUI's loop.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import shutil
@@ -24,7 +25,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
@@ -43,12 +44,11 @@ from services.snapshot.documents import (
     alert_document,
     audit_document,
     dumps_line,
-    entry_document,
-    entry_row,
     job_document,
     throughput_header,
     throughput_rows,
 )
+from services.snapshot.entries import EntryLines, EntryWriter
 from services.snapshot.manifest import manifest_json, tool_version
 from services.snapshot.model import (
     CHARTS,
@@ -86,12 +86,14 @@ from services.snapshot.report import (
 from services.snapshot.series import SeriesBuilder
 from services.time_range import format_duration
 from services.workbench.actions.jobs import JobStore
-from services.workbench.model import ParkedEntry
 from services.workbench.store import ParkingStore, entry_id_time_ms
 
 log = logging.getLogger(__name__)
 
-HISTORY_CHUNK_S: Final = 900
+HISTORY_CHUNK_S: Final = 300
+"""Seconds of history read and decoded per step (a short step of the GUI's loop)."""
+THROUGHPUT_STEP_S: Final = 600
+"""Rows of throughput.csv written per step."""
 AUDIT_SKEW_MS: Final = 5 * 60 * 1000
 """Audit records are looked up by their stream id (Redis's clock) this much beyond the
 range, then kept by their own ``ts`` (the acting console's clock)."""
@@ -108,6 +110,7 @@ async def write_snapshot(
     render_charts: ChartRenderer | None = None,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    workers: int = 0,
 ) -> SnapshotResult:
     """Write the bundle of ``request`` (see the module docstring).
 
@@ -117,7 +120,8 @@ async def write_snapshot(
     are no charts. ``progress`` is called per batch; setting ``cancel`` (or
     cancelling the task) stops at the next batch with
     :class:`~services.snapshot.model.SnapshotCancelled` (or ``CancelledError``),
-    leaving no file behind.
+    leaving no file behind. ``workers`` > 0 decodes and masks the failed payments in
+    that many worker processes (:mod:`services.snapshot.entries`), 0 in this one.
 
     Raises ``ValueError`` for an empty range, ``FileExistsError`` when ``out``
     exists and ``overwrite`` is not set, Redis errors as they come.
@@ -139,6 +143,7 @@ async def write_snapshot(
     job = _SnapshotJob(
         request, redis, render_charts=render_charts, progress=progress, cancel=cancel
     )
+    job.workers = max(0, workers)
     partial = out.with_name(out.name + ".partial")
     job.workdir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -191,6 +196,8 @@ class _SnapshotJob:
         self.named: dict[str, set[str]] = {}
         self.charts: dict[str, bytes] = {}
         self.charts_note = ""
+        self._chart_task: asyncio.Future[Mapping[str, bytes]] | None = None
+        self.workers = 0
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -230,9 +237,17 @@ class _SnapshotJob:
     # -- the run --------------------------------------------------------------------------
 
     async def run(self, partial: Path) -> tuple[str, int]:
+        try:
+            return await self._run(partial)
+        finally:
+            if self._chart_task is not None and not self._chart_task.done():
+                self._chart_task.cancel()
+
+    async def _run(self, partial: Path) -> tuple[str, int]:
         await self._read_history()
         await self._write_throughput()
         await self._read_alerts()
+        self._start_charts()
         await self._read_audit()
         await self._read_jobs()
         await self._read_entries()
@@ -271,8 +286,9 @@ class _SnapshotJob:
         frame = self.frame
         assert frame is not None
         out = CsvMember(self._member("throughput.csv"), throughput_header(frame))
-        for start in range(0, frame.seconds, 3600):
-            for row in throughput_rows(frame, start, min(start + 3600, frame.seconds)):
+        for start in range(0, frame.seconds, THROUGHPUT_STEP_S):
+            stop = min(start + THROUGHPUT_STEP_S, frame.seconds)
+            for row in throughput_rows(frame, start, stop):
                 out.row(row)
             out.flush()
             await self._tick()
@@ -343,38 +359,45 @@ class _SnapshotJob:
             total += sum(1 for i in self.named.get(dlq, ()) if not self._id_in_range(i))
         done = 0
         self._report(STAGE_ENTRIES, 0, total)
-        ids = id_tree(self.profile.fields.id_paths)
+        writer = EntryWriter(
+            self.from_ms, self.to_ms, id_tree(self.profile.fields.id_paths), self.workers
+        )
 
-        async def write(entries: Sequence[ParkedEntry]) -> None:
+        async def write(batches: list[EntryLines]) -> None:
             nonlocal done, total
-            lines: list[bytes] = []
-            for entry in entries:
-                in_range = self.from_ms <= entry.summary.parked_at_ms < self.to_ms
-                csv_out.row(entry_row(entry))
-                lines.append(dumps_line(entry_document(entry, in_range=in_range, ids=ids)))
-                self.payments.add(entry.summary, in_range=in_range)
-            csv_out.flush()
-            jsonl.write(b"".join(lines))
-            jsonl.rows += len(lines)
-            done += len(entries)
-            total = max(total, done)
-            self._report(STAGE_ENTRIES, done, total)
-            await self._tick()
+            for lines in batches:
+                csv_out.write_rows(lines.csv, len(lines.summaries))
+                jsonl.write(lines.jsonl)
+                jsonl.rows += len(lines.summaries)
+                for summary, in_range in zip(lines.summaries, lines.in_range, strict=True):
+                    self.payments.add(summary, in_range=in_range)
+                done += len(lines.summaries)
+            if batches:
+                total = max(total, done)
+                self._report(STAGE_ENTRIES, done, total)
 
-        for dlq in dlqs:
-            named = self.named.get(dlq, set())
-            async for entries in self.store.iter_entries_between(
-                dlq, self.from_ms, self.to_ms, batch=self.request.batch
-            ):
-                for entry in entries:
-                    named.discard(entry.entry_id)
-                await write(entries)
-            # Entries parked before (or after) the range that an operator acted on in it.
-            rest = sorted(named)
-            named.clear()
-            for start in range(0, len(rest), self.request.batch):
-                found = await self.store.get_many(dlq, rest[start : start + self.request.batch])
-                await write([entry for entry in found if entry is not None])
+        try:
+            for dlq in dlqs:
+                named = self.named.get(dlq, set())
+                async for hashes in self.store.iter_hashes_between(
+                    dlq, self.from_ms, self.to_ms, batch=self.request.batch
+                ):
+                    for entry_id, _ in hashes:
+                        named.discard(entry_id)
+                    await write(await writer.submit(dlq, hashes))
+                    await self._tick()
+                # Entries parked before (or after) the range that an operator acted on in it.
+                rest = sorted(named)
+                named.clear()
+                for start in range(0, len(rest), self.request.batch):
+                    ids = rest[start : start + self.request.batch]
+                    found = await self.store.get_many_hashes(dlq, ids)
+                    hashes = [(i, raw) for i, raw in zip(ids, found, strict=True) if raw]
+                    await write(await writer.submit(dlq, hashes))
+                    await self._tick()
+            await write(await writer.drain())
+        finally:
+            writer.close()
         csv_out.member.close()
         jsonl.close()
         self._report(STAGE_ENTRIES, done, done)
@@ -382,6 +405,20 @@ class _SnapshotJob:
     def _id_in_range(self, entry_id: str) -> bool:
         ms = entry_id_time_ms(entry_id)  # the parking time, for our ids
         return ms is not None and self.from_ms <= ms < self.to_ms
+
+    def _start_charts(self) -> None:
+        """An asynchronous renderer starts now, drawing while the entries are written."""
+        render = self.render_charts
+        if render is None or not _is_async(render):
+            return
+        assert self.frame is not None
+        try:
+            drawing = render(self.frame, [s.span for s in self.spans])
+        except Exception:  # said at the charts stage, as the renderer's own errors are
+            log.exception("starting the snapshot charts failed")
+            return
+        if inspect.isawaitable(drawing):
+            self._chart_task = asyncio.ensure_future(drawing)
 
     async def _render_charts(self) -> None:
         if self.render_charts is None:
@@ -391,7 +428,11 @@ class _SnapshotJob:
         self._report(STAGE_CHARTS, 0, len(CHARTS))
         await self._tick()
         try:
-            rendered = self.render_charts(self.frame, [s.span for s in self.spans])
+            if self._chart_task is not None:
+                rendered = await self._chart_task
+            else:
+                drawing = self.render_charts(self.frame, [s.span for s in self.spans])
+                rendered = await drawing if inspect.isawaitable(drawing) else drawing
         except Exception as exc:  # a chart must not cost the operator the whole snapshot
             log.exception("rendering the snapshot charts failed")
             self.charts_note = f"Charts could not be rendered: {mask_optional_text(str(exc))}."
@@ -514,3 +555,9 @@ class _SnapshotJob:
         order = [name for name, _, _ in bundle_files(self.charts)]
         by_name = {m.name: m for m in self.members}
         return [by_name[name] for name in order if name in by_name]
+
+
+def _is_async(render: ChartRenderer) -> bool:
+    """Whether ``render`` is a coroutine function (or an object whose call is one)."""
+    call = getattr(render, "__call__", None)  # noqa: B004 - the bound call of an object
+    return inspect.iscoroutinefunction(render) or inspect.iscoroutinefunction(call)

@@ -8,7 +8,7 @@ controller and the chart renderer, which gets the range's series and the
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Final, NamedTuple
 
@@ -109,7 +109,12 @@ class SnapshotCancelled(Exception):
     """The snapshot was cancelled (its ``cancel`` event was set); nothing was left behind."""
 
 
-ChartRenderer = Callable[[FlowFrame, Sequence[AlertSpan]], Mapping[str, bytes]]
+ChartRenderer = Callable[
+    [FlowFrame, Sequence[AlertSpan]], Mapping[str, bytes] | Awaitable[Mapping[str, bytes]]
+]
+"""PNGs by chart name. A renderer that returns an awaitable (a coroutine function, one
+that draws in another process) is started as soon as the series and spans are known and
+runs while the entries are written; a plain one is called at the charts stage."""
 ProgressCallback = Callable[[SnapshotProgress], None]
 
 

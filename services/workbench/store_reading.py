@@ -36,6 +36,41 @@ def entry_id_time_ms(entry_id: str) -> int | None:
         return None
 
 
+def entry_from_hash(dlq: str, entry_id: str, raw: Mapping[bytes, bytes]) -> ParkedEntry:
+    """An entry from its stored hash (as HGETALL gives it): Redis-free, so another
+    process can decode what this one read."""
+    state = layout.state_of(raw.get(b"state")) or EntryState.PARKED
+    operator = layout.text(raw.get(b"operator"))
+    parked_at = layout.integer(raw.get(b"parked_at"), entry_id_time_ms(entry_id) or 0)
+    summary = layout.summary_from_blob(
+        dlq,
+        entry_id,
+        parked_at,
+        raw.get(b"summary"),
+        state=state,
+        operator=operator,
+        cause=raw.get(b"cause"),
+        cause_source=raw.get(b"cause_src"),
+        failure_group=raw.get(b"fgroup"),
+        outcome=raw.get(b"outcome"),
+    )
+    record = decode_record(raw)
+    return ParkedEntry(
+        summary=summary,
+        record=record,
+        deaths=parse_x_death(record.headers),
+        fingerprint=layout.text(raw.get(b"fingerprint")) or "",
+        version=layout.integer(raw.get(b"version"), 1),
+        last_error=layout.text(raw.get(b"last_error")),
+        action=layout.text(raw.get(b"action")),
+        action_id=layout.text(raw.get(b"action_id")),
+        operator=operator,
+        detail=layout.text(raw.get(b"detail")),
+        updated_at_ms=layout.integer(raw.get(b"updated_at")) or None,
+        outcome=outcome_from_fields(raw),
+    )
+
+
 class StoreReader:
     """What the parking store reads (see the module docstring)."""
 
@@ -132,36 +167,7 @@ class StoreReader:
         return self._entry(dlq, entry_id, raw)
 
     def _entry(self, dlq: str, entry_id: str, raw: Mapping[bytes, bytes]) -> ParkedEntry:
-        state = layout.state_of(raw.get(b"state")) or EntryState.PARKED
-        operator = layout.text(raw.get(b"operator"))
-        parked_at = layout.integer(raw.get(b"parked_at"), entry_id_time_ms(entry_id) or 0)
-        summary = layout.summary_from_blob(
-            dlq,
-            entry_id,
-            parked_at,
-            raw.get(b"summary"),
-            state=state,
-            operator=operator,
-            cause=raw.get(b"cause"),
-            cause_source=raw.get(b"cause_src"),
-            failure_group=raw.get(b"fgroup"),
-            outcome=raw.get(b"outcome"),
-        )
-        record = decode_record(raw)
-        return ParkedEntry(
-            summary=summary,
-            record=record,
-            deaths=parse_x_death(record.headers),
-            fingerprint=layout.text(raw.get(b"fingerprint")) or "",
-            version=layout.integer(raw.get(b"version"), 1),
-            last_error=layout.text(raw.get(b"last_error")),
-            action=layout.text(raw.get(b"action")),
-            action_id=layout.text(raw.get(b"action_id")),
-            operator=operator,
-            detail=layout.text(raw.get(b"detail")),
-            updated_at_ms=layout.integer(raw.get(b"updated_at")) or None,
-            outcome=outcome_from_fields(raw),
-        )
+        return entry_from_hash(dlq, entry_id, raw)
 
     async def locate(self, entry_id: str, dlqs: Iterable[str]) -> ParkedEntry | None:
         """Find an entry by id among several DLQs (the CLI's ``show ID``)."""
@@ -321,16 +327,33 @@ class StoreReader:
     async def get_many(self, dlq: str, entry_ids: Sequence[str]) -> list[ParkedEntry | None]:
         """Several entries in full, in ``entry_ids`` order (None where there is no such
         entry), in one pipelined round trip."""
+        replies = await self.get_many_hashes(dlq, entry_ids)
+        return [
+            self._entry(dlq, entry_id, raw) if raw else None
+            for entry_id, raw in zip(entry_ids, replies, strict=True)
+        ]
+
+    async def get_many_hashes(self, dlq: str, entry_ids: Sequence[str]) -> list[dict[bytes, bytes]]:
+        """The stored hashes of several entries, in ``entry_ids`` order (empty where
+        there is no such entry), in one pipelined round trip; :func:`entry_from_hash`
+        decodes one."""
         if not entry_ids:
             return []
         pipe = self.redis.pipeline(transaction=False)
         for entry_id in entry_ids:
             pipe.hgetall(self.entry_key(dlq, entry_id))
-        replies = cast(list[dict[bytes, bytes]], await pipe.execute())
-        return [
-            self._entry(dlq, entry_id, raw) if raw else None
-            for entry_id, raw in zip(entry_ids, replies, strict=True)
-        ]
+        return cast(list[dict[bytes, bytes]], await pipe.execute())
+
+    async def iter_hashes_between(
+        self, dlq: str, from_ms: int, to_ms: int, batch: int = 500
+    ) -> AsyncIterator[list[tuple[str, dict[bytes, bytes]]]]:
+        """:meth:`iter_entries_between` not decoded: (entry id, stored hash) pairs."""
+        async for rows in self._iter_index_between(dlq, from_ms, to_ms, batch):
+            ids = [member.decode() for member, _ in rows]
+            found = await self.get_many_hashes(dlq, ids)
+            pairs = [(entry_id, raw) for entry_id, raw in zip(ids, found, strict=True) if raw]
+            if pairs:
+                yield pairs
 
     async def iter_audit(
         self, dlq: str, from_ms: int, to_ms: int, batch: int = 1000

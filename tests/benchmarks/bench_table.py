@@ -6,10 +6,13 @@ about the table), then, in one process with a real offscreen
 ``FailedPaymentsView``, measures:
 
 - first rows: ``store.page`` + ``EntryIndex.add`` + the view showing them;
-- the full load: ``store.iter_summaries`` into the index, the view refreshing
-  (throttled) while it runs;
+- the full load: ``store.iter_summaries`` into the index in the console's
+  steps (``LOAD_BATCH`` rows), the view refreshing (throttled) while it runs,
+  and the longest GUI step: how late a 2 ms sleep on the loop woke up (decode,
+  add and a refresh when due are one step here, conservatively);
 - search (text), filter (state + reason + amount range + sort), text + filters
-  + sort, sort by a header, group-by, select-all latencies, through the view
+  + sort, sort by a header, group-by latencies, and select-all's longest GUI
+  step, through the view in its default grouping (by cause)
   (query, model reset, counts, group panel, repaint) and in the index alone;
 - resident memory (VmRSS) after the full load.
 
@@ -56,6 +59,26 @@ PARK_BATCH = 2000
 TARGET_FIRST_ROWS_S = 1.0
 TARGET_INTERACTIVE_S = 0.300
 TARGET_RSS_BYTES = 1 << 30
+TARGET_STEP_S = 0.100  # issue 12: no GUI step longer
+
+
+class LoopLag:
+    """The longest the event loop was kept from running a short sleep: the longest step
+    of what shares the loop (the console runs Qt and asyncio on one)."""
+
+    def __init__(self, interval_s: float = 0.002) -> None:
+        self.interval_s = interval_s
+        self.longest_s = 0.0
+        self.longest_cpu_s = 0.0  # the loop thread's CPU between two ticks: its own part
+
+    async def watch(self) -> None:
+        while True:
+            started, cpu = time.perf_counter(), time.thread_time()
+            await asyncio.sleep(self.interval_s)
+            late = time.perf_counter() - started - self.interval_s
+            self.longest_s = max(self.longest_s, late)
+            self.longest_cpu_s = max(self.longest_cpu_s, time.thread_time() - cpu)
+
 
 QUEUES = (
     ("payments.authorize", "payment.authorize"),
@@ -212,7 +235,28 @@ async def run(args: argparse.Namespace) -> list[Figure]:
     from widgets.workbench.browser import FailedPaymentsView
     from widgets.workbench.table_model import COLUMN_NAMES
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    class TimedApplication(QApplication):
+        """Times each event Qt hands out (outermost only): a GUI step of the console."""
+
+        def __init__(self, argv: list[str]) -> None:
+            super().__init__(argv)
+            self.depth = 0
+            self.longest_event_s = 0.0
+            self.longest_event_cpu_s = 0.0
+
+        def notify(self, receiver: Any, event: Any) -> bool:
+            if self.depth:
+                return bool(super().notify(receiver, event))
+            self.depth += 1
+            started, cpu = time.perf_counter(), time.thread_time()
+            try:
+                return bool(super().notify(receiver, event))
+            finally:
+                self.depth -= 1
+                self.longest_event_s = max(self.longest_event_s, time.perf_counter() - started)
+                self.longest_event_cpu_s = max(self.longest_event_cpu_s, time.thread_time() - cpu)
+
+    app = QApplication.instance() or TimedApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
     apply_theme(app)
     figures: list[Figure] = []
@@ -237,6 +281,8 @@ async def run(args: argparse.Namespace) -> list[Figure]:
         view.resize(1280, 800)
         view.show()
         app.processEvents()
+        grouped_by = view.group_panel.by
+        print(f"  the view groups by {grouped_by!r} (its default)", flush=True)
 
         def settle() -> None:
             """Let Qt handle what is pending, painting included (offscreen)."""
@@ -256,28 +302,48 @@ async def run(args: argparse.Namespace) -> list[Figure]:
             Figure("first rows (page + index + view)", first_rows_s, "s", TARGET_FIRST_ROWS_S)
         )
 
-        # -- the full load, refreshing the view (throttled) as it goes
+        # -- the full load, refreshing the view (throttled) as it goes; a watcher on the
+        # loop sees every step: decoding a batch, adding it, the view's refresh when due
+        lag = LoopLag()
+        watching = asyncio.ensure_future(lag.watch())
+        await asyncio.sleep(0)
         started = time.perf_counter()
         total = await store.count(DLQ)
         index.reserve(total)  # the columns are not copied on the way
         longest_step = (0.0, 0.0, 0.0)  # total, add, view (s)
         adding_s = viewing_s = 0.0
+        timed_app = app if isinstance(app, TimedApplication) else None
+        if timed_app is not None:
+            timed_app.longest_event_s = timed_app.longest_event_cpu_s = 0.0
+        # The console's steps: decoding a batch and adding it (one asyncio step: the CPU of
+        # this thread since the last step, awaiting Redis costs none), each Qt event.
+        batch_cpu = 0.0
+        last_cpu = time.thread_time()
         async for batch in store.iter_summaries(DLQ, batch=args.batch):
             step = time.perf_counter()
             index.add(batch)
             added = time.perf_counter()
             view.set_loading(len(index), total)
             view.request_refresh()
+            batch_cpu = max(batch_cpu, time.thread_time() - last_cpu)
             app.processEvents()
+            last_cpu = time.thread_time()
             done = time.perf_counter()
             longest_step = max(longest_step, (done - step, added - step, done - added))
             adding_s += added - step
             viewing_s += done - added
+        view.refresh()  # as the console ends its load: the groups follow in their own step
         view.set_loading(total, total)
-        view.refresh()
+        await asyncio.sleep(0)
         settle()
+        await asyncio.sleep(0.01)
+        settle()
+        await asyncio.sleep(0.01)
+        watching.cancel()
         load_s = time.perf_counter() - started
-        assert len(index) == total == args.n, (len(index), total)
+        assert len(index) == total, (len(index), total)
+        if total != args.n:  # a park batch retried after a timeout on a loaded machine
+            print(f"  note: {total:,} entries parked for {args.n:,} (retried batches)")
         figures.append(
             Figure(
                 "full load (iter_summaries + index + view)",
@@ -290,15 +356,34 @@ async def run(args: argparse.Namespace) -> list[Figure]:
             )
         )
         step_s, add_s, view_s = longest_step
+        if timed_app is not None:
+            event_s, event_cpu_s = timed_app.longest_event_s, timed_app.longest_event_cpu_s
+            longest = max(event_s, batch_cpu)
+            figures.append(
+                Figure(
+                    "longest GUI step during the load (by step)",
+                    longest * 1000,
+                    "ms",
+                    TARGET_STEP_S * 1000,
+                    note=(
+                        f"a Qt event {event_s * 1000:.0f} ms (own CPU"
+                        f" {event_cpu_s * 1000:.0f}); decode + add of {args.batch:,} rows"
+                        f" {batch_cpu * 1000:.0f} ms of CPU"
+                    ),
+                )
+            )
         figures.append(
             Figure(
-                "longest UI step during the load",
-                step_s * 1000,
+                "longest GUI step during the load",
+                lag.longest_s * 1000,
                 "ms",
-                TARGET_INTERACTIVE_S * 1000,
+                TARGET_STEP_S * 1000,
                 note=(
-                    f"{args.batch:,} rows: add {add_s * 1000:.0f} ms"
-                    f" + view {view_s * 1000:.0f} ms (refresh when due)"
+                    f"its own CPU {lag.longest_cpu_s * 1000:.0f} ms (the rest: waiting for a"
+                    " core); loop lag: decode + add + refresh when due,"
+                    f" {args.batch:,} rows a step,"
+                    f" grouped by {grouped_by}; longest add + view {step_s * 1000:.0f} ms"
+                    f" (add {add_s * 1000:.0f} + view {view_s * 1000:.0f})"
                 ),
             )
         )
@@ -445,22 +530,36 @@ async def run(args: argparse.Namespace) -> list[Figure]:
                     note=f"{view.group_panel.list.topLevelItemCount():,} listed",
                 )
             )
+        view.group_panel.set_by(grouped_by)  # back to the default view for select-all
+        settle()
         emitted: list[int] = []
         view.selection_changed.connect(lambda ids: emitted.append(len(ids)))
+        steps: list[float] = []
+        cpu_steps: list[float] = []
+
+        def step(action: Callable[[], Any]) -> None:
+            cpu = time.thread_time()
+            steps.append(timed(action))
+            cpu_steps.append(time.thread_time() - cpu)
 
         def select_all() -> None:
-            view.table.selectAll()
+            step(view.table.selectAll)
             while not emitted:  # the ids go out from a zero-delay timer
-                app.processEvents()
-            settle()
+                step(app.processEvents)
+            step(settle)
 
         select_s = timed(select_all)
+        assert emitted == [len(index)], emitted
         figures.append(
             Figure(
-                f"select all {len(index):,} (ids emitted)",
-                select_s * 1000,
+                f"select all {len(index):,}: longest GUI step",
+                max(steps) * 1000,
                 "ms",
-                TARGET_INTERACTIVE_S * 1000,
+                TARGET_STEP_S * 1000,
+                note=(
+                    f"its own CPU {max(cpu_steps) * 1000:.0f} ms; grouped by {grouped_by};"
+                    f" all {len(steps)} steps {select_s * 1000:.0f} ms"
+                ),
             )
         )
         view.close()
@@ -473,10 +572,14 @@ async def run(args: argparse.Namespace) -> list[Figure]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from app.controllers.workbench import LOAD_BATCH  # here: the parkers need no Qt
+
     parser = argparse.ArgumentParser(prog="bench table", description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="entries to park")
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
-    parser.add_argument("--batch", type=int, default=5000, help="rows per iter_summaries batch")
+    parser.add_argument(
+        "--batch", type=int, default=LOAD_BATCH, help="rows per iter_summaries batch (the app's)"
+    )
     parser.add_argument(
         "--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)), help="parkers"
     )

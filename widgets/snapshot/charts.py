@@ -387,9 +387,33 @@ def render_snapshot_charts(
     """PNG bytes of the four charts by name (:data:`CHART_NAMES`), alert spans shaded."""
     if not isinstance(QApplication.instance(), QApplication):
         raise RuntimeError("render_snapshot_charts needs a QApplication (create one first)")
-    series = downsample(frame)
-    t0 = float(frame.t[0]) if frame.seconds else 0.0
-    t1 = float(frame.t[-1]) + 1 if frame.seconds else 1.0
+    return render_chart_job(ChartJob.of(frame, spans, width, height))
+
+
+@dataclass(frozen=True)
+class ChartJob:
+    """What drawing the charts needs, small enough to send to another process: the
+    bucketed series (at most :data:`MAX_POINTS` points), the range, the spans."""
+
+    series: ChartSeries
+    t0: float
+    t1: float
+    spans: tuple[ChartSpan, ...]
+    width: int
+    height: int
+
+    @classmethod
+    def of(cls, frame: FlowFrame, spans: Sequence[ChartSpan], width: int, height: int) -> ChartJob:
+        t0 = float(frame.t[0]) if frame.seconds else 0.0
+        t1 = float(frame.t[-1]) + 1 if frame.seconds else 1.0
+        plain = tuple((float(a), float(b), str(rule), str(sev)) for a, b, rule, sev in spans)
+        return cls(downsample(frame), t0, t1, plain, width, height)
+
+
+def render_chart_job(job: ChartJob) -> dict[str, bytes]:
+    """PNG bytes of the charts of ``job`` by name (a QApplication must exist)."""
+    series, t0, t1, spans = job.series, job.t0, job.t1, job.spans
+    width, height = job.width, job.height
     charts: dict[str, bytes] = {}
     for name, (title, unit, draw) in _CHARTS.items():
         chart = _Chart(title, unit(series), width, height)

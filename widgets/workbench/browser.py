@@ -14,7 +14,7 @@ Every filter is one :class:`~services.workbench.query.Query` run by the index
 with numpy on the UI thread, fast enough at a million rows.
 
 It never acts itself. It emits intents with plain data:
-``selection_changed(list[str])`` (entry ids), ``payment_entered(str)`` (Enter
+``selection_changed(EntryIds)`` (entry ids, looked up when read), ``payment_entered(str)`` (Enter
 on one word in the search box: the app opens that payment's timeline when it
 knows the payment) and ``action_requested(str,
 ActionTarget)`` - "requeue", "retry" or "cancel" on the selected entries, or
@@ -62,6 +62,7 @@ from PySide6.QtWidgets import (
 
 from services.masking.json import mask_sensitive_text
 from services.workbench.actions.names import Action
+from services.workbench.entry_ids import EntryIds
 from services.workbench.index import STATES, EntryIndex
 from services.workbench.index_groups import failure_group_stats
 from services.workbench.index_storage import Rows
@@ -103,7 +104,7 @@ def _search_icon(colour: str = colors.TEXT_MUTED) -> QIcon:
 class FailedPaymentsView(QWidget):
     """Browse parked failed payments and ask for actions on them (see the module docstring)."""
 
-    selection_changed = Signal(object)  # list[str]: entry ids (object: no copy into Qt types)
+    selection_changed = Signal(object)  # EntryIds: a sequence of entry ids (no copy into Qt)
     action_requested = Signal(str, object)
     entry_activated = Signal(str)
     query_changed = Signal(object)
@@ -157,6 +158,9 @@ class FailedPaymentsView(QWidget):
         self._selection_timer.setInterval(0)
         self._refresh_timer = QTimer(self)
         self._refresh_timer.setSingleShot(True)
+        self._groups_timer = QTimer(self)  # while loading: the groups a GUI step of their own
+        self._groups_timer.setSingleShot(True)
+        self._groups_timer.setInterval(0)
         self._connect_signals()
 
         header = self.table.horizontalHeader()
@@ -293,6 +297,7 @@ class FailedPaymentsView(QWidget):
         selection.selectionChanged.connect(self._on_selection_changed)
         self._selection_timer.timeout.connect(self._emit_selection)
         self._refresh_timer.timeout.connect(self.refresh)
+        self._groups_timer.timeout.connect(self._update_groups)
         self.table.customContextMenuRequested.connect(self._on_context_menu)
         self.table.activated_row.connect(self._on_row_activated)
         self.focus_search_action.triggered.connect(self.focus_search)
@@ -505,7 +510,10 @@ class FailedPaymentsView(QWidget):
         else:
             self.table.empty_text = "No parked failed payments"
         self.table.viewport().update()
-        self._update_groups()
+        if self._loading is None:
+            self._update_groups()
+        else:  # a million rows' groups and the table's refresh: two steps, not one long
+            self._groups_timer.start()
         self._update_counts()
         self._update_actions()
         self.query_changed.emit(query)
@@ -555,7 +563,7 @@ class FailedPaymentsView(QWidget):
         if np.array_equal(rows, self._emitted_rows):
             return
         self._emitted_rows = rows
-        self.selection_changed.emit(self.index.entry_ids(rows))
+        self.selection_changed.emit(EntryIds(self.index, rows))  # ids looked up when read
 
     def _update_counts(self) -> None:
         shown, total = self.model.rowCount(), len(self.index)

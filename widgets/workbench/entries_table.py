@@ -61,6 +61,8 @@ HIDDEN_BY_DEFAULT: Final = TABLE_HIDDEN
 """Columns an operator turns on from the header's menu (``services.workbench.columns``)."""
 CONTENT_ROWS: Final = 300
 """How many rows the widths are fitted to."""
+TEXT_WIDTHS_KEPT: Final = 20_000
+"""Measured text widths remembered (shown texts only: masked)."""
 FLOORED: Final = frozenset({"payment_id", "merchant", "amount"})
 """Columns never fitted narrower than their sample: an incident's first rows are alike,
 and the payment, merchant and amount of the rows after them must show whole."""
@@ -229,6 +231,8 @@ class EntriesTable(QTableView):
         self._operator_sized = False  # widths the operator chose (dragged, restored) stay
         self._text_widths: dict[str, int] = {}  # the text widths the columns were sized to
         self._natural: dict[int, int] = {}  # widths before the last column stretched
+        self._widths_font = ""
+        self._text_width: dict[str, int] = {}  # text -> pixels in that font (masked texts)
         self.doubleClicked.connect(lambda index: self.activated_row.emit(index.row()))
         self.setModel(model)
         self.setItemDelegateForColumn(COLUMN_NAMES.index("state"), StatePillDelegate(self))
@@ -262,15 +266,27 @@ class EntriesTable(QTableView):
         and at least its sample for :data:`FLOORED` columns)."""
         self.ensurePolished()  # the stylesheet's font, not the default one
         metrics = self.fontMetrics()
-        model = self._entries
-        rows = range(min(model.rowCount(), CONTENT_ROWS))
+        font = self.font().key()
+        if font != self._widths_font:  # text widths are remembered per font
+            self._widths_font, self._text_width = font, {}
+        known = self._text_width
+
+        def advance(text: str) -> int:
+            width = known.get(text)
+            if width is None:
+                if len(known) >= TEXT_WIDTHS_KEPT:
+                    known.clear()
+                width = known[text] = metrics.horizontalAdvance(text)
+            return width
+
+        shown = self._entries.display_texts(CONTENT_ROWS)
         widths: dict[str, int] = {}
-        for position, column in enumerate(COLUMNS):
-            texts = {str(model.index(row, position).data() or "") for row in rows}
+        for column in COLUMNS:
+            texts = shown[column.name]
             if column.name == "state" and texts:  # states change under the operator's eyes
                 texts |= set(STATE_LABELS.values())
-            widest = max((metrics.horizontalAdvance(t) for t in texts), default=0)
-            sample = metrics.horizontalAdvance(COLUMN_SAMPLES.get(column.name, ""))
+            widest = max((advance(t) for t in texts), default=0)
+            sample = advance(COLUMN_SAMPLES.get(column.name, ""))
             floored = not texts or column.name in FLOORED
             cap = GIVES_WAY_MAX if column.name == GIVES_WAY else MAX_FITTED_WIDTH
             widths[column.name] = min(max(widest, sample if floored else 0), cap)

@@ -261,6 +261,16 @@ class FailedPaymentsModel(QAbstractTableModel):
     def summaries_at(self, rows: Iterable[int]) -> list[EntrySummary]:
         return [self.summary_at(int(r)) for r in rows]
 
+    def display_texts(self, rows: int) -> dict[str, set[str]]:
+        """The distinct texts each column shows in the first ``rows`` table rows (what
+        ``data()`` shows, without a Qt call per cell: the table fits its widths to them)."""
+        texts: dict[str, set[str]] = {c.name: set() for c in COLUMNS}
+        for row in range(min(rows, len(self._result))):
+            summary = self.summary_at(row)
+            for name, shown in texts.items():
+                shown.add(self._display(summary, name))
+        return texts
+
     def entry_id_at(self, row: int) -> str:
         return self._index.entry_ids(self._result[row : row + 1])[0]
 

@@ -561,6 +561,36 @@ async def test_the_bundle_is_complete_and_consistent(
     assert report.count('src="data:image/png;base64,') == len(CHARTS)
 
 
+async def test_worker_processes_write_the_same_bundle(
+    redis_client: aioredis.Redis, prefix: str, tmp_path: Path
+) -> None:
+    """Masking the failed payments in worker processes (several batches in flight)
+    changes nothing in the bundle but its creation time; an async renderer's charts
+    (drawn while the entries are written) land as a plain one's do."""
+    profile = profile_for(prefix)
+    scenario = await seed(redis_client, profile)
+    here, there = tmp_path / "here.zip", tmp_path / "there.zip"
+    plain = FakeRenderer()
+
+    async def drawn_elsewhere(frame: FlowFrame, spans: Sequence[AlertSpan]) -> Mapping[str, bytes]:
+        await asyncio.sleep(0.05)
+        return plain(frame, spans)
+
+    await snapshot(redis_client, profile, scenario, here, render_charts=plain)
+    result = await snapshot(
+        redis_client, profile, scenario, there, render_charts=drawn_elsewhere, workers=2
+    )
+    assert len(plain.calls) == 2
+    one, other = Bundle(here), Bundle(there)
+    assert one.names == other.names
+    assert result.counts.failed_payments == len(one.csv("failed_payments.csv")) > 3
+    for name in one.names:
+        if name not in ("report.html", "manifest.json"):  # both say when they were made
+            assert one.files[name] == other.files[name], name
+    for count in ("count-failed-payments", "count-acted-on-earlier", "count-audit-records"):
+        assert one.report_value(count) == other.report_value(count), count
+
+
 async def test_nothing_secret_and_no_card_number_anywhere(
     redis_client: aioredis.Redis, prefix: str, tmp_path: Path
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 
@@ -13,6 +14,7 @@ from services.flow.types import FlowFrame
 from tests.helpers.frames import make_frame, realistic_frame
 from tests.helpers.zones import local_zone
 from widgets.snapshot import charts
+from widgets.snapshot.chart_process import ChartProcess
 from widgets.snapshot.charts import (
     CHART_NAMES,
     MAX_POINTS,
@@ -138,3 +140,16 @@ def test_the_time_axis_names_the_zone(monkeypatch: pytest.MonkeyPatch) -> None:
         chart = charts._Chart("Throughput", "events/s", 600, 200)
         chart.finish(winter, winter + 60, (), empty_text=None)
     assert chart.plot.getAxis("bottom").labelText == "local time (CET)"
+
+
+def test_a_child_process_draws_the_very_same_charts() -> None:
+    """ChartProcess (the console's renderer: the GUI thread never waits) draws what
+    render_snapshot_charts draws, pixel for pixel, in the application's font."""
+    frame = realistic_frame(3600)
+    t0 = float(frame.t[0])
+    spans = [(t0 + 300, t0 + 420, "failure_rate", "critical")]
+    here = render_snapshot_charts(frame, spans)
+    there = asyncio.run(ChartProcess()(frame, spans))
+    assert tuple(there) == CHART_NAMES
+    for name in CHART_NAMES:
+        assert _image(there[name]) == _image(here[name]), name
