@@ -17,16 +17,41 @@ for the sentinels too.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, cast
+from typing import Any, Final, TypeVar, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.sentinel import Sentinel
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
+    ClusterDownError,
+    NoScriptError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from yarl import URL
 
+from services.links.backoff import Backoff
 from services.links.endpoints import SENTINEL_PORT, RedisSettings, parse_host_port
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+FAILOVER_WAIT_S: Final = 30.0
+"""How long a call that :func:`through_failover` guards waits for Redis to answer again."""
+FAILOVER_BACKOFF_S: Final = (0.1, 0.25, 0.5, 1.0, 2.0)
+"""The waits between its attempts: a Sentinel promotes a replica within seconds."""
+_FAILOVER_REPLIES: Final = ("LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "UNBLOCKED")
 
 
 def make_redis_client(settings: RedisSettings, **options: Any) -> aioredis.Redis:
@@ -94,15 +119,103 @@ async def execute_scripts(
     safe to run twice.
     """
     for attempt in range(2):
-        pipe = client.pipeline(transaction=False)
-        await build(pipe)
-        try:
-            replies: list[Any] = await pipe.execute()
-            return replies
-        except ResponseError as exc:
-            missing = isinstance(exc, NoScriptError) or "No matching script" in str(exc)
-            if attempt or not missing:
-                raise
+        # ``async with``: a pipeline that failed while loading its scripts (a lost
+        # connection) gives its connection back to the pool too.
+        async with client.pipeline(transaction=False) as pipe:
+            await build(pipe)
+            try:
+                replies: list[Any] = await pipe.execute()
+                return replies
+            except ResponseError as exc:
+                missing = isinstance(exc, NoScriptError) or "No matching script" in str(exc)
+                if attempt or not missing:
+                    raise
             for script in scripts:
                 script.sha = await client.script_load(script.script)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def is_failover_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is what a Redis failover or restart looks like from a client: the
+    connection lost, refused or timed out, a master turned replica (``READONLY``), a server
+    still loading or without a master. A refused login or command is not."""
+    if isinstance(exc, AuthenticationError | AuthorizationError):
+        return False
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError | ReadOnlyError):
+        return True
+    if isinstance(exc, ClusterDownError | TryAgainError):
+        return True
+    return isinstance(exc, ResponseError) and str(exc).startswith(_FAILOVER_REPLIES)
+
+
+def master_address(client: aioredis.Redis) -> str:
+    """``host:port`` of the master a Sentinel client last found ("" for other clients)."""
+    address = getattr(getattr(client, "connection_pool", None), "master_address", None)
+    if not address:
+        return ""
+    host, port = address
+    return f"{host}:{port}"
+
+
+async def through_failover(
+    call: Callable[[], Awaitable[T]],
+    *,
+    what: str,
+    client: aioredis.Redis | None = None,
+    also: tuple[type[RedisError], ...] = (),
+    limit_s: float = FAILOVER_WAIT_S,
+    backoff: Backoff | None = None,
+) -> T:
+    """``await call()``, again and again while it fails as a failover does
+    (:func:`is_failover_error`, or one of ``also``) - until it answers, or for
+    ``limit_s`` seconds after the first failure, waiting the delays of ``backoff``
+    (:data:`FAILOVER_BACKOFF_S`) in between; then the last error is raised.
+
+    Each attempt takes a connection from the client's pool, and a Sentinel client's
+    new connection asks the sentinels for the master: the calls after a failover reach
+    the promoted replica. A call whose reply was lost may have run on the old master -
+    and may or may not have reached the new one - so ``call`` must be safe to repeat:
+    idempotent scripts and writes only. The loss and the reconnection are logged as
+    warnings (``what`` names the call; the CLI prints them).
+
+    This is not redis-py's own ``Retry`` on the client on purpose: that would re-send
+    every command of every process (audit ``XADD``, counters' ``HINCRBY``: not safe to
+    repeat) and counts attempts rather than time; the client keeps redis-py's default
+    (a few quick retries), and what must ride through a failover says so here.
+    """
+    delays = backoff if backoff is not None else Backoff(FAILOVER_BACKOFF_S)
+    lost_at: float | None = None
+    attempts = 0
+    while True:
+        try:
+            result = await call()
+        except RedisError as exc:
+            if not (is_failover_error(exc) or isinstance(exc, also)):
+                raise
+            now = time.monotonic()
+            if lost_at is None:
+                lost_at = now
+                log.warning(
+                    "Redis failed during %s (%s); waiting up to %.0f s for the master",
+                    what,
+                    exc,
+                    limit_s,
+                )
+            delay = delays.next_delay()
+            if now + delay - lost_at > limit_s:
+                log.warning("Redis did not come back within %.0f s during %s", limit_s, what)
+                raise
+            attempts += 1
+            await asyncio.sleep(delay)
+            continue
+        if lost_at is not None:
+            where = master_address(client) if client is not None else ""
+            log.warning(
+                "Redis reconnected%s after %.1f s (%d retr%s); %s goes on",
+                f" to the master at {where}" if where else "",
+                time.monotonic() - lost_at,
+                attempts,
+                "y" if attempts == 1 else "ies",
+                what,
+            )
+        return result

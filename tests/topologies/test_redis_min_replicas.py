@@ -134,7 +134,7 @@ def test_without_its_replica_an_action_publishes_nothing_and_recovery_releases_i
         sentinel.wait_for_replicas(0)
         main(["dlq", "requeue", "--all-matching", "--yes", "--config", config])
         said = capsys.readouterr()
-        assert "only 0 of 1 replica confirmed the action's intents" in said.out + said.err
+        assert "only 0 of 1 replica confirmed the action's claims" in said.out + said.err
         assert payments_in(amqp_url, unique_prefix, flow.work) == Counter()
 
         sentinel.replica.start()

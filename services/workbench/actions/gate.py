@@ -18,13 +18,14 @@ note, audited) skips the gate; a dry run asks every question but takes no claim.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Final, cast
 
 import redis.asyncio as aioredis
 from redis.crc import key_slot
 
-from services.links.redis_client import execute_scripts
+from services.links.redis_client import execute_scripts, through_failover
 from services.masking.json import mask_identifier
 from services.outcomes.model import CANCELLED_STATUS, Outcome
 from services.time_range import format_local_time
@@ -107,7 +108,13 @@ class ReplayGate:
     ) -> AsyncIterator[list[EntrySummary]]:
         """The windows without the entries held back (reported into ``tally``)."""
         async for window in windows:
-            passed = await self.check(window, tally)
+            # Reads and repeatable claims (taken again when already this entry's), with the
+            # outcomes reported at the end: safe to run again after a failover.
+            passed = await through_failover(
+                functools.partial(self.check, window, tally),
+                what="the action's replay check",
+                client=self.redis,
+            )
             if passed:
                 yield passed
 

@@ -35,6 +35,22 @@ the state machine (fields, ``inflight`` set, changes stream) stays the
 store's.
 
 What a crash leaves behind is settled by :mod:`services.workbench.actions.recovery`.
+
+**A Redis failover** (or restart) while a run goes on does not stop it: every call of the
+ledger rides through it (:func:`~services.links.redis_client.through_failover`: up to
+:data:`~services.links.redis_client.FAILOVER_WAIT_S` waiting for the new master, then the
+same call again), so the run goes on from where it was and sends nothing twice - nothing is
+published before its intent call has answered, and a window whose intents are not written
+is not published. Repeating a call is safe because a call whose reply was lost may have
+run on the old master, on the new one, or nowhere, and every script here gives the same end
+state run once or twice (each says why): the claim is "already ours", the intent writes
+the same bytes again, the finish is a "repeated call" that starts the outcome and counts
+the job once (``out_aid``), the lease scripts compare the token. A write the old master
+acknowledged may still vanish with it (asynchronous replication): with the profile's
+``redis_min_replicas = N`` (the store's ``min_replicas``) the claims, the intents and the
+finishes each answer only once ``WAIT N`` has them on N replicas - a claim lost that way
+would leave its entry unsent, a finish lost would leave it in doubt - and a short ``WAIT``
+(a replica still following the new master) is waited out like the failover itself.
 """
 
 from __future__ import annotations
@@ -44,15 +60,15 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, cast
+from typing import Any, Final, TypeVar, cast
 
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from services.links.redis_client import execute_scripts
+from services.links.redis_client import execute_scripts, through_failover
 from services.workbench import lua
 from services.workbench import redis_layout as layout
 from services.workbench.actions.names import Action
@@ -75,6 +91,8 @@ from services.workbench.republish import (
     requeue_properties,
 )
 from services.workbench.store import CHANGES_MAXLEN, ParkingStore
+
+T = TypeVar("T")
 
 SENDING_FIELD: Final = "sending"
 LEASE_TTL_MS: Final = 60_000
@@ -275,6 +293,28 @@ class ActionLedger:
         self._fence = register(lua.script("fence"))
         self._take_over = register(lua.script("take_over"))
 
+    async def _through(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """``call()``, riding through a failover (see the module docstring): ``call``
+        must be safe to repeat."""
+        return await through_failover(
+            call, what=f"the action's {what}", client=self.redis, also=(NotWritten,)
+        )
+
+    async def _confirmed(self, script: Any, keys: list[str], args: list[Any], what: str) -> Any:
+        """One script call; with ``min_replicas`` it answers only once ``WAIT`` confirms
+        its writes reached that many replicas (else :class:`NotWritten`)."""
+        replicas = self.store.min_replicas
+        if not replicas:
+            return await script(keys=keys, args=args)
+
+        async def build(pipe: Any) -> None:
+            await script(keys=keys, args=args, client=pipe)
+            add_wait(pipe, "write", replicas)
+
+        replies = await execute_scripts(self.redis, build, [script])
+        check_wait(replies, "write", replicas, what=what)
+        return replies[0]
+
     def lease_key(self, dlq: str, run_id: str) -> str:
         return self.store.keys(dlq).lease(run_id)
 
@@ -292,27 +332,41 @@ class ActionLedger:
         return "live:" + orjson.dumps(data).decode()
 
     async def acquire(self, run_id: str, dlqs: Iterable[str], token: str) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        for dlq in dlqs:
-            pipe.set(self.lease_key(dlq, run_id), token, px=LEASE_TTL_MS)
-        await pipe.execute()
+        names = list(dlqs)
+
+        async def call() -> None:  # SET: the same lease once or twice
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for dlq in names:
+                    pipe.set(self.lease_key(dlq, run_id), token, px=LEASE_TTL_MS)
+                await pipe.execute()
+
+        await self._through("lease", call)
 
     async def refresh(self, run_id: str, dlqs: Iterable[str], token: str) -> bool:
         """Extend the lease; False when it was lost (expired and fenced by a recovery)."""
-        pipe = self.redis.pipeline(transaction=False)
         names = list(dlqs)
-        for dlq in names:
-            await self._refresh(
-                keys=[self.lease_key(dlq, run_id)], args=[token, LEASE_TTL_MS], client=pipe
-            )
-        replies = await pipe.execute()
+
+        async def call() -> list[Any]:  # PEXPIRE while the token holds: repeatable
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for dlq in names:
+                    await self._refresh(
+                        keys=[self.lease_key(dlq, run_id)], args=[token, LEASE_TTL_MS], client=pipe
+                    )
+                return await pipe.execute()
+
+        replies = await self._through("lease refresh", call)
         return all(int(reply) == 1 for reply in replies)
 
     async def drop(self, run_id: str, dlqs: Iterable[str], token: str) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        for dlq in dlqs:
-            await self._drop(keys=[self.lease_key(dlq, run_id)], args=[token], client=pipe)
-        await pipe.execute()
+        names = list(dlqs)
+
+        async def call() -> None:  # DEL while the token holds: repeatable
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for dlq in names:
+                    await self._drop(keys=[self.lease_key(dlq, run_id)], args=[token], client=pipe)
+                await pipe.execute()
+
+        await self._through("lease release", call)
 
     async def fence(
         self, dlq: str, run_id: str, by: str, *, ours_ended: bool = False
@@ -361,7 +415,9 @@ class ActionLedger:
             orjson.dumps([list(pair) for pair in claims]),
             "1" if stored_requeue else "0",
         ]
-        replies = await self._claim_many(keys=keys, args=args)
+        replies = await self._through(
+            "claims", lambda: self._confirmed(self._claim_many, keys, args, "the action's claims")
+        )
         out: list[tuple[ClaimResult, dict[bytes, bytes]]] = []
         for reply in replies:
             values = reply[5] if len(reply) > 5 else []
@@ -392,7 +448,10 @@ class ActionLedger:
             items = [[p.action_id, p.dumps().decode("utf-8")] for p in pendings]
             calls.append((dlq, keys, [token, orjson.dumps(items)]))
         replicas = self.store.min_replicas
-        if replicas and calls:
+
+        async def call() -> list[Any]:  # the same intents again: the same bytes
+            if not (replicas and calls):
+                return [await self._mark(keys=keys, args=args) for _, keys, args in calls]
 
             async def build(pipe: Any) -> None:
                 for _, keys, args in calls:
@@ -405,8 +464,9 @@ class ActionLedger:
             except NotWritten:
                 await self._unmark(by_dlq, entry_ids)
                 raise
-        else:
-            replies = [await self._mark(keys=keys, args=args) for _, keys, args in calls]
+            return replies
+
+        replies = await self._through("intents", call)
         return {
             dlq: [bool(int(v)) for v in reply]
             for (dlq, _, _), reply in zip(calls, replies, strict=True)
@@ -452,26 +512,32 @@ class ActionLedger:
             ]
             for f in finishes
         ]
-        replies = await self._finish_many(
-            keys=keys, args=[CHANGES_MAXLEN, orjson.dumps(items), where.base]
+        args = [CHANGES_MAXLEN, orjson.dumps(items), where.base]
+        replies = await self._through(
+            "finishes",
+            lambda: self._confirmed(self._finish_many, keys, args, "the action's finishes"),
         )
         return [layout.claim_result(reply) for reply in replies]
 
     async def fetch_record(self, dlq: str, entry_id: str) -> MessageRecord | None:
         """An entry's message, decoded as :func:`decode_entry_record` does (None: damaged
         or gone)."""
+        key = self.store.entry_key(dlq, entry_id)
         values = cast(
             list[bytes | None],
-            await self.redis.hmget(self.store.entry_key(dlq, entry_id), list(RECORD_FIELDS)),
+            await self._through("read", lambda: self.redis.hmget(key, list(RECORD_FIELDS))),
         )
         raw = {k: v for k, v in zip(_RECORD_FIELDS, values, strict=True) if v is not None}
         return decode_entry_record(raw)
 
     async def pending_of(self, dlq: str, entry_ids: Sequence[str]) -> list[bytes | None]:
-        pipe = self.redis.pipeline(transaction=False)
-        for entry_id in entry_ids:
-            pipe.hget(self.store.entry_key(dlq, entry_id), SENDING_FIELD)
-        return cast(list[bytes | None], await pipe.execute())
+        async def call() -> list[bytes | None]:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for entry_id in entry_ids:
+                    pipe.hget(self.store.entry_key(dlq, entry_id), SENDING_FIELD)
+                return cast(list[bytes | None], await pipe.execute())
+
+        return await self._through("read", call)
 
 
 _UNREAD_HEADERS: Final = DROPPED_HEADERS - {"x-death"}

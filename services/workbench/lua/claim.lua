@@ -1,5 +1,8 @@
 -- Compare-and-set: the expected state -> claimed, for one action. After now.lua.
 -- KEYS: entry, inflight, changes; ARGV: id, expected, action, action_id, operator, maxlen
+-- Safe to run twice (a run repeats it when the reply was lost in a failover; it may have
+-- run on the old master, reached the new one or not): a second run finds the entry
+-- already claimed with this action id and answers as the first did, writing nothing.
 local cur = redis.call('HMGET', KEYS[1], 'state', 'operator', 'action', 'action_id', 'version')
 if not cur[1] then return {0, false, false, false, false} end
 if cur[1] == 'claimed' and cur[4] == ARGV[4] then

@@ -2,6 +2,9 @@
 -- After now.lua.
 -- KEYS: entry, inflight, changes
 -- ARGV: id, action_id, new state, op, detail, last_error, maxlen
+-- Safe to run twice (a run repeats it when the reply was lost in a failover): a second
+-- run finds the entry in the new state with this action id - the "repeated call" - and
+-- answers 1 without a second change event; a release finds it parked the same way.
 local cur = redis.call('HMGET', KEYS[1], 'state', 'operator', 'action', 'action_id', 'version')
 if not cur[1] then return {0, false, false, false, false} end
 if cur[4] ~= ARGV[2] then return {0, cur[1], cur[2], cur[3], cur[4]} end

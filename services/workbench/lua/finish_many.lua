@@ -5,6 +5,9 @@
 -- outcome deadline ms], ...], the DLQ's key base (its job counters: base:jobc:<job>)
 -- A completed requeue or retry starts the entry's outcome (pending, see outcomes.model); a
 -- completed cancel's outcome is the cancellation. Started once per action id.
+-- Safe to run twice (a run repeats it when the reply was lost in a failover): finish is,
+-- the outcome and the job's counters move only while out_aid is not yet this action id,
+-- and the intent is dropped only while it is still this action's.
 local items = cjson.decode(ARGV[2])
 local out = {}
 local due = {}        -- ZADD arguments of the outcome deadlines, one call for the window

@@ -1,5 +1,9 @@
 -- Write a window's intents (pending sends), only while the run's lease holds its token.
 -- KEYS: lease, entry keys...; ARGV: token, JSON [[action id, pending send], ...]
+-- Safe to run twice (a run repeats it when the reply was lost in a failover): the same
+-- pending send is written again, byte for byte, and nothing is published before a call
+-- has answered. Where the claim did not survive the failover the entry is not claimed
+-- by this action any more and gets 0: it is not sent.
 local n = #KEYS - 1
 local out = {}
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
