@@ -24,7 +24,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, TypeVar, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
+from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import (
     AuthenticationError,
@@ -61,7 +63,16 @@ def make_redis_client(settings: RedisSettings, **options: Any) -> aioredis.Redis
     In cluster mode the client is a :class:`redis.asyncio.RedisCluster`, which has the
     same commands; a multi-key command or script works there only when its keys share a
     hash tag.
+
+    Unless ``options`` give a ``retry``, the client never re-sends a command by itself:
+    redis-py (6 and later) re-sends one whose reply timed out or was cut off up to ten
+    times, and such a command may have run each time (a script that took longer than
+    ``socket_timeout`` ran eleven times, measured), so parks, audit records and
+    counters were written twice. A connection the server closed is still replaced
+    when the pool hands it out; what must ride through an outage says so with
+    :func:`through_failover`, on calls that are safe to repeat.
     """
+    options.setdefault("retry", Retry(NoBackoff(), 0))
     tls = settings.tls.redis_options() if settings.tls is not None else {}
     if settings.mode == "sentinel":
         return _sentinel_master(settings, tls, options)
@@ -180,8 +191,8 @@ async def through_failover(
 
     This is not redis-py's own ``Retry`` on the client on purpose: that would re-send
     every command of every process (audit ``XADD``, counters' ``HINCRBY``: not safe to
-    repeat) and counts attempts rather than time; the client keeps redis-py's default
-    (a few quick retries), and what must ride through a failover says so here.
+    repeat) and counts attempts rather than time; the client re-sends nothing by itself
+    (:func:`make_redis_client`), and what must ride through a failover says so here.
     """
     delays = backoff if backoff is not None else Backoff(FAILOVER_BACKOFF_S)
     lost_at: float | None = None
