@@ -445,6 +445,11 @@ def _value(value: Any) -> bytes:
         return _S_DOUBLE.pack(b"d", value)
     if kind is dict:
         return b"F" + _table(value)
+    if kind is list:
+        inner = b"".join([_value(v) for v in value])
+        return _S_TYPED_LEN.pack(b"A", len(inner)) + inner
+    if kind is datetime.datetime:
+        return _S_UINT64.pack(b"T", _seconds(value))
     return _other_value(value)
 
 

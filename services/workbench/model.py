@@ -392,13 +392,13 @@ def summarize(
     deaths = parse_x_death(headers)
     latest = deaths[0] if deaths else None
     reason = latest.reason if latest and latest.reason else _header_text(headers, "reason")
-    origin = origin_of(headers)
+    origin = origin_of(headers, deaths)
     if latest and latest.routing_keys:
         routing_key = latest.routing_keys[0]
     else:
         routing_key = original_routing_key(headers) or record.routing_key
     dead_at = latest.time_ms if latest else None
-    attempts = total_deaths(headers) + attempt_header(headers)
+    attempts = total_deaths(headers, deaths) + attempt_header(headers)
     message_id = record.properties.get("message_id")
     try:
         cause = resolve(
