@@ -358,8 +358,10 @@ def summarize(
     *,
     state: EntryState = EntryState.PARKED,
     last_operator: str | None = None,
+    deaths: tuple[DeathRecord, ...] | None = None,
 ) -> EntrySummary:
-    """The table row of one parked message; never raises.
+    """The table row of one parked message; never raises (``deaths``: its ``x-death``
+    parsed already, :func:`~services.workbench.codec.parse_x_death`).
 
     Payment fields come from the JSON body at the profile's ``[fields]``
     paths where the body is JSON; anything else (text, invalid UTF-8, empty,
@@ -389,7 +391,8 @@ def summarize(
             amount_value = None
 
     headers = record.headers
-    deaths = parse_x_death(headers)
+    if deaths is None:
+        deaths = parse_x_death(headers)
     latest = deaths[0] if deaths else None
     reason = latest.reason if latest and latest.reason else _header_text(headers, "reason")
     origin = origin_of(headers, deaths)

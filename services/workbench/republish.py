@@ -25,6 +25,7 @@ from typing import Final
 
 from services.links.headers import ACTION_ID_HEADER
 from services.workbench.codec import (
+    DeathRecord,
     MessageRecord,
     encode_field_value,
     encode_message_properties,
@@ -62,25 +63,29 @@ _HEADERS_FLAG: Final = 0x2000
 _SHORT_STRINGS_BEFORE_HEADERS: Final = (0x8000, 0x4000)  # content_type, content_encoding
 
 
-def requeue_headers(record: MessageRecord, action: str) -> dict[str, object]:
+def requeue_headers(
+    record: MessageRecord, action: str, deaths: tuple[DeathRecord, ...] | None = None
+) -> dict[str, object]:
     """The headers a requeue or retry of ``record`` starts from (before the action id):
     the record's without the dead-letter headers, the death history carried,
-    ``payops-action`` set."""
+    ``payops-action`` set (``deaths``: its ``x-death`` parsed already)."""
     headers = {k: v for k, v in record.headers.items() if k not in DROPPED_HEADERS}
-    headers.update(carried_headers(record.headers))
+    headers.update(carried_headers(record.headers, deaths))
     headers[ACTION_HEADER] = action
     return headers
 
 
-def requeue_template(record: MessageRecord, entry_id: str) -> bytes | None:
+def requeue_template(
+    record: MessageRecord, entry_id: str, deaths: tuple[DeathRecord, ...] | None = None
+) -> bytes | None:
     """The encoded properties of ``record``'s requeue with a placeholder action id (see
     the module docstring); None when the message cannot take that path (a ``user_id``,
     which the publisher checks against its login, or properties that cannot be
-    written)."""
+    written; ``deaths``: its ``x-death`` parsed already)."""
     if record.properties.get("user_id") is not None:
         return None
     placeholder = "\x00" * RUN_ID_LENGTH + "." + entry_id
-    headers = requeue_headers(record, "requeue")
+    headers = requeue_headers(record, "requeue", deaths)
     headers[ACTION_ID_HEADER] = placeholder
     try:
         encoded = encode_message_properties(

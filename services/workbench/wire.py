@@ -30,7 +30,7 @@ import decimal
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import orjson
 
@@ -74,8 +74,7 @@ class WireError(ValueError):
     """Bytes that are not a content header's properties (where decoding stopped)."""
 
 
-@dataclass(frozen=True, slots=True)
-class WireField:
+class WireField(NamedTuple):
     """One entry of a field table: its key as text, its value, and its bytes.
 
     ``raw`` is the key (short string) and the typed value exactly as they
