@@ -66,8 +66,21 @@ class Cause:
     @classmethod
     def of(cls, text: str, source: CauseSource) -> Cause:
         """The cause ``text`` (masked and cut here) from ``source``, with its group."""
-        shown = clean_cause(text) or UNKNOWN_CAUSE
-        return cls(shown, source, failure_group(shown))
+        if len(text) <= _CACHED_TEXT_CHARS:  # dead letters repeat their reasons
+            shown, group = _shown_and_group(text)
+        else:
+            shown, group = _shown_and_group.__wrapped__(text)
+        return cls(shown, source, group)
+
+
+_CACHED_TEXT_CHARS: Final = 256
+
+
+@lru_cache(maxsize=1024)
+def _shown_and_group(text: str) -> tuple[str, str]:
+    """A cause's text as shown (:func:`clean_cause`) and its :func:`failure_group`."""
+    shown = clean_cause(text) or UNKNOWN_CAUSE
+    return shown, failure_group(shown)
 
 
 @dataclass(frozen=True, slots=True)

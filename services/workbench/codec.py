@@ -198,8 +198,15 @@ def record_from_delivery(message: DeliveryLike) -> MessageRecord:
 
 def encode_value(value: Any) -> Any:
     """One AMQP field value as JSON-ready, type-tagged data."""
-    if value is None or value is True or value is False or type(value) is str:
+    kind = type(value)
+    if value is None or value is True or value is False or kind is str:
         return value
+    if kind is dict:  # the common types first, without the isinstance ladder
+        return ["F", {_key(k): encode_value(v) for k, v in value.items()}]
+    if kind is list:
+        return ["A", [encode_value(v) for v in value]]
+    if kind is datetime.datetime:
+        return ["T", value.isoformat()]
     if isinstance(value, int):
         if _INT_MIN <= value <= _INT_MAX:
             return int(value)
@@ -445,6 +452,11 @@ def _value(value: Any) -> bytes:
         return _S_DOUBLE.pack(b"d", value)
     if kind is dict:
         return b"F" + _table(value)
+    if kind is list:
+        inner = b"".join([_value(v) for v in value])
+        return _S_TYPED_LEN.pack(b"A", len(inner)) + inner
+    if kind is datetime.datetime:
+        return _S_UINT64.pack(b"T", _seconds(value))
     return _other_value(value)
 
 

@@ -83,10 +83,14 @@ def original_routing_key(headers: Mapping[str, Any]) -> str | None:
     return _header_str(headers, ORIGINAL_ROUTING_KEY_HEADER)
 
 
-def origin_of(headers: Mapping[str, Any]) -> Origin | None:
+def origin_of(
+    headers: Mapping[str, Any], deaths: tuple[DeathRecord, ...] | None = None
+) -> Origin | None:
     """Where a requeue sends a message with ``headers`` back (see the module docstring);
-    None when the headers name no queue and no original routing."""
-    deaths = parse_x_death(headers)
+    None when the headers name no queue and no original routing. ``deaths``: their
+    ``x-death`` parsed already (:func:`~services.workbench.codec.parse_x_death`)."""
+    if deaths is None:
+        deaths = parse_x_death(headers)
     queue = deaths[0].queue if deaths else ""
     if not queue:
         queue = _header_str(headers, "x-first-death-queue") or ""
@@ -117,9 +121,12 @@ def earlier_hops(headers: Mapping[str, Any]) -> tuple[DeathRecord, ...]:
     return parse_x_death({"x-death": headers.get(HISTORY_HEADER)})
 
 
-def total_deaths(headers: Mapping[str, Any]) -> int:
-    """Every death of the message, all cycles: ``payops-deaths`` + the ``x-death`` counts."""
-    return earlier_deaths(headers) + sum(d.count for d in parse_x_death(headers))
+def total_deaths(headers: Mapping[str, Any], deaths: tuple[DeathRecord, ...] | None = None) -> int:
+    """Every death of the message, all cycles: ``payops-deaths`` + the ``x-death`` counts
+    (``deaths``: them parsed already)."""
+    if deaths is None:
+        deaths = parse_x_death(headers)
+    return earlier_deaths(headers) + sum(d.count for d in deaths)
 
 
 def _hop(death: DeathRecord) -> dict[str, Any]:
@@ -135,10 +142,13 @@ def _hop(death: DeathRecord) -> dict[str, Any]:
     return hop
 
 
-def carried_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
+def carried_headers(
+    headers: Mapping[str, Any], deaths: tuple[DeathRecord, ...] | None = None
+) -> dict[str, Any]:
     """The ``payops-deaths`` headers a requeue or retry of a message with ``headers``
-    sets (see the module docstring); empty when the message never died."""
-    current = parse_x_death(headers)
+    sets (see the module docstring); empty when the message never died. ``deaths``:
+    their ``x-death`` parsed already."""
+    current = parse_x_death(headers) if deaths is None else deaths
     total = earlier_deaths(headers) + sum(d.count for d in current)  # total_deaths
     if not total and not current:
         return {}

@@ -358,8 +358,10 @@ def summarize(
     *,
     state: EntryState = EntryState.PARKED,
     last_operator: str | None = None,
+    deaths: tuple[DeathRecord, ...] | None = None,
 ) -> EntrySummary:
-    """The table row of one parked message; never raises.
+    """The table row of one parked message; never raises (``deaths``: its ``x-death``
+    parsed already, :func:`~services.workbench.codec.parse_x_death`).
 
     Payment fields come from the JSON body at the profile's ``[fields]``
     paths where the body is JSON; anything else (text, invalid UTF-8, empty,
@@ -389,16 +391,17 @@ def summarize(
             amount_value = None
 
     headers = record.headers
-    deaths = parse_x_death(headers)
+    if deaths is None:
+        deaths = parse_x_death(headers)
     latest = deaths[0] if deaths else None
     reason = latest.reason if latest and latest.reason else _header_text(headers, "reason")
-    origin = origin_of(headers)
+    origin = origin_of(headers, deaths)
     if latest and latest.routing_keys:
         routing_key = latest.routing_keys[0]
     else:
         routing_key = original_routing_key(headers) or record.routing_key
     dead_at = latest.time_ms if latest else None
-    attempts = total_deaths(headers) + attempt_header(headers)
+    attempts = total_deaths(headers, deaths) + attempt_header(headers)
     message_id = record.properties.get("message_id")
     try:
         cause = resolve(

@@ -91,7 +91,7 @@ from services.workbench.cause import Cause, FailureLookup
 from services.workbench.codec import record_from_delivery
 from services.workbench.model import ParkResult
 from services.workbench.park_link import Delivery, ParkChannel, ParkLink
-from services.workbench.store import ParkingStore, ParkItem, new_entry_id, new_session_id
+from services.workbench.store import ParkingStore, ParkItem, new_entry_ids, new_session_id
 
 QUIET_S: Final = 0.3
 """With ``once=True``: how long no delivery may arrive before the queue is
@@ -372,12 +372,8 @@ class Parker:
     async def _park_next_batch(self, amqp: ParkChannel) -> None:
         batch = self._buffer[: self.batch_size]
         items = [
-            ParkItem(
-                record_from_delivery(message),
-                redelivered=message.redelivered,
-                entry_id=new_entry_id(),
-            )
-            for message in batch
+            ParkItem(record_from_delivery(message), message.redelivered, entry_id)
+            for message, entry_id in zip(batch, new_entry_ids(len(batch)), strict=True)
         ]
         self._unacked = batch
         del self._buffer[: self.batch_size]

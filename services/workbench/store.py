@@ -35,7 +35,13 @@ from redis.exceptions import NoScriptError
 from services.config import FieldPaths
 from services.workbench import lua
 from services.workbench.cause import Cause, FailureLookup
-from services.workbench.codec import MessageRecord, encode_record, record_fingerprint
+from services.workbench.codec import (
+    DeathRecord,
+    MessageRecord,
+    encode_record,
+    parse_x_death,
+    record_fingerprint,
+)
 from services.workbench.durability import add_wait, check_wait, inspect_durability
 from services.workbench.model import (
     FINAL_STATES,
@@ -58,6 +64,7 @@ __all__ = [
     "ParkingStore",
     "entry_id_time_ms",
     "new_entry_id",
+    "new_entry_ids",
     "new_session_id",
 ]
 
@@ -89,6 +96,14 @@ def new_entry_id(now_ms: int | None = None) -> str:
     with _id_lock:
         suffix = next(_id_counter) & 0xFFFFFFFF
     return f"{ms & 0xFFFFFFFFFFFF:012x}{suffix:08x}"
+
+
+def new_entry_ids(count: int) -> list[str]:
+    """``count`` entry ids at once (see :func:`new_entry_id`): one clock read, one lock."""
+    ms = int(time.time() * 1000) & 0xFFFFFFFFFFFF
+    with _id_lock:
+        suffixes = [next(_id_counter) & 0xFFFFFFFF for _ in range(count)]
+    return [f"{ms:012x}{suffix:08x}" for suffix in suffixes]
 
 
 def new_session_id() -> str:
@@ -166,15 +181,18 @@ class ParkingStore(StoreReader):
             return []
         session = session or new_session_id()
         summaries: list[EntrySummary] = []
-        for item in items:
+        deaths = [parse_x_death(item.record.headers) for item in items]  # parsed once
+        for item, item_deaths in zip(items, deaths, strict=True):
             entry_id = item.entry_id or new_entry_id()
             parked_at = entry_id_time_ms(entry_id) or int(time.time() * 1000)
-            summaries.append(summarize(dlq, entry_id, item.record, fields, parked_at))
+            summaries.append(
+                summarize(dlq, entry_id, item.record, fields, parked_at, deaths=item_deaths)
+            )
         if flow_failures is not None:
             summaries = await _with_flow_causes(summaries, flow_failures)
         prepared = [
-            (summary.entry_id, _item_args(summary, item))
-            for summary, item in zip(summaries, items, strict=True)
+            (summary.entry_id, _item_args(summary, item, item_deaths))
+            for summary, item, item_deaths in zip(summaries, items, deaths, strict=True)
         ]
         results: list[ParkResult | None] = [None] * len(items)
         pending = list(range(len(items)))
@@ -451,8 +469,11 @@ def _renamed(summary: EntrySummary, entry_id: str) -> EntrySummary:
     return replace(summary, entry_id=entry_id, parked_at_ms=parked_at)
 
 
-def _item_args(summary: EntrySummary, item: ParkItem) -> list[Any]:
-    """The park script's arguments for one item (see ``lua/park.lua``)."""
+def _item_args(
+    summary: EntrySummary, item: ParkItem, deaths: tuple[DeathRecord, ...] | None = None
+) -> list[Any]:
+    """The park script's arguments for one item (see ``lua/park.lua``; ``deaths``: its
+    ``x-death`` parsed already)."""
     record = item.record
     encoded = encode_record(record)
     return [
@@ -470,7 +491,7 @@ def _item_args(summary: EntrySummary, item: ParkItem) -> list[Any]:
         summary.cause,
         summary.cause_source,
         summary.failure_group,
-        requeue_template(record, summary.entry_id) or b"",
+        requeue_template(record, summary.entry_id, deaths) or b"",
     ]
 
 

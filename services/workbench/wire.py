@@ -30,7 +30,7 @@ import decimal
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import orjson
 
@@ -74,8 +74,7 @@ class WireError(ValueError):
     """Bytes that are not a content header's properties (where decoding stopped)."""
 
 
-@dataclass(frozen=True, slots=True)
-class WireField:
+class WireField(NamedTuple):
     """One entry of a field table: its key as text, its value, and its bytes.
 
     ``raw`` is the key (short string) and the typed value exactly as they
@@ -137,44 +136,84 @@ def _take(data: bytes, at: int, size: int) -> int:
     return end
 
 
+_FIXED_BY_OCTET: Final[dict[int, struct.Struct]] = {tag[0]: fixed for tag, fixed in _FIXED.items()}
+_S, _X, _A, _F, _T = b"SxAFT"
+_SIZED: Final = frozenset(b"SxAF")
+_VOID: Final = frozenset(b"V\x00")
+
+
 def _value(data: bytes, at: int) -> tuple[Any, int]:
-    """One typed value at ``at``: (value, offset after it)."""
-    tag = data[at : at + 1]
-    at = _take(data, at, 1)
-    fixed = _FIXED.get(tag)
-    if fixed is not None:
-        end = _take(data, at, fixed.size)
-        return fixed.unpack_from(data, at)[0], end
-    if tag in (b"S", b"x", b"A", b"F"):
-        end = _take(data, at, 4)
-        size = _U32.unpack_from(data, at)[0]
-        stop = _take(data, end, size)
+    """One typed value at ``at``: (value, offset after it). Bounds are checked inline
+    (:func:`_take` only words the error)."""
+    size_all = len(data)
+    if at >= size_all:
+        _take(data, at, 1)
+    tag = data[at]
+    at += 1
+    if tag in _SIZED:
+        end = at + 4
+        if end > size_all:
+            _take(data, at, 4)
+        stop = end + _U32.unpack_from(data, at)[0]
+        if stop > size_all:
+            _take(data, end, stop - end)
         raw = data[end:stop]
-        if tag == b"S":
-            return text_of(raw), stop
-        if tag == b"x":
+        if tag == _S:
+            try:
+                return raw.decode("utf-8"), stop
+            except UnicodeDecodeError:
+                return raw, stop
+        if tag == _F:
+            return _table_dict(raw), stop
+        if tag == _X:
             return bytearray(raw), stop
-        if tag == b"A":
-            items: list[Any] = []
-            offset = 0
-            while offset < len(raw):
-                item, offset = _value(raw, offset)
-                items.append(item)
-            return items, stop
-        return {f.key: f.value for f in _fields(raw) if f.key is not None}, stop
-    if tag == b"t":
+        items: list[Any] = []
+        offset = 0
+        while offset < len(raw):
+            item, offset = _value(raw, offset)
+            items.append(item)
+        return items, stop
+    fixed = _FIXED_BY_OCTET.get(tag)
+    if fixed is not None:
+        end = at + fixed.size
+        if end > size_all:
+            _take(data, at, fixed.size)
+        return fixed.unpack_from(data, at)[0], end
+    if tag == _T:
+        end = _take(data, at, 8)
+        return _timestamp(_U64.unpack_from(data, at)[0]), end
+    if tag == 0x74:  # t
         end = _take(data, at, 1)
         return bool(data[at]), end
-    if tag == b"D":
+    if tag == 0x44:  # D
         end = _take(data, at, 5)
         scale, mantissa = data[at], _U32.unpack_from(data, at + 1)[0]
         return decimal.Decimal(mantissa).scaleb(-scale), end
-    if tag == b"T":
-        end = _take(data, at, 8)
-        return _timestamp(_U64.unpack_from(data, at)[0]), end
-    if tag in (b"V", b"\x00"):
+    if tag in _VOID:  # V, or a zero octet
         return None, at
-    raise WireError(f"unknown field type {tag!r}")
+    raise WireError(f"unknown field type {bytes((tag,))!r}")
+
+
+_DECODE_ERRORS: Final = (WireError, struct.error, decimal.InvalidOperation, IndexError)
+
+
+def _table_dict(raw: bytes) -> dict[str, Any]:
+    """A nested field table's content as a dict (what ``_fields(raw)`` holds, without
+    its :class:`WireField` objects); raises :class:`WireError` where it stops."""
+    out: dict[str, Any] = {}
+    at = 0
+    size = len(raw)
+    try:
+        while at < size:
+            key_end = at + 1 + raw[at]
+            if key_end > size:
+                _take(raw, at + 1, raw[at])
+            key = raw[at + 1 : key_end]
+            value, at = _value(raw, key_end)
+            out[key_of(key)] = value
+    except _DECODE_ERRORS as exc:
+        raise WireError(str(exc)) from None
+    return out
 
 
 def _fields(raw: bytes, strict: bool = True) -> list[WireField]:
@@ -187,7 +226,7 @@ def _fields(raw: bytes, strict: bool = True) -> list[WireField]:
             end = _take(raw, at, 1)
             key_end = _take(raw, end, raw[at])
             value, at = _value(raw, key_end)
-        except (WireError, struct.error, decimal.InvalidOperation, IndexError) as exc:
+        except _DECODE_ERRORS as exc:
             if strict:
                 raise WireError(str(exc)) from None
             out.append(WireField(None, None, raw[start:]))
@@ -252,6 +291,11 @@ def _same(old: Any, new: Any) -> bool:
         return False
 
 
+def _unchanged(old: Any, new: Any) -> bool:
+    """:func:`_same`, without encoding anything when ``new`` is the very value decoded."""
+    return new is old or _same(old, new)
+
+
 def _short_string_key(key: str) -> bytes:
     raw = key.encode("utf-8", "surrogateescape")
     if len(raw) > 255:
@@ -296,7 +340,7 @@ def encode_over(
             continue
         flags |= bit
         kept = before.property_bytes.get(name)
-        if kept is not None and _same(before.properties.get(name), value):
+        if kept is not None and _unchanged(before.properties.get(name), value):
             parts.append(kept)
         else:
             parts.append(encode_property(name, value))
@@ -318,7 +362,7 @@ def _table_over(
             continue
         seen.add(item.key)
         value = headers[item.key]
-        if _same(item.value, value):
+        if _unchanged(item.value, value):
             parts.append(item.raw)
         else:  # the key's own bytes (they may not be UTF-8), a new value
             raw_key = item.raw[: 1 + item.raw[0]]

@@ -11,7 +11,10 @@ and all).
   ``BlockingConnection`` with the same prefetch; each delivery becomes the same
   record the parker stores (a :class:`~services.workbench.model.MessageRecord`
   from pika's decoded properties, :func:`~services.workbench.codec.encode_record`:
-  body, properties, headers, exchange, routing key); every ``BATCH``
+  body, properties, headers, exchange, routing key, and the requeue's encoded
+  properties the parker stores in field ``rq``, written the shortest way from what
+  pika decoded: :func:`reference_requeue_template`, checked after the run to give
+  the bytes the parker stored); every ``BATCH``
   deliveries (or when no more are waiting) one pipelined round trip writes
   them as hashes, then one ``basic.ack(multiple=True)``. No durability check,
   no fingerprints, summaries, index or redelivery marks: the parker's
@@ -43,10 +46,18 @@ import redis
 import redis.asyncio as aioredis
 
 from services.config import FieldPaths
-from services.workbench.codec import PROPERTY_NAMES, encode_record
+from services.links.headers import ACTION_ID_HEADER
+from services.workbench.codec import (
+    PROPERTY_NAMES,
+    decode_props,
+    encode_field_value,
+    encode_properties,
+    encode_record,
+)
 from services.workbench.model import MessageRecord
 from services.workbench.park_link import ParkLink
 from services.workbench.parker import Parker, ParkerStats
+from services.workbench.republish import REQUEUE_FIELD, RUN_ID_LENGTH, requeue_headers
 from services.workbench.store import ParkingStore
 from tests.benchmarks.common import event_bodies
 from tests.benchmarks.results import record_figures
@@ -56,6 +67,36 @@ DEFAULT_REDIS_URL = os.environ.get("PAYOPS_BENCH_REDIS_URL", "redis://127.0.0.1:
 TARGET_RATIO = 0.6
 PREFETCH = 2000
 BATCH = 500
+
+
+def reference_requeue_template(record: MessageRecord, entry_id: str) -> bytes:
+    """The requeue's encoded properties (field ``rq``, :mod:`services.workbench.republish`'s
+    layout) as a hand-written loop writes them for these dead letters: the properties as
+    pika decoded them, the requeue's headers in their order (the broker's own are all
+    dropped, so none keeps its wire bytes), the placeholder action id last."""
+    placeholder = "\x00" * RUN_ID_LENGTH + "." + entry_id
+    headers = requeue_headers(record, "requeue")
+    headers[ACTION_ID_HEADER] = placeholder
+    table = b"".join(
+        bytes((len(key),)) + key.encode() + encode_field_value(value)
+        for key, value in headers.items()
+    )
+    plain = encode_properties(record.properties, None)
+    flags = int.from_bytes(plain[:2], "big") | 0x2000
+    before = 2  # content_type and content_encoding come before the headers
+    for bit in (0x8000, 0x4000):
+        if flags & bit:
+            before += 1 + plain[before]
+    table_at = before
+    encoded = (
+        flags.to_bytes(2, "big")
+        + plain[2:before]
+        + len(table).to_bytes(4, "big")
+        + table
+        + plain[before:]
+    )
+    slot_at = len(encoded) - len(plain[before:]) - len(placeholder) - 5
+    return b"\x01" + table_at.to_bytes(4, "big") + slot_at.to_bytes(4, "big") + encoded
 
 
 class Topology:
@@ -170,23 +211,20 @@ def run_reference(
         nonlocal acked
         pipe = client.pipeline(transaction=False)
         for tag, body, properties, exchange, routing_key in pending:
-            pipe.hset(
-                f"{prefix}:ref:{tag}",
-                mapping=encode_record(  # type: ignore[arg-type]
-                    MessageRecord(
-                        body=body,
-                        properties={
-                            name: value
-                            for name in PROPERTY_NAMES
-                            if name != "headers"
-                            and (value := getattr(properties, name, None)) is not None
-                        },
-                        headers=properties.headers or {},
-                        exchange=exchange,
-                        routing_key=routing_key,
-                    )
-                ),
+            record = MessageRecord(
+                body=body,
+                properties={
+                    name: value
+                    for name in PROPERTY_NAMES
+                    if name != "headers" and (value := getattr(properties, name, None)) is not None
+                },
+                headers=properties.headers or {},
+                exchange=exchange,
+                routing_key=routing_key,
             )
+            fields: dict[str, bytes] = encode_record(record)
+            fields[REQUEUE_FIELD] = reference_requeue_template(record, str(tag))
+            pipe.hset(f"{prefix}:ref:{tag}", mapping=fields)  # type: ignore[arg-type]
         pipe.execute()
         channel.basic_ack(pending[-1][0], multiple=True)
         acked += len(pending)
@@ -205,6 +243,30 @@ def run_reference(
         client.delete(*keys)
     client.close()
     return acked, elapsed, cpu
+
+
+async def check_reference_template(client: aioredis.Redis, store: ParkingStore, dlq: str) -> None:
+    """The reference writes the ``rq`` bytes the parker stored: one parked entry's raw
+    properties, decoded by pika as the reference reads them, give its stored ``rq``."""
+    keys = store.keys(dlq)
+    (entry_id,) = [i.decode() for i in await client.zrange(keys.idx, 0, 0)]
+    fields = await client.hgetall(keys.entry(entry_id))
+    _, wire = decode_props(fields[b"props"])
+    assert wire is not None
+    properties = pika.BasicProperties()
+    properties.decode(wire)
+    record = MessageRecord(
+        body=fields[b"body"],
+        properties={
+            name: value
+            for name in PROPERTY_NAMES
+            if name != "headers" and (value := getattr(properties, name, None)) is not None
+        },
+        headers=properties.headers or {},
+    )
+    if reference_requeue_template(record, entry_id) != fields[REQUEUE_FIELD.encode()]:
+        raise RuntimeError("the reference's rq differs from what the parker stored")
+    print("rq:        the reference writes the bytes the parker stored (checked on one entry)")
 
 
 def _batched(items: list[bytes], size: int) -> list[list[bytes]]:
@@ -252,6 +314,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         parked = await store.count(topology.dlq_park)
         if parked != args.n:
             raise RuntimeError(f"parked {parked} entries, expected {args.n}")
+        await check_reference_template(redis, store, topology.dlq_park)
     finally:
         await topology.delete(channel)
         await connection.close()

@@ -51,7 +51,41 @@ def encoded_as_before(record: MessageRecord, action_id: str) -> bytes:
     return encode_message_properties(republish_properties(record), headers, record.wire)
 
 
+X_DEATH_TIMED = entry(
+    b"x-death",
+    long_(
+        b"A",
+        long_(
+            b"F",
+            entry(b"count", b"l" + struct.pack(">q", 1))
+            + entry(b"exchange", long_(b"S", b""))
+            + entry(b"queue", long_(b"S", b"payments.work"))
+            + entry(b"reason", long_(b"S", b"expired"))
+            + entry(b"routing-keys", long_(b"A", long_(b"S", b"payments.work")))
+            + entry(b"time", b"T" + struct.pack(">Q", 1_780_000_000)),
+        )
+        + long_(
+            b"F",
+            entry(b"count", b"l" + struct.pack(">q", 300)) + entry(b"queue", long_(b"S", b"q2")),
+        ),
+    ),
+)
+EARLIER_HISTORY = (
+    entry(b"payops-deaths", b"I" + struct.pack(">i", 3)),
+    entry(
+        b"payops-death-history",
+        long_(
+            b"A", long_(b"F", entry(b"queue", long_(b"S", b"older")) + entry(b"count", b"b\x03"))
+        ),
+    ),
+)
+
 CASES = {
+    "x-death with times and routing keys, an earlier history carried": properties(
+        content_type=short(b"application/json"),
+        headers=table(EARLIER_HISTORY[0], X_DEATH_TIMED, EARLIER_HISTORY[1]),
+        delivery_mode=b"\x02",
+    ),
     "every type, x-death": properties(
         content_type=short(b"application/json"),
         content_encoding=short(b"utf-8"),

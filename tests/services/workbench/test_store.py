@@ -21,6 +21,7 @@ from services.workbench.store import (
     ParkItem,
     entry_id_time_ms,
     new_entry_id,
+    new_entry_ids,
 )
 
 FIELDS = FieldPaths()
@@ -532,3 +533,11 @@ async def test_a_flow_cause_found_at_park_time_or_later_wins_and_is_never_replac
     assert entry.summary.failure_group == "acquirer timeout after # ms on acq-#"
     changes = await store.read_changes(DLQ, last_change)
     assert [(c.entry_id, c.op, c.state) for c in changes] == [(late, "cause", EntryState.PARKED)]
+
+
+def test_entry_ids_made_together_are_unique_sorted_and_timed() -> None:
+    before = new_entry_id()
+    ids = new_entry_ids(500)
+    assert len(set(ids)) == 500 and all(len(i) == 20 for i in ids)
+    assert ids == sorted(ids) and before < ids[0]  # one clock read, counter in order
+    assert entry_id_time_ms(ids[0]) == entry_id_time_ms(ids[-1]) is not None
