@@ -211,12 +211,14 @@ class RequeueScenario:
 
     # ------------------------------------------------------------------ the run
 
-    async def requeue_through(self, fault: Callable[[], Awaitable[None]]) -> tuple[int, str, str]:
-        """``payops dlq requeue --all-matching --yes``; ``fault`` strikes once the origin
-        queue holds a random share of the messages. The requeue's exit code, stdout and
-        stderr (also kept in the test's folder)."""
+    async def requeue_through(
+        self, fault: Callable[[], Awaitable[None]], *more: str
+    ) -> tuple[int, str, str]:
+        """``payops dlq requeue --all-matching --yes`` (and ``more`` arguments); ``fault``
+        strikes once the origin queue holds a random share of the messages. The
+        requeue's exit code, stdout and stderr (also kept in the test's folder)."""
         rng = random.Random(self.seed)
-        proc = await self.start("dlq", "requeue", "--all-matching", "--yes")
+        proc = await self.start("dlq", "requeue", "--all-matching", "--yes", *more)
         threshold = rng.randrange(1, self.n * 3 // 4)
         depth = await self.wait_until_sent(proc, threshold)
         self.log.append(f"seed {self.seed}: fault at depth {depth} (threshold {threshold})")

@@ -8,8 +8,11 @@ writes their intents just before publishing them (confirms,
 ``mandatory=True``), completes each entry as its confirm arrives (a batch per
 Redis round trip, while the rest of the window is in flight), releases what
 was refused and leaves in doubt what got no answer. Windows overlap: ``depth`` of
-them await their confirms while the next is claimed. A stop, or a lost lease,
-lets the windows already sent finish and releases the one claimed ahead.
+them await their confirms while the next is claimed; each is settled (results
+recorded, counted) as soon as its publish ends, not when later windows follow, so
+a job that waits (paused, its canary, its pace) leaves nothing unrecorded. A stop,
+or a lost lease, lets the windows already sent finish and releases the one claimed
+ahead.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import contextlib
 import datetime
 import logging
 import secrets
+from asyncio import FIRST_COMPLETED
 from collections import Counter, defaultdict, deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +54,7 @@ from services.workbench.actions.report import (
     failed_outcome,
     format_delay,
     held_text,
+    in_doubt_text,
     skipped_outcome,
     where_text,
 )
@@ -264,6 +269,12 @@ class ActionRun:
 
             try:
                 while prepare is not None:
+                    while sending and not prepare.done():  # settle each as its publish ends:
+                        # a job that waits (its pause, canary, pace) has them all recorded
+                        oldest = sending[0][1]
+                        await asyncio.wait((prepare, oldest), return_when=FIRST_COMPLETED)
+                        if oldest.done():
+                            await settle_oldest()
                     prepared = await prepare
                     prepare = None
                     if prepared is None:
@@ -474,7 +485,8 @@ class ActionRun:
                 item.done_detail = self._done_detail(item)
                 finishes[dlq].append(self._done_finish(item, final_state))
             elif sent.maybe_delivered:
-                outcomes.append(failed_outcome(item.summary, self._in_doubt_text(item, sent)))
+                target = cast(PendingSend, item.pending).target
+                outcomes.append(failed_outcome(item.summary, in_doubt_text(sent.detail, target)))
             else:
                 finishes[dlq].append(Finish(entry_id, item.action_id, None, error=sent.detail))
                 outcomes.append(failed_outcome(item.summary, sent.detail))
@@ -625,15 +637,6 @@ class ActionRun:
                 text += ", body edited"
             return text
         return f"cancelled: {self.params.reason}; payment.cancelled published to {pending.target}"
-
-    @staticmethod
-    def _in_doubt_text(item: _Claimed, result: PublishOutcome) -> str:
-        pending = cast(PendingSend, item.pending)
-        return (
-            f"in doubt: {result.detail}; the message may already be in {pending.target}."
-            " The entry stays claimed until resolved: see `payops dlq resolve --all-in-doubt"
-            " --dry-run`, then `--republish` (or one entry: `payops dlq resolve ID ...`)"
-        )
 
     # ------------------------------------------------------------------ audit
 

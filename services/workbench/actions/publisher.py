@@ -22,7 +22,9 @@ what the broker did (:class:`PublishOutcome`):
   RabbitMQ sends before the ``basic.ack`` of the same publish; returns are
   matched to items by the ``payops-action-id`` header each item carries,
   unique among the messages in flight);
-- ``nacked`` - the broker refused it (``basic.nack``);
+- ``nacked`` - the broker refused it (``basic.nack``) - for a message to one queue
+  (the default exchange), only after it was refused again and again for
+  ``nack_retry_s`` (see :meth:`ActionPublisher._retry_nacked`);
 - ``unknown`` - the channel or connection was lost, or no confirm came in
   time: the message may or may not be in the queue;
 - ``not_sent`` - never handed to the broker (it could not be encoded, or the
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -46,6 +49,7 @@ import pika.exceptions
 import pika.frame
 import pika.spec
 
+from services.links.backoff import Backoff
 from services.links.endpoints import AmqpTarget
 from services.links.headers import ACTION_ID_HEADER
 from services.workbench.actions.pika_link import (
@@ -111,6 +115,8 @@ class PublishOutcome:
 
 
 CONFIRMED: Final = PublishOutcome("confirmed")
+NACK_BACKOFF_S: Final = (0.25, 0.5, 1.0, 2.0, 5.0)
+"""The waits before nacked messages are published again (the last repeats)."""
 
 SettledCallback = Callable[[int, PublishOutcome], None]
 """``on_settled(index, outcome)``: the broker answered for item ``index`` (called as
@@ -146,10 +152,12 @@ class EncodedProperties(pika.spec.BasicProperties):  # type: ignore[misc]
 class _Batch:
     """Bookkeeping of one publish_many call."""
 
-    __slots__ = ("on_settled", "outcomes", "remaining", "returned", "wakeup")
+    __slots__ = ("hold_nacks", "on_settled", "outcomes", "remaining", "returned", "wakeup")
 
     def __init__(self, size: int, on_settled: SettledCallback | None = None) -> None:
         self.on_settled = on_settled
+        self.hold_nacks = False
+        """While nacked items may still be published again, their nack is not reported."""
         self.outcomes: list[PublishOutcome | None] = [None] * size
         self.returned: dict[int, PublishOutcome] = {}
         self.remaining = 0
@@ -184,6 +192,8 @@ class ActionPublisher(PikaLink):
         confirm_timeout_s: float = 120.0,
         connect_timeout_s: float = 10.0,
         connection_name: str = "PayOps Console actions",
+        nack_retry_s: float = 30.0,
+        nack_backoff_s: Sequence[float] = NACK_BACKOFF_S,
     ) -> None:
         if window < 1:
             raise ValueError("window must be at least 1")
@@ -191,6 +201,11 @@ class ActionPublisher(PikaLink):
         self.window = window
         self.max_inflight_bytes = max_inflight_bytes
         self.confirm_timeout_s = confirm_timeout_s
+        self.nack_retry_s = nack_retry_s
+        """How long a message to one queue that the broker nacks is published again."""
+        self.nack_backoff_s = tuple(nack_backoff_s)
+        self.on_wait: Callable[[str], None] | None = None
+        """Told what a wait for the broker is about (nacks published again), as it starts."""
         self._channel: pika.channel.Channel | None = None
         self._inflight: dict[int, _InFlight] = {}
         self._by_action: dict[str, int] = {}
@@ -262,7 +277,7 @@ class ActionPublisher(PikaLink):
         returned = batch.returned.pop(entry.index, None)
         batch.outcomes[entry.index] = settled = returned or outcome or CONFIRMED
         batch.remaining -= 1
-        if batch.on_settled is not None:
+        if batch.on_settled is not None and not (batch.hold_nacks and settled.status == "nacked"):
             batch.on_settled(entry.index, settled)
         batch.wakeup.set()
         self._space.set()
@@ -356,10 +371,79 @@ class ActionPublisher(PikaLink):
         self, items: Sequence[PublishItem], on_settled: SettledCallback | None = None
     ) -> list[PublishOutcome]:
         batch = _Batch(len(items), on_settled)
+        batch.hold_nacks = self.nack_retry_s > 0
+        await self._publish_round(batch, items, range(len(items)))
+        if batch.hold_nacks:
+            await self._retry_nacked(batch, items)
+        return [o or PublishOutcome("unknown", "no outcome") for o in batch.outcomes]
+
+    async def _retry_nacked(self, batch: _Batch, items: Sequence[PublishItem]) -> None:
+        """Publish again, after a back-off and for up to ``nack_retry_s``, what the broker
+        nacked on its way to one queue; then report the nacks that are left.
+
+        Why this sends nothing twice: a ``basic.nack`` says the broker "was unable to
+        process the messages and refuses responsibility for them; at that point, the
+        client may choose to re-publish the messages" (RabbitMQ, "Confirms", Negative
+        Acknowledgment: https://www.rabbitmq.com/confirms.html). A queue rejects a
+        publish when it is full (``x-overflow = reject-publish``) or unavailable - a
+        quorum queue electing a new leader - and then has not enqueued it
+        (rabbitmq-server#15075 names the two reasons, ``maxlen`` and ``unavailable``).
+        But a message routed to several queues is acked only when all of them took it
+        and nacked when one refused, so the others may hold it: only a publish through
+        the default exchange (one queue, by name: a requeue, a retry) is published again;
+        one through a named exchange (a cancel event, a Spring requeue) stays nacked. The
+        copy carries the same ``payops-action-id`` (the same encoded properties)."""
+        backoff = Backoff(self.nack_backoff_s)
+        deadline = time.monotonic() + self.nack_retry_s
+        started = time.monotonic()
+        rounds = 0
+        while True:
+            again = [
+                i
+                for i, outcome in enumerate(batch.outcomes)
+                if outcome is not None and outcome.status == "nacked" and items[i].exchange == ""
+            ]
+            delay = backoff.next_delay()
+            if not again or time.monotonic() + delay > deadline:
+                break
+            queues = sorted({items[i].routing_key for i in again})
+            text = (
+                f"RabbitMQ refused {len(again):,} message(s) for {', '.join(queues[:3])}"
+                f" (basic.nack: queue full or electing a leader); publishing them again"
+                f" in {delay:g} s (for up to {self.nack_retry_s:g} s)"
+            )
+            log.warning("action publisher: %s", text)
+            if self.on_wait is not None:
+                self.on_wait(text)
+            await asyncio.sleep(delay)
+            for i in again:
+                batch.outcomes[i] = None
+            await self._publish_round(batch, items, again)
+            rounds += 1
+        batch.hold_nacks = False
+        waited = time.monotonic() - started
+        for i in range(len(items)):
+            nacked = batch.outcomes[i]
+            if nacked is None or nacked.status != "nacked":
+                continue
+            if items[i].exchange == "" and rounds:
+                batch.outcomes[i] = nacked = PublishOutcome(
+                    "nacked",
+                    f"the broker refused the message (basic.nack), {rounds + 1} times"
+                    f" over {waited:.1f} s",
+                )
+            if batch.on_settled is not None:
+                batch.on_settled(i, nacked)
+
+    async def _publish_round(
+        self, batch: _Batch, items: Sequence[PublishItem], indexes: Iterable[int]
+    ) -> None:
+        """Publish ``items[i]`` for each ``i`` of ``indexes`` and await their confirms."""
         timeout_s = self.confirm_timeout_s
         stalled = False
         reopens = 3
-        for index, item in enumerate(items):
+        for index in indexes:
+            item = items[index]
             if stalled:
                 batch.outcomes[index] = PublishOutcome(
                     "not_sent",
@@ -418,7 +502,6 @@ class ActionPublisher(PikaLink):
             if not await self._await_settle(batch, timeout_s):
                 self._give_up(batch, timeout_s)
                 break
-        return [o or PublishOutcome("unknown", "no outcome") for o in batch.outcomes]
 
     def _give_up(self, batch: _Batch, timeout_s: float) -> None:
         """No confirm in time: what is in flight is in doubt."""

@@ -400,6 +400,15 @@ def held_text(state: EntryState | None, operator: str | None, action: str | None
     return f"already {state}{who}"
 
 
+def in_doubt_text(detail: str, target: str) -> str:
+    """A publish with no answer from the broker (``detail``): the message may be in ``target``."""
+    return (
+        f"in doubt: {detail}; the message may already be in {target}."
+        " The entry stays claimed until resolved: see `payops dlq resolve --all-in-doubt"
+        " --dry-run`, then `--republish` (or one entry: `payops dlq resolve ID ...`)"
+    )
+
+
 def where_text(summary: EntrySummary) -> str:
     """Where an entry's requeue or retry went: ``'queue'``, or the original exchange and
     routing key of a dead letter that names no queue."""
