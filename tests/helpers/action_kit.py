@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aio_pika
@@ -38,6 +38,11 @@ def payment(n: int, **extra: Any) -> bytes:
             **extra,
         }
     )
+
+
+ServiceFor = Callable[[str], ActionService]
+"""``service_for(dlq)`` (a fixture of the actions' tests): alice's action service on one
+dead-letter queue."""
 
 
 def make_profile(
@@ -285,3 +290,20 @@ async def parked_payments(broker: Broker, store: ParkingStore, n: int) -> DeadLe
     await flow.redeclare_work_plain()
     await broker.drain(flow.other)
     return flow
+
+
+async def parked(broker: Broker, store: ParkingStore, n: int) -> tuple[DeadLetterFlow, list[str]]:
+    """``n`` payments rejected into a dead-letter flow and parked; the flow and their
+    entry ids, sorted."""
+    flow = DeadLetterFlow(broker, "rejected")
+    await flow.declare()
+    channel = await broker.connection.channel(publisher_confirms=True)
+    exchange = await channel.get_exchange(flow.payments)
+    for i in range(n):
+        body = orjson.dumps({"payment_id": f"pay_{i}", "amount": 1})
+        await exchange.publish(aio_pika.Message(body), "payment.failed")
+    await channel.close()
+    await flow.kill(n)
+    assert await park_all(broker.connection, store, flow.dlq) == n
+    await broker.drain(flow.other)
+    return flow, sorted(await entry_ids(store, flow.dlq))

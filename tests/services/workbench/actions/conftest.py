@@ -1,4 +1,5 @@
-"""The actions' tests' kit: a connected action publisher on the real broker."""
+"""The actions' tests' kit: a connected action publisher on the real broker, and the
+action service that the tests drive on their dead-letter queues."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from services.workbench.actions.publisher import ActionPublisher
+from services.workbench.actions.service import ActionService
+from services.workbench.store import ParkingStore
+from tests.helpers.action_kit import ServiceFor, make_profile
 
 
 @pytest.fixture
@@ -16,3 +20,17 @@ async def publisher(amqp_url: str) -> AsyncIterator[ActionPublisher]:
     await publisher.connect()
     yield publisher
     await publisher.close()
+
+
+@pytest.fixture
+def service_for(
+    store: ParkingStore, publisher: ActionPublisher, amqp_url: str, redis_url: str, prefix: str
+) -> ServiceFor:
+    """Makes alice's action service (on ``test-host``) for one dead-letter queue, with the
+    test's profile (:func:`~tests.helpers.action_kit.make_profile`)."""
+
+    def make(dlq: str) -> ActionService:
+        profile = make_profile(amqp_url, redis_url, prefix, [dlq])
+        return ActionService(store, publisher, profile, "alice", "test-host")
+
+    return make

@@ -21,8 +21,7 @@ from services.workbench.actions.recovery import delivery_evidence
 from services.workbench.actions.service import ActionService
 from services.workbench.query import ActionTarget
 from services.workbench.store import ParkingStore
-from tests.helpers.action_kit import Broker, make_profile, park_all
-from tests.services.workbench.actions.test_recovery import parked
+from tests.helpers.action_kit import Broker, make_profile, park_all, parked
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.service import ActionRefused, ActionService
 from services.workbench.query import ActionTarget
 from services.workbench.store import ParkingStore
-from tests.helpers.action_kit import Broker, entry_ids, make_profile, park_all
+from tests.helpers.action_kit import Broker, ServiceFor, entry_ids, make_profile, park_all
 from tests.helpers.outcome_kit import (
     parked_with_payments,
     payment_of,
@@ -127,15 +127,11 @@ async def test_two_operators_replaying_two_entries_of_one_payment_at_once_send_o
 async def test_two_entries_of_one_payment_in_one_action_send_the_first(
     broker: Broker,
     store: ParkingStore,
-    publisher: ActionPublisher,
-    amqp_url: str,
-    redis_url: str,
-    prefix: str,
+    service_for: ServiceFor,
 ) -> None:
     flow = await parked_with_payments(broker, store, ["pay_dup", "pay_dup"])
     first, second = await entry_ids(store, flow.dlq)
-    profile = make_profile(amqp_url, redis_url, prefix, [flow.dlq])
-    service = ActionService(store, publisher, profile, "alice", "test-host")
+    service = service_for(flow.dlq)
     report = await service.requeue(ActionTarget.for_entries([first, second]))
     assert report.succeeded == 1
     skipped = next(o for o in report.outcomes if o.status == "skipped")
@@ -146,15 +142,11 @@ async def test_two_entries_of_one_payment_in_one_action_send_the_first(
 async def test_the_new_entry_of_a_payment_that_failed_again_may_be_replayed_at_once(
     broker: Broker,
     store: ParkingStore,
-    publisher: ActionPublisher,
-    amqp_url: str,
-    redis_url: str,
-    prefix: str,
+    service_for: ServiceFor,
 ) -> None:
     flow = await parked_with_payments(broker, store, ["pay_again"])
     (first,) = await entry_ids(store, flow.dlq)
-    profile = make_profile(amqp_url, redis_url, prefix, [flow.dlq])
-    service = ActionService(store, publisher, profile, "alice", "test-host")
+    service = service_for(flow.dlq)
     assert (await service.requeue(ActionTarget.for_entries([first]))).succeeded == 1
     assert broker.channel is not None
     work = await broker.channel.get_queue(flow.work)

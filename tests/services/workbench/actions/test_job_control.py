@@ -10,11 +10,9 @@ import asyncio
 import pytest
 
 from services.workbench.actions.jobs import JobState, Pace
-from services.workbench.actions.publisher import ActionPublisher
-from services.workbench.actions.service import ActionService
 from services.workbench.query import ActionTarget
 from services.workbench.store import ParkingStore
-from tests.helpers.action_kit import Broker, entry_ids, make_profile, parked_payments
+from tests.helpers.action_kit import Broker, ServiceFor, entry_ids, parked_payments
 from tests.helpers.outcome_kit import until
 
 pytestmark = pytest.mark.integration
@@ -23,15 +21,11 @@ pytestmark = pytest.mark.integration
 async def test_a_stop_ends_a_paused_job_and_one_waiting_for_its_canary(
     broker: Broker,
     store: ParkingStore,
-    publisher: ActionPublisher,
-    amqp_url: str,
-    redis_url: str,
-    prefix: str,
+    service_for: ServiceFor,
 ) -> None:
     flow = await parked_payments(broker, store, 8)
     ids = await entry_ids(store, flow.dlq)
-    profile = make_profile(amqp_url, redis_url, prefix, [flow.dlq])
-    service = ActionService(store, publisher, profile, "alice", "test-host")
+    service = service_for(flow.dlq)
 
     # Paused by another console after it started: the operator's stop still ends it.
     stop = asyncio.Event()

@@ -24,7 +24,14 @@ from services.workbench.actions.service import ActionService
 from services.workbench.model import EntryState
 from services.workbench.query import ActionTarget
 from services.workbench.store import ParkingStore
-from tests.helpers.action_kit import Broker, entry_ids, make_profile, park_all, parked_payments
+from tests.helpers.action_kit import (
+    Broker,
+    ServiceFor,
+    entry_ids,
+    make_profile,
+    park_all,
+    parked_payments,
+)
 from tests.helpers.outcome_kit import payment_of, until
 from tests.helpers.paths import REPO_ROOT
 
@@ -55,15 +62,11 @@ async def arrivals(broker: Broker, queue: str, count: int) -> list[float]:
 async def test_a_paced_job_spaces_its_arrivals_by_its_rate(
     broker: Broker,
     store: ParkingStore,
-    publisher: ActionPublisher,
-    amqp_url: str,
-    redis_url: str,
-    prefix: str,
+    service_for: ServiceFor,
 ) -> None:
     n, rate = 6, 10.0
     flow = await parked_payments(broker, store, n)
-    profile = make_profile(amqp_url, redis_url, prefix, [flow.dlq])
-    service = ActionService(store, publisher, profile, "alice", "test-host")
+    service = service_for(flow.dlq)
     watching = asyncio.create_task(arrivals(broker, flow.work, n))
     await asyncio.sleep(0)  # the consumer starts before the job
     report = await service.requeue(
@@ -82,15 +85,13 @@ async def test_a_paced_job_spaces_its_arrivals_by_its_rate(
 async def test_a_canary_that_fails_again_pauses_the_job_which_another_process_cancels(
     broker: Broker,
     store: ParkingStore,
-    publisher: ActionPublisher,
-    amqp_url: str,
+    service_for: ServiceFor,
     redis_url: str,
     prefix: str,
 ) -> None:
     flow = await parked_payments(broker, store, 6)
     ids = await entry_ids(store, flow.dlq)
-    profile = make_profile(amqp_url, redis_url, prefix, [flow.dlq])
-    service = ActionService(store, publisher, profile, "alice", "test-host")
+    service = service_for(flow.dlq)
     job = asyncio.create_task(
         service.requeue(ActionTarget.for_entries(ids), pace=Pace(canary=2, max_failed_pct=20))
     )
@@ -225,14 +226,11 @@ async def test_a_killed_job_resumes_elsewhere_with_nothing_sent_twice(
 async def test_a_critical_alert_pauses_a_paced_job(
     broker: Broker,
     store: ParkingStore,
-    publisher: ActionPublisher,
-    amqp_url: str,
-    redis_url: str,
+    service_for: ServiceFor,
     prefix: str,
 ) -> None:
     flow = await parked_payments(broker, store, 6)
-    profile = make_profile(amqp_url, redis_url, prefix, [flow.dlq])
-    service = ActionService(store, publisher, profile, "alice", "test-host")
+    service = service_for(flow.dlq)
     ids = await entry_ids(store, flow.dlq)
     job = asyncio.create_task(service.requeue(ActionTarget.for_entries(ids), pace=Pace(rate=4)))
 

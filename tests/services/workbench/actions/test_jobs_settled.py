@@ -11,11 +11,9 @@ import pytest
 
 from services.workbench.actions.jobs import JobState, Pace
 from services.workbench.actions.ledger import SENDING_FIELD
-from services.workbench.actions.publisher import ActionPublisher
-from services.workbench.actions.service import ActionService
 from services.workbench.query import ActionTarget
 from services.workbench.store import ParkingStore
-from tests.helpers.action_kit import Broker, entry_ids, make_profile, parked_payments
+from tests.helpers.action_kit import Broker, ServiceFor, entry_ids, parked_payments
 from tests.helpers.outcome_kit import until
 
 pytestmark = pytest.mark.integration
@@ -24,16 +22,12 @@ pytestmark = pytest.mark.integration
 async def test_a_job_waiting_for_its_canary_has_the_canary_recorded_and_counted(
     broker: Broker,
     store: ParkingStore,
-    publisher: ActionPublisher,
-    amqp_url: str,
-    redis_url: str,
-    prefix: str,
+    service_for: ServiceFor,
 ) -> None:
     canary = 6
     flow = await parked_payments(broker, store, 10)
     ids = await entry_ids(store, flow.dlq)
-    profile = make_profile(amqp_url, redis_url, prefix, [flow.dlq])
-    service = ActionService(store, publisher, profile, "alice", "test-host")
+    service = service_for(flow.dlq)
     stop = asyncio.Event()
     # 20/s: pieces of two, so the canary is three windows; no worker, so its outcomes
     # stay pending and the job waits for them (up to the 10 min time-out).

@@ -23,7 +23,14 @@ from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.service import ActionService
 from services.workbench.query import ActionTarget
 from services.workbench.store import ParkingStore
-from tests.helpers.action_kit import Broker, entry_ids, make_profile, park_all, parked_payments
+from tests.helpers.action_kit import (
+    Broker,
+    ServiceFor,
+    entry_ids,
+    make_profile,
+    park_all,
+    parked_payments,
+)
 from tests.helpers.outcome_kit import (
     outcomes_of,
     payment_of,
@@ -83,15 +90,11 @@ async def test_requeued_entries_succeed_as_a_worker_captures_them_and_the_job_co
 async def test_a_payment_dead_lettered_again_fails_again_linked_to_its_new_entry(
     broker: Broker,
     store: ParkingStore,
-    publisher: ActionPublisher,
-    amqp_url: str,
-    redis_url: str,
-    prefix: str,
+    service_for: ServiceFor,
 ) -> None:
     flow = await parked_payments(broker, store, 2)
     ids = await entry_ids(store, flow.dlq)
-    profile = make_profile(amqp_url, redis_url, prefix, [flow.dlq])
-    service = ActionService(store, publisher, profile, "alice", "test-host")
+    service = service_for(flow.dlq)
     report = await service.requeue(ActionTarget.for_entries(ids[:1]))
     # The worker rejects it again: RabbitMQ dead-letters it, the parker parks it anew.
     assert broker.channel is not None
@@ -158,15 +161,11 @@ async def test_a_deleted_entry_waiting_for_its_outcome_is_forgotten(
 async def test_a_cancels_outcome_is_the_cancellation(
     broker: Broker,
     store: ParkingStore,
-    publisher: ActionPublisher,
-    amqp_url: str,
-    redis_url: str,
-    prefix: str,
+    service_for: ServiceFor,
 ) -> None:
     flow = await parked_payments(broker, store, 1)
     ids = await entry_ids(store, flow.dlq)
-    profile = make_profile(amqp_url, redis_url, prefix, [flow.dlq])
-    service = ActionService(store, publisher, profile, "alice", "test-host")
+    service = service_for(flow.dlq)
     await service.cancel(ActionTarget.for_entries(ids), reason="customer asked")
     assert await outcomes_of(store, flow.dlq, ids) == {ids[0]: "cancelled"}
 

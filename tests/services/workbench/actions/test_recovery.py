@@ -8,7 +8,6 @@ from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-import aio_pika
 import orjson
 import pytest
 
@@ -25,10 +24,9 @@ from services.workbench.query import ActionTarget
 from services.workbench.store import ParkingStore
 from tests.helpers.action_kit import (
     Broker,
-    DeadLetterFlow,
     entry_ids,
     make_profile,
-    park_all,
+    parked,
     parked_payments,
 )
 from tests.helpers.tcp_proxy import TcpProxy
@@ -54,21 +52,6 @@ def service(
 ) -> ActionService:
     profile = make_profile(amqp_url, redis_url, prefix, [broker.name("dlq")])
     return ActionService(store, publisher, profile, "dave", "ops-pc", window=5)
-
-
-async def parked(broker: Broker, store: ParkingStore, n: int) -> tuple[DeadLetterFlow, list[str]]:
-    flow = DeadLetterFlow(broker, "rejected")
-    await flow.declare()
-    channel = await broker.connection.channel(publisher_confirms=True)
-    exchange = await channel.get_exchange(flow.payments)
-    for i in range(n):
-        body = orjson.dumps({"payment_id": f"pay_{i}", "amount": 1})
-        await exchange.publish(aio_pika.Message(body), "payment.failed")
-    await channel.close()
-    await flow.kill(n)
-    assert await park_all(broker.connection, store, flow.dlq) == n
-    await broker.drain(flow.other)
-    return flow, sorted(await entry_ids(store, flow.dlq))
 
 
 async def test_a_live_run_is_left_alone_and_a_dead_one_is_released(
