@@ -40,9 +40,9 @@ def payment(n: int, **extra: Any) -> bytes:
     )
 
 
-ServiceFor = Callable[[str], ActionService]
-"""``service_for(dlq)`` (a fixture of the actions' tests): alice's action service on one
-dead-letter queue."""
+ServiceFor = Callable[..., ActionService]
+"""``service_for(dlq, **profile_overrides)`` (a fixture of the actions' tests): alice's
+action service on one dead-letter queue."""
 
 
 def make_profile(

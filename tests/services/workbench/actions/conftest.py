@@ -4,6 +4,7 @@ action service that the tests drive on their dead-letter queues."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -27,10 +28,10 @@ def service_for(
     store: ParkingStore, publisher: ActionPublisher, amqp_url: str, redis_url: str, prefix: str
 ) -> ServiceFor:
     """Makes alice's action service (on ``test-host``) for one dead-letter queue, with the
-    test's profile (:func:`~tests.helpers.action_kit.make_profile`)."""
+    test's profile (and its ``overrides``) (:func:`~tests.helpers.action_kit.make_profile`)."""
 
-    def make(dlq: str) -> ActionService:
-        profile = make_profile(amqp_url, redis_url, prefix, [dlq])
+    def make(dlq: str, **overrides: Any) -> ActionService:
+        profile = make_profile(amqp_url, redis_url, prefix, [dlq], **overrides)
         return ActionService(store, publisher, profile, "alice", "test-host")
 
     return make

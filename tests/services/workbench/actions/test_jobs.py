@@ -134,15 +134,13 @@ async def test_a_canary_that_fails_again_pauses_the_job_which_another_process_ca
 async def test_a_paused_job_goes_on_when_resumed_from_another_process(
     broker: Broker,
     store: ParkingStore,
+    service_for: ServiceFor,
     publisher: ActionPublisher,
-    amqp_url: str,
-    redis_url: str,
-    prefix: str,
 ) -> None:
     flow = await parked_payments(broker, store, 4)
     ids = await entry_ids(store, flow.dlq)
-    profile = make_profile(amqp_url, redis_url, prefix, [flow.dlq])
-    service = ActionService(store, publisher, profile, "alice", "test-host")
+    service = service_for(flow.dlq)
+    profile = service.profile
     job = asyncio.create_task(service.requeue(ActionTarget.for_entries(ids), pace=Pace(rate=5)))
 
     async def started() -> bool:

@@ -118,15 +118,12 @@ async def test_a_payment_dead_lettered_again_fails_again_linked_to_its_new_entry
 async def test_no_final_event_within_the_timeout_is_no_outcome_and_settles_once(
     broker: Broker,
     store: ParkingStore,
-    publisher: ActionPublisher,
-    amqp_url: str,
-    redis_url: str,
-    prefix: str,
+    service_for: ServiceFor,
 ) -> None:
     flow = await parked_payments(broker, store, 2)
     ids = await entry_ids(store, flow.dlq)
-    profile = make_profile(amqp_url, redis_url, prefix, [flow.dlq], outcome_timeout_s=60)
-    service = ActionService(store, publisher, profile, "alice", "test-host")
+    service = service_for(flow.dlq, outcome_timeout_s=60)
+    profile = service.profile
     await service.requeue(ActionTarget.for_entries(ids))
     tracker = OutcomeTracker.for_profile(store.redis, profile)
     now = int(time.time() * 1000)
@@ -141,15 +138,12 @@ async def test_no_final_event_within_the_timeout_is_no_outcome_and_settles_once(
 async def test_a_deleted_entry_waiting_for_its_outcome_is_forgotten(
     broker: Broker,
     store: ParkingStore,
-    publisher: ActionPublisher,
-    amqp_url: str,
-    redis_url: str,
-    prefix: str,
+    service_for: ServiceFor,
 ) -> None:
     flow = await parked_payments(broker, store, 2)
     ids = await entry_ids(store, flow.dlq)
-    profile = make_profile(amqp_url, redis_url, prefix, [flow.dlq], outcome_timeout_s=60)
-    service = ActionService(store, publisher, profile, "alice", "test-host")
+    service = service_for(flow.dlq, outcome_timeout_s=60)
+    profile = service.profile
     await service.requeue(ActionTarget.for_entries(ids))
     assert await store.delete_entries(flow.dlq, ids[:1]) == 1
     tracker = OutcomeTracker.for_profile(store.redis, profile)
@@ -173,17 +167,14 @@ async def test_a_cancels_outcome_is_the_cancellation(
 async def test_the_snapshot_has_each_entrys_outcome_and_each_jobs_outcome_summary(
     broker: Broker,
     store: ParkingStore,
-    publisher: ActionPublisher,
-    amqp_url: str,
-    redis_url: str,
-    prefix: str,
+    service_for: ServiceFor,
     tmp_path: Path,
 ) -> None:
     started = int(time.time()) - 1
     flow = await parked_payments(broker, store, 2)
     ids = await entry_ids(store, flow.dlq)
-    profile = make_profile(amqp_url, redis_url, prefix, [flow.dlq])
-    service = ActionService(store, publisher, profile, "alice", "test-host")
+    service = service_for(flow.dlq)
+    profile = service.profile
     report = await service.requeue(ActionTarget.for_entries(ids))
     await OutcomeTracker.for_profile(store.redis, profile).observe(
         [Sighting("pay_00000", int(time.time() * 1000), "captured")]
