@@ -64,8 +64,6 @@ from typing import Final, Literal, Protocol
 
 import redis.asyncio as aioredis
 import redis.exceptions
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from services.alerts.log import AlertLog
 from services.alerts.model import Alert, AlertEvent
@@ -395,7 +393,6 @@ class FlowRecorder:
                 decode_responses=False,
                 socket_timeout=REDIS_TIMEOUT_S,
                 socket_connect_timeout=REDIS_TIMEOUT_S,
-                retry=Retry(NoBackoff(), 1),  # one quick retry: a pooled connection went stale
             )
             self._client = client
             self._lease = HistoryLease(client, profile.redis_prefix, self.holder_id, self._ttl)
