@@ -65,10 +65,10 @@ def make_redis_client(settings: RedisSettings, **options: Any) -> aioredis.Redis
     hash tag.
 
     Unless ``options`` give a ``retry``, the client never re-sends a command by itself:
-    redis-py (6 and later) re-sends one whose reply timed out or was cut off up to ten
-    times, and such a command may have run each time (a script that took longer than
-    ``socket_timeout`` ran eleven times, measured), so parks, audit records and
-    counters were written twice. A connection the server closed is still replaced
+    redis-py's cluster client (and a client made by ``Redis(...)``) re-sends one whose
+    reply timed out or was cut off, and such a command may have run each time (a script
+    slower than ``socket_timeout`` ran 9 times on a cluster, measured), so parks, audit
+    records and counters could be written twice. A connection the server closed is still replaced
     when the pool hands it out; what must ride through an outage says so with
     :func:`through_failover`, on calls that are safe to repeat.
     """

@@ -343,8 +343,8 @@ async def run(args: argparse.Namespace) -> list[Figure]:
         await asyncio.sleep(0.01)
         watching.cancel()
         load_s = time.perf_counter() - started
-        # Exactly N: the extra 1,500 once seen here were park scripts re-sent by redis-py
-        # after a timeout, which the product's clients no longer do (make_redis_client).
+        # Exactly N (a run on a loaded machine once parked 1,001,500: not explained yet;
+        # the parkers' client re-sends nothing now, as the product's do).
         assert len(index) == total == args.n, (len(index), total)
         figures.append(
             Figure(
