@@ -25,9 +25,10 @@ import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 import orjson
@@ -36,6 +37,7 @@ import redis.asyncio as aioredis
 from services.config import FieldPaths, load_profile
 from services.links.endpoints import RedisSettings
 from services.links.redis_client import make_redis_client
+from services.workbench.actions.jobs import Job, JobStore
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.recovery import RecoveredEntry, ResolveHow
 from services.workbench.actions.service import ActionService
@@ -45,10 +47,23 @@ from services.workbench.store import ParkingStore
 from tests.helpers.action_kit import Broker, make_profile
 from tests.helpers.park_links import park_link
 from tests.helpers.paths import REPO_ROOT
+from tests.helpers.private_servers import PrivateSentinel
 
 
 def payment_of(body: bytes) -> str:
     return str(orjson.loads(body)["payment_id"])
+
+
+def sentinel_settings(servers: PrivateSentinel) -> dict[str, object]:
+    """The profile keys that find Redis through ``servers``' sentinel, acking only what a
+    replica has confirmed."""
+    return {
+        "redis_mode": "sentinel",
+        "redis_sentinels": [servers.sentinel],
+        "redis_sentinel_master": servers.master_name,
+        "redis_min_replicas": 1,
+        "allow_volatile_store": True,  # the private servers keep nothing on disk
+    }
 
 
 DRAIN_IDLE_S = 5.0
@@ -72,6 +87,31 @@ class RequeueScenario:
     what the profile's does (the store finds Redis as the profile does). With
     ``amqp_urls`` the profile has no ``amqp_url``: ``amqp_url`` is then the node the
     test's own connections use (set it to another when that one goes away)."""
+
+    @classmethod
+    def on_sentinel(
+        cls, servers: PrivateSentinel, amqp_url: str, names: str, tmp_path: Path, n: int
+    ) -> RequeueScenario:
+        """A scenario whose profile finds Redis through ``servers``' sentinel
+        (:func:`sentinel_settings`); its Redis prefix is ``names`` without its dot."""
+        return cls(
+            amqp_url, "redis://payops/0", names, names.rstrip("."), tmp_path, n,
+            settings=sentinel_settings(servers),
+        )  # fmt: skip
+
+    @contextlib.asynccontextmanager
+    async def action_service(self, **options: Any) -> AsyncIterator[ActionService]:
+        """night-shift's action service as the profile makes it (its store on a client of
+        its own, with the profile's ``redis_min_replicas``), closed afterwards."""
+        profile = load_profile(self.config)
+        client = make_redis_client(profile.redis_settings, socket_timeout=10)
+        store = ParkingStore(client, self.redis_prefix, min_replicas=profile.redis_min_replicas)
+        publisher = ActionPublisher(self.amqp_url)
+        try:
+            yield ActionService(store, publisher, profile, "night-shift", "faults", **options)
+        finally:
+            await publisher.close()
+            await client.aclose()
 
     @property
     def work(self) -> str:
@@ -193,6 +233,12 @@ class RequeueScenario:
                     found[str(summary.payment_id)] = summary.state
         return found
 
+    async def last_job(self) -> Job:
+        """The newest job's record (the one the scenario's requeue ran)."""
+        async with self.store() as store:
+            [job] = await JobStore(store.redis, self.redis_prefix).recent(limit=1)
+        return job
+
     async def wait_until_sent(self, proc: asyncio.subprocess.Process, count: int) -> int:
         """Until the origin queue holds ``count`` messages or ``proc`` ended: how many."""
         connection = await aio_pika.connect(self.amqp_url)
@@ -282,6 +328,10 @@ class RequeueScenario:
         assert Counter(states.values()) == Counter({EntryState.REQUEUED: self.n}), why
         async with self.store() as store:
             assert await store.in_flight(self.dlq) == [], why
+
+
+ParkOnSentinel = Callable[[int], Awaitable[RequeueScenario]]
+"""``await park(n)``: a scenario on a Sentinel set-up with ``n`` dead letters parked."""
 
 
 class _StoreContext:

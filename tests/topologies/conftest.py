@@ -25,6 +25,7 @@ from tests.helpers.private_servers import (
     ServerTls,
     servers_available,
 )
+from tests.helpers.requeue_kit import ParkOnSentinel, RequeueScenario
 
 
 @pytest.fixture(scope="session")
@@ -130,6 +131,22 @@ def cluster(rabbit_cluster: PrivateRabbitCluster) -> Iterator[PrivateRabbitClust
         if not node.is_running():
             node.start()
     rabbit_cluster.wait_running(len(rabbit_cluster.nodes))
+
+
+@pytest.fixture
+def parked_on_sentinel(
+    sentinel_two_replicas: PrivateSentinel, amqp_url: str, unique_prefix: str, tmp_path: Path
+) -> ParkOnSentinel:
+    """``await parked_on_sentinel(n)``: a requeue scenario on :func:`sentinel_two_replicas`
+    (``redis_min_replicas = 1``) with ``n`` dead letters parked."""
+
+    async def park(n: int) -> RequeueScenario:
+        servers = sentinel_two_replicas
+        scenario = RequeueScenario.on_sentinel(servers, amqp_url, unique_prefix, tmp_path, n)
+        await scenario.park_dead_letters()
+        return scenario
+
+    return park
 
 
 ConfigWriter = Callable[..., Path]

@@ -23,27 +23,16 @@ import pytest
 from redis.exceptions import RedisError
 
 from app.cli import exit_codes
+from services.workbench.actions.jobs import JobState
 from services.workbench.model import EntryState
 from services.workbench.store import ParkingStore
 from tests.helpers.paths import REPO_ROOT
 from tests.helpers.private_servers import PrivateSentinel
-from tests.helpers.requeue_kit import RequeueScenario
+from tests.helpers.requeue_kit import RequeueScenario, sentinel_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.topologies, pytest.mark.faults]
 
 WAVE = 500
-
-
-def sentinel_settings(servers: PrivateSentinel) -> dict[str, object]:
-    """The profile keys that find Redis through ``servers``' sentinel, acking only what a
-    replica has confirmed."""
-    return {
-        "redis_mode": "sentinel",
-        "redis_sentinels": [servers.sentinel],
-        "redis_sentinel_master": servers.master_name,
-        "redis_min_replicas": 1,
-        "allow_volatile_store": True,  # the private servers keep nothing on disk
-    }
 
 
 async def fail_over(servers: PrivateSentinel) -> None:
@@ -85,6 +74,9 @@ async def test_a_failover_mid_requeue_moves_every_entry_exactly_once(
         code, out, err = await scenario.payops("resolve", "--all-in-doubt", "--dry-run")
         assert code == exit_codes.OK, (why, out, err)
         assert not re.findall(r"^  in doubt: ", out, re.MULTILINE), out
+        job = await scenario.last_job()  # its record closed, each payment counted once
+        assert job.state is JobState.DONE and job.finished_ms, (why, job)
+        assert job.counts["done"] == sum(delivered.values()) == scenario.n, (why, job)
     finally:
         await scenario.delete_queues()
     print(

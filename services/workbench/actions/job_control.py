@@ -11,6 +11,10 @@ and pauses the job when more than ``max_failed_pct`` of them failed again; later
 job pauses by itself when the share of its settled entries that failed again passes
 the same threshold, or when a critical alert fires (the alert log, written by the
 recorder holding the history lease). A paused job goes on when an operator resumes it.
+
+Its reads of Redis, and the pause (a compare-and-set that a repeat leaves paused), ride
+through a failover (:func:`~services.links.redis_client.through_failover`), as the run's
+own calls do; the runner key's refresh does not need to (it is refreshed again soon).
 """
 
 from __future__ import annotations
@@ -19,12 +23,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Final, cast
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Final, TypeVar, cast
 
 from redis.exceptions import RedisError
 
 from services.alerts.log import AlertLog
+from services.links.redis_client import through_failover
 from services.outcomes.model import Outcome
 from services.outcomes.tracker import OutcomeTracker
 from services.workbench.actions.jobs import JobState, JobStore, Pace
@@ -32,6 +37,7 @@ from services.workbench.model import EntrySummary
 from services.workbench.store import ParkingStore
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 POLL_S: Final = 0.1
 """How often a paused job, or a canary waiting for its outcomes, looks again."""
@@ -147,9 +153,18 @@ class JobControl:
                 return f"critical alert {event.rule} fired: {event.message}"
         return ""
 
+    async def _through(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """``call()`` riding through a failover (it must be safe to repeat)."""
+        return await through_failover(
+            call, what=f"job {self.job_id}'s {what}", client=self.jobs.redis
+        )
+
     async def _pause(self, why: str) -> None:
-        moved, _ = await self.jobs.set_state(
-            self.job_id, JobState.PAUSED, why, only_from=(JobState.RUNNING,)
+        moved, _ = await self._through(
+            "pause",
+            lambda: self.jobs.set_state(
+                self.job_id, JobState.PAUSED, why, only_from=(JobState.RUNNING,)
+            ),
         )
         if moved:
             self.paused_by_itself = why
@@ -203,7 +218,7 @@ class JobControl:
         return ""
 
     async def _failure_share(self) -> str:
-        counts = await self.jobs.outcome_counts(self.job_id)
+        counts = await self._through("outcomes", lambda: self.jobs.outcome_counts(self.job_id))
         settled = sum(n for name, n in counts.items() if name != Outcome.PENDING.value)
         failed = counts.get(Outcome.FAILED_AGAIN.value, 0)
         if settled < max(MIN_JUDGED, self.pace.canary):
@@ -215,17 +230,22 @@ class JobControl:
             )
         return ""
 
+    async def _fields(self, ids: Sequence[tuple[str, str]], name: str) -> list[bytes | None]:
+        """Field ``name`` of each entry (a read: rides through a failover)."""
+
+        async def read() -> list[bytes | None]:
+            pipe = self.jobs.redis.pipeline(transaction=False)
+            for dlq, entry_id in ids:
+                pipe.hget(self.store.entry_key(dlq, entry_id), name)
+            return cast(list[bytes | None], await pipe.execute())
+
+        return await self._through(f"canary's {name}s", read)
+
     async def _outcomes_of(self, ids: Sequence[tuple[str, str]]) -> list[Outcome | None]:
-        pipe = self.jobs.redis.pipeline(transaction=False)
-        for dlq, entry_id in ids:
-            pipe.hget(self.store.entry_key(dlq, entry_id), "outcome")
-        return [Outcome.named(cast(bytes | None, v)) for v in await pipe.execute()]
+        return [Outcome.named(v) for v in await self._fields(ids, "outcome")]
 
     async def _none_claimed(self, ids: Sequence[tuple[str, str]]) -> bool:
-        pipe = self.jobs.redis.pipeline(transaction=False)
-        for dlq, entry_id in ids:
-            pipe.hget(self.store.entry_key(dlq, entry_id), "state")
-        return all(v != b"claimed" for v in await pipe.execute())
+        return all(v != b"claimed" for v in await self._fields(ids, "state"))
 
 
 async def attend(

@@ -7,8 +7,9 @@ only, so they need no hash tag)::
     P:jobs              ZSET    job id -> created at (epoch ms): the list, newest last
     P:job:<id>          HASH    action, operator, host, note, target, created, state,
                                 reason (why it paused or stopped), finished, rate,
-                                canary, max_failed_pct, force, and the action's counters
-                                (done, skipped, held, failed)
+                                canary, max_failed_pct, force, the action's counters
+                                (done, skipped, held, failed), and ``run:<token>`` per
+                                run: how far that run's counts were applied (JSON)
     P:job:<id>:sel      LIST    the frozen selection: ``<dlq> <entry id>``, in order
     P:job:<id>:dlqs     SET     the DLQs of its selection (where its outcome counters are)
     P:job:<id>:runner   STRING  the process running it (``SET PX``, refreshed while it
@@ -25,26 +26,37 @@ States: ``running`` -> ``paused`` (by an operator, the canary or the failure sha
 ``running`` ... -> ``done`` | ``cancelled``; ``stopped`` when the operator stopped the
 process that ran it. A state change is a compare-and-set, so two consoles pressing
 pause and resume at once leave one answer.
+
+Failover: the runner's writes to its job are safe to repeat - a counter write carries the
+run's totals so far (:meth:`JobStore.count_run`), the close names its own ``finished``
+time (:meth:`JobStore.finish`) - so they, and the runner's reads, ride through a Redis
+failover (:func:`~services.links.redis_client.through_failover`): a job hit by one still
+ends ``done`` with counters that say what its run did, each entry counted once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final, cast
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
+from services.links.redis_client import through_failover
 from services.outcomes.model import OUTCOME_ORDER, Outcome, dlq_base, job_counter_key
 from services.workbench.actions.pace import Pace
 from services.workbench.actions.report import ActionOutcome
+
+log = logging.getLogger(__name__)
 
 DEFAULT_RETENTION_S: Final = 30 * 24 * 3600
 """How long a job that is over is kept by default (``job_retention_days`` = 30)."""
@@ -53,6 +65,8 @@ PRUNE_BATCH: Final = 100
 RUNNER_TTL_MS: Final = 15_000
 """A job's runner key lives this long unless refreshed (every few seconds while it runs)."""
 SELECTION_CHUNK: Final = 1000
+COUNTER_NAMES: Final = ("done", "skipped", "held", "failed")
+"""What the action did to entries, as the job counts it."""
 
 
 class JobState(StrEnum):
@@ -81,6 +95,52 @@ if not allowed then return {0, cur} end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'reason', ARGV[2])
 return {1, cur}
 """
+
+
+_FINISH: Final = """
+local cur = redis.call('HMGET', KEYS[1], 'state', 'finished')
+if not cur[1] then return 0 end
+if cur[1] == ARGV[1] and cur[2] == ARGV[3] then return 1 end
+local moved = 0
+for i = 4, #ARGV do if ARGV[i] == cur[1] then moved = 1 end end
+if moved == 1 then redis.call('HSET', KEYS[1], 'state', ARGV[1], 'reason', ARGV[2]) end
+redis.call('HSET', KEYS[1], 'finished', ARGV[3])
+return moved
+"""
+"""KEYS: job; ARGV: state, reason, finished (ms), the states it may end from. 1 when it
+ended now - or ended before by this same call (same state and ``finished``: a repeat
+after a lost reply) - else 0; ``finished`` is written either way."""
+
+_COUNT_RUN: Final = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local field = 'run:' .. ARGV[1]
+local seq = tonumber(ARGV[2])
+local applied = {}
+local raw = redis.call('HGET', KEYS[1], field)
+if raw then
+  local last = cjson.decode(raw)
+  if tonumber(last.seq) >= seq then return 0 end
+  applied = last.counts
+end
+local now = {}
+for i = 3, #ARGV, 2 do
+  local count = tonumber(ARGV[i + 1])
+  now[ARGV[i]] = count
+  local delta = count - (tonumber(applied[ARGV[i]]) or 0)
+  if delta ~= 0 then redis.call('HINCRBY', KEYS[1], ARGV[i], delta) end
+end
+for name, count in pairs(applied) do
+  if now[name] == nil and tonumber(count) ~= 0 then
+    redis.call('HINCRBY', KEYS[1], name, -tonumber(count))
+  end
+end
+redis.call('HSET', KEYS[1], field, cjson.encode({seq = seq, counts = now}))
+return 1
+"""
+"""KEYS: job; ARGV: run token, seq (outcomes counted so far), then name, total pairs: the
+run's totals. Applied only when ``seq`` is newer than the run's last applied one, moving
+the job's counters by the difference: the same call twice, an older one after a newer, or
+one after a lost one give the counters of the newest applied. 1 when applied."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +244,8 @@ class JobStore:
         self.retention_s = retention_s
         """How long a job that is over is kept (seconds)."""
         self._set_state = redis.register_script(_SET_STATE)
+        self._finish = redis.register_script(_FINISH)
+        self._count_run = redis.register_script(_COUNT_RUN)
 
     def key(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}"
@@ -286,17 +348,15 @@ class JobStore:
             pairs.append((dlq, entry_id))
         return pairs
 
-    async def record(self, job_id: str, outcomes: Iterable[ActionOutcome]) -> None:
-        """Count what the action did to entries (done, skipped, held, failed)."""
-        counts = Counter(
-            "held" if o.status == "skipped" and o.detail.startswith(HELD_PREFIX) else o.status
-            for o in outcomes
-        )
-        if counts:
-            pipe = self.redis.pipeline(transaction=False)
-            for name, count in counts.items():
-                pipe.hincrby(self.key(job_id), name, count)
-            await pipe.execute()
+    async def count_run(self, job_id: str, run: str, totals: Mapping[str, int], seq: int) -> bool:
+        """Record what run ``run`` of the job did so far: ``totals`` (done, skipped, held,
+        failed) after ``seq`` outcomes. The job's counters move by the difference from the
+        run's last applied totals, and only when ``seq`` is newer (:data:`_COUNT_RUN`):
+        safe to repeat and to arrive out of order. True when applied."""
+        args: list[str | int] = [run, seq]
+        for name, count in sorted(totals.items()):
+            args += [name, count]
+        return bool(int(cast(int, await self._count_run(keys=[self.key(job_id)], args=args))))
 
     async def set_state(
         self, job_id: str, state: JobState, reason: str = "", *, only_from: Iterable[JobState]
@@ -313,14 +373,34 @@ class JobStore:
         return moved, JobState(before) if before else None
 
     async def finish(self, job_id: str, state: JobState, reason: str = "") -> None:
-        """The run ended: ``done`` / ``cancelled`` / ``stopped`` (paused stays paused)."""
-        await self.set_state(job_id, state, reason, only_from=(JobState.RUNNING, JobState.PAUSED))
-        await self.redis.hset(self.key(job_id), "finished", int(time.time() * 1000))
+        """The run ended: ``done`` / ``cancelled`` / ``stopped`` from running or paused
+        (:meth:`end`, now). Rides through a failover: the call is safe to repeat."""
+        finished_ms = int(time.time() * 1000)
+        await through_failover(
+            lambda: self.end(job_id, state, reason, finished_ms),
+            what=f"the close of job {job_id}",
+            client=self.redis,
+        )
+
+    async def end(self, job_id: str, state: JobState, reason: str, finished_ms: int) -> bool:
+        """Move the job from running or paused to ``state`` and write ``finished_ms`` (that
+        either way): True when it moved - or had moved by this same call, the same state
+        and ``finished_ms`` (:data:`_FINISH`), so a repeat after a lost reply answers as
+        the first call did. A job that moved is kept or expires as its state says."""
+        args = [state.value, reason, finished_ms, JobState.RUNNING.value, JobState.PAUSED.value]
+        moved = bool(int(cast(int, await self._finish(keys=[self.key(job_id)], args=args))))
+        if moved:
+            await self._keep(job_id, state)
+        return moved
 
     async def state(self, job_id: str) -> tuple[JobState | None, str]:
-        state, reason = cast(
-            list[bytes | None], await self.redis.hmget(self.key(job_id), "state", "reason")
+        """The job's state and why (None: no such job); rides through a failover."""
+        raw = await through_failover(
+            lambda: self.redis.hmget(self.key(job_id), "state", "reason"),
+            what=f"the state of job {job_id}",
+            client=self.redis,
         )
+        state, reason = cast(list[bytes | None], raw)
         return (JobState(_text(state)) if state else None), _text(reason)
 
     # ------------------------------------------------------------------ runner
@@ -386,10 +466,7 @@ class JobStore:
         if not raw:
             return None
         state = _text(raw.get(b"state")) or JobState.RUNNING.value
-        counts = {
-            name: int(_number(raw.get(name.encode())))
-            for name in ("done", "skipped", "held", "failed")
-        }
+        counts = {name: int(_number(raw.get(name.encode()))) for name in COUNTER_NAMES}
         finished = int(_number(raw.get(b"finished"))) or None
         return Job(
             job_id=job_id,
@@ -424,27 +501,61 @@ class JobStore:
         return [job for job in jobs if job is not None]
 
 
-class LiveCounts:
-    """Counts a running job's results into Redis as they come (``tick`` after every
-    window; ``flush`` at the end), so other consoles see its counters move."""
+def counter_of(outcome: ActionOutcome) -> str:
+    """The job counter an outcome counts in (done, skipped, held, failed)."""
+    if outcome.status == "skipped" and outcome.detail.startswith(HELD_PREFIX):
+        return "held"
+    return outcome.status
 
-    def __init__(self, jobs: JobStore, job_id: str, outcomes: list[ActionOutcome]) -> None:
+
+class LiveCounts:
+    """Counts a run's results into its job as they come (``tick`` after every window,
+    ``flush`` at the end), so other consoles see its counters move. Every write carries
+    the run's totals so far (:meth:`JobStore.count_run`, ``run`` names the run): a tick
+    that fails (a failover) is made good by the next write, and ``flush`` rides through
+    a failover until the job holds the run's final totals."""
+
+    def __init__(
+        self, jobs: JobStore, job_id: str, outcomes: list[ActionOutcome], run: str
+    ) -> None:
         self.jobs = jobs
         self.job_id = job_id
         self.outcomes = outcomes
+        self.run = run
         self.counted = 0
+        self.totals: Counter[str] = Counter()
         self._writes: list[asyncio.Future[None]] = []
 
-    def tick(self) -> None:
+    def _count_new(self) -> bool:
         new = self.outcomes[self.counted :]
         self.counted = len(self.outcomes)
-        if new:
-            self._writes.append(asyncio.ensure_future(self.jobs.record(self.job_id, new)))
+        self.totals.update(counter_of(o) for o in new)
+        return bool(new)
+
+    def tick(self) -> None:
+        if self._count_new():
+            write = self.jobs.count_run(self.job_id, self.run, dict(self.totals), self.counted)
+            self._writes.append(asyncio.ensure_future(_quietly(write)))
 
     async def flush(self) -> None:
-        self.tick()
+        """The run's final totals into its job (through a failover)."""
+        self._count_new()
         writes, self._writes = self._writes, []
         await asyncio.gather(*writes)
+        totals, seq = dict(self.totals), self.counted
+        await through_failover(
+            lambda: self.jobs.count_run(self.job_id, self.run, totals, seq),
+            what=f"the counters of job {self.job_id}",
+            client=self.jobs.redis,
+        )
+
+
+async def _quietly(write: Awaitable[bool]) -> None:
+    """A tick's write: one that fails is made good by the next (see :class:`LiveCounts`)."""
+    try:
+        await write
+    except (RedisError, OSError) as exc:
+        log.debug("a job's counters were not written (the next write has them): %s", exc)
 
 
 HELD_PREFIX: Final = "held back: "

@@ -24,19 +24,28 @@ longer write its intent - and then:
 
 Hence at every moment each message is parked (or claimed, which is still
 parked), in its target queue, or recorded as cancelled.
+
+Recovery and resolve ride through a Redis failover
+(:func:`~services.links.redis_client.through_failover`) in every call that is safe to
+repeat: their reads; the fence (a second run finds the lease holding its own
+``fenced:`` marker, or the dead owner's lease already taken over to it, and answers
+"fenced" again); the release (``finish.lua`` answers a repeat as the first run); the
+resolve's finishes (the ledger's). The audit record (an ``XADD``) is not repeated: a
+failover that strikes it stops the run, which recover or resolve run again finish.
 """
 
 from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, ParamSpec, TypeVar
 
 import orjson
 
 from services.links.headers import ACTION_ID_HEADER
+from services.links.redis_client import through_failover
 from services.workbench.actions.ledger import (
     ActionLedger,
     Finish,
@@ -115,6 +124,24 @@ class RecoveryReport:
         return "interrupted actions: " + ", ".join(parts)
 
 
+T = TypeVar("T")
+P = ParamSpec("P")
+
+
+async def _through(
+    ledger: ActionLedger,
+    what: str,
+    call: Callable[P, Awaitable[T]],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T:
+    """``call(*args, **kwargs)`` riding through a failover (see the module docstring): it
+    must be safe to repeat."""
+    return await through_failover(
+        lambda: call(*args, **kwargs), what=f"recovery's {what}", client=ledger.redis
+    )
+
+
 def _owner_text(lease_value: str) -> str:
     try:
         owner = orjson.loads(lease_value.removeprefix("live:"))
@@ -143,18 +170,21 @@ async def recover(
     in_progress: list[RecoveredEntry] = []
     by = orjson.dumps({"operator": operator, "host": host, "pid": os.getpid(), "at": now_ms()})
     for dlq in dict.fromkeys(dlqs):
-        entries = await store.in_flight(dlq)
+        entries = await _through(ledger, "read", store.in_flight, dlq)
         if not entries:
             continue
         fences: dict[str, tuple[bool, str]] = {}
-        pendings = await ledger.pending_of(dlq, [e.entry_id for e in entries])
+        in_flight = [e.entry_id for e in entries]
+        pendings = await _through(ledger, "read", ledger.pending_of, dlq, in_flight)
         done_here: list[RecoveredEntry] = []
         doubt_here: list[RecoveredEntry] = []
         for entry, raw_pending in zip(entries, pendings, strict=True):
             action_id = entry.action_id or ""
             run_id = run_of(action_id)
             if run_id not in fences:
-                fences[run_id] = await ledger.fence(dlq, run_id, by.decode(), ours_ended=ours_ended)
+                fences[run_id] = await _through(
+                    ledger, "fence", ledger.fence, dlq, run_id, by.decode(), ours_ended=ours_ended
+                )
             fenced, lease = fences[run_id]
             pending = _pending_for(raw_pending, action_id)
             found = RecoveredEntry(
@@ -182,7 +212,9 @@ async def recover(
                     f"{found.action or 'action'} by {found.operator or '?'} was interrupted"
                     " before the message was sent; released by recovery - act on it again"
                 )
-                result = await store.release(dlq, entry.entry_id, action_id, error)
+                result = await _through(
+                    ledger, "release", store.release, dlq, entry.entry_id, action_id, error
+                )
                 if result.ok:
                     done_here.append(_noted(found, error))
                 continue
@@ -266,7 +298,7 @@ async def resolve(
     if how not in RESOLVE_HOWS:
         raise ValueError(f"resolve how must be one of {', '.join(RESOLVE_HOWS)}, not {how!r}")
     store = ledger.store
-    entry = await store.locate(entry_id, dlqs)
+    entry = await _through(ledger, "read", store.locate, entry_id, dlqs)
     if entry is None:
         return ActionOutcome(entry_id, None, False, "failed", "no such entry")
     payment = entry.summary.payment_id
@@ -277,12 +309,14 @@ async def resolve(
     dlq = entry.dlq
     action_id = entry.action_id
     by = orjson.dumps({"operator": operator, "host": host, "pid": os.getpid(), "at": now_ms()})
-    fenced, lease = await ledger.fence(dlq, run_of(action_id), by.decode())
+    fenced, lease = await _through(
+        ledger, "fence", ledger.fence, dlq, run_of(action_id), by.decode()
+    )
     if not fenced:
         return ActionOutcome(
             entry_id, payment, False, "skipped", f"still being acted on by {_owner_text(lease)}"
         )
-    [raw] = await ledger.pending_of(dlq, [entry_id])
+    [raw] = await _through(ledger, "read", ledger.pending_of, dlq, [entry_id])
     pending = _pending_for(raw, action_id)
     if pending is None:
         return ActionOutcome(
@@ -428,8 +462,8 @@ async def resolve_many(
         for start in range(0, len(items), chunk):
             part = items[start : start + chunk]
             ids = [f.entry_id for f in part]
-            entries = await store.get_many(dlq, ids)
-            raws = await ledger.pending_of(dlq, ids)
+            entries = await _through(ledger, "read", store.get_many, dlq, ids)
+            raws = await _through(ledger, "read", ledger.pending_of, dlq, ids)
             ready: list[tuple[ParkedEntry, PendingSend]] = []
             for item, entry, raw in zip(part, entries, raws, strict=True):
                 if entry is None:

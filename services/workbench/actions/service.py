@@ -50,6 +50,7 @@ from dataclasses import replace
 from redis.exceptions import RedisError
 
 from services.config import Profile
+from services.links.redis_client import through_failover
 from services.masking.json import dumps_compact, loads_exact, mask_json, mask_sensitive_text
 from services.outcomes.tracker import OutcomeTracker
 from services.workbench.actions.gate import FinalLookup, ReplayGate
@@ -504,7 +505,7 @@ class ActionService(RecoveryActions):
             self.jobs, self.store, job_id, pace or Pace(), self.tracker, token=token, stop=stop
         )
         windows = control.steer(windows)
-        counts = LiveCounts(self.jobs, job_id, tally.outcomes)
+        counts = LiveCounts(self.jobs, job_id, tally.outcomes, token)
 
         def progress() -> None:
             report_progress()
@@ -524,13 +525,18 @@ class ActionService(RecoveryActions):
             await asyncio.gather(keeper, return_exceptions=True)
             with contextlib.suppress(RedisError, OSError):
                 await self.jobs.drop_runner(job_id, token)
-        try:  # the job's books: Redis may be why the run ended, and the report says so
+        try:  # the job's books, each call safe to repeat: they ride through a failover
             await counts.flush()
             state, _ = await self.jobs.state(job_id)
             if state is not JobState.CANCELLED:
                 await self.jobs.finish(job_id, JobState.STOPPED if stopped else JobState.DONE)
-            if gate is not None:
-                await gate.release_unsent(tally.outcomes)
+            if gate is not None:  # GET, then DEL of a claim still the entry's: repeatable
+                release = gate.release_unsent
+                await through_failover(
+                    lambda: release(tally.outcomes),
+                    what=f"the gate's release of job {job_id}",
+                    client=self.store.redis,
+                )
         except (RedisError, OSError) as exc:
             log.warning(
                 "job %s: its record could not be closed (%s); it shows as running until"

@@ -91,6 +91,28 @@ async def test_a_live_run_is_left_alone_and_a_dead_one_is_released(
     assert audit[0].action == "recover" and audit[0].result == "released 2, in doubt 0"
 
 
+async def test_a_fence_repeated_after_its_reply_was_lost_answers_the_same(
+    store: ParkingStore,
+) -> None:
+    """What lets recovery repeat a fence through a failover: run twice (the first reply
+    lost), it answers "fenced" both times - with no lease left, and with the lease of a
+    process of this machine that is gone (taken over) - and a live run stays unfenced."""
+    ledger = ActionLedger(store)
+    gone = orjson.dumps({"operator": "recover", "host": "pc", "pid": 1, "at": 1}).decode()
+    dead = ledger.lease_token("r-dead", {"operator": "erin", "pid": 2**22 + 1})
+    assert owner_is_dead(dead)
+    await ledger.acquire("r-dead", ["dlq"], dead)
+    alive = ledger.lease_token("r-live", {"operator": "erin", "machine": "far-away"})
+    await ledger.acquire("r-live", ["dlq"], alive)
+    for run_id in ("r-none", "r-dead"):
+        first = await ledger.fence("dlq", run_id, gone)
+        again = await ledger.fence("dlq", run_id, gone)
+        assert first[0] and again[0], run_id
+        assert await store.redis.get(ledger.lease_key("dlq", run_id)) == f"fenced:{gone}".encode()
+    for _ in range(2):
+        assert await ledger.fence("dlq", "r-live", gone) == (False, alive)
+
+
 async def test_in_doubt_entries_are_reported_then_resolved_three_ways(
     broker: Broker, store: ParkingStore, service: ActionService, publisher: ActionPublisher
 ) -> None:
