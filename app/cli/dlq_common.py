@@ -37,7 +37,6 @@ async def action_service(profile: Profile, read_only: bool) -> AsyncIterator[Act
                 read_only=read_only,
                 finals=finals,
             )
-            service.jobs.retention_s = profile.job_retention_s
             yield service
     finally:
         await publisher.close()

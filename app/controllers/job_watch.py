@@ -1,28 +1,23 @@
 """Keeps an action's dialogs live: polls its job in Redis and pushes its progress and
 outcome counters into the dialog (the progress dialog of a paced job while it runs, the
 result dialog after), and turns the dialog's Pause / Resume / Cancel into job state
-changes in Redis (so they reach the job wherever it runs).
-
-:class:`ConsoleJobs` is the console's job store: it says the id of each job this console
-starts as soon as it exists, so the progress dialog of a paced job can follow it."""
+changes in Redis (so they reach the job wherever it runs). A paced job's progress dialog
+follows its job from the moment it exists (``ActionService.on_job_created``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from typing import Final
 
-import redis.asyncio as aioredis
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QMessageBox
 from qasync import asyncSlot
 from redis.exceptions import RedisError
 
 from services.masking.text import mask_text
-from services.workbench.actions.jobs import Job, JobState, JobStore
-from services.workbench.actions.pace import Pace
+from services.workbench.actions.jobs import Job, JobState
 from services.workbench.actions.service import ActionRefused, ActionService
 from widgets.workbench.action_progress import ActionProgressDialog
 from widgets.workbench.action_summary import ActionSummaryDialog
@@ -37,32 +32,6 @@ _FROM: Final = {
     "pause": (JobState.PAUSED, (JobState.RUNNING,)),
     "cancel": (JobState.CANCELLED, (JobState.RUNNING, JobState.PAUSED, JobState.STOPPED)),
 }
-
-
-class ConsoleJobs(JobStore):
-    """The console's jobs: :attr:`on_created` hears the id of each job started here."""
-
-    def __init__(self, redis: aioredis.Redis, prefix: str, retention_s: int) -> None:
-        super().__init__(redis, prefix, retention_s)
-        self.on_created: Callable[[str], None] | None = None
-
-    async def create(
-        self,
-        action: str,
-        *,
-        operator: str,
-        host: str,
-        note: str,
-        target: str,
-        pace: Pace,
-        force: bool = False,
-    ) -> str:
-        job_id = await super().create(
-            action, operator=operator, host=host, note=note, target=target, pace=pace, force=force
-        )
-        if self.on_created is not None:
-            self.on_created(job_id)
-        return job_id
 
 
 def job_status(job: Job) -> JobStatus:

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QMessageBox
 from qasync import asyncSlot
 from redis.exceptions import RedisError
 
-from app.controllers.job_watch import ConsoleJobs, JobWatch, job_status
+from app.controllers.job_watch import JobWatch, job_status
 from app.controllers.payment_timeline import PaymentTimelines
 from app.flow_causes import flow_failure_lookup
 from services.config import Profile
@@ -123,9 +123,6 @@ class WorkbenchController(QObject):
             self.profile,
             read_only=self.read_only,
             finals=PaymentEventStore.for_profile(self.redis, self.profile).latest_with,
-        )
-        self.actions.jobs = ConsoleJobs(
-            self.redis, self.profile.redis_prefix, self.profile.job_retention_s
         )
         self._spawn(self._load_and_follow, "workbench", on_error=self._list_unreadable)
         self._spawn(self._park_dead_letters, "parking")
@@ -497,9 +494,8 @@ class WorkbenchController(QObject):
         progress = ActionProgressDialog(action, max(plan.total, 1), parent=self.window)
         stop = self._action_stop = asyncio.Event()
         progress.cancel_requested.connect(stop.set)
-        jobs = actions.jobs
-        if pace is not None and isinstance(jobs, ConsoleJobs):  # followed live as it runs
-            jobs.on_created = lambda job_id: self._watch(progress, job_id)
+        if pace is not None:  # followed live as it runs
+            actions.on_job_created = lambda job_id: self._watch(progress, job_id)
         progress.show()
         try:
             report = await actions.run(
@@ -511,8 +507,7 @@ class WorkbenchController(QObject):
                 pace=pace,
             )
         finally:
-            if isinstance(jobs, ConsoleJobs):
-                jobs.on_created = None
+            actions.on_job_created = None
             self._action_stop = None
             progress.finish()
         if self._stopping:

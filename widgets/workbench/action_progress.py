@@ -166,7 +166,7 @@ class ActionProgressDialog(QDialog):
             self.job_panel.show_status(status)
             grow_to_fit(self)
             self._job_state = status.state
-            if status.sent > self._done:  # sent, its record still in the action's overlap
+            if status.sent > self._done:  # counted by a runner elsewhere (resumed there)
                 self.show_progress(status.sent, self._total, self._failed)
             else:
                 self._render()

@@ -57,9 +57,9 @@ class JobStatus:
 
     @property
     def sent(self) -> int:
-        """Sent so far: confirmed and recorded, or already following an outcome (the
-        pieces still in the action's overlap are recorded a little later)."""
-        return max(int(self.counts.get("done", 0)), sum(self.outcomes.values()))
+        """Sent so far: confirmed and counted in the job's record (each window is settled
+        and counted as soon as its publish ends, before the job waits for anything)."""
+        return int(self.counts.get("done", 0))
 
     @property
     def paused_by_itself(self) -> bool:
@@ -161,9 +161,13 @@ class JobPanel(QFrame):
         self.title_label = QLabel(f"What became of the payments · job {job_id}")
         self.title_label.setObjectName("FieldCaption")
         self.title_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.state_label = QLabel("reading its outcomes…")
+        self.state_label = QLabel("reading its outcomes…")  # one word or two: one line
         self.state_label.setObjectName("DialogSubline")
-        self.state_label.setWordWrap(True)
+        self.reason_label = QLabel()  # why it is in that state, whole, on a row of its own
+        self.reason_label.setObjectName("DialogSubline")
+        self.reason_label.setWordWrap(True)
+        self.reason_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.reason_label.setVisible(False)
         self.progress_label = QLabel()
         self.progress_label.setObjectName("JobProgress")
         self.pace_label = QLabel()
@@ -213,6 +217,7 @@ class JobPanel(QFrame):
         head.addStretch(1)
         head.addWidget(self.state_label)
         column.addLayout(head)
+        column.addWidget(self.reason_label)
         column.addWidget(self.progress_label)
         column.addWidget(self.pace_label)
         column.addWidget(self.pause_note)
@@ -236,12 +241,14 @@ class JobPanel(QFrame):
         for outcome, tile in self.tiles.items():
             tile.set_count(status.count(outcome))
         self.outcome_label.setText(status.outcome_line())
-        state = status.state + (f": {mask_text(status.reason)}" if status.reason else "")
-        if status.paused_by_itself:  # the why is said whole under the pace
-            state = "paused by itself"
+        # The header says the state only (how many were selected: "Sent 40 of 200"); why,
+        # on its own row (paused by itself: said whole under the pace).
+        self.state_label.setText("paused by itself" if status.paused_by_itself else status.state)
+        why = [mask_text(status.reason)] if status.reason and not status.paused_by_itself else []
         if status.state in ("running", "paused") and not status.runner_alive:
-            state += " · its process is gone: Resume runs the rest here"
-        self.state_label.setText(f"{state} · {status.selected:,} selected")
+            why.append("its process is gone: Resume runs the rest here")
+        self.reason_label.setText(" · ".join(why))
+        self.reason_label.setVisible(bool(why))
         self.progress_label.setText(status.progress_line())
         self.pace_label.setText(status.pace_line())
         self.pace_label.setVisible(status.paced)

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import getpass
 import logging
 import os
@@ -146,7 +147,10 @@ class ActionService(RecoveryActions):
         self.depth = depth
         self.dlqs: tuple[str, ...] = tuple(dlqs if dlqs is not None else profile.dead_letter_queues)
         self.ledger = ActionLedger(store, profile.outcome_timeout_s)
-        self.jobs = JobStore(store.redis, store.prefix)
+        self.jobs = JobStore(store.redis, store.prefix, profile.job_retention_s)
+        self.on_job_created: Callable[[str], None] | None = None
+        """Hears the id of each job this service starts, as soon as it exists (before its
+        first window: the console follows a paced job's progress by it)."""
         self.tracker = OutcomeTracker.for_profile(store.redis, profile)
         self.finals = finals
         """The flow's final events of payments, for the replay gate (None: the gate asks
@@ -437,6 +441,8 @@ class ActionService(RecoveryActions):
             )
             if not resume:  # frozen: a job resumed elsewhere sends from this list
                 await self.jobs.add_selection(job_id, [(r.dlq, r.entry_id) for r in rows])
+                if self.on_job_created is not None:
+                    self.on_job_created(job_id)
             run = ActionRun(
                 self.store,
                 self.publisher,
@@ -531,12 +537,8 @@ class ActionService(RecoveryActions):
             if state is not JobState.CANCELLED:
                 await self.jobs.finish(job_id, JobState.STOPPED if stopped else JobState.DONE)
             if gate is not None:  # GET, then DEL of a claim still the entry's: repeatable
-                release = gate.release_unsent
-                await through_failover(
-                    lambda: release(tally.outcomes),
-                    what=f"the gate's release of job {job_id}",
-                    client=self.store.redis,
-                )
+                unsent = functools.partial(gate.release_unsent, tally.outcomes)
+                await through_failover(unsent, what="the gate's release", client=self.store.redis)
         except (RedisError, OSError) as exc:
             log.warning(
                 "job %s: its record could not be closed (%s); it shows as running until"

@@ -4,7 +4,10 @@ Cancel job as intents (the app turns them into job states in Redis)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel
 
 from tests.helpers.screens import save_screenshot, show
 from widgets.workbench.action_progress import ActionProgressDialog
@@ -68,7 +71,8 @@ def test_a_job_paused_by_its_canary_says_why_and_offers_resume_and_cancel(qtbot,
         f"Paused by itself: {why}. Resume sends the rest anyway; Cancel job sends nothing more."
     )
     assert "canary of 10: failed again, job paused" in panel.pace_label.text()
-    assert panel.state_label.text() == "paused by itself · 200 selected"
+    assert panel.state_label.text() == "paused by itself"
+    assert not panel.reason_label.isVisible()  # the why is the note's
     assert panel.resume_button.isEnabled() and panel.cancel_button.isEnabled()
     assert dialog.progress_bar.format() == "10 / 200" and dialog.eta_label.text() == "paused"
     assert not panel.pause_button.isEnabled()
@@ -83,3 +87,53 @@ def test_a_job_paused_by_its_canary_says_why_and_offers_resume_and_cancel(qtbot,
     alert = "critical alert queue_depth:dlq fired: payments.dlq holds 812"
     dialog.show_job(status("paused", 80, alert, succeeded=60, pending=20))
     assert panel.pause_note.text().startswith(f"Paused by itself: {alert}.")
+
+
+def one_line(label: QLabel) -> bool:
+    """Whether ``label``'s text, laid out in the width it has, takes one line."""
+    metrics = label.fontMetrics()
+    flags = Qt.TextFlag.TextWordWrap if label.wordWrap() else Qt.TextFlag.TextSingleLine
+    laid_out = metrics.boundingRect(label.contentsRect(), int(flags), label.text())
+    return (
+        label.text() != ""
+        and laid_out.height() <= metrics.lineSpacing() + 1
+        and (laid_out.width() <= label.contentsRect().width())
+    )
+
+
+def test_the_job_header_fits_on_one_line_at_the_dialog_s_default_size(qtbot, tmp_path):
+    dialog = show(qtbot, ActionProgressDialog("requeue", 183))
+    panel = dialog.attach_job("01a242a9176109bc23")  # the length of a real job id
+    qtbot.waitUntil(panel.isVisible, timeout=2000)
+    dialog.show_progress(154, 183, 0)
+    running = dataclasses.replace(status("running", 148, succeeded=146, pending=2), selected=183)
+    paused_by = dataclasses.replace(running, state="paused", reason="paused by alice")
+    gone = dataclasses.replace(running, runner_alive=False)
+    canary = status("paused", 10, "canary: 8 of 10 failed again (80 % > 20 %)", failed_again=8)
+    for shown, why in (
+        (running, ""),
+        (paused_by, "paused by alice"),
+        (gone, "its process is gone: Resume runs the rest here"),
+        (canary, ""),  # said by the pause note
+    ):
+        dialog.show_job(dataclasses.replace(shown, job_id="01a242a9176109bc23"))
+        qtbot.wait(20)  # laid out
+        assert dialog.width() == dialog.minimumWidth(), shown  # its default size: not grown
+        assert one_line(panel.title_label) and one_line(panel.state_label), (
+            panel.state_label.text(),
+            panel.state_label.contentsRect().width(),
+        )
+        assert panel.title_label.geometry().right() < panel.state_label.geometry().left()
+        assert panel.reason_label.text() == why and panel.reason_label.isVisible() == bool(why)
+        if shown is gone:
+            save_screenshot(dialog, tmp_path, "job_header_gone.png")
+
+
+def test_sent_is_the_job_s_own_count_not_an_estimate_from_its_outcomes(qtbot):
+    dialog = show(qtbot, ActionProgressDialog("requeue", 200))
+    panel = dialog.attach_job(JOB)
+    qtbot.waitUntil(panel.isVisible, timeout=2000)
+    # Outcomes of payments counted elsewhere (another run of the job) are no sign of sends.
+    dialog.show_job(status("running", 4, pending=3, succeeded=9))
+    assert panel.progress_label.text().startswith("Sent 4 of 200")
+    assert "canary of 10: sending (4 out)" in panel.pace_label.text()

@@ -49,7 +49,7 @@ async def test_a_finished_job_expires_after_the_retention_with_its_selection_and
         job_retention_days=RETENTION_S / 86_400,
     )
     service = ActionService(store, publisher, profile, "alice", "test-host")
-    service.jobs.retention_s = profile.job_retention_s  # as the CLI and the console set it
+    assert service.jobs.retention_s == profile.job_retention_s  # the profile's, everywhere
     report = await service.requeue(ActionTarget.for_entries(await entry_ids(store, flow.dlq)))
     assert report.succeeded == 3
     keys = job_keys(service.jobs, report.job_id, [flow.dlq])
