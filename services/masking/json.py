@@ -58,7 +58,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache, wraps
-from typing import Any
+from typing import Any, Final
 
 from services.masking.text import luhn_valid, mask_pan, mask_text
 
@@ -332,6 +332,9 @@ CACHED_TEXT_LEN = 64
 """Texts up to this long are masked once and remembered (``CACHED_TEXTS`` of them at most)."""
 CACHED_TEXTS = 2048
 
+_UNCHANGED_TEXTS: dict[str, set[str]] = {}
+"""The texts each fast-path masking function left unchanged, by its name."""
+
 
 def _with_fast_paths(mask: Callable[[str], str]) -> Callable[[str], str]:
     """``mask`` with two shortcuts for plain ``str`` texts; anything else goes to ``mask``.
@@ -346,6 +349,7 @@ def _with_fast_paths(mask: Callable[[str], str]) -> Callable[[str], str]:
     A str subclass skips both: ``mask`` may return a plain copy of it, and so must we.
     """
     unchanged: set[str] = set()
+    _UNCHANGED_TEXTS[mask.__name__] = unchanged
 
     @wraps(mask)
     def masked(text: str) -> str:
@@ -431,6 +435,12 @@ def mask_untrusted_text(text: str) -> str:
         # starting with a digit as digits and '*': "cav2" would have to be in text already).
         return masked if masked is text else mask_text(masked)
     return _mask_sensitive(masked, lowered if masked is text else masked.lower())
+
+
+UNTRUSTED_UNCHANGED: Final[set[str]] = _UNCHANGED_TEXTS["mask_untrusted_text"]
+"""The texts :func:`mask_untrusted_text` returns as they are, besides those shorter than
+:data:`SHORTEST_SENSITIVE`: a caller that masks many values may look here first (the
+same shortcut, without the call)."""
 
 
 def mask_optional_text(text: str | None) -> str:

@@ -27,6 +27,8 @@ from services.masking.json import (
     CACHED_TEXT_LEN,
     CACHED_TEXTS,
     HIDDEN,
+    SHORTEST_SENSITIVE,
+    UNTRUSTED_UNCHANGED,
     IdTree,
     JsonNumber,
     is_cvv_key,
@@ -151,6 +153,10 @@ def _untrusted(value: Any) -> Any:
     return _three_passes(value)
 
 
+_SHORT_INT_MIN: Final = -(10 ** (MIN_PAN_DIGITS - 2)) + 1
+_SHORT_INT_MAX: Final = 10 ** (MIN_PAN_DIGITS - 1) - 1
+"""The ints whose text is shorter than a card number (a minus sign counted): kept as they are."""
+
 _OTHER_KEY: Final = 0
 _CVV_KEY: Final = 1
 _PAN_KEY: Final = 2
@@ -182,16 +188,28 @@ def _untrusted_dict(value: dict[Any, Any], ids: IdTree | None = None) -> Any:
     for key, item in value.items():
         if type(key) is not str:  # not from JSON or AMQP (str keys only): the three passes
             return _three_passes(value, ids)
-        shown, kind = _key_kind(key)
+        shown, kind = _key_kinds.get(key) or _key_kind(key)
         sub = ids.get(key) if ids else None
-        if sub is not None and kind == _OTHER_KEY:
+        if sub is None and kind == _OTHER_KEY:
+            # The common case, in line: what _untrusted gives for a plain value.
+            cls = type(item)
+            if cls is str:
+                keep = len(item) < SHORTEST_SENSITIVE or item in UNTRUSTED_UNCHANGED
+                out[shown] = item if keep else mask_untrusted_text(item)
+            elif (
+                item is None
+                or cls is bool
+                or (cls is int and _SHORT_INT_MIN <= item <= _SHORT_INT_MAX)
+            ):
+                out[shown] = item  # mask_text leaves a text of under 13 characters as it is
+            else:
+                out[shown] = _untrusted(item)
+        elif sub is not None and kind == _OTHER_KEY:
             # on an id path: an identifier, or a container the path goes into
             plain = item if isinstance(item, dict | list | tuple) else json_value(item)
             out[shown] = (
                 mask_id_value(plain) if is_id_leaf(key, plain, sub) else _descend(plain, sub)
             )
-        elif kind == _OTHER_KEY:
-            out[shown] = mask_untrusted_text(item) if type(item) is str else _untrusted(item)
         elif kind == _CVV_KEY:
             out[shown] = HIDDEN  # mask_sensitive_text leaves HIDDEN as it is
         elif type(item) is str:
