@@ -76,6 +76,10 @@ def hash_lines(
     return entry_lines(entries, from_ms, to_ms, ids)
 
 
+def _ready() -> None:
+    """A worker's first job: nothing (this module's imports are done on the way)."""
+
+
 class EntryWriter:
     """Turns batches of stored hashes into :class:`EntryLines`, in order.
 
@@ -94,6 +98,11 @@ class EntryWriter:
         )
         self._limit = 2 * workers
         self._pending: deque[Future[EntryLines] | EntryLines] = deque()
+        # Start every worker now (a pool starts one per job submitted while none is idle):
+        # their start-up and imports overlap what the writer does before the entries.
+        for _ in range(workers):
+            assert self._pool is not None
+            self._pool.submit(_ready)
 
     async def submit(self, dlq: str, hashes: Sequence[StoredHash]) -> list[EntryLines]:
         """Start on a batch; the lines of the batches finished meanwhile, in order."""

@@ -198,6 +198,7 @@ class _SnapshotJob:
         self.charts_note = ""
         self._chart_task: asyncio.Future[Mapping[str, bytes]] | None = None
         self.workers = 0
+        self.writer: EntryWriter | None = None
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -242,8 +243,14 @@ class _SnapshotJob:
         finally:
             if self._chart_task is not None and not self._chart_task.done():
                 self._chart_task.cancel()
+            if self.writer is not None:
+                self.writer.close()
 
     async def _run(self, partial: Path) -> tuple[str, int]:
+        # The workers start now, while the history is read.
+        self.writer = EntryWriter(
+            self.from_ms, self.to_ms, id_tree(self.profile.fields.id_paths), self.workers
+        )
         await self._read_history()
         await self._write_throughput()
         await self._read_alerts()
@@ -252,7 +259,7 @@ class _SnapshotJob:
         await self._read_jobs()
         await self._read_entries()
         await self._render_charts()
-        self._write_report()
+        await self._write_report()
         self._write_manifest()
         self.close_members()
         members = self._ordered_members()
@@ -359,22 +366,28 @@ class _SnapshotJob:
             total += sum(1 for i in self.named.get(dlq, ()) if not self._id_in_range(i))
         done = 0
         self._report(STAGE_ENTRIES, 0, total)
-        writer = EntryWriter(
-            self.from_ms, self.to_ms, id_tree(self.profile.fields.id_paths), self.workers
-        )
+        writer = self.writer
+        assert writer is not None
 
-        async def write(batches: list[EntryLines]) -> None:
-            nonlocal done, total
+        def write_files(batches: list[EntryLines]) -> None:
             for lines in batches:
                 csv_out.write_rows(lines.csv, len(lines.summaries))
                 jsonl.write(lines.jsonl)
                 jsonl.rows += len(lines.summaries)
+
+        async def write(batches: list[EntryLines]) -> None:
+            nonlocal done, total
+            if not batches:
+                return
+            # Hashing and writing (a busy disk can stall a write) off the event loop.
+            writing = asyncio.ensure_future(asyncio.to_thread(write_files, batches))
+            for lines in batches:
                 for summary, in_range in zip(lines.summaries, lines.in_range, strict=True):
                     self.payments.add(summary, in_range=in_range)
                 done += len(lines.summaries)
-            if batches:
-                total = max(total, done)
-                self._report(STAGE_ENTRIES, done, total)
+            await _settled(writing)
+            total = max(total, done)
+            self._report(STAGE_ENTRIES, done, total)
 
         try:
             for dlq in dlqs:
@@ -398,6 +411,7 @@ class _SnapshotJob:
             await write(await writer.drain())
         finally:
             writer.close()
+            self.writer = None
         csv_out.member.close()
         jsonl.close()
         self._report(STAGE_ENTRIES, done, done)
@@ -529,10 +543,14 @@ class _SnapshotJob:
             caption += " Shaded: alerts firing (red critical, amber warning)."
         return caption
 
-    def _write_report(self) -> None:
+    async def _write_report(self) -> None:
         self._report(STAGE_REPORT, 0, 1)
         member = self._member("report.html")
-        member.write(render_report(self._summary()).encode("utf-8"))
+        summary = self._summary()
+        await self._tick()
+        # Rendered in a thread: the event loop keeps its turns while it runs.
+        html = await asyncio.to_thread(render_report, summary)
+        member.write(html.encode("utf-8"))
         member.close()
         self._report(STAGE_REPORT, 1, 1)
 
@@ -555,6 +573,16 @@ class _SnapshotJob:
         order = [name for name, _, _ in bundle_files(self.charts)]
         by_name = {m.name: m for m in self.members}
         return [by_name[name] for name in order if name in by_name]
+
+
+async def _settled(future: asyncio.Future[None]) -> None:
+    """Await ``future``; cancelled meanwhile, still wait for it to end (a thread cannot be
+    stopped: the files it writes must not be closed under it) before passing that on."""
+    try:
+        await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await asyncio.wait({future})
+        raise
 
 
 def _is_async(render: ChartRenderer) -> bool:

@@ -82,6 +82,7 @@ class StoreReader:
         self.redis = redis
         self.prefix = prefix
         self._rows = redis.register_script(lua.script("rows"))
+        self._hashes = redis.register_script(lua.script("hashes"))
 
     # ------------------------------------------------------------------ keys
 
@@ -335,14 +336,14 @@ class StoreReader:
 
     async def get_many_hashes(self, dlq: str, entry_ids: Sequence[str]) -> list[dict[bytes, bytes]]:
         """The stored hashes of several entries, in ``entry_ids`` order (empty where
-        there is no such entry), in one pipelined round trip; :func:`entry_from_hash`
-        decodes one."""
+        there is no such entry), in one round trip: one script call whose one reply the
+        parser reads whole (a pipeline of ``HGETALL`` costs the client a command and a
+        reply each); :func:`entry_from_hash` decodes one."""
         if not entry_ids:
             return []
-        pipe = self.redis.pipeline(transaction=False)
-        for entry_id in entry_ids:
-            pipe.hgetall(self.entry_key(dlq, entry_id))
-        return cast(list[dict[bytes, bytes]], await pipe.execute())
+        keys = self.keys(dlq)
+        flat = cast(list[list[bytes]], await self._hashes(keys=[keys.entry(i) for i in entry_ids]))
+        return [dict(zip(fields[0::2], fields[1::2], strict=True)) for fields in flat]
 
     async def iter_hashes_between(
         self, dlq: str, from_ms: int, to_ms: int, batch: int = 500
