@@ -17,10 +17,11 @@ import csv
 import io
 import os
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
+from typing import Any, TypeVar
 
 from services.masking.json import IdTree
 from services.snapshot.documents import dumps_line, entry_document, entry_row
@@ -28,6 +29,7 @@ from services.workbench.model import EntrySummary, ParkedEntry
 from services.workbench.store_reading import entry_from_hash
 
 MAX_WORKERS = 4
+T = TypeVar("T")
 
 
 def default_workers() -> int:
@@ -116,6 +118,12 @@ class EntryWriter:
         while len(self._pending) > self._limit:
             done.append(await self._take())
         return done + self.ready()
+
+    def elsewhere(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T] | None:
+        """``fn(*args)`` in a worker process (None without workers: the caller does it)."""
+        if self._pool is None:
+            return None
+        return asyncio.wrap_future(self._pool.submit(fn, *args))
 
     def ready(self) -> list[EntryLines]:
         """The lines of the oldest batches that are finished, in order."""

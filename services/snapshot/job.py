@@ -24,7 +24,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
@@ -35,7 +35,7 @@ import redis.asyncio as aioredis
 
 from services.alerts.log import AlertLog
 from services.alerts.model import AlertEvent
-from services.flow.history import HistoryStore, frame_from_rows
+from services.flow.history import HistoryStore, SecondRow, frame_from_rows
 from services.flow.types import FlowFrame
 from services.masking.json import id_tree, mask_optional_text
 from services.snapshot.bundle import CsvMember, Member, bundle_files, pack
@@ -45,6 +45,7 @@ from services.snapshot.documents import (
     audit_document,
     dumps_line,
     job_document,
+    throughput_csv,
     throughput_header,
     throughput_rows,
 )
@@ -92,6 +93,8 @@ log = logging.getLogger(__name__)
 
 HISTORY_CHUNK_S: Final = 300
 """Seconds of history read and decoded per step (a short step of the GUI's loop)."""
+HISTORY_READS_AHEAD: Final = 4
+"""History chunks read at once (their round trips overlap the decoding)."""
 THROUGHPUT_STEP_S: Final = 600
 """Rows of throughput.csv written per step."""
 AUDIT_SKEW_MS: Final = 5 * 60 * 1000
@@ -199,6 +202,7 @@ class _SnapshotJob:
         self._chart_task: asyncio.Future[Mapping[str, bytes]] | None = None
         self.workers = 0
         self.writer: EntryWriter | None = None
+        self._throughput: tuple[CsvMember, asyncio.Future[bytes]] | None = None
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -248,7 +252,7 @@ class _SnapshotJob:
 
     async def _run(self, partial: Path) -> tuple[str, int]:
         # The workers start now, while the history is read.
-        self.writer = EntryWriter(
+        self.writer = writer = EntryWriter(
             self.from_ms, self.to_ms, id_tree(self.profile.fields.id_paths), self.workers
         )
         await self._read_history()
@@ -258,6 +262,9 @@ class _SnapshotJob:
         await self._read_audit()
         await self._read_jobs()
         await self._read_entries()
+        await self._finish_throughput()
+        writer.close()  # the workers' part is done
+        self.writer = None
         await self._render_charts()
         await self._write_report()
         self._write_manifest()
@@ -276,29 +283,53 @@ class _SnapshotJob:
         total = self.to_s - self.from_s
         builder = SeriesBuilder(self.from_s, self.to_s)
         self._report(STAGE_HISTORY, 0, total)
-        start = self.from_s
-        while start < self.to_s:
-            end = min(start + HISTORY_CHUNK_S, self.to_s)
-            rows = await self.history.read_rows(start, end)
-            self.seconds_with_data += len(rows)
-            for row in rows:
-                self.reasons.update(row.failure_reasons)
-            builder.add(frame_from_rows(rows, start, end))
-            self._report(STAGE_HISTORY, end - self.from_s, total)
-            await self._tick()
-            start = end
+        chunks = [
+            (start, min(start + HISTORY_CHUNK_S, self.to_s))
+            for start in range(self.from_s, self.to_s, HISTORY_CHUNK_S)
+        ]
+        # A few reads ahead: each chunk's round trip overlaps the decoding of the one before.
+        reads: deque[asyncio.Task[list[SecondRow]]] = deque()
+        try:
+            for index, (start, end) in enumerate(chunks):
+                for ahead in chunks[index + len(reads) : index + HISTORY_READS_AHEAD]:
+                    reads.append(asyncio.ensure_future(self.history.read_rows(*ahead)))
+                rows = await reads.popleft()
+                self.seconds_with_data += len(rows)
+                for row in rows:
+                    self.reasons.update(row.failure_reasons)
+                builder.add(frame_from_rows(rows, start, end))
+                self._report(STAGE_HISTORY, end - self.from_s, total)
+                await self._tick()
+        finally:
+            for read in reads:
+                read.cancel()
         self.frame = builder.frame(self.failure_statuses)
 
     async def _write_throughput(self) -> None:
         frame = self.frame
         assert frame is not None
         out = CsvMember(self._member("throughput.csv"), throughput_header(frame))
+        assert self.writer is not None
+        rows = self.writer.elsewhere(throughput_csv, frame, 0, frame.seconds)
+        if rows is not None:  # written by a worker while the entries are read
+            self._throughput = (out, rows)
+            return
         for start in range(0, frame.seconds, THROUGHPUT_STEP_S):
             stop = min(start + THROUGHPUT_STEP_S, frame.seconds)
             for row in throughput_rows(frame, start, stop):
                 out.row(row)
             out.flush()
             await self._tick()
+        out.member.close()
+
+    async def _finish_throughput(self) -> None:
+        """throughput.csv's rows, when a worker writes them."""
+        if self._throughput is None:
+            return
+        out, rows = self._throughput
+        self._throughput = None
+        assert self.frame is not None
+        out.write_rows(await rows, self.frame.seconds)
         out.member.close()
 
     async def _read_alerts(self) -> None:
@@ -389,29 +420,25 @@ class _SnapshotJob:
             total = max(total, done)
             self._report(STAGE_ENTRIES, done, total)
 
-        try:
-            for dlq in dlqs:
-                named = self.named.get(dlq, set())
-                async for hashes in self.store.iter_hashes_between(
-                    dlq, self.from_ms, self.to_ms, batch=self.request.batch
-                ):
-                    for entry_id, _ in hashes:
-                        named.discard(entry_id)
-                    await write(await writer.submit(dlq, hashes))
-                    await self._tick()
-                # Entries parked before (or after) the range that an operator acted on in it.
-                rest = sorted(named)
-                named.clear()
-                for start in range(0, len(rest), self.request.batch):
-                    ids = rest[start : start + self.request.batch]
-                    found = await self.store.get_many_hashes(dlq, ids)
-                    hashes = [(i, raw) for i, raw in zip(ids, found, strict=True) if raw]
-                    await write(await writer.submit(dlq, hashes))
-                    await self._tick()
-            await write(await writer.drain())
-        finally:
-            writer.close()
-            self.writer = None
+        for dlq in dlqs:
+            named = self.named.get(dlq, set())
+            async for hashes in self.store.iter_hashes_between(
+                dlq, self.from_ms, self.to_ms, batch=self.request.batch
+            ):
+                for entry_id, _ in hashes:
+                    named.discard(entry_id)
+                await write(await writer.submit(dlq, hashes))
+                await self._tick()
+            # Entries parked before (or after) the range that an operator acted on in it.
+            rest = sorted(named)
+            named.clear()
+            for start in range(0, len(rest), self.request.batch):
+                ids = rest[start : start + self.request.batch]
+                found = await self.store.get_many_hashes(dlq, ids)
+                hashes = [(i, raw) for i, raw in zip(ids, found, strict=True) if raw]
+                await write(await writer.submit(dlq, hashes))
+                await self._tick()
+        await write(await writer.drain())
         csv_out.member.close()
         jsonl.close()
         self._report(STAGE_ENTRIES, done, done)
