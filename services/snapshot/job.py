@@ -17,6 +17,7 @@ the event loop between batches, so it can run on the GUI's loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import os
@@ -49,7 +50,7 @@ from services.snapshot.documents import (
     throughput_header,
     throughput_rows,
 )
-from services.snapshot.entries import EntryLines, EntryWriter
+from services.snapshot.entries import EntryLines, EntryWriter, read_ahead
 from services.snapshot.manifest import manifest_json, tool_version
 from services.snapshot.model import (
     CHARTS,
@@ -92,11 +93,15 @@ from services.workbench.store import ParkingStore, entry_id_time_ms
 log = logging.getLogger(__name__)
 
 HISTORY_CHUNK_S: Final = 300
-"""Seconds of history read and decoded per step (a short step of the GUI's loop)."""
-HISTORY_READS_AHEAD: Final = 4
-"""History chunks read at once (their round trips overlap the decoding)."""
+"""Seconds of history added to the series per step (a short step of the GUI's loop)."""
+HISTORY_READ_S: Final = 1800
+"""Seconds of history read (and its rows decoded) per round trip: half a bucket."""
+HISTORY_READS_AHEAD: Final = 2
+"""History reads under way at once (a round trip overlaps the decoding of the one before)."""
 THROUGHPUT_STEP_S: Final = 600
 """Rows of throughput.csv written per step."""
+ENTRY_READS_AHEAD: Final = 8
+"""Batches of entries read ahead of the workers (each read: two round trips)."""
 AUDIT_SKEW_MS: Final = 5 * 60 * 1000
 """Audit records are looked up by their stream id (Redis's clock) this much beyond the
 range, then kept by their own ``ts`` (the acting console's clock)."""
@@ -283,25 +288,34 @@ class _SnapshotJob:
         total = self.to_s - self.from_s
         builder = SeriesBuilder(self.from_s, self.to_s)
         self._report(STAGE_HISTORY, 0, total)
-        chunks = [
-            (start, min(start + HISTORY_CHUNK_S, self.to_s))
-            for start in range(self.from_s, self.to_s, HISTORY_CHUNK_S)
+        reads = [
+            (start, min(start + HISTORY_READ_S, self.to_s))
+            for start in range(self.from_s, self.to_s, HISTORY_READ_S)
         ]
-        # A few reads ahead: each chunk's round trip overlaps the decoding of the one before.
-        reads: deque[asyncio.Task[list[SecondRow]]] = deque()
+        # Read ahead: a read's round trip overlaps the decoding of the one before, and
+        # each is decoded in steps of HISTORY_CHUNK_S seconds (short steps of the loop).
+        pending: deque[asyncio.Task[list[SecondRow]]] = deque()
         try:
-            for index, (start, end) in enumerate(chunks):
-                for ahead in chunks[index + len(reads) : index + HISTORY_READS_AHEAD]:
-                    reads.append(asyncio.ensure_future(self.history.read_rows(*ahead)))
-                rows = await reads.popleft()
-                self.seconds_with_data += len(rows)
-                for row in rows:
-                    self.reasons.update(row.failure_reasons)
-                builder.add(frame_from_rows(rows, start, end))
-                self._report(STAGE_HISTORY, end - self.from_s, total)
-                await self._tick()
+            for index, (start, end) in enumerate(reads):
+                for ahead in reads[index + len(pending) : index + HISTORY_READS_AHEAD]:
+                    pending.append(asyncio.ensure_future(self.history.read_rows(*ahead)))
+                rows = await pending.popleft()
+                first = 0
+                for chunk_start in range(start, end, HISTORY_CHUNK_S):
+                    chunk_end = min(chunk_start + HISTORY_CHUNK_S, end)
+                    last = first
+                    while last < len(rows) and rows[last].second < chunk_end:
+                        last += 1
+                    chunk = rows[first:last]
+                    first = last
+                    self.seconds_with_data += len(chunk)
+                    for row in chunk:
+                        self.reasons.update(row.failure_reasons)
+                    builder.add(frame_from_rows(chunk, chunk_start, chunk_end))
+                    self._report(STAGE_HISTORY, chunk_end - self.from_s, total)
+                    await self._tick()
         finally:
-            for read in reads:
+            for read in pending:
                 read.cancel()
         self.frame = builder.frame(self.failure_statuses)
 
@@ -422,13 +436,15 @@ class _SnapshotJob:
 
         for dlq in dlqs:
             named = self.named.get(dlq, set())
-            async for hashes in self.store.iter_hashes_between(
+            batches = self.store.iter_hashes_between(
                 dlq, self.from_ms, self.to_ms, batch=self.request.batch
-            ):
-                for entry_id, _ in hashes:
-                    named.discard(entry_id)
-                await write(await writer.submit(dlq, hashes))
-                await self._tick()
+            )
+            async with contextlib.aclosing(read_ahead(batches, ENTRY_READS_AHEAD)) as ahead:
+                async for hashes in ahead:
+                    for entry_id, _ in hashes:
+                        named.discard(entry_id)
+                    await write(await writer.submit(dlq, hashes))
+                    await self._tick()
             # Entries parked before (or after) the range that an operator acted on in it.
             rest = sorted(named)
             named.clear()
