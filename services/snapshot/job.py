@@ -94,8 +94,8 @@ log = logging.getLogger(__name__)
 
 HISTORY_CHUNK_S: Final = 300
 """Seconds of history added to the series per step (a short step of the GUI's loop)."""
-HISTORY_READ_S: Final = 1800
-"""Seconds of history read (and its rows decoded) per round trip: half a bucket."""
+HISTORY_READ_S: Final = 900
+"""Seconds of history read (and its rows decoded) per round trip: a quarter of a bucket."""
 HISTORY_READS_AHEAD: Final = 2
 """History reads under way at once (a round trip overlaps the decoding of the one before)."""
 THROUGHPUT_STEP_S: Final = 600
