@@ -100,7 +100,7 @@ HISTORY_READS_AHEAD: Final = 2
 """History reads under way at once (a round trip overlaps the decoding of the one before)."""
 THROUGHPUT_STEP_S: Final = 600
 """Rows of throughput.csv written per step."""
-ENTRY_READS_AHEAD: Final = 8
+ENTRY_READS_AHEAD: Final = 4
 """Batches of entries read ahead of the workers (each read: two round trips)."""
 AUDIT_SKEW_MS: Final = 5 * 60 * 1000
 """Audit records are looked up by their stream id (Redis's clock) this much beyond the
@@ -431,6 +431,8 @@ class _SnapshotJob:
                     self.payments.add(summary, in_range=in_range)
                 done += len(lines.summaries)
             await _settled(writing)
+            if self._throughput is not None and self._throughput[1].done():
+                await self._finish_throughput()  # its bytes need not wait in memory
             total = max(total, done)
             self._report(STAGE_ENTRIES, done, total)
 
