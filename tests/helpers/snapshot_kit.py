@@ -377,3 +377,14 @@ async def snapshot(
     batch = kwargs.pop("batch", 3)
     request = SnapshotRequest(profile, scenario.from_s, scenario.to_s, out, batch=batch)
     return await write_snapshot(request, client, **kwargs)
+
+
+async def seeded_bundle(
+    client: aioredis.Redis, prefix: str, out: Path, **kwargs: Any
+) -> tuple[Profile, Scenario, Bundle]:
+    """A range seeded under ``prefix`` (``profile_for(prefix)``), written to ``out`` by
+    :func:`snapshot` with ``kwargs`` and read back."""
+    profile = profile_for(prefix)
+    scenario = await seed(client, profile)
+    await snapshot(client, profile, scenario, out, **kwargs)
+    return profile, scenario, Bundle(out)

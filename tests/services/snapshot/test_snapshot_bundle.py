@@ -50,6 +50,7 @@ from tests.helpers.snapshot_kit import (
     FakeRenderer,
     profile_for,
     seed,
+    seeded_bundle,
     snapshot,
 )
 
@@ -248,11 +249,9 @@ async def test_worker_processes_write_the_same_bundle(
 async def test_nothing_secret_and_no_card_number_anywhere(
     redis_client: aioredis.Redis, prefix: str, tmp_path: Path
 ) -> None:
-    profile = profile_for(prefix)
-    scenario = await seed(redis_client, profile)
-    out = tmp_path / "snap.zip"
-    await snapshot(redis_client, profile, scenario, out, render_charts=FakeRenderer())
-    bundle = Bundle(out)
+    profile, scenario, bundle = await seeded_bundle(
+        redis_client, prefix, tmp_path / "snap.zip", render_charts=FakeRenderer()
+    )
     secrets = (
         AMQP_USER,
         AMQP_PASSWORD,
@@ -293,11 +292,10 @@ async def test_nothing_secret_and_no_card_number_anywhere(
 async def test_report_is_self_contained(
     redis_client: aioredis.Redis, prefix: str, tmp_path: Path
 ) -> None:
-    profile = profile_for(prefix)
-    scenario = await seed(redis_client, profile)
-    out = tmp_path / "snap.zip"
-    await snapshot(redis_client, profile, scenario, out, render_charts=FakeRenderer())
-    report = Bundle(out).text("report.html")
+    _, _, bundle = await seeded_bundle(
+        redis_client, prefix, tmp_path / "snap.zip", render_charts=FakeRenderer()
+    )
+    report = bundle.text("report.html")
     assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", report, re.I)
     assert not re.search(r"<(?:script|link|iframe|object|embed)\b", report, re.I)
     assert "@import" not in report and "url(" not in report
@@ -308,11 +306,7 @@ async def test_report_is_self_contained(
 async def test_without_a_renderer_the_report_says_there_are_no_charts(
     redis_client: aioredis.Redis, prefix: str, tmp_path: Path
 ) -> None:
-    profile = profile_for(prefix)
-    scenario = await seed(redis_client, profile)
-    out = tmp_path / "snap.zip"
-    await snapshot(redis_client, profile, scenario, out)
-    bundle = Bundle(out)
+    _, _, bundle = await seeded_bundle(redis_client, prefix, tmp_path / "snap.zip")
     assert not [n for n in bundle.names if n.startswith("charts/")]
     report = bundle.text("report.html")
     assert 'id="charts-missing"' in report and "not rendered" in report
