@@ -234,6 +234,13 @@ class Code(enum.IntEnum):
         {"cvv": "918", "CVC2": 737, "securityCode": None},
         {"created_at": 1715947200000, "luhn_ms": int(_luhn_complete("171594720000"))},
         {"big": 4111111111111111, "neg": -4111111111111111, "small": 7, "flag": True},
+        # ints around the length of the shortest card number (kept in line below it)
+        {
+            "n12": 999_999_999_999,
+            "n13": int(_luhn_complete("100000000000")),
+            "m12": -99_999_999_999,
+        },
+        {"m13": -int(_luhn_complete("100000000000")), "m12d": -100_000_000_000, "n": None},
         {"amount": JsonNumber("42.50"), "long": JsonNumber("4111111111111111.5")},
         {"float": 4111111111111111.0, "nan": float("nan"), "dec": Decimal("4111111111111111")},
         {"when": datetime.datetime(2024, 5, 17, 12, tzinfo=datetime.UTC)},
