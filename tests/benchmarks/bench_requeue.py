@@ -49,6 +49,7 @@ from services.config import FieldPaths, Profile
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.service import ActionService
 from services.workbench.model import EntryState
+from services.workbench.park_link import ParkLink
 from services.workbench.parker import Parker
 from services.workbench.query import ActionTarget, Query
 from services.workbench.store import ParkingStore
@@ -110,6 +111,7 @@ async def publish_persistent(
 
 async def set_up_parked(
     connection: aio_pika.abc.AbstractConnection,
+    amqp_url: str,
     store: ParkingStore,
     work: str,
     dlq: str,
@@ -132,9 +134,12 @@ async def set_up_parked(
     await publish_persistent(connection, work, n)
     await wait_depth(connection, dlq, n)
     parker = Parker(store, queue.name, FieldPaths(), prefetch=2000)
-    park_channel = await connection.channel()
-    stats = await parker.run(park_channel, once=True)
-    await park_channel.close()
+    link = ParkLink(amqp_url)
+    await link.connect()
+    try:
+        stats = await parker.run(link, once=True)
+    finally:
+        await link.close()
     if stats.parked != n:
         raise RuntimeError(f"parked {stats.parked:,} of {n:,}")
     await channel.queue_delete(work)
@@ -299,7 +304,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
     redis = aioredis.from_url(args.redis_url)
     store = ParkingStore(redis, f"bench-requeue-{tag}")
     try:
-        setup_s = await set_up_parked(connection, store, work, dlq, args.n)
+        setup_s = await set_up_parked(connection, args.amqp_url, store, work, dlq, args.n)
         print(f"set-up: {args.n:,} dead letters parked in {setup_s:.1f} s")
         # The reference runs before and after the requeue: a busy machine drifts.
         src, dst = shovel_queues[0], shovel_queues[1]
