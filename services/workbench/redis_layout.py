@@ -30,8 +30,10 @@ each multi-key script touches one slot::
                               existed was added to it (ParkingStore.index_payments)
     P:dlqs            SET     every DLQ something was parked from (a payment's
                               entries are looked up in each)
-    P:{D}:changes     STREAM  id, state, op, ts, operator per transition
-                              (XADD MAXLEN ~ 100000): live views of other consoles
+    P:{D}:changes     STREAM  id, state, op, ts, operator per transition; an
+                              action's window of claims or finishes is one entry
+                              with its ids space-separated in ``ids`` instead of
+                              ``id`` (XADD MAXLEN ~ 100000): live views of other consoles
     P:{D}:audit       STREAM  one record per action (never trimmed)
     P:{D}:lease:<run> STRING  a running action's lease (see actions.ledger)
     P:{D}:outpend, P:{D}:outdue, P:{D}:jobc:<job>

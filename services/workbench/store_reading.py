@@ -388,8 +388,10 @@ class StoreReader:
     ) -> list[Change]:
         """Transitions after ``last_id`` (``"$"``: only new ones; ``"0"``: all kept).
 
-        With ``block_ms`` waits that long for the first one. Pass the last
-        change's ``stream_id`` to the next call.
+        With ``block_ms`` waits that long for the first one (``count`` stream entries at
+        most: an action's window of claims or finishes is one entry, its ids in field
+        ``ids``, and gives one change per id, all with the entry's ``stream_id``). Pass
+        the last change's ``stream_id`` to the next call.
         """
         changes = self.keys(dlq).changes
         reply = cast(
@@ -400,19 +402,17 @@ class StoreReader:
         for _stream, messages in reply or []:
             for stream_id, data in messages:
                 state = layout.state_of(data.get(b"state"))
-                entry_id = layout.text(data.get(b"id"))
-                if state is None or entry_id is None:
+                window = data.get(b"ids")
+                entry_ids = window.decode().split() if window else [layout.text(data.get(b"id"))]
+                if state is None or entry_ids == [None]:
                     continue
-                result.append(
-                    Change(
-                        stream_id=stream_id.decode(),
-                        dlq=dlq,
-                        entry_id=entry_id,
-                        state=state,
-                        op=layout.text(data.get(b"op")) or "",
-                        ts=layout.integer(data.get(b"ts")),
-                        operator=layout.text(data.get(b"operator")),
-                    )
+                cursor = stream_id.decode()
+                op = layout.text(data.get(b"op")) or ""
+                ts = layout.integer(data.get(b"ts"))
+                operator = layout.text(data.get(b"operator"))
+                result.extend(
+                    Change(cursor, dlq, cast(str, entry_id), state, op, ts, operator)
+                    for entry_id in entry_ids
                 )
         return result
 

@@ -2,7 +2,7 @@
 
     python -m tests.helpers.action_proc AMQP_URL REDIS_URL PREFIX DLQ
         [--window N] [--pause-s S] [--operator NAME]
-        [--crash-after-claim W | --crash-after-mark W | --crash-after-publish W]
+        [--crash-after-claim W | --crash-after-publish W]
         [--rate R]
 
 Requeues every parked entry of DLQ. Prints ``progress DONE TOTAL FAILED`` after
@@ -10,9 +10,9 @@ every window and ``DONE succeeded skipped failed`` at the end. ``--rate`` runs i
 paced job (R entries a second). ``--pause-s``
 sleeps before each window is sent so a test can kill it mid-way; the ``--crash-*``
 options SIGKILL the process at a chosen point of window W: right after the
-claims (nothing announced), right after the publishes were announced (nothing
-sent), or right after the broker confirmed them (confirms are recorded as they
-arrive, so some of them may be complete, the last ones not).
+claims, which a requeue makes with its intents (announced, nothing sent), or right
+after the broker confirmed them (confirms are recorded as they arrive, so some of
+them may be complete, the last ones not).
 """
 
 from __future__ import annotations
@@ -64,8 +64,6 @@ async def main(args: argparse.Namespace) -> None:
     service = ActionService(store, publisher, profile, args.operator, "proc", window=args.window)
     if args.crash_after_claim:
         _crash_after(service.ledger, "claim_and_fetch", args.crash_after_claim)
-    if args.crash_after_mark:
-        _crash_after(service.ledger, "mark_sending", args.crash_after_mark)
     if args.crash_after_publish:
         _crash_after(publisher, "publish_many", args.crash_after_publish)
 
@@ -99,7 +97,6 @@ if __name__ == "__main__":
     parser.add_argument("--pause-s", type=float, default=0.0)
     parser.add_argument("--operator", default="robot")
     parser.add_argument("--crash-after-claim", type=int, default=0)
-    parser.add_argument("--crash-after-mark", type=int, default=0)
     parser.add_argument("--crash-after-publish", type=int, default=0)
     parser.add_argument("--rate", type=float, default=0.0)
     asyncio.run(main(parser.parse_args()))

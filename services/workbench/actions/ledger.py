@@ -32,7 +32,13 @@ The protocol, per run of an action (``run_id``, a random hex string):
 Claims, intents and finishes are one script call per window and DLQ: the
 store's own compare-and-set scripts run in a loop inside one Lua script, so
 the state machine (fields, ``inflight`` set, changes stream) stays the
-store's.
+store's; the arguments are flat (no JSON to decode per window) and a window's
+claims (or finishes) are one event of the changes stream. Where an entry's
+intent does not depend on its stored message (requeue; cancel with an event)
+steps 2 and 3 are one call: the window is claimed with its intents just before
+it is published (nothing is claimed ahead), and a claim is made only while the
+run's lease holds its token, as an intent is. A retry claims ahead (its attempt
+number comes from the stored headers) and writes its intents before the publish.
 
 What a crash leaves behind is settled by :mod:`services.workbench.actions.recovery`.
 
@@ -398,26 +404,39 @@ class ActionLedger:
         action: str,
         operator: str,
         *,
+        run_id: str,
+        token: str,
+        intents: Sequence[PendingSend] | None = None,
         stored_requeue: bool = False,
-    ) -> list[tuple[ClaimResult, dict[bytes, bytes]]]:
+    ) -> list[tuple[ClaimResult, dict[bytes, bytes]]] | None:
         """Claim ``(entry_id, action_id)`` pairs (parked -> claimed) and read each won
-        entry's message fields (what :func:`decode_entry_record` needs): one script call.
-        With ``stored_requeue`` an entry that keeps its requeue's encoded properties gives
-        ``body`` and those (:data:`REQUEUE_FIELD`) instead."""
+        entry's message fields (what :func:`decode_entry_record` needs): one script call,
+        only while the run's lease holds ``token`` (None when it does not: nothing was
+        claimed). With ``intents`` (one per claim) each claim writes its entry's intent in
+        the same write: the claim and the intent step of the protocol in one call, for a
+        window about to be published. With ``stored_requeue`` an entry that keeps its
+        requeue's encoded properties gives ``body`` and those (:data:`REQUEUE_FIELD`)
+        instead."""
         if not claims:
             return []
         keys = self._window_keys(dlq, [entry_id for entry_id, _ in claims])
+        keys.insert(2, self.lease_key(dlq, run_id))
         args: list[Any] = [
             str(EntryState.PARKED),
             action,
             operator,
             CHANGES_MAXLEN,
-            orjson.dumps([list(pair) for pair in claims]),
             "1" if stored_requeue else "0",
+            token,
         ]
+        for index, (entry_id, action_id) in enumerate(claims):
+            intent = intents[index].dumps() if intents is not None else b""
+            args += (entry_id, action_id, intent)
         replies = await self._through(
             "claims", lambda: self._confirmed(self._claim_many, keys, args, "the action's claims")
         )
+        if replies is None:
+            return None
         out: list[tuple[ClaimResult, dict[bytes, bytes]]] = []
         for reply in replies:
             values = reply[5] if len(reply) > 5 else []
@@ -498,21 +517,20 @@ class ActionLedger:
             *(where.entry(f.entry_id) for f in finishes),
         ]
         at = now_ms()
-        items = [
-            [
+        args: list[Any] = [CHANGES_MAXLEN, where.base]
+        for f in finishes:  # flat: nine arguments per entry
+            sent = f.sent_at_ms or at
+            args += (
                 f.entry_id,
                 f.action_id,
-                str(f.state or EntryState.PARKED),
+                f.state or EntryState.PARKED,
                 "complete" if f.state is not None else "release",
                 f.detail,
                 f.error,
                 f.job,
-                str(f.sent_at_ms or at),
-                str((f.sent_at_ms or at) + f.delay_s * 1000 + self.outcome_timeout_ms),
-            ]
-            for f in finishes
-        ]
-        args = [CHANGES_MAXLEN, orjson.dumps(items), where.base]
+                sent,
+                sent + f.delay_s * 1000 + self.outcome_timeout_ms,
+            )
         replies = await self._through(
             "finishes",
             lambda: self._confirmed(self._finish_many, keys, args, "the action's finishes"),

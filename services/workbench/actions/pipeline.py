@@ -7,19 +7,20 @@ claims each window's entries with compare-and-set, builds their messages,
 writes their intents just before publishing them (confirms,
 ``mandatory=True``), completes each entry as its confirm arrives (a batch per
 Redis round trip, while the rest of the window is in flight), releases what
-was refused and leaves in doubt what got no answer. Windows overlap: ``depth`` of
-them await their confirms while the next is claimed; each is settled (results
-recorded, counted) as soon as its publish ends, not when later windows follow, so
-a job that waits (paused, its canary, its pace) leaves nothing unrecorded. A stop,
-or a lost lease, lets the windows already sent finish and releases the one claimed
-ahead.
+was refused and leaves in doubt what got no answer. A requeue (and a cancel that
+publishes an event) claims a window with its intents in one call just before it
+is published; a retry claims ahead and writes its intents before the publish.
+Windows overlap: ``depth`` of them await their confirms while the next is
+resolved (and a retry's claimed); each is settled (results recorded, counted) as
+soon as its publish ends, not when later windows follow, so a job that waits
+(paused, its canary, its pace) leaves nothing unrecorded. A stop, or a lost
+lease, lets the windows already sent finish and releases a window claimed ahead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import logging
 import secrets
 from asyncio import FIRST_COMPLETED
@@ -28,7 +29,6 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
-import orjson
 from redis.exceptions import RedisError
 
 from services.masking.json import mask_sensitive_text
@@ -45,19 +45,18 @@ from services.workbench.actions.ledger import (
     stored_requeue_item,
 )
 from services.workbench.actions.names import Action
-from services.workbench.actions.pika_link import AmqpUnavailable, delay_queue_name
+from services.workbench.actions.pika_link import AmqpUnavailable
 from services.workbench.actions.publisher import ActionPublisher, PublishItem, PublishOutcome
 from services.workbench.actions.report import (
     ActionOutcome,
     ActionReport,
     done_outcome,
     failed_outcome,
-    format_delay,
     held_text,
     in_doubt_text,
     skipped_outcome,
-    where_text,
 )
+from services.workbench.actions.sends import ActionParams, done_detail, pending_send
 from services.workbench.codec import MessageRecord
 from services.workbench.model import (
     AUDIT_STARTED,
@@ -65,32 +64,18 @@ from services.workbench.model import (
     ClaimResult,
     EntryState,
     EntrySummary,
-    attempt_header,
 )
 from services.workbench.query import ActionTarget
 from services.workbench.store import ParkingStore
 
 log = logging.getLogger(__name__)
 
-CANCEL_EVENT_TYPE: Final = "payment.cancelled"
 MAX_AUDIT_DETAIL: Final = 8000
 CONFIRM_BATCH: Final = 200
 """At most this many confirms are recorded in the ledger by one script call."""
 
 
-@dataclass(frozen=True, slots=True)
-class ActionParams:
-    """What one action does to each entry, as the operator confirmed it (validated,
-    ``reason`` and ``note`` masked)."""
-
-    action: Action
-    delay_s: int = 0
-    edited_body: bytes | None = None
-    reason: str = ""
-    note: str = ""
-    cancel_exchange: str | None = None
-    cancel_routing_key: str = ""
-    force: bool = False  # send past the replay gate (actions.gate); the note says why
+LOST_LEASE: Final = "not sent: the action lost its lease in Redis (a recovery took over)"
 
 
 @dataclass(slots=True)
@@ -139,6 +124,10 @@ class _Claimed:
 class _Prepared:
     """One window between its claim and its end."""
 
+    unclaimed: list[EntrySummary] = field(default_factory=list)
+    """The window, when it is claimed (with its intents) just before it is sent."""
+    announced: bool = False
+    """Claimed with its intents: ready to publish."""
     claimed: list[_Claimed] = field(default_factory=list)
     sends: dict[str, list[_Claimed]] = field(default_factory=lambda: defaultdict(list))
     to_publish: list[_Claimed] = field(default_factory=list)
@@ -242,10 +231,12 @@ class ActionRun:
         """Act on ``windows`` under a lease; True when the operator stopped it.
 
         The windows overlap: up to ``depth`` windows await their confirms while the
-        next is resolved, claimed and read. Each window's intents are written just
-        before it is published, so a crash leaves at most the windows being published in
-        doubt; a stop lets the windows already sent finish and releases the one claimed
-        ahead. The rows not reached are still counted (``not attempted``)."""
+        next is resolved, claimed and read (one whose claims write its intents is claimed
+        just before it is sent, and before the next window is asked for). Each window's
+        intents are written just before it is published, so a crash leaves at most the
+        windows being published in doubt; a stop lets the windows already sent finish
+        and releases a window claimed ahead. The rows not reached are still counted
+        (``not attempted``)."""
         async with self._leased():
             outcomes = tally.outcomes
             stopped = False
@@ -279,7 +270,6 @@ class ActionRun:
                     prepare = None
                     if prepared is None:
                         break
-                    prepare = asyncio.create_task(next_window())
                     if (cancel_event is not None and cancel_event.is_set()) or (
                         operator_stop is not None and operator_stop.is_set()
                     ):  # the operator's own stop is seen at once, not a keeper's turn later
@@ -288,11 +278,10 @@ class ActionRun:
                         halt = self.halt
                     if stopped or halt:
                         await self._abandon(prepared, halt, outcomes)
-                        ahead = await prepare
-                        prepare = None
-                        if ahead is not None:
-                            await self._abandon(ahead, halt, outcomes)
                         break
+                    if prepared.unclaimed:  # claimed before the next window is asked for
+                        await self._claim_to_send(prepared)  # (a job judges what it sent)
+                    prepare = asyncio.create_task(next_window())
                     send = asyncio.create_task(self._send(prepared))
                     sending.append((prepared, send))
                     while len(sending) >= self.depth:
@@ -343,8 +332,12 @@ class ActionRun:
                 log.warning("action run %s: cannot refresh its lease: %s", self.run_id, exc)
 
     async def _prepare(self, window: Sequence[EntrySummary]) -> _Prepared:
-        """Claim a window and build its messages (no intent written yet)."""
+        """Claim a window and build its messages (no intent written yet); a window whose
+        intents come with the claim is claimed in :meth:`_send` instead."""
         prepared = _Prepared()
+        if self.params.intent_with_claim:
+            prepared.unclaimed = list(window)
+            return prepared
         claimed = await self._claim_window(window, prepared.outcomes, prepared.finishes)
         at = now_ms()
         for item in claimed:
@@ -357,17 +350,45 @@ class ActionRun:
                 item.done_detail = detail
                 prepared.claimed.append(item)
                 continue
-            try:
-                item.pending = self._pending(item, at)
-                item.message = await self._message(item, item.pending)
-            except ValueError as exc:
-                error = f"cannot be published: {exc}"
-                prepared.finishes[dlq].append(Finish(entry_id, item.action_id, None, error=error))
-                prepared.outcomes.append(failed_outcome(item.summary, error))
-                continue
-            prepared.claimed.append(item)
-            prepared.sends[dlq].append(item)
+            if await self._build(item, prepared, at):
+                prepared.sends[dlq].append(item)
         return prepared
+
+    async def _build(self, item: _Claimed, prepared: _Prepared, at: int) -> bool:
+        """Give a claimed entry its pending send (unless its claim wrote it) and message;
+        False (released, reported failed) when it cannot be published."""
+        try:
+            if item.pending is None:
+                item.pending = self._pending(item.summary, item.action_id, item.record, at)
+            item.message = await self._message(item, item.pending)
+        except ValueError as exc:
+            error = f"cannot be published: {exc}"
+            prepared.finishes[item.summary.dlq].append(
+                Finish(item.summary.entry_id, item.action_id, None, error=error)
+            )
+            prepared.outcomes.append(failed_outcome(item.summary, error))
+            return False
+        prepared.claimed.append(item)
+        return True
+
+    def _pending(
+        self, summary: EntrySummary, action_id: str, record: MessageRecord | None, at: int
+    ) -> PendingSend:
+        return pending_send(
+            self.params, summary, action_id, record, operator=self.operator, host=self.host, at=at
+        )
+
+    async def _claim_to_send(self, prepared: _Prepared) -> None:
+        """Claim a window with its intents in one call (the "maybe sent" window opens)
+        and build its messages."""
+        claimed = await self._claim_window(
+            prepared.unclaimed, prepared.outcomes, prepared.finishes, at=now_ms()
+        )
+        prepared.unclaimed = []
+        prepared.announced = True
+        for item in claimed:
+            if await self._build(item, prepared, 0):
+                prepared.to_publish.append(item)
 
     async def _message(self, item: _Claimed, pending: PendingSend) -> PublishItem:
         """The message of a claimed entry: a requeue's from its stored encoded properties
@@ -383,6 +404,8 @@ class ActionRun:
 
     async def _send(self, prepared: _Prepared) -> list[PublishOutcome]:
         """Write the window's intents (the "maybe sent" window opens), then publish it."""
+        if prepared.announced:  # claimed with its intents
+            return await self._publish(prepared)
         sends = prepared.sends
         waits = {
             (c.summary.origin_queue, c.pending.delay_s)
@@ -405,11 +428,14 @@ class ActionRun:
                 if ok:
                     prepared.to_publish.append(item)
                     continue
-                error = "not sent: the action lost its lease in Redis (a recovery took over)"
                 prepared.finishes[dlq].append(
-                    Finish(item.summary.entry_id, item.action_id, None, error=error)
+                    Finish(item.summary.entry_id, item.action_id, None, error=LOST_LEASE)
                 )
-                prepared.outcomes.append(failed_outcome(item.summary, error))
+                prepared.outcomes.append(failed_outcome(item.summary, LOST_LEASE))
+        return await self._publish(prepared)
+
+    async def _publish(self, prepared: _Prepared) -> list[PublishOutcome]:
+        """Publish what the window announced, recording the confirms as they arrive."""
         messages = [cast(PublishItem, c.message) for c in prepared.to_publish]
         confirms = _Confirms()
         publish = asyncio.ensure_future(
@@ -458,6 +484,8 @@ class ActionRun:
 
     async def _abandon(self, prepared: _Prepared, halt: str, outcomes: list[ActionOutcome]) -> None:
         """A window claimed ahead but not sent (the operator stopped): back to parked."""
+        if halt:
+            prepared.outcomes.extend(failed_outcome(s, halt) for s in prepared.unclaimed)
         for item in prepared.claimed:
             dlq = item.summary.dlq
             prepared.finishes[dlq].append(
@@ -523,120 +551,79 @@ class ActionRun:
         window: Sequence[EntrySummary],
         outcomes: list[ActionOutcome],
         finishes: dict[str, list[Finish]],
+        at: int | None = None,
     ) -> list[_Claimed]:
-        """Claim the window's entries (one pipeline per DLQ) and read the winners' messages."""
+        """Claim the window's entries (one script call per DLQ) and read the winners'
+        messages; with ``at`` the claims write the entries' intents (sent at ``at``)."""
         by_dlq: dict[str, list[EntrySummary]] = defaultdict(list)
         for summary in window:
             by_dlq[summary.dlq].append(summary)
         claimed: list[_Claimed] = []
         stored_requeue = self.params.action is Action.REQUEUE
-        for dlq, rows in by_dlq.items():
+        for dlq, in_dlq in by_dlq.items():
+            rows = in_dlq
             pairs = [(s.entry_id, action_id_for(self.run_id, s.entry_id)) for s in rows]
+            intents: list[PendingSend] | None = None
+            if at is not None:
+                intents, rows, pairs = self._intents(rows, pairs, at, outcomes)
             replies = await self.ledger.claim_and_fetch(
-                dlq, pairs, self.params.action, self.operator, stored_requeue=stored_requeue
-            )
-            for summary, (entry_id, action_id), (claim, raw) in zip(
-                rows, pairs, replies, strict=True
+                dlq, pairs, self.params.action, self.operator, run_id=self.run_id,
+                token=self.token, intents=intents, stored_requeue=stored_requeue,
+            )  # fmt: skip
+            if replies is None:
+                outcomes.extend(failed_outcome(s, LOST_LEASE) for s in rows)
+                continue
+            for index, (summary, (entry_id, action_id), (claim, raw)) in enumerate(
+                zip(rows, pairs, replies, strict=True)
             ):
                 if not claim.ok:
                     outcomes.append(self._lost(summary, claim))
                     continue
+                item = _Claimed(summary, action_id, None)
+                item.pending = intents[index] if intents is not None else None
                 template = raw.get(STORED_REQUEUE_KEY)
                 if template is not None:
-                    stored = (raw.get(b"body", b""), template)
-                    claimed.append(_Claimed(summary, action_id, None, stored))
+                    item.stored = (raw.get(b"body", b""), template)
+                    claimed.append(item)
                     continue
-                record = decode_entry_record(raw)
-                if record is None:
+                item.record = decode_entry_record(raw)
+                if item.record is None:
                     error = "the stored message is damaged and cannot be published"
                     finishes[dlq].append(Finish(entry_id, action_id, None, error=error))
                     outcomes.append(failed_outcome(summary, error))
                     continue
-                claimed.append(_Claimed(summary, action_id, record))
+                claimed.append(item)
         return claimed
+
+    def _intents(
+        self,
+        rows: list[EntrySummary],
+        pairs: list[tuple[str, str]],
+        at: int,
+        outcomes: list[ActionOutcome],
+    ) -> tuple[list[PendingSend], list[EntrySummary], list[tuple[str, str]]]:
+        """The intents of rows about to be claimed, and the rows and claims that have one
+        (the others are reported failed, never claimed)."""
+        intents: list[PendingSend] = []
+        kept: list[EntrySummary] = []
+        kept_pairs: list[tuple[str, str]] = []
+        for summary, pair in zip(rows, pairs, strict=True):
+            try:
+                intents.append(self._pending(summary, pair[1], None, at))
+            except ValueError as exc:
+                outcomes.append(failed_outcome(summary, f"cannot be published: {exc}"))
+                continue
+            kept.append(summary)
+            kept_pairs.append(pair)
+        return intents, kept, kept_pairs
 
     def _lost(self, summary: EntrySummary, claim: ClaimResult) -> ActionOutcome:
         if claim.missing:
             return failed_outcome(summary, "no such entry (deleted meanwhile)")
         return skipped_outcome(summary, held_text(claim.state, claim.operator, claim.action))
 
-    def _pending(self, item: _Claimed, at: int) -> PendingSend:
-        summary = item.summary
-        action_id = item.action_id
-        if self.params.action is Action.CANCEL:
-            exchange = cast(str, self.params.cancel_exchange)
-            event = {
-                "payment_id": summary.payment_id,
-                "merchant": summary.merchant,
-                "amount": summary.amount,
-                "currency": summary.currency,
-                "reason": self.params.reason,
-                "operator": self.operator,
-                "entry_id": summary.entry_id,
-                "cancelled_at": datetime.datetime.fromtimestamp(at / 1000, datetime.UTC)
-                .isoformat(timespec="milliseconds")
-                .replace("+00:00", "Z"),
-            }
-            return PendingSend(
-                action=Action.CANCEL,
-                action_id=action_id,
-                exchange=exchange,
-                routing_key=self.params.cancel_routing_key,
-                target=f"exchange '{exchange}' (routing key '{self.params.cancel_routing_key}')",
-                operator=self.operator,
-                host=self.host,
-                at_ms=at,
-                body=orjson.dumps(event),
-                properties={
-                    "content_type": "application/json",
-                    "delivery_mode": 2,
-                    "message_id": action_id,
-                    "type": CANCEL_EVENT_TYPE,
-                    "timestamp": at // 1000,
-                    "app_id": "payops-console",
-                },
-            )
-        origin = summary.origin
-        if origin is None:  # refused before the claim; kept for safety
-            raise ValueError("no origin queue to send it back to")
-        exchange, routing_key = origin.exchange, origin.routing_key
-        target = origin.describe()
-        attempt = None
-        if self.params.action is Action.RETRY:
-            attempt = attempt_header(item.record.headers if item.record else {}) + 1
-            if self.params.delay_s:
-                if origin.queue is None:
-                    raise ValueError("a delayed retry needs the queue the message died in")
-                routing_key = delay_queue_name(origin.queue, self.params.delay_s)
-                after = format_delay(self.params.delay_s)
-                target = f"queue '{origin.queue}' after {after} (via '{routing_key}')"
-        return PendingSend(
-            action=self.params.action,
-            action_id=action_id,
-            exchange=exchange,
-            routing_key=routing_key,
-            target=target,
-            operator=self.operator,
-            host=self.host,
-            at_ms=at,
-            attempt=attempt,
-            delay_s=self.params.delay_s,
-            body=self.params.edited_body,
-        )
-
     def _done_detail(self, item: _Claimed) -> str:
-        pending = cast(PendingSend, item.pending)
-        where = where_text(item.summary)
-        if self.params.action is Action.REQUEUE:
-            return f"requeued to {where}"
-        if self.params.action is Action.RETRY:
-            text = f"retried through {where} (attempt {pending.attempt})"
-            if self.params.delay_s:
-                text += f" after {format_delay(self.params.delay_s)}"
-            if self.params.edited_body is not None:
-                text += ", body edited"
-            return text
-        return f"cancelled: {self.params.reason}; payment.cancelled published to {pending.target}"
+        return done_detail(self.params, item.summary, cast(PendingSend, item.pending))
 
     # ------------------------------------------------------------------ audit
 

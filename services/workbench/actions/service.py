@@ -60,7 +60,7 @@ from services.workbench.actions.jobs import JobState, JobStore, LiveCounts, Pace
 from services.workbench.actions.ledger import ActionLedger, now_ms
 from services.workbench.actions.names import Action
 from services.workbench.actions.pika_link import PublisherError
-from services.workbench.actions.pipeline import ActionParams, ActionRun, Tally
+from services.workbench.actions.pipeline import ActionRun, Tally
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.report import (
     ActionOutcome,
@@ -75,6 +75,7 @@ from services.workbench.actions.report import (
     where_text,
 )
 from services.workbench.actions.rows import rows_by_id
+from services.workbench.actions.sends import ActionParams
 from services.workbench.actions.service_recovery import (
     ActionRefused,
     ProgressCallback,

@@ -13,7 +13,6 @@ from services.config import Profile
 from services.workbench.actions.jobs import JobState, JobStore, Pace, runner_token
 from services.workbench.actions.ledger import ActionLedger, owner_is_dead, run_of
 from services.workbench.actions.names import Action
-from services.workbench.actions.pipeline import ActionParams
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.recovery import (
     RESOLVE_HOWS,
@@ -26,6 +25,7 @@ from services.workbench.actions.recovery import (
     resolve_many,
 )
 from services.workbench.actions.report import ActionOutcome, ActionReport
+from services.workbench.actions.sends import ActionParams
 from services.workbench.model import EntryState, EntrySummary
 from services.workbench.query import ActionTarget, Query
 from services.workbench.store import ParkingStore

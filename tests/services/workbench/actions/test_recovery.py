@@ -67,8 +67,10 @@ async def test_a_live_run_is_left_alone_and_a_dead_one_is_released(
     )
     await ledger.acquire("r1", [flow.dlq], token)
     claims = [(i, action_id_for("r1", i)) for i in ids[:2]]
-    results = await ledger.claim_and_fetch(flow.dlq, claims, "requeue", "erin")
-    assert all(claim.ok for claim, _ in results)
+    results = await ledger.claim_and_fetch(
+        flow.dlq, claims, "requeue", "erin", run_id="r1", token=token
+    )
+    assert results is not None and all(claim.ok for claim, _ in results)
     assert not owner_is_dead(token)  # another machine: only its lease's expiry tells
 
     report = await service.recover()
@@ -171,18 +173,18 @@ async def test_a_run_that_lost_its_lease_sends_nothing_more(
 ) -> None:
     flow, ids = await parked(broker, store, 15)
     service.depth = 1  # one window at a time: the fence falls between two windows
-    original = service.ledger.mark_sending
+    original = service.ledger.claim_and_fetch  # a requeue's claims write its intents
     calls = 0
 
     async def fenced_after_first(*args: Any, **kwargs: Any) -> Any:
         nonlocal calls
         calls += 1
         if calls == 2:  # a recovery elsewhere decided this run was dead
-            run_id = args[0]
+            run_id = kwargs["run_id"]
             await store.redis.set(service.ledger.lease_key(flow.dlq, run_id), "fenced:other")
         return await original(*args, **kwargs)
 
-    service.ledger.mark_sending = fenced_after_first  # type: ignore[method-assign]
+    service.ledger.claim_and_fetch = fenced_after_first  # type: ignore[method-assign]
     report = await service.requeue(ActionTarget.for_entries(ids))
 
     assert report.succeeded == 5 and report.failed == 10
