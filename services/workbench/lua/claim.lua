@@ -6,12 +6,14 @@
 -- reply has a 6th element, true.
 -- Safe to run twice (a run repeats it when the reply was lost in a failover; it may have
 -- run on the old master, reached the new one or not): a second run finds the entry
--- already claimed with this action id and answers as the first did, writing nothing (its
--- intent came with the first, in the same write).
+-- already claimed with this action id and answers as the first did, writing nothing but
+-- its intent again, byte for byte (so that a WAIT after the repeated call also covers the
+-- first call's writes).
 local cur = redis.call('HMGET', KEYS[1], 'state', 'operator', 'action', 'action_id', 'version')
 if not cur[1] then return {0, false, false, false, false} end
-if cur[1] == 'claimed' and cur[4] == ARGV[4] then
-  return {1, 'claimed', cur[2], cur[3], cur[4]}   -- already ours: a repeated call
+if cur[1] == 'claimed' and cur[4] == ARGV[4] then  -- already ours: a repeated call
+  if ARGV[7] and ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'sending', ARGV[7]) end
+  return {1, 'claimed', cur[2], cur[3], cur[4]}
 end
 if cur[1] ~= ARGV[2] then return {0, cur[1], cur[2], cur[3], cur[4]} end
 local version = (tonumber(cur[5]) or 0) + 1
