@@ -432,9 +432,16 @@ class ActionLedger:
         for index, (entry_id, action_id) in enumerate(claims):
             intent = intents[index].dumps() if intents is not None else b""
             args += (entry_id, action_id, intent)
-        replies = await self._through(
-            "claims", lambda: self._confirmed(self._claim_many, keys, args, "the action's claims")
-        )
+
+        async def call() -> Any:  # claimed already: the same intents again, the same bytes
+            try:
+                return await self._confirmed(self._claim_many, keys, args, "the action's claims")
+            except NotWritten:  # taken back while WAIT is short, as mark_sending does
+                if intents is not None:
+                    await self._unmark({dlq: intents}, {dlq: [i for i, _ in claims]})
+                raise
+
+        replies = await self._through("claims", call)
         if replies is None:
             return None
         out: list[tuple[ClaimResult, dict[bytes, bytes]]] = []

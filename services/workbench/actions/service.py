@@ -30,8 +30,9 @@ announced in Redis before it is sent, it is published with confirms and
 :mod:`services.workbench.actions.recovery` for what
 :meth:`ActionService.recover` does after a crash. Work goes in windows of
 ``window`` entries - one script call each to claim and read them, to write
-their intents and to finish them, and one batch of publishes - overlapped so
-that ``depth`` windows await their confirms while the next is claimed. The
+their intents (a requeue's claims write them in the same call) and to finish
+them, and one batch of publishes - overlapped so that ``depth`` windows await
+their confirms while the next is resolved. The
 progress callback hears after every window; a cancel request lets the windows
 already sent finish and stops there, never half-way through one.
 """
