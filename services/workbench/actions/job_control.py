@@ -195,11 +195,11 @@ class JobControl:
         outcomes: list[Outcome | None] = []
         while not self.stop.is_set():
             await self._refresh_runner()
-            outcomes = await self._outcomes_of(ids)
+            outcomes, claimed = await self._outcomes_of(ids)
             waiting = [o for o in outcomes if o is Outcome.PENDING]
             if (not waiting and outcomes.count(None) == 0) or self.clock() > deadline:
                 break
-            if not waiting and await self._none_claimed(ids):
+            if not waiting and not claimed:
                 break  # the rest were skipped or released: they have no outcome to wait for
             await self.tracker.sweep(int(time.time() * 1000))
             state, _ = await self.jobs.state(self.job_id)
@@ -230,22 +230,22 @@ class JobControl:
             )
         return ""
 
-    async def _fields(self, ids: Sequence[tuple[str, str]], name: str) -> list[bytes | None]:
-        """Field ``name`` of each entry (a read: rides through a failover)."""
+    async def _outcomes_of(
+        self, ids: Sequence[tuple[str, str]]
+    ) -> tuple[list[Outcome | None], bool]:
+        """The entries' outcomes, and whether any of them is still claimed: read together,
+        entry by entry (an entry finished between two reads would look neither claimed
+        nor waiting for its outcome); a read: rides through a failover."""
 
-        async def read() -> list[bytes | None]:
+        async def read() -> list[list[bytes | None]]:
             pipe = self.jobs.redis.pipeline(transaction=False)
             for dlq, entry_id in ids:
-                pipe.hget(self.store.entry_key(dlq, entry_id), name)
-            return cast(list[bytes | None], await pipe.execute())
+                pipe.hmget(self.store.entry_key(dlq, entry_id), "outcome", "state")
+            return cast(list[list[bytes | None]], await pipe.execute())
 
-        return await self._through(f"canary's {name}s", read)
-
-    async def _outcomes_of(self, ids: Sequence[tuple[str, str]]) -> list[Outcome | None]:
-        return [Outcome.named(v) for v in await self._fields(ids, "outcome")]
-
-    async def _none_claimed(self, ids: Sequence[tuple[str, str]]) -> bool:
-        return all(v != b"claimed" for v in await self._fields(ids, "state"))
+        replies = await self._through("canary's outcomes", read)
+        outcomes = [Outcome.named(outcome) for outcome, _ in replies]
+        return outcomes, any(state == b"claimed" for _, state in replies)
 
 
 async def attend(
