@@ -183,12 +183,22 @@ class ParkResult:
 
     ``created`` is False when the message was recognised as already parked
     (a redelivery, or a retried batch) and ``entry_id`` names that entry.
+    ``by_earlier_attempt`` tells the retried batch apart: an earlier attempt of
+    this very item (same entry id, same content) stored it, so for the caller
+    it is new all the same (see :attr:`parked_by_this_item`).
     """
 
     entry_id: str
     created: bool
     summary: EntrySummary | None = field(default=None, compare=False, repr=False)
     """The row the message was parked with (its cause included)."""
+    by_earlier_attempt: bool = False
+
+    @property
+    def parked_by_this_item(self) -> bool:
+        """Parked now or by an earlier attempt of this item: a new entry for the caller
+        (False only for a recognised redelivery)."""
+        return self.created or self.by_earlier_attempt
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,9 @@ connection or broker loss):
   keeps the ids and clears them with its next batch, so only a crash or a
   Redis outage in between leaves stale marks;
 - a retried batch (same entry ids) after a Redis error: items already written
-  are recognised by their id (status 3) and keep their one mark.
+  are recognised by their id (status 3) and keep their one mark; they were
+  parked by this batch, so they count as parked and get its follow-up
+  (outcomes, failure groups, cause re-checks) once, on the attempt that succeeds.
 
 Entries parked by earlier versions have no marks; they keep working (the
 fingerprint index ``P:{D}:fp`` is still written). A delivery an earlier
@@ -386,9 +388,9 @@ class Parker:
             await clearing
         amqp.ack(max(message.delivery_tag for message in batch), multiple=True)
         self._unacked = []
-        created = sum(1 for result in results if result.created)
-        self._parked += created
-        self._already += len(results) - created
+        parked = sum(1 for result in results if result.parked_by_this_item)
+        self._parked += parked
+        self._already += len(results) - parked
         self._acked += len(batch)
         self._batches += 1
         # A reply on the same channel proves the broker processed the ack (see the
@@ -429,7 +431,8 @@ class Parker:
         """Park ``items``; while Redis refuses, hold every delivery and retry with back-off.
 
         Retrying is safe: the items keep their entry ids, so whatever an
-        earlier attempt stored is recognised and not parked twice.
+        earlier attempt stored is recognised and not parked twice (its result reads
+        ``by_earlier_attempt``: parked by this batch all the same).
         """
         while True:
             try:
@@ -454,7 +457,7 @@ class Parker:
     async def _after_parking(self, results: Sequence[ParkResult]) -> None:
         """Settle the outcomes of replayed entries that failed again, count the new
         entries' failure groups and plan the cause re-checks."""
-        parked = [r.summary for r in results if r.created and r.summary is not None]
+        parked = [r.summary for r in results if r.parked_by_this_item and r.summary is not None]
         if not parked:
             return
         again = [(s.payment_id, s.entry_id, s.parked_at_ms) for s in parked if s.payment_id]

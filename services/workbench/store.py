@@ -73,7 +73,10 @@ CHUNK_BYTES: Final = 8 * 1024 * 1024
 """Most message bytes sent in one park script call (a pipeline holds several)."""
 CHUNK_ITEMS: Final = 500
 
+_PARKED: Final = 1
 _COLLIDED: Final = 2
+_PARKED_EARLIER: Final = 3
+"""park.lua's statuses: parked now, id collision, parked by an earlier attempt of the item"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +173,8 @@ class ParkingStore(StoreReader):
         When this returns, Redis holds every item (as ``ack_after`` and
         :attr:`min_replicas` say, see :mod:`services.workbench.durability`): the caller
         may ack. On a Redis
-        error calling again with the same items (same entry ids) is safe.
+        error calling again with the same items (same entry ids) is safe: what an
+        earlier attempt stored is not stored twice and reads ``by_earlier_attempt``.
         ``session``, ``batch``: the parker session (one channel's deliveries) and
         batch the marks are kept under (None: a fresh session). ``flow_failures``
         looks the payments' failure events up (one more round trip): an entry
@@ -209,7 +213,12 @@ class ParkingStore(StoreReader):
                     if status == _COLLIDED:
                         collided.append(index)
                     else:  # 1 parked now; 3 by an earlier attempt, 0 recognised
-                        results[index] = ParkResult(result_id, status == 1, summaries[index])
+                        results[index] = ParkResult(
+                            result_id,
+                            status == _PARKED,
+                            summaries[index],
+                            by_earlier_attempt=status == _PARKED_EARLIER,
+                        )
             for index in collided:  # practically never: re-park under a fresh id
                 entry_id = new_entry_id()
                 summary = _renamed(summaries[index], entry_id)

@@ -325,7 +325,7 @@ async def _park_share(
                 share.binary_bodies += record.body.startswith(b"\x00")
                 items.append(ParkItem(record, entry_id=entry_id))
             results = await store.park_many(DLQ, items, fields)
-            share.parked += sum(r.created for r in results)
+            share.parked += sum(r.parked_by_this_item for r in results)
         return share
     finally:
         await client.aclose()

@@ -190,7 +190,7 @@ async def seed(client: aioredis.Redis, profile: Profile) -> Scenario:
     async def park(dlq: str, at_s: float, record: MessageRecord) -> str:
         entry_id = new_entry_id(int(at_s * 1000))
         result = await store.park(dlq, record, FIELDS, entry_id=entry_id)
-        assert result.created and result.entry_id == entry_id
+        assert result.parked_by_this_item and result.entry_id == entry_id
         return entry_id
 
     spring = "x-exception-message"  # a Spring AMQP producer's own error: the cause

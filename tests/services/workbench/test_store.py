@@ -23,6 +23,7 @@ from services.workbench.store import (
     new_entry_id,
     new_entry_ids,
 )
+from tests.helpers.private_servers import PrivateRedis
 
 FIELDS = FieldPaths()
 DLQ = "payments.dlq"
@@ -133,6 +134,7 @@ async def test_a_redelivery_consumes_one_unconfirmed_mark_of_its_fingerprint(
         DLQ, dead_letter(1, **{"x-delivery-count": 1}), FIELDS, redelivered=True
     )
     assert quorum.entry_id == parked.entry_id and not quorum.created
+    assert not quorum.by_earlier_attempt and not quorum.parked_by_this_item
     assert await store.pending_marks(DLQ) == 0
     # the mark is spent: a redelivered identical twin is a dead letter of its own
     twin = await store.park(DLQ, dead_letter(1), FIELDS, redelivered=True)
@@ -160,9 +162,13 @@ async def test_retrying_a_batch_with_the_same_ids_parks_nothing_twice(store: Par
     items = [ParkItem(dead_letter(n % 3), entry_id=new_entry_id()) for n in range(9)]
     first = await store.park_many(DLQ, items, FIELDS)
     assert [r.created for r in first] == [True] * 9
+    assert not any(r.by_earlier_attempt for r in first)
     assert [r.entry_id for r in first] == [i.entry_id for i in items]
     second = await store.park_many(DLQ, items, FIELDS)
-    assert [r.created for r in second] == [False] * 9
+    assert [r.created for r in second] == [False] * 9  # nothing stored by this attempt
+    # ... but every item was stored by an earlier attempt of itself: new to the caller
+    assert [r.by_earlier_attempt for r in second] == [True] * 9
+    assert all(r.parked_by_this_item for r in second)
     assert [r.entry_id for r in second] == [i.entry_id for i in items]
     assert await store.count(DLQ) == 9
 
@@ -188,9 +194,23 @@ async def test_park_many_splits_big_batches_but_keeps_order(store: ParkingStore)
     assert entry is not None and entry.summary.payment_id == "pay_1299"
 
 
-async def test_script_cache_flush_is_survived(
-    store: ParkingStore, redis_client: aioredis.Redis
+async def test_a_batch_partly_stored_before_is_new_to_the_caller_the_rest_created(
+    store: ParkingStore,
 ) -> None:
+    items = [ParkItem(dead_letter(n), entry_id=new_entry_id()) for n in range(6)]
+    await store.park_many(DLQ, items[:4], FIELDS)  # the attempt that raised after storing 4
+    retried = await store.park_many(DLQ, items, FIELDS)
+    assert [(r.created, r.by_earlier_attempt) for r in retried] == [(False, True)] * 4 + [
+        (True, False)
+    ] * 2
+    assert [r.entry_id for r in retried] == [i.entry_id for i in items]
+    assert await store.count(DLQ) == 6
+
+
+async def test_script_cache_flush_is_survived(private_redis: PrivateRedis) -> None:
+    """On a private Redis: SCRIPT FLUSH is server-wide."""
+    redis_client = aioredis.from_url(private_redis.url)
+    store = ParkingStore(redis_client, "flush")
     await store.park(DLQ, dead_letter(1), FIELDS)
     await redis_client.script_flush()
     results = await store.park_many(DLQ, [ParkItem(dead_letter(2))], FIELDS)
@@ -198,6 +218,7 @@ async def test_script_cache_flush_is_survived(
     await redis_client.script_flush()
     claim = await store.claim(DLQ, results[0].entry_id, "cancel", "a1", "bob")
     assert claim.ok
+    await redis_client.aclose()
 
 
 # --------------------------------------------------------------------------- reading
