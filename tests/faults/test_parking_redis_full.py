@@ -87,6 +87,8 @@ async def test_a_full_redis_holds_parking_and_nothing_is_lost_when_room_returns(
             await asyncio.wait_for(parking, 20)
 
     assert parker.stats.received == parker.stats.acked == N
+    # What a refused batch had stored before the refusal was parked by that very batch.
+    assert (parker.stats.parked, parker.stats.already_parked) == (N, 0)
     payment_ids: list[str | None] = []
     async for batch in store.iter_summaries(dlq):
         payment_ids.extend(s.payment_id for s in batch)
