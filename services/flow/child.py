@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import select
@@ -71,8 +72,13 @@ def child_main(conn: Connection, config: ChildConfig) -> None:
     )
     for handler in logging.getLogger().handlers:
         handler.addFilter(MaskingFilter())  # card numbers never reach a log line
-    # A plain selector loop, whatever event-loop policy an imported module set.
     child = FlowChild(conn, config)
+    # What start-up made lives as long as the process: out of the collector's sight.
+    # Each event leaves a tuple in the payment record's buffer until the next write,
+    # so collections run often under load; each full one went over ~54,000 start-up
+    # objects (0.3 s of a 100,000-event run in the collector; frozen, 0.03 s).
+    gc.freeze()
+    # A plain selector loop, whatever event-loop policy an imported module set.
     with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
         runner.run(child.run())
         if child.abandoned:

@@ -2,9 +2,10 @@
 
 Key layout (``P`` is the profile's ``redis_prefix``)::
 
-    P:payment:<payment id>   ZSET   member: one packed event (orjson array, see
-                                    ``PaymentEvent.pack``), score: its time (epoch ms,
-                                    to the microsecond when the tap saw it)
+    P:payment:<payment id>   ZSET   member: one packed event (orjson array
+                                    ``[status, reason, replayed, key]``, see
+                                    ``_grouped``), score: its time (epoch ms, to the
+                                    microsecond when the tap saw it)
 
 Bounded two ways. Every payment's events live ``recent_s`` after its latest
 write (``EXPIRE … GT`` never shortens a longer expiry); a payment that failed,
@@ -21,8 +22,10 @@ stores each event once, at its earliest time. An event without a key keeps its
 time in the member (``[at_ms, status, reason, replayed, key]``, the first layout,
 still read). Appends run as a script over up to ``_KEYS_PER_CALL`` payments per
 call (their events as one JSON argument: per-argument packing is most of the
-client's cost, and the recorder shares its loop with the tap); on a Redis
-Cluster a call only takes keys of one hash slot, so no hash tags are needed.
+client's cost, and the recorder shares its loop with the tap), straight from the
+tap's tuples (no object per event); a new payment's key costs the script three
+Redis calls. On a Redis Cluster a call only takes keys of one hash slot, so no
+hash tags are needed.
 
 The tap's side is :class:`PaymentEventBuffer`: O(1) appends of plain tuples into
 bounded deques, drained by the recorder (``services.flow.recorder``) about once a
@@ -33,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -51,6 +54,9 @@ DEFAULT_RECENT_S: Final = 15 * 60
 """How long an ordinary payment's events are kept after its latest event."""
 MAX_PAYMENT_ID_LENGTH: Final = 200
 """A longer payment id is not recorded (it would make an unbounded key name)."""
+
+Pending = tuple[str, float, str, str | None, bool, str]
+"""An event as the tap buffers it: (payment id, seen at ms, status, reason, replayed, key)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,13 +85,6 @@ class PaymentEvent:
     def score(self) -> float:
         """Where the event sorts: ``seen_ms``, else ``at_ms``."""
         return self.at_ms if self.seen_ms is None else self.seen_ms
-
-    def pack(self) -> bytes:
-        """The stored member: ``[status, reason, replayed, key]`` (its time is the score);
-        ``[at_ms, status, reason, replayed, key]`` for an event without a key."""
-        if not self.key:
-            return orjson.dumps([self.at_ms, self.status, self.reason, int(self.replayed), ""])
-        return orjson.dumps([self.status, self.reason, int(self.replayed), self.key])
 
     @classmethod
     def unpack(
@@ -132,6 +131,7 @@ class PaymentEventStore:
         self.prefix = prefix
         self.recent_s = recent_s
         self.retention_s = max(retention_s, recent_s)
+        self._key_prefix = f"{prefix}:payment:"
         self._append_sha: str | None = None
         self._cluster: bool | None = None
 
@@ -147,51 +147,53 @@ class PaymentEventStore:
 
     def key(self, payment_id: str) -> str:
         """The Redis key holding ``payment_id``'s events."""
-        return f"{self.prefix}:payment:{payment_id}"
+        return self._key_prefix + payment_id
 
     async def append(
         self, events: Iterable[PaymentEvent], *, lasting_statuses: Sequence[str] = ()
     ) -> int:
-        """Record ``events`` (idempotently) in one pipelined round trip of script calls,
-        up to ``_KEYS_PER_CALL`` payments each; the number of events sent.
+        """Record ``events`` (idempotently): :meth:`append_pending` of their tuples."""
+        return await self.append_pending(
+            [(e.payment_id, e.score, e.status, e.reason, e.replayed, e.key) for e in events],
+            lasting_statuses=lasting_statuses,
+        )
+
+    async def append_pending(
+        self, events: Iterable[Pending], *, lasting_statuses: Sequence[str] = ()
+    ) -> int:
+        """Record ``events`` as the tap buffers them (idempotently) in one pipelined round
+        trip of script calls, up to ``_KEYS_PER_CALL`` payments each; the number of events
+        sent.
 
         A payment with an event whose status is in ``lasting_statuses``, or a
         replayed event (an operator acted on it), is kept for the retention window;
         the others for ``recent_s`` after their latest event (an expiry already
         longer is never shortened).
         """
-        lasting = set(lasting_statuses)
-        grouped: dict[str, list[PaymentEvent]] = {}
-        for event in events:
-            if event.payment_id and len(event.payment_id) <= MAX_PAYMENT_ID_LENGTH:
-                grouped.setdefault(event.payment_id, []).append(event)
+        grouped, lasting, sent = _grouped(events, frozenset(lasting_statuses))
         if not grouped:
             return 0
-        batches: dict[int, list[tuple[str, list[Any]]]] = {}
+        recent, retention = self.recent_s, self.retention_s
+        prefix = self._key_prefix.encode()  # keys as bytes: packed as they are
         single = not await self._is_cluster()
-        for payment_id, group in grouped.items():
-            members: dict[bytes, float] = {}
-            for event in group:
-                member = event.pack()
-                seen = members.get(member)
-                members[member] = event.score if seen is None else min(seen, event.score)
-            keep = any(event.status in lasting or event.replayed for event in group)
-            ttl = self.retention_s if keep else self.recent_s
-            flat: list[str] = []
-            for member, score in list(members.items())[-MAX_EVENTS:]:
-                flat += (repr(score), member.decode())
-            key = self.key(payment_id)
-            batches.setdefault(0 if single else key_slot(key.encode()), []).append(
-                (key, [ttl, flat])
-            )
+        batches: dict[int, tuple[list[bytes], list[list[Any]]]] = {}
+        for payment_id, members in grouped.items():
+            item: list[Any] = [retention if payment_id in lasting else recent]
+            pairs = members.items()
+            for member, score in pairs if len(pairs) <= MAX_EVENTS else list(pairs)[-MAX_EVENTS:]:
+                item += (score, member.decode())
+            key = prefix + payment_id.encode()
+            keys, items = batches.setdefault(0 if single else key_slot(key), ([], []))
+            keys.append(key)
+            items.append(item)
         await self._run_append(
             [
-                batch[i : i + _KEYS_PER_CALL]
-                for batch in batches.values()
-                for i in range(0, len(batch), _KEYS_PER_CALL)
+                (keys[i : i + _KEYS_PER_CALL], items[i : i + _KEYS_PER_CALL])
+                for keys, items in batches.values()
+                for i in range(0, len(keys), _KEYS_PER_CALL)
             ]
         )
-        return sum(len(group) for group in grouped.values())
+        return sent
 
     async def _is_cluster(self) -> bool:
         """Whether Redis runs as a cluster (asked once; when it cannot be told, taken
@@ -205,7 +207,7 @@ class PaymentEventStore:
                 self._cluster = bool(info.get("cluster_enabled"))
         return self._cluster
 
-    async def _run_append(self, calls: Sequence[Sequence[tuple[str, list[Any]]]]) -> None:
+    async def _run_append(self, calls: Sequence[tuple[list[bytes], list[list[Any]]]]) -> None:
         """One ``EVALSHA`` of the append script per batch of payments (each batch in one
         hash slot on a cluster), pipelined; the script is loaded first, and again when
         Redis lost it (a restart)."""
@@ -213,13 +215,10 @@ class PaymentEventStore:
             if self._append_sha is None:
                 self._append_sha = str(await self.client.script_load(_APPEND_SCRIPT))
             pipe = self.client.pipeline(transaction=False)
-            for call in calls:
-                # The events as one JSON argument: a few arguments per call, not four per
+            for keys, items in calls:
+                # The events as one JSON argument: a few arguments per call, not two per
                 # event (packing arguments is most of a pipeline's cost on the client).
-                data = orjson.dumps([item for _, item in call])
-                pipe.evalsha(
-                    self._append_sha, len(call), *(key for key, _ in call), MAX_EVENTS, data
-                )
+                pipe.evalsha(self._append_sha, len(keys), *keys, MAX_EVENTS, orjson.dumps(items))
             try:
                 await pipe.execute()
                 return
@@ -302,6 +301,12 @@ class PaymentEventStore:
 _KEEP_MARKER: Final = b"[]"
 
 
+def sightings(events: Iterable[Pending]) -> Iterator[PaymentEvent]:
+    """The buffered events as :class:`PaymentEvent` objects, made as they are read."""
+    for payment_id, seen_ms, status, reason, replayed, key in events:
+        yield PaymentEvent(payment_id, math.floor(seen_ms), status, reason, replayed, key, seen_ms)
+
+
 def _unpacked(payment_id: str, rows: Sequence[tuple[bytes, float]]) -> list[PaymentEvent]:
     """The events of a ``ZRANGE ... WITHSCORES`` reply (the marker and damaged ones left out)."""
     events = []
@@ -318,33 +323,67 @@ _KEYS_PER_CALL: Final = 500
 """Payments per script call (one call keeps Redis busy for a millisecond or two)."""
 
 _APPEND_SCRIPT: Final = """
--- KEYS: payments' keys. ARGV[1]: the most events a payment keeps; ARGV[2]: JSON, per
--- key [expiry (s), [time, member, time, member, ...]] (times as text: exact).
--- ZADD LT: a member already stored keeps its earlier time.
+-- KEYS: payments' keys. ARGV[1]: the most events a payment keeps (no key is sent more);
+-- ARGV[2]: JSON, per key [expiry (s), time, member, time, member, ...] (times: numbers,
+-- parsed and handed to ZADD as exact doubles).
+-- ZADD LT: a member already stored keeps its earlier time. A new key (most payments)
+-- takes three calls: TTL, ZADD, EXPIRE.
 local most = tonumber(ARGV[1])
 local data = cjson.decode(ARGV[2])
 for i = 1, #KEYS do
     local key = KEYS[i]
-    local ttl = data[i][1]
-    redis.call('ZADD', key, 'LT', unpack(data[i][2]))
-    if redis.call('ZCARD', key) > most then
-        redis.call('ZREMRANGEBYRANK', key, 0, -most - 1)
-    end
-    -- Never shorten a longer expiry (a kept payment stays kept); -1: none yet.
-    if redis.call('TTL', key) < ttl then
+    local item = data[i]
+    local ttl = item[1]
+    local left = redis.call('TTL', key)  -- -2: no such key, -1: no expiry
+    local added = redis.call('ZADD', key, 'LT', unpack(item, 2))
+    if left == -2 then
         redis.call('EXPIRE', key, ttl)
+    else
+        if added > 0 and redis.call('ZCARD', key) > most then
+            redis.call('ZREMRANGEBYRANK', key, 0, -most - 1)
+        end
+        -- Never shorten a longer expiry (a kept payment stays kept).
+        if left < ttl then
+            redis.call('EXPIRE', key, ttl)
+        end
     end
 end
 return #KEYS
 """
 
 
+def _grouped(
+    events: Iterable[Pending], lasting_statuses: frozenset[str]
+) -> tuple[dict[str, dict[bytes, float]], set[str], int]:
+    """The events by payment, as ``{member: earliest time}``; the payments to keep for
+    the retention window (a lasting status or a replayed event); how many events."""
+    grouped: dict[str, dict[bytes, float]] = {}
+    lasting: set[str] = set()
+    dumps = orjson.dumps
+    sent = 0
+    for payment_id, seen_ms, status, reason, replayed, key in events:
+        if not payment_id or len(payment_id) > MAX_PAYMENT_ID_LENGTH:
+            continue
+        sent += 1
+        if key:
+            member = dumps((status, reason, 1 if replayed else 0, key))
+        else:
+            member = dumps((math.floor(seen_ms), status, reason, 1 if replayed else 0, ""))
+        if replayed or status in lasting_statuses:
+            lasting.add(payment_id)
+        members = grouped.get(payment_id)
+        if members is None:
+            grouped[payment_id] = {member: seen_ms}
+        else:
+            earlier = members.get(member)
+            if earlier is None or seen_ms < earlier:
+                members[member] = seen_ms
+    return grouped, lasting, sent
+
+
 BUFFER_CAPACITY: Final = 100_000
 """The most events (and dead-lettered payment ids) the tap's buffer holds; beyond it
 the oldest are dropped (the recorder fell behind, or Redis is down)."""
-
-Pending = tuple[str, float, str, str | None, bool, str]
-"""An event as the tap buffers it: (payment id, seen at ms, status, reason, replayed, key)."""
 
 
 class PaymentEventBuffer:
@@ -378,15 +417,13 @@ class PaymentEventBuffer:
         while kept and kept[0][0] < before_ms:
             kept.popleft()
 
-    def drain(self) -> tuple[list[PaymentEvent], list[str]]:
-        """Take everything buffered: the events and the payment ids to keep."""
+    def drain(self) -> tuple[list[Pending], list[str]]:
+        """Take everything buffered: the events (as buffered, for
+        :meth:`PaymentEventStore.append_pending`) and the payment ids to keep."""
         events, kept = self.events, self.kept
         if len(events) == events.maxlen or len(kept) == kept.maxlen:
             self.overflowed += 1
-        taken = [
-            PaymentEvent(pid, math.floor(seen_ms), status, reason, replayed, key, seen_ms)
-            for pid, seen_ms, status, reason, replayed, key in events
-        ]
+        taken = list(events)
         ids = [pid for _, pid in kept]
         events.clear()
         kept.clear()

@@ -71,7 +71,12 @@ from services.config import Profile
 from services.flow.aggregator import FlowAggregator
 from services.flow.alert_engine import AlertEngine
 from services.flow.history import HistoryLease, HistoryStore, SecondRow, rows_from_frame
-from services.flow.payment_events import PaymentEvent, PaymentEventBuffer, PaymentEventStore
+from services.flow.payment_events import (
+    PaymentEventBuffer,
+    PaymentEventStore,
+    Pending,
+    sightings,
+)
 from services.flow.types import FlowFrame
 from services.links.amqp import describe_error
 from services.links.backoff import DEFAULT_BACKOFF_S, Backoff
@@ -254,7 +259,7 @@ class FlowRecorder:
         self._payment_store: PaymentEventStore | None = None
         self._outcomes: OutcomeTracker | None = None
         self._next_sweep = 0.0
-        self._unsent: tuple[list[PaymentEvent], list[str]] = ([], [])
+        self._unsent: tuple[list[Pending], list[str]] = ([], [])
         self.handover_s = 2 * lease_ttl_s + 5
         """How much of the payment record a recorder not holding keeps for a take-over."""
         # Lease bookkeeping.
@@ -445,11 +450,11 @@ class FlowRecorder:
         if not events and not kept:
             return
         self._unsent = (events[-buffer.capacity :], kept[-buffer.capacity :])
-        await store.append(events, lasting_statuses=self.profile.failure_statuses)
+        await store.append_pending(events, lasting_statuses=self.profile.failure_statuses)
         if kept:
             await store.keep(kept)
-        if outcomes is not None:
-            await outcomes.observe(events)
+        if outcomes is not None and events:
+            await outcomes.observe(sightings(events))
         self._unsent = ([], [])
 
     def _trim_payment_events(self, now: float) -> None:
@@ -461,7 +466,7 @@ class FlowRecorder:
         buffer.trim(cutoff_ms)
         events, kept = self._unsent
         if events or kept:
-            self._unsent = ([e for e in events if e.at_ms >= cutoff_ms], [])
+            self._unsent = ([e for e in events if e[1] >= cutoff_ms], [])
 
     def _rows(self, frame: FlowFrame, upto: int, since: int) -> list[SecondRow]:
         """The one place rows are built: the finished seconds ``since <= s < upto`` of ``frame``.

@@ -146,18 +146,14 @@ class OutcomeTracker:
         return sorted(known | set(self.dlqs))
 
     async def observe(self, events: Iterable[Sighting]) -> list[tuple[str, Outcome]]:
-        """Settle the pending entries of the payments these events finish; what it settled."""
-        outcome_of = self.rules.outcome_of
-        final = [
-            (event, outcome)
-            for event in events
-            if event.payment_id and (outcome := outcome_of(event.status)) is not None
-        ]
-        if not final:
-            return []
+        """Settle the pending entries of the payments these events finish; what it settled.
+
+        ``events`` are read only when some entry waits for its outcome (most seconds
+        none does, and the flow's events need not even be looked at)."""
         waiting = await self._waiting_dlqs()
         if not waiting:
-            return []  # most seconds: no detail worth formatting (a local time each)
+            return []
+        outcome_of = self.rules.outcome_of
         items: list[list[Any]] = [
             [
                 mask_identifier(event.payment_id),
@@ -167,8 +163,11 @@ class OutcomeTracker:
                 "",
                 "",
             ]
-            for event, outcome in final
+            for event in events
+            if event.payment_id and (outcome := outcome_of(event.status)) is not None
         ]
+        if not items:
+            return []
         return await self._settle({dlq: items for dlq in waiting})
 
     async def _waiting_dlqs(self) -> list[str]:

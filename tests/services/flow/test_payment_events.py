@@ -135,9 +135,9 @@ def test_the_buffer_is_bounded_and_trimmed_by_when_the_tap_saw_an_event() -> Non
     assert len(buffer) == 3
     events, kept = buffer.drain()
     assert buffer.overflowed == 0
-    assert [(e.payment_id, e.at_ms, e.key) for e in events] == [
-        ("pay_3", 1003, "m3"),
-        ("pay_4", 1004, "m4"),
+    assert [(e[0], e[1], e[5]) for e in events] == [
+        ("pay_3", 1003.0, "m3"),
+        ("pay_4", 1004.0, "m4"),
     ]
     assert kept == ["pay_4"] and len(buffer) == 0
     for n in range(3):
@@ -177,3 +177,17 @@ async def test_events_of_one_millisecond_keep_the_order_the_tap_saw_them_in(
     got = await store.events("pay_t")
     assert [e.status for e in got] == ["requested", "authorized", "captured"]
     assert {e.at_ms for e in got} == {5_000}
+
+
+async def test_a_payment_without_an_expiry_gets_one_with_its_next_event(
+    redis_client: aioredis.Redis, prefix: str
+) -> None:
+    """A key left without an expiry (a ``keep`` cut off between its commands) is not
+    kept for ever: the next event's write gives it one, and keeps its events bounded."""
+    store = PaymentEventStore(redis_client, prefix, recent_s=60, retention_s=3600)
+    await redis_client.zadd(store.key("pay_n"), {b"[]": 0})
+    assert await redis_client.ttl(store.key("pay_n")) == -1
+    await store.append([event("pay_n", n, "requested", f"k{n}") for n in range(MAX_EVENTS + 5)])
+    assert 0 < await redis_client.ttl(store.key("pay_n")) <= 60
+    assert await redis_client.zcard(store.key("pay_n")) == MAX_EVENTS
+    assert [e.at_ms for e in await store.events("pay_n")][:1] == [5]
