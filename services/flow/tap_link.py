@@ -32,13 +32,10 @@ from pika.adapters.asyncio_connection import AsyncioConnection
 
 from services.links.amqp_connect import pika_parameters
 from services.links.endpoints import AmqpEndpoint
+from services.links.pika_asyncio import open_channel, open_first_node, start_connection
 from services.links.urls import redact_url
 
 log = logging.getLogger(__name__)
-
-# pika narrates every connection step at INFO; failures are reported by the tap.
-if logging.getLogger("pika").level == logging.NOTSET:
-    logging.getLogger("pika").setLevel(logging.CRITICAL)
 
 CONNECT_TIMEOUT_S: Final = 10.0
 RPC_TIMEOUT_S: Final = 30.0
@@ -183,51 +180,30 @@ class TapLink:
 
     async def open(self) -> None:
         """Connect to the first node that answers; ConnectionError when none does."""
-        failure: BaseException | None = None
-        for url in self._endpoint.urls:
-            try:
-                await self._open_node(url)
-                return
-            except Exception as exc:
-                failure = exc
-        assert failure is not None  # an endpoint has at least one URL
-        raise failure
+        await open_first_node(self._endpoint.urls, self._open_node)
 
     async def _open_node(self, url: str) -> None:
-        loop = asyncio.get_running_loop()
         display = redact_url(url)
         try:
             params = pika_parameters(self._endpoint, url)
         except Exception as exc:
             raise ConnectionError(f"the tap cannot use the AMQP URL {display}: {exc}") from None
-        params.client_properties = {"connection_name": CONNECTION_NAME}
-        params.socket_timeout = CONNECT_TIMEOUT_S
-        params.stack_timeout = CONNECT_TIMEOUT_S + 5
-        params.connection_attempts = 1
-        opened: asyncio.Future[None] = loop.create_future()
-        closed: asyncio.Future[BaseException] = loop.create_future()
+        closed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
 
-        def on_open(_connection: pika.connection.Connection) -> None:
-            if not opened.done():
-                opened.set_result(None)
-
-        def on_open_error(_connection: pika.connection.Connection, error: BaseException) -> None:
-            if not opened.done():
-                opened.set_exception(
-                    ConnectionError(f"the tap cannot connect to RabbitMQ at {display}: {error!r}")
-                )
-
-        def on_close(_connection: pika.connection.Connection, reason: BaseException) -> None:
+        def on_close(reason: BaseException) -> None:
             if not closed.done():
                 closed.set_result(reason)
             self._unblocked.set()  # nobody waits for a connection that is gone
 
-        connection = AsyncioConnection(
+        connection, opened = start_connection(
+            AsyncioConnection,
             params,
-            on_open_callback=on_open,
-            on_open_error_callback=on_open_error,
-            on_close_callback=on_close,
-            custom_ioloop=loop,
+            name=CONNECTION_NAME,
+            timeout_s=CONNECT_TIMEOUT_S,
+            open_error=lambda error: ConnectionError(
+                f"the tap cannot connect to RabbitMQ at {display}: {error!r}"
+            ),
+            on_close=on_close,
         )
         connection.add_on_connection_blocked_callback(self._on_blocked)
         connection.add_on_connection_unblocked_callback(self._on_unblocked)
@@ -267,19 +243,7 @@ class TapLink:
         connection = self._connection
         if connection is None or self.is_closed or not connection.is_open:
             raise self.close_reason()
-        loop = asyncio.get_running_loop()
-        opened: asyncio.Future[pika.channel.Channel] = loop.create_future()
-        closed: asyncio.Future[BaseException] = loop.create_future()
-
-        def on_open(channel: pika.channel.Channel) -> None:
-            if not opened.done():
-                opened.set_result(channel)
-
-        def on_close(_channel: pika.channel.Channel, reason: BaseException) -> None:
-            if not closed.done():
-                closed.set_result(reason)
-
-        connection.channel(on_open_callback=on_open).add_on_close_callback(on_close)
+        opened, closed = open_channel(connection)
         assert self.closed is not None
         done, _ = await asyncio.wait(
             (opened, closed, self.closed),

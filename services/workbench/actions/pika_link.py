@@ -28,15 +28,11 @@ from pika.adapters.asyncio_connection import AsyncioConnection
 
 from services.links.amqp_connect import pika_parameters
 from services.links.endpoints import AmqpTarget, as_endpoint, node_target
+from services.links.pika_asyncio import open_channel, open_first_node, start_connection
 from services.links.tls import describe_tls_error, describe_tls_setup_error
 from services.links.urls import redact_url
 
 log = logging.getLogger(__name__)
-
-# pika narrates every connection step at INFO and logs each refused connection as a
-# series of ERRORs; this module reports failures itself, in one clear line.
-if logging.getLogger("pika").level == logging.NOTSET:
-    logging.getLogger("pika").setLevel(logging.CRITICAL)
 
 NOT_FOUND: Final = 404
 DELAY_QUEUE_PREFIX: Final = "payops.delay."
@@ -159,22 +155,14 @@ class PikaLink:
 
     async def _open_connection(self) -> None:
         """Connect to the first node that answers (the last node's failure if none does)."""
-        failure: AmqpUnavailable | None = None
-        for url in self._endpoint.urls:
-            try:
-                await self._open_node(url)
-            except AmqpLoginRefused:
-                raise
-            except AmqpUnavailable as exc:
-                failure = exc
-            else:
-                self._url = url
-                return
-        assert failure is not None  # an endpoint has at least one URL
-        raise failure
+        self._url = await open_first_node(
+            self._endpoint.urls,
+            self._open_node,
+            failures=AmqpUnavailable,
+            fatal=(AmqpLoginRefused,),
+        )
 
     async def _open_node(self, url: str) -> None:
-        loop = asyncio.get_running_loop()
         display = redact_url(url)
         try:
             params = pika_parameters(self._endpoint, url)
@@ -186,39 +174,21 @@ class PikaLink:
             ) from None
         except Exception as exc:  # pika raises ValueError and friends for bad URLs
             raise AmqpUnavailable(f"bad AMQP URL {display}: {exc}") from None
-        params.client_properties = {"connection_name": self.connection_name}
-        params.socket_timeout = self.connect_timeout_s
-        params.stack_timeout = self.connect_timeout_s + 5
-        params.connection_attempts = 1
-        opened: asyncio.Future[None] = loop.create_future()
 
-        def on_open(_connection: pika.connection.Connection) -> None:
-            if not opened.done():
-                opened.set_result(None)
+        def open_error(error: BaseException) -> BaseException:
+            kind = AmqpLoginRefused if _login_refused(error) else AmqpUnavailable
+            why = describe_tls_error(
+                _cause(error), "RabbitMQ", self._endpoint.tls, node_target(url), connecting=True
+            )
+            return kind(why or f"cannot connect to RabbitMQ at {display}: {_describe(error)}")
 
-        def on_open_error(_connection: pika.connection.Connection, error: BaseException) -> None:
-            if not opened.done():
-                kind = AmqpLoginRefused if _login_refused(error) else AmqpUnavailable
-                why = describe_tls_error(
-                    _cause(error),
-                    "RabbitMQ",
-                    self._endpoint.tls,
-                    node_target(url),
-                    connecting=True,
-                )
-                opened.set_exception(
-                    kind(why or f"cannot connect to RabbitMQ at {display}: {_describe(error)}")
-                )
-
-        def on_close(_connection: pika.connection.Connection, reason: BaseException) -> None:
-            self._on_connection_closed(reason)
-
-        connection = self.connection_class(
+        connection, opened = start_connection(
+            self.connection_class,
             params,
-            on_open_callback=on_open,
-            on_open_error_callback=on_open_error,
-            on_close_callback=on_close,
-            custom_ioloop=loop,
+            name=self.connection_name,
+            timeout_s=self.connect_timeout_s,
+            open_error=open_error,
+            on_close=self._on_connection_closed,
         )
         self._connection = connection
         try:
@@ -248,22 +218,13 @@ class PikaLink:
         connection = self._connection
         if connection is None or not connection.is_open:
             raise AmqpUnavailable(f"not connected to RabbitMQ at {self.display_url}")
-        loop = asyncio.get_running_loop()
-        opened: asyncio.Future[pika.channel.Channel] = loop.create_future()
-        closed: asyncio.Future[BaseException] = loop.create_future()
-
-        def on_open(channel: pika.channel.Channel) -> None:
-            if not opened.done():
-                opened.set_result(channel)
-
-        def on_close(_channel: pika.channel.Channel, reason: BaseException) -> None:
-            if not closed.done():
-                closed.set_result(reason)
-            if not opened.done():
-                opened.set_exception(PublisherError(f"channel closed while opening: {reason}"))
-
-        connection.channel(on_open_callback=on_open).add_on_close_callback(on_close)
-        channel = await self._wait(opened, closed, "opening a channel")
+        opened, closed = open_channel(connection)
+        try:
+            channel = await self._wait(opened, closed, "opening a channel")
+        except ChannelClosed as exc:
+            raise PublisherError(f"channel closed while opening: {exc}") from None
+        finally:
+            opened.cancel()
         return channel, closed
 
     async def _wait(
