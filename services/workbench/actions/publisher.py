@@ -36,6 +36,7 @@ Acks may come out of order and with ``multiple=True``; both are handled.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -212,6 +213,9 @@ class ActionPublisher(PikaLink):
         self._inflight_bytes = 0
         self._next_tag = 0
         self._space = asyncio.Event()  # set whenever a confirm settles anything
+        self._refused_on_channel = False  # the confirm channel has had a basic.nack
+        self._replacing = False  # publishing waits while the channel is replaced
+        self._replace_lock = asyncio.Lock()
 
     # ------------------------------------------------------------------ connection
 
@@ -253,6 +257,7 @@ class ActionPublisher(PikaLink):
         channel.add_on_close_callback(self._on_channel_closed)
         self._channel = channel
         self._next_tag = 0
+        self._refused_on_channel = False
 
     def _on_channel_closed(self, channel: pika.channel.Channel, reason: BaseException) -> None:
         if channel is not self._channel:
@@ -286,6 +291,7 @@ class ActionPublisher(PikaLink):
         method = frame.method
         tag = int(method.delivery_tag)
         if isinstance(method, pika.spec.Basic.Nack):
+            self._refused_on_channel = True
             outcome: PublishOutcome | None = PublishOutcome(
                 "nacked", "the broker refused the message (basic.nack)"
             )
@@ -392,7 +398,11 @@ class ActionPublisher(PikaLink):
         and nacked when one refused, so the others may hold it: only a publish through
         the default exchange (one queue, by name: a requeue, a retry) is published again;
         one through a named exchange (a cancel event, a Spring requeue) stays nacked. The
-        copy carries the same ``payops-action-id`` (the same encoded properties)."""
+        copy carries the same ``payops-action-id`` (the same encoded properties).
+
+        Each round goes out on a fresh channel (:meth:`_replace_refusing_channel`): on
+        RabbitMQ 3.10 a channel whose first publish to a quorum queue came while the
+        node of the queue's old leader was down keeps refusing that queue."""
         backoff = Backoff(self.nack_backoff_s)
         deadline = time.monotonic() + self.nack_retry_s
         started = time.monotonic()
@@ -418,6 +428,7 @@ class ActionPublisher(PikaLink):
             await asyncio.sleep(delay)
             for i in again:
                 batch.outcomes[i] = None
+            await self._replace_refusing_channel(batch)
             await self._publish_round(batch, items, again)
             rounds += 1
         batch.hold_nacks = False
@@ -456,10 +467,7 @@ class ActionPublisher(PikaLink):
                 batch.outcomes[index] = PublishOutcome("not_sent", f"cannot be published: {exc}")
                 continue
             size = len(item.body)
-            while self._channel is not None and (
-                len(self._inflight) >= self.window
-                or (self._inflight and self._inflight_bytes + size > self.max_inflight_bytes)
-            ):
+            while self._replacing or self._window_full(size):
                 if not await self._await_settle(batch, timeout_s, any_batch=True):
                     stalled = True
                     break
@@ -503,6 +511,13 @@ class ActionPublisher(PikaLink):
                 self._give_up(batch, timeout_s)
                 break
 
+    def _window_full(self, size: int) -> bool:
+        """Whether a message of ``size`` bytes must wait for confirms first."""
+        return self._channel is not None and (
+            len(self._inflight) >= self.window
+            or bool(self._inflight and self._inflight_bytes + size > self.max_inflight_bytes)
+        )
+
     def _give_up(self, batch: _Batch, timeout_s: float) -> None:
         """No confirm in time: what is in flight is in doubt."""
         outcome = PublishOutcome("unknown", f"no confirm from RabbitMQ within {timeout_s:g} s")
@@ -524,6 +539,35 @@ class ActionPublisher(PikaLink):
         finally:
             self._coalesce(True)
         return True
+
+    async def _replace_refusing_channel(self, batch: _Batch) -> None:
+        """Open a new confirm channel in place of one the broker has nacked on, once
+        nothing is in flight on it (new publishes wait meanwhile).
+
+        Why: on RabbitMQ 3.10.8 a channel keeps one quorum-queue client per queue, made
+        at its first publish to that queue from the queue's record, which names the
+        leader. When that first publish comes after the leader's node died and before
+        the record names the new leader, the client's first call (to the dead node)
+        fails and the publish is nacked (``rabbit_fifo_client:enqueue/3``: ``badrpc,
+        nodedown`` gives ``reject_publish``); the client stays as it was, so every later
+        publish on that channel to that queue is nacked too, until the node is back
+        (``rabbit_quorum_queue:update/2`` ignores the new record). A new channel makes
+        a new client from the record as it is now."""
+        async with self._replace_lock:
+            if not self._refused_on_channel or self._channel is None or not self.is_open:
+                return
+            self._replacing = True
+            try:
+                while self._inflight:
+                    if not await self._await_settle(batch, self.confirm_timeout_s, True):
+                        return  # confirms stalled: _publish_round reports that
+                old, self._channel = self._channel, None
+                if await self._reopen_quietly() is not None and old.is_open:
+                    with contextlib.suppress(pika.exceptions.AMQPError):
+                        old.close()
+            finally:
+                self._replacing = False
+                self._space.set()
 
     async def _reopen_quietly(self) -> pika.channel.Channel | None:
         self._coalesce(False)
