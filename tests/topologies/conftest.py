@@ -12,6 +12,7 @@ import itertools
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import pytest
 
@@ -26,6 +27,28 @@ from tests.helpers.private_servers import (
     servers_available,
 )
 from tests.helpers.requeue_kit import ParkOnSentinel, RequeueScenario
+
+
+class _Server(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+ServerT = TypeVar("ServerT", bound=_Server)
+
+
+def _serve(make: Callable[[], ServerT]) -> Iterator[ServerT]:
+    """Start the server ``make`` builds, yield it, stop it (skip when this machine has no
+    redis-server or rabbitmq-server)."""
+    if not servers_available():
+        pytest.skip("redis-server and rabbitmq-server are needed for the topology tests")
+    server = make()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -44,16 +67,9 @@ def tls_redis(
 ) -> Iterator[PrivateRedis]:
     """A private Redis listening with mutual TLS on ``tls_port`` (and plainly on ``port``),
     on 127.0.0.1 and 127.0.0.2 (a name its certificate does not hold)."""
-    if not servers_available():
-        pytest.skip("redis-server and rabbitmq-server are needed for the topology tests")
-    server = PrivateRedis(
-        tmp_path_factory.mktemp("tls-redis"),
-        "--bind", "127.0.0.1 127.0.0.2",
-        tls=_server_tls(certs),
-    )  # fmt: skip
-    server.start()
-    yield server
-    server.stop()
+    directory = tmp_path_factory.mktemp("tls-redis")
+    bind = ("--bind", "127.0.0.1 127.0.0.2")
+    yield from _serve(lambda: PrivateRedis(directory, *bind, tls=_server_tls(certs)))
 
 
 @pytest.fixture(scope="session")
@@ -61,66 +77,36 @@ def tls_rabbit(
     tmp_path_factory: pytest.TempPathFactory, certs: Certificates
 ) -> Iterator[PrivateRabbit]:
     """A private RabbitMQ node with a mutual-TLS listener on ``tls_port``."""
-    if not servers_available():
-        pytest.skip("redis-server and rabbitmq-server are needed for the topology tests")
-    node = PrivateRabbit(tmp_path_factory.mktemp("tls-rabbit"), tls=_server_tls(certs))
-    node.start()
-    yield node
-    node.stop()
+    directory = tmp_path_factory.mktemp("tls-rabbit")
+    yield from _serve(lambda: PrivateRabbit(directory, tls=_server_tls(certs)))
 
 
 @pytest.fixture(scope="session")
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedisCluster]:
     """A private three-master Redis Cluster (no replicas)."""
-    if not servers_available():
-        pytest.skip("redis-server and rabbitmq-server are needed for the topology tests")
-    cluster = PrivateRedisCluster(tmp_path_factory.mktemp("redis-cluster"))
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.stop()
+    directory = tmp_path_factory.mktemp("redis-cluster")
+    yield from _serve(lambda: PrivateRedisCluster(directory))
 
 
 @pytest.fixture
 def sentinel(tmp_path: Path) -> Iterator[PrivateSentinel]:
     """A private Redis master and replica behind one sentinel (one per test: tests kill the
     master)."""
-    if not servers_available():
-        pytest.skip("redis-server and rabbitmq-server are needed for the topology tests")
-    servers = PrivateSentinel(tmp_path / "sentinel")
-    try:
-        servers.start()
-        yield servers
-    finally:
-        servers.stop()
+    yield from _serve(lambda: PrivateSentinel(tmp_path / "sentinel"))
 
 
 @pytest.fixture
 def sentinel_two_replicas(tmp_path: Path) -> Iterator[PrivateSentinel]:
     """A private Redis master and two replicas behind one sentinel: after a failover one
     replica is left to confirm ``WAIT 1``."""
-    if not servers_available():
-        pytest.skip("redis-server and rabbitmq-server are needed for the topology tests")
-    servers = PrivateSentinel(tmp_path / "sentinel-2", replicas=2)
-    try:
-        servers.start()
-        yield servers
-    finally:
-        servers.stop()
+    yield from _serve(lambda: PrivateSentinel(tmp_path / "sentinel-2", replicas=2))
 
 
 @pytest.fixture(scope="session")
 def rabbit_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRabbitCluster]:
     """A private three-node RabbitMQ cluster, once per session (about 30 s to start)."""
-    if not servers_available():
-        pytest.skip("redis-server and rabbitmq-server are needed for the topology tests")
-    cluster = PrivateRabbitCluster(tmp_path_factory.mktemp("rabbit-cluster"))
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.stop()
+    directory = tmp_path_factory.mktemp("rabbit-cluster")
+    yield from _serve(lambda: PrivateRabbitCluster(directory))
 
 
 @pytest.fixture

@@ -39,6 +39,8 @@ DELAY_QUEUE_PREFIX: Final = "payops.delay."
 DELAY_EXPIRES_MARGIN_S: Final = 3600
 """A wait queue is deleted by the broker when unused for its TTL plus this long."""
 MAX_DELAY_S: Final = 7 * 24 * 3600
+QUORUM_DELAY_SUFFIX: Final = ".quorum"
+"""Ends a quorum wait queue's name (a classic one of the same delay may still exist)."""
 
 
 class AmqpUnavailable(ConnectionError):
@@ -107,6 +109,9 @@ class PikaLink:
         self._closing = False
         self._lock = asyncio.Lock()
         self._delay_declared: dict[str, float] = {}
+        self.quorum_wait_queues = len(self._endpoint.urls) > 1
+        """Whether a retry's wait queue is a quorum queue: on a cluster (the profile
+        names more than one node), so a delayed retry outlives the node holding it."""
         self._close_waiter: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------------ connection
@@ -304,6 +309,10 @@ class PikaLink:
             raise PublisherError(f"cannot check exchange '{name}': {closed.reason}") from None
         return True
 
+    def delay_queue_for(self, target: str, delay_s: int) -> str:
+        """The name of the wait queue :meth:`declare_delay_queue` declares."""
+        return delay_queue_name(target, delay_s, quorum=self.quorum_wait_queues)
+
     async def declare_delay_queue(self, target: str, delay_s: int) -> str:
         """The TTL wait queue that holds messages ``delay_s`` seconds, then dead-letters
         them into queue ``target`` through the default exchange; declared when needed.
@@ -313,17 +322,26 @@ class PikaLink:
         ``x-expires`` N s + 1 h (the broker removes it once unused - with what
         it holds, so every window of a retry declares it again, which restarts
         that clock). No plugin needed.
+
+        With :attr:`quorum_wait_queues` it is a quorum queue (``...<N>s.quorum``)
+        that dead-letters ``at-least-once`` (with ``x-overflow`` ``reject-publish``, which
+        that strategy needs; RabbitMQ 3.10+): a message leaves it only once the target
+        queue has confirmed it, and it waits on while a node holding it is down.
         """
-        name = delay_queue_name(target, delay_s)
+        name = self.delay_queue_for(target, delay_s)
         now = time.monotonic()
         if now - self._delay_declared.get(name, -1e9) < 60:
             return name
-        arguments = {
+        arguments: dict[str, Any] = {
             "x-message-ttl": delay_s * 1000,
             "x-dead-letter-exchange": "",
             "x-dead-letter-routing-key": target,
             "x-expires": (delay_s + DELAY_EXPIRES_MARGIN_S) * 1000,
         }
+        if self.quorum_wait_queues:
+            arguments["x-queue-type"] = "quorum"
+            arguments["x-dead-letter-strategy"] = "at-least-once"
+            arguments["x-overflow"] = "reject-publish"
 
         def declare(channel: pika.channel.Channel, result: asyncio.Future[Any]) -> None:
             channel.queue_declare(
@@ -343,15 +361,16 @@ class PikaLink:
         return name
 
 
-def delay_queue_name(target: str, delay_s: int) -> str:
-    """``payops.delay.<target>.<N>s`` (a queue name holds at most 255 bytes)."""
+def delay_queue_name(target: str, delay_s: int, *, quorum: bool = False) -> str:
+    """``payops.delay.<target>.<N>s`` (``...<N>s.quorum`` for a quorum wait queue; a
+    queue name holds at most 255 bytes)."""
     if isinstance(delay_s, bool) or not isinstance(delay_s, int) or delay_s < 1:
         raise ValueError(f"a delay is a whole number of seconds >= 1, not {delay_s!r}")
     if delay_s > MAX_DELAY_S:
         raise ValueError(f"a delay of more than {MAX_DELAY_S // 86400} days is not supported")
     if not target:
         raise ValueError("a wait queue needs a target queue")
-    name = f"{DELAY_QUEUE_PREFIX}{target}.{delay_s}s"
+    name = f"{DELAY_QUEUE_PREFIX}{target}.{delay_s}s{QUORUM_DELAY_SUFFIX if quorum else ''}"
     if len(name.encode("utf-8")) > 255:
         raise ValueError(f"queue name '{target}' is too long for a wait queue name")
     return name

@@ -375,8 +375,9 @@ class ActionRun:
         self, summary: EntrySummary, action_id: str, record: MessageRecord | None, at: int
     ) -> PendingSend:
         return pending_send(
-            self.params, summary, action_id, record, operator=self.operator, host=self.host, at=at
-        )
+            self.params, summary, action_id, record, operator=self.operator, host=self.host,
+            at=at, quorum_wait_queue=self.publisher.quorum_wait_queues,
+        )  # fmt: skip
 
     async def _claim_to_send(self, prepared: _Prepared) -> None:
         """Claim a window with its intents in one call (the "maybe sent" window opens)

@@ -52,9 +52,11 @@ def pending_send(
     operator: str,
     host: str,
     at: int,
+    quorum_wait_queue: bool = False,
 ) -> PendingSend:
     """What publishing ``summary``'s entry sends (``record``: its stored message, needed
-    by a retry only). Raises ``ValueError`` when it cannot be sent."""
+    by a retry only; a delayed retry goes through a quorum wait queue with
+    ``quorum_wait_queue``). Raises ``ValueError`` when it cannot be sent."""
     if params.action is Action.CANCEL:
         exchange = params.cancel_exchange
         if exchange is None:
@@ -101,7 +103,7 @@ def pending_send(
         if params.delay_s:
             if origin.queue is None:
                 raise ValueError("a delayed retry needs the queue the message died in")
-            routing_key = delay_queue_name(origin.queue, params.delay_s)
+            routing_key = delay_queue_name(origin.queue, params.delay_s, quorum=quorum_wait_queue)
             after = format_delay(params.delay_s)
             target = f"queue '{origin.queue}' after {after} (via '{routing_key}')"
     return PendingSend(

@@ -13,3 +13,8 @@ def test_delay_queue_names() -> None:
         delay_queue_name("q", 0)
     with pytest.raises(ValueError):
         delay_queue_name("q" * 250, 5)
+
+
+def test_quorum_wait_queue_names_end_in_quorum() -> None:
+    name = delay_queue_name("payments.process", 30, quorum=True)
+    assert name == "payops.delay.payments.process.30s.quorum"
