@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import math
 import os
 import select
 import signal
@@ -56,6 +57,8 @@ from services.masking.text import MaskingFilter
 from services.stopping import bounded, stop_tasks
 
 UPDATE_HZ: Final = 15
+IDLE_TICK_LAG_S: Final = 0.01
+"""Idle, the child wakes this long after each second turns (to send the new second)."""
 RECORDER_STOP_S: Final = FINISH_TIMEOUT_S + 1.0
 """How long the child waits for its recorder's last write and lease release."""
 
@@ -230,14 +233,23 @@ class FlowChild:
         self._flush()
 
     async def _tick(self) -> None:
+        """Send what changed ``UPDATE_HZ`` times a second while messages arrive; idle,
+        once a second (the current second turns) or at the next delivery."""
         interval = 1.0 / UPDATE_HZ
+        seen = -1
         while True:
             if os.getppid() != self._parent_pid:  # orphaned: the parent died
                 self._stop.set()
                 return
             self._queue_update()
             self._flush()
-            await asyncio.sleep(interval)
+            version = self.aggregator.version
+            if version == seen and not self._outbox:
+                now = time.time()
+                await self.tap.traffic_or_timeout(math.floor(now) + 1 + IDLE_TICK_LAG_S - now)
+            else:
+                await asyncio.sleep(interval)
+            seen = version
 
     def _tap_state(self) -> TapState:
         tap = self.tap

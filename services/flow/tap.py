@@ -46,10 +46,9 @@ PROBE_SEQ_MODULUS = 1 << 31  # sequence numbers wrap here (a signed 32-bit table
 PROBE_MAX_GAP = 1 << 20  # a larger jump is a restart, not ~6 h of lost probes at 50/s
 PROBE_RETRY_S = 1.0
 # Drops are only possible while messages arrive: idle, the tap probes at a low rate
-# (which keeps the sequence's baseline) and looks for traffic every PROBE_IDLE_CHECK_S.
+# (which keeps the sequence's baseline) and the first delivery wakes it.
 PROBE_IDLE_HZ = 1.0
 PROBE_BUSY_HOLD_S = 2.0  # full rate until this long after the last delivery
-PROBE_IDLE_CHECK_S = 0.1
 ACCESS_REFUSED = 403
 
 
@@ -319,6 +318,7 @@ class FlowTap:
         self._probes_refused = False
         self._depth = 0  # the tap queue's depth at the last poll
         self._refusal_reported = False
+        self._traffic_waiters: list[asyncio.Future[None]] = []  # see ``traffic_or_timeout``
         # Bound methods looked up once; the delivery callback is the hot path.
         self._decode = decoder.decode
         self._record_event = aggregator.record_event
@@ -411,18 +411,19 @@ class FlowTap:
     ) -> None:
         # pika calls this for each delivery, directly from its frame loop.
         headers = properties.headers
-        if headers:
-            if PROBE_HEADER in headers:
-                self._on_probe(headers)
-                return
-            if "x-death" in headers or "x-first-death-queue" in headers:
-                self._record_dead_letter()
-                self.consumed += 1
-                if self._keep_payment is not None:
-                    payment_id = self._payment_id(body)
-                    if payment_id is not None:
-                        self._keep_payment((time.time() * 1000.0, payment_id))
-                return
+        if headers and PROBE_HEADER in headers:
+            self._on_probe(headers)
+            return
+        if self._traffic_waiters:  # an idle loop waits for the first delivery
+            self._wake_traffic_waiters()
+        if headers and ("x-death" in headers or "x-first-death-queue" in headers):
+            self._record_dead_letter()
+            self.consumed += 1
+            if self._keep_payment is not None:
+                payment_id = self._payment_id(body)
+                if payment_id is not None:
+                    self._keep_payment((time.time() * 1000.0, payment_id))
+            return
         now_ms = time.time() * 1000.0
         status, latency, reason, payment_id = self._decode(
             body, method.routing_key or "", headers, properties.timestamp, now_ms
@@ -440,6 +441,28 @@ class FlowTap:
             if not key or len(key) > MAX_KEY_LENGTH:
                 key = _digest(body)
             self._add_payment_event((payment_id, now_ms, status, reason, replayed, key))
+
+    async def traffic_or_timeout(self, timeout_s: float) -> None:
+        """Sleep ``timeout_s``, or less: until the next delivery (not a probe) arrives.
+
+        What an idle loop waits with instead of polling ``consumed``: the
+        delivery callback wakes it, at the cost of one test per delivery.
+        """
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._traffic_waiters.append(waiter)
+        timer = loop.call_later(max(0.0, timeout_s), _resolve, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            if waiter in self._traffic_waiters:
+                self._traffic_waiters.remove(waiter)
+
+    def _wake_traffic_waiters(self) -> None:
+        waiters, self._traffic_waiters = self._traffic_waiters, []
+        for waiter in waiters:
+            _resolve(waiter)
 
     def _on_probe(self, headers: Mapping[str, Any]) -> None:
         seq = headers.get(PROBE_HEADER)
@@ -495,7 +518,7 @@ class FlowTap:
         messages arrive, ``PROBE_IDLE_HZ`` while none do.
 
         Drops are only possible while messages arrive (or wait in the tap queue):
-        from the first delivery (seen within ``PROBE_IDLE_CHECK_S``) until
+        from the first delivery (which wakes the idle loop) until
         ``PROBE_BUSY_HOLD_S`` after the last, or while the last poll found the
         queue non-empty, probes go at the full rate; idle, a few keep the
         sequence going, so the first probes under load close a segment at once.
@@ -543,8 +566,10 @@ class FlowTap:
                 self.probes_sent += 1
             if due:
                 next_at = next_at + due * period if busy else now + period
-            wake = next_at if busy else min(next_at, loop.time() + PROBE_IDLE_CHECK_S)
-            await asyncio.sleep(max(0.0, wake - loop.time()))
+            if busy:
+                await asyncio.sleep(max(0.0, next_at - loop.time()))
+            else:  # nothing to probe for until a delivery arrives or the next idle probe
+                await self.traffic_or_timeout(next_at - loop.time())
 
     async def _bind(
         self,
@@ -582,3 +607,8 @@ class FlowTap:
 def _digest(body: bytes) -> str:
     """What names a delivery without a message id: a short digest of its body."""
     return "b:" + hashlib.blake2b(body, digest_size=10).hexdigest()
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

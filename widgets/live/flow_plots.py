@@ -29,6 +29,7 @@ from widgets.live.plot_items import (
     add_crosshair_line,
     add_plot,
     make_curve,
+    set_curve_data,
 )
 
 _DEFAULT_SPAN_S = 300
@@ -63,7 +64,10 @@ class FlowPlots(QWidget):
     window) is kept and drawn when they show again; a frame equal to the one on
     screen is not drawn again; and a live frame whose time axis moved less than
     a pixel since the last one drawn waits (a 1 h window moves about a pixel in
-    three seconds), though never more than ``_MAX_LIVE_STEP_S``.
+    three seconds), though never more than ``_MAX_LIVE_STEP_S``. A curve that
+    shows nothing and still would (every value NaN) is not given the new frame,
+    and curves are clipped and downsampled only when a frame holds more seconds
+    than the plots have pixels.
     """
 
     history_requested = Signal(float, float)
@@ -86,6 +90,7 @@ class FlowPlots(QWidget):
         self._marks: tuple[AlertMark, ...] = ()
         self._mark_items: list[AlertMarkItems] = []
         self._open_end_s: float | None = None
+        self._dense = True  # as ``add_plot`` sets the plots up
 
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground(colors.PLOT_BG)
@@ -461,11 +466,12 @@ class FlowPlots(QWidget):
         t = frame.t
         if t.shape[0]:
             self._label_zone(float(t[-1]))
+        self._thin_out_when_dense(t.shape[0])
         self._statuses.show(frame.status_names, frame.status_counts, t)
-        self.dead_letter_curve.setData(t, frame.dead_letters)
+        set_curve_data(self.dead_letter_curve, t, frame.dead_letters)
         self._queues.show(frame.queue_names, frame.queue_depths, t)
         for row, p in enumerate(LATENCY_PERCENTILES):
-            self._latency_curves[p].setData(t, frame.latency_ms[row])
+            set_curve_data(self._latency_curves[p], t, frame.latency_ms[row])
         if x_range is not None:
             self.throughput_plot.setXRange(*x_range, padding=0)
         elif t.shape[0]:
@@ -475,6 +481,17 @@ class FlowPlots(QWidget):
         self.waiting_label.hide()
         if self._crosshair_t is not None:
             self._update_readout()
+
+    def _thin_out_when_dense(self, seconds: int) -> None:
+        """Clip curves to the view and downsample them only when the frame holds more
+        seconds than the plots have pixels: otherwise each move of the time axis
+        would rebuild every curve's data a second time, for nothing."""
+        dense = seconds > self.throughput_plot.getViewBox().width()
+        if dense != self._dense:
+            self._dense = dense
+            for plot in self.plots:
+                plot.setClipToView(dense)
+                plot.setDownsampling(auto=dense)
 
     @Slot(bool)
     def set_paused(self, paused: bool) -> None:

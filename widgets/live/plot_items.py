@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable, Collection, Sequence
+from typing import Any, ClassVar
 
+import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen
@@ -67,7 +69,28 @@ class ValueAxis(_OpaqueGrid, pg.AxisItem):
 
 
 class TimeAxis(_OpaqueGrid, pg.DateAxisItem):
-    """A time axis whose grid lines are drawn opaque (see ``_OpaqueGrid``)."""
+    """A time axis whose grid lines are drawn opaque (see ``_OpaqueGrid``).
+
+    The plots' time axes are linked, so they share one range and width: the
+    first to repaint works out the ticks, the others take them (a quarter of
+    the date arithmetic of a repaint).
+    """
+
+    _shared_ticks: ClassVar[tuple[tuple[object, ...], list[tuple[float, list[float]]], Any, float]]
+    _shared_ticks = ((), [], None, 0.0)
+
+    def tickValues(
+        self, minVal: float, maxVal: float, size: float
+    ) -> list[tuple[float, list[float]]]:
+        font = self.style["tickFont"]
+        key = (minVal, maxVal, size, self.utcOffset, font.toString() if font else "")
+        shared_key, levels, zoom_level, min_spacing = TimeAxis._shared_ticks
+        if shared_key == key:
+            self.zoomLevel, self.minSpacing = zoom_level, min_spacing  # for tickStrings
+        else:
+            levels = super().tickValues(minVal, maxVal, size)
+            TimeAxis._shared_ticks = (key, levels, self.zoomLevel, self.minSpacing)
+        return [(spacing, list(values)) for spacing, values in levels]
 
 
 class SideLegend(pg.LegendItem):
@@ -117,13 +140,22 @@ class SeriesGroup:
             elif name in self._absent:
                 self._absent.discard(name)
                 self.legend.addItem(curve, legend_name(name))
-            curve.setData(t, rows[row])
+            set_curve_data(curve, t, rows[row])
         present = set(names)
         for name, curve in self.curves.items():
             if name not in present and name not in self._absent:
                 self._absent.add(name)
                 curve.setData([], [])
                 self.legend.removeItem(curve)
+
+
+def set_curve_data(curve: pg.PlotDataItem, t: FloatArray, values: FloatArray) -> None:
+    """``curve.setData(t, values)``, unless the curve shows nothing and still would
+    (every value NaN, as a latency with no samples): then there is nothing to redraw."""
+    shown = curve.yData
+    if shown is not None and np.isnan(shown).all() and np.isnan(values).all():
+        return
+    curve.setData(t, values)
 
 
 def legend_name(name: str) -> str:
@@ -176,6 +208,8 @@ def add_plot(
     left.enableAutoSIPrefix(False)
     left.setLabel(unit, color=colors.TEXT_MUTED, **{"font-size": "8pt"})
     plot.getAxis("bottom").setStyle(showValues=False)
+    for hidden in ("top", "right"):  # linked to the view, they would re-label each move
+        plot.getAxis(hidden).enableAutoSIPrefix(False)
     if row:
         plot.setXLink(graphics.getItem(0, 0))
 
