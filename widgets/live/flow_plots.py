@@ -478,6 +478,9 @@ class FlowPlots(QWidget):
             start = float(t[0])
             end = max(float(t[-1]), start + 1.0)
             self.throughput_plot.setXRange(start, end, padding=0)
+        # Move the views now: pyqtgraph would do it when it paints, and a move made
+        # while painting asks for another repaint of every plot.
+        self.graphics.scene().prepareForPaint()
         self.waiting_label.hide()
         if self._crosshair_t is not None:
             self._update_readout()

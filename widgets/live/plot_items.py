@@ -93,6 +93,25 @@ class TimeAxis(_OpaqueGrid, pg.DateAxisItem):
         return [(spacing, list(values)) for spacing, values in levels]
 
 
+class PlotViewBox(pg.ViewBox):
+    """A view box that does not take its own move for a change of its items' bounds.
+
+    pyqtgraph's ``ChildGroup`` means to be exempt from telling the view box when
+    its transform changes (that is the view moving), but the flag it sets is not
+    the one read (pyqtgraph 0.14: ``__inform_view_on_change`` against
+    ``__inform_view_on_changes``). So each move queued an auto-range, and as
+    the move is applied while painting, a second repaint of every plot: two
+    repaints a second on an idle live page instead of one. The items' own
+    changes (new data) still queue it, and so does a move of the time axis when
+    the value axis ranges over what is visible (``setAutoVisible``).
+    """
+
+    def itemBoundsChanged(self, item: object) -> None:
+        if item is self.childGroup:
+            return
+        super().itemBoundsChanged(item)
+
+
 class SideLegend(pg.LegendItem):
     """A legend in its own layout cell beside a plot, top-aligned, instead of over the data."""
 
@@ -182,7 +201,7 @@ def add_plot(
 ) -> tuple[pg.PlotItem, SideLegend]:
     """A plot in ``row`` of ``graphics``, legend beside it; later rows share row 0's time axis."""
     axes = {"bottom": TimeAxis(orientation="bottom"), "left": ValueAxis(orientation="left")}
-    plot = graphics.addPlot(row=row, col=0, axisItems=axes)
+    plot = graphics.addPlot(row=row, col=0, axisItems=axes, viewBox=PlotViewBox())
     plot.setTitle(html.escape(title), color=colors.TEXT, size="9pt", bold=True, justify="left")
     plot.layout.setRowFixedHeight(0, _TITLE_HEIGHT)
     plot.titleLabel.setMaximumHeight(_TITLE_HEIGHT)
