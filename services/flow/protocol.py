@@ -6,10 +6,11 @@ Child to parent (pickled over one duplex ``multiprocessing`` pipe):
   ``ProblemResolved`` (a tap or depth-poll problem, by its text);
 - ``FlowUpdated`` at most 15 times a second (``child.UPDATE_HZ``), only when the
   aggregator's version changed, the second rolled over or the tap's state
-  changed (idle, the child wakes once a second or at the next delivery). Its ``frame`` is ``aggregator.frame(n)`` for the few seconds since
-  the last update (the previous partial second, now final, through the current
-  partial one), so every finished second crosses the pipe about once and the
-  parent keeps a full-depth mirror (``FlowMirror``) to build any window from;
+  changed (idle, the child wakes once a second or at the next delivery). Its
+  ``frame`` is ``aggregator.frame(n)`` for the few seconds since the last
+  update (the previous partial second, now final, through the current partial
+  one), so every finished second crosses the pipe about once and the parent
+  keeps a full-depth mirror (``FlowMirror``) to build any window from;
 - ``AlertsEvaluated`` at most once a second, when the child's ``FlowRecorder``
   evaluated a change: the active alerts changed (or their values), or rules
   fired or resolved;

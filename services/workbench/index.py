@@ -32,7 +32,7 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Final
+from typing import Final, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -70,6 +70,7 @@ _CACHED_ORDERS: Final = 3
 
 _FIELD_NAMES: Final = tuple(f.name for f in dataclasses.fields(EntrySummary))
 _SUMMARY_FIELDS: Final = attrgetter(*_FIELD_NAMES)
+_T = TypeVar("_T", bound=np.generic)
 _TEXTS: Final = tuple(c for c in COLUMNS if c.kind in ("id", "amount"))
 """Columns kept as text (the amount as written, too: it is searched)."""
 _CATEGORIES: Final = tuple(c for c in COLUMNS if c.kind == "category")
@@ -410,17 +411,29 @@ class EntryIndex:
         return self._state[positions]
 
     def category_codes(
-        self, name: str, rows: Rows
+        self, name: str, rows: Rows | None
     ) -> tuple[npt.NDArray[np.int32], list[str | None]]:
-        """A category column at ``rows``: its codes, and the values they stand for."""
-        return self._codes[name][rows], self._dicts[name].values
+        """A category column at ``rows`` (None: every row, a read-only view, no copy):
+        its codes, and the values they stand for."""
+        return self._column(self._codes[name], rows), self._dicts[name].values
 
     def row_numbers(
-        self, rows: Rows
+        self, rows: Rows | None
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int8]]:
         """``dead_lettered_at_ms``, ``amount_value`` (NaN: none) and the state code
-        (into :data:`STATES`) of ``rows``."""
-        return self._dead[rows], self._amount[rows], self._state[rows]
+        (into :data:`STATES`) of ``rows`` (None: every row, read-only views)."""
+        return (
+            self._column(self._dead, rows),
+            self._column(self._amount, rows),
+            self._column(self._state, rows),
+        )
+
+    def _column(self, column: npt.NDArray[_T], rows: Rows | None) -> npt.NDArray[_T]:
+        if rows is not None:
+            return column[rows]
+        view = column[: self._n]
+        view.flags.writeable = False
+        return view
 
     def dead_lettered_range(self) -> tuple[int, int] | None:
         """The oldest and newest ``dead_lettered_at_ms`` (None when empty)."""

@@ -33,8 +33,8 @@ def failure_group_stats(
 ) -> list[FailureGroupStats]:
     """The failure groups of ``rows`` (every row when None), most entries first (ties:
     newest last seen first, then by group); only the first ``groups`` when given."""
-    if rows is None:
-        rows = np.arange(len(index), dtype=np.int64)
+    if rows is not None and _every_row(rows, len(index)):
+        rows = None  # read the columns as they are: no copy of a million rows each
     codes, group_values = index.category_codes("failure_group", rows)
     size = len(group_values)
     group: npt.NDArray[np.int64] = codes.astype(np.int64)
@@ -77,9 +77,18 @@ def failure_group_stats(
     ]
 
 
+def _every_row(rows: Rows, count: int) -> bool:
+    """Whether ``rows`` is every row of the index in order (0, 1, ... count - 1)."""
+    if len(rows) != count:
+        return False
+    if count == 0:
+        return True
+    return int(rows[0]) == 0 and int(rows[-1]) == count - 1 and bool(np.all(rows[1:] > rows[:-1]))
+
+
 def _amounts_at_risk(
     index: EntryIndex,
-    rows: Rows,
+    rows: Rows | None,
     group: npt.NDArray[np.int64],
     size: int,
     *,
@@ -99,7 +108,7 @@ def _amounts_at_risk(
 
 
 def _distinct_merchants(
-    index: EntryIndex, rows: Rows, group: npt.NDArray[np.int64], size: int
+    index: EntryIndex, rows: Rows | None, group: npt.NDArray[np.int64], size: int
 ) -> npt.NDArray[np.int64]:
     """Per group code, how many distinct merchants (no merchant is not one)."""
     merchant, merchants = index.category_codes("merchant", rows)
@@ -117,7 +126,7 @@ def _distinct_merchants(
 
 
 def _sources(
-    index: EntryIndex, rows: Rows, group: npt.NDArray[np.int64], size: int
+    index: EntryIndex, rows: Rows | None, group: npt.NDArray[np.int64], size: int
 ) -> dict[int, dict[str, int]]:
     """Group code -> cause source -> entries."""
     source, names = index.category_codes("cause_source", rows)
@@ -134,7 +143,7 @@ def _sources(
 
 def _newest_causes(
     index: EntryIndex,
-    rows: Rows,
+    rows: Rows | None,
     group: npt.NDArray[np.int64],
     size: int,
     *,

@@ -90,3 +90,20 @@ async def test_an_idle_tap_sends_almost_no_probes_and_traffic_brings_them_back(
     await eventually(lambda: tap.consumed == 500, 10, "every event")
     await eventually(lambda: tap.probes_received >= tap.probes_sent - 2, 10, "the probes back")
     assert tap._probes.missing_total == 0  # nothing dropped, and none taken for a drop
+
+
+async def test_an_idle_loop_waiting_for_traffic_wakes_at_the_first_event_not_at_probes(
+    tap: FlowTap, amqp_url: str, exchange: str
+) -> None:
+    await eventually(lambda: tap.probes_received >= 1, 10, "the first probes")
+    received = tap.probes_received
+    await asyncio.wait_for(tap.traffic_or_timeout(PROBE_BUSY_HOLD_S + 1.5), 10)  # times out
+    assert tap.probes_received > received  # probes arrived meanwhile and did not wake it
+    assert tap.consumed == 0
+
+    waiting = asyncio.create_task(tap.traffic_or_timeout(60.0))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    await publish(amqp_url, exchange, 1)
+    await asyncio.wait_for(waiting, 10)  # the delivery woke it, long before its minute
+    assert tap.consumed == 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import QWidget
 
 from tests.helpers.frames import make_frame, make_headline
@@ -156,3 +156,47 @@ def test_a_1_hour_window_is_drawn_at_the_rate_its_pixels_move(window, monkeypatc
     assert seconds_per_pixel > 2
     draws = _draws_over_seconds(window, monkeypatch, 3600, 30)
     assert 30 / (seconds_per_pixel + 1) <= draws <= 30 / seconds_per_pixel + 1
+
+
+class PaintCounter(QObject):
+    """Counts the paint events of one widget (the plots' graphics view)."""
+
+    def __init__(self, watched: QWidget) -> None:
+        super().__init__()
+        self.paints = 0
+        watched.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Paint:
+            self.paints += 1
+        return False
+
+
+def test_each_live_frame_repaints_the_plots_once_and_they_scroll(window, qtbot):
+    window.show_frame(live_frame(END, 5.0))
+    qtbot.wait(50)
+    counter = PaintCounter(window.flow_plots.graphics.viewport())
+    view_box = window.flow_plots.throughput_plot.getViewBox()
+    for k in range(1, 6):
+        before = counter.paints
+        window.show_frame(live_frame(END + k, 5.0 + k))
+        qtbot.wait(60)  # every repaint the frame asked for, including any asked while painting
+        assert counter.paints - before == 1
+        assert plotted(window) == (END + k - 1, 5.0 + k)  # the newest second, its value
+        start, end = view_box.viewRange()[0]
+        assert (start, end) == (END + k - 300, END + k - 1)  # the time axis moved with it
+        assert view_box.viewRange()[1][1] >= 5.0 + k  # the value axis still fits the data
+
+
+def test_a_latency_curve_with_no_samples_is_not_set_again(window, monkeypatch):
+    window.show_frame(live_frame(END, 5.0))  # no latency samples: every value NaN
+    latency = window.flow_plots.latency_curve(99)
+    calls = []
+    monkeypatch.setattr(latency, "setData", lambda *a, **k: calls.append(1))
+    window.show_frame(live_frame(END + 1, 6.0))
+    assert calls == []
+    t = np.arange(END + 2 - 300, END + 2, dtype=np.float64)
+    samples = np.full((3, t.shape[0]), np.nan)
+    samples[:, -1] = 12.0
+    window.show_frame(make_frame(t, {"authorized": np.full(t.shape, 6.0)}, latency=samples))
+    assert calls == [1]  # a sample arrived: drawn
