@@ -132,10 +132,9 @@ class EntryIndex:
             name: np.zeros(0, dtype=np.int32) for name in self._dicts
         }
         self._hay = Haystack()
-        # id -> row: a permutation sorting rows [0, _sorted_n) by id (searchsorted),
-        # plus a dict for the rows added since it was built and for over-long ids.
-        self._id_order = np.zeros(0, dtype=np.int64)
-        self._id_sorted: npt.NDArray[np.bytes_] = np.zeros(0, dtype="S1")
+        # id -> row: runs of rows sorted by id (searchsorted in each), folded from a
+        # dict of the rows added since, plus a dict for over-long ids.
+        self._id_runs: list[tuple[npt.NDArray[np.bytes_], Rows]] = []  # (ids, rows)
         self._sorted_n = 0
         self._id_recent: dict[str, int] = {}
         self._id_long: dict[str, int] = {}
@@ -160,8 +159,7 @@ class EntryIndex:
             self._state,
             self._body,
             self._row_seg,
-            self._id_order,
-            self._id_sorted,
+            *(a for run in self._id_runs for a in run),
             *self._codes.values(),
         ]
         total = sum(int(a.nbytes) for a in arrays)
@@ -327,37 +325,37 @@ class EntryIndex:
                 out[i] = row
             else:
                 rest.append(i)
-        if rest and self._sorted_n:
-            width = self._ids.width
+        if rest and self._id_runs:
             keys = [entry_ids[i].encode("utf-8", "surrogatepass") for i in rest]
-            fitting = [(i, key) for i, key in zip(rest, keys, strict=True) if len(key) <= width]
-            if fitting:
-                fits = [i for i, _ in fitting]
-                wanted = np.array([key for _, key in fitting], dtype=self._ids.data.dtype)
-                order = self._id_order
-                at = np.searchsorted(self._id_sorted, wanted)
-                at = np.minimum(at, len(order) - 1)
-                rows = order[at]
-                hit = self._id_sorted[at] == wanted
+            for sorted_ids, rows in self._id_runs:
+                width = sorted_ids.dtype.itemsize  # a longer id is not in this run
+                fits = [i for i, key in zip(rest, keys, strict=True) if len(key) <= width]
+                if not fits:
+                    continue
+                wanted = np.array(
+                    [key for key in keys if len(key) <= width], dtype=sorted_ids.dtype
+                )
+                at = np.minimum(np.searchsorted(sorted_ids, wanted), len(rows) - 1)
+                hit = sorted_ids[at] == wanted
                 targets = np.asarray(fits, dtype=np.int64)
-                out[targets[hit]] = rows[hit]
+                out[targets[hit]] = rows[at[hit]]
         return out
 
     def _maybe_rebuild_ids(self) -> None:
-        """Fold the recent ids into the sorted lookup once there are many of them:
-        sort those alone and merge them in (O(n) copies, no full sort)."""
+        """Fold the recent ids into a new sorted run once there are many of them.
+
+        Only the recent ids are sorted (at most ``_ID_REBUILD_MAX``): the work
+        of a step does not grow with the index (merging them into one sorted
+        array copied every row, about 100 ms at a million); a lookup searches
+        each run (about 17 at a million rows).
+        """
         if len(self._id_recent) <= min(max(_ID_REBUILD_MIN, self._sorted_n // 4), _ID_REBUILD_MAX):
             return
         rows = np.fromiter(self._id_recent.values(), dtype=np.int64, count=len(self._id_recent))
         keys = self._ids.data[rows]
         by_id = np.argsort(keys, kind="stable")
-        sorted_ids = self._id_sorted
-        if sorted_ids.dtype != keys.dtype:
-            sorted_ids = sorted_ids.astype(np.promote_types(sorted_ids.dtype, keys.dtype))
-        at = np.searchsorted(sorted_ids, keys[by_id])
-        self._id_sorted = np.insert(sorted_ids, at, keys[by_id].astype(sorted_ids.dtype))
-        self._id_order = np.insert(self._id_order, at, rows[by_id])
-        self._sorted_n = len(self._id_order)
+        self._id_runs.append((keys[by_id], rows[by_id]))
+        self._sorted_n += len(rows)
         self._id_recent = {}
 
     # ------------------------------------------------------------------ reading

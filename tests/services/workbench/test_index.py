@@ -526,3 +526,19 @@ def test_very_common_search_terms_mark_the_blob(big, monkeypatch):
     for text in ("a", "pay_", "0", "-4", "e5", rows[7].entry_id[:9]):
         q = Query(text=text, sort_key="amount")
         assert index.query(q).tolist() == brute_query(rows, q), text
+
+
+def test_id_lookup_across_runs_folded_before_and_after_the_ids_grew_longer():
+    index = EntryIndex()
+    short = [summary(i, entry_id=f"s{i:07d}") for i in range(40_000)]  # 8 bytes
+    longer = [summary(i, entry_id=f"s{i:07d}-{i:012d}") for i in range(40_000)]  # 21 bytes
+    for batch in (short, longer):
+        for start in range(0, len(batch), 1000):
+            index.add(batch[start : start + 1000])
+    assert index.find("s0000007") == 7
+    assert index.find("s0000007-000000000007") == 40_007  # its first 8 bytes are another id
+    assert index.find("s0039999-000000039999") == 79_999
+    assert index.find("s0000007-000000000008") is None
+    assert index.positions(["s0000001", "nope", "s0000002-000000000002"]).tolist() == [1, 40_002]
+    assert index.add([replace(short[3], attempts=99)]) == 0  # found: its row is replaced
+    assert index.row(3).attempts == 99
