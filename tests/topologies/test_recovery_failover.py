@@ -36,18 +36,22 @@ def dead_pid() -> int:
 
 async def crash_runs(ledger: ActionLedger, dlq: str, entry_ids: list[str]) -> list[str]:
     """Claim ``entry_ids`` by runs of :data:`RUN_SIZE` that then crashed: every other run
-    keeps a lease naming a process that is gone, the rest have none. Their run ids."""
+    keeps a lease naming a process that is gone, the rest lost theirs (a claim needs a
+    lease, so they take one and drop it). Their run ids."""
     runs = []
     gone = dead_pid()
     for start in range(0, len(entry_ids), RUN_SIZE):
         run_id = f"crashed-{start}"
         runs.append(run_id)
-        if (start // RUN_SIZE) % 2:
-            token = ledger.lease_token(run_id, {"operator": "night-shift", "pid": gone})
-            await ledger.acquire(run_id, [dlq], token)
+        token = ledger.lease_token(run_id, {"operator": "night-shift", "pid": gone})
+        await ledger.acquire(run_id, [dlq], token)
         claims = [(i, action_id_for(run_id, i)) for i in entry_ids[start : start + RUN_SIZE]]
-        claimed = await ledger.claim_and_fetch(dlq, claims, "requeue", "night-shift")
-        assert all(result.ok for result, _ in claimed)
+        claimed = await ledger.claim_and_fetch(
+            dlq, claims, "requeue", "night-shift", run_id=run_id, token=token
+        )
+        assert claimed is not None and all(result.ok for result, _ in claimed)
+        if not (start // RUN_SIZE) % 2:
+            await ledger.drop(run_id, [dlq], token)
     return runs
 
 
