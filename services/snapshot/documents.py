@@ -85,13 +85,36 @@ def _binary(data: bytes) -> dict[str, Any]:
     return {"kind": "binary", "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
+def _without_floats(value: Any) -> bool:
+    """Whether parsed JSON holds no float (walked without recursion, any depth)."""
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        cls = type(item)
+        if cls is dict:
+            todo.extend(item.values())
+        elif cls is list:
+            todo.extend(item)
+        elif cls is float:
+            return False
+    return True
+
+
+def exact_json(body: bytes, parsed: Any) -> Any:
+    """``loads_exact(body)``, given ``parsed = orjson.loads(body)``: ``parsed`` itself when
+    it holds no float (the two parsers agree on every other value orjson accepts: ints,
+    strings, last key wins; a float - or an int past 64 bits, which orjson makes a float -
+    is the one value loads_exact keeps as written), else the body parsed again."""
+    return parsed if _without_floats(parsed) else loads_exact(body)
+
+
 def body_for_export(body: bytes, ids: IdTree | None = None) -> dict[str, Any]:
     """A message body for the JSONL export: masked JSON (``ids``: where the profile's
     identifiers are, shown as ids) or text, or a binary description."""
-    kind, _ = body_kind(body)
+    kind, parsed = body_kind(body)
     if kind == "json":
         try:
-            content = mask_untrusted(loads_exact(body), ids)
+            content = mask_untrusted(exact_json(body, parsed), ids)
             return {"kind": "json", "size": len(body), "content": content}
         except (ValueError, RecursionError):
             kind = "text"
@@ -141,7 +164,7 @@ def entry_document(
         "parked_in_range": in_range,
         "dead_lettered_at": _entry_time(s.dead_lettered_at_ms),
         "parked_at": _entry_time(s.parked_at_ms),
-        "updated_at": iso_utc(entry.updated_at_ms),
+        "updated_at": _entry_time(entry.updated_at_ms),
         "payment_id": mask_optional_identifier(s.payment_id) or None,
         "merchant": mask_optional_text(s.merchant) or None,
         "amount": mask_optional_text(s.amount) or None,

@@ -242,6 +242,9 @@ def _key(key: Any) -> str:
 
 def decode_value(data: Any) -> Any:
     """The inverse of :func:`encode_value`."""
+    cls = type(data)
+    if cls is str or cls is int:  # the common untagged values, without the checks below
+        return data
     if not isinstance(data, list):
         if data is None or isinstance(data, bool | int | float | str):
             return data

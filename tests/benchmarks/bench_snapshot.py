@@ -580,6 +580,88 @@ class RssSampler:
         return self.peak - self.baseline
 
 
+def _descendants(pid: int) -> list[int]:
+    """``pid``'s child processes, and theirs (Linux: /proc/<pid>/task/*/children)."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as f:
+                children = [int(c) for c in f.read().split()]
+        except OSError:
+            continue
+        for child in children:
+            found += [child, *_descendants(child)]
+    return found
+
+
+def _cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` so far (None: gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class ProcessCpu:
+    """CPU seconds of this process and of every process it starts (sampled every 100 ms,
+    the last sample of a process that ends counts: up to 100 ms of its CPU may be
+    missed), keyed by pid in the order they were seen."""
+
+    def __init__(self, interval_s: float = 0.1) -> None:
+        self.interval_s = interval_s
+        self.start_s: dict[int, float] = {}
+        self.last_s: dict[int, float] = {}
+        self.stage_marks: list[tuple[str, float, float]] = []  # stage, all CPU, this CPU
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> None:
+        for pid in [os.getpid(), *_descendants(os.getpid())]:
+            cpu = _cpu_s(pid)
+            if cpu is not None:
+                self.start_s.setdefault(pid, cpu if pid == os.getpid() else 0.0)
+                self.last_s[pid] = cpu
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.sample()
+
+    def mark(self, stage: str) -> None:
+        """A stage starts: the CPU so far, of all the processes and of this one."""
+        self.sample()
+        this = self.last_s[os.getpid()] - self.start_s[os.getpid()]
+        every = sum(last - self.start_s[pid] for pid, last in self.last_s.items())
+        self.stage_marks.append((stage, every, this))
+
+    def per_stage(self) -> list[tuple[str, float, float]]:
+        """(stage, CPU of all the processes, CPU of this one) per stage, in order."""
+        marks = self.stage_marks
+        return [
+            (name, every_end - every, this_end - this)
+            for (name, every, this), (_, every_end, this_end) in zip(marks, marks[1:])
+        ]
+
+    def start(self) -> None:
+        self.sample()
+        self._thread.start()
+
+    def stop(self) -> dict[str, float]:
+        """CPU seconds per process: ``this`` and ``child 1``, ``child 2`` ... in start order."""
+        self.sample()
+        self._stop.set()
+        self._thread.join()
+        out = {}
+        for i, (pid, last) in enumerate(self.last_s.items()):
+            out["this" if pid == os.getpid() else f"child {i}"] = last - self.start_s[pid]
+        return out
+
+
 class LoopLag:
     """The longest the event loop was kept busy: how late a short sleep woke up, and in
     which stage (the console runs the writer on its GUI loop: this is how long the GUI
@@ -620,6 +702,8 @@ class PhaseResult:
     lag_stage: str = ""
     lag_per_stage: dict[str, float] = dataclasses.field(default_factory=dict)
     max_step_cpu_s: float = 0.0
+    cpu_s: dict[str, float] = dataclasses.field(default_factory=dict)
+    cpu_stages: list[tuple[str, float, float]] = dataclasses.field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- the phases
@@ -634,6 +718,8 @@ async def _dump(plan: Plan) -> PhaseResult:
     from_ms, to_ms = plan.from_s * 1000, plan.to_s * 1000
     sampler = RssSampler()
     sampler.start()
+    cpu = ProcessCpu()
+    cpu.start()
     started = time.perf_counter()
     entries = entry_bytes = 0
     with out.open("wb") as f:
@@ -695,6 +781,7 @@ async def _dump(plan: Plan) -> PhaseResult:
             f.write(b"".join(lines))
             entries += len(lines)
     wall_s = time.perf_counter() - started
+    cpu_s = cpu.stop()
     sampler.stop()
     await client.aclose()
     return PhaseResult(
@@ -705,6 +792,7 @@ async def _dump(plan: Plan) -> PhaseResult:
         out.stat().st_size,
         entries,
         entry_bytes,
+        cpu_s=cpu_s,
     )
 
 
@@ -724,18 +812,26 @@ async def _snapshot(plan: Plan, render: Callable[..., Any]) -> PhaseResult:
         plan.profile(), plan.from_s, plan.to_s, out, overwrite=True, batch=plan.batch
     )
     sampler = RssSampler()
+    cpu = ProcessCpu()
 
     def progress(p: SnapshotProgress) -> None:
+        if p.stage != sampler.stage:
+            cpu.mark(p.stage)
         sampler.enter(p.stage)
 
     sampler.start()
     lag = LoopLag(sampler)
     watching = asyncio.ensure_future(lag.watch())
+    cpu.start()
+    cpu.mark("start")
     started = time.perf_counter()
     result = await write_snapshot(
         request, client, render_charts=render, progress=progress, workers=plan.export_workers
     )
     wall_s = time.perf_counter() - started
+    cpu.mark("end")
+    cpu_stages = cpu.per_stage()
+    cpu_s = cpu.stop()
     watching.cancel()
     sampler.enter("end")
     sampler.stop()
@@ -758,6 +854,8 @@ async def _snapshot(plan: Plan, render: Callable[..., Any]) -> PhaseResult:
         lag_stage=lag.stage,
         lag_per_stage=lag.per_stage,
         max_step_cpu_s=lag.longest_cpu_s,
+        cpu_s=cpu_s,
+        cpu_stages=cpu_stages,
     )
 
 
@@ -854,6 +952,19 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         if not (snapshot.hwm_reset and reference.hwm_reset):
             print("           (VmHWM could not be reset: peaks from 50 ms samples only)")
 
+        cpu_ref, cpu_snap = sum(reference.cpu_s.values()), sum(snapshot.cpu_s.values())
+        print(
+            f"CPU:       reference {cpu_ref:.1f} s, snapshot {cpu_snap:.1f} s in all"
+            f" (ratio {cpu_snap / max(cpu_ref, 1e-9):.2f}; load average"
+            f" {' '.join(f'{x:.1f}' for x in os.getloadavg())}): "
+            + ", ".join(f"{k} {v:.1f} s" for k, v in snapshot.cpu_s.items()),
+            flush=True,
+        )
+        print(
+            "           CPU per stage, all processes (this one): "
+            + ", ".join(f"{k} {a:.1f} s ({b:.1f} s)" for k, a, b in snapshot.cpu_stages),
+            flush=True,
+        )
         time_ratio = snapshot.wall_s / reference.wall_s
         memory_ratio = snapshot.rss_growth / share.body_bytes
         verdict = "meets" if time_ratio <= TARGET_TIME_RATIO else "MISSES"
@@ -918,6 +1029,8 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
             "reference_s": reference.wall_s,
             "snapshot_s": snapshot.wall_s,
             "time_ratio": time_ratio,
+            "reference_cpu_s": cpu_ref,
+            "snapshot_cpu_s": cpu_snap,
             "max_loop_lag_ms": lag_ms,
             "max_step_cpu_ms": getattr(snapshot, "max_step_cpu_s", 0.0) * 1000,
             "memory_ratio": memory_ratio,
