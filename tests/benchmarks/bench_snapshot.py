@@ -52,6 +52,7 @@ import dataclasses
 import datetime
 import gc
 import io
+import itertools
 import os
 import random
 import resource
@@ -644,7 +645,7 @@ class ProcessCpu:
         marks = self.stage_marks
         return [
             (name, every_end - every, this_end - this)
-            for (name, every, this), (_, every_end, this_end) in zip(marks, marks[1:])
+            for (name, every, this), (_, every_end, this_end) in itertools.pairwise(marks)
         ]
 
     def start(self) -> None:
