@@ -119,8 +119,7 @@ class MessageRecord:
     ``wire`` is the content header's property bytes as they arrived (flags
     first, see :mod:`services.workbench.wire`): a requeue writes them back
     with only the headers it changes re-encoded. None for messages parked by
-    versions that did not keep them.
-    """
+    versions that did not keep them."""
 
     body: bytes
     properties: dict[str, Any] = field(default_factory=dict)
@@ -242,8 +241,7 @@ def _key(key: Any) -> str:
 
 def decode_value(data: Any) -> Any:
     """The inverse of :func:`encode_value`."""
-    cls = type(data)
-    if cls is str or cls is int:  # the common untagged values, without the checks below
+    if type(data) is str or type(data) is int:  # the common untagged values first
         return data
     if not isinstance(data, list):
         if data is None or isinstance(data, bool | int | float | str):
