@@ -29,6 +29,7 @@ from services.masking.json import (
     ID_PROPERTIES,
     IdTree,
     JsonNumber,
+    dumps_pretty,
     loads_exact,
     mask_optional_identifier,
     mask_optional_text,
@@ -45,6 +46,7 @@ ENTRY_COLUMNS: Final = tuple(column.name for column in CSV_COLUMNS)
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
+_TOO_DEEP: Final = "(left out: nested too deeply to write; the entry is unchanged in the workbench)"
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
 
 
@@ -67,11 +69,28 @@ def _json_default(value: Any) -> Any:
 
 
 def dumps_line(document: Mapping[str, Any]) -> bytes:
-    """One JSONL line of ``document`` (numbers kept as written)."""
-    return (
-        orjson.dumps(document, default=_json_default, option=orjson.OPT_PASSTHROUGH_SUBCLASS)
-        + b"\n"
-    )
+    """One JSONL line of ``document`` (numbers kept as written).
+
+    What orjson refuses (an integer beyond 64 bits, nesting deeper than 255) is
+    written by the slower exact writer; a document nested deeper than Python's
+    recursion allows keeps its fields and says why its content is left out. A
+    message never stops the export.
+    """
+    try:
+        return (
+            orjson.dumps(document, default=_json_default, option=orjson.OPT_PASSTHROUGH_SUBCLASS)
+            + b"\n"
+        )
+    except orjson.JSONEncodeError:
+        pass
+    try:  # structural newlines only: the writer escapes those inside strings
+        return dumps_pretty(document, indent=0).replace("\n", "").encode() + b"\n"
+    except RecursionError:
+        flat = {
+            key: value if isinstance(value, str | int | float | bool | None) else _TOO_DEEP
+            for key, value in document.items()
+        }
+        return orjson.dumps(flat) + b"\n"
 
 
 def _csv_cell(text: str) -> str:

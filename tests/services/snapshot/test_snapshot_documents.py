@@ -7,6 +7,7 @@ The seeding, the bundle reader and the stand-in renderer are in tests/helpers/sn
 from __future__ import annotations
 
 import json
+import sys
 import time
 
 import pytest
@@ -155,3 +156,25 @@ def test_jsonl_lines_keep_numbers_as_written() -> None:
         {"a": JsonNumber("42.50"), "b": EntryState.PARKED, "c": JsonNumber("NaN"), "d": [1.5]}
     )
     assert line == b'{"a":42.50,"b":"parked","c":"NaN","d":[1.5]}\n'
+
+
+def test_a_jsonl_line_orjson_refuses_is_written_all_the_same() -> None:
+    huge = 2**70  # beyond orjson's 64 bits
+    deep: object = "4111 **** 1111"
+    for _ in range(300):  # orjson stops at 255 levels
+        deep = [deep]
+    line = dumps_line(
+        {"entry_id": "e1", "amount": huge, "price": JsonNumber("42.50"), "body": deep}
+    )
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    written = json.loads(line)
+    assert written["amount"] == huge and written["body"] == deep and b"42.50" in line
+
+
+def test_a_jsonl_line_too_deep_for_python_keeps_its_fields_and_says_why() -> None:
+    deep: object = "x"
+    for _ in range(sys.getrecursionlimit() + 100):
+        deep = {"k": deep}
+    written = json.loads(dumps_line({"entry_id": "e2", "attempts": 3, "body": deep}))
+    assert written["entry_id"] == "e2" and written["attempts"] == 3
+    assert "nested too deeply" in written["body"]
