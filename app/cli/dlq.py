@@ -493,10 +493,10 @@ async def _existing(
     service: ActionService, target: ActionTarget
 ) -> tuple[ActionTarget | None, list[str]]:
     """The target without the entry ids that do not exist, which are named on stderr and
-    left out of the action (and so of its audit record); None when none exists."""
-    if target.query is not None:
-        return target, []
-    rows, missing = await service.targets(target)
+    left out of the action (and so of its audit record); None when none exists. Resolved
+    once (frozen): the confirmation counts what the action then acts on."""
+    target = await service.freeze(target)
+    rows, missing = list(target.rows or ()), list(target.missing)
     if not missing:
         return target, []
     shown = ", ".join(missing[:10]) + (
@@ -507,7 +507,7 @@ async def _existing(
     if not rows:
         print("payops: nothing done", file=sys.stderr)
         return None, missing
-    return ActionTarget.for_entries([row.entry_id for row in rows]), missing
+    return ActionTarget.for_entries([row.entry_id for row in rows]).frozen(rows), missing
 
 
 async def _act(

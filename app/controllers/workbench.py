@@ -475,6 +475,7 @@ class WorkbenchController(QObject):
         actions = self.actions
         assert actions is not None
         actions.refuse_if_read_only(action)
+        target = await actions.freeze(target)  # resolved once: confirmed is what is acted on
         plan = await actions.plan(action, target)
         raw_body = None
         shown = self._shown

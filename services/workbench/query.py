@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Final, Literal, TypeAlias, get_args
 
 from services.masking.json import mask_identifier, mask_sensitive_text
@@ -221,12 +221,20 @@ class ActionTarget:
     (for a query, the controller re-resolves it), ``description`` says it
     in words for the confirmation dialog and the audit trail, card data masked piece
     by piece (an entry id as an identifier, shown whole when it is a token).
+
+    ``rows`` (with ``missing``, the entry ids that did not exist) is the target
+    resolved once, when the operator was asked (:meth:`frozen`): the confirmation
+    counts them and the action acts on exactly them, without resolving again (an
+    entry that changed state meanwhile is skipped by its claim). None: resolved when
+    the action runs.
     """
 
     entry_ids: tuple[str, ...] | None
     query: Query | None
     count: int
     description: str
+    rows: tuple[EntrySummary, ...] | None = field(default=None, compare=False, repr=False)
+    missing: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if (self.entry_ids is None) == (self.query is None):
@@ -255,6 +263,14 @@ class ActionTarget:
             noun = "entry" if count == 1 else "entries"
             description = f"all {count:,} {noun} matching {query.describe()}"
         return cls(None, query.filters, count, description)
+
+    def frozen(self, rows: Iterable[EntrySummary], missing: Iterable[str] = ()) -> ActionTarget:
+        """This target resolved: ``rows`` (and ``missing``) are what the action acts on;
+        a query's ``count`` becomes how many rows it matched."""
+        kept = tuple(rows)
+        absent = tuple(missing)
+        count = self.count if self.entry_ids is not None else len(kept)
+        return replace(self, count=count, rows=kept, missing=absent)
 
     @property
     def is_query(self) -> bool:

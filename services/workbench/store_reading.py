@@ -137,7 +137,13 @@ class StoreReader:
         """:meth:`entries_for_payment` of many payments in two round trips (the DLQs
         unless given, then one pipeline); a payment with no entry is left out."""
         shown = list(dict.fromkeys(mask_identifier(p.strip()) for p in payment_ids if p))
-        shown = [p for p in shown if p]
+        return await self.entries_for_shown_payments([p for p in shown if p], dlqs)
+
+    async def entries_for_shown_payments(
+        self, shown: Sequence[str], dlqs: Sequence[str] | None = None
+    ) -> dict[str, list[tuple[str, str]]]:
+        """:meth:`entries_for_payments` of payment ids already as shown (masked, stripped,
+        not empty: the index's keys), each asked once; one HMGET per DLQ."""
         if not shown:
             return {}
         names = list(dlqs) if dlqs is not None else await self.known_dlqs()
@@ -148,14 +154,13 @@ class StoreReader:
             pipe.hmget(self.keys(dlq).payments, shown)
         replies = cast(list[list[bytes | None]], await pipe.execute())
         found: dict[str, list[tuple[str, str]]] = {}
-        for i, payment in enumerate(shown):
-            pairs = [
-                (dlq, entry_id)
-                for j, dlq in enumerate(names)
-                for entry_id in (replies[j][i] or b"").decode().split()
-            ]
-            if pairs:
-                found[payment] = sorted(pairs, key=lambda pair: (pair[1], pair[0]))
+        for dlq, reply in zip(names, replies, strict=True):
+            for payment, ids in zip(shown, reply, strict=True):
+                if ids:  # most payments have no entry in most DLQs: nothing decoded
+                    found.setdefault(payment, []).extend((dlq, i) for i in ids.decode().split())
+        for pairs in found.values():
+            if len(pairs) > 1:
+                pairs.sort(key=_by_entry_then_dlq)
         return found
 
     # ------------------------------------------------------------------ reading
@@ -462,3 +467,7 @@ def _scored(rows: Any) -> list[tuple[bytes, float]]:
 
 def _entries(reply: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
     return cast(list[tuple[bytes, dict[bytes, bytes]]], reply or [])
+
+
+def _by_entry_then_dlq(pair: tuple[str, str]) -> tuple[str, str]:
+    return pair[1], pair[0]

@@ -19,7 +19,7 @@ note, audited) skips the gate; a dry run asks every question but takes no claim.
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final, cast
 
 import redis.asyncio as aioredis
@@ -120,24 +120,26 @@ class ReplayGate:
 
     async def check(self, window: Sequence[EntrySummary], tally: Tally) -> list[EntrySummary]:
         """What of ``window`` may be sent; the others get a ``held back`` outcome."""
-        payments = {s.payment_id for s in window if s.payment_id}
+        # Each payment id masked once per window (the index's key, the claim's key, the
+        # action's own bookkeeping all use it as shown).
+        shown = {p: mask_identifier(p) for s in window if (p := s.payment_id)}
         finals = (
-            await self.finals(sorted(payments), self.final_statuses)
-            if self.finals is not None and payments
+            await self.finals(sorted(shown), self.final_statuses)
+            if self.finals is not None and shown
             else {}
         )
-        others = await self._others(window)
+        others = await self._others(window, shown)
         held: dict[str, str] = {}
         claiming: list[EntrySummary] = []
         for summary in window:
-            why = self._why(summary, finals, others)
+            why = self._why(summary, shown, finals, others)
             if why:
                 held[summary.entry_id] = why
             elif summary.payment_id:
-                self._seen[mask_identifier(summary.payment_id)] = summary.entry_id
+                self._seen[shown[summary.payment_id]] = summary.entry_id
                 claiming.append(summary)
         if claiming and not self.dry_run:
-            holders = await self._take_claims(claiming)
+            holders = await self._take_claims(claiming, shown)
             for summary, holder in zip(claiming, holders, strict=True):
                 if not holder:
                     continue
@@ -146,7 +148,7 @@ class ReplayGate:
                 )
                 if why:
                     held[summary.entry_id] = why
-                    self._seen.pop(mask_identifier(cast(str, summary.payment_id)), None)
+                    self._seen.pop(shown[cast(str, summary.payment_id)], None)
         passed: list[EntrySummary] = []
         for summary in window:
             why = held.get(summary.entry_id, "")
@@ -156,15 +158,20 @@ class ReplayGate:
                 passed.append(summary)
         return passed
 
-    async def _take_claims(self, claiming: Sequence[EntrySummary]) -> list[Any]:
+    async def _take_claims(
+        self, claiming: Sequence[EntrySummary], shown: Mapping[str, str]
+    ) -> list[Any]:
         """Take the payments' replay claims: one script call per window (per hash slot
         and at most :data:`CLAIMS_PER_CALL` on a cluster), pipelined. The holders, in
-        order (None where taken)."""
-        keys = [self.claim_key(mask_identifier(cast(str, s.payment_id))) for s in claiming]
-        single = not isinstance(self.redis, aioredis.RedisCluster)
+        order (None where taken). ``shown``: each payment id as shown."""
+        prefix = f"{self.store.prefix}:replay:"
+        keys = [prefix + shown[cast(str, s.payment_id)] for s in claiming]
         groups: dict[int, list[int]] = {}
-        for index, key in enumerate(keys):
-            groups.setdefault(0 if single else key_slot(key.encode()), []).append(index)
+        if not isinstance(self.redis, aioredis.RedisCluster):
+            groups[0] = list(range(len(keys)))
+        else:
+            for index, key in enumerate(keys):
+                groups.setdefault(key_slot(key.encode()), []).append(index)
         calls = [
             indexes[i : i + CLAIMS_PER_CALL]
             for indexes in groups.values()
@@ -189,6 +196,7 @@ class ReplayGate:
     def _why(
         self,
         summary: EntrySummary,
+        shown: Mapping[str, str],
         finals: dict[str, tuple[str, int]],
         others: dict[str, list[dict[str, Any]]],
     ) -> str:
@@ -197,8 +205,7 @@ class ReplayGate:
         final = finals.get(summary.payment_id)
         if final is not None and final[1] >= summary.dead_lettered_at_ms:
             return f"{final[0]} at {_when(final[1])} by the flow"
-        payment = mask_identifier(summary.payment_id)
-        earlier = self._seen.get(payment)
+        earlier = self._seen.get(shown[summary.payment_id])
         if earlier is not None and earlier != summary.entry_id:
             return f"entry {earlier} of this payment is sent by this same action"
         for other in others.get(summary.entry_id, ()):
@@ -207,20 +214,24 @@ class ReplayGate:
                 return text
         return ""
 
-    async def _others(self, window: Sequence[EntrySummary]) -> dict[str, list[dict[str, Any]]]:
+    async def _others(
+        self, window: Sequence[EntrySummary], shown: Mapping[str, str]
+    ) -> dict[str, list[dict[str, Any]]]:
         """Each entry's other entries of the same payment: their state, operator, action,
-        outcome and when they changed (one pipeline)."""
-        with_payment = [s for s in window if s.payment_id]
-        if not with_payment:
+        outcome and when they changed (one pipeline). ``shown``: each payment id as shown."""
+        if not shown:
             return {}
         if self._dlqs is None:  # once per action: a DLQ appearing meanwhile holds none
             self._dlqs = await self.store.known_dlqs()
-        known = await self.store.entries_for_payments(
-            [cast(str, s.payment_id) for s in with_payment], self._dlqs
-        )
+        asked = list(dict.fromkeys(shown.values()))
+        known = await self.store.entries_for_shown_payments(asked, self._dlqs)
         wanted: list[tuple[str, str, str]] = []
-        for summary in with_payment:
-            for dlq, entry_id in known.get(mask_identifier(cast(str, summary.payment_id)), ()):
+        for summary in window:
+            payment = summary.payment_id
+            pairs = known.get(shown[payment]) if payment else None
+            if not pairs:
+                continue
+            for dlq, entry_id in pairs:
                 if entry_id != summary.entry_id:
                     wanted.append((summary.entry_id, dlq, entry_id))
         if not wanted:

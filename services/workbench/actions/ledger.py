@@ -100,6 +100,8 @@ from services.workbench.store import CHANGES_MAXLEN, ParkingStore
 
 T = TypeVar("T")
 
+_STATE_BYTES: Final = {state: str(state).encode() for state in EntryState}
+
 SENDING_FIELD: Final = "sending"
 LEASE_TTL_MS: Final = 60_000
 LEASE_REFRESH_S: Final = 5.0
@@ -324,10 +326,12 @@ class ActionLedger:
     def lease_key(self, dlq: str, run_id: str) -> str:
         return self.store.keys(dlq).lease(run_id)
 
-    def _window_keys(self, dlq: str, entry_ids: Iterable[str]) -> list[str]:
-        """KEYS of a claim or finish window: inflight, changes, then the entries."""
+    def _window_keys(self, dlq: str, entry_ids: Iterable[str]) -> list[str | bytes]:
+        """KEYS of a claim or finish window: inflight, changes, then the entries (as
+        bytes, built from one encoded prefix: ``keys.entry(entry_id)``)."""
         keys = self.store.keys(dlq)
-        return [keys.inflight, keys.changes, *(keys.entry(entry_id) for entry_id in entry_ids)]
+        prefix = keys.entry("").encode()
+        return [keys.inflight, keys.changes, *[prefix + e.encode() for e in entry_ids]]
 
     # ------------------------------------------------------------------ lease
 
@@ -429,9 +433,13 @@ class ActionLedger:
             "1" if stored_requeue else "0",
             token,
         ]
-        for index, (entry_id, action_id) in enumerate(claims):
-            intent = intents[index].dumps() if intents is not None else b""
-            args += (entry_id, action_id, intent)
+        # Flat, as bytes already: the client passes bytes through without a look at each.
+        if intents is None:
+            for entry_id, action_id in claims:
+                args += (entry_id.encode(), action_id.encode(), b"")
+        else:
+            for (entry_id, action_id), intent in zip(claims, intents, strict=True):
+                args += (entry_id.encode(), action_id.encode(), intent.dumps())
 
         async def call() -> Any:  # claimed already: the same intents again, the same bytes
             try:
@@ -516,27 +524,32 @@ class ActionLedger:
         if not finishes:
             return []
         where = self.store.keys(dlq)
-        keys = [
+        prefix = where.entry("").encode()
+        keys: list[str | bytes] = [
             where.inflight,
             where.changes,
             where.outcomes_pending,
             where.outcomes_due,
-            *(where.entry(f.entry_id) for f in finishes),
+            *[prefix + f.entry_id.encode() for f in finishes],
         ]
         at = now_ms()
+        timeout_ms = self.outcome_timeout_ms
         args: list[Any] = [CHANGES_MAXLEN, where.base]
-        for f in finishes:  # flat: nine arguments per entry
+        text: dict[str, bytes] = {}  # details, errors, jobs repeat across a window
+        for f in finishes:  # flat: nine arguments per entry, as bytes already
             sent = f.sent_at_ms or at
+            state = f.state
+            detail, error, job = f.detail, f.error, f.job
             args += (
-                f.entry_id,
-                f.action_id,
-                f.state or EntryState.PARKED,
-                "complete" if f.state is not None else "release",
-                f.detail,
-                f.error,
-                f.job,
-                sent,
-                sent + f.delay_s * 1000 + self.outcome_timeout_ms,
+                f.entry_id.encode(),
+                f.action_id.encode(),
+                _STATE_BYTES[state or EntryState.PARKED],
+                b"complete" if state is not None else b"release",
+                text.get(detail) or text.setdefault(detail, detail.encode()),
+                text.get(error) or text.setdefault(error, error.encode()),
+                text.get(job) or text.setdefault(job, job.encode()),
+                b"%d" % sent,
+                b"%d" % (sent + f.delay_s * 1000 + timeout_ms),
             )
         replies = await self._through(
             "finishes",

@@ -171,10 +171,23 @@ class ActionService(RecoveryActions):
             raise ActionRefused(f"{what} refused: {source}; actions are disabled")
 
     async def targets(self, target: ActionTarget) -> tuple[list[EntrySummary], list[str]]:
-        """The rows an action target covers now, and the entry ids that do not exist."""
+        """The rows an action target covers, and the entry ids that do not exist: as
+        frozen (:meth:`freeze`), else as they are now."""
+        if target.rows is not None:
+            return list(target.rows), list(target.missing)
         if target.query is not None:
             return await self._query_rows(target.query), []
         return await self._id_rows(target.entry_ids or ())
+
+    async def freeze(self, target: ActionTarget) -> ActionTarget:
+        """``target`` resolved now, once: the confirmation (:meth:`plan`, a dry run) counts
+        these rows and the action acts on exactly them (frozen as the job's selection), so
+        what the operator confirmed is what is acted on and the query is not resolved a
+        second time; an entry that changed state meanwhile is skipped by its claim."""
+        if target.rows is not None:
+            return target
+        rows, missing = await self.targets(target)
+        return target.frozen(rows, missing)
 
     async def _query_rows(self, query: Query) -> list[EntrySummary]:
         dlqs = sorted(query.dlqs) if query.dlqs else list(self.dlqs)

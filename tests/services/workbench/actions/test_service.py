@@ -381,6 +381,36 @@ async def test_dry_run_and_plan_claim_nothing(
     assert entry is not None and entry.state is EntryState.PARKED and entry.version == 1
 
 
+async def test_a_frozen_target_acts_on_the_rows_confirmed_without_resolving_again(
+    broker: Broker, store: ParkingStore, make_service: ServiceFactory
+) -> None:
+    """The query is resolved once, for the confirmation: the action acts on exactly those
+    rows (frozen); one another operator requeued meanwhile is skipped by its claim, not
+    dropped from the selection by a second resolution."""
+    flow, _ = await parked_flow(
+        broker,
+        store,
+        "rejected",
+        [payment(10), payment(11, merchant="Other Shop"), payment(12)],
+    )
+    service = make_service()
+    query = Query(merchants=frozenset({"Acme Books"}), states=frozenset({EntryState.PARKED}))
+    target = await service.freeze(ActionTarget.for_query(query, 5))
+    assert target.count == 2 and target.rows is not None
+    plan = await service.plan("requeue", target)
+    assert plan.total == 2
+    taken = next(r.entry_id for r in target.rows if r.payment_id == "pay_12")
+    by_bob = await make_service("bob").requeue(ids_target([taken]))
+    assert by_bob.succeeded == 1
+    report = await service.requeue(target)
+    assert report.requested == 2
+    assert (report.succeeded, report.skipped, report.failed) == (1, 1, 0), report.outcomes
+    skipped = next(o for o in report.outcomes if o.status == "skipped")
+    assert skipped.entry_id == taken and "bob" in skipped.detail
+    arrived = await broker.drain(flow.work)
+    assert sorted(orjson.loads(m.body)["payment_id"] for m in arrived) == ["pay_10", "pay_12"]
+
+
 async def test_query_target_acts_on_what_matches(
     broker: Broker, store: ParkingStore, make_service: ServiceFactory
 ) -> None:
