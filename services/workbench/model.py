@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import orjson
 
@@ -201,14 +201,15 @@ class ParkResult:
         return self.created or self.by_earlier_attempt
 
 
-@dataclass(frozen=True, slots=True)
-class ClaimResult:
+class ClaimResult(NamedTuple):
     """The outcome of a compare-and-set transition.
 
     ``ok`` says whether this caller's transition happened. Either way
     ``state``/``operator``/``action``/``action_id`` describe the entry as it
     now is, so a loser learns who holds it or who acted. ``state`` is None
-    when the entry does not exist.
+    when the entry does not exist. A named tuple: an action makes two per entry
+    (its claim, its finish), and a tuple is built several times faster than a
+    frozen dataclass.
     """
 
     ok: bool

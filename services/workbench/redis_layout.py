@@ -48,6 +48,7 @@ random start, so they sort by time and are unique.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -253,14 +254,21 @@ def summary_from_blob(
 
 
 def claim_result(reply: Sequence[Any]) -> ClaimResult:
-    """The reply of ``claim.lua`` / ``finish.lua``: ``{ok, state, operator, action, action_id}``."""
-    return ClaimResult(
-        ok=bool(int(reply[0])),
-        state=state_of(reply[1]),
-        operator=text(reply[2]),
-        action=text(reply[3]),
-        action_id=text(reply[4]),
+    """The reply of ``claim.lua`` / ``finish.lua``: ``{ok, state, operator, action, action_id}``.
+    Two per entry of an action: built as the tuple it is, the texts decoded inline."""
+    state, operator, action, action_id = reply[1:5]
+    return _new_claim_result(
+        (
+            bool(int(reply[0])),
+            None if state is None else _STATES.get(state),
+            None if operator is None else operator.decode("utf-8", "replace") or None,
+            None if action is None else action.decode("utf-8", "replace") or None,
+            None if action_id is None else action_id.decode("utf-8", "replace") or None,
+        )
     )
+
+
+_new_claim_result: Final = functools.partial(tuple.__new__, ClaimResult)
 
 
 _AUDIT_FIELDS = (

@@ -192,6 +192,8 @@ class ActionRun:
         self.token = ledger.lease_token(self.run_id, owner)
         self.dlqs: list[str] = []
         self.halt = ""
+        self._requeued_to: dict[tuple[str | None, str, str], str] = {}
+        """A requeue's done detail per origin (exchange, routing key, queue)."""
 
     @contextlib.asynccontextmanager
     async def _leased(self) -> AsyncIterator[None]:
@@ -624,7 +626,16 @@ class ActionRun:
         return skipped_outcome(summary, held_text(claim.state, claim.operator, claim.action))
 
     def _done_detail(self, item: _Claimed) -> str:
-        return done_detail(self.params, item.summary, cast(PendingSend, item.pending))
+        summary = item.summary
+        if self.params.action is not Action.REQUEUE:
+            return done_detail(self.params, summary, cast(PendingSend, item.pending))
+        # A requeue's detail depends on where the entry goes only: one text per origin.
+        where = (summary.origin_exchange, summary.routing_key, summary.origin_queue)
+        text = self._requeued_to.get(where)
+        if text is None:
+            text = done_detail(self.params, summary, cast(PendingSend, item.pending))
+            self._requeued_to[where] = text
+        return text
 
     # ------------------------------------------------------------------ audit
 

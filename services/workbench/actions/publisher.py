@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -297,8 +298,8 @@ class ActionPublisher(PikaLink):
             )
         else:
             outcome = None  # confirmed, unless a return came first
-        if method.multiple:
-            for pending in [t for t in self._inflight if t <= tag]:
+        if method.multiple:  # tags go in ascending order: stop at the first one after
+            for pending in list(itertools.takewhile(tag.__ge__, self._inflight)):
                 self._settle(pending, outcome)
         else:
             self._settle(tag, outcome)
