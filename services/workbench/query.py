@@ -216,9 +216,9 @@ class ActionTarget:
     """What an action (requeue, retry, cancel) applies to.
 
     Either ``entry_ids`` - these entries, exactly - or ``query`` - every entry
-    matching it when the action runs ("all matching the filter"); never
+    matching it when it is resolved ("all matching the filter"); never
     both. ``count`` is how many entries that was when the operator chose
-    (for a query, the controller re-resolves it), ``description`` says it
+    (for a query, :meth:`frozen` sets it to what it matched), ``description`` says it
     in words for the confirmation dialog and the audit trail, card data masked piece
     by piece (an entry id as an identifier, shown whole when it is a token).
 

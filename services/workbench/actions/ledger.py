@@ -68,7 +68,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, NamedTuple, TypeVar, cast
 
 import orjson
 import redis.asyncio as aioredis
@@ -254,9 +254,9 @@ def stored_requeue_item(body: bytes, template: bytes, pending: PendingSend) -> P
 # --------------------------------------------------------------------------- Redis side
 
 
-@dataclass(frozen=True, slots=True)
-class Finish:
-    """One entry's end of an action: ``state`` None releases it with ``error``."""
+class Finish(NamedTuple):
+    """One entry's end of an action: ``state`` None releases it with ``error``. A named
+    tuple: one per entry, built several times faster than a frozen dataclass."""
 
     entry_id: str
     action_id: str
