@@ -308,7 +308,9 @@ class ActionLedger:
             call, what=f"the action's {what}", client=self.redis, also=(NotWritten,)
         )
 
-    async def _confirmed(self, script: Any, keys: list[str], args: list[Any], what: str) -> Any:
+    async def _confirmed(
+        self, script: Any, keys: Sequence[str | bytes], args: list[Any], what: str
+    ) -> Any:
         """One script call; with ``min_replicas`` it answers only once ``WAIT`` confirms
         its writes reached that many replicas (else :class:`NotWritten`)."""
         replicas = self.store.min_replicas
