@@ -26,6 +26,8 @@ from services.flow.aggregator import FlowAggregator
 from services.flow.decoder import REPLAY_HEADER, EventDecoder
 from services.flow.payment_events import PaymentEventBuffer
 from services.flow.tap_link import AmqpChannelError, TapChannel, TapLink
+from services.links.amqp_wire import read_basic
+from services.links.pika_frames import Delivery
 from services.problems import ProblemReporter
 
 log = logging.getLogger(__name__)
@@ -263,9 +265,10 @@ class FlowTap:
     ``REBIND_INTERVAL_S`` (``on_resolved`` says when it bound after all), and
     the tap carries on with the others. Deliveries
     are consumed no-ack on a pika connection of the tap's own
-    (``services.flow.tap_link``: pika calls a plain callback per delivery,
-    where aiormq ran a Task; chosen by measurement, see the README's
-    ``ingest`` benchmark).
+    (``services.flow.tap_link``: the frames are read off the wire and each
+    delivery handed over as one plain object, where aiormq ran a Task and
+    pika built its frame and property objects; chosen by measurement, see the
+    README's ``ingest`` benchmark).
 
     Messages dropped by the broker while the console fell behind are
     estimated with probes (``ProbeDropEstimator``): while it runs, the tap
@@ -402,15 +405,10 @@ class FlowTap:
                 await asyncio.wait([prober])
             await link.close()  # its channels and the exclusive tap queue with it
 
-    def _on_delivery(
-        self,
-        _channel: pika.channel.Channel,
-        method: pika.spec.Basic.Deliver,
-        properties: pika.spec.BasicProperties,
-        body: bytes,
-    ) -> None:
-        # pika calls this for each delivery, directly from its frame loop.
-        headers = properties.headers
+    def _on_delivery(self, delivery: Delivery) -> None:
+        # The frame reader calls this for each delivery, directly from its loop.
+        body = delivery.body
+        headers, message_id, timestamp = read_basic(delivery.raw_properties)
         if headers and PROBE_HEADER in headers:
             self._on_probe(headers)
             return
@@ -426,7 +424,7 @@ class FlowTap:
             return
         now_ms = time.time() * 1000.0
         status, latency, reason, payment_id = self._decode(
-            body, method.routing_key or "", headers, properties.timestamp, now_ms
+            body, delivery.routing_key, headers, timestamp, now_ms
         )
         replayed = headers is not None and REPLAY_HEADER in headers
         if replayed:  # its age is its parking time
@@ -437,8 +435,8 @@ class FlowTap:
                 self._add_age(latency)
         self.consumed += 1
         if payment_id is not None and self._add_payment_event is not None:
-            key = properties.message_id
-            if not key or len(key) > MAX_KEY_LENGTH:
+            key = message_id
+            if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
                 key = _digest(body)
             self._add_payment_event((payment_id, now_ms, status, reason, replayed, key))
 

@@ -1,11 +1,18 @@
-"""The tap's own AMQP connection: pika's asyncio adapter, consumed with plain callbacks.
+"""The tap's own AMQP connection: pika's asyncio adapter, deliveries read off the wire.
 
 Measured on the tap's hot path (``bench_ingest``, ``bench_console_cpu``): with
 aiormq, 75-80 % of the live-flow process's CPU under load went to per-delivery
 library work (three frames through asyncio queues and one Task per delivery).
 pika decodes the frames of a whole read in one loop and calls the consumer
 callback directly, so the tap consumes on a pika connection of its own
-(:class:`TapLink`), on the child's asyncio loop (``AsyncioConnection``).
+(:class:`TapLink`), on the child's asyncio loop (``AsyncioConnection``). Even
+so, about half of the child's samples were pika's per-delivery work (frame
+objects, ``Basic.Deliver``, decoded ``BasicProperties``, the callback lookup):
+the consuming channel's frames are read by
+:class:`~services.links.pika_frames.FrameReadingConnection` (as the parker's
+are), and each delivery is handed to the tap synchronously as one
+:class:`~services.links.pika_frames.Delivery` (body, routing key, delivery tag,
+raw property bytes), no pika object per delivery.
 
 The tap queue is exclusive, so everything that touches it - declare, bind,
 consume, the depth polls - goes through this connection; so do the drop
@@ -28,11 +35,11 @@ import pika.connection
 import pika.exceptions
 import pika.frame
 import pika.spec
-from pika.adapters.asyncio_connection import AsyncioConnection
 
 from services.links.amqp_connect import pika_parameters
 from services.links.endpoints import AmqpEndpoint
 from services.links.pika_asyncio import open_channel, open_first_node, start_connection
+from services.links.pika_frames import FrameReadingConnection, OnDelivery, refuse_delivery
 from services.links.urls import redact_url
 
 log = logging.getLogger(__name__)
@@ -45,10 +52,6 @@ READ_BYTES_PER_EVENT: Final = 8192
 A smaller bite hands the loop back every few dozen deliveries, so the drop probes go
 out evenly in time even while the tap is behind: with 100 KiB bites they went out in
 lumps and the drop estimate read 1.6-3x the real drops (0.7-0.9x with 8 KiB)."""
-
-MessageCallback = Callable[
-    [pika.channel.Channel, pika.spec.Basic.Deliver, pika.spec.BasicProperties, bytes], None
-]
 
 
 class AmqpChannelError(Exception):
@@ -73,8 +76,12 @@ class TapChannel:
     """One pika channel, its close reason (``closed``) and awaitable RPCs."""
 
     def __init__(
-        self, channel: pika.channel.Channel, closed: asyncio.Future[BaseException]
+        self,
+        connection: FrameReadingConnection,
+        channel: pika.channel.Channel,
+        closed: asyncio.Future[BaseException],
     ) -> None:
+        self._connection = connection
         self.channel = channel
         self.closed = closed
 
@@ -140,11 +147,13 @@ class TapChannel:
             f"queue.bind {queue} to {exchange}",
         )
 
-    async def consume(self, queue: str, on_message: MessageCallback) -> None:
-        """Consume ``queue`` without acks; ``on_message`` is called for each delivery."""
+    async def consume(self, queue: str, on_delivery: OnDelivery) -> None:
+        """Consume ``queue`` without acks; ``on_delivery`` is called for each delivery,
+        straight from the frame reader."""
+        self._connection.read_deliveries(self.channel.channel_number, on_delivery, self.closed)
         await self._call(
             lambda done: self.channel.basic_consume(
-                queue, on_message, auto_ack=True, callback=done
+                queue, refuse_delivery, auto_ack=True, callback=done
             ),
             f"basic.consume {queue}",
         )
@@ -168,7 +177,7 @@ class TapLink:
 
     def __init__(self, endpoint: AmqpEndpoint) -> None:
         self._endpoint = endpoint
-        self._connection: AsyncioConnection | None = None
+        self._connection: FrameReadingConnection | None = None
         self.closed: asyncio.Future[BaseException] | None = None
         self.blocked = False
         self._unblocked = asyncio.Event()
@@ -196,7 +205,7 @@ class TapLink:
             self._unblocked.set()  # nobody waits for a connection that is gone
 
         connection, opened = start_connection(
-            AsyncioConnection,
+            FrameReadingConnection,
             params,
             name=CONNECTION_NAME,
             timeout_s=CONNECT_TIMEOUT_S,
@@ -251,7 +260,7 @@ class TapLink:
             return_when=asyncio.FIRST_COMPLETED,
         )
         if opened in done:
-            return TapChannel(opened.result(), closed)
+            return TapChannel(connection, opened.result(), closed)
         opened.cancel()
         if closed.done():
             raise _as_error(closed.result())

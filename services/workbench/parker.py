@@ -87,12 +87,13 @@ from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError
 from services.alerts.new_groups import NewFailureGroups
 from services.config import FieldPaths
 from services.links.backoff import Backoff
+from services.links.pika_frames import Delivery
 from services.outcomes.tracker import OutcomeRules, OutcomeTracker
 from services.time_range import format_local_time
 from services.workbench.cause import Cause, FailureLookup
 from services.workbench.codec import record_from_delivery
 from services.workbench.model import ParkResult
-from services.workbench.park_link import Delivery, ParkChannel, ParkLink
+from services.workbench.park_link import ParkChannel, ParkLink
 from services.workbench.store import ParkingStore, ParkItem, new_entry_ids, new_session_id
 
 QUIET_S: Final = 0.3

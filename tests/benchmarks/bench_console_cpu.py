@@ -37,6 +37,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.benchmarks.common import process_stat
 from tests.benchmarks.results import record_figures
 
 DEFAULT_AMQP_URL = os.environ.get("PAYOPS_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -45,22 +46,10 @@ TARGET_IDLE_PCT = 3.0
 TARGET_LOADED_PCT = 20.0
 SETTLE_S = 10.0
 RAMP_S = 4.0
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
 _STATUSES = ("requested", "authorized", "captured", "captured", "declined", "failed")
 
 
 # -- CPU time from /proc -------------------------------------------------------------
-
-
-def _stat(pid: int) -> tuple[int, int, float] | None:
-    """(ppid, session id, user+system CPU seconds) of ``pid``, or None when it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) "
-    ppid, session = int(fields[1]), int(fields[3])
-    return ppid, session, (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
 def session_cpu(leader: int) -> dict[int, float]:
@@ -69,7 +58,7 @@ def session_cpu(leader: int) -> dict[int, float]:
     cpu: dict[int, float] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
-            stat = _stat(int(entry))
+            stat = process_stat(int(entry))
             if stat is not None and stat[1] == leader:
                 cpu[int(entry)] = stat[2]
     return cpu

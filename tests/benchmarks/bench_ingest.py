@@ -183,6 +183,7 @@ class IngestResult:
     console_rate: float
     lag_p99_ms: float
     payments_recorded: int
+    child_cpu_us: float  # the live-flow child's CPU per event while it drained the tap
 
     @property
     def ratio(self) -> float:
@@ -196,7 +197,7 @@ async def console_run(
     from app.console import ConsoleSession
     from app.ui_state import UiState
     from services.config import TapBinding, load_profile
-    from tests.benchmarks.common import LoopLagProbe, publish_events, wait_until
+    from tests.benchmarks.common import LoopLagProbe, process_stat, publish_events, wait_until
 
     tag = uuid.uuid4().hex[:8]
     exchange, ref_queue = f"bench.ingest.{tag}.events", f"bench.ingest.{tag}.reference"
@@ -247,6 +248,14 @@ async def console_run(
         aggregator = session.live.aggregator
         probe = LoopLagProbe()
         probe.start()
+        child = session.live.flow.process
+        assert child is not None and child.pid is not None
+
+        def child_cpu_s() -> float:
+            stat = process_stat(child.pid)
+            return stat[2] if stat is not None else float("nan")
+
+        child_cpu0 = child_cpu_s()
         started = time.perf_counter()
         session.live.flow.release_consume()
         await wait_until(
@@ -255,6 +264,7 @@ async def console_run(
             f"the console to count {n:,} events",
         )
         console_s = time.perf_counter() - started
+        child_cpu_us = (child_cpu_s() - child_cpu0) / n * 1e6
         await asyncio.sleep(0.5)  # a few more frames, so lag covers rendering too
         await probe.stop()
         counted = sum(aggregator.totals_by_status().values())
@@ -292,7 +302,11 @@ async def console_run(
         f"   (target p99 <= {TARGET_LAG_P99_MS:.0f} ms)"
     )
     print(f"  payments in the record         {recorded:>10,} (when the count was reached)")
-    return IngestResult(payment_events, fastest, console_rate, p99, recorded)
+    print(
+        f"  live-flow child CPU per event  {child_cpu_us:>10.1f} us"
+        f"   (load {os.getloadavg()[0]:.1f})"
+    )
+    return IngestResult(payment_events, fastest, console_rate, p99, recorded, child_cpu_us)
 
 
 async def count_payment_keys(redis_url: str, prefix: str) -> int:
@@ -342,6 +356,7 @@ def print_ratios(n: int, results: list[IngestResult]) -> None:
         print(
             f"  per-payment record {label}   ratio {result.ratio:5.2f}"
             f"   lag p99 {result.lag_p99_ms:6.1f} ms"
+            f"   child CPU {result.child_cpu_us:5.1f} us/event"
             f"   ({result.payments_recorded:,} payments recorded)"
         )
 
@@ -374,7 +389,11 @@ def main(argv: list[str] | None = None) -> None:
             {
                 f"{'on' if r.payment_events else 'off'}_{name}": value
                 for r in results
-                for name, value in (("ratio", r.ratio), ("lag_p99_ms", r.lag_p99_ms))
+                for name, value in (
+                    ("ratio", r.ratio),
+                    ("lag_p99_ms", r.lag_p99_ms),
+                    ("child_cpu_us", r.child_cpu_us),
+                )
             },
         )
         return

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import aio_pika
 import numpy as np
@@ -105,3 +107,17 @@ MERCHANTS = (
     "Oceanic Airlines",
     "Monarch Hotels",
 )
+
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def process_stat(pid: int) -> tuple[int, int, float] | None:
+    """(ppid, session id, user+system CPU seconds) of ``pid``, or None when it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) "
+    ppid, session = int(fields[1]), int(fields[3])
+    return ppid, session, (int(fields[11]) + int(fields[12])) / _CLK_TCK

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import shutil
+import struct
 import sys
 import time
 import uuid
@@ -23,6 +24,7 @@ from services.flow.aggregator import FlowAggregator
 from services.flow.decoder import EventDecoder
 from services.flow.tap import FlowTap, tap_queue_arguments
 from services.flow.tap_link import AmqpChannelError
+from tests.helpers import wire_kit
 from tests.helpers.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -152,6 +154,40 @@ async def test_counts_exactly_what_was_published(
     assert not run.tap.problems
     # Latency came from the body timestamps or the AMQP timestamp property.
     assert run.tap._ages
+    await channel.close()
+
+
+async def test_undecodable_headers_and_huge_bodies_are_counted_on_the_same_connection(
+    amqp_url: str, unique_prefix: str, connection, cleanup, start_tap: StartTap
+) -> None:
+    """The tap reads the property bytes itself: a header key or message id that is not
+    UTF-8, a timestamp past year 9999, a body of many frames are
+    counted like any other message, and the connection stays up."""
+    exchange_name = f"{unique_prefix}odd"
+    channel = await connection.channel()
+    await channel.declare_exchange(exchange_name, aio_pika.ExchangeType.TOPIC, auto_delete=True)
+    cleanup.append(("exchange", exchange_name))
+    agg = FlowAggregator()
+    run = await start_tap(profile(amqp_url, TapBinding(exchange_name)), agg)
+    link = run.tap.link
+    odd = wire_kit.properties(
+        headers=wire_kit.table(
+            wire_kit.entry(b"\xffkey", wire_kit.long_(b"S", b"\xfe")),
+            wire_kit.entry(b"far", b"T" + struct.pack(">Q", 300_000_000_000)),
+        ),
+        message_id=wire_kit.short(b"\xff\xfe"),
+        timestamp=struct.pack(">Q", 300_000_000_000),
+    )
+    huge = orjson.dumps({"status": "captured", "pad": "x" * (5 << 20)})
+    messages = [(orjson.dumps({"status": "failed"}), odd), (b"\xff\x00binary", odd)]
+    messages += [(huge, wire_kit.properties())] * 2
+    messages += [(orjson.dumps({"status": "captured"}), wire_kit.properties())] * 100
+    await asyncio.to_thread(wire_kit.publish_raw, amqp_url, exchange_name, "payment.x", messages)
+
+    await eventually(lambda: run.tap.consumed >= len(messages))
+    await asyncio.sleep(0.2)  # nothing more may arrive
+    assert agg.totals_by_status() == {"failed": 1, "x": 1, "captured": 102}
+    assert run.tap.link is link and not link.is_closed and not run.task.done()
     await channel.close()
 
 

@@ -24,6 +24,7 @@ from services.flow.tap import (
     is_full,
     probe_gap,
 )
+from services.links.pika_frames import Delivery
 
 # -- probe gaps --------------------------------------------------------------------
 
@@ -160,15 +161,15 @@ def test_a_duplicate_is_harmless() -> None:
 # -- recognising probes in the hot path ---------------------------------------------------
 
 
-def delivery(
-    headers: dict[str, Any] | None, body: bytes = b'{"status": "captured"}'
-) -> tuple[Any, pika.spec.Basic.Deliver, pika.BasicProperties, bytes]:
-    """What pika hands the tap's consumer callback for one delivery."""
-    return (
-        None,
-        pika.spec.Basic.Deliver(routing_key="payment.captured"),
-        pika.BasicProperties(headers=headers),
-        body,
+def delivery(headers: dict[str, Any] | None, body: bytes = b'{"status": "captured"}') -> Delivery:
+    """What the frame reader hands the tap for one delivery (properties as pika sends them)."""
+    return Delivery(
+        1,
+        False,
+        exchange="x",
+        routing_key="payment.captured",
+        raw_properties=b"".join(pika.BasicProperties(headers=headers).encode()),
+        body=body,
     )
 
 
@@ -179,14 +180,14 @@ async def test_probes_are_neither_events_nor_dead_letters() -> None:
     agg = FlowAggregator()
     tap = FlowTap(prof, agg, EventDecoder(prof.fields))
     own = tap._probe_prefix + "1"
-    tap._on_delivery(*delivery(None))
-    tap._on_delivery(*delivery({"app": "x"}))
-    tap._on_delivery(*delivery({"x-death": [], "x-first-death-queue": "q"}))
-    tap._on_delivery(*delivery({PROBE_HEADER: 0, PROBE_SOURCE_HEADER: own}, b""))
-    tap._on_delivery(*delivery({PROBE_HEADER: 3, PROBE_SOURCE_HEADER: own}, b""))
+    tap._on_delivery(delivery(None))
+    tap._on_delivery(delivery({"app": "x"}))
+    tap._on_delivery(delivery({"x-death": [], "x-first-death-queue": "q"}))
+    tap._on_delivery(delivery({PROBE_HEADER: 0, PROBE_SOURCE_HEADER: own}, b""))
+    tap._on_delivery(delivery({PROBE_HEADER: 3, PROBE_SOURCE_HEADER: own}, b""))
     # Another console's probe, or a mangled one: ignored, and not counted either.
-    tap._on_delivery(*delivery({PROBE_HEADER: 9, PROBE_SOURCE_HEADER: "other/1"}, b""))
-    tap._on_delivery(*delivery({PROBE_HEADER: "x", PROBE_SOURCE_HEADER: own}, b""))
+    tap._on_delivery(delivery({PROBE_HEADER: 9, PROBE_SOURCE_HEADER: "other/1"}, b""))
+    tap._on_delivery(delivery({PROBE_HEADER: "x", PROBE_SOURCE_HEADER: own}, b""))
     await asyncio.sleep(0)
     assert tap.consumed == 3
     assert agg.totals_by_status() == {"captured": 2}

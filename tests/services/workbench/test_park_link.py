@@ -11,7 +11,8 @@ import pika.frame
 import pika.spec
 import pytest
 
-from services.workbench.park_link import Delivery, _Assembler, _ParkingConnection
+from services.links.pika_frames import Delivery, DeliveryAssembler
+from services.workbench.park_link import _ParkingConnection
 
 CHANNEL = 1
 
@@ -43,7 +44,7 @@ def connection_reading(got: list[Delivery], passed: list[pika.frame.Frame]) -> _
     connection._frame_buffer = b""
     connection.bytes_received = 0
     connection.frames_received = 0
-    connection.assemblers = {CHANNEL: _Assembler(got.append)}
+    connection.assemblers = {CHANNEL: DeliveryAssembler(got.append)}
     connection._process_frame = passed.append  # type: ignore[method-assign]
     return connection
 
