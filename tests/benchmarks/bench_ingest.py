@@ -248,11 +248,12 @@ async def console_run(
         aggregator = session.live.aggregator
         probe = LoopLagProbe()
         probe.start()
-        child = session.live.flow.process
+        child = session.live.flow.process.process
         assert child is not None and child.pid is not None
+        child_pid = child.pid
 
         def child_cpu_s() -> float:
-            stat = process_stat(child.pid)
+            stat = process_stat(child_pid)
             return stat[2] if stat is not None else float("nan")
 
         child_cpu0 = child_cpu_s()
