@@ -229,7 +229,11 @@ async def test_bounds_ordinary_payments_for_the_recent_window_the_others_kept(
     # The same body twice without a message id: one delivery key, stored once.
     plain_events = await store.events("pay_plain")
     assert len(plain_events) == 1 and plain_events[0].key.startswith("b:")
-    assert Counter(flow.process.mirror.totals_by_status())["requested"] == 3
+
+    async def counted() -> bool:  # the console's totals arrive through the child's pipe
+        return Counter(flow.process.mirror.totals_by_status())["requested"] == 3
+
+    await until(counted, 20, "the console's status totals")
 
 
 PAYMENTS = ("pay_ok", "pay_bad", "pay_back", "pay_dead", "pay_plain")
