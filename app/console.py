@@ -18,6 +18,7 @@ from app.controllers.live import LiveController
 from app.controllers.snapshot import SnapshotController
 from app.controllers.workbench import WorkbenchController
 from app.event_loop import console_event_loop
+from app.gc_policy import freeze_start_up
 from app.ui_state import UiState, state_dir
 from services.config import (
     ENV_PROFILE,
@@ -243,6 +244,7 @@ def run_console(
     async def main() -> None:
         session = ConsoleSession(profile, state, loaded, read_only=read_only)
         close_on_signals(session.window)
+        freeze_start_up()  # the windows built: full collections no longer walk them
         if simulator:
             simulator.start()
         await session.run()

@@ -158,9 +158,9 @@ class FailedPaymentsView(QWidget):
         self._selection_timer.setInterval(0)
         self._refresh_timer = QTimer(self)
         self._refresh_timer.setSingleShot(True)
-        self._groups_timer = QTimer(self)  # while loading: the groups a GUI step of their own
-        self._groups_timer.setSingleShot(True)
-        self._groups_timer.setInterval(0)
+        self._groups_timer = QTimer(self)  # while loading: the groups a GUI step of their own,
+        self._groups_timer.setSingleShot(True)  # after the refresh's repaint and a loop step
+        self._groups_timer.setInterval(50)  # (at 0 they ran in the refresh's pass of events)
         self._connect_signals()
 
         header = self.table.horizontalHeader()
