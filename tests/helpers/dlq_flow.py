@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 import aio_pika
 import orjson
@@ -14,8 +15,9 @@ import redis.asyncio as aioredis
 from tests.helpers.action_kit import Broker, DeadLetterFlow, payment
 
 
-def dead_letter(amqp_url: str, prefix: str, count: int) -> DeadLetterFlow:
-    """``count`` payments (``pay_0``...) rejected into the flow's DLQ."""
+def dead_letter(amqp_url: str, prefix: str, count: int, **extra: Any) -> DeadLetterFlow:
+    """``count`` payments (``pay_0``...), with the body fields ``extra``, rejected into the
+    flow's DLQ."""
 
     async def run() -> DeadLetterFlow:
         connection = await aio_pika.connect(amqp_url)
@@ -27,7 +29,7 @@ def dead_letter(amqp_url: str, prefix: str, count: int) -> DeadLetterFlow:
             channel = await connection.channel(publisher_confirms=True)
             exchange = await channel.get_exchange(flow.payments)
             for n in range(count):
-                await exchange.publish(aio_pika.Message(payment(n)), "payment.failed")
+                await exchange.publish(aio_pika.Message(payment(n, **extra)), "payment.failed")
             await channel.close()
             await flow.kill(count)
             await broker.drain(flow.other)

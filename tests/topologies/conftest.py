@@ -17,6 +17,7 @@ from typing import Protocol, TypeVar
 import pytest
 
 from tests.helpers.certs import Certificates, make_certificates
+from tests.helpers.dlq_flow import drop_keys
 from tests.helpers.private_servers import (
     PrivateRabbit,
     PrivateRabbitCluster,
@@ -150,3 +151,52 @@ def write_config(tmp_path: Path) -> ConfigWriter:
         return path
 
     return write
+
+
+@pytest.fixture
+def on_cluster(
+    redis_cluster: PrivateRedisCluster,
+    amqp_url: str,
+    write_config: ConfigWriter,
+    unique_prefix: str,
+) -> Iterator[str]:
+    """A config file whose Redis is the cluster (seeded by one node), its DLQ the test's
+    own ``<prefix>dlq``; the keys dropped after."""
+    redis_prefix = unique_prefix.rstrip(".")
+    path = write_config(
+        amqp_url=amqp_url,
+        redis_mode="cluster",
+        redis_url=redis_cluster.url,
+        dead_letter_queues=[f"{unique_prefix}dlq"],
+        redis_prefix=redis_prefix,
+        operator="cluster-tester",
+        allow_volatile_store=True,
+    )
+    yield str(path)
+    drop_keys([node.url for node in redis_cluster.nodes], redis_prefix)
+
+
+@pytest.fixture
+def on_tls_redis(
+    tls_redis: PrivateRedis,
+    certs: Certificates,
+    amqp_url: str,
+    write_config: ConfigWriter,
+    unique_prefix: str,
+) -> Iterator[str]:
+    """:func:`on_cluster`'s config with the Redis of :func:`tls_redis` reached over mutual
+    TLS; the keys dropped after (over its plain port)."""
+    redis_prefix = unique_prefix.rstrip(".")
+    path = write_config(
+        amqp_url=amqp_url,
+        redis_url=tls_redis.tls_url,
+        tls_ca=str(certs.ca),
+        tls_cert=str(certs.client_cert),
+        tls_key=str(certs.client_key),
+        dead_letter_queues=[f"{unique_prefix}dlq"],
+        redis_prefix=redis_prefix,
+        operator="tls-tester",
+        allow_volatile_store=True,
+    )
+    yield str(path)
+    drop_keys([tls_redis.url], redis_prefix)

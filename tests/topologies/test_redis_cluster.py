@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -20,34 +18,12 @@ from services.config import Profile
 from services.flow.history import HistoryLease, HistoryStore, SecondRow
 from services.flow.payment_events import PaymentEvent, PaymentEventStore
 from services.links.redis_client import make_redis_client
-from tests.helpers.dlq_flow import dead_letter, drop_keys, payments_in, unlink_prefix
+from tests.helpers.dlq_flow import dead_letter, payments_in, unlink_prefix
 from tests.helpers.private_servers import PrivateRedisCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.topologies]
 
 PAYMENTS = 60
-
-
-@pytest.fixture
-def on_cluster(
-    redis_cluster: PrivateRedisCluster,
-    amqp_url: str,
-    write_config: Callable[..., Path],
-    unique_prefix: str,
-) -> Iterator[str]:
-    """A config file whose Redis is the cluster (seeded by one node); keys dropped after."""
-    redis_prefix = unique_prefix.rstrip(".")
-    path = write_config(
-        amqp_url=amqp_url,
-        redis_mode="cluster",
-        redis_url=redis_cluster.url,
-        dead_letter_queues=[f"{unique_prefix}dlq"],
-        redis_prefix=redis_prefix,
-        operator="cluster-tester",
-        allow_volatile_store=True,
-    )
-    yield str(path)
-    drop_keys([node.url for node in redis_cluster.nodes], redis_prefix)
 
 
 def test_park_list_requeue_and_audit_on_a_redis_cluster(
