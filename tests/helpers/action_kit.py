@@ -4,6 +4,7 @@ topology on the real broker, parking, draining queues with every property intact
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -15,6 +16,7 @@ from pamqp import commands as spec
 
 from services.config import FieldPaths, Profile
 from services.workbench import amqp_raw
+from services.workbench.actions.ledger import ActionLedger, action_id_for
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.report import ActionReport
 from services.workbench.actions.service import ActionService
@@ -307,3 +309,35 @@ async def parked(broker: Broker, store: ParkingStore, n: int) -> tuple[DeadLette
     assert await park_all(broker.connection, store, flow.dlq) == n
     await broker.drain(flow.other)
     return flow, sorted(await entry_ids(store, flow.dlq))
+
+
+RUN_SIZE = 3
+"""Entries each crashed run claimed."""
+
+
+def dead_pid() -> int:
+    """The pid of a process of this machine that has ended."""
+    done = subprocess.Popen(["true"])
+    done.wait()
+    return done.pid
+
+
+async def crash_runs(ledger: ActionLedger, dlq: str, entry_ids: list[str]) -> list[str]:
+    """Claim ``entry_ids`` by runs of :data:`RUN_SIZE` that then crashed: every other run
+    keeps a lease naming a process that is gone, the rest lost theirs (a claim needs a
+    lease, so they take one and drop it). Their run ids."""
+    runs = []
+    gone = dead_pid()
+    for start in range(0, len(entry_ids), RUN_SIZE):
+        run_id = f"crashed-{start}"
+        runs.append(run_id)
+        token = ledger.lease_token(run_id, {"operator": "night-shift", "pid": gone})
+        await ledger.acquire(run_id, [dlq], token)
+        claims = [(i, action_id_for(run_id, i)) for i in entry_ids[start : start + RUN_SIZE]]
+        claimed = await ledger.claim_and_fetch(
+            dlq, claims, "requeue", "night-shift", run_id=run_id, token=token
+        )
+        assert claimed is not None and all(result.ok for result, _ in claimed)
+        if not (start // RUN_SIZE) % 2:
+            await ledger.drop(run_id, [dlq], token)
+    return runs

@@ -10,49 +10,17 @@ Slow (a failover): ``make test-topologies``, not ``make test``.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from typing import cast
 
 import pytest
 import redis.asyncio as aioredis
 
-from services.workbench.actions.ledger import ActionLedger, action_id_for
 from services.workbench.model import EntryState
+from tests.helpers.action_kit import crash_runs
 from tests.helpers.private_servers import PrivateSentinel
 from tests.helpers.requeue_kit import ParkOnSentinel
 
 pytestmark = [pytest.mark.integration, pytest.mark.topologies, pytest.mark.faults]
-
-RUN_SIZE = 3
-"""Entries each crashed run claimed."""
-
-
-def dead_pid() -> int:
-    """The pid of a process of this machine that has ended."""
-    done = subprocess.Popen(["true"])
-    done.wait()
-    return done.pid
-
-
-async def crash_runs(ledger: ActionLedger, dlq: str, entry_ids: list[str]) -> list[str]:
-    """Claim ``entry_ids`` by runs of :data:`RUN_SIZE` that then crashed: every other run
-    keeps a lease naming a process that is gone, the rest lost theirs (a claim needs a
-    lease, so they take one and drop it). Their run ids."""
-    runs = []
-    gone = dead_pid()
-    for start in range(0, len(entry_ids), RUN_SIZE):
-        run_id = f"crashed-{start}"
-        runs.append(run_id)
-        token = ledger.lease_token(run_id, {"operator": "night-shift", "pid": gone})
-        await ledger.acquire(run_id, [dlq], token)
-        claims = [(i, action_id_for(run_id, i)) for i in entry_ids[start : start + RUN_SIZE]]
-        claimed = await ledger.claim_and_fetch(
-            dlq, claims, "requeue", "night-shift", run_id=run_id, token=token
-        )
-        assert claimed is not None and all(result.ok for result, _ in claimed)
-        if not (start // RUN_SIZE) % 2:
-            await ledger.drop(run_id, [dlq], token)
-    return runs
 
 
 async def kill_when_released(

@@ -1,8 +1,9 @@
 """An incident snapshot of a Redis Cluster (``redis_mode = "cluster"``, the private
-three-master cluster) and of a Redis reached over mutual TLS: ``payops snapshot`` over hundreds of dead letters parked by
-``payops dlq park``, an action's audit, flow history and alerts written through the
-cluster client; the bundle holds every entry once (counted by payment id), the
-history, alert and audit rows, and no card number in any of its files."""
+three-master cluster) and of a Redis reached over mutual TLS: ``payops snapshot`` over
+hundreds of dead letters parked by ``payops dlq park``, an action's audit, flow history
+and alerts written through the profile's client; the bundle holds every entry once
+(counted by payment id), the history, alert and audit rows, and no card number in any of
+its files."""
 
 from __future__ import annotations
 

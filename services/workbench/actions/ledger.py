@@ -358,13 +358,13 @@ class ActionLedger:
         """Extend the lease; False when it was lost (expired and fenced by a recovery)."""
         names = list(dlqs)
 
+        async def build(pipe: Any) -> None:
+            for dlq in names:
+                keys = [self.lease_key(dlq, run_id)]
+                await self._refresh(keys=keys, args=[token, LEASE_TTL_MS], client=pipe)
+
         async def call() -> list[Any]:  # PEXPIRE while the token holds: repeatable
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for dlq in names:
-                    await self._refresh(
-                        keys=[self.lease_key(dlq, run_id)], args=[token, LEASE_TTL_MS], client=pipe
-                    )
-                return await pipe.execute()
+            return await execute_scripts(self.redis, build, [self._refresh])
 
         replies = await self._through("lease refresh", call)
         return all(int(reply) == 1 for reply in replies)
@@ -372,11 +372,12 @@ class ActionLedger:
     async def drop(self, run_id: str, dlqs: Iterable[str], token: str) -> None:
         names = list(dlqs)
 
+        async def build(pipe: Any) -> None:
+            for dlq in names:
+                await self._drop(keys=[self.lease_key(dlq, run_id)], args=[token], client=pipe)
+
         async def call() -> None:  # DEL while the token holds: repeatable
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for dlq in names:
-                    await self._drop(keys=[self.lease_key(dlq, run_id)], args=[token], client=pipe)
-                await pipe.execute()
+            await execute_scripts(self.redis, build, [self._drop])
 
         await self._through("lease release", call)
 
