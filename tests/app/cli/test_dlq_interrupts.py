@@ -97,11 +97,13 @@ class HeldConfirms:
     def url(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.proxy.port}/"
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        downstream = writer.get_extra_info("sockname")[1] == self.proxy.port
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, replies: bool = False
+    ) -> None:
+        """:meth:`TcpProxy._pipe`; ``replies``: the broker's side, held while on hold."""
         try:
             while data := await reader.read(65536):
-                if downstream:
+                if replies:
                     await self.flowing.wait()
                 writer.write(data)
                 await writer.drain()
