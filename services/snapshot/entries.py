@@ -20,7 +20,8 @@ from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
+from multiprocessing.context import BaseContext
 from typing import Any, TypeVar, cast
 
 from services.masking.json import IdTree
@@ -84,6 +85,23 @@ def hash_lines(
     return entry_lines(entries, from_ms, to_ms, ids)
 
 
+def worker_context() -> BaseContext:
+    """How the workers start: forked from a fork server where there is one (POSIX), else
+    spawned.
+
+    A spawned worker starts a fresh interpreter and imports the main module and this one
+    (0.3-0.4 s of CPU each, measured: 1.5 s of the 4 workers' CPU in a 100,000-entry
+    export). The fork server is a small process started (spawned) once per process that
+    imports them once; each worker is a fork of it, with them imported already. Never a
+    fork of the console itself: it runs Qt and threads.
+    """
+    if "forkserver" in get_all_start_methods():
+        context = get_context("forkserver")
+        context.set_forkserver_preload(["__main__", __name__])
+        return context
+    return get_context("spawn")
+
+
 def _ready() -> None:
     """A worker's first job: nothing (this module's imports are done on the way)."""
 
@@ -102,7 +120,7 @@ class EntryWriter:
         self.to_ms = to_ms
         self.ids = ids
         self._pool = (
-            ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 0 else None
+            ProcessPoolExecutor(workers, mp_context=worker_context()) if workers > 0 else None
         )
         self._limit = 2 * workers
         self._pending: deque[Future[EntryLines] | EntryLines] = deque()
