@@ -12,7 +12,7 @@ import json
 import re
 import time
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from services.snapshot.model import (
 )
 from services.workbench.codec import MessageRecord
 from services.workbench.model import AUDIT_STARTED, AuditRecord, EntryState
-from services.workbench.store import ParkingStore, new_entry_id
+from services.workbench.store import ParkingStore, ParkItem, new_entry_id
 
 FIELDS = FieldPaths()
 DLQ = "payments.dlq"
@@ -384,7 +384,53 @@ async def seeded_bundle(
 ) -> tuple[Profile, Scenario, Bundle]:
     """A range seeded under ``prefix`` (``profile_for(prefix)``), written to ``out`` by
     :func:`snapshot` with ``kwargs`` and read back."""
+    seeded = await seeded_range(client, prefix)
+    await snapshot(client, seeded.profile, seeded.scenario, out, **kwargs)
+    return seeded.profile, seeded.scenario, Bundle(out)
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """A profile under the test's prefix and the range seeded for it (the ``seeded``
+    fixture of tests/services/snapshot)."""
+
+    profile: Profile
+    scenario: Scenario
+
+
+async def seeded_range(client: aioredis.Redis, prefix: str) -> Seeded:
+    """:func:`seed` of ``profile_for(prefix)``: what most snapshot tests start from."""
     profile = profile_for(prefix)
-    scenario = await seed(client, profile)
-    await snapshot(client, profile, scenario, out, **kwargs)
-    return profile, scenario, Bundle(out)
+    return Seeded(profile, await seed(client, profile))
+
+
+def empty_profile(prefix: str, ago_s: int = 120) -> tuple[Profile, int]:
+    """A profile with no dead-letter queue and the start of a range ``ago_s`` in the past
+    with nothing in it."""
+    return profile_for(prefix, dead_letter_queues=()), int(time.time()) - ago_s
+
+
+async def park_records(
+    client: aioredis.Redis,
+    prefix: str,
+    records: Iterable[MessageRecord],
+    first_ms: int,
+    *,
+    step_ms: int = 100,
+    fields: FieldPaths = FIELDS,
+    dlq: str = DLQ,
+) -> list[str]:
+    """Park ``records`` in ``dlq`` (a thousand per ``park_many``), the n-th at ``first_ms +
+    n * step_ms``; their entry ids."""
+    store = ParkingStore(client, prefix)
+    ids: list[str] = []
+    batch: list[ParkItem] = []
+    for n, record in enumerate(records):
+        ids.append(new_entry_id(first_ms + n * step_ms))
+        batch.append(ParkItem(record, entry_id=ids[-1]))
+        if len(batch) == 1000:
+            await store.park_many(dlq, batch, fields)
+            batch = []
+    if batch:
+        await store.park_many(dlq, batch, fields)
+    return ids

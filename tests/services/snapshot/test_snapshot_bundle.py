@@ -29,7 +29,6 @@ from services.snapshot.model import (
     SnapshotRequest,
 )
 from services.workbench.codec import MessageRecord
-from services.workbench.store import ParkingStore, new_entry_id
 from tests.helpers.snapshot_kit import (
     AMQP_PASSWORD,
     AMQP_URL,
@@ -48,8 +47,10 @@ from tests.helpers.snapshot_kit import (
     REDIS_USER,
     Bundle,
     FakeRenderer,
+    Seeded,
+    empty_profile,
+    park_records,
     profile_for,
-    seed,
     seeded_bundle,
     snapshot,
 )
@@ -58,10 +59,9 @@ pytestmark = pytest.mark.integration
 
 
 async def test_the_bundle_is_complete_and_consistent(
-    redis_client: aioredis.Redis, prefix: str, tmp_path: Path
+    redis_client: aioredis.Redis, seeded: Seeded, tmp_path: Path
 ) -> None:
-    profile = profile_for(prefix)
-    scenario = await seed(redis_client, profile)
+    profile, scenario = seeded.profile, seeded.scenario
     renderer = FakeRenderer()
     out = tmp_path / "snap.zip"
     result = await snapshot(redis_client, profile, scenario, out, render_charts=renderer)
@@ -217,13 +217,12 @@ async def test_the_bundle_is_complete_and_consistent(
 
 
 async def test_worker_processes_write_the_same_bundle(
-    redis_client: aioredis.Redis, prefix: str, tmp_path: Path
+    redis_client: aioredis.Redis, seeded: Seeded, tmp_path: Path
 ) -> None:
     """Masking the failed payments in worker processes (several batches in flight)
     changes nothing in the bundle but its creation time; an async renderer's charts
     (drawn while the entries are written) land as a plain one's do."""
-    profile = profile_for(prefix)
-    scenario = await seed(redis_client, profile)
+    profile, scenario = seeded.profile, seeded.scenario
     here, there = tmp_path / "here.zip", tmp_path / "there.zip"
     plain = FakeRenderer()
 
@@ -314,10 +313,9 @@ async def test_without_a_renderer_the_report_says_there_are_no_charts(
 
 
 async def test_a_failing_renderer_costs_only_the_charts(
-    redis_client: aioredis.Redis, prefix: str, tmp_path: Path
+    redis_client: aioredis.Redis, seeded: Seeded, tmp_path: Path
 ) -> None:
-    profile = profile_for(prefix)
-    scenario = await seed(redis_client, profile)
+    profile, scenario = seeded.profile, seeded.scenario
 
     def broken(frame: FlowFrame, spans: Sequence[AlertSpan]) -> Mapping[str, bytes]:
         raise RuntimeError(f"no display for card {PAN_JSON}")
@@ -332,8 +330,7 @@ async def test_a_failing_renderer_costs_only_the_charts(
 async def test_an_empty_range_gives_an_empty_but_valid_bundle(
     redis_client: aioredis.Redis, prefix: str, tmp_path: Path
 ) -> None:
-    profile = profile_for(prefix, dead_letter_queues=())
-    from_s = int(time.time()) - 7200
+    profile, from_s = empty_profile(prefix, ago_s=7200)
     out = tmp_path / "empty.zip"
     result = await write_snapshot(
         SnapshotRequest(profile, from_s, from_s + 60, out), redis_client, render_charts=None
@@ -377,15 +374,14 @@ async def test_ids_that_pass_luhn_are_exported_whole_and_nothing_cvv_like(
         properties={"message_id": f"msg-{PAN_HEADER}", "correlation_id": f"corr_{PAN_HEADER}"},
         headers={"cvv": CVV, "CVC": CVV, "cvv2": 737, "security_code": CVV.encode()},
     )
-    store = ParkingStore(redis_client, prefix)
-    parked = await store.park(DLQ, record, fields, entry_id=new_entry_id(now_s * 1000))
+    [entry_id] = await park_records(redis_client, prefix, [record], now_s * 1000, fields=fields)
     out = tmp_path / "ids.zip"
     await write_snapshot(
         SnapshotRequest(profile, now_s - 60, now_s + 60, out), redis_client, render_charts=None
     )
     bundle = Bundle(out)
     [row] = bundle.csv("failed_payments.csv")
-    assert row["entry_id"] == parked.entry_id and row["payment_id"] == LUHN_ID
+    assert row["entry_id"] == entry_id and row["payment_id"] == LUHN_ID
     [document] = bundle.jsonl("failed_payments.jsonl")
     assert document["payment_id"] == LUHN_ID
     assert document["message_id"] == f"msg-{PAN_HEADER}"

@@ -27,13 +27,13 @@ from services.snapshot.model import (
     SnapshotRequest,
 )
 from services.workbench.codec import MessageRecord
-from services.workbench.store import ParkingStore, ParkItem, new_entry_id
 from tests.helpers.snapshot_kit import (
     DLQ,
-    FIELDS,
     PAN_JSON,
+    Seeded,
+    empty_profile,
+    park_records,
     profile_for,
-    seed,
     snapshot,
 )
 
@@ -41,10 +41,9 @@ pytestmark = pytest.mark.integration
 
 
 async def test_progress_is_reported_per_batch_and_only_grows(
-    redis_client: aioredis.Redis, prefix: str, tmp_path: Path
+    redis_client: aioredis.Redis, seeded: Seeded, tmp_path: Path
 ) -> None:
-    profile = profile_for(prefix)
-    scenario = await seed(redis_client, profile)
+    profile, scenario = seeded.profile, seeded.scenario
     seen: list[SnapshotProgress] = []
     await snapshot(
         redis_client, profile, scenario, tmp_path / "s.zip", progress=seen.append, batch=2
@@ -69,10 +68,9 @@ async def test_progress_is_reported_per_batch_and_only_grows(
 
 
 async def test_cancelling_leaves_nothing_behind(
-    redis_client: aioredis.Redis, prefix: str, tmp_path: Path
+    redis_client: aioredis.Redis, seeded: Seeded, tmp_path: Path
 ) -> None:
-    profile = profile_for(prefix)
-    scenario = await seed(redis_client, profile)
+    profile, scenario = seeded.profile, seeded.scenario
     for stage in ("flow history", "failed payments", "packing"):
         cancel = threading.Event()
 
@@ -91,10 +89,9 @@ async def test_cancelling_leaves_nothing_behind(
 
 
 async def test_task_cancellation_leaves_nothing_behind(
-    redis_client: aioredis.Redis, prefix: str, tmp_path: Path
+    redis_client: aioredis.Redis, seeded: Seeded, tmp_path: Path
 ) -> None:
-    profile = profile_for(prefix)
-    scenario = await seed(redis_client, profile)
+    profile, scenario = seeded.profile, seeded.scenario
     out = tmp_path / "s.zip"
     task: asyncio.Task[Any] | None = None
 
@@ -111,10 +108,9 @@ async def test_task_cancellation_leaves_nothing_behind(
 async def test_an_existing_file_is_kept_unless_overwrite(
     redis_client: aioredis.Redis, prefix: str, tmp_path: Path
 ) -> None:
-    profile = profile_for(prefix, dead_letter_queues=())
+    profile, from_s = empty_profile(prefix)
     out = tmp_path / "s.zip"
     out.write_bytes(b"keep me")
-    from_s = int(time.time()) - 120
     with pytest.raises(FileExistsError):
         await write_snapshot(SnapshotRequest(profile, from_s, from_s + 60, out), redis_client)
     assert out.read_bytes() == b"keep me"
@@ -139,24 +135,19 @@ async def test_twenty_thousand_entries_stream_in_batches(
     profile = profile_for(prefix, dead_letter_queues=(DLQ,))
     now = int(time.time())
     from_s, to_s = now - 3600, now
-    store = ParkingStore(redis_client, prefix)
     filler = "x" * 1500
     total = 20_000
-    for start in range(0, total, 1000):
-        items = [
-            ParkItem(
-                MessageRecord(
-                    body=orjson.dumps(
-                        {"payment_id": f"pay_{n}", "amount": n, "card": PAN_JSON, "pad": filler}
-                    ),
-                    properties={"content_type": "application/json"},
-                    headers={"x-first-death-reason": "rejected", "x-first-death-queue": "q"},
-                ),
-                entry_id=new_entry_id((from_s + 1) * 1000 + n * 100),
-            )
-            for n in range(start, start + 1000)
-        ]
-        await store.park_many(DLQ, items, FIELDS)
+    records = (
+        MessageRecord(
+            body=orjson.dumps(
+                {"payment_id": f"pay_{n}", "amount": n, "card": PAN_JSON, "pad": filler}
+            ),
+            properties={"content_type": "application/json"},
+            headers={"x-first-death-reason": "rejected", "x-first-death-queue": "q"},
+        )
+        for n in range(total)
+    )
+    await park_records(redis_client, prefix, records, (from_s + 1) * 1000)
 
     seen: list[SnapshotProgress] = []
     out = tmp_path / "big.zip"
