@@ -1,15 +1,17 @@
-"""The snapshot's read-ahead and what its workers send back (no Redis, no Qt)."""
+"""The snapshot's read-ahead, how its workers start and what they send back (no Redis, no Qt)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import pickle
 from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
-from services.snapshot.entries import read_ahead
+from services.snapshot.entries import read_ahead, worker_context
 from services.workbench.model import EntryState
 from tests.helpers.summaries import realistic_summaries
 
@@ -53,3 +55,17 @@ def test_summaries_pickle_as_they_are() -> None:
     rows = realistic_summaries(50)
     assert pickle.loads(pickle.dumps(rows, 5)) == rows
     assert {type(r.state) for r in pickle.loads(pickle.dumps(rows))} == {EntryState}
+
+
+def test_workers_start_with_the_entry_writer_imported() -> None:
+    """A worker forks from a server that imported the writer once (where there is a fork
+    server): it does not import it again, as a spawned interpreter would."""
+    context = worker_context()
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        assert context.get_start_method() == "spawn"
+        return
+    assert context.get_start_method() == "forkserver"
+    with ProcessPoolExecutor(1, mp_context=context) as pool:
+        # eval: a builtin, so unpickling the call imports nothing of ours in the worker
+        imported = pool.submit(eval, "'services.snapshot.entries' in __import__('sys').modules")
+        assert imported.result(timeout=60) is True
