@@ -16,6 +16,7 @@ import asyncio
 import csv
 import io
 import os
+import sys
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -86,16 +87,17 @@ def hash_lines(
 
 
 def worker_context() -> BaseContext:
-    """How the workers start: forked from a fork server where there is one (POSIX), else
-    spawned.
+    """How the workers start: forked from a fork server on Linux, else spawned.
 
     A spawned worker starts a fresh interpreter and imports the main module and this one
     (0.3-0.4 s of CPU each, measured: 1.5 s of the 4 workers' CPU in a 100,000-entry
     export). The fork server is a small process started (spawned) once per process that
     imports them once; each worker is a fork of it, with them imported already. Never a
-    fork of the console itself: it runs Qt and threads.
+    fork of the console itself: it runs Qt and threads. Linux only: on macOS a fork of a
+    process that loaded the system's frameworks (Qt's, imported with the main module) is
+    not safe.
     """
-    if "forkserver" in get_all_start_methods():
+    if sys.platform.startswith("linux") and "forkserver" in get_all_start_methods():
         context = get_context("forkserver")
         context.set_forkserver_preload(["__main__", __name__])
         return context
