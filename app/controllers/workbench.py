@@ -194,6 +194,7 @@ class WorkbenchController(QObject):
             self._list_problem = problem
             self.window.show_problem(problem)
         self.page.table_view.set_unavailable(why)
+        self.window.audit_panel.set_unavailable(why)  # not "No actions recorded yet"
 
     def _list_readable(self) -> None:
         """The list is read again: the problem is resolved, the page says nothing more."""
@@ -201,6 +202,7 @@ class WorkbenchController(QObject):
             self.window.resolve_problem(self._list_problem)
             self._list_problem = None
         self.page.table_view.set_unavailable(None)
+        self.window.audit_panel.set_unavailable(None)
 
     def parked_count(self) -> int | None:
         """Entries waiting for an operator (state parked); None while the list is not read."""
