@@ -58,7 +58,9 @@ async def trace_payment(client: aioredis.Redis, profile: Profile, payment_id: st
         entries.append(TracedEntry(entry.dlq, entry.entry_id, entry.state, summary.parked_at_ms))
         steps.extend(_entry_steps(entry, seen))
         audit = await parking.read_audit(entry.dlq, count=AUDIT_SCAN, entry_id=entry.entry_id)
-        steps.extend(_action_step(record, entry) for record in audit)
+        for record in audit:
+            started = await parking.audit_started(entry.dlq, record)
+            steps.append(_action_step(record, entry, started.ts if started else record.ts))
     steps = _dedupe_actions(steps)
     ordered = sorted(steps, key=lambda s: (s.sort_ms, _RANK[s.kind]))
     entries.sort(key=lambda e: e.parked_at_ms)
@@ -145,18 +147,23 @@ def _entry_steps(
     return steps
 
 
-def _action_step(record: AuditRecord, entry: ParkedEntry) -> TraceStep:
-    """An audit record of an action on the entry: what, who, the note and the result."""
+def _action_step(record: AuditRecord, entry: ParkedEntry, started_ms: int) -> TraceStep:
+    """An audit record of an action on the entry: what, who, the note and the result.
+
+    It is placed when the action started (``started_ms``, its ``started`` record's time),
+    not when its record of what it did was written: by then the flow may already have
+    processed the replayed message, whose events must come after the action.
+    """
     parts = [p for p in (record.detail.strip(), record.result.strip()) if p]
     return TraceStep(
-        record.ts,
+        started_ms,
         "action",
         record.action,
         mask_sensitive_text("; ".join(" ".join(p.split()) for p in parts)),
         operator=record.operator or None,
         dlq=entry.dlq,
         entry_id=entry.entry_id,
-        sort_ms=record.ts,
+        sort_ms=started_ms,
     )
 
 

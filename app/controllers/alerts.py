@@ -14,7 +14,8 @@ from services.alerts.log import AlertLog
 from services.alerts.model import Alert, AlertEvent
 from services.alerts.timeline import alert_marks, incident_window, merged_events
 from services.config import Profile
-from services.links.redis import RedisLink
+from services.links.redis import RedisLink, describe_redis_error
+from services.links.urls import url_password
 from services.stopping import stop_tasks
 from widgets.main_window import MainWindow
 
@@ -114,6 +115,12 @@ class AlertsController(QObject):
     async def _read_log(self) -> None:
         client = self._redis.client
         read = False
+        settings = self._profile.redis_settings
+        status = self._redis.status
+        detail = status.detail or "not connected"
+        why: str | None = (
+            detail if settings.target in detail else f"Redis at {settings.target}: {detail}"
+        )
         if client is not None:
             since_ms = round((time.time() - LOG_SPAN_S) * 1000)
             try:
@@ -122,9 +129,14 @@ class AlertsController(QObject):
                 )
             except (RedisError, OSError) as exc:
                 log.info("the alert log cannot be read: %s", exc)
+                why = describe_redis_error(
+                    exc, f"Redis at {settings.target}", url_password(settings.url), settings.tls
+                )
             else:
                 self._logged = list(reversed(newest_first))
                 read = self._read_once = True
+                why = None
+        self._window.alerts_panel.set_log_unavailable(why)  # not "No alerts recorded"
         if not read and not self._read_once and not self._stopped:
             self._retry.start()  # Redis is not up yet
         self._window.show_alert_log(self.events()[::-1])

@@ -87,6 +87,7 @@ class WorkbenchController(QObject):
         self._dialog: ConfirmActionDialog | None = None
         self._action_stop: asyncio.Event | None = None
         self._shown: ParkedEntry | None = None
+        self._pinned: str | None = None  # opened from elsewhere, not in the table: kept shown
         self._busy = False
         self._list_problem: str | None = None
         self._loaded = False
@@ -102,8 +103,8 @@ class WorkbenchController(QObject):
         view.entry_activated.connect(self.on_entry_activated)
         view.action_requested.connect(self.on_action_requested)
         self.page.detail.action_requested.connect(self.on_detail_action_requested)
-        self.window.audit_panel.entry_activated.connect(self.on_entry_activated)
-        self.page.detail.outcome_line.entry_link_activated.connect(self.on_entry_activated)
+        self.window.audit_panel.entry_activated.connect(self.on_entry_opened)
+        self.page.detail.outcome_line.entry_link_activated.connect(self.on_entry_opened)
         view.payment_entered.connect(self.timelines.on_payment_entered)
         self._audit_timer.timeout.connect(self.on_audit_timer)
 
@@ -193,6 +194,7 @@ class WorkbenchController(QObject):
             self._list_problem = problem
             self.window.show_problem(problem)
         self.page.table_view.set_unavailable(why)
+        self.window.audit_panel.set_unavailable(why)  # not "No actions recorded yet"
 
     def _list_readable(self) -> None:
         """The list is read again: the problem is resolved, the page says nothing more."""
@@ -200,6 +202,7 @@ class WorkbenchController(QObject):
             self.window.resolve_problem(self._list_problem)
             self._list_problem = None
         self.page.table_view.set_unavailable(None)
+        self.window.audit_panel.set_unavailable(None)
 
     def parked_count(self) -> int | None:
         """Entries waiting for an operator (state parked); None while the list is not read."""
@@ -364,14 +367,37 @@ class WorkbenchController(QObject):
 
     @Slot(object)
     def on_selection_changed(self, entry_ids: list[str]) -> None:
+        if entry_ids:
+            self._pinned = None
         if len(entry_ids) == 1:
             self.on_entry_activated(entry_ids[0])
-        elif not entry_ids:
+        elif not entry_ids and self._pinned is None:
             self._shown = None
             self.page.detail.show_entry(None)
 
     @asyncSlot(str)
+    async def on_entry_opened(self, entry_id: str) -> None:
+        """An entry opened from outside the table (a double click on the Audit page, an
+        outcome's *Open new entry*): shown in the open detail pane and selected in the
+        table, so the bar over the table and its shortcuts act on the entry the pane shows.
+        When the table does not list it (filtered out), nothing is left selected."""
+        if self.index.find(entry_id) is None:
+            return
+        self.window.tabs.setCurrentWidget(self.page)
+        view = self.page.table_view
+        if view.select_entry(entry_id):
+            self._pinned = None
+        else:
+            self._pinned = entry_id
+            view.table.clearSelection()
+        self.page.set_detail_open(True)
+        await self._open(entry_id)
+
+    @asyncSlot(str)
     async def on_entry_activated(self, entry_id: str) -> None:
+        await self._open(entry_id)
+
+    async def _open(self, entry_id: str) -> None:
         position = self.index.find(entry_id)
         if position is None:
             return

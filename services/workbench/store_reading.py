@@ -20,6 +20,7 @@ from services.workbench import lua
 from services.workbench import redis_layout as layout
 from services.workbench.codec import decode_record, parse_x_death
 from services.workbench.model import (
+    AUDIT_STARTED,
     AuditRecord,
     Change,
     EntryState,
@@ -459,6 +460,26 @@ class StoreReader:
                 break
             upper = "(" + reply[-1][0].decode()
         return found
+
+    async def audit_started(
+        self, dlq: str, record: AuditRecord, scan: int = 200
+    ) -> AuditRecord | None:
+        """The ``started`` record of ``record``'s action (same action id), which the action
+        wrote before it claimed anything: looked for among the ``scan`` records before
+        ``record`` in the DLQ's audit stream. None when it is not there (or ``record`` was
+        not read back, or has no action id)."""
+        if not record.action_id or not record.stream_id:
+            return None
+        reply = _entries(
+            await self.redis.xrevrange(
+                self.keys(dlq).audit, max=f"({record.stream_id}", min="-", count=scan
+            )
+        )
+        for stream_id, data in reply:
+            earlier = layout.audit_record(stream_id.decode(), data)
+            if earlier.action_id == record.action_id and earlier.result == AUDIT_STARTED:
+                return earlier
+        return None
 
 
 def _scored(rows: Any) -> list[tuple[bytes, float]]:

@@ -304,6 +304,7 @@ class AlertsPanel(QWidget):
         self.setObjectName("AlertsPanel")
         self._clock = clock
         self.log_span = log_span
+        self._log_unavailable: str | None = None  # why the log cannot be read, while it cannot
 
         self.active_model = ActiveAlertsModel(self, clock=clock)
         self.log_model = AlertLogModel(self)
@@ -494,6 +495,13 @@ class AlertsPanel(QWidget):
         self.updated_label.setText(f"updated {_local(self._clock(), with_date=False)}")
         self._update_log_count()
 
+    @Slot(object)
+    def set_log_unavailable(self, why: str | None) -> None:
+        """The alert log cannot be read now (``why``: host:port and the error), or None once
+        it can: the log says so rather than "No alerts recorded in the last 24 h"."""
+        self._log_unavailable = why
+        self._update_log_count()
+
     @Slot(str)
     def set_filter_text(self, text: str) -> None:
         """Filter the log as if typed into the box."""
@@ -546,7 +554,13 @@ class AlertsPanel(QWidget):
     def _update_log_count(self) -> None:
         total = self.log_model.rowCount()
         shown = self.log_proxy.rowCount()
-        if total == 0:
+        if total == 0 and self._log_unavailable is not None:
+            self.log_count.setText("cannot be read")
+            self.log_empty.setText(
+                f"The alert log cannot be read: {self._log_unavailable}."
+                " Retrying every few seconds."
+            )
+        elif total == 0:
             self.log_count.setText("0 events")
             self.log_empty.setText(f"No alerts recorded in {self.log_span}")
         elif shown == total:

@@ -384,6 +384,7 @@ class AuditPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("AuditPanel")
+        self._unavailable: str | None = None  # why the trail cannot be read, while it cannot
         self.model = AuditTableModel(self)
         self.proxy = AuditFilterProxy(self)
         self.proxy.setSourceModel(self.model)
@@ -419,6 +420,7 @@ class AuditPanel(QWidget):
         self.empty_label = QLabel()
         self.empty_label.setObjectName("AuditEmpty")
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_label.setWordWrap(True)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.table)
         self.stack.addWidget(self.empty_label)
@@ -460,6 +462,13 @@ class AuditPanel(QWidget):
         """Show these records (any order; shown newest first)."""
         self.model.set_records(records)
         self._refresh_actions()
+
+    @Slot(object)
+    def set_unavailable(self, why: str | None) -> None:
+        """The audit trail cannot be read now (``why``: host:port and the error), or None
+        once it can: the page says so rather than "No actions recorded yet"."""
+        self._unavailable = why
+        self._update_count()
 
     @Slot(object)
     def append_records(self, records: Sequence[AuditRecord]) -> None:
@@ -519,7 +528,12 @@ class AuditPanel(QWidget):
     def _update_count(self) -> None:
         total = self.model.rowCount()
         shown = self.proxy.rowCount()
-        if total == 0:
+        if total == 0 and self._unavailable is not None:
+            self.count_label.setText("cannot be read")
+            self.empty_label.setText(
+                f"The audit trail cannot be read: {self._unavailable}. Retrying every few seconds."
+            )
+        elif total == 0:
             self.count_label.setText("0 records")
             self.empty_label.setText("No actions recorded yet")
         elif shown == total:
@@ -527,4 +541,6 @@ class AuditPanel(QWidget):
         else:
             self.count_label.setText(f"{shown:,} of {total:,} records")
             self.empty_label.setText("No records match the filter")
+        if total and self._unavailable is not None:
+            self.count_label.setText(f"{self.count_label.text()} · not updated: cannot be read")
         self.stack.setCurrentWidget(self.table if shown else self.empty_label)

@@ -33,7 +33,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QStackedWidget,
     QTableView,
-    QTabWidget,
     QTreeWidget,
     QVBoxLayout,
     QWidget,
@@ -68,6 +67,7 @@ from widgets.workbench.detail_tables import (
     short_time,
     table_item,
 )
+from widgets.workbench.detail_tabs import DetailTabs
 from widgets.workbench.table_model import cause_tooltip
 from widgets.workbench.timeline import TimelineView
 
@@ -92,12 +92,6 @@ def not_actionable_reason(entry: ParkedEntry) -> str | None:
         return f"Being {doing}{who}{since}"
     at = f" at {when}" if when else ""
     return f"{state.value.capitalize()}{who}{at}"
-
-
-TAB_STYLE: Final = """
-QTabBar::tab { padding: 6px 8px; }
-QTabBar::tab:focus { padding: 5px 7px 6px 7px; }
-"""
 
 
 class EntryDetailPane(QWidget):
@@ -244,17 +238,7 @@ class EntryDetailPane(QWidget):
         self._fit_facts()
 
     def _build_tabs(self) -> None:
-        self.tabs = QTabWidget()
-        self.tabs.setObjectName("DetailTabs")
-        self.tabs.setDocumentMode(True)
-        # Every title whole in the default ~400 px pane: tighter padding than the app's tabs
-        # (the same size with the focus ring's thicker border), never elided; in a pane
-        # dragged narrower still, scroll buttons rather than "A…".
-        tab_bar = self.tabs.tabBar()
-        tab_bar.setStyleSheet(TAB_STYLE)
-        tab_bar.setElideMode(Qt.TextElideMode.ElideNone)
-        tab_bar.setUsesScrollButtons(True)
-        tab_bar.setExpanding(False)
+        self.tabs = DetailTabs()  # titles whole, scroll buttons, the header's height kept
 
         # Body.
         body = QWidget()
