@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
@@ -39,6 +38,7 @@ import numpy.typing as npt
 
 from services.workbench.cause import source_of
 from services.workbench.columns import COLUMN, COLUMNS, SortKey
+from services.workbench.index_ids import IdLookup
 from services.workbench.index_storage import (
     MIN_CAPACITY,
     Dictionary,
@@ -57,10 +57,6 @@ _STATE_CODE: Final[dict[str, int]] = {state.value: code for code, state in enume
 _BODY_KINDS: Final[tuple[BodyKind, ...]] = ("json", "text", "binary", "empty")
 _BODY_CODE: Final[dict[str, int]] = {kind: code for code, kind in enumerate(_BODY_KINDS)}
 
-_ID_REBUILD_MIN: Final = 32_768
-_ID_REBUILD_MAX: Final = 65_536
-"""At most this many recent ids are folded in at once: one step of a load stays short
-(sorting 250,000 ids at 1,000,000 rows took one GUI step of 100 ms)."""
 _INT32_MAX: Final = 2**31 - 1
 _SUBSET_SORT_RATIO: Final = 16
 """A result smaller than 1/16 of the rows is sorted on its own; a larger one is
@@ -116,6 +112,7 @@ class EntryIndex:
         self._n = 0
         self._capacity = 0
         self.version = 0
+        self._rewritten = 0  # the version of the last change to rows already here
         self._texts = {c.name: TextColumn(max_width=c.max_bytes) for c in _TEXTS}
         self._ids = self._texts["entry_id"]
         self._parked = np.zeros(0, dtype=np.int64)
@@ -132,12 +129,7 @@ class EntryIndex:
             name: np.zeros(0, dtype=np.int32) for name in self._dicts
         }
         self._hay = Haystack()
-        # id -> row: runs of rows sorted by id (searchsorted in each), folded from a
-        # dict of the rows added since, plus a dict for over-long ids.
-        self._id_runs: list[tuple[npt.NDArray[np.bytes_], Rows]] = []  # (ids, rows)
-        self._sorted_n = 0
-        self._id_recent: dict[str, int] = {}
-        self._id_long: dict[str, int] = {}
+        self._id_lookup = IdLookup(self._ids)
         self._orders: dict[SortKey, _Order] = {}
         self._filter_cache: tuple[Query, int, Rows] | None = None
         self._result_cache: tuple[Query, int, Rows] | None = None
@@ -159,15 +151,13 @@ class EntryIndex:
             self._state,
             self._body,
             self._row_seg,
-            *(a for run in self._id_runs for a in run),
             *self._codes.values(),
         ]
         total = sum(int(a.nbytes) for a in arrays)
         total += sum(c.nbytes for c in self._texts.values())
         total += self._hay.nbytes
         total += sum(d.nbytes for d in self._dicts.values())
-        for ids in (self._id_recent, self._id_long):
-            total += sys.getsizeof(ids) + sum(sys.getsizeof(k) + 32 for k in ids)
+        total += self._id_lookup.nbytes
         return total
 
     # ------------------------------------------------------------------ writing
@@ -195,15 +185,14 @@ class EntryIndex:
             self._write(rows, new_items, fresh=True)
             self._n = start + added
             new_ids = ids if new_items is summaries else [s.entry_id for s in new_items]
-            self._id_recent.update(zip(new_ids, range(start, start + added), strict=True))
-            for entry_id in self._ids.overflow_keys(start):
-                self._id_long[entry_id] = self._id_recent.pop(entry_id)
-            self._maybe_rebuild_ids()
+            self._id_lookup.added(new_ids, start)
         if updates:
             rows = np.fromiter(updates, dtype=np.int64, count=len(updates))
             self._write(rows, list(updates.values()), fresh=False)
             self._forget_orders()
         self.version += 1
+        if updates:
+            self._rewritten = self.version
         return added
 
     def _split(
@@ -240,7 +229,13 @@ class EntryIndex:
         self._codes["last_operator"][row] = self._dicts["last_operator"].code(operator or None)
         self._forget_orders("state", "last_operator")
         self.version += 1
+        self._rewritten = self.version
         return True
+
+    def appended_since(self, version: int, rows: int) -> bool:
+        """Whether every change since ``version`` (when the index held ``rows`` rows) only
+        added rows: rows ``[rows, len)`` are then all that is new."""
+        return self._rewritten <= version and rows <= self._n
 
     def reserve(self, rows: int, text_bytes_per_row: int = 96) -> None:
         """Make room for ``rows`` rows in all (the full load's size, when known), so
@@ -312,51 +307,9 @@ class EntryIndex:
         return found[found >= 0]
 
     def _find_many(self, entry_ids: Sequence[str]) -> Rows:
-        out = np.full(len(entry_ids), -1, dtype=np.int64)
-        if not self._n or not entry_ids:
-            return out
-        recent, long = self._id_recent, self._id_long
-        rest: list[int] = []
-        for i, entry_id in enumerate(entry_ids):
-            row = recent.get(entry_id)
-            if row is None and long:
-                row = long.get(entry_id)
-            if row is not None:
-                out[i] = row
-            else:
-                rest.append(i)
-        if rest and self._id_runs:
-            keys = [entry_ids[i].encode("utf-8", "surrogatepass") for i in rest]
-            for sorted_ids, rows in self._id_runs:
-                width = sorted_ids.dtype.itemsize  # a longer id is not in this run
-                fits = [i for i, key in zip(rest, keys, strict=True) if len(key) <= width]
-                if not fits:
-                    continue
-                wanted = np.array(
-                    [key for key in keys if len(key) <= width], dtype=sorted_ids.dtype
-                )
-                at = np.minimum(np.searchsorted(sorted_ids, wanted), len(rows) - 1)
-                hit = sorted_ids[at] == wanted
-                targets = np.asarray(fits, dtype=np.int64)
-                out[targets[hit]] = rows[at[hit]]
-        return out
-
-    def _maybe_rebuild_ids(self) -> None:
-        """Fold the recent ids into a new sorted run once there are many of them.
-
-        Only the recent ids are sorted (at most ``_ID_REBUILD_MAX``): the work
-        of a step does not grow with the index (merging them into one sorted
-        array copied every row, about 100 ms at a million); a lookup searches
-        each run (about 17 at a million rows).
-        """
-        if len(self._id_recent) <= min(max(_ID_REBUILD_MIN, self._sorted_n // 4), _ID_REBUILD_MAX):
-            return
-        rows = np.fromiter(self._id_recent.values(), dtype=np.int64, count=len(self._id_recent))
-        keys = self._ids.data[rows]
-        by_id = np.argsort(keys, kind="stable")
-        self._id_runs.append((keys[by_id], rows[by_id]))
-        self._sorted_n += len(rows)
-        self._id_recent = {}
+        if not self._n:
+            return np.full(len(entry_ids), -1, dtype=np.int64)
+        return self._id_lookup.find_many(entry_ids)
 
     # ------------------------------------------------------------------ reading
 
@@ -457,6 +410,28 @@ class EntryIndex:
         """Positions of the rows passing ``query``'s filters, in row order (no sort)."""
         return self._filtered(query.filters)
 
+    def matching_from(self, query: Query, start: int) -> Rows:
+        """The rows from ``start`` on passing ``query``'s filters, in row order: what a
+        load's batch adds to a result (the work is the new rows', not every row's)."""
+        start = min(max(start, 0), self._n)
+        if start == self._n:
+            return np.zeros(0, dtype=np.int64)
+        mask = self._mask(query.filters, start)
+        if mask is None:
+            return np.arange(start, self._n, dtype=np.int64)
+        return np.flatnonzero(mask).astype(np.int64) + start
+
+    def sort_keys(self, rows: Rows, key: SortKey) -> tuple[npt.NDArray[np.generic], Rows]:
+        """What ``query`` sorts ``rows`` by (a category's rank, which shifts when a new
+        value comes) and which of them have no value (positions into ``rows``)."""
+        values, missing = self._sort_keys(rows, key)
+        none = np.zeros(0, dtype=np.int64) if missing is None else np.flatnonzero(missing)
+        return values, none
+
+    def rank_tag(self, key: SortKey) -> int:
+        """Changes when the sort keys of rows already here change (a category's ranks)."""
+        return len(self._dicts[key]) if key in self._dicts else 0
+
     def count(self, query: Query) -> int:
         """How many rows match ``query``'s filters."""
         return len(self._filtered(query.filters))
@@ -475,8 +450,9 @@ class EntryIndex:
         self._filter_cache = (filters, self.version, rows)
         return rows
 
-    def _mask(self, q: Query) -> npt.NDArray[np.bool_] | None:
-        n = self._n
+    def _mask(self, q: Query, start: int = 0) -> npt.NDArray[np.bool_] | None:
+        """Which rows of ``[start, len)`` pass ``q`` (None: all of them)."""
+        n, s = self._n, start
         mask: npt.NDArray[np.bool_] | None = None
 
         def narrow(part: npt.NDArray[np.bool_]) -> None:
@@ -489,7 +465,7 @@ class EntryIndex:
         if q.states:
             lut = np.zeros(len(STATES), dtype=np.bool_)
             lut[[_STATE_CODE[s.value] for s in q.states]] = True
-            narrow(lut[self._state[:n]])
+            narrow(lut[self._state[s:n]])
         for name, wanted in (
             ("reason", q.reasons),
             ("dlq", q.dlqs),
@@ -498,45 +474,47 @@ class EntryIndex:
             ("failure_group", q.failure_groups),
         ):
             if wanted:
-                narrow(self._lut_mask(name, self._dicts[name].lookup(wanted)))
+                narrow(self._lut_mask(name, self._dicts[name].lookup(wanted), s))
         if q.cause.strip():
-            narrow(self._cause_mask(q.cause.strip().lower()))
+            narrow(self._cause_mask(q.cause.strip().lower(), s))
         if q.dead_from_ms is not None:
-            narrow(self._dead[:n] >= q.dead_from_ms)
+            narrow(self._dead[s:n] >= q.dead_from_ms)
         if q.dead_until_ms is not None:
-            narrow(self._dead[:n] < q.dead_until_ms)
+            narrow(self._dead[s:n] < q.dead_until_ms)
         if q.amount_min is not None:
-            narrow(self._amount[:n] >= q.amount_min)
+            narrow(self._amount[s:n] >= q.amount_min)
         if q.amount_max is not None:
-            narrow(self._amount[:n] <= q.amount_max)
+            narrow(self._amount[s:n] <= q.amount_max)
         for term in q.terms:
             if mask is not None and not mask.any():
                 break
-            narrow(self._text_mask(term))
+            narrow(self._text_mask(term, s))
         return mask
 
-    def _lut_mask(self, name: str, codes: Sequence[int]) -> npt.NDArray[np.bool_]:
+    def _lut_mask(self, name: str, codes: Sequence[int], start: int = 0) -> npt.NDArray[np.bool_]:
         lut = np.zeros(len(self._dicts[name]), dtype=np.bool_)
         if codes:
             lut[np.asarray(codes, dtype=np.int64)] = True
-        return lut[self._codes[name][: self._n]]
+        return lut[self._codes[name][start : self._n]]
 
-    def _cause_mask(self, text: str) -> npt.NDArray[np.bool_]:
-        """Rows whose cause or failure group holds ``text`` (lower-cased)."""
-        mask = self._lut_mask("cause", self._dicts["cause"].containing(text))
+    def _cause_mask(self, text: str, start: int = 0) -> npt.NDArray[np.bool_]:
+        """Rows from ``start`` on whose cause or failure group holds ``text`` (lower-cased)."""
+        mask = self._lut_mask("cause", self._dicts["cause"].containing(text), start)
         groups = self._dicts["failure_group"].containing(text)
         if groups:
-            np.logical_or(mask, self._lut_mask("failure_group", groups), out=mask)
+            np.logical_or(mask, self._lut_mask("failure_group", groups, start), out=mask)
         return mask
 
-    def _text_mask(self, term: str) -> npt.NDArray[np.bool_]:
-        n = self._n
-        mask = np.zeros(n, dtype=np.bool_)
+    def _text_mask(self, term: str, start: int = 0) -> npt.NDArray[np.bool_]:
+        mask = np.zeros(self._n - start, dtype=np.bool_)
         for name in _SEARCHED_CATEGORIES:
             codes = self._dicts[name].containing(term)
             if codes:
-                np.logical_or(mask, self._lut_mask(name, codes), out=mask)
-        rows = self._hay.rows_containing(term.encode("utf-8", "surrogatepass"))
+                np.logical_or(mask, self._lut_mask(name, codes, start), out=mask)
+        # the rows from ``start`` on have their texts from their first segment on
+        first = int(self._row_seg[start : self._n].min()) if start else 0
+        rows = self._hay.rows_containing(term.encode("utf-8", "surrogatepass"), first)
+        rows = rows[rows >= start] - start if start else rows
         mask[rows] = True
         return mask
 
@@ -655,14 +633,27 @@ class EntryIndex:
         if by == "state":
             codes = self._state[: self._n] if rows is None else self._state[rows]
             counts = np.bincount(codes.astype(np.int64), minlength=len(STATES))
+            return self.group_pairs(by, counts)
+        column = self._codes[by]
+        codes32 = column[: self._n] if rows is None else column[rows]
+        return self.group_pairs(by, np.bincount(codes32, minlength=len(self._dicts[by])))
+
+    def group_codes(self, by: GroupBy, rows: Rows) -> npt.NDArray[np.int32]:
+        """The codes :meth:`group_pairs` counts for ``rows`` (a state's: its code in
+        :data:`STATES`)."""
+        return (self._state if by == "state" else self._codes[by])[rows].astype(np.int32)
+
+    def group_pairs(
+        self, by: GroupBy, counts: npt.NDArray[np.int64]
+    ) -> list[tuple[GroupValue, int]]:
+        """(value, count) from counts by code (:meth:`group_codes`), as
+        :meth:`group_counts` orders them."""
+        if by == "state":
             pairs: list[tuple[GroupValue, int]] = [
                 (STATES[code], int(counts[code])) for code in np.flatnonzero(counts).tolist()
             ]
             return sorted(pairs, key=lambda p: (-p[1], _STATE_CODE[str(p[0])]))
         dictionary = self._dicts[by]
-        column = self._codes[by]
-        codes32 = column[: self._n] if rows is None else column[rows]
-        counts = np.bincount(codes32, minlength=len(dictionary))
         present = np.flatnonzero(counts)
         rank = dictionary.rank().astype(np.int64)
         rank[rank < 0] = len(rank)  # None and "" after every value with the same count

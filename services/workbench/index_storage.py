@@ -223,28 +223,32 @@ class Haystack:
     def retire(self, segments: npt.NDArray[np.int64]) -> None:
         self.seg_row[segments] = -1
 
-    def rows_containing(self, needle: bytes) -> npt.NDArray[np.int32]:
-        """Rows whose text contains ``needle`` (may repeat a row; never stale ones)."""
+    def rows_containing(self, needle: bytes, first: int = 0) -> npt.NDArray[np.int32]:
+        """Rows whose text contains ``needle`` (may repeat a row; never stale ones), in
+        segments ``first`` on (a load's new rows: the blob from their first segment)."""
         m = len(needle)
-        if m == 0 or m > self.used or any(self.hist[b] == 0 for b in needle):
+        first = min(max(first, 0), self.nseg)
+        begin = int(self.seg_start[first]) if first < self.nseg else self.used
+        if m == 0 or m > self.used - begin or any(self.hist[b] == 0 for b in needle):
             return np.zeros(0, dtype=np.int32)
-        seg_start = self.seg_start[: self.nseg]
-        seg_row = self.seg_row[: self.nseg]
+        seg_start = self.seg_start[first : self.nseg] - begin
+        seg_row = self.seg_row[first : self.nseg]
         if m == 1:  # one pass: which segments hold the byte at all
-            hits = self.blob[: self.used] == needle[0]
+            hits = self.blob[begin : self.used] == needle[0]
             rows = seg_row[np.logical_or.reduceat(hits, seg_start)]
             return rows[rows >= 0]
-        starts = self.positions(needle)
+        starts = self.positions(needle, begin) - begin
         if len(starts) > _MANY_POSITIONS:
-            hits = np.zeros(self.used, dtype=np.bool_)
+            hits = np.zeros(self.used - begin, dtype=np.bool_)
             hits[starts] = True
             rows = seg_row[np.logical_or.reduceat(hits, seg_start)]
         else:
             rows = seg_row[np.searchsorted(seg_start, starts, side="right") - 1]
         return rows[rows >= 0]
 
-    def positions(self, needle: bytes) -> npt.NDArray[np.int64]:
-        """Every start position of ``needle`` (two bytes or more), unordered, vectorised.
+    def positions(self, needle: bytes, begin: int = 0) -> npt.NDArray[np.int64]:
+        """Every start position of ``needle`` (two bytes or more) from ``begin`` on,
+        unordered, vectorised.
 
         Anchors on the needle's rarest two-byte pair (running pair counts say
         which): two passes over the blob read as 16-bit words, at even and at
@@ -252,22 +256,23 @@ class Haystack:
         then checked at those candidates only, rarest first.
         """
         m = len(needle)
-        blob = self.blob[: self.used]
+        size = self.used - begin
+        blob = self.blob[begin : self.used]
         pairs = [needle[k] | needle[k + 1] << 8 for k in range(m - 1)]
         anchor = min(range(m - 1), key=lambda k: (int(self.pair_hist[pairs[k]]), k))
         found = []
         for parity in (0, 1):
-            words = (self.used - parity) // 2
+            words = (size - parity) // 2
             view = blob[parity : parity + 2 * words].view("<u2")
             found.append(np.flatnonzero(view == pairs[anchor]) * 2 + (parity - anchor))
         candidates = np.concatenate(found)
-        candidates = candidates[(candidates >= 0) & (candidates <= self.used - m)]
+        candidates = candidates[(candidates >= 0) & (candidates <= size - m)]
         rest = [k for k in range(m) if k not in (anchor, anchor + 1)]
         for k in sorted(rest, key=lambda k: int(self.hist[needle[k]])):
             if not len(candidates):
                 break
             candidates = candidates[blob[candidates + k] == needle[k]]
-        return candidates.astype(np.int64, copy=False)
+        return candidates.astype(np.int64, copy=False) + begin
 
     @property
     def nbytes(self) -> int:
