@@ -90,8 +90,9 @@ class GroupTally:
         if by == "failure_group" and len(rows):
             self._add_stats(index, rows, codes, size)
 
-    def _add_stats(self, index: EntryIndex, rows: Rows, group: npt.NDArray[np.int64],
-                   size: int) -> None:
+    def _add_stats(
+        self, index: EntryIndex, rows: Rows, group: npt.NDArray[np.int64], size: int
+    ) -> None:
         dead, amount, state = index.row_numbers(rows)
         self._open = _fit(self._open, size)
         self._first = _fit(self._first, size, _NEVER)

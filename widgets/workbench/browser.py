@@ -53,7 +53,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMenu,
-    QProgressBar,
     QSplitter,
     QToolButton,
     QVBoxLayout,
@@ -63,8 +62,8 @@ from PySide6.QtWidgets import (
 from services.masking.json import mask_sensitive_text
 from services.workbench.actions.names import Action
 from services.workbench.entry_ids import EntryIds
+from services.workbench.group_tally import GroupTally
 from services.workbench.index import STATES, EntryIndex
-from services.workbench.index_groups import failure_group_stats
 from services.workbench.index_storage import Rows
 from services.workbench.query import ActionTarget, GroupBy, GroupValue, Query
 from widgets.common import colors
@@ -79,6 +78,7 @@ from widgets.workbench.group_panel import (
     as_group_by,
     group_label,
 )
+from widgets.workbench.status_strip import StatusStrip
 from widgets.workbench.table_model import COLUMNS, FailedPaymentsModel
 
 SEARCH_DEBOUNCE_MS: Final = 150
@@ -121,6 +121,7 @@ class FailedPaymentsView(QWidget):
         self._emitted_rows: Rows = np.zeros(0, dtype=np.int64)
         self._last_refresh_at = 0.0
         self._last_query_s = 0.0
+        self._tally = GroupTally()
         self.context_menu: QMenu | None = None
 
         self._build_top_bar()
@@ -192,29 +193,11 @@ class FailedPaymentsView(QWidget):
         self.top_bar_layout.addSpacing(12)
 
     def _build_status_strip(self) -> None:
-        self.status_strip = QFrame()
-        self.status_strip.setObjectName("StatusStrip")
-        self.count_label = QLabel()
-        self.count_label.setObjectName("CountLabel")
-        self.selected_label = QLabel()
-        self.selected_label.setObjectName("SelectedLabel")
-        self.loading_label = QLabel()
-        self.loading_label.setObjectName("LoadingLabel")
-        self.loading_bar = QProgressBar()
-        self.loading_bar.setObjectName("LoadingBar")
-        self.loading_bar.setTextVisible(False)
-        self.loading_bar.setFixedWidth(160)
-        self.loading_bar.setFixedHeight(6)
-        row = QHBoxLayout(self.status_strip)
-        row.setContentsMargins(10, 4, 10, 4)
-        row.setSpacing(10)
-        row.addWidget(self.count_label)
-        row.addWidget(self.selected_label)
-        row.addStretch(1)
-        row.addWidget(self.loading_label)
-        row.addWidget(self.loading_bar, 0, Qt.AlignmentFlag.AlignVCenter)
-        self.loading_label.hide()
-        self.loading_bar.hide()
+        self.status_strip = StatusStrip()
+        self.count_label = self.status_strip.count_label
+        self.selected_label = self.status_strip.selected_label
+        self.loading_label = self.status_strip.loading_label
+        self.loading_bar = self.status_strip.loading_bar
 
     def _build_unavailable_note(self) -> None:
         """Says, above everything, that the list cannot be read and why (hidden while it can)."""
@@ -340,14 +323,15 @@ class FailedPaymentsView(QWidget):
 
     @Slot()
     def refresh(self) -> None:
-        """Run the query again (rows added, states changed), keeping selection and scroll."""
+        """Show the index as it is now (rows added: merged in; states changed: the query
+        run again), keeping selection and scroll."""
         self._refresh_timer.stop()
         if self._search_timer.isActive():  # the operator's edits not applied yet: with them
             self._search_timer.stop()  # (a refresh would set the filters back to the query)
             query = self.filter_bar.apply_to(replace(self.model.query, text=self.search_box.text()))
             self._run(query)
             return
-        self._run(self.model.query)
+        self._run(None)
 
     @Slot()
     def request_refresh(self) -> None:
@@ -362,15 +346,7 @@ class FailedPaymentsView(QWidget):
     def set_loading(self, loaded: int, total: int) -> None:
         """The full load's progress; ``loaded >= total`` ends it."""
         self._loading = (loaded, total) if total > 0 and 0 <= loaded < total else None
-        if self._loading is None:
-            self.loading_label.hide()
-            self.loading_bar.hide()
-        else:
-            self.loading_label.setText(f"Loading {100 * loaded / total:.0f} %")
-            self.loading_bar.setRange(0, total)
-            self.loading_bar.setValue(loaded)
-            self.loading_label.show()
-            self.loading_bar.show()
+        self.status_strip.show_loading(self._loading)
         self._update_counts()
 
     @Slot(object)
@@ -481,9 +457,13 @@ class FailedPaymentsView(QWidget):
         if query != current:
             self._run(query)
 
-    def _run(self, query: Query) -> None:
+    def _run(self, query: Query | None) -> None:
+        """Show ``query`` (None: the index as it is now under the current one)."""
         started = time.perf_counter()
-        self.model.set_query(query)
+        if query is None:
+            self.model.refresh()
+        else:
+            self.model.set_query(query)
         self._after_query()
         self._last_refresh_at = time.perf_counter()
         self._last_query_s = self._last_refresh_at - started
@@ -525,14 +505,14 @@ class FailedPaymentsView(QWidget):
         by = self.group_panel.by
         query = self.model.query
         # Facet counts: the other filters apply, this column's own filter does not,
-        # so every group stays visible (and clickable) while one is chosen.
-        rows = self.index.matching(query.without_group(by))
-        pairs = self.index.group_counts(by, rows)
+        # so every group stays visible (and clickable) while one is chosen. Rows only
+        # added since the last time (a load's batches): only they are counted.
+        self._tally.update(self.index, by, query.without_group(by))
         stats = None
         if by == "failure_group":  # each group's amount at risk, merchants, first/last seen
-            found = failure_group_stats(self.index, rows, groups=MAX_GROUPS_SHOWN)
+            found = self._tally.failure_group_stats(groups=MAX_GROUPS_SHOWN)
             stats = {s.group: s for s in found}
-        self.group_panel.show_groups(pairs, query.group_values(by), stats)
+        self.group_panel.show_groups(self._tally.pairs(), query.group_values(by), stats)
 
     def _filter_options(self, by: GroupBy) -> list[FilterOption]:
         """Values for a filter menu with their counts under the other filters."""
@@ -566,16 +546,13 @@ class FailedPaymentsView(QWidget):
         self.selection_changed.emit(EntryIds(self.index, rows))  # ids looked up when read
 
     def _update_counts(self) -> None:
-        shown, total = self.model.rowCount(), len(self.index)
-        text = f"{shown:,} of {total:,} entries"
-        if self._unavailable is not None:
-            text += " (cannot be read now)"
-        elif self._loading is not None:
-            loaded, expected = self._loading
-            text += f" (loading {loaded:,} / {expected:,}…)"
-        self.count_label.setText(text)
-        selected = self.table.selected_count()
-        self.selected_label.setText(f"{selected:,} selected" if selected else "")
+        self.status_strip.show_counts(
+            self.model.rowCount(),
+            len(self.index),
+            self.table.selected_count(),
+            self._unavailable is not None,
+            self._loading,
+        )
 
     def _update_actions(self) -> None:
         selected = self.table.selected_count()

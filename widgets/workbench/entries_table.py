@@ -14,6 +14,7 @@ arrived above and reveals it on a click.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from functools import partial
 from typing import Final
@@ -27,6 +28,7 @@ from PySide6.QtCore import (
     QPoint,
     QRectF,
     Qt,
+    QTimer,
     Signal,
 )
 from PySide6.QtGui import QAction, QColor, QKeyEvent, QPainter, QPaintEvent, QPen, QResizeEvent
@@ -73,6 +75,9 @@ cause is long, and its tooltip and the detail pane show it whole."""
 GIVES_WAY_MAX: Final = 560
 """The widest the cause column is fitted (the demo's causes whole at 1600 px)."""
 GIVES_WAY_FLOOR: Final = 32
+GROW_INTERVAL_S: Final = 1.0
+"""While rows are only added (a load), the columns are fitted to the first rows at most
+this often (each fit reads a few hundred rows' texts)."""
 ITEM_PADDING: Final = 3
 """A cell's padding each side: ``QTableView#EntriesTable::item`` in resources/style.qss."""
 
@@ -233,6 +238,10 @@ class EntriesTable(QTableView):
         self._natural: dict[int, int] = {}  # widths before the last column stretched
         self._widths_font = ""
         self._text_width: dict[str, int] = {}  # text -> pixels in that font (masked texts)
+        self._grown_at = 0.0
+        self._grow_timer = QTimer(self)
+        self._grow_timer.setSingleShot(True)
+        self._grow_timer.timeout.connect(self._grow_to_content)
         self.doubleClicked.connect(lambda index: self.activated_row.emit(index.row()))
         self.setModel(model)
         self.setItemDelegateForColumn(COLUMN_NAMES.index("state"), StatePillDelegate(self))
@@ -295,6 +304,8 @@ class EntriesTable(QTableView):
     def _grow_to_content(self) -> None:
         """New rows wider than the columns (an incident's later merchants, amounts,
         causes): the columns grow to show them whole; they never shrink under the eyes."""
+        self._grow_timer.stop()
+        self._grown_at = time.perf_counter()
         if self._operator_sized:
             return
         fitted = self._text_widths
@@ -588,6 +599,10 @@ class EntriesTable(QTableView):
     def _restore_view_state(self, rows: int) -> None:
         if rows and not self._fitted_to_content:
             self.fit_columns_to_content()
+        elif rows and self._entries.appended:  # a load's batches: at most once a second
+            if not self._grow_timer.isActive():
+                wait_s = self._grown_at + GROW_INTERVAL_S - time.perf_counter()
+                self._grow_timer.start(max(0, int(wait_s * 1000)))
         elif rows:
             self._grow_to_content()
         saved, self._saved = self._saved, None

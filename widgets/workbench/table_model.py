@@ -37,6 +37,7 @@ from services.workbench.index import EntryIndex
 from services.workbench.index_storage import Rows
 from services.workbench.model import EntryState, EntrySummary
 from services.workbench.query import Query
+from services.workbench.result_merge import SortedResult
 from widgets.common import colors
 
 ModelIndex = QModelIndex | QPersistentModelIndex
@@ -157,6 +158,11 @@ class FailedPaymentsModel(QAbstractTableModel):
     ``result_about_to_change`` and ``result_changed`` frame every change of
     the result (a new query, a sort, a refresh), so a view can keep its
     selection and scroll position by entry rather than by position.
+
+    A refresh after rows were only added (a load's batches, new parks) merges the
+    matching new rows into the result (:class:`SortedResult`) and tells Qt that
+    rows were inserted, not that the model was reset: ``appended`` is then True
+    until the next change.
     """
 
     result_about_to_change = Signal()
@@ -167,6 +173,8 @@ class FailedPaymentsModel(QAbstractTableModel):
         self._index = index if index is not None else EntryIndex()
         self._query = Query()
         self._result: Rows = np.zeros(0, dtype=np.int64)
+        self._sorted: SortedResult | None = None
+        self.appended = False
         self._cache: dict[int, EntrySummary] = {}
         self._cache_version = -1
         self._muted = QColor(colors.TEXT_MUTED)
@@ -198,15 +206,42 @@ class FailedPaymentsModel(QAbstractTableModel):
 
     def set_query(self, query: Query) -> None:
         """Run ``query`` on the index and show its result."""
-        self.set_result(self._index.query(query), query)
+        result = self._index.query(query)
+        self.set_result(result, query)
+        self._sorted = SortedResult.of(self._index, query, result)
 
     def refresh(self) -> None:
-        """Run the current query again (new rows, changed states)."""
-        self.set_query(self._query)
+        """Show the index as it is now: the new rows merged in when rows were only
+        added, else the current query run again (changed states)."""
+        grown = self._sorted.extended(self._index) if self._sorted is not None else None
+        if grown is None or grown[0].query != self._query:
+            self.set_query(self._query)
+            return
+        self._sorted, added = grown
+        if not added:
+            return
+        first = len(self._result)
+        self.result_about_to_change.emit()
+        # The new rows are inserted all through the result: Qt is told that as many
+        # rows came at the end (no reset: the view keeps its header, selection model and
+        # scroll) and that every row may show another entry; the view puts the
+        # selection, current row and scroll back by entry (result_changed).
+        self.beginInsertRows(QModelIndex(), first, first + added - 1)
+        self._result = self._sorted.rows
+        self._cache.clear()
+        self._cache_version = self._index.version
+        self.endInsertRows()
+        self.appended = True
+        self.dataChanged.emit(
+            self.index_at(0, 0), self.index_at(first + added - 1, len(COLUMNS) - 1)
+        )
+        self.result_changed.emit(len(self._result))
 
     def set_result(self, rows: Rows | Iterable[int], query: Query | None = None) -> None:
         """Show ``rows`` (index positions, in table order) - a full model reset."""
         result = np.asarray(rows, dtype=np.int64)
+        self._sorted = None
+        self.appended = False
         self.result_about_to_change.emit()
         self.beginResetModel()
         self._result = result
