@@ -29,6 +29,7 @@ from services.workbench.query import GroupBy, GroupValue, Query
 
 _NEVER: Final = np.iinfo(np.int64).max
 _LONG_AGO: Final = np.iinfo(np.int64).min
+_TABLE_MAX: Final = 32_000_000
 
 
 def _fit(array: npt.NDArray[np.int64], size: int, fill: int = 0) -> npt.NDArray[np.int64]:
@@ -38,6 +39,16 @@ def _fit(array: npt.NDArray[np.int64], size: int, fill: int = 0) -> npt.NDArray[
     out = np.full(max(size, 2 * len(array), 16), fill, dtype=np.int64)
     out[: len(array)] = array
     return out
+
+
+def _distinct(cells: npt.NDArray[np.int64], cap: int) -> npt.NDArray[np.int64]:
+    """The distinct values of ``cells`` (all below ``cap``), ascending: marked in a table
+    when it is small (no sort of a million cells), else sorted."""
+    if cap <= _TABLE_MAX:
+        seen = np.zeros(cap, dtype=np.bool_)
+        seen[cells] = True
+        return np.flatnonzero(seen).astype(np.int64)
+    return np.unique(cells)
 
 
 class GroupTally:
@@ -86,13 +97,19 @@ class GroupTally:
         codes = index.group_codes(by, rows).astype(np.int64)
         size = int(codes.max()) + 1 if len(codes) else 0
         self._counts = _fit(self._counts, size)
-        self._counts[:size] += np.bincount(codes, minlength=size)
+        counts = np.bincount(codes, minlength=size)
+        self._counts[:size] += counts
         if by == "failure_group" and len(rows):
-            self._add_stats(index, rows, codes, size)
+            self._add_stats(index, rows, codes, counts)
 
     def _add_stats(
-        self, index: EntryIndex, rows: Rows, group: npt.NDArray[np.int64], size: int
+        self,
+        index: EntryIndex,
+        rows: Rows,
+        group: npt.NDArray[np.int64],
+        counts: npt.NDArray[np.int64],
     ) -> None:
+        size = len(counts)
         dead, amount, state = index.row_numbers(rows)
         self._open = _fit(self._open, size)
         self._first = _fit(self._first, size, _NEVER)
@@ -110,8 +127,7 @@ class GroupTally:
         example = np.zeros(size, dtype=np.int64)
         example[group[newest]] = cause[newest]
         later = last >= self._last[:size]  # a tie: the batch's rows come later
-        seen = np.bincount(group, minlength=size) > 0
-        take = later & seen
+        take = later & (counts > 0)
         self._example[:size][take] = example[take]
         np.maximum(self._last[:size], last, out=self._last[:size])
         currency, _ = index.category_codes("currency", rows)
@@ -121,7 +137,9 @@ class GroupTally:
         self._add_cells(self._sources, group, source, None)
         merchant, names = index.category_codes("merchant", rows)
         named = np.array([bool(m) for m in names], dtype=np.bool_)[merchant]
-        pairs = np.unique((group[named] << 32) | merchant[named].astype(np.int64))
+        width = len(names)
+        cells = _distinct(group[named] * width + merchant[named], size * width)
+        pairs = ((cells // width) << 32) | (cells % width)
         fresh = [pair for pair in pairs.tolist() if pair not in self._pairs]
         if fresh:
             self._pairs.update(fresh)
@@ -140,9 +158,8 @@ class GroupTally:
             return
         width = int(other.max()) + 1
         cells = group * width + other
-        present = np.unique(cells)
         sums = np.bincount(cells, weights=weights)
-        for cell in present.tolist():
+        for cell in _distinct(cells, len(sums)).tolist():
             key = divmod(cell, width)
             into[key] = into.get(key, 0.0) + float(sums[cell])
 

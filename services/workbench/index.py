@@ -177,6 +177,8 @@ class EntryIndex:
             updates: dict[int, EntrySummary] = {}
         else:
             new_items, updates = self._split(summaries, ids, found)
+            # a row read again as it is (a load meeting its first page) changes nothing
+            updates = {row: s for row, s in updates.items() if self.row(row) != s}
         added = len(new_items)
         if added:
             start = self._n

@@ -91,7 +91,11 @@ class SortedResult:
         else:
             head = np.insert(head, at, new_rows)
         keys = _Keys(index.rank_tag(key), np.insert(ascending, at, new_values))
-        rows = np.concatenate([head, self.rows[present:], new[~has]])
+        missing_rows = new[~has]
+        if present == len(self.rows) and not len(missing_rows):
+            rows = head  # every row has a key: no third copy
+        else:
+            rows = np.concatenate([head, self.rows[present:], missing_rows])
         rows.setflags(write=False)
         grown = SortedResult(query, rows, len(index), index.version, len(head), keys)
         return grown, len(new)

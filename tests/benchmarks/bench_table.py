@@ -51,7 +51,7 @@ from services.config import FieldPaths
 from services.workbench.codec import MessageRecord
 from services.workbench.store import ParkingStore, ParkItem
 from tests.benchmarks.common import MERCHANTS
-from tests.benchmarks.gui_steps import StepLog, event_type_name, receiver_name
+from tests.benchmarks.gui_steps import CallTimes, StepLog, event_type_name, receiver_name
 from tests.benchmarks.results import record_figures
 
 DEFAULT_REDIS_URL = os.environ.get("PAYOPS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -332,6 +332,15 @@ async def run(args: argparse.Namespace) -> list[Figure]:
         if timed_app is not None:
             timed_app.longest_event_s = timed_app.longest_event_cpu_s = 0.0
             timed_app.steps.reset()
+        # What each part of a step costs at most: the model's refresh, the group panel, the
+        # columns' fit, the index's add (wrapped on their instances for the load only).
+        parts = CallTimes()
+        parts.watch(index, "add", "index.add (1,000 rows)")
+        parts.watch(view.model, "refresh", "model refresh (merge + Qt's insert)")
+        parts.watch(view, "_run", "view refresh (model, view state, counts)")
+        parts.watch(view._tally, "update", "group tally (the added rows)")
+        parts.watch(view.group_panel, "show_groups", "group panel's list")
+        parts.watch(view.table, "_grow_to_content", "columns fitted to new rows")
         # The console's steps: decoding a batch and adding it (one asyncio step: the CPU of
         # this thread since the last step, awaiting Redis costs none), each Qt event.
         batch_cpu = 0.0
@@ -358,6 +367,7 @@ async def run(args: argparse.Namespace) -> list[Figure]:
         settle()
         await asyncio.sleep(0.01)
         watching.cancel()
+        parts.close()
         load_s = time.perf_counter() - started
         # Exactly N (see _park_range for the 1,001,500 of a run on the shared machine).
         assert len(index) == total == args.n, (len(index), total)
@@ -374,7 +384,7 @@ async def run(args: argparse.Namespace) -> list[Figure]:
         )
         step_s, add_s, view_s = longest_step
         if timed_app is not None:
-            print("\n".join(timed_app.steps.report()), flush=True)
+            print("\n".join(timed_app.steps.report() + parts.report()), flush=True)
             event_s, event_cpu_s = timed_app.longest_event_s, timed_app.longest_event_cpu_s
             longest = max(event_s, batch_cpu)
             figures.append(

@@ -4,6 +4,7 @@ garbage collector's passes timed beside them (a pass inside an event is part of 
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import heapq
 import itertools
@@ -105,3 +106,46 @@ class StepLog:
     def close(self) -> None:
         if self._on_gc in gc.callbacks:
             gc.callbacks.remove(self._on_gc)
+
+
+class CallTimes:
+    """The longest call (own CPU, wall) and the total own CPU of named methods, timed by
+    wrapping them on their instances while :meth:`watch` is on (Python callers and Qt
+    signals reach the wrapper; Qt's virtual calls, a paintEvent, do not)."""
+
+    def __init__(self) -> None:
+        self.longest: dict[str, TimedStep] = {}
+        self.total_cpu_s: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+        self._patched: list[tuple[Any, str]] = []
+
+    def watch(self, owner: Any, method: str, label: str) -> None:
+        original = getattr(owner, method)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started, cpu = time.perf_counter(), time.thread_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                cpu_s, wall_s = time.thread_time() - cpu, time.perf_counter() - started
+                self.total_cpu_s[label] = self.total_cpu_s.get(label, 0.0) + cpu_s
+                self.calls[label] = self.calls.get(label, 0) + 1
+                if cpu_s > self.longest.get(label, TimedStep(-1.0, 0.0)).cpu_s:
+                    self.longest[label] = TimedStep(cpu_s, wall_s, label)
+
+        setattr(owner, method, timed)
+        self._patched.append((owner, method))
+
+    def close(self) -> None:
+        for owner, method in self._patched:
+            with contextlib.suppress(AttributeError):
+                delattr(owner, method)
+        self._patched.clear()
+
+    def report(self) -> list[str]:
+        lines = ["  the longest call of each part during the load (own CPU):"]
+        for label, step in sorted(self.longest.items(), key=lambda kv: -kv[1].cpu_s):
+            calls = self.calls[label]
+            mean_ms = self.total_cpu_s[label] / calls * 1000
+            lines.append(f"    {step.render()}  ({calls:,} calls, {mean_ms:.1f} ms mean)")
+        return lines
