@@ -29,7 +29,8 @@ from services.workbench.query import GroupBy, GroupValue, Query
 
 _NEVER: Final = np.iinfo(np.int64).max
 _LONG_AGO: Final = np.iinfo(np.int64).min
-_TABLE_MAX: Final = 32_000_000
+TABLE_MAX: Final = 32_000_000
+_EVERY_ROW: Final = Query().filters
 
 
 def _fit(array: npt.NDArray[np.int64], size: int, fill: int = 0) -> npt.NDArray[np.int64]:
@@ -44,7 +45,7 @@ def _fit(array: npt.NDArray[np.int64], size: int, fill: int = 0) -> npt.NDArray[
 def _distinct(cells: npt.NDArray[np.int64], cap: int) -> npt.NDArray[np.int64]:
     """The distinct values of ``cells`` (all below ``cap``), ascending: marked in a table
     when it is small (no sort of a million cells), else sorted."""
-    if cap <= _TABLE_MAX:
+    if cap <= TABLE_MAX:
         seen = np.zeros(cap, dtype=np.bool_)
         seen[cells] = True
         return np.flatnonzero(seen).astype(np.int64)
@@ -70,7 +71,8 @@ class GroupTally:
         self._last = np.zeros(0, dtype=np.int64)
         self._example = np.zeros(0, dtype=np.int64)  # cause code of the newest row
         self._at_risk: dict[tuple[int, int], float] = {}  # (group, currency) -> amount
-        self._pairs: set[int] = set()  # group << 32 | merchant, merchants named
+        self._seen = np.zeros((0, 0), dtype=np.bool_)  # [group, merchant]: counted
+        self._pairs: set[int] = set()  # group << 32 | merchant: when the table is too big
         self._merchants = np.zeros(0, dtype=np.int64)
         self._sources: dict[tuple[int, int], float] = {}  # (group, source code) -> rows
 
@@ -88,24 +90,28 @@ class GroupTally:
             self._index, self._by, self._filters = index, by, filters
             self._reset()
         start = self._upto
-        rows = index.matching(filters) if start == 0 else index.matching_from(filters, start)
+        rows: Rows | slice
+        if filters == _EVERY_ROW:  # the columns' rows as they are: views, no copies
+            rows = slice(start, len(index))
+        else:
+            rows = index.matching(filters) if not start else index.matching_from(filters, start)
         self._add(index, by, rows)
         self._upto, self._version = len(index), index.version
         return len(index) - start
 
-    def _add(self, index: EntryIndex, by: GroupBy, rows: Rows) -> None:
-        codes = index.group_codes(by, rows).astype(np.int64)
+    def _add(self, index: EntryIndex, by: GroupBy, rows: Rows | slice) -> None:
+        codes = index.group_codes(by, rows)
         size = int(codes.max()) + 1 if len(codes) else 0
         self._counts = _fit(self._counts, size)
         counts = np.bincount(codes, minlength=size)
         self._counts[:size] += counts
-        if by == "failure_group" and len(rows):
+        if by == "failure_group" and len(codes):
             self._add_stats(index, rows, codes, counts)
 
     def _add_stats(
         self,
         index: EntryIndex,
-        rows: Rows,
+        rows: Rows | slice,
         group: npt.NDArray[np.int64],
         counts: npt.NDArray[np.int64],
     ) -> None:
@@ -137,14 +143,33 @@ class GroupTally:
         self._add_cells(self._sources, group, source, None)
         merchant, names = index.category_codes("merchant", rows)
         named = np.array([bool(m) for m in names], dtype=np.bool_)[merchant]
-        width = len(names)
-        cells = _distinct(group[named] * width + merchant[named], size * width)
-        pairs = ((cells // width) << 32) | (cells % width)
-        fresh = [pair for pair in pairs.tolist() if pair not in self._pairs]
-        if fresh:
-            self._pairs.update(fresh)
-            cells = np.asarray(fresh, dtype=np.int64) >> 32
-            self._merchants[:size] += np.bincount(cells, minlength=size)
+        self._add_merchants(group[named], merchant[named].astype(np.int64), size, len(names))
+
+    def _add_merchants(
+        self, group: npt.NDArray[np.int64], merchant: npt.NDArray[np.int64], size: int, width: int
+    ) -> None:
+        """Count each (group, merchant) pair not seen before in its group's merchants."""
+        rows, columns = self._seen.shape
+        if size * width <= TABLE_MAX and not self._pairs:
+            if size > rows or width > columns:  # the dictionaries grew
+                seen = np.zeros((max(size, 2 * rows), max(width, 2 * columns)), dtype=np.bool_)
+                seen[:rows, :columns] = self._seen
+                self._seen = seen
+            cells = _distinct(group * width + merchant, size * width)
+            fresh_group, fresh_merchant = cells // width, cells % width
+            fresh = ~self._seen[fresh_group, fresh_merchant]
+            self._seen[fresh_group[fresh], fresh_merchant[fresh]] = True
+            self._merchants[:size] += np.bincount(fresh_group[fresh], minlength=size)
+            return
+        if not self._pairs and rows:  # too many to mark: the pairs marked so far, in a set
+            marked_group, marked_merchant = np.nonzero(self._seen)
+            self._pairs.update(((marked_group << 32) | marked_merchant).tolist())
+            self._seen = np.zeros((0, 0), dtype=np.bool_)
+        pairs = np.unique((group << 32) | merchant)
+        new = [pair for pair in pairs.tolist() if pair not in self._pairs]
+        if new:
+            self._pairs.update(new)
+            self._merchants[:size] += np.bincount(np.asarray(new) >> 32, minlength=size)
 
     @staticmethod
     def _add_cells(

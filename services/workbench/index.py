@@ -364,14 +364,14 @@ class EntryIndex:
         return self._state[positions]
 
     def category_codes(
-        self, name: str, rows: Rows | None
+        self, name: str, rows: Rows | slice | None
     ) -> tuple[npt.NDArray[np.int32], list[str | None]]:
-        """A category column at ``rows`` (None: every row, a read-only view, no copy):
-        its codes, and the values they stand for."""
+        """A category column at ``rows`` (None: every row; a slice of rows: a read-only
+        view, no copy): its codes, and the values they stand for."""
         return self._column(self._codes[name], rows), self._dicts[name].values
 
     def row_numbers(
-        self, rows: Rows | None
+        self, rows: Rows | slice | None
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int8]]:
         """``dead_lettered_at_ms``, ``amount_value`` (NaN: none) and the state code
         (into :data:`STATES`) of ``rows`` (None: every row, read-only views)."""
@@ -381,7 +381,10 @@ class EntryIndex:
             self._column(self._state, rows),
         )
 
-    def _column(self, column: npt.NDArray[_T], rows: Rows | None) -> npt.NDArray[_T]:
+    def _column(self, column: npt.NDArray[_T], rows: Rows | slice | None) -> npt.NDArray[_T]:
+        if isinstance(rows, slice):
+            start, stop, _ = rows.indices(self._n)
+            rows = None if start == 0 and stop == self._n else rows
         if rows is not None:
             return column[rows]
         view = column[: self._n]
@@ -640,10 +643,10 @@ class EntryIndex:
         codes32 = column[: self._n] if rows is None else column[rows]
         return self.group_pairs(by, np.bincount(codes32, minlength=len(self._dicts[by])))
 
-    def group_codes(self, by: GroupBy, rows: Rows) -> npt.NDArray[np.int32]:
+    def group_codes(self, by: GroupBy, rows: Rows | slice) -> npt.NDArray[np.int64]:
         """The codes :meth:`group_pairs` counts for ``rows`` (a state's: its code in
         :data:`STATES`)."""
-        return (self._state if by == "state" else self._codes[by])[rows].astype(np.int32)
+        return (self._state if by == "state" else self._codes[by])[rows].astype(np.int64)
 
     def group_pairs(
         self, by: GroupBy, counts: npt.NDArray[np.int64]

@@ -10,6 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from services.workbench import group_tally
 from services.workbench.columns import TABLE_COLUMNS
 from services.workbench.group_tally import GroupTally
 from services.workbench.index import EntryIndex
@@ -121,9 +122,15 @@ def _comparable(stats):
     ]
 
 
+@pytest.mark.parametrize("table_max", [group_tally.TABLE_MAX, 2_000])
 @pytest.mark.parametrize("filters", FILTERS, ids=lambda q: q.describe() or "all")
-def test_the_tally_after_a_load_in_many_batches_is_a_full_recompute(filters):
+def test_the_tally_after_a_load_in_many_batches_is_a_full_recompute(
+    filters, table_max, monkeypatch
+):
+    """Also with the (group, merchant) pairs past a small table: kept in a set instead."""
+    monkeypatch.setattr(group_tally, "TABLE_MAX", table_max)
     rows = shuffled_rows(6000, seed=9)
+    rows = [replace(r, merchant=f"Shop {i % 700}") if i % 3 == 0 else r for i, r in enumerate(rows)]
     for by in GROUP_BYS:
         index, tally = EntryIndex(), GroupTally()
         for batch in batches(rows, seed=11):
