@@ -9,7 +9,9 @@ about the table), then, in one process with a real offscreen
 - the full load: ``store.iter_summaries`` into the index in the console's
   steps (``LOAD_BATCH`` rows), the view refreshing (throttled) while it runs,
   and the longest GUI step: how late a 2 ms sleep on the loop woke up (decode,
-  add and a refresh when due are one step here, conservatively);
+  add and a refresh when due are one step here, conservatively), the longest Qt
+  events, and the longest call of each part of a step (the model's refresh, the
+  group panel's tally and list, the columns' fit, ``index.add``);
 - search (text), filter (state + reason + amount range + sort), text + filters
   + sort, sort by a header, group-by latencies, and select-all's longest GUI
   step, through the view in its default grouping (by cause)
