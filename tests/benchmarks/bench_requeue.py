@@ -38,6 +38,7 @@ import json
 import os
 import time
 import uuid
+from urllib.parse import quote, unquote, urlsplit
 
 import aio_pika
 import pika
@@ -189,22 +190,37 @@ async def run_requeue(
     return elapsed, resolved, cpu
 
 
+def vhost_of(amqp_url: str) -> str:
+    """The virtual host an AMQP URL names ("/" when it names none)."""
+    path = urlsplit(amqp_url).path
+    return unquote(path[1:]) if len(path) > 1 else "/"
+
+
 async def run_shovel(
-    connection: aio_pika.abc.AbstractConnection, source: str, dest: str, n: int, name: str
+    connection: aio_pika.abc.AbstractConnection,
+    source: str,
+    dest: str,
+    n: int,
+    name: str,
+    vhost: str = "/",
 ) -> float:
+    """Seconds RabbitMQ's shovel takes to move ``n`` messages ``source`` -> ``dest`` in
+    ``vhost`` (the shovel's parameter and its URIs name it: a shovel in another vhost
+    than the queues' would find no source, delete itself and never move anything)."""
     channel = await connection.channel()
     await channel.declare_queue(source, durable=True)
     await channel.declare_queue(dest, durable=True)
     await channel.close()
     await publish_persistent(connection, source, n)
     await wait_depth(connection, source, n)
+    uri = "amqp://" if vhost == "/" else "amqp:///" + quote(vhost, safe="")
     definition = {
         "src-protocol": "amqp091",
-        "src-uri": "amqp://",
+        "src-uri": uri,
         "src-queue": source,
         "src-delete-after": "queue-length",
         "dest-protocol": "amqp091",
-        "dest-uri": "amqp://",
+        "dest-uri": uri,
         "dest-queue": dest,
         "ack-mode": "on-confirm",
     }
@@ -226,11 +242,13 @@ async def run_shovel(
 
     watcher = asyncio.ensure_future(watch())
     try:
-        await command("rabbitmqctl", "set_parameter", "shovel", name, json.dumps(definition))
+        await command(
+            "rabbitmqctl", "set_parameter", "-p", vhost, "shovel", name, json.dumps(definition)
+        )
         await asyncio.wait_for(watcher, 900)
     finally:
         watcher.cancel()
-        await command("rabbitmqctl", "clear_parameter", "shovel", name, check=False)
+        await command("rabbitmqctl", "clear_parameter", "-p", vhost, "shovel", name, check=False)
     assert first is not None and done is not None
     # Rate over what moved between the first and the last observation.
     return (done - first) * n / max(n - first_depth, 1)
@@ -313,11 +331,15 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         print(f"set-up: {args.n:,} dead letters parked in {setup_s:.1f} s")
         # The reference runs before and after the requeue: a busy machine drifts.
         src, dst = shovel_queues[0], shovel_queues[1]
-        shovel_before = await run_shovel(connection, src, dst, args.n, f"bench-{tag}-1")
+        shovel_before = await run_shovel(
+            connection, src, dst, args.n, f"bench-{tag}-1", vhost_of(args.amqp_url)
+        )
         requeue_s, resolve_s, cpu_s = await run_requeue(args, connection, store, work, dlq)
         raw_s = await run_raw_publisher(args.amqp_url, raw_queue, args.n, args.window * args.depth)
         src, dst = shovel_queues[2], shovel_queues[3]
-        shovel_after = await run_shovel(connection, src, dst, args.n, f"bench-{tag}-2")
+        shovel_after = await run_shovel(
+            connection, src, dst, args.n, f"bench-{tag}-2", vhost_of(args.amqp_url)
+        )
         shovel_s = (shovel_before + shovel_after) / 2
     finally:
         channel = await connection.channel()
