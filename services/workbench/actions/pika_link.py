@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import struct
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final
@@ -63,7 +64,38 @@ class _CoalescingConnection(AsyncioConnection):  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._coalesced: list[bytes] | None = None
+        self._publish_heads: dict[tuple[int, str, str], bytes] = {}
         super().__init__(*args, **kwargs)
+
+    def publish_encoded(
+        self, channel_number: int, exchange: str, routing_key: str, encoded: bytes, body: bytes
+    ) -> None:
+        """``basic.publish`` with ``mandatory`` of ``body`` with properties already encoded
+        (flags and property list, as ``BasicProperties.encode`` gives them): the very
+        frames pika's ``Channel.basic_publish`` writes (method, content header, body split
+        at the negotiated frame size), built here without pika's frame objects - the
+        method frame is the same for every publish to one exchange and routing key.
+        The caller checks that the channel is open."""
+        key = (channel_number, exchange, routing_key)
+        head = self._publish_heads.get(key)
+        if head is None:
+            head = _publish_method_frame(channel_number, exchange, routing_key)
+            if len(self._publish_heads) > 1000:
+                self._publish_heads.clear()
+            self._publish_heads[key] = head
+        length = len(body)
+        frames = [
+            head,
+            _FRAME_HEAD.pack(2, channel_number, 12 + len(encoded))
+            + _CONTENT_HEAD.pack(60, length)
+            + encoded
+            + _FRAME_END,
+        ]
+        size = self._body_max_length
+        for start in range(0, length, size):
+            piece = body[start : start + size]
+            frames.append(_FRAME_HEAD.pack(3, channel_number, len(piece)) + piece + _FRAME_END)
+        self._output_marshaled_frames(frames)
 
     def _output_marshaled_frames(self, marshaled_frames: Sequence[bytes]) -> None:
         pending = self._coalesced
@@ -83,6 +115,28 @@ class _CoalescingConnection(AsyncioConnection):  # type: ignore[misc]
         pending, self._coalesced = self._coalesced, None
         if pending and self.is_open:
             self._adapter_emit_data(b"".join(pending))
+
+
+_FRAME_HEAD: Final = struct.Struct(">BHI")
+_CONTENT_HEAD: Final = struct.Struct(">HxxQ")  # class basic, weight 0, body size
+_FRAME_END: Final = b"\xce"
+_BASIC_PUBLISH: Final = struct.Struct(">HHH")  # class basic, method publish, ticket 0
+
+
+def _publish_method_frame(channel_number: int, exchange: str, routing_key: str) -> bytes:
+    """The method frame of ``basic.publish`` with ``mandatory`` (and not ``immediate``)."""
+    exchange_b, key_b = exchange.encode("utf-8"), routing_key.encode("utf-8")
+    if len(exchange_b) > 255 or len(key_b) > 255:
+        raise ValueError("an exchange name or routing key is at most 255 bytes")
+    payload = (
+        _BASIC_PUBLISH.pack(60, 40, 0)
+        + bytes((len(exchange_b),))
+        + exchange_b
+        + bytes((len(key_b),))
+        + key_b
+        + b"\x01"
+    )
+    return _FRAME_HEAD.pack(1, channel_number, len(payload)) + payload + _FRAME_END
 
 
 class PikaLink:

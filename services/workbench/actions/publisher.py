@@ -480,10 +480,12 @@ class ActionPublisher(PikaLink):
                 )
                 continue
             channel = self._channel
+            connection = self._connection
             if (channel is None or not channel.is_open) and reopens > 0 and self.is_open:
                 reopens -= 1  # the broker closed the channel (a 404/406): open another
                 channel = await self._reopen_quietly()
-            if channel is None or not channel.is_open:
+                connection = self._connection
+            if channel is None or not channel.is_open or connection is None:
                 batch.outcomes[index] = PublishOutcome(
                     "not_sent",
                     "not published: the connection to RabbitMQ is lost"
@@ -498,12 +500,8 @@ class ActionPublisher(PikaLink):
             self._inflight_bytes += size
             batch.remaining += 1
             try:
-                channel.basic_publish(
-                    item.exchange,
-                    item.routing_key,
-                    item.body,
-                    properties=EncodedProperties(encoded),
-                    mandatory=True,
+                connection.publish_encoded(
+                    channel.channel_number, item.exchange, item.routing_key, encoded, item.body
                 )
             except (pika.exceptions.AMQPError, OSError, ValueError) as exc:
                 self._settle(tag, PublishOutcome("unknown", f"publish failed: {exc!r}"))
