@@ -10,10 +10,15 @@ Redis round trip, while the rest of the window is in flight), releases what
 was refused and leaves in doubt what got no answer. A requeue (and a cancel that
 publishes an event) claims a window with its intents in one call just before it
 is published; a retry claims ahead and writes its intents before the publish.
-Windows overlap: ``depth`` of them await their confirms while the next is
-resolved (and a retry's claimed); each is settled (results recorded, counted) as
-soon as its publish ends, not when later windows follow, so a job that waits
-(paused, its canary, its pace) leaves nothing unrecorded. A stop, or a lost
+Windows overlap as a pipeline: while one window is claimed (Redis), the windows
+before it publish and await their confirms (RabbitMQ) and record them as they
+arrive (Redis), and the next window is resolved (the replay gate, the job's pace).
+A window is claimed as soon as the entries claimed and not yet finished leave room
+for it (``window * depth``; see :attr:`ActionRun.capacity`) - not once a whole
+window has ended - so the broker always has windows to confirm while the next is
+claimed. Each window is settled (its leftovers finished in Redis, in its own task)
+as soon as its publish ends and its outcomes are counted in order, so a job that
+waits (paused, its canary, its pace) leaves nothing unrecorded. A stop, or a lost
 lease, lets the windows already sent finish and releases a window claimed ahead.
 """
 
@@ -135,6 +140,8 @@ class _Prepared:
     outcomes: list[ActionOutcome] = field(default_factory=list)
     recorded: dict[int, ClaimResult] = field(default_factory=dict)
     """Confirms already recorded in the ledger: index in ``to_publish`` -> the finish."""
+    open: int = 0
+    """How many of its entries are claimed and not yet finished (see ``ActionRun.capacity``)."""
 
 
 class _Confirms:
@@ -172,6 +179,7 @@ class ActionRun:
         operator: str,
         host: str,
         depth: int,
+        window: int = 0,
         job_id: str = "",
     ) -> None:
         self.job_id = job_id
@@ -182,6 +190,12 @@ class ActionRun:
         self.operator = operator
         self.host = host
         self.depth = depth
+        self.capacity = window * depth
+        """At most this many entries are claimed and not finished at once (0: ``depth``
+        windows): the next window is claimed as soon as it fits - while the oldest window
+        still awaits its last confirms - so a crash leaves at most this many in doubt."""
+        self._open = 0
+        self._room = asyncio.Event()
         self.run_id = secrets.token_hex(8)
         owner: dict[str, Any] = {
             "operator": operator,
@@ -252,13 +266,33 @@ class ActionRun:
                 return await self._prepare(window)
 
             prepare: asyncio.Task[_Prepared | None] | None = asyncio.create_task(next_window())
-            sending: deque[tuple[_Prepared, asyncio.Task[list[PublishOutcome]]]] = deque()
+            sending: deque[tuple[_Prepared, asyncio.Task[list[ActionOutcome]]]] = deque()
 
             async def settle_oldest() -> None:
-                prepared, send = sending.popleft()
-                published = await send
-                outcomes.extend(await self._settle(prepared, published))
+                _, send = sending.popleft()
+                outcomes.extend(await send)
                 report_progress()
+
+            async def settle_done() -> None:
+                while sending and sending[0][1].done():
+                    await settle_oldest()
+
+            async def room_for(size: int) -> None:
+                """Wait until a window of ``size`` entries may be claimed (settling the
+                windows whose publish ended meanwhile, in order)."""
+                while sending:
+                    if self.capacity:
+                        if self._open + size <= self.capacity:
+                            return
+                    elif len(sending) < self.depth:
+                        return
+                    self._room.clear()
+                    room = asyncio.ensure_future(self._room.wait())
+                    try:
+                        await asyncio.wait((sending[0][1], room), return_when=FIRST_COMPLETED)
+                    finally:
+                        room.cancel()
+                    await settle_done()
 
             try:
                 while prepare is not None:
@@ -266,12 +300,12 @@ class ActionRun:
                         # a job that waits (its pause, canary, pace) has them all recorded
                         oldest = sending[0][1]
                         await asyncio.wait((prepare, oldest), return_when=FIRST_COMPLETED)
-                        if oldest.done():
-                            await settle_oldest()
+                        await settle_done()
                     prepared = await prepare
                     prepare = None
                     if prepared is None:
                         break
+                    await room_for(len(prepared.unclaimed) or len(prepared.claimed))
                     if (cancel_event is not None and cancel_event.is_set()) or (
                         operator_stop is not None and operator_stop.is_set()
                     ):  # the operator's own stop is seen at once, not a keeper's turn later
@@ -283,11 +317,9 @@ class ActionRun:
                         break
                     if prepared.unclaimed:  # claimed before the next window is asked for
                         await self._claim_to_send(prepared)  # (a job judges what it sent)
+                    self._opened(prepared)
                     prepare = asyncio.create_task(next_window())
-                    send = asyncio.create_task(self._send(prepared))
-                    sending.append((prepared, send))
-                    while len(sending) >= self.depth:
-                        await settle_oldest()
+                    sending.append((prepared, asyncio.create_task(self._send_and_settle(prepared))))
                 while sending:
                     await settle_oldest()
                 # Rows never reached (a stop, a lost lease) are still resolved and counted.
@@ -296,9 +328,9 @@ class ActionRun:
                         outcomes.extend(failed_outcome(s, halt) for s in window)
             except RedisError as exc:
                 while sending:  # windows already sent may still finish
-                    prepared, send = sending.popleft()
+                    _, send = sending.popleft()
                     with contextlib.suppress(Exception):
-                        outcomes.extend(await self._settle(prepared, await send))
+                        outcomes.extend(await send)
                 detail = (
                     f"unsettled: Redis failed during the action ({exc}); they stay claimed"
                     " until `payops dlq recover` releases those never sent and lists those"
@@ -405,6 +437,25 @@ class ActionRun:
                 raise ValueError("the stored message is damaged")
         return publish_item(cast(MessageRecord, item.record), pending)
 
+    def _opened(self, prepared: _Prepared) -> None:
+        """A window's claimed entries count against :attr:`capacity` until finished."""
+        prepared.open = len(prepared.to_publish) if prepared.announced else len(prepared.claimed)
+        self._open += prepared.open
+
+    def _closed(self, prepared: _Prepared, count: int) -> None:
+        """``count`` of a window's entries are finished (or its publish is over)."""
+        count = min(count, prepared.open)
+        prepared.open -= count
+        self._open -= count
+        self._room.set()
+
+    async def _send_and_settle(self, prepared: _Prepared) -> list[ActionOutcome]:
+        """Publish a window and settle it: its outcomes (in doubt stays claimed)."""
+        try:
+            return await self._settle(prepared, await self._send(prepared))
+        finally:
+            self._closed(prepared, prepared.open)
+
     async def _send(self, prepared: _Prepared) -> list[PublishOutcome]:
         """Write the window's intents (the "maybe sent" window opens), then publish it."""
         if prepared.announced:  # claimed with its intents
@@ -484,6 +535,7 @@ class ActionRun:
                 replies = await self.ledger.finish(dlq, [f for _, f in pairs])
                 for (index, _), reply in zip(pairs, replies, strict=True):
                     prepared.recorded[index] = reply
+            self._closed(prepared, len(batch))
 
     async def _abandon(self, prepared: _Prepared, halt: str, outcomes: list[ActionOutcome]) -> None:
         """A window claimed ahead but not sent (the operator stopped): back to parked."""

@@ -466,6 +466,7 @@ class ActionService(RecoveryActions):
                 operator=self.operator,
                 host=self.host,
                 depth=self.depth,
+                window=self.window,
                 job_id=job_id,
             )
             stopped = await self._run_job(
