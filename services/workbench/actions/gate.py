@@ -32,8 +32,8 @@ from services.time_range import format_local_time
 from services.workbench import redis_layout as layout
 from services.workbench.actions.jobs import HELD_PREFIX
 from services.workbench.actions.names import Action
-from services.workbench.actions.pipeline import Tally
 from services.workbench.actions.report import ActionOutcome, skipped_outcome
+from services.workbench.actions.windows import Tally
 from services.workbench.model import EntryState, EntrySummary
 from services.workbench.store import ParkingStore
 

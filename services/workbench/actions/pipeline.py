@@ -29,14 +29,13 @@ import contextlib
 import logging
 import secrets
 from asyncio import FIRST_COMPLETED
-from collections import Counter, defaultdict, deque
+from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
 from redis.exceptions import RedisError
 
-from services.masking.json import mask_sensitive_text
 from services.workbench.actions.ledger import (
     LEASE_REFRESH_S,
     STORED_REQUEUE_KEY,
@@ -61,11 +60,18 @@ from services.workbench.actions.report import (
     in_doubt_text,
     skipped_outcome,
 )
-from services.workbench.actions.sends import ActionParams, done_detail, pending_send
+from services.workbench.actions.run_audit import audit_record, audit_run
+from services.workbench.actions.sends import (
+    ActionParams,
+    SameIntent,
+    done_detail,
+    intent_parts,
+    pending_send,
+)
+from services.workbench.actions.windows import Tally
 from services.workbench.codec import MessageRecord
 from services.workbench.model import (
     AUDIT_STARTED,
-    AuditRecord,
     ClaimResult,
     EntryState,
     EntrySummary,
@@ -75,41 +81,11 @@ from services.workbench.store import ParkingStore
 
 log = logging.getLogger(__name__)
 
-MAX_AUDIT_DETAIL: Final = 8000
 CONFIRM_BATCH: Final = 200
 """At most this many confirms are recorded in the ledger by one script call."""
 
 
 LOST_LEASE: Final = "not sent: the action lost its lease in Redis (a recovery took over)"
-
-
-@dataclass(slots=True)
-class Tally:
-    """What a run has seen so far: rows stream in while it acts."""
-
-    estimate: int = 0
-    requested: int = 0
-    resolved: bool = False
-    outcomes: list[ActionOutcome] = field(default_factory=list)
-    dlq_of: dict[str, str] = field(default_factory=dict)
-    queues: set[str] = field(default_factory=set)
-    seen: list[EntrySummary] = field(default_factory=list)
-
-    @property
-    def total(self) -> int:
-        """How many entries the action covers (an estimate until resolved)."""
-        return self.requested if self.resolved else max(self.requested, self.estimate)
-
-    counted: int = 0
-    failures: int = 0
-
-    @property
-    def failed(self) -> int:
-        """How many outcomes so far are failures (counted incrementally)."""
-        outcomes = self.outcomes
-        self.failures += sum(1 for o in outcomes[self.counted :] if o.status == "failed")
-        self.counted = len(outcomes)
-        return self.failures
 
 
 @dataclass(slots=True)
@@ -231,7 +207,7 @@ class ActionRun:
         await self.ledger.acquire(self.run_id, new, self.token)
         self.dlqs.extend(new)
         for dlq in new:
-            record = self._audit_record((), target.description, AUDIT_STARTED, self.params.note)
+            record = audit_record(self, (), target.description, AUDIT_STARTED, self.params.note)
             await self.store.append_audit(dlq, record)
 
     async def run(
@@ -586,9 +562,10 @@ class ActionRun:
     def _done_finish(self, item: _Claimed, final_state: EntryState) -> Finish:
         """The finish of a confirmed entry: its outcome is followed from the send on."""
         sent_at = item.pending.at_ms if item.pending is not None else 0
-        summary, detail = item.summary, cast(str, item.done_detail)
-        return Finish(summary.entry_id, item.action_id, final_state, detail, job=self.job_id,
-                      sent_at_ms=sent_at, delay_s=self.params.delay_s)  # fmt: skip
+        return Finish(
+            item.summary.entry_id, item.action_id, final_state, cast(str, item.done_detail), "",
+            self.job_id, sent_at, self.params.delay_s,
+        )  # fmt: skip
 
     @staticmethod
     def _completed(item: _Claimed, reply: ClaimResult) -> ActionOutcome:
@@ -662,9 +639,23 @@ class ActionRun:
         intents: list[PendingSend] = []
         kept: list[EntrySummary] = []
         kept_pairs: list[tuple[str, str]] = []
+        requeue = self.params.action is Action.REQUEUE
+        # A requeue's intent differs from entry to entry in its action id and its origin
+        # only: one intent per origin, then the entries' copies of it.
+        by_origin: dict[tuple[str | None, str, str], tuple[PendingSend, tuple[bytes, bytes]]] = {}
         for summary, pair in zip(rows, pairs, strict=True):
             try:
-                intents.append(self._pending(summary, pair[1], None, at))
+                if requeue:
+                    where = (summary.origin_exchange, summary.routing_key, summary.origin_queue)
+                    known = by_origin.get(where)
+                    if known is None:
+                        first = self._pending(summary, pair[1], None, at)
+                        by_origin[where] = known = (first, intent_parts(first))
+                        intents.append(first)
+                    else:
+                        intents.append(SameIntent(known[0], pair[1], known[1]))
+                else:
+                    intents.append(self._pending(summary, pair[1], None, at))
             except ValueError as exc:
                 outcomes.append(failed_outcome(summary, f"cannot be published: {exc}"))
                 continue
@@ -692,59 +683,5 @@ class ActionRun:
     # ------------------------------------------------------------------ audit
 
     async def audit(self, target: ActionTarget, report: ActionReport, tally: Tally) -> None:
-        """One audit record per DLQ of what the run did (``run_id`` when it ran at all)."""
-        run_id = self.run_id if self.dlqs else ""
-        by_dlq: dict[str, list[ActionOutcome]] = defaultdict(list)
-        for outcome in report.outcomes:
-            dlq = tally.dlq_of.get(outcome.entry_id)
-            if dlq is not None:
-                by_dlq[dlq].append(outcome)
-        for dlq, items in by_dlq.items():
-            counts = Counter(o.status for o in items)
-            result = (
-                f"{self.params.action.past} {counts['done']:,}, skipped {counts['skipped']:,},"
-                f" failed {counts['failed']:,}"
-            )
-            if report.stopped:
-                result += f", stopped by the operator ({report.not_attempted:,} not attempted)"
-            reasons = Counter(
-                f"{o.status}: {o.detail}" for o in items if o.status != "done" and o.detail
-            )
-            lines = [self.params.note] if self.params.note else []
-            lines += [f"{count:,} × {text}" for text, count in reasons.most_common(20)]
-            detail = mask_sensitive_text("\n".join(lines))[:MAX_AUDIT_DETAIL]
-            try:
-                record = self._audit_record(
-                    tuple(o.entry_id for o in items),
-                    f"{target.description} -> {report.target}",
-                    result,
-                    detail,
-                    action_id=run_id,
-                )
-                await self.store.append_audit(dlq, record)
-            except RedisError as exc:
-                log.error("cannot append the audit record of %s: %s", self.params.action, exc)
-
-    def _audit_record(
-        self,
-        entry_ids: tuple[str, ...],
-        target: str,
-        result: str,
-        detail: str,
-        *,
-        action_id: str | None = None,
-    ) -> AuditRecord:
-        """An audit record of this run (``target`` comes masked piece by piece: the
-        target's description and the report's target; masking the joined text would
-        mask an identifier in it as free text)."""
-        return AuditRecord(
-            ts=now_ms(),
-            operator=self.operator,
-            host=self.host,
-            action=self.params.action,
-            entry_ids=entry_ids,
-            target=target,
-            result=result,
-            detail=detail,
-            action_id=self.run_id if action_id is None else action_id,
-        )
+        """One audit record per DLQ of what the run did (:func:`.run_audit.audit_run`)."""
+        await audit_run(self, target, report, tally)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import orjson
 
@@ -134,3 +134,37 @@ def done_detail(params: ActionParams, summary: EntrySummary, pending: PendingSen
             text += ", body edited"
         return text
     return f"cancelled: {params.reason}; payment.cancelled published to {pending.target}"
+
+
+class SameIntent(PendingSend):
+    """A requeue's intent for another entry with the same origin as ``first``: the same
+    intent under another action id. Made in a fraction of a :class:`PendingSend`'s time
+    (thirteen frozen fields), and written as the same bytes :meth:`PendingSend.dumps`
+    gives: ``first``'s JSON with the other action id."""
+
+    __slots__ = ("_first", "_parts")
+    _first: PendingSend
+    _parts: tuple[bytes, bytes]
+
+    def __init__(self, first: PendingSend, action_id: str, parts: tuple[bytes, bytes]) -> None:
+        object.__setattr__(self, "_first", first)
+        object.__setattr__(self, "_parts", parts)
+        object.__setattr__(self, "action_id", action_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._first, name)  # every field but the action id: first's
+
+    def dumps(self) -> bytes:
+        head, tail = self._parts
+        action_id = self.action_id
+        return action_id.encode() + b"|" + head + orjson.dumps(action_id) + tail
+
+
+def intent_parts(first: PendingSend) -> tuple[bytes, bytes]:
+    """``first``'s JSON around its action id (its only value that is the action id)."""
+    _, _, blob = first.dumps().partition(b"|")
+    quoted = orjson.dumps(first.action_id)
+    head, sep, tail = blob.partition(b'"action_id":' + quoted)
+    if not sep:
+        raise ValueError("an intent without its action id")
+    return head + b'"action_id":', tail

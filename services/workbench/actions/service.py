@@ -61,16 +61,13 @@ from services.workbench.actions.jobs import JobState, JobStore, LiveCounts, Pace
 from services.workbench.actions.ledger import ActionLedger, now_ms
 from services.workbench.actions.names import Action
 from services.workbench.actions.pika_link import PublisherError
-from services.workbench.actions.pipeline import ActionRun, Tally
+from services.workbench.actions.pipeline import ActionRun
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.report import (
-    ActionOutcome,
     ActionPlan,
     ActionReport,
     ActionRequest,
-    failed_outcome,
     format_delay,
-    held_text,
     skipped_outcome,
     summary_line,
     where_text,
@@ -82,6 +79,7 @@ from services.workbench.actions.service_recovery import (
     ProgressCallback,
     RecoveryActions,
 )
+from services.workbench.actions.windows import Tally, action_windows, rows_in_states
 from services.workbench.death_history import Origin
 from services.workbench.index import EntryIndex
 from services.workbench.model import EntryState, EntrySummary
@@ -424,7 +422,14 @@ class ActionService(RecoveryActions):
         if not dry_run:
             await self.publisher.connect()  # unreachable: fail before touching anything
             refusal = await self._refusal(params)
-        windows = self._windows(params, batches, tally, refusal=refusal)
+        windows = action_windows(
+            params,
+            batches,
+            tally,
+            window=self.window,
+            refusal=refusal,
+            delay_problem=functools.partial(self._delay_problem, known={}),
+        )
         stopped = False
         run: ActionRun | None = None
         job_id = ""
@@ -564,61 +569,6 @@ class ActionService(RecoveryActions):
             )
         return stopped
 
-    async def _windows(
-        self,
-        params: ActionParams,
-        batches: AsyncIterator[tuple[list[EntrySummary], list[str]]],
-        tally: Tally,
-        *,
-        refusal: str,
-    ) -> AsyncIterator[list[EntrySummary]]:
-        """Windows of entries to act on; every other row gets its outcome here (skipped:
-        not parked; failed: no origin queue, or what ``refusal`` / a delay check says)."""
-        pending: list[EntrySummary] = []
-        delay_problems: dict[str, str | None] = {}
-        async for rows, missing in batches:
-            tally.requested += len(rows) + len(missing)
-            tally.outcomes.extend(
-                ActionOutcome(entry_id, None, False, "failed", "no such entry")
-                for entry_id in missing
-            )
-            for summary in rows:
-                tally.dlq_of[summary.entry_id] = summary.dlq
-                problem = refusal
-                # A claimed row goes on to the claim, whose reply names the holder's action
-                # ("being requeued by bob"); the row itself does not carry it.
-                if summary.state not in (EntryState.PARKED, EntryState.CLAIMED):
-                    tally.outcomes.append(
-                        skipped_outcome(summary, held_text(summary.state, summary.last_operator))
-                    )
-                    continue
-                if params.action is not Action.CANCEL:
-                    origin = summary.origin
-                    if origin is None:
-                        problem = (
-                            "no origin queue: the message carries no x-death header (nor"
-                            " x-original-exchange and x-original-routingKey)"
-                        )
-                    else:
-                        tally.queues.add(origin.name)
-                        if params.delay_s and not problem:
-                            problem = (
-                                await self._delay_problem(origin, params.delay_s, delay_problems)
-                                or ""
-                            )
-                if problem:
-                    tally.outcomes.append(failed_outcome(summary, problem))
-                    continue
-                pending.append(summary)
-                if len(pending) >= self.window:
-                    tally.seen.extend(pending)
-                    yield pending
-                    pending = []
-        tally.resolved = True
-        if pending:
-            tally.seen.extend(pending)
-            yield pending
-
     async def _refusal(self, params: ActionParams) -> str:
         """Why no entry can be acted on at all ("" when they can)."""
         if (
@@ -633,7 +583,7 @@ class ActionService(RecoveryActions):
         return ""
 
     async def _delay_problem(
-        self, origin: Origin, delay_s: int, known: dict[str, str | None]
+        self, origin: Origin, delay_s: int, *, known: dict[str, str | None]
     ) -> str | None:
         """A delayed retry needs its target queue to exist (the wait queue would drop the
         message otherwise) and its wait queue declared; checked once per queue."""
@@ -676,26 +626,6 @@ class ActionService(RecoveryActions):
         if len(queues) <= 3:
             return ", ".join(queues)
         return f"{', '.join(queues[:3])} and {len(queues) - 3} other queues"
-
-
-def rows_in_states(
-    batches: Iterable[Sequence[EntrySummary]], states: frozenset[EntryState]
-) -> list[EntrySummary]:
-    """The rows in ``states`` (all when empty) in the order an :class:`EntryIndex` of
-    ``batches`` answers a query on states alone: newest dead-lettered first, ties
-    later row first (the index's stable ascending order, reversed)."""
-    by_id: dict[str, EntrySummary] = {}
-    for batch in batches:
-        for summary in batch:
-            by_id[summary.entry_id] = summary
-    rows = [s for s in by_id.values() if not states or s.state in states]
-    rows.sort(key=_dead_lettered_at)  # stable: ties keep their row order
-    rows.reverse()
-    return rows
-
-
-def _dead_lettered_at(summary: EntrySummary) -> int:
-    return summary.dead_lettered_at_ms
 
 
 def _note(text: str) -> str:
