@@ -4,8 +4,9 @@ ledger writes before the publish) and what the report says once it is confirmed.
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
-from typing import Any, Final
+from dataclasses import dataclass, fields
+from operator import attrgetter
+from typing import Final
 
 import orjson
 
@@ -151,13 +152,15 @@ class SameIntent(PendingSend):
         object.__setattr__(self, "_parts", parts)
         object.__setattr__(self, "action_id", action_id)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._first, name)  # every field but the action id: first's
-
     def dumps(self) -> bytes:
         head, tail = self._parts
         action_id = self.action_id
         return action_id.encode() + b"|" + head + orjson.dumps(action_id) + tail
+
+
+for _field in fields(PendingSend):  # every field but the action id: first's
+    if _field.name != "action_id":
+        setattr(SameIntent, _field.name, property(attrgetter(f"_first.{_field.name}")))
 
 
 def intent_parts(first: PendingSend) -> tuple[bytes, bytes]:
