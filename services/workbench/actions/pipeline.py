@@ -157,6 +157,7 @@ class ActionRun:
         depth: int,
         window: int = 0,
         job_id: str = "",
+        ask_ahead: bool = True,
     ) -> None:
         self.job_id = job_id
         self.store = store
@@ -172,6 +173,10 @@ class ActionRun:
         still awaits its last confirms - so a crash leaves at most this many in doubt."""
         self._open = 0
         self._room = asyncio.Event()
+        self.ask_ahead = ask_ahead
+        """Whether the next window is asked for (through the replay gate, the job's pace)
+        while this one is claimed; not for a job with a canary, which judges the canary's
+        outcomes when the window after it is asked for, so the canary must be sent first."""
         self.run_id = secrets.token_hex(8)
         owner: dict[str, Any] = {
             "operator": operator,
@@ -291,10 +296,14 @@ class ActionRun:
                     if stopped or halt:
                         await self._abandon(prepared, halt, outcomes)
                         break
-                    if prepared.unclaimed:  # claimed before the next window is asked for
-                        await self._claim_to_send(prepared)  # (a job judges what it sent)
+                    if prepared.unclaimed and self.ask_ahead:  # the next window is resolved
+                        prepare = asyncio.create_task(next_window())  # while this is claimed
+                        await self._claim_to_send(prepared)
+                    elif prepared.unclaimed:  # claimed before the next window is asked for
+                        await self._claim_to_send(prepared)  # (a canary judges what it sent)
                     self._opened(prepared)
-                    prepare = asyncio.create_task(next_window())
+                    if prepare is None:
+                        prepare = asyncio.create_task(next_window())
                     sending.append((prepared, asyncio.create_task(self._send_and_settle(prepared))))
                 while sending:
                     await settle_oldest()

@@ -473,6 +473,7 @@ class ActionService(RecoveryActions):
                 depth=self.depth,
                 window=self.window,
                 job_id=job_id,
+                ask_ahead=pace is None or not pace.canary,
             )
             stopped = await self._run_job(
                 run,
