@@ -44,6 +44,7 @@ from yarl import URL
 
 from services.links.backoff import Backoff
 from services.links.endpoints import SENTINEL_PORT, RedisSettings, parse_host_port
+from services.links.redis_packing import fast_packing
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +76,11 @@ def make_redis_client(settings: RedisSettings, **options: Any) -> aioredis.Redis
     options.setdefault("retry", Retry(NoBackoff(), 0))
     tls = settings.tls.redis_options() if settings.tls is not None else {}
     if settings.mode == "sentinel":
-        return _sentinel_master(settings, tls, options)
+        return fast_packing(_sentinel_master(settings, tls, options))
     if settings.mode == "cluster":
         cluster = aioredis.RedisCluster.from_url(settings.url, **tls, **options)
         return cast(aioredis.Redis, cluster)  # the same command API; see the docstring
-    return aioredis.Redis.from_url(settings.url, **tls, **options)
+    return fast_packing(aioredis.Redis.from_url(settings.url, **tls, **options))
 
 
 def _sentinel_master(

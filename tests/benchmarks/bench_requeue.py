@@ -45,9 +45,10 @@ import pika
 import pika.adapters.asyncio_connection
 import pika.channel
 import pika.frame
-import redis.asyncio as aioredis
 
 from services.config import FieldPaths, Profile
+from services.links.endpoints import RedisSettings
+from services.links.redis_client import make_redis_client
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.service import ActionService
 from services.workbench.model import EntryState
@@ -324,7 +325,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         print(f"set-up: enabling {SHOVEL_PLUGIN} for the reference")
         await command("rabbitmq-plugins", "enable", SHOVEL_PLUGIN)
     connection = await aio_pika.connect(args.amqp_url)
-    redis = aioredis.from_url(args.redis_url)
+    redis = make_redis_client(RedisSettings.standalone(args.redis_url))  # as the product's
     store = ParkingStore(redis, f"bench-requeue-{tag}")
     try:
         setup_s = await set_up_parked(connection, args.amqp_url, store, work, dlq, args.n)
