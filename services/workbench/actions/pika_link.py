@@ -95,7 +95,13 @@ class _CoalescingConnection(AsyncioConnection):  # type: ignore[misc]
         for start in range(0, length, size):
             piece = body[start : start + size]
             frames.append(_FRAME_HEAD.pack(3, channel_number, len(piece)) + piece + _FRAME_END)
-        self._output_marshaled_frames(frames)
+        pending = self._coalesced
+        if pending is None:
+            self._output_marshaled_frames(frames)
+            return
+        self.frames_sent += len(frames)  # as _output_marshaled_frames counts them
+        self.bytes_sent += sum(map(len, frames))
+        pending += frames
 
     def _output_marshaled_frames(self, marshaled_frames: Sequence[bytes]) -> None:
         pending = self._coalesced
