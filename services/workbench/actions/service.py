@@ -56,7 +56,7 @@ from services.links.redis_client import through_failover
 from services.masking.json import dumps_compact, loads_exact, mask_json, mask_sensitive_text
 from services.outcomes.tracker import OutcomeTracker
 from services.workbench.actions.gate import FinalLookup, ReplayGate
-from services.workbench.actions.job_control import JobControl, attend
+from services.workbench.actions.job_control import JobControl, attend, relaxed_collector
 from services.workbench.actions.jobs import JobState, JobStore, LiveCounts, Pace, runner_token
 from services.workbench.actions.ledger import ActionLedger, now_ms
 from services.workbench.actions.names import Action
@@ -540,14 +540,15 @@ class ActionService(RecoveryActions):
             counts.tick()
 
         try:
-            stopped = await run.run(
-                target,
-                windows,
-                tally,
-                cancel_event=stop,
-                report_progress=progress,
-                operator_stop=cancel_event,
-            )
+            with relaxed_collector():
+                stopped = await run.run(
+                    target,
+                    windows,
+                    tally,
+                    cancel_event=stop,
+                    report_progress=progress,
+                    operator_stop=cancel_event,
+                )
         finally:
             keeper.cancel()
             await asyncio.gather(keeper, return_exceptions=True)
