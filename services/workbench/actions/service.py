@@ -31,8 +31,10 @@ announced in Redis before it is sent, it is published with confirms and
 :meth:`ActionService.recover` does after a crash. Work goes in windows of
 ``window`` entries - one script call each to claim and read them, to write
 their intents (a requeue's claims write them in the same call) and to finish
-them, and one batch of publishes - overlapped so that ``depth`` windows await
-their confirms while the next is resolved. The
+them, and one batch of publishes - as a pipeline: the next window is resolved
+(replay gate, pace) while one is claimed, the windows before it publish and record
+their confirms, and a window is claimed as soon as at most ``window * depth``
+entries would be claimed and unfinished (:mod:`.pipeline`). The
 progress callback hears after every window; a cancel request lets the windows
 already sent finish and stops there, never half-way through one.
 """
@@ -115,8 +117,8 @@ class ActionService(RecoveryActions):
     (:mod:`.gate`, asking ``finals`` about the flow) unless forced.
     ``dlqs`` are the dead-letter queues entry ids are looked up in (default:
     the profile's). ``window`` entries are claimed, published and finished
-    together, ``depth`` windows at a time await their confirms (give the
-    publisher a ``window`` of at least ``window * depth``). ``window * depth`` bounds
+    together, and at most ``window * depth`` entries are claimed and unfinished at once
+    (give the publisher a ``window`` of at least that). ``window * depth`` bounds
     what a crash can leave in doubt; confirms are recorded as they arrive, so it is
     usually far less.
     """
