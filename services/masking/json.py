@@ -60,7 +60,7 @@ from functools import lru_cache, wraps
 from typing import Any, Final
 
 from services.masking.json_text import JsonNumber, dumps_compact, dumps_pretty, loads_exact
-from services.masking.text import luhn_valid, mask_pan, mask_text
+from services.masking.text import luhn_valid, mask_card_field_text, mask_pan, mask_text
 
 HIDDEN = "•••"
 """What a CVV-like field shows instead of its value."""
@@ -138,7 +138,7 @@ def mask_pan_value(value: Any) -> Any:
             digits = stripped.replace(" ", "").replace("-", "")
             if len(digits) >= 8:
                 return _mask_digits(digits)
-        return mask_text(value)
+        return mask_card_field_text(value)
     return _mask_scalar(value)
 
 

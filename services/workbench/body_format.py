@@ -30,7 +30,7 @@ from services.masking.json import (
     mask_sensitive_text,
 )
 from services.masking.message import mask_untrusted
-from services.masking.text import luhn_valid
+from services.masking.text import PAN_CANDIDATE_BYTES, card_span
 from services.time_range import format_local_time
 from services.workbench.model import BodyKind, body_kind
 
@@ -65,7 +65,7 @@ def format_size(size: int) -> str:
 
 # --------------------------------------------------------------------------- bytes
 
-_PAN_BYTES = re.compile(rb"(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])")
+_PAN_BYTES = PAN_CANDIDATE_BYTES  # where a card number may sit: as in text
 _CVV_BYTES = re.compile(
     rb"(?i)(?:cvv2?|cvc2?|cvn|csc|cvd|cav2|card[_\- ]?verification|security[_\- ]?code)[\w\-]*"
     rb"[\"']?(?:\s*(?:[:=]|>)\s*|\s+)[\"']?([0-9]{3,4})(?![0-9])",
@@ -76,16 +76,16 @@ _DIGIT_0, _DIGIT_9 = ord("0"), ord("9")
 
 def _star_card(match: re.Match[bytes]) -> bytes:
     run = match.group(0)
-    digits = run.translate(None, b" -")
-    if not luhn_valid(digits.decode("ascii")):
+    span = card_span(run.decode("ascii"))  # the card number in it, as mask_text finds it
+    if span is None:
         return run
-    if len(digits) == len(run):
-        return run[:6] + b"*" * (len(run) - 10) + run[-4:]
+    start, end = span
+    digits = sum(1 for byte in run[start:end] if _DIGIT_0 <= byte <= _DIGIT_9)
     out = bytearray(run)
     seen = 0
-    keep_tail = len(digits) - 4
-    for offset, byte in enumerate(run):
-        if _DIGIT_0 <= byte <= _DIGIT_9:
+    keep_tail = digits - 4
+    for offset in range(start, end):
+        if _DIGIT_0 <= run[offset] <= _DIGIT_9:
             if 6 <= seen < keep_tail:
                 out[offset] = _STAR
             seen += 1
@@ -102,8 +102,9 @@ def _star_value(match: re.Match[bytes]) -> bytes:
 def mask_card_bytes(data: bytes) -> bytes:
     """``data`` with card numbers and CVV-like values starred out, length unchanged.
 
-    Every Luhn-valid run of 13–19 digits (single spaces or dashes allowed
-    between them) keeps its first 6 and last 4 digits; the digits after a
+    Every card number :func:`services.masking.text.mask_text` finds (a Luhn-valid run
+    of 13–19 digits, single spaces or dashes allowed between them, standing on its own)
+    keeps its first 6 and last 4 digits; the digits after a
     CVV-like key (``cvv=123``, ``"cvc": "123"``) become ``*``.
     """
     if not data:

@@ -40,7 +40,13 @@ from services.masking.json import (
     is_pan_key,
 )
 from services.masking.message import json_value
-from services.masking.text import _PAN_CANDIDATE, _mask_inner_pan, luhn_valid, mask_pan
+from services.masking.text import (
+    _PAN_CANDIDATE,
+    _mask_inner_pan,
+    luhn_valid,
+    mask_card_field_text,
+    mask_pan,
+)
 
 
 def _mask_match(match: re.Match[str]) -> str:
@@ -83,7 +89,7 @@ def mask_pan_value(value: Any) -> Any:
             digits = stripped.replace(" ", "").replace("-", "")
             if len(digits) >= 8:
                 return _mask_digits(digits)
-        return mask_text(value)
+        return mask_card_field_text(value)
     return _mask_scalar(value)
 
 

@@ -225,14 +225,14 @@ def test_an_id_token_is_shown_in_full_wherever_the_profile_names_an_id() -> None
     body = {
         "payment_id": "pay_17d5570756950439",  # passes Luhn: an id all the same
         "order": {"id": f"ord-{ID_PAN}"},
-        "items": [{"ref": f"r{ID_PAN}"}, {"ref": f"r{ID_PAN}"}],
+        "items": [{"ref": f"r-{ID_PAN}"}, {"ref": f"r-{ID_PAN}"}],  # "r4111...": no card at all
         "note": ID_PAN,  # stands alone under a non-card key: a card number
         "memo": f"pay_{ID_PAN}",  # not an id path: free text
     }
     masked = mask_json(body, ids)
     assert masked["payment_id"] == "pay_17d5570756950439"
     assert masked["order"] == {"id": f"ord-{ID_PAN}"}
-    assert masked["items"] == [{"ref": f"r{ID_PAN}"}, {"ref": "r411111******1111"}]
+    assert masked["items"] == [{"ref": f"r-{ID_PAN}"}, {"ref": "r-411111******1111"}]
     assert masked["note"] == "411111******1111"
     assert masked["memo"] == "pay_411111******1111"
     assert mask_identifier("pay_17d5570756950439") == "pay_17d5570756950439"

@@ -72,7 +72,7 @@ class Tagged(str):
         "x 4111-1111-1111-1111 y",  # ... or dashes
         "-".join(PAN),  # a separator between every two digits
         f"{PAN}",  # the whole text
-        f"abc{PAN}def",  # glued to letters
+        f"abc:{PAN}-def",  # beside words (glued to letters it is part of an identifier)
         f"pay_{PAN[:8]}-{PAN[8:]}_x",
     ],
 )
@@ -421,7 +421,8 @@ def test_the_random_inputs_do_reach_the_masking() -> None:
     # A property test is only as good as its inputs: most change, some of them a lot.
     rng = random.Random(20240517)
     texts = [_random_text(rng) for _ in range(1000)]
-    assert sum(masking.mask_text(t) != t for t in texts) > 150
+    # (a run glued to a letter is part of an identifier, no card: fewer change than once)
+    assert sum(masking.mask_text(t) != t for t in texts) > 100
     assert sum(mask_sensitive_text(t) != masking.mask_text(t) for t in texts) > 120
     assert sum(HIDDEN in mask_sensitive_text(t) and HIDDEN not in t for t in texts) > 90
     values = [_random_value(random.Random(seed)) for seed in range(1000)]

@@ -46,7 +46,7 @@ def test_command_line_body_content():
     kind, value = body_content(f'{{"pan": "{PAN}", "amount": 1.10}}'.encode())
     assert kind == "json" and value["pan"] == "411111******1111" and str(value["amount"]) == "1.10"
     assert body_content(f"card {PAN}".encode()) == ("text", "card 411111******1111")
-    kind, dump = body_content(b"\x00" + PAN.encode() + b"z" * 5000, hex_limit=32)
+    kind, dump = body_content(b"\x00" + PAN.encode() + b"\x00" + b"z" * 4999, hex_limit=32)
     lines = dump.split("\n")
     assert kind == "binary" and PAN not in dump and "411111" in dump
     assert lines[0].startswith("00000000  00 34 31 31 31 31 31 2a")
