@@ -22,6 +22,7 @@ from services.snapshot.manifest import profile_for_manifest
 from services.snapshot.model import (
     AlertSpan,
     alert_spans,
+    firing_spans,
 )
 from services.workbench.model import AuditRecord, EntryState
 from services.workbench.store import ParkingStore, ParkItem, new_entry_id
@@ -77,6 +78,29 @@ def test_alert_spans_from_events_before_and_inside_the_range() -> None:
         AlertSpan(100, 170, "c", "warning"),
         AlertSpan(150, 180, "b", "critical"),
         AlertSpan(190, 200, "b", "critical"),
+    ]
+
+
+def test_an_alert_that_fires_and_resolves_at_one_instant_is_a_span_of_no_length() -> None:
+    # A new-failure-group alert records its firing and its resolve in the same millisecond
+    # (in either order in the log): neither "firing before the range" nor "still firing".
+    for events in (
+        [AlertEvent(150, "g", "firing", None, ""), AlertEvent(150, "g", "resolved", None, "")],
+        [AlertEvent(150, "g", "resolved", None, ""), AlertEvent(150, "g", "firing", None, "")],
+    ):
+        spans = firing_spans(events, 100, 200)
+        assert [s.span for s in spans] == [AlertSpan(150, 150, "g", "warning")]
+        assert not spans[0].started_before and not spans[0].still_firing
+    # A rule firing until an instant that resolves and fires again at it: two spans.
+    events = [
+        AlertEvent(120, "r", "firing", None, ""),
+        AlertEvent(150, "r", "firing", None, ""),
+        AlertEvent(150, "r", "resolved", None, ""),
+        AlertEvent(170, "r", "resolved", None, ""),
+    ]
+    assert alert_spans(events, 100, 200) == [
+        AlertSpan(120, 150, "r", "warning"),
+        AlertSpan(150, 170, "r", "warning"),
     ]
 
 
