@@ -74,7 +74,6 @@ from services.snapshot.model import (
 )
 from services.snapshot.report import (
     MAX_TABLE_ROWS,
-    TOP_REASONS,
     ActionTally,
     BundleFile,
     ChartImage,
@@ -83,6 +82,7 @@ from services.snapshot.report import (
     alert_event_row,
     alert_span_row,
     count_rows,
+    failure_reason_rows,
     render_report,
 )
 from services.snapshot.series import SeriesBuilder
@@ -542,7 +542,7 @@ class _SnapshotJob:
             peak_events_per_s=peak,
             peak_at_s=int(frame.t[int(per_second.argmax())]) if peak else None,
             max_p99_ms=None if np.all(np.isnan(p99)) else float(np.nanmax(p99)),
-            failure_reasons=count_rows(reasons, top=TOP_REASONS),
+            failure_reasons=failure_reason_rows(reasons),
             failure_reasons_total=sum(reasons.values()),
             failed_payments=payments.total,
             parked_in_range=payments.parked_in_range,

@@ -33,6 +33,7 @@ from services.alerts.model import AlertEvent
 from services.masking.json import mask_optional_text
 from services.snapshot.model import FiringSpan
 from services.time_range import format_duration, format_local_time, format_utc, iso_utc
+from services.workbench.cause import failure_group
 from services.workbench.failure_groups import FailureGroupTally
 from services.workbench.model import AUDIT_STARTED, AuditRecord, EntrySummary
 
@@ -280,6 +281,38 @@ def count_rows(
     rows = [CountRow(label, n, share(n), label.lower() in marked) for label, n in ordered]
     if rest:
         rows.append(CountRow(f"other ({len(counts) - len(ordered)})", rest, share(rest)))
+    return tuple(rows)
+
+
+TAP_OTHER_REASON: Final = "other"
+"""What the tap counts reasons under once it has told its most apart
+(``services.flow.aggregator.OTHER_REASON``)."""
+
+
+def failure_reason_rows(
+    reasons: Mapping[str, int], *, top: int = TOP_REASONS
+) -> tuple[CountRow, ...]:
+    """The failure events' reasons by failure group (``timeout after # ms on acq-#``, not
+    each number apart), largest first; the rest and the reasons the tap did not tell apart
+    (its own ``other``) in one ``other`` row, last."""
+    groups: Counter[str] = Counter()
+    untold = 0
+    for reason, count in reasons.items():
+        if reason == TAP_OTHER_REASON:
+            untold += count
+        else:
+            groups[failure_group(reason)] += count
+    total = sum(groups.values()) + untold
+    ordered = sorted(groups.items(), key=lambda kv: (-kv[1], kv[0]))
+    keep = top - 1 if untold or len(ordered) > top else top
+    shown, rest = ordered[:keep], ordered[keep:]
+    rows = [CountRow(label, n, n / total * 100.0) for label, n in shown]
+    rest_count = sum(n for _, n in rest) + untold
+    if rest_count:
+        parts = [f"{len(rest)} more groups"] if rest else []
+        if untold:
+            parts.append("reasons the tap did not tell apart")
+        rows.append(CountRow(f"other ({', '.join(parts)})", rest_count, rest_count / total * 100.0))
     return tuple(rows)
 
 

@@ -24,6 +24,7 @@ from services.snapshot.model import (
     alert_spans,
     firing_spans,
 )
+from services.snapshot.report import CountRow, failure_reason_rows
 from services.workbench.model import AuditRecord, EntryState
 from services.workbench.store import ParkingStore, ParkItem, new_entry_id
 from tests.helpers.snapshot_kit import (
@@ -202,3 +203,24 @@ def test_a_jsonl_line_too_deep_for_python_keeps_its_fields_and_says_why() -> Non
     written = json.loads(dumps_line({"entry_id": "e2", "attempts": 3, "body": deep}))
     assert written["entry_id"] == "e2" and written["attempts"] == 3
     assert "nested too deeply" in written["body"]
+
+
+def test_top_failure_reasons_are_failure_groups_with_one_other_row() -> None:
+    # What the trial's report showed: raw reasons with numbers in them, each its own row,
+    # and the tap's own "other" (reasons past its cap) as a row beside "other (N)".
+    reasons = {f"timeout after {3000 + i} ms on acq-{i % 9}": 2 for i in range(40)}
+    reasons |= {f"card declined by issuer {i}": 1 for i in range(30)}
+    reasons |= {f"insufficient funds ({i})": 1 for i in range(5)}
+    reasons |= {"other": 400}
+    rows = failure_reason_rows(reasons, top=3)
+    assert [r.label for r in rows] == [
+        "timeout after # ms on acq-#",
+        "card declined by issuer #",
+        "other (1 more groups, reasons the tap did not tell apart)",
+    ]
+    assert [r.count for r in rows] == [80, 30, 405]
+    assert sum(r.count for r in rows) == sum(reasons.values())
+    assert [r.label.split()[0] for r in rows].count("other") == 1
+    assert failure_reason_rows({"timeout after 12 ms": 1, "timeout after 13 ms": 3}) == (
+        CountRow("timeout after # ms", 4, 100.0),
+    )
