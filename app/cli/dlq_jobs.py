@@ -172,15 +172,15 @@ def _cmd_job(args: argparse.Namespace) -> int:
                 else:
                     print(job_text(job))
                 return exit_codes.OK
-            who = f"{verb}d by {service.operator}" + (f": {args.note}" if args.note else "")
             if verb == "resume":
-                report = await service.resume_job(job_id)
+                report = await service.resume_job(job_id, note=args.note)
                 if report is None:
                     print(f"payops: job {job_id} resumed; its runner goes on", file=sys.stderr)
                 else:
                     print(f"payops: job {job_id} resumed here: {report.headline()}")
                     print(job_text(await service.jobs.get(job_id) or job))
                 return exit_codes.OK
+            who = f"{verb}d by {service.operator}" + (f": {args.note}" if args.note else "")
             state = JobState.PAUSED if verb == "pause" else JobState.CANCELLED
             allowed = (
                 (JobState.RUNNING,)

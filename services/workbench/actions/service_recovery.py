@@ -10,6 +10,7 @@ from dataclasses import replace
 from typing import cast
 
 from services.config import Profile
+from services.masking.json import mask_sensitive_text
 from services.workbench.actions.jobs import JobState, JobStore, Pace, runner_token
 from services.workbench.actions.ledger import ActionLedger, owner_is_dead, run_of
 from services.workbench.actions.names import Action
@@ -165,17 +166,24 @@ class RecoveryActions:
         *,
         progress: ProgressCallback | None = None,
         cancel_event: asyncio.Event | None = None,
+        note: str | None = None,
     ) -> ActionReport | None:
         """Resume a paused job; when its runner is gone (the process died), run the rest
         of its frozen selection here - after :meth:`recover`, so nothing is sent twice.
-        None when its runner is alive and takes it from here."""
+        None when its runner is alive and takes it from here.
+
+        Who resumed it and why (``note``, masked) become the job's reason ("resumed by
+        alice: issuer back"), and a run here carries them in its audit records too."""
         job = await self.jobs.get(job_id)
         if job is None:
             raise ActionRefused(f"no job {job_id}")
         if job.state.is_final:
             raise ActionRefused(f"job {job_id} is {job.state}: nothing to resume")
         self.refuse_if_read_only("resume")
-        reason = "resumed by " + self.operator
+        resumed = "resumed by " + self.operator
+        if note and note.strip():
+            resumed += ": " + mask_sensitive_text(" ".join(note.split()))
+        reason = resumed
         await self.jobs.set_state(job_id, JobState.RUNNING, reason, only_from=(JobState.PAUSED,))
         token = runner_token()
         if not await self.jobs.claim_runner(job_id, token):
@@ -184,12 +192,12 @@ class RecoveryActions:
         await self.jobs.set_state(job_id, JobState.RUNNING, reason, only_from=(JobState.STOPPED,))
         await self.recover()
         action = Action(job.action)
-        params = ActionParams(action, note=job.note, force=job.force)
+        run_note = f"{job.note} ({resumed})" if job.note else resumed
+        params = ActionParams(action, note=run_note, force=job.force)
         if action is Action.CANCEL:
-            reason = job.note.removeprefix("reason: ")
             params = replace(
                 params,
-                reason=reason,
+                reason=job.note.removeprefix("reason: "),
                 cancel_exchange=self.profile.cancel_exchange,
                 cancel_routing_key=self.profile.cancel_routing_key,
             )

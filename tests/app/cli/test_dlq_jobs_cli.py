@@ -12,8 +12,10 @@ import pytest
 
 from app.cli import exit_codes
 from app.cli.dlq_jobs import percent, rate
+from services.workbench.actions.jobs import JobState, JobStore, Pace, runner_token
+from services.workbench.store import ParkingStore
 from tests.app.cli.dlq_kit import Setup
-from tests.helpers.action_kit import payment
+from tests.helpers.action_kit import Broker, payment
 
 pytestmark = pytest.mark.integration
 
@@ -97,3 +99,30 @@ def test_rate_and_percent_words() -> None:
     assert rate("600/min") == 10
     assert rate("2.5") == 2.5
     assert percent("10%") == 10
+
+
+def test_job_resume_records_who_resumed_it_and_the_note(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def paused_job(broker: Broker, store: ParkingStore) -> str:
+        jobs = JobStore(store.redis, store.prefix)
+        job_id = await jobs.create(
+            "requeue", operator="alice", host="h", note="", target="t", pace=Pace(rate=1)
+        )
+        assert await jobs.claim_runner(job_id, runner_token())  # its runner is alive
+        moved, _ = await jobs.set_state(
+            job_id, JobState.PAUSED, "paused by alice", only_from=(JobState.RUNNING,)
+        )
+        assert moved
+        return job_id
+
+    job_id = setup.call(paused_job)
+    note = "issuer back, card 4111 1111 1111 1111"
+    assert setup.cli("job", "resume", job_id, "--note", note) == exit_codes.OK
+    assert "resumed; its runner goes on" in capsys.readouterr().err
+    assert setup.cli("job", job_id, "--json") == exit_codes.OK
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["state"] == "running"
+    assert shown["reason"] == "resumed by cli-tester: issuer back, card 411111******1111"
+    assert setup.cli("job", job_id) == exit_codes.OK
+    assert "(running: resumed by cli-tester: issuer back" in capsys.readouterr().out
