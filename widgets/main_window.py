@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 
 from services.alerts.model import Alert, AlertEvent, AlertMark
 from services.flow.types import FlowFrame, Headline
-from services.links.status import LinkStatus
+from services.links.status import LinkState, LinkStatus
 from widgets.alerts.banner import AlertBanner
 from widgets.alerts.notifier import DesktopNotifier
 from widgets.alerts.panel import AlertsPanel
@@ -359,6 +359,13 @@ class MainWindow(QMainWindow):
             self.show_problem(f"status of an unknown service {status.service!r}")
             return
         indicator.show_status(status)
+        if status.service == "RabbitMQ":  # the flow the counters and the alert rules read
+            why = None
+            if status.state is not LinkState.CONNECTED:
+                where = f" at {status.target}" if status.target else ""
+                why = f"RabbitMQ{where} {status.state.value}"
+            self.headline_bar.set_flow_unavailable(why)
+            self.alerts_panel.set_flow_unavailable(why)
 
     @Slot(object)
     def show_recorder_state(self, text: str, detail: str) -> None:

@@ -15,6 +15,7 @@ from PySide6.QtCore import QByteArray, QDateTime, QPoint, Qt
 from PySide6.QtGui import QGuiApplication, QImage
 
 from services.alerts.model import Alert, AlertEvent, AlertMark
+from services.flow.types import Headline
 from services.links.status import LinkState, LinkStatus
 from tests.helpers.frames import make_frame, make_headline, realistic_frame, stage_demo_window
 from widgets.live.go_to_time_dialog import GoToTimeDialog
@@ -492,3 +493,47 @@ def test_go_to_time_shows_the_flow_around_the_chosen_moment(window, qtbot):
     assert from_s <= moment < to_s and to_s - from_s == window.window_seconds
     assert window.tabs.currentWidget() is window.flow_plots
     window.grab().save("/tmp/go_to_time_main.png")
+
+
+def test_while_rabbitmq_is_down_the_counters_and_alerts_page_do_not_claim_a_measure(window, qtbot):
+    # The trial: EVENTS "0.0/s", TAP DROPPED "0 · tap keeping up", and the Alerts page
+    # "✓ No alerts firing" with a fresh "updated" stamp, all while RabbitMQ was down.
+    idle = Headline(0.0, None, None, None, 0, 1234)
+    window.show_link_status(LinkStatus("RabbitMQ", LinkState.CONNECTED, "mq:5672"))
+    window.show_headline(idle)
+    bar = window.headline_bar
+    assert bar.tile("events").value_text() == "0.0"
+    assert bar.tile("tap_dropped").detail_label.text() == "tap keeping up"
+    window.show_alerts([])
+    window.show_alert_log([])
+    panel = window.alerts_panel
+    assert panel.no_active_label.text() == "✓  No alerts firing"
+    assert panel.updated_label.text().startswith("updated ")
+
+    window.show_link_status(
+        LinkStatus("RabbitMQ", LinkState.RECONNECTING, "mq:5672", detail="refused")
+    )
+    window.show_headline(idle)  # the aggregator goes on counting nothing
+    window.show_alerts([])
+    window.show_alert_log([])
+    for key in ("events", "failure_rate", "latency_p99", "dlq_depth", "tap_dropped"):
+        tile = bar.tile(key)
+        assert tile.value_text() == "—", key
+        assert "not measured: RabbitMQ at mq:5672 reconnecting" in tile.detail_label.text()
+    assert "keeping up" not in bar.tile("tap_dropped").detail_label.text()
+    qtbot.mouseClick(
+        window.tabs.tabBar(),
+        Qt.MouseButton.LeftButton,
+        pos=window.tabs.tabBar().tabRect(window.tabs.indexOf(panel)).center(),
+    )
+    assert window.tabs.currentWidget() is panel
+    assert "No alerts firing" not in panel.no_active_label.text()
+    assert "Alerts not judged: RabbitMQ at mq:5672 reconnecting" in panel.no_active_label.text()
+    assert panel.updated_label.text().startswith("flow unreachable since ")
+
+    window.show_link_status(LinkStatus("RabbitMQ", LinkState.CONNECTED, "mq:5672"))
+    window.show_headline(idle)
+    window.show_alert_log([])
+    assert bar.tile("events").value_text() == "0.0"
+    assert panel.no_active_label.text() == "✓  No alerts firing"
+    assert panel.updated_label.text().startswith("updated ")

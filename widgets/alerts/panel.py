@@ -305,6 +305,9 @@ class AlertsPanel(QWidget):
         self._clock = clock
         self.log_span = log_span
         self._log_unavailable: str | None = None  # why the log cannot be read, while it cannot
+        self._flow_unavailable: str | None = None  # why the rules cannot be judged, meanwhile
+        self._updated_at: float | None = None
+        self._flow_down_since = 0.0
 
         self.active_model = ActiveAlertsModel(self, clock=clock)
         self.log_model = AlertLogModel(self)
@@ -482,6 +485,7 @@ class AlertsPanel(QWidget):
         if self.active_count.property("severity") != severity:
             self.active_count.setProperty("severity", severity)
             repolish(self.active_count)
+        self._show_no_active_text()
         self.active_stack.setCurrentWidget(self.active_table if shown else self.no_active_label)
         if shown and self.isVisible():
             self._age_timer.start()
@@ -492,8 +496,33 @@ class AlertsPanel(QWidget):
     def show_log(self, rows: Sequence[AlertEvent]) -> None:
         """Show the recorded transitions (any order; newest first)."""
         self.log_model.set_rows(rows)
-        self.updated_label.setText(f"updated {_local(self._clock(), with_date=False)}")
+        self._updated_at = self._clock()
+        self._show_updated()
         self._update_log_count()
+
+    @Slot(object)
+    def set_flow_unavailable(self, why: str | None) -> None:
+        """The flow the rules are judged on cannot be read (``why``: RabbitMQ unreachable),
+        or None once it can: meanwhile the page does not say "No alerts firing" nor show a
+        fresh "updated" stamp as if the rules had been judged."""
+        if why is not None and self._flow_unavailable is None:
+            self._flow_down_since = self._clock()
+        self._flow_unavailable = why
+        self._show_no_active_text()
+        self._show_updated()
+
+    def _show_no_active_text(self) -> None:
+        why = self._flow_unavailable
+        self.no_active_label.setText(
+            "✓  No alerts firing" if why is None else f"?  Alerts not judged: {why}"
+        )
+
+    def _show_updated(self) -> None:
+        if self._flow_unavailable is not None:
+            since = _local(self._flow_down_since, with_date=False)
+            self.updated_label.setText(f"flow unreachable since {since}")
+        elif self._updated_at is not None:
+            self.updated_label.setText(f"updated {_local(self._updated_at, with_date=False)}")
 
     @Slot(object)
     def set_log_unavailable(self, why: str | None) -> None:

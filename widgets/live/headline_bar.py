@@ -152,6 +152,8 @@ class HeadlineBar(QFrame):
     """
 
     KEYS = ("events", "failure_rate", "latency_p99", "dlq_depth", "parked", "tap_dropped")
+    FLOW_KEYS = ("events", "failure_rate", "latency_p99", "dlq_depth", "tap_dropped")
+    """The tiles measured on the flow (RabbitMQ); ``parked`` is read from Redis."""
 
     def __init__(
         self, thresholds: HeadlineThresholds | None = None, parent: QWidget | None = None
@@ -168,6 +170,7 @@ class HeadlineBar(QFrame):
             ("tap_dropped", "Tap dropped", "msgs"),
         )
         self._tiles = {key: HeadlineTile(key, caption, unit) for key, caption, unit in specs}
+        self._flow_unavailable: str | None = None
         row = QHBoxLayout(self)
         row.setContentsMargins(8, 8, 8, 8)
         row.setSpacing(8)
@@ -227,8 +230,23 @@ class HeadlineBar(QFrame):
         )
 
     @Slot(object)
+    def set_flow_unavailable(self, why: str | None) -> None:
+        """The flow cannot be measured now (``why``: RabbitMQ is unreachable), or None once
+        it can: while it cannot, the flow's tiles show "—" and say so, not a measured 0."""
+        self._flow_unavailable = why
+        if why is not None:
+            self._show_unmeasured(why)
+
+    def _show_unmeasured(self, why: str) -> None:
+        for key in self.FLOW_KEYS:
+            self._tiles[key].show_value(NO_VALUE, Level.NORMAL, f"not measured: {why}")
+
+    @Slot(object)
     def show_headline(self, h: Headline) -> None:
-        """Show one set of headline counters."""
+        """Show one set of headline counters (not while the flow cannot be measured)."""
+        if self._flow_unavailable is not None:
+            self._show_unmeasured(self._flow_unavailable)
+            return
         th = self.thresholds
         window = f"last {h.window_s} s"
         self._tiles["events"].show_value(
