@@ -12,6 +12,13 @@ nobody saw it for that long. The parker whose addition brought the count to
 gets 1 (Redis runs commands one at a time), and only that one writes the alert
 log, a firing and its resolution at the same moment (an event, not a state: no
 recorder keeps it open). Every command touches one key.
+
+"New" needs a baseline: ``P:fgroup:since`` (epoch ms) is when counting began (kept as
+long as the groups are). A group that reaches ``min_entries`` within the rule's
+``baseline_s`` of it - on a fresh store, or the demo's start, every group of the
+ordinary traffic - is marked ``alerted`` without an alert: it is what the flow's failures
+look like, not a new one. The message says how long groups were seen before when that is
+shorter than the retention window.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import redis.asyncio as aioredis
 from services.alerts.log import AlertLog
 from services.alerts.model import AlertEvent
 from services.alerts.rules import NewFailureGroupRule
+from services.time_range import format_duration
 
 DIGEST_CHARS: Final = 12
 
@@ -64,6 +72,14 @@ class NewFailureGroups:
         if not groups:
             return []
         now_ms = round(self._clock() * 1000)
+        since_key = f"{self.prefix}:fgroup:since"
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(since_key, now_ms, nx=True, ex=self.retention_s)
+        pipe.get(since_key)
+        pipe.expire(since_key, self.retention_s)
+        since_reply = (await pipe.execute())[1]
+        since_ms = int(since_reply) if since_reply is not None else now_ms
+        baseline = now_ms - since_ms < self.rule.baseline_s * 1000
         pipe = self.redis.pipeline(transaction=False)
         for group, count in groups:
             key = self.key(group)
@@ -84,21 +100,26 @@ class NewFailureGroups:
         won = await pipe.execute()
         events: list[AlertEvent] = []
         for (group, total), first in zip(reached, won, strict=True):
-            if not int(first):
-                continue
-            events.extend(self._events(group, total, where, now_ms / 1000))
+            if not int(first) or baseline:
+                continue  # alerted before, or part of the baseline (marked: never alerted)
+            seen_s = (now_ms - since_ms) / 1000
+            events.extend(self._events(group, total, where, now_ms / 1000, seen_s))
         for event in events:
             await self.log.append(event)
         return events
 
-    def _events(self, group: str, total: int, where: str, ts: float) -> list[AlertEvent]:
+    def _events(
+        self, group: str, total: int, where: str, ts: float, seen_s: float
+    ) -> list[AlertEvent]:
         rule = self.rule
         name = f"{rule.name}:{group_digest(group)}"
+        kept = self.retention_s
+        span = f"{kept / 3600:g} h" if seen_s >= kept else format_duration(seen_s)
         place = f" in {where}" if where else ""
         message = (
             f"new failure group “{group}”: {total} entries{place}"
             f" (threshold {rule.min_entries}, none in the last"
-            f" {self.retention_s / 3600:g} h before)"
+            f" {span} before)"
         )
         return [
             AlertEvent(ts, name, "firing", float(total), message, rule.severity),

@@ -217,11 +217,17 @@ class NewFailureGroupRule:
     name: str = "new_failure_group"
     severity: Severity = "warning"
     resolve_after_s: float = 0.0
+    baseline_s: float = 120.0
+    """Groups first seen within this long of the first parking counted (a fresh store, the
+    demo's start: every group of the ordinary traffic is "new" then) are the baseline,
+    never alerted: "new" needs something seen before."""
 
     def __post_init__(self) -> None:
         _check_common(self)
         if self.min_entries < 1:
             raise ValueError(f"{self.name}: min_entries must be >= 1")
+        if self.baseline_s < 0:
+            raise ValueError(f"{self.name}: baseline_s must be >= 0")
 
 
 AlertRule = FailureRateRule | DeadLetterRateRule | QueueDepthRule | LatencyRule | FlowStoppedRule

@@ -7,7 +7,7 @@ none is still open (or ended while nobody recorded).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from typing import Final
 
 from services.alerts.model import Alert, AlertEvent, AlertMark
@@ -28,6 +28,29 @@ def merged_events(*sources: Iterable[AlertEvent]) -> list[AlertEvent]:
     return merged
 
 
+def in_effect_order(events: Sequence[AlertEvent], firing: Container[str]) -> Iterator[AlertEvent]:
+    """The events by time; at one instant, each resolve of a rule firing until then first,
+    then the firings, then the resolves of rules that fired at that very instant.
+
+    A ``new_failure_group`` alert is a firing and its resolve at one millisecond: it is a
+    span of no length, not a resolve of nothing followed by a firing left open (which
+    made it shade every plot to now and pull the incident back to it). ``firing`` (the
+    rules open) is read as the caller updates it.
+    """
+    ordered = sorted(events, key=lambda e: e.ts)
+    index = 0
+    while index < len(ordered):
+        end = index
+        while end < len(ordered) and ordered[end].ts == ordered[index].ts:
+            end += 1
+        same = ordered[index:end]
+        closing = {id(e) for e in same if e.kind == "resolved" and e.rule in firing}
+        yield from (e for e in same if id(e) in closing)
+        yield from (e for e in same if e.kind == "firing")
+        yield from (e for e in same if e.kind == "resolved" and id(e) not in closing)
+        index = end
+
+
 def alert_marks(
     events: Sequence[AlertEvent], active: Sequence[Alert], since_s: float
 ) -> list[AlertMark]:
@@ -40,7 +63,7 @@ def alert_marks(
     """
     marks: list[AlertMark] = []
     open_at: dict[str, AlertEvent] = {}
-    for event in events:
+    for event in in_effect_order(events, open_at):
         if event.kind == "firing":
             open_at.setdefault(event.rule, event)
             continue
@@ -74,10 +97,9 @@ def incident_window(
     them is ignored.
     """
     now_ms = round((time.time() if now is None else now) * 1000)
-    ordered = sorted(events, key=lambda e: (e.ts, e.kind != "resolved"))
     open_since: dict[str, int] = {}
     intervals: list[tuple[int, int]] = []
-    for event in ordered:
+    for event in in_effect_order(events, open_since):
         if event.kind == "firing":
             open_since.setdefault(event.rule, event.ts_ms)
         elif event.rule in open_since:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Final, NamedTuple
 
 from services.alerts.model import AlertEvent
+from services.alerts.timeline import in_effect_order
 from services.config import Profile
 from services.flow.types import FlowFrame
 
@@ -159,7 +160,7 @@ def firing_spans(
         if event.kind == "firing"
     }
     spans: list[FiringSpan] = []
-    for event in _in_effect_order(events, open_):
+    for event in in_effect_order(events, open_):
         ts = min(max(event.ts, from_s), to_s)
         if event.kind == "firing":
             open_.setdefault(event.rule, (ts, event.severity, False))
@@ -170,24 +171,3 @@ def firing_spans(
         spans.append(FiringSpan(AlertSpan(start, to_s, rule, severity), before, True))
     spans.sort(key=lambda s: (s.span.start_s, s.span.rule))
     return spans
-
-
-def _in_effect_order(
-    events: Sequence[AlertEvent], open_: Mapping[str, object]
-) -> Iterable[AlertEvent]:
-    """The events by time; at one instant, each resolve of a rule firing until then first,
-    then the firings, then the resolves of rules that fired at that very instant (a rule
-    that fired and resolved in one millisecond: a span of no length, not one from the
-    range's start). ``open_`` (what is firing) is read as the caller updates it."""
-    ordered = sorted(events, key=lambda e: e.ts)
-    index = 0
-    while index < len(ordered):
-        end = index
-        while end < len(ordered) and ordered[end].ts == ordered[index].ts:
-            end += 1
-        same = ordered[index:end]
-        closing = {id(e) for e in same if e.kind == "resolved" and e.rule in open_}
-        yield from (e for e in same if id(e) in closing)
-        yield from (e for e in same if e.kind == "firing")
-        yield from (e for e in same if e.kind == "resolved" and id(e) not in closing)
-        index = end

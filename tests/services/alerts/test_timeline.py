@@ -77,3 +77,25 @@ def test_incident_window_runs_to_now_while_firing_and_joins_overlapping_alerts()
 def test_incident_window_without_a_firing() -> None:
     assert incident_window([], now=T0) is None
     assert incident_window([event(T0, "a", "resolved")], now=T0 + 10) is None
+
+
+def test_a_new_group_alert_at_the_start_does_not_pull_the_incident_back_to_it() -> None:
+    # The trial: new-failure-group alerts (a firing and its resolve at one millisecond)
+    # at the console's start left a firing open to now, so the "Incident" range ran from
+    # the start (01:02) instead of the incident (01:09-01:12), and every plot was shaded.
+    group = "new_failure_group:1f087a5954f6"
+    events = [
+        event(T0 + 10, group, "resolved"),  # as the log, newest first, may list them
+        event(T0 + 10, group, "firing"),
+        event(T0 + 420, "failure_rate", "firing"),
+        event(T0 + 600, "failure_rate", "resolved"),
+    ]
+    assert incident_window(events, now=T0 + 900, lead_ms=0) == (
+        (T0 + 420) * 1000,
+        (T0 + 600) * 1000,
+    )
+    marks = alert_marks(merged_events(events), [], since_s=T0)
+    assert sorted((m.start_s, m.end_s, m.rule) for m in marks) == [
+        (T0 + 10, T0 + 10, group),
+        (T0 + 420, T0 + 600, "failure_rate"),
+    ]

@@ -204,7 +204,7 @@ async def test_a_new_failure_group_is_recorded_once_by_several_parkers(
         redis_url,
         store.prefix,
         flow.dlq,
-        failure_group_alert=NewFailureGroupRule(min_entries=3),
+        failure_group_alert=NewFailureGroupRule(min_entries=3, baseline_s=0),
     )
     for n in range(12):
         headers = {"x-exception-message": f"issuer {n} unavailable after {n * 7} ms"}
