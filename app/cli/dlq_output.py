@@ -118,16 +118,23 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+MAX_CELL_CHARS: Final = 40
+"""A column is as wide as its widest cell, up to its usual width or this, whichever is
+more; a longer cell is cut with an ellipsis."""
+
+
 def print_table(summaries: Sequence[EntrySummary]) -> None:
-    """The entries as a table with a header line."""
-    print("  ".join(name.ljust(width) for name, width in _COLUMNS).rstrip())
-    for summary in summaries:
-        cells = _row(summary)
-        print(
-            "  ".join(
-                cell.ljust(width) for cell, (_, width) in zip(cells, _COLUMNS, strict=True)
-            ).rstrip()
-        )
+    """The entries as a table with a header line, each column as wide as its cells (so a
+    20-character payment id does not push the rest of its row out of line)."""
+    rows = [_row(summary) for summary in summaries]
+    caps = [max(width, MAX_CELL_CHARS) for _, width in _COLUMNS]
+    rows = [[_cut(cell, cap) for cell, cap in zip(row, caps, strict=True)] for row in rows]
+    widths = [
+        max([len(title), *(len(row[i]) for row in rows)]) for i, (title, _) in enumerate(_COLUMNS)
+    ]
+    print("  ".join(name.ljust(w) for (name, _), w in zip(_COLUMNS, widths, strict=True)).rstrip())
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
 def summary_json(summary: EntrySummary) -> dict[str, Any]:
