@@ -207,6 +207,13 @@ def _counts(job: Job) -> str:
     return f"{job.outcome_line()}  [{done or 'nothing sent'}]"
 
 
+def _target_text(job: Job) -> str:
+    """What the job acts on, its count said once ("894 selected entries", not
+    "894 selected entries (894 selected)")."""
+    target, count = masked(job.target), f"{job.total:,}"
+    return target if target.startswith(f"{count} ") else f"{target} ({count} selected)"
+
+
 def job_text(job: Job) -> str:
     """One job for people: what it did, what became of it, how it runs."""
     pace = (f"{job.pace.rate:g}/s" if job.pace.rate else "full speed") + (
@@ -218,7 +225,7 @@ def job_text(job: Job) -> str:
         + ")",
         f"action       {job.action} by {masked(job.operator)} on {job.host},"
         f" {format_local_time(job.created_ms / 1000)}",
-        f"target       {masked(job.target)} ({job.total:,} selected)",
+        f"target       {_target_text(job)}",
         f"pace         {pace}; pauses above {job.pace.max_failed_pct:g} % failed again"
         + (", forced past the replay gate" if job.force else ""),
         f"sent         {_counts(job).split('  [')[1].rstrip(']')}",

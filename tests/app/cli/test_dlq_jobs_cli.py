@@ -126,3 +126,16 @@ def test_job_resume_records_who_resumed_it_and_the_note(
     assert shown["reason"] == "resumed by cli-tester: issuer back, card 411111******1111"
     assert setup.cli("job", job_id) == exit_codes.OK
     assert "(running: resumed by cli-tester: issuer back" in capsys.readouterr().out
+
+
+def test_job_says_its_count_once(setup: Setup, capsys: pytest.CaptureFixture[str]) -> None:
+    setup.dead_letter([payment(1), payment(2)])
+    assert setup.cli("park", "--once") == exit_codes.OK
+    ids = setup.ids()
+    capsys.readouterr()
+    assert setup.cli("requeue", *ids, "--yes") == exit_codes.OK
+    found = re.search(r"job ([0-9a-f]+)", capsys.readouterr().err)
+    assert found is not None
+    assert setup.cli("job", found.group(1)) == exit_codes.OK
+    target = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("target"))
+    assert target.split(None, 1)[1] == "2 selected entries"  # not "... (2 selected)"
