@@ -518,7 +518,9 @@ class WorkbenchController(QObject):
             self._dialog = None
         if request is None or self._stopping:
             return None
-        progress = ActionProgressDialog(action, max(plan.total, 1), parent=self.window)
+        progress = ActionProgressDialog(  # counts the whole target, as the run reports it
+            action, max(plan.total + plan.skipped, 1), parent=self.window, skipped=plan.skipped
+        )
         stop = self._action_stop = asyncio.Event()
         progress.cancel_requested.connect(stop.set)
         if pace is not None:  # followed live as it runs

@@ -44,8 +44,9 @@ class ActionProgressDialog(QDialog):
     """Bulk work under way: done / total, failed, rate, elapsed, ETA, and Cancel.
 
     ``show_progress(done, total, failed)``: ``done`` counts every entry
-    handled so far (whatever its outcome), ``failed`` those among them that
-    failed. Cancel (or Esc, or closing the window) emits ``cancel_requested``
+    handled so far (whatever its outcome, skipped ones too: ``total`` is the whole
+    target, ``skipped`` of it not parked), ``failed`` those among them that failed.
+    Cancel (or Esc, or closing the window) emits ``cancel_requested``
     once; the app stops after the entry in flight and calls :meth:`finish`.
 
     A paced job gets its :class:`~widgets.workbench.job_panel.JobPanel` while it runs
@@ -65,6 +66,8 @@ class ActionProgressDialog(QDialog):
         total: int,
         parent: QWidget | None = None,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        skipped: int = 0,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("ActionProgressDialog")
@@ -82,7 +85,14 @@ class ActionProgressDialog(QDialog):
         self.setWindowTitle(f"{verb} failed payments")
         self.setModal(True)
 
-        self.title_label = QLabel(f"{verb} {plural(self._total, 'failed payment')}…")
+        # ``total`` is every entry of the target, the skipped ones too: the progress counts
+        # them as handled, so the headline says both numbers rather than one that the
+        # counter then overtakes ("Requeuing 893 …" over "894 / 894").
+        skipped = min(max(skipped, 0), self._total)
+        headline = f"{verb} {plural(self._total - skipped, 'failed payment')}…"
+        if skipped:
+            headline += f" ({skipped:,} of the {self._total:,} selected skipped: not parked)"
+        self.title_label = QLabel(headline)
         self.title_label.setObjectName("DialogHeadline")
         self.progress_bar = QProgressBar()
         self.progress_bar.setTextVisible(True)

@@ -64,3 +64,14 @@ def test_progress_screenshot(qtbot, tmp_path):
     progress.show_progress(812, 1234, 3)
     qtbot.wait(20)
     save_screenshot(progress, tmp_path, "payops_progress.png")
+
+
+def test_the_headline_and_the_counter_agree_when_entries_are_skipped(qtbot):
+    # The trial: the title said 893 while the counter, which counts the skipped entry as
+    # handled, ran to 894.
+    dialog = show(qtbot, ActionProgressDialog("requeue", 894, clock=FakeClock(), skipped=1))
+    assert dialog.title_label.text() == (
+        "Requeueing 893 failed payments… (1 of the 894 selected skipped: not parked)"
+    )
+    dialog.show_progress(894, 894, 0)
+    assert dialog.counts_label.text() == "894 / 894"
