@@ -26,6 +26,7 @@ from services.links.status import LinkState, LinkStatus
 from widgets.alerts.banner import AlertBanner
 from widgets.alerts.notifier import DesktopNotifier
 from widgets.alerts.panel import AlertsPanel
+from widgets.common.fitted_label import FittedLabel
 from widgets.common.icons import pause_icon, play_icon
 from widgets.common.problems_view import ProblemsView
 from widgets.live.connection_indicator import ConnectionIndicator
@@ -257,7 +258,7 @@ class MainWindow(QMainWindow):
         self.profile_label = QLabel()
         self.profile_label.setObjectName("ProfileLabel")
         bar.addPermanentWidget(self.profile_label)
-        self.recorder_label = QLabel()
+        self.recorder_label = FittedLabel()
         self.recorder_label.setObjectName("RecorderLabel")
         self.recorder_label.hide()
         bar.addPermanentWidget(self.recorder_label)
@@ -370,8 +371,8 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def show_recorder_state(self, text: str, detail: str) -> None:
         """Who writes the flow history: ``text`` in the status bar, ``detail`` as its tooltip."""
-        self.recorder_label.setText(f"History: {text}")
-        self.recorder_label.setToolTip(detail)
+        head = text.split(":", 1)[0]  # "unavailable: Redis: connection refused to …"
+        self.recorder_label.set_texts(f"History: {text}", f"History: {head}", tooltip=detail)
         self.recorder_label.setVisible(bool(text))
 
     def show_alerts(self, alerts: Sequence[Alert]) -> None:

@@ -4,6 +4,7 @@ alerts (banner, page, marks), snapshot export and history navigation."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -537,3 +538,37 @@ def test_while_rabbitmq_is_down_the_counters_and_alerts_page_do_not_claim_a_meas
     assert bar.tile("events").value_text() == "0.0"
     assert panel.no_active_label.text() == "✓  No alerts firing"
     assert panel.updated_label.text().startswith("updated ")
+
+
+def test_at_1280_px_the_status_bar_drops_details_rather_than_cutting_an_address(window, qtbot):
+    # The trial (01-status.png): at 1280 px "History: unavailable: Redis: connection
+    # refused to 127.0.0.1:6…" and "RabbitMQ failed: … 127.0.0.1:5679 ·" were cut mid-text.
+    window.resize(1280, 800)
+    window.set_profile("demo", "")
+    window.show_recorder_state(
+        "unavailable: Redis: connection refused to 127.0.0.1:6390", "the recorder cannot write"
+    )
+    for service, port in (("RabbitMQ", 5679), ("Redis", 6390)):
+        window.show_link_status(
+            LinkStatus(
+                service,
+                LinkState.FAILED,
+                f"127.0.0.1:{port}",
+                detail=f"connection refused to 127.0.0.1:{port}",
+                retry_in_s=30.0,
+            )
+        )
+    qtbot.waitUntil(lambda: window.statusBar().width() <= 1280)
+    labels = [window.recorder_label, *(i.label for i in window.indicators.values())]
+    qtbot.wait(50)  # the layout settles
+    for label in labels:
+        shown = label.text()  # shown whole: not clipped by the status bar
+        assert label.fontMetrics().horizontalAdvance(shown) <= label.contentsRect().width(), shown
+        assert shown in label.texts()  # one of its forms, not a cut
+        assert label.full_text() in label.toolTip() or label.parent().toolTip()
+        # An address is shown whole or not at all.
+        assert set(re.findall(r"127\.0\.0\.1:?(\d*)", shown)) <= {"5679", "6390"}, shown
+        assert not shown.endswith("…"), shown
+    assert window.rabbitmq_indicator.text().startswith("RabbitMQ failed: connection refused")
+    window.resize(2400, 800)
+    qtbot.waitUntil(lambda: window.recorder_label.text() == window.recorder_label.full_text())

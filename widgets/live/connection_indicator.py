@@ -9,11 +9,12 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QSize, Qt, QTimer, Slot
 from PySide6.QtGui import QColor, QPainter, QPaintEvent
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QWidget
 
 from services.links.status import LinkState, LinkStatus
 from services.time_range import format_local_time
 from widgets.common import colors
+from widgets.common.fitted_label import FittedLabel
 from widgets.common.theme import repolish
 
 _MAX_REASON_CHARS = 48
@@ -77,13 +78,13 @@ class ConnectionIndicator(QWidget):
         self._clock = clock
         self._status = LinkStatus(service=service, state=LinkState.CONNECTING)
         self.dot = StatusDot()
-        self.label = QLabel()
+        self.label = FittedLabel()
         self.label.setObjectName("ConnectionText")
         row = QHBoxLayout(self)
         row.setContentsMargins(6, 0, 6, 0)
         row.setSpacing(6)
         row.addWidget(self.dot, 0, Qt.AlignmentFlag.AlignVCenter)
-        row.addWidget(self.label, 0, Qt.AlignmentFlag.AlignVCenter)
+        row.addWidget(self.label, 1, Qt.AlignmentFlag.AlignVCenter)
         self._countdown = QTimer(self)
         self._countdown.setInterval(500)
         self._countdown.timeout.connect(self.on_countdown)
@@ -95,8 +96,9 @@ class ConnectionIndicator(QWidget):
         return self._status
 
     def text(self) -> str:
-        """The one-line text on show."""
-        return self.label.text()
+        """The one-line text (whole: where the status bar is short of room, the label
+        shows a shorter form of it - the reason left out, never an address cut)."""
+        return self.label.full_text()
 
     @Slot(object)
     def show_status(self, status: LinkStatus) -> None:
@@ -134,17 +136,19 @@ class ConnectionIndicator(QWidget):
         status = self._status
         retry = self._retry_text()
         if status.state is LinkState.CONNECTED:
-            text = f"{self.service} connected"
+            short = text = f"{self.service} connected"
             if status.failover_to:
                 text += f" · failover to {status.failover_to}"
         elif status.state is LinkState.FAILED:
             reason = f": {_shorten(status.detail)}" if status.detail else ""
-            text = f"{self.service} failed{reason}"
+            short = f"{self.service} failed"
+            text = short + reason
         else:
-            text = f"{self.service} {status.state.value}" + ("" if retry else "…")
+            short = text = f"{self.service} {status.state.value}" + ("" if retry else "…")
+        forms = [text, short]
         if retry and status.state is not LinkState.CONNECTED:
-            text += f" · {retry}"
-        self.label.setText(text)
+            forms = [text + f" · {retry}", short + f" · {retry}", short]
+        self.label.set_texts(*forms)
         self.dot.set_colour(colors.LINK_STATE_COLORS[status.state])
         if self.label.property("state") != status.state.value:
             self.label.setProperty("state", status.state.value)  # its colour: style.qss
