@@ -40,7 +40,9 @@ many digits it holds:
   shown masked, rather than ever letting a real card number through
   (:func:`mask_identifier`, :func:`mask_id_value`);
 - everything else - other JSON values (``"note": "4111111111111111"``), keys, headers,
-  free text: every Luhn-valid run of 13-19 digits is masked, and CVV-like text hidden.
+  free text: every Luhn-valid run of 13-19 digits that stands on its own (no letter or
+  digit beside it: not inside a hex trace id or a uuid without dashes) is masked, and
+  CVV-like text hidden.
 
 :func:`mask_json` and :func:`services.masking.message.mask_untrusted` take the id
 paths as an :data:`IdTree` (:func:`id_tree`). Nothing else (the byte-for-byte hex dump
