@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,6 +22,7 @@ from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.report import ActionReport
 from services.workbench.actions.service import ActionService
 from services.workbench.codec import MessageRecord, record_from_delivery
+from services.workbench.model import EntryState
 from services.workbench.parker import Parker
 from services.workbench.query import ActionTarget
 from services.workbench.store import ParkingStore
@@ -341,3 +343,16 @@ async def crash_runs(ledger: ActionLedger, dlq: str, entry_ids: list[str]) -> li
         if not (start // RUN_SIZE) % 2:
             await ledger.drop(run_id, [dlq], token)
     return runs
+
+
+def payment_of(message: MessageRecord) -> str:
+    """The payment id in a message's JSON body."""
+    return str(orjson.loads(message.body)["payment_id"])
+
+
+async def state_counts(store: ParkingStore, dlq: str) -> Counter[EntryState]:
+    """How many entries of a DLQ are in each state."""
+    counts: Counter[EntryState] = Counter()
+    async for batch in store.iter_summaries(dlq):
+        counts.update(s.state for s in batch)
+    return counts

@@ -6,13 +6,11 @@ an outage reads as a quiet day.
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from services.config import Profile
 from tests.helpers.consoles import Consoles
-from tests.helpers.tcp_proxy import TcpProxy
+from tests.helpers.redis_down import console_with_redis_down
 from tests.helpers.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -24,13 +22,10 @@ async def test_the_alert_log_says_it_cannot_be_read_then_recovers(
     workbench_profile: Profile,
     consoles: Consoles,
 ) -> None:
-    proxy = TcpProxy(6379)  # not started: a Redis that does not answer (a closed port)
-    where = f"127.0.0.1:{proxy.port}"
-    through_proxy = redis_url.replace(":6379", f":{proxy.port}")
-    session = consoles.start(dataclasses.replace(workbench_profile, redis_url=through_proxy))
-    try:
+    # Redis behind a proxy not yet started: a Redis that does not answer (a closed port)
+    async with console_with_redis_down(consoles, workbench_profile, redis_url) as down:
+        session, proxy, where = down
         window = session.window
-        window.resize(1600, 1000)
         panel = window.alerts_panel
         window.tabs.setCurrentWidget(panel)
         await eventually(lambda: "cannot be read" in panel.empty_text(), 30, "the log to say so")
@@ -43,5 +38,3 @@ async def test_the_alert_log_says_it_cannot_be_read_then_recovers(
             lambda: panel.empty_text().startswith("No alerts recorded in"), 40, "readable again"
         )
         assert panel.log_count.text() == "0 events"
-    finally:
-        await proxy.stop()

@@ -7,8 +7,6 @@ Clicks on the real table row and buttons, keystrokes into the real fields
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import redis.asyncio as aioredis
 from PySide6.QtCore import QPoint, Qt
@@ -18,7 +16,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 from services.config import Profile
 from services.workbench.store import ParkingStore
 from tests.helpers.consoles import Consoles
-from tests.helpers.tcp_proxy import TcpProxy
+from tests.helpers.redis_down import console_with_redis_down
 from tests.helpers.waiting import eventually
 from widgets.workbench.action_dialogs import ConfirmActionDialog
 from widgets.workbench.action_summary import ActionSummaryDialog
@@ -123,13 +121,10 @@ async def test_redis_down_says_the_list_cannot_be_read_and_why_then_recovers(
     workbench_profile: Profile,
     consoles: Consoles,
 ) -> None:
-    proxy = TcpProxy(6379)  # not started: a Redis that does not answer (a closed port)
-    where = f"127.0.0.1:{proxy.port}"
-    through_proxy = redis_url.replace(":6379", f":{proxy.port}")
-    session = consoles.start(dataclasses.replace(workbench_profile, redis_url=through_proxy))
-    try:
+    # Redis behind a proxy not yet started: a Redis that does not answer (a closed port)
+    async with console_with_redis_down(consoles, workbench_profile, redis_url) as down:
+        session, proxy, where = down
         window = session.window
-        window.resize(1600, 1000)
         window.tabs.setCurrentWidget(window.workbench)
         view = window.workbench.table_view
         problems = window.problems_view
@@ -162,5 +157,3 @@ async def test_redis_down_says_the_list_cannot_be_read_and_why_then_recovers(
         await eventually(view.unavailable_label.isVisible, 30, "the page to say so")
         assert "last successful read" in view.unavailable_label.text()
         assert any("Failed payments cannot be read" in t for t in problem_texts())
-    finally:
-        await proxy.stop()

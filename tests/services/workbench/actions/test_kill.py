@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import cast
 
-import orjson
 import pytest
 
 from services.workbench.actions.publisher import ACTION_ID_HEADER, ActionPublisher
@@ -30,6 +29,8 @@ from tests.helpers.action_kit import (
     entry_ids,
     make_profile,
     parked_payments,
+    payment_of,
+    state_counts,
 )
 from tests.helpers.paths import REPO_ROOT
 
@@ -66,17 +67,6 @@ async def run_proc(
     )
 
 
-def payment_of(message: MessageRecord) -> str:
-    return str(orjson.loads(message.body)["payment_id"])
-
-
-async def states(store: ParkingStore, dlq: str) -> Counter[EntryState]:
-    counts: Counter[EntryState] = Counter()
-    async for batch in store.iter_summaries(dlq):
-        counts.update(s.state for s in batch)
-    return counts
-
-
 async def check_exactly_once_after_resolving(
     broker: Broker,
     store: ParkingStore,
@@ -100,7 +90,7 @@ async def check_exactly_once_after_resolving(
     assert max(payments.values()) == 1, "a payment was duplicated in the target queue"
     assert max(action_ids.values()) == 1
     assert set(payments) == {f"pay_{i:05d}" for i in range(N)}, "a payment was lost"
-    assert await states(store, flow.dlq) == Counter({EntryState.REQUEUED: N})
+    assert await state_counts(store, flow.dlq) == Counter({EntryState.REQUEUED: N})
     assert await store.in_flight(flow.dlq) == []
 
 
@@ -122,7 +112,7 @@ async def test_killed_mid_bulk_requeue_then_recover_and_rerun_lose_and_duplicate
     # The moment after the crash: every payment is parked/claimed or in the queue, once.
     await asyncio.sleep(0.2)
     delivered = await broker.drain(flow.work)
-    counts = await states(store, flow.dlq)
+    counts = await state_counts(store, flow.dlq)
     assert sum(counts.values()) == N
     assert len(delivered) == len({payment_of(m) for m in delivered})
     assert counts[EntryState.REQUEUED] <= len(delivered) <= N - counts[EntryState.PARKED]
@@ -171,7 +161,7 @@ async def test_killed_at_each_step_of_a_window_is_recovered(
     delivered = await broker.drain(flow.work)
     in_queue = {payment_of(m) for m in delivered}
     assert len(delivered) == len(in_queue)
-    counts = await states(store, flow.dlq)
+    counts = await state_counts(store, flow.dlq)
     assert sum(counts.values()) == N and counts[EntryState.CLAIMED] >= 100
     assert counts[EntryState.REQUEUED] <= len(delivered)
     assert len(delivered) <= counts[EntryState.REQUEUED] + counts[EntryState.CLAIMED]
@@ -257,7 +247,7 @@ async def test_killed_at_random_moments_then_resolved_in_bulk_every_payment_once
         code, out, err = await payops(config, "resolve", "--all-in-doubt", "--dry-run")
         assert code == 0, (seed, err)
         listed = re.findall(r"^  in doubt: (\S+)", out, re.MULTILINE)
-        counts = await states(store, flow.dlq)
+        counts = await state_counts(store, flow.dlq)
         assert len(listed) <= counts[EntryState.CLAIMED], (seed, crash)
         assert len(listed) <= 3 * 100, (seed, crash)  # at most the windows in flight
         if listed:
@@ -285,4 +275,4 @@ async def test_killed_at_random_moments_then_resolved_in_bulk_every_payment_once
         assert len(copies) == 1, f"seed {seed}: {payment} sent under two action ids"
         [(action_id, count)] = copies.items()
         assert count == 1 or action_id in republished, f"seed {seed}: {payment} duplicated"
-    assert await states(store, flow.dlq) == Counter({EntryState.REQUEUED: N})
+    assert await state_counts(store, flow.dlq) == Counter({EntryState.REQUEUED: N})

@@ -11,16 +11,21 @@ import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 
-import orjson
 import pytest
 
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.service import ActionService
-from services.workbench.codec import MessageRecord
 from services.workbench.model import EntryState
 from services.workbench.query import ActionTarget
 from services.workbench.store import ParkingStore
-from tests.helpers.action_kit import Broker, entry_ids, make_profile, parked_payments
+from tests.helpers.action_kit import (
+    Broker,
+    entry_ids,
+    make_profile,
+    parked_payments,
+    payment_of,
+    state_counts,
+)
 from tests.helpers.paths import REPO_ROOT
 
 pytestmark = pytest.mark.integration
@@ -37,17 +42,6 @@ async def service(
     profile = make_profile(amqp_url, redis_url, prefix, [broker.name("dlq")])
     yield ActionService(store, publisher, profile, "carol", "test-host", window=250)
     await publisher.close()
-
-
-def payment_of(message: MessageRecord) -> str:
-    return str(orjson.loads(message.body)["payment_id"])
-
-
-async def states(store: ParkingStore, dlq: str) -> Counter[EntryState]:
-    counts: Counter[EntryState] = Counter()
-    async for batch in store.iter_summaries(dlq):
-        counts.update(s.state for s in batch)
-    return counts
 
 
 @pytest.mark.parametrize("nth", [2, 15])
@@ -73,7 +67,7 @@ async def test_killed_while_windows_overlap_every_payment_once(
     await asyncio.sleep(0.2)
     delivered = await broker.drain(flow.work)
     assert max(Counter(payment_of(m) for m in delivered).values(), default=0) <= 1
-    counts = await states(store, flow.dlq)
+    counts = await state_counts(store, flow.dlq)
     assert sum(counts.values()) == N
     assert 0 < counts[EntryState.CLAIMED] <= WINDOW * DEPTH  # what a crash leaves open
 
@@ -92,5 +86,5 @@ async def test_killed_while_windows_overlap_every_payment_once(
     payments = Counter(payment_of(m) for m in delivered)
     assert set(payments) == {f"pay_{i:05d}" for i in range(N)}, "a payment was lost"
     assert max(payments.values()) == 1, "a payment was duplicated in the target queue"
-    assert await states(store, flow.dlq) == Counter({EntryState.REQUEUED: N})
+    assert await state_counts(store, flow.dlq) == Counter({EntryState.REQUEUED: N})
     assert await store.in_flight(flow.dlq) == []
