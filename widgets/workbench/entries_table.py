@@ -50,6 +50,7 @@ from services.workbench.index_storage import Rows
 from services.workbench.model import EntryState
 from widgets.common import colors
 from widgets.common.menus import popup_menu
+from widgets.workbench.table_header import ARROW_ROOM, EntriesHeader
 from widgets.workbench.table_model import (
     COLUMN_NAMES,
     COLUMNS,
@@ -221,7 +222,8 @@ class EntriesTable(QTableView):
         vertical.setDefaultSectionSize(ROW_HEIGHT)
         vertical.setMinimumSectionSize(ROW_HEIGHT)
         vertical.hide()
-        header = self.horizontalHeader()
+        header = EntriesHeader(self)
+        self.setHorizontalHeader(header)
         header.setHighlightSections(False)
         header.setStretchLastSection(True)
         header.setSectionsMovable(True)
@@ -337,7 +339,7 @@ class EntriesTable(QTableView):
                 text = min(text_widths.get(column.name, 0), widest) + padding
                 if column.name == "state":
                     text += 22 - padding  # the pill: 14 px of ends, 8 px from the cell's edges
-                arrow = 14 if column.sort_key == self._entries.query.sort_key else 0
+                arrow = ARROW_ROOM if column.sort_key == self._entries.query.sort_key else 0
                 shown = self._entries.headerData(position, Qt.Orientation.Horizontal)
                 title = header_metrics.horizontalAdvance(str(shown)) + 18 + arrow  # "(CET)" too
                 self._natural[position] = max(column.min_width, text, title)
