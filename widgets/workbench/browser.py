@@ -472,6 +472,7 @@ class FailedPaymentsView(QWidget):
         """Bring everything around the table in line with the model's query."""
         query = self.model.query
         self.filter_bar.show_query(query)
+        self.filter_bar.refresh_open_menu()
         column = self.model.column_of(query.sort_key)
         header = self.table.horizontalHeader()
         order = Qt.SortOrder.DescendingOrder if query.descending else Qt.SortOrder.AscendingOrder

@@ -136,6 +136,16 @@ class MultiSelectButton(QToolButton):
             )
             more.setEnabled(False)
 
+    def refresh_counts(self) -> None:
+        """While the menu is open, its counts as they are now (entries keep arriving and
+        changing state under it); the entries stay where they are under the mouse."""
+        if not self._menu.isVisible():
+            return
+        counts = {o.value: o.count for o in self._options_source()}
+        for action, value in self._values.items():
+            label = self._labels.get(value, str(value))
+            action.setText(f"{label}\t{counts.get(value, 0):,}")
+
     @Slot(QAction)
     def _on_action_triggered(self, action: QAction) -> None:
         """An entry was clicked (or chosen with the keyboard): it is ticked or unticked now."""
@@ -289,6 +299,11 @@ class FilterBar(QFrame):
         self.dead_to.dateTimeChanged.connect(self.filters_edited)
         self.amount_min.textChanged.connect(self.filters_edited)
         self.amount_max.textChanged.connect(self.filters_edited)
+
+    def refresh_open_menu(self) -> None:
+        """The counts of a filter menu open now, as they are after a refresh."""
+        for button in self.buttons.values():
+            button.refresh_counts()
 
     @staticmethod
     def _caption(text: str) -> QLabel:
