@@ -194,6 +194,7 @@ class FailedPaymentsView(QWidget):
 
     def _build_status_strip(self) -> None:
         self.status_strip = StatusStrip()
+        self.status_strip.add_new_entries_button(self.table.new_entries_bar)
         self.count_label = self.status_strip.count_label
         self.selected_label = self.status_strip.selected_label
         self.loading_label = self.status_strip.loading_label

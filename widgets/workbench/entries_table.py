@@ -8,8 +8,9 @@ position by entry, not by position.
 Like a log viewer it follows new entries only while the operator is not
 reading: scrolled to the top with nothing selected, new rows show at once;
 otherwise the rows on screen, the selection and the row under the mouse stay
-where they are, and a "N new entries — show" bar over the table counts what
-arrived above and reveals it on a click.
+where they are, and a "N new entries — show" button counts what arrived above
+and reveals it on a click (the browser puts it in the count line below the
+table: it covers no row).
 """
 
 from __future__ import annotations
@@ -161,9 +162,10 @@ class _ViewState:
 
 
 class NewEntriesBar(QPushButton):
-    """ "12 new entries — show": floats over the top of a table that holds still."""
+    """ "12 new entries — show" while the table holds still: a button laid out beside the
+    table (over it, it hid the row under it), not over its rows."""
 
-    def __init__(self, parent: QWidget) -> None:
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("NewEntriesBar")
         self.setCursor(Qt.CursorShape.PointingHandCursor)
@@ -179,9 +181,7 @@ class NewEntriesBar(QPushButton):
             return
         noun = "entry" if count == 1 else "entries"
         self.setText(f"▲  {count:,} new {noun} — show")
-        self.adjustSize()
         self.show()
-        self.raise_()
 
 
 class EntriesTable(QTableView):
@@ -202,7 +202,7 @@ class EntriesTable(QTableView):
         self._saved: _ViewState | None = None
         self._seen = len(model.entry_index)  # index rows below this were shown: the rest are new
         self._restoring = False
-        self.new_entries_bar = NewEntriesBar(self)
+        self.new_entries_bar = NewEntriesBar(self)  # the browser lays it out below the table
         self.new_entries_bar.clicked.connect(self.show_new_entries)
         self.empty_text = "No parked failed payments"
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -652,21 +652,10 @@ class EntriesTable(QTableView):
 
     def _show_new_count(self, count: int) -> None:
         self.new_entries_bar.show_count(count)
-        self._place_new_entries_bar()
-
-    def _place_new_entries_bar(self) -> None:
-        bar = self.new_entries_bar
-        area = self.viewport().geometry()
-        bar.move(area.left() + (area.width() - bar.width()) // 2, area.top() + 6)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
         self._give_way()
-        self._place_new_entries_bar()
-
-    def updateGeometries(self) -> None:
-        super().updateGeometries()
-        self._place_new_entries_bar()
 
     # ------------------------------------------------------------------ events
 
