@@ -2,8 +2,10 @@
 
 No per-row widgets and fixed row heights, so a million rows cost what the
 visible ones do. States are drawn as coloured pills, payment ids elided in
-the middle. A re-query keeps the selection, the current row and the scroll
-position by entry, not by position.
+the middle. A refresh or a re-sort keeps the selection, the current row and
+the scroll position by entry, not by position; a change of the filters
+(search, filter bar, group) clears the selection: one made among the rows of
+a filter never reaches, unseen, into the rows shown without it.
 
 Like a log viewer it follows new entries only while the operator is not
 reading: scrolled to the top with nothing selected, new rows show at once;
@@ -16,7 +18,7 @@ table: it covers no row).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Final
 
@@ -49,6 +51,7 @@ from PySide6.QtWidgets import (
 from services.workbench.columns import TABLE_HIDDEN
 from services.workbench.index_storage import Rows
 from services.workbench.model import EntryState
+from services.workbench.query import Query
 from widgets.common import colors
 from widgets.common.menus import popup_menu
 from widgets.workbench.table_header import ARROW_ROOM, EntriesHeader
@@ -155,10 +158,17 @@ class _ViewState:
     """What a refresh keeps: the selection, the current row and the top row, by index row."""
 
     selected: Rows
+    filters: Query
+    """The query's filters, its sort left out: another one clears the selection."""
     current: int | None
     top: int | None
     follow: bool
     scroll: int
+
+
+def _filters(query: Query) -> Query:
+    """``query`` without its order: what decides which rows are shown."""
+    return replace(query, sort_key="dead_lettered_at", descending=True)
 
 
 class NewEntriesBar(QPushButton):
@@ -597,6 +607,7 @@ class EntriesTable(QTableView):
         scroll = self.verticalScrollBar().value()
         self._saved = _ViewState(
             selected=model.index_rows(self.selected_rows()),
+            filters=_filters(model.query),
             current=model.index_row(current.row()) if current.isValid() else None,
             top=model.index_row(top) if top >= 0 else None,
             follow=self.following,
@@ -624,7 +635,9 @@ class EntriesTable(QTableView):
     def _restore(self, saved: _ViewState) -> None:
         model = self._entries
         result = model.result
-        if len(saved.selected):
+        if saved.filters != _filters(model.query):
+            self.selectionModel().clearSelection()
+        elif len(saved.selected):
             positions = model.table_rows(saved.selected)
             if len(positions):
                 self.select_rows(positions)
