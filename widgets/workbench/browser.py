@@ -138,6 +138,7 @@ class FailedPaymentsView(QWidget):
         self.splitter.setStretchFactor(1, 0)
         self.splitter.setSizes([1080, GROUP_PANEL_WIDTH])
         self.group_panel.setMinimumWidth(160)
+        self._group_width = GROUP_PANEL_WIDTH  # when last shown (the page may fold it)
         self._build_status_strip()
         self._build_unavailable_note()
 
@@ -375,6 +376,22 @@ class FailedPaymentsView(QWidget):
     def unavailable(self) -> str | None:
         """Why the list cannot be read now (None while it can)."""
         return self._unavailable
+
+    def set_group_panel_folded(self, folded: bool) -> None:
+        """Fold the group panel away (the table takes its room) or show it again: the
+        page folds it where the window is too narrow for it, the table and the detail."""
+        if folded == self.group_panel_folded:
+            return
+        if folded:
+            self._group_width = self.splitter.sizes()[1] or GROUP_PANEL_WIDTH
+        self.group_panel.setVisible(not folded)
+        if not folded:
+            total = sum(self.splitter.sizes())
+            self.splitter.setSizes([max(total - self._group_width, 0), self._group_width])
+
+    @property
+    def group_panel_folded(self) -> bool:
+        return self.group_panel.isHidden()
 
     @Slot(bool)
     def set_read_only(self, read_only: bool) -> None:
