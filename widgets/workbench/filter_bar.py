@@ -334,6 +334,7 @@ class FilterBar(QFrame):
             self._grid.addWidget(self.ranges, 1, 0, 1, 4, Qt.AlignmentFlag.AlignLeft)
         else:
             self._grid.addWidget(self.ranges, 0, 1)
+        self._grid.activate()  # its minimum size now: the scroll area decides on it
 
     def refresh_open_menu(self) -> None:
         """The counts of a filter menu open now, as they are after a refresh."""
@@ -456,5 +457,5 @@ class FilterScroll(QScrollArea):
         return QSize(width, self.height())
 
     def resizeEvent(self, event: QResizeEvent) -> None:
+        self._fit()  # one row or two first: the scroll bars are decided on the bar's minimum
         super().resizeEvent(event)
-        self._fit()
