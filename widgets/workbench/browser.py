@@ -138,6 +138,7 @@ class FailedPaymentsView(QWidget):
         self.splitter.setStretchFactor(1, 0)
         self.splitter.setSizes([1080, GROUP_PANEL_WIDTH])
         self.group_panel.setMinimumWidth(160)
+        self._group_width = GROUP_PANEL_WIDTH  # when last shown (the page may fold it)
         self._build_status_strip()
         self._build_unavailable_note()
 
@@ -194,6 +195,7 @@ class FailedPaymentsView(QWidget):
 
     def _build_status_strip(self) -> None:
         self.status_strip = StatusStrip()
+        self.status_strip.add_new_entries_button(self.table.new_entries_bar)
         self.count_label = self.status_strip.count_label
         self.selected_label = self.status_strip.selected_label
         self.loading_label = self.status_strip.loading_label
@@ -375,6 +377,22 @@ class FailedPaymentsView(QWidget):
         """Why the list cannot be read now (None while it can)."""
         return self._unavailable
 
+    def set_group_panel_folded(self, folded: bool) -> None:
+        """Fold the group panel away (the table takes its room) or show it again: the
+        page folds it where the window is too narrow for it, the table and the detail."""
+        if folded == self.group_panel_folded:
+            return
+        if folded:
+            self._group_width = self.splitter.sizes()[1] or GROUP_PANEL_WIDTH
+        self.group_panel.setVisible(not folded)
+        if not folded:
+            total = sum(self.splitter.sizes())
+            self.splitter.setSizes([max(total - self._group_width, 0), self._group_width])
+
+    @property
+    def group_panel_folded(self) -> bool:
+        return self.group_panel.isHidden()
+
     @Slot(bool)
     def set_read_only(self, read_only: bool) -> None:
         """Disable (or enable again) every action."""
@@ -472,6 +490,7 @@ class FailedPaymentsView(QWidget):
         """Bring everything around the table in line with the model's query."""
         query = self.model.query
         self.filter_bar.show_query(query)
+        self.filter_bar.refresh_open_menu()
         column = self.model.column_of(query.sort_key)
         header = self.table.horizontalHeader()
         order = Qt.SortOrder.DescendingOrder if query.descending else Qt.SortOrder.AscendingOrder

@@ -2,20 +2,23 @@
 
 No per-row widgets and fixed row heights, so a million rows cost what the
 visible ones do. States are drawn as coloured pills, payment ids elided in
-the middle. A re-query keeps the selection, the current row and the scroll
-position by entry, not by position.
+the middle. A refresh or a re-sort keeps the selection, the current row and
+the scroll position by entry, not by position; a change of the filters
+(search, filter bar, group) clears the selection: one made among the rows of
+a filter never reaches, unseen, into the rows shown without it.
 
 Like a log viewer it follows new entries only while the operator is not
 reading: scrolled to the top with nothing selected, new rows show at once;
 otherwise the rows on screen, the selection and the row under the mouse stay
-where they are, and a "N new entries — show" bar over the table counts what
-arrived above and reveals it on a click.
+where they are, and a "N new entries — show" button counts what arrived above
+and reveals it on a click (the browser puts it in the count line below the
+table: it covers no row).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Final
 
@@ -23,15 +26,12 @@ import numpy as np
 from PySide6.QtCore import (
     QItemSelection,
     QItemSelectionModel,
-    QModelIndex,
-    QPersistentModelIndex,
     QPoint,
-    QRectF,
     Qt,
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QAction, QColor, QKeyEvent, QPainter, QPaintEvent, QPen, QResizeEvent
+from PySide6.QtGui import QAction, QColor, QKeyEvent, QPainter, QPaintEvent, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -39,22 +39,22 @@ from PySide6.QtWidgets import (
     QMenu,
     QPushButton,
     QStyle,
-    QStyledItemDelegate,
-    QStyleOptionViewItem,
     QTableView,
     QWidget,
 )
 
+from services.outcomes.model import Outcome
 from services.workbench.columns import TABLE_HIDDEN
 from services.workbench.index_storage import Rows
-from services.workbench.model import EntryState
+from services.workbench.query import Query
 from widgets.common import colors
 from widgets.common.menus import popup_menu
+from widgets.workbench.table_delegates import MiddleElideDelegate, StatePillDelegate
+from widgets.workbench.table_header import ARROW_ROOM, EntriesHeader
 from widgets.workbench.table_model import (
     COLUMN_NAMES,
     COLUMNS,
     STATE_LABELS,
-    STATE_ROLE,
     FailedPaymentsModel,
 )
 
@@ -75,6 +75,8 @@ cause is long, and its tooltip and the detail pane show it whole."""
 GIVES_WAY_MAX: Final = 560
 """The widest the cause column is fitted (the demo's causes whole at 1600 px)."""
 GIVES_WAY_FLOOR: Final = 32
+"""The narrowest the cause gets, and the header's minimum section size (it was 48: the
+cause stopped there while the page counted on 32, and the last column was cut)."""
 GROW_INTERVAL_S: Final = 1.0
 """While rows are only added (a load), the columns are fitted to the first rows at most
 this often (each fit reads a few hundred rows' texts)."""
@@ -97,72 +99,29 @@ COLUMN_SAMPLES: Final[dict[str, str]] = {
 }
 
 
-class MiddleElideDelegate(QStyledItemDelegate):
-    """Elides in the middle, so both ends of an id stay readable."""
-
-    def initStyleOption(
-        self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
-    ) -> None:
-        super().initStyleOption(option, index)
-        option.textElideMode = Qt.TextElideMode.ElideMiddle
-
-
-class StatePillDelegate(QStyledItemDelegate):
-    """Draws an entry's state as a small coloured pill."""
-
-    def paint(
-        self,
-        painter: QPainter,
-        option: QStyleOptionViewItem,
-        index: QModelIndex | QPersistentModelIndex,
-    ) -> None:
-        value = index.data(STATE_ROLE)
-        try:
-            state = EntryState(value)
-        except ValueError:
-            super().paint(painter, option, index)
-            return
-        opt = QStyleOptionViewItem(option)
-        self.initStyleOption(opt, index)
-        text = opt.text
-        opt.text = ""
-        widget = opt.widget
-        style = widget.style() if widget is not None else QApplication.style()
-        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, widget)
-        cell = opt.rect
-        metrics = opt.fontMetrics
-        height = metrics.height() + 2
-        width = min(metrics.horizontalAdvance(text) + 14, cell.width() - 8)
-        pill = QRectF(cell.left() + 5, cell.center().y() - height / 2 + 1, width, height)
-        selected = bool(opt.state & QStyle.StateFlag.State_Selected)
-        alternate = bool(opt.features & QStyleOptionViewItem.ViewItemFeature.Alternate)
-        base = colors.ACCENT_DIM if selected else colors.SURFACE if alternate else colors.PLOT_BG
-        ink, fill, edge = colors.pill_colors(state, base, selected=selected)
-        painter.save()
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.setPen(QPen(QColor(edge), 1))
-        painter.setBrush(QColor(fill))
-        painter.drawRoundedRect(pill, height / 2, height / 2)
-        painter.setPen(QColor(ink))
-        painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, text)
-        painter.restore()
-
-
 @dataclass(frozen=True, slots=True)
 class _ViewState:
     """What a refresh keeps: the selection, the current row and the top row, by index row."""
 
     selected: Rows
+    filters: Query
+    """The query's filters, its sort left out: another one clears the selection."""
     current: int | None
     top: int | None
     follow: bool
     scroll: int
 
 
-class NewEntriesBar(QPushButton):
-    """ "12 new entries — show": floats over the top of a table that holds still."""
+def _filters(query: Query) -> Query:
+    """``query`` without its order: what decides which rows are shown."""
+    return replace(query, sort_key="dead_lettered_at", descending=True)
 
-    def __init__(self, parent: QWidget) -> None:
+
+class NewEntriesBar(QPushButton):
+    """ "12 new entries — show" while the table holds still: a button laid out beside the
+    table (over it, it hid the row under it), not over its rows."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("NewEntriesBar")
         self.setCursor(Qt.CursorShape.PointingHandCursor)
@@ -178,9 +137,7 @@ class NewEntriesBar(QPushButton):
             return
         noun = "entry" if count == 1 else "entries"
         self.setText(f"▲  {count:,} new {noun} — show")
-        self.adjustSize()
         self.show()
-        self.raise_()
 
 
 class EntriesTable(QTableView):
@@ -201,7 +158,7 @@ class EntriesTable(QTableView):
         self._saved: _ViewState | None = None
         self._seen = len(model.entry_index)  # index rows below this were shown: the rest are new
         self._restoring = False
-        self.new_entries_bar = NewEntriesBar(self)
+        self.new_entries_bar = NewEntriesBar(self)  # the browser lays it out below the table
         self.new_entries_bar.clicked.connect(self.show_new_entries)
         self.empty_text = "No parked failed payments"
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -221,19 +178,21 @@ class EntriesTable(QTableView):
         vertical.setDefaultSectionSize(ROW_HEIGHT)
         vertical.setMinimumSectionSize(ROW_HEIGHT)
         vertical.hide()
-        header = self.horizontalHeader()
+        header = EntriesHeader(self)
+        self.setHorizontalHeader(header)
         header.setHighlightSections(False)
         header.setStretchLastSection(True)
         header.setSectionsMovable(True)
         header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-        header.setMinimumSectionSize(48)
+        header.setMinimumSectionSize(GIVES_WAY_FLOOR)
         header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         header.customContextMenuRequested.connect(self._on_header_menu)
         header.sectionResized.connect(self._on_section_resized)
         self.header_menu: QMenu | None = None
         self._sizing = False  # the table sizes columns itself (not the operator)
         self._fitted_to_content = False
-        self._operator_sized = False  # widths the operator chose (dragged, restored) stay
+        self._operator_sized = False  # widths the operator dragged in this run stay
+        self._restored: dict[int, int] = {}  # widths of an earlier run: floors, content grows
         self._text_widths: dict[str, int] = {}  # the text widths the columns were sized to
         self._natural: dict[int, int] = {}  # widths before the last column stretched
         self._widths_font = ""
@@ -267,6 +226,7 @@ class EntriesTable(QTableView):
 
     def fit_columns_to_content(self) -> None:
         """Size every column to its header and the widest text of the first rows shown."""
+        self._restored.clear()
         self._set_widths(self._content_widths())
         self._fitted_to_content = True
 
@@ -294,6 +254,8 @@ class EntriesTable(QTableView):
             texts = shown[column.name]
             if column.name == "state" and texts:  # states change under the operator's eyes
                 texts |= set(STATE_LABELS.values())
+            if column.name == "outcome" and texts:  # so do outcomes ("succeeded")
+                texts |= {outcome.label for outcome in Outcome}
             widest = max((advance(t) for t in texts), default=0)
             sample = advance(COLUMN_SAMPLES.get(column.name, ""))
             floored = not texts or column.name in FLOORED
@@ -337,10 +299,11 @@ class EntriesTable(QTableView):
                 text = min(text_widths.get(column.name, 0), widest) + padding
                 if column.name == "state":
                     text += 22 - padding  # the pill: 14 px of ends, 8 px from the cell's edges
-                arrow = 14 if column.sort_key == self._entries.query.sort_key else 0
+                arrow = ARROW_ROOM if column.sort_key == self._entries.query.sort_key else 0
                 shown = self._entries.headerData(position, Qt.Orientation.Horizontal)
                 title = header_metrics.horizontalAdvance(str(shown)) + 18 + arrow  # "(CET)" too
-                self._natural[position] = max(column.min_width, text, title)
+                restored = self._restored.get(position, 0)
+                self._natural[position] = max(column.min_width, text, title, restored)
                 self.setColumnWidth(position, self._natural[position])
             for position in hidden:  # a width given shows a column: it keeps it for later
                 header.setSectionHidden(position, True)
@@ -492,15 +455,17 @@ class EntriesTable(QTableView):
                 for name, width in widths.items():
                     if name in COLUMN_NAMES and isinstance(width, int) and width > 0:
                         position = COLUMN_NAMES.index(name)
-                        self._natural[position] = max(width, 24)
+                        self._natural[position] = self._restored[position] = max(width, 24)
                         was_hidden = header.isSectionHidden(position)
                         self.setColumnWidth(position, self._natural[position])
                         header.setSectionHidden(position, was_hidden)
                 self._fitted_to_content = True
-                self._operator_sized = True
         finally:
             self._sizing = False
-        self.columns_changed.emit()
+        if self._restored and self._text_widths:
+            self._set_widths(self._text_widths)  # an earlier run's widths, content's at least
+        else:
+            self.columns_changed.emit()
 
     def setSelectionModel(self, selectionModel: QItemSelectionModel) -> None:
         super().setSelectionModel(selectionModel)
@@ -595,6 +560,7 @@ class EntriesTable(QTableView):
         scroll = self.verticalScrollBar().value()
         self._saved = _ViewState(
             selected=model.index_rows(self.selected_rows()),
+            filters=_filters(model.query),
             current=model.index_row(current.row()) if current.isValid() else None,
             top=model.index_row(top) if top >= 0 else None,
             follow=self.following,
@@ -622,7 +588,9 @@ class EntriesTable(QTableView):
     def _restore(self, saved: _ViewState) -> None:
         model = self._entries
         result = model.result
-        if len(saved.selected):
+        if saved.filters != _filters(model.query):
+            self.selectionModel().clearSelection()
+        elif len(saved.selected):
             positions = model.table_rows(saved.selected)
             if len(positions):
                 self.select_rows(positions)
@@ -650,21 +618,10 @@ class EntriesTable(QTableView):
 
     def _show_new_count(self, count: int) -> None:
         self.new_entries_bar.show_count(count)
-        self._place_new_entries_bar()
-
-    def _place_new_entries_bar(self) -> None:
-        bar = self.new_entries_bar
-        area = self.viewport().geometry()
-        bar.move(area.left() + (area.width() - bar.width()) // 2, area.top() + 6)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
         self._give_way()
-        self._place_new_entries_bar()
-
-    def updateGeometries(self) -> None:
-        super().updateGeometries()
-        self._place_new_entries_bar()
 
     # ------------------------------------------------------------------ events
 

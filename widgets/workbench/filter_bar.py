@@ -18,6 +18,7 @@ from PySide6.QtGui import QAction, QDoubleValidator, QKeyEvent, QMouseEvent, QRe
 from PySide6.QtWidgets import (
     QDateTimeEdit,
     QFrame,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -135,6 +136,16 @@ class MultiSelectButton(QToolButton):
                 f"… {len(options) - MAX_MENU_OPTIONS:,} more (use the search box)"
             )
             more.setEnabled(False)
+
+    def refresh_counts(self) -> None:
+        """While the menu is open, its counts as they are now (entries keep arriving and
+        changing state under it); the entries stay where they are under the mouse."""
+        if not self._menu.isVisible():
+            return
+        counts = {o.value: o.count for o in self._options_source()}
+        for action, value in self._values.items():
+            label = self._labels.get(value, str(value))
+            action.setText(f"{label}\t{counts.get(value, 0):,}")
 
     @Slot(QAction)
     def _on_action_triggered(self, action: QAction) -> None:
@@ -264,12 +275,18 @@ class FilterBar(QFrame):
         self.clear_button.setToolTip("Clear every filter: show every entry (keeps the sort order)")
         self.clear_button.setCursor(Qt.CursorShape.PointingHandCursor)
 
-        row = QHBoxLayout(self)
-        row.setContentsMargins(10, 6, 10, 6)
+        # The value menus, then the time and amount ranges: one row, or two in a narrow
+        # window (the ranges under the menus), so that nothing is cut and no bar scrolls.
+        self.choices = QWidget()
+        row = QHBoxLayout(self.choices)
+        row.setContentsMargins(0, 0, 0, 0)
         row.setSpacing(4)
         for button in self.buttons.values():
             row.addWidget(button)
-        row.addSpacing(8)
+        self.ranges = QWidget()
+        row = QHBoxLayout(self.ranges)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(4)
         row.addWidget(self._caption("Time"))
         row.addWidget(self.dead_from)
         row.addWidget(self._caption("–"))
@@ -280,8 +297,18 @@ class FilterBar(QFrame):
         row.addWidget(self.amount_min)
         row.addWidget(self._caption("–"))
         row.addWidget(self.amount_max)
-        row.addStretch(1)
-        row.addWidget(self.clear_button)
+        self.choices.setParent(self)  # the focus chain: menus, ranges, then Clear
+        self.ranges.setParent(self)
+        self.clear_button.setParent(self)
+        self._grid = QGridLayout(self)
+        self._grid.setContentsMargins(10, 6, 10, 6)
+        self._grid.setHorizontalSpacing(12)
+        self._grid.setVerticalSpacing(6)
+        self._grid.setColumnStretch(2, 1)
+        self._grid.addWidget(self.choices, 0, 0)
+        self._grid.addWidget(self.clear_button, 0, 3)
+        self.compact = True  # laid out by set_compact below
+        self.set_compact(False)
 
         for button in self.buttons.values():
             button.selection_edited.connect(self.filters_edited)
@@ -289,6 +316,30 @@ class FilterBar(QFrame):
         self.dead_to.dateTimeChanged.connect(self.filters_edited)
         self.amount_min.textChanged.connect(self.filters_edited)
         self.amount_max.textChanged.connect(self.filters_edited)
+
+    def one_row_width(self) -> int:
+        """The width the bar needs to hold every control on one row."""
+        margins = self._grid.contentsMargins()
+        parts = (self.choices, self.ranges, self.clear_button)
+        spacing = self._grid.horizontalSpacing() * (len(parts) - 1)
+        return sum(w.sizeHint().width() for w in parts) + spacing + margins.left() + margins.right()
+
+    def set_compact(self, compact: bool) -> None:
+        """Two rows (the time and amount ranges under the menus and Clear) or one."""
+        if compact == self.compact:
+            return
+        self.compact = compact
+        self._grid.removeWidget(self.ranges)
+        if compact:
+            self._grid.addWidget(self.ranges, 1, 0, 1, 4, Qt.AlignmentFlag.AlignLeft)
+        else:
+            self._grid.addWidget(self.ranges, 0, 1)
+        self._grid.activate()  # its minimum size now: the scroll area decides on it
+
+    def refresh_open_menu(self) -> None:
+        """The counts of a filter menu open now, as they are after a refresh."""
+        for button in self.buttons.values():
+            button.refresh_counts()
 
     @staticmethod
     def _caption(text: str) -> QLabel:
@@ -390,7 +441,10 @@ class FilterScroll(QScrollArea):
         self._fit()
 
     def _fit(self) -> None:
-        squeezed = self.width() < self._bar.minimumSizeHint().width()
+        bar = self._bar
+        if isinstance(bar, FilterBar):  # two rows where one would be cut
+            bar.set_compact(self.width() < bar.one_row_width())
+        squeezed = self.width() < bar.minimumSizeHint().width()
         extra = self.horizontalScrollBar().sizeHint().height() if squeezed else 0
         self.setFixedHeight(self._bar.sizeHint().height() + extra)
 
@@ -398,8 +452,10 @@ class FilterScroll(QScrollArea):
         return QSize(120, super().minimumSizeHint().height())
 
     def sizeHint(self) -> QSize:
-        return QSize(self._bar.sizeHint().width(), self.height())
+        bar = self._bar
+        width = bar.one_row_width() if isinstance(bar, FilterBar) else bar.sizeHint().width()
+        return QSize(width, self.height())
 
     def resizeEvent(self, event: QResizeEvent) -> None:
+        self._fit()  # one row or two first: the scroll bars are decided on the bar's minimum
         super().resizeEvent(event)
-        self._fit()

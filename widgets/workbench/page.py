@@ -4,7 +4,9 @@ The detail pane folds away (View › Show details, Ctrl+D, the button at the
 bottom right, or dragging the splitter handle) and opens again on Enter or a
 double click on a row. On first show the table gets the width its columns
 need and the pane the rest; a window too narrow for both starts with the pane
-folded, so no column is cut. ``view_settings`` / ``apply_view_settings``
+folded, so no column is cut; opened there, the pane takes its room from the
+cause column, and then from the group panel (folded while the pane is open),
+never from the other columns. ``view_settings`` / ``apply_view_settings``
 carry the columns and the pane between runs (``app/ui_state.py`` keeps them).
 """
 
@@ -100,15 +102,30 @@ class WorkbenchPage(QWidget):
         if open_:
             wanted = self._detail_width or self.detail.minimumSizeHint().width() + 60
             view = self.table_view
-            # the table less what its cause column gives up, beside the group panel
-            table = view.table.narrowest_width() + view.group_panel.width()
-            table += view.splitter.handleWidth()
-            width = min(wanted, max(total - max(table, view.minimumSizeHint().width()), 0))
+            # the table less what its cause column gives up, beside the group panel; a
+            # window too narrow for that and the pane folds the group panel away
+            view.set_group_panel_folded(total - self._table_room(True) < self._pane_minimum())
+            table = self._table_room(not view.group_panel_folded)
+            table = max(table, view.minimumSizeHint().width())
+            width = min(wanted, max(total - table, 0))
             self.splitter.setSizes([total - width, width])
         else:
             self._detail_width = self.splitter.sizes()[1]
             self.splitter.setSizes([total, 0])
+            self.table_view.set_group_panel_folded(False)
         self._show_detail_state()
+
+    def _table_room(self, with_groups: bool) -> int:
+        """What the table needs with only its cause column narrowed (and the group panel)."""
+        view = self.table_view
+        room = view.table.narrowest_width() + self.splitter.handleWidth()
+        if with_groups:
+            panel = view.group_panel
+            room += max(panel.width(), panel.minimumWidth()) + view.splitter.handleWidth()
+        return room
+
+    def _pane_minimum(self) -> int:
+        return max(self.detail.minimumSizeHint().width(), self.detail.minimumWidth())
 
     def _on_splitter_moved(self, _pos: int, _index: int) -> None:
         self._auto = False  # the operator dragged the handle

@@ -1,5 +1,5 @@
 """The failed-payments browser's count line: shown of total entries, how many are
-selected, and the full load's progress."""
+selected, the "N new entries — show" button and the full load's progress."""
 
 from __future__ import annotations
 
@@ -29,11 +29,18 @@ class StatusStrip(QFrame):
         row.setSpacing(10)
         row.addWidget(self.count_label)
         row.addWidget(self.selected_label)
+        self._new_entries_at = row.count()
         row.addStretch(1)
         row.addWidget(self.loading_label)
         row.addWidget(self.loading_bar, 0, Qt.AlignmentFlag.AlignVCenter)
         self.loading_label.hide()
         self.loading_bar.hide()
+
+    def add_new_entries_button(self, button: QWidget) -> None:
+        """Lay out the table's "N new entries — show" button after the counts."""
+        layout = self.layout()
+        assert isinstance(layout, QHBoxLayout)
+        layout.insertWidget(self._new_entries_at, button, 0, Qt.AlignmentFlag.AlignVCenter)
 
     def show_loading(self, loading: tuple[int, int] | None) -> None:
         """(loaded, total) while the full load runs; None hides the progress."""

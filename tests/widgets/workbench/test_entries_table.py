@@ -72,6 +72,22 @@ def test_scrolled_with_a_selection_the_rows_hold_still_and_the_bar_counts_arriva
     assert view.selected_entry_ids() == selected
 
 
+def test_the_new_entries_bar_covers_no_row(qtbot):
+    view = _view(qtbot)
+    table = view.table
+    mouse = _click_row(qtbot, view, 0)  # the top row selected: its payment id under the bar
+    _arrive(qtbot, view, 12, seed=501)
+    bar = table.new_entries_bar
+    assert bar.isVisible() and bar.text() == "▲  12 new entries — show"
+    area = table.viewport()
+    rows = area.rect().translated(area.mapTo(view, area.rect().topLeft()))
+    drawn = bar.rect().translated(bar.mapTo(view, bar.rect().topLeft()))
+    assert not drawn.intersects(rows), (drawn, rows)
+    assert _row_at(view, mouse.y()) == view.selected_entry_ids()[0]
+    qtbot.mouseClick(bar, Qt.MouseButton.LeftButton)  # where it is laid out, it still shows
+    assert table.verticalScrollBar().value() == 0 and not bar.isVisible()
+
+
 def test_at_the_top_with_a_selection_new_rows_wait_above(qtbot):
     view = _view(qtbot)
     _click_row(qtbot, view, 2)

@@ -1,0 +1,70 @@
+"""A filter menu left open while entries keep arriving: its counts follow them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QMenu
+
+from services.workbench.index import EntryIndex
+from services.workbench.model import EntryState
+from tests.helpers.screens import show
+from tests.helpers.summaries import NOW_MS, realistic_summaries
+from widgets.workbench.browser import FailedPaymentsView
+
+POPUP_WARNINGS = pytest.mark.qt_log_ignore(
+    "This plugin does not support raise", "This plugin does not support grabbing"
+)
+
+
+def _count(menu: QMenu, label: str) -> int:
+    for action in menu.actions():
+        title, _, count = action.text().partition("\t")
+        if title == label:
+            return int(count.replace(",", ""))
+    raise AssertionError(f"no {label!r} in {[a.text() for a in menu.actions()]}")
+
+
+def _in_open_menu(qtbot, button, gesture: Callable[[QMenu], None]) -> None:
+    """Click ``button`` (its menu pops up), do ``gesture`` in the open menu, close it."""
+    done: list[bool] = []
+
+    def act() -> None:
+        menu = button.menu()
+        assert menu.isVisible(), "the menu is open"
+        try:
+            gesture(menu)
+        finally:
+            done.append(True)
+            menu.close()
+
+    QTimer.singleShot(50, act)
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)  # returns when the menu closes
+    qtbot.waitUntil(lambda: bool(done), timeout=5000)
+
+
+@POPUP_WARNINGS
+def test_the_state_menu_counts_follow_entries_arriving_while_it_is_open(qtbot):
+    index = EntryIndex()
+    rows = realistic_summaries(300, seed=3)
+    index.add(rows)
+    view = show(qtbot, FailedPaymentsView(index))
+    view.resize(1400, 700)
+    parked = sum(1 for s in rows if s.state is EntryState.PARKED)
+    seen: dict[str, int] = {}
+
+    def while_open(menu: QMenu) -> None:
+        seen["opened"] = _count(menu, "Parked")
+        newer = realistic_summaries(200, seed=9, now_ms=NOW_MS + 7 * 3600 * 1000)
+        arrived = sum(1 for s in newer if s.state is EntryState.PARKED)
+        seen["expected"] = parked + arrived
+        index.add(newer)
+        view.request_refresh()  # the app's way: a throttled refresh after adding rows
+        qtbot.waitUntil(lambda: view.model.rowCount() == 500)
+        seen["open"] = _count(menu, "Parked")
+
+    _in_open_menu(qtbot, view.filter_bar.buttons["state"], while_open)
+    assert seen["opened"] == parked
+    assert seen["open"] == seen["expected"] > parked
