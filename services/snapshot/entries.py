@@ -26,7 +26,7 @@ from multiprocessing.context import BaseContext
 from typing import Any, TypeVar, cast
 
 from services.masking.json import IdTree
-from services.snapshot.documents import dumps_line, entry_document, entry_row
+from services.snapshot.documents import dumps_line, entry_row_and_document
 from services.workbench.model import EntrySummary, ParkedEntry
 from services.workbench.store_reading import entry_from_hash
 
@@ -71,8 +71,9 @@ def entry_lines(
     in_range: list[bool] = []
     for entry in entries:
         inside = from_ms <= entry.summary.parked_at_ms < to_ms
-        rows.writerow(entry_row(entry))
-        lines.append(dumps_line(entry_document(entry, in_range=inside, ids=ids)))
+        row, document = entry_row_and_document(entry, in_range=inside, ids=ids)
+        rows.writerow(row)
+        lines.append(dumps_line(document))
         summaries.append(entry.summary)
         in_range.append(inside)
     return EntryLines(text.getvalue().encode("utf-8"), b"".join(lines), summaries, in_range)

@@ -62,6 +62,7 @@ from typing import Any, Final, Protocol
 import orjson
 
 from services.workbench import wire as _wire
+from services.workbench.x_death import DeathRecord, first_death, parse_x_death
 
 PROPERTY_NAMES: tuple[str, ...] = (
     "content_type",
@@ -287,7 +288,7 @@ def decode_table(data: bytes | str) -> dict[str, Any]:
         raise CodecError(f"not JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise CodecError("a table must be a JSON object")
-    return {k: decode_value(v) for k, v in raw.items()}
+    return {k: v if type(v) is str else decode_value(v) for k, v in raw.items()}
 
 
 def encode_props(properties: Mapping[str, Any], wire: bytes | None) -> bytes:
@@ -326,6 +327,25 @@ def decode_record(fields: Mapping[bytes, bytes] | Mapping[str, bytes]) -> Messag
 
     Raises :class:`CodecError` when a field is missing or malformed.
     """
+    get = fields.get
+    body, props, headers = get(b"body"), get(b"props"), get(b"headers")  # type: ignore[call-overload]
+    exchange, routing_key = get(b"exchange"), get(b"rkey")  # type: ignore[call-overload]
+    if (
+        body is not None
+        and props is not None
+        and headers is not None
+        and exchange is not None
+        and routing_key is not None
+    ):  # the hash as HGETALL gives it: its fields looked up, not every name decoded
+        properties, wire = decode_props(props)
+        return MessageRecord(
+            body=bytes(body),
+            properties=properties,
+            headers=decode_table(headers),
+            exchange=bytes(exchange).decode("utf-8", "surrogateescape"),
+            routing_key=bytes(routing_key).decode("utf-8", "surrogateescape"),
+            wire=wire,
+        )
     values: dict[str, bytes] = {}
     for key, value in fields.items():
         name = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
@@ -583,118 +603,29 @@ def encode_message_properties(
     )
 
 
-# --------------------------------------------------------------------------- x-death
-
-
-@dataclass(frozen=True, slots=True)
-class DeathRecord:
-    """One entry of the ``x-death`` header: a (queue, reason) the message died for."""
-
-    queue: str
-    reason: str
-    count: int = 0
-    time: datetime.datetime | None = None
-    exchange: str = ""
-    routing_keys: tuple[str, ...] = ()
-
-    @property
-    def time_ms(self) -> int | None:
-        """``time`` in epoch milliseconds (naive times are taken as UTC)."""
-        if self.time is None:
-            return None
-        moment = self.time
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=datetime.UTC)
-        return int(moment.timestamp() * 1000)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bytes | bytearray):
-        return bytes(value).decode("utf-8", "replace")
-    return ""
-
-
-def _count(value: Any) -> int:
-    if isinstance(value, bool):
-        return 0
-    if isinstance(value, int):
-        return max(value, 0)
-    if isinstance(value, float | decimal.Decimal):
-        try:
-            return max(int(value), 0)
-        except (OverflowError, ValueError):
-            return 0
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return 0
-
-
-def _time(value: Any) -> datetime.datetime | None:
-    if isinstance(value, datetime.datetime):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        try:
-            seconds = value / 1000 if value > 0xFFFFFFFF else value
-            return datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
-        except (OverflowError, OSError, ValueError):
-            return None
-    return None
-
-
-def _routing_keys(value: Any) -> tuple[str, ...]:
-    if isinstance(value, list | tuple):
-        return tuple(_text(v) for v in value if isinstance(v, str | bytes | bytearray))
-    if isinstance(value, str | bytes | bytearray):
-        return (_text(value),)
-    return ()
-
-
-def _death(entry: Mapping[Any, Any]) -> DeathRecord:
-    return DeathRecord(
-        queue=_text(entry.get("queue")),
-        reason=_text(entry.get("reason")),
-        count=_count(entry.get("count")),
-        time=_time(entry.get("time")),
-        exchange=_text(entry.get("exchange")),
-        routing_keys=_routing_keys(entry.get("routing-keys")),
-    )
-
-
-def parse_x_death(headers: Any) -> tuple[DeathRecord, ...]:
-    """The ``x-death`` history, most recent first; never raises.
-
-    Malformed input (no headers, ``x-death`` not a list, entries not tables,
-    fields of odd types) gives what can be read: unreadable fields become
-    empty strings, 0 or None, entries that are not tables are skipped.
-    """
-    if not isinstance(headers, Mapping):
-        return ()
-    raw = headers.get("x-death")
-    if isinstance(raw, Mapping):
-        raw = [raw]
-    if not isinstance(raw, list | tuple):
-        return ()
-    return tuple(_death(entry) for entry in raw if isinstance(entry, Mapping))
-
-
-def first_death(headers: Any) -> DeathRecord | None:
-    """Where and why the message died first (``x-first-death-*``); never raises.
-
-    The matching ``x-death`` entry gives count, time and routing keys; without
-    ``x-first-death-*`` headers the oldest ``x-death`` entry is used; None when
-    the message carries no death information at all.
-    """
-    deaths = parse_x_death(headers)
-    if not isinstance(headers, Mapping):
-        return None
-    queue = _text(headers.get("x-first-death-queue"))
-    reason = _text(headers.get("x-first-death-reason"))
-    exchange = _text(headers.get("x-first-death-exchange"))
-    if queue or reason:
-        for death in deaths:
-            if death.queue == queue and death.reason == reason:
-                return death
-        return DeathRecord(queue=queue, reason=reason, exchange=exchange)
-    return deaths[-1] if deaths else None
+__all__ = [
+    "PROPERTY_NAMES",
+    "RECORD_FIELDS",
+    "REDELIVERY_HEADERS",
+    "WIRE_KEY",
+    "CodecError",
+    "DeathRecord",
+    "DeliveryLike",
+    "MessageRecord",
+    "decode_props",
+    "decode_record",
+    "decode_table",
+    "decode_value",
+    "encode_field_table",
+    "encode_field_value",
+    "encode_message_properties",
+    "encode_properties",
+    "encode_props",
+    "encode_record",
+    "encode_table",
+    "encode_value",
+    "first_death",
+    "parse_x_death",
+    "record_fingerprint",
+    "record_from_delivery",
+]
