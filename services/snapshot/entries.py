@@ -28,7 +28,7 @@ from typing import Any, TypeVar, cast
 from services.masking.json import IdTree
 from services.snapshot.documents import dumps_line, entry_row_and_document
 from services.workbench.model import EntrySummary, ParkedEntry
-from services.workbench.store_reading import entry_from_hash
+from services.workbench.store_reading import entry_from_hash, unpack_hash
 
 MAX_WORKERS = 4
 T = TypeVar("T")
@@ -45,8 +45,8 @@ def default_workers() -> int:
     return max(1, min(MAX_WORKERS, 2 * (os.cpu_count() or 1)))
 
 
-StoredHash = tuple[str, dict[bytes, bytes]]
-"""An entry id and its stored hash (as HGETALL gives it)."""
+StoredHash = tuple[str, bytes]
+"""An entry id and its stored hash, packed (``StoreReader.get_many_packed``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +82,8 @@ def entry_lines(
 def hash_lines(
     dlq: str, hashes: Sequence[StoredHash], from_ms: int, to_ms: int, ids: IdTree | None
 ) -> EntryLines:
-    """:func:`entry_lines` of stored hashes (decoded first): what a worker does."""
-    entries = [entry_from_hash(dlq, entry_id, raw) for entry_id, raw in hashes]
+    """:func:`entry_lines` of stored hashes (unpacked and decoded first): what a worker does."""
+    entries = [entry_from_hash(dlq, entry_id, unpack_hash(raw)) for entry_id, raw in hashes]
     return entry_lines(entries, from_ms, to_ms, ids)
 
 

@@ -438,7 +438,7 @@ class _SnapshotJob:
 
         for dlq in dlqs:
             named = self.named.get(dlq, set())
-            batches = self.store.iter_hashes_between(
+            batches = self.store.iter_packed_between(
                 dlq, self.from_ms, self.to_ms, batch=self.request.batch
             )
             async with contextlib.aclosing(read_ahead(batches, ENTRY_READS_AHEAD)) as ahead:
@@ -452,7 +452,7 @@ class _SnapshotJob:
             named.clear()
             for start in range(0, len(rest), self.request.batch):
                 ids = rest[start : start + self.request.batch]
-                found = await self.store.get_many_hashes(dlq, ids)
+                found = await self.store.get_many_packed(dlq, ids)
                 hashes = [(i, raw) for i, raw in zip(ids, found, strict=True) if raw]
                 await write(await writer.submit(dlq, hashes))
                 await self._tick()

@@ -320,6 +320,15 @@ def _amount_text(value: float) -> str:
     return f"{value:,.2f}"
 
 
+_masked_texts = lru_cache(maxsize=8192)(mask_optional_text)
+
+
+def _masked(text: str | None) -> str:
+    """``mask_optional_text``, a text remembered: a range's reasons, queues, merchants and
+    currencies repeat (the masking is a function of the text alone)."""
+    return _masked_texts(text) if type(text) is str else mask_optional_text(text)
+
+
 @dataclass
 class FailedPaymentTally:
     """Counts over the exported failed payments (fed one summary at a time)."""
@@ -340,15 +349,15 @@ class FailedPaymentTally:
         self.groups.add(summary)
         self.parked_in_range += in_range
         self.states[str(summary.state)] += 1
-        reason = mask_optional_text(summary.reason) or "(unknown)"
-        origin = mask_optional_text(summary.origin_queue) or "(unknown)"
+        reason = _masked(summary.reason) or "(unknown)"
+        origin = _masked(summary.origin_queue) or "(unknown)"
         self.reason_queues[(reason, origin)] += 1
         self.origin_queues[origin] += 1
         self.dlqs[summary.dlq] += 1
-        merchant = mask_optional_text(summary.merchant) or "(unknown)"
+        merchant = _masked(summary.merchant) or "(unknown)"
         self.merchants[merchant] += 1
         if summary.amount_value is not None and math.isfinite(summary.amount_value):
-            currency = mask_optional_text(summary.currency) or "?"
+            currency = _masked(summary.currency) or "?"
             sums = self.merchant_amounts.setdefault(merchant, {})
             sums[currency] = sums.get(currency, 0.0) + summary.amount_value
 

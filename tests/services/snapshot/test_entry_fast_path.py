@@ -1,7 +1,8 @@
 """The export's fast path per entry gives what the general one gives: ``decode_record`` of a
 hash as HGETALL gives it (its fields looked up) against the same hash with text keys (every
 name decoded), and ``entry_row_and_document`` (the texts masked once) against ``entry_row``
-and ``entry_document``, on varied stored entries: binary, text, empty and huge bodies,
+and ``entry_document``, and the hashes packed by a script as the export reads them against
+HGETALL's, on varied stored entries: binary, text, empty and huge bodies,
 header values that are not text, x-death in every shape, damaged summaries, operators'
 fields and outcomes.
 """
@@ -27,7 +28,7 @@ from services.snapshot.documents import (
 from services.snapshot.entries import hash_lines
 from services.workbench.codec import MessageRecord, decode_record, encode_properties
 from services.workbench.store import ParkingStore, ParkItem, new_entry_id
-from services.workbench.store_reading import entry_from_hash
+from services.workbench.store_reading import entry_from_hash, unpack_hash
 from tests.helpers.snapshot_kit import (
     DLQ,
     FIELDS,
@@ -168,7 +169,13 @@ async def test_the_fast_path_gives_what_the_general_one_gives(
         rows.writerow(entry_row(entry))
         inside = AT_MS <= entry.summary.parked_at_ms < AT_MS + 10
         old_jsonl.append(dumps_line(entry_document(entry, in_range=inside, ids=ids)))
-    lines = hash_lines(DLQ, stored, AT_MS, AT_MS + 10, ids)
+    # Packed by the script as the export reads them: the same hashes, one string each.
+    store = ParkingStore(redis_client, prefix)
+    packed = await store.get_many_packed(DLQ, [entry_id for entry_id, _ in stored] + ["none"])
+    assert packed[-1] == b"" and unpack_hash(b"") == {}
+    assert [unpack_hash(p) for p in packed[:-1]] == [raw for _, raw in stored]
+    pairs = list(zip([entry_id for entry_id, _ in stored], packed, strict=False))
+    lines = hash_lines(DLQ, pairs, AT_MS, AT_MS + 10, ids)
     assert lines.csv == old_csv.getvalue().encode("utf-8")
     assert lines.jsonl == b"".join(old_jsonl)
     assert len(lines.summaries) == len(stored)
