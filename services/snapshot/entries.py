@@ -3,7 +3,10 @@
 Decoding a parked entry and masking it into its CSV row and JSONL record is
 what a snapshot spends most of its time on (about 70 % of it, profiled with
 py-spy on 100,000 entries: decoding the stored record 13 %, masking the body,
-properties and headers 25 %, the CSV row 8 %, times 6 %). :class:`EntryWriter`
+properties and headers 25 %, the CSV row 8 %, times 6 %). The row and the
+record are built together (the texts they share masked once), from the hash
+read packed in one string (``StoreReader.get_many_packed``: one object to
+parse and pickle per entry, not 32). :class:`EntryWriter`
 does it for a batch of stored hashes either here or, given ``workers``, in
 that many worker processes, several batches in flight and their lines taken in
 the order they were read: the event loop only reads Redis and writes files, so
