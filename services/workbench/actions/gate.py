@@ -57,19 +57,24 @@ return cur
 _CLAIM_MANY: Final = """
 local out = {}
 for i = 1, #KEYS do
-  local cur = redis.call('GET', KEYS[i])
-  if not cur or cur == ARGV[i + 1] then
-    redis.call('SET', KEYS[i], ARGV[i + 1], 'PX', ARGV[1])
+  if redis.call('SET', KEYS[i], ARGV[i + 1], 'NX', 'PX', ARGV[1]) then
     out[i] = false
   else
-    out[i] = cur
+    local cur = redis.call('GET', KEYS[i])
+    if not cur or cur == ARGV[i + 1] then
+      redis.call('SET', KEYS[i], ARGV[i + 1], 'PX', ARGV[1])
+      out[i] = false
+    else
+      out[i] = cur
+    end
   end
 end
 return out
 """
 """Take the replay claims of several payments (KEYS, all in one hash slot); ARGV: the
 time to live, then each payment's entry id. Each reply: false when taken, else the
-entry holding it."""
+entry holding it. A free claim (the common case) costs one ``SET NX``; one already held
+is read, and taken again (its time to live renewed) when it is this entry's."""
 
 CLAIMS_PER_CALL: Final = 500
 

@@ -294,8 +294,8 @@ class ActionLedger:
         register = self.redis.register_script
         self._mark = register(lua.script("mark_sending"))
         self._unmark_sending = register(lua.script("unmark_sending"))
-        self._claim_many = register(lua.script("claim_many", clock=True, functions=["claim"]))
-        self._finish_many = register(lua.script("finish_many", clock=True, functions=["finish"]))
+        self._claim_many = register(lua.script("claim_many", clock=True))
+        self._finish_many = register(lua.script("finish_many", clock=True))
         self._refresh = register(lua.script("refresh_lease"))
         self._drop = register(lua.script("drop_lease"))
         self._fence = register(lua.script("fence"))
@@ -456,11 +456,15 @@ class ActionLedger:
         if replies is None:
             return None
         out: list[tuple[ClaimResult, dict[bytes, bytes]]] = []
-        for reply in replies:
-            values = reply[5] if len(reply) > 5 else []
-            names = _STORED_FIELDS if len(values) == len(_STORED_FIELDS) else _RECORD_FIELDS
-            raw = {k: v for k, v in zip(names, values, strict=False) if v is not None}
-            out.append((layout.claim_result(reply), raw))
+        claimed, by, doing = EntryState.CLAIMED, operator or None, action or None
+        for (_, action_id), reply in zip(claims, replies, strict=True):
+            if not int(reply[0]):  # {0, state, operator, action, action_id}
+                out.append((layout.claim_result(reply), {}))
+                continue
+            # {1, body, rq} or {1, body, props, headers, exchange, rkey}: claimed by us
+            names = _STORED_FIELDS if len(reply) == 1 + len(_STORED_FIELDS) else _RECORD_FIELDS
+            raw = {k: v for k, v in zip(names, reply[1:], strict=False) if v is not None}
+            out.append((ClaimResult(True, claimed, by, doing, action_id), raw))
         return out
 
     async def mark_sending(

@@ -1,17 +1,22 @@
--- Finish a window of entries and drop their intents. After now.lua and finish.lua as the
--- local function `finish`.
+-- Finish a window of entries and drop their intents. After now.lua. finish.lua's
+-- transition, inline: one HMGET per entry reads what it needs, one HSET writes the
+-- transition with the outcome's fields, one HDEL drops the intent (and a stale out_at).
 -- KEYS: inflight, changes, outcomes pending (hash), outcomes due (zset), entry keys...
 -- ARGV: maxlen, the DLQ's key base (its job counters: base:jobc:<job>), then nine per
 -- entry: id, action id, new state, op, detail, error, job, sent at ms, outcome deadline ms
+-- Each reply: {ok, state, operator, action, action_id} of the entry as it now is (state
+-- false: no such entry), as finish.lua's.
 -- A completed requeue or retry starts the entry's outcome (pending, see outcomes.model); a
 -- completed cancel's outcome is the cancellation. Started once per action id, written
 -- with the transition.
 -- The window's bookkeeping: one SREM from inflight, one change event per (state, op,
 -- operator) with the ids it changed, space-separated (field `ids`), one read and one
 -- write of the payments' pending outcomes, one ZADD of their deadlines.
--- Safe to run twice (a run repeats it when the reply was lost in a failover): finish is,
--- the outcome and the job's counters move only while out_aid is not yet this action id,
--- and the intent is dropped only while it is still this action's.
+-- Safe to run twice (a run repeats it when the reply was lost in a failover): an entry
+-- found in the new state with this action id is a "repeated call" (ok, no second change
+-- event; a release finds it parked the same way), the outcome and the job's counters move
+-- only while out_aid is not yet this action id, and the intent is dropped only while it
+-- is still this action's.
 local out = {}
 local due = {}        -- ZADD arguments of the outcome deadlines, one call for the window
 local counted = {}    -- job -> outcome -> count, one HINCRBY each for the window
@@ -24,55 +29,84 @@ for i = 1, #KEYS - 4 do
   local key = KEYS[4 + i]
   local at = 2 + 9 * (i - 1)
   local id, aid, state, op = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4]
-  local job = ARGV[at + 7]
-  local outcome = false
-  local args = {id, aid, state, op, ARGV[at + 5], ARGV[at + 6], ''}
-  if op == 'complete' then
-    outcome = 'pending'
-    if state == 'cancelled' then outcome = 'cancelled' end
-    local fields = {'outcome', outcome, 'out_aid', aid, 'out_since', ARGV[at + 8], 'job', job,
-      'out_detail', '', 'out_link', ''}
-    if outcome == 'cancelled' then fields[#fields + 1] = 'out_at'; fields[#fields + 1] = now end
-    for _, v in ipairs(fields) do args[#args + 1] = v end
-  end
-  local r = finish({key, KEYS[1], KEYS[2]}, args)
-  out[i] = {r[1], r[2], r[3], r[4], r[5]}
-  if r[9] then
-    settled[#settled + 1] = id
-    local operator = r[3] or ''
-    local group = state .. ' ' .. op .. ' ' .. operator
-    local ids = changed[group]
-    if not ids then
-      ids = {}
-      changed[group] = ids
-      groups[#groups + 1] = {group, state, op, operator}
+  local cur = redis.call('HMGET', key, 'state', 'operator', 'action', 'action_id', 'version',
+    'sending', 'out_aid', 'pid')
+  local was = cur[1]
+  if not was then
+    out[i] = {0, false, false, false, false}
+  else
+    local ok, is, moved = 0, was, false
+    if cur[4] == aid then
+      if was == state then
+        ok = 1  -- repeated call
+      elseif was == 'claimed' then
+        ok, is, moved = 1, state, true
+      end
     end
-    ids[#ids + 1] = id
-  end
-  -- the intent is settled: drop it, if it is still this action's
-  local sending, out_aid, pid = r[6], r[7], r[8]
-  local prefix = aid .. '|'
-  local drop = sending and string.sub(sending, 1, #prefix) == prefix
-  if r[1] == 1 and outcome and out_aid ~= aid then
-    if not r[9] then  -- final already, its outcome not started (written by an older version)
-      redis.call('HSET', key, unpack(args, 8))
+    out[i] = {ok, is, cur[2], cur[3], cur[4]}
+    local outcome = false
+    if op == 'complete' then
+      outcome = 'pending'
+      if state == 'cancelled' then outcome = 'cancelled' end
     end
-    if outcome == 'pending' then
+    local job = ARGV[at + 7]
+    local start = ok == 1 and outcome and cur[7] ~= aid  -- the outcome starts now
+    if moved then
+      local version = (tonumber(cur[5]) or 0) + 1
+      if outcome == 'pending' then
+        redis.call('HSET', key, 'state', state, 'detail', ARGV[at + 5],
+          'last_error', ARGV[at + 6], 'updated_at', now, 'version', version,
+          'outcome', outcome, 'out_aid', aid, 'out_since', ARGV[at + 8], 'job', job,
+          'out_detail', '', 'out_link', '')
+      elseif outcome then
+        redis.call('HSET', key, 'state', state, 'detail', ARGV[at + 5],
+          'last_error', ARGV[at + 6], 'updated_at', now, 'version', version,
+          'outcome', outcome, 'out_aid', aid, 'out_since', ARGV[at + 8], 'job', job,
+          'out_detail', '', 'out_link', '', 'out_at', now)
+      else
+        redis.call('HSET', key, 'state', state, 'detail', ARGV[at + 5],
+          'last_error', ARGV[at + 6], 'updated_at', now, 'version', version)
+      end
+      settled[#settled + 1] = id
+      local operator = cur[2] or ''
+      local group = state .. ' ' .. op .. ' ' .. operator
+      local ids = changed[group]
+      if not ids then
+        ids = {}
+        changed[group] = ids
+        groups[#groups + 1] = {group, state, op, operator}
+      end
+      ids[#ids + 1] = id
+    elseif start then  -- final already, its outcome not started (written by an older version)
+      if outcome == 'pending' then
+        redis.call('HSET', key, 'outcome', outcome, 'out_aid', aid, 'out_since', ARGV[at + 8],
+          'job', job, 'out_detail', '', 'out_link', '')
+      else
+        redis.call('HSET', key, 'outcome', outcome, 'out_aid', aid, 'out_since', ARGV[at + 8],
+          'job', job, 'out_detail', '', 'out_link', '', 'out_at', now)
+      end
+    end
+    -- the intent is settled: drop it, if it is still this action's
+    local sending = cur[6]
+    local drop = sending and string.sub(sending, 1, #aid + 1) == aid .. '|'
+    if start and outcome == 'pending' then
       if drop then redis.call('HDEL', key, 'out_at', 'sending') else redis.call('HDEL', key, 'out_at') end
-      drop = false
+      local pid = cur[8]
       if pid then
         if not waiting[pid] then payments[#payments + 1] = pid end
         waiting[pid] = waiting[pid] and (waiting[pid] .. ' ' .. id) or id
       end
       due[#due + 1] = ARGV[at + 9]
       due[#due + 1] = id
+    elseif drop then
+      redis.call('HDEL', key, 'sending')
     end
-    if job ~= '' then
-      counted[job] = counted[job] or {}
-      counted[job][outcome] = (counted[job][outcome] or 0) + 1
+    if start and job ~= '' then
+      local counts = counted[job]
+      if not counts then counts = {}; counted[job] = counts end
+      counts[outcome] = (counts[outcome] or 0) + 1
     end
   end
-  if drop then redis.call('HDEL', key, 'sending') end
 end
 for j = 1, #settled, 1000 do
   redis.call('SREM', KEYS[1], unpack(settled, j, math.min(j + 999, #settled)))
