@@ -1,6 +1,7 @@
 -- Claim a window of entries (with their intents, when given) and read the winners'
 -- messages. After now.lua. claim.lua's compare-and-set, inline: one HMGET per entry reads
--- the state and the message, one HSET writes the claim and its intent.
+-- the state and the message (the holder's operator and action only for a claim lost), one
+-- HSET writes the claim and its intent.
 -- KEYS: inflight, changes, the run's lease, entry keys...
 -- ARGV: expected state, action, operator, maxlen, "1" to read a requeue's stored encoded
 -- properties (rq, see republish.py), the run's lease token, then three per entry: entry
@@ -23,24 +24,24 @@ for i = 1, #KEYS - 3 do
   local key = KEYS[3 + i]
   local at = 4 + 3 * i
   local aid, intent = ARGV[at + 1], ARGV[at + 2]
-  local cur
+  local cur  -- who holds it (operator, action) is read for a claim lost only
   if want_rq then
-    cur = redis.call('HMGET', key, 'state', 'operator', 'action', 'action_id', 'version', 'body',
-      'rq')
+    cur = redis.call('HMGET', key, 'state', 'action_id', 'version', 'body', 'rq')
   else
-    cur = redis.call('HMGET', key, 'state', 'operator', 'action', 'action_id', 'version')
+    cur = redis.call('HMGET', key, 'state', 'action_id', 'version')
   end
   local state = cur[1]
   local won = false
   if not state then
     out[i] = {0, false, false, false, false}
-  elseif state == 'claimed' and cur[4] == aid then  -- already ours: a repeated call
+  elseif state == 'claimed' and cur[2] == aid then  -- already ours: a repeated call
     if intent ~= '' then redis.call('HSET', key, 'sending', intent) end
     won = true
   elseif state ~= expected then
-    out[i] = {0, state, cur[2], cur[3], cur[4]}
+    local holder = redis.call('HMGET', key, 'operator', 'action')
+    out[i] = {0, state, holder[1], holder[2], cur[2]}
   else
-    local version = (tonumber(cur[5]) or 0) + 1
+    local version = (tonumber(cur[3]) or 0) + 1
     if intent ~= '' then
       redis.call('HSET', key, 'state', 'claimed', 'action', action, 'action_id', aid,
         'operator', operator, 'detail', '', 'updated_at', now, 'version', version,
@@ -53,9 +54,9 @@ for i = 1, #KEYS - 3 do
     won = true
   end
   if won then
-    local rq = cur[7]
+    local rq = cur[5]
     if rq and rq ~= '' then
-      out[i] = {1, cur[6], rq}
+      out[i] = {1, cur[4], rq}
     else
       local m = redis.call('HMGET', key, 'body', 'props', 'headers', 'exchange', 'rkey')
       out[i] = {1, m[1], m[2], m[3], m[4], m[5]}
