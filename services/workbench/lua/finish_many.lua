@@ -1,6 +1,7 @@
 -- Finish a window of entries and drop their intents. After now.lua. finish.lua's
 -- transition, inline: one HMGET per entry reads what it needs, one HSET writes the
--- transition with the outcome's fields, one HDEL drops the intent (and a stale out_at).
+-- transition with the outcome's fields, one HDEL drops the intent (and, for a pending
+-- outcome, an earlier outcome's out_at, out_detail and out_link: absent reads as empty).
 -- KEYS: inflight, changes, outcomes pending (hash), outcomes due (zset), entry keys...
 -- ARGV: maxlen, the DLQ's key base (its job counters: base:jobc:<job>), then nine per
 -- entry: id, action id, new state, op, detail, error, job, sent at ms, outcome deadline ms
@@ -53,11 +54,10 @@ for i = 1, #KEYS - 4 do
     local start = ok == 1 and outcome and cur[7] ~= aid  -- the outcome starts now
     if moved then
       local version = (tonumber(cur[5]) or 0) + 1
-      if outcome == 'pending' then
+      if outcome == 'pending' then  -- out_at, out_detail, out_link: dropped below
         redis.call('HSET', key, 'state', state, 'detail', ARGV[at + 5],
           'last_error', ARGV[at + 6], 'updated_at', now, 'version', version,
-          'outcome', outcome, 'out_aid', aid, 'out_since', ARGV[at + 8], 'job', job,
-          'out_detail', '', 'out_link', '')
+          'outcome', outcome, 'out_aid', aid, 'out_since', ARGV[at + 8], 'job', job)
       elseif outcome then
         redis.call('HSET', key, 'state', state, 'detail', ARGV[at + 5],
           'last_error', ARGV[at + 6], 'updated_at', now, 'version', version,
@@ -80,7 +80,7 @@ for i = 1, #KEYS - 4 do
     elseif start then  -- final already, its outcome not started (written by an older version)
       if outcome == 'pending' then
         redis.call('HSET', key, 'outcome', outcome, 'out_aid', aid, 'out_since', ARGV[at + 8],
-          'job', job, 'out_detail', '', 'out_link', '')
+          'job', job)
       else
         redis.call('HSET', key, 'outcome', outcome, 'out_aid', aid, 'out_since', ARGV[at + 8],
           'job', job, 'out_detail', '', 'out_link', '', 'out_at', now)
@@ -89,8 +89,13 @@ for i = 1, #KEYS - 4 do
     -- the intent is settled: drop it, if it is still this action's
     local sending = cur[6]
     local drop = sending and string.sub(sending, 1, #aid + 1) == aid .. '|'
-    if start and outcome == 'pending' then
-      if drop then redis.call('HDEL', key, 'out_at', 'sending') else redis.call('HDEL', key, 'out_at') end
+    if start and outcome == 'pending' then  -- a pending outcome has no end yet: none of
+      -- an earlier one's fields (absent reads as empty), and no intent
+      if drop then
+        redis.call('HDEL', key, 'out_at', 'out_detail', 'out_link', 'sending')
+      else
+        redis.call('HDEL', key, 'out_at', 'out_detail', 'out_link')
+      end
       local pid = cur[8]
       if pid then
         if not waiting[pid] then payments[#payments + 1] = pid end

@@ -162,7 +162,12 @@ async def test_killed_at_each_step_of_a_window_is_recovered(
     in_queue = {payment_of(m) for m in delivered}
     assert len(delivered) == len(in_queue)
     counts = await state_counts(store, flow.dlq)
-    assert sum(counts.values()) == N and counts[EntryState.CLAIMED] >= 100
+    assert sum(counts.values()) == N
+    if crash == "claim":  # window 3 claimed, nothing of it sent: all 100 still claimed
+        assert counts[EntryState.CLAIMED] >= 100
+    else:  # windows 1-3 claimed and confirmed; their confirms are recorded as they arrive,
+        # so any of window 3 may already be requeued when the process is killed
+        assert counts[EntryState.CLAIMED] + counts[EntryState.REQUEUED] >= 300
     assert counts[EntryState.REQUEUED] <= len(delivered)
     assert len(delivered) <= counts[EntryState.REQUEUED] + counts[EntryState.CLAIMED]
 

@@ -128,6 +128,8 @@ async def test_a_finish_window_run_again_after_a_lost_reply_starts_each_outcome_
     )  # fmt: skip
     assert claimed is not None
     where = store.keys(flow.dlq)
+    earlier = {"out_at": "5", "out_detail": "failed again", "out_link": "01a2"}
+    await store.redis.hset(store.entry_key(flow.dlq, ids[0]), mapping=earlier)
     before = await store.redis.xlen(where.changes)
     finishes = [
         Finish(i, p.action_id, EntryState.REQUEUED, "requeued", job="job1", sent_at_ms=1000)
@@ -153,6 +155,11 @@ async def test_a_finish_window_run_again_after_a_lost_reply_starts_each_outcome_
             store.entry_key(flow.dlq, entry_id), "outcome", "out_since", "job", "sending"
         )
         assert fields == [b"pending", b"1000", b"job1", None]
+        # a pending outcome keeps nothing of an earlier one (absent reads as empty)
+        ended = await store.redis.hmget(
+            store.entry_key(flow.dlq, entry_id), "out_at", "out_detail", "out_link"
+        )
+        assert ended == [None, None, None]
     assert await ledger.pending_of(flow.dlq, ids) == [None] * 3
     assert await store.in_flight(flow.dlq) == []
 
