@@ -40,6 +40,7 @@ from services.time_range import iso_utc
 from services.workbench.actions.jobs import Job
 from services.workbench.columns import CSV_COLUMNS
 from services.workbench.model import AuditRecord, ParkedEntry, body_kind
+from services.workbench.shown import escaped
 
 ENTRY_COLUMNS: Final = tuple(column.name for column in CSV_COLUMNS)
 """The header of ``failed_payments.csv``."""
@@ -85,12 +86,27 @@ def dumps_line(document: Mapping[str, Any]) -> bytes:
         pass
     try:  # structural newlines only: the writer escapes those inside strings
         return dumps_pretty(document, indent=0).replace("\n", "").encode() + b"\n"
+    except UnicodeEncodeError:  # a text that was not UTF-8 (an exchange, a routing key)
+        return dumps_line(_escaped_texts(document))
     except RecursionError:
         flat = {
             key: value if isinstance(value, str | int | float | bool | None) else _TOO_DEEP
             for key, value in document.items()
         }
         return orjson.dumps(flat) + b"\n"
+
+
+def _escaped_texts(value: Any) -> Any:
+    """``value`` with its texts' bytes that were not UTF-8 as ``\\xNN``
+    (:func:`services.workbench.shown.escaped`), masked again: an escape next to digits."""
+    if isinstance(value, str):
+        shown = escaped(value)
+        return value if shown == value else mask_sensitive_text(shown)
+    if isinstance(value, Mapping):
+        return {_escaped_texts(k): _escaped_texts(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_escaped_texts(v) for v in value]
+    return value
 
 
 def _csv_cell(text: str) -> str:

@@ -65,6 +65,7 @@ from services.workbench.model import (
     EntryState,
     EntrySummary,
 )
+from services.workbench.shown import escaped, non_text
 
 _SUMMARY_VERSION: Final = 1
 
@@ -161,26 +162,29 @@ def state_of(value: bytes | str | None) -> EntryState | None:
 
 
 def summary_blob(summary: EntrySummary) -> bytes:
-    """The immutable fields of a table row, as the entry's ``summary`` field."""
-    return orjson.dumps(
-        [
-            _SUMMARY_VERSION,
-            summary.dead_lettered_at_ms,
-            summary.payment_id,
-            summary.merchant,
-            summary.amount,
-            summary.amount_value,
-            summary.currency,
-            summary.reason,
-            summary.origin_queue,
-            summary.routing_key,
-            summary.attempts,
-            summary.body_kind,
-            summary.size,
-            summary.message_id,
-            summary.origin_exchange,
-        ]
-    )
+    """The immutable fields of a table row, as the entry's ``summary`` field (a text
+    that was not UTF-8, a routing key as the broker gave it: with ``\\xNN`` escapes)."""
+    row = [
+        _SUMMARY_VERSION,
+        summary.dead_lettered_at_ms,
+        summary.payment_id,
+        summary.merchant,
+        summary.amount,
+        summary.amount_value,
+        summary.currency,
+        summary.reason,
+        summary.origin_queue,
+        summary.routing_key,
+        summary.attempts,
+        summary.body_kind,
+        summary.size,
+        summary.message_id,
+        summary.origin_exchange,
+    ]
+    try:
+        return orjson.dumps(row)
+    except TypeError:  # surrogates: orjson writes UTF-8 only
+        return orjson.dumps([escaped(v) if isinstance(v, str) else v for v in row])
 
 
 _BODY_KINDS: dict[str, BodyKind] = {
@@ -189,6 +193,10 @@ _BODY_KINDS: dict[str, BodyKind] = {
     "binary": "binary",
     "empty": "empty",
 }
+
+
+_TEXT_AT: Final = (2, 3, 4, 6, 7, 8, 9, 13)
+"""Where a ``summary`` row holds text (payment id ... message id)."""
 
 
 def summary_from_blob(
@@ -219,6 +227,13 @@ def summary_from_blob(
     if not row:
         row = [_SUMMARY_VERSION, parked_at_ms, None, None, None, None, None, "", "", "", 0]
         row += ["binary", 0, None]
+    else:
+        for i in _TEXT_AT:  # a damaged row: what is not text shown as marked text
+            value = row[i]
+            if value is not None and type(value) is not str:
+                row[i] = non_text(value)
+        if row[5] is not None and type(row[5]) is not float and type(row[5]) is not int:
+            row[5] = None
     reason = row[7] or ""
     kept = text(cause)
     found = (
@@ -242,7 +257,7 @@ def summary_from_blob(
         attempts=row[10] if isinstance(row[10], int) else 0,
         state=state,
         last_operator=operator,
-        body_kind=_BODY_KINDS.get(row[11], "binary"),
+        body_kind=_BODY_KINDS.get(row[11], "binary") if type(row[11]) is str else "binary",
         size=row[12] if isinstance(row[12], int) else 0,
         message_id=row[13],
         origin_exchange=row[14] if len(row) > 14 and isinstance(row[14], str) else None,

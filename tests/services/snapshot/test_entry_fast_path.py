@@ -3,8 +3,9 @@ hash as HGETALL gives it (its fields looked up) against the same hash with text 
 name decoded), and ``entry_row_and_document`` (the texts masked once) against ``entry_row``
 and ``entry_document``, and the hashes packed by a script as the export reads them against
 HGETALL's, on varied stored entries: binary, text, empty and huge bodies,
-header values that are not text, x-death in every shape, damaged summaries, operators'
-fields and outcomes.
+header values that are not text, x-death in every shape, damaged summaries (numbers, lists
+and objects where text belongs), an exchange and a routing key that are not UTF-8,
+operators' fields and outcomes; neither path lets a card number through.
 """
 
 from __future__ import annotations
@@ -110,6 +111,11 @@ def _records() -> list[MessageRecord]:
             exchange="échange",
             wire=encode_properties(wire_props, {"x-trace": "t"}),
         ),
+        MessageRecord(  # an exchange and a routing key that are not UTF-8, as the broker gave
+            body=b'{"payment_id": "pay_14"}',
+            exchange=f"ex\udcff{PAN_TEXT}",
+            routing_key="rk.\udcfe",
+        ),
     ]
     return records
 
@@ -140,6 +146,9 @@ async def _stored(redis: aioredis.Redis, prefix: str) -> list[tuple[str, dict[by
     odd_summary = [1, "x", None, "=M", "1e3", None, "", "", None, None, "x", "text", "9", None]
     await redis.hset(store.entry_key(DLQ, ids[2]), "summary", orjson.dumps(odd_summary))
     await redis.hset(store.entry_key(DLQ, ids[3]), "summary", b"")
+    numbers = [1, AT_MS, int(PAN_JSON), int(PAN_TEXT), 12.5, "12.5", ["EUR"], {"code": 7}]
+    numbers += [7, True, 1, ["json"], 10, int(PAN_JSON), 5]  # not text where text belongs
+    await redis.hset(store.entry_key(DLQ, ids[6]), "summary", orjson.dumps(numbers))
     await redis.hset(store.entry_key(DLQ, ids[4]), "state", b"no such state")
     await redis.hdel(store.entry_key(DLQ, ids[5]), "cause", "parked_at")
     hashes = await store.get_many_hashes(DLQ, ids)
@@ -179,3 +188,14 @@ async def test_the_fast_path_gives_what_the_general_one_gives(
     assert lines.csv == old_csv.getvalue().encode("utf-8")
     assert lines.jsonl == b"".join(old_jsonl)
     assert len(lines.summaries) == len(stored)
+    written = lines.csv.decode("utf-8") + lines.jsonl.decode("utf-8")
+    for secret in (PAN_JSON, PAN_TEXT):
+        assert secret not in written
+    damaged = orjson.loads(lines.jsonl.splitlines()[6])
+    assert damaged["payment_id"] == "<number 411111******1111>"
+    assert damaged["reason"] == '<object {"code":7}>'
+    odd = orjson.loads(lines.jsonl.splitlines()[13])
+    assert (odd["exchange"], odd["delivered_routing_key"]) == (
+        "ex\\xff510510******5100",
+        "rk.\\xfe",
+    )

@@ -1,0 +1,46 @@
+"""How a stored value that is not text, or text that is not UTF-8, is shown.
+
+One convention for every view of parked data (the console's table and detail pane,
+``payops dlq list/show``, the snapshot bundle): bytes that are not UTF-8 read as
+``\\xNN`` escapes (as header keys do, :func:`services.links.amqp_wire.key_of`), and a
+value of another type where text belongs (a number for a merchant, a list for a payment
+id) as ``<number 42>``, ``<array [...]>``: its JSON text, marked. Callers mask the result
+as any other text, so a card number stored as a number stays masked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+_KINDS: dict[type, str] = {
+    bool: "boolean",
+    int: "number",
+    float: "number",
+    list: "array",
+    dict: "object",
+}
+
+
+def escaped(text: str) -> str:
+    """``text`` with the bytes that were not UTF-8 (surrogate escapes) as ``\\xNN``."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def non_text(value: Any) -> str:
+    """A value where text belongs, as marked text (bytes: their ``\\xNN``-escaped text)."""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "backslashreplace")
+    if isinstance(value, str):
+        return escaped(value)
+    try:
+        shown = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        shown = repr(value)
+    return f"<{_KINDS.get(type(value), type(value).__name__)} {shown}>"
+
+
+def optional_text(value: Any) -> str | None:
+    """A stored text field as a text or None (anything else: :func:`non_text`)."""
+    return value if value is None or type(value) is str else non_text(value)
