@@ -37,6 +37,7 @@ from services.workbench.columns import CLI_COLUMNS, COLUMN
 from services.workbench.death_history import earlier_deaths, earlier_hops, total_deaths
 from services.workbench.failure_groups import FailureGroupStats
 from services.workbench.model import AuditRecord, EntryState, EntrySummary, ParkedEntry
+from services.workbench.shown import masked_escaped
 
 # --------------------------------------------------------------------------- values
 
@@ -231,8 +232,8 @@ def entry_json(
         "outcome": _outcome_json(entry),
         "updated_at_ms": entry.updated_at_ms,
         "updated_at": iso_local(entry.updated_at_ms or None),
-        "exchange": entry.record.exchange,
-        "routing_key": masked(entry.record.routing_key),
+        "exchange": masked(masked_escaped(entry.record.exchange)),  # not UTF-8: \xNN
+        "routing_key": masked(masked_escaped(entry.record.routing_key)),
         "properties": mask_untrusted(entry.record.properties, ID_PROPERTIES),
         "headers": _headers(entry),
         "x_death": [

@@ -40,7 +40,7 @@ from services.time_range import iso_utc
 from services.workbench.actions.jobs import Job
 from services.workbench.columns import CSV_COLUMNS
 from services.workbench.model import AuditRecord, ParkedEntry, body_kind
-from services.workbench.shown import escaped
+from services.workbench.shown import escaped, masked_escaped
 
 ENTRY_COLUMNS: Final = tuple(column.name for column in CSV_COLUMNS)
 """The header of ``failed_payments.csv``."""
@@ -97,11 +97,10 @@ def dumps_line(document: Mapping[str, Any]) -> bytes:
 
 
 def _escaped_texts(value: Any) -> Any:
-    """``value`` with its texts' bytes that were not UTF-8 as ``\\xNN``
-    (:func:`services.workbench.shown.escaped`), masked again: an escape next to digits."""
-    if isinstance(value, str):
-        shown = escaped(value)
-        return value if shown == value else mask_sensitive_text(shown)
+    """``value`` with its texts' bytes that were not UTF-8 as ``\\xNN``, masked
+    (:func:`services.workbench.shown.masked_escaped`)."""
+    if isinstance(value, str):  # a number as written (JsonNumber) stays one
+        return value if escaped(value) == value else masked_escaped(value)
     if isinstance(value, Mapping):
         return {_escaped_texts(k): _escaped_texts(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

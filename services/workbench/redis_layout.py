@@ -65,7 +65,7 @@ from services.workbench.model import (
     EntryState,
     EntrySummary,
 )
-from services.workbench.shown import escaped, non_text
+from services.workbench.shown import masked_escaped, non_text
 
 _SUMMARY_VERSION: Final = 1
 
@@ -184,7 +184,7 @@ def summary_blob(summary: EntrySummary) -> bytes:
     try:
         return orjson.dumps(row)
     except TypeError:  # surrogates: orjson writes UTF-8 only
-        return orjson.dumps([escaped(v) if isinstance(v, str) else v for v in row])
+        return orjson.dumps([masked_escaped(v) if isinstance(v, str) else v for v in row])
 
 
 _BODY_KINDS: dict[str, BodyKind] = {

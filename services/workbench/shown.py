@@ -4,8 +4,9 @@ One convention for every view of parked data (the console's table and detail pan
 ``payops dlq list/show``, the snapshot bundle): bytes that are not UTF-8 read as
 ``\\xNN`` escapes (as header keys do, :func:`services.links.amqp_wire.key_of`), and a
 value of another type where text belongs (a number for a merchant, a list for a payment
-id) as ``<number 42>``, ``<array [...]>``: its JSON text, marked. Callers mask the result
-as any other text, so a card number stored as a number stays masked.
+id) as ``<number 42>``, ``<array [...]>``: its JSON text, marked and masked (a card number
+stored as a number stays masked, also where a view trusts a field to be stored masked, as
+the merchant is).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+
+from services.masking.json import mask_sensitive_text
 
 _KINDS: dict[type, str] = {
     bool: "boolean",
@@ -28,17 +31,25 @@ def escaped(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+def masked_escaped(text: str) -> str:
+    """``text`` masked and :func:`escaped`, masked before (``\\xNN`` glues letters to the
+    digits that follow: ``\\xff4111...`` is no longer a card number to the masking) and
+    after (the escape's digits next to others)."""
+    return mask_sensitive_text(escaped(mask_sensitive_text(text)))
+
+
 def non_text(value: Any) -> str:
-    """A value where text belongs, as marked text (bytes: their ``\\xNN``-escaped text)."""
+    """A value where text belongs, as marked, masked text (bytes: their ``\\xNN``-escaped
+    text)."""
     if isinstance(value, bytes | bytearray):
-        return bytes(value).decode("utf-8", "backslashreplace")
+        return mask_sensitive_text(bytes(value).decode("utf-8", "backslashreplace"))
     if isinstance(value, str):
-        return escaped(value)
+        return mask_sensitive_text(escaped(value))
     try:
         shown = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
     except (TypeError, orjson.JSONEncodeError):
         shown = repr(value)
-    return f"<{_KINDS.get(type(value), type(value).__name__)} {shown}>"
+    return mask_sensitive_text(f"<{_KINDS.get(type(value), type(value).__name__)} {shown}>")
 
 
 def optional_text(value: Any) -> str | None:

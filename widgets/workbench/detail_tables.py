@@ -21,6 +21,7 @@ from services.workbench.body_format import amqp_type_name, format_amqp_scalar, f
 from services.workbench.codec import DeathRecord, first_death
 from services.workbench.death_history import earlier_deaths, total_deaths
 from services.workbench.model import ParkedEntry
+from services.workbench.shown import masked_escaped
 from widgets.workbench.audit_panel import format_local_time
 
 MAX_TREE_CHILDREN: Final = 200
@@ -83,8 +84,9 @@ def property_rows(entry: ParkedEntry) -> list[tuple[str, str]]:
         else:
             text = format_amqp_scalar(value, name)
         rows.append((name, text))
-    rows.append(("exchange", record.exchange or "(default exchange)"))
-    rows.append(("routing_key", mask_sensitive_text(record.routing_key) or "—"))
+    # masked; bytes that were not UTF-8 as \xNN (services.workbench.shown)
+    rows.append(("exchange", masked_escaped(record.exchange) or "(default exchange)"))
+    rows.append(("routing_key", masked_escaped(record.routing_key) or "—"))
     rows.append(("body size", f"{len(record.body):,} bytes"))
     rows.append(("parked at", format_local_time(entry.summary.parked_at_ms)))
     if entry.action_id:

@@ -539,3 +539,32 @@ def test_the_confirmation_question_masks_a_payment_id_that_is_a_card_number(
             break
     else:
         pytest.fail("no entry with the card-number payment id was asked about")
+
+
+def test_damaged_entries_are_listed_and_shown_marked_and_masked(
+    parked: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A summary with numbers where text belongs (a card number among them) and an exchange
+    and routing key that are not UTF-8: shown marked (``<number ...>``, ``\\xNN``), masked."""
+    ids = parked.ids()
+    numbers = [1, 1_715_947_200_000, int(PAN), int(PAN), 12.5, "12.5", ["EUR"], {"code": 7}]
+    numbers += [7, True, 1, ["json"], 10, int(PAN)]
+
+    async def damage(broker: Broker, store: ParkingStore) -> None:
+        key = store.entry_key(f"{parked.prefix}dlq", ids[0])
+        raw = f"ex\xff{PAN}".encode("latin-1")
+        await store.redis.hset(
+            key, mapping={"summary": orjson.dumps(numbers), "exchange": raw, "rkey": b"rk\xfe"}
+        )
+
+    parked.call(damage)
+    for args in (("list",), ("list", "--json"), ("show", ids[0]), ("show", ids[0], "--json")):
+        assert parked.cli(*args) == exit_codes.OK, args
+        out = capsys.readouterr().out
+        assert PAN not in out, args
+        assert "<number 411111******1111>" in out, args
+    assert parked.cli("show", ids[0], "--json") == exit_codes.OK
+    data = json.loads(capsys.readouterr().out)
+    assert data["exchange"] == "ex\\xff411111******1111"
+    assert data["routing_key"] == "rk\\xfe"
+    assert data["entry"]["reason"] == '<object {"code":7}>'

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 from PySide6.QtCore import (
     QAbstractItemModel,
@@ -38,6 +39,7 @@ from services.workbench.body_format import PREVIEW_BYTES
 from services.workbench.codec import MessageRecord
 from services.workbench.death_history import DEATHS_HEADER, HISTORY_HEADER
 from services.workbench.model import EntryState, ParkedEntry, summarize
+from services.workbench.redis_layout import summary_from_blob
 from tests.helpers.detail_entries import (
     CVV,
     ENTRY_ID,
@@ -556,3 +558,30 @@ def test_the_outcome_line_says_what_became_of_the_payment_and_opens_its_new_entr
 
     pane.show_entry(dataclasses.replace(entry, outcome=EntryOutcome(Outcome.SUCCEEDED)))
     assert "succeeded" in line.label.text() and not line.open_button.isVisible()
+
+
+def test_a_damaged_entry_is_shown_marked_and_masked(pane):
+    """Numbers where the stored summary holds text (a card number among them), an exchange
+    and a routing key that are not UTF-8: shown as ``<number ...>`` and ``\\xNN``, masked."""
+    numbers = [1, NOW_MS, int(PAN), int(PAN), 12.5, "12.5", ["EUR"], {"code": 7}]
+    numbers += [7, True, 1, ["json"], 10, int(PAN)]
+    summary = summary_from_blob(
+        "payments.dlq",
+        ENTRY_ID,
+        NOW_MS,
+        orjson.dumps(numbers),
+        state=EntryState.PARKED,
+        operator=None,
+    )
+    not_utf8 = f"ex\xff{PAN}".encode("latin-1").decode("utf-8", "surrogateescape")
+    record = MessageRecord(body=b'{"payment_id": 1}', exchange=not_utf8, routing_key="rk.\udcfe")
+    pane.show_entry(
+        ParkedEntry(summary=summary, record=record, deaths=(), fingerprint="cd" * 32, version=1)
+    )
+    table = pane.properties_table
+    rows = {table.item(r, 0).text(): table.item(r, 1).text() for r in range(table.rowCount())}
+    assert rows["exchange"] == f"ex\\xff{MASKED_PAN}"
+    assert rows["routing_key"] == "rk.\\xfe"
+    assert pane.payment_label.text() == f"<number {MASKED_PAN}>"
+    text = all_text(pane)
+    assert PAN not in text and f"<number {MASKED_PAN}>" in text
