@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from services.masking.text import mask_text
 from services.workbench.actions.jobs import Job, JobState
 from services.workbench.actions.service import ActionRefused, ActionService
+from widgets.common.notice import show_notice
 from widgets.workbench.action_progress import ActionProgressDialog
 from widgets.workbench.action_summary import ActionSummaryDialog
 from widgets.workbench.job_panel import JobStatus
@@ -117,11 +118,16 @@ class JobWatch(QObject):
                     job_id, state, mask_text(who), only_from=allowed
                 )
                 if not moved:
-                    QMessageBox.information(
-                        self.dialog, "Job", f"Job {job_id} is {before}: it cannot be {verb}d"
+                    show_notice(
+                        self.dialog,
+                        QMessageBox.Icon.Information,
+                        "Job",
+                        f"Job {job_id} is {before}: it cannot be {verb}d",
                     )
         except ActionRefused as exc:
-            QMessageBox.warning(self.dialog, "Job", str(exc))
+            show_notice(self.dialog, QMessageBox.Icon.Warning, "Job", str(exc))
         except (RedisError, OSError) as exc:
-            QMessageBox.critical(self.dialog, "Job", f"{type(exc).__name__}: {exc}")
+            show_notice(
+                self.dialog, QMessageBox.Icon.Critical, "Job", f"{type(exc).__name__}: {exc}"
+            )
         self._wake.set()

@@ -38,6 +38,7 @@ from services.workbench.model import Change, Durability, EntryState, ParkedEntry
 from services.workbench.park_runner import ParkingRunner
 from services.workbench.query import ActionTarget
 from services.workbench.store import ParkingStore
+from widgets.common.notice import show_notice
 from widgets.main_window import MainWindow
 from widgets.workbench.action_dialogs import ConfirmActionDialog
 from widgets.workbench.action_progress import ActionProgressDialog
@@ -451,10 +452,15 @@ class WorkbenchController(QObject):
         try:
             report = await self._act(Action(action), target)
         except ActionRefused as exc:
-            QMessageBox.warning(self.window, "Action refused", str(exc))
+            show_notice(self.window, QMessageBox.Icon.Warning, "Action refused", str(exc))
             return None
         except (OSError, ConnectionError) as exc:
-            QMessageBox.critical(self.window, "Action failed", f"{type(exc).__name__}: {exc}")
+            show_notice(
+                self.window,
+                QMessageBox.Icon.Critical,
+                "Action failed",
+                f"{type(exc).__name__}: {exc}",
+            )
             return None
         finally:
             # Free before the refresh below: a click on the next action while it reads

@@ -24,11 +24,12 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QContextMenuEvent
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QMenu, QWidget
+from PySide6.QtWidgets import QApplication, QMenu, QMessageBox, QWidget
 
 from app.console import ConsoleSession
 from services.config import Profile, TapBinding
 from services.outcomes.model import Outcome
+from services.workbench.actions.jobs import JobState
 from tests.app.controllers.conftest import profile_for
 from tests.helpers.consoles import Consoles
 from tests.helpers.screens import save_screenshot
@@ -329,5 +330,49 @@ async def test_a_canary_that_fails_again_pauses_the_job_and_says_why(
         assert len(worker.arrivals) == 3
         QTest.mouseClick(summary.close_button, Qt.MouseButton.LeftButton)
         await eventually(lambda: jobs.job(0).state == "cancelled", 15, "cancelled, on Audit")
+    finally:
+        repeating.cancel()
+
+
+async def test_a_job_control_refused_says_so_without_stalling_the_console(
+    twelve: PacedFlow, consoles: Consoles
+) -> None:
+    """Another console cancels the job; Pause clicked here is refused with a notice, and
+    the console goes on (the notice ran a nested event loop: the console stalled)."""
+    worker = Worker(twelve.channel, twelve.events, "captured")
+    repeating = await worker.start(twelve.work)
+    try:
+        session = consoles.start(twelve.profile)
+        window = session.window
+        window.resize(1366, 768)
+        dialog = await _requeue_the_group(session, 12)
+        _choose_pace(dialog, "1/s", "1")
+        _click(dialog.ok_button)
+        progress = await _progress_dialog(session)
+        panel = progress.job_panel
+        assert panel is not None
+        await eventually(lambda: panel.status is not None, 10, "the job read")
+        assert panel.status is not None and panel.pause_button.isEnabled()
+        assert session.workbench is not None and session.workbench.actions is not None
+        moved, _ = await session.workbench.actions.jobs.set_state(
+            panel.status.job_id,
+            JobState.CANCELLED,
+            "cancelled by bob from another console",
+            only_from=(JobState.RUNNING, JobState.PAUSED),
+        )
+        assert moved
+        _click(panel.pause_button)
+
+        def notices() -> list[QMessageBox]:
+            return [b for b in progress.findChildren(QMessageBox) if b.isVisible()]
+
+        await eventually(lambda: bool(notices()), 10, "the refusal shown")
+        (notice,) = notices()
+        assert "is cancelled: it cannot be paused" in notice.text()
+        # the console goes on behind the notice: the run ends and says so
+        await eventually(lambda: bool(window.findChildren(ActionSummaryDialog)), 30, "the end")
+        _click(notice.button(QMessageBox.StandardButton.Ok))
+        await eventually(lambda: not notices(), 5, "the notice closed")
+        assert len(worker.arrivals) < 12
     finally:
         repeating.cancel()
