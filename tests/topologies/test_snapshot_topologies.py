@@ -59,8 +59,11 @@ async def _record_flow(config: str, now: int) -> None:
 
 @pytest.fixture(params=["on_cluster", "on_tls_redis"])
 def profile_file(request: pytest.FixtureRequest) -> str:
-    """A config file whose Redis is the private cluster, or the private Redis over TLS."""
+    """A config file whose Redis is the private cluster, or the private Redis over TLS; its
+    parker's new-failure-group rule has no baseline (the test's one group alerts)."""
     path: str = request.getfixturevalue(request.param)
+    with open(path, "a", encoding="utf-8") as config:
+        config.write('[[profiles.t.alerts]]\nkind = "new_failure_group"\nbaseline_s = 0\n')
     return path
 
 
