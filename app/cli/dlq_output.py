@@ -37,7 +37,7 @@ from services.workbench.columns import CLI_COLUMNS, COLUMN
 from services.workbench.death_history import earlier_deaths, earlier_hops, total_deaths
 from services.workbench.failure_groups import FailureGroupStats
 from services.workbench.model import AuditRecord, EntryState, EntrySummary, ParkedEntry
-from services.workbench.shown import masked_escaped
+from services.workbench.shown import masked_escaped, shown_death
 
 # --------------------------------------------------------------------------- values
 
@@ -237,8 +237,8 @@ def entry_json(
         "properties": mask_untrusted(entry.record.properties, ID_PROPERTIES),
         "headers": _headers(entry),
         "x_death": [
-            {**dataclasses.asdict(d), "routing_keys": [masked(k) for k in d.routing_keys]}
-            for d in entry.deaths
+            {**dataclasses.asdict(d), "routing_keys": list(d.routing_keys)}
+            for d in map(shown_death, entry.deaths)
         ],
         "earlier_deaths": earlier_deaths(entry.record.headers),
         "total_deaths": total_deaths(entry.record.headers),
@@ -283,12 +283,12 @@ def entry_text(
     for key, value in _headers(entry).items():
         out.append(f"  {key}: {json.dumps(value, ensure_ascii=False)}")
     out.append("x-death (most recent first)")
-    for death in entry.deaths:
-        keys = ", ".join(death.routing_keys)
+    for death in map(shown_death, entry.deaths):
         out.append(
             f"  {death.reason} in {death.queue} x{death.count}"
             f" at {format_local_time(death.time.timestamp()) if death.time else '-'}"
-            f" (exchange {death.exchange or '(default)'}, routing keys {masked(keys) or '-'})"
+            f" (exchange {death.exchange or '(default)'},"
+            f" routing keys {', '.join(death.routing_keys) or '-'})"
         )
     before = earlier_deaths(entry.record.headers)
     if before:
@@ -296,7 +296,7 @@ def entry_text(
             f"earlier cycles: {before} deaths before earlier requeues (payops-deaths),"
             f" {total_deaths(entry.record.headers)} in all"
         )
-        for death in earlier_hops(entry.record.headers):
+        for death in map(shown_death, earlier_hops(entry.record.headers)):
             out.append(f"  {death.reason} in {death.queue} x{death.count}")
     kind, content = body_content(entry.record.body, ids=id_tree((fields or FieldPaths()).id_paths))
     out.append(f"body ({kind}, {len(entry.record.body):,} bytes)")

@@ -11,11 +11,13 @@ the merchant is).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import orjson
 
 from services.masking.json import mask_sensitive_text
+from services.workbench.x_death import DeathRecord
 
 _KINDS: dict[type, str] = {
     bool: "boolean",
@@ -36,6 +38,18 @@ def masked_escaped(text: str) -> str:
     digits that follow: ``\\xff4111...`` is no longer a card number to the masking) and
     after (the escape's digits next to others)."""
     return mask_sensitive_text(escaped(mask_sensitive_text(text)))
+
+
+def shown_death(death: DeathRecord) -> DeathRecord:
+    """``death`` with its texts (queue, reason, exchange, routing keys) as shown:
+    :func:`masked_escaped` (``dlq show`` and the detail pane's x-death)."""
+    return dataclasses.replace(
+        death,
+        queue=masked_escaped(death.queue),
+        reason=masked_escaped(death.reason),
+        exchange=masked_escaped(death.exchange),
+        routing_keys=tuple(masked_escaped(key) for key in death.routing_keys),
+    )
 
 
 def non_text(value: Any) -> str:

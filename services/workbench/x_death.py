@@ -33,12 +33,20 @@ class DeathRecord:
         return int(moment.timestamp() * 1000)
 
 
-def _text(value: Any) -> str:
+def _text(value: Any, errors: str = "replace") -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, bytes | bytearray):
-        return bytes(value).decode("utf-8", "replace")
+        return bytes(value).decode("utf-8", errors)
     return ""
+
+
+def _exchange(value: Any) -> str:
+    """The exchange keeps bytes that are not UTF-8 (surrogate escapes, as the record's
+    exchange does): only shown (:func:`services.workbench.shown.shown_death`) and written
+    back in the death history; queue and reason, which pick where a requeue goes and the
+    failure group, read such bytes as U+FFFD."""
+    return _text(value, "surrogateescape")
 
 
 def _count(value: Any) -> int:
@@ -82,7 +90,7 @@ def _death(entry: Mapping[Any, Any]) -> DeathRecord:
         reason=_text(entry.get("reason")),
         count=_count(entry.get("count")),
         time=_time(entry.get("time")),
-        exchange=_text(entry.get("exchange")),
+        exchange=_exchange(entry.get("exchange")),
         routing_keys=_routing_keys(entry.get("routing-keys")),
     )
 
@@ -116,7 +124,7 @@ def first_death(headers: Any) -> DeathRecord | None:
         return None
     queue = _text(headers.get("x-first-death-queue"))
     reason = _text(headers.get("x-first-death-reason"))
-    exchange = _text(headers.get("x-first-death-exchange"))
+    exchange = _exchange(headers.get("x-first-death-exchange"))
     if queue or reason:
         for death in deaths:
             if death.queue == queue and death.reason == reason:

@@ -21,7 +21,7 @@ from services.workbench.body_format import amqp_type_name, format_amqp_scalar, f
 from services.workbench.codec import DeathRecord, first_death
 from services.workbench.death_history import earlier_deaths, total_deaths
 from services.workbench.model import ParkedEntry
-from services.workbench.shown import masked_escaped
+from services.workbench.shown import masked_escaped, shown_death
 from widgets.workbench.audit_panel import format_local_time
 
 MAX_TREE_CHILDREN: Final = 200
@@ -124,6 +124,7 @@ def deaths_note(entry: ParkedEntry) -> str:
     """The line over the x-death table: how many records, and where the message first died."""
     deaths = entry.deaths
     first = first_death(entry.record.headers)
+    first = shown_death(first) if first is not None else None
     if deaths:
         note = f"{len(deaths)} record{'s' if len(deaths) != 1 else ''}, most recent first."
         if first is not None and first.queue:
@@ -145,6 +146,7 @@ def deaths_note(entry: ParkedEntry) -> str:
 
 
 def _death_cells(death: DeathRecord) -> tuple[str, ...]:
+    death = shown_death(death)  # masked; bytes that were not UTF-8 as \xNN
     time_ms = death.time_ms
     when = short_time(time_ms, seconds=True) if time_ms is not None else "—"
     return (
@@ -152,7 +154,7 @@ def _death_cells(death: DeathRecord) -> tuple[str, ...]:
         death.reason or "—",
         death.queue or "—",
         death.exchange or "(default)",
-        mask_sensitive_text(", ".join(death.routing_keys)) or "—",
+        ", ".join(death.routing_keys) or "—",
         when,
     )
 

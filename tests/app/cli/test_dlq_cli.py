@@ -11,6 +11,8 @@ import orjson
 import pytest
 
 from app.cli import exit_codes
+from services.workbench.codec import F_HEADERS, decode_table, encode_table
+from services.workbench.death_history import DEATHS_HEADER, HISTORY_HEADER
 from services.workbench.model import EntryState
 from services.workbench.store import ParkingStore
 from tests.app.cli.dlq_kit import Setup
@@ -25,6 +27,7 @@ from tests.helpers.private_servers import PrivateRedis, servers_available
 pytestmark = pytest.mark.integration
 
 CVV = "987"
+MASKED_PAN = "411111******1111"
 
 
 @pytest.fixture
@@ -568,3 +571,41 @@ def test_damaged_entries_are_listed_and_shown_marked_and_masked(
     assert data["exchange"] == "ex\\xff411111******1111"
     assert data["routing_key"] == "rk\\xfe"
     assert data["entry"]["reason"] == '<object {"code":7}>'
+
+
+def test_x_death_texts_are_shown_masked_with_bytes_that_are_not_utf8_escaped(
+    parked: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An x-death record whose exchange is not UTF-8 and holds a card number, a queue, a
+    reason and a routing key holding one: ``show`` (text and --json) masks them all and
+    writes the bytes as ``\\xNN`` (services/workbench/shown.py)."""
+    ids = parked.ids()
+
+    async def damage(broker: Broker, store: ParkingStore) -> None:
+        key = store.entry_key(f"{parked.prefix}dlq", ids[0])
+        headers = decode_table(await store.redis.hget(key, F_HEADERS))
+        headers["x-death"][0].update(
+            exchange=f"ex\xff{PAN}".encode("latin-1"),
+            queue=f"q-{PAN}",
+            reason=f"why-{PAN}",
+            **{"routing-keys": [f"rk-{PAN}"]},
+        )
+        headers[DEATHS_HEADER] = 1
+        headers[HISTORY_HEADER] = [{"queue": f"old-{PAN}", "reason": "r", "count": 1}]
+        await store.redis.hset(key, F_HEADERS, encode_table(headers))
+
+    parked.call(damage)
+    assert parked.cli("show", ids[0]) == exit_codes.OK
+    out = capsys.readouterr().out
+    assert PAN not in out
+    assert f"why-{MASKED_PAN} in q-{MASKED_PAN} x1" in out
+    assert f"(exchange ex\\xff{MASKED_PAN}, routing keys rk-{MASKED_PAN})" in out
+    assert f"r in old-{MASKED_PAN} x1" in out
+
+    assert parked.cli("show", ids[0], "--json") == exit_codes.OK
+    out = capsys.readouterr().out
+    death = json.loads(out)["x_death"][0]
+    assert PAN not in out
+    assert death["exchange"] == f"ex\\xff{MASKED_PAN}"
+    assert (death["queue"], death["reason"]) == (f"q-{MASKED_PAN}", f"why-{MASKED_PAN}")
+    assert death["routing_keys"] == [f"rk-{MASKED_PAN}"]
