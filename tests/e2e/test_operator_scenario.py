@@ -20,10 +20,10 @@ from pathlib import Path
 import aio_pika
 import pytest
 import redis.asyncio as aioredis
-from PySide6.QtCore import QPoint, Qt, QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QMenu, QTabWidget, QWidget
+from PySide6.QtWidgets import QMenu, QTabWidget, QWidget
 
 from app.controllers.workbench import WorkbenchController
 from services.config import Profile
@@ -36,8 +36,8 @@ from tests.e2e.conftest import RETRY_DELAY_S, run_incident
 from tests.helpers.action_kit import Broker
 from tests.helpers.consoles import Consoles
 from tests.helpers.waiting import eventually
+from tests.helpers.workbench_console import click, click_row, confirm_dialog
 from widgets.main_window import MainWindow
-from widgets.workbench.action_dialogs import ConfirmActionDialog
 from widgets.workbench.action_summary import ActionSummaryDialog
 from widgets.workbench.browser import FailedPaymentsView
 
@@ -55,12 +55,6 @@ CANCEL_NOTE = "INC-42 customer paid twice"
 
 
 # -- what a person does ---------------------------------------------------------------
-
-
-def click(widget: QWidget, pos: QPoint | None = None) -> None:
-    """A left click on ``widget`` (at ``pos``; its middle when None)."""
-    at = pos if pos is not None else widget.rect().center()
-    QTest.mouseClick(widget, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at)
 
 
 def click_tab(tabs: QTabWidget, page: QWidget) -> None:
@@ -104,12 +98,6 @@ def row_of(view: FailedPaymentsView, entry_id: str) -> int:
     raise AssertionError(f"{entry_id} is not shown")
 
 
-def click_row(view: FailedPaymentsView, row: int) -> str:
-    rect = view.table.visualRect(view.model.index(row, 1))
-    click(view.table.viewport(), rect.center())
-    return view.model.entry_id_at(row)
-
-
 def click_group(view: FailedPaymentsView, value: str) -> None:
     tree = view.group_panel.list
     for i in range(tree.topLevelItemCount()):
@@ -118,15 +106,6 @@ def click_group(view: FailedPaymentsView, value: str) -> None:
             click(tree.viewport(), tree.visualItemRect(item).center())
             return
     raise AssertionError(f"no group {value!r}")
-
-
-async def open_dialog() -> ConfirmActionDialog:
-    await eventually(
-        lambda: isinstance(QApplication.activeModalWidget(), ConfirmActionDialog), 10, "dialog"
-    )
-    dialog = QApplication.activeModalWidget()
-    assert isinstance(dialog, ConfirmActionDialog)
-    return dialog
 
 
 async def close_summary(window: MainWindow, controller: WorkbenchController) -> ActionSummaryDialog:
@@ -218,7 +197,7 @@ async def test_an_operator_handles_an_incident_through_the_console(
         assert origin == topology.process_queue
         assert await broker.depth(origin) == 0  # the simulator is done: nothing consumes it
         click(view.action_buttons[Action.REQUEUE])
-        dialog = await open_dialog()
+        dialog = await confirm_dialog()
         QTest.keyClicks(dialog.reason_edit, REQUEUE_NOTE)
         steps.save(dialog, "requeue-dialog")
         click(dialog.ok_button)
@@ -247,7 +226,7 @@ async def test_an_operator_handles_an_incident_through_the_console(
         assert len(view.table.selectionModel().selectedRows()) == expired
         retried_ids = {view.model.entry_id_at(r) for r in range(expired)}
         click(view.action_buttons[Action.RETRY])
-        dialog = await open_dialog()
+        dialog = await confirm_dialog()
         click(dialog.reason_edit)
         QTest.keyClicks(dialog.reason_edit, RETRY_NOTE)
         QTest.keyClicks(dialog.delay_combo, "1 min")  # typing picks the entry, as in any combo
@@ -275,7 +254,7 @@ async def test_an_operator_handles_an_incident_through_the_console(
         cancelled_entry = await store.get(dlq, cancelled_id)
         assert isinstance(cancelled_entry, ParkedEntry)
         click(view.action_buttons[Action.CANCEL])
-        dialog = await open_dialog()
+        dialog = await confirm_dialog()
         assert dialog.ok_button.text() == "Cancel 1 payment"
         assert not dialog.ok_button.isEnabled()  # no note yet: it says why
         assert "reason" in dialog.problem_label.text().lower()

@@ -11,32 +11,19 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-import redis.asyncio as aioredis
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QWidget
 
 from services.config import Profile
-from services.workbench.store import ParkingStore
 from tests.helpers.consoles import Consoles
 from tests.helpers.waiting import eventually
-from widgets.workbench.action_dialogs import ConfirmActionDialog
+from tests.helpers.workbench_console import click, click_row, confirm_dialog, workbench_console
 from widgets.workbench.action_summary import ActionSummaryDialog
 from widgets.workbench.audit_panel import AuditPanel
 from widgets.workbench.browser import FailedPaymentsView
 
 pytestmark = pytest.mark.integration
-
-
-def click(widget: QWidget, pos: QPoint | None = None) -> None:
-    at = pos if pos is not None else widget.rect().center()
-    QTest.mouseClick(widget, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at)
-
-
-def click_row(view: FailedPaymentsView, row: int) -> str:
-    rect = view.table.visualRect(view.model.index(row, 1))
-    click(view.table.viewport(), rect.center())
-    return view.model.entry_id_at(row)
 
 
 def double_click_record(panel: AuditPanel, entry_id: str) -> None:
@@ -58,11 +45,7 @@ def double_click_record(panel: AuditPanel, entry_id: str) -> None:
 
 async def requeue_from_the_pane(window: QWidget, detail: object) -> None:
     click(detail.requeue_button)  # type: ignore[attr-defined]
-    await eventually(
-        lambda: isinstance(QApplication.activeModalWidget(), ConfirmActionDialog), 10, "dialog"
-    )
-    dialog = QApplication.activeModalWidget()
-    assert isinstance(dialog, ConfirmActionDialog)
+    dialog = await confirm_dialog()
     click(dialog.ok_button)
     await eventually(lambda: bool(window.findChildren(ActionSummaryDialog)), 30, "the summary")
     (summary,) = window.findChildren(ActionSummaryDialog)
@@ -77,17 +60,11 @@ async def test_an_audit_record_double_clicked_selects_and_shows_its_entry(
     workbench_profile: Profile,
     consoles: Consoles,
 ) -> None:
-    session = consoles.start(workbench_profile)
-    redis = aioredis.Redis.from_url(redis_url)
-    store = ParkingStore(redis, workbench_profile.redis_prefix)
-    try:
-        window = session.window
-        window.resize(1600, 1000)
+    async with workbench_console(consoles, workbench_profile, redis_url, 3) as console:
+        window = console.session.window
         window.show()
-        window.tabs.setCurrentWidget(window.workbench)
         page = window.workbench
         view, detail = page.table_view, page.detail
-        await eventually(lambda: view.model.rowCount() == 3, 30, "three parked entries")
 
         acted = click_row(view, 0)
         page.set_detail_open(True)
@@ -100,7 +77,7 @@ async def test_an_audit_record_double_clicked_selects_and_shows_its_entry(
             20,
             "the Audit page to list the requeue",
         )
-        assert await store.read_audit(flow["dlq"], 5, entry_id=acted)
+        assert await console.store.read_audit(flow["dlq"], 5, entry_id=acted)
 
         # another entry selected, the pane folded, then the Audit page
         other = click_row(view, _other_row(view, acted))
@@ -132,8 +109,6 @@ async def test_an_audit_record_double_clicked_selects_and_shows_its_entry(
             10,
             "the pane to keep showing it",
         )
-    finally:
-        await redis.aclose()
 
 
 def _other_row(view: FailedPaymentsView, entry_id: str) -> int:

@@ -16,6 +16,7 @@ from services.workbench.query import ActionTarget
 from services.workbench.store import ParkingStore
 from tests.helpers.consoles import Consoles
 from tests.helpers.waiting import eventually
+from tests.helpers.workbench_console import confirm_dialog
 from widgets.workbench.action_dialogs import ConfirmActionDialog
 from widgets.workbench.action_summary import ActionSummaryDialog
 
@@ -58,13 +59,7 @@ async def test_dead_letters_are_parked_shown_masked_and_requeued_exactly_once(
         acting = asyncio.ensure_future(
             workbench.act("requeue", ActionTarget.for_entries([entry_id]))
         )
-        await eventually(
-            lambda: isinstance(QApplication.activeModalWidget(), ConfirmActionDialog),
-            10,
-            "the confirmation dialog",
-        )
-        dialog = QApplication.activeModalWidget()
-        assert isinstance(dialog, ConfirmActionDialog)
+        dialog = await confirm_dialog(10, "the confirmation dialog")
         assert "Requeue" in dialog.summary_text() and flow["work"] in dialog.summary_text()
         dialog.accept()
         report = await asyncio.wait_for(acting, 30)

@@ -8,46 +8,19 @@ Clicks on the real table row and buttons, keystrokes into the real fields
 from __future__ import annotations
 
 import pytest
-import redis.asyncio as aioredis
-from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QWidget
 
 from services.config import Profile
-from services.workbench.store import ParkingStore
 from tests.helpers.consoles import Consoles
 from tests.helpers.redis_down import console_with_redis_down
 from tests.helpers.waiting import eventually
-from widgets.workbench.action_dialogs import ConfirmActionDialog
+from tests.helpers.workbench_console import click, click_row, confirm_dialog, workbench_console
 from widgets.workbench.action_summary import ActionSummaryDialog
-from widgets.workbench.browser import FailedPaymentsView
 
 pytestmark = pytest.mark.integration
 
 NOTE = "INC-7 replay after the fix 4111111111111111"
 MASKED_NOTE = "INC-7 replay after the fix 411111******1111"
-
-
-def click(widget: QWidget, pos: QPoint | None = None) -> None:
-    """A left click on ``widget`` (at ``pos``; its middle when None), as a person clicks."""
-    at = pos if pos is not None else widget.rect().center()
-    QTest.mouseClick(widget, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at)
-
-
-def click_row(view: FailedPaymentsView, row: int) -> str:
-    """Click a row of the table where it is drawn; returns its entry id."""
-    rect = view.table.visualRect(view.model.index(row, 1))
-    click(view.table.viewport(), rect.center())
-    return view.model.entry_id_at(row)
-
-
-async def confirm_dialog() -> ConfirmActionDialog:
-    await eventually(
-        lambda: isinstance(QApplication.activeModalWidget(), ConfirmActionDialog), 10, "dialog"
-    )
-    dialog = QApplication.activeModalWidget()
-    assert isinstance(dialog, ConfirmActionDialog)
-    return dialog
 
 
 async def test_a_note_typed_in_the_dialogs_reaches_the_audit_and_the_detail_tab(
@@ -56,18 +29,13 @@ async def test_a_note_typed_in_the_dialogs_reaches_the_audit_and_the_detail_tab(
     workbench_profile: Profile,
     consoles: Consoles,
 ) -> None:
-    session = consoles.start(workbench_profile)
-    redis = aioredis.Redis.from_url(redis_url)
-    store = ParkingStore(redis, workbench_profile.redis_prefix)
-    try:
+    async with workbench_console(consoles, workbench_profile, redis_url, 3) as console:
+        session, store = console.session, console.store
         workbench = session.workbench
         assert workbench is not None
         window = session.window
-        window.resize(1600, 1000)
-        window.tabs.setCurrentWidget(window.workbench)
         view = window.workbench.table_view
         detail = window.workbench.detail
-        await eventually(lambda: view.model.rowCount() == 3, 30, "three parked entries")
 
         for action, button, row in (("requeue", detail.requeue_button, 0), ("retry", None, 1)):
             entry_id = click_row(view, row)
@@ -111,8 +79,6 @@ async def test_a_note_typed_in_the_dialogs_reaches_the_audit_and_the_detail_tab(
         click(bar, bar.tabRect(audit_tab).center())
         assert detail.tabs.currentIndex() == audit_tab
         window.grab().save("/tmp/workbench_after_actions.png")
-    finally:
-        await redis.aclose()
 
 
 async def test_redis_down_says_the_list_cannot_be_read_and_why_then_recovers(

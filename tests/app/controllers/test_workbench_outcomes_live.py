@@ -13,14 +13,13 @@ import aio_pika
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication
 
 from services.config import Profile, TapBinding
 from services.outcomes.model import Outcome
 from tests.helpers.consoles import Consoles
 from tests.helpers.outcome_kit import publish_status
 from tests.helpers.waiting import eventually
-from widgets.workbench.action_dialogs import ConfirmActionDialog
+from tests.helpers.workbench_console import confirm_dialog
 from widgets.workbench.action_summary import ActionSummaryDialog
 from widgets.workbench.table_model import COLUMN_NAMES
 
@@ -71,13 +70,7 @@ async def test_requeued_from_the_console_the_jobs_counters_and_the_outcome_colum
         QTest.keyClick(view.table, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
         await eventually(lambda: len(view.selected_entry_ids()) == 3, 10, "three selected")
         QTest.mouseClick(view.action_buttons["requeue"], Qt.MouseButton.LeftButton)
-        await eventually(
-            lambda: isinstance(QApplication.activeModalWidget(), ConfirmActionDialog),
-            20,
-            "the confirmation",
-        )
-        dialog = QApplication.activeModalWidget()
-        assert isinstance(dialog, ConfirmActionDialog)
+        dialog = await confirm_dialog(20, "the confirmation")
         assert not dialog.held_back  # no payment of them was captured before the replay
         QTest.keyClicks(dialog.reason_edit, "acquirer back after INC-4411")
         QTest.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)

@@ -14,7 +14,6 @@ import asyncio
 import dataclasses
 import itertools
 import statistics
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,20 +21,18 @@ import aio_pika
 import orjson
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QContextMenuEvent
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QMenu, QMessageBox, QWidget
+from PySide6.QtWidgets import QMessageBox
 
-from app.console import ConsoleSession
-from services.config import Profile, TapBinding
+from services.config import TapBinding
 from services.outcomes.model import Outcome
 from services.workbench.actions.jobs import JobState
 from tests.app.controllers.conftest import profile_for
 from tests.helpers.consoles import Consoles
+from tests.helpers.paced_job_kit import PacedFlow, paced_confirmation, start_confirmed, worker_on
 from tests.helpers.screens import save_screenshot
 from tests.helpers.waiting import eventually
-from widgets.workbench.action_dialogs import ConfirmActionDialog
-from widgets.workbench.action_progress import ActionProgressDialog
+from tests.helpers.workbench_console import click
 from widgets.workbench.action_summary import ActionSummaryDialog
 
 pytestmark = [
@@ -44,51 +41,6 @@ pytestmark = [
         "This plugin does not support raise", "This plugin does not support grabbing"
     ),  # the offscreen platform on showing a popup menu: not ours
 ]
-
-
-class Worker:
-    """Consumes the work queue: each arrival's time and payment, then its status event
-    (published again every second until the test ends: the console's tap may still be
-    binding when the first goes out, and an outcome moves only once)."""
-
-    def __init__(self, channel: aio_pika.abc.AbstractChannel, events: str, status: str) -> None:
-        self.channel = channel
-        self.events = events
-        self.status = status
-        self.arrivals: list[tuple[float, str]] = []
-        self._exchange: aio_pika.abc.AbstractExchange | None = None
-
-    async def start(self, queue: aio_pika.abc.AbstractQueue) -> asyncio.Task[None]:
-        self._exchange = await self.channel.get_exchange(self.events)
-        await queue.consume(self._on_message)
-        return asyncio.ensure_future(self._repeat())
-
-    async def _on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        payment = str(orjson.loads(message.body)["payment_id"])
-        self.arrivals.append((time.monotonic(), payment))
-        await message.ack()
-        await self._publish(payment)
-
-    async def _publish(self, payment: str) -> None:
-        assert self._exchange is not None
-        body = orjson.dumps(
-            {"payment_id": payment, "status": self.status, "event_at": int(time.time() * 1000)}
-        )
-        await self._exchange.publish(aio_pika.Message(body), routing_key=f"payment.{self.status}")
-
-    async def _repeat(self) -> None:
-        while True:
-            await asyncio.sleep(1)
-            for _, payment in list(self.arrivals):
-                await self._publish(payment)
-
-
-@dataclasses.dataclass
-class PacedFlow:
-    profile: Profile
-    channel: aio_pika.abc.AbstractChannel
-    work: aio_pika.abc.AbstractQueue
-    events: str
 
 
 async def _dead_letters(
@@ -138,86 +90,14 @@ async def twelve(amqp_url: str, redis_url: str, unique_prefix: str) -> AsyncIter
         yield flow
 
 
-def _click(widget: QWidget) -> None:
-    QTest.mouseClick(widget, Qt.MouseButton.LeftButton)
-
-
-def _type_over(field: QWidget, text: str) -> None:
-    """Select what the field holds (Ctrl+A) and type ``text`` over it."""
-    field.setFocus()
-    QTest.keyClick(field, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
-    QTest.keyClicks(field, text)
-
-
-async def _requeue_the_group(session: ConsoleSession, count: int) -> ConfirmActionDialog:
-    """Right-click the failure group and click 'Requeue all N in …' in its menu."""
-    view = session.window.workbench.table_view
-    await eventually(lambda: view.model.rowCount() == count, 30, f"{count} parked entries")
-    panel = view.group_panel
-    await eventually(lambda: panel.list.topLevelItemCount() >= 1, 10, "the failure group")
-    item = panel.list.topLevelItem(0)
-    assert item is not None
-    viewport = panel.list.viewport()
-    pos = panel.list.visualItemRect(item).center()
-    QApplication.sendEvent(
-        viewport,
-        QContextMenuEvent(QContextMenuEvent.Reason.Mouse, pos, viewport.mapToGlobal(pos)),
-    )
-    menu = panel.context_menu
-    assert isinstance(menu, QMenu) and menu.isVisible()
-    requeue = next(a for a in menu.actions() if a.text().startswith(f"Requeue all {count}"))
-    QTest.mouseClick(menu, Qt.MouseButton.LeftButton, pos=menu.actionGeometry(requeue).center())
-    await eventually(
-        lambda: isinstance(QApplication.activeModalWidget(), ConfirmActionDialog),
-        20,
-        "the confirmation",
-    )
-    dialog = QApplication.activeModalWidget()
-    assert isinstance(dialog, ConfirmActionDialog)
-    return dialog
-
-
-def _choose_pace(dialog: ConfirmActionDialog, rate: str, canary: str) -> None:
-    chooser = dialog.pace_chooser
-    assert chooser is not None and not chooser.paced  # full speed unless chosen
-    assert dialog.ok_button.text().endswith("paced") is False
-    _click(chooser.rate_check)
-    _type_over(chooser.rate_edit, "fast")  # a wrong rate says why and blocks the button
-    assert not dialog.ok_button.isEnabled()
-    assert dialog.pace_problem_label.text() == "Rate: a rate is like 50/s or 600/min, not 'fast'"
-    _type_over(chooser.rate_edit, rate)
-    _click(chooser.canary_check)
-    _type_over(chooser.canary_spin, canary)
-    assert dialog.pace_problem_label.isHidden()
-    assert dialog.ok_button.isEnabled() and dialog.ok_button.text().endswith("paced")
-
-
-async def _progress_dialog(session: ConsoleSession) -> ActionProgressDialog:
-    window = session.window
-    await eventually(
-        lambda: any(d.job_panel is not None for d in window.findChildren(ActionProgressDialog)),
-        20,
-        "the progress dialog following its job",
-    )
-    return next(d for d in window.findChildren(ActionProgressDialog) if d.job_panel)
-
-
 async def test_a_paced_job_with_a_canary_runs_at_its_rate_and_pauses_and_resumes_by_clicks(
     thirty: PacedFlow, consoles: Consoles
 ) -> None:
-    worker = Worker(thirty.channel, thirty.events, "captured")
-    repeating = await worker.start(thirty.work)
-    try:
+    async with worker_on(thirty, "captured") as worker:
         session = consoles.start(thirty.profile)
-        session.window.resize(1366, 768)
-        dialog = await _requeue_the_group(session, 30)
-        _choose_pace(dialog, "10/s", "5")
+        dialog = await paced_confirmation(session, 30, "10/s", "5")
         assert dialog.pace() is not None and dialog.pace().rate == 10  # type: ignore[union-attr]
-        _click(dialog.ok_button)
-
-        progress = await _progress_dialog(session)
-        panel = progress.job_panel
-        assert panel is not None
+        progress, panel = await start_confirmed(session, dialog)
         await eventually(lambda: panel.status is not None, 10, "the job read")
         assert panel.pace_label.text().startswith("Pace 10/s · canary of 5")
         assert progress.cancel_button.text() == "Stop here"
@@ -225,7 +105,7 @@ async def test_a_paced_job_with_a_canary_runs_at_its_rate_and_pauses_and_resumes
         await eventually(lambda: len(worker.arrivals) >= 14, 60, "the canary and more")
         assert panel.status is not None and panel.status.count(Outcome.SUCCEEDED) >= 5
         assert "canary of 5: judged" in panel.pace_label.text()
-        _click(panel.pause_button)
+        click(panel.pause_button)
         await eventually(
             lambda: panel.status is not None and panel.status.state == "paused", 10, "paused"
         )
@@ -241,7 +121,7 @@ async def test_a_paced_job_with_a_canary_runs_at_its_rate_and_pauses_and_resumes
             2,
             f"the dialog saying {paused_at} sent",
         )
-        _click(panel.resume_button)
+        click(panel.resume_button)
 
         window = session.window
         await eventually(lambda: bool(window.findChildren(ActionSummaryDialog)), 30, "the end")
@@ -262,26 +142,16 @@ async def test_a_paced_job_with_a_canary_runs_at_its_rate_and_pauses_and_resumes
         await eventually(
             lambda: jobs.rowCount() == 1 and jobs.job(0).state == "done", 15, "the job done"
         )
-    finally:
-        repeating.cancel()
 
 
 async def test_a_canary_that_fails_again_pauses_the_job_and_says_why(
     twelve: PacedFlow, consoles: Consoles, tmp_path: Path
 ) -> None:
-    worker = Worker(twelve.channel, twelve.events, "failed")
-    repeating = await worker.start(twelve.work)
-    try:
+    async with worker_on(twelve, "failed") as worker:
         session = consoles.start(twelve.profile)
         window = session.window
-        window.resize(1366, 768)
-        dialog = await _requeue_the_group(session, 12)
-        _choose_pace(dialog, "5/s", "3")
-        _click(dialog.ok_button)
-
-        progress = await _progress_dialog(session)
-        panel = progress.job_panel
-        assert panel is not None
+        dialog = await paced_confirmation(session, 12, "5/s", "3")
+        progress, panel = await start_confirmed(session, dialog)
         await eventually(
             lambda: panel.status is not None and panel.status.state == "paused",
             60,
@@ -313,7 +183,7 @@ async def test_a_canary_that_fails_again_pauses_the_job_and_says_why(
             .startswith("paused by itself: canary: 3 of 3 failed again (100 % > 20 %)")
         )
 
-        _click(panel.cancel_button)
+        click(panel.cancel_button)
         await eventually(lambda: bool(window.findChildren(ActionSummaryDialog)), 30, "the end")
         (summary,) = window.findChildren(ActionSummaryDialog)
         assert summary.report.succeeded == 3
@@ -330,8 +200,6 @@ async def test_a_canary_that_fails_again_pauses_the_job_and_says_why(
         assert len(worker.arrivals) == 3
         QTest.mouseClick(summary.close_button, Qt.MouseButton.LeftButton)
         await eventually(lambda: jobs.job(0).state == "cancelled", 15, "cancelled, on Audit")
-    finally:
-        repeating.cancel()
 
 
 async def test_a_job_control_refused_says_so_without_stalling_the_console(
@@ -339,18 +207,11 @@ async def test_a_job_control_refused_says_so_without_stalling_the_console(
 ) -> None:
     """Another console cancels the job; Pause clicked here is refused with a notice, and
     the console goes on (the notice ran a nested event loop: the console stalled)."""
-    worker = Worker(twelve.channel, twelve.events, "captured")
-    repeating = await worker.start(twelve.work)
-    try:
+    async with worker_on(twelve, "captured") as worker:
         session = consoles.start(twelve.profile)
         window = session.window
-        window.resize(1366, 768)
-        dialog = await _requeue_the_group(session, 12)
-        _choose_pace(dialog, "1/s", "1")
-        _click(dialog.ok_button)
-        progress = await _progress_dialog(session)
-        panel = progress.job_panel
-        assert panel is not None
+        dialog = await paced_confirmation(session, 12, "1/s", "1")
+        progress, panel = await start_confirmed(session, dialog)
         await eventually(lambda: panel.status is not None, 10, "the job read")
         assert panel.status is not None and panel.pause_button.isEnabled()
         assert session.workbench is not None and session.workbench.actions is not None
@@ -361,7 +222,7 @@ async def test_a_job_control_refused_says_so_without_stalling_the_console(
             only_from=(JobState.RUNNING, JobState.PAUSED),
         )
         assert moved
-        _click(panel.pause_button)
+        click(panel.pause_button)
 
         def notices() -> list[QMessageBox]:
             return [b for b in progress.findChildren(QMessageBox) if b.isVisible()]
@@ -371,8 +232,6 @@ async def test_a_job_control_refused_says_so_without_stalling_the_console(
         assert "is cancelled: it cannot be paused" in notice.text()
         # the console goes on behind the notice: the run ends and says so
         await eventually(lambda: bool(window.findChildren(ActionSummaryDialog)), 30, "the end")
-        _click(notice.button(QMessageBox.StandardButton.Ok))
+        click(notice.button(QMessageBox.StandardButton.Ok))
         await eventually(lambda: not notices(), 5, "the notice closed")
         assert len(worker.arrivals) < 12
-    finally:
-        repeating.cancel()
