@@ -215,6 +215,19 @@ class Workers:
         await self._duplicate(outlet, message, payment)
         return True
 
+    async def _payment_to_handle(
+        self, outlet: Outlet, message: AbstractIncomingMessage
+    ) -> dict[str, Any] | None:
+        """The message's payment; None when its body is not one (dead-lettered) or the
+        payment was captured already (a duplicate): nothing more to do."""
+        payment = parse_payment(message.body)
+        if payment is None:
+            await self._reject_unreadable(outlet, message)
+            return None
+        if await self._already_captured(outlet, message, payment):
+            return None
+        return payment
+
     async def _duplicate(
         self, outlet: Outlet, message: AbstractIncomingMessage, payment: Mapping[str, Any]
     ) -> None:
@@ -227,11 +240,8 @@ class Workers:
     async def handle_request(self, outlet: Outlet, message: AbstractIncomingMessage) -> None:
         """The process worker: authorize, decline, send to review, or fail."""
         async with message.process(requeue=True, ignore_processed=True):
-            payment = parse_payment(message.body)
+            payment = await self._payment_to_handle(outlet, message)
             if payment is None:
-                await self._reject_unreadable(outlet, message)
-                return
-            if await self._already_captured(outlet, message, payment):
                 return
             pid: str = payment["payment_id"]
             merchant = str(payment.get("merchant") or "unknown")
@@ -327,11 +337,8 @@ class Workers:
         """The settlement worker: capture once, or nack for redelivery when the acquirer is
         flaky."""
         async with message.process(requeue=True, ignore_processed=True):
-            payment = parse_payment(message.body)
+            payment = await self._payment_to_handle(outlet, message)
             if payment is None:
-                await self._reject_unreadable(outlet, message)
-                return
-            if await self._already_captured(outlet, message, payment):
                 return
             pid: str = payment["payment_id"]
             options = self._options
