@@ -104,7 +104,7 @@ def _row(summary: EntrySummary) -> list[str]:
         "payment_id": mask_optional_identifier(summary.payment_id) or "-",
         "merchant": masked(summary.merchant) or "-",
         "amount": amount or "-",
-        "reason": summary.reason or "-",
+        "reason": masked(summary.reason) or "-",
         "cause": _cut(masked(summary.cause) or "-", COLUMN["cause"].cli_width),
         "origin_queue": masked(summary.origin_queue) or "-",
         "attempts": str(summary.attempts),
@@ -258,10 +258,10 @@ def entry_text(
         f"payment      {mask_optional_identifier(s.payment_id) or '-'}",
         f"merchant     {masked(s.merchant) or '-'}",
         f"amount       {' '.join(p for p in (s.amount, s.currency) if p) or '-'}",
-        f"reason       {s.reason or '-'} in queue {s.origin_queue or '-'}"
+        f"reason       {masked(s.reason) or '-'} in queue {masked(s.origin_queue) or '-'}"
         f" (routing key {masked(s.routing_key) or '-'})"
         if s.origin_exchange is None
-        else f"reason       {s.reason or '-'}; goes back through exchange"
+        else f"reason       {masked(s.reason) or '-'}; goes back through exchange"
         f" {masked(s.origin_exchange)} (routing key {masked(s.routing_key) or '-'})",
         f"cause        {masked(s.cause) or '-'}  (from {s.cause_source.replace('_', '-')})",
         f"group        {masked(s.failure_group) or '-'}",

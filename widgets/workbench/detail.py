@@ -530,8 +530,8 @@ class EntryDetailPane(QWidget):
         self.facts_grid.cause.setToolTip(cause_tooltip(summary))
         dead_at = format_local_time(summary.dead_lettered_at_ms)
         facts = {
-            "reason": summary.reason or "—",
-            "origin_queue": summary.origin_queue or "—",
+            "reason": mask_sensitive_text(summary.reason) or "—",
+            "origin_queue": mask_sensitive_text(summary.origin_queue) or "—",
             "attempts": f"{summary.attempts:,}",
             "dead_lettered_at": dead_at,
             "dlq": summary.dlq,
@@ -543,7 +543,7 @@ class EntryDetailPane(QWidget):
             label.setToolTip(text)
         self._fit_facts()
         self.facts["origin_queue"].setToolTip(
-            f"{summary.origin_queue}: the queue it was dead-lettered from; a requeue sends it back"
+            f"{facts['origin_queue']}: the queue it was dead-lettered from; a requeue sends it back"
             " there"
         )
         error = entry.last_error
@@ -555,7 +555,7 @@ class EntryDetailPane(QWidget):
     def _update_buttons(self) -> None:
         reason = self.actions_disabled_reason()
         entry = self._entry
-        origin = entry.summary.origin_queue if entry is not None else ""
+        origin = mask_sensitive_text(entry.summary.origin_queue) if entry is not None else ""
         tips = {
             Action.REQUEUE: f"Send the message back, unchanged, to {origin or 'its queue'}",
             Action.RETRY: f"Send it again to {origin or 'its queue'}, now or after a delay,"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from app.cli import exit_codes
 from services.workbench.codec import F_HEADERS, decode_table, encode_table
 from services.workbench.death_history import DEATHS_HEADER, HISTORY_HEADER
 from services.workbench.model import EntryState
+from services.workbench.redis_layout import summary_blob, summary_from_blob
 from services.workbench.store import ParkingStore
 from tests.app.cli.dlq_kit import Setup
 from tests.helpers.action_kit import (
@@ -577,12 +579,13 @@ def test_x_death_texts_are_shown_masked_with_bytes_that_are_not_utf8_escaped(
     parked: Setup, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """An x-death record whose exchange is not UTF-8 and holds a card number, a queue, a
-    reason and a routing key holding one: ``show`` (text and --json) masks them all and
-    writes the bytes as ``\\xNN`` (services/workbench/shown.py)."""
+    reason and a routing key holding one (the entry's reason and queue too): ``list`` and
+    ``show`` (text and --json) mask them all and write the bytes as ``\\xNN``."""
     ids = parked.ids()
+    dlq = f"{parked.prefix}dlq"
 
     async def damage(broker: Broker, store: ParkingStore) -> None:
-        key = store.entry_key(f"{parked.prefix}dlq", ids[0])
+        key = store.entry_key(dlq, ids[0])
         headers = decode_table(await store.redis.hget(key, F_HEADERS))
         headers["x-death"][0].update(
             exchange=f"ex\xff{PAN}".encode("latin-1"),
@@ -593,14 +596,23 @@ def test_x_death_texts_are_shown_masked_with_bytes_that_are_not_utf8_escaped(
         headers[DEATHS_HEADER] = 1
         headers[HISTORY_HEADER] = [{"queue": f"old-{PAN}", "reason": "r", "count": 1}]
         await store.redis.hset(key, F_HEADERS, encode_table(headers))
+        # the entry's reason and queue, which parking takes from the x-death record
+        blob = await store.redis.hget(key, "summary")
+        stored = summary_from_blob(dlq, ids[0], 0, blob, state=EntryState.PARKED, operator=None)
+        summary = dataclasses.replace(stored, reason=f"why-{PAN}", origin_queue=f"q-{PAN}")
+        await store.redis.hset(key, "summary", summary_blob(summary))
 
     parked.call(damage)
+    assert parked.cli("list") == exit_codes.OK
+    out = capsys.readouterr().out
+    assert PAN not in out and f"why-{MASKED_PAN}" in out
     assert parked.cli("show", ids[0]) == exit_codes.OK
     out = capsys.readouterr().out
     assert PAN not in out
     assert f"why-{MASKED_PAN} in q-{MASKED_PAN} x1" in out
     assert f"(exchange ex\\xff{MASKED_PAN}, routing keys rk-{MASKED_PAN})" in out
     assert f"r in old-{MASKED_PAN} x1" in out
+    assert f"reason       why-{MASKED_PAN} in queue q-{MASKED_PAN}" in out
 
     assert parked.cli("show", ids[0], "--json") == exit_codes.OK
     out = capsys.readouterr().out

@@ -589,21 +589,29 @@ def test_a_damaged_entry_is_shown_marked_and_masked(pane):
 
 def test_x_death_texts_are_shown_masked_with_bytes_that_are_not_utf8_escaped(pane):
     """An x-death exchange that is not UTF-8 and holds a card number (the wire gives such
-    a value as bytes), a routing key, and the first death's queue, reason and exchange
-    holding one: masked in the x-death table and its note, the bytes as ``\\xNN``."""
+    a value as bytes), a queue, reason and routing key holding one (the entry's reason and
+    queue come from them), the first death's exchange holding one: masked in the x-death
+    table, its note and the facts over the tabs, the bytes as ``\\xNN``."""
     headers = death_headers()
     latest, first = headers["x-death"]
-    latest.update(exchange=f"ex\xff{PAN}".encode("latin-1"), **{"routing-keys": [f"rk-{PAN}"]})
-    first.update(queue=f"q-{PAN}", reason=f"why-{PAN}", exchange=f"dlx-{PAN}")
-    headers.update({"x-first-death-queue": f"q-{PAN}", "x-first-death-reason": f"why-{PAN}"})
+    latest.update(
+        exchange=f"ex\xff{PAN}".encode("latin-1"),
+        queue=f"q-{PAN}",
+        reason=f"why-{PAN}",
+        **{"routing-keys": [f"rk-{PAN}"]},
+    )
+    first["exchange"] = f"dlx-{PAN}"
     headers[DEATHS_HEADER] = 1
     headers[HISTORY_HEADER] = [{"queue": f"old-{PAN}", "reason": "r", "count": 1}]
     pane.show_entry(make_entry(headers=headers))
     table = pane.deaths_table
     rows = [[table.item(r, c).text() for c in range(1, 5)] for r in range(3)]
-    assert rows[0] == ["rejected", "payments.process", f"ex\\xff{MASKED_PAN}", f"rk-{MASKED_PAN}"]
-    assert rows[1][:3] == [f"why-{MASKED_PAN}", f"q-{MASKED_PAN}", f"dlx-{MASKED_PAN}"]
+    masked_latest = [f"why-{MASKED_PAN}", f"q-{MASKED_PAN}", f"ex\\xff{MASKED_PAN}"]
+    assert rows[0] == [*masked_latest, f"rk-{MASKED_PAN}"]
+    assert rows[1][2] == f"dlx-{MASKED_PAN}"
     assert rows[2][1] == f"old-{MASKED_PAN}"
-    note = f"First died in q-{MASKED_PAN} (why-{MASKED_PAN}) via dlx-{MASKED_PAN}."
-    assert note in pane.deaths_note.text()
+    assert f"via dlx-{MASKED_PAN}." in pane.deaths_note.text()
+    assert pane.facts["reason"].full_text() == f"why-{MASKED_PAN}"
+    assert pane.facts["origin_queue"].full_text() == f"q-{MASKED_PAN}"
     assert PAN not in all_text(pane)
+    assert not any(PAN in button.toolTip() for button in pane.action_buttons.values())
