@@ -17,7 +17,8 @@ import hashlib
 import io
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from operator import attrgetter
 from typing import Any, Final
 
 import numpy as np
@@ -38,7 +39,7 @@ from services.masking.json import (
 from services.masking.message import mask_untrusted
 from services.time_range import iso_utc
 from services.workbench.actions.jobs import Job
-from services.workbench.columns import CSV_COLUMNS
+from services.workbench.columns import CSV_COLUMNS, EntryColumn
 from services.workbench.model import AuditRecord, ParkedEntry, body_kind
 from services.workbench.shown import escaped, masked_escaped
 
@@ -164,24 +165,55 @@ _entry_time = functools.lru_cache(maxsize=16)(iso_utc)
 """``iso_utc``, remembered: entry_row and entry_document format the same times of an entry."""
 
 
+_masked_text = functools.lru_cache(maxsize=8192)(mask_optional_text)
+"""``mask_optional_text`` of a text, remembered: the reasons, queues, merchants, causes ...
+of a range repeat (the masking is a function of the text alone)."""
+
+
+def _masked_or_none(value: Any) -> str | None:
+    """``mask_optional_text(value) or None``; a text through :data:`_masked_text`."""
+    if type(value) is str:
+        return _masked_text(value) or None
+    return mask_optional_text(value) or None
+
+
+def _cell(value: Any) -> str:
+    """A text column's CSV cell as :func:`entry_row` writes it (not a text: empty)."""
+    return _csv_cell(_masked_text(value)) if type(value) is str else ""
+
+
+_OURS: Final = frozenset({"entry_id", "dlq"})
+"""The columns that are ours (ids, the queue's name): written as they are, not masked."""
+_IDENTIFIERS: Final = frozenset({"payment_id"})
+"""The columns masked as identifiers (:func:`mask_optional_identifier`), not as free text."""
+
+
+def _row_cell(column: EntryColumn) -> Callable[[ParkedEntry], str]:
+    """How :func:`entry_row` writes ``column``'s cell of an entry.
+
+    Our ids and times are not masked, an identifier is masked as one
+    (services.masking.json), every other cell as free text (not a text: empty).
+    """
+    value = attrgetter(column.field if column.kind == "detail" else f"summary.{column.field}")
+    if column.name in _OURS:
+        return value
+    if column.kind == "time":
+        return lambda entry: _entry_time(value(entry))
+    if column.kind in ("count", "state"):
+        return lambda entry: str(value(entry))
+    if column.name in _IDENTIFIERS:
+        return lambda entry: _csv_cell(mask_optional_identifier(value(entry)))
+    return lambda entry: _cell(value(entry))
+
+
+_ROW_CELLS: Final = tuple(_row_cell(column) for column in CSV_COLUMNS)
+"""The cells of a row, ``ENTRY_COLUMNS`` in order: the column definitions
+(:mod:`services.workbench.columns`) say which there are and what each holds."""
+
+
 def entry_row(entry: ParkedEntry) -> list[str]:
     """The CSV row of one entry (``ENTRY_COLUMNS``), masked."""
-    s = entry.summary
-    # Our ids and times are not masked, the payment id is masked as an identifier
-    # (services.masking.json), every other cell as free text.
-    ours = {
-        "entry_id": s.entry_id,
-        "dlq": s.dlq,
-        "dead_lettered_at": _entry_time(s.dead_lettered_at_ms),
-        "parked_at": _entry_time(s.parked_at_ms),
-        "attempts": str(s.attempts),
-        "state": str(s.state),
-        "payment_id": _csv_cell(mask_optional_identifier(s.payment_id)),
-    }
-    return [
-        ours[c.name] if c.name in ours else _csv_cell(mask_optional_text(c.text(entry)))
-        for c in CSV_COLUMNS
-    ]
+    return [cell(entry) for cell in _ROW_CELLS]
 
 
 def entry_document(
@@ -233,79 +265,18 @@ def entry_document(
     }
 
 
-_FAST_COLUMNS: Final = (
-    "entry_id",
-    "dlq",
-    "dead_lettered_at",
-    "parked_at",
-    "payment_id",
-    "merchant",
-    "amount",
-    "currency",
-    "reason",
-    "cause",
-    "cause_source",
-    "failure_group",
-    "origin_queue",
-    "routing_key",
-    "attempts",
-    "state",
-    "last_operator",
-    "last_error",
-)
-"""The columns :func:`entry_row_and_document` writes itself (``ENTRY_COLUMNS`` as it is:
-when the columns change, it falls back to :func:`entry_row`)."""
-
-_masked_text = functools.lru_cache(maxsize=8192)(mask_optional_text)
-"""``mask_optional_text`` of a text, remembered: the reasons, queues, merchants, causes ...
-of a range repeat (the masking is a function of the text alone)."""
-
-
-def _masked_or_none(value: Any) -> str | None:
-    """``mask_optional_text(value) or None``; a text through :data:`_masked_text`."""
-    if type(value) is str:
-        return _masked_text(value) or None
-    return mask_optional_text(value) or None
-
-
-def _cell(value: Any) -> str:
-    """A text column's CSV cell as :func:`entry_row` writes it (not a text: empty)."""
-    return _csv_cell(_masked_text(value)) if type(value) is str else ""
-
-
 def entry_row_and_document(
     entry: ParkedEntry, *, in_range: bool, ids: IdTree | None = None
 ) -> tuple[list[str], dict[str, Any]]:
     """``(entry_row(entry), entry_document(entry, ...))``, the texts they share masked
     once: what the export writes per entry."""
-    if ENTRY_COLUMNS != _FAST_COLUMNS:
-        return entry_row(entry), entry_document(entry, in_range=in_range, ids=ids)
     s = entry.summary
     record = entry.record
+    row = entry_row(entry)
     dead_lettered_at = _entry_time(s.dead_lettered_at_ms)
     parked_at = _entry_time(s.parked_at_ms)
     state = str(s.state)
     payment_id = mask_optional_identifier(s.payment_id)
-    row = [
-        s.entry_id,
-        s.dlq,
-        dead_lettered_at,
-        parked_at,
-        _csv_cell(payment_id),
-        _cell(s.merchant),
-        _cell(s.amount),
-        _cell(s.currency),
-        _cell(s.reason),
-        _cell(s.cause),
-        _cell(s.cause_source),
-        _cell(s.failure_group),
-        _cell(s.origin_queue),
-        _cell(s.routing_key),
-        str(s.attempts),
-        state,
-        _cell(s.last_operator),
-        _cell(entry.last_error),
-    ]
     document = {
         "entry_id": s.entry_id,
         "dlq": s.dlq,
