@@ -188,32 +188,47 @@ _IDENTIFIERS: Final = frozenset({"payment_id"})
 """The columns masked as identifiers (:func:`mask_optional_identifier`), not as free text."""
 
 
-def _row_cell(column: EntryColumn) -> Callable[[ParkedEntry], str]:
-    """How :func:`entry_row` writes ``column``'s cell of an entry.
+def _as_is(value: str) -> str:
+    return value
+
+
+def _count(value: object) -> str:
+    return str(value)
+
+
+def _identifier_cell(value: str | None) -> str:
+    return _csv_cell(mask_optional_identifier(value))
+
+
+def _cell_writer(column: EntryColumn) -> Callable[[Any], str]:
+    """How :func:`entry_row` writes a value of ``column`` in its cell.
 
     Our ids and times are not masked, an identifier is masked as one
     (services.masking.json), every other cell as free text (not a text: empty).
     """
-    value = attrgetter(column.field if column.kind == "detail" else f"summary.{column.field}")
     if column.name in _OURS:
-        return value
+        return _as_is
     if column.kind == "time":
-        return lambda entry: _entry_time(value(entry))
+        return _entry_time
     if column.kind in ("count", "state"):
-        return lambda entry: str(value(entry))
+        return _count
     if column.name in _IDENTIFIERS:
-        return lambda entry: _csv_cell(mask_optional_identifier(value(entry)))
-    return lambda entry: _cell(value(entry))
+        return _identifier_cell
+    return _cell
 
 
-_ROW_CELLS: Final = tuple(_row_cell(column) for column in CSV_COLUMNS)
-"""The cells of a row, ``ENTRY_COLUMNS`` in order: the column definitions
-(:mod:`services.workbench.columns`) say which there are and what each holds."""
+_ROW_VALUES: Final = attrgetter(
+    *(c.field if c.kind == "detail" else f"summary.{c.field}" for c in CSV_COLUMNS)
+)
+"""The values of a row's cells, ``ENTRY_COLUMNS`` in order, in one call: the column
+definitions (:mod:`services.workbench.columns`) say which there are and where each is."""
+_ROW_WRITERS: Final = tuple(_cell_writer(column) for column in CSV_COLUMNS)
+"""How each cell of a row is written (:func:`_cell_writer`)."""
 
 
 def entry_row(entry: ParkedEntry) -> list[str]:
     """The CSV row of one entry (``ENTRY_COLUMNS``), masked."""
-    return [cell(entry) for cell in _ROW_CELLS]
+    return [write(value) for write, value in zip(_ROW_WRITERS, _ROW_VALUES(entry), strict=True)]
 
 
 def entry_document(

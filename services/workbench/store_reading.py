@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from itertools import accumulate
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -83,11 +82,19 @@ def unpack_hash(packed: bytes) -> dict[bytes, bytes]:
     if not packed:
         return {}
     (count,) = _COUNT.unpack_from(packed)
-    ends = list(accumulate(struct.unpack_from(f">{count}I", packed, 4), initial=4 + 4 * count))
-    if ends[-1] != len(packed) or count % 2:
-        raise ValueError(f"a packed hash of {len(packed)} bytes says {ends[-1]} ({count} items)")
-    items = map(packed.__getitem__, map(slice, ends, ends[1:]))  # field, value, field, ...
-    return dict(zip(items, items, strict=True))
+    if count % 2:
+        raise ValueError(f"a packed hash of {len(packed)} bytes says {count} items")
+    sizes = iter(struct.unpack_from(f">{count}I", packed, 4))
+    at = 4 + 4 * count
+    fields: dict[bytes, bytes] = {}
+    for size in sizes:  # field, value, field, ... (a loop: half the time of slices mapped)
+        end = at + size
+        value_end = end + next(sizes)
+        fields[packed[at:end]] = packed[end:value_end]
+        at = value_end
+    if at != len(packed):
+        raise ValueError(f"a packed hash of {len(packed)} bytes says {at} ({count} items)")
+    return fields
 
 
 class StoreReader:
