@@ -14,6 +14,7 @@ import csv
 import datetime
 import decimal
 import io
+import struct
 
 import orjson
 import pytest
@@ -199,3 +200,25 @@ async def test_the_fast_path_gives_what_the_general_one_gives(
         "ex\\xff510510******5100",
         "rk.\\xfe",
     )
+
+
+def _packed(items: list[bytes], count: int | None = None) -> bytes:
+    """``items`` (field, value, ...) packed as the export's script packs a hash."""
+    n = len(items) if count is None else count
+    return struct.pack(f">I{len(items)}I", n, *map(len, items)) + b"".join(items)
+
+
+def test_a_packed_hash_unpacks_field_by_field_and_a_damaged_one_is_refused() -> None:
+    fields = [b"body", b"\x00\xff{}", b"empty", b"", b"state", b"parked", b"state", b"acted"]
+    assert unpack_hash(_packed(fields)) == {
+        b"body": b"\x00\xff{}",
+        b"empty": b"",
+        b"state": b"acted",
+    }
+    for damaged in (
+        _packed(fields[:3], count=3),  # a field without its value
+        _packed(fields) + b"x",  # bytes after the last value
+        _packed(fields)[:-1],  # the last value cut short
+    ):
+        with pytest.raises(ValueError):
+            unpack_hash(damaged)
