@@ -47,7 +47,7 @@ from widgets.workbench.action_summary import ActionSummaryDialog
 log = logging.getLogger(__name__)
 
 FIRST_PAGE = 300
-LOAD_BATCH = 1000  # rows per step of the full load: each step (decode, add) stays short
+LOAD_BATCH = 1000  # rows per batch of the full load: its decode and its add are a step each
 CHANGES_BLOCK_MS = 1000
 AUDIT_COUNT = 500
 AUDIT_REFRESH_MS = 5000
@@ -240,6 +240,10 @@ class WorkbenchController(QObject):
         self.page.table_view.set_loading(len(self.index), total)
         for dlq in dlqs:
             async for batch in store.iter_summaries(dlq, LOAD_BATCH):
+                # Three GUI steps, not one: the batch read and decoded (above), its rows
+                # added (here, after a yield to the loop), and the view's refresh and repaint
+                # (Qt's own events, when due).
+                await asyncio.sleep(0)
                 self.index.add(batch)
                 self.page.table_view.set_loading(len(self.index), max(total, len(self.index)))
                 self.page.table_view.request_refresh()
