@@ -80,12 +80,16 @@ def as_group_by(name: str, default: GroupBy) -> GroupBy:
     return next((by for by in GROUP_BYS if by == name), default)
 
 
+NO_ORIGIN_QUEUE: Final = "no origin queue"
+"""An entry's queue when it names none (a dead letter without ``x-death``)."""
+
+
 def group_label(by: GroupBy, value: GroupValue) -> str:
     """How a group's value is shown."""
     if value is None:
         return "(none)"
-    if value == "":
-        return "(empty)"
+    if value == "":  # the filter menus and the group list show the same words
+        return NO_ORIGIN_QUEUE if by == "origin_queue" else "(empty)"
     if by == "state":
         return STATE_LABELS.get(EntryState(value), value)
     return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 from PySide6.QtCore import Qt, QTimer
@@ -68,3 +69,28 @@ def test_the_state_menu_counts_follow_entries_arriving_while_it_is_open(qtbot):
     _in_open_menu(qtbot, view.filter_bar.buttons["state"], while_open)
     assert seen["opened"] == parked
     assert seen["open"] == seen["expected"] > parked
+
+
+@POPUP_WARNINGS
+def test_entries_without_an_origin_queue_are_named_so_in_the_queue_menu_and_groups(qtbot):
+    rows = realistic_summaries(60, seed=5)
+    rows[:7] = [replace(s, origin_queue="") for s in rows[:7]]  # dead letters without x-death
+    index = EntryIndex()
+    index.add(rows)
+    view = show(qtbot, FailedPaymentsView(index))
+    view.resize(1400, 700)
+    seen: dict[str, object] = {}
+
+    def while_open(menu: QMenu) -> None:
+        seen["labels"] = [action.text().partition("\t")[0] for action in menu.actions()]
+        seen["count"] = _count(menu, "no origin queue")
+
+    _in_open_menu(qtbot, view.filter_bar.buttons["origin_queue"], while_open)
+    assert seen["count"] == 7
+    assert "(empty)" not in seen["labels"]
+    panel = view.group_panel
+    panel.choice.setCurrentIndex(panel.choice.findData("origin_queue"))  # as a pick in it does
+    assert panel.by == "origin_queue"
+    listed = view.group_panel.list
+    texts = [listed.topLevelItem(i).text(0) for i in range(listed.topLevelItemCount())]
+    assert any(text.startswith("no origin queue") for text in texts), texts
