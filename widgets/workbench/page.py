@@ -7,7 +7,8 @@ need and the pane the rest; a window too narrow for both starts with the pane
 folded, so no column is cut; opened there, the pane takes its room from the
 cause column, and then from the group panel (folded while the pane is open),
 never from the other columns. ``view_settings`` / ``apply_view_settings``
-carry the columns and the pane between runs (``app/ui_state.py`` keeps them).
+carry the columns and the pane between runs (``app/ui_state.py`` keeps them); a
+pane restored open is opened by the same rule in the page's width as shown.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class WorkbenchPage(QWidget):
         self.splitter.setCollapsible(0, False)
         self.splitter.setCollapsible(1, True)  # drag the handle right to fold the pane
         self._detail_width = 0  # the pane's width when last open
+        self._restored_open = False  # restored open: opened by the rule below as it resizes
         self._auto = True  # the split follows the window until the operator sets it
         self.detail_action = QAction("Show details", self)
         self.detail_action.setCheckable(True)
@@ -94,26 +96,30 @@ class WorkbenchPage(QWidget):
     @Slot(bool)
     def set_detail_open(self, open_: bool) -> None:
         """Fold the detail pane away (the table takes its room) or open it again."""
-        self._auto = False
+        self._auto = self._restored_open = False
         if open_ == self.detail_open:
             self._show_detail_state()
             return
-        total = sum(self.splitter.sizes())
         if open_:
-            wanted = self._detail_width or self.detail.minimumSizeHint().width() + 60
-            view = self.table_view
-            # the table less what its cause column gives up, beside the group panel; a
-            # window too narrow for that and the pane folds the group panel away
-            view.set_group_panel_folded(total - self._table_room(True) < self._pane_minimum())
-            table = self._table_room(not view.group_panel_folded)
-            table = max(table, view.minimumSizeHint().width())
-            width = min(wanted, max(total - table, 0))
-            self.splitter.setSizes([total - width, width])
+            self._open_beside_table()
         else:
             self._detail_width = self.splitter.sizes()[1]
-            self.splitter.setSizes([total, 0])
+            self.splitter.setSizes([sum(self.splitter.sizes()), 0])
             self.table_view.set_group_panel_folded(False)
         self._show_detail_state()
+
+    def _open_beside_table(self) -> None:
+        """The pane at its width, as far as the table leaves room for it."""
+        total = sum(self.splitter.sizes())
+        wanted = self._detail_width or self.detail.minimumSizeHint().width() + 60
+        view = self.table_view
+        # the table less what its cause column gives up, beside the group panel; a
+        # window too narrow for that and the pane folds the group panel away
+        view.set_group_panel_folded(total - self._table_room(True) < self._pane_minimum())
+        table = self._table_room(not view.group_panel_folded)
+        table = max(table, view.minimumSizeHint().width())
+        width = min(wanted, max(total - table, 0))
+        self.splitter.setSizes([total - width, width])
 
     def _table_room(self, with_groups: bool) -> int:
         """What the table needs with only its cause column narrowed (and the group panel)."""
@@ -128,7 +134,7 @@ class WorkbenchPage(QWidget):
         return max(self.detail.minimumSizeHint().width(), self.detail.minimumWidth())
 
     def _on_splitter_moved(self, _pos: int, _index: int) -> None:
-        self._auto = False  # the operator dragged the handle
+        self._auto = self._restored_open = False  # the operator dragged the handle
         if self.detail_open:
             self._detail_width = self.splitter.sizes()[1]
         self._show_detail_state()
@@ -155,8 +161,13 @@ class WorkbenchPage(QWidget):
         self._fit_if_auto()
 
     def _fit_if_auto(self) -> None:
-        if self._auto and self.isVisible():
+        if not self.isVisible():
+            return
+        if self._auto:
             self.fit_to_width()
+        elif self._restored_open:  # as if opened now, in the page's width
+            self._open_beside_table()
+            self._show_detail_state()
 
     def fit_to_width(self) -> None:
         """The table as wide as its columns need, the detail pane the rest; a window
@@ -180,7 +191,7 @@ class WorkbenchPage(QWidget):
         """The columns and the detail pane, to remember between runs."""
         return {
             "columns": self.table_view.table.column_settings(),
-            "detail_open": self.detail_open,
+            "detail_open": self.detail_open or self._restored_open,
             "detail_width": self.splitter.sizes()[1] if self.detail_open else self._detail_width,
         }
 
@@ -196,10 +207,14 @@ class WorkbenchPage(QWidget):
             self._detail_width = width
         open_ = settings.get("detail_open")
         if isinstance(open_, bool):
+            # Open: by set_detail_open's rule (the group panel folds where the window is
+            # too narrow for it) in the page's width as shown and resized, until the
+            # operator sets the split; not by the width saved alone (it cut columns).
             total = sum(self.splitter.sizes())
-            detail = min(self._detail_width, total // 2) if open_ else 0
-            self.splitter.setSizes([total - detail, detail])
+            self.splitter.setSizes([total, 0])
+            self._restored_open = open_
             self._auto = False
+            self._fit_if_auto()
         self._show_detail_state()
 
     # ------------------------------------------------------------------ banner, read-only

@@ -108,3 +108,18 @@ def test_widths_from_an_earlier_run_do_not_cut_amounts_or_outcomes(qtbot):
     outcome = header.sectionSize(COLUMN_NAMES.index("outcome"))
     widest = max(table.fontMetrics().horizontalAdvance(o.label) for o in Outcome)
     assert outcome > widest  # "succeeded" whole once an action ends
+
+
+def test_a_pane_restored_open_at_1280_folds_the_groups_and_cuts_no_column(qtbot):
+    window = _window(qtbot, 1280, 800, {"detail_open": True, "detail_width": 460})
+    page, view = window.workbench, window.workbench.table_view
+    qtbot.waitUntil(lambda: page.detail_open)
+    assert page.detail.width() >= page.detail.minimumSizeHint().width()
+    assert view.group_panel_folded  # as when the operator opens it at this width
+    assert view.table.shown_columns() == IMPORTANT
+    assert _cut(page) <= {"cause"}
+    assert not view.table.horizontalScrollBar().isVisible()
+
+    qtbot.mouseClick(page.detail_button, Qt.MouseButton.LeftButton)  # folded: groups back
+    assert not page.detail_open and not view.group_panel_folded
+    assert page.view_settings()["detail_open"] is False
