@@ -50,6 +50,20 @@ STATE_ROLE: Final = Qt.ItemDataRole.UserRole + 2
 SUMMARY_ROLE: Final = Qt.ItemDataRole.UserRole + 3
 """The row's :class:`EntrySummary`."""
 
+_ROLES_ANSWERED: Final = frozenset(
+    int(role)
+    for role in (
+        Qt.ItemDataRole.DisplayRole,
+        Qt.ItemDataRole.ForegroundRole,
+        Qt.ItemDataRole.TextAlignmentRole,
+        Qt.ItemDataRole.ToolTipRole,
+        STATE_ROLE,
+        ENTRY_ID_ROLE,
+        SUMMARY_ROLE,
+    )
+)
+"""The roles :meth:`FailedPaymentsModel.data` answers (a repaint asks about eight per cell)."""
+
 STATE_LABELS: Final[dict[EntryState, str]] = {state: state.value.title() for state in EntryState}
 
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
@@ -358,6 +372,8 @@ class FailedPaymentsModel(QAbstractTableModel):
         return None
 
     def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role not in _ROLES_ANSWERED:  # font, check state, decoration, background: half
+            return None  # of what painting a cell asks, answered before any lookup
         if not index.isValid():
             return None
         row, col = index.row(), index.column()
