@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import Any
@@ -34,6 +35,7 @@ from services.workbench.actions.report import ActionReport, ActionRequest
 from services.workbench.actions.service import ActionRefused, ActionService
 from services.workbench.durability import VolatileStore, parking_refusal
 from services.workbench.index import STATES, EntryIndex
+from services.workbench.load_pace import LoadPace
 from services.workbench.model import Change, Durability, EntryState, ParkedEntry
 from services.workbench.park_runner import ParkingRunner
 from services.workbench.query import ActionTarget
@@ -47,7 +49,6 @@ from widgets.workbench.action_summary import ActionSummaryDialog
 log = logging.getLogger(__name__)
 
 FIRST_PAGE = 300
-LOAD_BATCH = 1000  # rows per batch of the full load: its decode and its add are a step each
 CHANGES_BLOCK_MS = 1000
 AUDIT_COUNT = 500
 AUDIT_REFRESH_MS = 5000
@@ -238,13 +239,16 @@ class WorkbenchController(QObject):
         self._list_readable()
         self.page.table_view.refresh()
         self.page.table_view.set_loading(len(self.index), total)
+        pace = LoadPace()  # rows a batch: each step about 15 ms, on a slow host too
         for dlq in dlqs:
-            async for batch in store.iter_summaries(dlq, LOAD_BATCH):
+            async for batch in store.iter_summaries(dlq, pace=pace):
                 # Three GUI steps, not one: the batch read and decoded (above), its rows
                 # added (here, after a yield to the loop), and the view's refresh and repaint
                 # (Qt's own events, when due).
                 await asyncio.sleep(0)
+                adding = time.perf_counter()
                 self.index.add(batch)
+                pace.took("add", len(batch), time.perf_counter() - adding)
                 self.page.table_view.set_loading(len(self.index), max(total, len(self.index)))
                 self.page.table_view.request_refresh()
                 await asyncio.sleep(0)

@@ -9,6 +9,7 @@ The Redis client must be created with ``decode_responses=False``.
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, cast
 
@@ -20,6 +21,7 @@ from services.outcomes.model import dlqs_key, outcome_from_fields
 from services.workbench import lua
 from services.workbench import redis_layout as layout
 from services.workbench.codec import decode_record, parse_x_death
+from services.workbench.load_pace import LoadPace
 from services.workbench.model import (
     AUDIT_STARTED,
     AuditRecord,
@@ -237,9 +239,10 @@ class StoreReader:
         return await self._summaries(dlq, _scored(rows))
 
     async def iter_summaries(
-        self, dlq: str, batch: int = 5000
+        self, dlq: str, batch: int = 5000, pace: LoadPace | None = None
     ) -> AsyncIterator[list[EntrySummary]]:
-        """Every row, oldest first, ``batch`` at a time (bounded memory per batch).
+        """Every row, oldest first, ``batch`` at a time (bounded memory per batch), or as
+        many as ``pace`` says each time (it is told what each batch's decode took).
 
         A cursor on (parked_at, id) rather than on ranks, so entries parked
         while the iteration runs do not shift it; they come last (or through
@@ -249,14 +252,15 @@ class StoreReader:
         low: float | str = "-inf"
         skip = 0
         while True:
+            size = pace.rows if pace is not None else batch
             rows = _scored(
                 await self.redis.zrangebyscore(
-                    idx, low, "+inf", start=skip, num=batch, withscores=True
+                    idx, low, "+inf", start=skip, num=size, withscores=True
                 )
             )
             if not rows:
                 return
-            summaries = await self._summaries(dlq, rows)
+            summaries = await self._summaries(dlq, rows, pace)
             if summaries:
                 yield summaries
             last_score = rows[-1][1]
@@ -265,14 +269,17 @@ class StoreReader:
                 skip += ties
             else:
                 low, skip = last_score, ties
-            if len(rows) < batch:
+            if len(rows) < size:
                 return
 
-    async def _summaries(self, dlq: str, rows: Sequence[tuple[bytes, float]]) -> list[EntrySummary]:
+    async def _summaries(
+        self, dlq: str, rows: Sequence[tuple[bytes, float]], pace: LoadPace | None = None
+    ) -> list[EntrySummary]:
         if not rows:
             return []
         keys = self.keys(dlq)
         flat = await self._rows(keys=[keys.entry(member.decode()) for member, _ in rows])
+        decoding = time.perf_counter()  # the reply is here: the rest is one loop step
         replies = zip(*(flat[i::7] for i in range(7)), strict=True)
         summaries: list[EntrySummary] = []
         for (member, score), reply in zip(rows, replies, strict=True):
@@ -293,6 +300,8 @@ class StoreReader:
                     outcome=outcome,
                 )
             )
+        if pace is not None:
+            pace.took("decode", len(rows), time.perf_counter() - decoding)
         return summaries
 
     # ------------------------------------------------------------------ time ranges

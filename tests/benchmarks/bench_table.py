@@ -7,7 +7,7 @@ about the table), then, in one process with a real offscreen
 
 - first rows: ``store.page`` + ``EntryIndex.add`` + the view showing them;
 - the full load: ``store.iter_summaries`` into the index in the console's
-  steps (``LOAD_BATCH`` rows), the view refreshing (throttled) while it runs,
+  steps (batches sized by ``LoadPace``), the view refreshing (throttled) while it runs,
   and the longest GUI step: how late a 2 ms sleep on the loop woke up (as in
   the console, a batch's decode, its add and the Qt events due - the view's
   refresh, its repaint - are a step each; the Qt events due run in one
@@ -53,6 +53,7 @@ from redis.backoff import NoBackoff
 
 from services.config import FieldPaths
 from services.workbench.codec import MessageRecord
+from services.workbench.load_pace import LoadPace
 from services.workbench.store import ParkingStore, ParkItem
 from tests.benchmarks.common import MERCHANTS
 from tests.benchmarks.gui_steps import CallTimes, StepLog, event_type_name, receiver_name
@@ -339,7 +340,7 @@ async def run(args: argparse.Namespace) -> list[Figure]:
         # What each part of a step costs at most: the model's refresh, the group panel, the
         # columns' fit, the index's add (wrapped on their instances for the load only).
         parts = CallTimes()
-        parts.watch(index, "add", f"index.add ({args.batch:,} rows)")
+        parts.watch(index, "add", "index.add (a batch)")
         parts.watch(view.model, "refresh", "model refresh (merge + Qt's insert)")
         parts.watch(view, "_run", "view refresh (model, view state, counts)")
         parts.watch(view._tally, "update", "group tally (the added rows)")
@@ -350,14 +351,19 @@ async def run(args: argparse.Namespace) -> list[Figure]:
         # its repaint, the groups). The Qt events due run in one processEvents here (on the
         # console's qasync loop each is a step of its own): conservative.
         decode_cpu = add_cpu = 0.0
+        pace = LoadPace() if not args.batch else None  # the console's (see --batch)
+        sizes: list[int] = []
         last_cpu = time.thread_time()
-        async for batch in store.iter_summaries(DLQ, batch=args.batch):
+        async for batch in store.iter_summaries(DLQ, batch=args.batch, pace=pace):
             # the CPU of this thread since the last step (awaiting Redis costs none)
             decode_cpu = max(decode_cpu, time.thread_time() - last_cpu)
             await asyncio.sleep(0)  # as the console: the add is a step of its own
             cpu, step = time.thread_time(), time.perf_counter()
             index.add(batch)
             added = time.perf_counter()
+            sizes.append(len(batch))
+            if pace is not None:
+                pace.took("add", len(batch), added - step)
             view.set_loading(len(index), total)
             view.request_refresh()
             add_cpu = max(add_cpu, time.thread_time() - cpu)
@@ -407,8 +413,8 @@ async def run(args: argparse.Namespace) -> list[Figure]:
                     note=(
                         f"a Qt event {event_s * 1000:.0f} ms wall; the most own CPU"
                         f" {event_cpu_s * 1000:.0f} ms ({timed_app.steps.longest().what});"
-                        f" read + decode of {args.batch:,} rows {decode_cpu * 1000:.0f} ms"
-                        f" of CPU, their add {add_cpu * 1000:.0f} ms"
+                        f" read + decode of a batch {decode_cpu * 1000:.0f} ms"
+                        f" of CPU, its add {add_cpu * 1000:.0f} ms"
                     ),
                 )
             )
@@ -420,8 +426,9 @@ async def run(args: argparse.Namespace) -> list[Figure]:
                 TARGET_STEP_S * 1000,
                 note=(
                     f"its own CPU {lag.longest_cpu_s * 1000:.0f} ms (the rest: waiting for a"
-                    " core); loop lag: decode, add, the Qt events due: a step each,"
-                    f" {args.batch:,} rows a batch,"
+                    " core); loop lag: decode, add, the Qt events due: a step each;"
+                    f" batches of {min(sizes, default=0):,}-{max(sizes, default=0):,} rows"
+                    f" (median {statistics.median(sizes or [0]):,.0f}),"
                     f" grouped by {grouped_by}; longest add {longest_add_s * 1000:.0f} ms,"
                     f" Qt events' step {longest_view_s * 1000:.0f} ms"
                 ),
@@ -612,13 +619,14 @@ async def run(args: argparse.Namespace) -> list[Figure]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from app.controllers.workbench import LOAD_BATCH  # here: the parkers need no Qt
-
     parser = argparse.ArgumentParser(prog="bench table", description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="entries to park")
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
     parser.add_argument(
-        "--batch", type=int, default=LOAD_BATCH, help="rows per iter_summaries batch (the app's)"
+        "--batch",
+        type=int,
+        default=0,
+        help="rows per iter_summaries batch (default: sized as the console sizes them, LoadPace)",
     )
     parser.add_argument(
         "--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)), help="parkers"

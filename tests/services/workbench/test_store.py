@@ -15,6 +15,7 @@ from redis.exceptions import ResponseError
 from services.config import FieldPaths
 from services.workbench.cause import Cause, FlowFailure
 from services.workbench.codec import MessageRecord
+from services.workbench.load_pace import LoadPace
 from services.workbench.model import AuditRecord, EntryState
 from services.workbench.store import (
     ParkingStore,
@@ -259,6 +260,26 @@ async def test_iteration_survives_many_entries_with_the_same_parking_time(
     seen = [s.entry_id async for batch in store.iter_summaries(DLQ, batch=700) for s in batch]
     assert sorted(seen) == sorted(i.entry_id for i in items if i.entry_id)
     assert len(seen) == len(set(seen))
+
+
+async def test_iteration_paced_takes_the_sizes_it_is_given_and_every_row_once(
+    store: ParkingStore,
+) -> None:
+    same_ms = 1_715_947_200_000  # ties across the changing batch sizes too
+    items = [
+        ParkItem(dead_letter(n), entry_id=new_entry_id(same_ms + n // 400)) for n in range(2_000)
+    ]
+    await store.park_many(DLQ, items, FIELDS)
+    pace = LoadPace(first=300)
+    sizes: list[int] = []
+    seen: list[str] = []
+    async for batch in store.iter_summaries(DLQ, pace=pace):
+        sizes.append(len(batch))
+        seen.extend(s.entry_id for s in batch)
+        pace.took("add", len(batch), len(batch) * 0.015 / (250 + 100 * len(sizes)))
+    assert sorted(seen) == sorted(i.entry_id for i in items if i.entry_id)
+    assert len(seen) == len(set(seen))
+    assert sizes[0] == 300 and len(set(sizes)) > 3  # sized as the pace said each time
 
 
 async def test_state_and_operator_show_in_rows(store: ParkingStore) -> None:
