@@ -35,7 +35,7 @@ from services.workbench.actions.report import ActionReport, ActionRequest
 from services.workbench.actions.service import ActionRefused, ActionService
 from services.workbench.durability import VolatileStore, parking_refusal
 from services.workbench.index import STATES, EntryIndex
-from services.workbench.load_pace import LoadPace
+from services.workbench.load_pace import LoadPace, let_waiting_run
 from services.workbench.model import Change, Durability, EntryState, ParkedEntry
 from services.workbench.park_runner import ParkingRunner
 from services.workbench.query import ActionTarget
@@ -245,13 +245,13 @@ class WorkbenchController(QObject):
                 # Three GUI steps, not one: the batch read and decoded (above), its rows
                 # added (here, after a yield to the loop), and the view's refresh and repaint
                 # (Qt's own events, when due).
-                await asyncio.sleep(0)
+                await let_waiting_run()
                 adding = time.perf_counter()
                 self.index.add(batch)
                 pace.took("add", len(batch), time.perf_counter() - adding)
                 self.page.table_view.set_loading(len(self.index), max(total, len(self.index)))
                 self.page.table_view.request_refresh()
-                await asyncio.sleep(0)
+                await let_waiting_run()
         self.page.table_view.refresh()  # still loading: the groups follow in a step of their own
         self.page.table_view.set_loading(len(self.index), len(self.index))
         await self._refresh_audit()

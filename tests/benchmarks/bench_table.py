@@ -53,7 +53,7 @@ from redis.backoff import NoBackoff
 
 from services.config import FieldPaths
 from services.workbench.codec import MessageRecord
-from services.workbench.load_pace import LoadPace
+from services.workbench.load_pace import LoadPace, let_waiting_run
 from services.workbench.store import ParkingStore, ParkItem
 from tests.benchmarks.common import MERCHANTS
 from tests.benchmarks.gui_steps import CallTimes, StepLog, event_type_name, receiver_name
@@ -357,7 +357,7 @@ async def run(args: argparse.Namespace) -> list[Figure]:
         async for batch in store.iter_summaries(DLQ, batch=args.batch, pace=pace):
             # the CPU of this thread since the last step (awaiting Redis costs none)
             decode_cpu = max(decode_cpu, time.thread_time() - last_cpu)
-            await asyncio.sleep(0)  # as the console: the add is a step of its own
+            await let_waiting_run()  # as the console: the add is a step of its own
             cpu, step = time.thread_time(), time.perf_counter()
             index.add(batch)
             added = time.perf_counter()
@@ -367,12 +367,12 @@ async def run(args: argparse.Namespace) -> list[Figure]:
             view.set_loading(len(index), total)
             view.request_refresh()
             add_cpu = max(add_cpu, time.thread_time() - cpu)
-            await asyncio.sleep(0)  # as the console: Qt's events are steps of their own
+            await let_waiting_run()  # as the console: Qt's events are steps of their own
             events = time.perf_counter()
             app.processEvents()
             last_cpu = time.thread_time()
             done = time.perf_counter()
-            await asyncio.sleep(0)
+            await let_waiting_run()
             longest_add_s = max(longest_add_s, added - step)
             longest_view_s = max(longest_view_s, done - events)
             adding_s += added - step

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from services.workbench.load_pace import LEAST_ROWS, MOST_ROWS, LoadPace
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from services.workbench.load_pace import LEAST_ROWS, MOST_ROWS, LoadPace, let_waiting_run
 
 
 def test_the_dearer_part_sizes_the_batches_to_the_target() -> None:
@@ -30,3 +34,28 @@ def test_one_slow_step_moves_the_size_part_of_the_way_and_bounds_hold() -> None:
     assert fast.rows == MOST_ROWS
     fast.took("add", 0, 0.0)  # nothing to learn from
     assert fast.rows == MOST_ROWS
+
+
+async def _two_steps(yield_between: Callable[[], Awaitable[None]]) -> list[str]:
+    """Step A runs past a waiter's sleep; which runs first after the yield: B or the waiter."""
+    order: list[str] = []
+
+    async def waiter() -> None:
+        await asyncio.sleep(0.001)
+        order.append("waiter")
+
+    waiting = asyncio.ensure_future(waiter())
+    await asyncio.sleep(0)  # the waiter's timer is set
+    due = time.monotonic() + 0.005
+    while time.monotonic() < due:  # step A: a long step (the waiter's timer falls due)
+        pass
+    order.append("A")
+    await yield_between()
+    order.append("B")
+    await waiting
+    return order
+
+
+async def test_what_waits_on_a_timer_runs_between_two_load_steps() -> None:
+    assert await _two_steps(let_waiting_run) == ["A", "waiter", "B"]
+    assert await _two_steps(lambda: asyncio.sleep(0)) == ["A", "B", "waiter"]  # why
