@@ -50,8 +50,17 @@ class StatusStrip(QFrame):
             return
         loaded, total = loading
         self.loading_label.setText(f"Loading {100 * loaded / total:.0f} %")
-        self.loading_bar.setRange(0, total)
-        self.loading_bar.setValue(loaded)
+        # QProgressBar.setValue repaints at once when the bar moves a pixel or so, and a
+        # repaint at once paints everything pending in the window (the table too: a
+        # load's step took a whole repaint): the bar is painted with the rest instead.
+        bar = self.loading_bar
+        bar.setUpdatesEnabled(False)
+        try:
+            bar.setRange(0, total)
+            bar.setValue(loaded)
+        finally:
+            bar.setUpdatesEnabled(True)
+        bar.update()
         self.loading_label.show()
         self.loading_bar.show()
 
