@@ -29,10 +29,11 @@ The protocol, per run of an action (``run_id``, a random hex string):
    The ``sending`` field is then removed (only if it is still this action's).
 6. The lease is deleted when the run ends.
 
-Claims, intents and finishes are one script call per window and DLQ: the
-store's own compare-and-set scripts run in a loop inside one Lua script, so
-the state machine (fields, ``inflight`` set, changes stream) stays the
-store's; the arguments are flat (no JSON to decode per window) and a window's
+Claims, intents and finishes are one script call per window and DLQ
+(``claim_many.lua``, ``finish_many.lua``): each runs the compare-and-set of the
+store's one-entry scripts (``claim.lua``, ``finish.lua``: the same fields,
+``inflight`` set and changes stream) inline, entry after entry; the arguments are
+flat (no JSON to decode per window; a finish's few kinds passed once) and a window's
 claims (or finishes) are one event of the changes stream. Where an entry's
 intent does not depend on its stored message (requeue; cancel with an event)
 steps 2 and 3 are one call: the window is claimed with its intents just before
@@ -281,9 +282,9 @@ STORED_REQUEUE_KEY: Final = _STORED_FIELDS[1]
 class ActionLedger:
     """The Redis side of the protocol (see the module docstring), batched per window.
 
-    Claims and finishes run the parking store's own compare-and-set scripts,
-    pipelined (one round trip per window); the lease and intent scripts are
-    this module's.
+    Claims and finishes are one script call per window running the store's
+    compare-and-set inline (one round trip per window); the lease and intent
+    scripts are this module's.
     """
 
     def __init__(self, store: ParkingStore, outcome_timeout_s: float = OUTCOME_TIMEOUT_S) -> None:
