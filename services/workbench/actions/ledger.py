@@ -29,10 +29,11 @@ The protocol, per run of an action (``run_id``, a random hex string):
    The ``sending`` field is then removed (only if it is still this action's).
 6. The lease is deleted when the run ends.
 
-Claims, intents and finishes are one script call per window and DLQ: the
-store's own compare-and-set scripts run in a loop inside one Lua script, so
-the state machine (fields, ``inflight`` set, changes stream) stays the
-store's; the arguments are flat (no JSON to decode per window) and a window's
+Claims, intents and finishes are one script call per window and DLQ
+(``claim_many.lua``, ``finish_many.lua``): each runs the compare-and-set of the
+store's one-entry scripts (``claim.lua``, ``finish.lua``: the same fields,
+``inflight`` set and changes stream) inline, entry after entry; the arguments are
+flat (no JSON to decode per window; a finish's few kinds passed once) and a window's
 claims (or finishes) are one event of the changes stream. Where an entry's
 intent does not depend on its stored message (requeue; cancel with an event)
 steps 2 and 3 are one call: the window is claimed with its intents just before
@@ -281,9 +282,9 @@ STORED_REQUEUE_KEY: Final = _STORED_FIELDS[1]
 class ActionLedger:
     """The Redis side of the protocol (see the module docstring), batched per window.
 
-    Claims and finishes run the parking store's own compare-and-set scripts,
-    pipelined (one round trip per window); the lease and intent scripts are
-    this module's.
+    Claims and finishes are one script call per window running the store's
+    compare-and-set inline (one round trip per window); the lease and intent
+    scripts are this module's.
     """
 
     def __init__(self, store: ParkingStore, outcome_timeout_s: float = OUTCOME_TIMEOUT_S) -> None:
@@ -541,28 +542,34 @@ class ActionLedger:
         ]
         at = now_ms()
         timeout_ms = self.outcome_timeout_ms
-        args: list[Any] = [CHANGES_MAXLEN, where.base]
-        text: dict[str, bytes] = {}  # details, errors, jobs repeat across a window
-        for f in finishes:  # flat: nine arguments per entry, as bytes already
+        # Flat: the few kinds of finish of a window (state, op, detail, error, job, sent at,
+        # deadline) once each, then three arguments per entry, as bytes already.
+        kinds: dict[tuple[EntryState | None, str, str, str, int, int], bytes] = {}
+        kind_args: list[bytes] = []
+        entry_args: list[bytes] = []
+        for f in finishes:
             sent = f.sent_at_ms or at
             state = f.state
-            detail, error, job = f.detail, f.error, f.job
-            args += (
-                f.entry_id.encode(),
-                f.action_id.encode(),
-                _STATE_BYTES[state or EntryState.PARKED],
-                b"complete" if state is not None else b"release",
-                text.get(detail) or text.setdefault(detail, detail.encode()),
-                text.get(error) or text.setdefault(error, error.encode()),
-                text.get(job) or text.setdefault(job, job.encode()),
-                b"%d" % sent,
-                b"%d" % (sent + f.delay_s * 1000 + timeout_ms),
-            )
+            kind = (state, f.detail, f.error, f.job, sent, f.delay_s)
+            number = kinds.get(kind)
+            if number is None:
+                number = kinds[kind] = b"%d" % (len(kinds) + 1)
+                kind_args += (
+                    _STATE_BYTES[state or EntryState.PARKED],
+                    b"complete" if state is not None else b"release",
+                    f.detail.encode(),
+                    f.error.encode(),
+                    f.job.encode(),
+                    b"%d" % sent,
+                    b"%d" % (sent + f.delay_s * 1000 + timeout_ms),
+                )
+            entry_args += (f.entry_id.encode(), f.action_id.encode(), number)
+        args: list[Any] = [CHANGES_MAXLEN, where.base, len(kinds), *kind_args, *entry_args]
         replies = await self._through(
             "finishes",
             lambda: self._confirmed(self._finish_many, keys, args, "the action's finishes"),
         )
-        return [layout.claim_result(reply) for reply in replies]
+        return finish_results(finishes, replies)
 
     async def fetch_record(self, dlq: str, entry_id: str) -> MessageRecord | None:
         """An entry's message, decoded as :func:`decode_entry_record` does (None: damaged
@@ -583,6 +590,23 @@ class ActionLedger:
                 return cast(list[bytes | None], await pipe.execute())
 
         return await self._through("read", call)
+
+
+def finish_results(finishes: Sequence[Finish], replies: Sequence[Any]) -> list[ClaimResult]:
+    """``finish_many.lua``'s replies as results: a table as ``finish.lua``'s, or 1 for an
+    entry finished as asked, whose holder is that of the table with ok 1 before it."""
+    out: list[ClaimResult] = []
+    held: ClaimResult | None = None
+    for finish, reply in zip(finishes, replies, strict=True):
+        if reply == 1 and held is not None:
+            state = finish.state or EntryState.PARKED
+            out.append(ClaimResult(True, state, held.operator, held.action, finish.action_id))
+            continue
+        result = layout.claim_result(reply)
+        if result.ok:
+            held = result
+        out.append(result)
+    return out
 
 
 _UNREAD_HEADERS: Final = DROPPED_HEADERS - {"x-death"}

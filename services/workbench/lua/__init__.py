@@ -3,9 +3,10 @@
 Lua has no include, so a script is files put together in order. ``now.lua``
 sets ``now`` (Redis's clock in epoch milliseconds) for the files after it, and
 a file can come in as a local Lua function whose parameters ``KEYS`` and
-``ARGV`` shadow the globals: the ledger's batch scripts run the store's own
-compare-and-set scripts in a loop (``script("claim_many", clock=True,
-functions=["claim"])``), so the state machine is written once.
+``ARGV`` shadow the globals (``script(name, clock=True, functions=[...])``). The
+ledger's window scripts (``claim_many``, ``finish_many``) carry the one-entry
+compare-and-set of ``claim.lua`` and ``finish.lua`` inline, for speed: a change
+to the state machine is made in both.
 """
 
 from __future__ import annotations

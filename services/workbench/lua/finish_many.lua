@@ -3,10 +3,14 @@
 -- transition with the outcome's fields, one HDEL drops the intent (and, for a pending
 -- outcome, an earlier outcome's out_at, out_detail and out_link: absent reads as empty).
 -- KEYS: inflight, changes, outcomes pending (hash), outcomes due (zset), entry keys...
--- ARGV: maxlen, the DLQ's key base (its job counters: base:jobc:<job>), then nine per
--- entry: id, action id, new state, op, detail, error, job, sent at ms, outcome deadline ms
+-- ARGV: maxlen, the DLQ's key base (its job counters: base:jobc:<job>), the number of
+-- kinds of finish, then seven per kind: new state, op, detail, error, job, sent at ms,
+-- outcome deadline ms; then three per entry: id, action id, its kind (1-based). A
+-- window's finishes share a few kinds (one per origin and outcome): flat and short.
 -- Each reply: {ok, state, operator, action, action_id} of the entry as it now is (state
--- false: no such entry), as finish.lua's.
+-- false: no such entry), as finish.lua's - or 1, short for an entry finished as asked
+-- (ok, the kind's state, this action id) whose operator and action are those of the
+-- reply before it that was a table with ok 1.
 -- A completed requeue or retry starts the entry's outcome (pending, see outcomes.model); a
 -- completed cancel's outcome is the cancellation. Started once per action id, written
 -- with the transition.
@@ -26,10 +30,14 @@ local groups = {}     -- {"state op operator", state, op, operator}, in order
 local settled = {}    -- ids that left inflight
 local waiting = {}    -- payment -> ids now waiting for their outcome, space-separated
 local payments = {}   -- those payments, in order
+local kinds = tonumber(ARGV[3])
+local held_by, held_for = nil, nil  -- operator, action of the last full ok reply
 for i = 1, #KEYS - 4 do
   local key = KEYS[4 + i]
-  local at = 2 + 9 * (i - 1)
-  local id, aid, state, op = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4]
+  local e = 3 + 7 * kinds + 3 * (i - 1)
+  local id, aid = ARGV[e + 1], ARGV[e + 2]
+  local at = 3 + 7 * (tonumber(ARGV[e + 3]) - 1)  -- the kind's fields: ARGV[at + 1..7]
+  local state, op = ARGV[at + 1], ARGV[at + 2]
   local cur = redis.call('HMGET', key, 'state', 'operator', 'action', 'action_id', 'version',
     'sending', 'out_aid', 'pid')
   local was = cur[1]
@@ -44,28 +52,33 @@ for i = 1, #KEYS - 4 do
         ok, is, moved = 1, state, true
       end
     end
-    out[i] = {ok, is, cur[2], cur[3], cur[4]}
+    if ok == 1 and held_by ~= nil and cur[2] == held_by and cur[3] == held_for then
+      out[i] = 1
+    else
+      out[i] = {ok, is, cur[2], cur[3], cur[4]}
+      if ok == 1 then held_by, held_for = cur[2], cur[3] end
+    end
     local outcome = false
     if op == 'complete' then
       outcome = 'pending'
       if state == 'cancelled' then outcome = 'cancelled' end
     end
-    local job = ARGV[at + 7]
+    local job = ARGV[at + 5]
     local start = ok == 1 and outcome and cur[7] ~= aid  -- the outcome starts now
     if moved then
       local version = (tonumber(cur[5]) or 0) + 1
       if outcome == 'pending' then  -- out_at, out_detail, out_link: dropped below
-        redis.call('HSET', key, 'state', state, 'detail', ARGV[at + 5],
-          'last_error', ARGV[at + 6], 'updated_at', now, 'version', version,
-          'outcome', outcome, 'out_aid', aid, 'out_since', ARGV[at + 8], 'job', job)
+        redis.call('HSET', key, 'state', state, 'detail', ARGV[at + 3],
+          'last_error', ARGV[at + 4], 'updated_at', now, 'version', version,
+          'outcome', outcome, 'out_aid', aid, 'out_since', ARGV[at + 6], 'job', job)
       elseif outcome then
-        redis.call('HSET', key, 'state', state, 'detail', ARGV[at + 5],
-          'last_error', ARGV[at + 6], 'updated_at', now, 'version', version,
-          'outcome', outcome, 'out_aid', aid, 'out_since', ARGV[at + 8], 'job', job,
+        redis.call('HSET', key, 'state', state, 'detail', ARGV[at + 3],
+          'last_error', ARGV[at + 4], 'updated_at', now, 'version', version,
+          'outcome', outcome, 'out_aid', aid, 'out_since', ARGV[at + 6], 'job', job,
           'out_detail', '', 'out_link', '', 'out_at', now)
       else
-        redis.call('HSET', key, 'state', state, 'detail', ARGV[at + 5],
-          'last_error', ARGV[at + 6], 'updated_at', now, 'version', version)
+        redis.call('HSET', key, 'state', state, 'detail', ARGV[at + 3],
+          'last_error', ARGV[at + 4], 'updated_at', now, 'version', version)
       end
       settled[#settled + 1] = id
       local operator = cur[2] or ''
@@ -79,10 +92,10 @@ for i = 1, #KEYS - 4 do
       ids[#ids + 1] = id
     elseif start then  -- final already, its outcome not started (written by an older version)
       if outcome == 'pending' then
-        redis.call('HSET', key, 'outcome', outcome, 'out_aid', aid, 'out_since', ARGV[at + 8],
+        redis.call('HSET', key, 'outcome', outcome, 'out_aid', aid, 'out_since', ARGV[at + 6],
           'job', job)
       else
-        redis.call('HSET', key, 'outcome', outcome, 'out_aid', aid, 'out_since', ARGV[at + 8],
+        redis.call('HSET', key, 'outcome', outcome, 'out_aid', aid, 'out_since', ARGV[at + 6],
           'job', job, 'out_detail', '', 'out_link', '', 'out_at', now)
       end
     end
@@ -101,7 +114,7 @@ for i = 1, #KEYS - 4 do
         if not waiting[pid] then payments[#payments + 1] = pid end
         waiting[pid] = waiting[pid] and (waiting[pid] .. ' ' .. id) or id
       end
-      due[#due + 1] = ARGV[at + 9]
+      due[#due + 1] = ARGV[at + 7]
       due[#due + 1] = id
     elseif drop then
       redis.call('HDEL', key, 'sending')

@@ -193,6 +193,59 @@ async def test_a_finish_by_another_action_changes_nothing_and_names_the_holder(
     assert await store.redis.exists(f"{store.keys(flow.dlq).base}:jobc:j") == 0
 
 
+async def test_a_finish_window_of_several_holders_and_kinds_names_each_entrys_own(
+    broker: Broker, store: ParkingStore
+) -> None:
+    """finish_many.lua answers 1 for an entry finished as asked whose holder is that of the
+    ok reply before it: each result is still the entry's own (state, holder, action id),
+    whatever the mix of holders, kinds of finish and failures in the window."""
+    flow, ids = await parked(broker, store, 6)
+    ledger = ActionLedger(store)
+    token = await leased(ledger, flow.dlq, RUN)
+    other = await leased(ledger, flow.dlq, OTHER)
+    mine, theirs = [*ids[0:2], ids[4]], [*ids[2:4], ids[5]]
+    for run, tok, who, what, batch in (
+        (RUN, token, "erin", "requeue", mine),
+        (OTHER, other, "bob", "retry", theirs),
+    ):
+        claims = [(i, action_id_for(run, i)) for i in batch]
+        replies = await ledger.claim_and_fetch(flow.dlq, claims, what, who, run_id=run, token=tok)
+        assert replies is not None and all(c.ok for c, _ in replies)
+    aid = {i: action_id_for(RUN if i in mine else OTHER, i) for i in ids}
+    finishes = [
+        Finish(ids[0], aid[ids[0]], EntryState.REQUEUED, "to a", job="j1", sent_at_ms=1000),
+        Finish(ids[1], aid[ids[1]], EntryState.REQUEUED, "to b", job="j1", sent_at_ms=1000),
+        Finish(ids[2], aid[ids[2]], EntryState.RETRIED, "to a", job="j2", sent_at_ms=2000),
+        Finish(ids[3], aid[ids[3]], None, error="returned"),
+        Finish(ids[4], action_id_for(OTHER, ids[4]), EntryState.REQUEUED, "x"),  # not its holder
+        Finish(ids[5], aid[ids[5]], EntryState.RETRIED, "to a", job="j2", sent_at_ms=2000),
+        Finish("no-such-entry", "x.no-such-entry", EntryState.REQUEUED, "x"),
+    ]
+
+    first = await ledger.finish(flow.dlq, finishes)
+    second = await ledger.finish(flow.dlq, finishes)  # a repeat: the same answers
+
+    assert second == first
+    expected = [
+        (True, EntryState.REQUEUED, "erin", "requeue", aid[ids[0]]),
+        (True, EntryState.REQUEUED, "erin", "requeue", aid[ids[1]]),
+        (True, EntryState.RETRIED, "bob", "retry", aid[ids[2]]),
+        (True, EntryState.PARKED, "bob", "retry", aid[ids[3]]),
+        (False, EntryState.CLAIMED, "erin", "requeue", aid[ids[4]]),
+        (True, EntryState.RETRIED, "bob", "retry", aid[ids[5]]),
+        (False, None, None, None, None),
+    ]
+    assert [tuple(r) for r in first] == expected
+    states = [await store.redis.hget(store.entry_key(flow.dlq, i), "state") for i in ids]
+    assert states == [b"requeued", b"requeued", b"retried", b"parked", b"claimed", b"retried"]
+    details = [await store.redis.hget(store.entry_key(flow.dlq, i), "detail") for i in ids[:3]]
+    assert details == [b"to a", b"to b", b"to a"]
+    counters = await store.redis.hgetall(f"{store.keys(flow.dlq).base}:jobc:j2")
+    assert counters == {b"pending": b"2"}
+    since = [await store.redis.hget(store.entry_key(flow.dlq, i), "out_since") for i in ids]
+    assert since == [b"1000", b"1000", b"2000", None, None, b"2000"]
+
+
 async def test_the_gates_replay_claim_is_taken_when_free_or_this_entrys_and_names_a_holder(
     store: ParkingStore,
 ) -> None:
