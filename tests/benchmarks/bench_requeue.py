@@ -349,6 +349,8 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
                 await channel.queue_delete(queue)
         await connection.close()
         await store.delete_all(dlq)
+        async for key in redis.scan_iter(match=f"{store.prefix}*", count=1000):
+            await redis.unlink(key)  # the job's records, its replay claims
         await redis.aclose()
         if not was_enabled:
             await command("rabbitmq-plugins", "disable", SHOVEL_PLUGIN, check=False)
