@@ -85,14 +85,17 @@ NO_ORIGIN_QUEUE: Final = "no origin queue"
 
 
 def group_label(by: GroupBy, value: GroupValue) -> str:
-    """How a group's value is shown."""
+    """How a group's value is shown (masked: the group list, the filter menus and their
+    buttons)."""
     if value is None:
         return "(none)"
     if value == "":  # the filter menus and the group list show the same words
         return NO_ORIGIN_QUEUE if by == "origin_queue" else "(empty)"
     if by == "state":
         return STATE_LABELS.get(EntryState(value), value)
-    return value
+    if by == "dlq":
+        return value  # our queue's name
+    return mask_sensitive_text(value)  # reasons, queues, merchants, groups: free text
 
 
 def _clock(ms: int, today: datetime.date) -> str:

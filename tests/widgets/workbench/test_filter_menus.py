@@ -94,3 +94,32 @@ def test_entries_without_an_origin_queue_are_named_so_in_the_queue_menu_and_grou
     listed = view.group_panel.list
     texts = [listed.topLevelItem(i).text(0) for i in range(listed.topLevelItemCount())]
     assert any(text.startswith("no origin queue") for text in texts), texts
+
+
+@POPUP_WARNINGS
+def test_a_card_number_in_a_queue_or_reason_is_masked_in_the_menu_and_the_groups(qtbot):
+    pan = "4111111111111111"
+    rows = realistic_summaries(40, seed=7)
+    rows[:5] = [
+        replace(s, origin_queue=f"payments.{pan}", reason=f"rejected {pan}") for s in rows[:5]
+    ]
+    index = EntryIndex()
+    index.add(rows)
+    view = show(qtbot, FailedPaymentsView(index))
+    view.resize(1400, 700)
+    seen: dict[str, list[str]] = {}
+
+    def while_open(menu: QMenu) -> None:
+        seen["labels"] = [action.text() for action in menu.actions()]
+
+    _in_open_menu(qtbot, view.filter_bar.buttons["origin_queue"], while_open)
+    assert any("payments." in label for label in seen["labels"]), seen["labels"]
+    assert not any(pan in label for label in seen["labels"]), seen["labels"]
+    panel = view.group_panel
+    for by in ("origin_queue", "reason"):
+        panel.choice.setCurrentIndex(panel.choice.findData(by))
+        listed = panel.list
+        items = [listed.topLevelItem(i) for i in range(listed.topLevelItemCount())]
+        shown = [item.text(0) + item.toolTip(0) for item in items]
+        assert len(shown) > 1, shown
+        assert not any(pan in text for text in shown), shown
