@@ -252,7 +252,9 @@ class StoreReader:
         low: float | str = "-inf"
         skip = 0
         while True:
-            size = pace.rows if pace is not None else batch
+            # at least one row: a count of 0 reads none (the load would end at once, rows
+            # unread) and a negative one reads all
+            size = max(1, pace.rows if pace is not None else batch)
             rows = _scored(
                 await self.redis.zrangebyscore(
                     idx, low, "+inf", start=skip, num=size, withscores=True

@@ -282,6 +282,18 @@ async def test_iteration_paced_takes_the_sizes_it_is_given_and_every_row_once(
     assert sizes[0] == 300 and len(set(sizes)) > 3  # sized as the pace said each time
 
 
+async def test_iteration_with_a_batch_or_pace_of_zero_still_reads_every_row(
+    store: ParkingStore,
+) -> None:
+    items = [ParkItem(dead_letter(n)) for n in range(5)]
+    await store.park_many(DLQ, items, FIELDS)
+    by_batch = [s.entry_id async for batch in store.iter_summaries(DLQ, 0) for s in batch]
+    paced = LoadPace(first=0)
+    by_pace = [s.entry_id async for batch in store.iter_summaries(DLQ, pace=paced) for s in batch]
+    assert len(by_batch) == len(set(by_batch)) == 5
+    assert sorted(by_pace) == sorted(by_batch)
+
+
 async def test_state_and_operator_show_in_rows(store: ParkingStore) -> None:
     result = await store.park(DLQ, dead_letter(1), FIELDS)
     await store.claim(DLQ, result.entry_id, "cancel", "act-1", "carol")
