@@ -1,4 +1,5 @@
-"""A filter menu left open while entries keep arriving: its counts follow them."""
+"""The filter menus and the group list: counts that follow entries arriving while a menu
+is open, the words for an entry without an origin queue, and masked values."""
 
 from __future__ import annotations
 
