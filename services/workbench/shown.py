@@ -1,12 +1,12 @@
 """How a stored value that is not text, or text that is not UTF-8, is shown.
 
 One convention for every view of parked data (the console's table and detail pane,
-``payops dlq list/show``, the snapshot bundle): bytes that are not UTF-8 read as
-``\\xNN`` escapes (as header keys do, :func:`services.links.amqp_wire.key_of`), and a
-value of another type where text belongs (a number for a merchant, a list for a payment
-id) as ``<number 42>``, ``<array [...]>``: its JSON text, marked and masked (a card number
-stored as a number stays masked, also where a view trusts a field to be stored masked, as
-the merchant is).
+``payops dlq list/show``, the snapshot bundle): bytes that are not UTF-8 (as header keys
+do, :func:`services.links.amqp_wire.key_of`) and control characters read as ``\\xNN``
+escapes, and a value of another type where text belongs (a number for a merchant, a list
+for a payment id) as ``<number 42>``, ``<array [...]>``: its JSON text, marked and masked
+(a card number stored as a number stays masked, also where a view trusts a field to be
+stored masked, as the merchant is).
 """
 
 from __future__ import annotations
@@ -28,9 +28,20 @@ _KINDS: dict[type, str] = {
 }
 
 
+_CONTROLS: dict[int, str] = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
+"""C0 and C1 control characters and DEL, each to its ``\\xNN``: an ESC from a message
+must not reach an operator's terminal as an escape sequence, nor a newline cut a line."""
+
+
+def _visible(text: str) -> str:
+    """``text`` with its control characters as ``\\xNN`` (printable text as it is)."""
+    return text if text.isprintable() else text.translate(_CONTROLS)
+
+
 def escaped(text: str) -> str:
-    """``text`` with the bytes that were not UTF-8 (surrogate escapes) as ``\\xNN``."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    """``text`` with the bytes that were not UTF-8 (surrogate escapes) and the control
+    characters as ``\\xNN``."""
+    return _visible(text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
 
 
 def masked_escaped(text: str) -> str:
@@ -56,7 +67,7 @@ def non_text(value: Any) -> str:
     """A value where text belongs, as marked, masked text (bytes: their ``\\xNN``-escaped
     text)."""
     if isinstance(value, bytes | bytearray):
-        return mask_sensitive_text(bytes(value).decode("utf-8", "backslashreplace"))
+        return mask_sensitive_text(_visible(bytes(value).decode("utf-8", "backslashreplace")))
     if isinstance(value, str):
         return mask_sensitive_text(escaped(value))
     try:

@@ -621,3 +621,26 @@ def test_x_death_texts_are_shown_masked_with_bytes_that_are_not_utf8_escaped(
     assert death["exchange"] == f"ex\\xff{MASKED_PAN}"
     assert (death["queue"], death["reason"]) == (f"q-{MASKED_PAN}", f"why-{MASKED_PAN}")
     assert death["routing_keys"] == [f"rk-{MASKED_PAN}"]
+
+
+def test_control_characters_from_a_message_reach_the_terminal_as_escapes(
+    parked: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An x-death routing key and reason holding NUL, ESC (an ANSI colour sequence) and a
+    newline: ``show`` writes them as ``\\xNN``, so the message cannot drive the operator's
+    terminal or cut a line."""
+    ids = parked.ids()
+    dlq = f"{parked.prefix}dlq"
+
+    async def damage(broker: Broker, store: ParkingStore) -> None:
+        key = store.entry_key(dlq, ids[0])
+        headers = decode_table(await store.redis.hget(key, F_HEADERS))
+        headers["x-death"][0].update(reason="why\nnot", **{"routing-keys": ["rk\x00\x1b[31mred"]})
+        await store.redis.hset(key, F_HEADERS, encode_table(headers))
+
+    parked.call(damage)
+    assert parked.cli("show", ids[0]) == exit_codes.OK
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x00" not in out
+    assert "routing keys rk\\x00\\x1b[31mred)" in out
+    assert "why\\x0anot in " in out
