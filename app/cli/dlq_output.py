@@ -25,7 +25,6 @@ from services.masking.json import (
     dumps_pretty,
     id_tree,
     mask_optional_identifier,
-    mask_sensitive_text,
 )
 from services.masking.message import mask_untrusted
 from services.time_range import format_local_time, iso_local
@@ -43,8 +42,9 @@ from services.workbench.shown import masked_escaped, shown_death
 
 
 def masked(text: str | None) -> str:
-    """``text`` with card data masked ("" for None)."""
-    return mask_sensitive_text(text) if text else ""
+    """``text`` as parked data is shown: card data masked, bytes that were not UTF-8 and
+    control characters as ``\\xNN`` (:func:`masked_escaped`; "" for None)."""
+    return masked_escaped(text) if text else ""
 
 
 def print_json(value: Any, stream: TextIO | None = None) -> None:

@@ -627,7 +627,8 @@ def test_control_characters_from_a_message_reach_the_terminal_as_escapes(
     parked: Setup, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """An x-death routing key and reason holding NUL, ESC (an ANSI colour sequence) and a
-    newline: ``show`` writes them as ``\\xNN``, so the message cannot drive the operator's
+    newline, and the entry's own routing key an ESC: ``show`` and ``list`` write them as
+    ``\\xNN``, so the message cannot drive the operator's
     terminal or cut a line."""
     ids = parked.ids()
     dlq = f"{parked.prefix}dlq"
@@ -637,6 +638,10 @@ def test_control_characters_from_a_message_reach_the_terminal_as_escapes(
         headers = decode_table(await store.redis.hget(key, F_HEADERS))
         headers["x-death"][0].update(reason="why\nnot", **{"routing-keys": ["rk\x00\x1b[31mred"]})
         await store.redis.hset(key, F_HEADERS, encode_table(headers))
+        blob = await store.redis.hget(key, "summary")
+        stored = summary_from_blob(dlq, ids[0], 0, blob, state=EntryState.PARKED, operator=None)
+        summary = dataclasses.replace(stored, routing_key="own\x1b[2Jkey")
+        await store.redis.hset(key, "summary", summary_blob(summary))
 
     parked.call(damage)
     assert parked.cli("show", ids[0]) == exit_codes.OK
@@ -644,3 +649,6 @@ def test_control_characters_from_a_message_reach_the_terminal_as_escapes(
     assert "\x1b" not in out and "\x00" not in out
     assert "routing keys rk\\x00\\x1b[31mred)" in out
     assert "why\\x0anot in " in out
+    assert "(routing key own\\x1b[2Jkey)" in out
+    assert parked.cli("list") == exit_codes.OK
+    assert "\x1b" not in capsys.readouterr().out
