@@ -109,11 +109,14 @@ async def run_interruptibly(
         task = asyncio.ensure_future(work(interrupts.stop))
         interrupts.work = task
         try:
-            return await task, interrupts
+            result = await task
         except asyncio.CancelledError:
             if not interrupts.forced:
                 raise
             return None, interrupts
+        # A second signal stops at once even when the cancel landed as the work ended (or
+        # was swallowed by a library): what it left claimed is then recovered and listed.
+        return (None if interrupts.forced else result), interrupts
 
 
 async def interrupted(service: ActionService, report: ActionReport, code: int) -> int:
