@@ -39,12 +39,13 @@ from PySide6.QtWidgets import (
 )
 
 from services.config import FieldPaths
-from services.masking.json import IdTree, id_tree, mask_identifier, mask_sensitive_text
+from services.masking.json import IdTree, id_tree, mask_identifier
 from services.trace_model import PaymentTrace
 from services.workbench.actions.names import Action
 from services.workbench.body_format import BodyView, FormattedBody, format_body, format_size
 from services.workbench.death_history import earlier_hops
 from services.workbench.model import AuditRecord, EntryState, ParkedEntry
+from services.workbench.shown import masked_escaped
 from widgets.common.elided_label import ElidedLabel
 from widgets.common.record_tables import configure_table
 from widgets.common.theme import repolish
@@ -518,24 +519,25 @@ class EntryDetailPane(QWidget):
             else "Parking entry id · the message has no message id"
         )
         if summary.amount is not None:
-            amount = f"{mask_sensitive_text(summary.amount)} {summary.currency or ''}".strip()
+            amount = f"{masked_escaped(summary.amount)} {masked_escaped(summary.currency or '')}"
+            amount = amount.strip()
         else:
             amount = "No amount"
         self.amount_label.setText(amount)
-        merchant = mask_sensitive_text(summary.merchant) if summary.merchant else "no merchant"
+        merchant = masked_escaped(summary.merchant) if summary.merchant else "no merchant"
         self.merchant_label.set_full_text(merchant)
         self.merchant_label.setToolTip(merchant)
 
-        self.facts_grid.cause.setText(mask_sensitive_text(summary.cause) or "—")
+        self.facts_grid.cause.setText(masked_escaped(summary.cause) or "—")
         self.facts_grid.cause.setToolTip(cause_tooltip(summary))
         dead_at = format_local_time(summary.dead_lettered_at_ms)
         facts = {
-            "reason": mask_sensitive_text(summary.reason) or "—",
-            "origin_queue": mask_sensitive_text(summary.origin_queue) or "—",
+            "reason": masked_escaped(summary.reason) or "—",
+            "origin_queue": masked_escaped(summary.origin_queue) or "—",
             "attempts": f"{summary.attempts:,}",
             "dead_lettered_at": dead_at,
             "dlq": summary.dlq,
-            "routing_key": mask_sensitive_text(summary.routing_key) or "—",
+            "routing_key": masked_escaped(summary.routing_key) or "—",
         }
         for key, text in facts.items():
             label = self.facts[key]
@@ -550,12 +552,12 @@ class EntryDetailPane(QWidget):
         self.outcome_line.show_outcome(entry.outcome)
         self.last_error_label.setVisible(bool(error))
         if error:
-            self.last_error_label.setText(f"Last error: {mask_sensitive_text(error)}")
+            self.last_error_label.setText(f"Last error: {masked_escaped(error)}")
 
     def _update_buttons(self) -> None:
         reason = self.actions_disabled_reason()
         entry = self._entry
-        origin = mask_sensitive_text(entry.summary.origin_queue) if entry is not None else ""
+        origin = masked_escaped(entry.summary.origin_queue) if entry is not None else ""
         tips = {
             Action.REQUEUE: f"Send the message back, unchanged, to {origin or 'its queue'}",
             Action.RETRY: f"Send it again to {origin or 'its queue'}, now or after a delay,"
@@ -568,7 +570,7 @@ class EntryDetailPane(QWidget):
             button.setToolTip(reason if reason is not None else tips[action])
         note = "" if entry is None or reason is None else reason
         if entry is not None and reason is None and entry.detail:
-            note = mask_sensitive_text(entry.detail)
+            note = masked_escaped(entry.detail)
         self.state_note.set_full_text(note)
         self.state_note.setToolTip(note)
 

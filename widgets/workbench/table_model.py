@@ -38,6 +38,7 @@ from services.workbench.index_storage import Rows
 from services.workbench.model import EntryState, EntrySummary
 from services.workbench.query import Query
 from services.workbench.result_merge import SortedResult
+from services.workbench.shown import masked_escaped
 from widgets.common import colors
 
 ModelIndex = QModelIndex | QPersistentModelIndex
@@ -155,14 +156,16 @@ CAUSE_SOURCE_TEXT: Final[dict[str, str]] = {
 
 
 def cause_tooltip(s: EntrySummary) -> str:
-    """The cause whole, where it came from, and its failure group (masked)."""
+    """The cause whole, where it came from, and its failure group (masked, control
+    characters as ``\\xNN``: :func:`~services.workbench.shown.masked_escaped`)."""
     if not s.cause:
         return "No cause known"
-    lines = [mask_text(s.cause), f"From {CAUSE_SOURCE_TEXT.get(s.cause_source, s.cause_source)}"]
+    source = CAUSE_SOURCE_TEXT.get(s.cause_source, s.cause_source)
+    lines = [masked_escaped(s.cause), f"From {masked_escaped(source)}"]
     if s.failure_group and s.failure_group != s.cause:
-        lines.append(f"Failure group: {mask_text(s.failure_group)}")
+        lines.append(f"Failure group: {masked_escaped(s.failure_group)}")
     if s.reason and s.cause_source != "dead_letter":
-        lines.append(f"Dead-lettered: {mask_text(s.reason)}")
+        lines.append(f"Dead-lettered: {masked_escaped(s.reason)}")
     return "\n".join(lines)
 
 

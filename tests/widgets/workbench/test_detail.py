@@ -615,3 +615,30 @@ def test_x_death_texts_are_shown_masked_with_bytes_that_are_not_utf8_escaped(pan
     assert pane.facts["origin_queue"].full_text() == f"q-{MASKED_PAN}"
     assert PAN not in all_text(pane)
     assert not any(PAN in button.toolTip() for button in pane.action_buttons.values())
+
+
+def test_reason_and_origin_queue_facts_show_control_characters_escaped_and_masked(pane):
+    """A dead-letter reason holding a card number, an ESC sequence and a NUL, a queue holding
+    a NUL and an ESC: the facts over the tabs (and their tooltips, the cause, the buttons'
+    tooltips) show them as shown texts are everywhere (``masked_escaped``): masked, the
+    control characters as ``\\xNN``, never raw."""
+    headers = death_headers()
+    latest = headers["x-death"][0]
+    reason = f"declined \x1b[31m card {PAN}\x00 by acquirer"
+    queue = "payments.\x00auth\x1b[2J"
+    latest.update(reason=reason, queue=queue)
+    pane.show_entry(make_entry(headers=headers))
+    shown_reason = f"declined \\x1b[31m card {MASKED_PAN}\\x00 by acquirer"
+    shown_queue = "payments.\\x00auth\\x1b[2J"
+    assert pane.facts["reason"].full_text() == shown_reason
+    assert pane.facts["reason"].toolTip() == shown_reason
+    assert pane.facts["origin_queue"].full_text() == shown_queue
+    assert pane.facts["origin_queue"].toolTip().startswith(f"{shown_queue}: ")
+    texts = [label.full_text() for label in pane.facts.values()]
+    texts += [label.toolTip() for label in pane.facts.values()]
+    texts += [pane.facts_grid.cause.text(), pane.facts_grid.cause.toolTip()]
+    texts += [button.toolTip() for button in pane.action_buttons.values()]
+    assert any(shown_queue in tip for tip in texts[-len(pane.action_buttons) :])
+    for text in texts:
+        assert "\x1b" not in text and "\x00" not in text, repr(text)
+        assert PAN not in text
