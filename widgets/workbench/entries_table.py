@@ -74,9 +74,18 @@ GIVES_WAY: Final = "cause"
 cause is long, and its tooltip and the detail pane show it whole."""
 GIVES_WAY_MAX: Final = 560
 """The widest the cause column is fitted (the demo's causes whole at 1600 px)."""
+GIVES_WAY_READABLE: Final = 120
+"""The cause narrows to this width at most ("acquirer timeout af…") before a column of
+:data:`FOLDS_FOR_ROOM` is hidden to give it room (at 1280 px with the detail pane open it
+was squeezed to 44 px: "Cau", "ac…")."""
 GIVES_WAY_FLOOR: Final = 32
-"""The narrowest the cause gets, and the header's minimum section size (it was 48: the
-cause stopped there while the page counted on 32, and the last column was cut)."""
+"""The narrowest the cause gets, once every column of :data:`FOLDS_FOR_ROOM` is hidden
+(a window too narrow for the rest), and the header's minimum section size."""
+FOLDS_FOR_ROOM: Final = ("outcome", "origin_queue")
+"""Columns the table hides, in this order, rather than narrow the cause below
+:data:`GIVES_WAY_READABLE`, and shows again once there is room: the outcome ("—" until
+an action; the detail pane's outcome line says it) and the queue (the Queue filter and
+the pane's Origin queue say it). Payment, amount, time, merchant and state always show."""
 GROW_INTERVAL_S: Final = 1.0
 """While rows are only added (a load), the columns are fitted to the first rows at most
 this often (each fit reads a few hundred rows' texts)."""
@@ -196,6 +205,7 @@ class EntriesTable(QTableView):
         self._text_widths: dict[str, int] = {}  # the text widths the columns were sized to
         self._natural: dict[int, int] = {}  # widths before the last column stretched
         self._widths_font = ""
+        self._folded: set[int] = set()  # columns hidden for room (FOLDS_FOR_ROOM), not by choice
         self._text_width: dict[str, int] = {}  # text -> pixels in that font (masked texts)
         self._grown_at = 0.0
         self._grow_timer = QTimer(self)
@@ -313,26 +323,53 @@ class EntriesTable(QTableView):
         self.columns_changed.emit()
 
     def _give_way(self) -> None:
-        """Narrow the :data:`GIVES_WAY` column (down to a floor) as far as the others need
-        to stay whole in the table's width; its own width again when there is room."""
+        """Fit the chosen columns to the table's width without a horizontal scroll bar: the
+        :data:`GIVES_WAY` column narrows (elided) down to :data:`GIVES_WAY_READABLE`, then
+        the columns of :data:`FOLDS_FOR_ROOM` hide one by one, then the cause narrows on to
+        :data:`GIVES_WAY_FLOOR`; each comes back, in the reverse order, once there is room."""
         header = self.horizontalHeader()
-        position = COLUMN_NAMES.index(GIVES_WAY)
-        natural = self._natural.get(position)
-        if natural is None or header.isSectionHidden(position):
-            return
-        others = sum(
-            self._natural.get(i, self.columnWidth(i))
-            for i in range(len(COLUMNS))
-            if i != position and not header.isSectionHidden(i)
-        )
-        room = self.viewport().width() - others
-        width = max(GIVES_WAY_FLOOR, min(natural, room))
-        if header.sectionSize(position) != width:
-            self._sizing = True
-            try:
-                self.setColumnWidth(position, width)
-            finally:
-                self._sizing = False
+        cause = COLUMN_NAMES.index(GIVES_WAY)
+        chosen = self._chosen()
+        if not all(i in self._natural for i in chosen):
+            return  # not sized yet
+        foldable = [p for name in FOLDS_FOR_ROOM if (p := COLUMN_NAMES.index(name)) in chosen]
+        cause_shown = cause in chosen
+        natural = self._natural[cause]
+        need = min(natural, GIVES_WAY_READABLE) if cause_shown else 0
+        room = self.viewport().width()
+        others = sum(self._natural[i] for i in chosen if i != cause)
+        folded: set[int] = set()
+        for position in foldable:
+            if others + need <= room:
+                break
+            folded.add(position)
+            others -= self._natural[position]
+        self._sizing = True
+        try:
+            for position in foldable + [p for p in self._folded if p not in foldable]:
+                hide = position in folded
+                if header.isSectionHidden(position) != hide:
+                    header.setSectionHidden(position, hide)
+                    if not hide:  # a width given shows a column: its own again
+                        self.setColumnWidth(position, self._natural[position])
+            self._folded = folded
+            if cause_shown:
+                width = max(GIVES_WAY_FLOOR, min(natural, room - others))
+                if header.sectionSize(cause) != width:
+                    self.setColumnWidth(cause, width)
+        finally:
+            self._sizing = False
+
+    def _chosen(self) -> list[int]:
+        """The columns the operator shows: on screen, or hidden for room."""
+        header = self.horizontalHeader()
+        return [
+            i for i in range(len(COLUMNS)) if not header.isSectionHidden(i) or i in self._folded
+        ]
+
+    def folded_columns(self) -> list[str]:
+        """The names of the chosen columns hidden for room (:data:`FOLDS_FOR_ROOM`)."""
+        return [n for n in FOLDS_FOR_ROOM if COLUMN_NAMES.index(n) in self._folded]
 
     def _on_section_resized(self, section: int, _old: int, new: int) -> None:
         dragging = QApplication.mouseButtons() & Qt.MouseButton.LeftButton
@@ -353,50 +390,58 @@ class EntriesTable(QTableView):
         return None
 
     def preferred_width(self) -> int:
-        """The width that shows every visible column whole (and the scroll bar)."""
-        header = self.horizontalHeader()
-        columns = sum(
-            self._natural.get(i, self.columnWidth(i))
-            for i in range(len(COLUMNS))
-            if not header.isSectionHidden(i)
-        )
+        """The width that shows every chosen column whole (and the scroll bar)."""
+        columns = sum(self._natural.get(i, self.columnWidth(i)) for i in self._chosen())
         bar = self.verticalScrollBar()
         bar_width = max(bar.sizeHint().width(), bar.width() if bar.isVisible() else 0)
         return columns + bar_width + 2 * self.frameWidth()
 
     def narrowest_width(self) -> int:
-        """The width that shows every visible column whole but the one that gives way
-        (:data:`GIVES_WAY`, at its floor)."""
+        """The width that shows every chosen column whole but the one that gives way
+        (:data:`GIVES_WAY`, readable: :data:`GIVES_WAY_READABLE`) and those that hide for
+        room (:data:`FOLDS_FOR_ROOM`): the detail pane opens at its width down to this."""
+        chosen = self._chosen()
+        folding = sum(
+            self._natural.get(p, 0)
+            for n in FOLDS_FOR_ROOM
+            if (p := COLUMN_NAMES.index(n)) in chosen
+        )
         position = COLUMN_NAMES.index(GIVES_WAY)
-        natural = self._natural.get(position, 0)
-        if self.horizontalHeader().isSectionHidden(position) or natural <= GIVES_WAY_FLOOR:
-            return self.preferred_width()
-        return self.preferred_width() - natural + GIVES_WAY_FLOOR + 8  # the pill's ends
+        natural = self._natural.get(position, 0) if position in chosen else 0
+        return self.preferred_width() - folding - natural + min(natural, GIVES_WAY_READABLE)
 
     # ------------------------------------------------------------------ columns
 
     def column_actions(self) -> list[QAction]:
         """One checkable action per column: ticked when shown (the header's menu)."""
         header = self.horizontalHeader()
-        shown = [i for i in range(len(COLUMNS)) if not header.isSectionHidden(i)]
+        shown = self._chosen()
         actions = []
         for logical in sorted(range(len(COLUMNS)), key=header.visualIndex):
-            action = QAction(COLUMNS[logical].title, self)
+            folded = logical in self._folded
+            title = COLUMNS[logical].title
+            action = QAction(f"{title} (hidden: no room)" if folded else title, self)
             action.setCheckable(True)
-            action.setChecked(not header.isSectionHidden(logical))
+            action.setChecked(logical in shown)
             action.setEnabled(shown != [logical])  # the last column shown stays
-            action.setToolTip(COLUMNS[logical].tooltip)
+            tip = COLUMNS[logical].tooltip
+            if folded:
+                tip += "\nHidden while the table is too narrow: widen the window or fold the pane"
+            action.setToolTip(tip)
             action.toggled.connect(partial(self.set_column_shown, COLUMNS[logical].name))
             actions.append(action)
         return actions
 
     def set_column_shown(self, name: str, shown: bool) -> None:
-        self.horizontalHeader().setSectionHidden(COLUMN_NAMES.index(name), not shown)
+        position = COLUMN_NAMES.index(name)
+        self._folded.discard(position)  # the operator's choice, from now on
+        self.horizontalHeader().setSectionHidden(position, not shown)
         self._give_way()
         self.columns_changed.emit()
 
     def shown_columns(self) -> list[str]:
-        """The names of the columns shown, left to right."""
+        """The names of the columns on screen, left to right (not those hidden for room:
+        :meth:`folded_columns`)."""
         header = self.horizontalHeader()
         order = sorted(range(len(COLUMNS)), key=header.visualIndex)
         return [COLUMN_NAMES[i] for i in order if not header.isSectionHidden(i)]
@@ -407,6 +452,7 @@ class EntriesTable(QTableView):
         for position, name in enumerate(COLUMN_NAMES):
             header.moveSection(header.visualIndex(position), position)
             header.setSectionHidden(position, name in HIDDEN_BY_DEFAULT)
+        self._folded.clear()
         self._operator_sized = False
         self.fit_columns_to_content()
 
@@ -426,7 +472,11 @@ class EntriesTable(QTableView):
         order = sorted(range(len(COLUMNS)), key=header.visualIndex)
         return {
             "order": [COLUMN_NAMES[i] for i in order],
-            "hidden": [COLUMN_NAMES[i] for i in order if header.isSectionHidden(i)],
+            "hidden": [
+                COLUMN_NAMES[i]
+                for i in order
+                if header.isSectionHidden(i) and i not in self._folded  # hidden by choice
+            ],
             "widths": {COLUMN_NAMES[i]: self._natural.get(i, header.sectionSize(i)) for i in order},
         }
 
@@ -451,6 +501,7 @@ class EntriesTable(QTableView):
                     hide.discard(COLUMN_NAMES[0])
                 for position, name in enumerate(COLUMN_NAMES):
                     header.setSectionHidden(position, name in hide)
+                self._folded.clear()
             if isinstance(widths, dict):
                 for name, width in widths.items():
                     if name in COLUMN_NAMES and isinstance(width, int) and width > 0:

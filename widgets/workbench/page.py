@@ -5,10 +5,12 @@ bottom right, or dragging the splitter handle) and opens again on Enter or a
 double click on a row. On first show the table gets the width its columns
 need and the pane the rest; a window too narrow for both starts with the pane
 folded, so no column is cut; opened there, the pane takes its room from the
-cause column, and then from the group panel (folded while the pane is open),
-never from the other columns. ``view_settings`` / ``apply_view_settings``
-carry the columns and the pane between runs (``app/ui_state.py`` keeps them); a
-pane restored open is opened by the same rule in the page's width as shown.
+cause column (down to a readable width), from the outcome and queue columns (hidden
+for room, back when there is room: ``EntriesTable.FOLDS_FOR_ROOM``) and then from the
+group panel (folded while the pane is open), never from the other columns.
+``view_settings`` / ``apply_view_settings`` carry the columns and the pane between
+runs (``app/ui_state.py`` keeps them); a pane restored open is opened by the same
+rule in the page's width as shown.
 """
 
 from __future__ import annotations
@@ -113,7 +115,7 @@ class WorkbenchPage(QWidget):
         total = sum(self.splitter.sizes())
         wanted = self._detail_width or self.detail.minimumSizeHint().width() + 60
         view = self.table_view
-        # the table less what its cause column gives up, beside the group panel; a
+        # the table less what its cause, outcome and queue give up, beside the groups; a
         # window too narrow for that and the pane folds the group panel away
         view.set_group_panel_folded(total - self._table_room(True) < self._pane_minimum())
         table = self._table_room(not view.group_panel_folded)
@@ -122,7 +124,8 @@ class WorkbenchPage(QWidget):
         self.splitter.setSizes([total - width, width])
 
     def _table_room(self, with_groups: bool) -> int:
-        """What the table needs with only its cause column narrowed (and the group panel)."""
+        """What the table needs with its cause narrowed to readable, its outcome and queue
+        hidden (:meth:`EntriesTable.narrowest_width`), and the group panel."""
         view = self.table_view
         room = view.table.narrowest_width() + self.splitter.handleWidth()
         if with_groups:
