@@ -155,6 +155,15 @@ CAUSE_SOURCE_TEXT: Final[dict[str, str]] = {
 """Where a cause came from, as the Cause column's tooltip says it."""
 
 
+def shown_cell(text: str) -> str:
+    """A free-text cell: its card numbers masked, and where it holds a control character
+    (an ESC, a NUL: drawn as boxes) as every view shows such text
+    (:func:`~services.workbench.shown.masked_escaped`); printable text, nearly all, takes
+    the cheap path (a table paints and measures many cells)."""
+    masked = mask_text(text)
+    return masked if masked.isprintable() else masked_escaped(text)
+
+
 def cause_tooltip(s: EntrySummary) -> str:
     """The cause whole, where it came from, and its failure group (masked, control
     characters as ``\\xNN``: :func:`~services.workbench.shown.masked_escaped`)."""
@@ -418,23 +427,23 @@ class FailedPaymentsModel(QAbstractTableModel):
         if name == "payment_id":
             return mask_identifier(s.payment_id) if s.payment_id else NO_VALUE
         if name == "merchant":
-            return mask_text(s.merchant) if s.merchant else NO_VALUE
+            return shown_cell(s.merchant) if s.merchant else NO_VALUE
         if name == "amount":
-            return mask_text(format_amount(s.amount, s.currency))
+            return shown_cell(format_amount(s.amount, s.currency))
         if name == "reason":
-            return mask_text(s.reason) if s.reason else NO_VALUE
+            return shown_cell(s.reason) if s.reason else NO_VALUE
         if name == "cause":
-            return mask_text(s.cause) if s.cause else NO_VALUE
+            return shown_cell(s.cause) if s.cause else NO_VALUE
         if name == "origin_queue":
-            return mask_text(s.origin_queue) if s.origin_queue else NO_VALUE
+            return shown_cell(s.origin_queue) if s.origin_queue else NO_VALUE
         if name == "routing_key":
-            return mask_text(s.routing_key) if s.routing_key else NO_VALUE
+            return shown_cell(s.routing_key) if s.routing_key else NO_VALUE
         if name == "attempts":
             return str(s.attempts)
         if name == "state":
             return STATE_LABELS.get(s.state, str(s.state))
         if name == "last_operator":
-            return mask_text(s.last_operator) if s.last_operator else NO_VALUE
+            return shown_cell(s.last_operator) if s.last_operator else NO_VALUE
         if name == "outcome":
             outcome = Outcome.named(s.outcome)
             return outcome.label if outcome is not None else NO_VALUE
@@ -463,7 +472,7 @@ class FailedPaymentsModel(QAbstractTableModel):
             who = f" by {s.last_operator}" if s.last_operator else ""
             return f"{STATE_LABELS.get(s.state, str(s.state))}{who}"
         if name == "amount":
-            return mask_text(format_amount(s.amount, s.currency))
+            return shown_cell(format_amount(s.amount, s.currency))
         if name == "payment_id":
             payment = mask_identifier(s.payment_id) if s.payment_id else "no payment id"
             message = f"\nMessage id {mask_identifier(s.message_id)}" if s.message_id else ""

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from services.masking.json import mask_sensitive_text
 from services.time_range import zone_name
 from services.trace_model import PaymentTrace, TraceStep
+from services.workbench.shown import masked_escaped
 from widgets.common import colors
 from widgets.workbench.detail_tables import plain_table, table_item
 
@@ -63,11 +64,12 @@ def step_what(step: TraceStep) -> str:
 
 
 def step_detail(step: TraceStep) -> str:
-    """The reason, the hop, where it was parked, or the note and result and what followed."""
+    """The reason, the hop, where it was parked, or the note and result and what followed
+    (as shown texts are: :func:`~services.workbench.shown.masked_escaped`)."""
     parts = [step.detail] if step.detail else []
     if step.after:
         parts.append("then " + ", ".join(step.after))
-    return " · ".join(parts)
+    return masked_escaped(" · ".join(parts))
 
 
 def trace_summary(trace: PaymentTrace) -> str:
