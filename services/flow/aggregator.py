@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import numpy.typing as npt
 
-from services.flow.decoder import CLOCK_SKEW_MS
 from services.flow.types import HEADLINE_WINDOW_S, LATENCY_PERCENTILES, FlowFrame, Headline
 
 OTHER_STATUS = "other"
@@ -53,13 +52,6 @@ class FlowAggregator:
     distinct statuses are counted under ``"other"`` (a routing key carrying an
     id must not grow the arrays without bound). A polled queue depth is held for
     ``depth_hold_s`` seconds, so a poll that lands a little late leaves no gap.
-
-    Latency is measured only for payments created while the aggregator watched: an event
-    whose created time is before the aggregator's start (by more than
-    ``CLOCK_SKEW_MS``) is counted, but left out of the latency. Its age is not the
-    flow's latency now but what the restart left behind (the demo's payments left in
-    their queues while it was closed: 32,781 ms in the p99 tile for seconds after a
-    restart, two such events among the few of a headline window just begun).
     """
 
     def __init__(
@@ -104,10 +96,7 @@ class FlowAggregator:
         self._queue_rows: dict[str, int] = {}
 
         # The current, partial second.
-        started = clock()
-        self._cur_sec = int(started)
-        # Events created before this (epoch ms) are counted but not in the latency.
-        self._measured_from_ms = started * 1000.0 - CLOCK_SKEW_MS
+        self._cur_sec = int(clock())
         self._start_sec = self._cur_sec
         self._cur_counts: dict[str, int] = {}
         self._cur_dead = 0
@@ -139,12 +128,9 @@ class FlowAggregator:
         A ``replayed`` event (an operator sent its message back) is counted by
         status and apart as replayed, never in the latency: its created time is
         the original payment's, so its latency would be the time it was parked.
-        An event created before the aggregator started is counted, not in the latency
-        (see the class docstring).
         """
         with self._lock:
-            now = self._clock()
-            sec = int(now)
+            sec = int(self._clock())
             if sec != self._cur_sec:
                 self._advance(sec)
             counts = self._cur_counts
@@ -158,7 +144,7 @@ class FlowAggregator:
                 reasons[reason] = reasons.get(reason, 0) + 1
             if replayed:
                 self._cur_replayed += 1
-            elif latency_ms is not None and now * 1000.0 - latency_ms >= self._measured_from_ms:
+            elif latency_ms is not None:
                 if self._lat_countdown <= 1:
                     samples = self._cur_latency
                     samples.append(latency_ms)

@@ -160,7 +160,6 @@ def test_latency_percentiles(clock: FakeClock) -> None:
 
 def test_latency_sampling_is_bounded_and_unbiased(clock: FakeClock) -> None:
     agg = make(clock)
-    clock.now += 5  # payments created up to 2 s ago: after the aggregator started
     n = 200_000
     values = np.linspace(1.0, 2000.0, n)
     for value in values:
@@ -175,10 +174,9 @@ def test_latency_sampling_is_bounded_and_unbiased(clock: FakeClock) -> None:
 
 def test_zero_and_extreme_latencies(clock: FakeClock) -> None:
     agg = make(clock)
-    clock.now += 4 * 3600  # watched for 4 h: a payment created 3.3 h ago is measured
     agg.record_event("ok", 0.0)
     agg.record_event("ok", 0.0)
-    agg.record_event("ok", 1.2e7)
+    agg.record_event("ok", 1e12)
     p50, _, p99 = agg.frame(1).latency_ms[:, -1]
     assert p50 == 0.0
     assert p99 == 1e7  # the top bin
@@ -314,28 +312,3 @@ def test_failure_reasons_per_finished_second(clock: FakeClock) -> None:
     agg.record_event("failed", None, "acquirer timeout")
     clock.now += 1
     assert list(agg.failure_reasons(0, 2**40)) == [start + 32]
-
-
-def test_a_payment_created_before_the_start_is_counted_but_not_in_the_latency(
-    clock: FakeClock,
-) -> None:
-    """A restart: the first events are of payments left in their queues while the console
-    (the demo's flow with it) was closed, 32 s old; the p99 tile showed 32,781 ms until
-    enough fresh events had come. Such events are counted by status, not in the latency."""
-    agg = make(clock, failure_statuses=("failed",))
-    clock.now = T0 + 0.5
-    for _ in range(3):
-        agg.record_event("captured", 32_000.0)  # created 31.5 s before the start
-    agg.record_event("failed", 31_000.0, "acquirer timeout")
-    for _ in range(20):
-        agg.record_event("captured", 150.0)
-    agg.record_event("captured", 1_200.0)  # created 0.7 s before the start: clock skew
-    clock.now = T0 + 1.5
-    agg.record_event("captured", 1_400.0)  # created 0.1 s after the start: measured
-    clock.now = T0 + 2.2
-    head = agg.headline()
-    assert head.total_events == 26 and head.failure_rate_pct is not None
-    assert head.latency_p99_ms is not None and head.latency_p99_ms < 2_000, head
-    frame = agg.frame(3)
-    assert np.nanmax(frame.latency_ms) < 2_000  # nor in the plots, history and alerts
-    assert agg.totals_by_status() == {"captured": 25, "failed": 1}
