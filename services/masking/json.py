@@ -369,7 +369,7 @@ def _with_fast_paths(mask: Callable[[str], str]) -> Callable[[str], str]:
     return masked
 
 
-def _has_key_word(lowered: str) -> bool:
+def has_key_word(lowered: str) -> bool:
     """Whether lowered text holds a word :func:`mask_sensitive_text` acts on (CVV or PAN)."""
     return _has_cvv_word(lowered) or _has_pan_word(lowered)
 
@@ -431,7 +431,7 @@ def mask_untrusted_text(text: str) -> str:
     """
     masked = mask_text(text)
     lowered = text.lower()
-    if not _has_key_word(lowered):
+    if not has_key_word(lowered):
         # mask_sensitive_text(masked) would only run mask_text again: no key word in text,
         # and mask_text brings none in (it rewrites a run of digits, spaces and dashes
         # starting with a digit as digits and '*': "cav2" would have to be in text already).

@@ -31,6 +31,7 @@ from services.masking.json import (
     UNTRUSTED_UNCHANGED,
     IdTree,
     JsonNumber,
+    has_key_word,
     is_cvv_key,
     is_id_leaf,
     is_pan_key,
@@ -40,7 +41,13 @@ from services.masking.json import (
     mask_sensitive_text,
     mask_untrusted_text,
 )
-from services.masking.text import MIN_PAN_DIGITS, mask_text
+from services.masking.text import (
+    MAX_PAN_DIGITS,
+    MIN_PAN_DIGITS,
+    luhn_valid,
+    mask_text,
+    may_hold_pan,
+)
 
 
 def json_value(value: Any) -> Any:
@@ -104,42 +111,74 @@ def mask_untrusted(value: Any, ids: IdTree | None = None) -> Any:
     then every other string and key masked as free text too. Done in one walk
     (:func:`_untrusted`) that gives the same result.
     """
-    return _untrusted_ids(value, ids) if ids else _untrusted(value)
+    later: list[_Later] = []
+    masked = _untrusted_ids(value, ids, later) if ids else _untrusted(value, later)
+    _settle(later)
+    return masked
 
 
-def _untrusted_ids(value: Any, ids: IdTree) -> Any:
+_Later = tuple[dict[Any, Any], Any, str]
+"""A text put in an output dict as it is, to mask there if it has anything to mask:
+(the dict, its key, the text)."""
+
+
+def _settle(later: list[_Later]) -> None:
+    """Mask the texts :func:`_untrusted_dict` put off, in the dicts it made.
+
+    Each is what ``mask_untrusted_text`` keeps as it is unless it is not ASCII, may hold a
+    card number (13 digits, spaces and dashes dropped) or holds a CVV or card-number key
+    word: the texts joined by NUL (none of those patterns spans a NUL, nor does
+    ``lower``) are checked at once, and only when one fails is each masked. A message's
+    free texts usually pass: one check for all of them instead of one call each.
+    """
+    if not later:
+        return
+    joined = "\0".join([text for _, _, text in later])
+    if joined.isascii() and not may_hold_pan(joined) and not has_key_word(joined.lower()):
+        return
+    for out, key, text in later:
+        out[key] = mask_untrusted_text(text)
+
+
+def _untrusted_ids(value: Any, ids: IdTree, later: list[_Later] | None = None) -> Any:
     """:func:`_three_passes` of ``value`` with identifiers where ``ids`` says."""
     cls = type(value)
     if cls is dict:
-        return _untrusted_dict(value, ids)
+        return _untrusted_dict(value, ids, later)
     if cls is list or cls is tuple:
-        return [_descend(item, ids.get(str(i))) for i, item in enumerate(value)]
+        return [_descend(item, ids.get(str(i)), later) for i, item in enumerate(value)]
     if value is None or cls is str or cls is bool or cls is int:
         return _untrusted(value)  # a scalar that is not at an id path: no id to mind
     return _three_passes(value, ids)
 
 
-def _descend(item: Any, sub: IdTree | None) -> Any:
-    return _untrusted(item) if not sub else _untrusted_ids(item, sub)
+def _descend(item: Any, sub: IdTree | None, later: list[_Later] | None = None) -> Any:
+    return _untrusted(item, later) if not sub else _untrusted_ids(item, sub, later)
 
 
-def _untrusted(value: Any) -> Any:
-    """:func:`_three_passes` of ``value``, the common types in one step each."""
+def _untrusted(value: Any, later: list[_Later] | None = None) -> Any:
+    """:func:`_three_passes` of ``value``, the common types in one step each (``later``:
+    where a dict's texts may be put off, see :func:`_settle`)."""
     cls = type(value)
     if cls is str:
         # json_value keeps it; mask_json gives mask_text(value), then mask_sensitive_text of that.
         return mask_untrusted_text(value)
     if cls is dict:
-        return _untrusted_dict(value)
+        return _untrusted_dict(value, None, later)
     if cls is list or cls is tuple:
         # json_value, mask_json and _masked_text_values all map a list item by item.
-        return [_untrusted(item) for item in value]
+        return [_untrusted(item, later) for item in value]
     if value is None or cls is bool:
         return value  # kept by all three passes
     if cls is int:
         # mask_json masks the text of an int that is a card number, then the text is masked
-        # as free text; any other int is kept.
+        # as free text; any other int is kept. Its text is digits after an optional minus:
+        # a card number only when all of them are, 13-19 Luhn-valid digits (a longer run
+        # holds none: the pattern needs no digit beside a candidate).
         text = str(value)
+        digits = len(text) - (value < 0)
+        if digits < MIN_PAN_DIGITS or digits > MAX_PAN_DIGITS or not luhn_valid(text[-digits:]):
+            return value
         masked = mask_text(text)
         return value if masked == text else mask_sensitive_text(masked)
     if cls is JsonNumber and len(value) < MIN_PAN_DIGITS:
@@ -182,8 +221,11 @@ def _key_kind(name: str) -> tuple[str, int]:
     return known
 
 
-def _untrusted_dict(value: dict[Any, Any], ids: IdTree | None = None) -> Any:
-    """:func:`_untrusted` of a dict: each key shown and its value masked as mask_json does."""
+def _untrusted_dict(
+    value: dict[Any, Any], ids: IdTree | None = None, later: list[_Later] | None = None
+) -> Any:
+    """:func:`_untrusted` of a dict: each key shown and its value masked as mask_json does
+    (a text value put off to ``later`` when given, see :func:`_settle`)."""
     out: dict[Any, Any] = {}
     for key, item in value.items():
         if type(key) is not str:  # not from JSON or AMQP (str keys only): the three passes
@@ -194,8 +236,14 @@ def _untrusted_dict(value: dict[Any, Any], ids: IdTree | None = None) -> Any:
             # The common case, in line: what _untrusted gives for a plain value.
             cls = type(item)
             if cls is str:
-                keep = len(item) < SHORTEST_SENSITIVE or item in UNTRUSTED_UNCHANGED
-                out[shown] = item if keep else mask_untrusted_text(item)
+                if len(item) < SHORTEST_SENSITIVE:
+                    out[shown] = item
+                elif later is not None:
+                    out[shown] = item
+                    later.append((out, shown, item))
+                else:
+                    keep = item in UNTRUSTED_UNCHANGED
+                    out[shown] = item if keep else mask_untrusted_text(item)
             elif (
                 item is None
                 or cls is bool
@@ -203,12 +251,12 @@ def _untrusted_dict(value: dict[Any, Any], ids: IdTree | None = None) -> Any:
             ):
                 out[shown] = item  # mask_text leaves a text of under 13 characters as it is
             else:
-                out[shown] = _untrusted(item)
+                out[shown] = _untrusted(item, later)
         elif sub is not None and kind == _OTHER_KEY:
             # on an id path: an identifier, or a container the path goes into
             plain = item if isinstance(item, dict | list | tuple) else json_value(item)
             out[shown] = (
-                mask_id_value(plain) if is_id_leaf(key, plain, sub) else _descend(plain, sub)
+                mask_id_value(plain) if is_id_leaf(key, plain, sub) else _descend(plain, sub, later)
             )
         elif kind == _CVV_KEY:
             out[shown] = HIDDEN  # mask_sensitive_text leaves HIDDEN as it is
@@ -216,7 +264,8 @@ def _untrusted_dict(value: dict[Any, Any], ids: IdTree | None = None) -> Any:
             # json_value keeps a str; mask_pan_value gives a plain str, masked again as text.
             out[shown] = mask_sensitive_text(mask_pan_value(item))
         elif isinstance(item, Mapping | list | tuple):
-            out[shown] = _descend(item, sub)  # mask_json walks into containers under a PAN key
+            # mask_json walks into containers under a PAN key
+            out[shown] = _descend(item, sub, later)
         else:
             plain = json_value(item)
             if isinstance(plain, Mapping):  # undecodable bytes, described: mask_json walks it

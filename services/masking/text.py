@@ -28,6 +28,8 @@ _GLUED_CANDIDATE = re.compile(r"(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)")
 """Candidates in a value known to be card data: a letter beside the digits does not matter."""
 MIN_PAN_DIGITS = 13
 """The fewest digits a card number has."""
+MAX_PAN_DIGITS = 19
+"""The most digits a card number has."""
 _DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _THIRTEEN_DIGITS = b"0" * MIN_PAN_DIGITS
 
@@ -104,7 +106,7 @@ def mask_text(text: str) -> str:
     """Mask every Luhn-valid card number in free text."""
     if len(text) < MIN_PAN_DIGITS:
         return text
-    if type(text) is str and text.isascii() and not _may_hold_pan(text):
+    if type(text) is str and text.isascii() and not may_hold_pan(text):
         return text  # the substitution would find nothing and return text itself
     return _PAN_CANDIDATE.sub(_mask_match, text)
 
@@ -115,7 +117,7 @@ def mask_card_field_text(text: str) -> str:
     return _GLUED_CANDIDATE.sub(_mask_match, text)
 
 
-def _may_hold_pan(ascii_text: str) -> bool:
+def may_hold_pan(ascii_text: str) -> bool:
     """False when an ASCII text cannot hold a ``_PAN_CANDIDATE`` (two C passes, no regex).
 
     A candidate is 13+ digits with at most one space or dash between two of them: with every
