@@ -23,8 +23,8 @@ from typing import Final
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, Qt
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen
 from PySide6.QtWidgets import QApplication
 
 from services.flow.types import LATENCY_PERCENTILES, FloatArray, FlowFrame
@@ -169,6 +169,77 @@ class _ValueAxis(pg.AxisItem):
         return [f"{v * scale:,.0f}" for v in values]
 
 
+@dataclass(frozen=True, slots=True)
+class _Shade:
+    """An alert span as drawn: clipped to the range, its colour, label and label row."""
+
+    start: float
+    end: float
+    label: str
+    colour: QColor
+    label_y: float
+
+
+class _SpanRegions(pg.GraphicsObject):
+    """Every alert span's period shaded (the colour, faint) between two lines of the
+    colour, the plot's full height: one item behind the curves for all of them."""
+
+    def __init__(self, shades: Sequence[_Shade], bounds: QRectF) -> None:
+        super().__init__()
+        self._shades = shades
+        self._bounds = bounds
+        self.setZValue(-10)
+
+    def boundingRect(self) -> QRectF:
+        return self._bounds
+
+    def paint(self, painter: QPainter, *args: object) -> None:
+        top, bottom = self._bounds.top(), self._bounds.bottom()
+        for shade in self._shades:
+            fill = QColor(shade.colour)
+            fill.setAlpha(26)
+            painter.fillRect(QRectF(shade.start, top, shade.end - shade.start, bottom - top), fill)
+            pen = QPen(shade.colour, 1)
+            pen.setCosmetic(True)
+            painter.setPen(pen)
+            for x in (shade.start, shade.end):
+                painter.drawLine(QPointF(x, top), QPointF(x, bottom))
+
+
+class _SpanLabels(pg.GraphicsObject):
+    """Every alert span's rule name at its start, in its row, on a white ground (as a
+    ``TextItem`` writes it: 4 px of margin), in front of the curves: one item for all."""
+
+    _MARGIN: Final = 4.0
+
+    def __init__(self, shades: Sequence[_Shade], bounds: QRectF) -> None:
+        super().__init__()
+        self._shades = shades
+        self._bounds = bounds
+        self._font = _font(8.0, bold=True)
+        self.setZValue(20)
+
+    def boundingRect(self) -> QRectF:
+        return self._bounds
+
+    def paint(self, painter: QPainter, *args: object) -> None:
+        to_device = painter.transform()
+        painter.resetTransform()  # the labels are drawn in pixels, where their spans start
+        painter.setFont(self._font)
+        metrics = QFontMetricsF(self._font)
+        ground = QColor(255, 255, 255, 215)
+        margin = self._MARGIN
+        for shade in self._shades:
+            at = to_device.map(QPointF(shade.start, shade.label_y))
+            width = metrics.horizontalAdvance(shade.label) + 2 * margin
+            box = QRectF(at.x(), at.y(), width, metrics.height() + 2 * margin)
+            painter.fillRect(box, ground)
+            painter.setPen(QColor(on_paper(shade.colour.name())))
+            painter.drawText(
+                QPointF(at.x() + margin, at.y() + margin + metrics.ascent()), shade.label
+            )
+
+
 class _Chart:
     """One chart: a title, a plot with a local-time axis, a legend column."""
 
@@ -265,40 +336,23 @@ class _Chart:
         self.plot.setXRange(t0, max(t1, t0 + 1), padding=0)
         self.plot.setYRange(-top * 0.02, top, padding=0)
         self.plot.disableAutoRange()
+        shades = []
         for row, span in enumerate(sorted(spans)):
-            self._shade(span, t0, t1, label_y=top - row_height * (row % _LABEL_ROWS))
+            start, end, rule, severity = span
+            start, end = max(start, t0), min(end, t1)
+            if end > start:
+                colour = SPAN_COLORS.get(severity, SPAN_COLORS["warning"])
+                label_y = top - row_height * (row % _LABEL_ROWS)
+                shades.append(_Shade(start, end, f" {rule} ", QColor(colour), label_y))
+        if shades:  # two items for all the spans, not two per span (a second of 100 spans)
+            bounds = QRectF(t0, -top * 0.02, max(t1, t0 + 1) - t0, top * 1.02)
+            for item in (_SpanRegions(shades, bounds), _SpanLabels(shades, bounds)):
+                self.plot.addItem(item, ignoreBounds=True)
         if empty_text:
             label = pg.TextItem(empty_text, color=INK_MUTED, anchor=(0.5, 0.5))
             label.setFont(_font(11.0))
             label.setPos((t0 + t1) / 2, top / 2)
             self.plot.addItem(label)
-
-    def _shade(self, span: ChartSpan, t0: float, t1: float, *, label_y: float) -> None:
-        start, end, rule, severity = span
-        start, end = max(start, t0), min(end, t1)
-        if end <= start:
-            return
-        colour = SPAN_COLORS.get(severity, SPAN_COLORS["warning"])
-        fill = QColor(colour)
-        fill.setAlpha(26)
-        region = pg.LinearRegionItem(
-            values=(start, end),
-            movable=False,
-            brush=pg.mkBrush(fill),
-            pen=pg.mkPen(colour, width=1),
-        )
-        region.setZValue(-10)
-        self.plot.addItem(region, ignoreBounds=True)
-        label = pg.TextItem(
-            f" {rule} ",
-            color=on_paper(colour),
-            fill=pg.mkBrush(255, 255, 255, 215),
-            anchor=(0, 0),
-        )
-        label.setFont(_font(8.0, bold=True))
-        label.setPos(start, label_y)
-        label.setZValue(20)
-        self.plot.addItem(label, ignoreBounds=True)
 
     def png(self) -> bytes:
         widget = self.widget
