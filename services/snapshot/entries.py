@@ -19,6 +19,7 @@ import asyncio
 import csv
 import io
 import os
+import struct
 import sys
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
@@ -31,7 +32,7 @@ from typing import Any, TypeVar, cast
 from services.masking.json import IdTree
 from services.snapshot.documents import dumps_line, entry_row_and_document
 from services.workbench.model import EntrySummary, ParkedEntry
-from services.workbench.store_reading import entry_from_hash, unpack_hash
+from services.workbench.store_reading import entry_from_hash, unpack_hash, unreadable_entry
 
 MAX_WORKERS = 4
 T = TypeVar("T")
@@ -85,8 +86,17 @@ def entry_lines(
 def hash_lines(
     dlq: str, hashes: Sequence[StoredHash], from_ms: int, to_ms: int, ids: IdTree | None
 ) -> EntryLines:
-    """:func:`entry_lines` of stored hashes (unpacked and decoded first): what a worker does."""
-    entries = [entry_from_hash(dlq, entry_id, unpack_hash(raw)) for entry_id, raw in hashes]
+    """:func:`entry_lines` of stored hashes (unpacked and decoded first): what a worker does.
+    A hash that cannot be unpacked or decoded is written as far as it can be read, with a
+    note saying why (:func:`unreadable_entry`): one entry never stops the export."""
+    entries = []
+    for entry_id, packed in hashes:
+        raw: dict[bytes, bytes] = {}
+        try:
+            raw = unpack_hash(packed)
+            entries.append(entry_from_hash(dlq, entry_id, raw))
+        except (ValueError, struct.error, RecursionError) as exc:  # CodecError is a ValueError
+            entries.append(unreadable_entry(dlq, entry_id, raw, str(exc) or type(exc).__name__))
     return entry_lines(entries, from_ms, to_ms, ids)
 
 

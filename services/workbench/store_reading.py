@@ -20,7 +20,7 @@ from services.masking.json import mask_identifier
 from services.outcomes.model import dlqs_key, outcome_from_fields
 from services.workbench import lua
 from services.workbench import redis_layout as layout
-from services.workbench.codec import decode_record, parse_x_death
+from services.workbench.codec import MessageRecord, decode_record, parse_x_death
 from services.workbench.load_pace import LoadPace
 from services.workbench.model import (
     AUDIT_STARTED,
@@ -72,6 +72,34 @@ def entry_from_hash(dlq: str, entry_id: str, raw: Mapping[bytes, bytes]) -> Park
         detail=layout.text(raw.get(b"detail")),
         updated_at_ms=layout.integer(raw.get(b"updated_at")) or None,
         outcome=outcome_from_fields(raw),
+    )
+
+
+def unreadable_entry(
+    dlq: str, entry_id: str, raw: Mapping[bytes, bytes], problem: str
+) -> ParkedEntry:
+    """What can be shown of an entry whose stored hash :func:`entry_from_hash` cannot
+    decode (a record field missing or not what was stored, a packed hash cut short): its
+    table row as far as the hash gives one, no message, and ``problem`` as its last error
+    (an export writes it and goes on)."""
+    parked_at = layout.integer(raw.get(b"parked_at"), entry_id_time_ms(entry_id) or 0)
+    summary = layout.summary_from_blob(
+        dlq,
+        entry_id,
+        parked_at,
+        raw.get(b"summary"),
+        state=layout.state_of(raw.get(b"state")) or EntryState.PARKED,
+        operator=layout.text(raw.get(b"operator")),
+    )
+    note = f"the stored entry could not be read, its message is left out: {problem}"
+    return ParkedEntry(
+        summary=summary,
+        record=MessageRecord(body=b""),
+        deaths=(),
+        fingerprint="",
+        version=0,
+        last_error=note,
+        updated_at_ms=layout.integer(raw.get(b"updated_at")) or None,
     )
 
 

@@ -8,6 +8,7 @@ worker processes.
 from __future__ import annotations
 
 import re
+import struct
 import time
 import zipfile
 from pathlib import Path
@@ -16,10 +17,12 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from services.snapshot.entries import hash_lines
 from services.snapshot.job import write_snapshot
 from services.snapshot.model import SnapshotRequest
 from services.workbench.codec import MessageRecord
 from services.workbench.store import ParkingStore
+from services.workbench.store_reading import unpack_hash
 from tests.helpers.snapshot_kit import DLQ, PAN_JSON, PAN_TEXT, PANS, park_records, profile_for
 
 pytestmark = pytest.mark.integration
@@ -112,3 +115,67 @@ async def test_damaged_entries_are_written_once_marked_and_masked(
     assert damaged["routing_key"] == "<boolean true>"
     report = texts["report.md"].decode("utf-8") if "report.md" in texts else ""
     assert "<number 510510******5100>" in report or "report.md" not in texts
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+async def test_entries_that_cannot_be_decoded_are_written_with_a_note(
+    redis_client: aioredis.Redis, prefix: str, tmp_path: Path, workers: int
+) -> None:
+    # A record field that is not what was stored (properties not JSON, a header's tagged
+    # time holding a card number, the body gone) stopped the whole export; now each such
+    # entry is written once, with why its message is left out, and the others in full.
+    profile = profile_for(prefix, dead_letter_queues=(DLQ,))
+    now = int(time.time())
+    from_s, to_s = now - 3600, now
+    records = [_record(n) for n in range(GOOD)]
+    ids = await park_records(redis_client, prefix, records, (from_s + 1) * 1000)
+    store = ParkingStore(redis_client, prefix)
+    await redis_client.hset(store.entry_key(DLQ, ids[1]), "props", b"{not json")
+    await redis_client.hset(
+        store.entry_key(DLQ, ids[2]), "headers", orjson.dumps({"x-when": ["T", PAN_TEXT]})
+    )
+    await redis_client.hdel(store.entry_key(DLQ, ids[3]), "body")
+
+    out = tmp_path / "undecodable.zip"
+    result = await write_snapshot(
+        SnapshotRequest(profile, from_s, to_s, out, batch=2), redis_client, workers=workers
+    )
+
+    assert result.counts.failed_payments == GOOD
+    with zipfile.ZipFile(out) as archive:
+        texts = {name: archive.read(name) for name in archive.namelist()}
+    documents = [orjson.loads(line) for line in texts["failed_payments.jsonl"].splitlines()]
+    assert sorted(d["entry_id"] for d in documents) == sorted(ids)
+    by_id = {d["entry_id"]: d for d in documents}
+    for n in (1, 2, 3):
+        damaged = by_id[ids[n]]
+        assert damaged["last_error"].startswith("the stored entry could not be read"), damaged
+        assert damaged["body"] == {"kind": "empty", "size": 0}
+        assert damaged["payment_id"] == f"pay_{n}"  # the row as far as the hash gives it
+    assert "fields missing: body" in by_id[ids[3]]["last_error"]
+    for n in (0, 4):
+        assert by_id[ids[n]]["last_error"] is None
+        assert by_id[ids[n]]["body"]["kind"] == "json"
+    csv_text = texts["failed_payments.csv"].decode("utf-8")
+    assert csv_text.count("the stored entry could not be read") == 3
+    for name, data in texts.items():
+        if name.endswith(".png"):
+            continue
+        plain = re.sub(rb"[ -]", b"", data)
+        for secret in PANS:
+            assert secret.replace(" ", "").encode() not in plain, f"{secret!r} in {name}"
+
+
+def test_a_packed_hash_cut_short_is_written_with_a_note() -> None:
+    good = struct.pack(">I", 2) + struct.pack(">II", 5, 3) + b"state" + b"xyz"
+    assert unpack_hash(good) == {b"state": b"xyz"}
+    entry_id = "018f8a5c2b00" + "00000001"
+    for broken in (good[:-1], good[:6], struct.pack(">I", 1000) + b"\0" * 8):
+        with pytest.raises((ValueError, struct.error)):
+            unpack_hash(broken)
+        lines = hash_lines(DLQ, [(entry_id, broken)], 0, 2**62, None)
+        (document,) = [orjson.loads(line) for line in lines.jsonl.splitlines()]
+        assert document["entry_id"] == entry_id
+        assert document["last_error"].startswith("the stored entry could not be read")
+        assert lines.summaries[0].parked_at_ms == int(entry_id[:12], 16)
+        assert "could not be read" in lines.csv.decode()
