@@ -27,6 +27,7 @@ from services.masking.json import (
     CACHED_TEXT_LEN,
     CACHED_TEXTS,
     HIDDEN,
+    ID_LEAF,
     SHORTEST_SENSITIVE,
     UNTRUSTED_UNCHANGED,
     IdTree,
@@ -36,6 +37,7 @@ from services.masking.json import (
     is_id_leaf,
     is_pan_key,
     mask_id_value,
+    mask_identifier,
     mask_json,
     mask_pan_value,
     mask_sensitive_text,
@@ -250,10 +252,17 @@ def _untrusted_dict(
                 or (cls is int and _SHORT_INT_MIN <= item <= _SHORT_INT_MAX)
             ):
                 out[shown] = item  # mask_text leaves a text of under 13 characters as it is
+            elif cls is datetime.datetime and later is not None:
+                # _untrusted masks its isoformat() as a text (10 characters at least): put off
+                out[shown] = text = item.isoformat()
+                later.append((out, shown, text))
             else:
                 out[shown] = _untrusted(item, later)
         elif sub is not None and kind == _OTHER_KEY:
             # on an id path: an identifier, or a container the path goes into
+            if type(item) is str and ID_LEAF in sub:  # what mask_id_value does with a str
+                out[shown] = mask_identifier(item)
+                continue
             plain = item if isinstance(item, dict | list | tuple) else json_value(item)
             out[shown] = (
                 mask_id_value(plain) if is_id_leaf(key, plain, sub) else _descend(plain, sub, later)

@@ -4,6 +4,7 @@ and an int's digits before its text: the result is still exactly the plain three
 
 from __future__ import annotations
 
+import datetime
 import random
 from typing import Any
 
@@ -15,7 +16,7 @@ from services.masking.text import luhn_valid
 from tests.helpers import masking_reference as reference
 
 PAN = "4111111111111111"
-IDS = id_tree(("payment_id",))
+IDS = id_tree(("payment_id", "payment.id"))
 
 CLEAN = {
     "merchant": "Vandelay Imports",
@@ -23,6 +24,7 @@ CLEAN = {
     "items": [{"description": "Hiking boots, size 43", "sku": "SKU-004711"}],
     "acquirer": {"message": "Do not honor", "code": "05"},
     "idempotency_key": "4a23d596-2217-bead-dbc4-96cb8e81973e",
+    "at": datetime.datetime(2026, 12, 5, 23, 21, 57, 120000, tzinfo=datetime.UTC),
 }
 
 # One text among the clean ones that does hold something to mask, and where it sits.
@@ -50,8 +52,9 @@ def _with(text: str, where: int) -> dict[str, Any]:
 
 
 def test_clean_texts_stay_as_they_are() -> None:
-    assert mask_untrusted(CLEAN) == CLEAN
-    assert mask_untrusted(CLEAN, IDS) == CLEAN
+    expected = {**CLEAN, "at": "2026-12-05T23:21:57.120000+00:00"}
+    assert mask_untrusted(CLEAN) == expected
+    assert mask_untrusted(CLEAN, IDS) == expected
 
 
 @pytest.mark.parametrize("where", [0, 1, 2])
@@ -109,6 +112,8 @@ def test_random_bodies_mask_as_the_reference() -> None:
             "card": {"holder": texts[2], "number": texts[3]},
             "items": [{"description": texts[4]}, rng.randrange(10**20)],
             "note": texts[5],
+            "at": datetime.datetime(2026, 12, 5, rng.randrange(24), tzinfo=datetime.UTC),
+            "payment": {"id": texts[1]},
         }
         for ids in (None, IDS):
             expected = reference.mask_untrusted(value, ids)
