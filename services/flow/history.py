@@ -193,6 +193,11 @@ class HistoryStore:
 
     async def read_rows(self, from_s: int, to_s: int) -> list[SecondRow]:
         """The stored rows of the seconds ``from_s <= second < to_s``, oldest first."""
+        return [unpack_row(second, blob) for second, blob in await self.read_blobs(from_s, to_s)]
+
+    async def read_blobs(self, from_s: int, to_s: int) -> list[tuple[int, bytes]]:
+        """:meth:`read_rows` not unpacked (``unpack_row`` unpacks one): (second, stored row)
+        pairs, oldest first - another process may unpack them."""
         from_s, to_s = int(from_s), int(to_s)
         if to_s <= from_s:
             return []
@@ -205,12 +210,12 @@ class HistoryStore:
                 spans.append((start, end))
                 start = end
             replies = await pipe.execute()
-        rows: list[SecondRow] = []
+        blobs: list[tuple[int, bytes]] = []
         for (start, _end), values in zip(spans, replies, strict=True):
             for offset, blob in enumerate(cast(list[bytes | None], values)):
                 if blob is not None:
-                    rows.append(unpack_row(start + offset, blob))
-        return rows
+                    blobs.append((start + offset, blob))
+        return blobs
 
     async def read_range(self, from_s: int, to_s: int) -> FlowFrame:
         """A dense frame of the seconds ``from_s <= second < to_s``.

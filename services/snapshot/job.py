@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Final
 
@@ -36,7 +36,7 @@ import redis.asyncio as aioredis
 
 from services.alerts.log import AlertLog
 from services.alerts.model import AlertEvent
-from services.flow.history import HistoryStore, SecondRow, frame_from_rows
+from services.flow.history import HistoryStore
 from services.flow.types import FlowFrame
 from services.masking.json import id_tree, mask_optional_text
 from services.snapshot.bundle import CsvMember, Member, bundle_files, pack
@@ -85,7 +85,7 @@ from services.snapshot.report import (
     failure_reason_rows,
     render_report,
 )
-from services.snapshot.series import SeriesBuilder
+from services.snapshot.series import HistoryChunk, SeriesBuilder, history_chunks
 from services.time_range import format_duration
 from services.workbench.actions.jobs import JobStore
 from services.workbench.store import ParkingStore, entry_id_time_ms
@@ -197,6 +197,7 @@ class _SnapshotJob:
         self.frame: FlowFrame | None = None
         self.seconds_with_data = 0
         self.reasons: Counter[str] = Counter()
+        self._history_blobs: dict[int, list[tuple[int, bytes]]] = {}  # read, not yet decoded
         self.alert_events: list[AlertEvent] = []
         self.spans: list[FiringSpan] = []
         self.actions = ActionTally()
@@ -292,32 +293,48 @@ class _SnapshotJob:
             (start, min(start + HISTORY_READ_S, self.to_s))
             for start in range(self.from_s, self.to_s, HISTORY_READ_S)
         ]
-        # Read ahead: a read's round trip overlaps the decoding of the one before, and
-        # each is decoded in steps of HISTORY_CHUNK_S seconds (short steps of the loop).
-        pending: deque[asyncio.Task[list[SecondRow]]] = deque()
+        # Read ahead: a read's round trip overlaps the decoding of the one before. Each is
+        # decoded into frames of HISTORY_CHUNK_S seconds by a worker process (the workers
+        # are idle until the entries), or here one chunk a step of the loop without them.
+        pending: deque[asyncio.Task[list[HistoryChunk]]] = deque()
         try:
             for index, (start, end) in enumerate(reads):
                 for ahead in reads[index + len(pending) : index + HISTORY_READS_AHEAD]:
-                    pending.append(asyncio.ensure_future(self.history.read_rows(*ahead)))
-                rows = await pending.popleft()
-                first = 0
-                for chunk_start in range(start, end, HISTORY_CHUNK_S):
-                    chunk_end = min(chunk_start + HISTORY_CHUNK_S, end)
-                    last = first
-                    while last < len(rows) and rows[last].second < chunk_end:
-                        last += 1
-                    chunk = rows[first:last]
-                    first = last
-                    self.seconds_with_data += len(chunk)
-                    for row in chunk:
-                        self.reasons.update(row.failure_reasons)
-                    builder.add(frame_from_rows(chunk, chunk_start, chunk_end))
-                    self._report(STAGE_HISTORY, chunk_end - self.from_s, total)
+                    pending.append(asyncio.ensure_future(self._history_read(*ahead)))
+                chunks = await pending.popleft()
+                for chunk in chunks or self._history_here(start, end):
+                    self.seconds_with_data += chunk.seconds_with_data
+                    self.reasons.update(chunk.reasons)
+                    builder.add(chunk.frame)
+                    self._report(STAGE_HISTORY, chunk.end - self.from_s, total)
                     await self._tick()
         finally:
             for read in pending:
                 read.cancel()
         self.frame = builder.frame(self.failure_statuses)
+
+    async def _history_read(self, start: int, end: int) -> list[HistoryChunk]:
+        """The history of ``start <= second < end`` read, and decoded by a worker (empty
+        without workers: the rows are kept for :meth:`_history_here`)."""
+        blobs = await self.history.read_blobs(start, end)
+        assert self.writer is not None
+        decoding = self.writer.elsewhere(history_chunks, blobs, start, end, HISTORY_CHUNK_S)
+        if decoding is None:
+            self._history_blobs[start] = blobs
+            return []
+        return await decoding
+
+    def _history_here(self, start: int, end: int) -> Iterator[HistoryChunk]:
+        """The chunks of a read decoded in this process, one at a time."""
+        blobs = self._history_blobs.pop(start, [])
+        first = 0
+        for chunk_start in range(start, end, HISTORY_CHUNK_S):
+            chunk_end = min(chunk_start + HISTORY_CHUNK_S, end)
+            last = first
+            while last < len(blobs) and blobs[last][0] < chunk_end:
+                last += 1
+            yield from history_chunks(blobs[first:last], chunk_start, chunk_end, HISTORY_CHUNK_S)
+            first = last
 
     async def _write_throughput(self) -> None:
         frame = self.frame

@@ -2,9 +2,49 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 
+from services.flow.history import frame_from_rows, unpack_row
 from services.flow.types import LATENCY_PERCENTILES, FloatArray, FlowFrame, Headline
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryChunk:
+    """``frame_from_rows`` of the seconds ``start <= second < end``, how many of them hold a
+    row, and the failure reasons counted over those rows."""
+
+    end: int
+    frame: FlowFrame
+    seconds_with_data: int
+    reasons: Counter[str]
+
+
+def history_chunks(
+    blobs: Sequence[tuple[int, bytes]], start: int, end: int, chunk_s: int
+) -> list[HistoryChunk]:
+    """The stored rows of ``start <= second < end`` (``HistoryStore.read_blobs``, oldest
+    first) unpacked and made frames of ``chunk_s`` seconds each: what a snapshot's worker
+    process does for the writer while it reads the history."""
+    rows = [unpack_row(second, blob) for second, blob in blobs]
+    chunks = []
+    first = 0
+    for chunk_start in range(start, end, chunk_s):
+        chunk_end = min(chunk_start + chunk_s, end)
+        last = first
+        while last < len(rows) and rows[last].second < chunk_end:
+            last += 1
+        chunk = rows[first:last]
+        first = last
+        reasons: Counter[str] = Counter()
+        for row in chunk:
+            reasons.update(row.failure_reasons)
+        frame = frame_from_rows(chunk, chunk_start, chunk_end)
+        chunks.append(HistoryChunk(chunk_end, frame, len(chunk), reasons))
+    return chunks
 
 
 class SeriesBuilder:

@@ -14,6 +14,7 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pytest
 import redis.asyncio as aioredis
@@ -219,9 +220,9 @@ async def test_the_bundle_is_complete_and_consistent(
 async def test_worker_processes_write_the_same_bundle(
     redis_client: aioredis.Redis, seeded: Seeded, tmp_path: Path
 ) -> None:
-    """Masking the failed payments in worker processes (several batches in flight)
-    changes nothing in the bundle but its creation time; an async renderer's charts
-    (drawn while the entries are written) land as a plain one's do."""
+    """Masking the failed payments in worker processes (several batches in flight), and
+    decoding the history there, changes nothing in the bundle but its creation time; an
+    async renderer's charts (drawn while the entries are written) land as a plain one's do."""
     profile, scenario = seeded.profile, seeded.scenario
     here, there = tmp_path / "here.zip", tmp_path / "there.zip"
     plain = FakeRenderer()
@@ -241,8 +242,15 @@ async def test_worker_processes_write_the_same_bundle(
     for name in one.names:
         if name not in ("report.html", "manifest.json"):  # both say when they were made
             assert one.files[name] == other.files[name], name
-    for count in ("count-failed-payments", "count-acted-on-earlier", "count-audit-records"):
+    counts = ("count-failed-payments", "count-acted-on-earlier", "count-audit-records")
+    for count in (*counts, "count-failures", "count-failure-reasons"):
         assert one.report_value(count) == other.report_value(count), count
+    (frame, _), (elsewhere, _) = plain.calls  # the history's series, decoded here and there
+    assert frame.status_names == elsewhere.status_names
+    assert frame.queue_names == elsewhere.queue_names
+    assert frame.headline == elsewhere.headline
+    for name in ("t", "status_counts", "dead_letters", "latency_ms", "queue_depths"):
+        assert np.array_equal(getattr(frame, name), getattr(elsewhere, name), equal_nan=True)
 
 
 async def test_nothing_secret_and_no_card_number_anywhere(
