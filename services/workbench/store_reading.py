@@ -43,16 +43,12 @@ def entry_id_time_ms(entry_id: str) -> int | None:
 def entry_from_hash(dlq: str, entry_id: str, raw: Mapping[bytes, bytes]) -> ParkedEntry:
     """An entry from its stored hash (as HGETALL gives it): Redis-free, so another
     process can decode what this one read."""
-    state = layout.state_of(raw.get(b"state")) or EntryState.PARKED
     operator = layout.text(raw.get(b"operator"))
-    parked_at = layout.integer(raw.get(b"parked_at"), entry_id_time_ms(entry_id) or 0)
-    summary = layout.summary_from_blob(
+    summary = _row_of(
         dlq,
         entry_id,
-        parked_at,
-        raw.get(b"summary"),
-        state=state,
-        operator=operator,
+        raw,
+        operator,
         cause=raw.get(b"cause"),
         cause_source=raw.get(b"cause_src"),
         failure_group=raw.get(b"fgroup"),
@@ -82,15 +78,7 @@ def unreadable_entry(
     decode (a record field missing or not what was stored, a packed hash cut short): its
     table row as far as the hash gives one, no message, and ``problem`` as its last error
     (an export writes it and goes on)."""
-    parked_at = layout.integer(raw.get(b"parked_at"), entry_id_time_ms(entry_id) or 0)
-    summary = layout.summary_from_blob(
-        dlq,
-        entry_id,
-        parked_at,
-        raw.get(b"summary"),
-        state=layout.state_of(raw.get(b"state")) or EntryState.PARKED,
-        operator=layout.text(raw.get(b"operator")),
-    )
+    summary = _row_of(dlq, entry_id, raw, layout.text(raw.get(b"operator")))
     note = f"the stored entry could not be read, its message is left out: {problem}"
     return ParkedEntry(
         summary=summary,
@@ -100,6 +88,27 @@ def unreadable_entry(
         version=0,
         last_error=note,
         updated_at_ms=layout.integer(raw.get(b"updated_at")) or None,
+    )
+
+
+def _row_of(
+    dlq: str,
+    entry_id: str,
+    raw: Mapping[bytes, bytes],
+    operator: str | None,
+    **cause_and_outcome: bytes | None,
+) -> EntrySummary:
+    """An entry's table row from its stored hash: its summary, state, operator and parked
+    time (the entry id's time where none is stored), with the cause and outcome fields
+    given."""
+    return layout.summary_from_blob(
+        dlq,
+        entry_id,
+        layout.integer(raw.get(b"parked_at"), entry_id_time_ms(entry_id) or 0),
+        raw.get(b"summary"),
+        state=layout.state_of(raw.get(b"state")) or EntryState.PARKED,
+        operator=operator,
+        **cause_and_outcome,
     )
 
 
