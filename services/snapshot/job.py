@@ -85,7 +85,12 @@ from services.snapshot.report import (
     failure_reason_rows,
     render_report,
 )
-from services.snapshot.series import HistoryChunk, SeriesBuilder, history_chunks
+from services.snapshot.series import (
+    HistoryChunk,
+    SeriesBuilder,
+    history_chunks,
+    iter_history_chunks,
+)
 from services.time_range import format_duration
 from services.workbench.actions.jobs import JobStore
 from services.workbench.store import ParkingStore, entry_id_time_ms
@@ -327,14 +332,7 @@ class _SnapshotJob:
     def _history_here(self, start: int, end: int) -> Iterator[HistoryChunk]:
         """The chunks of a read decoded in this process, one at a time."""
         blobs = self._history_blobs.pop(start, [])
-        first = 0
-        for chunk_start in range(start, end, HISTORY_CHUNK_S):
-            chunk_end = min(chunk_start + HISTORY_CHUNK_S, end)
-            last = first
-            while last < len(blobs) and blobs[last][0] < chunk_end:
-                last += 1
-            yield from history_chunks(blobs[first:last], chunk_start, chunk_end, HISTORY_CHUNK_S)
-            first = last
+        return iter_history_chunks(blobs, start, end, HISTORY_CHUNK_S)
 
     async def _write_throughput(self) -> None:
         frame = self.frame

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,25 +26,29 @@ class HistoryChunk:
 def history_chunks(
     blobs: Sequence[tuple[int, bytes]], start: int, end: int, chunk_s: int
 ) -> list[HistoryChunk]:
+    """:func:`iter_history_chunks` all at once: what a snapshot's worker process does for
+    the writer while it reads the history."""
+    return list(iter_history_chunks(blobs, start, end, chunk_s))
+
+
+def iter_history_chunks(
+    blobs: Sequence[tuple[int, bytes]], start: int, end: int, chunk_s: int
+) -> Iterator[HistoryChunk]:
     """The stored rows of ``start <= second < end`` (``HistoryStore.read_blobs``, oldest
-    first) unpacked and made frames of ``chunk_s`` seconds each: what a snapshot's worker
-    process does for the writer while it reads the history."""
-    rows = [unpack_row(second, blob) for second, blob in blobs]
-    chunks = []
+    first) unpacked and made frames of ``chunk_s`` seconds, one chunk at a time."""
     first = 0
     for chunk_start in range(start, end, chunk_s):
         chunk_end = min(chunk_start + chunk_s, end)
         last = first
-        while last < len(rows) and rows[last].second < chunk_end:
+        while last < len(blobs) and blobs[last][0] < chunk_end:
             last += 1
-        chunk = rows[first:last]
+        rows = [unpack_row(second, blob) for second, blob in blobs[first:last]]
         first = last
         reasons: Counter[str] = Counter()
-        for row in chunk:
+        for row in rows:
             reasons.update(row.failure_reasons)
-        frame = frame_from_rows(chunk, chunk_start, chunk_end)
-        chunks.append(HistoryChunk(chunk_end, frame, len(chunk), reasons))
-    return chunks
+        frame = frame_from_rows(rows, chunk_start, chunk_end)
+        yield HistoryChunk(chunk_end, frame, len(rows), reasons)
 
 
 class SeriesBuilder:
