@@ -20,7 +20,12 @@ declared again without the TTL, durable, as the requeue target.
   alone allows on this machine.
 
 The ratio is requeue rate / shovel rate (target >= 0.8, issue 12); the raw
-publisher's ratio to the shovel is printed beside it. The set-up enables
+publisher's ratio to the shovel is printed beside it. Each also prints what a
+message costs the machine in CPU (``server_cpu``): the requeue's own process,
+Redis (``INFO cpu``) and RabbitMQ (a local node's ``beam.smp``, from /proc; "n/a"
+for a broker elsewhere), the shovel's RabbitMQ, the raw publisher's process and
+RabbitMQ - on two cores, what the three together need per message bounds the
+rate as much as any latency. The set-up enables
 ``rabbitmq_shovel`` with ``rabbitmq-plugins`` (and disables it again if it
 was not enabled; the product itself never needs it), so it needs to run where
 ``rabbitmqctl`` can reach the broker. Queues, the shovel and the Redis keys
@@ -58,6 +63,7 @@ from services.workbench.query import ActionTarget, Query
 from services.workbench.store import ParkingStore
 from tests.benchmarks.common import event_bodies
 from tests.benchmarks.results import record_figures
+from tests.benchmarks.server_cpu import ServerCpu, per_message_us, shown_us
 
 DEFAULT_AMQP_URL = os.environ.get("PAYOPS_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 DEFAULT_REDIS_URL = os.environ.get("PAYOPS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -157,9 +163,10 @@ async def run_requeue(
     store: ParkingStore,
     work: str,
     dlq: str,
-) -> tuple[float, float, float]:
-    """Seconds the requeue took, seconds resolving the query took, and the requeue's CPU
-    seconds in this process (nothing else runs in it meanwhile)."""
+) -> tuple[float, float, float, ServerCpu]:
+    """Seconds the requeue took, seconds resolving the query took, the requeue's CPU
+    seconds in this process (nothing else runs in it meanwhile) and the servers' CPU
+    meanwhile."""
     profile = Profile(
         name="bench",
         amqp_url=args.amqp_url,
@@ -179,16 +186,18 @@ async def run_requeue(
         # acts on the frozen rows.
         target = await service.freeze(ActionTarget.for_query(query, args.n))
         resolved = time.perf_counter() - started
+        servers = await ServerCpu().start(store.redis)
         started, cpu = time.perf_counter(), time.process_time()
         report = await service.requeue(target)
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        await servers.stop(store.redis)
     finally:
         await publisher.close()
     if report.succeeded != args.n:
         raise RuntimeError(f"requeued {report.succeeded:,} of {args.n:,}: {report.headline()}")
     if await depth(connection, work) != args.n:
         raise RuntimeError(f"{work} holds {await depth(connection, work):,}, not {args.n:,}")
-    return elapsed, resolved, cpu
+    return elapsed, resolved, cpu, servers
 
 
 def vhost_of(amqp_url: str) -> str:
@@ -204,10 +213,11 @@ async def run_shovel(
     n: int,
     name: str,
     vhost: str = "/",
-) -> float:
+) -> tuple[float, float | None]:
     """Seconds RabbitMQ's shovel takes to move ``n`` messages ``source`` -> ``dest`` in
     ``vhost`` (the shovel's parameter and its URIs name it: a shovel in another vhost
-    than the queues' would find no source, delete itself and never move anything)."""
+    than the queues' would find no source, delete itself and never move anything), and
+    the broker's CPU seconds meanwhile (None: not on this machine)."""
     channel = await connection.channel()
     await channel.declare_queue(source, durable=True)
     await channel.declare_queue(dest, durable=True)
@@ -242,22 +252,27 @@ async def run_shovel(
             await asyncio.sleep(0.01)
 
     watcher = asyncio.ensure_future(watch())
+    servers = await ServerCpu().start()
     try:
         await command(
             "rabbitmqctl", "set_parameter", "-p", vhost, "shovel", name, json.dumps(definition)
         )
         await asyncio.wait_for(watcher, 900)
+        await servers.stop()
     finally:
         watcher.cancel()
         await command("rabbitmqctl", "clear_parameter", "-p", vhost, "shovel", name, check=False)
     assert first is not None and done is not None
     # Rate over what moved between the first and the last observation.
-    return (done - first) * n / max(n - first_depth, 1)
+    return (done - first) * n / max(n - first_depth, 1), servers.broker_s
 
 
-async def run_raw_publisher(amqp_url: str, queue: str, n: int, window: int) -> float:
+async def run_raw_publisher(
+    amqp_url: str, queue: str, n: int, window: int
+) -> tuple[float, float, float | None]:
     """Seconds a bare pika publisher takes to send ``n`` persistent messages to ``queue``
-    (declared durable) with confirms and ``mandatory=True``, ``window`` unconfirmed."""
+    (declared durable) with confirms and ``mandatory=True``, ``window`` unconfirmed; its
+    CPU seconds and the broker's meanwhile (None: not on this machine)."""
     loop = asyncio.get_running_loop()
     opened: asyncio.Future[pika.adapters.asyncio_connection.AsyncioConnection] = (
         loop.create_future()
@@ -299,7 +314,8 @@ async def run_raw_publisher(amqp_url: str, queue: str, n: int, window: int) -> f
     await selected
     properties = pika.BasicProperties(content_type="application/json", delivery_mode=2)
     bodies = [body for _, body in event_bodies(n)]
-    started = time.perf_counter()
+    servers = await ServerCpu().start()
+    started, cpu = time.perf_counter(), time.process_time()
     for tag, body in enumerate(bodies, start=1):
         while len(unconfirmed) >= window:
             space.clear()
@@ -309,9 +325,10 @@ async def run_raw_publisher(amqp_url: str, queue: str, n: int, window: int) -> f
         if tag % 100 == 0:
             await asyncio.sleep(0)  # let the socket drain, as the requeue's windows do
     await done
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    await servers.stop()
     connection.close()
-    return elapsed
+    return elapsed, cpu, servers.broker_s
 
 
 async def run(args: argparse.Namespace) -> dict[str, float]:
@@ -332,13 +349,15 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         print(f"set-up: {args.n:,} dead letters parked in {setup_s:.1f} s")
         # The reference runs before and after the requeue: a busy machine drifts.
         src, dst = shovel_queues[0], shovel_queues[1]
-        shovel_before = await run_shovel(
+        shovel_before, shovel_cpu_before = await run_shovel(
             connection, src, dst, args.n, f"bench-{tag}-1", vhost_of(args.amqp_url)
         )
-        requeue_s, resolve_s, cpu_s = await run_requeue(args, connection, store, work, dlq)
-        raw_s = await run_raw_publisher(args.amqp_url, raw_queue, args.n, args.window * args.depth)
+        requeue_s, resolve_s, cpu_s, servers = await run_requeue(args, connection, store, work, dlq)
+        raw_s, raw_cpu_s, raw_broker_s = await run_raw_publisher(
+            args.amqp_url, raw_queue, args.n, args.window * args.depth
+        )
         src, dst = shovel_queues[2], shovel_queues[3]
-        shovel_after = await run_shovel(
+        shovel_after, shovel_cpu_after = await run_shovel(
             connection, src, dst, args.n, f"bench-{tag}-2", vhost_of(args.amqp_url)
         )
         shovel_s = (shovel_before + shovel_after) / 2
@@ -361,18 +380,35 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         f"requeue:   {args.n:,} parked entries in {requeue_s:.2f} s = {requeue_rate:,.0f} msg/s"
         f" (window {args.window} x {args.depth}; resolving the query alone: {resolve_s:.2f} s)"
     )
-    print(f"           its CPU in this process: {cpu_s * 1e6 / args.n:.1f} µs per entry")
+    own_us = cpu_s * 1e6 / args.n
+    redis_us = per_message_us(servers.redis_s, args.n)
+    broker_us = per_message_us(servers.broker_s, args.n)
+    machine_us = None if redis_us is None or broker_us is None else own_us + redis_us + broker_us
+    print(
+        f"           CPU per entry: this process {own_us:.1f} µs, Redis {shown_us(redis_us)},"
+        f" RabbitMQ {shown_us(broker_us)}: {shown_us(machine_us)} of the machine's"
+    )
+    shovel_cpu = (
+        None
+        if shovel_cpu_before is None or shovel_cpu_after is None
+        else (shovel_cpu_before + shovel_cpu_after) / 2
+    )
+    shovel_us = per_message_us(shovel_cpu, args.n)
+    raw_own_us = raw_cpu_s * 1e6 / args.n
+    raw_broker_us = per_message_us(raw_broker_s, args.n)
     print(
         f"reference: rabbitmq shovel, {args.n:,} durable messages queue to queue in"
         f" {shovel_s:.2f} s = {shovel_rate:,.0f} msg/s (mean of a run before,"
-        f" {args.n / shovel_before:,.0f} msg/s, and one after, {args.n / shovel_after:,.0f} msg/s)"
+        f" {args.n / shovel_before:,.0f} msg/s, and one after, {args.n / shovel_after:,.0f} msg/s);"
+        f" RabbitMQ's CPU {shown_us(shovel_us)} per message"
     )
     raw_rate = args.n / raw_s
     print(
         f"ceiling:   a raw pika publisher (confirms, mandatory, {args.window * args.depth}"
         f" unconfirmed), {args.n:,} persistent messages in {raw_s:.2f} s = {raw_rate:,.0f}"
         f" msg/s = {raw_rate / shovel_rate:.2f} of the shovel; the requeue is"
-        f" {requeue_rate / raw_rate:.2f} of it"
+        f" {requeue_rate / raw_rate:.2f} of it; CPU per message: the publisher"
+        f" {raw_own_us:.1f} µs, RabbitMQ {shown_us(raw_broker_us)}"
     )
     verdict = "meets" if ratio >= TARGET_RATIO else "MISSES"
     print(f"ratio:     {ratio:.2f} (target >= {TARGET_RATIO}) - {verdict} the target")
@@ -381,7 +417,12 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         "requeue_rate": requeue_rate,
         "shovel_rate": shovel_rate,
         "ratio": ratio,
-        "requeue_cpu_us_per_entry": cpu_s * 1e6 / args.n,
+        "requeue_cpu_us_per_entry": own_us,
+        **({} if redis_us is None else {"requeue_redis_cpu_us_per_entry": redis_us}),
+        **({} if broker_us is None else {"requeue_broker_cpu_us_per_entry": broker_us}),
+        **({} if shovel_us is None else {"shovel_broker_cpu_us_per_message": shovel_us}),
+        "raw_publisher_cpu_us_per_message": raw_own_us,
+        **({} if raw_broker_us is None else {"raw_broker_cpu_us_per_message": raw_broker_us}),
         "raw_publisher_rate": raw_rate,
         "raw_publisher_ratio": raw_rate / shovel_rate,
     }

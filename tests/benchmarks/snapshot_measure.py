@@ -12,6 +12,8 @@ import resource
 import threading
 import time
 
+from tests.benchmarks.server_cpu import process_cpu_s
+
 SAMPLE_INTERVAL_S = 0.050
 
 
@@ -109,16 +111,6 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def _cpu_s(pid: int) -> float | None:
-    """User + system CPU seconds of process ``pid`` so far (None: gone)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 class ProcessCpu:
     """CPU seconds of this process and of every process it starts (sampled every 100 ms,
     the last sample of a process that ends counts: up to 100 ms of its CPU may be
@@ -134,7 +126,7 @@ class ProcessCpu:
 
     def sample(self) -> None:
         for pid in [os.getpid(), *_descendants(os.getpid())]:
-            cpu = _cpu_s(pid)
+            cpu = process_cpu_s(pid)
             if cpu is not None:
                 self.start_s.setdefault(pid, cpu if pid == os.getpid() else 0.0)
                 self.last_s[pid] = cpu

@@ -13,6 +13,8 @@ is published; a retry claims ahead and writes its intents before the publish.
 Windows overlap as a pipeline: while one window is claimed (Redis), the windows
 before it publish and await their confirms (RabbitMQ) and record them as they
 arrive (Redis), and the next window is resolved (the replay gate, the job's pace).
+A requeue's window is claimed in the task that then publishes it, so resolving the
+next window never waits for a claim (unless a canary must be judged first).
 A window is claimed as soon as the entries claimed and not yet finished leave room
 for it (``window * depth``; see :attr:`ActionRun.capacity`) - not once a whole
 window has ended - so the broker always has windows to confirm while the next is
@@ -296,14 +298,18 @@ class ActionRun:
                     if stopped or halt:
                         await self._abandon(prepared, halt, outcomes)
                         break
-                    if prepared.unclaimed and self.ask_ahead:  # the next window is resolved
-                        prepare = asyncio.create_task(next_window())  # while this is claimed
-                        await self._claim_to_send(prepared)
-                    elif prepared.unclaimed:  # claimed before the next window is asked for
+                    if prepared.unclaimed and self.ask_ahead:
+                        # Claimed in its own task while the next window is resolved (the
+                        # replay gate, the job's pace) and the windows before it publish.
+                        self._reserve(prepared, len(prepared.unclaimed))
+                        claim_and_send = self._claim_send_and_settle(prepared)
+                        prepare = asyncio.create_task(next_window())
+                        sending.append((prepared, asyncio.create_task(claim_and_send)))
+                        continue
+                    if prepared.unclaimed:  # claimed before the next window is asked for
                         await self._claim_to_send(prepared)  # (a canary judges what it sent)
                     self._opened(prepared)
-                    if prepare is None:
-                        prepare = asyncio.create_task(next_window())
+                    prepare = asyncio.create_task(next_window())
                     sending.append((prepared, asyncio.create_task(self._send_and_settle(prepared))))
                 while sending:
                     await settle_oldest()
@@ -424,8 +430,14 @@ class ActionRun:
 
     def _opened(self, prepared: _Prepared) -> None:
         """A window's claimed entries count against :attr:`capacity` until finished."""
-        prepared.open = len(prepared.to_publish) if prepared.announced else len(prepared.claimed)
-        self._open += prepared.open
+        self._reserve(
+            prepared, len(prepared.to_publish) if prepared.announced else len(prepared.claimed)
+        )
+
+    def _reserve(self, prepared: _Prepared, count: int) -> None:
+        """``count`` more of a window's entries count against :attr:`capacity`."""
+        prepared.open += count
+        self._open += count
 
     def _closed(self, prepared: _Prepared, count: int) -> None:
         """``count`` of a window's entries are finished (or its publish is over)."""
@@ -433,6 +445,17 @@ class ActionRun:
         prepared.open -= count
         self._open -= count
         self._room.set()
+
+    async def _claim_send_and_settle(self, prepared: _Prepared) -> list[ActionOutcome]:
+        """Claim a window with its intents (its room reserved for all of it), then publish
+        and settle it; the room of the entries not claimed is given back at once."""
+        try:
+            await self._claim_to_send(prepared)
+        except BaseException:
+            self._closed(prepared, prepared.open)
+            raise
+        self._closed(prepared, prepared.open - len(prepared.to_publish))
+        return await self._send_and_settle(prepared)
 
     async def _send_and_settle(self, prepared: _Prepared) -> list[ActionOutcome]:
         """Publish a window and settle it: its outcomes (in doubt stays claimed)."""
