@@ -21,6 +21,7 @@ import io
 import os
 import struct
 import sys
+import threading
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -140,17 +141,42 @@ class EntryWriter:
         )
         self._limit = 2 * workers
         self._pending: deque[Future[EntryLines] | EntryLines] = deque()
-        # Start every worker now (a pool starts one per job submitted while none is idle):
-        # their start-up and imports overlap what the writer does before the entries.
-        for _ in range(workers):
-            assert self._pool is not None
-            self._pool.submit(_ready)
+        self._started: Future[None] = Future()
+        self._closing = threading.Lock()
+        self._closed = False
+        if self._pool is None:
+            self._started.set_result(None)
+        else:  # see _start
+            threading.Thread(
+                target=self._start, args=(self._pool, workers), name="snapshot-start", daemon=True
+            ).start()
+
+    def _start(self, pool: ProcessPoolExecutor, workers: int) -> None:
+        """Start every worker (a pool starts one per job submitted while none is idle), in
+        a thread of its own: the first one waits for the fork server to import the code
+        (half a second), which the event loop does not - the history is read and decoded
+        here meanwhile (:meth:`elsewhere` says None until they are up)."""
+        try:
+            for _ in range(workers):
+                pool.submit(_ready)
+        except BaseException as exc:  # said to whoever waits for them
+            self._started.set_exception(exc)
+        else:
+            self._started.set_result(None)
+        with self._closing:
+            if self._closed:  # closed while they started: stopped here
+                pool.shutdown(wait=False, cancel_futures=True)
+
+    async def started(self) -> None:
+        """Wait until the workers are up (at once without workers)."""
+        await asyncio.shield(asyncio.wrap_future(self._started))
 
     async def submit(self, dlq: str, hashes: Sequence[StoredHash]) -> list[EntryLines]:
         """Start on a batch; the lines of the batches finished meanwhile, in order."""
         if self._pool is None:
             self._pending.append(hash_lines(dlq, hashes, self.from_ms, self.to_ms, self.ids))
         else:
+            await self.started()
             self._pending.append(
                 self._pool.submit(hash_lines, dlq, list(hashes), self.from_ms, self.to_ms, self.ids)
             )
@@ -160,8 +186,9 @@ class EntryWriter:
         return done + self.ready()
 
     def elsewhere(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T] | None:
-        """``fn(*args)`` in a worker process (None without workers: the caller does it)."""
-        if self._pool is None:
+        """``fn(*args)`` in a worker process (None without workers, or while they start:
+        the caller does it)."""
+        if self._pool is None or not self._started.done():
             return None
         return asyncio.wrap_future(self._pool.submit(fn, *args))
 
@@ -194,9 +221,11 @@ class EntryWriter:
 
     def close(self) -> None:
         """Stop the workers (what is under way is dropped)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        with self._closing:
+            self._closed = True
+            if self._pool is not None and self._started.done():
+                self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None  # (still starting: _start stops them once they are up)
 
 
 async def read_ahead(source: AsyncIterator[T], ahead: int) -> AsyncGenerator[T, None]:

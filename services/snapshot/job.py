@@ -262,7 +262,7 @@ class _SnapshotJob:
                 self.writer.close()
 
     async def _run(self, partial: Path) -> tuple[str, int]:
-        # The workers start now, while the history is read.
+        # The workers start now (in a thread), while the history is read.
         self.writer = writer = EntryWriter(
             self.from_ms, self.to_ms, id_tree(self.profile.fields.id_paths), self.workers
         )
@@ -339,6 +339,7 @@ class _SnapshotJob:
         assert frame is not None
         out = CsvMember(self._member("throughput.csv"), throughput_header(frame))
         assert self.writer is not None
+        await self.writer.started()  # (up long before: the history took a while)
         rows = self.writer.elsewhere(throughput_csv, frame, 0, frame.seconds)
         if rows is not None:  # written by a worker while the entries are read
             self._throughput = (out, rows)
