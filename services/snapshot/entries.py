@@ -173,12 +173,13 @@ class EntryWriter:
 
     async def submit(self, dlq: str, hashes: Sequence[StoredHash]) -> list[EntryLines]:
         """Start on a batch; the lines of the batches finished meanwhile, in order."""
-        if self._pool is None:
+        pool = self._pool
+        if pool is None:
             self._pending.append(hash_lines(dlq, hashes, self.from_ms, self.to_ms, self.ids))
         else:
             await self.started()
             self._pending.append(
-                self._pool.submit(hash_lines, dlq, list(hashes), self.from_ms, self.to_ms, self.ids)
+                pool.submit(hash_lines, dlq, list(hashes), self.from_ms, self.to_ms, self.ids)
             )
         done = []
         while len(self._pending) > self._limit:
