@@ -154,8 +154,8 @@ class EntryWriter:
     def _start(self, pool: ProcessPoolExecutor, workers: int) -> None:
         """Start every worker (a pool starts one per job submitted while none is idle), in
         a thread of its own: the first one waits for the fork server to import the code
-        (half a second), which the event loop does not - the history is read and decoded
-        here meanwhile (:meth:`elsewhere` says None until they are up)."""
+        (half a second), which the event loop does not - it reads the history meanwhile
+        (:meth:`elsewhere` says None until they are up, :meth:`started` waits for them)."""
         try:
             for _ in range(workers):
                 pool.submit(_ready)

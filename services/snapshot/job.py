@@ -323,6 +323,9 @@ class _SnapshotJob:
         without workers: the rows are kept for :meth:`_history_here`)."""
         blobs = await self.history.read_blobs(start, end)
         assert self.writer is not None
+        # Decoded by a worker once they are up (they start in a thread, the event loop
+        # free meanwhile): decoding here while they start made the loop's steps longer.
+        await self.writer.started()
         decoding = self.writer.elsewhere(history_chunks, blobs, start, end, HISTORY_CHUNK_S)
         if decoding is None:
             self._history_blobs[start] = blobs
