@@ -202,6 +202,7 @@ async def _snapshot(plan: Plan, render: Callable[..., Any]) -> PhaseResult:
     sampler.start()
     lag = LoopLag(sampler)
     watching = asyncio.ensure_future(lag.watch())
+    await asyncio.sleep(0)  # the watch runs from here: a step at the export's very start counts
     cpu.start()
     cpu.mark("start")
     started = time.perf_counter()
