@@ -19,7 +19,7 @@ async def test_work_goes_to_the_workers_once_they_are_up() -> None:
         no_hashes: list[StoredHash] = []
         await writer.submit("dlq", no_hashes)  # its lines taken below
         (lines,) = await writer.drain()
-        assert lines.count == 0 and lines.csv == b"" and lines.jsonl == b""
+        assert lines.summaries == [] and lines.csv == b"" and lines.jsonl == b""
     finally:
         writer.close()
     assert writer.elsewhere(os.getpid) is None  # closed: nothing goes anywhere
@@ -37,4 +37,4 @@ async def test_without_workers_everything_is_done_here() -> None:
     await writer.started()
     assert writer.elsewhere(os.getpid) is None
     (lines,) = await writer.submit("dlq", [])
-    assert lines.count == 0
+    assert lines.summaries == []
