@@ -59,7 +59,7 @@ from services.config import FieldPaths, Profile
 from services.links.endpoints import RedisSettings
 from services.links.redis_client import make_redis_client
 from services.workbench.actions.publisher import ActionPublisher
-from services.workbench.actions.service import ActionService
+from services.workbench.actions.service import ACTION_DEPTH, ACTION_WINDOW, ActionService
 from services.workbench.model import EntryState
 from services.workbench.park_link import ParkLink
 from services.workbench.parker import Parker
@@ -468,8 +468,12 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench requeue", description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=100_000, help="parked entries (default 100,000)")
-    parser.add_argument("--window", type=int, default=200, help="entries per window")
-    parser.add_argument("--depth", type=int, default=3, help="windows awaiting confirms at once")
+    parser.add_argument(
+        "--window", type=int, default=ACTION_WINDOW, help="entries per window (the product's)"
+    )
+    parser.add_argument(
+        "--depth", type=int, default=ACTION_DEPTH, help="windows in flight (the product's)"
+    )
     parser.add_argument("--amqp-url", default=DEFAULT_AMQP_URL)
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
     return parser.parse_args(argv)
