@@ -18,10 +18,12 @@ declared again without the TTL, durable, as the requeue target.
   headers; that rate is still measured once and printed beside it (RabbitMQ
   moves a message without headers faster: 17-20 % here).
 - **ceiling**: a raw pika publisher (``AsyncioConnection``, the library the
-  requeue publishes with) sending N persistent messages of the same shape to a
-  durable queue with ``mandatory=True`` and confirms, as many awaiting their
-  confirm as the requeue keeps (window x depth), nothing else: what publishing
-  alone allows on this machine.
+  requeue publishes with) sending N persistent messages of the same shape (the
+  bench's bodies with the headers of a message the requeue published: RabbitMQ
+  takes a message with headers much slower than one without) to a durable queue
+  with ``mandatory=True`` and confirms, as many awaiting their confirm as the
+  requeue keeps (window x depth), nothing else: what publishing alone allows on
+  this machine.
 
 The ratio is requeue rate / shovel rate (target >= 0.8, issue 12); the raw
 publisher's ratio to the shovel is printed beside it. Each also prints what a
@@ -290,12 +292,27 @@ async def run_shovel(
     return (done - first) * n / max(n - first_depth, 1), servers.broker_s
 
 
+async def published_headers(
+    connection: aio_pika.abc.AbstractConnection, queue: str
+) -> dict[str, object]:
+    """The headers of the first message in ``queue`` (left there)."""
+    channel = await connection.channel()
+    try:
+        declared = await channel.declare_queue(queue, passive=True)
+        message = await declared.get(no_ack=False)
+        await message.nack(requeue=True)
+        return dict(message.headers or {})
+    finally:
+        await channel.close()
+
+
 async def run_raw_publisher(
-    amqp_url: str, queue: str, n: int, window: int
+    amqp_url: str, queue: str, n: int, window: int, headers: dict[str, object]
 ) -> tuple[float, float, float | None]:
-    """Seconds a bare pika publisher takes to send ``n`` persistent messages to ``queue``
-    (declared durable) with confirms and ``mandatory=True``, ``window`` unconfirmed; its
-    CPU seconds and the broker's meanwhile (None: not on this machine)."""
+    """Seconds a bare pika publisher takes to send ``n`` persistent messages with
+    ``headers`` to ``queue`` (declared durable) with confirms and ``mandatory=True``,
+    ``window`` unconfirmed; its CPU seconds and the broker's meanwhile (None: not on this
+    machine)."""
     loop = asyncio.get_running_loop()
     opened: asyncio.Future[pika.adapters.asyncio_connection.AsyncioConnection] = (
         loop.create_future()
@@ -335,7 +352,9 @@ async def run_raw_publisher(
     selected: asyncio.Future[None] = loop.create_future()
     channel.confirm_delivery(on_confirm, callback=lambda _f: selected.set_result(None))
     await selected
-    properties = pika.BasicProperties(content_type="application/json", delivery_mode=2)
+    properties = pika.BasicProperties(
+        content_type="application/json", delivery_mode=2, headers=headers
+    )
     bodies = [body for _, body in event_bodies(n)]
     servers = await ServerCpu().start()
     started, cpu = time.perf_counter(), time.process_time()
@@ -378,8 +397,9 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
             connection, src, dst, args.n, f"bench-{tag}-1", vhost_of(args.amqp_url)
         )
         requeue_s, resolve_s, cpu_s, servers = await run_requeue(args, connection, store, work, dlq)
+        headers = await published_headers(connection, work)
         raw_s, raw_cpu_s, raw_broker_s = await run_raw_publisher(
-            args.amqp_url, raw_queue, args.n, args.window * args.depth
+            args.amqp_url, raw_queue, args.n, args.window * args.depth, headers
         )
         src, dst = shovel_queues[2], shovel_queues[3]
         shovel_after, shovel_cpu_after = await run_shovel(
@@ -440,7 +460,8 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
     raw_rate = args.n / raw_s
     print(
         f"ceiling:   a raw pika publisher (confirms, mandatory, {args.window * args.depth}"
-        f" unconfirmed), {args.n:,} persistent messages in {raw_s:.2f} s = {raw_rate:,.0f}"
+        f" unconfirmed), {args.n:,} persistent messages with the requeue's headers"
+        f" ({', '.join(sorted(headers))}) in {raw_s:.2f} s = {raw_rate:,.0f}"
         f" msg/s = {raw_rate / shovel_rate:.2f} of the shovel; the requeue is"
         f" {requeue_rate / raw_rate:.2f} of it; CPU per message: the publisher"
         f" {raw_own_us:.1f} µs, RabbitMQ {shown_us(raw_broker_us)}"
