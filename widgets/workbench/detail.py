@@ -445,7 +445,7 @@ class EntryDetailPane(QWidget):
         self.timeline.show_trace(trace)
         count = self.timeline.step_count
         index = self.tabs.indexOf(self.timeline)
-        self.tabs.setTabText(index, f"Timeline ({count})" if count else "Timeline")
+        self.tabs.set_title(index, "Timeline", count)
 
     @Slot(object)
     def show_payment(self, trace: PaymentTrace) -> None:
@@ -576,7 +576,7 @@ class EntryDetailPane(QWidget):
 
     def _update_audit_tab(self) -> None:
         count = self.audit_model.rowCount()
-        self.tabs.setTabText(4, f"Audit ({count})" if count else "Audit")
+        self.tabs.set_title(4, "Audit", count)
         self.audit_stack.setCurrentWidget(self.audit_table if count else self.audit_empty_label)
 
     def _render_body(self, entry: ParkedEntry) -> None:
@@ -667,13 +667,13 @@ class EntryDetailPane(QWidget):
         else:
             tree.expandToDepth(0)
         tree.setUpdatesEnabled(True)
-        self.tabs.setTabText(2, f"Headers ({len(headers)})" if headers else "Headers")
+        self.tabs.set_title(2, "Headers", len(headers))
 
     def _render_deaths(self, entry: ParkedEntry) -> None:
         deaths = entry.deaths
         fill_deaths(self.deaths_table, deaths, earlier_hops(entry.record.headers))
         self.deaths_note.setText(deaths_note(entry))
-        self.tabs.setTabText(3, f"x-death ({len(deaths)})" if deaths else "x-death")
+        self.tabs.set_title(3, "x-death", len(deaths))
 
 
 __all__ = [

@@ -1,8 +1,10 @@
-"""The detail pane's tabs in a narrow pane: the scroll arrows are drawn and reach every tab.
+"""The detail pane's tabs in a narrow pane: every tab in view at a 1280 px window's width,
+and in a pane narrower still the scroll arrows are drawn and reach every tab.
 
-In a 1280 px window the pane is about 380 px wide and its tab bar ends at "Audi";
-the bar's scroll buttons were there but blank (the stylesheet's QToolButton padding
-left their 16 px no room for the arrow), so the Audit and Timeline tabs looked absent.
+In a 1280 px window the pane is about 380 px wide: its tab bar ended at "Timel" (the
+counts, "Headers (7)", "x-death (2)", took the room); before that the bar's scroll
+buttons were there but blank (the stylesheet's QToolButton padding left their 16 px no
+room for the arrow), so the Audit and Timeline tabs looked absent.
 """
 
 from __future__ import annotations
@@ -19,11 +21,42 @@ def distinct_colours(button: QToolButton) -> int:
     return len({image.pixel(x, y) for x in range(image.width()) for y in range(image.height())})
 
 
+def shown_pane(qtbot, width: int) -> EntryDetailPane:
+    pane = EntryDetailPane()
+    qtbot.addWidget(pane)
+    pane.show_entry(make_entry())  # "Headers (7)", "x-death (2)"
+    pane.resize(width, 700)
+    pane.show()
+    qtbot.waitExposed(pane)
+    return pane
+
+
+def test_at_a_1280_px_windows_width_every_tab_is_in_view_its_count_in_the_tooltip(
+    qtbot,
+) -> None:
+    pane = shown_pane(qtbot, 380)
+    bar = pane.tabs.tabBar()
+    titles = [bar.tabText(i) for i in range(bar.count())]
+    assert titles == ["Body", "Properties", "Headers", "x-death", "Audit", "Timeline"]
+    assert bar.tabToolTip(2) == "Headers (7)" and bar.tabToolTip(3) == "x-death (2)"
+    assert bar.tabToolTip(0) == ""  # nothing to tell
+    arrows = [b for b in bar.findChildren(QToolButton) if b.isVisible()]
+    assert not arrows, "the bar scrolls: a tab is out of view"
+    for index in range(bar.count()):
+        assert bar.rect().contains(bar.tabRect(index)), titles[index]
+        qtbot.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(index).center())
+        assert pane.tabs.currentIndex() == index
+
+    pane.resize(620, 700)  # room again: the counts come back
+    qtbot.waitUntil(lambda: bar.tabText(2) == "Headers (7)")
+    assert bar.tabText(3) == "x-death (2)" and bar.tabToolTip(2) == ""
+
+
 def test_the_tab_scroll_arrows_are_drawn_and_lead_to_the_timeline_tab(qtbot) -> None:
     pane = EntryDetailPane()
     qtbot.addWidget(pane)
     pane.show_entry(make_entry())
-    pane.resize(380, 700)
+    pane.resize(300, 700)  # too narrow even for the titles without their counts
     pane.show()
     qtbot.waitExposed(pane)
     bar = pane.tabs.tabBar()
