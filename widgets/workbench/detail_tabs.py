@@ -8,18 +8,27 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QResizeEvent, QShowEvent
 from PySide6.QtWidgets import QTabWidget, QWidget
 
-TAB_STYLE: Final = """
-QTabBar::tab { padding: 6px 8px; }
-QTabBar::tab:focus { padding: 5px 7px 6px 7px; }
-"""
+PADDING: Final = 8
+"""A tab's padding left and right (px), tighter than the app's tabs."""
+COMPACT_PADDING: Final = 5
+"""The same while the titles with their counts do not fit the bar."""
+
+
+def tab_style(padding: int) -> str:
+    """The bar's style: ``padding`` px left and right of a title (the same size with the
+    focus ring's thicker border)."""
+    return (
+        f"QTabBar::tab {{ padding: 6px {padding}px; }}\n"
+        f"QTabBar::tab:focus {{ padding: 5px {padding - 1}px 6px {padding - 1}px; }}\n"
+    )
 
 
 class DetailTabs(QTabWidget):
-    """Every title whole in the default ~400 px pane: tighter padding than the app's tabs
-    (the same size with the focus ring's thicker border), never elided; in a pane dragged
-    narrower still, scroll buttons rather than "A…". Titles carry counts ("Headers (7)")
-    while all of them fit the bar; where they do not (a 1280 px window's pane, about
-    380 px), the counts move to the tabs' tooltips so that every tab stays in view.
+    """Every title whole in the default ~400 px pane, never elided. Titles carry counts
+    ("Headers (7)") while all of them fit the bar; where they do not (a 1280 px window's
+    pane, about 370 px), the counts move to the tabs' tooltips and the tabs' padding
+    narrows, so that every tab stays in view. In a pane dragged narrower still, scroll
+    buttons rather than "A…".
 
     The tabs take the height the entry's header leaves them. Their pages hold word-wrapped
     labels, so a plain QTabWidget reports height-for-width, and a vertical box layout
@@ -33,7 +42,8 @@ class DetailTabs(QTabWidget):
         self.setObjectName("DetailTabs")
         self.setDocumentMode(True)
         tab_bar = self.tabBar()
-        tab_bar.setStyleSheet(TAB_STYLE)
+        self._padding = PADDING
+        tab_bar.setStyleSheet(tab_style(PADDING))
         tab_bar.setElideMode(Qt.TextElideMode.ElideNone)
         tab_bar.setUsesScrollButtons(True)
         tab_bar.setExpanding(False)
@@ -54,22 +64,26 @@ class DetailTabs(QTabWidget):
         self._fit()  # resized before it was shown: measured now
 
     def _fit(self) -> None:
+        """Whole titles and the usual padding when they fit, else the compact ones."""
         bar = self.tabBar()
         metrics = bar.fontMetrics()
         whole = {
             i: f"{title} ({count})" if count else title
             for i, (title, count) in self._titles.items()
         }
-
-        def advance(index: int) -> int:
-            return metrics.horizontalAdvance(bar.tabText(index))
-
-        needed = sum(
-            bar.tabSizeHint(i).width() - advance(i)
-            + metrics.horizontalAdvance(whole.get(i, bar.tabText(i)))
-            for i in range(bar.count())
-        )  # fmt: skip
+        needed = 0
+        for i in range(bar.count()):
+            shown = bar.tabText(i)
+            # what a tab takes besides its title and padding (its frame) stays the same
+            frame = (
+                bar.tabSizeHint(i).width() - metrics.horizontalAdvance(shown) - 2 * self._padding
+            )
+            needed += frame + 2 * PADDING + metrics.horizontalAdvance(whole.get(i, shown))
         fits = not self.isVisible() or needed <= self.width()
+        padding = PADDING if fits else COMPACT_PADDING
+        if padding != self._padding:
+            self._padding = padding
+            bar.setStyleSheet(tab_style(padding))
         for index, (title, _) in self._titles.items():
             shown = whole[index] if fits else title
             if bar.tabText(index) != shown:

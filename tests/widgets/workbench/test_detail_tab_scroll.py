@@ -1,5 +1,6 @@
 """The detail pane's tabs in a narrow pane: every tab in view at a 1280 px window's width,
-and in a pane narrower still the scroll arrows are drawn and reach every tab.
+and where even that is not enough (a larger font) the scroll arrows are drawn and reach
+every tab.
 
 In a 1280 px window the pane is about 380 px wide: its tab bar ended at "Timel" (the
 counts, "Headers (7)", "x-death (2)", took the room); before that the bar's scroll
@@ -10,10 +11,11 @@ room for the arrow), so the Audit and Timeline tabs looked absent.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QToolButton
+from PySide6.QtWidgets import QToolButton, QWidget
 
 from tests.helpers.detail_entries import make_entry
 from widgets.workbench.detail import EntryDetailPane
+from widgets.workbench.detail_tabs import DetailTabs
 
 
 def distinct_colours(button: QToolButton) -> int:
@@ -53,16 +55,20 @@ def test_at_a_1280_px_windows_width_every_tab_is_in_view_its_count_in_the_toolti
 
 
 def test_the_tab_scroll_arrows_are_drawn_and_lead_to_the_timeline_tab(qtbot) -> None:
-    pane = EntryDetailPane()
-    qtbot.addWidget(pane)
-    pane.show_entry(make_entry())
-    pane.resize(300, 700)  # too narrow even for the titles without their counts
-    pane.show()
-    qtbot.waitExposed(pane)
-    bar = pane.tabs.tabBar()
+    # The pane is never narrower than its buttons' row, where the compact titles fit; the
+    # tabs alone, narrower still, are what a larger font would make of the pane.
+    tabs = DetailTabs()
+    qtbot.addWidget(tabs)
+    for title in ("Body", "Properties", "Headers", "x-death", "Audit", "Timeline"):
+        tabs.addTab(QWidget(), title)
+    tabs.set_title(2, "Headers", 7)
+    tabs.resize(250, 300)
+    tabs.show()
+    qtbot.waitExposed(tabs)
+    bar = tabs.tabBar()
     arrows = {b.arrowType(): b for b in bar.findChildren(QToolButton)}
     right = arrows[Qt.ArrowType.RightArrow]
-    assert right.isVisible(), "the tabs fit: the test needs a pane too narrow for them"
+    assert right.isVisible(), "the tabs fit: the test needs a bar too narrow for them"
     timeline = next(i for i in range(bar.count()) if bar.tabText(i).startswith("Timeline"))
     assert not bar.rect().contains(bar.tabRect(timeline)), "the Timeline tab is out of view"
 
@@ -76,4 +82,4 @@ def test_the_tab_scroll_arrows_are_drawn_and_lead_to_the_timeline_tab(qtbot) -> 
         qtbot.mouseClick(right, Qt.MouseButton.LeftButton)
     assert bar.rect().contains(bar.tabRect(timeline)), "the right arrow does not reach it"
     qtbot.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(timeline).center())
-    assert pane.tabs.currentIndex() == timeline
+    assert tabs.currentIndex() == timeline
