@@ -39,12 +39,16 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any, Final
 
+from isal import isal_zlib
+
 from services.snapshot.model import CHARTS
 
 PACK_CHUNK: Final = 1024 * 1024
 PACK_LEVEL: Final = 1
-"""zlib's fastest level: 5.6 times faster than its default (6) on the members of a bundle
-of 100,000 failed payments, the zip 37 MiB instead of 27 (of 215 MiB)."""
+"""The fastest deflate level: zlib's was 5.6 times faster than its default (6) on the
+members of a bundle of 100,000 failed payments, the zip 37 MiB instead of 27 (of 215
+MiB); ISA-L's (see :func:`_isal_deflate`) is 4.5 times faster than zlib's at the same
+level, and smaller."""
 _LEVEL_ATTRIBUTE: Final = (
     "compress_level" if hasattr(zipfile.ZipInfo, "compress_level") else "_compresslevel"
 )
@@ -154,6 +158,7 @@ async def pack(
             info.external_attr = 0o644 << 16
             info.file_size = member.size
             with member.path.open("rb") as src, bundle.open(info, "w") as dst:
+                _isal_deflate(dst)
                 # Reading, deflating and writing a chunk off the event loop: a disk
                 # busy with other work stalled a write for half a second.
                 while copied := await asyncio.to_thread(_copy_chunk, src, dst):
@@ -169,6 +174,19 @@ async def pack(
             await tick()
     progress(total, total)
     return digest.hexdigest(), size
+
+
+def _isal_deflate(dst: IO[bytes]) -> None:
+    """Have a zip member being written deflated by ISA-L (``isal``) instead of zlib: the
+    same raw deflate stream (zipfile keeps the CRC and the sizes), 1.3 GB/s against 0.29
+    here (measured on a bundle's members, 227 MB: 0.18 s against 0.79 s, 37.5 MB against
+    39.7). zipfile offers no other compressor, so the member's (``_compressor``, zipfile's
+    name since Python 3.6) is replaced before anything is written; a zipfile without it
+    keeps zlib."""
+    if getattr(dst, "_compressor", None) is not None:
+        dst._compressor = isal_zlib.compressobj(  # type: ignore[attr-defined]
+            PACK_LEVEL, isal_zlib.DEFLATED, -15
+        )
 
 
 def _copy_chunk(src: IO[bytes], dst: IO[bytes]) -> int:
