@@ -175,6 +175,10 @@ class ActionRun:
         still awaits its last confirms - so a crash leaves at most this many in doubt."""
         self._open = 0
         self._room = asyncio.Event()
+        self._recording = asyncio.Lock()
+        """One confirm batch recorded at a time: after a burst of confirms, the claim of
+        the next window then reaches Redis after one finish, not behind every window's
+        (14.4k against 13.7k msg/s, five alternating pairs of 100,000)."""
         self.ask_ahead = ask_ahead
         """Whether the next window is asked for (through the replay gate, the job's pace)
         while this one is claimed; not for a job with a canary, which judges the canary's
@@ -540,7 +544,8 @@ class ActionRun:
                 finish = self._done_finish(item, final_state)
                 by_dlq[item.summary.dlq].append((index, finish))
             for dlq, pairs in by_dlq.items():
-                replies = await self.ledger.finish(dlq, [f for _, f in pairs])
+                async with self._recording:
+                    replies = await self.ledger.finish(dlq, [f for _, f in pairs])
                 for (index, _), reply in zip(pairs, replies, strict=True):
                     prepared.recorded[index] = reply
             self._closed(prepared, len(batch))
