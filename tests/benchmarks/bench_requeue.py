@@ -124,6 +124,28 @@ async def publish_persistent(
     await channel.close()
 
 
+async def dead_letter(
+    connection: aio_pika.abc.AbstractConnection,
+    channel: aio_pika.abc.AbstractChannel,
+    work: str,
+    dlq: str,
+    n: int,
+) -> None:
+    """N of the bench's events dead-lettered by RabbitMQ from ``work`` (declared with a
+    1 ms TTL) through the default exchange straight into ``dlq``."""
+    await channel.declare_queue(
+        work,
+        durable=True,
+        arguments={
+            "x-message-ttl": 1,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": dlq,
+        },
+    )
+    await publish_persistent(connection, work, n)
+    await wait_depth(connection, dlq, n)
+
+
 async def set_up_parked(
     connection: aio_pika.abc.AbstractConnection,
     amqp_url: str,
@@ -136,18 +158,7 @@ async def set_up_parked(
     started = time.perf_counter()
     channel = await connection.channel()
     queue = await channel.declare_queue(dlq, durable=True)
-    # Dead-letter through the default exchange straight into the DLQ.
-    await channel.declare_queue(
-        work,
-        durable=True,
-        arguments={
-            "x-message-ttl": 1,
-            "x-dead-letter-exchange": "",
-            "x-dead-letter-routing-key": dlq,
-        },
-    )
-    await publish_persistent(connection, work, n)
-    await wait_depth(connection, dlq, n)
+    await dead_letter(connection, channel, work, dlq, n)
     parker = Parker(store, queue.name, FieldPaths(), prefetch=2000)
     link = ParkLink(amqp_url)
     await link.connect()
@@ -233,17 +244,7 @@ async def run_shovel(
     await channel.declare_queue(dest, durable=True)
     if dead_letters:  # dead-lettered by RabbitMQ, as the parked entries were
         feed = f"{source}.feed"
-        await channel.declare_queue(
-            feed,
-            durable=True,
-            arguments={
-                "x-message-ttl": 1,
-                "x-dead-letter-exchange": "",
-                "x-dead-letter-routing-key": source,
-            },
-        )
-        await publish_persistent(connection, feed, n)
-        await wait_depth(connection, source, n)
+        await dead_letter(connection, channel, feed, source, n)
         await channel.queue_delete(feed)
     else:
         await publish_persistent(connection, source, n)
