@@ -27,7 +27,8 @@ class DetailTabs(QTabWidget):
     """Every title whole in the default ~400 px pane, never elided. Titles carry counts
     ("Headers (7)") while all of them fit the bar; where they do not (a 1280 px window's
     pane, about 370 px), the counts move to the tabs' tooltips and the tabs' padding
-    narrows, so that every tab stays in view. In a pane dragged narrower still, scroll
+    narrows, so that every tab stays in view (the pane is never narrower than its
+    buttons' row, where they fit). Where even those do not fit (a larger font), scroll
     buttons rather than "A…".
 
     The tabs take the height the entry's header leaves them. Their pages hold word-wrapped
