@@ -18,7 +18,7 @@ import pytest
 
 from services.workbench.actions.publisher import ACTION_ID_HEADER, ActionPublisher
 from services.workbench.actions.recovery import RecoveryReport
-from services.workbench.actions.service import ActionService
+from services.workbench.actions.service import ACTION_DEPTH, ActionService
 from services.workbench.codec import MessageRecord
 from services.workbench.model import EntryState
 from services.workbench.query import ActionTarget
@@ -238,9 +238,10 @@ async def test_killed_at_random_moments_then_resolved_in_bulk_every_payment_once
     )
     republished: set[str] = set()
     for crash in range(3):
-        proc = await run_proc(
-            broker, redis_url, prefix, flow, "--window", "100", "--pause-s", "0.02"
-        )
+        proc = await run_proc(  # the product's depth: its bound on what is in doubt
+            broker, redis_url, prefix, flow, "--window", "100", "--depth", str(ACTION_DEPTH),
+            "--pause-s", "0.02",
+        )  # fmt: skip
         assert proc.stdout is not None
         line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode().split()
         await asyncio.sleep(rng.uniform(0.0, 0.8))  # a random moment of the run
@@ -254,7 +255,7 @@ async def test_killed_at_random_moments_then_resolved_in_bulk_every_payment_once
         listed = re.findall(r"^  in doubt: (\S+)", out, re.MULTILINE)
         counts = await state_counts(store, flow.dlq)
         assert len(listed) <= counts[EntryState.CLAIMED], (seed, crash)
-        assert len(listed) <= 3 * 100, (seed, crash)  # at most the windows in flight
+        assert len(listed) <= ACTION_DEPTH * 100, (seed, crash)  # at most the windows in flight
         if listed:
             assert "confirmed by the broker: 0" in out and "Safe: --republish" in out
         code, out, err = await payops(config, "resolve", "--all-in-doubt", "--republish", "--yes")
