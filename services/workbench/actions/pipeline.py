@@ -53,7 +53,6 @@ from services.workbench.actions.ledger import (
 from services.workbench.actions.names import Action
 from services.workbench.actions.pika_link import AmqpUnavailable
 from services.workbench.actions.publisher import ActionPublisher, PublishItem, PublishOutcome
-from services.workbench.actions.recorder import ConfirmRecorder
 from services.workbench.actions.report import (
     ActionOutcome,
     ActionReport,
@@ -83,6 +82,10 @@ from services.workbench.query import ActionTarget
 from services.workbench.store import ParkingStore
 
 log = logging.getLogger(__name__)
+
+CONFIRM_BATCH: Final = 200
+"""At most this many confirms are recorded in the ledger by one script call."""
+
 
 LOST_LEASE: Final = "not sent: the action lost its lease in Redis (a recovery took over)"
 
@@ -172,11 +175,10 @@ class ActionRun:
         still awaits its last confirms - so a crash leaves at most this many in doubt."""
         self._open = 0
         self._room = asyncio.Event()
-        self._recorder: ConfirmRecorder[_Prepared] = ConfirmRecorder(
-            ledger.finish, self._confirms_recorded
-        )
-        """Every window's confirms recorded together: after a burst of confirms the room
-        of all of them opens after a call or two, not after one call per window."""
+        self._recording = asyncio.Lock()
+        """One confirm batch recorded at a time: after a burst of confirms, the claim of
+        the next window then reaches Redis after one finish, not behind every window's
+        (14.4k against 13.7k msg/s, five alternating pairs of 100,000)."""
         self.ask_ahead = ask_ahead
         """Whether the next window is asked for (through the replay gate, the job's pace)
         while this one is claimed; not for a job with a canary, which judges the canary's
@@ -520,10 +522,10 @@ class ActionRun:
         self, prepared: _Prepared, confirms: _Confirms, publish: asyncio.Future[Any]
     ) -> None:
         """Complete each entry in the ledger as its confirm arrives, while the rest of the
-        window is still in flight, together with the other windows' confirms
-        (:class:`~.recorder.ConfirmRecorder`). A crash then leaves in doubt only what the
-        broker had not confirmed yet (and the confirms on their way to Redis), not the
-        whole window."""
+        window is still in flight: what one Redis round trip sees arrive goes in one
+        script call (at most :data:`CONFIRM_BATCH`). A crash then leaves in doubt only
+        what the broker had not confirmed yet (and the last batch on its way to Redis),
+        not the whole window."""
         final_state = self.params.action.final_state
         publish.add_done_callback(lambda _: confirms.wakeup.set())
         while True:
@@ -533,18 +535,20 @@ class ActionRun:
                 await confirms.wakeup.wait()
                 confirms.wakeup.clear()
                 continue
-            batch, confirms.indexes = confirms.indexes, []
-            finishes: list[tuple[int, str, Finish]] = []
+            batch = confirms.indexes[:CONFIRM_BATCH]
+            del confirms.indexes[: len(batch)]
+            by_dlq: dict[str, list[tuple[int, Finish]]] = defaultdict(list)
             for index in batch:
                 item = prepared.to_publish[index]
                 item.done_detail = self._done_detail(item)
-                finishes.append((index, item.summary.dlq, self._done_finish(item, final_state)))
-            await self._recorder.record(prepared, finishes)
-
-    def _confirms_recorded(self, prepared: _Prepared, done: list[tuple[int, ClaimResult]]) -> None:
-        for index, reply in done:
-            prepared.recorded[index] = reply
-        self._closed(prepared, len(done))
+                finish = self._done_finish(item, final_state)
+                by_dlq[item.summary.dlq].append((index, finish))
+            for dlq, pairs in by_dlq.items():
+                async with self._recording:
+                    replies = await self.ledger.finish(dlq, [f for _, f in pairs])
+                for (index, _), reply in zip(pairs, replies, strict=True):
+                    prepared.recorded[index] = reply
+            self._closed(prepared, len(batch))
 
     async def _abandon(self, prepared: _Prepared, halt: str, outcomes: list[ActionOutcome]) -> None:
         """A window claimed ahead but not sent (the operator stopped): back to parked."""
