@@ -46,11 +46,12 @@ ensure_python() {
 }
 
 # Shared libraries the PySide6 wheels load even on the offscreen platform,
-# plus the xcb ones a real desktop session needs.
+# plus the xcb ones a real desktop session needs, and Xvfb: one test runs the
+# window under a real X server (X11 text fields claim keys offscreen's do not).
 QT_LIBS=(libegl1 libgl1 libfontconfig1 libxkbcommon0 libdbus-1-3 libglib2.0-0
          libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1
          libxcb-shape0 libxcb-xinerama0 libxcb-randr0 libxcb-render-util0
-         libxcb-image0 fonts-dejavu-core)
+         libxcb-image0 fonts-dejavu-core xvfb xauth)
 ensure_qt_libs() {
   command -v dpkg-query >/dev/null 2>&1 || return 0
   local missing=() pkg
