@@ -115,8 +115,8 @@ ACTION_DEPTH: Final = 10
 publishing over TCP waits longer for its confirms than RabbitMQ's shovel, which moves
 messages inside the broker with 1,000 unacknowledged (its prefetch), so it needs more in
 flight for the same rate (bench_requeue on one noisy machine: the requeue 0.72-0.91 of
-the shovel at 200 x 10 in eight runs, 0.79 or more in six, against 0.70 in one at 200 x 5;
-the raw publisher with the requeue's headers 0.87-1.11 of it at 2,000 unconfirmed against
+the shovel at 200 x 10 in eight runs, 0.79 or more in seven, against 0.70 in one at 200 x 5;
+the raw publisher with the requeue's headers 0.86-1.11 of it at 2,000 unconfirmed against
 0.82 at 1,000; 200 x 15 measured 0.81, 100 x 20 worse than 200 x 10). It bounds what a
 crash can leave in doubt (see :class:`ActionService`)."""
 
