@@ -14,11 +14,19 @@ and, for what passes, takes the payment's replay claim ``P:replay:<payment id>``
 one payment at the same moment send one: the loser is held back naming the winner.
 An entry held back is reported skipped with ``held back: <why>``. ``force`` (with a
 note, audited) skips the gate; a dry run asks every question but takes no claim.
+
+A bulk action at full speed has the gate check up to ``ahead`` windows before the run
+asks for them, while it waits for the broker's confirms: after a burst of confirms the
+run then claims and sends its next windows without waiting three round trips for each.
+A window that waited longer than :data:`RECHECK_AFTER_S` (a paused job) is checked
+again before it is handed on: its claims would otherwise have expired.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final, cast
 
@@ -28,6 +36,7 @@ from redis.crc import key_slot
 from services.links.redis_client import execute_scripts, through_failover
 from services.masking.json import mask_identifier
 from services.outcomes.model import CANCELLED_STATUS, Outcome
+from services.stopping import stop_tasks
 from services.time_range import format_local_time
 from services.workbench import redis_layout as layout
 from services.workbench.actions.jobs import HELD_PREFIX
@@ -78,6 +87,10 @@ is read, and taken again (its time to live renewed) when it is this entry's."""
 
 CLAIMS_PER_CALL: Final = 500
 
+RECHECK_AFTER_S: Final = CLAIM_TTL_MS / 1000 / 2
+"""A window checked ahead that waited this long is checked again before it is handed on
+(its claims taken again, or held back by what changed meanwhile)."""
+
 
 def _when(ms: int) -> str:
     return format_local_time(ms / 1000, date=False)
@@ -93,6 +106,7 @@ class ReplayGate:
         finals: FinalLookup | None,
         *,
         dry_run: bool = False,
+        ahead: int = 1,
     ) -> None:
         self.store = store
         self.redis: aioredis.Redis = store.redis
@@ -104,6 +118,10 @@ class ReplayGate:
         self._dlqs: list[str] | None = None
         self._seen: dict[str, str] = {}
         """payment -> the entry of it this action sends."""
+        self.ahead = max(1, ahead)
+        """Windows checked before they are asked for (1: each when it is asked for)."""
+        self._pump: asyncio.Task[None] | None = None
+        self._closing = False
 
     def claim_key(self, payment: str) -> str:
         return f"{self.store.prefix}:replay:{payment}"
@@ -111,17 +129,65 @@ class ReplayGate:
     async def filter(
         self, windows: AsyncIterator[list[EntrySummary]], tally: Tally
     ) -> AsyncIterator[list[EntrySummary]]:
-        """The windows without the entries held back (reported into ``tally``)."""
-        async for window in windows:
-            # Reads and repeatable claims (taken again when already this entry's), with the
-            # outcomes reported at the end: safe to run again after a failover.
-            passed = await through_failover(
-                functools.partial(self.check, window, tally),
-                what="the action's replay check",
-                client=self.redis,
-            )
-            if passed:
-                yield passed
+        """The windows without the entries held back (reported into ``tally``), up to
+        :attr:`ahead` of them checked before they are asked for."""
+        if self.ahead <= 1:
+            async for window in windows:
+                passed = await self._checked(window, tally)
+                if passed:
+                    yield passed
+            return
+        ready: asyncio.Queue[tuple[float, list[EntrySummary]] | BaseException | None] = (
+            asyncio.Queue(self.ahead)
+        )
+        self._pump = asyncio.create_task(self._check_ahead(windows, tally, ready))
+        try:
+            while (item := await ready.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                checked_at, passed = item
+                if time.monotonic() - checked_at > RECHECK_AFTER_S:
+                    passed = await self._checked(passed, tally)
+                if passed:
+                    yield passed
+        finally:
+            await self.close()
+
+    async def _check_ahead(
+        self,
+        windows: AsyncIterator[list[EntrySummary]],
+        tally: Tally,
+        ready: asyncio.Queue[tuple[float, list[EntrySummary]] | BaseException | None],
+    ) -> None:
+        """Check ``windows`` into ``ready`` (at most :attr:`ahead` waiting); then None, or
+        the error that stopped it."""
+        end: BaseException | None = None
+        try:
+            async for window in windows:
+                if self._closing:
+                    return
+                passed = await self._checked(window, tally)
+                if passed:
+                    await ready.put((time.monotonic(), passed))
+        except Exception as exc:  # handed to the reader, raised there
+            end = exc
+        await ready.put(end)
+
+    async def close(self) -> None:
+        """Stop checking ahead (the action ended or stopped): no claim is taken after."""
+        self._closing = True
+        pump, self._pump = self._pump, None
+        if pump is not None:  # stopped, not only cancelled: a cancel mid-command can be lost
+            await stop_tasks([pump], "the replay gate's checks ahead")
+
+    async def _checked(self, window: Sequence[EntrySummary], tally: Tally) -> list[EntrySummary]:
+        # Reads and repeatable claims (taken again when already this entry's), with the
+        # outcomes reported at the end: safe to run again after a failover.
+        return await through_failover(
+            functools.partial(self.check, window, tally),
+            what="the action's replay check",
+            client=self.redis,
+        )
 
     async def check(self, window: Sequence[EntrySummary], tally: Tally) -> list[EntrySummary]:
         """What of ``window`` may be sent; the others get a ``held back`` outcome."""
@@ -282,12 +348,14 @@ class ReplayGate:
         return f"entry {other} of this payment is being replayed by another action right now"
 
     async def release_unsent(self, outcomes: Sequence[ActionOutcome]) -> None:
-        """Give up the claims of the entries that passed but were not sent after all."""
+        """Give up the claims of the entries that passed but were not sent after all
+        (failed, or never reached: checked ahead of a stop)."""
+        await self.close()
         if self.dry_run:
             return
-        unsent = {o.entry_id for o in outcomes if o.status != "done"}
+        sent = {o.entry_id for o in outcomes if o.status == "done"}
         for payment, entry_id in self._seen.items():
-            if entry_id not in unsent:
+            if entry_id in sent:
                 continue
             key = self.claim_key(payment)
             current = cast(bytes | None, await self.redis.get(key))

@@ -38,6 +38,7 @@ from typing import Any, Final, cast
 
 from redis.exceptions import RedisError
 
+from services.stopping import stop_tasks
 from services.workbench.actions.ledger import (
     LEASE_REFRESH_S,
     STORED_REQUEUE_KEY,
@@ -203,9 +204,8 @@ class ActionRun:
         try:
             yield
         finally:
-            keeper.cancel()
-            try:  # gather, not suppress(CancelledError): a cancel of this task goes on
-                await asyncio.gather(keeper, return_exceptions=True)
+            try:  # stopped, not only cancelled: a cancel mid-command can be lost
+                await stop_tasks([keeper], f"action run {self.run_id}'s lease keeper")
             finally:
                 with contextlib.suppress(RedisError):
                     await self.ledger.drop(self.run_id, self.dlqs, self.token)

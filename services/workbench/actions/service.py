@@ -58,6 +58,7 @@ from services.config import Profile
 from services.links.redis_client import through_failover
 from services.masking.json import dumps_compact, loads_exact, mask_json, mask_sensitive_text
 from services.outcomes.tracker import OutcomeTracker
+from services.stopping import stop_tasks
 from services.workbench.actions.gate import FinalLookup, ReplayGate
 from services.workbench.actions.job_control import JobControl, attend, relaxed_collector
 from services.workbench.actions.jobs import JobState, JobStore, LiveCounts, Pace, runner_token
@@ -539,7 +540,10 @@ class ActionService(RecoveryActions):
         pace; its state at the end (done, cancelled, stopped). True when stopped."""
         gate: ReplayGate | None = None
         if run.params.action is not Action.CANCEL and not run.params.force:
-            gate = ReplayGate(self.store, self.profile.success_statuses, self.finals)
+            # At full speed the gate checks as many windows ahead as may be in flight; a
+            # paced job's windows wait for its pace, so each is checked when it is due.
+            ahead = self.depth if pace is None or not pace.paced else 1
+            gate = ReplayGate(self.store, self.profile.success_statuses, self.finals, ahead=ahead)
             windows = gate.filter(windows, tally)
         stop = asyncio.Event()  # the operator's stop (cancel_event) or the job's cancel
         token = runner_token()
@@ -566,8 +570,10 @@ class ActionService(RecoveryActions):
                     operator_stop=cancel_event,
                 )
         finally:
-            keeper.cancel()
-            await asyncio.gather(keeper, return_exceptions=True)
+            # Not cancel() alone: one that lands mid-command can be lost (services.stopping).
+            await stop_tasks([keeper], f"job {job_id}'s runner keeper")
+            if gate is not None:  # no claim is taken once the run is over
+                await gate.close()
             with contextlib.suppress(RedisError, OSError):
                 await self.jobs.drop_runner(job_id, token)
         try:  # the job's books, each call safe to repeat: they ride through a failover

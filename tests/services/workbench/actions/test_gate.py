@@ -1,19 +1,28 @@
 """The replay gate against the real RabbitMQ and Redis: a payment the flow captured after
 its dead letter is held back and nothing reaches its queue; a payment whose other entry
 was replayed is held back naming it; two operators replaying two entries of one payment
-at once send one; --force with a note sends it anyway, audited."""
+at once send one; --force with a note sends it anyway, audited; a stopped action frees
+the payments it checked ahead and did not send; a window checked ahead that waited is
+checked again."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from typing import cast
 
 import aio_pika
 import pytest
 
 from services.config import TapBinding
 from services.flow.payment_events import PaymentEventStore
+from services.masking.json import mask_identifier
+from services.workbench.actions import gate as gate_module
+from services.workbench.actions.gate import ReplayGate
 from services.workbench.actions.publisher import ActionPublisher
 from services.workbench.actions.service import ActionRefused, ActionService
+from services.workbench.actions.windows import Tally
+from services.workbench.model import EntrySummary
 from services.workbench.query import ActionTarget
 from services.workbench.store import ParkingStore
 from tests.helpers.action_kit import Broker, ServiceFor, entry_ids, make_profile, park_all
@@ -158,3 +167,77 @@ async def test_the_new_entry_of_a_payment_that_failed_again_may_be_replayed_at_o
     report = await service.requeue(ActionTarget.for_entries([second]))
     assert report.succeeded == 1, report.outcomes
     assert [payment_of(m) for m in await broker.drain(flow.work)] == ["pay_again"]
+
+
+async def test_a_stopped_action_leaves_the_payments_it_did_not_send_free_at_once(
+    broker: Broker,
+    store: ParkingStore,
+    publisher: ActionPublisher,
+    amqp_url: str,
+    redis_url: str,
+    prefix: str,
+) -> None:
+    payments = [f"pay_{i:02d}" for i in range(12)]
+    flow = await parked_with_payments(broker, store, [p for p in payments for _ in (1, 2)])
+    ids = await entry_ids(store, flow.dlq)  # oldest first: each payment's two in a row
+    firsts, seconds = ids[0::2], ids[1::2]
+    profile = make_profile(amqp_url, redis_url, prefix, [flow.dlq])
+    # Windows of two, two in flight: the gate checks two windows ahead of the run.
+    alice = ActionService(store, publisher, profile, "alice", "host-a", window=2, depth=2)
+    stop = asyncio.Event()
+
+    def progress(done: int, _total: int, _failed: int) -> None:
+        if done >= 2:
+            stop.set()
+
+    report = await alice.requeue(
+        ActionTarget.for_entries(firsts), progress=progress, cancel_event=stop
+    )
+    assert report.stopped and 2 <= report.succeeded < len(firsts)
+    sent = {o.payment_id for o in report.outcomes if o.status == "done"}
+    # The payments alice checked but never sent hold no replay claim of hers: bob's
+    # requeue of their other entries goes out now, not in two minutes.
+    bob = ActionService(store, publisher, profile, "bob", "host-b")
+    rest = [s for s, p in zip(seconds, payments, strict=True) if p not in sent]
+    again = await bob.requeue(ActionTarget.for_entries(rest))
+    assert again.succeeded == len(rest), [o.detail for o in again.outcomes if not o.ok]
+    arrived = sorted(payment_of(m) for m in await broker.drain(flow.work))
+    assert arrived == payments
+
+
+async def test_a_window_checked_ahead_that_waited_is_checked_again_before_it_is_handed_on(
+    broker: Broker,
+    store: ParkingStore,
+    service_for: ServiceFor,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    flow = await parked_with_payments(broker, store, ["pay_a", "pay_b", "pay_c"])
+    rows, _ = await service_for(flow.dlq).targets(
+        ActionTarget.for_entries(await entry_ids(store, flow.dlq))
+    )
+    gate = ReplayGate(store, ("captured",), None, ahead=3)
+    keys = [gate.claim_key(mask_identifier(cast(str, row.payment_id))) for row in rows]
+    tally = Tally()
+
+    async def windows() -> AsyncIterator[list[EntrySummary]]:
+        for row in rows:
+            yield [row]
+
+    monkeypatch.setattr(gate_module, "RECHECK_AFTER_S", 0.0)  # as after a long pause
+    checked = gate.filter(windows(), tally)
+    first = await anext(checked)
+
+    async def all_claimed() -> bool:
+        return all(await asyncio.gather(*(store.redis.exists(k) for k in keys)))
+
+    await until(all_claimed, 5, "the windows checked ahead")
+    # The last payment's claim ran out meanwhile and another action holds it now.
+    await store.redis.set(keys[2], "another-entry", px=gate_module.CLAIM_TTL_MS)
+    rest = [window async for window in checked]
+    assert [row.payment_id for window in (first, *rest) for row in window] == ["pay_a", "pay_b"]
+    (held,) = tally.outcomes
+    assert held.payment_id == "pay_c" and held.detail == (
+        "held back: entry another-entry of this payment is being replayed by another action"
+        " right now"
+    )
+    assert await store.redis.get(keys[2]) == b"another-entry"
