@@ -32,7 +32,8 @@ announced in Redis before it is sent, it is published with confirms and
 ``window`` entries - one script call each to claim and read them, to write
 their intents (a requeue's claims write them in the same call) and to finish
 them, and one batch of publishes - as a pipeline: the next window is resolved
-(replay gate, pace) while one is claimed, the windows before it publish and record
+(replay gate, pace) while one is claimed - at full speed the gate checks up to
+``depth`` windows ahead (:mod:`.gate`) - the windows before it publish and record
 their confirms, and a window is claimed as soon as at most ``window * depth``
 entries would be claimed and unfinished (:mod:`.pipeline`). The
 progress callback hears after every window; a cancel request lets the windows
