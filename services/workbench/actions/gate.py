@@ -349,18 +349,32 @@ class ReplayGate:
 
     async def release_unsent(self, outcomes: Sequence[ActionOutcome]) -> None:
         """Give up the claims of the entries that passed but were not sent after all
-        (failed, or never reached: checked ahead of a stop)."""
+        (failed, or never reached: checked ahead of a stop, or while a stopped run counted
+        the rest): each claim the entry still held when read is dropped, one GET and one
+        DEL pipeline per :data:`CLAIMS_PER_CALL` payments (a stopped bulk action may have
+        checked tens of thousands)."""
         await self.close()
         if self.dry_run:
             return
         sent = {o.entry_id for o in outcomes if o.status == "done"}
-        for payment, entry_id in self._seen.items():
-            if entry_id in sent:
-                continue
-            key = self.claim_key(payment)
-            current = cast(bytes | None, await self.redis.get(key))
-            if current is not None and current.decode() == entry_id:
-                await self.redis.delete(key)
+        unsent = [(p, e) for p, e in self._seen.items() if e not in sent]
+        for at in range(0, len(unsent), CLAIMS_PER_CALL):
+            chunk = unsent[at : at + CLAIMS_PER_CALL]
+            keys = [self.claim_key(payment) for payment, _ in chunk]
+            reads = self.redis.pipeline(transaction=False)
+            for key in keys:
+                reads.get(key)
+            holders = cast(list[bytes | None], await reads.execute())
+            ours = [
+                key
+                for key, (_, entry_id), holder in zip(keys, chunk, holders, strict=True)
+                if holder is not None and holder.decode() == entry_id
+            ]
+            if ours:
+                drops = self.redis.pipeline(transaction=False)
+                for key in ours:
+                    drops.delete(key)
+                await drops.execute()
 
 
 def _holding(other: dict[str, Any]) -> str:
