@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 
 from services.config import Profile
 from services.links.redis import RedisLink
+from services.snapshot.entries import default_workers
 from services.snapshot.job import write_snapshot
 from services.snapshot.model import (
     SnapshotCancelled,
@@ -29,7 +30,6 @@ from widgets.snapshot.dialog import SnapshotChoice, SnapshotDialog
 
 log = logging.getLogger(__name__)
 
-BATCH = 100  # entries per step: keeps each blocking step on the GUI loop short
 INCIDENT_TAIL_S = 60  # the range runs on past the last resolution, which it then holds
 
 
@@ -146,7 +146,7 @@ class SnapshotController(QObject):
                 dialog.fail("Redis is not connected: the snapshot needs the shared state in it.")
             return
         request = SnapshotRequest(
-            self._profile, choice.from_s, choice.to_s, choice.path, overwrite=True, batch=BATCH
+            self._profile, choice.from_s, choice.to_s, choice.path, overwrite=True
         )
 
         def progress(step: SnapshotProgress) -> None:
@@ -160,6 +160,9 @@ class SnapshotController(QObject):
                 render_charts=ChartProcess(),  # drawn in a child: the GUI thread never waits
                 progress=progress,
                 cancel=self._cancel,
+                # Read, decoded and masked by worker processes: the GUI loop only walks
+                # the index and writes the files (as the CLI and bench_snapshot do).
+                workers=default_workers(),
             )
         except SnapshotCancelled:
             if self.dialog is not None:

@@ -38,6 +38,7 @@ from services.alerts.log import AlertLog
 from services.alerts.model import AlertEvent
 from services.flow.history import HistoryStore
 from services.flow.types import FlowFrame
+from services.links.endpoints import RedisSettings
 from services.masking.json import id_tree, mask_optional_text
 from services.snapshot.bundle import CsvMember, Member, bundle_files, pack
 from services.snapshot.documents import (
@@ -50,7 +51,7 @@ from services.snapshot.documents import (
     throughput_header,
     throughput_rows,
 )
-from services.snapshot.entries import EntryLines, EntryWriter, read_ahead
+from services.snapshot.entries import EntryLines, EntrySource, EntryWriter, read_ahead
 from services.snapshot.manifest import manifest_json, tool_version
 from services.snapshot.model import (
     CHARTS,
@@ -106,7 +107,7 @@ HISTORY_READS_AHEAD: Final = 2
 THROUGHPUT_STEP_S: Final = 600
 """Rows of throughput.csv written per step."""
 ENTRY_READS_AHEAD: Final = 4
-"""Batches of entries read ahead of the workers (each read: two round trips)."""
+"""Batches of entry ids read from the index ahead of the workers (a round trip each)."""
 AUDIT_SKEW_MS: Final = 5 * 60 * 1000
 """Audit records are looked up by their stream id (Redis's clock) this much beyond the
 range, then kept by their own ``ts`` (the acting console's clock)."""
@@ -124,6 +125,7 @@ async def write_snapshot(
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
     workers: int = 0,
+    worker_redis: RedisSettings | None = None,
 ) -> SnapshotResult:
     """Write the bundle of ``request`` (see the module docstring).
 
@@ -133,8 +135,10 @@ async def write_snapshot(
     are no charts. ``progress`` is called per batch; setting ``cancel`` (or
     cancelling the task) stops at the next batch with
     :class:`~services.snapshot.model.SnapshotCancelled` (or ``CancelledError``),
-    leaving no file behind. ``workers`` > 0 decodes and masks the failed payments in
-    that many worker processes (:mod:`services.snapshot.entries`), 0 in this one.
+    leaving no file behind. ``workers`` > 0 reads, decodes and masks the failed payments
+    in that many worker processes (:mod:`services.snapshot.entries`), 0 in this one; the
+    workers connect to ``worker_redis`` (default: the profile's Redis, where ``redis``
+    is connected).
 
     Raises ``ValueError`` for an empty range, ``FileExistsError`` when ``out``
     exists and ``overwrite`` is not set, Redis errors as they come.
@@ -157,6 +161,7 @@ async def write_snapshot(
         request, redis, render_charts=render_charts, progress=progress, cancel=cancel
     )
     job.workers = max(0, workers)
+    job.worker_redis = worker_redis
     partial = out.with_name(out.name + ".partial")
     job.workdir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -212,6 +217,7 @@ class _SnapshotJob:
         self.charts_note = ""
         self._chart_task: asyncio.Future[Mapping[str, bytes]] | None = None
         self.workers = 0
+        self.worker_redis: RedisSettings | None = None
         self.writer: EntryWriter | None = None
         self._throughput: tuple[CsvMember, asyncio.Future[bytes]] | None = None
 
@@ -263,8 +269,14 @@ class _SnapshotJob:
 
     async def _run(self, partial: Path) -> tuple[str, int]:
         # The workers start now (in a thread), while the history is read.
+        source = EntrySource(self.worker_redis or self.profile.redis_settings, self.store.prefix)
         self.writer = writer = EntryWriter(
-            self.from_ms, self.to_ms, id_tree(self.profile.fields.id_paths), self.workers
+            self.from_ms,
+            self.to_ms,
+            id_tree(self.profile.fields.id_paths),
+            reader=self.store,
+            source=source if self.workers else None,
+            workers=self.workers,
         )
         await self._read_history()
         await self._write_throughput()
@@ -457,23 +469,19 @@ class _SnapshotJob:
 
         for dlq in dlqs:
             named = self.named.get(dlq, set())
-            batches = self.store.iter_packed_between(
+            batches = self.store.iter_ids_between(
                 dlq, self.from_ms, self.to_ms, batch=self.request.batch
             )
             async with contextlib.aclosing(read_ahead(batches, ENTRY_READS_AHEAD)) as ahead:
-                async for hashes in ahead:
-                    for entry_id, _ in hashes:
-                        named.discard(entry_id)
-                    await write(await writer.submit(dlq, hashes))
+                async for entry_ids in ahead:
+                    named.difference_update(entry_ids)
+                    await write(await writer.submit(dlq, entry_ids))
                     await self._tick()
             # Entries parked before (or after) the range that an operator acted on in it.
             rest = sorted(named)
             named.clear()
             for start in range(0, len(rest), self.request.batch):
-                ids = rest[start : start + self.request.batch]
-                found = await self.store.get_many_packed(dlq, ids)
-                hashes = [(i, raw) for i, raw in zip(ids, found, strict=True) if raw]
-                await write(await writer.submit(dlq, hashes))
+                await write(await writer.submit(dlq, rest[start : start + self.request.batch]))
                 await self._tick()
         await write(await writer.drain())
         csv_out.member.close()

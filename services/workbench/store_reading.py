@@ -8,7 +8,6 @@ The Redis client must be created with ``decode_responses=False``.
 
 from __future__ import annotations
 
-import struct
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, cast
@@ -112,30 +111,6 @@ def _row_of(
     )
 
 
-_COUNT = struct.Struct(">I")
-
-
-def unpack_hash(packed: bytes) -> dict[bytes, bytes]:
-    """A stored hash from what :meth:`StoreReader.get_many_packed` gives for it (empty: no
-    entry): Redis-free, so another process can unpack what this one read."""
-    if not packed:
-        return {}
-    (count,) = _COUNT.unpack_from(packed)
-    if count % 2:
-        raise ValueError(f"a packed hash of {len(packed)} bytes says {count} items")
-    sizes = iter(struct.unpack_from(f">{count}I", packed, 4))
-    at = 4 + 4 * count
-    fields: dict[bytes, bytes] = {}
-    for size in sizes:  # field, value, field, ... (a loop: half the time of slices mapped)
-        end = at + size
-        value_end = end + next(sizes)
-        fields[packed[at:end]] = packed[end:value_end]
-        at = value_end
-    if at != len(packed):
-        raise ValueError(f"a packed hash of {len(packed)} bytes says {at} ({count} items)")
-    return fields
-
-
 class StoreReader:
     """What the parking store reads (see the module docstring)."""
 
@@ -148,7 +123,6 @@ class StoreReader:
         self.prefix = prefix
         self._rows = redis.register_script(lua.script("rows"))
         self._hashes = redis.register_script(lua.script("hashes"))
-        self._packed = redis.register_script(lua.script("hashes_packed"))
 
     # ------------------------------------------------------------------ keys
 
@@ -425,37 +399,13 @@ class StoreReader:
         flat = cast(list[list[bytes]], await self._hashes(keys=[keys.entry(i) for i in entry_ids]))
         return [dict(zip(fields[0::2], fields[1::2], strict=True)) for fields in flat]
 
-    async def get_many_packed(self, dlq: str, entry_ids: Sequence[str]) -> list[bytes]:
-        """:meth:`get_many_hashes` with each hash packed in one string (empty where there is
-        no such entry; :func:`unpack_hash` unpacks one): one bulk string per entry to parse,
-        and to pickle when another process decodes them, instead of one per field."""
-        if not entry_ids:
-            return []
-        keys = self.keys(dlq)
-        return cast(list[bytes], await self._packed(keys=[keys.entry(i) for i in entry_ids]))
-
-    async def iter_packed_between(
+    async def iter_ids_between(
         self, dlq: str, from_ms: int, to_ms: int, batch: int = 500
-    ) -> AsyncIterator[list[tuple[str, bytes]]]:
-        """:meth:`iter_hashes_between` packed: (entry id, :meth:`get_many_packed`'s string)
-        pairs of the entries that exist."""
+    ) -> AsyncIterator[list[str]]:
+        """The ids of the entries parked at ``from_ms <= parked_at < to_ms``, oldest first,
+        ``batch`` at a time (from the index: one round trip per batch)."""
         async for rows in self._iter_index_between(dlq, from_ms, to_ms, batch):
-            ids = [member.decode() for member, _ in rows]
-            found = await self.get_many_packed(dlq, ids)
-            pairs = [(entry_id, raw) for entry_id, raw in zip(ids, found, strict=True) if raw]
-            if pairs:
-                yield pairs
-
-    async def iter_hashes_between(
-        self, dlq: str, from_ms: int, to_ms: int, batch: int = 500
-    ) -> AsyncIterator[list[tuple[str, dict[bytes, bytes]]]]:
-        """:meth:`iter_entries_between` not decoded: (entry id, stored hash) pairs."""
-        async for rows in self._iter_index_between(dlq, from_ms, to_ms, batch):
-            ids = [member.decode() for member, _ in rows]
-            found = await self.get_many_hashes(dlq, ids)
-            pairs = [(entry_id, raw) for entry_id, raw in zip(ids, found, strict=True) if raw]
-            if pairs:
-                yield pairs
+            yield [member.decode() for member, _ in rows]
 
     async def iter_audit(
         self, dlq: str, from_ms: int, to_ms: int, batch: int = 1000

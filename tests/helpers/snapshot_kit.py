@@ -25,6 +25,7 @@ from services.alerts.model import AlertEvent
 from services.config import FieldPaths, Profile, TapBinding
 from services.flow.history import HistoryStore, SecondRow
 from services.flow.types import FlowFrame
+from services.links.endpoints import RedisSettings
 from services.snapshot.job import write_snapshot
 from services.snapshot.model import (
     CHARTS,
@@ -34,6 +35,7 @@ from services.snapshot.model import (
 from services.workbench.codec import MessageRecord
 from services.workbench.model import AUDIT_STARTED, AuditRecord, EntryState
 from services.workbench.store import ParkingStore, ParkItem, new_entry_id
+from tests.conftest import REDIS_URL
 
 FIELDS = FieldPaths()
 DLQ = "payments.dlq"
@@ -367,6 +369,11 @@ class FakeRenderer:
         return {name: PNG + name.encode() for name in CHARTS}
 
 
+WORKER_REDIS = RedisSettings.standalone(REDIS_URL)
+"""Where an export's worker processes read the entries: the test Redis (the profiles'
+``redis_url`` holds credentials it does not know, to check that no bundle shows them)."""
+
+
 async def snapshot(
     client: aioredis.Redis,
     profile: Profile,
@@ -376,6 +383,7 @@ async def snapshot(
 ) -> Any:
     batch = kwargs.pop("batch", 3)
     request = SnapshotRequest(profile, scenario.from_s, scenario.to_s, out, batch=batch)
+    kwargs.setdefault("worker_redis", WORKER_REDIS)
     return await write_snapshot(request, client, **kwargs)
 
 

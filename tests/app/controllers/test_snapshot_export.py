@@ -11,6 +11,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import orjson
 import pytest
 import redis.asyncio as aioredis
 
@@ -21,6 +22,8 @@ from services.alerts.model import AlertEvent
 from services.alerts.timeline import incident_window
 from services.config import Profile, load_profile
 from services.flow.history import HistoryStore, SecondRow
+from services.workbench.codec import MessageRecord
+from tests.helpers.snapshot_kit import DLQ, PAN_JSON, park_records
 from tests.helpers.waiting import eventually
 from widgets.snapshot.dialog import SnapshotState
 
@@ -36,7 +39,7 @@ def profile(amqp_url: str, redis_url: str, prefix: str) -> Profile:
         redis_url=redis_url,
         tap_exchanges=(),
         watch_queues=(),
-        dead_letter_queues=(),
+        dead_letter_queues=(DLQ,),
         redis_prefix=prefix,
     )
 
@@ -60,6 +63,19 @@ async def test_export_dialog_prefilled_with_the_incident_writes_a_complete_bundl
     ]
     await AlertLog(redis_client, profile.redis_prefix).extend(events)
     start_ms, end_ms = incident_window(events, now)  # type: ignore[misc]
+    # Three payments that failed in the outage, a card number in each body: the console's
+    # export reads, decodes and masks them in worker processes.
+    failed = [
+        MessageRecord(
+            body=orjson.dumps({"payment_id": f"pay_{n}", "card": PAN_JSON}),
+            properties={"content_type": "application/json"},
+            headers={},
+            exchange="payments",
+            routing_key="pay.card",
+        )
+        for n in range(3)
+    ]
+    parked = await park_records(redis_client, profile.redis_prefix, failed, (now - 600) * 1000)
 
     session = ConsoleSession(profile, UiState(tmp_path / "state.ini"), workbench=False)
     runner = asyncio.ensure_future(session.run())
@@ -104,6 +120,12 @@ async def test_export_dialog_prefilled_with_the_incident_writes_a_complete_bundl
         )
         alerts = bundle.read("alerts.jsonl").decode().splitlines()
         assert [json.loads(line)["kind"] for line in alerts] == ["firing", "resolved"]
+        rows = list(csv.DictReader(io.StringIO(bundle.read("failed_payments.csv").decode())))
+        assert sorted(row["entry_id"] for row in rows) == sorted(parked)
+        documents = [json.loads(line) for line in bundle.read("failed_payments.jsonl").splitlines()]
+        assert [d["body"]["content"]["card"] for d in documents] == ["411111******1111"] * 3
+        for name in names:
+            assert PAN_JSON.encode() not in bundle.read(name), name
         report = bundle.read("report.html").decode()
         assert "acquirer outage" in report
         manifest = json.loads(bundle.read("manifest.json"))

@@ -8,7 +8,6 @@ worker processes.
 from __future__ import annotations
 
 import re
-import struct
 import time
 import zipfile
 from pathlib import Path
@@ -17,13 +16,19 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from services.snapshot.entries import hash_lines
 from services.snapshot.job import write_snapshot
 from services.snapshot.model import SnapshotRequest
 from services.workbench.codec import MessageRecord
 from services.workbench.store import ParkingStore
-from services.workbench.store_reading import unpack_hash
-from tests.helpers.snapshot_kit import DLQ, PAN_JSON, PAN_TEXT, PANS, park_records, profile_for
+from tests.helpers.snapshot_kit import (
+    DLQ,
+    PAN_JSON,
+    PAN_TEXT,
+    PANS,
+    WORKER_REDIS,
+    park_records,
+    profile_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -82,7 +87,10 @@ async def test_damaged_entries_are_written_once_marked_and_masked(
 
     out = tmp_path / "damaged.zip"
     result = await write_snapshot(
-        SnapshotRequest(profile, from_s, to_s, out, batch=3), redis_client, workers=workers
+        SnapshotRequest(profile, from_s, to_s, out, batch=3),
+        redis_client,
+        workers=workers,
+        worker_redis=WORKER_REDIS,
     )
 
     assert result.counts.failed_payments == len(records)
@@ -138,7 +146,10 @@ async def test_entries_that_cannot_be_decoded_are_written_with_a_note(
 
     out = tmp_path / "undecodable.zip"
     result = await write_snapshot(
-        SnapshotRequest(profile, from_s, to_s, out, batch=2), redis_client, workers=workers
+        SnapshotRequest(profile, from_s, to_s, out, batch=2),
+        redis_client,
+        workers=workers,
+        worker_redis=WORKER_REDIS,
     )
 
     assert result.counts.failed_payments == GOOD
@@ -164,18 +175,3 @@ async def test_entries_that_cannot_be_decoded_are_written_with_a_note(
         plain = re.sub(rb"[ -]", b"", data)
         for secret in PANS:
             assert secret.replace(" ", "").encode() not in plain, f"{secret!r} in {name}"
-
-
-def test_a_packed_hash_cut_short_is_written_with_a_note() -> None:
-    good = struct.pack(">I", 2) + struct.pack(">II", 5, 3) + b"state" + b"xyz"
-    assert unpack_hash(good) == {b"state": b"xyz"}
-    entry_id = "018f8a5c2b00" + "00000001"
-    for broken in (good[:-1], good[:6], struct.pack(">I", 1000) + b"\0" * 8):
-        with pytest.raises((ValueError, struct.error)):
-            unpack_hash(broken)
-        lines = hash_lines(DLQ, [(entry_id, broken)], 0, 2**62, None)
-        (document,) = [orjson.loads(line) for line in lines.jsonl.splitlines()]
-        assert document["entry_id"] == entry_id
-        assert document["last_error"].startswith("the stored entry could not be read")
-        assert lines.summaries[0].parked_at_ms == int(entry_id[:12], 16)
-        assert "could not be read" in lines.csv.decode()

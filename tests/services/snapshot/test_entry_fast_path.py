@@ -14,7 +14,6 @@ import csv
 import datetime
 import decimal
 import io
-import struct
 
 import orjson
 import pytest
@@ -30,7 +29,7 @@ from services.snapshot.documents import (
 from services.snapshot.entries import hash_lines
 from services.workbench.codec import MessageRecord, decode_record, encode_properties
 from services.workbench.store import ParkingStore, ParkItem, new_entry_id
-from services.workbench.store_reading import entry_from_hash, unpack_hash
+from services.workbench.store_reading import entry_from_hash
 from tests.helpers.snapshot_kit import (
     DLQ,
     FIELDS,
@@ -179,13 +178,8 @@ async def test_the_fast_path_gives_what_the_general_one_gives(
         rows.writerow(entry_row(entry))
         inside = AT_MS <= entry.summary.parked_at_ms < AT_MS + 10
         old_jsonl.append(dumps_line(entry_document(entry, in_range=inside, ids=ids)))
-    # Packed by the script as the export reads them: the same hashes, one string each.
-    store = ParkingStore(redis_client, prefix)
-    packed = await store.get_many_packed(DLQ, [entry_id for entry_id, _ in stored] + ["none"])
-    assert packed[-1] == b"" and unpack_hash(b"") == {}
-    assert [unpack_hash(p) for p in packed[:-1]] == [raw for _, raw in stored]
-    pairs = list(zip([entry_id for entry_id, _ in stored], packed, strict=False))
-    lines = hash_lines(DLQ, pairs, AT_MS, AT_MS + 10, ids)
+    # As the export reads them (a worker: get_many_hashes), all in one batch.
+    lines = hash_lines(DLQ, stored, AT_MS, AT_MS + 10, ids)
     assert lines.csv == old_csv.getvalue().encode("utf-8")
     assert lines.jsonl == b"".join(old_jsonl)
     assert len(lines.summaries) == len(stored)
@@ -200,25 +194,3 @@ async def test_the_fast_path_gives_what_the_general_one_gives(
         "ex\\xff510510******5100",
         "rk.\\xfe",
     )
-
-
-def _packed(items: list[bytes], count: int | None = None) -> bytes:
-    """``items`` (field, value, ...) packed as the export's script packs a hash."""
-    n = len(items) if count is None else count
-    return struct.pack(f">I{len(items)}I", n, *map(len, items)) + b"".join(items)
-
-
-def test_a_packed_hash_unpacks_field_by_field_and_a_damaged_one_is_refused() -> None:
-    fields = [b"body", b"\x00\xff{}", b"empty", b"", b"state", b"parked", b"state", b"acted"]
-    assert unpack_hash(_packed(fields)) == {
-        b"body": b"\x00\xff{}",
-        b"empty": b"",
-        b"state": b"acted",
-    }
-    for damaged in (
-        _packed(fields[:3], count=3),  # a field without its value
-        _packed(fields) + b"x",  # bytes after the last value
-        _packed(fields)[:-1],  # the last value cut short
-    ):
-        with pytest.raises(ValueError):
-            unpack_hash(damaged)
