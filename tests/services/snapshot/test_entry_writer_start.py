@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from services.links.endpoints import RedisSettings
-from services.snapshot.entries import EntrySource, EntryWriter
+from services.snapshot.entries import WORKER_NICENESS, EntrySource, EntryWriter
 from services.workbench.model import MessageRecord
 from services.workbench.store import ParkingStore
 from tests.helpers.snapshot_kit import DLQ, park_records
@@ -40,6 +40,10 @@ async def test_work_goes_to_the_workers_once_they_are_up(
         await writer.started()
         pid = writer.elsewhere(os.getpid)
         assert pid is not None and await pid != os.getpid()
+        # the workers give way to the exporting process (the console's GUI loop)
+        niceness = writer.elsewhere(os.nice, 0)
+        assert niceness is not None
+        assert await niceness == min(19, os.nice(0) + WORKER_NICENESS)
         # submit gives the lines of batches already finished (this one, if the worker
         # was quick), drain those still under way: one or the other has it. An id with
         # no entry (deleted since the index was read) is left out.
