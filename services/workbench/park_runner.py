@@ -141,8 +141,12 @@ class ParkingRunner:
             )
             try:
                 await link.connect()
-                self._clear(parker.dlq, "amqp")
-                return await parker.run(link, once=self.once)
+                # Cleared once consuming, not once connected: a queue that is missing
+                # (404) fails after the connection, and "parking again" would be logged
+                # and shown between every two of its reports.
+                return await parker.run(
+                    link, once=self.once, on_consuming=lambda: self._clear(parker.dlq, "amqp")
+                )
             except ParkingFailed:
                 raise
             except Exception as exc:

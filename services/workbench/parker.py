@@ -269,9 +269,13 @@ class Parker:
         self._stop.set()
         self._wakeup.set()
 
-    async def run(self, link: ParkLink, once: bool = False) -> ParkerStats:
+    async def run(
+        self, link: ParkLink, once: bool = False, on_consuming: Callable[[], None] | None = None
+    ) -> ParkerStats:
         """Consume the DLQ on a new channel of ``link`` until :meth:`request_stop` (or, with
         ``once``, until it is empty); the channel is closed when run() returns.
+        ``on_consuming`` is called once RabbitMQ has accepted the consumer (the queue
+        exists and may be read).
 
         Redis failures are held out (see the module docstring); after
         ``give_up_after_s`` of them :class:`ParkingFailed` is raised. AMQP
@@ -283,11 +287,13 @@ class Parker:
         """
         amqp = await link.consuming_channel()
         try:
-            return await self._run_on(amqp, once)
+            return await self._run_on(amqp, once, on_consuming)
         finally:
             await amqp.close()
 
-    async def _run_on(self, amqp: ParkChannel, once: bool) -> ParkerStats:
+    async def _run_on(
+        self, amqp: ParkChannel, once: bool, on_consuming: Callable[[], None] | None
+    ) -> ParkerStats:
         amqp.closed.add_done_callback(lambda _f: self._wakeup.set())
         self._buffer = []
         self._unacked = []
@@ -304,6 +310,8 @@ class Parker:
         self._last_delivery = time.monotonic()
         self._running = True
         await self._consume(amqp)
+        if on_consuming is not None:
+            on_consuming()
         try:
             while True:
                 if amqp.is_closed:
