@@ -7,6 +7,7 @@ aside)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,8 +64,16 @@ def make_app(amqp_url: str, work: str, dlx: str) -> tuple[Any, list[int], thread
 
 @contextmanager
 def worker(app: Any) -> Iterator[None]:
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
-        yield
+    """A Celery worker in this process; the root logger as it was afterwards (Celery's
+    log setup leaves it at ERROR, and a later test's WARNING records were never made)."""
+    root = logging.getLogger()
+    level, handlers = root.level, root.handlers[:]
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+            yield
+    finally:
+        root.setLevel(level)
+        root.handlers[:] = handlers
 
 
 async def wait_for(predicate: Any, timeout: float = 20.0) -> None:
