@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aio_pika
 import orjson
@@ -30,14 +28,6 @@ pytestmark = [
 N = 2000
 DELIVERY_LIMIT = 2
 """Two hand-backs of a message and RabbitMQ drops it: the old parker lost messages here."""
-
-
-@pytest.fixture
-async def private_redis(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path / "redis", "--appendonly", "yes", "--appendfsync", "always")
-    server.start()
-    yield server
-    server.kill()
 
 
 async def test_a_quorum_dlq_keeps_every_message_while_redis_dies_and_comes_back(

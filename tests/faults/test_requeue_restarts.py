@@ -25,14 +25,6 @@ pytestmark = [
 
 
 @pytest.fixture
-async def private_redis(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path / "redis", "--appendonly", "yes", "--appendfsync", "always")
-    server.start()
-    yield server
-    server.kill()
-
-
-@pytest.fixture
 async def private_rabbit(tmp_path: Path) -> AsyncIterator[PrivateRabbit]:
     node = PrivateRabbit(tmp_path / "rabbit")
     await asyncio.to_thread(node.start)

@@ -10,7 +10,6 @@ import io
 import random
 import time
 import zipfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import orjson
@@ -32,15 +31,6 @@ pytestmark = [
 
 N = 20_000
 WORKERS = 2
-
-
-@pytest.fixture
-async def private_redis(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
-    # every write on disk before it is acknowledged: the parked entries survive kill -9
-    server = PrivateRedis(tmp_path / "redis", "--appendonly", "yes", "--appendfsync", "always")
-    server.start()
-    yield server
-    server.kill()
 
 
 def _record(n: int) -> MessageRecord:
