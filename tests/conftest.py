@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
@@ -55,6 +56,28 @@ def _isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     for name in ("PAYOPS_CONFIG", "PAYOPS_PROFILE", "PAYOPS_AMQP_URL", "PAYOPS_REDIS_URL"):
         monkeypatch.delenv(name, raising=False)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """Put the logging set-up back after each test: the CLI's ``main`` and a Celery worker
+    set up logging for the process (a root handler on the test's captured stderr, closed
+    afterwards; the root at ERROR), which later tests would otherwise log through."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    states = {
+        name: (logger.level, logger.disabled)
+        for name, logger in logging.root.manager.loggerDict.items()
+        if isinstance(logger, logging.Logger)
+    }
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, logger in logging.root.manager.loggerDict.items():
+        if isinstance(logger, logging.Logger):
+            was_level, was_disabled = states.get(name, (logging.NOTSET, False))
+            logger.setLevel(was_level)
+            logger.disabled = was_disabled
 
 
 @pytest.fixture

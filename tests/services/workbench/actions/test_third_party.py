@@ -7,7 +7,6 @@ aside)."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -64,16 +63,10 @@ def make_app(amqp_url: str, work: str, dlx: str) -> tuple[Any, list[int], thread
 
 @contextmanager
 def worker(app: Any) -> Iterator[None]:
-    """A Celery worker in this process; the root logger as it was afterwards (Celery's
-    log setup leaves it at ERROR, and a later test's WARNING records were never made)."""
-    root = logging.getLogger()
-    level, handlers = root.level, root.handlers[:]
-    try:
-        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
-            yield
-    finally:
-        root.setLevel(level)
-        root.handlers[:] = handlers
+    """A Celery worker in this process (the logging it sets up is put back after the test
+    by ``tests/conftest.py``)."""
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+        yield
 
 
 async def wait_for(predicate: Any, timeout: float = 20.0) -> None:
