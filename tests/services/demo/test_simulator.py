@@ -486,7 +486,8 @@ async def test_cancelling_a_run_closes_everything_cleanly(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
     assert len(progress) >= 2
     assert 0 < progress[0].published < progress[1].published <= 125
-    assert progress[1].elapsed_s == pytest.approx(2.0, abs=0.3)
+    # Told once a second: not before one, then two seconds in (the cancel bounds it above).
+    assert progress[0].elapsed_s >= 0.99 and progress[1].elapsed_s >= 1.99
     # The workers' consumers are gone (the connection was closed).
     channel = await broker.channel()
     for name in broker.topology.queues:
