@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Sequence
 
 from services.alerts.model import Alert, AlertEvent
@@ -15,8 +14,7 @@ from services.flow.recorder import RecorderState
 from services.links.backoff import DEFAULT_BACKOFF_S
 from services.links.redis import RedisLink
 from services.links.status import LinkStatus
-
-log = logging.getLogger(__name__)
+from services.stopping import stop_tasks
 
 
 class LiveFlow:
@@ -116,7 +114,4 @@ class LiveFlow:
         redis_task, self._redis_task = self._redis_task, None
         await self.redis.close()
         if redis_task is not None:
-            redis_task.cancel()
-            results = await asyncio.gather(redis_task, return_exceptions=True)
-            if isinstance(results[0], Exception):
-                log.error("the Redis link ended with an error", exc_info=results[0])
+            await stop_tasks([redis_task], "the Redis link")

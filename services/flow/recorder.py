@@ -84,6 +84,7 @@ from services.links.redis_client import make_redis_client
 from services.links.tls import describe_tls_error
 from services.links.urls import scrub, url_password
 from services.outcomes.tracker import OutcomeTracker
+from services.stopping import stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -292,9 +293,7 @@ class FlowRecorder:
             try:
                 await self._stop.wait()
             finally:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await stop_tasks(tasks, "history")
             if self._record:
                 try:
                     await asyncio.wait_for(self._finish(), FINISH_TIMEOUT_S)
