@@ -82,6 +82,8 @@ from tests.benchmarks.snapshot_data import (
 from tests.benchmarks.snapshot_measure import LoopLag, PhaseResult, ProcessCpu, RssSampler
 
 TARGET_MEMORY_RATIO = 0.25
+REFERENCE_FILE = "reference.jsonl"
+"""The plain dump's output, in the work directory."""
 TARGET_TIME_RATIO = 3.0
 TARGET_LAG_MS = 100.0
 MIB = 1 << 20
@@ -95,7 +97,7 @@ async def _dump(plan: Plan) -> PhaseResult:
     """The reference: every record of the range as a JSON line, nothing else."""
     client = aioredis.from_url(plan.redis_url)
     await client.ping()
-    out = Path(plan.workdir) / "reference.jsonl"
+    out = Path(plan.workdir) / REFERENCE_FILE
     base = f"{plan.prefix}:{{{DLQ}}}"
     from_ms, to_ms = plan.from_s * 1000, plan.to_s * 1000
     sampler = RssSampler()
@@ -308,6 +310,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         )
 
         reference = await in_fresh_process(reference_phase, plan)
+        (Path(plan.workdir) / REFERENCE_FILE).unlink()  # the run after writes a new file too
         print(
             f"reference: plain dump (HMGET history, ZRANGE + pipelined HGETALL, XRANGE)"
             f" {reference.entries:,} entries in {reference.wall_s:.2f} s"
