@@ -85,6 +85,7 @@ from typing import Any, Final
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError
 
 from services.alerts.new_groups import NewFailureGroups
+from services.collector import RelaxedWhileBusy
 from services.config import FieldPaths
 from services.links.backoff import Backoff
 from services.links.pika_frames import Delivery
@@ -312,8 +313,10 @@ class Parker:
         await self._consume(amqp)
         if on_consuming is not None:
             on_consuming()
+        collector = RelaxedWhileBusy()  # relaxed while there is a backlog to park
         try:
             while True:
+                collector.busy(bool(self._buffer))
                 if amqp.is_closed:
                     raise amqp.error(f"consuming {self.dlq}")
                 if self._rechecks:
@@ -347,6 +350,7 @@ class Parker:
                 await self._give_back(amqp)
             raise
         finally:
+            collector.busy(False)
             self._running = False
             self._report()
         return self.stats

@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Final, TypeVar, cast
 
 from redis.exceptions import RedisError
@@ -50,35 +49,6 @@ ALERT_CHECK_S: Final = 1.0
 MIN_JUDGED: Final = 10
 """The failure share pauses a job only once this many of its entries (or its canary)
 have an outcome."""
-RUN_GC_THRESHOLD: Final = 25_000
-"""The collector's first threshold while a job runs (CPython's default is 700)."""
-
-_relaxed: dict[str, tuple[int, ...]] = {}
-"""While jobs run: ``saved``, the thresholds to restore, and ``runs``, how many run."""
-
-
-@contextlib.contextmanager
-def relaxed_collector() -> Iterator[None]:
-    """While a job runs, the cyclic collector looks at young objects every
-    :data:`RUN_GC_THRESHOLD` allocations instead of 700, so that its full passes - each a
-    walk over every object of the process, the job's selection included (about 110 ms
-    for 30,000 entries on the development machine) - come about 35 times less often:
-    measured, they were 15 of a bulk requeue's 48 µs of CPU per entry. Nothing changes
-    for what is freed by reference counting (almost all a job makes); cycles wait a
-    little longer. The thresholds come back when the last running job ends."""
-    if not _relaxed:
-        saved = gc.get_threshold()
-        _relaxed["saved"] = saved
-        gc.set_threshold(max(RUN_GC_THRESHOLD, saved[0]), *saved[1:])
-    _relaxed["runs"] = (_relaxed.get("runs", (0,))[0] + 1,)
-    try:
-        yield
-    finally:
-        runs = _relaxed["runs"][0] - 1
-        _relaxed["runs"] = (runs,)
-        if runs == 0:
-            gc.set_threshold(*_relaxed.pop("saved"))
-            _relaxed.clear()
 
 
 class JobControl:

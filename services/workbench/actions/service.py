@@ -55,13 +55,14 @@ from typing import Final
 
 from redis.exceptions import RedisError
 
+from services.collector import relaxed_collector
 from services.config import Profile
 from services.links.redis_client import through_failover
 from services.masking.json import dumps_compact, loads_exact, mask_json, mask_sensitive_text
 from services.outcomes.tracker import OutcomeTracker
 from services.stopping import stop_tasks
 from services.workbench.actions.gate import FinalLookup, ReplayGate
-from services.workbench.actions.job_control import JobControl, attend, relaxed_collector
+from services.workbench.actions.job_control import JobControl, attend
 from services.workbench.actions.jobs import JobState, JobStore, LiveCounts, Pace, runner_token
 from services.workbench.actions.ledger import ActionLedger, now_ms
 from services.workbench.actions.names import Action

@@ -581,3 +581,29 @@ async def test_a_missing_queue_is_an_error(broker: Broker, store: ParkingStore) 
         with pytest.raises(ChannelClosed) as closed:
             await Parker(store, broker.prefix + "nope", FIELDS).run(link, once=True)
         assert closed.value.code == 404
+
+
+async def test_the_collector_is_relaxed_while_a_backlog_is_parked_and_restored_when_idle(
+    broker: Broker, store: ParkingStore
+) -> None:
+    import gc
+
+    from services.collector import BULK_GC_THRESHOLD
+
+    dlq = await broker.queue("dlq")
+    await publish_many(broker, dlq.name, 600)
+    await broker.wait_depth(dlq.name, 600)
+    before = gc.get_threshold()
+    seen: set[int] = set()
+    parker = Parker(store, dlq.name, FIELDS, batch_size=50)
+    async with park_link(broker.amqp_url) as link:
+        task = asyncio.create_task(parker.run(link))
+        while parker.stats.acked < 600:
+            seen.add(gc.get_threshold()[0])
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.2)  # the backlog parked: the parker idles
+        idle = gc.get_threshold()
+        parker.request_stop()
+        await asyncio.wait_for(task, 10)
+    assert max(BULK_GC_THRESHOLD, before[0]) in seen
+    assert idle == before and gc.get_threshold() == before

@@ -6,7 +6,6 @@ real RabbitMQ and Redis."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import pytest
 
@@ -62,20 +61,3 @@ async def test_a_stop_ends_a_paused_job_and_one_waiting_for_its_canary(
     report = await asyncio.wait_for(job, 8)
     assert report.stopped and report.succeeded == 2
     assert await broker.depth(flow.work) == sent + 2  # nothing after the canary
-
-
-def test_the_collector_is_relaxed_while_jobs_run_and_restored_after_the_last() -> None:
-    import gc
-
-    from services.workbench.actions.job_control import RUN_GC_THRESHOLD, relaxed_collector
-
-    before = gc.get_threshold()
-    with relaxed_collector():
-        assert gc.get_threshold()[0] == max(RUN_GC_THRESHOLD, before[0])
-        with relaxed_collector():  # a second job at once
-            assert gc.get_threshold()[0] == max(RUN_GC_THRESHOLD, before[0])
-        assert gc.get_threshold()[0] == max(RUN_GC_THRESHOLD, before[0])
-    assert gc.get_threshold() == before
-    with contextlib.suppress(RuntimeError), relaxed_collector():
-        raise RuntimeError("a job that fails")
-    assert gc.get_threshold() == before
